@@ -1,0 +1,230 @@
+//! Every command-line type of clawsess, so the whole interface reads on one screen.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// One Claude Code conversation, many surfaces.
+///
+/// Attach a terminal's Claude Code session to chat bots and scripts, keep one durable
+/// session per chat or thread, and never let two surfaces answer one session at once.
+#[derive(Debug, Parser)]
+#[command(
+    name = "clawsess",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Attach a surface key (or, without --key, every key) to a session
+    Attach(Attach),
+    /// Remove a key's attachment (or the global one)
+    Detach(Detach),
+    /// Print the session a key resolves to
+    Current(Current),
+    /// List recorded sessions, most recently active first
+    List(List),
+    /// Show the last messages of a session
+    Show(Show),
+    /// Give a session a stable name
+    Name(NameCmd),
+    /// Run one turn of a key's session through `claude -p`
+    Run(Run),
+    /// Drop a key's own session and attachment (thread deleted or archived)
+    Forget(Forget),
+    /// Record sessions from Claude Code's transcript store that the hook never saw
+    Import(Import),
+    /// Drop records whose transcript is gone
+    Prune(Prune),
+    /// Hook clawsess into Claude Code (settings.json hooks and /attach, /detach, /sessions)
+    Install(Install),
+    /// Remove exactly what `install` added
+    Uninstall(Install),
+    /// Check the installation and the state dir
+    Doctor(Doctor),
+    /// Print shell completions
+    Completions(Completions),
+    /// Print the man page (roff)
+    Man(Man),
+    /// Claude Code hooks (called by Claude Code, reading the hook JSON on stdin)
+    #[command(subcommand)]
+    Hook(Hook),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Hook {
+    /// SessionStart: record the session
+    SessionStart,
+    /// UserPromptSubmit: mark the terminal busy, refuse while a bot's turn runs, catch up
+    PromptSubmit,
+    /// Stop: the terminal's turn is over
+    Stop,
+    /// SessionEnd: the terminal is gone
+    SessionEnd,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArg {
+    /// Surface key, such as telegram:123456 [default: default]
+    #[arg(long, short)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Attach {
+    /// Session id, unique id prefix (4+ chars) or name [default: this Claude Code session,
+    /// else the most recent one a person started]
+    pub session: Option<String>,
+    /// Attach only this key; without it the attachment is global
+    #[arg(long, short)]
+    pub key: Option<String>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Detach {
+    /// Detach only this key; without it the global attachment goes
+    #[arg(long, short)]
+    pub key: Option<String>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Current {
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// Print one JSON object: session_id, key, via
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct List {
+    /// Print a JSON array
+    #[arg(long)]
+    pub json: bool,
+    /// Show at most N sessions
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct Show {
+    /// Session id, unique id prefix or name
+    pub session: String,
+    /// How many messages
+    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
+    pub n: usize,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NameCmd {
+    /// Session id, unique id prefix or current name
+    pub session: String,
+    /// The new name
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Run {
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// Use this session (id, prefix or name) instead of the key's
+    #[arg(long, short, conflicts_with = "new")]
+    pub session: Option<String>,
+    /// Start a new session and make it the key's own
+    #[arg(long)]
+    pub new: bool,
+    /// Working directory of a new session [default: the current dir]
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Seconds to wait while another surface answers the session; 0 fails at once
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub wait: f64,
+    /// Start a new own session when the key's session has been idle longer than this
+    /// (e.g. 30m, 12h, 7d)
+    #[arg(long, value_name = "DURATION", env = "CLAWSESS_IDLE_RESET")]
+    pub idle_reset: Option<String>,
+    /// Print one JSON object with session_id, key, result, is_error and claude's fields
+    #[arg(long)]
+    pub json: bool,
+    /// Pass one argument on to claude (repeatable: -A --model -A opus)
+    #[arg(
+        short = 'A',
+        long = "claude-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true
+    )]
+    pub claude_args: Vec<String>,
+    /// The claude executable [env: CLAWSESS_CLAUDE; default: claude on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub claude: Option<PathBuf>,
+    /// The prompt [default: read from stdin]; after `--` every word is text
+    #[arg(trailing_var_arg = true, value_name = "PROMPT")]
+    pub prompt: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Forget {
+    /// The key to forget
+    #[arg(long, short)]
+    pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Import {
+    /// Claude Code's config dir [default: $CLAUDE_CONFIG_DIR, else ~/.claude]
+    #[arg(long, value_name = "DIR")]
+    pub claude_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Prune {
+    /// Say what would go, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Install {
+    /// Claude Code's config dir [default: $CLAUDE_CONFIG_DIR, else ~/.claude]
+    #[arg(long, value_name = "DIR")]
+    pub claude_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Doctor {
+    /// Claude Code's config dir [default: $CLAUDE_CONFIG_DIR, else ~/.claude]
+    #[arg(long, value_name = "DIR")]
+    pub claude_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Completions {
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct Man {}

@@ -1,0 +1,99 @@
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use super::{Run, print_json};
+use crate::cli::Attach;
+use crate::exit;
+use crate::ident::{Key, SessionId};
+use crate::resolve::{find_session, most_recent_person_session};
+use crate::store::{Attachment, COMMAND_LOCK_WAIT, KeyState, SessionRecord, Store, now_ms};
+use crate::sys::{one_line, tilde};
+use crate::transcript;
+
+impl Run for Attach {
+    fn run(&self) -> Result<u8> {
+        let key = self.key.as_deref().map(Key::parse).transpose()?;
+        let store = Store::open()?;
+        let id = match &self.session {
+            Some(arg) => find_session(&store, arg)?,
+            None => default_session(&store)?,
+        };
+        let rec = store
+            .session(&id)?
+            .with_context(|| format!("session {id} is not recorded"))?;
+        let tx = store.lock(COMMAND_LOCK_WAIT)?;
+        let attachment = Attachment {
+            session: id.clone(),
+            at: now_ms(),
+        };
+        match &key {
+            Some(key) => {
+                let mut state = tx
+                    .key_state(key)?
+                    .unwrap_or_else(|| KeyState::new(key.clone()));
+                state.attached = Some(attachment);
+                tx.put_key_state(&state)?;
+            }
+            None => tx.set_global(Some(attachment))?,
+        }
+        drop(tx);
+        report(&rec, key.as_ref(), self.json)?;
+        Ok(exit::OK)
+    }
+}
+
+/// This Claude Code session (so `/attach` inside Claude Code is race-free), else the most
+/// recent session a person started.
+fn default_session(store: &Store) -> Result<SessionId> {
+    for var in ["CLAUDE_CODE_SESSION_ID", "CLAWSESS_SESSION_ID"] {
+        if let Some(value) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+            let id = SessionId::parse(&value).with_context(|| format!("${var}"))?;
+            if store.session(&id)?.is_none() {
+                bail!(
+                    "this Claude Code session ({id}, from ${var}) is not recorded: \
+                     is the hook installed? Run `clawsess install`, then start a new session"
+                );
+            }
+            return Ok(id);
+        }
+    }
+    most_recent_person_session(store)?.context(
+        "no session to attach: start Claude Code (with the hook installed: `clawsess install`), \
+         or name one: clawsess attach SESSION",
+    )
+}
+
+fn report(rec: &SessionRecord, key: Option<&Key>, json: bool) -> Result<()> {
+    let topic = transcript::last_topic(&rec.transcript);
+    if json {
+        let topic = topic.as_ref().ok();
+        return print_json(&json!({
+            "session_id": rec.id,
+            "key": key,
+            "global": key.is_none(),
+            "name": rec.name,
+            "cwd": rec.cwd,
+            "last_prompt": topic.and_then(|t| t.prompt.as_ref()).map(|m| &m.text),
+            "last_reply": topic.and_then(|t| t.reply.as_ref()).map(|m| &m.text),
+        }));
+    }
+    let who = key.map_or("every key (global)".to_owned(), |k| k.to_string());
+    let name = rec
+        .name
+        .as_ref()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    println!("Attached {who} to session {}{name}", rec.id);
+    println!("  cwd:        {}", tilde(&rec.cwd));
+    match topic {
+        Ok(t) => {
+            let line = |m: Option<&transcript::Message>| {
+                m.map_or("-".to_owned(), |m| one_line(&m.text, 100))
+            };
+            println!("  last prompt: {}", line(t.prompt.as_ref()));
+            println!("  last reply:  {}", line(t.reply.as_ref()));
+        }
+        Err(_) => println!("  (no transcript yet at {})", tilde(&rec.transcript)),
+    }
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! `doctor`: one line per check, exit 1 if any fails.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use super::Run;
+use super::install::{COMMANDS, HOOK_ARGS, is_our_command};
+use crate::claude;
+use crate::cli::Doctor;
+use crate::exit;
+use crate::store::{Store, now_ms, parse_json};
+
+#[derive(PartialEq)]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn line(&mut self, level: Level, what: &str, detail: impl AsRef<str>) {
+        let tag = match level {
+            Level::Ok => "ok  ",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        };
+        self.failed |= level == Level::Fail;
+        println!("{tag} {what}: {}", detail.as_ref());
+    }
+}
+
+impl Run for Doctor {
+    fn run(&self) -> Result<u8> {
+        let mut r = Report { failed: false };
+        match which::which("clawsess") {
+            Ok(path) => r.line(Level::Ok, "binary on PATH", path.display().to_string()),
+            Err(_) => r.line(
+                Level::Fail,
+                "binary on PATH",
+                "clawsess is not on PATH; run ./install.sh or add ~/.cargo/bin to PATH",
+            ),
+        }
+        match claude::find_claude(None) {
+            Ok(path) => r.line(Level::Ok, "claude found", path.display().to_string()),
+            Err(err) => r.line(Level::Fail, "claude found", format!("{err:#}")),
+        }
+        let config = claude::config_dir(self.claude_dir.as_deref())?;
+        check_hooks(&mut r, &config);
+        check_commands(&mut r, &config);
+        let store = Store::open()?;
+        check_state(&mut r, &store);
+        check_retention(&mut r, &store, &config);
+        Ok(if r.failed { exit::FAILURE } else { exit::OK })
+    }
+}
+
+fn check_hooks(r: &mut Report, config: &Path) {
+    let path = config.join("settings.json");
+    let settings = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str::<Value>(&text),
+        Err(_) => {
+            return r.line(
+                Level::Fail,
+                "hooks installed",
+                format!("no {}; run `clawsess install`", path.display()),
+            );
+        }
+    };
+    let Ok(settings) = settings else {
+        return r.line(
+            Level::Fail,
+            "hooks installed",
+            format!(
+                "{} does not parse; fix it, then `clawsess install`",
+                path.display()
+            ),
+        );
+    };
+    let commands: Vec<&str> = settings
+        .pointer("/hooks")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|events| events.values())
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|group| group.get("hooks").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|h| h.get("command").and_then(Value::as_str))
+        .filter(|c| is_our_command(c))
+        .collect();
+    let missing: Vec<&str> = HOOK_ARGS
+        .iter()
+        .copied()
+        .filter(|arg| !commands.iter().any(|c| c.trim_end().ends_with(arg)))
+        .collect();
+    if !missing.is_empty() {
+        return r.line(
+            Level::Fail,
+            "hooks installed",
+            format!(
+                "missing {} in {}; run `clawsess install`",
+                missing.join(", "),
+                path.display()
+            ),
+        );
+    }
+    let stale: Vec<&&str> = commands
+        .iter()
+        .filter(|c| !binary_of(c).is_file())
+        .collect();
+    if stale.is_empty() {
+        r.line(Level::Ok, "hooks installed", path.display().to_string());
+    } else {
+        r.line(
+            Level::Fail,
+            "hooks installed",
+            format!(
+                "{} names a binary that is gone; run `clawsess install` again",
+                stale[0]
+            ),
+        );
+    }
+}
+
+/// The binary a hook command runs (its first word, unquoted).
+fn binary_of(command: &str) -> std::path::PathBuf {
+    let command = command.trim();
+    match command.strip_prefix('\'') {
+        Some(rest) => rest
+            .split("' ")
+            .next()
+            .unwrap_or(rest)
+            .replace(r"'\''", "'")
+            .into(),
+        None => command.split(' ').next().unwrap_or(command).into(),
+    }
+}
+
+fn check_commands(r: &mut Report, config: &Path) {
+    let dir = config.join("commands");
+    let missing: Vec<&str> = COMMANDS
+        .iter()
+        .map(|(f, _)| *f)
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
+    if missing.is_empty() {
+        r.line(Level::Ok, "slash commands", "/attach, /detach, /sessions");
+    } else {
+        r.line(
+            Level::Warn,
+            "slash commands",
+            format!(
+                "missing {} in {}; run `clawsess install`",
+                missing.join(", "),
+                dir.display()
+            ),
+        );
+    }
+}
+
+fn check_state(r: &mut Report, store: &Store) {
+    let dir = store.dir();
+    if !dir.exists() {
+        return r.line(
+            Level::Ok,
+            "state dir",
+            format!("{} (not created yet)", dir.display()),
+        );
+    }
+    let mode = std::fs::metadata(dir)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0);
+    if mode & 0o077 != 0 {
+        r.line(
+            Level::Warn,
+            "state dir private",
+            format!("{} is {mode:o}; run chmod 700 on it", dir.display()),
+        );
+    }
+    if on_nfs(dir) {
+        r.line(
+            Level::Warn,
+            "state dir filesystem",
+            "NFS: advisory locks may not work there; set CLAWSESS_HOME to a local dir",
+        );
+    }
+    let mut files = vec![dir.join("global.json"), dir.join("recent.json")];
+    for sub in store.subdirs() {
+        if let Ok(entries) = std::fs::read_dir(&sub) {
+            files.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "json")),
+            );
+        }
+    }
+    let mut broken = Vec::new();
+    for path in &files {
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
+        if let Err(err) = parse_json::<Value>(path, &bytes) {
+            broken.push(format!("{err:#}"));
+        }
+    }
+    if broken.is_empty() {
+        r.line(
+            Level::Ok,
+            "state dir",
+            format!("{} ({} files parse)", dir.display(), files.len()),
+        );
+    } else {
+        for err in &broken {
+            r.line(Level::Fail, "state file", err);
+        }
+        r.line(
+            Level::Fail,
+            "state dir",
+            "to recover, move each broken file aside (mv FILE FILE.broken): clawsess then treats it as \
+             absent (a session record comes back at its next start, or with `clawsess import`); \
+             a file from a newer clawsess needs that newer version",
+        );
+    }
+    match store.lock(std::time::Duration::from_secs(2)) {
+        Ok(_) => {}
+        Err(err) => r.line(Level::Fail, "state lock", format!("{err:#}")),
+    }
+}
+
+fn on_nfs(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a zeroed statfs to fill.
+    let rc = unsafe { libc::statfs(path.as_ptr(), &mut stat) };
+    const NFS_SUPER_MAGIC: i64 = 0x6969;
+    rc == 0 && stat.f_type as i64 == NFS_SUPER_MAGIC
+}
+
+/// Named or attached sessions that Claude Code's cleanup will delete soon.
+fn check_retention(r: &mut Report, store: &Store, config: &Path) {
+    let days = std::fs::read_to_string(config.join("settings.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|s| s.get("cleanupPeriodDays").and_then(Value::as_u64))
+        .unwrap_or(30);
+    let Ok((records, _)) = store.sessions() else {
+        return;
+    };
+    let mut kept: Vec<_> = store
+        .key_states()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|k| k.attached.map(|a| a.session))
+        .collect();
+    kept.extend(store.global().ok().flatten().map(|a| a.session));
+    let limit = days * 86_400_000;
+    let old: Vec<String> = records
+        .iter()
+        .filter(|r| r.name.is_some() || kept.contains(&r.id))
+        .filter(|r| now_ms().saturating_sub(r.last_seen) > limit.saturating_sub(86_400_000 * 3))
+        .map(|r| {
+            r.name
+                .as_ref()
+                .map_or_else(|| r.id.short().to_owned(), |n| n.to_string())
+        })
+        .collect();
+    if old.is_empty() {
+        r.line(
+            Level::Ok,
+            "retention",
+            format!("no named or attached session near cleanupPeriodDays ({days})"),
+        );
+    } else {
+        r.line(
+            Level::Warn,
+            "retention",
+            format!(
+                "{} idle for nearly or over {days} days: Claude Code deletes such transcripts; \
+                 raise cleanupPeriodDays in settings.json to keep them",
+                old.join(", ")
+            ),
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! The Claude Code hooks. A hook never breaks Claude Code: whatever goes wrong is one line
+//! on stderr and exit 0; only prompt-submit's deliberate refusal exits 2.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use super::Run;
+use crate::claude;
+use crate::cli::Hook;
+use crate::exit;
+use crate::ident::SessionId;
+use crate::store::{FORMAT, HOOK_LOCK_WAIT, SessionRecord, Starter, Store, now_ms};
+use crate::turn::{self, TerminalTurn};
+
+/// Largest hook input read; Claude Code's are a few hundred bytes plus the prompt.
+const MAX_INPUT: usize = 4 * 1024 * 1024;
+/// How long a hook waits for its input before giving up.
+const INPUT_WAIT: Duration = Duration::from_secs(2);
+
+/// The hook JSON exactly as Claude Code sends it; unknown fields are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct HookInput {
+    pub session_id: Option<String>,
+    pub transcript_path: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    pub source: Option<String>,
+    pub session_title: Option<String>,
+}
+
+impl Run for Hook {
+    fn run(&self) -> Result<u8> {
+        let name = match self {
+            Hook::SessionStart => "session-start",
+            Hook::PromptSubmit => "prompt-submit",
+            Hook::Stop => "stop",
+            Hook::SessionEnd => "session-end",
+        };
+        match self.handle() {
+            Ok(code) => Ok(code),
+            Err(err) => {
+                let text = format!("{err:#}").replace('\n', " ");
+                let _ = writeln!(std::io::stderr(), "clawsess hook {name}: {text}");
+                Ok(exit::OK)
+            }
+        }
+    }
+}
+
+impl Hook {
+    fn handle(&self) -> Result<u8> {
+        let Some(input) = read_input()? else {
+            return Ok(exit::OK);
+        };
+        let id = SessionId::parse(
+            input
+                .session_id
+                .as_deref()
+                .context("hook input has no session_id")?,
+        )?;
+        let store = Store::open()?;
+        let pid = claude_pid();
+        match self {
+            Hook::SessionStart => session_start(&store, &id, &input, pid),
+            Hook::PromptSubmit => prompt_submit(&store, &id, pid),
+            Hook::Stop => turn::end_terminal_turn(&store, &id, pid).map(|()| exit::OK),
+            Hook::SessionEnd => session_end(&store, &id, pid),
+        }
+    }
+}
+
+/// Reads the hook JSON from stdin, bounded in size and time. `None`: empty input.
+fn read_input() -> Result<Option<HookInput>> {
+    let bytes = read_stdin_bounded(MAX_INPUT, INPUT_WAIT)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let input =
+        serde_json::from_slice(&bytes).context("hook input is not the JSON Claude Code sends")?;
+    Ok(Some(input))
+}
+
+fn read_stdin_bounded(max: usize, wait: Duration) -> Result<Vec<u8>> {
+    let deadline = Instant::now() + wait;
+    let mut stdin = std::io::stdin().lock();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds = libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready =
+            unsafe { libc::poll(&mut fds, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if ready == 0 {
+            bail!("no hook input within {} s", wait.as_secs());
+        }
+        if ready < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err).context("could not read the hook input");
+        }
+        let n = match stdin.read(&mut buf) {
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err).context("could not read the hook input"),
+        };
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > max {
+            bail!(
+                "hook input is larger than {} MiB; ignored",
+                max / (1024 * 1024)
+            );
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The `claude` process the hook belongs to.
+fn claude_pid() -> Option<u32> {
+    std::env::var("CLAUDE_PID")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&p| p > 0)
+}
+
+fn session_start(store: &Store, id: &SessionId, input: &HookInput, pid: Option<u32>) -> Result<u8> {
+    let cwd = input.cwd.clone().context("hook input has no cwd")?;
+    if !cwd.is_absolute() {
+        bail!("hook input cwd {} is not absolute", cwd.display());
+    }
+    let transcript = match &input.transcript_path {
+        Some(path) if path.is_absolute() => path.clone(),
+        _ => claude::transcript_path(&claude::config_dir(None)?, &cwd, id.as_str()),
+    };
+    let by_run = turn::run_child_of(store, id).is_some();
+    let now = now_ms();
+    let tx = store.lock(HOOK_LOCK_WAIT)?;
+    let rec = match tx.session(id)? {
+        Some(mut rec) => {
+            rec.cwd = cwd;
+            rec.transcript = transcript;
+            rec.last_seen = now;
+            if !by_run {
+                rec.terminal_pid = pid;
+            }
+            rec
+        }
+        None => SessionRecord {
+            v: FORMAT,
+            id: id.clone(),
+            cwd,
+            transcript,
+            source: String::new(),
+            started_by: if by_run {
+                Starter::Run
+            } else {
+                Starter::Person
+            },
+            first_seen: now,
+            last_seen: now,
+            name: None,
+            run_turns: 0,
+            title: None,
+            terminal_pid: if by_run { None } else { pid },
+        },
+    };
+    let rec = SessionRecord {
+        source: input.source.clone().unwrap_or_else(|| "startup".into()),
+        title: input.session_title.clone().or(rec.title.clone()),
+        ..rec
+    };
+    tx.put_session(&rec)?;
+    if !by_run {
+        tx.push_recent(id, now, rec.started_by)?;
+    }
+    drop(tx);
+    if !by_run && let Some(pid) = pid {
+        turn::mark_seen(store, id, pid)?;
+    }
+    if let Some(env_file) = std::env::var_os("CLAUDE_ENV_FILE").filter(|f| !f.is_empty()) {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&env_file)
+            .with_context(|| {
+                format!(
+                    "could not open CLAUDE_ENV_FILE {}",
+                    PathBuf::from(&env_file).display()
+                )
+            })?;
+        writeln!(file, "export CLAWSESS_SESSION_ID={id}")
+            .context("could not write CLAUDE_ENV_FILE")?;
+    }
+    Ok(exit::OK)
+}
+
+fn prompt_submit(store: &Store, id: &SessionId, pid: Option<u32>) -> Result<u8> {
+    if turn::run_child_of(store, id).is_some() {
+        return Ok(exit::OK); // run's own child: its turn is the run's, already locked
+    }
+    if let TerminalTurn::Refused(why) = turn::start_terminal_turn(store, id, pid)? {
+        let _ = writeln!(std::io::stderr(), "{why}");
+        return Ok(exit::BLOCK);
+    }
+    touch(store, id)?;
+    if let Some(text) = turn::catch_up(store, id, pid.unwrap_or(0))? {
+        let out = serde_json::json!({
+            "hookSpecificOutput": { "hookEventName": "UserPromptSubmit", "additionalContext": text }
+        });
+        println!("{out}");
+    }
+    Ok(exit::OK)
+}
+
+/// Notes terminal activity on the record, at most once a minute (a store write per prompt
+/// would cost more than the information is worth).
+fn touch(store: &Store, id: &SessionId) -> Result<()> {
+    let now = now_ms();
+    match store.session(id)? {
+        Some(rec) if now.saturating_sub(rec.last_seen) < 60_000 => return Ok(()),
+        None => return Ok(()),
+        Some(_) => {}
+    }
+    let tx = store.lock(HOOK_LOCK_WAIT)?;
+    if let Some(mut rec) = tx.session(id)? {
+        rec.last_seen = now;
+        tx.put_session(&rec)?;
+    }
+    Ok(())
+}
+
+fn session_end(store: &Store, id: &SessionId, pid: Option<u32>) -> Result<u8> {
+    if turn::run_child_of(store, id).is_some() {
+        return Ok(exit::OK);
+    }
+    turn::end_terminal_turn(store, id, pid)?;
+    let Some(rec) = store.session(id)? else {
+        return Ok(exit::OK);
+    };
+    if rec.terminal_pid.is_some() && rec.terminal_pid == pid {
+        let tx = store.lock(HOOK_LOCK_WAIT)?;
+        if let Some(mut rec) = tx.session(id)? {
+            rec.terminal_pid = None;
+            rec.last_seen = now_ms();
+            tx.put_session(&rec)?;
+        }
+    }
+    Ok(exit::OK)
+}

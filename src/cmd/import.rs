@@ -1,0 +1,125 @@
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::Run;
+use crate::claude;
+use crate::cli::Import;
+use crate::exit;
+use crate::ident::SessionId;
+use crate::store::{COMMAND_LOCK_WAIT, FORMAT, SessionRecord, Starter, Store, now_ms};
+
+/// How much of a transcript's head is read to find its cwd.
+const HEAD_BYTES: u64 = 256 * 1024;
+
+impl Run for Import {
+    fn run(&self) -> Result<u8> {
+        let config = claude::config_dir(self.claude_dir.as_deref())?;
+        let projects = config.join("projects");
+        let store = Store::open()?;
+        let mut found = Vec::new();
+        let dirs = match std::fs::read_dir(&projects) {
+            Ok(dirs) => dirs,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                println!(
+                    "no transcripts at {}; nothing to import",
+                    projects.display()
+                );
+                return Ok(exit::OK);
+            }
+            Err(err) => {
+                return Err(err).with_context(|| format!("could not read {}", projects.display()));
+            }
+        };
+        for dir in dirs.flatten() {
+            let Ok(files) = std::fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let path = file.path();
+                let Some(id) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".jsonl"))
+                    .and_then(|stem| SessionId::parse(stem).ok())
+                else {
+                    continue;
+                };
+                found.push((id, path));
+            }
+        }
+        let total = found.len();
+        let mut imported = 0;
+        let mut unreadable = 0;
+        let tx = store.lock(COMMAND_LOCK_WAIT)?;
+        for (id, path) in found {
+            if tx.session(&id)?.is_some() {
+                continue;
+            }
+            let Some((cwd, first)) = read_head(&path) else {
+                unreadable += 1;
+                continue;
+            };
+            let modified = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or_else(now_ms, |d| d.as_millis() as u64);
+            tx.put_session(&SessionRecord {
+                v: FORMAT,
+                id,
+                cwd,
+                transcript: path,
+                source: "import".into(),
+                started_by: Starter::Import,
+                first_seen: first.unwrap_or(modified).min(modified),
+                last_seen: modified,
+                name: None,
+                run_turns: 0,
+                title: None,
+                terminal_pid: None,
+            })?;
+            imported += 1;
+        }
+        drop(tx);
+        println!(
+            "imported {imported} sessions from {} ({} already recorded{})",
+            projects.display(),
+            total - imported - unreadable,
+            if unreadable > 0 {
+                format!(", {unreadable} without a cwd skipped")
+            } else {
+                String::new()
+            }
+        );
+        Ok(exit::OK)
+    }
+}
+
+/// The cwd and the first timestamp (Unix ms) of a transcript, from its first lines.
+fn read_head(path: &Path) -> Option<(PathBuf, Option<u64>)> {
+    let file = File::open(path).ok()?;
+    let reader = BufReader::new(file.take(HEAD_BYTES));
+    let mut first = None;
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if first.is_none() {
+            first = value
+                .get("timestamp")
+                .and_then(|t| t.as_str())
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map(|t| t.as_millisecond() as u64);
+        }
+        if let Some(cwd) = value.get("cwd").and_then(|c| c.as_str()).map(PathBuf::from)
+            && cwd.is_absolute()
+        {
+            return Some((cwd, first));
+        }
+    }
+    None
+}

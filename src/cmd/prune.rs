@@ -1,0 +1,109 @@
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+
+use super::Run;
+use crate::cli::Prune;
+use crate::exit;
+use crate::ident::SessionId;
+use crate::store::{COMMAND_LOCK_WAIT, Store, TMP_SUFFIX};
+
+/// Temp files older than this belong to a writer that died.
+const STALE_TMP: Duration = Duration::from_secs(60);
+
+impl Run for Prune {
+    fn run(&self) -> Result<u8> {
+        let store = Store::open()?;
+        let tx = store.lock(COMMAND_LOCK_WAIT)?;
+        let (records, broken) = tx.sessions()?;
+        for err in &broken {
+            eprintln!("clawsess: skipped {err:#}");
+        }
+        let gone: Vec<SessionId> = records
+            .iter()
+            .filter(|r| !r.transcript.exists())
+            .map(|r| r.id.clone())
+            .collect();
+        let verb = if self.dry_run {
+            "would drop"
+        } else {
+            "dropped"
+        };
+        for rec in records.iter().filter(|r| gone.contains(&r.id)) {
+            let name = rec
+                .name
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            println!("{verb} {}{name}: transcript gone", rec.id.short());
+        }
+        if self.dry_run {
+            println!("{} of {} sessions would go", gone.len(), records.len());
+            return Ok(exit::OK);
+        }
+        for rec in records.iter().filter(|r| gone.contains(&r.id)) {
+            if let Some(name) = &rec.name {
+                tx.remove_name(name)?;
+            }
+            tx.remove_session(&rec.id)?;
+            tx.remove_recent(&rec.id)?;
+            tx.clear_busy(&rec.id)?;
+        }
+        let mut keys = 0;
+        for mut state in tx.key_states()? {
+            let attached_gone = state
+                .attached
+                .as_ref()
+                .is_some_and(|a| gone.contains(&a.session));
+            let own_gone = state.own.as_ref().is_some_and(|s| gone.contains(s));
+            if attached_gone {
+                state.attached = None;
+            }
+            if own_gone {
+                state.own = None;
+            }
+            if attached_gone || own_gone {
+                keys += 1;
+                tx.put_key_state(&state)?;
+            }
+        }
+        if tx.global()?.is_some_and(|g| gone.contains(&g.session)) {
+            tx.set_global(None)?;
+            println!("dropped the global attachment to a gone session");
+        }
+        let swept = sweep_temp_files(&store)?;
+        println!(
+            "{} of {} sessions dropped; {keys} keys let go of them; {swept} stale temp files removed",
+            gone.len(),
+            records.len()
+        );
+        Ok(exit::OK)
+    }
+}
+
+/// Removes temp files that a writer killed mid-write left behind.
+pub fn sweep_temp_files(store: &Store) -> Result<usize> {
+    let mut swept = 0;
+    let now = SystemTime::now();
+    let dirs = std::iter::once(store.dir().to_path_buf()).chain(store.subdirs());
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with('.') && name.ends_with(TMP_SUFFIX)) {
+                continue;
+            }
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE_TMP);
+            if old && std::fs::remove_file(entry.path()).is_ok() {
+                swept += 1;
+            }
+        }
+    }
+    Ok(swept)
+}

@@ -1,0 +1,474 @@
+//! `clawsess run`: one turn of a key's session through `claude -p`, holding the session's
+//! run lock for the whole turn.
+
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use super::{Run, key_or_default, print_json};
+use crate::claude::{self, ClaudeResult};
+use crate::cli;
+use crate::exit::{self, Busy};
+use crate::ident::{Key, SessionId};
+use crate::resolve::{Via, find_session, resolve};
+use crate::store::{
+    Acquired, COMMAND_LOCK_WAIT, FORMAT, KeyState, SessionRecord, Starter, Store, lock_until,
+    now_ms, open_lock_file,
+};
+use crate::turn::{self, RUN_KEY_ENV, RUN_PID_ENV, RunLock};
+
+/// The session a turn goes to.
+struct Target {
+    id: SessionId,
+    cwd: PathBuf,
+    /// Resume it (else start it with `--session-id`).
+    resume: bool,
+    /// How the key reached it; `None` for `--session`.
+    via: Option<Via>,
+    /// The key's session that was given up (transcript gone, idle reset).
+    replaced: Option<SessionId>,
+}
+
+impl Run for cli::Run {
+    fn run(&self) -> Result<u8> {
+        let key = key_or_default(&self.key.key)?;
+        if !(self.wait.is_finite() && self.wait >= 0.0) {
+            bail!("--wait takes a number of seconds >= 0");
+        }
+        let idle_reset = self.idle_reset.as_deref().map(parse_duration).transpose()?;
+        let claude = claude::find_claude(self.claude.as_deref())?;
+        let prompt = self.prompt_text()?;
+        let store = Store::open()?;
+        let wait = Duration::from_secs_f64(self.wait);
+        let deadline = Instant::now() + wait;
+
+        // Runs of one key go one after the other, so that a key's first two messages do not
+        // start two sessions and its turns keep their order.
+        let key_lock = open_lock_file(&store.run_lock_path_for_key(&key)?)?;
+        let told = || {
+            eprintln!(
+                "clawsess: another run for {key} is in progress; waiting up to {:.0} s",
+                self.wait
+            )
+        };
+        if let Acquired::TimedOut = lock_until(&key_lock, deadline, || {
+            if !wait.is_zero() {
+                told()
+            }
+        })? {
+            return Err(Busy(format!(
+                "another run for {key} is still in progress; try again later"
+            ))
+            .into());
+        }
+
+        let target = self.target(&store, &key, idle_reset)?;
+        let lock = RunLock::acquire(
+            &store,
+            &target.id,
+            key.as_str(),
+            deadline.saturating_duration_since(Instant::now()),
+        )?;
+        let outcome = run_claude(&claude, &target, &key, &self.claude_args, &prompt, &lock)?;
+        let result = match ClaudeResult::parse(&outcome.stdout) {
+            Ok(result) => result,
+            Err(err) => {
+                let status = describe(outcome.code, outcome.signal);
+                return Err(err.context(format!("claude {status} without a result")));
+            }
+        };
+        let failed = outcome.code != Some(0) || result.is_error();
+        let session = match result.session_id().map(SessionId::parse).transpose() {
+            Ok(Some(id)) => id,
+            Ok(None) => target.id.clone(),
+            Err(err) => return Err(err.context("claude reported a session_id that is not a UUID")),
+        };
+        if !failed {
+            self.record(&store, &key, &target, &session, &prompt, result.result())?;
+        }
+        drop(lock);
+        drop(key_lock);
+
+        if self.json {
+            let mut fields = result.fields.clone();
+            fields.insert("session_id".into(), Value::String(session.to_string()));
+            fields.insert("key".into(), Value::String(key.to_string()));
+            fields.insert("is_error".into(), Value::Bool(failed));
+            fields
+                .entry("result")
+                .or_insert(Value::String(String::new()));
+            if let Some(old) = &target.replaced {
+                fields.insert("replaced_session".into(), Value::String(old.to_string()));
+            }
+            print_json(&Value::Object(fields))?;
+        } else {
+            let text = result.result();
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            if !text.ends_with('\n') {
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+        }
+        Ok(match (outcome.code, outcome.signal) {
+            (Some(0), _) if failed => exit::FAILURE,
+            (Some(code), _) => u8::try_from(code).unwrap_or(exit::FAILURE),
+            (None, Some(sig)) => 128u8.saturating_add(sig as u8),
+            (None, None) => exit::FAILURE,
+        })
+    }
+}
+
+impl cli::Run {
+    /// The prompt: PROMPT words joined by spaces, else all of stdin.
+    fn prompt_text(&self) -> Result<String> {
+        let text = if self.prompt.is_empty() {
+            if std::io::stdin().is_terminal() {
+                eprintln!("clawsess: reading the prompt from the terminal; end it with Ctrl-D");
+            }
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("could not read the prompt from stdin")?;
+            text
+        } else {
+            self.prompt.join(" ")
+        };
+        if text.trim().is_empty() {
+            bail!("the prompt is empty: give PROMPT words, or pipe the prompt on stdin");
+        }
+        Ok(text)
+    }
+
+    fn new_target(&self, replaced: Option<SessionId>) -> Result<Target> {
+        let cwd = match &self.cwd {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().context("could not read the current dir")?,
+        };
+        let cwd = cwd
+            .canonicalize()
+            .with_context(|| format!("--cwd {} is not a directory", cwd.display()))?;
+        if !cwd.is_dir() {
+            bail!("--cwd {} is not a directory", cwd.display());
+        }
+        Ok(Target {
+            id: SessionId::new_random(),
+            cwd,
+            resume: false,
+            via: None,
+            replaced,
+        })
+    }
+
+    fn target(&self, store: &Store, key: &Key, idle_reset: Option<Duration>) -> Result<Target> {
+        if self.new {
+            return self.new_target(None);
+        }
+        if let Some(arg) = &self.session {
+            let id = find_session(store, arg)?;
+            let rec = store
+                .session(&id)?
+                .with_context(|| format!("session {id} was removed meanwhile"))?;
+            if !rec.transcript.is_file() {
+                bail!(
+                    "the transcript of session {id} is gone ({}): Claude Code deleted it; \
+                     use --new, or run without --session",
+                    rec.transcript.display()
+                );
+            }
+            return Ok(Target {
+                id,
+                cwd: checked_cwd(&rec)?,
+                resume: true,
+                via: None,
+                replaced: None,
+            });
+        }
+        let Some(found) = resolve(store, key)? else {
+            return self.new_target(None);
+        };
+        let rec = store.session(&found.session)?;
+        let why_not = match &rec {
+            None => Some("is no longer recorded".to_owned()),
+            Some(rec) if !rec.transcript.is_file() => {
+                Some("has no transcript any more (Claude Code deletes old ones)".into())
+            }
+            Some(rec) => match idle_reset {
+                Some(limit)
+                    if found.via == Via::Own
+                        && now_ms().saturating_sub(rec.last_seen) > limit.as_millis() as u64 =>
+                {
+                    Some(format!(
+                        "was idle for longer than {}",
+                        self.idle_reset.as_deref().unwrap_or("")
+                    ))
+                }
+                _ => None,
+            },
+        };
+        match (rec, why_not) {
+            (Some(rec), None) => Ok(Target {
+                id: rec.id.clone(),
+                cwd: checked_cwd(&rec)?,
+                resume: true,
+                via: Some(found.via),
+                replaced: None,
+            }),
+            (_, why) => {
+                let how = match found.via {
+                    Via::Key => format!("{key}'s attachment"),
+                    Via::Global => "the global attachment".into(),
+                    Via::Own => format!("{key}'s own session"),
+                };
+                eprintln!(
+                    "clawsess: {how} {} {}; starting a new session for {key}",
+                    found.session.short(),
+                    why.unwrap_or_default()
+                );
+                let mut target = self.new_target(Some(found.session))?;
+                target.via = Some(found.via);
+                Ok(target)
+            }
+        }
+    }
+
+    /// After a successful turn: the key's own session, the session's record, the turn log.
+    fn record(
+        &self,
+        store: &Store,
+        key: &Key,
+        target: &Target,
+        session: &SessionId,
+        prompt: &str,
+        reply: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        let tx = store.lock(COMMAND_LOCK_WAIT)?;
+        let mut rec = match tx.session(session)? {
+            Some(rec) => rec,
+            // The hook is not installed (or did not fire): record the session ourselves.
+            None => SessionRecord {
+                v: FORMAT,
+                id: session.clone(),
+                cwd: target.cwd.clone(),
+                transcript: claude::transcript_path(
+                    &claude::config_dir(None)?,
+                    &target.cwd,
+                    session.as_str(),
+                ),
+                source: if target.resume { "resume" } else { "startup" }.into(),
+                started_by: Starter::Run,
+                first_seen: now,
+                last_seen: now,
+                name: None,
+                run_turns: 0,
+                title: None,
+                terminal_pid: None,
+            },
+        };
+        rec.last_seen = now;
+        rec.run_turns += 1;
+        tx.put_session(&rec)?;
+
+        let mut state = tx
+            .key_state(key)?
+            .unwrap_or_else(|| KeyState::new(key.clone()));
+        let gone = target.replaced.as_ref();
+        if gone.is_some() && state.attached.as_ref().map(|a| &a.session) == gone {
+            state.attached = None;
+        }
+        if self.new && state.attached.take().is_some() {
+            eprintln!("clawsess: {key} was attached to another session; --new detached it");
+        }
+        let becomes_own = self.new || (self.session.is_none() && state.attached.is_none());
+        if becomes_own {
+            state.own = Some(session.clone());
+            state.own_at = now;
+        }
+        tx.put_key_state(&state)?;
+        if let (Some(gone), Some(global)) = (gone, tx.global()?)
+            && global.session == *gone
+        {
+            tx.set_global(None)?;
+            eprintln!(
+                "clawsess: removed the global attachment to {} (its transcript is gone)",
+                gone.short()
+            );
+        }
+        turn::log_surface_turn(&tx, session, key.as_str(), prompt, reply)
+    }
+}
+
+fn checked_cwd(rec: &SessionRecord) -> Result<PathBuf> {
+    if !rec.cwd.is_dir() {
+        bail!(
+            "session {}'s working dir {} is gone; recreate it, or start a new session (--new --cwd DIR)",
+            rec.id,
+            rec.cwd.display()
+        );
+    }
+    Ok(rec.cwd.clone())
+}
+
+struct Outcome {
+    code: Option<i32>,
+    signal: Option<i32>,
+    stdout: Vec<u8>,
+}
+
+/// Runs `claude -p` for the turn: prompt on stdin, JSON result on stdout, stderr passed
+/// through. A SIGTERM, SIGINT or SIGHUP to us stops the child too.
+fn run_claude(
+    claude: &Path,
+    target: &Target,
+    key: &Key,
+    extra: &[String],
+    prompt: &str,
+    lock: &RunLock,
+) -> Result<Outcome> {
+    let mut cmd = Command::new(claude);
+    cmd.args(["-p", "--output-format", "json"]);
+    cmd.arg(if target.resume {
+        "--resume"
+    } else {
+        "--session-id"
+    })
+    .arg(target.id.as_str());
+    cmd.args(extra);
+    cmd.current_dir(&target.cwd)
+        .env(RUN_PID_ENV, std::process::id().to_string())
+        .env(RUN_KEY_ENV, key.as_str())
+        // We may be running inside a Claude Code Bash tool: the child is its own session.
+        .env_remove("CLAUDECODE")
+        .env_remove("CLAUDE_CODE_SESSION_ID")
+        .env_remove("CLAUDE_ENV_FILE")
+        .env_remove("CLAUDE_PID")
+        .env_remove("CLAWSESS_SESSION_ID")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let fd = lock.raw_fd();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // The child inherits the run lock: the session stays locked while it lives,
+            // even if we are SIGKILLed.
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // And it does not outlive us.
+            #[cfg(target_os = "linux")]
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let signals = [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ];
+    let mut watcher =
+        signal_hook::iterator::Signals::new(signals).context("could not watch signals")?;
+    let handle = watcher.handle();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("could not run {}", claude.display()))?;
+    let child_pid = child.id() as libc::pid_t;
+    let caught = Arc::new(AtomicI32::new(0));
+    let caught_in = Arc::clone(&caught);
+    let forwarder = std::thread::spawn(move || {
+        if let Some(sig) = watcher.forever().next() {
+            caught_in.store(sig, Ordering::SeqCst);
+            // SAFETY: signalling our own child, which we have not reaped yet.
+            unsafe { libc::kill(child_pid, libc::SIGTERM) };
+        }
+    });
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let prompt = prompt.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(prompt.as_bytes()); // claude may exit without reading it
+    });
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_to_end(&mut stdout)?;
+    let status = child.wait()?;
+    handle.close();
+    let _ = forwarder.join();
+    let _ = writer.join();
+    let sig = caught.load(Ordering::SeqCst);
+    if sig != 0 {
+        bail!("stopped by signal {sig}; claude was stopped too, and the session is free");
+    }
+    use std::os::unix::process::ExitStatusExt;
+    Ok(Outcome {
+        code: status.code(),
+        signal: status.signal(),
+        stdout,
+    })
+}
+
+fn describe(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(s)) => format!("was killed by signal {s}"),
+        _ => "ended".into(),
+    }
+}
+
+/// Parses `90s`, `30m`, `12h`, `7d`, `2w` and sums like `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let bad = || format!("{text:?} is not a duration like 30m, 12h, 7d or 1h30m");
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            'w' => 7 * 86400,
+            _ => bail!(bad()),
+        };
+        let n: u64 = digits.parse().with_context(bad)?;
+        total = total
+            .checked_add(n.checked_mul(unit).with_context(bad)?)
+            .with_context(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        bail!(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_sums() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        for bad in ["", "12", "h", "1x", "0s", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}

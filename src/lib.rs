@@ -1,0 +1,15 @@
+//! clawsess: one Claude Code conversation, many surfaces.
+//!
+//! The library behind the `clawsess` binary, for a Rust bot that wants to resolve keys,
+//! read transcripts or keep the store without spawning the binary.
+
+pub mod claude;
+pub mod cli;
+pub mod cmd;
+pub mod exit;
+pub mod ident;
+pub mod resolve;
+pub mod store;
+pub mod sys;
+pub mod transcript;
+pub mod turn;

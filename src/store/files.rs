@@ -1,0 +1,201 @@
+//! Atomic, private writes and careful reads of JSON state files.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Suffix of the temp files `write_atomic` renames into place; readers skip them and
+/// `prune` sweeps ones a killed writer left behind.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// Creates `dir` (and parents) private to the user.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("could not create {}", dir.display()))
+}
+
+/// Replaces `path` with `bytes` so that a reader, or a crash at any instant, sees either the
+/// old or the new content, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_mode(path, bytes, 0o600)
+}
+
+/// `write_atomic` with another mode than 0600 (for files of Claude Code's, which keep theirs).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().context("state file has no parent dir")?;
+    let tmp = temp_path(path);
+    let result = (|| -> io::Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        // Errors of the last write only show at close, which Drop ignores: sync first.
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        // The rename itself is only durable once the directory is.
+        File::open(dir)?.sync_all()
+    })();
+    if let Err(err) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(err).with_context(|| format!("could not write {}", path.display()));
+    }
+    Ok(())
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let nonce: u32 = rand_u32();
+    path.with_file_name(format!(
+        ".{name}.{}.{nonce:08x}{TMP_SUFFIX}",
+        std::process::id()
+    ))
+}
+
+fn rand_u32() -> u32 {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
+
+/// Serializes `value` and writes it with `write_atomic`.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Reads a JSON state file; `None` when it does not exist. A file that does not parse is an
+/// error naming it, and is left as it is.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("could not read {}", path.display())),
+    };
+    parse_json(path, &bytes).map(Some)
+}
+
+/// Parses the bytes of the state file `path`, checking its format version.
+pub fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        v: Option<u32>,
+    }
+    let corrupt = || {
+        format!(
+            "{} is not a valid clawsess state file; it was left untouched (see `clawsess doctor`)",
+            path.display()
+        )
+    };
+    let version: Versioned = serde_json::from_slice(bytes).with_context(corrupt)?;
+    match version.v {
+        Some(super::FORMAT) => {}
+        Some(v) if v > super::FORMAT => bail!(
+            "{} was written by a newer clawsess (state format {v}, this one knows {}); \
+             upgrade clawsess, it was left untouched",
+            path.display(),
+            super::FORMAT
+        ),
+        _ => {
+            return Err(anyhow::anyhow!("missing or unknown format version")).with_context(corrupt);
+        }
+    }
+    serde_json::from_slice(bytes).with_context(corrupt)
+}
+
+/// Removes `path`; a file that is already gone is fine.
+pub fn remove_if_exists(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err).with_context(|| format!("could not remove {}", path.display())),
+    }
+}
+
+/// The `.json` files of `dir` (not temp files), as (stem, path); an absent dir is empty.
+pub fn json_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err).with_context(|| format!("could not read {}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("could not read {}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(".json") {
+            out.push((stem.to_owned(), entry.path()));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn write_atomic_replaces_content_privately_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn write_atomic_failure_keeps_old_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_atomic(&path, b"old").unwrap();
+        // A directory where the file should be makes the rename fail.
+        let blocked = dir.path().join("b.json");
+        fs::create_dir(&blocked).unwrap();
+        fs::write(blocked.join("x"), b"").unwrap();
+        assert!(write_atomic(&blocked, b"new").is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn read_json_names_a_corrupt_file_and_a_future_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        fs::write(&path, b"{not json").unwrap();
+        let err = format!("{:#}", read_json::<serde_json::Value>(&path).unwrap_err());
+        assert!(err.contains("x.json") && err.contains("doctor"), "{err}");
+        fs::write(&path, b"{\"v\": 99}").unwrap();
+        let err = format!("{:#}", read_json::<serde_json::Value>(&path).unwrap_err());
+        assert!(err.contains("newer clawsess"), "{err}");
+        assert!(
+            read_json::<serde_json::Value>(&dir.path().join("none.json"))
+                .unwrap()
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! The state dir: every file clawsess keeps, behind one type.
+//!
+//! ```text
+//! $CLAWSESS_HOME/
+//!   lock                  the store lock: guards every read-modify-write; never renamed
+//!   sessions/<id>.json    one record per session (O(1) lookups by id)
+//!   keys/<hash>.json      per surface key: attachment and own session
+//!   names/<hash>.json     name -> session
+//!   global.json           the global attachment
+//!   recent.json           the last sessions started, newest first
+//!   turns/<id>.json       turns other surfaces added (catch-up for terminals)
+//!   busy/<id>.json        a terminal turn in progress
+//!   run/<id>.lock         held by `run` for a whole turn; holds who and since when
+//! ```
+//!
+//! [`Store`] reads; writes go through [`Locked`], which only exists while the store lock is
+//! held, so no read-modify-write can run unlocked.
+
+mod files;
+mod lock;
+mod records;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+pub use files::{
+    TMP_SUFFIX, create_private_dir, parse_json, read_json, remove_if_exists, write_atomic,
+    write_atomic_mode, write_json,
+};
+pub use lock::{Acquired, lock_until, open_lock_file};
+pub use records::*;
+
+use crate::ident::{Key, Name, SessionId, file_stem};
+
+/// The state format this build reads and writes; files say theirs in `"v"`.
+pub const FORMAT: u32 = 1;
+
+/// How long hooks wait for the store lock: Claude Code is waiting on them.
+pub const HOOK_LOCK_WAIT: Duration = Duration::from_millis(1000);
+/// How long commands wait for the store lock.
+pub const COMMAND_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// The state dir.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// The state dir of `$CLAWSESS_HOME`, else the platform data dir.
+    pub fn open() -> Result<Self> {
+        Ok(Self::at(default_dir()?))
+    }
+
+    /// The state dir at `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of the store lock file.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+
+    fn session_path(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("sessions").join(format!("{id}.json"))
+    }
+
+    fn key_path(&self, key: &Key) -> PathBuf {
+        self.dir
+            .join("keys")
+            .join(format!("{}.json", file_stem(key.as_str())))
+    }
+
+    fn name_path(&self, name: &Name) -> PathBuf {
+        self.dir
+            .join("names")
+            .join(format!("{}.json", file_stem(name.as_str())))
+    }
+
+    fn global_path(&self) -> PathBuf {
+        self.dir.join("global.json")
+    }
+
+    fn recent_path(&self) -> PathBuf {
+        self.dir.join("recent.json")
+    }
+
+    fn turns_path(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("turns").join(format!("{id}.json"))
+    }
+
+    /// Path of the terminal busy marker of a session.
+    pub fn busy_path(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("busy").join(format!("{id}.json"))
+    }
+
+    /// Path of a session's run lock, creating its dir.
+    pub fn run_lock_path(&self, id: &SessionId) -> Result<PathBuf> {
+        let dir = self.dir.join("run");
+        create_private_dir(&dir)?;
+        Ok(dir.join(format!("{id}.lock")))
+    }
+
+    /// Path of a key's run lock (runs of one key go one at a time), creating its dir.
+    pub fn run_lock_path_for_key(&self, key: &Key) -> Result<PathBuf> {
+        let dir = self.dir.join("run");
+        create_private_dir(&dir)?;
+        Ok(dir.join(format!("key-{}.lock", file_stem(key.as_str()))))
+    }
+
+    /// Every state dir clawsess writes into (for `doctor` and `prune`).
+    pub fn subdirs(&self) -> [PathBuf; 6] {
+        ["sessions", "keys", "names", "turns", "busy", "run"].map(|d| self.dir.join(d))
+    }
+
+    pub fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>> {
+        read_json(&self.session_path(id))
+    }
+
+    /// Ids of all recorded sessions, from file names alone.
+    pub fn session_ids(&self) -> Result<Vec<SessionId>> {
+        let files = files::json_files(&self.dir.join("sessions"))?;
+        Ok(files
+            .into_iter()
+            .filter_map(|(stem, _)| SessionId::parse(&stem).ok())
+            .collect())
+    }
+
+    /// All session records. Ones that do not parse are returned as errors, so a reader can
+    /// go on with the rest and say which file is broken.
+    pub fn sessions(&self) -> Result<(Vec<SessionRecord>, Vec<anyhow::Error>)> {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (_, path) in files::json_files(&self.dir.join("sessions"))? {
+            match read_json::<SessionRecord>(&path) {
+                Ok(Some(rec)) => good.push(rec),
+                Ok(None) => {} // removed while we listed
+                Err(err) => bad.push(err),
+            }
+        }
+        Ok((good, bad))
+    }
+
+    pub fn key_state(&self, key: &Key) -> Result<Option<KeyState>> {
+        let path = self.key_path(key);
+        let state: Option<KeyState> = read_json(&path)?;
+        if let Some(state) = &state
+            && state.key != *key
+        {
+            bail!(
+                "{} belongs to key {:?}, not {:?}",
+                path.display(),
+                state.key.as_str(),
+                key.as_str()
+            );
+        }
+        Ok(state)
+    }
+
+    /// All key states (for `list` and `doctor`).
+    pub fn key_states(&self) -> Result<Vec<KeyState>> {
+        let mut out = Vec::new();
+        for (_, path) in files::json_files(&self.dir.join("keys"))? {
+            if let Some(state) = read_json::<KeyState>(&path)? {
+                out.push(state);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn global(&self) -> Result<Option<Attachment>> {
+        Ok(read_json::<GlobalState>(&self.global_path())?.and_then(|g| g.attached))
+    }
+
+    pub fn named(&self, name: &Name) -> Result<Option<SessionId>> {
+        Ok(read_json::<NameEntry>(&self.name_path(name))?
+            .filter(|e| e.name == *name)
+            .map(|e| e.session))
+    }
+
+    pub fn recent(&self) -> Result<Vec<RecentEntry>> {
+        Ok(read_json::<Recent>(&self.recent_path())?
+            .map(|r| r.sessions)
+            .unwrap_or_default())
+    }
+
+    pub fn turn_log(&self, id: &SessionId) -> Result<Option<TurnLog>> {
+        read_json(&self.turns_path(id))
+    }
+
+    pub fn busy(&self, id: &SessionId) -> Result<Option<BusyMarker>> {
+        read_json(&self.busy_path(id))
+    }
+
+    /// Marks a terminal turn in progress. Needs no store lock: the marker is one whole file,
+    /// written only while the session's run lock is held (see `turn`).
+    pub fn put_busy(&self, id: &SessionId, marker: &BusyMarker) -> Result<()> {
+        let path = self.busy_path(id);
+        create_private_dir(path.parent().expect("busy/ dir"))?;
+        write_json(&path, marker)
+    }
+
+    pub fn clear_busy(&self, id: &SessionId) -> Result<bool> {
+        remove_if_exists(&self.busy_path(id))
+    }
+
+    /// Takes the store lock, waiting at most `wait`.
+    pub fn lock(&self, wait: Duration) -> Result<Locked<'_>> {
+        create_private_dir(&self.dir)?;
+        let path = self.lock_path();
+        let file = open_lock_file(&path)?;
+        match lock_until(&file, Instant::now() + wait, || {})? {
+            Acquired::Yes => Ok(Locked {
+                store: self,
+                _file: file,
+            }),
+            Acquired::TimedOut => bail!(
+                "another process has held the state lock {} for over {:.1} s; \
+                 retry, or look for a stuck clawsess (`fuser {}`)",
+                path.display(),
+                wait.as_secs_f64(),
+                path.display()
+            ),
+        }
+    }
+}
+
+/// The store while its lock is held: the only way to write. Dropping it unlocks.
+pub struct Locked<'a> {
+    store: &'a Store,
+    _file: File,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        self.store
+    }
+}
+
+impl Locked<'_> {
+    fn write<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        create_private_dir(path.parent().expect("state files live in a dir"))?;
+        write_json(path, value)
+    }
+
+    pub fn put_session(&self, rec: &SessionRecord) -> Result<()> {
+        self.write(&self.session_path(&rec.id), rec)
+    }
+
+    pub fn remove_session(&self, id: &SessionId) -> Result<bool> {
+        remove_if_exists(&self.turns_path(id))?;
+        remove_if_exists(&self.session_path(id))
+    }
+
+    /// Writes a key's state, removing the file once nothing is left in it.
+    pub fn put_key_state(&self, state: &KeyState) -> Result<()> {
+        let path = self.key_path(&state.key);
+        if state.is_empty() {
+            remove_if_exists(&path).map(drop)
+        } else {
+            self.write(&path, state)
+        }
+    }
+
+    pub fn set_global(&self, attached: Option<Attachment>) -> Result<()> {
+        match attached {
+            Some(a) => self.write(
+                &self.global_path(),
+                &GlobalState {
+                    v: FORMAT,
+                    attached: Some(a),
+                },
+            ),
+            None => remove_if_exists(&self.global_path()).map(drop),
+        }
+    }
+
+    pub fn put_name(&self, name: &Name, session: &SessionId) -> Result<()> {
+        let entry = NameEntry {
+            v: FORMAT,
+            name: name.clone(),
+            session: session.clone(),
+        };
+        self.write(&self.name_path(name), &entry)
+    }
+
+    pub fn remove_name(&self, name: &Name) -> Result<()> {
+        remove_if_exists(&self.name_path(name)).map(drop)
+    }
+
+    /// Puts `id` at the front of `recent.json`.
+    pub fn push_recent(&self, id: &SessionId, at: u64, by: Starter) -> Result<()> {
+        let mut sessions = self.recent()?;
+        sessions.retain(|e| e.id != *id);
+        sessions.insert(
+            0,
+            RecentEntry {
+                id: id.clone(),
+                at,
+                by,
+            },
+        );
+        sessions.truncate(RECENT_MAX);
+        self.write(
+            &self.recent_path(),
+            &Recent {
+                v: FORMAT,
+                sessions,
+            },
+        )
+    }
+
+    pub fn remove_recent(&self, id: &SessionId) -> Result<()> {
+        let mut sessions = self.recent()?;
+        let before = sessions.len();
+        sessions.retain(|e| e.id != *id);
+        if sessions.len() == before {
+            return Ok(());
+        }
+        self.write(
+            &self.recent_path(),
+            &Recent {
+                v: FORMAT,
+                sessions,
+            },
+        )
+    }
+
+    pub fn put_turn_log(&self, id: &SessionId, log: &TurnLog) -> Result<()> {
+        self.write(&self.turns_path(id), log)
+    }
+}
+
+fn default_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("CLAWSESS_HOME").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        if !dir.is_absolute() {
+            bail!(
+                "CLAWSESS_HOME must be an absolute path, not {}",
+                dir.display()
+            );
+        }
+        return Ok(dir);
+    }
+    let dirs = directories::ProjectDirs::from("", "", "clawsess")
+        .context("could not find a home directory for the state dir; set CLAWSESS_HOME")?;
+    Ok(dirs.data_dir().to_path_buf())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> SessionId {
+        SessionId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).unwrap()
+    }
+
+    fn record(id: &SessionId) -> SessionRecord {
+        SessionRecord {
+            v: FORMAT,
+            id: id.clone(),
+            cwd: "/p".into(),
+            transcript: "/p/t.jsonl".into(),
+            source: "startup".into(),
+            started_by: Starter::Person,
+            first_seen: 1,
+            last_seen: 2,
+            name: None,
+            run_turns: 0,
+            title: None,
+            terminal_pid: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        assert!(store.session(&id(1)).unwrap().is_none());
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&record(&id(1))).unwrap();
+        tx.push_recent(&id(1), 5, Starter::Person).unwrap();
+        tx.push_recent(&id(2), 6, Starter::Run).unwrap();
+        tx.push_recent(&id(1), 7, Starter::Person).unwrap();
+        drop(tx);
+        assert_eq!(
+            store.session(&id(1)).unwrap().unwrap().cwd,
+            PathBuf::from("/p")
+        );
+        let recent: Vec<_> = store.recent().unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(recent, vec![id(1), id(2)]);
+        assert_eq!(store.session_ids().unwrap(), vec![id(1)]);
+    }
+
+    #[test]
+    fn empty_key_state_removes_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let key = Key::parse("telegram:1").unwrap();
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        let mut state = KeyState::new(key.clone());
+        state.own = Some(id(3));
+        tx.put_key_state(&state).unwrap();
+        assert_eq!(store.key_state(&key).unwrap().unwrap().own, Some(id(3)));
+        state.own = None;
+        tx.put_key_state(&state).unwrap();
+        assert!(store.key_state(&key).unwrap().is_none());
+        assert!(store.key_states().unwrap().is_empty());
+    }
+
+    #[test]
+    fn second_locker_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let _held = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        let start = Instant::now();
+        let err = store
+            .lock(Duration::from_millis(100))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("state lock"), "{err}");
+        assert!(start.elapsed() >= Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,158 @@
+//! The records kept in the state dir, exactly as they are serialized.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ident::{Key, Name, SessionId};
+
+/// Who started a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Starter {
+    /// A person, in a terminal (or any Claude Code that is not `clawsess run`'s child).
+    Person,
+    /// `clawsess run`.
+    Run,
+    /// Found by `clawsess import`.
+    Import,
+}
+
+/// One Claude Code session: `sessions/<id>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub v: u32,
+    pub id: SessionId,
+    pub cwd: PathBuf,
+    pub transcript: PathBuf,
+    /// The `source` of the last SessionStart (`startup`, `resume`, `clear`, ...).
+    pub source: String,
+    pub started_by: Starter,
+    /// Unix milliseconds.
+    pub first_seen: u64,
+    pub last_seen: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Name>,
+    /// Turns answered through `clawsess run`.
+    #[serde(default)]
+    pub run_turns: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The `claude` process of a person's terminal while it is open (from `$CLAUDE_PID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_pid: Option<u32>,
+}
+
+/// "Messages from `session` go here since `at`".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub session: SessionId,
+    pub at: u64,
+}
+
+/// One surface key: `keys/<hash>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyState {
+    pub v: u32,
+    pub key: Key,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached: Option<Attachment>,
+    /// The session `run` last used for this key while it was not attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own: Option<SessionId>,
+    #[serde(default)]
+    pub own_at: u64,
+}
+
+impl KeyState {
+    pub fn new(key: Key) -> Self {
+        Self {
+            v: super::FORMAT,
+            key,
+            attached: None,
+            own: None,
+            own_at: 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.attached.is_none() && self.own.is_none()
+    }
+}
+
+/// The global attachment: `global.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GlobalState {
+    pub v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached: Option<Attachment>,
+}
+
+/// A session's name: `names/<hash>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NameEntry {
+    pub v: u32,
+    pub name: Name,
+    pub session: SessionId,
+}
+
+/// The sessions started most recently, newest first: `recent.json`. Keeps "the most recent
+/// session" a constant-time question however many sessions are recorded.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Recent {
+    pub v: u32,
+    pub sessions: Vec<RecentEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecentEntry {
+    pub id: SessionId,
+    pub at: u64,
+    pub by: Starter,
+}
+
+/// How many sessions `recent.json` remembers.
+pub const RECENT_MAX: usize = 64;
+
+/// A terminal turn in progress: `busy/<id>.json`, from UserPromptSubmit to Stop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BusyMarker {
+    pub v: u32,
+    /// The terminal's `claude` process (`$CLAUDE_PID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    pub since: u64,
+}
+
+/// Who holds a session's run lock, written into the lock file while it is held.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunHolder {
+    pub key: String,
+    pub pid: u32,
+    pub since: u64,
+}
+
+/// Turns that surfaces other than the terminal added: `turns/<id>.json`. The terminal's
+/// prompt-submit hook reads what it has not seen yet (catch-up).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TurnLog {
+    pub v: u32,
+    pub next_seq: u64,
+    pub turns: Vec<SurfaceTurn>,
+    /// Per terminal `claude` pid: the first `seq` it has not seen.
+    #[serde(default)]
+    pub cursors: BTreeMap<u32, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SurfaceTurn {
+    pub seq: u64,
+    pub key: String,
+    pub at: u64,
+    pub prompt: String,
+    pub reply: String,
+}
+
+/// How many surface turns a session's log keeps.
+pub const TURN_LOG_MAX: usize = 20;

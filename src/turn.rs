@@ -1,0 +1,397 @@
+//! One surface per session: the run lock `run` holds for a whole turn, the busy marker a
+//! terminal turn leaves from prompt to stop, and the catch-up a terminal gets for the turns
+//! other surfaces added meanwhile.
+//!
+//! Both sides go through the run lock: `run` takes it and then checks for a terminal turn;
+//! the terminal's prompt-submit hook takes it (without waiting) to write its busy marker.
+//! So whichever comes first wins, and the other waits or is refused.
+
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::exit::Busy;
+use crate::ident::{SessionId, shorten};
+use crate::store::{
+    Acquired, BusyMarker, FORMAT, HOOK_LOCK_WAIT, RunHolder, Store, SurfaceTurn, TURN_LOG_MAX,
+    TurnLog, lock_until, now_ms, open_lock_file,
+};
+use crate::sys::{clock, pid_alive};
+
+/// A terminal busy marker older than this is stale even if its pid lives (pid reuse).
+pub const BUSY_STALE: Duration = Duration::from_secs(6 * 3600);
+/// Without a pid to check, a marker counts for this long.
+pub const BUSY_STALE_NO_PID: Duration = Duration::from_secs(30 * 60);
+/// Env var naming the `run` process whose child a `claude` is; its hooks see it.
+pub const RUN_PID_ENV: &str = "CLAWSESS_RUN_PID";
+/// Env var naming the key of the `run` whose child a `claude` is.
+pub const RUN_KEY_ENV: &str = "CLAWSESS_RUN_KEY";
+
+/// A session's run lock, held by `run` for a whole turn. Dropping it releases the session.
+pub struct RunLock {
+    file: File,
+}
+
+impl RunLock {
+    /// Takes `id`'s run lock for `key`, waiting until `wait` has passed while another run
+    /// holds it or a terminal turn is in progress. Past that: a [`Busy`] error.
+    pub fn acquire(store: &Store, id: &SessionId, key: &str, wait: Duration) -> Result<Self> {
+        let file = open_lock_file(&store.run_lock_path(id)?)?;
+        let deadline = Instant::now() + wait;
+        let mut told = false;
+        let mut tell = |why: &str| {
+            if !told && !wait.is_zero() {
+                eprintln!(
+                    "clawsess: session {} is busy ({why}); waiting up to {:.0} s",
+                    id.short(),
+                    wait.as_secs_f64()
+                );
+                told = true;
+            }
+        };
+        loop {
+            let acquired = lock_until(&file, deadline, || tell(&holder_text(&read_holder(&file))))?;
+            if let Acquired::TimedOut = acquired {
+                let why = holder_text(&read_holder(&file));
+                return Err(Busy(format!("session {id} is busy ({why}); try again later")).into());
+            }
+            let Some(marker) = terminal_busy(store, id)? else {
+                break;
+            };
+            let _ = file.unlock();
+            let why = terminal_text(&marker);
+            if Instant::now() >= deadline {
+                return Err(Busy(format!("session {id} is busy ({why}); try again later")).into());
+            }
+            tell(&why);
+            std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
+        }
+        let mut lock = Self { file };
+        let holder = RunHolder {
+            key: key.to_owned(),
+            pid: std::process::id(),
+            since: now_ms(),
+        };
+        lock.write_holder(&serde_json::to_vec(&holder)?)
+            .context("could not note the run lock's holder")?;
+        Ok(lock)
+    }
+
+    fn write_holder(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(bytes)
+    }
+
+    /// The lock's fd, for a child that must keep the session locked as long as it lives.
+    pub fn raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = self.write_holder(b"");
+        let _ = self.file.unlock();
+    }
+}
+
+fn read_holder(mut file: &File) -> Option<RunHolder> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.take(4096).read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn holder_text(holder: &Option<RunHolder>) -> String {
+    match holder {
+        Some(h) => format!(
+            "{} is answering it via clawsess run, pid {}, since {}",
+            h.key,
+            h.pid,
+            clock(h.since)
+        ),
+        None => "another clawsess run is answering it".to_owned(),
+    }
+}
+
+fn terminal_text(marker: &BusyMarker) -> String {
+    let pid = marker
+        .pid
+        .map(|p| format!(" (claude pid {p})"))
+        .unwrap_or_default();
+    format!(
+        "a terminal turn{pid} is running since {}",
+        clock(marker.since)
+    )
+}
+
+/// The terminal turn in progress on `id`, if its marker is there, its pid alive and it is
+/// not stale.
+pub fn terminal_busy(store: &Store, id: &SessionId) -> Result<Option<BusyMarker>> {
+    let Some(marker) = store.busy(id)? else {
+        return Ok(None);
+    };
+    let age = Duration::from_millis(now_ms().saturating_sub(marker.since));
+    let live = match marker.pid {
+        Some(pid) => pid_alive(pid) && age < BUSY_STALE,
+        None => age < BUSY_STALE_NO_PID,
+    };
+    Ok(live.then_some(marker))
+}
+
+/// Who holds `id`'s run lock right now, if anyone (read without taking it).
+pub fn run_holder(store: &Store, id: &SessionId) -> Option<RunHolder> {
+    let path = store.dir().join("run").join(format!("{id}.lock"));
+    let file = File::open(path).ok()?;
+    read_holder(&file).filter(|h| pid_alive(h.pid))
+}
+
+/// Whether this process is a hook of `run`'s own `claude` child for `id`: the env names a
+/// live run that really holds this session's lock (an inherited variable alone is not enough).
+pub fn run_child_of(store: &Store, id: &SessionId) -> Option<RunHolder> {
+    let pid: u32 = std::env::var(RUN_PID_ENV).ok()?.parse().ok()?;
+    run_holder(store, id).filter(|h| h.pid == pid)
+}
+
+/// What the terminal's prompt-submit hook decided.
+pub enum TerminalTurn {
+    /// The prompt may go on; the terminal is marked busy.
+    Started,
+    /// Another surface's run holds the session: the reason to show the person.
+    Refused(String),
+}
+
+/// Marks a terminal turn on `id` by the `claude` process `pid`, unless a run holds it.
+pub fn start_terminal_turn(
+    store: &Store,
+    id: &SessionId,
+    pid: Option<u32>,
+) -> Result<TerminalTurn> {
+    let file = open_lock_file(&store.run_lock_path(id)?)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let why = holder_text(&read_holder(&file));
+            return Ok(TerminalTurn::Refused(format!(
+                "clawsess: {why}; send your prompt again when it has answered"
+            )));
+        }
+        Err(TryLockError::Error(err)) => {
+            return Err(err).context("could not take the session's run lock");
+        }
+    }
+    store.put_busy(
+        id,
+        &BusyMarker {
+            v: FORMAT,
+            pid,
+            since: now_ms(),
+        },
+    )?;
+    drop(file);
+    Ok(TerminalTurn::Started)
+}
+
+/// Ends the terminal turn of `pid` on `id` (Stop, SessionEnd).
+pub fn end_terminal_turn(store: &Store, id: &SessionId, pid: Option<u32>) -> Result<()> {
+    if let Some(marker) = store.busy(id)?
+        && (marker.pid == pid || marker.pid.is_none() || !marker.pid.is_some_and(pid_alive))
+    {
+        store.clear_busy(id)?;
+    }
+    Ok(())
+}
+
+/// Longest prompt and reply kept per surface turn.
+const TURN_PROMPT_MAX: usize = 2000;
+const TURN_REPLY_MAX: usize = 4000;
+/// Largest catch-up text handed to the model.
+pub const CATCH_UP_MAX: usize = 8000;
+
+/// Notes a turn that `key` added to `id`, for terminals to catch up on. Needs the store lock.
+pub fn log_surface_turn(
+    tx: &crate::store::Locked<'_>,
+    id: &SessionId,
+    key: &str,
+    prompt: &str,
+    reply: &str,
+) -> Result<()> {
+    let mut log = tx.turn_log(id)?.unwrap_or(TurnLog {
+        v: FORMAT,
+        next_seq: 1,
+        ..TurnLog::default()
+    });
+    log.turns.push(SurfaceTurn {
+        seq: log.next_seq,
+        key: key.to_owned(),
+        at: now_ms(),
+        prompt: shorten(prompt, TURN_PROMPT_MAX),
+        reply: shorten(reply, TURN_REPLY_MAX),
+    });
+    log.next_seq += 1;
+    let excess = log.turns.len().saturating_sub(TURN_LOG_MAX);
+    log.turns.drain(..excess);
+    tx.put_turn_log(id, &log)
+}
+
+/// The terminal `pid` has seen everything so far (it just loaded the transcript).
+pub fn mark_seen(store: &Store, id: &SessionId, pid: u32) -> Result<()> {
+    if store.turn_log(id)?.is_none() {
+        return Ok(());
+    }
+    let tx = store.lock(HOOK_LOCK_WAIT)?;
+    let Some(mut log) = tx.turn_log(id)? else {
+        return Ok(());
+    };
+    log.cursors.retain(|p, _| pid_alive(*p));
+    log.cursors.insert(pid, log.next_seq);
+    tx.put_turn_log(id, &log)
+}
+
+/// The turns other surfaces added to `id` that terminal `pid` has not seen, as text for the
+/// model (bounded, newest kept); marks them seen.
+pub fn catch_up(store: &Store, id: &SessionId, pid: u32) -> Result<Option<String>> {
+    if store.turn_log(id)?.is_none() {
+        return Ok(None);
+    }
+    let tx = store.lock(HOOK_LOCK_WAIT)?;
+    let Some(mut log) = tx.turn_log(id)? else {
+        return Ok(None);
+    };
+    let cursor = log.cursors.get(&pid).copied().unwrap_or(0);
+    let unseen: Vec<&SurfaceTurn> = log.turns.iter().filter(|t| t.seq >= cursor).collect();
+    let text = (!unseen.is_empty())
+        .then(|| catch_up_text(&unseen, cursor, log.turns.first().map(|t| t.seq)));
+    if cursor != log.next_seq {
+        log.cursors.retain(|p, _| pid_alive(*p));
+        log.cursors.insert(pid, log.next_seq);
+        tx.put_turn_log(id, &log)?;
+    }
+    Ok(text)
+}
+
+fn catch_up_text(unseen: &[&SurfaceTurn], cursor: u64, oldest_kept: Option<u64>) -> String {
+    let head = "[clawsess] While this terminal was idle, other surfaces continued this same \
+                conversation. These turns are in the session's transcript but were not shown \
+                here; take them into account:\n";
+    let mut blocks: Vec<String> = Vec::new();
+    let mut size = head.len();
+    let mut omitted = oldest_kept.map_or(0, |first| first.saturating_sub(cursor.max(1)));
+    for (i, t) in unseen.iter().enumerate().rev() {
+        let block = format!(
+            "\n--- {} at {} ---\nUser: {}\nAssistant: {}\n",
+            t.key,
+            crate::sys::rfc3339(t.at),
+            t.prompt,
+            t.reply
+        );
+        if size + block.len() > CATCH_UP_MAX && !blocks.is_empty() {
+            omitted += (i + 1) as u64;
+            break;
+        }
+        size += block.len();
+        blocks.push(shorten(&block, CATCH_UP_MAX - head.len()));
+    }
+    blocks.reverse();
+    let mut text = head.to_owned();
+    if omitted > 0 {
+        text.push_str(&format!("\n({omitted} earlier turns omitted)\n"));
+    }
+    text.extend(blocks);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::COMMAND_LOCK_WAIT;
+
+    fn id() -> SessionId {
+        SessionId::parse("aaaa1111-0000-4000-8000-000000000000").unwrap()
+    }
+
+    #[test]
+    fn catch_up_shows_only_unseen_turns_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let me = std::process::id();
+        assert_eq!(catch_up(&store, &id(), me).unwrap(), None);
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        log_surface_turn(&tx, &id(), "telegram:1", "what is 2+2", "4").unwrap();
+        drop(tx);
+        let text = catch_up(&store, &id(), me).unwrap().unwrap();
+        assert!(
+            text.contains("telegram:1")
+                && text.contains("what is 2+2")
+                && text.contains("Assistant: 4"),
+            "{text}"
+        );
+        assert_eq!(catch_up(&store, &id(), me).unwrap(), None);
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        log_surface_turn(&tx, &id(), "discord:9", "second", "two").unwrap();
+        drop(tx);
+        let text = catch_up(&store, &id(), me).unwrap().unwrap();
+        assert!(text.contains("second") && !text.contains("2+2"), "{text}");
+    }
+
+    #[test]
+    fn a_terminal_that_loaded_the_transcript_gets_no_catch_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        log_surface_turn(&tx, &id(), "telegram:1", "p", "r").unwrap();
+        drop(tx);
+        mark_seen(&store, &id(), std::process::id()).unwrap();
+        assert_eq!(catch_up(&store, &id(), std::process::id()).unwrap(), None);
+    }
+
+    #[test]
+    fn catch_up_is_bounded_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        for i in 0..TURN_LOG_MAX + 5 {
+            log_surface_turn(
+                &tx,
+                &id(),
+                "k",
+                &format!("prompt {i} {}", "x".repeat(1500)),
+                "r",
+            )
+            .unwrap();
+        }
+        drop(tx);
+        let text = catch_up(&store, &id(), 1).unwrap().unwrap();
+        assert!(text.len() <= CATCH_UP_MAX + 200, "{}", text.len());
+        assert!(text.contains(&format!("prompt {}", TURN_LOG_MAX + 4)));
+        assert!(text.contains("earlier turns omitted"));
+    }
+
+    #[test]
+    fn terminal_turn_is_refused_while_a_run_holds_the_session_and_blocks_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let lock = RunLock::acquire(&store, &id(), "telegram:1", Duration::ZERO).unwrap();
+        match start_terminal_turn(&store, &id(), Some(std::process::id())).unwrap() {
+            TerminalTurn::Refused(why) => assert!(why.contains("telegram:1"), "{why}"),
+            TerminalTurn::Started => panic!("terminal turn started during a run"),
+        }
+        assert_eq!(run_holder(&store, &id()).unwrap().key, "telegram:1");
+        drop(lock);
+        assert!(run_holder(&store, &id()).is_none());
+        assert!(matches!(
+            start_terminal_turn(&store, &id(), Some(std::process::id())).unwrap(),
+            TerminalTurn::Started
+        ));
+        let err = RunLock::acquire(&store, &id(), "k", Duration::ZERO)
+            .err()
+            .unwrap();
+        assert!(err.downcast_ref::<Busy>().is_some(), "{err:#}");
+        end_terminal_turn(&store, &id(), Some(std::process::id())).unwrap();
+        RunLock::acquire(&store, &id(), "k", Duration::ZERO).unwrap();
+    }
+}
