@@ -1,0 +1,2 @@
+pub mod real_claude;
+pub mod stand_in_api;

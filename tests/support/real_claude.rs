@@ -1,0 +1,546 @@
+//! The real Claude Code CLI, pinned, for end-to-end tests: installed with npm on first use
+//! into the build dir, and run in a throw-away HOME against the stand-in API.
+//!
+//! Set `CLAWSESS_TEST_CLAUDE=/path/to/claude` to use an existing binary instead (it should be
+//! version [`CLAUDE_CODE_VERSION`]).
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::stand_in_api::StandInApi;
+
+/// The Claude Code version the end-to-end tests pin.
+pub const CLAUDE_CODE_VERSION: &str = "2.1.328";
+const PACKAGE: &str = "@anthropic-ai/claude-code";
+/// Environment variable naming an existing `claude` binary to use instead of installing one.
+pub const OVERRIDE_ENV: &str = "CLAWSESS_TEST_CLAUDE";
+/// The API key the stand-in is called with (any value works; this one is "approved" in the
+/// throw-away `~/.claude.json` so an interactive run does not ask about it).
+pub const TEST_API_KEY: &str = "sk-ant-api03-clawsess-stand-in-key-000000000000";
+
+/// The build's target dir: the parent of `CARGO_TARGET_TMPDIR` (set for integration tests),
+/// else `CARGO_MANIFEST_DIR/target`.
+fn target_dir() -> PathBuf {
+    match option_env!("CARGO_TARGET_TMPDIR") {
+        Some(t) => {
+            let t = PathBuf::from(t);
+            t.parent().map(Path::to_path_buf).unwrap_or(t)
+        }
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
+    }
+}
+
+/// Where the pinned Claude Code is installed: `<target dir>/claude-code-VERSION/`.
+pub fn install_dir() -> PathBuf {
+    target_dir().join(format!("claude-code-{CLAUDE_CODE_VERSION}"))
+}
+
+fn exe_in(root: &Path) -> PathBuf {
+    root.join("node_modules")
+        .join(PACKAGE)
+        .join("bin")
+        .join("claude.exe")
+}
+
+/// `BIN --version` prints `VERSION (Claude Code)`.
+fn reports_version(bin: &Path, version: &str) -> bool {
+    let out = Command::new(bin)
+        .arg("--version")
+        .env_remove("NODE_OPTIONS")
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            String::from_utf8_lossy(&o.stdout).split_whitespace().next() == Some(version)
+        }
+        _ => false,
+    }
+}
+
+/// The pinned `claude` binary (`.../node_modules/@anthropic-ai/claude-code/bin/claude.exe`),
+/// installed on first use. Parallel test binaries share one install (a file lock); an
+/// install is done in a temporary dir and renamed into place, so a killed install is never
+/// taken for a finished one.
+pub fn claude_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os(OVERRIDE_ENV).filter(|p| !p.is_empty()) {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "{OVERRIDE_ENV}={} is not a file", p.display());
+            return p;
+        }
+        install_pinned()
+    })
+    .clone()
+}
+
+fn install_pinned() -> PathBuf {
+    let final_dir = install_dir();
+    let exe = exe_in(&final_dir);
+    // Fast path: installed by an earlier run (only a finished install is ever renamed here).
+    if exe.is_file() && reports_version(&exe, CLAUDE_CODE_VERSION) {
+        return exe;
+    }
+    let parent = final_dir
+        .parent()
+        .expect("install dir has a parent")
+        .to_path_buf();
+    fs::create_dir_all(&parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+    let lock_path = parent.join(format!("claude-code-{CLAUDE_CODE_VERSION}.lock"));
+    let lock = File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("create lock file {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
+
+    // Another test binary may have finished the install while we waited.
+    if exe.is_file() && reports_version(&exe, CLAUDE_CODE_VERSION) {
+        return exe;
+    }
+    if final_dir.exists() {
+        // Present but not working (damaged by hand?): install afresh.
+        let _ = fs::remove_dir_all(&final_dir);
+    }
+    // Leftovers of killed installs (we hold the lock: nobody else is installing).
+    let partial_prefix = format!("claude-code-{CLAUDE_CODE_VERSION}.partial-");
+    if let Ok(rd) = fs::read_dir(&parent) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&partial_prefix) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let tmp = parent.join(format!("{partial_prefix}{}", std::process::id()));
+    fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("create {}: {e}", tmp.display()));
+    fs::write(
+        tmp.join("package.json"),
+        "{\"name\":\"clawsess-e2e-claude\",\"private\":true}\n",
+    )
+    .expect("write package.json");
+
+    let spec = format!("{PACKAGE}@{CLAUDE_CODE_VERSION}");
+    eprintln!(
+        "installing {spec} with npm into {} (once per build dir) ...",
+        final_dir.display()
+    );
+    let started = Instant::now();
+    let out = Command::new("npm")
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            "--no-package-lock",
+            "--engine-strict=false",
+            "--include=optional",
+            "--loglevel=warn",
+        ])
+        .arg(&spec)
+        .current_dir(&tmp)
+        .stdin(Stdio::null())
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "npm was not found on PATH. The end-to-end tests run the real Claude Code \
+             ({spec}) and install it with npm on first use: install Node.js and npm, or set \
+             {OVERRIDE_ENV}=/path/to/claude (version {CLAUDE_CODE_VERSION})."
+        ),
+        Err(e) => panic!("running npm install {spec}: {e}"),
+    };
+    if !out.status.success() {
+        panic!(
+            "npm install {spec} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let tmp_exe = exe_in(&tmp);
+    if !reports_version(&tmp_exe, CLAUDE_CODE_VERSION) {
+        // The package's postinstall (node install.cjs) copies the platform package's native
+        // binary over the bin/claude.exe placeholder; npm may not have run it (npm 11 wants
+        // install scripts allowed, or --ignore-scripts is configured). Do what it does.
+        let pkg_dir = tmp.join("node_modules").join(PACKAGE);
+        let _ = Command::new("node")
+            .arg("install.cjs")
+            .current_dir(&pkg_dir)
+            .stdin(Stdio::null())
+            .output();
+        if !reports_version(&tmp_exe, CLAUDE_CODE_VERSION)
+            && let Some(native) = find_native_binary(&tmp)
+        {
+            let _ = fs::remove_file(&tmp_exe);
+            fs::copy(&native, &tmp_exe).unwrap_or_else(|e| {
+                panic!("copy {} -> {}: {e}", native.display(), tmp_exe.display())
+            });
+            set_executable(&tmp_exe);
+        }
+    }
+    if !reports_version(&tmp_exe, CLAUDE_CODE_VERSION) {
+        let v = Command::new(&tmp_exe).arg("--version").output();
+        panic!(
+            "after npm install {spec}, {} does not report version {CLAUDE_CODE_VERSION}: {:?}",
+            tmp_exe.display(),
+            v.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()
+                + &String::from_utf8_lossy(&o.stderr))
+        );
+    }
+    fs::rename(&tmp, &final_dir)
+        .unwrap_or_else(|e| panic!("rename {} -> {}: {e}", tmp.display(), final_dir.display()));
+    eprintln!(
+        "installed {spec} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(lock);
+    let exe = exe_in(&final_dir);
+    assert!(
+        reports_version(&exe, CLAUDE_CODE_VERSION),
+        "{} does not run",
+        exe.display()
+    );
+    exe
+}
+
+/// The native binary of the platform package (`@anthropic-ai/claude-code-<platform>/claude`)
+/// that runs `--version`.
+fn find_native_binary(root: &Path) -> Option<PathBuf> {
+    let scope = root.join("node_modules").join("@anthropic-ai");
+    for e in fs::read_dir(&scope).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("claude-code-") {
+            continue;
+        }
+        for bin in ["claude", "claude.exe"] {
+            let p = e.path().join(bin);
+            if p.is_file() && reports_version(&p, CLAUDE_CODE_VERSION) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(unix)]
+fn set_executable(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
+}
+#[cfg(not(unix))]
+fn set_executable(_p: &Path) {}
+
+/// `~/.claude/projects/<encoded cwd>`: every char of the cwd that is not ASCII alphanumeric
+/// becomes `-`.
+pub fn encode_cwd(cwd: &Path) -> String {
+    cwd.to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// Environment variables of the parent that must not reach a nested `claude`/`clawsess`:
+/// names starting with one of these.
+const SCRUB_PREFIXES: &[&str] = &[
+    "CLAUDE", // CLAUDECODE, CLAUDE_CODE_*, CLAUDE_PID, CLAUDE_ENV_FILE, CLAUDE_CONFIG_DIR, ...
+    "ANTHROPIC", // ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ANTHROPIC_MODEL, ...
+    "CLAWSESS", // CLAWSESS_HOME, CLAWSESS_SESSION_ID, CLAWSESS_CLAUDE, ...
+    "XDG_",   // XDG_DATA_HOME / XDG_CONFIG_HOME / XDG_STATE_HOME would move state out of HOME
+    "OTEL_",  // telemetry exporters
+    "MCP_",   // MCP_TIMEOUT, ...
+    "DISABLE_", // set again below
+    "ENABLE_",
+    "VERTEX_",
+    "CLOUD_ML_",
+    "AWS_",    // Bedrock credentials / region
+    "GOOGLE_", // Vertex credentials
+    "NODE_",   // NODE_OPTIONS, NODE_EXTRA_CA_CERTS
+    "npm_",    // when run from an npm script
+    "BASH_",   // BASH_ENV, BASH_DEFAULT_TIMEOUT_MS, exported functions
+    "GIT_",    // GIT_DIR, GIT_WORK_TREE of an outer git hook
+];
+/// ... and these exact names.
+const SCRUB_NAMES: &[&str] = &[
+    "MAX_THINKING_TOKENS",
+    "MAX_MCP_OUTPUT_TOKENS",
+    "API_TIMEOUT_MS",
+    "USE_BUILTIN_RIPGREP",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "ENV",
+    "CDPATH",
+    "SHELL",
+];
+
+/// A throw-away HOME with the stand-in API: everything Claude Code and clawsess keep
+/// (`~/.claude.json`, `~/.claude/`, `~/.local/share/clawsess`) stays inside it.
+///
+/// Layout: `HOME/.claude.json` (onboarding done, the test key approved, every project made
+/// with [`ClaudeHome::project`] trusted), `HOME/.claude/`, `HOME/bin/claude` (a symlink to the
+/// pinned binary, first on PATH), `HOME/work/NAME/` (projects).
+pub struct ClaudeHome {
+    dir: tempfile::TempDir,
+    home: PathBuf,
+    pub api: StandInApi,
+    claude: PathBuf,
+}
+
+impl ClaudeHome {
+    pub fn new() -> ClaudeHome {
+        let claude = claude_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("clawsess-e2e-")
+            .tempdir()
+            .expect("create temp HOME");
+        // Claude Code reports real paths (cwd, transcript_path): use the canonical one.
+        let home = fs::canonicalize(dir.path()).expect("canonicalize temp HOME");
+        fs::create_dir_all(home.join(".claude")).expect("create ~/.claude");
+        fs::create_dir_all(home.join("work")).expect("create ~/work");
+        let bin = home.join("bin");
+        fs::create_dir_all(&bin).expect("create ~/bin");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&claude, bin.join("claude")).expect("symlink ~/bin/claude");
+        let api = StandInApi::start();
+        let h = ClaudeHome {
+            dir,
+            home,
+            api,
+            claude,
+        };
+        h.write_claude_json(|_| {});
+        h
+    }
+
+    /// The throw-away HOME.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// `HOME/.claude`.
+    pub fn claude_dir(&self) -> PathBuf {
+        self.home.join(".claude")
+    }
+
+    /// `HOME/bin`: first on PATH, holds `claude`; a test can put more programs there.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.home.join("bin")
+    }
+
+    /// The pinned claude binary this home runs.
+    pub fn claude(&self) -> &Path {
+        &self.claude
+    }
+
+    /// The stand-in API of this home.
+    pub fn api(&self) -> &StandInApi {
+        &self.api
+    }
+
+    /// Creates (if needed) and returns the project dir `HOME/work/NAME`, marked trusted in
+    /// `~/.claude.json` (needed by interactive runs; `-p` runs do not ask).
+    pub fn project(&self, name: &str) -> PathBuf {
+        let p = self.home.join("work").join(name);
+        fs::create_dir_all(&p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
+        let key = p.to_string_lossy().into_owned();
+        self.write_claude_json(|v| {
+            v["projects"][&key] = json!({
+                "hasTrustDialogAccepted": true,
+                "hasCompletedProjectOnboarding": true,
+                "allowedTools": []
+            });
+        });
+        p
+    }
+
+    /// The transcript Claude Code keeps for session `id` started in `cwd`.
+    pub fn transcript_path(&self, cwd: &Path, id: &str) -> PathBuf {
+        self.claude_dir()
+            .join("projects")
+            .join(encode_cwd(cwd))
+            .join(format!("{id}.jsonl"))
+    }
+
+    /// Reads `~/.claude.json`, lets `f` change it, writes it back.
+    pub fn write_claude_json(&self, f: impl FnOnce(&mut Value)) {
+        let path = self.home.join(".claude.json");
+        let mut v: Value = fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_else(|| json!({}));
+        if !v.is_object() {
+            v = json!({});
+        }
+        let key_tail: String = {
+            let chars: Vec<char> = TEST_API_KEY.chars().collect();
+            chars[chars.len().saturating_sub(20)..].iter().collect()
+        };
+        // What a first interactive start would otherwise ask about (onboarding, the API key).
+        v["hasCompletedOnboarding"] = json!(true);
+        v["lastOnboardingVersion"] = json!(CLAUDE_CODE_VERSION);
+        v["numStartups"] = json!(v["numStartups"].as_u64().unwrap_or(1).max(1));
+        if v["theme"].is_null() {
+            v["theme"] = json!("dark");
+        }
+        v["customApiKeyResponses"] = json!({"approved": [key_tail], "rejected": []});
+        if !v["projects"].is_object() {
+            v["projects"] = json!({});
+        }
+        f(&mut v);
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        let tmp = self.home.join(".claude.json.tmp");
+        fs::write(&tmp, text).expect("write ~/.claude.json");
+        fs::rename(&tmp, &path).expect("rename ~/.claude.json");
+    }
+
+    /// Writes `~/.claude/settings.json`.
+    pub fn write_settings(&self, settings: &Value) {
+        fs::write(
+            self.claude_dir().join("settings.json"),
+            serde_json::to_string_pretty(settings).unwrap(),
+        )
+        .expect("write settings.json");
+    }
+
+    /// PATH for the child: `HOME/bin`, then the parent's PATH.
+    pub fn path_env(&self) -> OsString {
+        let mut dirs = vec![self.bin_dir()];
+        if let Some(p) = std::env::var_os("PATH") {
+            dirs.extend(std::env::split_paths(&p));
+        } else {
+            dirs.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from));
+        }
+        std::env::join_paths(dirs).expect("join PATH")
+    }
+
+    /// Gives `cmd` this home's environment: HOME, the stand-in API, Claude Code's quiet
+    /// switches, PATH with `HOME/bin` first; and removes whatever of the parent's environment
+    /// would confuse a nested `claude` or `clawsess` (see `SCRUB_PREFIXES`).
+    pub fn apply_env(&self, cmd: &mut Command) {
+        for (k, _) in std::env::vars_os() {
+            let k_str = k.to_string_lossy();
+            if SCRUB_PREFIXES.iter().any(|p| k_str.starts_with(p))
+                || SCRUB_NAMES.iter().any(|n| k_str == *n)
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("HOME", &self.home)
+            .env("PATH", self.path_env())
+            .env("SHELL", "/bin/bash")
+            .env("ANTHROPIC_BASE_URL", self.api.base_url())
+            .env("ANTHROPIC_API_KEY", TEST_API_KEY)
+            .env("DISABLE_TELEMETRY", "1")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("DISABLE_ERROR_REPORTING", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost");
+    }
+
+    /// `claude -p` with this home's environment, run in `cwd`. Add `--output-format json`,
+    /// `--resume ID`, ... and give the prompt on stdin (see [`run_with_stdin`]).
+    ///
+    /// No permission flag is needed: hooks from `~/.claude/settings.json` fire, and a custom
+    /// command's `` !`cmd` `` line runs when its `allowed-tools` frontmatter pre-approves it.
+    pub fn claude_p(&self, cwd: &Path) -> Command {
+        let mut cmd = Command::new(&self.claude);
+        self.apply_env(&mut cmd);
+        cmd.current_dir(cwd).arg("-p");
+        cmd
+    }
+
+    /// Runs `claude -p ARGS` in `cwd` with `prompt` on stdin (2 minutes at most).
+    pub fn run_p(&self, cwd: &Path, args: &[&str], prompt: &str) -> Output {
+        let mut cmd = self.claude_p(cwd);
+        cmd.args(args);
+        run_with_stdin(&mut cmd, prompt, Duration::from_secs(120))
+    }
+
+    /// Runs `claude -p --output-format json ARGS` with `prompt` on stdin and returns the
+    /// parsed result object; panics with claude's output if it fails or prints no JSON.
+    pub fn run_p_json(&self, cwd: &Path, args: &[&str], prompt: &str) -> Value {
+        let mut all = vec!["--output-format", "json"];
+        all.extend_from_slice(args);
+        let out = self.run_p(cwd, &all, prompt);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "claude -p {all:?} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            out.status
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!("claude -p {all:?} printed no JSON ({e}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
+        })
+    }
+}
+
+impl Default for ClaudeHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Spawns `cmd` with piped stdio, writes `stdin` and closes it, and waits at most `timeout`
+/// (then kills the child and panics with what it printed so far).
+pub fn run_with_stdin(cmd: &mut Command, stdin: &str, timeout: Duration) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut child_stdin = child.stdin.take().unwrap();
+    let input = stdin.as_bytes().to_vec();
+    let writer = thread::spawn(move || {
+        let _ = child_stdin.write_all(&input);
+    });
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_t = thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out_pipe.read_to_end(&mut b);
+        b
+    });
+    let err_t = thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err_pipe.read_to_end(&mut b);
+        b
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for child") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = out_t.join().unwrap_or_default();
+            let stderr = err_t.join().unwrap_or_default();
+            panic!(
+                "{cmd:?} did not finish within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let _ = writer.join();
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
+}
