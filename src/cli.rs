@@ -158,6 +158,10 @@ pub struct Run {
     /// (e.g. 30m, 12h, 7d)
     #[arg(long, value_name = "DURATION", env = "CLAWSESS_IDLE_RESET")]
     pub idle_reset: Option<String>,
+    /// Let a prompt that starts with `/` run as a Claude Code slash command; by default it
+    /// is sent as text, so a chat user cannot run /attach or other commands through a bot
+    #[arg(long)]
+    pub allow_slash: bool,
     /// Print one JSON object with session_id, key, result, is_error and claude's fields
     #[arg(long)]
     pub json: bool,

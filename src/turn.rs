@@ -25,6 +25,11 @@ use crate::sys::{clock, pid_alive};
 pub const BUSY_STALE: Duration = Duration::from_secs(6 * 3600);
 /// Without a pid to check, a marker counts for this long.
 pub const BUSY_STALE_NO_PID: Duration = Duration::from_secs(30 * 60);
+/// A terminal turn whose transcript has not grown for this long is over: Claude Code fires
+/// no Stop when a turn is interrupted or another hook refuses the prompt, and a live
+/// terminal would otherwise hold its session for hours. Claude Code writes every message and
+/// tool call as it goes; its Bash tool times out after 10 minutes at most.
+pub const BUSY_QUIET: Duration = Duration::from_secs(15 * 60);
 /// Env var naming the `run` process whose child a `claude` is; its hooks see it.
 pub const RUN_PID_ENV: &str = "CLAWSESS_RUN_PID";
 /// Env var naming the key of the `run` whose child a `claude` is.

@@ -144,6 +144,11 @@ impl cli::Run {
         if text.trim().is_empty() {
             bail!("the prompt is empty: give PROMPT words, or pipe the prompt on stdin");
         }
+        // `claude -p` runs a prompt that starts with `/` as a slash command (custom commands
+        // run shell lines); one leading space makes it plain text.
+        if text.starts_with('/') && !self.allow_slash {
+            return Ok(format!(" {text}"));
+        }
         Ok(text)
     }
 

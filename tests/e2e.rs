@@ -1,0 +1,574 @@
+//! End to end with the real Claude Code CLI (pinned, installed by tests/support on first
+//! use) in a throw-away HOME, against the stand-in Messages API on 127.0.0.1.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::real_claude::{ClaudeHome, run_with_stdin};
+
+/// A HOME with Claude Code and clawsess installed into it, as `./install.sh` would.
+struct E2e {
+    home: ClaudeHome,
+}
+
+impl E2e {
+    fn new() -> Self {
+        let home = ClaudeHome::new();
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_clawsess"),
+            home.bin_dir().join("clawsess"),
+        )
+        .unwrap();
+        let e = Self { home };
+        let out = e.clawsess(&["install"]);
+        assert!(
+            out.status.success(),
+            "install: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        e
+    }
+
+    fn clawsess_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawsess"));
+        self.home.apply_env(&mut cmd);
+        cmd.args(args).current_dir(self.home.home());
+        cmd
+    }
+
+    fn clawsess(&self, args: &[&str]) -> Output {
+        run_with_stdin(&mut self.clawsess_cmd(args), "", Duration::from_secs(120))
+    }
+
+    fn clawsess_ok(&self, args: &[&str]) -> String {
+        let out = self.clawsess(args);
+        assert!(
+            out.status.success(),
+            "clawsess {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn current(&self, key: &str) -> Option<String> {
+        let out = self.clawsess(&["current", "--key", key]);
+        out.status
+            .success()
+            .then(|| String::from_utf8(out.stdout).unwrap().trim().to_owned())
+    }
+
+    fn list(&self) -> Vec<Value> {
+        serde_json::from_str::<Value>(&self.clawsess_ok(&["list", "--json"]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// A person's turn in a terminal: `claude -p` in `cwd`, resuming `session` if given.
+    fn terminal(&self, cwd: &Path, session: Option<&str>, prompt: &str) -> Value {
+        let mut args = vec![];
+        if let Some(id) = session {
+            args.extend(["--resume", id]);
+        }
+        self.home.run_p_json(cwd, &args, prompt)
+    }
+
+    /// `clawsess run ARGS` with `claude` from PATH (the pinned CLI), in the background.
+    fn spawn_run(&self, args: &[&str]) -> Child {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        self.clawsess_cmd(&all)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        run_with_stdin(&mut self.clawsess_cmd(&all), "", Duration::from_secs(120))
+    }
+
+    fn run_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "run {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn transcript(&self, id: &str) -> String {
+        let rec = self
+            .list()
+            .into_iter()
+            .find(|s| s["session_id"] == id)
+            .expect("recorded");
+        fs::read_to_string(rec["transcript"].as_str().unwrap()).unwrap()
+    }
+
+    /// Waits until the stand-in has received `n` turn requests.
+    fn wait_for_turns(&self, n: usize) {
+        assert!(self.home.api.wait_for(Duration::from_secs(60), |r| {
+            r.iter().filter(|r| r.is_main_turn).count() >= n
+        }));
+    }
+}
+
+fn id_of(result: &Value) -> String {
+    result["session_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn claude_p_fires_the_hook_and_the_session_is_listed_with_its_cwd() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let result = e.terminal(&project, None, "hello from the terminal");
+    let id = id_of(&result);
+    let list = e.list();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["session_id"], id.as_str());
+    assert_eq!(list[0]["cwd"], project.to_str().unwrap());
+    assert_eq!(list[0]["started_by"], "person");
+    assert_eq!(list[0]["transcript_exists"], true);
+    let shown = e.clawsess_ok(&["show", &id, "-n", "2"]);
+    assert!(
+        shown.contains("hello from the terminal") && shown.contains("stand-in reply"),
+        "{shown}"
+    );
+    // The default state dir lives in the throw-away HOME.
+    assert!(
+        e.home
+            .home()
+            .join(".local/share/clawsess/sessions")
+            .join(format!("{id}.json"))
+            .is_file()
+    );
+}
+
+#[test]
+fn slash_attach_attaches_that_session_and_slash_detach_detaches() {
+    let e = E2e::new();
+    let first = id_of(&e.terminal(&e.home.project("alpha"), None, "plan the trip"));
+    // A later session elsewhere: /attach must still pick the session it is typed in.
+    let later = id_of(&e.terminal(&e.home.project("beta"), None, "something else"));
+    assert_ne!(first, later);
+
+    let out = e.terminal(
+        &e.home.project("alpha"),
+        Some(&first),
+        "/attach --key telegram:42",
+    );
+    assert_eq!(out["is_error"], false, "{out}");
+    assert_eq!(e.current("telegram:42").as_deref(), Some(first.as_str()));
+    // What clawsess printed reached the model.
+    let last = e.home.api.turn_requests().pop().unwrap();
+    assert!(
+        last.all_text.contains("Attached telegram:42") && last.all_text.contains("plan the trip"),
+        "{}",
+        last.all_text
+    );
+
+    e.terminal(&e.home.project("alpha"), Some(&first), "/attach");
+    let j: Value =
+        serde_json::from_str(&e.clawsess_ok(&["current", "--key", "anyone", "--json"])).unwrap();
+    assert_eq!(
+        (j["session_id"].as_str(), j["via"].as_str()),
+        (Some(first.as_str()), Some("global"))
+    );
+
+    e.terminal(
+        &e.home.project("alpha"),
+        Some(&first),
+        "/detach --key telegram:42",
+    );
+    let j: Value =
+        serde_json::from_str(&e.clawsess_ok(&["current", "--key", "telegram:42", "--json"]))
+            .unwrap();
+    assert_eq!(
+        j["via"], "global",
+        "telegram:42 now follows the global attachment only"
+    );
+    e.terminal(&e.home.project("alpha"), Some(&first), "/detach");
+    assert_eq!(e.current("telegram:42"), None);
+}
+
+#[test]
+fn a_bot_run_after_attach_continues_the_terminal_conversation() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let id = id_of(&e.terminal(&project, None, "remember the word PAPAYA"));
+    e.terminal(&project, Some(&id), "/attach --key telegram:1");
+    let before = e.home.api.turn_requests().len();
+
+    let reply = e.run_json(&["--key", "telegram:1", "what was the word?"]);
+    assert_eq!(reply["session_id"], id.as_str());
+    assert_eq!(reply["key"], "telegram:1");
+    assert!(reply["result"].as_str().unwrap().contains("stand-in reply"));
+    let req = &e.home.api.turn_requests()[before];
+    assert!(
+        req.all_text.contains("remember the word PAPAYA"),
+        "the bot's turn carries the terminal's conversation"
+    );
+    assert_eq!(req.last_user_text.trim(), "what was the word?");
+    assert!(req.message_count > 2, "{}", req.message_count);
+    assert!(e.transcript(&id).contains("what was the word?"));
+    // The run did not start a session of its own.
+    assert_eq!(e.list().len(), 1);
+}
+
+#[test]
+fn after_detach_a_key_gets_its_own_session_and_keeps_it() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let terminal = id_of(&e.terminal(&project, None, "terminal work"));
+    e.clawsess_ok(&["attach", &terminal, "--key", "discord:thread:9"]);
+    e.run_json(&["--key", "discord:thread:9", "bot on the terminal session"]);
+    e.clawsess_ok(&["detach", "--key", "discord:thread:9"]);
+
+    let own = id_of(&e.run_json(&[
+        "--key",
+        "discord:thread:9",
+        "--cwd",
+        project.to_str().unwrap(),
+        "my own first",
+    ]));
+    assert_ne!(own, terminal);
+    let again = e.run_json(&["--key", "discord:thread:9", "my own second"]);
+    assert_eq!(id_of(&again), own);
+    let req = e.home.api.turn_requests().pop().unwrap();
+    assert!(req.all_text.contains("my own first") && !req.all_text.contains("terminal work"));
+    let j: Value =
+        serde_json::from_str(&e.clawsess_ok(&["current", "--key", "discord:thread:9", "--json"]))
+            .unwrap();
+    assert_eq!(j["via"], "own");
+    let rec = e
+        .list()
+        .into_iter()
+        .find(|s| s["session_id"] == own.as_str())
+        .unwrap();
+    assert_eq!(rec["started_by"], "run");
+    assert_eq!(rec["cwd"], project.to_str().unwrap());
+}
+
+#[test]
+fn two_keys_run_in_parallel_while_two_runs_on_one_key_take_turns() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let cwd = project.to_str().unwrap();
+    for key in ["k:a", "k:b"] {
+        e.run_json(&["--key", key, "--cwd", cwd, "hello"]);
+    }
+    e.home.api.clear();
+    let a = e.spawn_run(&["--key", "k:a", "parallel a [sleep=2000]"]);
+    let b = e.spawn_run(&["--key", "k:b", "parallel b [sleep=2000]"]);
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let reqs = e.home.api.turn_requests();
+    let (x, y) = (&reqs[0], &reqs[1]);
+    assert!(
+        x.started_ms < y.finished_ms && y.started_ms < x.finished_ms,
+        "different sessions overlap: {x:?} {y:?}"
+    );
+
+    e.home.api.clear();
+    let first = e.spawn_run(&["--key", "k:a", "serial one [sleep=1500]"]);
+    e.wait_for_turns(1);
+    let second = e.spawn_run(&["--key", "k:a", "serial two"]);
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let reqs = e.home.api.turn_requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(
+        reqs[1].started_ms >= reqs[0].finished_ms,
+        "one session, one turn at a time: {reqs:?}"
+    );
+    assert!(
+        reqs[1].all_text.contains("serial one"),
+        "the second turn saw the first"
+    );
+    let t = e.transcript(&e.current("k:a").unwrap());
+    assert!(t.find("serial one").unwrap() < t.find("serial two").unwrap());
+}
+
+#[test]
+fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a_run() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let id = id_of(&e.terminal(&project, None, "start"));
+    e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
+
+    // A terminal turn in progress: run refuses with 75 at --wait 0.
+    let mut terminal = e.home.claude_p(&project);
+    terminal.args(["--output-format", "json", "--resume", &id]);
+    let term = std::thread::spawn(move || {
+        run_with_stdin(
+            &mut terminal,
+            "long terminal turn [sleep=4000]",
+            Duration::from_secs(120),
+        )
+    });
+    e.wait_for_turns(2);
+    let out = e.run(&["--key", "telegram:1", "--wait", "0", "from the bot"]);
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("terminal"));
+    // With a wait, it goes once the terminal's turn is over.
+    let out = e.run(&["--key", "telegram:1", "--wait", "60", "from the bot, later"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let term = term.join().unwrap();
+    assert!(term.status.success());
+    let reqs = e.home.api.turn_requests();
+    let (t, b) = (&reqs[1], &reqs[2]);
+    assert!(
+        b.started_ms >= t.finished_ms,
+        "the bot's turn came after the terminal's"
+    );
+
+    // A run in progress: the terminal's prompt is refused with the reason.
+    let run = e.spawn_run(&["--key", "telegram:1", "slow bot turn [sleep=3000]"]);
+    e.wait_for_turns(4);
+    let before = e.home.api.turn_requests().len();
+    let refused = e.terminal(&project, Some(&id), "typed in the terminal meanwhile");
+    let text = refused["result"].as_str().unwrap();
+    assert!(
+        text.contains("blocked by hook") && text.contains("telegram:1") && text.contains("again"),
+        "{text}"
+    );
+    assert_eq!(
+        e.home.api.turn_requests().len(),
+        before,
+        "the refused prompt never reached the model"
+    );
+    assert!(run.wait_with_output().unwrap().status.success());
+    let user_lines: Vec<Value> = e
+        .transcript(&id)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["type"] == "user")
+        .collect();
+    assert!(
+        !user_lines
+            .iter()
+            .any(|l| l.to_string().contains("typed in the terminal meanwhile")),
+        "refused, not in the conversation"
+    );
+}
+
+/// A terminal left open: `claude -p` reading turns from stdin as stream-json, one process.
+struct OpenTerminal {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl OpenTerminal {
+    fn start(e: &E2e, cwd: &Path, session: &str) -> Self {
+        let mut cmd = e.home.claude_p(cwd);
+        cmd.args([
+            "--input-format",
+            "stream-json",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--resume",
+            session,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Sends one prompt and waits for its result.
+    fn turn(&mut self, prompt: &str) -> Value {
+        use std::io::{BufRead, Write};
+        let msg = serde_json::json!({"type":"user","message":{"role":"user","content":prompt}});
+        writeln!(self.stdin, "{msg}").unwrap();
+        self.stdin.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut line = String::new();
+        while Instant::now() < deadline {
+            line.clear();
+            if self.stdout.read_line(&mut line).unwrap() == 0 {
+                panic!("the terminal ended");
+            }
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["type"] == "result"
+            {
+                return v;
+            }
+        }
+        panic!("no result");
+    }
+}
+
+impl Drop for OpenTerminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_terminal_left_open_catches_up_on_what_the_bot_said() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let id = id_of(&e.terminal(&project, None, "we are planning a trip"));
+    e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
+    let mut term = OpenTerminal::start(&e, &project, &id);
+    term.turn("first terminal turn");
+    let n = e.home.api.turn_requests().len();
+    e.run_json(&["--key", "telegram:1", "book the hotel in LISBON please"]);
+    term.turn("what did the bot just do?");
+    let reqs = e.home.api.turn_requests();
+    assert_eq!(reqs.len(), n + 2);
+    let seen = &reqs[n + 1];
+    assert!(
+        seen.all_text.contains("book the hotel in LISBON please")
+            && seen.all_text.contains("telegram:1"),
+        "the terminal's next request carries the bot's turn: {}",
+        seen.all_text
+    );
+    // Only once.
+    term.turn("and now?");
+    let last = e.home.api.turn_requests().pop().unwrap();
+    assert_eq!(
+        last.all_text
+            .matches("[clawsess] While this terminal was idle")
+            .count(),
+        1,
+        "{}",
+        last.all_text
+    );
+}
+
+#[test]
+fn dash_and_slash_prompts_arrive_as_text() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let cwd = project.to_str().unwrap();
+    e.run_json(&["--key", "k", "--cwd", cwd, "--", "--help"]);
+    assert_eq!(
+        e.home
+            .api
+            .turn_requests()
+            .pop()
+            .unwrap()
+            .last_user_text
+            .trim(),
+        "--help"
+    );
+    e.run_json(&["--key", "k", "--", "-rf", "/"]);
+    assert_eq!(
+        e.home
+            .api
+            .turn_requests()
+            .pop()
+            .unwrap()
+            .last_user_text
+            .trim(),
+        "-rf /"
+    );
+    // A chat user typing /attach must not run clawsess attach inside the bot's session.
+    let reply = e.run_json(&["--key", "k", "/attach"]);
+    assert_eq!(
+        e.home
+            .api
+            .turn_requests()
+            .pop()
+            .unwrap()
+            .last_user_text
+            .trim(),
+        "/attach"
+    );
+    assert!(reply["result"].as_str().unwrap().contains("stand-in reply"));
+    assert_eq!(
+        e.current("someone-else"),
+        None,
+        "no global attachment was made"
+    );
+}
+
+#[test]
+fn a_killed_run_frees_the_session() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let cwd = project.to_str().unwrap();
+    e.run_json(&["--key", "k", "--cwd", cwd, "hello"]);
+    for signal in ["-KILL", "-TERM"] {
+        let n = e.home.api.turn_requests().len();
+        let run = e.spawn_run(&["--key", "k", "a very long turn [sleep=60000]"]);
+        e.wait_for_turns(n + 1);
+        let pid = run.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let started = Instant::now();
+        let out = e.run(&["--key", "k", "--wait", "30", "next turn"]);
+        assert!(
+            out.status.success(),
+            "after kill {signal}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
+        let out = run.wait_with_output().unwrap();
+        assert!(!out.status.success());
+    }
+}
+
+#[test]
+fn uninstall_leaves_claude_code_as_it_was() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    e.clawsess_ok(&["uninstall"]);
+    let settings: Value = serde_json::from_str(
+        &fs::read_to_string(e.home.claude_dir().join("settings.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(settings.get("hooks").is_none(), "{settings}");
+    e.terminal(&project, None, "no hook now");
+    assert!(e.list().is_empty());
+}
