@@ -20,18 +20,12 @@ pub fn config_dir(explicit: Option<&Path>) -> Result<PathBuf> {
 
 /// A project's folder name under `projects/`: every non-alphanumeric character becomes `-`.
 pub fn encode_cwd(cwd: &Path) -> String {
-    cwd.to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
+    cwd.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
 }
 
 /// Where Claude Code keeps the transcript of session `id` started in `cwd`.
 pub fn transcript_path(config_dir: &Path, cwd: &Path, id: &str) -> PathBuf {
-    config_dir
-        .join("projects")
-        .join(encode_cwd(cwd))
-        .join(format!("{id}.jsonl"))
+    config_dir.join("projects").join(encode_cwd(cwd)).join(format!("{id}.jsonl"))
 }
 
 /// The `claude` to run: `explicit`, else `$CLAWSESS_CLAUDE`, else `claude` on PATH.
@@ -73,10 +67,7 @@ impl ClaudeResult {
         match found {
             Some(fields) => Ok(Self { fields }),
             None if text.trim().is_empty() => bail!("claude printed nothing"),
-            None => bail!(
-                "claude did not print a JSON result: {}",
-                crate::sys::one_line(&text, 300)
-            ),
+            None => bail!("claude did not print a JSON result: {}", crate::sys::one_line(&text, 300)),
         }
     }
 
@@ -86,22 +77,15 @@ impl ClaudeResult {
 
     /// The reply text.
     pub fn result(&self) -> &str {
-        self.fields
-            .get("result")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.fields.get("result").and_then(Value::as_str).unwrap_or("")
     }
 
+    /// Whether the turn failed: claude says so, or a hook refused the prompt (claude then
+    /// reports success with the refusal as the result and never asks the model).
     pub fn is_error(&self) -> bool {
-        self.fields
-            .get("is_error")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-            || self
-                .fields
-                .get("subtype")
-                .and_then(Value::as_str)
-                .is_some_and(|s| s != "success")
+        self.fields.get("is_error").and_then(Value::as_bool).unwrap_or(false)
+            || self.fields.get("subtype").and_then(Value::as_str).is_some_and(|s| s != "success")
+            || self.result().starts_with("UserPromptSubmit operation blocked by hook")
     }
 }
 
@@ -111,28 +95,19 @@ mod tests {
 
     #[test]
     fn cwd_encoding_replaces_every_non_alphanumeric() {
-        assert_eq!(
-            encode_cwd(Path::new("/home/me/my_proj.v2")),
-            "-home-me-my-proj-v2"
-        );
+        assert_eq!(encode_cwd(Path::new("/home/me/my_proj.v2")), "-home-me-my-proj-v2");
     }
 
     #[test]
     fn result_parsing_takes_the_json_line() {
         let out = b"warning: something\n{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"session_id\":\"s\",\"result\":\"hi\"}\n";
         let r = ClaudeResult::parse(out).unwrap();
-        assert_eq!(
-            (r.session_id(), r.result(), r.is_error()),
-            (Some("s"), "hi", false)
-        );
+        assert_eq!((r.session_id(), r.result(), r.is_error()), (Some("s"), "hi", false));
         let r = ClaudeResult::parse(br#"{"subtype":"error_max_turns","is_error":false}"#).unwrap();
         assert!(r.is_error());
+        let blocked = br#"{"subtype":"success","is_error":false,"num_turns":0,"result":"UserPromptSubmit operation blocked by hook:\n[x]: no"}"#;
+        assert!(ClaudeResult::parse(blocked).unwrap().is_error());
         assert!(ClaudeResult::parse(b"").is_err());
-        assert!(
-            ClaudeResult::parse(b"Error: boom")
-                .unwrap_err()
-                .to_string()
-                .contains("boom")
-        );
+        assert!(ClaudeResult::parse(b"Error: boom").unwrap_err().to_string().contains("boom"));
     }
 }

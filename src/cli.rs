@@ -9,12 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Attach a terminal's Claude Code session to chat bots and scripts, keep one durable
 /// session per chat or thread, and never let two surfaces answer one session at once.
 #[derive(Debug, Parser)]
-#[command(
-    name = "clawsess",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "clawsess", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -166,12 +161,7 @@ pub struct Run {
     #[arg(long)]
     pub json: bool,
     /// Pass one argument on to claude (repeatable: -A --model -A opus)
-    #[arg(
-        short = 'A',
-        long = "claude-arg",
-        value_name = "ARG",
-        allow_hyphen_values = true
-    )]
+    #[arg(short = 'A', long = "claude-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub claude_args: Vec<String>,
     /// The claude executable [env: CLAWSESS_CLAUDE; default: claude on PATH]
     #[arg(long, value_name = "PATH")]

@@ -23,9 +23,5 @@ impl std::error::Error for Busy {}
 
 /// The exit code for an error that reached `main`.
 pub fn code_of(err: &anyhow::Error) -> u8 {
-    if err.downcast_ref::<Busy>().is_some() {
-        BUSY
-    } else {
-        FAILURE
-    }
+    if err.downcast_ref::<Busy>().is_some() { BUSY } else { FAILURE }
 }

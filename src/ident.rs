@@ -20,17 +20,11 @@ impl SessionId {
         // Only the canonical 36-char form: `uuid` also accepts braces, urns and simple hex,
         // none of which Claude Code writes.
         if s.len() != 36 {
-            bail!(
-                "{:?} is not a session id (a UUID like 0b6f2d4e-...)",
-                shorten(s, 60)
-            );
+            bail!("{:?} is not a session id (a UUID like 0b6f2d4e-...)", shorten(s, 60));
         }
         match uuid::Uuid::try_parse(s) {
             Ok(u) => Ok(Self(u.hyphenated().to_string())),
-            Err(_) => bail!(
-                "{:?} is not a session id (a UUID like 0b6f2d4e-...)",
-                shorten(s, 60)
-            ),
+            Err(_) => bail!("{:?} is not a session id (a UUID like 0b6f2d4e-...)", shorten(s, 60)),
         }
     }
 
@@ -136,29 +130,15 @@ fn check_chars(what: &str, s: &str, slash_ok: bool) -> Result<()> {
         bail!("a {what} cannot be empty");
     }
     if s.len() > MAX_LEN {
-        bail!(
-            "a {what} is at most {MAX_LEN} characters; this one has {}",
-            s.chars().count()
-        );
+        bail!("a {what} is at most {MAX_LEN} characters; this one has {}", s.chars().count());
     }
-    let allowed =
-        |c: char| c.is_ascii_alphanumeric() || ":._@-".contains(c) || (slash_ok && c == '/');
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ":._@-".contains(c) || (slash_ok && c == '/');
     if let Some(bad) = s.chars().find(|&c| !allowed(c)) {
-        let set = if slash_ok {
-            "A-Z a-z 0-9 : . _ @ / -"
-        } else {
-            "A-Z a-z 0-9 : . _ @ -"
-        };
-        bail!(
-            "{what} {:?} has the character {bad:?}; a {what} may use only {set}",
-            shorten(s, 60)
-        );
+        let set = if slash_ok { "A-Z a-z 0-9 : . _ @ / -" } else { "A-Z a-z 0-9 : . _ @ -" };
+        bail!("{what} {:?} has the character {bad:?}; a {what} may use only {set}", shorten(s, 60));
     }
     if s.split('/').any(|part| part == "." || part == "..") || s.starts_with('-') {
-        bail!(
-            "{what} {:?} may not start with '-' or contain '.' or '..' as a part",
-            shorten(s, 60)
-        );
+        bail!("{what} {:?} may not start with '-' or contain '.' or '..' as a part", shorten(s, 60));
     }
     Ok(())
 }
@@ -169,9 +149,7 @@ fn check_chars(what: &str, s: &str, slash_ok: bool) -> Result<()> {
 pub fn file_stem(text: &str) -> String {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
     const PRIME: u128 = 0x0000000001000000000000000000013B;
-    let hash = text
-        .bytes()
-        .fold(OFFSET, |h, b| (h ^ u128::from(b)).wrapping_mul(PRIME));
+    let hash = text.bytes().fold(OFFSET, |h, b| (h ^ u128::from(b)).wrapping_mul(PRIME));
     format!("{hash:032x}")
 }
 
@@ -208,28 +186,12 @@ mod tests {
 
     #[test]
     fn keys_take_the_documented_character_set() {
-        for good in [
-            "telegram:123456",
-            "discord:thread:987",
-            "slack:C0123:1700000000.1234",
-            "a",
-            "me@host/x",
-        ] {
+        for good in ["telegram:123456", "discord:thread:987", "slack:C0123:1700000000.1234", "a", "me@host/x"]
+        {
             Key::parse(good).unwrap();
         }
         let long = "k".repeat(201);
-        for bad in [
-            "",
-            "a b",
-            "a\nb",
-            "a\0b",
-            "../x",
-            "x/../y",
-            "-rf",
-            "ü",
-            long.as_str(),
-            "a;b",
-        ] {
+        for bad in ["", "a b", "a\nb", "a\0b", "../x", "x/../y", "-rf", "ü", long.as_str(), "a;b"] {
             assert!(Key::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Key::parse(&"k".repeat(200)).is_ok());

@@ -30,21 +30,12 @@ pub struct Resolved {
 pub fn resolve(store: &Store, key: &Key) -> Result<Option<Resolved>> {
     let state = store.key_state(key)?;
     if let Some(a) = state.as_ref().and_then(|s| s.attached.as_ref()) {
-        return Ok(Some(Resolved {
-            session: a.session.clone(),
-            via: Via::Key,
-        }));
+        return Ok(Some(Resolved { session: a.session.clone(), via: Via::Key }));
     }
     if let Some(a) = store.global()? {
-        return Ok(Some(Resolved {
-            session: a.session,
-            via: Via::Global,
-        }));
+        return Ok(Some(Resolved { session: a.session, via: Via::Global }));
     }
-    Ok(state.and_then(|s| s.own).map(|session| Resolved {
-        session,
-        via: Via::Own,
-    }))
+    Ok(state.and_then(|s| s.own).map(|session| Resolved { session, via: Via::Own }))
 }
 
 /// Shortest id prefix a SESSION argument may use.
@@ -69,30 +60,18 @@ pub fn find_session(store: &Store, arg: &str) -> Result<SessionId> {
         bail!("no session is named {arg:?} (see `clawsess list`)");
     }
     if lower.len() < MIN_PREFIX {
-        bail!(
-            "{arg:?} is too short: give at least {MIN_PREFIX} characters of a session id, or a name"
-        );
+        bail!("{arg:?} is too short: give at least {MIN_PREFIX} characters of a session id, or a name");
     }
-    let mut matches: Vec<SessionId> = store
-        .session_ids()?
-        .into_iter()
-        .filter(|id| id.as_str().starts_with(&lower))
-        .collect();
+    let mut matches: Vec<SessionId> =
+        store.session_ids()?.into_iter().filter(|id| id.as_str().starts_with(&lower)).collect();
     matches.sort();
     match matches.len() {
         0 => bail!("no session id starts with {arg:?} (see `clawsess list`)"),
         1 => Ok(matches.remove(0)),
         n => {
             let list: Vec<&str> = matches.iter().take(10).map(SessionId::as_str).collect();
-            let more = if n > 10 {
-                format!(" and {} more", n - 10)
-            } else {
-                String::new()
-            };
-            bail!(
-                "{arg:?} matches {n} sessions: {}{more}; give more characters",
-                list.join(", ")
-            )
+            let more = if n > 10 { format!(" and {} more", n - 10) } else { String::new() };
+            bail!("{arg:?} matches {n} sessions: {}{more}; give more characters", list.join(", "))
         }
     }
 }
@@ -165,18 +144,11 @@ mod tests {
         tx.put_key_state(&state).unwrap();
         assert_eq!(resolve(&store, &key).unwrap().unwrap().via, Via::Own);
 
-        tx.set_global(Some(Attachment {
-            session: id(B),
-            at: 1,
-        }))
-        .unwrap();
+        tx.set_global(Some(Attachment { session: id(B), at: 1 })).unwrap();
         let r = resolve(&store, &key).unwrap().unwrap();
         assert_eq!((r.session, r.via), (id(B), Via::Global));
 
-        state.attached = Some(Attachment {
-            session: id(C),
-            at: 2,
-        });
+        state.attached = Some(Attachment { session: id(C), at: 2 });
         tx.put_key_state(&state).unwrap();
         let r = resolve(&store, &key).unwrap().unwrap();
         assert_eq!((r.session, r.via), (id(C), Via::Key));
@@ -190,15 +162,11 @@ mod tests {
         assert_eq!(find_session(&store, "cccc").unwrap(), id(C));
         assert_eq!(find_session(&store, "AAAA2").unwrap(), id(B));
         let err = find_session(&store, "aaaa").unwrap_err().to_string();
-        assert!(
-            err.contains(A) && err.contains(B) && err.contains("2 sessions"),
-            "{err}"
-        );
+        assert!(err.contains(A) && err.contains(B) && err.contains("2 sessions"), "{err}");
         let err = find_session(&store, "ccc").unwrap_err().to_string();
         assert!(err.contains("at least 4"), "{err}");
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
-        tx.put_name(&Name::parse("budget").unwrap(), &id(B))
-            .unwrap();
+        tx.put_name(&Name::parse("budget").unwrap(), &id(B)).unwrap();
         drop(tx);
         assert_eq!(find_session(&store, "budget").unwrap(), id(B));
         assert!(find_session(&store, "nothing").is_err());

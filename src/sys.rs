@@ -36,11 +36,7 @@ pub fn rfc3339(ms: u64) -> String {
 /// A Unix-milliseconds time as local wall-clock `HH:MM:SS`.
 pub fn clock(ms: u64) -> String {
     jiff::Timestamp::from_millisecond(ms as i64)
-        .map(|t| {
-            t.to_zoned(jiff::tz::TimeZone::system())
-                .strftime("%H:%M:%S")
-                .to_string()
-        })
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%H:%M:%S").to_string())
         .unwrap_or_default()
 }
 
@@ -49,11 +45,7 @@ pub fn tilde(path: &Path) -> String {
     if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty())
         && let Ok(rest) = path.strip_prefix(&home)
     {
-        return if rest.as_os_str().is_empty() {
-            "~".into()
-        } else {
-            format!("~/{}", rest.display())
-        };
+        return if rest.as_os_str().is_empty() { "~".into() } else { format!("~/{}", rest.display()) };
     }
     path.display().to_string()
 }

@@ -163,12 +163,7 @@ pub fn parse_line(line: &[u8]) -> Option<Message> {
     if text.trim().is_empty() {
         return None;
     }
-    Some(Message {
-        role,
-        text,
-        timestamp: line.timestamp,
-        id: message.id,
-    })
+    Some(Message { role, text, timestamp: line.timestamp, id: message.id })
 }
 
 /// Calls `visit` with the messages of a transcript, last first, until it returns false.
@@ -270,10 +265,7 @@ mod tests {
         let long = "y".repeat(3 * BLOCK + 17);
         let text = format!("a\n{long}\nb\n");
         let got = rev_lines(text.as_bytes());
-        assert_eq!(
-            got,
-            vec![b"a".to_vec(), long.into_bytes(), b"b".to_vec(), Vec::new()]
-        );
+        assert_eq!(got, vec![b"a".to_vec(), long.into_bytes(), b"b".to_vec(), Vec::new()]);
     }
 
     #[test]
@@ -300,7 +292,8 @@ mod tests {
             r#"{"type":"system","content":"x"}"#.to_string(),
             user("second"),
             serde_json::json!({"type":"user","isMeta":true,"message":{"content":"meta"}}).to_string(),
-            serde_json::json!({"type":"user","message":{"content":[{"type":"tool_result","content":"r"}]}}).to_string(),
+            serde_json::json!({"type":"user","message":{"content":[{"type":"tool_result","content":"r"}]}})
+                .to_string(),
             assistant("m2", "two-a"),
             assistant("m2", "two-b"),
             "{\"type\":\"assistant\",\"mess".to_string(), // torn last line
@@ -311,11 +304,7 @@ mod tests {
         let texts: Vec<_> = got.iter().map(|m| (m.role, m.text.as_str())).collect();
         assert_eq!(
             texts,
-            vec![
-                (Role::Assistant, "one"),
-                (Role::User, "second"),
-                (Role::Assistant, "two-a\ntwo-b")
-            ]
+            vec![(Role::Assistant, "one"), (Role::User, "second"), (Role::Assistant, "two-a\ntwo-b")]
         );
         let topic = last_topic(f.path()).unwrap();
         assert_eq!(topic.prompt.unwrap().text, "second");

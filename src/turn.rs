@@ -16,8 +16,8 @@ use anyhow::{Context, Result};
 use crate::exit::Busy;
 use crate::ident::{SessionId, shorten};
 use crate::store::{
-    Acquired, BusyMarker, FORMAT, HOOK_LOCK_WAIT, RunHolder, Store, SurfaceTurn, TURN_LOG_MAX,
-    TurnLog, lock_until, now_ms, open_lock_file,
+    Acquired, BusyMarker, FORMAT, HOOK_LOCK_WAIT, RunHolder, Store, SurfaceTurn, TURN_LOG_MAX, TurnLog,
+    lock_until, now_ms, open_lock_file,
 };
 use crate::sys::{clock, pid_alive};
 
@@ -75,13 +75,8 @@ impl RunLock {
             std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
         }
         let mut lock = Self { file };
-        let holder = RunHolder {
-            key: key.to_owned(),
-            pid: std::process::id(),
-            since: now_ms(),
-        };
-        lock.write_holder(&serde_json::to_vec(&holder)?)
-            .context("could not note the run lock's holder")?;
+        let holder = RunHolder { key: key.to_owned(), pid: std::process::id(), since: now_ms() };
+        lock.write_holder(&serde_json::to_vec(&holder)?).context("could not note the run lock's holder")?;
         Ok(lock)
     }
 
@@ -113,39 +108,40 @@ fn read_holder(mut file: &File) -> Option<RunHolder> {
 
 fn holder_text(holder: &Option<RunHolder>) -> String {
     match holder {
-        Some(h) => format!(
-            "{} is answering it via clawsess run, pid {}, since {}",
-            h.key,
-            h.pid,
-            clock(h.since)
-        ),
+        Some(h) => {
+            format!("{} is answering it via clawsess run, pid {}, since {}", h.key, h.pid, clock(h.since))
+        }
         None => "another clawsess run is answering it".to_owned(),
     }
 }
 
 fn terminal_text(marker: &BusyMarker) -> String {
-    let pid = marker
-        .pid
-        .map(|p| format!(" (claude pid {p})"))
-        .unwrap_or_default();
-    format!(
-        "a terminal turn{pid} is running since {}",
-        clock(marker.since)
-    )
+    let pid = marker.pid.map(|p| format!(" (claude pid {p})")).unwrap_or_default();
+    format!("a terminal turn{pid} is running since {}", clock(marker.since))
 }
 
-/// The terminal turn in progress on `id`, if its marker is there, its pid alive and it is
-/// not stale.
+/// The terminal turn in progress on `id`: its marker is there, its pid alive, and neither
+/// it nor the transcript has been quiet for [`BUSY_QUIET`].
 pub fn terminal_busy(store: &Store, id: &SessionId) -> Result<Option<BusyMarker>> {
     let Some(marker) = store.busy(id)? else {
         return Ok(None);
     };
-    let age = Duration::from_millis(now_ms().saturating_sub(marker.since));
+    let now = now_ms();
+    let age = Duration::from_millis(now.saturating_sub(marker.since));
     let live = match marker.pid {
         Some(pid) => pid_alive(pid) && age < BUSY_STALE,
         None => age < BUSY_STALE_NO_PID,
     };
-    Ok(live.then_some(marker))
+    if !live {
+        return Ok(None);
+    }
+    let written = store
+        .session(id)?
+        .and_then(|rec| std::fs::metadata(rec.transcript).and_then(|m| m.modified()).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64);
+    let quiet = Duration::from_millis(now.saturating_sub(written.max(marker.since)));
+    Ok((quiet < BUSY_QUIET).then_some(marker))
 }
 
 /// Who holds `id`'s run lock right now, if anyone (read without taking it).
@@ -171,11 +167,7 @@ pub enum TerminalTurn {
 }
 
 /// Marks a terminal turn on `id` by the `claude` process `pid`, unless a run holds it.
-pub fn start_terminal_turn(
-    store: &Store,
-    id: &SessionId,
-    pid: Option<u32>,
-) -> Result<TerminalTurn> {
+pub fn start_terminal_turn(store: &Store, id: &SessionId, pid: Option<u32>) -> Result<TerminalTurn> {
     let file = open_lock_file(&store.run_lock_path(id)?)?;
     match file.try_lock() {
         Ok(()) => {}
@@ -189,14 +181,7 @@ pub fn start_terminal_turn(
             return Err(err).context("could not take the session's run lock");
         }
     }
-    store.put_busy(
-        id,
-        &BusyMarker {
-            v: FORMAT,
-            pid,
-            since: now_ms(),
-        },
-    )?;
+    store.put_busy(id, &BusyMarker { v: FORMAT, pid, since: now_ms() })?;
     drop(file);
     Ok(TerminalTurn::Started)
 }
@@ -225,11 +210,7 @@ pub fn log_surface_turn(
     prompt: &str,
     reply: &str,
 ) -> Result<()> {
-    let mut log = tx.turn_log(id)?.unwrap_or(TurnLog {
-        v: FORMAT,
-        next_seq: 1,
-        ..TurnLog::default()
-    });
+    let mut log = tx.turn_log(id)?.unwrap_or(TurnLog { v: FORMAT, next_seq: 1, ..TurnLog::default() });
     log.turns.push(SurfaceTurn {
         seq: log.next_seq,
         key: key.to_owned(),
@@ -269,8 +250,7 @@ pub fn catch_up(store: &Store, id: &SessionId, pid: u32) -> Result<Option<String
     };
     let cursor = log.cursors.get(&pid).copied().unwrap_or(0);
     let unseen: Vec<&SurfaceTurn> = log.turns.iter().filter(|t| t.seq >= cursor).collect();
-    let text = (!unseen.is_empty())
-        .then(|| catch_up_text(&unseen, cursor, log.turns.first().map(|t| t.seq)));
+    let text = (!unseen.is_empty()).then(|| catch_up_text(&unseen, cursor, log.turns.first().map(|t| t.seq)));
     if cursor != log.next_seq {
         log.cursors.retain(|p, _| pid_alive(*p));
         log.cursors.insert(pid, log.next_seq);
@@ -330,9 +310,7 @@ mod tests {
         drop(tx);
         let text = catch_up(&store, &id(), me).unwrap().unwrap();
         assert!(
-            text.contains("telegram:1")
-                && text.contains("what is 2+2")
-                && text.contains("Assistant: 4"),
+            text.contains("telegram:1") && text.contains("what is 2+2") && text.contains("Assistant: 4"),
             "{text}"
         );
         assert_eq!(catch_up(&store, &id(), me).unwrap(), None);
@@ -360,14 +338,7 @@ mod tests {
         let store = Store::at(dir.path());
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
         for i in 0..TURN_LOG_MAX + 5 {
-            log_surface_turn(
-                &tx,
-                &id(),
-                "k",
-                &format!("prompt {i} {}", "x".repeat(1500)),
-                "r",
-            )
-            .unwrap();
+            log_surface_turn(&tx, &id(), "k", &format!("prompt {i} {}", "x".repeat(1500)), "r").unwrap();
         }
         drop(tx);
         let text = catch_up(&store, &id(), 1).unwrap().unwrap();
@@ -392,9 +363,7 @@ mod tests {
             start_terminal_turn(&store, &id(), Some(std::process::id())).unwrap(),
             TerminalTurn::Started
         ));
-        let err = RunLock::acquire(&store, &id(), "k", Duration::ZERO)
-            .err()
-            .unwrap();
+        let err = RunLock::acquire(&store, &id(), "k", Duration::ZERO).err().unwrap();
         assert!(err.downcast_ref::<Busy>().is_some(), "{err:#}");
         end_terminal_turn(&store, &id(), Some(std::process::id())).unwrap();
         RunLock::acquire(&store, &id(), "k", Duration::ZERO).unwrap();

@@ -20,9 +20,7 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let world = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let world = Self { dir: tempfile::tempdir().unwrap() };
         for d in ["home", "claude", "project"] {
             fs::create_dir_all(world.path(d)).unwrap();
         }
@@ -69,10 +67,7 @@ impl World {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        self.path("claude")
-            .join("projects")
-            .join(enc)
-            .join(format!("{id}.jsonl"))
+        self.path("claude").join("projects").join(enc).join(format!("{id}.jsonl"))
     }
 
     /// A person's session: a transcript with one exchange, announced by the hook.
@@ -83,11 +78,7 @@ impl World {
             serde_json::json!({"type":"user","message":{"role":"user","content":prompt},"timestamp":"2026-11-21T10:00:00Z"}),
             serde_json::json!({"type":"assistant","message":{"id":"m1","role":"assistant","content":[{"type":"text","text":reply}]}}),
         ];
-        fs::write(
-            &t,
-            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
-        )
-        .unwrap();
+        fs::write(&t, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
         self.hook("session-start", id).assert().success().stdout("");
     }
 
@@ -118,11 +109,7 @@ impl World {
 
     fn json(&self, args: &[&str]) -> Value {
         let out = self.cmd(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -142,11 +129,7 @@ impl World {
 
 fn stdout_of(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -167,15 +150,8 @@ fn session_start_records_the_session_and_prints_nothing() {
 fn session_start_exports_the_id_to_claude_env_file() {
     let w = World::new();
     let env_file = w.path("env");
-    w.hook("session-start", ID_A)
-        .env("CLAUDE_ENV_FILE", &env_file)
-        .assert()
-        .success()
-        .stdout("");
-    assert_eq!(
-        fs::read_to_string(env_file).unwrap(),
-        format!("export CLAWSESS_SESSION_ID={ID_A}\n")
-    );
+    w.hook("session-start", ID_A).env("CLAUDE_ENV_FILE", &env_file).assert().success().stdout("");
+    assert_eq!(fs::read_to_string(env_file).unwrap(), format!("export CLAWSESS_SESSION_ID={ID_A}\n"));
 }
 
 #[test]
@@ -192,29 +168,17 @@ fn hooks_given_bad_input_exit_zero_with_one_line_and_record_nothing() {
     ];
     for input in inputs {
         for event in ["session-start", "prompt-submit", "stop", "session-end"] {
-            let out = w
-                .cmd(&["hook", event])
-                .write_stdin(input.clone())
-                .output()
-                .unwrap();
+            let out = w.cmd(&["hook", event]).write_stdin(input.clone()).output().unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             if event == "session-start" || !input.contains(ID_A) {
                 assert_eq!(err.lines().count(), 1, "{event} {input}: {err}");
-                assert!(
-                    err.starts_with(&format!("clawsess hook {event}: ")),
-                    "{err}"
-                );
+                assert!(err.starts_with(&format!("clawsess hook {event}: ")), "{err}");
             }
             assert_eq!(out.status.code(), Some(0), "{event} {input}");
             assert!(out.stdout.is_empty());
         }
     }
-    w.cmd(&["hook", "session-start"])
-        .write_stdin("")
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
+    w.cmd(&["hook", "session-start"]).write_stdin("").assert().success().stdout("").stderr("");
     assert_eq!(w.json(&["list", "--json"]), serde_json::json!([]));
 }
 
@@ -224,10 +188,7 @@ fn a_second_session_start_keeps_first_seen_and_updates_source() {
     w.person_session(ID_A, "p", "r");
     let first = w.json(&["list", "--json"])[0]["first_seen"].clone();
     let input = w.hook_input(ID_A).replace("\"startup\"", "\"resume\"");
-    w.cmd(&["hook", "session-start"])
-        .write_stdin(input)
-        .assert()
-        .success();
+    w.cmd(&["hook", "session-start"]).write_stdin(input).assert().success();
     let list = w.json(&["list", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["first_seen"], first);
@@ -241,15 +202,9 @@ fn attach_without_session_uses_this_claude_code_session() {
     let w = World::new();
     w.person_session(ID_A, "a", "a");
     w.person_session(ID_B, "b", "b");
-    w.cmd(&["attach", "--key", "telegram:1"])
-        .env("CLAUDE_CODE_SESSION_ID", ID_A)
-        .assert()
-        .success();
+    w.cmd(&["attach", "--key", "telegram:1"]).env("CLAUDE_CODE_SESSION_ID", ID_A).assert().success();
     assert_eq!(w.current("telegram:1"), ID_A);
-    w.cmd(&["attach", "--key", "telegram:2"])
-        .env("CLAWSESS_SESSION_ID", ID_A)
-        .assert()
-        .success();
+    w.cmd(&["attach", "--key", "telegram:2"]).env("CLAWSESS_SESSION_ID", ID_A).assert().success();
     assert_eq!(w.current("telegram:2"), ID_A);
 }
 
@@ -260,21 +215,14 @@ fn attach_without_anything_picks_the_latest_person_session_with_a_transcript() {
     w.person_session(ID_B, "b", "b");
     // A later start whose transcript never appears (a throw-away id) is not picked.
     w.hook("session-start", ID_C).assert().success();
-    w.cmd(&["attach"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(ID_B));
+    w.cmd(&["attach"]).assert().success().stdout(predicate::str::contains(ID_B));
     assert_eq!(w.current("anyone"), ID_B);
 }
 
 #[test]
 fn attach_prints_the_cwd_and_the_last_topic() {
     let w = World::new();
-    w.person_session(
-        ID_A,
-        "plan the budget for next year",
-        "Here is a plan with three parts.",
-    );
+    w.person_session(ID_A, "plan the budget for next year", "Here is a plan with three parts.");
     w.cmd(&["attach", ID_A, "--key", "telegram:1"])
         .assert()
         .success()
@@ -299,10 +247,7 @@ fn attach_by_prefix_resolves_a_unique_session_and_lists_ambiguous_ones() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(ID_A).and(predicate::str::contains(ID_B)));
-    w.cmd(&["attach", "aaa", "--key", "k"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("at least 4"));
+    w.cmd(&["attach", "aaa", "--key", "k"]).assert().code(1).stderr(predicate::str::contains("at least 4"));
     w.cmd(&["attach", "ffff", "--key", "k"])
         .assert()
         .code(1)
@@ -313,10 +258,7 @@ fn attach_by_prefix_resolves_a_unique_session_and_lists_ambiguous_ones() {
 #[test]
 fn attach_with_no_session_at_all_says_what_to_do() {
     let w = World::new();
-    w.cmd(&["attach"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("clawsess install"));
+    w.cmd(&["attach"]).assert().code(1).stderr(predicate::str::contains("clawsess install"));
 }
 
 #[test]
@@ -325,14 +267,8 @@ fn bad_keys_are_refused_with_a_clear_error() {
     w.person_session(ID_A, "p", "r");
     let long = "k".repeat(201);
     for key in ["a b", "a\nb", "../x", "x/../y", "", long.as_str(), "é"] {
-        w.cmd(&["attach", ID_A, "--key", key])
-            .assert()
-            .code(1)
-            .stderr(predicate::str::contains("key"));
-        w.cmd(&["current", "--key", key])
-            .assert()
-            .code(1)
-            .stdout("");
+        w.cmd(&["attach", ID_A, "--key", key]).assert().code(1).stderr(predicate::str::contains("key"));
+        w.cmd(&["current", "--key", key]).assert().code(1).stdout("");
     }
     assert!(!w.state().join("keys").exists());
 }
@@ -344,26 +280,15 @@ fn resolution_prefers_the_key_then_global_then_own() {
     w.person_session(ID_B, "p", "r");
     w.cmd(&["attach", ID_A]).assert().success();
     let j = w.json(&["current", "--key", "telegram:1", "--json"]);
-    assert_eq!(
-        (j["session_id"].as_str(), j["via"].as_str()),
-        (Some(ID_A), Some("global"))
-    );
-    w.cmd(&["attach", ID_B, "--key", "telegram:1"])
-        .assert()
-        .success();
+    assert_eq!((j["session_id"].as_str(), j["via"].as_str()), (Some(ID_A), Some("global")));
+    w.cmd(&["attach", ID_B, "--key", "telegram:1"]).assert().success();
     let j = w.json(&["current", "--key", "telegram:1", "--json"]);
-    assert_eq!(
-        (j["session_id"].as_str(), j["via"].as_str()),
-        (Some(ID_B), Some("key"))
-    );
+    assert_eq!((j["session_id"].as_str(), j["via"].as_str()), (Some(ID_B), Some("key")));
     assert_eq!(w.current("telegram:2"), ID_A);
     w.cmd(&["detach", "--key", "telegram:1"]).assert().success();
     assert_eq!(w.current("telegram:1"), ID_A);
     w.cmd(&["detach"]).assert().success();
-    w.cmd(&["current", "--key", "telegram:1"])
-        .assert()
-        .code(1)
-        .stdout("");
+    w.cmd(&["current", "--key", "telegram:1"]).assert().code(1).stdout("");
 }
 
 #[test]
@@ -380,10 +305,7 @@ fn detaching_what_is_not_attached_says_so_and_succeeds() {
         .assert()
         .success()
         .stdout(predicate::str::contains("was not attached"));
-    w.cmd(&["detach"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("no global attachment"));
+    w.cmd(&["detach"]).assert().success().stdout(predicate::str::contains("no global attachment"));
 }
 
 #[test]
@@ -392,22 +314,14 @@ fn detach_returns_a_key_to_its_own_session() {
     w.run(&["--key", "telegram:1", "hello"]).assert().success();
     let own = w.current("telegram:1");
     w.person_session(ID_A, "p", "r");
-    w.cmd(&["attach", ID_A, "--key", "telegram:1"])
-        .assert()
-        .success();
+    w.cmd(&["attach", ID_A, "--key", "telegram:1"]).assert().success();
     assert_eq!(w.current("telegram:1"), ID_A);
     w.cmd(&["detach", "--key", "telegram:1"])
         .assert()
         .success()
-        .stdout(predicate::str::contains(format!(
-            "own session {}",
-            &own[..8]
-        )));
+        .stdout(predicate::str::contains(format!("own session {}", &own[..8])));
     let j = w.json(&["current", "--key", "telegram:1", "--json"]);
-    assert_eq!(
-        (j["session_id"].as_str(), j["via"].as_str()),
-        (Some(own.as_str()), Some("own"))
-    );
+    assert_eq!((j["session_id"].as_str(), j["via"].as_str()), (Some(own.as_str()), Some("own")));
 }
 
 // ---------------------------------------------------------------- list / show / name / forget
@@ -418,35 +332,16 @@ fn list_shows_most_recent_first_with_attached_keys() {
     w.person_session(ID_A, "p", "r");
     std::thread::sleep(std::time::Duration::from_millis(5));
     w.person_session(ID_B, "p", "r");
-    w.cmd(&["attach", ID_A, "--key", "telegram:1"])
-        .assert()
-        .success();
+    w.cmd(&["attach", ID_A, "--key", "telegram:1"]).assert().success();
     let list = w.json(&["list", "--json"]);
-    let ids: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["session_id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["session_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [ID_B, ID_A]);
     assert_eq!(list[1]["attached_keys"], serde_json::json!(["telegram:1"]));
-    assert_eq!(
-        w.json(&["list", "--json", "--limit", "1"])
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(w.json(&["list", "--json", "--limit", "1"]).as_array().unwrap().len(), 1);
     let table = stdout_of(&mut w.cmd(&["list"]));
     assert!(table.starts_with("ID "), "{table}");
-    assert!(
-        !table.contains('\x1b'),
-        "piped output has no colour: {table:?}"
-    );
-    assert!(
-        table.contains("telegram:1") && table.contains("aaaa1111"),
-        "{table}"
-    );
+    assert!(!table.contains('\x1b'), "piped output has no colour: {table:?}");
+    assert!(table.contains("telegram:1") && table.contains("aaaa1111"), "{table}");
 }
 
 #[test]
@@ -463,22 +358,13 @@ fn show_prints_the_last_messages() {
     let w = World::new();
     w.person_session(ID_A, "first prompt", "first reply");
     let out = stdout_of(&mut w.cmd(&["show", "aaaa1", "-n", "1"]));
-    assert!(
-        out.contains("first reply") && !out.contains("first prompt"),
-        "{out}"
-    );
+    assert!(out.contains("first reply") && !out.contains("first prompt"), "{out}");
     let j = w.json(&["show", ID_A, "--json"]);
     assert_eq!(j["messages"][0]["role"], "user");
     assert_eq!(j["messages"][1]["text"], "first reply");
-    w.cmd(&["show", "nope"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("no session is named"));
+    w.cmd(&["show", "nope"]).assert().code(1).stderr(predicate::str::contains("no session is named"));
     fs::remove_file(w.transcript(ID_A)).unwrap();
-    w.cmd(&["show", ID_A])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("gone"));
+    w.cmd(&["show", ID_A]).assert().code(1).stderr(predicate::str::contains("gone"));
 }
 
 #[test]
@@ -487,49 +373,30 @@ fn names_resolve_anywhere_and_stay_unique() {
     w.person_session(ID_A, "p", "r");
     w.person_session(ID_B, "p", "r");
     w.cmd(&["name", ID_A, "budget"]).assert().success();
-    w.cmd(&["attach", "budget", "--key", "k"])
-        .assert()
-        .success();
+    w.cmd(&["attach", "budget", "--key", "k"]).assert().success();
     assert_eq!(w.current("k"), ID_A);
-    w.cmd(&["name", ID_B, "budget"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("taken"));
+    w.cmd(&["name", ID_B, "budget"]).assert().code(1).stderr(predicate::str::contains("taken"));
     w.cmd(&["name", "budget", "budget-2027"]).assert().success();
     w.cmd(&["show", "budget"]).assert().code(1);
     w.cmd(&["name", ID_B, "budget"]).assert().success();
     assert_eq!(
-        w.json(&["list", "--json"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| !s["name"].is_null())
-            .count(),
+        w.json(&["list", "--json"]).as_array().unwrap().iter().filter(|s| !s["name"].is_null()).count(),
         2
     );
-    w.cmd(&["name", ID_A, "a/b"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("'/'"));
+    w.cmd(&["name", ID_A, "a/b"]).assert().code(1).stderr(predicate::str::contains("'/'"));
 }
 
 #[test]
 fn forget_drops_the_keys_own_session_and_attachment() {
     let w = World::new();
-    w.run(&["--key", "discord:thread:9", "hi"])
-        .assert()
-        .success();
+    w.run(&["--key", "discord:thread:9", "hi"]).assert().success();
     w.person_session(ID_A, "p", "r");
-    w.cmd(&["attach", ID_A, "--key", "discord:thread:9"])
-        .assert()
-        .success();
+    w.cmd(&["attach", ID_A, "--key", "discord:thread:9"]).assert().success();
     w.cmd(&["forget", "--key", "discord:thread:9"])
         .assert()
         .success()
         .stdout(predicate::str::contains("Forgot"));
-    w.cmd(&["current", "--key", "discord:thread:9"])
-        .assert()
-        .code(1);
+    w.cmd(&["current", "--key", "discord:thread:9"]).assert().code(1);
     w.cmd(&["forget", "--key", "discord:thread:9"])
         .assert()
         .success()
@@ -541,35 +408,18 @@ fn forget_drops_the_keys_own_session_and_attachment() {
 #[test]
 fn run_starts_a_session_for_a_new_key_and_resumes_it_next_time() {
     let w = World::new();
-    let first = w.json(&[
-        "run",
-        "--claude",
-        &w.fake_claude(),
-        "--key",
-        "telegram:7",
-        "--json",
-        "hello",
-        "there",
-    ]);
+    let first =
+        w.json(&["run", "--claude", &w.fake_claude(), "--key", "telegram:7", "--json", "hello", "there"]);
     let id = first["session_id"].as_str().unwrap().to_owned();
     assert_eq!(first["key"], "telegram:7");
     assert_eq!(first["is_error"], false);
     assert!(first["result"].as_str().unwrap().contains("hello there"));
     assert_eq!(first["num_turns"], 1, "claude's own fields are kept");
     let out = stdout_of(&mut w.run(&["--key", "telegram:7", "again"]));
-    assert!(
-        out.contains("fake reply to: again (lines before: 2)"),
-        "{out}"
-    );
+    assert!(out.contains("fake reply to: again (lines before: 2)"), "{out}");
     let calls = w.fake_calls();
-    assert_eq!(
-        calls[0]["argv"],
-        serde_json::json!(["-p", "--output-format", "json", "--session-id", id])
-    );
-    assert_eq!(
-        calls[1]["argv"],
-        serde_json::json!(["-p", "--output-format", "json", "--resume", id])
-    );
+    assert_eq!(calls[0]["argv"], serde_json::json!(["-p", "--output-format", "json", "--session-id", id]));
+    assert_eq!(calls[1]["argv"], serde_json::json!(["-p", "--output-format", "json", "--resume", id]));
     assert_eq!(calls[0]["stdin"], "hello there");
     assert_eq!(calls[0]["cwd"], w.project().to_str().unwrap());
     assert_eq!(calls[0]["env"]["CLAWSESS_RUN_KEY"], "telegram:7");
@@ -583,10 +433,7 @@ fn run_starts_a_session_for_a_new_key_and_resumes_it_next_time() {
 #[test]
 fn run_reads_the_prompt_from_stdin_and_dash_words_stay_text() {
     let w = World::new();
-    w.run(&["--key", "k"])
-        .write_stdin("from stdin\nline 2")
-        .assert()
-        .success();
+    w.run(&["--key", "k"]).write_stdin("from stdin\nline 2").assert().success();
     w.run(&["--key", "k", "--", "--help"])
         .assert()
         .success()
@@ -597,16 +444,8 @@ fn run_reads_the_prompt_from_stdin_and_dash_words_stay_text() {
     assert_eq!(calls[1]["stdin"], "--help");
     assert_eq!(calls[2]["stdin"], "-rf /");
     for call in &calls {
-        let argv: Vec<&str> = call["argv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap())
-            .collect();
-        assert!(
-            !argv.contains(&"--help") && !argv.contains(&"-rf"),
-            "{argv:?}"
-        );
+        let argv: Vec<&str> = call["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        assert!(!argv.contains(&"--help") && !argv.contains(&"-rf"), "{argv:?}");
     }
     w.run(&["--key", "k"])
         .write_stdin("  \n")
@@ -618,32 +457,20 @@ fn run_reads_the_prompt_from_stdin_and_dash_words_stay_text() {
 #[test]
 fn run_passes_claude_args_one_by_one() {
     let w = World::new();
-    w.run(&["-A", "--model", "-A", "opus", "--key", "k", "hi"])
-        .assert()
-        .success();
+    w.run(&["-A", "--model", "-A", "opus", "--key", "k", "hi"]).assert().success();
     let argv = w.fake_calls()[0]["argv"].clone();
-    assert_eq!(
-        argv.as_array().unwrap()[5..],
-        [serde_json::json!("--model"), serde_json::json!("opus")]
-    );
+    assert_eq!(argv.as_array().unwrap()[5..], [serde_json::json!("--model"), serde_json::json!("opus")]);
 }
 
 #[test]
 fn run_without_claude_names_all_three_ways_to_find_it() {
     let w = World::new();
-    w.cmd(&["run", "--key", "k", "hi"])
-        .env("PATH", w.path("home"))
-        .assert()
-        .code(1)
-        .stderr(
-            predicate::str::contains("--claude")
-                .and(predicate::str::contains("CLAWSESS_CLAUDE"))
-                .and(predicate::str::contains("PATH")),
-        );
-    w.cmd(&["run", "--key", "k", "hi"])
-        .env("CLAWSESS_CLAUDE", w.fake_claude())
-        .assert()
-        .success();
+    w.cmd(&["run", "--key", "k", "hi"]).env("PATH", w.path("home")).assert().code(1).stderr(
+        predicate::str::contains("--claude")
+            .and(predicate::str::contains("CLAWSESS_CLAUDE"))
+            .and(predicate::str::contains("PATH")),
+    );
+    w.cmd(&["run", "--key", "k", "hi"]).env("CLAWSESS_CLAUDE", w.fake_claude()).assert().success();
 }
 
 #[test]
@@ -652,24 +479,11 @@ fn run_exits_with_claudes_status_and_keeps_the_mapping_on_failure() {
     w.run(&["--key", "k", "first"]).assert().success();
     let id = w.current("k");
     w.run(&["--key", "k", "--new", "[exit=4]"]).assert().code(4);
-    assert_eq!(
-        w.current("k"),
-        id,
-        "a failed --new leaves the key where it was"
-    );
-    let j = w
-        .run(&["--key", "k", "--json", "[error]"])
-        .output()
-        .unwrap();
+    assert_eq!(w.current("k"), id, "a failed --new leaves the key where it was");
+    let j = w.run(&["--key", "k", "--json", "[error]"]).output().unwrap();
     assert_eq!(j.status.code(), Some(1));
-    assert_eq!(
-        serde_json::from_slice::<Value>(&j.stdout).unwrap()["is_error"],
-        true
-    );
-    w.run(&["--key", "k", "[garbage]"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("without a result"));
+    assert_eq!(serde_json::from_slice::<Value>(&j.stdout).unwrap()["is_error"], true);
+    w.run(&["--key", "k", "[garbage]"]).assert().code(1).stderr(predicate::str::contains("without a result"));
     assert_eq!(w.current("k"), id);
 }
 
@@ -678,15 +492,7 @@ fn run_follows_a_session_id_that_claude_minted() {
     let w = World::new();
     w.run(&["--key", "k", "first"]).assert().success();
     let old = w.current("k");
-    let j = w.json(&[
-        "run",
-        "--claude",
-        &w.fake_claude(),
-        "--key",
-        "k",
-        "--json",
-        "[mint]",
-    ]);
+    let j = w.json(&["run", "--claude", &w.fake_claude(), "--key", "k", "--json", "[mint]"]);
     let new = j["session_id"].as_str().unwrap();
     assert_ne!(new, old);
     assert_eq!(w.current("k"), new);
@@ -698,19 +504,10 @@ fn run_with_an_attached_key_continues_that_session_and_keeps_its_own() {
     w.run(&["--key", "telegram:1", "mine"]).assert().success();
     let own = w.current("telegram:1");
     w.person_session(ID_A, "terminal prompt", "terminal reply");
-    w.cmd(&["attach", ID_A, "--key", "telegram:1"])
-        .assert()
-        .success();
+    w.cmd(&["attach", ID_A, "--key", "telegram:1"]).assert().success();
     let out = stdout_of(&mut w.run(&["--key", "telegram:1", "from the bot"]));
-    assert!(
-        out.contains("lines before: 2"),
-        "continues the terminal's transcript: {out}"
-    );
-    assert!(
-        fs::read_to_string(w.transcript(ID_A))
-            .unwrap()
-            .contains("from the bot")
-    );
+    assert!(out.contains("lines before: 2"), "continues the terminal's transcript: {out}");
+    assert!(fs::read_to_string(w.transcript(ID_A)).unwrap().contains("from the bot"));
     w.cmd(&["detach", "--key", "telegram:1"]).assert().success();
     assert_eq!(w.current("telegram:1"), own);
 }
@@ -722,21 +519,9 @@ fn run_new_starts_over_in_the_given_cwd() {
     let first = w.current("k");
     let other = w.path("other");
     fs::create_dir_all(&other).unwrap();
-    w.run(&[
-        "--key",
-        "k",
-        "--new",
-        "--cwd",
-        other.to_str().unwrap(),
-        "two",
-    ])
-    .assert()
-    .success();
+    w.run(&["--key", "k", "--new", "--cwd", other.to_str().unwrap(), "two"]).assert().success();
     assert_ne!(w.current("k"), first);
-    assert_eq!(
-        w.fake_calls()[1]["cwd"],
-        other.canonicalize().unwrap().to_str().unwrap()
-    );
+    assert_eq!(w.fake_calls()[1]["cwd"], other.canonicalize().unwrap().to_str().unwrap());
     w.run(&["--key", "k", "--new", "--cwd", "/nonexistent/dir", "x"])
         .assert()
         .code(1)
@@ -748,10 +533,7 @@ fn run_replaces_a_session_whose_transcript_is_gone() {
     let w = World::new();
     w.run(&["--key", "k", "one"]).assert().success();
     let old = w.current("k");
-    let t = w.json(&["list", "--json"])[0]["transcript"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = w.json(&["list", "--json"])[0]["transcript"].as_str().unwrap().to_owned();
     fs::remove_file(t).unwrap();
     let out = w.run(&["--key", "k", "--json", "two"]).output().unwrap();
     assert!(out.status.success());
@@ -759,10 +541,7 @@ fn run_replaces_a_session_whose_transcript_is_gone() {
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["replaced_session"], old.as_str());
     assert_ne!(j["session_id"], old.as_str());
-    w.run(&["--session", &old, "x"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("gone"));
+    w.run(&["--session", &old, "x"]).assert().code(1).stderr(predicate::str::contains("gone"));
 }
 
 #[test]
@@ -770,14 +549,9 @@ fn run_in_a_session_whose_cwd_is_gone_says_so() {
     let w = World::new();
     let dir = w.path("doomed");
     fs::create_dir_all(&dir).unwrap();
-    w.run(&["--key", "k", "--cwd", dir.to_str().unwrap(), "one"])
-        .assert()
-        .success();
+    w.run(&["--key", "k", "--cwd", dir.to_str().unwrap(), "one"]).assert().success();
     fs::remove_dir_all(&dir).unwrap();
-    w.run(&["--key", "k", "two"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("working dir"));
+    w.run(&["--key", "k", "two"]).assert().code(1).stderr(predicate::str::contains("working dir"));
 }
 
 #[test]
@@ -788,15 +562,11 @@ fn run_idle_reset_starts_a_fresh_own_session() {
     // Make the session look idle for two days.
     let path = w.state().join("sessions").join(format!("{old}.json"));
     let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     rec["last_seen"] = serde_json::json!(now_ms - 2 * 86_400_000);
     fs::write(&path, rec.to_string()).unwrap();
-    w.run(&["--key", "k", "--idle-reset", "3d", "two"])
-        .assert()
-        .success();
+    w.run(&["--key", "k", "--idle-reset", "3d", "two"]).assert().success();
     assert_eq!(w.current("k"), old, "not idle for 3 days yet");
     fs::write(&path, rec.to_string()).unwrap();
     w.run(&["--key", "k", "--idle-reset", "1d", "three"])
@@ -816,26 +586,16 @@ fn run_refuses_with_75_while_a_terminal_turn_is_busy() {
     w.person_session(ID_A, "p", "r");
     w.cmd(&["attach", ID_A, "--key", "k"]).assert().success();
     let me = std::process::id().to_string();
-    w.hook("prompt-submit", ID_A)
-        .env("CLAUDE_PID", &me)
-        .assert()
-        .success();
+    w.hook("prompt-submit", ID_A).env("CLAUDE_PID", &me).assert().success();
     w.run(&["--key", "k", "--wait", "0", "hi"])
         .assert()
         .code(75)
         .stderr(predicate::str::contains("terminal"));
     let started = std::time::Instant::now();
-    w.run(&["--key", "k", "--wait", "1", "hi"])
-        .assert()
-        .code(75);
+    w.run(&["--key", "k", "--wait", "1", "hi"]).assert().code(75);
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));
-    w.hook("stop", ID_A)
-        .env("CLAUDE_PID", &me)
-        .assert()
-        .success();
-    w.run(&["--key", "k", "--wait", "0", "hi"])
-        .assert()
-        .success();
+    w.hook("stop", ID_A).env("CLAUDE_PID", &me).assert().success();
+    w.run(&["--key", "k", "--wait", "0", "hi"]).assert().success();
 }
 
 #[test]
@@ -845,13 +605,8 @@ fn a_dead_terminal_does_not_keep_the_session_busy() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id().to_string();
     child.wait().unwrap();
-    w.hook("prompt-submit", ID_A)
-        .env("CLAUDE_PID", &dead)
-        .assert()
-        .success();
-    w.run(&["--session", ID_A, "--wait", "0", "hi"])
-        .assert()
-        .success();
+    w.hook("prompt-submit", ID_A).env("CLAUDE_PID", &dead).assert().success();
+    w.run(&["--session", ID_A, "--wait", "0", "hi"]).assert().success();
 }
 
 #[test]
@@ -859,36 +614,21 @@ fn a_terminal_prompt_is_refused_while_a_run_answers_and_gets_the_turn_as_catch_u
     let w = World::new();
     w.person_session(ID_A, "p", "r");
     let me = std::process::id().to_string();
-    w.hook("session-start", ID_A)
-        .env("CLAUDE_PID", &me)
-        .assert()
-        .success();
-    w.cmd(&["attach", ID_A, "--key", "telegram:5"])
-        .assert()
-        .success();
+    w.hook("session-start", ID_A).env("CLAUDE_PID", &me).assert().success();
+    w.cmd(&["attach", ID_A, "--key", "telegram:5"]).assert().success();
     let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_clawsess"));
-    run.args([
-        "run",
-        "--claude",
-        &w.fake_claude(),
-        "--key",
-        "telegram:5",
-        "what did we decide? [sleep=1.5]",
-    ])
-    .env("CLAWSESS_HOME", w.state())
-    .env("CLAUDE_CONFIG_DIR", w.path("claude"))
-    .env("HOME", w.path("home"))
-    .current_dir(w.project())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    run.args(["run", "--claude", &w.fake_claude(), "--key", "telegram:5", "what did we decide? [sleep=1.5]"])
+        .env("CLAWSESS_HOME", w.state())
+        .env("CLAUDE_CONFIG_DIR", w.path("claude"))
+        .env("HOME", w.path("home"))
+        .current_dir(w.project())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = run.spawn().unwrap();
     // Wait until the run holds the session.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !w.json(&["list", "--json"])[0]["busy"].is_string() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "run never took the session"
-        );
+        assert!(std::time::Instant::now() < deadline, "run never took the session");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     w.hook("prompt-submit", ID_A)
@@ -898,33 +638,18 @@ fn a_terminal_prompt_is_refused_while_a_run_answers_and_gets_the_turn_as_catch_u
         .stdout("")
         .stderr(predicate::str::contains("telegram:5").and(predicate::str::contains("again")));
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let catch_up = stdout_of(w.hook("prompt-submit", ID_A).env("CLAUDE_PID", &me));
     let j: Value = serde_json::from_str(&catch_up).unwrap();
-    let text = j["hookSpecificOutput"]["additionalContext"]
-        .as_str()
-        .unwrap();
+    let text = j["hookSpecificOutput"]["additionalContext"].as_str().unwrap();
     assert_eq!(j["hookSpecificOutput"]["hookEventName"], "UserPromptSubmit");
     assert!(
-        text.contains("telegram:5")
-            && text.contains("what did we decide?")
-            && text.contains("fake reply to"),
+        text.contains("telegram:5") && text.contains("what did we decide?") && text.contains("fake reply to"),
         "{text}"
     );
-    w.hook("stop", ID_A)
-        .env("CLAUDE_PID", &me)
-        .assert()
-        .success();
+    w.hook("stop", ID_A).env("CLAUDE_PID", &me).assert().success();
     // Seen once: no catch-up on the next prompt.
-    w.hook("prompt-submit", ID_A)
-        .env("CLAUDE_PID", &me)
-        .assert()
-        .success()
-        .stdout("");
+    w.hook("prompt-submit", ID_A).env("CLAUDE_PID", &me).assert().success().stdout("");
 }
 
 #[test]
@@ -951,10 +676,7 @@ fn two_runs_on_one_key_take_turns() {
     }
     let calls = w.fake_calls();
     let (x, y) = (&calls[1], &calls[2]);
-    assert!(
-        y["start"].as_f64().unwrap() >= x["end"].as_f64().unwrap(),
-        "runs overlapped: {x} {y}"
-    );
+    assert!(y["start"].as_f64().unwrap() >= x["end"].as_f64().unwrap(), "runs overlapped: {x} {y}");
 }
 
 // ---------------------------------------------------------------- install / doctor / import / prune
@@ -968,54 +690,28 @@ fn install_merges_hooks_keeps_the_rest_and_uninstall_removes_exactly_them() {
     let w = World::new();
     let original = r#"{"model":"opus","hooks":{"SessionStart":[{"hooks":[{"type":"command","command":"atuin hook claude-code"}]}]},"permissions":{"allow":["Bash(ls)"]}}"#;
     fs::write(w.path("claude/settings.json"), original).unwrap();
-    w.cmd(&["install"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("backup"));
+    w.cmd(&["install"]).assert().success().stdout(predicate::str::contains("backup"));
     let s = settings(&w);
     assert_eq!(s["model"], "opus");
     assert_eq!(s["permissions"]["allow"][0], "Bash(ls)");
-    assert_eq!(
-        s["hooks"]["SessionStart"][0]["hooks"][0]["command"],
-        "atuin hook claude-code"
-    );
-    let ours = s["hooks"]["SessionStart"][1]["hooks"][0]["command"]
-        .as_str()
-        .unwrap();
-    assert!(
-        ours.ends_with("clawsess hook session-start") && ours.starts_with('/'),
-        "{ours}"
-    );
+    assert_eq!(s["hooks"]["SessionStart"][0]["hooks"][0]["command"], "atuin hook claude-code");
+    let ours = s["hooks"]["SessionStart"][1]["hooks"][0]["command"].as_str().unwrap();
+    assert!(ours.ends_with("clawsess hook session-start") && ours.starts_with('/'), "{ours}");
     for event in ["UserPromptSubmit", "Stop", "SessionEnd"] {
         assert_eq!(s["hooks"][event].as_array().unwrap().len(), 1, "{event}");
     }
     let attach = fs::read_to_string(w.path("claude/commands/attach.md")).unwrap();
-    assert!(
-        attach.contains("attach $ARGUMENTS") && attach.starts_with("---\n"),
-        "{attach}"
-    );
+    assert!(attach.contains("attach $ARGUMENTS") && attach.starts_with("---\n"), "{attach}");
     // Idempotent: same settings, no new backup.
-    w.cmd(&["install"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("backup").not());
+    w.cmd(&["install"]).assert().success().stdout(predicate::str::contains("backup").not());
     assert_eq!(settings(&w), s);
     let backups = fs::read_dir(w.path("claude"))
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .contains("backup")
-        })
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("backup"))
         .count();
     assert_eq!(backups, 1);
     w.cmd(&["uninstall"]).assert().success();
-    assert_eq!(
-        settings(&w),
-        serde_json::from_str::<Value>(original).unwrap()
-    );
+    assert_eq!(settings(&w), serde_json::from_str::<Value>(original).unwrap());
     assert!(!w.path("claude/commands/attach.md").exists());
 }
 
@@ -1024,13 +720,9 @@ fn install_refuses_a_settings_file_that_does_not_parse_and_leaves_it_alone() {
     let w = World::new();
     fs::write(w.path("claude/settings.json"), "{ \"model\": ").unwrap();
     w.cmd(&["install"]).assert().code(1).stderr(
-        predicate::str::contains("settings.json")
-            .and(predicate::str::contains("nothing was changed")),
+        predicate::str::contains("settings.json").and(predicate::str::contains("nothing was changed")),
     );
-    assert_eq!(
-        fs::read_to_string(w.path("claude/settings.json")).unwrap(),
-        "{ \"model\": "
-    );
+    assert_eq!(fs::read_to_string(w.path("claude/settings.json")).unwrap(), "{ \"model\": ");
 }
 
 #[test]
@@ -1051,15 +743,9 @@ fn install_leaves_a_users_own_attach_command_alone() {
     let w = World::new();
     fs::create_dir_all(w.path("claude/commands")).unwrap();
     fs::write(w.path("claude/commands/attach.md"), "mine").unwrap();
-    w.cmd(&["install"])
-        .assert()
-        .success()
-        .stderr(predicate::str::contains("left"));
+    w.cmd(&["install"]).assert().success().stderr(predicate::str::contains("left"));
     w.cmd(&["uninstall"]).assert().success();
-    assert_eq!(
-        fs::read_to_string(w.path("claude/commands/attach.md")).unwrap(),
-        "mine"
-    );
+    assert_eq!(fs::read_to_string(w.path("claude/commands/attach.md")).unwrap(), "mine");
 }
 
 #[test]
@@ -1077,14 +763,9 @@ fn doctor_fails_before_install_and_passes_after() {
         .stdout(predicate::str::contains("FAIL hooks installed"));
     w.cmd(&["install"]).assert().success();
     w.person_session(ID_A, "p", "r");
-    w.cmd(&["doctor"])
-        .env("PATH", &path)
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains("ok   binary on PATH")
-                .and(predicate::str::contains("ok   state dir")),
-        );
+    w.cmd(&["doctor"]).env("PATH", &path).assert().success().stdout(
+        predicate::str::contains("ok   binary on PATH").and(predicate::str::contains("ok   state dir")),
+    );
 }
 
 #[test]
@@ -1095,14 +776,8 @@ fn import_records_sessions_the_hook_never_saw_once() {
     let line = serde_json::json!({"type":"user","cwd": w.project(),"sessionId":ID_C,"timestamp":"2026-01-02T03:04:05Z","message":{"role":"user","content":"old"}});
     fs::write(&t, format!("{{\"type\":\"summary\"}}\n{line}\n")).unwrap();
     fs::write(t.with_file_name("not-a-session.jsonl"), "{}").unwrap();
-    w.cmd(&["import"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("imported 1 sessions"));
-    w.cmd(&["import"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("imported 0 sessions"));
+    w.cmd(&["import"]).assert().success().stdout(predicate::str::contains("imported 1 sessions"));
+    w.cmd(&["import"]).assert().success().stdout(predicate::str::contains("imported 0 sessions"));
     let list = w.json(&["list", "--json"]);
     assert_eq!(list[0]["session_id"], ID_C);
     assert_eq!(list[0]["cwd"], w.project().to_str().unwrap());
@@ -1117,15 +792,9 @@ fn prune_drops_records_of_gone_transcripts_and_what_points_at_them() {
     w.cmd(&["name", ID_A, "old-one"]).assert().success();
     w.cmd(&["attach", ID_A, "--key", "k"]).assert().success();
     fs::remove_file(w.transcript(ID_A)).unwrap();
-    w.cmd(&["prune", "--dry-run"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("would drop aaaa1111"));
+    w.cmd(&["prune", "--dry-run"]).assert().success().stdout(predicate::str::contains("would drop aaaa1111"));
     assert_eq!(w.json(&["list", "--json"]).as_array().unwrap().len(), 2);
-    w.cmd(&["prune"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("1 of 2 sessions dropped"));
+    w.cmd(&["prune"]).assert().success().stdout(predicate::str::contains("1 of 2 sessions dropped"));
     let list = w.json(&["list", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
     w.cmd(&["current", "--key", "k"]).assert().code(1);
@@ -1138,19 +807,10 @@ fn prune_drops_records_of_gone_transcripts_and_what_points_at_them() {
 fn completions_man_and_version_print() {
     let w = World::new();
     for shell in ["bash", "zsh", "fish"] {
-        w.cmd(&["completions", shell])
-            .assert()
-            .success()
-            .stdout(predicate::str::contains("attach"));
+        w.cmd(&["completions", shell]).assert().success().stdout(predicate::str::contains("attach"));
     }
-    w.cmd(&["man"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(".TH clawsess"));
-    w.cmd(&["--version"])
-        .assert()
-        .success()
-        .stdout(predicate::str::starts_with("clawsess 0."));
+    w.cmd(&["man"]).assert().success().stdout(predicate::str::contains(".TH clawsess"));
+    w.cmd(&["--version"]).assert().success().stdout(predicate::str::starts_with("clawsess 0."));
 }
 
 #[test]
@@ -1161,8 +821,5 @@ fn state_is_private_even_under_a_permissive_umask() {
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&w.state()), 0o700);
     assert_eq!(mode(&w.state().join("sessions")), 0o700);
-    assert_eq!(
-        mode(&w.state().join("sessions").join(format!("{ID_A}.json"))),
-        0o600
-    );
+    assert_eq!(mode(&w.state().join("sessions").join(format!("{ID_A}.json"))), 0o600);
 }

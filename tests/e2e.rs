@@ -19,18 +19,10 @@ struct E2e {
 impl E2e {
     fn new() -> Self {
         let home = ClaudeHome::new();
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_clawsess"),
-            home.bin_dir().join("clawsess"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_clawsess"), home.bin_dir().join("clawsess")).unwrap();
         let e = Self { home };
         let out = e.clawsess(&["install"]);
-        assert!(
-            out.status.success(),
-            "install: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "install: {}", String::from_utf8_lossy(&out.stderr));
         e
     }
 
@@ -47,19 +39,13 @@ impl E2e {
 
     fn clawsess_ok(&self, args: &[&str]) -> String {
         let out = self.clawsess(args);
-        assert!(
-            out.status.success(),
-            "clawsess {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "clawsess {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 
     fn current(&self, key: &str) -> Option<String> {
         let out = self.clawsess(&["current", "--key", key]);
-        out.status
-            .success()
-            .then(|| String::from_utf8(out.stdout).unwrap().trim().to_owned())
+        out.status.success().then(|| String::from_utf8(out.stdout).unwrap().trim().to_owned())
     }
 
     fn list(&self) -> Vec<Value> {
@@ -101,28 +87,22 @@ impl E2e {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let out = self.run(&all);
-        assert!(
-            out.status.success(),
-            "run {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "run {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
     fn transcript(&self, id: &str) -> String {
-        let rec = self
-            .list()
-            .into_iter()
-            .find(|s| s["session_id"] == id)
-            .expect("recorded");
+        let rec = self.list().into_iter().find(|s| s["session_id"] == id).expect("recorded");
         fs::read_to_string(rec["transcript"].as_str().unwrap()).unwrap()
     }
 
     /// Waits until the stand-in has received `n` turn requests.
     fn wait_for_turns(&self, n: usize) {
-        assert!(self.home.api.wait_for(Duration::from_secs(60), |r| {
-            r.iter().filter(|r| r.is_main_turn).count() >= n
-        }));
+        assert!(
+            self.home
+                .api
+                .wait_for(Duration::from_secs(60), |r| { r.iter().filter(|r| r.is_main_turn).count() >= n })
+        );
     }
 }
 
@@ -143,18 +123,9 @@ fn claude_p_fires_the_hook_and_the_session_is_listed_with_its_cwd() {
     assert_eq!(list[0]["started_by"], "person");
     assert_eq!(list[0]["transcript_exists"], true);
     let shown = e.clawsess_ok(&["show", &id, "-n", "2"]);
-    assert!(
-        shown.contains("hello from the terminal") && shown.contains("stand-in reply"),
-        "{shown}"
-    );
+    assert!(shown.contains("hello from the terminal") && shown.contains("stand-in reply"), "{shown}");
     // The default state dir lives in the throw-away HOME.
-    assert!(
-        e.home
-            .home()
-            .join(".local/share/clawsess/sessions")
-            .join(format!("{id}.json"))
-            .is_file()
-    );
+    assert!(e.home.home().join(".local/share/clawsess/sessions").join(format!("{id}.json")).is_file());
 }
 
 #[test]
@@ -165,11 +136,7 @@ fn slash_attach_attaches_that_session_and_slash_detach_detaches() {
     let later = id_of(&e.terminal(&e.home.project("beta"), None, "something else"));
     assert_ne!(first, later);
 
-    let out = e.terminal(
-        &e.home.project("alpha"),
-        Some(&first),
-        "/attach --key telegram:42",
-    );
+    let out = e.terminal(&e.home.project("alpha"), Some(&first), "/attach --key telegram:42");
     assert_eq!(out["is_error"], false, "{out}");
     assert_eq!(e.current("telegram:42").as_deref(), Some(first.as_str()));
     // What clawsess printed reached the model.
@@ -181,25 +148,13 @@ fn slash_attach_attaches_that_session_and_slash_detach_detaches() {
     );
 
     e.terminal(&e.home.project("alpha"), Some(&first), "/attach");
-    let j: Value =
-        serde_json::from_str(&e.clawsess_ok(&["current", "--key", "anyone", "--json"])).unwrap();
-    assert_eq!(
-        (j["session_id"].as_str(), j["via"].as_str()),
-        (Some(first.as_str()), Some("global"))
-    );
+    let j: Value = serde_json::from_str(&e.clawsess_ok(&["current", "--key", "anyone", "--json"])).unwrap();
+    assert_eq!((j["session_id"].as_str(), j["via"].as_str()), (Some(first.as_str()), Some("global")));
 
-    e.terminal(
-        &e.home.project("alpha"),
-        Some(&first),
-        "/detach --key telegram:42",
-    );
+    e.terminal(&e.home.project("alpha"), Some(&first), "/detach --key telegram:42");
     let j: Value =
-        serde_json::from_str(&e.clawsess_ok(&["current", "--key", "telegram:42", "--json"]))
-            .unwrap();
-    assert_eq!(
-        j["via"], "global",
-        "telegram:42 now follows the global attachment only"
-    );
+        serde_json::from_str(&e.clawsess_ok(&["current", "--key", "telegram:42", "--json"])).unwrap();
+    assert_eq!(j["via"], "global", "telegram:42 now follows the global attachment only");
     e.terminal(&e.home.project("alpha"), Some(&first), "/detach");
     assert_eq!(e.current("telegram:42"), None);
 }
@@ -250,14 +205,9 @@ fn after_detach_a_key_gets_its_own_session_and_keeps_it() {
     let req = e.home.api.turn_requests().pop().unwrap();
     assert!(req.all_text.contains("my own first") && !req.all_text.contains("terminal work"));
     let j: Value =
-        serde_json::from_str(&e.clawsess_ok(&["current", "--key", "discord:thread:9", "--json"]))
-            .unwrap();
+        serde_json::from_str(&e.clawsess_ok(&["current", "--key", "discord:thread:9", "--json"])).unwrap();
     assert_eq!(j["via"], "own");
-    let rec = e
-        .list()
-        .into_iter()
-        .find(|s| s["session_id"] == own.as_str())
-        .unwrap();
+    let rec = e.list().into_iter().find(|s| s["session_id"] == own.as_str()).unwrap();
     assert_eq!(rec["started_by"], "run");
     assert_eq!(rec["cwd"], project.to_str().unwrap());
 }
@@ -275,11 +225,7 @@ fn two_keys_run_in_parallel_while_two_runs_on_one_key_take_turns() {
     let b = e.spawn_run(&["--key", "k:b", "parallel b [sleep=2000]"]);
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let reqs = e.home.api.turn_requests();
     let (x, y) = (&reqs[0], &reqs[1]);
@@ -294,22 +240,12 @@ fn two_keys_run_in_parallel_while_two_runs_on_one_key_take_turns() {
     let second = e.spawn_run(&["--key", "k:a", "serial two"]);
     for child in [first, second] {
         let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let reqs = e.home.api.turn_requests();
     assert_eq!(reqs.len(), 2);
-    assert!(
-        reqs[1].started_ms >= reqs[0].finished_ms,
-        "one session, one turn at a time: {reqs:?}"
-    );
-    assert!(
-        reqs[1].all_text.contains("serial one"),
-        "the second turn saw the first"
-    );
+    assert!(reqs[1].started_ms >= reqs[0].finished_ms, "one session, one turn at a time: {reqs:?}");
+    assert!(reqs[1].all_text.contains("serial one"), "the second turn saw the first");
     let t = e.transcript(&e.current("k:a").unwrap());
     assert!(t.find("serial one").unwrap() < t.find("serial two").unwrap());
 }
@@ -325,36 +261,20 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
     let mut terminal = e.home.claude_p(&project);
     terminal.args(["--output-format", "json", "--resume", &id]);
     let term = std::thread::spawn(move || {
-        run_with_stdin(
-            &mut terminal,
-            "long terminal turn [sleep=4000]",
-            Duration::from_secs(120),
-        )
+        run_with_stdin(&mut terminal, "long terminal turn [sleep=4000]", Duration::from_secs(120))
     });
     e.wait_for_turns(2);
     let out = e.run(&["--key", "telegram:1", "--wait", "0", "from the bot"]);
-    assert_eq!(
-        out.status.code(),
-        Some(75),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("terminal"));
     // With a wait, it goes once the terminal's turn is over.
     let out = e.run(&["--key", "telegram:1", "--wait", "60", "from the bot, later"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let term = term.join().unwrap();
     assert!(term.status.success());
     let reqs = e.home.api.turn_requests();
     let (t, b) = (&reqs[1], &reqs[2]);
-    assert!(
-        b.started_ms >= t.finished_ms,
-        "the bot's turn came after the terminal's"
-    );
+    assert!(b.started_ms >= t.finished_ms, "the bot's turn came after the terminal's");
 
     // A run in progress: the terminal's prompt is refused with the reason.
     let run = e.spawn_run(&["--key", "telegram:1", "slow bot turn [sleep=3000]"]);
@@ -366,11 +286,7 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
         text.contains("blocked by hook") && text.contains("telegram:1") && text.contains("again"),
         "{text}"
     );
-    assert_eq!(
-        e.home.api.turn_requests().len(),
-        before,
-        "the refused prompt never reached the model"
-    );
+    assert_eq!(e.home.api.turn_requests().len(), before, "the refused prompt never reached the model");
     assert!(run.wait_with_output().unwrap().status.success());
     let user_lines: Vec<Value> = e
         .transcript(&id)
@@ -379,9 +295,7 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
         .filter(|l| l["type"] == "user")
         .collect();
     assert!(
-        !user_lines
-            .iter()
-            .any(|l| l.to_string().contains("typed in the terminal meanwhile")),
+        !user_lines.iter().any(|l| l.to_string().contains("typed in the terminal meanwhile")),
         "refused, not in the conversation"
     );
 }
@@ -411,11 +325,7 @@ impl OpenTerminal {
         let mut child = cmd.spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        Self {
-            child,
-            stdin,
-            stdout,
-        }
+        Self { child, stdin, stdout }
     }
 
     /// Sends one prompt and waits for its result.
@@ -463,8 +373,7 @@ fn a_terminal_left_open_catches_up_on_what_the_bot_said() {
     assert_eq!(reqs.len(), n + 2);
     let seen = &reqs[n + 1];
     assert!(
-        seen.all_text.contains("book the hotel in LISBON please")
-            && seen.all_text.contains("telegram:1"),
+        seen.all_text.contains("book the hotel in LISBON please") && seen.all_text.contains("telegram:1"),
         "the terminal's next request carries the bot's turn: {}",
         seen.all_text
     );
@@ -472,9 +381,7 @@ fn a_terminal_left_open_catches_up_on_what_the_bot_said() {
     term.turn("and now?");
     let last = e.home.api.turn_requests().pop().unwrap();
     assert_eq!(
-        last.all_text
-            .matches("[clawsess] While this terminal was idle")
-            .count(),
+        last.all_text.matches("[clawsess] While this terminal was idle").count(),
         1,
         "{}",
         last.all_text
@@ -487,45 +394,14 @@ fn dash_and_slash_prompts_arrive_as_text() {
     let project = e.home.project("alpha");
     let cwd = project.to_str().unwrap();
     e.run_json(&["--key", "k", "--cwd", cwd, "--", "--help"]);
-    assert_eq!(
-        e.home
-            .api
-            .turn_requests()
-            .pop()
-            .unwrap()
-            .last_user_text
-            .trim(),
-        "--help"
-    );
+    assert_eq!(e.home.api.turn_requests().pop().unwrap().last_user_text.trim(), "--help");
     e.run_json(&["--key", "k", "--", "-rf", "/"]);
-    assert_eq!(
-        e.home
-            .api
-            .turn_requests()
-            .pop()
-            .unwrap()
-            .last_user_text
-            .trim(),
-        "-rf /"
-    );
+    assert_eq!(e.home.api.turn_requests().pop().unwrap().last_user_text.trim(), "-rf /");
     // A chat user typing /attach must not run clawsess attach inside the bot's session.
     let reply = e.run_json(&["--key", "k", "/attach"]);
-    assert_eq!(
-        e.home
-            .api
-            .turn_requests()
-            .pop()
-            .unwrap()
-            .last_user_text
-            .trim(),
-        "/attach"
-    );
+    assert_eq!(e.home.api.turn_requests().pop().unwrap().last_user_text.trim(), "/attach");
     assert!(reply["result"].as_str().unwrap().contains("stand-in reply"));
-    assert_eq!(
-        e.current("someone-else"),
-        None,
-        "no global attachment was made"
-    );
+    assert_eq!(e.current("someone-else"), None, "no global attachment was made");
 }
 
 #[test]
@@ -539,20 +415,10 @@ fn a_killed_run_frees_the_session() {
         let run = e.spawn_run(&["--key", "k", "a very long turn [sleep=60000]"]);
         e.wait_for_turns(n + 1);
         let pid = run.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([signal, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
         let started = Instant::now();
         let out = e.run(&["--key", "k", "--wait", "30", "next turn"]);
-        assert!(
-            out.status.success(),
-            "after kill {signal}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "after kill {signal}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(started.elapsed() < Duration::from_secs(30));
         let out = run.wait_with_output().unwrap();
         assert!(!out.status.success());
@@ -564,10 +430,9 @@ fn uninstall_leaves_claude_code_as_it_was() {
     let e = E2e::new();
     let project = e.home.project("alpha");
     e.clawsess_ok(&["uninstall"]);
-    let settings: Value = serde_json::from_str(
-        &fs::read_to_string(e.home.claude_dir().join("settings.json")).unwrap(),
-    )
-    .unwrap();
+    let settings: Value =
+        serde_json::from_str(&fs::read_to_string(e.home.claude_dir().join("settings.json")).unwrap())
+            .unwrap();
     assert!(settings.get("hooks").is_none(), "{settings}");
     e.terminal(&project, None, "no hook now");
     assert!(e.list().is_empty());

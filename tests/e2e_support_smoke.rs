@@ -7,16 +7,10 @@ use support::real_claude::{CLAUDE_CODE_VERSION, ClaudeHome, claude_bin};
 
 #[test]
 fn pinned_claude_reports_its_version() {
-    let out = std::process::Command::new(claude_bin())
-        .arg("--version")
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(claude_bin()).arg("--version").output().unwrap();
     assert!(out.status.success());
     let v = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        v.starts_with(CLAUDE_CODE_VERSION),
-        "claude --version printed {v:?}"
-    );
+    assert!(v.starts_with(CLAUDE_CODE_VERSION), "claude --version printed {v:?}");
 }
 
 #[test]
@@ -27,53 +21,31 @@ fn claude_p_turn_and_resume_continue_one_conversation() {
     let t = Instant::now();
     let first = h.run_p_json(&proj, &[], "hello");
     eprintln!("first claude -p turn took {:?}", t.elapsed());
-    let id = first["session_id"]
-        .as_str()
-        .expect("session_id")
-        .to_string();
+    let id = first["session_id"].as_str().expect("session_id").to_string();
     let result = first["result"].as_str().expect("result");
     assert!(result.contains("stand-in reply"), "result: {result}");
     assert!(result.contains("last=hello"), "result: {result}");
     assert_eq!(first["is_error"], false);
-    assert!(
-        h.transcript_path(&proj, &id).is_file(),
-        "no transcript for {id}"
-    );
+    assert!(h.transcript_path(&proj, &id).is_file(), "no transcript for {id}");
 
     let turns = h.api.turn_requests();
-    assert_eq!(
-        turns.len(),
-        1,
-        "one main-turn request: {:?}",
-        h.api.requests()
-    );
+    assert_eq!(turns.len(), 1, "one main-turn request: {:?}", h.api.requests());
     let n1 = turns[0].message_count;
     assert_eq!(turns[0].last_user_text.trim(), "hello");
 
     let t = Instant::now();
     let second = h.run_p_json(&proj, &["--resume", &id], "again");
     eprintln!("resumed claude -p turn took {:?}", t.elapsed());
-    assert_eq!(
-        second["session_id"].as_str(),
-        Some(id.as_str()),
-        "resume kept the id"
-    );
+    assert_eq!(second["session_id"].as_str(), Some(id.as_str()), "resume kept the id");
     let result2 = second["result"].as_str().expect("result");
     assert!(result2.contains("last=again"), "result: {result2}");
 
     let turns = h.api.turn_requests();
     assert_eq!(turns.len(), 2);
     let n2 = turns[1].message_count;
-    assert!(
-        n2 > n1,
-        "the resumed turn carried the earlier messages ({n1} -> {n2})"
-    );
+    assert!(n2 > n1, "the resumed turn carried the earlier messages ({n1} -> {n2})");
     // The first exchange reached the model in the resumed turn.
     assert!(turns[1].all_text.contains("hello"));
     assert!(turns[1].all_text.contains(result));
-    assert!(
-        turns
-            .iter()
-            .all(|r| r.finished_ms >= r.started_ms && r.finished_ms > 0)
-    );
+    assert!(turns.iter().all(|r| r.finished_ms >= r.started_ms && r.finished_ms > 0));
 }

@@ -18,19 +18,12 @@ impl Run for Attach {
             Some(arg) => find_session(&store, arg)?,
             None => default_session(&store)?,
         };
-        let rec = store
-            .session(&id)?
-            .with_context(|| format!("session {id} is not recorded"))?;
+        let rec = store.session(&id)?.with_context(|| format!("session {id} is not recorded"))?;
         let tx = store.lock(COMMAND_LOCK_WAIT)?;
-        let attachment = Attachment {
-            session: id.clone(),
-            at: now_ms(),
-        };
+        let attachment = Attachment { session: id.clone(), at: now_ms() };
         match &key {
             Some(key) => {
-                let mut state = tx
-                    .key_state(key)?
-                    .unwrap_or_else(|| KeyState::new(key.clone()));
+                let mut state = tx.key_state(key)?.unwrap_or_else(|| KeyState::new(key.clone()));
                 state.attached = Some(attachment);
                 tx.put_key_state(&state)?;
             }
@@ -78,18 +71,12 @@ fn report(rec: &SessionRecord, key: Option<&Key>, json: bool) -> Result<()> {
         }));
     }
     let who = key.map_or("every key (global)".to_owned(), |k| k.to_string());
-    let name = rec
-        .name
-        .as_ref()
-        .map(|n| format!(" ({n})"))
-        .unwrap_or_default();
+    let name = rec.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
     println!("Attached {who} to session {}{name}", rec.id);
     println!("  cwd:        {}", tilde(&rec.cwd));
     match topic {
         Ok(t) => {
-            let line = |m: Option<&transcript::Message>| {
-                m.map_or("-".to_owned(), |m| one_line(&m.text, 100))
-            };
+            let line = |m: Option<&transcript::Message>| m.map_or("-".to_owned(), |m| one_line(&m.text, 100));
             println!("  last prompt: {}", line(t.prompt.as_ref()));
             println!("  last reply:  {}", line(t.reply.as_ref()));
         }

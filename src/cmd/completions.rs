@@ -15,12 +15,7 @@ impl Run for Completions {
             Shell::Elvish => Target::Elvish,
             Shell::Powershell => Target::PowerShell,
         };
-        clap_complete::generate(
-            shell,
-            &mut Cli::command(),
-            "clawsess",
-            &mut std::io::stdout(),
-        );
+        clap_complete::generate(shell, &mut Cli::command(), "clawsess", &mut std::io::stdout());
         Ok(exit::OK)
     }
 }

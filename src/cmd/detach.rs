@@ -32,9 +32,7 @@ impl Run for Detach {
             }
         };
         drop(tx);
-        let who = key
-            .as_ref()
-            .map_or("the global attachment".to_owned(), |k| k.to_string());
+        let who = key.as_ref().map_or("the global attachment".to_owned(), |k| k.to_string());
         if self.json {
             print_json(&json!({
                 "key": key,

@@ -77,10 +77,7 @@ fn check_hooks(r: &mut Report, config: &Path) {
         return r.line(
             Level::Fail,
             "hooks installed",
-            format!(
-                "{} does not parse; fix it, then `clawsess install`",
-                path.display()
-            ),
+            format!("{} does not parse; fix it, then `clawsess install`", path.display()),
         );
     };
     let commands: Vec<&str> = settings
@@ -104,27 +101,17 @@ fn check_hooks(r: &mut Report, config: &Path) {
         return r.line(
             Level::Fail,
             "hooks installed",
-            format!(
-                "missing {} in {}; run `clawsess install`",
-                missing.join(", "),
-                path.display()
-            ),
+            format!("missing {} in {}; run `clawsess install`", missing.join(", "), path.display()),
         );
     }
-    let stale: Vec<&&str> = commands
-        .iter()
-        .filter(|c| !binary_of(c).is_file())
-        .collect();
+    let stale: Vec<&&str> = commands.iter().filter(|c| !binary_of(c).is_file()).collect();
     if stale.is_empty() {
         r.line(Level::Ok, "hooks installed", path.display().to_string());
     } else {
         r.line(
             Level::Fail,
             "hooks installed",
-            format!(
-                "{} names a binary that is gone; run `clawsess install` again",
-                stale[0]
-            ),
+            format!("{} names a binary that is gone; run `clawsess install` again", stale[0]),
         );
     }
 }
@@ -133,34 +120,21 @@ fn check_hooks(r: &mut Report, config: &Path) {
 fn binary_of(command: &str) -> std::path::PathBuf {
     let command = command.trim();
     match command.strip_prefix('\'') {
-        Some(rest) => rest
-            .split("' ")
-            .next()
-            .unwrap_or(rest)
-            .replace(r"'\''", "'")
-            .into(),
+        Some(rest) => rest.split("' ").next().unwrap_or(rest).replace(r"'\''", "'").into(),
         None => command.split(' ').next().unwrap_or(command).into(),
     }
 }
 
 fn check_commands(r: &mut Report, config: &Path) {
     let dir = config.join("commands");
-    let missing: Vec<&str> = COMMANDS
-        .iter()
-        .map(|(f, _)| *f)
-        .filter(|f| !dir.join(f).is_file())
-        .collect();
+    let missing: Vec<&str> = COMMANDS.iter().map(|(f, _)| *f).filter(|f| !dir.join(f).is_file()).collect();
     if missing.is_empty() {
         r.line(Level::Ok, "slash commands", "/attach, /detach, /sessions");
     } else {
         r.line(
             Level::Warn,
             "slash commands",
-            format!(
-                "missing {} in {}; run `clawsess install`",
-                missing.join(", "),
-                dir.display()
-            ),
+            format!("missing {} in {}; run `clawsess install`", missing.join(", "), dir.display()),
         );
     }
 }
@@ -168,15 +142,9 @@ fn check_commands(r: &mut Report, config: &Path) {
 fn check_state(r: &mut Report, store: &Store) {
     let dir = store.dir();
     if !dir.exists() {
-        return r.line(
-            Level::Ok,
-            "state dir",
-            format!("{} (not created yet)", dir.display()),
-        );
+        return r.line(Level::Ok, "state dir", format!("{} (not created yet)", dir.display()));
     }
-    let mode = std::fs::metadata(dir)
-        .map(|m| m.permissions().mode() & 0o777)
-        .unwrap_or(0);
+    let mode = std::fs::metadata(dir).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
     if mode & 0o077 != 0 {
         r.line(
             Level::Warn,
@@ -195,10 +163,7 @@ fn check_state(r: &mut Report, store: &Store) {
     for sub in store.subdirs() {
         if let Ok(entries) = std::fs::read_dir(&sub) {
             files.extend(
-                entries
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "json")),
+                entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")),
             );
         }
     }
@@ -212,11 +177,7 @@ fn check_state(r: &mut Report, store: &Store) {
         }
     }
     if broken.is_empty() {
-        r.line(
-            Level::Ok,
-            "state dir",
-            format!("{} ({} files parse)", dir.display(), files.len()),
-        );
+        r.line(Level::Ok, "state dir", format!("{} ({} files parse)", dir.display(), files.len()));
     } else {
         for err in &broken {
             r.line(Level::Fail, "state file", err);
@@ -269,11 +230,7 @@ fn check_retention(r: &mut Report, store: &Store, config: &Path) {
         .iter()
         .filter(|r| r.name.is_some() || kept.contains(&r.id))
         .filter(|r| now_ms().saturating_sub(r.last_seen) > limit.saturating_sub(86_400_000 * 3))
-        .map(|r| {
-            r.name
-                .as_ref()
-                .map_or_else(|| r.id.short().to_owned(), |n| n.to_string())
-        })
+        .map(|r| r.name.as_ref().map_or_else(|| r.id.short().to_owned(), |n| n.to_string()))
         .collect();
     if old.is_empty() {
         r.line(

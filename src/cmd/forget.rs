@@ -24,10 +24,7 @@ impl Run for Forget {
         if let Some(a) = &state.attached {
             dropped.push(format!("its attachment to {}", a.session.short()));
         }
-        println!(
-            "Forgot {key}: {} (the sessions themselves are kept)",
-            dropped.join(" and ")
-        );
+        println!("Forgot {key}: {} (the sessions themselves are kept)", dropped.join(" and "));
         Ok(exit::OK)
     }
 }

@@ -56,12 +56,7 @@ impl Hook {
         let Some(input) = read_input()? else {
             return Ok(exit::OK);
         };
-        let id = SessionId::parse(
-            input
-                .session_id
-                .as_deref()
-                .context("hook input has no session_id")?,
-        )?;
+        let id = SessionId::parse(input.session_id.as_deref().context("hook input has no session_id")?)?;
         let store = Store::open()?;
         let pid = claude_pid();
         match self {
@@ -79,8 +74,7 @@ fn read_input() -> Result<Option<HookInput>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let input =
-        serde_json::from_slice(&bytes).context("hook input is not the JSON Claude Code sends")?;
+    let input = serde_json::from_slice(&bytes).context("hook input is not the JSON Claude Code sends")?;
     Ok(Some(input))
 }
 
@@ -91,14 +85,9 @@ fn read_stdin_bounded(max: usize, wait: Duration) -> Result<Vec<u8>> {
     let mut buf = [0u8; 64 * 1024];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut fds = libc::pollfd {
-            fd: 0,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut fds = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd for the duration of the call.
-        let ready =
-            unsafe { libc::poll(&mut fds, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        let ready = unsafe { libc::poll(&mut fds, 1, left.as_millis().min(i32::MAX as u128) as i32) };
         if ready == 0 {
             bail!("no hook input within {} s", wait.as_secs());
         }
@@ -118,10 +107,7 @@ fn read_stdin_bounded(max: usize, wait: Duration) -> Result<Vec<u8>> {
             return Ok(out);
         }
         if out.len() + n > max {
-            bail!(
-                "hook input is larger than {} MiB; ignored",
-                max / (1024 * 1024)
-            );
+            bail!("hook input is larger than {} MiB; ignored", max / (1024 * 1024));
         }
         out.extend_from_slice(&buf[..n]);
     }
@@ -129,11 +115,7 @@ fn read_stdin_bounded(max: usize, wait: Duration) -> Result<Vec<u8>> {
 
 /// The `claude` process the hook belongs to.
 fn claude_pid() -> Option<u32> {
-    std::env::var("CLAUDE_PID")
-        .ok()?
-        .parse()
-        .ok()
-        .filter(|&p| p > 0)
+    std::env::var("CLAUDE_PID").ok()?.parse().ok().filter(|&p| p > 0)
 }
 
 fn session_start(store: &Store, id: &SessionId, input: &HookInput, pid: Option<u32>) -> Result<u8> {
@@ -164,11 +146,7 @@ fn session_start(store: &Store, id: &SessionId, input: &HookInput, pid: Option<u
             cwd,
             transcript,
             source: String::new(),
-            started_by: if by_run {
-                Starter::Run
-            } else {
-                Starter::Person
-            },
+            started_by: if by_run { Starter::Run } else { Starter::Person },
             first_seen: now,
             last_seen: now,
             name: None,
@@ -191,19 +169,11 @@ fn session_start(store: &Store, id: &SessionId, input: &HookInput, pid: Option<u
         turn::mark_seen(store, id, pid)?;
     }
     if let Some(env_file) = std::env::var_os("CLAUDE_ENV_FILE").filter(|f| !f.is_empty()) {
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&env_file)
-            .with_context(|| {
-                format!(
-                    "could not open CLAUDE_ENV_FILE {}",
-                    PathBuf::from(&env_file).display()
-                )
-            })?;
-        writeln!(file, "export CLAWSESS_SESSION_ID={id}")
-            .context("could not write CLAUDE_ENV_FILE")?;
+        let mut file =
+            std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(&env_file).with_context(
+                || format!("could not open CLAUDE_ENV_FILE {}", PathBuf::from(&env_file).display()),
+            )?;
+        writeln!(file, "export CLAWSESS_SESSION_ID={id}").context("could not write CLAUDE_ENV_FILE")?;
     }
     Ok(exit::OK)
 }

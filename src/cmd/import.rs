@@ -23,10 +23,7 @@ impl Run for Import {
         let dirs = match std::fs::read_dir(&projects) {
             Ok(dirs) => dirs,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                println!(
-                    "no transcripts at {}; nothing to import",
-                    projects.display()
-                );
+                println!("no transcripts at {}; nothing to import", projects.display());
                 return Ok(exit::OK);
             }
             Err(err) => {
@@ -88,11 +85,7 @@ impl Run for Import {
             "imported {imported} sessions from {} ({} already recorded{})",
             projects.display(),
             total - imported - unreadable,
-            if unreadable > 0 {
-                format!(", {unreadable} without a cwd skipped")
-            } else {
-                String::new()
-            }
+            if unreadable > 0 { format!(", {unreadable} without a cwd skipped") } else { String::new() }
         );
         Ok(exit::OK)
     }

@@ -25,12 +25,8 @@ pub const COMMANDS: [(&str, &str); 3] = [
 /// Marks a command file as clawsess's, so uninstall removes it and nothing else.
 const MARKER: &str = "<!-- installed by clawsess; `clawsess uninstall` removes it -->";
 /// The hook subcommands, as they end our hook commands.
-pub const HOOK_ARGS: [&str; 4] = [
-    "hook session-start",
-    "hook prompt-submit",
-    "hook stop",
-    "hook session-end",
-];
+pub const HOOK_ARGS: [&str; 4] =
+    ["hook session-start", "hook prompt-submit", "hook stop", "hook session-end"];
 
 pub fn install(args: &Install) -> Result<u8> {
     let dir = claude::config_dir(args.claude_dir.as_deref())?;
@@ -47,8 +43,7 @@ pub fn install(args: &Install) -> Result<u8> {
     );
 
     let commands = dir.join("commands");
-    fs::create_dir_all(&commands)
-        .with_context(|| format!("could not create {}", commands.display()))?;
+    fs::create_dir_all(&commands).with_context(|| format!("could not create {}", commands.display()))?;
     for (file, template) in COMMANDS {
         let path = commands.join(file);
         if let Ok(existing) = fs::read_to_string(&path)
@@ -62,11 +57,7 @@ pub fn install(args: &Install) -> Result<u8> {
         }
         let text = render_command(template, &exe);
         fs::write(&path, text).with_context(|| format!("could not write {}", path.display()))?;
-        println!(
-            "command: /{} ({})",
-            file.trim_end_matches(".md"),
-            path.display()
-        );
+        println!("command: /{} ({})", file.trim_end_matches(".md"), path.display());
     }
     println!(
         "Installed. New Claude Code sessions are recorded; type /attach in one to hand it to your bots."
@@ -89,14 +80,10 @@ pub fn uninstall(args: &Install) -> Result<u8> {
         let path = dir.join("commands").join(file);
         match fs::read_to_string(&path) {
             Ok(text) if text.contains(MARKER) => {
-                fs::remove_file(&path)
-                    .with_context(|| format!("could not remove {}", path.display()))?;
+                fs::remove_file(&path).with_context(|| format!("could not remove {}", path.display()))?;
                 println!("command: removed {}", path.display());
             }
-            Ok(_) => eprintln!(
-                "clawsess: left {} alone: it is not clawsess's",
-                path.display()
-            ),
+            Ok(_) => eprintln!("clawsess: left {} alone: it is not clawsess's", path.display()),
             Err(_) => {}
         }
     }
@@ -112,10 +99,7 @@ fn this_exe() -> Result<PathBuf> {
 /// `path` quoted for `sh -c`.
 fn quote(path: &Path) -> String {
     let text = path.to_string_lossy();
-    if text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
-    {
+    if text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c)) {
         text.into_owned()
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
@@ -129,10 +113,7 @@ pub fn render_command(template: &str, exe: &Path) -> String {
         .replace("Bash(clawsess ", &format!("Bash({bin} "))
         .replace("!`clawsess ", &format!("!`{bin} "));
     // The marker goes after the frontmatter, which must stay first in the file.
-    match body
-        .strip_prefix("---\n")
-        .and_then(|rest| rest.split_once("\n---\n"))
-    {
+    match body.strip_prefix("---\n").and_then(|rest| rest.split_once("\n---\n")) {
         Some((front, rest)) => format!("---\n{front}\n---\n{MARKER}\n{rest}"),
         None => format!("{MARKER}\n{body}"),
     }
@@ -150,14 +131,8 @@ fn read_settings(path: &Path) -> Result<(Map<String, Value>, Option<String>)> {
     }
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(map)) => Ok((map, Some(text))),
-        Ok(_) => bail!(
-            "{} is not a JSON object; fix it by hand, nothing was changed",
-            path.display()
-        ),
-        Err(err) => bail!(
-            "{} does not parse ({err}); fix it by hand, nothing was changed",
-            path.display()
-        ),
+        Ok(_) => bail!("{} is not a JSON object; fix it by hand, nothing was changed", path.display()),
+        Err(err) => bail!("{} does not parse ({err}); fix it by hand, nothing was changed", path.display()),
     }
 }
 
@@ -168,19 +143,11 @@ fn write_settings(path: &Path, settings: &Map<String, Value>, before: Option<&st
     if before == Some(text.as_str()) {
         return Ok(()); // already as wanted: no write, no backup
     }
-    let target = if path.is_symlink() {
-        path.canonicalize()?
-    } else {
-        path.to_path_buf()
-    };
+    let target = if path.is_symlink() { path.canonicalize()? } else { path.to_path_buf() };
     let mut mode = 0o600;
     if let Some(old) = before {
-        mode = fs::metadata(&target)
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0o600);
-        let stamp = jiff::Timestamp::now()
-            .strftime("%Y%m%dT%H%M%S%.3fZ")
-            .to_string();
+        mode = fs::metadata(&target).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o600);
+        let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
         let backup = target.with_file_name(format!("settings.json.clawsess-backup-{stamp}"));
         write_atomic_mode(&backup, old.as_bytes(), mode)?;
         println!("backup: {}", backup.display());
@@ -194,10 +161,7 @@ fn write_settings(path: &Path, settings: &Map<String, Value>, before: Option<&st
 /// Whether a hook command is one of ours (any binary path, old or new).
 pub fn is_our_command(command: &str) -> bool {
     let command = command.trim_end();
-    command.contains("clawsess")
-        && HOOK_ARGS
-            .iter()
-            .any(|arg| command.ends_with(&format!(" {arg}")))
+    command.contains("clawsess") && HOOK_ARGS.iter().any(|arg| command.ends_with(&format!(" {arg}")))
 }
 
 /// Removes our hook entries everywhere in `settings.hooks`; returns how many.
@@ -215,11 +179,7 @@ fn remove_our_hooks(settings: &mut Map<String, Value>) -> usize {
                 continue;
             };
             let before = list.len();
-            list.retain(|h| {
-                !h.get("command")
-                    .and_then(Value::as_str)
-                    .is_some_and(is_our_command)
-            });
+            list.retain(|h| !h.get("command").and_then(Value::as_str).is_some_and(is_our_command));
             removed += before - list.len();
         }
         groups.retain(|g| !matches!(g.get("hooks"), Some(Value::Array(l)) if l.is_empty()));
@@ -240,16 +200,12 @@ fn add_hooks(settings: &mut Map<String, Value>, bin: &str) -> Result<()> {
     let Some(Value::Object(ours)) = template.get("hooks").cloned() else {
         bail!("hooks/hooks.json has no hooks")
     };
-    let hooks = settings
-        .entry("hooks")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let hooks = settings.entry("hooks").or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(hooks) = hooks else {
         bail!("settings.json's \"hooks\" is not an object; nothing was changed")
     };
     for (event, groups) in ours {
-        let entry = hooks
-            .entry(event.clone())
-            .or_insert_with(|| Value::Array(Vec::new()));
+        let entry = hooks.entry(event.clone()).or_insert_with(|| Value::Array(Vec::new()));
         let Value::Array(list) = entry else {
             bail!("settings.json's hooks.{event} is not a list; nothing was changed")
         };
@@ -280,10 +236,7 @@ mod tests {
         let start = &settings["hooks"]["SessionStart"];
         assert_eq!(start.as_array().unwrap().len(), 2);
         assert_eq!(start[0]["hooks"][0]["command"], "atuin hook claude-code");
-        assert_eq!(
-            start[1]["hooks"][0]["command"],
-            "/bin/clawsess hook session-start"
-        );
+        assert_eq!(start[1]["hooks"][0]["command"], "/bin/clawsess hook session-start");
         remove_our_hooks(&mut settings);
         assert_eq!(
             Value::Object(settings),

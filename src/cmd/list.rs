@@ -35,17 +35,11 @@ impl Run for List {
         let mut attached: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
         let mut own_of: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
         if let Some(global) = store.global()? {
-            attached
-                .entry(global.session)
-                .or_default()
-                .push("*".to_owned());
+            attached.entry(global.session).or_default().push("*".to_owned());
         }
         for state in store.key_states()? {
             if let Some(a) = state.attached {
-                attached
-                    .entry(a.session)
-                    .or_default()
-                    .push(state.key.to_string());
+                attached.entry(a.session).or_default().push(state.key.to_string());
             }
             if let Some(own) = state.own {
                 own_of.entry(own).or_default().push(state.key.to_string());
@@ -116,22 +110,11 @@ fn print_table(rows: &[Row]) -> Result<()> {
             }
             [
                 row.rec.id.short().to_owned(),
-                row.rec
-                    .name
-                    .as_ref()
-                    .map_or("-".to_owned(), |n| n.to_string()),
+                row.rec.name.as_ref().map_or("-".to_owned(), |n| n.to_string()),
                 ago(row.rec.last_seen, now),
                 tilde(&row.rec.cwd),
-                if keys.is_empty() {
-                    "-".to_owned()
-                } else {
-                    keys.join(",")
-                },
-                if state.is_empty() {
-                    "-".to_owned()
-                } else {
-                    state.join(",")
-                },
+                if keys.is_empty() { "-".to_owned() } else { keys.join(",") },
+                if state.is_empty() { "-".to_owned() } else { state.join(",") },
             ]
         })
         .collect();

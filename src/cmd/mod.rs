@@ -50,8 +50,7 @@ impl Run for Cmd {
 
 /// `--key K`, else the default key.
 fn key_or_default(key: &Option<String>) -> Result<Key> {
-    key.as_deref()
-        .map_or_else(|| Ok(Key::default_key()), Key::parse)
+    key.as_deref().map_or_else(|| Ok(Key::default_key()), Key::parse)
 }
 
 /// Prints one JSON document on stdout.

@@ -18,9 +18,7 @@ impl Run for NameCmd {
         {
             bail!("the name {name} is taken by session {owner}; rename that one first");
         }
-        let Some(mut rec) = tx.session(&id)? else {
-            bail!("session {id} was removed meanwhile")
-        };
+        let Some(mut rec) = tx.session(&id)? else { bail!("session {id} was removed meanwhile") };
         let old = rec.name.replace(name.clone());
         // New name, then record, then the old name: a crash in between leaves the session
         // reachable by a name at every instant.

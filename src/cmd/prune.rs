@@ -19,22 +19,11 @@ impl Run for Prune {
         for err in &broken {
             eprintln!("clawsess: skipped {err:#}");
         }
-        let gone: Vec<SessionId> = records
-            .iter()
-            .filter(|r| !r.transcript.exists())
-            .map(|r| r.id.clone())
-            .collect();
-        let verb = if self.dry_run {
-            "would drop"
-        } else {
-            "dropped"
-        };
+        let gone: Vec<SessionId> =
+            records.iter().filter(|r| !r.transcript.exists()).map(|r| r.id.clone()).collect();
+        let verb = if self.dry_run { "would drop" } else { "dropped" };
         for rec in records.iter().filter(|r| gone.contains(&r.id)) {
-            let name = rec
-                .name
-                .as_ref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default();
+            let name = rec.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
             println!("{verb} {}{name}: transcript gone", rec.id.short());
         }
         if self.dry_run {
@@ -51,10 +40,7 @@ impl Run for Prune {
         }
         let mut keys = 0;
         for mut state in tx.key_states()? {
-            let attached_gone = state
-                .attached
-                .as_ref()
-                .is_some_and(|a| gone.contains(&a.session));
+            let attached_gone = state.attached.as_ref().is_some_and(|a| gone.contains(&a.session));
             let own_gone = state.own.as_ref().is_some_and(|s| gone.contains(s));
             if attached_gone {
                 state.attached = None;

@@ -19,8 +19,8 @@ use crate::exit::{self, Busy};
 use crate::ident::{Key, SessionId};
 use crate::resolve::{Via, find_session, resolve};
 use crate::store::{
-    Acquired, COMMAND_LOCK_WAIT, FORMAT, KeyState, SessionRecord, Starter, Store, lock_until,
-    now_ms, open_lock_file,
+    Acquired, COMMAND_LOCK_WAIT, FORMAT, KeyState, SessionRecord, Starter, Store, lock_until, now_ms,
+    open_lock_file,
 };
 use crate::turn::{self, RUN_KEY_ENV, RUN_PID_ENV, RunLock};
 
@@ -52,21 +52,14 @@ impl Run for cli::Run {
         // Runs of one key go one after the other, so that a key's first two messages do not
         // start two sessions and its turns keep their order.
         let key_lock = open_lock_file(&store.run_lock_path_for_key(&key)?)?;
-        let told = || {
-            eprintln!(
-                "clawsess: another run for {key} is in progress; waiting up to {:.0} s",
-                self.wait
-            )
-        };
+        let told =
+            || eprintln!("clawsess: another run for {key} is in progress; waiting up to {:.0} s", self.wait);
         if let Acquired::TimedOut = lock_until(&key_lock, deadline, || {
             if !wait.is_zero() {
                 told()
             }
         })? {
-            return Err(Busy(format!(
-                "another run for {key} is still in progress; try again later"
-            ))
-            .into());
+            return Err(Busy(format!("another run for {key} is still in progress; try again later")).into());
         }
 
         let target = self.target(&store, &key, idle_reset)?;
@@ -101,9 +94,7 @@ impl Run for cli::Run {
             fields.insert("session_id".into(), Value::String(session.to_string()));
             fields.insert("key".into(), Value::String(key.to_string()));
             fields.insert("is_error".into(), Value::Bool(failed));
-            fields
-                .entry("result")
-                .or_insert(Value::String(String::new()));
+            fields.entry("result").or_insert(Value::String(String::new()));
             if let Some(old) = &target.replaced {
                 fields.insert("replaced_session".into(), Value::String(old.to_string()));
             }
@@ -134,9 +125,7 @@ impl cli::Run {
                 eprintln!("clawsess: reading the prompt from the terminal; end it with Ctrl-D");
             }
             let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("could not read the prompt from stdin")?;
+            std::io::stdin().read_to_string(&mut text).context("could not read the prompt from stdin")?;
             text
         } else {
             self.prompt.join(" ")
@@ -157,19 +146,12 @@ impl cli::Run {
             Some(dir) => dir.clone(),
             None => std::env::current_dir().context("could not read the current dir")?,
         };
-        let cwd = cwd
-            .canonicalize()
-            .with_context(|| format!("--cwd {} is not a directory", cwd.display()))?;
+        let cwd =
+            cwd.canonicalize().with_context(|| format!("--cwd {} is not a directory", cwd.display()))?;
         if !cwd.is_dir() {
             bail!("--cwd {} is not a directory", cwd.display());
         }
-        Ok(Target {
-            id: SessionId::new_random(),
-            cwd,
-            resume: false,
-            via: None,
-            replaced,
-        })
+        Ok(Target { id: SessionId::new_random(), cwd, resume: false, via: None, replaced })
     }
 
     fn target(&self, store: &Store, key: &Key, idle_reset: Option<Duration>) -> Result<Target> {
@@ -178,9 +160,7 @@ impl cli::Run {
         }
         if let Some(arg) = &self.session {
             let id = find_session(store, arg)?;
-            let rec = store
-                .session(&id)?
-                .with_context(|| format!("session {id} was removed meanwhile"))?;
+            let rec = store.session(&id)?.with_context(|| format!("session {id} was removed meanwhile"))?;
             if !rec.transcript.is_file() {
                 bail!(
                     "the transcript of session {id} is gone ({}): Claude Code deleted it; \
@@ -188,13 +168,7 @@ impl cli::Run {
                     rec.transcript.display()
                 );
             }
-            return Ok(Target {
-                id,
-                cwd: checked_cwd(&rec)?,
-                resume: true,
-                via: None,
-                replaced: None,
-            });
+            return Ok(Target { id, cwd: checked_cwd(&rec)?, resume: true, via: None, replaced: None });
         }
         let Some(found) = resolve(store, key)? else {
             return self.new_target(None);
@@ -210,10 +184,7 @@ impl cli::Run {
                     if found.via == Via::Own
                         && now_ms().saturating_sub(rec.last_seen) > limit.as_millis() as u64 =>
                 {
-                    Some(format!(
-                        "was idle for longer than {}",
-                        self.idle_reset.as_deref().unwrap_or("")
-                    ))
+                    Some(format!("was idle for longer than {}", self.idle_reset.as_deref().unwrap_or("")))
                 }
                 _ => None,
             },
@@ -282,9 +253,7 @@ impl cli::Run {
         rec.run_turns += 1;
         tx.put_session(&rec)?;
 
-        let mut state = tx
-            .key_state(key)?
-            .unwrap_or_else(|| KeyState::new(key.clone()));
+        let mut state = tx.key_state(key)?.unwrap_or_else(|| KeyState::new(key.clone()));
         let gone = target.replaced.as_ref();
         if gone.is_some() && state.attached.as_ref().map(|a| &a.session) == gone {
             state.attached = None;
@@ -302,10 +271,7 @@ impl cli::Run {
             && global.session == *gone
         {
             tx.set_global(None)?;
-            eprintln!(
-                "clawsess: removed the global attachment to {} (its transcript is gone)",
-                gone.short()
-            );
+            eprintln!("clawsess: removed the global attachment to {} (its transcript is gone)", gone.short());
         }
         turn::log_surface_turn(&tx, session, key.as_str(), prompt, reply)
     }
@@ -340,12 +306,7 @@ fn run_claude(
 ) -> Result<Outcome> {
     let mut cmd = Command::new(claude);
     cmd.args(["-p", "--output-format", "json"]);
-    cmd.arg(if target.resume {
-        "--resume"
-    } else {
-        "--session-id"
-    })
-    .arg(target.id.as_str());
+    cmd.arg(if target.resume { "--resume" } else { "--session-id" }).arg(target.id.as_str());
     cmd.args(extra);
     cmd.current_dir(&target.cwd)
         .env(RUN_PID_ENV, std::process::id().to_string())
@@ -374,17 +335,10 @@ fn run_claude(
             Ok(())
         });
     }
-    let signals = [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ];
-    let mut watcher =
-        signal_hook::iterator::Signals::new(signals).context("could not watch signals")?;
+    let signals = [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP];
+    let mut watcher = signal_hook::iterator::Signals::new(signals).context("could not watch signals")?;
     let handle = watcher.handle();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("could not run {}", claude.display()))?;
+    let mut child = cmd.spawn().with_context(|| format!("could not run {}", claude.display()))?;
     let child_pid = child.id() as libc::pid_t;
     let caught = Arc::new(AtomicI32::new(0));
     let caught_in = Arc::clone(&caught);
@@ -401,11 +355,7 @@ fn run_claude(
         let _ = stdin.write_all(prompt.as_bytes()); // claude may exit without reading it
     });
     let mut stdout = Vec::new();
-    child
-        .stdout
-        .take()
-        .expect("piped stdout")
-        .read_to_end(&mut stdout)?;
+    child.stdout.take().expect("piped stdout").read_to_end(&mut stdout)?;
     let status = child.wait()?;
     handle.close();
     let _ = forwarder.join();
@@ -415,11 +365,7 @@ fn run_claude(
         bail!("stopped by signal {sig}; claude was stopped too, and the session is free");
     }
     use std::os::unix::process::ExitStatusExt;
-    Ok(Outcome {
-        code: status.code(),
-        signal: status.signal(),
-        stdout,
-    })
+    Ok(Outcome { code: status.code(), signal: status.signal(), stdout })
 }
 
 fn describe(code: Option<i32>, signal: Option<i32>) -> String {
@@ -449,9 +395,7 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
             _ => bail!(bad()),
         };
         let n: u64 = digits.parse().with_context(bad)?;
-        total = total
-            .checked_add(n.checked_mul(unit).with_context(bad)?)
-            .with_context(bad)?;
+        total = total.checked_add(n.checked_mul(unit).with_context(bad)?).with_context(bad)?;
         digits.clear();
     }
     if !digits.is_empty() || total == 0 {
@@ -468,10 +412,7 @@ mod tests {
     fn durations_parse_with_units_and_sums() {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(
-            parse_duration("7d").unwrap(),
-            Duration::from_secs(7 * 86400)
-        );
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
         for bad in ["", "12", "h", "1x", "0s", "-1h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

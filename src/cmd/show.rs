@@ -13,9 +13,7 @@ impl Run for Show {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
         let id = find_session(&store, &self.session)?;
-        let Some(rec) = store.session(&id)? else {
-            bail!("session {id} was removed meanwhile")
-        };
+        let Some(rec) = store.session(&id)? else { bail!("session {id} was removed meanwhile") };
         if !rec.transcript.is_file() {
             bail!(
                 "the transcript of {id} is gone ({}); Claude Code deletes old ones \
@@ -25,8 +23,10 @@ impl Run for Show {
         }
         let messages = transcript::last_messages(&rec.transcript, self.n)?;
         if self.json {
-            return print_json(&json!({ "session_id": id, "name": rec.name, "cwd": rec.cwd, "messages": messages }))
-                .map(|()| exit::OK);
+            return print_json(
+                &json!({ "session_id": id, "name": rec.name, "cwd": rec.cwd, "messages": messages }),
+            )
+            .map(|()| exit::OK);
         }
         for (i, m) in messages.iter().enumerate() {
             if i > 0 {
@@ -36,11 +36,7 @@ impl Run for Show {
                 Role::User => "user",
                 Role::Assistant => "assistant",
             };
-            let when = m
-                .timestamp
-                .as_deref()
-                .map(|t| format!(" · {t}"))
-                .unwrap_or_default();
+            let when = m.timestamp.as_deref().map(|t| format!(" · {t}")).unwrap_or_default();
             println!("── {who}{when}");
             println!("{}", m.text.trim_end());
         }

@@ -33,11 +33,7 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().context("state file has no parent dir")?;
     let tmp = temp_path(path);
     let result = (|| -> io::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         file.write_all(bytes)?;
         // Errors of the last write only show at close, which Drop ignores: sync first.
         file.sync_all()?;
@@ -54,15 +50,9 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     let nonce: u32 = rand_u32();
-    path.with_file_name(format!(
-        ".{name}.{}.{nonce:08x}{TMP_SUFFIX}",
-        std::process::id()
-    ))
+    path.with_file_name(format!(".{name}.{}.{nonce:08x}{TMP_SUFFIX}", std::process::id()))
 }
 
 fn rand_u32() -> u32 {
@@ -175,10 +165,7 @@ mod tests {
         fs::write(blocked.join("x"), b"").unwrap();
         assert!(write_atomic(&blocked, b"new").is_err());
         assert_eq!(fs::read(&path).unwrap(), b"old");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
 
@@ -192,10 +179,6 @@ mod tests {
         fs::write(&path, b"{\"v\": 99}").unwrap();
         let err = format!("{:#}", read_json::<serde_json::Value>(&path).unwrap_err());
         assert!(err.contains("newer clawsess"), "{err}");
-        assert!(
-            read_json::<serde_json::Value>(&dir.path().join("none.json"))
-                .unwrap()
-                .is_none()
-        );
+        assert!(read_json::<serde_json::Value>(&dir.path().join("none.json")).unwrap().is_none());
     }
 }

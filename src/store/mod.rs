@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub use files::{
-    TMP_SUFFIX, create_private_dir, parse_json, read_json, remove_if_exists, write_atomic,
-    write_atomic_mode, write_json,
+    TMP_SUFFIX, create_private_dir, parse_json, read_json, remove_if_exists, write_atomic, write_atomic_mode,
+    write_json,
 };
 pub use lock::{Acquired, lock_until, open_lock_file};
 pub use records::*;
@@ -74,15 +74,11 @@ impl Store {
     }
 
     fn key_path(&self, key: &Key) -> PathBuf {
-        self.dir
-            .join("keys")
-            .join(format!("{}.json", file_stem(key.as_str())))
+        self.dir.join("keys").join(format!("{}.json", file_stem(key.as_str())))
     }
 
     fn name_path(&self, name: &Name) -> PathBuf {
-        self.dir
-            .join("names")
-            .join(format!("{}.json", file_stem(name.as_str())))
+        self.dir.join("names").join(format!("{}.json", file_stem(name.as_str())))
     }
 
     fn global_path(&self) -> PathBuf {
@@ -128,10 +124,7 @@ impl Store {
     /// Ids of all recorded sessions, from file names alone.
     pub fn session_ids(&self) -> Result<Vec<SessionId>> {
         let files = files::json_files(&self.dir.join("sessions"))?;
-        Ok(files
-            .into_iter()
-            .filter_map(|(stem, _)| SessionId::parse(&stem).ok())
-            .collect())
+        Ok(files.into_iter().filter_map(|(stem, _)| SessionId::parse(&stem).ok()).collect())
     }
 
     /// All session records. Ones that do not parse are returned as errors, so a reader can
@@ -155,12 +148,7 @@ impl Store {
         if let Some(state) = &state
             && state.key != *key
         {
-            bail!(
-                "{} belongs to key {:?}, not {:?}",
-                path.display(),
-                state.key.as_str(),
-                key.as_str()
-            );
+            bail!("{} belongs to key {:?}, not {:?}", path.display(), state.key.as_str(), key.as_str());
         }
         Ok(state)
     }
@@ -181,15 +169,11 @@ impl Store {
     }
 
     pub fn named(&self, name: &Name) -> Result<Option<SessionId>> {
-        Ok(read_json::<NameEntry>(&self.name_path(name))?
-            .filter(|e| e.name == *name)
-            .map(|e| e.session))
+        Ok(read_json::<NameEntry>(&self.name_path(name))?.filter(|e| e.name == *name).map(|e| e.session))
     }
 
     pub fn recent(&self) -> Result<Vec<RecentEntry>> {
-        Ok(read_json::<Recent>(&self.recent_path())?
-            .map(|r| r.sessions)
-            .unwrap_or_default())
+        Ok(read_json::<Recent>(&self.recent_path())?.map(|r| r.sessions).unwrap_or_default())
     }
 
     pub fn turn_log(&self, id: &SessionId) -> Result<Option<TurnLog>> {
@@ -218,10 +202,7 @@ impl Store {
         let path = self.lock_path();
         let file = open_lock_file(&path)?;
         match lock_until(&file, Instant::now() + wait, || {})? {
-            Acquired::Yes => Ok(Locked {
-                store: self,
-                _file: file,
-            }),
+            Acquired::Yes => Ok(Locked { store: self, _file: file }),
             Acquired::TimedOut => bail!(
                 "another process has held the state lock {} for over {:.1} s; \
                  retry, or look for a stuck clawsess (`fuser {}`)",
@@ -264,32 +245,18 @@ impl Locked<'_> {
     /// Writes a key's state, removing the file once nothing is left in it.
     pub fn put_key_state(&self, state: &KeyState) -> Result<()> {
         let path = self.key_path(&state.key);
-        if state.is_empty() {
-            remove_if_exists(&path).map(drop)
-        } else {
-            self.write(&path, state)
-        }
+        if state.is_empty() { remove_if_exists(&path).map(drop) } else { self.write(&path, state) }
     }
 
     pub fn set_global(&self, attached: Option<Attachment>) -> Result<()> {
         match attached {
-            Some(a) => self.write(
-                &self.global_path(),
-                &GlobalState {
-                    v: FORMAT,
-                    attached: Some(a),
-                },
-            ),
+            Some(a) => self.write(&self.global_path(), &GlobalState { v: FORMAT, attached: Some(a) }),
             None => remove_if_exists(&self.global_path()).map(drop),
         }
     }
 
     pub fn put_name(&self, name: &Name, session: &SessionId) -> Result<()> {
-        let entry = NameEntry {
-            v: FORMAT,
-            name: name.clone(),
-            session: session.clone(),
-        };
+        let entry = NameEntry { v: FORMAT, name: name.clone(), session: session.clone() };
         self.write(&self.name_path(name), &entry)
     }
 
@@ -301,22 +268,9 @@ impl Locked<'_> {
     pub fn push_recent(&self, id: &SessionId, at: u64, by: Starter) -> Result<()> {
         let mut sessions = self.recent()?;
         sessions.retain(|e| e.id != *id);
-        sessions.insert(
-            0,
-            RecentEntry {
-                id: id.clone(),
-                at,
-                by,
-            },
-        );
+        sessions.insert(0, RecentEntry { id: id.clone(), at, by });
         sessions.truncate(RECENT_MAX);
-        self.write(
-            &self.recent_path(),
-            &Recent {
-                v: FORMAT,
-                sessions,
-            },
-        )
+        self.write(&self.recent_path(), &Recent { v: FORMAT, sessions })
     }
 
     pub fn remove_recent(&self, id: &SessionId) -> Result<()> {
@@ -326,13 +280,7 @@ impl Locked<'_> {
         if sessions.len() == before {
             return Ok(());
         }
-        self.write(
-            &self.recent_path(),
-            &Recent {
-                v: FORMAT,
-                sessions,
-            },
-        )
+        self.write(&self.recent_path(), &Recent { v: FORMAT, sessions })
     }
 
     pub fn put_turn_log(&self, id: &SessionId, log: &TurnLog) -> Result<()> {
@@ -344,10 +292,7 @@ fn default_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("CLAWSESS_HOME").filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
         if !dir.is_absolute() {
-            bail!(
-                "CLAWSESS_HOME must be an absolute path, not {}",
-                dir.display()
-            );
+            bail!("CLAWSESS_HOME must be an absolute path, not {}", dir.display());
         }
         return Ok(dir);
     }
@@ -400,10 +345,7 @@ mod tests {
         tx.push_recent(&id(2), 6, Starter::Run).unwrap();
         tx.push_recent(&id(1), 7, Starter::Person).unwrap();
         drop(tx);
-        assert_eq!(
-            store.session(&id(1)).unwrap().unwrap().cwd,
-            PathBuf::from("/p")
-        );
+        assert_eq!(store.session(&id(1)).unwrap().unwrap().cwd, PathBuf::from("/p"));
         let recent: Vec<_> = store.recent().unwrap().into_iter().map(|e| e.id).collect();
         assert_eq!(recent, vec![id(1), id(2)]);
         assert_eq!(store.session_ids().unwrap(), vec![id(1)]);
@@ -431,11 +373,7 @@ mod tests {
         let store = Store::at(dir.path());
         let _held = store.lock(COMMAND_LOCK_WAIT).unwrap();
         let start = Instant::now();
-        let err = store
-            .lock(Duration::from_millis(100))
-            .err()
-            .unwrap()
-            .to_string();
+        let err = store.lock(Duration::from_millis(100)).err().unwrap().to_string();
         assert!(err.contains("state lock"), "{err}");
         assert!(start.elapsed() >= Duration::from_millis(100));
     }

@@ -67,13 +67,7 @@ pub struct KeyState {
 
 impl KeyState {
     pub fn new(key: Key) -> Self {
-        Self {
-            v: super::FORMAT,
-            key,
-            attached: None,
-            own: None,
-            own_at: 0,
-        }
+        Self { v: super::FORMAT, key, attached: None, own: None, own_at: 0 }
     }
 
     pub fn is_empty(&self) -> bool {

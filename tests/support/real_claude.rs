@@ -45,19 +45,12 @@ pub fn install_dir() -> PathBuf {
 }
 
 fn exe_in(root: &Path) -> PathBuf {
-    root.join("node_modules")
-        .join(PACKAGE)
-        .join("bin")
-        .join("claude.exe")
+    root.join("node_modules").join(PACKAGE).join("bin").join("claude.exe")
 }
 
 /// `BIN --version` prints `VERSION (Claude Code)`.
 fn reports_version(bin: &Path, version: &str) -> bool {
-    let out = Command::new(bin)
-        .arg("--version")
-        .env_remove("NODE_OPTIONS")
-        .stdin(Stdio::null())
-        .output();
+    let out = Command::new(bin).arg("--version").env_remove("NODE_OPTIONS").stdin(Stdio::null()).output();
     match out {
         Ok(o) if o.status.success() => {
             String::from_utf8_lossy(&o.stdout).split_whitespace().next() == Some(version)
@@ -90,16 +83,12 @@ fn install_pinned() -> PathBuf {
     if exe.is_file() && reports_version(&exe, CLAUDE_CODE_VERSION) {
         return exe;
     }
-    let parent = final_dir
-        .parent()
-        .expect("install dir has a parent")
-        .to_path_buf();
+    let parent = final_dir.parent().expect("install dir has a parent").to_path_buf();
     fs::create_dir_all(&parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
     let lock_path = parent.join(format!("claude-code-{CLAUDE_CODE_VERSION}.lock"));
-    let lock = File::create(&lock_path)
-        .unwrap_or_else(|e| panic!("create lock file {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
+    let lock =
+        File::create(&lock_path).unwrap_or_else(|e| panic!("create lock file {}: {e}", lock_path.display()));
+    lock.lock().unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
 
     // Another test binary may have finished the install while we waited.
     if exe.is_file() && reports_version(&exe, CLAUDE_CODE_VERSION) {
@@ -120,17 +109,11 @@ fn install_pinned() -> PathBuf {
     }
     let tmp = parent.join(format!("{partial_prefix}{}", std::process::id()));
     fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("create {}: {e}", tmp.display()));
-    fs::write(
-        tmp.join("package.json"),
-        "{\"name\":\"clawsess-e2e-claude\",\"private\":true}\n",
-    )
-    .expect("write package.json");
+    fs::write(tmp.join("package.json"), "{\"name\":\"clawsess-e2e-claude\",\"private\":true}\n")
+        .expect("write package.json");
 
     let spec = format!("{PACKAGE}@{CLAUDE_CODE_VERSION}");
-    eprintln!(
-        "installing {spec} with npm into {} (once per build dir) ...",
-        final_dir.display()
-    );
+    eprintln!("installing {spec} with npm into {} (once per build dir) ...", final_dir.display());
     let started = Instant::now();
     let out = Command::new("npm")
         .args([
@@ -171,18 +154,13 @@ fn install_pinned() -> PathBuf {
         // binary over the bin/claude.exe placeholder; npm may not have run it (npm 11 wants
         // install scripts allowed, or --ignore-scripts is configured). Do what it does.
         let pkg_dir = tmp.join("node_modules").join(PACKAGE);
-        let _ = Command::new("node")
-            .arg("install.cjs")
-            .current_dir(&pkg_dir)
-            .stdin(Stdio::null())
-            .output();
+        let _ = Command::new("node").arg("install.cjs").current_dir(&pkg_dir).stdin(Stdio::null()).output();
         if !reports_version(&tmp_exe, CLAUDE_CODE_VERSION)
             && let Some(native) = find_native_binary(&tmp)
         {
             let _ = fs::remove_file(&tmp_exe);
-            fs::copy(&native, &tmp_exe).unwrap_or_else(|e| {
-                panic!("copy {} -> {}: {e}", native.display(), tmp_exe.display())
-            });
+            fs::copy(&native, &tmp_exe)
+                .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", native.display(), tmp_exe.display()));
             set_executable(&tmp_exe);
         }
     }
@@ -191,23 +169,15 @@ fn install_pinned() -> PathBuf {
         panic!(
             "after npm install {spec}, {} does not report version {CLAUDE_CODE_VERSION}: {:?}",
             tmp_exe.display(),
-            v.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()
-                + &String::from_utf8_lossy(&o.stderr))
+            v.map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
         );
     }
     fs::rename(&tmp, &final_dir)
         .unwrap_or_else(|e| panic!("rename {} -> {}: {e}", tmp.display(), final_dir.display()));
-    eprintln!(
-        "installed {spec} in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("installed {spec} in {:.1}s", started.elapsed().as_secs_f64());
     drop(lock);
     let exe = exe_in(&final_dir);
-    assert!(
-        reports_version(&exe, CLAUDE_CODE_VERSION),
-        "{} does not run",
-        exe.display()
-    );
+    assert!(reports_version(&exe, CLAUDE_CODE_VERSION), "{} does not run", exe.display());
     exe
 }
 
@@ -241,22 +211,19 @@ fn set_executable(_p: &Path) {}
 /// `~/.claude/projects/<encoded cwd>`: every char of the cwd that is not ASCII alphanumeric
 /// becomes `-`.
 pub fn encode_cwd(cwd: &Path) -> String {
-    cwd.to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
+    cwd.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
 }
 
 /// Environment variables of the parent that must not reach a nested `claude`/`clawsess`:
 /// names starting with one of these.
 const SCRUB_PREFIXES: &[&str] = &[
-    "CLAUDE", // CLAUDECODE, CLAUDE_CODE_*, CLAUDE_PID, CLAUDE_ENV_FILE, CLAUDE_CONFIG_DIR, ...
+    "CLAUDE",    // CLAUDECODE, CLAUDE_CODE_*, CLAUDE_PID, CLAUDE_ENV_FILE, CLAUDE_CONFIG_DIR, ...
     "ANTHROPIC", // ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ANTHROPIC_MODEL, ...
-    "CLAWSESS", // CLAWSESS_HOME, CLAWSESS_SESSION_ID, CLAWSESS_CLAUDE, ...
-    "XDG_",   // XDG_DATA_HOME / XDG_CONFIG_HOME / XDG_STATE_HOME would move state out of HOME
-    "OTEL_",  // telemetry exporters
-    "MCP_",   // MCP_TIMEOUT, ...
-    "DISABLE_", // set again below
+    "CLAWSESS",  // CLAWSESS_HOME, CLAWSESS_SESSION_ID, CLAWSESS_CLAUDE, ...
+    "XDG_",      // XDG_DATA_HOME / XDG_CONFIG_HOME / XDG_STATE_HOME would move state out of HOME
+    "OTEL_",     // telemetry exporters
+    "MCP_",      // MCP_TIMEOUT, ...
+    "DISABLE_",  // set again below
     "ENABLE_",
     "VERTEX_",
     "CLOUD_ML_",
@@ -302,10 +269,7 @@ pub struct ClaudeHome {
 impl ClaudeHome {
     pub fn new() -> ClaudeHome {
         let claude = claude_bin();
-        let dir = tempfile::Builder::new()
-            .prefix("clawsess-e2e-")
-            .tempdir()
-            .expect("create temp HOME");
+        let dir = tempfile::Builder::new().prefix("clawsess-e2e-").tempdir().expect("create temp HOME");
         // Claude Code reports real paths (cwd, transcript_path): use the canonical one.
         let home = fs::canonicalize(dir.path()).expect("canonicalize temp HOME");
         fs::create_dir_all(home.join(".claude")).expect("create ~/.claude");
@@ -315,12 +279,7 @@ impl ClaudeHome {
         #[cfg(unix)]
         std::os::unix::fs::symlink(&claude, bin.join("claude")).expect("symlink ~/bin/claude");
         let api = StandInApi::start();
-        let h = ClaudeHome {
-            dir,
-            home,
-            api,
-            claude,
-        };
+        let h = ClaudeHome { dir, home, api, claude };
         h.write_claude_json(|_| {});
         h
     }
@@ -368,10 +327,7 @@ impl ClaudeHome {
 
     /// The transcript Claude Code keeps for session `id` started in `cwd`.
     pub fn transcript_path(&self, cwd: &Path, id: &str) -> PathBuf {
-        self.claude_dir()
-            .join("projects")
-            .join(encode_cwd(cwd))
-            .join(format!("{id}.jsonl"))
+        self.claude_dir().join("projects").join(encode_cwd(cwd)).join(format!("{id}.jsonl"))
     }
 
     /// Reads `~/.claude.json`, lets `f` change it, writes it back.
@@ -408,11 +364,8 @@ impl ClaudeHome {
 
     /// Writes `~/.claude/settings.json`.
     pub fn write_settings(&self, settings: &Value) {
-        fs::write(
-            self.claude_dir().join("settings.json"),
-            serde_json::to_string_pretty(settings).unwrap(),
-        )
-        .expect("write settings.json");
+        fs::write(self.claude_dir().join("settings.json"), serde_json::to_string_pretty(settings).unwrap())
+            .expect("write settings.json");
     }
 
     /// PATH for the child: `HOME/bin`, then the parent's PATH.
@@ -432,8 +385,7 @@ impl ClaudeHome {
     pub fn apply_env(&self, cmd: &mut Command) {
         for (k, _) in std::env::vars_os() {
             let k_str = k.to_string_lossy();
-            if SCRUB_PREFIXES.iter().any(|p| k_str.starts_with(p))
-                || SCRUB_NAMES.iter().any(|n| k_str == *n)
+            if SCRUB_PREFIXES.iter().any(|p| k_str.starts_with(p)) || SCRUB_NAMES.iter().any(|n| k_str == *n)
             {
                 cmd.env_remove(&k);
             }
@@ -498,9 +450,7 @@ impl Default for ClaudeHome {
 /// Spawns `cmd` with piped stdio, writes `stdin` and closes it, and waits at most `timeout`
 /// (then kills the child and panics with what it printed so far).
 pub fn run_with_stdin(cmd: &mut Command, stdin: &str, timeout: Duration) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let mut child_stdin = child.stdin.take().unwrap();
     let input = stdin.as_bytes().to_vec();
@@ -538,9 +488,5 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &str, timeout: Duration) -> Outp
         thread::sleep(Duration::from_millis(10));
     };
     let _ = writer.join();
-    Output {
-        status,
-        stdout: out_t.join().unwrap_or_default(),
-        stderr: err_t.join().unwrap_or_default(),
-    }
+    Output { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() }
 }

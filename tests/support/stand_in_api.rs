@@ -112,11 +112,7 @@ impl StandInApi {
                 }
             })
             .expect("stand-in API: spawn accept thread");
-        StandInApi {
-            addr,
-            shared,
-            accept_thread: Some(accept_thread),
-        }
+        StandInApi { addr, shared, accept_thread: Some(accept_thread) }
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash), for `ANTHROPIC_BASE_URL`.
@@ -135,10 +131,7 @@ impl StandInApi {
 
     /// Only the requests of the conversation itself (see [`is_main_turn`]).
     pub fn turn_requests(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.is_main_turn)
-            .collect()
+        self.requests().into_iter().filter(|r| r.is_main_turn).collect()
     }
 
     /// Requests to any path other than `/v1/messages`, as `METHOD PATH`.
@@ -180,10 +173,7 @@ impl Drop for StandInApi {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 struct Request {
@@ -221,12 +211,7 @@ fn read_line_patiently(
     loop {
         match reader.read_until(b'\n', buf) {
             Ok(n) => return Ok(n),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 if sh.stop.load(Ordering::SeqCst) || start.elapsed() > IDLE_TIMEOUT {
                     return Err(e);
                 }
@@ -253,12 +238,7 @@ fn read_exact_patiently(
                 out.extend_from_slice(&chunk[..k]);
                 n -= k;
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 if sh.stop.load(Ordering::SeqCst) || start.elapsed() > IDLE_TIMEOUT {
                     return Err(e);
                 }
@@ -270,10 +250,7 @@ fn read_exact_patiently(
     Ok(())
 }
 
-fn read_request(
-    reader: &mut BufReader<TcpStream>,
-    sh: &Shared,
-) -> std::io::Result<Option<Request>> {
+fn read_request(reader: &mut BufReader<TcpStream>, sh: &Shared) -> std::io::Result<Option<Request>> {
     // Request line (skip stray empty lines between keep-alive requests).
     let mut line = Vec::new();
     loop {
@@ -331,15 +308,9 @@ fn read_request(
                 return Ok(None);
             }
             let size_text = String::from_utf8_lossy(&line);
-            let size_text = size_text
-                .trim()
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            let size = usize::from_str_radix(&size_text, 16)
-                .map_err(|_| std::io::Error::other("bad chunk size"))?;
+            let size_text = size_text.trim().split(';').next().unwrap_or("").trim().to_string();
+            let size =
+                usize::from_str_radix(&size_text, 16).map_err(|_| std::io::Error::other("bad chunk size"))?;
             if size == 0 {
                 // Trailers until an empty line.
                 loop {
@@ -366,12 +337,7 @@ fn read_request(
         }
         read_exact_patiently(reader, sh, &mut body, n)?;
     }
-    Ok(Some(Request {
-        method,
-        path,
-        body,
-        close,
-    }))
+    Ok(Some(Request { method, path, body, close }))
 }
 
 fn write_response(
@@ -398,15 +364,9 @@ fn handle(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Result<()> 
     match (req.method.as_str(), path_only) {
         ("POST", "/v1/messages") => handle_messages(req, w, sh),
         ("GET", "/v1/models") => {
-            sh.other_paths
-                .lock()
-                .unwrap()
-                .push(format!("{} {}", req.method, req.path));
-            let models = [
-                "claude-sonnet-4-5-20250929",
-                "claude-opus-4-1-20250805",
-                "claude-haiku-4-5-20251001",
-            ];
+            sh.other_paths.lock().unwrap().push(format!("{} {}", req.method, req.path));
+            let models =
+                ["claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805", "claude-haiku-4-5-20251001"];
             let data: Vec<Value> = models
                 .iter()
                 .map(|m| {
@@ -416,34 +376,16 @@ fn handle(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Result<()> 
                 .collect();
             let body = json!({"data": data, "has_more": false,
                               "first_id": models[0], "last_id": models[models.len() - 1]});
-            write_response(
-                w,
-                "200 OK",
-                "application/json",
-                body.to_string().as_bytes(),
-                req.close,
-            )
+            write_response(w, "200 OK", "application/json", body.to_string().as_bytes(), req.close)
         }
         ("POST", "/v1/messages/count_tokens") => {
-            sh.other_paths
-                .lock()
-                .unwrap()
-                .push(format!("{} {}", req.method, req.path));
+            sh.other_paths.lock().unwrap().push(format!("{} {}", req.method, req.path));
             let tokens = (req.body.len() / 4).max(1);
             let body = json!({"input_tokens": tokens});
-            write_response(
-                w,
-                "200 OK",
-                "application/json",
-                body.to_string().as_bytes(),
-                req.close,
-            )
+            write_response(w, "200 OK", "application/json", body.to_string().as_bytes(), req.close)
         }
         _ => {
-            sh.other_paths
-                .lock()
-                .unwrap()
-                .push(format!("{} {}", req.method, req.path));
+            sh.other_paths.lock().unwrap().push(format!("{} {}", req.method, req.path));
             write_response(w, "200 OK", "application/json", b"{}", req.close)
         }
     }
@@ -460,17 +402,11 @@ fn handle(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Result<()> 
 /// (`output_config.format.type == "json_schema"`, schema `{title: string}`). Older versions
 /// also sent a quota check with `max_tokens: 1`.
 pub fn is_main_turn(body: &Value) -> bool {
-    let structured = body
-        .pointer("/output_config/format")
-        .is_some_and(|f| !f.is_null());
+    let structured = body.pointer("/output_config/format").is_some_and(|f| !f.is_null());
     if structured || body.get("max_tokens").and_then(Value::as_u64) == Some(1) {
         return false;
     }
-    let tools = body
-        .get("tools")
-        .and_then(Value::as_array)
-        .map(|t| t.len())
-        .unwrap_or(0);
+    let tools = body.get("tools").and_then(Value::as_array).map(|t| t.len()).unwrap_or(0);
     let thinking = body.get("thinking").is_some_and(|t| !t.is_null());
     tools > 0 || thinking || body.get("context_management").is_some()
 }
@@ -583,10 +519,7 @@ fn client_gone(w: &TcpStream) -> bool {
     let gone = match w.peek(&mut b) {
         Ok(0) => true,
         Ok(_) => false,
-        Err(e) => {
-            e.kind() != std::io::ErrorKind::WouldBlock
-                && e.kind() != std::io::ErrorKind::Interrupted
-        }
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::Interrupted,
     };
     let _ = w.set_nonblocking(false);
     gone
@@ -595,17 +528,9 @@ fn client_gone(w: &TcpStream) -> bool {
 fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Result<()> {
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let seq = sh.seq.fetch_add(1, Ordering::SeqCst) + 1;
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("claude-sonnet-4-5")
-        .to_string();
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("claude-sonnet-4-5").to_string();
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let message_count = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .map(|a| a.len())
-        .unwrap_or(0);
+    let message_count = body.get("messages").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0);
     let last = last_user_text(&body);
     let main = is_main_turn(&body);
     let reply = match body.pointer("/output_config/format/schema") {
@@ -623,11 +548,7 @@ fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Re
         model: model.clone(),
         stream,
         max_tokens: body.get("max_tokens").and_then(Value::as_u64).unwrap_or(0),
-        tool_count: body
-            .get("tools")
-            .and_then(Value::as_array)
-            .map(|a| a.len())
-            .unwrap_or(0),
+        tool_count: body.get("tools").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0),
         message_count,
         last_user_text: last.clone(),
         all_text: all_text(&body),
@@ -647,13 +568,7 @@ fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Re
                 if client_gone(w) {
                     // The client hung up (e.g. claude was killed): stop waiting, answer into
                     // the void and let the connection close.
-                    if let Some(r) = sh
-                        .requests
-                        .lock()
-                        .unwrap()
-                        .iter_mut()
-                        .find(|r| r.seq == seq)
-                    {
+                    if let Some(r) = sh.requests.lock().unwrap().iter_mut().find(|r| r.seq == seq) {
                         r.client_gone = true;
                     }
                     break;
@@ -685,10 +600,7 @@ fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Re
                 json!({"type": "content_block_delta", "index": 0,
                        "delta": {"type": "text_delta", "text": reply}}),
             ),
-            (
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": 0}),
-            ),
+            ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
             (
                 "message_delta",
                 json!({"type": "message_delta",
@@ -701,13 +613,7 @@ fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Re
         for (name, data) in events {
             sse.push_str(&format!("event: {name}\ndata: {data}\n\n"));
         }
-        write_response(
-            w,
-            "200 OK",
-            "text/event-stream; charset=utf-8",
-            sse.as_bytes(),
-            req.close,
-        )
+        write_response(w, "200 OK", "text/event-stream; charset=utf-8", sse.as_bytes(), req.close)
     } else {
         let resp = json!({
             "id": msg_id, "type": "message", "role": "assistant", "model": model,
@@ -716,21 +622,9 @@ fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Re
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
         });
-        write_response(
-            w,
-            "200 OK",
-            "application/json",
-            resp.to_string().as_bytes(),
-            req.close,
-        )
+        write_response(w, "200 OK", "application/json", resp.to_string().as_bytes(), req.close)
     };
-    if let Some(r) = sh
-        .requests
-        .lock()
-        .unwrap()
-        .iter_mut()
-        .find(|r| r.seq == seq)
-    {
+    if let Some(r) = sh.requests.lock().unwrap().iter_mut().find(|r| r.seq == seq) {
         r.finished_ms = now_ms();
     }
     result
