@@ -437,3 +437,41 @@ fn uninstall_leaves_claude_code_as_it_was() {
     e.terminal(&project, None, "no hook now");
     assert!(e.list().is_empty());
 }
+
+#[test]
+fn the_repo_as_a_plugin_gives_the_same_hooks_and_commands() {
+    // No `clawsess install` here: everything comes from the plugin dir (the repo root).
+    let home = ClaudeHome::new();
+    let project = home.project("alpha");
+    let plugin_turn = |args: &[&str], prompt: &str| -> Value {
+        let mut cmd = home.claude_p(&project);
+        cmd.args(["--plugin-dir", env!("CARGO_MANIFEST_DIR"), "--output-format", "json"])
+            .args(args)
+            .env("CLAWSESS_BIN", env!("CARGO_BIN_EXE_clawsess"));
+        let out = run_with_stdin(&mut cmd, prompt, Duration::from_secs(120));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let clawsess = |args: &[&str]| -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawsess"));
+        home.apply_env(&mut cmd);
+        cmd.args(args);
+        run_with_stdin(&mut cmd, "", Duration::from_secs(60))
+    };
+    let id = id_of(&plugin_turn(&[], "hello through the plugin"));
+    let list: Value = serde_json::from_slice(&clawsess(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(list[0]["session_id"], id.as_str(), "the plugin's SessionStart hook recorded the session");
+    assert_eq!(list[0]["cwd"], project.to_str().unwrap());
+
+    let out = plugin_turn(&["--resume", &id], "/clawsess:attach --key telegram:3");
+    assert_eq!(out["is_error"], false, "{out}");
+    let current = clawsess(&["current", "--key", "telegram:3"]);
+    assert_eq!(String::from_utf8_lossy(&current.stdout).trim(), id);
+
+    plugin_turn(&["--resume", &id], "/clawsess:sessions");
+    let seen = home.api.turn_requests().pop().unwrap();
+    assert!(seen.all_text.contains(&id[..8]) && seen.all_text.contains("telegram:3"), "{}", seen.all_text);
+
+    plugin_turn(&["--resume", &id], "/clawsess:detach --key telegram:3");
+    assert!(!clawsess(&["current", "--key", "telegram:3"]).status.success());
+}

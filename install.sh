@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds and installs the clawsess binary, then hooks it into Claude Code
+# (settings.json hooks and the /attach, /detach, /sessions commands).
+# Extra arguments go to `clawsess install` (e.g. --claude-dir DIR).
+set -euo pipefail
+cd "$(dirname "$0")"
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install.sh: cargo is not installed; get Rust from https://rustup.rs and run me again" >&2
+  exit 1
+fi
+cargo install --path . --locked --force
+bin_dir="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
+"$bin_dir/clawsess" install "$@"
+case ":$PATH:" in
+  *":$bin_dir:"*) ;;
+  *) echo "note: add $bin_dir to your PATH so bots and scripts find clawsess" ;;
+esac
+"$bin_dir/clawsess" doctor || echo "note: doctor found something to fix (above)"
