@@ -333,6 +333,43 @@ mod tests {
     }
 
     #[test]
+    fn a_terminal_turn_whose_transcript_went_quiet_is_not_busy() {
+        use crate::store::{COMMAND_LOCK_WAIT, SessionRecord, Starter};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let transcript = dir.path().join("t.jsonl");
+        std::fs::write(&transcript, "{}\n").unwrap();
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&SessionRecord {
+            v: FORMAT,
+            id: id(),
+            cwd: dir.path().into(),
+            transcript: transcript.clone(),
+            source: "startup".into(),
+            started_by: Starter::Person,
+            first_seen: 0,
+            last_seen: 0,
+            name: None,
+            run_turns: 0,
+            title: None,
+            terminal_pid: None,
+        })
+        .unwrap();
+        drop(tx);
+        let an_hour_ago = now_ms() - 3_600_000;
+        let marker = BusyMarker { v: FORMAT, pid: Some(std::process::id()), since: an_hour_ago };
+        store.put_busy(&id(), &marker).unwrap();
+        // The transcript was just written: the turn is still going.
+        assert!(terminal_busy(&store, &id()).unwrap().is_some());
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&transcript).unwrap().set_modified(old).unwrap();
+        assert!(terminal_busy(&store, &id()).unwrap().is_none(), "quiet for an hour");
+        // A fresh marker counts even with a quiet transcript (the turn just started).
+        store.put_busy(&id(), &BusyMarker { since: now_ms(), ..marker }).unwrap();
+        assert!(terminal_busy(&store, &id()).unwrap().is_some());
+    }
+
+    #[test]
     fn catch_up_is_bounded_and_keeps_the_newest() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path());
