@@ -111,20 +111,13 @@ mod tests {
         let store = Store::at(dir);
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
         for s in [A, B, C] {
-            tx.put_session(&SessionRecord {
-                v: FORMAT,
-                id: id(s),
-                cwd: dir.into(),
-                transcript: dir.join(format!("{s}.jsonl")),
-                source: "startup".into(),
-                started_by: Starter::Person,
-                first_seen: 1,
-                last_seen: 1,
-                name: None,
-                run_turns: 0,
-                title: None,
-                terminal_pid: None,
-            })
+            tx.put_session(&SessionRecord::new(
+                id(s),
+                dir.into(),
+                dir.join(format!("{s}.jsonl")),
+                Starter::Person,
+                1,
+            ))
             .unwrap();
         }
         drop(tx);

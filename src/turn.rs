@@ -340,21 +340,8 @@ mod tests {
         let transcript = dir.path().join("t.jsonl");
         std::fs::write(&transcript, "{}\n").unwrap();
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
-        tx.put_session(&SessionRecord {
-            v: FORMAT,
-            id: id(),
-            cwd: dir.path().into(),
-            transcript: transcript.clone(),
-            source: "startup".into(),
-            started_by: Starter::Person,
-            first_seen: 0,
-            last_seen: 0,
-            name: None,
-            run_turns: 0,
-            title: None,
-            terminal_pid: None,
-        })
-        .unwrap();
+        tx.put_session(&SessionRecord::new(id(), dir.path().into(), transcript.clone(), Starter::Person, 0))
+            .unwrap();
         drop(tx);
         let an_hour_ago = now_ms() - 3_600_000;
         let marker = BusyMarker { v: FORMAT, pid: Some(std::process::id()), since: an_hour_ago };

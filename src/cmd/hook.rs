@@ -14,7 +14,7 @@ use crate::claude;
 use crate::cli::Hook;
 use crate::exit;
 use crate::ident::SessionId;
-use crate::store::{FORMAT, HOOK_LOCK_WAIT, SessionRecord, Starter, Store, now_ms};
+use crate::store::{HOOK_LOCK_WAIT, SessionRecord, Starter, Store, now_ms};
 use crate::turn::{self, TerminalTurn};
 
 /// Largest hook input read; Claude Code's are a few hundred bytes plus the prompt.
@@ -141,18 +141,14 @@ fn session_start(store: &Store, id: &SessionId, input: &HookInput, pid: Option<u
             rec
         }
         None => SessionRecord {
-            v: FORMAT,
-            id: id.clone(),
-            cwd,
-            transcript,
-            source: String::new(),
-            started_by: if by_run { Starter::Run } else { Starter::Person },
-            first_seen: now,
-            last_seen: now,
-            name: None,
-            run_turns: 0,
-            title: None,
             terminal_pid: if by_run { None } else { pid },
+            ..SessionRecord::new(
+                id.clone(),
+                cwd,
+                transcript,
+                if by_run { Starter::Run } else { Starter::Person },
+                now,
+            )
         },
     };
     let rec = SessionRecord {

@@ -9,7 +9,7 @@ use crate::claude;
 use crate::cli::Import;
 use crate::exit;
 use crate::ident::SessionId;
-use crate::store::{COMMAND_LOCK_WAIT, FORMAT, SessionRecord, Starter, Store, now_ms};
+use crate::store::{COMMAND_LOCK_WAIT, SessionRecord, Starter, Store, now_ms};
 
 /// How much of a transcript's head is read to find its cwd.
 const HEAD_BYTES: u64 = 256 * 1024;
@@ -65,18 +65,9 @@ impl Run for Import {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or_else(now_ms, |d| d.as_millis() as u64);
             tx.put_session(&SessionRecord {
-                v: FORMAT,
-                id,
-                cwd,
-                transcript: path,
                 source: "import".into(),
-                started_by: Starter::Import,
                 first_seen: first.unwrap_or(modified).min(modified),
-                last_seen: modified,
-                name: None,
-                run_turns: 0,
-                title: None,
-                terminal_pid: None,
+                ..SessionRecord::new(id, cwd, path, Starter::Import, modified)
             })?;
             imported += 1;
         }

@@ -19,8 +19,7 @@ use crate::exit::{self, Busy};
 use crate::ident::{Key, SessionId};
 use crate::resolve::{Via, find_session, resolve};
 use crate::store::{
-    Acquired, COMMAND_LOCK_WAIT, FORMAT, KeyState, SessionRecord, Starter, Store, lock_until, now_ms,
-    open_lock_file,
+    Acquired, COMMAND_LOCK_WAIT, KeyState, SessionRecord, Starter, Store, lock_until, now_ms, open_lock_file,
 };
 use crate::turn::{self, RUN_KEY_ENV, RUN_PID_ENV, RunLock};
 
@@ -230,24 +229,14 @@ impl cli::Run {
         let mut rec = match tx.session(session)? {
             Some(rec) => rec,
             // The hook is not installed (or did not fire): record the session ourselves.
-            None => SessionRecord {
-                v: FORMAT,
-                id: session.clone(),
-                cwd: target.cwd.clone(),
-                transcript: claude::transcript_path(
-                    &claude::config_dir(None)?,
-                    &target.cwd,
-                    session.as_str(),
-                ),
-                source: if target.resume { "resume" } else { "startup" }.into(),
-                started_by: Starter::Run,
-                first_seen: now,
-                last_seen: now,
-                name: None,
-                run_turns: 0,
-                title: None,
-                terminal_pid: None,
-            },
+            None => {
+                let transcript =
+                    claude::transcript_path(&claude::config_dir(None)?, &target.cwd, session.as_str());
+                SessionRecord {
+                    source: if target.resume { "resume" } else { "startup" }.into(),
+                    ..SessionRecord::new(session.clone(), target.cwd.clone(), transcript, Starter::Run, now)
+                }
+            }
         };
         rec.last_seen = now;
         rec.run_turns += 1;

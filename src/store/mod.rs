@@ -318,20 +318,7 @@ mod tests {
     }
 
     fn record(id: &SessionId) -> SessionRecord {
-        SessionRecord {
-            v: FORMAT,
-            id: id.clone(),
-            cwd: "/p".into(),
-            transcript: "/p/t.jsonl".into(),
-            source: "startup".into(),
-            started_by: Starter::Person,
-            first_seen: 1,
-            last_seen: 2,
-            name: None,
-            run_turns: 0,
-            title: None,
-            terminal_pid: None,
-        }
+        SessionRecord::new(id.clone(), "/p".into(), "/p/t.jsonl".into(), Starter::Person, 1)
     }
 
     #[test]

@@ -44,6 +44,26 @@ pub struct SessionRecord {
     pub terminal_pid: Option<u32>,
 }
 
+impl SessionRecord {
+    /// A session first seen at `at` (Unix ms), with nothing else known yet.
+    pub fn new(id: SessionId, cwd: PathBuf, transcript: PathBuf, started_by: Starter, at: u64) -> Self {
+        Self {
+            v: super::FORMAT,
+            id,
+            cwd,
+            transcript,
+            source: "startup".into(),
+            started_by,
+            first_seen: at,
+            last_seen: at,
+            name: None,
+            run_turns: 0,
+            title: None,
+            terminal_pid: None,
+        }
+    }
+}
+
 /// "Messages from `session` go here since `at`".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
