@@ -823,3 +823,23 @@ fn state_is_private_even_under_a_permissive_umask() {
     assert_eq!(mode(&w.state().join("sessions")), 0o700);
     assert_eq!(mode(&w.state().join("sessions").join(format!("{ID_A}.json"))), 0o600);
 }
+
+#[test]
+fn doctor_warns_about_named_sessions_that_claude_code_will_soon_delete() {
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    w.cmd(&["name", ID_A, "keeper"]).assert().success();
+    w.cmd(&["doctor"]).assert().stdout(predicate::str::contains("ok   retention"));
+    let path = w.state().join("sessions").join(format!("{ID_A}.json"));
+    let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    rec["last_seen"] = serde_json::json!(now_ms - 29 * 86_400_000);
+    fs::write(&path, rec.to_string()).unwrap();
+    w.cmd(&["doctor"])
+        .assert()
+        .stdout(predicate::str::contains("warn retention").and(predicate::str::contains("keeper")))
+        .stdout(predicate::str::contains("cleanupPeriodDays"));
+    fs::write(w.path("claude/settings.json"), r#"{"cleanupPeriodDays": 90}"#).unwrap();
+    w.cmd(&["doctor"]).assert().stdout(predicate::str::contains("ok   retention"));
+}
