@@ -8,7 +8,6 @@
 
 use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -38,6 +37,7 @@ pub const RUN_KEY_ENV: &str = "CLAWSESS_RUN_KEY";
 /// A session's run lock, held by `run` for a whole turn. Dropping it releases the session.
 pub struct RunLock {
     file: File,
+    holder: RunHolder,
 }
 
 impl RunLock {
@@ -63,32 +63,40 @@ impl RunLock {
                 let why = holder_text(&read_holder(&file));
                 return Err(Busy(format!("session {id} is busy ({why}); try again later")).into());
             }
-            let Some(marker) = terminal_busy(store, id)? else {
-                break;
+            let why = match orphan_child(&file) {
+                Some(why) => Some(why),
+                None => terminal_busy(store, id)?.map(|marker| terminal_text(&marker)),
             };
+            let Some(why) = why else { break };
             let _ = file.unlock();
-            let why = terminal_text(&marker);
             if Instant::now() >= deadline {
                 return Err(Busy(format!("session {id} is busy ({why}); try again later")).into());
             }
             tell(&why);
             std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
         }
-        let mut lock = Self { file };
-        let holder = RunHolder { key: key.to_owned(), pid: std::process::id(), since: now_ms() };
-        lock.write_holder(&serde_json::to_vec(&holder)?).context("could not note the run lock's holder")?;
+        let holder = RunHolder { key: key.to_owned(), pid: std::process::id(), since: now_ms(), child: None };
+        let mut lock = Self { file, holder };
+        lock.note_holder()?;
         Ok(lock)
+    }
+
+    /// Notes the `claude` child answering the turn, so that if this process is SIGKILLed the
+    /// next run waits for the child (which gets SIGTERM from the kernel) to be gone.
+    pub fn set_child(&mut self, pid: u32) -> Result<()> {
+        self.holder.child = Some(pid);
+        self.note_holder()
+    }
+
+    fn note_holder(&mut self) -> Result<()> {
+        let bytes = serde_json::to_vec(&self.holder)?;
+        self.write_holder(&bytes).context("could not note the run lock's holder")
     }
 
     fn write_holder(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.file.set_len(0)?;
         self.file.seek(SeekFrom::Start(0))?;
         self.file.write_all(bytes)
-    }
-
-    /// The lock's fd, for a child that must keep the session locked as long as it lives.
-    pub fn raw_fd(&self) -> RawFd {
-        self.file.as_raw_fd()
     }
 }
 
@@ -104,6 +112,13 @@ fn read_holder(mut file: &File) -> Option<RunHolder> {
     file.seek(SeekFrom::Start(0)).ok()?;
     file.take(4096).read_to_string(&mut text).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// The `claude` of a run that died, still finishing, as the reason to wait for it.
+fn orphan_child(file: &File) -> Option<String> {
+    let holder = read_holder(file)?;
+    let child = holder.child.filter(|&c| pid_alive(c) && !pid_alive(holder.pid))?;
+    Some(format!("the claude (pid {child}) of a stopped run for {} is still finishing", holder.key))
 }
 
 fn holder_text(holder: &Option<RunHolder>) -> String {
@@ -148,7 +163,7 @@ pub fn terminal_busy(store: &Store, id: &SessionId) -> Result<Option<BusyMarker>
 pub fn run_holder(store: &Store, id: &SessionId) -> Option<RunHolder> {
     let path = store.dir().join("run").join(format!("{id}.lock"));
     let file = File::open(path).ok()?;
-    read_holder(&file).filter(|h| pid_alive(h.pid))
+    read_holder(&file).filter(|h| pid_alive(h.pid) || h.child.is_some_and(pid_alive))
 }
 
 /// Whether this process is a hook of `run`'s own `claude` child for `id`: the env names a
@@ -180,6 +195,9 @@ pub fn start_terminal_turn(store: &Store, id: &SessionId, pid: Option<u32>) -> R
         Err(TryLockError::Error(err)) => {
             return Err(err).context("could not take the session's run lock");
         }
+    }
+    if let Some(why) = orphan_child(&file) {
+        return Ok(TerminalTurn::Refused(format!("clawsess: {why}; send your prompt again in a moment")));
     }
     store.put_busy(id, &BusyMarker { v: FORMAT, pid, since: now_ms() })?;
     drop(file);

@@ -843,3 +843,11 @@ fn doctor_warns_about_named_sessions_that_claude_code_will_soon_delete() {
     fs::write(w.path("claude/settings.json"), r#"{"cleanupPeriodDays": 90}"#).unwrap();
     w.cmd(&["doctor"]).assert().stdout(predicate::str::contains("ok   retention"));
 }
+
+#[test]
+fn a_background_process_left_by_claude_does_not_hold_the_session() {
+    let w = World::new();
+    w.run(&["--key", "k", "start a server [bg]"]).assert().success();
+    w.run(&["--key", "k", "--wait", "0", "next"]).assert().success();
+    w.run(&["--key", "k2", "--session", &w.current("k"), "--wait", "0", "other key"]).assert().success();
+}

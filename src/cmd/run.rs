@@ -62,13 +62,13 @@ impl Run for cli::Run {
         }
 
         let target = self.target(&store, &key, idle_reset)?;
-        let lock = RunLock::acquire(
+        let mut lock = RunLock::acquire(
             &store,
             &target.id,
             key.as_str(),
             deadline.saturating_duration_since(Instant::now()),
         )?;
-        let outcome = run_claude(&claude, &target, &key, &self.claude_args, &prompt, &lock)?;
+        let outcome = run_claude(&claude, &target, &key, &self.claude_args, &prompt, &mut lock)?;
         let result = match ClaudeResult::parse(&outcome.stdout) {
             Ok(result) => result,
             Err(err) => {
@@ -291,7 +291,7 @@ fn run_claude(
     key: &Key,
     extra: &[String],
     prompt: &str,
-    lock: &RunLock,
+    lock: &mut RunLock,
 ) -> Result<Outcome> {
     let mut cmd = Command::new(claude);
     cmd.args(["-p", "--output-format", "json"]);
@@ -309,17 +309,13 @@ fn run_claude(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let fd = lock.raw_fd();
-    // SAFETY: only async-signal-safe calls between fork and exec.
+    // The child does not outlive us: if we are SIGKILLed the kernel sends it SIGTERM, and the
+    // next run waits for it (its pid is in the lock's holder note). The lock fd itself is not
+    // inherited: whatever claude starts in the background must not hold the session.
+    // SAFETY: prctl is async-signal-safe.
+    #[cfg(target_os = "linux")]
     unsafe {
-        cmd.pre_exec(move || {
-            // The child inherits the run lock: the session stays locked while it lives,
-            // even if we are SIGKILLed.
-            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // And it does not outlive us.
-            #[cfg(target_os = "linux")]
+        cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             Ok(())
         });
@@ -328,6 +324,7 @@ fn run_claude(
     let mut watcher = signal_hook::iterator::Signals::new(signals).context("could not watch signals")?;
     let handle = watcher.handle();
     let mut child = cmd.spawn().with_context(|| format!("could not run {}", claude.display()))?;
+    lock.set_child(child.id())?;
     let child_pid = child.id() as libc::pid_t;
     let caught = Arc::new(AtomicI32::new(0));
     let caught_in = Arc::clone(&caught);

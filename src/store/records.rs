@@ -145,6 +145,9 @@ pub struct RunHolder {
     pub key: String,
     pub pid: u32,
     pub since: u64,
+    /// The run's `claude` child, once started: it may outlive a SIGKILLed run by a moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child: Option<u32>,
 }
 
 /// Turns that surfaces other than the terminal added: `turns/<id>.json`. The terminal's
