@@ -1,2 +1,3 @@
 pub mod real_claude;
 pub mod stand_in_api;
+pub mod stand_in_telegram;

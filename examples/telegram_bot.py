@@ -1,0 +1,621 @@
+#!/usr/bin/env python3
+"""A small Telegram bot that talks to Claude Code through clawsess.
+
+Each chat (and each forum topic) is one clawsess surface key, telegram:<chat>[:<topic>],
+so every chat keeps its own durable Claude Code session, and `/attach NAME` lets a chat
+continue a session that was started in a terminal.
+
+Python 3 standard library only. Configuration (environment):
+
+  TELEGRAM_BOT_TOKEN  the bot's token from @BotFather (required)
+  ALLOWED_CHATS       comma-separated chat ids that may use the bot; others are refused
+                      (strongly recommended: whoever can message the bot drives Claude Code)
+  BOT_CWD             working directory of new sessions (default: the current dir)
+  CLAWSESS            the clawsess executable (default: clawsess on PATH)
+  TELEGRAM_API_URL    Bot API base URL (default https://api.telegram.org)
+  BOT_STATE           state file: update offset and pending /new (default
+                      ~/.local/state/clawsess/telegram-bot-<bot id>.json)
+  BOT_POLL_TIMEOUT    getUpdates long-poll timeout in seconds (default 50)
+  BOT_WAIT            seconds a turn waits while another surface answers the session
+                      before giving up as busy (default 60)
+  BOT_MAX_PARALLEL    turns running at once across all chats (default 4)
+  BOT_STOP_GRACE      seconds running turns may finish after SIGTERM/SIGINT (default 10)
+  BOT_RUN_ARGS        extra arguments for `clawsess run`, split like a shell would
+                      (e.g. "-A --permission-mode -A acceptEdits"); operator config only
+
+Run: TELEGRAM_BOT_TOKEN=... ALLOWED_CHATS=123456 python3 telegram_bot.py
+"""
+
+import html
+import json
+import logging
+import os
+import queue
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+# Telegram's limit on one message, in UTF-16 code units.
+TELEGRAM_LIMIT = 4096
+# `clawsess run` exits with this when the session stays busy (EX_TEMPFAIL).
+EXIT_BUSY = 75
+# A chat's worker thread ends after this many idle seconds (a new one starts on demand).
+WORKER_IDLE = 120.0
+
+BUSY_TEXT = ("this conversation is busy in another place (terminal or another chat); "
+             "try again in a moment")
+STOPPING_TEXT = ("the bot is shutting down, so this message was not answered; "
+                 "send it again in a moment")
+HELP_TEXT = """I relay your messages to Claude Code (via clawsess). Each chat and forum topic has its own conversation.
+
+/attach NAME - continue a session started elsewhere (a name or id from /sessions; without NAME: the most recent terminal session)
+/detach - back to this chat's own conversation
+/new - your next message starts a new conversation
+/sessions - recent sessions
+/status - which session this chat talks to
+
+Anything else goes to Claude Code as text."""
+
+log = logging.getLogger("telegram_bot")
+
+
+class Config:
+    def __init__(self, env):
+        self.token = env.get("TELEGRAM_BOT_TOKEN", "").strip()
+        if not self.token:
+            raise SystemExit("TELEGRAM_BOT_TOKEN is not set (get a token from @BotFather)")
+        self.api_url = env.get("TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/")
+        clawsess = env.get("CLAWSESS", "clawsess")
+        found = shutil.which(clawsess)
+        if not found:
+            raise SystemExit(f"clawsess not found: {clawsess!r} (set CLAWSESS, or run ./install.sh)")
+        self.clawsess = os.path.abspath(found)
+        self.cwd = os.path.abspath(env.get("BOT_CWD") or os.getcwd())
+        if not os.path.isdir(self.cwd):
+            raise SystemExit(f"BOT_CWD {self.cwd} is not a directory")
+        self.allowed = None
+        raw = env.get("ALLOWED_CHATS", "").strip()
+        if raw:
+            try:
+                self.allowed = {int(x) for x in raw.split(",") if x.strip()}
+            except ValueError:
+                raise SystemExit(f"ALLOWED_CHATS must be comma-separated chat ids, not {raw!r}")
+        bot_id = self.token.split(":", 1)[0]
+        if not re.fullmatch(r"[0-9A-Za-z_-]{1,64}", bot_id):
+            bot_id = "bot"
+        default_state = os.path.join(os.path.expanduser("~"), ".local", "state", "clawsess",
+                                     f"telegram-bot-{bot_id}.json")
+        self.state_path = os.path.abspath(env.get("BOT_STATE") or default_state)
+        self.poll_timeout = int(_number(env, "BOT_POLL_TIMEOUT", 50, minimum=0))
+        self.wait = _number(env, "BOT_WAIT", 60, minimum=0)
+        self.max_parallel = int(_number(env, "BOT_MAX_PARALLEL", 4, minimum=1))
+        self.stop_grace = _number(env, "BOT_STOP_GRACE", 10, minimum=0)
+        self.run_args = shlex.split(env.get("BOT_RUN_ARGS", ""))
+
+
+def _number(env, name, default, minimum):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, not {raw!r}")
+    if value < minimum:
+        raise SystemExit(f"{name} must be at least {minimum}")
+    return int(value) if value == int(value) else value
+
+
+# ---------------------------------------------------------------------------------------
+# Telegram Bot API
+
+
+class TelegramError(Exception):
+    def __init__(self, description, code=None, retry_after=None):
+        super().__init__(description)
+        self.code = code
+        self.retry_after = retry_after
+
+
+class Telegram:
+    def __init__(self, api_url, token):
+        self._base = f"{api_url}/bot{token}/"
+
+    def call(self, method, params=None, timeout=30):
+        """Calls METHOD with a JSON body and returns its `result`; raises TelegramError.
+
+        Error texts never contain the URL (it holds the token)."""
+        data = json.dumps(params or {}).encode()
+        req = urllib.request.Request(self._base + method, data=data,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            try:
+                err = json.loads(body)
+            except ValueError:
+                raise TelegramError(f"{method}: HTTP {e.code}", e.code) from None
+            params = err.get("parameters") or {}
+            raise TelegramError(f"{method}: {err.get('description', e.code)}",
+                                err.get("error_code", e.code), params.get("retry_after")) from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise TelegramError(f"{method}: {type(reason).__name__}: {reason}") from None
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            raise TelegramError(f"{method}: the answer is not JSON") from None
+        if not answer.get("ok"):
+            raise TelegramError(f"{method}: {answer.get('description')}", answer.get("error_code"))
+        return answer.get("result")
+
+
+def utf16_len(text):
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_message(text, limit=TELEGRAM_LIMIT):
+    """Splits TEXT into pieces of at most LIMIT UTF-16 code units (Telegram's measure),
+    at a line break or else a space when one is in the second half of the piece."""
+    pieces = []
+    while utf16_len(text) > limit:
+        units = 0
+        cut = 0
+        for i, ch in enumerate(text):
+            units += 2 if ord(ch) > 0xFFFF else 1
+            if units > limit:
+                cut = i
+                break
+        at = text.rfind("\n", 0, cut + 1)
+        if at < cut // 2:
+            at = text.rfind(" ", 0, cut + 1)
+        if at < cut // 2:
+            at = cut
+        piece, text = text[:at], text[at:]
+        if text[:1] in ("\n", " "):
+            text = text[1:]
+        if piece.strip():
+            pieces.append(piece)
+    if text.strip():
+        pieces.append(text)
+    return pieces
+
+
+# ---------------------------------------------------------------------------------------
+# State: the update offset and the keys whose next message starts a new session.
+
+
+class State:
+    def __init__(self, path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.offset = 0
+        self.fresh = set()
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as e:
+            # Never overwrite a state file we cannot read: old messages would be answered again.
+            raise SystemExit(f"cannot read the state file {path}: {e}; fix or remove it")
+        self.offset = int(data.get("offset", 0))
+        self.fresh = set(data.get("fresh", []))
+
+    def save(self):
+        with self.lock:
+            data = {"offset": self.offset, "fresh": sorted(self.fresh)}
+            directory = os.path.dirname(self.path)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            tmp = f"{self.path}.tmp-{os.getpid()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+
+    def set_fresh(self, key, on):
+        with self.lock:
+            changed = (key in self.fresh) != on
+            (self.fresh.add if on else self.fresh.discard)(key)
+        if changed:
+            self.save()
+
+    def is_fresh(self, key):
+        with self.lock:
+            return key in self.fresh
+
+
+# ---------------------------------------------------------------------------------------
+# The bot
+
+
+class Bot:
+    def __init__(self, config):
+        self.cfg = config
+        self.tg = Telegram(config.api_url, config.token)
+        self.state = State(config.state_path)
+        self.stop = threading.Event()
+        self.username = None
+        self.workers = {}
+        self.workers_lock = threading.Lock()
+        self.dispatch_lock = threading.Lock()
+        self.turns = threading.BoundedSemaphore(config.max_parallel)
+        self.refused = set()
+        self.fatal = False
+
+    # -- polling -----------------------------------------------------------------------
+
+    def connect(self):
+        """getMe, retried until it works or we are stopped."""
+        delay = 1
+        while not self.stop.is_set():
+            try:
+                me = self.tg.call("getMe", timeout=30)
+                self.username = me.get("username")
+                log.info("connected as @%s", self.username)
+                return True
+            except TelegramError as e:
+                if e.code in (401, 404):
+                    log.error("Telegram refused the token (%s): check TELEGRAM_BOT_TOKEN", e)
+                    self.fatal = True
+                    self.stop.set()
+                    return False
+                log.warning("getMe failed (%s); retrying in %s s", e, delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 30)
+        return False
+
+    def poll_forever(self):
+        delay = 1
+        while not self.stop.is_set():
+            params = {"timeout": self.cfg.poll_timeout, "allowed_updates": ["message"]}
+            if self.state.offset:
+                params["offset"] = self.state.offset
+            try:
+                updates = self.tg.call("getUpdates", params, timeout=self.cfg.poll_timeout + 15)
+                delay = 1
+            except TelegramError as e:
+                if e.code == 409:
+                    log.error("getUpdates: %s (another instance running, or a webhook set?)", e)
+                else:
+                    log.warning("getUpdates failed (%s); retrying in %s s", e, delay)
+                self.stop.wait(e.retry_after or delay)
+                delay = min(delay * 2, 30)
+                continue
+            with self.dispatch_lock:
+                # Stopped meanwhile: leave these unconfirmed, the next start gets them.
+                if self.stop.is_set() or not updates:
+                    continue
+                for update in updates:
+                    self.state.offset = max(self.state.offset, int(update["update_id"]) + 1)
+                    try:
+                        self.dispatch(update)
+                    except Exception:
+                        log.exception("update %s", update.get("update_id"))
+                # At most once: the offset is saved before the answers, so a crash or restart
+                # never answers a message twice.
+                self.state.save()
+
+    def dispatch(self, update):
+        msg = update.get("message")
+        if not msg or "chat" not in msg:
+            return
+        chat_id = int(msg["chat"]["id"])
+        # In forum supergroups a topic is its own conversation. (Replies in ordinary groups
+        # carry a message_thread_id too, but no is_topic_message.)
+        thread_id = msg.get("message_thread_id") if msg.get("is_topic_message") else None
+        if self.cfg.allowed is not None and chat_id not in self.cfg.allowed:
+            if chat_id not in self.refused:
+                self.refused.add(chat_id)
+                log.warning("refused chat %s (not in ALLOWED_CHATS)", chat_id)
+                self.send(chat_id, thread_id, msg.get("message_id"),
+                          f"Sorry, this bot does not talk to this chat (id {chat_id}). "
+                          "Its owner can allow it with ALLOWED_CHATS.")
+            return
+        key = f"telegram:{chat_id}" + (f":{thread_id}" if thread_id else "")
+        with self.workers_lock:
+            worker = self.workers.get(key)
+            if worker is None:
+                worker = Worker(self, key, chat_id, thread_id)
+                self.workers[key] = worker
+                worker.thread.start()
+            worker.queue.put(msg)
+
+    def retire(self, worker):
+        """Called by an idle worker: True if it may end (nothing arrived meanwhile)."""
+        with self.workers_lock:
+            if worker.queue.empty():
+                self.workers.pop(worker.key, None)
+                return True
+            return False
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(self, chat_id, thread_id, reply_to, text, pre=False):
+        """Sends TEXT (split to Telegram's limit), the first piece as a reply to REPLY_TO;
+        PRE: as a code block."""
+        if not text.strip():
+            text = "(empty reply)"
+        pieces = split_message(text, 3500 if pre else TELEGRAM_LIMIT)
+        for n, piece in enumerate(pieces):
+            params = {"chat_id": chat_id, "text": piece}
+            if pre:
+                params["text"] = f"<pre>{html.escape(piece, quote=False)}</pre>"
+                params["parse_mode"] = "HTML"
+            if thread_id:
+                params["message_thread_id"] = thread_id
+            if n == 0 and reply_to:
+                params["reply_to_message_id"] = reply_to
+                params["allow_sending_without_reply"] = True
+            self._send_one(params, piece)
+
+    def _send_one(self, params, plain):
+        for attempt in range(5):
+            try:
+                self.tg.call("sendMessage", params)
+                return
+            except TelegramError as e:
+                if e.code == 400 and params.get("parse_mode"):
+                    params = dict(params, text=plain)  # markup refused: send it plain
+                    params.pop("parse_mode")
+                    continue
+                if e.code is not None and e.code < 500 and e.code != 429:
+                    log.error("sendMessage to %s failed: %s", params["chat_id"], e)
+                    return
+                wait = e.retry_after or min(2 ** attempt, 15)
+                log.warning("sendMessage to %s failed (%s); retrying in %s s", params["chat_id"], e, wait)
+                time.sleep(wait)
+        log.error("sendMessage to %s: giving up", params["chat_id"])
+
+    def typing(self, chat_id, thread_id, done):
+        params = {"chat_id": chat_id, "action": "typing"}
+        if thread_id:
+            params["message_thread_id"] = thread_id
+        while not done.is_set():
+            try:
+                self.tg.call("sendChatAction", params, timeout=10)
+            except TelegramError:
+                pass
+            done.wait(4.5)  # Telegram shows "typing" for 5 s
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    def shutdown(self):
+        with self.dispatch_lock:
+            self.stop.set()
+        with self.workers_lock:
+            workers = list(self.workers.values())
+        for w in workers:
+            w.queue.put(None)
+        deadline = time.monotonic() + self.cfg.stop_grace
+        for w in workers:
+            w.thread.join(max(0.0, deadline - time.monotonic()))
+        for w in workers:
+            proc = w.proc
+            if proc is not None and proc.poll() is None:
+                log.info("%s: stopping the running turn", w.key)
+                # clawsess stops claude and frees the session on SIGTERM.
+                proc.terminate()
+        for w in workers:
+            w.thread.join(15)
+        self.state.save()
+
+
+class Worker:
+    """One chat or topic: its messages are handled one after the other, in order."""
+
+    def __init__(self, bot, key, chat_id, thread_id):
+        self.bot = bot
+        self.key = key
+        self.chat_id = chat_id
+        self.thread_id = thread_id
+        self.queue = queue.Queue()
+        self.proc = None
+        self.thread = threading.Thread(target=self.loop, name=key, daemon=True)
+
+    def loop(self):
+        while True:
+            try:
+                msg = self.queue.get(timeout=WORKER_IDLE)
+            except queue.Empty:
+                if self.bot.retire(self):
+                    return
+                continue
+            if msg is None:
+                return
+            try:
+                if self.bot.stop.is_set():
+                    self.reply(msg, STOPPING_TEXT)
+                else:
+                    self.handle(msg)
+            except Exception:
+                log.exception("%s: message %s", self.key, msg.get("message_id"))
+                self.reply(msg, "Sorry, something went wrong in the bot; see its log.")
+
+    def reply(self, msg, text, pre=False):
+        self.bot.send(self.chat_id, self.thread_id, msg.get("message_id"), text, pre=pre)
+
+    def clawsess(self, *args, stdin=None):
+        """Runs clawsess ARGS (never through a shell); returns (exit code, stdout, stderr)."""
+        cmd = [self.bot.cfg.clawsess, *args]
+        proc = subprocess.Popen(cmd, cwd=self.bot.cfg.cwd, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = proc
+        try:
+            out, err = proc.communicate(stdin.encode() if stdin is not None else b"")
+        finally:
+            self.proc = None
+        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def handle(self, msg):
+        text = msg.get("text")
+        if text is None:
+            text = msg.get("caption")
+        if text is None:
+            self.reply(msg, "I can only read text messages.")
+            return
+        m = re.match(r"/([A-Za-z0-9_]+)(?:@([A-Za-z0-9_]+))?(?:\s+(.*))?\Z", text, re.S)
+        if m:
+            command, to, arg = m.group(1).lower(), m.group(2), (m.group(3) or "").strip()
+            if to and self.bot.username and to.lower() != self.bot.username.lower():
+                return  # a command for another bot in this group
+            handler = getattr(self, f"cmd_{command}", None)
+            if handler is not None:
+                log.info("%s: /%s", self.key, command)
+                handler(msg, arg)
+                return
+            # Not ours: it goes to Claude Code as text (clawsess never runs it as a command).
+        self.turn(msg, text)
+
+    # -- commands ------------------------------------------------------------------------
+
+    def cmd_start(self, msg, arg):
+        self.reply(msg, HELP_TEXT)
+
+    cmd_help = cmd_start
+
+    def cmd_attach(self, msg, arg):
+        if arg and (len(arg.split()) != 1 or arg.startswith("-")):
+            self.reply(msg, "Usage: /attach NAME (a session name or id; see /sessions)")
+            return
+        args = ["attach", "--key", self.key] + (["--", arg] if arg else [])
+        self.report(msg, *self.clawsess(*args))
+
+    def cmd_detach(self, msg, arg):
+        self.report(msg, *self.clawsess("detach", "--key", self.key))
+
+    def cmd_new(self, msg, arg):
+        self.bot.state.set_fresh(self.key, True)
+        self.reply(msg, "OK: your next message starts a new conversation"
+                        " (and detaches this chat if it is attached).")
+
+    def cmd_sessions(self, msg, arg):
+        code, out, err = self.clawsess("list", "--limit", "10")
+        if code != 0:
+            self.report(msg, code, out, err)
+        else:
+            self.reply(msg, out.rstrip() or "no sessions yet", pre=True)
+
+    def cmd_status(self, msg, arg):
+        code, out, err = self.clawsess("current", "--key", self.key, "--json")
+        fresh = self.bot.state.is_fresh(self.key)
+        if code != 0 or not out.strip():
+            text = "This chat has no conversation yet; your next message starts one."
+        else:
+            try:
+                cur = json.loads(out)
+            except ValueError:
+                cur = {"session_id": out.strip()}
+            how = {"key": "attached", "global": "following the global attachment",
+                   "own": "its own conversation"}.get(cur.get("via"), cur.get("via") or "")
+            text = f"This chat ({self.key}) talks to session {cur.get('session_id')} ({how})."
+        if fresh:
+            text += "\nAfter /new: your next message starts a new conversation."
+        self.reply(msg, text)
+
+    def report(self, msg, code, out, err):
+        if code == 0:
+            self.reply(msg, out.strip() or "OK")
+        else:
+            self.reply(msg, "⚠️ " + error_line(err, code))
+
+    # -- a turn --------------------------------------------------------------------------
+
+    def turn(self, msg, text):
+        bot = self.bot
+        while not bot.turns.acquire(timeout=1):
+            if bot.stop.is_set():
+                self.reply(msg, STOPPING_TEXT)
+                return
+        done = threading.Event()
+        try:
+            threading.Thread(target=bot.typing, args=(self.chat_id, self.thread_id, done),
+                             daemon=True).start()
+            fresh = bot.state.is_fresh(self.key)
+            # The prompt goes on stdin, so no user text is ever an argument (not even after
+            # `--`): it cannot become a flag, and other local users cannot read it in `ps`.
+            args = ["run", "--key", self.key, "--json", "--cwd", bot.cfg.cwd,
+                    "--wait", str(bot.cfg.wait), *bot.cfg.run_args]
+            if fresh:
+                args.append("--new")
+            log.info("%s: turn (%d chars%s)", self.key, len(text), ", new session" if fresh else "")
+            code, out, err = self.clawsess(*args, stdin=text)
+        finally:
+            done.set()
+            bot.turns.release()
+        result = None
+        try:
+            result = json.loads(out) if out.strip() else None
+        except ValueError:
+            pass
+        if code == 0 and isinstance(result, dict):
+            if fresh:
+                bot.state.set_fresh(self.key, False)
+            reply = str(result.get("result") or "")
+            if result.get("is_error"):
+                reply = "⚠️ " + (reply or "Claude Code reported an error")
+            elif result.get("replaced_session"):
+                reply = ("(The previous conversation could not be continued, so this is a new one.)\n\n"
+                         + reply)
+            self.reply(msg, reply or "(empty reply)")
+        elif code == EXIT_BUSY:
+            self.reply(msg, BUSY_TEXT)
+        elif bot.stop.is_set():
+            self.reply(msg, STOPPING_TEXT)
+        elif isinstance(result, dict) and result.get("result"):
+            self.reply(msg, "⚠️ Claude Code: " + str(result["result"]))
+        else:
+            log.warning("%s: clawsess run exited %s: %s", self.key, code, err.strip()[-2000:])
+            self.reply(msg, "⚠️ " + error_line(err, code))
+
+
+def error_line(stderr, code):
+    """The last `clawsess:` line of STDERR (else its last line), shortened."""
+    lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+    ours = [l for l in lines if l.startswith("clawsess:")]
+    line = (ours or lines or [f"clawsess exited with status {code}"])[-1]
+    if line.startswith("clawsess: "):
+        line = line[len("clawsess: "):]
+    return line if len(line) <= 600 else line[:600] + "…"
+
+
+def main():
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(threadName)s: %(message)s")
+    cfg = Config(os.environ)
+    bot = Bot(cfg)
+    if cfg.allowed is None:
+        log.warning("ALLOWED_CHATS is not set: anyone who finds this bot drives Claude Code in %s",
+                    cfg.cwd)
+
+    def on_signal(signum, frame):
+        log.info("signal %s: stopping", signum)
+        bot.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    poller = threading.Thread(target=lambda: bot.connect() and bot.poll_forever(),
+                              name="poller", daemon=True)
+    poller.start()
+    # The main thread only waits, so signals are handled at once.
+    while not bot.stop.wait(0.5):
+        if not poller.is_alive():
+            break
+    bot.shutdown()
+    log.info("stopped")
+    return 1 if bot.fatal else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

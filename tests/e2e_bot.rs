@@ -1,0 +1,426 @@
+//! The reference Telegram bot (examples/telegram_bot.py) end to end: the bot against a
+//! stand-in Telegram Bot API, clawsess installed into a throw-away HOME, and the real Claude
+//! Code CLI (pinned, installed by tests/support on first use) against the stand-in Messages
+//! API. Everything listens on 127.0.0.1 only.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::real_claude::{ClaudeHome, run_with_stdin};
+use support::stand_in_api::Recorded;
+use support::stand_in_telegram::{BOT_USERNAME, Sent, StandInTelegram};
+
+const TOKEN: &str = "4242:TEST-token";
+/// Longest wait for one answer (a claude turn takes about a second).
+const T: Duration = Duration::from_secs(60);
+const BUSY_TEXT: &str = "this conversation is busy in another place";
+const STOPPING_TEXT: &str = "the bot is shutting down";
+
+/// The Python the test runs the bot with: the one on the test's own PATH, resolved once to
+/// its real executable (a pyenv shim would look for its root under the throw-away HOME).
+fn python() -> &'static Path {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("the bot test needs python3 on PATH");
+        assert!(out.status.success(), "python3: {}", String::from_utf8_lossy(&out.stderr));
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+fn bot_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join("telegram_bot.py")
+}
+
+/// A HOME with Claude Code and clawsess installed into it, a project the bot starts its
+/// sessions in, and a stand-in Telegram.
+struct Env {
+    home: ClaudeHome,
+    tg: StandInTelegram,
+    project: PathBuf,
+    state: PathBuf,
+}
+
+impl Env {
+    fn new() -> Self {
+        let home = ClaudeHome::new();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_clawsess"), home.bin_dir().join("clawsess")).unwrap();
+        let project = home.project("bot");
+        let state = home.home().join("bot-state").join("state.json");
+        let e = Self { home, tg: StandInTelegram::start(TOKEN), project, state };
+        e.clawsess_ok(&["install"]);
+        e
+    }
+
+    fn clawsess(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawsess"));
+        self.home.apply_env(&mut cmd);
+        cmd.args(args).current_dir(self.home.home());
+        run_with_stdin(&mut cmd, "", Duration::from_secs(120))
+    }
+
+    fn clawsess_ok(&self, args: &[&str]) -> String {
+        let out = self.clawsess(args);
+        assert!(out.status.success(), "clawsess {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn current(&self, key: &str) -> Option<String> {
+        let out = self.clawsess(&["current", "--key", key]);
+        out.status.success().then(|| String::from_utf8(out.stdout).unwrap().trim().to_owned())
+    }
+
+    /// Starts the bot with this env plus `extra` variables.
+    fn bot(&self, extra: &[(&str, &str)]) -> Bot {
+        let log = self.home.home().join(format!("bot-{}.log", unique()));
+        let mut cmd = Command::new(python());
+        self.home.apply_env(&mut cmd);
+        cmd.arg(bot_script())
+            .current_dir(self.home.home())
+            .env("TELEGRAM_BOT_TOKEN", TOKEN)
+            .env("TELEGRAM_API_URL", self.tg.api_url())
+            .env("CLAWSESS", self.home.bin_dir().join("clawsess"))
+            .env("BOT_CWD", &self.project)
+            .env("BOT_STATE", &self.state)
+            .env("BOT_POLL_TIMEOUT", "1")
+            .env("BOT_STOP_GRACE", "1")
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let log_file = fs::File::create(&log).unwrap();
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log_file.try_clone().unwrap()))
+            .stderr(Stdio::from(log_file));
+        Bot { child: Some(cmd.spawn().expect("start the bot")), log }
+    }
+
+    /// Sends `text` to the bot from `chat` (topic `thread`) and waits for the next message the
+    /// bot sends there; returns it.
+    fn say(&self, bot: &Bot, chat: i64, thread: Option<i64>, text: &str) -> Sent {
+        let before = self.tg.sent_to(chat, thread).len();
+        let id = self.tg.push_message(chat, thread, text);
+        let ok = self.tg.wait_for(T, |s| {
+            s.iter()
+                .filter(|m| m.chat_id == chat && (thread.is_none() || m.message_thread_id == thread))
+                .count()
+                > before
+        });
+        assert!(ok, "no answer to {text:?} in chat {chat}/{thread:?}; bot log:\n{}", bot.log());
+        let reply = self.tg.sent_to(chat, thread).swap_remove(before);
+        assert_eq!(reply.reply_to_message_id, Some(id), "{reply:?}");
+        assert_eq!(reply.message_thread_id, thread, "{reply:?}");
+        reply
+    }
+
+    /// The last main-turn request the stand-in Messages API saw.
+    fn last_turn(&self) -> Recorded {
+        self.home.api.turn_requests().pop().expect("no turn reached the model")
+    }
+
+    fn turns_with(&self, needle: &str) -> Vec<Recorded> {
+        self.home.api.turn_requests().into_iter().filter(|r| r.last_user_text.contains(needle)).collect()
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// The bot process; killed (SIGKILL) when dropped.
+struct Bot {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Bot {
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits (at most `within`) for the bot to end; returns its status.
+    fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the bot did not stop within {within:?} of SIGTERM; log:\n{}", self.log());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn assert_replies_to(reply: &Sent, prompt: &str) {
+    assert!(
+        reply.text.contains("stand-in reply") && reply.text.contains(prompt),
+        "expected the model's answer to {prompt:?}, got {reply:?}"
+    );
+}
+
+#[test]
+fn each_chat_and_forum_topic_keeps_its_own_session() {
+    let e = Env::new();
+    let bot = e.bot(&[("ALLOWED_CHATS", "100,200")]);
+
+    let first = e.say(&bot, 100, None, "hello from chat 100");
+    assert_replies_to(&first, "hello from chat 100");
+    let session = e.current("telegram:100").expect("chat 100 has a session");
+    let rec: Value = serde_json::from_str(&e.clawsess_ok(&["list", "--json"])).unwrap();
+    assert_eq!(rec[0]["cwd"], e.project.to_str().unwrap(), "a new session starts in BOT_CWD");
+
+    let second = e.say(&bot, 100, None, "second message in chat 100");
+    assert_replies_to(&second, "second message in chat 100");
+    let req = e.last_turn();
+    assert_eq!(req.last_user_text.trim(), "second message in chat 100");
+    assert!(req.all_text.contains("hello from chat 100"), "the second turn continues the first");
+    assert_eq!(e.current("telegram:100").as_deref(), Some(session.as_str()));
+    let r = e.say(&bot, 100, None, "/status");
+    assert!(r.text.contains(&session) && r.text.contains("its own conversation"), "{r:?}");
+
+    // A forum topic is its own conversation, and the answer goes to the topic.
+    let topic = e.say(&bot, 200, Some(7), "hello from topic 7");
+    assert_replies_to(&topic, "hello from topic 7");
+    assert_eq!(topic.message_thread_id, Some(7));
+    let req = e.last_turn();
+    assert!(!req.all_text.contains("chat 100"), "the topic does not see chat 100");
+    let topic_session = e.current("telegram:200:7").expect("the topic has a session");
+    assert_ne!(topic_session, session);
+    assert_eq!(e.current("telegram:200"), None, "the topic's key is telegram:200:7");
+}
+
+#[test]
+fn attach_detach_new_and_sessions_commands() {
+    let e = Env::new();
+    // A person's terminal session, named.
+    let terminal_dir = e.home.project("terminal");
+    let t = e.home.run_p_json(&terminal_dir, &[], "remember the word PAPAYA");
+    let trip = t["session_id"].as_str().unwrap().to_owned();
+    e.clawsess_ok(&["name", &trip, "trip"]);
+
+    let bot = e.bot(&[("ALLOWED_CHATS", "100"), ("BOT_WAIT", "0")]);
+    assert_replies_to(&e.say(&bot, 100, None, "chat's own first"), "chat's own first");
+    let own = e.current("telegram:100").unwrap();
+    assert_ne!(own, trip);
+
+    let r = e.say(&bot, 100, None, "/attach nosuch");
+    assert!(r.text.contains("no session is named \"nosuch\""), "{r:?}");
+    let r = e.say(&bot, 100, None, "/attach --key telegram:1");
+    assert!(r.text.starts_with("Usage: /attach"), "{r:?}");
+    // A command for another bot in the group is not ours; the @-form for us is.
+    e.tg.push_message(100, None, "/sessions@other_bot");
+    let r = e.say(&bot, 100, None, &format!("/attach@{BOT_USERNAME} trip"));
+    assert!(r.text.contains("Attached telegram:100 to session") && r.text.contains("(trip)"), "{r:?}");
+    assert!(r.text.contains("PAPAYA"), "attach shows the last topic: {r:?}");
+    assert_eq!(e.current("telegram:100").as_deref(), Some(trip.as_str()));
+
+    let r = e.say(&bot, 100, None, "what was the word?");
+    assert_replies_to(&r, "what was the word?");
+    let req = e.last_turn();
+    assert!(req.all_text.contains("remember the word PAPAYA"), "continues the terminal's session");
+    assert!(!req.all_text.contains("chat's own first"));
+
+    // The terminal answering the session: the chat is told it is busy (BOT_WAIT=0).
+    let mut terminal = e.home.claude_p(&terminal_dir);
+    terminal.args(["--output-format", "json", "--resume", &trip]);
+    let term = thread::spawn(move || {
+        run_with_stdin(&mut terminal, "terminal turn [sleep=4000]", Duration::from_secs(120))
+    });
+    assert!(e.home.api.wait_for(T, |r| r.iter().any(|r| r.last_user_text.contains("terminal turn"))));
+    let r = e.say(&bot, 100, None, "while the terminal talks");
+    assert!(r.text.contains(BUSY_TEXT), "{r:?}");
+    assert!(term.join().unwrap().status.success());
+    assert!(e.turns_with("while the terminal talks").is_empty(), "a busy turn never reached the model");
+
+    let r = e.say(&bot, 100, None, "/detach");
+    assert!(r.text.contains("Detached telegram:100"), "{r:?}");
+    assert_replies_to(&e.say(&bot, 100, None, "back home"), "back home");
+    let req = e.last_turn();
+    assert!(
+        req.all_text.contains("chat's own first") && !req.all_text.contains("PAPAYA"),
+        "own session again"
+    );
+    assert_eq!(e.current("telegram:100").as_deref(), Some(own.as_str()));
+
+    let r = e.say(&bot, 100, None, "/new");
+    assert!(r.text.contains("next message starts a new conversation"), "{r:?}");
+    assert_replies_to(&e.say(&bot, 100, None, "fresh start"), "fresh start");
+    let req = e.last_turn();
+    assert!(
+        !req.all_text.contains("chat's own first") && !req.all_text.contains("back home"),
+        "a new session"
+    );
+    let fresh = e.current("telegram:100").unwrap();
+    assert!(fresh != own && fresh != trip);
+    // Only the next message: the one after continues the new session.
+    assert_replies_to(&e.say(&bot, 100, None, "fresh second"), "fresh second");
+    assert!(e.last_turn().all_text.contains("fresh start"));
+    assert_eq!(e.current("telegram:100").as_deref(), Some(fresh.as_str()));
+
+    let r = e.say(&bot, 100, None, "/sessions");
+    assert_eq!(r.parse_mode.as_deref(), Some("HTML"), "{r:?}");
+    assert!(r.text.starts_with("<pre>") && r.text.contains("trip") && r.text.contains("NAME"), "{r:?}");
+    assert!(r.text.contains(&fresh[..8]) && r.text.contains("telegram:100 (own)"), "{r:?}");
+
+    // Every message got exactly one answer: none for /sessions@other_bot.
+    let sent = e.tg.sent_to(100, None);
+    assert_eq!(sent.len(), 12, "{sent:#?}");
+}
+
+#[test]
+fn chats_are_answered_in_parallel_and_one_chat_in_order() {
+    let e = Env::new();
+    let bot = e.bot(&[("ALLOWED_CHATS", "300,400")]);
+    e.tg.push_message(300, None, "chat 300 [sleep=2500]");
+    e.tg.push_message(400, None, "chat 400 [sleep=2500]");
+    e.tg.wait_for_sent_to(300, None, 1, T);
+    e.tg.wait_for_sent_to(400, None, 1, T);
+    let (a, b) = (&e.turns_with("chat 300")[0], &e.turns_with("chat 400")[0]);
+    assert!(a.started_ms < b.finished_ms && b.started_ms < a.finished_ms, "two chats overlap: {a:?} {b:?}");
+    assert_replies_to(&e.tg.sent_to(300, None)[0], "chat 300");
+    assert_replies_to(&e.tg.sent_to(400, None)[0], "chat 400");
+
+    let one = e.tg.push_message(300, None, "first in order [sleep=1500]");
+    let two = e.tg.push_message(300, None, "second in order");
+    let sent = e.tg.wait_for_sent_to(300, None, 3, T);
+    let (x, y) = (&e.turns_with("first in order")[0], &e.turns_with("second in order")[0]);
+    assert!(y.started_ms >= x.finished_ms, "one chat, one turn at a time: {x:?} {y:?}");
+    assert!(y.all_text.contains("first in order"), "the second turn saw the first");
+    assert_eq!(sent[1].reply_to_message_id, Some(one));
+    assert_replies_to(&sent[1], "first in order");
+    assert_eq!(sent[2].reply_to_message_id, Some(two));
+    assert_replies_to(&sent[2], "second in order");
+    drop(bot);
+}
+
+#[test]
+fn dash_prompts_are_text_and_strangers_are_refused() {
+    let e = Env::new();
+    let bot = e.bot(&[("ALLOWED_CHATS", "500")]);
+    e.tg.push_message(501, None, "hello from a stranger");
+    e.tg.push_message(501, None, "stranger again");
+    let r = e.say(&bot, 500, None, "--help");
+    assert_replies_to(&r, "--help");
+    assert_eq!(e.last_turn().last_user_text.trim(), "--help");
+    let r = e.say(&bot, 500, None, "-rf /");
+    assert_replies_to(&r, "-rf /");
+    assert_eq!(e.last_turn().last_user_text.trim(), "-rf /");
+    // A slash command that is not the bot's goes to the model as text, not run as a command.
+    let r = e.say(&bot, 500, None, "/compact now");
+    assert_replies_to(&r, "/compact now");
+    assert_eq!(e.last_turn().last_user_text.trim(), "/compact now");
+
+    let refused = e.tg.sent_to(501, None);
+    assert_eq!(refused.len(), 1, "one refusal, then silence: {refused:#?}");
+    assert!(refused[0].text.contains("does not talk to this chat (id 501)"), "{refused:?}");
+    assert!(e.turns_with("stranger").is_empty(), "a stranger's message never reaches the model");
+    assert_eq!(e.current("telegram:501"), None);
+}
+
+#[test]
+fn a_restarted_bot_does_not_answer_old_messages_and_sigterm_stops_a_running_turn() {
+    let e = Env::new();
+    let mut bot = e.bot(&[("ALLOWED_CHATS", "600")]);
+    assert_replies_to(&e.say(&bot, 600, None, "before restart"), "before restart");
+    let session = e.current("telegram:600").unwrap();
+
+    // SIGTERM while a turn runs: the turn is stopped, the chat told, the bot ends cleanly.
+    let long = e.tg.push_message(600, None, "a long turn [sleep=60000]");
+    assert!(e.home.api.wait_for(T, |r| r.iter().any(|r| r.last_user_text.contains("a long turn"))));
+    let status = bot.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}; log:\n{}", bot.log());
+    let sent = e.tg.sent_to(600, None);
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert!(sent[1].text.contains(STOPPING_TEXT) && sent[1].reply_to_message_id == Some(long), "{sent:?}");
+    assert!(
+        e.home.api.wait_for(Duration::from_secs(10), |r| r
+            .iter()
+            .any(|r| r.last_user_text.contains("a long turn") && r.client_gone)),
+        "claude was stopped"
+    );
+    let state: Value = serde_json::from_str(&fs::read_to_string(&e.state).unwrap()).unwrap();
+    let offset = state["offset"].as_i64().unwrap();
+
+    let bot = e.bot(&[("ALLOWED_CHATS", "600")]);
+    let polls_before = e.tg.polls().len();
+    let r = e.say(&bot, 600, None, "after restart");
+    assert_replies_to(&r, "after restart");
+    let sent = e.tg.sent_to(600, None);
+    assert_eq!(sent.len(), 3, "old messages are not answered again: {sent:#?}");
+    assert_eq!(e.turns_with("before restart").len(), 1);
+    assert_eq!(e.turns_with("a long turn").len(), 1);
+    let first_poll = &e.tg.polls()[polls_before];
+    assert_eq!(first_poll.offset, Some(offset), "the new bot polls from the saved offset");
+    // The stopped turn left the session free and the same.
+    let req = e.last_turn();
+    assert!(req.all_text.contains("before restart"));
+    assert_eq!(e.current("telegram:600").as_deref(), Some(session.as_str()));
+
+    // A crash (SIGKILL: no shutdown) does not lose the offset either.
+    drop(bot);
+    let bot = e.bot(&[("ALLOWED_CHATS", "600")]);
+    assert_replies_to(&e.say(&bot, 600, None, "after the crash"), "after the crash");
+    let sent = e.tg.sent_to(600, None);
+    assert_eq!(sent.len(), 4, "{sent:#?}");
+    assert_eq!(e.turns_with("after restart").len(), 1, "not answered again after the crash");
+    assert!(e.last_turn().all_text.contains("after restart"));
+}
+
+#[test]
+fn long_replies_are_split_to_telegram_size() {
+    let script = r#"
+import sys
+sys.path.insert(0, sys.argv[1])
+import telegram_bot as b
+p = b.split_message("a" * 5000)
+assert [len(x) for x in p] == [4096, 904], [len(x) for x in p]
+text = "\n".join(f"line {i:05d}" for i in range(2000))
+p = b.split_message(text)
+assert all(b.utf16_len(x) <= 4096 for x in p) and len(p) == 6, [len(x) for x in p]
+assert "\n".join(p) == text, "split at line breaks, nothing lost"
+p = b.split_message("\U0001F600" * 3000)  # 2 UTF-16 units each
+assert [b.utf16_len(x) for x in p] == [4096, 1904], [b.utf16_len(x) for x in p]
+assert b.split_message("short") == ["short"]
+print("ok")
+"#;
+    let out = Command::new(python())
+        .args(["-B", "-c", script])
+        .arg(bot_script().parent().unwrap())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,487 @@
+//! A stand-in for the Telegram Bot API, on loopback, for end-to-end tests of a bot
+//! (`TELEGRAM_API_URL=StandInTelegram::api_url()`).
+//!
+//! - `GET|POST /bot<TOKEN>/getUpdates` (`offset`, `timeout`, `limit`): the queued updates
+//!   with `update_id >= offset`, oldest first; when there are none it waits for one up to
+//!   `timeout` seconds, capped at [`MAX_POLL`], then answers `[]`. Unlike Telegram it keeps
+//!   confirmed updates (as if the confirmation had been lost), so a bot that forgets its
+//!   offset answers old messages again, which a test can see.
+//! - `/bot<TOKEN>/sendMessage` (`chat_id`, `text`, `message_thread_id`,
+//!   `reply_to_message_id`, `parse_mode`, ...): recorded (see [`Sent`]); a text that is empty
+//!   or longer than 4096 UTF-16 code units is refused with 400 as Telegram does.
+//! - `/bot<TOKEN>/getMe`: the bot user `@clawsess_test_bot` ([`BOT_USERNAME`]).
+//! - Any other method (`sendChatAction`, ...): `{"ok": true, "result": true}`, recorded in
+//!   [`StandInTelegram::other_calls`]. A wrong token gets 401, as from Telegram.
+//!
+//! Parameters are read from the query string, a JSON body or a form body. Every response
+//! closes its connection. The server stops when the `StandInTelegram` is dropped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+/// Longest wait of one `getUpdates` call, whatever `timeout` asks for.
+pub const MAX_POLL: Duration = Duration::from_secs(1);
+/// The username `getMe` reports.
+pub const BOT_USERNAME: &str = "clawsess_test_bot";
+/// The bot's user id (the part of a token before the colon).
+pub const BOT_ID: i64 = 4242;
+/// Longest request body accepted.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// One `sendMessage` call as the stand-in saw it.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    /// 1-based number among all sendMessage calls (also the message_id it got).
+    pub seq: usize,
+    pub chat_id: i64,
+    pub text: String,
+    pub message_thread_id: Option<i64>,
+    pub reply_to_message_id: Option<i64>,
+    pub parse_mode: Option<String>,
+    /// Unix millis when it arrived.
+    pub at_ms: u64,
+    /// All parameters as JSON.
+    pub params: Value,
+}
+
+/// One `getUpdates` call.
+#[derive(Clone, Debug)]
+pub struct Poll {
+    pub offset: Option<i64>,
+    pub timeout: Option<f64>,
+    pub at_ms: u64,
+    /// update_ids returned.
+    pub returned: Vec<i64>,
+}
+
+#[derive(Default)]
+struct State {
+    next_update_id: i64,
+    next_message_id: i64,
+    updates: Vec<Value>,
+    sent: Vec<Sent>,
+    polls: Vec<Poll>,
+    other: Vec<String>,
+}
+
+struct Shared {
+    token: String,
+    stop: AtomicBool,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// The stand-in server. Dropping it stops it.
+pub struct StandInTelegram {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept_thread: Option<thread::JoinHandle<()>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl StandInTelegram {
+    /// Binds 127.0.0.1 on a free port for the bot with `token` (like `4242:TEST-token`).
+    pub fn start(token: &str) -> StandInTelegram {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("stand-in Telegram: bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("stand-in Telegram: local_addr");
+        let shared = Arc::new(Shared {
+            token: token.to_owned(),
+            stop: AtomicBool::new(false),
+            state: Mutex::new(State { next_update_id: 1000, next_message_id: 1, ..State::default() }),
+            changed: Condvar::new(),
+        });
+        let sh = shared.clone();
+        let accept_thread = thread::Builder::new()
+            .name("stand-in-telegram-accept".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if sh.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = conn else { continue };
+                    let sh = sh.clone();
+                    let _ = thread::Builder::new()
+                        .name("stand-in-telegram-conn".into())
+                        .spawn(move || serve_connection(stream, &sh));
+                }
+            })
+            .expect("stand-in Telegram: spawn accept thread");
+        StandInTelegram { addr, shared, accept_thread: Some(accept_thread) }
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash): what `https://api.telegram.org` is to a bot.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token(&self) -> &str {
+        &self.shared.token
+    }
+
+    /// Queues a text message from a person in `chat_id` (a forum topic when `thread_id` is
+    /// given) and returns its message_id.
+    pub fn push_message(&self, chat_id: i64, thread_id: Option<i64>, text: &str) -> i64 {
+        let mut st = self.shared.state.lock().unwrap();
+        let message_id = st.next_message_id;
+        st.next_message_id += 1;
+        let forum = thread_id.is_some();
+        let chat = if chat_id > 0 && !forum {
+            json!({"id": chat_id, "type": "private", "first_name": "Tester"})
+        } else {
+            json!({"id": chat_id, "type": "supergroup", "title": format!("group {chat_id}"), "is_forum": forum})
+        };
+        let mut message = json!({
+            "message_id": message_id,
+            "from": {"id": 777, "is_bot": false, "first_name": "Tester", "language_code": "en"},
+            "chat": chat,
+            "date": now_ms() / 1000,
+            "text": text,
+        });
+        if let Some(t) = thread_id {
+            message["message_thread_id"] = json!(t);
+            message["is_topic_message"] = json!(true);
+        }
+        if text.starts_with('/') {
+            let len = text.split_whitespace().next().unwrap_or("").encode_utf16().count();
+            message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
+        }
+        let update_id = st.next_update_id;
+        st.next_update_id += 1;
+        st.updates.push(json!({"update_id": update_id, "message": message}));
+        self.shared.changed.notify_all();
+        message_id
+    }
+
+    /// Queues a raw update (its `update_id` is set here) and returns the update_id.
+    pub fn push_update(&self, mut update: Value) -> i64 {
+        let mut st = self.shared.state.lock().unwrap();
+        let update_id = st.next_update_id;
+        st.next_update_id += 1;
+        update["update_id"] = json!(update_id);
+        st.updates.push(update);
+        self.shared.changed.notify_all();
+        update_id
+    }
+
+    /// Every sendMessage so far, in arrival order.
+    pub fn sent(&self) -> Vec<Sent> {
+        self.shared.state.lock().unwrap().sent.clone()
+    }
+
+    /// The messages sent to `chat_id` (and topic `thread_id` when given).
+    pub fn sent_to(&self, chat_id: i64, thread_id: Option<i64>) -> Vec<Sent> {
+        self.sent()
+            .into_iter()
+            .filter(|s| s.chat_id == chat_id && (thread_id.is_none() || s.message_thread_id == thread_id))
+            .collect()
+    }
+
+    /// Every getUpdates call so far.
+    pub fn polls(&self) -> Vec<Poll> {
+        self.shared.state.lock().unwrap().polls.clone()
+    }
+
+    /// Calls of other methods, as `METHOD PARAMS_JSON`.
+    pub fn other_calls(&self) -> Vec<String> {
+        self.shared.state.lock().unwrap().other.clone()
+    }
+
+    /// Waits until `pred` holds for what was sent, or `timeout` passes; returns whether it held.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Sent]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.state.lock().unwrap();
+        loop {
+            if pred(&st.sent) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = self.shared.changed.wait_timeout(st, left.min(Duration::from_millis(100))).unwrap().0;
+        }
+    }
+
+    /// Waits until at least `n` messages were sent in all and returns them; panics with what
+    /// was sent when `timeout` passes first.
+    pub fn wait_for_sent(&self, n: usize, timeout: Duration) -> Vec<Sent> {
+        if !self.wait_for(timeout, |s| s.len() >= n) {
+            panic!(
+                "stand-in Telegram: expected {n} sent messages within {timeout:?}, got {:#?}",
+                self.sent()
+            );
+        }
+        self.sent()
+    }
+
+    /// Waits until at least `n` messages were sent to `chat_id` (topic `thread_id` if given)
+    /// and returns those; panics with everything sent when `timeout` passes first.
+    pub fn wait_for_sent_to(
+        &self,
+        chat_id: i64,
+        thread_id: Option<i64>,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<Sent> {
+        let matches =
+            |s: &Sent| s.chat_id == chat_id && (thread_id.is_none() || s.message_thread_id == thread_id);
+        if !self.wait_for(timeout, |all| all.iter().filter(|s| matches(s)).count() >= n) {
+            panic!(
+                "stand-in Telegram: expected {n} messages to chat {chat_id} topic {thread_id:?} within \
+                 {timeout:?}; everything sent: {:#?}",
+                self.sent()
+            );
+        }
+        self.sent_to(chat_id, thread_id)
+    }
+}
+
+impl Drop for StandInTelegram {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.changed.notify_all();
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(t) = self.accept_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+fn serve_connection(stream: TcpStream, sh: &Shared) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(mut writer) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(stream);
+    if let Ok(Some(req)) = read_request(&mut reader) {
+        let (status, body) = handle(&req, sh);
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(body.as_bytes()));
+        let _ = writer.flush();
+    }
+    let _ = writer.shutdown(Shutdown::Both);
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let path = parts.next().unwrap_or("/").to_owned();
+    let mut content_length = 0usize;
+    let mut content_type = String::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 {
+            return Ok(None);
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = h.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => content_length = value.trim().parse().unwrap_or(0),
+                "content-type" => content_type = value.trim().to_ascii_lowercase(),
+                _ => {}
+            }
+        }
+    }
+    if content_length > MAX_BODY {
+        return Err(std::io::Error::other("body too large"));
+    }
+    let mut body = vec![0u8; content_length];
+    reader.read_exact(&mut body)?;
+    Ok(Some(Request { method, path, content_type, body }))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `a=1&b=x` into a JSON object of strings (numbers and JSON arrays are parsed).
+fn parse_form(s: &str, into: &mut serde_json::Map<String, Value>) {
+    for pair in s.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v);
+        let value = serde_json::from_str::<Value>(&v)
+            .ok()
+            .filter(|j| j.is_number() || j.is_array() || j.is_boolean())
+            .unwrap_or(Value::String(v));
+        into.insert(percent_decode(k), value);
+    }
+}
+
+fn params_of(req: &Request) -> Result<Value, String> {
+    let mut map = serde_json::Map::new();
+    if let Some((_, q)) = req.path.split_once('?') {
+        parse_form(q, &mut map);
+    }
+    if !req.body.is_empty() {
+        if req.content_type.starts_with("application/json") {
+            match serde_json::from_slice::<Value>(&req.body) {
+                Ok(Value::Object(o)) => map.extend(o),
+                _ => return Err("Bad Request: can't parse JSON body".into()),
+            }
+        } else {
+            parse_form(&String::from_utf8_lossy(&req.body), &mut map);
+        }
+    }
+    Ok(Value::Object(map))
+}
+
+fn int_param(p: &Value, name: &str) -> Option<i64> {
+    match p.get(name)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn error(code: u16, description: &str) -> (String, String) {
+    let status = match code {
+        400 => "400 Bad Request",
+        401 => "401 Unauthorized",
+        404 => "404 Not Found",
+        _ => "500 Internal Server Error",
+    };
+    (status.into(), json!({"ok": false, "error_code": code, "description": description}).to_string())
+}
+
+fn ok(result: Value) -> (String, String) {
+    ("200 OK".into(), json!({"ok": true, "result": result}).to_string())
+}
+
+fn handle(req: &Request, sh: &Shared) -> (String, String) {
+    if req.method != "GET" && req.method != "POST" {
+        return error(404, "Not Found");
+    }
+    let path = req.path.split('?').next().unwrap_or("");
+    let Some(rest) = path.strip_prefix("/bot") else { return error(404, "Not Found") };
+    let Some((token, method)) = rest.split_once('/') else { return error(404, "Not Found") };
+    if token != sh.token {
+        return error(401, "Unauthorized");
+    }
+    let params = match params_of(req) {
+        Ok(p) => p,
+        Err(e) => return error(400, &e),
+    };
+    match method {
+        "getMe" => ok(json!({"id": BOT_ID, "is_bot": true, "first_name": "clawsess test",
+                              "username": BOT_USERNAME, "can_join_groups": true,
+                              "can_read_all_group_messages": false, "supports_inline_queries": false})),
+        "getUpdates" => get_updates(&params, sh),
+        "sendMessage" => send_message(params, sh),
+        _ => {
+            sh.state.lock().unwrap().other.push(format!("{method} {params}"));
+            ok(json!(true))
+        }
+    }
+}
+
+fn get_updates(params: &Value, sh: &Shared) -> (String, String) {
+    let offset = int_param(params, "offset");
+    let timeout = params.get("timeout").and_then(|t| t.as_f64().or_else(|| t.as_str()?.parse().ok()));
+    let limit = int_param(params, "limit").filter(|l| (1..=100).contains(l)).unwrap_or(100) as usize;
+    let wait = Duration::from_secs_f64(timeout.unwrap_or(0.0).clamp(0.0, MAX_POLL.as_secs_f64()));
+    let deadline = Instant::now() + wait;
+    let at_ms = now_ms();
+    let mut st = sh.state.lock().unwrap();
+    loop {
+        let found: Vec<Value> = st
+            .updates
+            .iter()
+            .filter(|u| offset.is_none_or(|o| u["update_id"].as_i64().unwrap_or(0) >= o))
+            .take(limit)
+            .cloned()
+            .collect();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !found.is_empty() || left.is_zero() || sh.stop.load(Ordering::SeqCst) {
+            let returned = found.iter().map(|u| u["update_id"].as_i64().unwrap_or(0)).collect();
+            st.polls.push(Poll { offset, timeout, at_ms, returned });
+            return ok(Value::Array(found));
+        }
+        st = sh.changed.wait_timeout(st, left.min(Duration::from_millis(100))).unwrap().0;
+    }
+}
+
+fn send_message(params: Value, sh: &Shared) -> (String, String) {
+    let Some(chat_id) = int_param(&params, "chat_id") else {
+        return error(400, "Bad Request: chat_id is empty");
+    };
+    let text = params.get("text").and_then(Value::as_str).unwrap_or("").to_owned();
+    if text.trim().is_empty() {
+        return error(400, "Bad Request: message text is empty");
+    }
+    if text.encode_utf16().count() > 4096 {
+        return error(400, "Bad Request: message is too long");
+    }
+    let mut st = sh.state.lock().unwrap();
+    let seq = st.sent.len() + 1;
+    let thread = int_param(&params, "message_thread_id");
+    let reply_to = int_param(&params, "reply_to_message_id");
+    st.sent.push(Sent {
+        seq,
+        chat_id,
+        text: text.clone(),
+        message_thread_id: thread,
+        reply_to_message_id: reply_to,
+        parse_mode: params.get("parse_mode").and_then(Value::as_str).map(str::to_owned),
+        at_ms: now_ms(),
+        params: params.clone(),
+    });
+    sh.changed.notify_all();
+    let mut message = json!({
+        "message_id": 100_000 + seq as i64,
+        "from": {"id": BOT_ID, "is_bot": true, "first_name": "clawsess test", "username": BOT_USERNAME},
+        "chat": {"id": chat_id, "type": if chat_id > 0 { "private" } else { "supergroup" }},
+        "date": now_ms() / 1000,
+        "text": text,
+    });
+    if let Some(t) = thread {
+        message["message_thread_id"] = json!(t);
+    }
+    ok(message)
+}
