@@ -484,6 +484,9 @@ fn run_exits_with_claudes_status_and_keeps_the_mapping_on_failure() {
     assert_eq!(j.status.code(), Some(1));
     assert_eq!(serde_json::from_slice::<Value>(&j.stdout).unwrap()["is_error"], true);
     w.run(&["--key", "k", "[garbage]"]).assert().code(1).stderr(predicate::str::contains("without a result"));
+    let out = w.run(&["--key", "k", "--json", "--cwd", "/nonexistent", "--new", "x"]).output().unwrap();
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((out.status.code(), j["busy"].as_bool()), (Some(1), Some(false)));
     assert_eq!(w.current("k"), id);
 }
 
@@ -591,6 +594,15 @@ fn run_refuses_with_75_while_a_terminal_turn_is_busy() {
         .assert()
         .code(75)
         .stderr(predicate::str::contains("terminal"));
+    let out = w.run(&["--key", "k", "--wait", "0", "--json", "hi"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    let j: Value =
+        serde_json::from_slice(&out.stdout).expect("--json prints one JSON document, failures included");
+    assert_eq!(
+        (j["busy"].as_bool(), j["is_error"].as_bool(), j["key"].as_str()),
+        (Some(true), Some(true), Some("k"))
+    );
+    assert!(j["error"].as_str().unwrap().contains("terminal"), "{j}");
     let started = std::time::Instant::now();
     w.run(&["--key", "k", "--wait", "1", "hi"]).assert().code(75);
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));

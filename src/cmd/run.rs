@@ -37,6 +37,28 @@ struct Target {
 
 impl Run for cli::Run {
     fn run(&self) -> Result<u8> {
+        match self.turn() {
+            Err(err) if self.json => {
+                // --json promises one JSON document on stdout, failures included.
+                let busy = err.downcast_ref::<Busy>().is_some();
+                print_json(&serde_json::json!({
+                    "key": self.key.key.as_deref().unwrap_or(crate::ident::DEFAULT_KEY),
+                    "is_error": true,
+                    "busy": busy,
+                    "error": format!("{err:#}"),
+                    "result": "",
+                }))?;
+                eprintln!("clawsess: {err:#}");
+                Ok(exit::code_of(&err))
+            }
+            other => other,
+        }
+    }
+}
+
+impl cli::Run {
+    /// One turn; see the module doc.
+    fn turn(&self) -> Result<u8> {
         let key = key_or_default(&self.key.key)?;
         if !(self.wait.is_finite() && self.wait >= 0.0) {
             bail!("--wait takes a number of seconds >= 0");
@@ -93,6 +115,7 @@ impl Run for cli::Run {
             fields.insert("session_id".into(), Value::String(session.to_string()));
             fields.insert("key".into(), Value::String(key.to_string()));
             fields.insert("is_error".into(), Value::Bool(failed));
+            fields.insert("busy".into(), Value::Bool(false));
             fields.entry("result").or_insert(Value::String(String::new()));
             if let Some(old) = &target.replaced {
                 fields.insert("replaced_session".into(), Value::String(old.to_string()));
