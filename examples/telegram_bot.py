@@ -45,7 +45,6 @@ import urllib.request
 # Telegram's limit on one message, in UTF-16 code units.
 TELEGRAM_LIMIT = 4096
 # `clawsess run` exits with this when the session stays busy (EX_TEMPFAIL).
-EXIT_BUSY = 75
 # A chat's worker thread ends after this many idle seconds (a new one starts on demand).
 WORKER_IDLE = 120.0
 
@@ -569,10 +568,13 @@ class Worker:
                 reply = ("(The previous conversation could not be continued, so this is a new one.)\n\n"
                          + reply)
             self.reply(msg, reply or "(empty reply)")
-        elif code == EXIT_BUSY:
+        elif isinstance(result, dict) and result.get("busy"):  # exit 75 from clawsess itself
             self.reply(msg, BUSY_TEXT)
         elif bot.stop.is_set():
             self.reply(msg, STOPPING_TEXT)
+        elif isinstance(result, dict) and result.get("error"):  # clawsess failed around claude
+            log.warning("%s: clawsess run exited %s: %s", self.key, code, result["error"])
+            self.reply(msg, "⚠️ " + str(result["error"])[:600])
         elif isinstance(result, dict) and result.get("result"):
             self.reply(msg, "⚠️ Claude Code: " + str(result["result"]))
         else:
