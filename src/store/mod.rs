@@ -187,6 +187,8 @@ impl Store {
     /// Marks a terminal turn in progress. Needs no store lock: the marker is one whole file,
     /// written only while the session's run lock is held (see `turn`).
     pub fn put_busy(&self, id: &SessionId, marker: &BusyMarker) -> Result<()> {
+        // A marker that does not parse is not replaced: reading it first names the file.
+        self.busy(id)?;
         let path = self.busy_path(id);
         create_private_dir(path.parent().expect("busy/ dir"))?;
         write_json(&path, marker)
@@ -249,6 +251,8 @@ impl Locked<'_> {
     }
 
     pub fn set_global(&self, attached: Option<Attachment>) -> Result<()> {
+        // A global.json that does not parse is not replaced: reading it first names the file.
+        self.global()?;
         match attached {
             Some(a) => self.write(&self.global_path(), &GlobalState { v: FORMAT, attached: Some(a) }),
             None => remove_if_exists(&self.global_path()).map(drop),
@@ -261,6 +265,8 @@ impl Locked<'_> {
     }
 
     pub fn remove_name(&self, name: &Name) -> Result<()> {
+        // A name file that does not parse is not deleted: reading it first names the file.
+        self.named(name)?;
         remove_if_exists(&self.name_path(name)).map(drop)
     }
 
