@@ -455,11 +455,8 @@ fn two_hundred_concurrent_session_starts_all_land_exactly_once() {
     let reads = reader.join().unwrap();
     eprintln!("the reader made {reads} whole reads meanwhile");
 
-    // A hook that gives up says so on one line and leaves nothing half done; the rate is
-    // printed above (it depends on the disk's fsync speed against HOOK_LOCK_WAIT).
-    for line in &failed {
-        assert!(line.contains("state lock"), "{line}");
-    }
+    // SPEC: concurrent hooks all land. (A hook that did give up would say so on one line.)
+    assert!(failed.is_empty(), "{} of 200 hooks gave up: {failed:?}", failed.len());
     env.assert_state_parses();
     let rows = env.list();
     let listed: Vec<&str> = rows.iter().map(|r| r["session_id"].as_str().unwrap()).collect();

@@ -14,7 +14,7 @@ use crate::claude;
 use crate::cli::Hook;
 use crate::exit;
 use crate::ident::SessionId;
-use crate::store::{HOOK_LOCK_WAIT, SessionRecord, Starter, Store, now_ms};
+use crate::store::{HOOK_LOCK_WAIT, SESSION_END_LOCK_WAIT, SessionRecord, Starter, Store, now_ms};
 use crate::turn::{self, TerminalTurn};
 
 /// Largest hook input read; Claude Code's are a few hundred bytes plus the prompt.
@@ -218,7 +218,7 @@ fn session_end(store: &Store, id: &SessionId, pid: Option<u32>) -> Result<u8> {
         return Ok(exit::OK);
     };
     if rec.terminal_pid.is_some() && rec.terminal_pid == pid {
-        let tx = store.lock(HOOK_LOCK_WAIT)?;
+        let tx = store.lock(SESSION_END_LOCK_WAIT)?;
         if let Some(mut rec) = tx.session(id)? {
             rec.terminal_pid = None;
             rec.last_seen = now_ms();

@@ -3,7 +3,9 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
@@ -26,26 +28,101 @@ pub enum Acquired {
     TimedOut,
 }
 
-/// Takes an exclusive lock on `file`, polling until `deadline` (std's blocking lock has no
-/// timeout). `on_wait` is called once, the first time the lock is found held.
-pub fn lock_until(file: &File, deadline: Instant, mut on_wait: impl FnMut()) -> Result<Acquired> {
-    let mut pause = Duration::from_millis(1);
-    let mut waited = false;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(Acquired::Yes),
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(err)) => return Err(err).context("could not take a lock"),
+#[derive(PartialEq)]
+enum Wait {
+    Waiting,
+    Acquired,
+    GaveUp,
+}
+
+/// Takes an exclusive lock on `file`, waiting until `deadline`. `on_wait` is called once if
+/// the lock is held by someone else.
+///
+/// std's blocking `lock` has no timeout, and polling `try_lock` leaves the lock idle between
+/// polls (a burst of hooks then times out). So a helper thread blocks in the kernel's queue
+/// on a clone of the handle (flock belongs to the open file description, which the clone
+/// shares) while we wait on a channel; if we give up first, the thread unlocks whatever it
+/// gets.
+pub fn lock_until(file: &File, deadline: Instant, on_wait: impl FnOnce()) -> Result<Acquired> {
+    match file.try_lock() {
+        Ok(()) => return Ok(Acquired::Yes),
+        Err(TryLockError::WouldBlock) => {}
+        Err(TryLockError::Error(err)) => return Err(err).context("could not take a lock"),
+    }
+    on_wait();
+    let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+        return Ok(Acquired::TimedOut);
+    };
+    let clone = file.try_clone().context("could not take a lock")?;
+    let state = Arc::new(Mutex::new(Wait::Waiting));
+    let (tx, rx) = mpsc::channel();
+    let thread_state = Arc::clone(&state);
+    std::thread::spawn(move || {
+        let result = clone.lock();
+        let mut state = thread_state.lock().unwrap_or_else(|e| e.into_inner());
+        if *state == Wait::GaveUp {
+            let _ = clone.unlock();
+            return;
         }
-        if !waited {
-            waited = true;
-            on_wait();
+        if result.is_ok() {
+            *state = Wait::Acquired;
         }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(Acquired::TimedOut);
+        let _ = tx.send(result);
+    });
+    let got = rx.recv_timeout(left);
+    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+    match got {
+        Ok(Ok(())) => Ok(Acquired::Yes),
+        Ok(Err(err)) => Err(err).context("could not take a lock"),
+        // The thread may have got it just now.
+        Err(_) if *state == Wait::Acquired => Ok(Acquired::Yes),
+        Err(_) => {
+            *state = Wait::GaveUp;
+            Ok(Acquired::TimedOut)
         }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_waiter_gets_the_lock_as_soon_as_it_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let holder = open_lock_file(&path).unwrap();
+        holder.lock().unwrap();
+        let waiter = open_lock_file(&path).unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            holder.unlock().unwrap();
+            holder
+        });
+        let mut waited = false;
+        let got = lock_until(&waiter, Instant::now() + Duration::from_secs(30), || waited = true).unwrap();
+        assert!(matches!(got, Acquired::Yes) && waited);
+        let holder = releaser.join().unwrap();
+        assert!(matches!(holder.try_lock(), Err(TryLockError::WouldBlock)), "the waiter holds it");
+    }
+
+    #[test]
+    fn a_waiter_that_gave_up_does_not_keep_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let holder = open_lock_file(&path).unwrap();
+        holder.lock().unwrap();
+        let waiter = open_lock_file(&path).unwrap();
+        let got = lock_until(&waiter, Instant::now() + Duration::from_millis(50), || {}).unwrap();
+        assert!(matches!(got, Acquired::TimedOut));
+        holder.unlock().unwrap();
+        // The abandoned helper thread takes and drops it; then it is free again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let third = open_lock_file(&path).unwrap();
+        while third.try_lock().is_err() {
+            assert!(Instant::now() < deadline, "the lock stayed taken");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

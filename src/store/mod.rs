@@ -38,8 +38,11 @@ use crate::ident::{Key, Name, SessionId, file_stem};
 /// The state format this build reads and writes; files say theirs in `"v"`.
 pub const FORMAT: u32 = 1;
 
-/// How long hooks wait for the store lock: Claude Code is waiting on them.
-pub const HOOK_LOCK_WAIT: Duration = Duration::from_millis(1000);
+/// How long hooks wait for the store lock: Claude Code is waiting on them (our hooks'
+/// timeout is 10 s), and a burst of starts must all land.
+pub const HOOK_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// SessionEnd hooks share a 1.5 s budget.
+pub const SESSION_END_LOCK_WAIT: Duration = Duration::from_millis(1000);
 /// How long commands wait for the store lock.
 pub const COMMAND_LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -273,6 +276,9 @@ impl Locked<'_> {
     /// Puts `id` at the front of `recent.json`.
     pub fn push_recent(&self, id: &SessionId, at: u64, by: Starter) -> Result<()> {
         let mut sessions = self.recent()?;
+        if sessions.first().is_some_and(|e| e.id == *id && e.by == by) {
+            return Ok(()); // already the most recent: spare the write
+        }
         sessions.retain(|e| e.id != *id);
         sessions.insert(0, RecentEntry { id: id.clone(), at, by });
         sessions.truncate(RECENT_MAX);
