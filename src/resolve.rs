@@ -159,7 +159,12 @@ mod tests {
         let err = find_session(&store, "ccc").unwrap_err().to_string();
         assert!(err.contains("at least 4"), "{err}");
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
-        tx.put_name(&Name::parse("budget").unwrap(), &id(B)).unwrap();
+        let budget = Name::parse("budget").unwrap();
+        tx.put_name(&budget, &id(B)).unwrap();
+        assert!(find_session(&store, "budget").is_err(), "a name file the record does not carry is ignored");
+        let mut rec = store.session(&id(B)).unwrap().unwrap();
+        rec.name = Some(budget);
+        tx.put_session(&rec).unwrap();
         drop(tx);
         assert_eq!(find_session(&store, "budget").unwrap(), id(B));
         assert!(find_session(&store, "nothing").is_err());

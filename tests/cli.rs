@@ -863,3 +863,62 @@ fn a_background_process_left_by_claude_does_not_hold_the_session() {
     w.run(&["--key", "k", "--wait", "0", "next"]).assert().success();
     w.run(&["--key", "k2", "--session", &w.current("k"), "--wait", "0", "other key"]).assert().success();
 }
+
+#[test]
+fn a_rename_killed_halfway_leaves_no_phantom_owner_of_the_name() {
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    w.person_session(ID_B, "p", "r");
+    w.cmd(&["name", ID_A, "trip"]).assert().success();
+    // As if `name` died between writing names/trip and the record that carries it.
+    let path = w.state().join("sessions").join(format!("{ID_A}.json"));
+    let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    rec.as_object_mut().unwrap().remove("name");
+    fs::write(&path, rec.to_string()).unwrap();
+    w.cmd(&["show", "trip"]).assert().code(1);
+    w.cmd(&["name", ID_B, "trip"]).assert().success();
+    assert_eq!(w.json(&["show", "trip", "--json"])["session_id"], ID_B);
+}
+
+#[test]
+fn list_goes_on_past_a_broken_key_file_and_names_it() {
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    w.cmd(&["attach", ID_A, "--key", "k"]).assert().success();
+    let key_file = fs::read_dir(w.state().join("keys")).unwrap().next().unwrap().unwrap().path();
+    fs::write(&key_file, "{broken").unwrap();
+    let out = w.cmd(&["list", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["session_id"], ID_A);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(key_file.to_str().unwrap()));
+    assert_eq!(fs::read_to_string(&key_file).unwrap(), "{broken", "never overwritten");
+}
+
+#[test]
+fn install_writes_through_a_dangling_settings_symlink() {
+    let w = World::new();
+    let real = w.path("dotfiles/settings.json");
+    fs::create_dir_all(real.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&real, w.path("claude/settings.json")).unwrap();
+    w.cmd(&["install"]).assert().success();
+    assert!(w.path("claude/settings.json").is_symlink());
+    let s: Value = serde_json::from_str(&fs::read_to_string(&real).unwrap()).unwrap();
+    assert!(s["hooks"]["SessionStart"].is_array());
+}
+
+#[test]
+fn a_reply_is_printed_even_when_recording_the_turn_fails() {
+    let w = World::new();
+    w.run(&["--key", "k", "one"]).assert().success();
+    let id = w.current("k");
+    let turns = w.state().join("turns").join(format!("{id}.json"));
+    fs::write(&turns, "{broken").unwrap();
+    let out = w.run(&["--key", "k", "--json", "two"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(j["result"].as_str().unwrap().contains("fake reply to: two"));
+    assert!(j["record_error"].as_str().unwrap().contains(turns.to_str().unwrap()), "{j}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recording the turn failed"));
+    assert_eq!(fs::read_to_string(&turns).unwrap(), "{broken");
+}

@@ -220,6 +220,7 @@ fn check_retention(r: &mut Report, store: &Store, config: &Path) {
     };
     let mut kept: Vec<_> = store
         .key_states()
+        .map(|(good, _)| good)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|k| k.attached.map(|a| a.session))

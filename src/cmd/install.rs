@@ -143,7 +143,7 @@ fn write_settings(path: &Path, settings: &Map<String, Value>, before: Option<&st
     if before == Some(text.as_str()) {
         return Ok(()); // already as wanted: no write, no backup
     }
-    let target = if path.is_symlink() { path.canonicalize()? } else { path.to_path_buf() };
+    let target = settings_target(path)?;
     let mut mode = 0o600;
     if let Some(old) = before {
         mode = fs::metadata(&target).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o600);
@@ -156,6 +156,24 @@ fn write_settings(path: &Path, settings: &Map<String, Value>, before: Option<&st
         fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
     }
     write_atomic_mode(&target, text.as_bytes(), mode)
+}
+
+/// The file to write for `path`: through a symlink (even a dangling one) to its target, so
+/// a settings.json kept in a dotfiles repo stays a link.
+fn settings_target(path: &Path) -> Result<PathBuf> {
+    if !path.is_symlink() {
+        return Ok(path.to_path_buf());
+    }
+    if let Ok(target) = path.canonicalize() {
+        return Ok(target);
+    }
+    let link =
+        fs::read_link(path).with_context(|| format!("could not read the symlink {}", path.display()))?;
+    let target = path.parent().map_or_else(|| link.clone(), |dir| dir.join(&link));
+    if target.is_symlink() {
+        bail!("{} is a chain of dangling symlinks; fix it by hand, nothing was changed", path.display());
+    }
+    Ok(target)
 }
 
 /// Whether a hook command is one of ours (any binary path, old or new).

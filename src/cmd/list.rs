@@ -34,10 +34,17 @@ impl Run for List {
 
         let mut attached: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
         let mut own_of: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
-        if let Some(global) = store.global()? {
+        // One broken file must not hide every session: say which, and go on.
+        let skip = |err: anyhow::Error| eprintln!("clawsess: skipped {err:#}");
+        if let Some(global) = store.global().unwrap_or_else(|e| {
+            skip(e);
+            None
+        }) {
             attached.entry(global.session).or_default().push("*".to_owned());
         }
-        for state in store.key_states()? {
+        let (states, broken_keys) = store.key_states()?;
+        broken_keys.into_iter().for_each(skip);
+        for state in states {
             if let Some(a) = state.attached {
                 attached.entry(a.session).or_default().push(state.key.to_string());
             }
@@ -49,7 +56,12 @@ impl Run for List {
         for rec in records {
             let busy = match run_holder(&store, &rec.id) {
                 Some(h) => Some(h.key),
-                None => terminal_busy(&store, &rec.id)?.map(|_| "terminal".to_owned()),
+                None => terminal_busy(&store, &rec.id)
+                    .unwrap_or_else(|e| {
+                        skip(e);
+                        None
+                    })
+                    .map(|_| "terminal".to_owned()),
             };
             rows.push(Row {
                 attached: attached.remove(&rec.id).unwrap_or_default(),

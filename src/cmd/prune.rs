@@ -15,8 +15,11 @@ impl Run for Prune {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
         let tx = store.lock(COMMAND_LOCK_WAIT)?;
+        // First, so that a broken file below does not keep the sweep from happening.
+        let swept = if self.dry_run { 0 } else { sweep_temp_files(&store)? };
         let (records, broken) = tx.sessions()?;
-        for err in &broken {
+        let (key_states, broken_keys) = tx.key_states()?;
+        for err in broken.iter().chain(&broken_keys) {
             eprintln!("clawsess: skipped {err:#}");
         }
         let gone: Vec<SessionId> =
@@ -39,7 +42,7 @@ impl Run for Prune {
             tx.clear_busy(&rec.id)?;
         }
         let mut keys = 0;
-        for mut state in tx.key_states()? {
+        for mut state in key_states {
             let attached_gone = state.attached.as_ref().is_some_and(|a| gone.contains(&a.session));
             let own_gone = state.own.as_ref().is_some_and(|s| gone.contains(s));
             if attached_gone {
@@ -57,7 +60,6 @@ impl Run for Prune {
             tx.set_global(None)?;
             println!("dropped the global attachment to a gone session");
         }
-        let swept = sweep_temp_files(&store)?;
         println!(
             "{} of {} sessions dropped; {keys} keys let go of them; {swept} stale temp files removed",
             gone.len(),

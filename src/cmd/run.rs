@@ -104,8 +104,17 @@ impl cli::Run {
             Ok(None) => target.id.clone(),
             Err(err) => return Err(err.context("claude reported a session_id that is not a UUID")),
         };
-        if !failed {
-            self.record(&store, &key, &target, &session, &prompt, result.result())?;
+        // Claude has answered: a failure to record the turn must not swallow the reply.
+        let record_error = if failed {
+            None
+        } else {
+            self.record(&store, &key, &target, &session, &prompt, result.result()).err()
+        };
+        if let Some(err) = &record_error {
+            eprintln!(
+                "clawsess: claude answered, but recording the turn failed: {err:#}; \
+                 {key} may not come back to this session"
+            );
         }
         drop(lock);
         drop(key_lock);
@@ -116,6 +125,9 @@ impl cli::Run {
             fields.insert("key".into(), Value::String(key.to_string()));
             fields.insert("is_error".into(), Value::Bool(failed));
             fields.insert("busy".into(), Value::Bool(false));
+            if let Some(err) = &record_error {
+                fields.insert("record_error".into(), Value::String(format!("{err:#}")));
+            }
             fields.entry("result").or_insert(Value::String(String::new()));
             if let Some(old) = &target.replaced {
                 fields.insert("replaced_session".into(), Value::String(old.to_string()));

@@ -157,22 +157,33 @@ impl Store {
     }
 
     /// All key states (for `list` and `doctor`).
-    pub fn key_states(&self) -> Result<Vec<KeyState>> {
-        let mut out = Vec::new();
+    /// All key states (for `list`, `prune`, `doctor`); ones that do not parse come back as
+    /// errors, so a reader can go on with the rest.
+    pub fn key_states(&self) -> Result<(Vec<KeyState>, Vec<anyhow::Error>)> {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
         for (_, path) in files::json_files(&self.dir.join("keys"))? {
-            if let Some(state) = read_json::<KeyState>(&path)? {
-                out.push(state);
+            match read_json::<KeyState>(&path) {
+                Ok(Some(state)) => good.push(state),
+                Ok(None) => {}
+                Err(err) => bad.push(err),
             }
         }
-        Ok(out)
+        Ok((good, bad))
     }
 
     pub fn global(&self) -> Result<Option<Attachment>> {
         Ok(read_json::<GlobalState>(&self.global_path())?.and_then(|g| g.attached))
     }
 
+    /// The session called `name`. The name file and the session's record must agree: a
+    /// rename killed halfway leaves a name file the record does not carry, which is ignored.
     pub fn named(&self, name: &Name) -> Result<Option<SessionId>> {
-        Ok(read_json::<NameEntry>(&self.name_path(name))?.filter(|e| e.name == *name).map(|e| e.session))
+        let Some(entry) = read_json::<NameEntry>(&self.name_path(name))?.filter(|e| e.name == *name) else {
+            return Ok(None);
+        };
+        let agrees = self.session(&entry.session)?.is_some_and(|rec| rec.name.as_ref() == Some(name));
+        Ok(agrees.then_some(entry.session))
     }
 
     pub fn recent(&self) -> Result<Vec<RecentEntry>> {
@@ -363,7 +374,7 @@ mod tests {
         state.own = None;
         tx.put_key_state(&state).unwrap();
         assert!(store.key_state(&key).unwrap().is_none());
-        assert!(store.key_states().unwrap().is_empty());
+        assert!(store.key_states().unwrap().0.is_empty());
     }
 
     #[test]
