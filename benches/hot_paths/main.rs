@@ -1,0 +1,512 @@
+//! The hot paths of the release binary, measured as users meet them: one process per call.
+//!
+//! `cargo bench --bench hot_paths` builds `--release`, records 10,000 sessions through the
+//! real hook from 8 parallel writers, then times every case side by side (round-robin, so
+//! drift of this machine's speed hits every case alike) and prints a markdown table with
+//! medians, spread, peak RSS and whether each target holds. The table is also written to
+//! `target/bench-report.md`. `-- --quick` runs a smaller version (1,000 sessions, a 64 MiB
+//! transcript) for a fast look; its numbers are not the ones the targets are about.
+//! See docs/BENCHMARKS.md.
+//!
+//! The same executable doubles as the stand-in `claude` (and as a checker of `list --json`
+//! output), chosen by `ROLE_ENV`: a compiled program answering at once, so `run`'s own
+//! overhead is what the difference shows.
+
+mod data;
+mod measure;
+mod report;
+mod roles;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use data::{encode_cwd, hook_json, session_ids, transcript_bytes, unique_prefix, write_transcript};
+use measure::{Sample, Spawn, Spec, Stats, measure, try_measure};
+use report::{fs_type, human_bytes, report};
+
+/// The release binary cargo built for this benchmark.
+const CLAWSESS: &str = env!("CARGO_BIN_EXE_clawsess");
+/// Benchmarks another build instead (a profile variant, a patched tree); the report says so.
+const BIN_ENV: &str = "CLAWSESS_BENCH_BIN";
+const ROLE_ENV: &str = "CLAWSESS_BENCH_ROLE";
+const FLOOR: &str = "/bin/true";
+/// Forked runs per case for peak RSS.
+const RSS_RUNS: usize = 5;
+
+fn main() {
+    match std::env::var(ROLE_ENV).as_deref() {
+        Ok("claude") => std::process::exit(roles::stand_in_claude()),
+        Ok("check-list") => std::process::exit(roles::check_list()),
+        _ => {}
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let plan = if quick { Plan::QUICK } else { Plan::FULL };
+    let report = Bench::new(plan).run();
+    println!("{report}");
+    let out = Path::new(CLAWSESS)
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binary lives in target/<profile>/")
+        .join("bench-report.md");
+    fs::write(&out, &report).expect("could not write the report");
+    eprintln!("report written to target/{}", out.file_name().unwrap().to_string_lossy());
+}
+
+/// How much to do.
+#[derive(Clone, Copy)]
+struct Plan {
+    sessions: usize,
+    writers: usize,
+    /// Rounds of the fast cases (each round runs every fast case once).
+    rounds: usize,
+    /// Runs of `list --json`.
+    list_runs: usize,
+    big_transcript: u64,
+}
+
+impl Plan {
+    const FULL: Plan =
+        Plan { sessions: 10_000, writers: 8, rounds: 200, list_runs: 25, big_transcript: 1 << 30 };
+    const QUICK: Plan =
+        Plan { sessions: 1_000, writers: 8, rounds: 40, list_runs: 5, big_transcript: 64 << 20 };
+}
+
+/// Builds the next run of a case; the argument is the round number.
+type MakeSpec<'a> = Box<dyn Fn(usize) -> Spec + 'a>;
+
+struct Case<'a> {
+    name: String,
+    make: MakeSpec<'a>,
+    samples: Vec<Sample>,
+    /// Peak RSS (KiB) of the forked runs.
+    rss_kb: Vec<i64>,
+}
+
+struct Bench {
+    plan: Plan,
+    /// Keeps the temp dir alive; everything the benchmark writes is under it.
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    state: PathBuf,
+    claude_dir: PathBuf,
+    /// Where `run` starts its sessions (and the stand-in claude runs).
+    work: PathBuf,
+    ids: Vec<String>,
+    /// The bench process itself: a live pid for `$CLAUDE_PID`.
+    pid: u32,
+}
+
+/// The results, in table order.
+struct Results {
+    rows: Vec<(String, Stats)>,
+    throughput: Throughput,
+    sessions_listed: usize,
+}
+
+struct Throughput {
+    hooks: usize,
+    writers: usize,
+    wall: Duration,
+    latency: Stats,
+    /// The slowest single hook: what a hook budget (SessionEnd's 1.5 s) is about.
+    latency_max_ms: f64,
+    /// Recorded ids missing from `list --json` right after the parallel writers.
+    lost: usize,
+    /// Hooks that exited non-zero or said something on stderr.
+    failed: usize,
+    /// Entries `list --json` had then.
+    listed: usize,
+}
+
+impl Bench {
+    fn new(plan: Plan) -> Bench {
+        let tmp =
+            tempfile::Builder::new().prefix("clawsess-bench-").tempdir().expect("could not make a temp dir");
+        let root = tmp.path().canonicalize().unwrap();
+        let bench = Bench {
+            plan,
+            state: root.join("state"),
+            claude_dir: root.join("claude"),
+            work: root.join("work"),
+            root,
+            _tmp: tmp,
+            ids: session_ids(plan.sessions),
+            pid: std::process::id(),
+        };
+        fs::create_dir_all(&bench.work).unwrap();
+        fs::create_dir_all(&bench.claude_dir).unwrap();
+        bench
+    }
+
+    /// A clean environment: nothing of the caller's Claude Code, state dir or home leaks in.
+    fn env(&self, cmd: &mut Command) {
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            // Kept so that a measuring shim (one that makes fsync a no-op, say) reaches the
+            // children; the report says when one was set.
+            .env("LD_PRELOAD", std::env::var_os("LD_PRELOAD").unwrap_or_default())
+            .env("HOME", &self.root)
+            .env("CLAWSESS_HOME", &self.state)
+            .env("CLAUDE_CONFIG_DIR", &self.claude_dir)
+            .current_dir(&self.work);
+    }
+
+    fn clawsess<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(binary());
+        self.env(&mut cmd);
+        cmd.args(args);
+        cmd
+    }
+
+    /// A hook as Claude Code runs it: `$CLAUDE_PID` set to a live process, JSON on stdin.
+    fn hook(&self, event: &str, input: Vec<u8>) -> Spec {
+        let mut cmd = self.clawsess(["hook", event]);
+        cmd.env("CLAUDE_PID", self.pid.to_string());
+        Spec { cmd, stdin: Some(input) }
+    }
+
+    fn transcript_of(&self, id: &str, cwd: &Path) -> PathBuf {
+        self.claude_dir.join("projects").join(encode_cwd(cwd)).join(format!("{id}.jsonl"))
+    }
+
+    fn project(&self, i: usize) -> PathBuf {
+        self.root.join("projects").join(format!("project-{:02}", i % 16))
+    }
+
+    fn hook_input(&self, i: usize, source: &str) -> Vec<u8> {
+        let cwd = self.project(i);
+        hook_json(&self.ids[i], &self.transcript_of(&self.ids[i], &cwd), &cwd, source)
+    }
+
+    fn run(self) -> String {
+        eprintln!("clawsess bench: temp dir on {}", fs_type(&self.root));
+        let throughput = self.populate();
+        let sessions_listed = self.list_ids().0;
+        let (small, big) = self.transcripts();
+        let run_session = self.prepare_run();
+        let mut fast = self.fast_cases(&small, &big, &run_session);
+        self.time_round_robin(&mut fast, self.plan.rounds);
+        let mut slow = vec![Case {
+            name: format!("`list --json` ({} sessions)", self.plan.sessions),
+            make: Box::new(|_| Spec { cmd: self.clawsess(["list", "--json"]), stdin: None }),
+            samples: Vec::new(),
+            rss_kb: Vec::new(),
+        }];
+        self.time_round_robin(&mut slow, self.plan.list_runs);
+        let _ = fs::remove_file(&big); // 1 GiB: do not wait for the temp dir's cleanup
+        let rows = fast
+            .into_iter()
+            .chain(slow)
+            .map(|c| {
+                let mut stats = Stats::of(&c.samples);
+                stats.max_rss_kb = c.rss_kb.iter().copied().max().unwrap_or(0);
+                (c.name, stats)
+            })
+            .collect();
+        let results = Results { rows, throughput, sessions_listed };
+        if std::env::var_os("CLAWSESS_BENCH_KEEP").is_some() {
+            let kept = self._tmp.keep();
+            eprintln!("clawsess bench: kept the state in {}", kept.display());
+        }
+        report(&self.plan, &results, &self.root)
+    }
+
+    /// The throughput case, which also records the sessions every other case runs against:
+    /// every session goes through the real session-start hook, from parallel writers.
+    fn populate(&self) -> Throughput {
+        eprintln!(
+            "clawsess bench: recording {} sessions with {} parallel hook writers...",
+            self.plan.sessions, self.plan.writers
+        );
+        // Each session has a small transcript, as it would (list looks for it).
+        let small = transcript_bytes(2 * 1024, 2, "seed");
+        for (i, id) in self.ids.iter().enumerate() {
+            let path = self.transcript_of(id, &self.project(i));
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, &small).unwrap();
+            fs::create_dir_all(self.project(i)).unwrap();
+        }
+        let writers = self.plan.writers;
+        let start = Instant::now();
+        let per_writer: Vec<Vec<(Duration, Option<String>)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..writers)
+                .map(|w| {
+                    s.spawn(move || {
+                        (w..self.ids.len())
+                            .step_by(writers)
+                            .map(|i| {
+                                let spec = self.hook("session-start", self.hook_input(i, "startup"));
+                                let start = Instant::now();
+                                let failed = try_measure(spec, Spawn::Spawn).err();
+                                (start.elapsed(), failed)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let wall = start.elapsed();
+        let runs: Vec<_> = per_writer.into_iter().flatten().collect();
+        let errors: Vec<&String> = runs.iter().filter_map(|(_, e)| e.as_ref()).collect();
+        let failed = errors.len();
+        let latency: Vec<Sample> =
+            runs.iter().map(|(wall, _)| Sample { wall: *wall, maxrss_kb: 0 }).collect();
+        let (listed, found) = self.list_ids();
+        let lost = self.ids.len() - found;
+        if lost > 0 || failed > 0 {
+            eprintln!(
+                "clawsess bench: {lost} sessions lost, {failed} hooks failed, the first: {}",
+                errors.first().map_or("", |e| e.as_str())
+            );
+            self.repair();
+        }
+        Throughput {
+            hooks: runs.len(),
+            writers,
+            wall,
+            latency_max_ms: latency.iter().map(|s| s.wall.as_secs_f64() * 1e3).fold(0.0, f64::max),
+            latency: Stats::of(&latency),
+            lost,
+            failed,
+            listed,
+        }
+    }
+
+    /// Records, one at a time, the sessions the parallel writers lost, so that every other
+    /// case still runs at the full count.
+    fn repair(&self) {
+        for i in 0..self.ids.len() {
+            let record = self.state.join("sessions").join(format!("{}.json", self.ids[i]));
+            if !record.exists() {
+                let spec = self.hook("session-start", self.hook_input(i, "startup"));
+                measure(spec, "hook session-start (repair)", Spawn::Spawn);
+            }
+        }
+        let (listed, found) = self.list_ids();
+        assert!(
+            listed == self.ids.len() && found == listed,
+            "after repair `list --json` has {listed} entries, {found} of the recorded ids"
+        );
+    }
+
+    /// How many entries `list --json` has, and how many of them are distinct ids this
+    /// benchmark recorded. The check runs in a child (this executable, as `check-list`) so
+    /// that parsing megabytes of JSON does not raise this process's peak RSS.
+    fn list_ids(&self) -> (usize, usize) {
+        let ids_file = self.root.join("ids.txt");
+        fs::write(&ids_file, self.ids.join("\n")).unwrap();
+        let mut list = self.clawsess(["list", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
+        let mut check = Command::new(std::env::current_exe().unwrap());
+        check
+            .env(ROLE_ENV, "check-list")
+            .env("CLAWSESS_BENCH_IDS", &ids_file)
+            .stdin(list.stdout.take().unwrap());
+        let out = check.output().unwrap();
+        assert!(list.wait().unwrap().success(), "list --json failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let counts: Vec<usize> = text.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+        match counts[..] {
+            [listed, found] if out.status.success() => (listed, found),
+            _ => panic!("could not check `list --json`: {text}{}", String::from_utf8_lossy(&out.stderr)),
+        }
+    }
+
+    /// The 2 KB and the big transcript `show` reads, each given to a recorded session (a
+    /// resume of it, so the count stays).
+    fn transcripts(&self) -> (String, PathBuf) {
+        let (small_id, big_id) = (&self.ids[1], &self.ids[2]);
+        let small_path = self.root.join("small.jsonl");
+        fs::write(&small_path, transcript_bytes(2 * 1024, 2, small_id)).unwrap();
+        let big_path = self.root.join("big.jsonl");
+        let need = self.plan.big_transcript + (256 << 20);
+        let free = free_bytes(&self.root);
+        assert!(
+            free > need,
+            "the big transcript needs {} MiB free in the temp dir, there are {} MiB \
+             (set TMPDIR to a roomier place)",
+            need >> 20,
+            free >> 20
+        );
+        eprintln!("clawsess bench: writing a {} MiB transcript...", self.plan.big_transcript >> 20);
+        write_transcript(&big_path, self.plan.big_transcript, 4, big_id);
+        for (i, path) in [(1, &small_path), (2, &big_path)] {
+            let cwd = self.project(i);
+            let input = hook_json(&self.ids[i], path, &cwd, "resume");
+            measure(self.hook("session-start", input), "hook session-start", Spawn::Spawn);
+        }
+        for id in [small_id, big_id] {
+            let out = self.clawsess(["show", id, "-n", "3"]).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && text.matches("── ").count() == 3,
+                "show {id} -n 3 did not print 3 messages: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        (small_id.clone(), big_path)
+    }
+
+    /// The first `run` of a key starts its session (the stand-in writes its transcript, as
+    /// claude does); the timed runs then resume it, like a bot's every message.
+    fn prepare_run(&self) -> String {
+        let out = self.run_cmd().stdin(Stdio::null()).output().expect("could not start clawsess run");
+        assert!(
+            out.status.success() && out.stdout == b"ok\n",
+            "run through the stand-in claude failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = self.clawsess(["current", "--key", "bench:run"]).output().unwrap();
+        assert!(out.status.success(), "run recorded no own session");
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        // Bots attach too: `current` and `attach` then have a key file to read.
+        let ok = self.clawsess(["attach", &self.ids[3], "--key", "bench:current"]).output().unwrap();
+        assert!(ok.status.success(), "attach failed");
+        id
+    }
+
+    fn run_cmd(&self) -> Command {
+        let mut cmd = self.clawsess(["run", "--key", "bench:run", "--claude"]);
+        cmd.arg(std::env::current_exe().unwrap()).args(["--", "hello"]).env(ROLE_ENV, "claude");
+        cmd
+    }
+
+    fn fast_cases<'a>(&'a self, small: &'a str, big: &'a Path, run_session: &'a str) -> Vec<Case<'a>> {
+        let n = self.plan.sessions;
+        let case =
+            |name: String, make: MakeSpec<'a>| Case { name, make, samples: Vec::new(), rss_kb: Vec::new() };
+        let plain = |args: Vec<String>| -> MakeSpec<'a> {
+            Box::new(move |_| Spec { cmd: self.clawsess(&args), stdin: None })
+        };
+        // Hook cases start and end sessions among the recorded ones (so the count stays);
+        // prompt-submit and stop take turns on one session, as a person's prompts do.
+        let cycled = move |round: usize| 10 + round % (n - 10);
+        let prompted = 4;
+        let seed_out = self.root.join("seed-session-id");
+        let big_id = self.ids[2].clone();
+        let prefix = unique_prefix(&self.ids, 5);
+        let mut cases = vec![case(
+            format!("`{FLOOR}` (floor: spawn + exec + wait)"),
+            Box::new(move |_| Spec {
+                cmd: Command::new(FLOOR),
+                stdin: Some(self.hook_input(prompted, "startup")),
+            }),
+        )];
+        if which("jq") {
+            cases.push(case(
+                "seed hook `sh -c 'jq -r .session_id > FILE'`".into(),
+                Box::new(move |_| {
+                    let mut cmd = Command::new("sh");
+                    self.env(&mut cmd);
+                    cmd.arg("-c").arg("jq -r .session_id > \"$1\"").arg("sh").arg(&seed_out);
+                    Spec { cmd, stdin: Some(self.hook_input(prompted, "startup")) }
+                }),
+            ));
+        } else {
+            eprintln!("clawsess bench: jq not found; the seed hook is left out");
+        }
+        cases.extend([
+            case(
+                format!("`hook session-start` ({n} sessions)"),
+                Box::new(move |r| self.hook("session-start", self.hook_input(cycled(r), "startup"))),
+            ),
+            case(
+                "`hook prompt-submit`".into(),
+                Box::new(move |_| self.hook("prompt-submit", self.hook_input(prompted, "startup"))),
+            ),
+            case(
+                "`hook stop`".into(),
+                Box::new(move |_| self.hook("stop", self.hook_input(prompted, "startup"))),
+            ),
+            case(
+                "`hook session-end`".into(),
+                Box::new(move |r| self.hook("session-end", self.hook_input(cycled(r), "startup"))),
+            ),
+            case(
+                format!("`current --key K` ({n} sessions)"),
+                plain(vec!["current".into(), "--key".into(), "bench:current".into()]),
+            ),
+            case(
+                format!("`attach ID --key K` ({n} sessions)"),
+                plain(vec!["attach".into(), self.ids[3].clone(), "--key".into(), "bench:attach".into()]),
+            ),
+            case(
+                format!("`attach PREFIX --key K` ({n} sessions, {}-char prefix)", prefix.len()),
+                plain(vec!["attach".into(), prefix, "--key".into(), "bench:attach".into()]),
+            ),
+            case(
+                "`show ID -n 3`, 2 KB transcript".into(),
+                plain(vec!["show".into(), small.to_owned(), "-n".into(), "3".into()]),
+            ),
+            case(
+                format!("`show ID -n 3`, {} transcript", human_bytes(fs::metadata(big).unwrap().len())),
+                plain(vec!["show".into(), big_id, "-n".into(), "3".into()]),
+            ),
+            case(
+                "stand-in `claude -p` called directly".into(),
+                Box::new(move |_| {
+                    let mut cmd = Command::new(std::env::current_exe().unwrap());
+                    self.env(&mut cmd);
+                    cmd.env(ROLE_ENV, "claude").args([
+                        "-p",
+                        "--output-format",
+                        "json",
+                        "--resume",
+                        run_session,
+                    ]);
+                    Spec { cmd, stdin: Some(b"hello".to_vec()) }
+                }),
+            ),
+            case(
+                "`run --key K -- hello` → stand-in".into(),
+                Box::new(move |_| Spec { cmd: self.run_cmd(), stdin: None }),
+            ),
+        ]);
+        cases
+    }
+
+    /// Times `rounds` runs of each case, interleaved, then forks a few more for peak RSS.
+    fn time_round_robin(&self, cases: &mut [Case<'_>], rounds: usize) {
+        eprintln!("clawsess bench: timing {} case(s), {rounds} rounds...", cases.len());
+        for round in 0..rounds {
+            for case in cases.iter_mut() {
+                let sample = measure((case.make)(round), &case.name, Spawn::Spawn);
+                case.samples.push(sample);
+            }
+        }
+        for round in rounds..rounds + RSS_RUNS {
+            for case in cases.iter_mut() {
+                let sample = measure((case.make)(round), &case.name, Spawn::Fork);
+                case.rss_kb.push(sample.maxrss_kb);
+            }
+        }
+    }
+}
+
+// Small helpers
+
+fn binary() -> PathBuf {
+    std::env::var_os(BIN_ENV).map_or_else(|| PathBuf::from(CLAWSESS), PathBuf::from)
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+fn free_bytes(dir: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a zeroed statvfs is a valid out-parameter; path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return u64::MAX;
+    }
+    st.f_bavail as u64 * st.f_frsize as u64
+}
