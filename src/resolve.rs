@@ -97,7 +97,7 @@ pub fn most_recent_person_session(store: &Store) -> Result<Option<SessionId>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Attachment, COMMAND_LOCK_WAIT, FORMAT, KeyState, SessionRecord};
+    use crate::store::{Attachment, COMMAND_LOCK_WAIT, KeyState, SessionRecord};
 
     fn id(s: &str) -> SessionId {
         SessionId::parse(s).unwrap()
