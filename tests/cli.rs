@@ -428,6 +428,7 @@ fn run_starts_a_session_for_a_new_key_and_resumes_it_next_time() {
     assert_eq!(list[0]["started_by"], "run");
     assert_eq!(list[0]["run_turns"], 2);
     assert_eq!(list[0]["own_session_of"], serde_json::json!(["telegram:7"]));
+    assert!(!w.state().join("turns").exists(), "no terminal is open: no catch-up log to keep");
 }
 
 #[test]
@@ -913,6 +914,7 @@ fn a_reply_is_printed_even_when_recording_the_turn_fails() {
     w.run(&["--key", "k", "one"]).assert().success();
     let id = w.current("k");
     let turns = w.state().join("turns").join(format!("{id}.json"));
+    fs::create_dir_all(turns.parent().unwrap()).unwrap();
     fs::write(&turns, "{broken").unwrap();
     let out = w.run(&["--key", "k", "--json", "two"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));

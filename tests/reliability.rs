@@ -1068,6 +1068,11 @@ fn full_state() -> Full {
     let (s1, s2) = (sid(1), sid(2));
     env.start(&s1);
     env.start(&s2);
+    // A terminal open on S1 (this test process stands in for its claude), so that runs log
+    // their turns for its catch-up.
+    let mut hook = env.cmd(&["hook", "session-start"]);
+    hook.env("CLAUDE_PID", std::process::id().to_string());
+    assert!(output(hook, Some(&env.start_input(&s1))).ok());
     for args in [
         vec!["attach", s1.as_str(), "--key", "k"],
         vec!["attach", s2.as_str()],

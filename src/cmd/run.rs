@@ -5,7 +5,6 @@ use std::io::{IsTerminal, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -277,7 +276,8 @@ impl cli::Run {
         rec.run_turns += 1;
         tx.put_session(&rec)?;
 
-        let mut state = tx.key_state(key)?.unwrap_or_else(|| KeyState::new(key.clone()));
+        let before = tx.key_state(key)?;
+        let mut state = before.clone().unwrap_or_else(|| KeyState::new(key.clone()));
         let gone = target.replaced.as_ref();
         if gone.is_some() && state.attached.as_ref().map(|a| &a.session) == gone {
             state.attached = None;
@@ -286,18 +286,26 @@ impl cli::Run {
             eprintln!("clawsess: {key} was attached to another session; --new detached it");
         }
         let becomes_own = self.new || (self.session.is_none() && state.attached.is_none());
-        if becomes_own {
+        if becomes_own && state.own.as_ref() != Some(session) {
             state.own = Some(session.clone());
             state.own_at = now;
         }
-        tx.put_key_state(&state)?;
+        // Most turns change nothing here: spare the write (and its fsyncs).
+        let unchanged =
+            before.as_ref().map_or(state.is_empty(), |b| b.attached == state.attached && b.own == state.own);
+        if !unchanged {
+            tx.put_key_state(&state)?;
+        }
         if let (Some(gone), Some(global)) = (gone, tx.global()?)
             && global.session == *gone
         {
             tx.set_global(None)?;
             eprintln!("clawsess: removed the global attachment to {} (its transcript is gone)", gone.short());
         }
-        turn::log_surface_turn(&tx, session, key.as_str(), prompt, reply)
+        if turn::watched_by_terminal(&tx, &rec)? {
+            turn::log_surface_turn(&tx, session, key.as_str(), prompt, reply)?;
+        }
+        Ok(())
     }
 }
 
@@ -355,33 +363,57 @@ fn run_claude(
             Ok(())
         });
     }
-    let signals = [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP];
-    let mut watcher = signal_hook::iterator::Signals::new(signals).context("could not watch signals")?;
-    let handle = watcher.handle();
-    let mut child = cmd.spawn().with_context(|| format!("could not run {}", claude.display()))?;
-    lock.set_child(child.id())?;
-    let child_pid = child.id() as libc::pid_t;
-    let caught = Arc::new(AtomicI32::new(0));
-    let caught_in = Arc::clone(&caught);
-    let forwarder = std::thread::spawn(move || {
-        if let Some(sig) = watcher.forever().next() {
-            caught_in.store(sig, Ordering::SeqCst);
-            // SAFETY: signalling our own child, which we have not reaped yet.
-            unsafe { libc::kill(child_pid, libc::SIGTERM) };
+    // Forward SIGTERM, SIGINT and SIGHUP to the child as SIGTERM. A plain handler (atomics
+    // and kill(2), both async-signal-safe) rather than a watcher thread: run is a hot path.
+    static CHILD: AtomicI32 = AtomicI32::new(0);
+    static CAUGHT: AtomicI32 = AtomicI32::new(0);
+    let mut handlers = Vec::new();
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: the handler only touches atomics and calls kill(2).
+        let id = unsafe {
+            signal_hook::low_level::register(sig, move || {
+                CAUGHT.store(sig, Ordering::SeqCst);
+                let pid = CHILD.load(Ordering::SeqCst);
+                if pid > 0 {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            })
         }
-    });
+        .context("could not watch signals")?;
+        handlers.push(id);
+    }
+    let mut child = cmd.spawn().with_context(|| format!("could not run {}", claude.display()))?;
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    if CAUGHT.load(Ordering::SeqCst) != 0 {
+        // SAFETY: our own child, not reaped yet.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    }
+    lock.set_child(child.id())?;
     let mut stdin = child.stdin.take().expect("piped stdin");
-    let prompt = prompt.to_owned();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(prompt.as_bytes()); // claude may exit without reading it
-    });
+    // A prompt that fits the pipe buffer is written at once; a longer one from a thread, as
+    // claude may start writing before it has read it all. Claude may also exit without
+    // reading: a broken pipe is not our error.
+    let writer = if prompt.len() <= 60_000 {
+        let _ = stdin.write_all(prompt.as_bytes());
+        drop(stdin);
+        None
+    } else {
+        let prompt = prompt.to_owned();
+        Some(std::thread::spawn(move || {
+            let _ = stdin.write_all(prompt.as_bytes());
+        }))
+    };
     let mut stdout = Vec::new();
     child.stdout.take().expect("piped stdout").read_to_end(&mut stdout)?;
     let status = child.wait()?;
-    handle.close();
-    let _ = forwarder.join();
-    let _ = writer.join();
-    let sig = caught.load(Ordering::SeqCst);
+    CHILD.store(0, Ordering::SeqCst);
+    for id in handlers {
+        signal_hook::low_level::unregister(id);
+    }
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    let sig = CAUGHT.swap(0, Ordering::SeqCst);
     if sig != 0 {
         bail!("stopped by signal {sig}; claude was stopped too, and the session is free");
     }

@@ -22,25 +22,47 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("could not create {}", dir.display()))
 }
 
+/// How much a write must survive. Every write is atomic (temp file and rename), so a killed
+/// process leaves the old or the new content; these say what survives a power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The file's content and its rename (fsync of the file, then of the dir).
+    Full,
+    /// The content, not the rename: for indexes that can be rebuilt (`recent.json`).
+    FileOnly,
+    /// Neither: for markers that mean nothing after a reboot (a terminal turn in progress).
+    Volatile,
+}
+
 /// Replaces `path` with `bytes` so that a reader, or a crash at any instant, sees either the
 /// old or the new content, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_mode(path, bytes, 0o600)
+    write_atomic_with(path, bytes, 0o600, Durability::Full)
 }
 
 /// `write_atomic` with another mode than 0600 (for files of Claude Code's, which keep theirs).
 pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_atomic_with(path, bytes, mode, Durability::Full)
+}
+
+/// `write_atomic` with a mode and a durability.
+pub fn write_atomic_with(path: &Path, bytes: &[u8], mode: u32, durability: Durability) -> Result<()> {
     let dir = path.parent().context("state file has no parent dir")?;
     let tmp = temp_path(path);
     let result = (|| -> io::Result<()> {
         let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         file.write_all(bytes)?;
         // Errors of the last write only show at close, which Drop ignores: sync first.
-        file.sync_all()?;
+        if durability != Durability::Volatile {
+            file.sync_all()?;
+        }
         drop(file);
         fs::rename(&tmp, path)?;
         // The rename itself is only durable once the directory is.
-        File::open(dir)?.sync_all()
+        if durability == Durability::Full {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if let Err(err) = result {
         let _ = fs::remove_file(&tmp);
@@ -61,15 +83,15 @@ fn rand_u32() -> u32 {
 }
 
 /// Serializes `value` and writes it with `write_atomic`.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub fn write_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value)?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    write_atomic_with(path, &bytes, 0o600, durability)
 }
 
 /// Reads a JSON state file; `None` when it does not exist. A file that does not parse is an
 /// error naming it, and is left as it is.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+pub fn read_json<T: DeserializeOwned + Versioned>(path: &Path) -> Result<Option<T>> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -78,32 +100,42 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     parse_json(path, &bytes).map(Some)
 }
 
-/// Parses the bytes of the state file `path`, checking its format version.
-pub fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+/// A state file's format version (its `"v"`).
+pub trait Versioned {
+    fn version(&self) -> Option<u32>;
+}
+
+impl Versioned for serde_json::Value {
+    fn version(&self) -> Option<u32> {
+        self.get("v").and_then(serde_json::Value::as_u64).and_then(|v| u32::try_from(v).ok())
+    }
+}
+
+/// Parses the bytes of the state file `path` (once: this is on every hot path), then checks
+/// its format version. Only when that fails is the version looked at alone, to tell a file
+/// from a newer clawsess from a broken one.
+pub fn parse_json<T: DeserializeOwned + Versioned>(path: &Path, bytes: &[u8]) -> Result<T> {
     #[derive(serde::Deserialize)]
-    struct Versioned {
+    struct Probe {
         v: Option<u32>,
     }
-    let corrupt = || {
-        format!(
-            "{} is not a valid clawsess state file; it was left untouched (see `clawsess doctor`)",
-            path.display()
-        )
+    let (version, err) = match serde_json::from_slice::<T>(bytes) {
+        Ok(value) if value.version() == Some(super::FORMAT) => return Ok(value),
+        Ok(value) => (value.version(), anyhow::anyhow!("missing or unknown format version")),
+        Err(err) => (serde_json::from_slice::<Probe>(bytes).ok().and_then(|p| p.v), err.into()),
     };
-    let version: Versioned = serde_json::from_slice(bytes).with_context(corrupt)?;
-    match version.v {
-        Some(super::FORMAT) => {}
-        Some(v) if v > super::FORMAT => bail!(
+    if let Some(v) = version.filter(|&v| v > super::FORMAT) {
+        bail!(
             "{} was written by a newer clawsess (state format {v}, this one knows {}); \
              upgrade clawsess, it was left untouched",
             path.display(),
             super::FORMAT
-        ),
-        _ => {
-            return Err(anyhow::anyhow!("missing or unknown format version")).with_context(corrupt);
-        }
+        );
     }
-    serde_json::from_slice(bytes).with_context(corrupt)
+    Err(err.context(format!(
+        "{} is not a valid clawsess state file; it was left untouched (see `clawsess doctor`)",
+        path.display()
+    )))
 }
 
 /// Removes `path`; a file that is already gone is fine.

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub use files::{
-    TMP_SUFFIX, create_private_dir, parse_json, read_json, remove_if_exists, write_atomic, write_atomic_mode,
-    write_json,
+    Durability, TMP_SUFFIX, Versioned, create_private_dir, parse_json, read_json, remove_if_exists,
+    write_atomic, write_atomic_mode, write_json,
 };
 pub use lock::{Acquired, lock_until, open_lock_file};
 pub use records::*;
@@ -145,6 +145,22 @@ impl Store {
         Ok((good, bad))
     }
 
+    /// Sessions that have a run lock file (ever ran through `run`) or a busy marker: the
+    /// only ones that can be busy, found with two directory reads.
+    pub fn maybe_busy(&self) -> std::collections::BTreeSet<SessionId> {
+        let mut ids = std::collections::BTreeSet::new();
+        for (dir, suffix) in [("run", ".lock"), ("busy", ".json")] {
+            let Ok(entries) = std::fs::read_dir(self.dir.join(dir)) else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let id =
+                    name.to_str().and_then(|n| n.strip_suffix(suffix)).and_then(|s| SessionId::parse(s).ok());
+                ids.extend(id);
+            }
+        }
+        ids
+    }
+
     pub fn key_state(&self, key: &Key) -> Result<Option<KeyState>> {
         let path = self.key_path(key);
         let state: Option<KeyState> = read_json(&path)?;
@@ -205,7 +221,8 @@ impl Store {
         self.busy(id)?;
         let path = self.busy_path(id);
         create_private_dir(path.parent().expect("busy/ dir"))?;
-        write_json(&path, marker)
+        // Meaningless after a reboot (its terminal is gone): no fsync.
+        write_json(&path, marker, Durability::Volatile)
     }
 
     pub fn clear_busy(&self, id: &SessionId) -> Result<bool> {
@@ -245,8 +262,12 @@ impl std::ops::Deref for Locked<'_> {
 
 impl Locked<'_> {
     fn write<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        self.write_with(path, value, Durability::Full)
+    }
+
+    fn write_with<T: serde::Serialize>(&self, path: &Path, value: &T, durability: Durability) -> Result<()> {
         create_private_dir(path.parent().expect("state files live in a dir"))?;
-        write_json(path, value)
+        write_json(path, value, durability)
     }
 
     pub fn put_session(&self, rec: &SessionRecord) -> Result<()> {
@@ -293,7 +314,8 @@ impl Locked<'_> {
         sessions.retain(|e| e.id != *id);
         sessions.insert(0, RecentEntry { id: id.clone(), at, by });
         sessions.truncate(RECENT_MAX);
-        self.write(&self.recent_path(), &Recent { v: FORMAT, sessions })
+        // An index of the records: after a power loss it may lag, never break.
+        self.write_with(&self.recent_path(), &Recent { v: FORMAT, sessions }, Durability::FileOnly)
     }
 
     pub fn remove_recent(&self, id: &SessionId) -> Result<()> {
@@ -303,7 +325,8 @@ impl Locked<'_> {
         if sessions.len() == before {
             return Ok(());
         }
-        self.write(&self.recent_path(), &Recent { v: FORMAT, sessions })
+        // An index of the records: after a power loss it may lag, never break.
+        self.write_with(&self.recent_path(), &Recent { v: FORMAT, sessions }, Durability::FileOnly)
     }
 
     pub fn put_turn_log(&self, id: &SessionId, log: &TurnLog) -> Result<()> {

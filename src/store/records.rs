@@ -72,7 +72,7 @@ pub struct Attachment {
 }
 
 /// One surface key: `keys/<hash>.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyState {
     pub v: u32,
     pub key: Key,
@@ -173,3 +173,15 @@ pub struct SurfaceTurn {
 
 /// How many surface turns a session's log keeps.
 pub const TURN_LOG_MAX: usize = 20;
+
+macro_rules! versioned {
+    ($($t:ty),*) => {$(
+        impl super::files::Versioned for $t {
+            fn version(&self) -> Option<u32> {
+                Some(self.v)
+            }
+        }
+    )*};
+}
+
+versioned!(SessionRecord, KeyState, GlobalState, NameEntry, Recent, BusyMarker, TurnLog);
