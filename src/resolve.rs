@@ -76,22 +76,29 @@ pub fn find_session(store: &Store, arg: &str) -> Result<SessionId> {
     }
 }
 
-/// The session a person started most recently whose transcript still exists: what `attach`
+/// The person's session active most recently whose transcript still exists: what `attach`
 /// picks when given nothing. Sessions `run` started are not it, and neither is a throw-away
 /// id some Claude Code versions announce on resume (its transcript never appears).
+///
+/// Records are visited newest file first; among those written within a second of the first
+/// match (file times are coarse), the latest `last_seen` wins.
 pub fn most_recent_person_session(store: &Store) -> Result<Option<SessionId>> {
-    for entry in store.recent()? {
-        if entry.by == Starter::Run {
+    let mut best: Option<(u64, SessionId)> = None;
+    let mut horizon = None;
+    for (modified, id) in store.sessions_by_mtime()? {
+        if horizon.is_some_and(|h| modified < h) {
+            break;
+        }
+        let Some(rec) = store.session(&id)? else { continue };
+        if rec.started_by == Starter::Run || !rec.transcript.is_file() {
             continue;
         }
-        if let Some(rec) = store.session(&entry.id)?
-            && rec.started_by != Starter::Run
-            && rec.transcript.is_file()
-        {
-            return Ok(Some(rec.id));
+        horizon.get_or_insert(modified - std::time::Duration::from_secs(1));
+        if best.as_ref().is_none_or(|(seen, _)| rec.last_seen > *seen) {
+            best = Some((rec.last_seen, rec.id));
         }
     }
-    Ok(None)
+    Ok(best.map(|(_, id)| id))
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ fn check_state(r: &mut Report, store: &Store) {
             "NFS: advisory locks may not work there; set CLAWSESS_HOME to a local dir",
         );
     }
-    let mut files = vec![dir.join("global.json"), dir.join("recent.json")];
+    let mut files = vec![dir.join("global.json")];
     for sub in store.subdirs() {
         if let Ok(entries) = std::fs::read_dir(&sub) {
             files.extend(

@@ -14,7 +14,7 @@ use crate::claude;
 use crate::cli::Hook;
 use crate::exit;
 use crate::ident::SessionId;
-use crate::store::{HOOK_LOCK_WAIT, SESSION_END_LOCK_WAIT, SessionRecord, Starter, Store, now_ms};
+use crate::store::{HOOK_LOCK_WAIT, SessionRecord, Starter, Store, now_ms};
 use crate::turn::{self, TerminalTurn};
 
 /// Largest hook input read; Claude Code's are a few hundred bytes plus the prompt.
@@ -157,9 +157,6 @@ fn session_start(store: &Store, id: &SessionId, input: &HookInput, pid: Option<u
         ..rec
     };
     tx.put_session(&rec)?;
-    if !by_run {
-        tx.push_recent(id, now, rec.started_by)?;
-    }
     drop(tx);
     if !by_run && let Some(pid) = pid {
         turn::mark_seen(store, id, pid)?;
@@ -209,21 +206,13 @@ fn touch(store: &Store, id: &SessionId) -> Result<()> {
     Ok(())
 }
 
+/// The terminal is gone: its turn, if any, is over. The record is left as it is: whether a
+/// terminal is live is `terminal_pid`'s process being alive, and SessionEnd hooks share a
+/// 1.5 s budget, so no store lock here.
 fn session_end(store: &Store, id: &SessionId, pid: Option<u32>) -> Result<u8> {
     if turn::run_child_of(store, id).is_some() {
         return Ok(exit::OK);
     }
     turn::end_terminal_turn(store, id, pid)?;
-    let Some(rec) = store.session(id)? else {
-        return Ok(exit::OK);
-    };
-    if rec.terminal_pid.is_some() && rec.terminal_pid == pid {
-        let tx = store.lock(SESSION_END_LOCK_WAIT)?;
-        if let Some(mut rec) = tx.session(id)? {
-            rec.terminal_pid = None;
-            rec.last_seen = now_ms();
-            tx.put_session(&rec)?;
-        }
-    }
     Ok(exit::OK)
 }

@@ -38,7 +38,6 @@ impl Run for Prune {
                 tx.remove_name(name)?;
             }
             tx.remove_session(&rec.id)?;
-            tx.remove_recent(&rec.id)?;
             tx.clear_busy(&rec.id)?;
         }
         let mut keys = 0;

@@ -28,8 +28,6 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
 pub enum Durability {
     /// The file's content and its rename (fsync of the file, then of the dir).
     Full,
-    /// The content, not the rename: for indexes that can be rebuilt (`recent.json`).
-    FileOnly,
     /// Neither: for markers that mean nothing after a reboot (a terminal turn in progress).
     Volatile,
 }

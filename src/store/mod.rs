@@ -7,7 +7,6 @@
 //!   keys/<hash>.json      per surface key: attachment and own session
 //!   names/<hash>.json     name -> session
 //!   global.json           the global attachment
-//!   recent.json           the last sessions started, newest first
 //!   turns/<id>.json       turns other surfaces added (catch-up for terminals)
 //!   busy/<id>.json        a terminal turn in progress
 //!   run/<id>.lock         held by `run` for a whole turn; holds who and since when
@@ -41,8 +40,6 @@ pub const FORMAT: u32 = 1;
 /// How long hooks wait for the store lock: Claude Code is waiting on them (our hooks'
 /// timeout is 10 s), and a burst of starts must all land.
 pub const HOOK_LOCK_WAIT: Duration = Duration::from_secs(5);
-/// SessionEnd hooks share a 1.5 s budget.
-pub const SESSION_END_LOCK_WAIT: Duration = Duration::from_millis(1000);
 /// How long commands wait for the store lock.
 pub const COMMAND_LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -86,10 +83,6 @@ impl Store {
 
     fn global_path(&self) -> PathBuf {
         self.dir.join("global.json")
-    }
-
-    fn recent_path(&self) -> PathBuf {
-        self.dir.join("recent.json")
     }
 
     fn turns_path(&self, id: &SessionId) -> PathBuf {
@@ -143,6 +136,20 @@ impl Store {
             }
         }
         Ok((good, bad))
+    }
+
+    /// Recorded sessions, the most recently written record first (for `attach`'s default:
+    /// a directory read and a stat per session, no record parsed).
+    pub fn sessions_by_mtime(&self) -> Result<Vec<(std::time::SystemTime, SessionId)>> {
+        let mut out = Vec::new();
+        for (stem, path) in files::json_files(&self.dir.join("sessions"))? {
+            let Ok(id) = SessionId::parse(&stem) else { continue };
+            if let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+                out.push((modified, id));
+            }
+        }
+        out.sort_by(|a, b| b.cmp(a));
+        Ok(out)
     }
 
     /// Sessions that have a run lock file (ever ran through `run`) or a busy marker: the
@@ -200,10 +207,6 @@ impl Store {
         };
         let agrees = self.session(&entry.session)?.is_some_and(|rec| rec.name.as_ref() == Some(name));
         Ok(agrees.then_some(entry.session))
-    }
-
-    pub fn recent(&self) -> Result<Vec<RecentEntry>> {
-        Ok(read_json::<Recent>(&self.recent_path())?.map(|r| r.sessions).unwrap_or_default())
     }
 
     pub fn turn_log(&self, id: &SessionId) -> Result<Option<TurnLog>> {
@@ -305,30 +308,6 @@ impl Locked<'_> {
         remove_if_exists(&self.name_path(name)).map(drop)
     }
 
-    /// Puts `id` at the front of `recent.json`.
-    pub fn push_recent(&self, id: &SessionId, at: u64, by: Starter) -> Result<()> {
-        let mut sessions = self.recent()?;
-        if sessions.first().is_some_and(|e| e.id == *id && e.by == by) {
-            return Ok(()); // already the most recent: spare the write
-        }
-        sessions.retain(|e| e.id != *id);
-        sessions.insert(0, RecentEntry { id: id.clone(), at, by });
-        sessions.truncate(RECENT_MAX);
-        // An index of the records: after a power loss it may lag, never break.
-        self.write_with(&self.recent_path(), &Recent { v: FORMAT, sessions }, Durability::FileOnly)
-    }
-
-    pub fn remove_recent(&self, id: &SessionId) -> Result<()> {
-        let mut sessions = self.recent()?;
-        let before = sessions.len();
-        sessions.retain(|e| e.id != *id);
-        if sessions.len() == before {
-            return Ok(());
-        }
-        // An index of the records: after a power loss it may lag, never break.
-        self.write_with(&self.recent_path(), &Recent { v: FORMAT, sessions }, Durability::FileOnly)
-    }
-
     pub fn put_turn_log(&self, id: &SessionId, log: &TurnLog) -> Result<()> {
         self.write(&self.turns_path(id), log)
     }
@@ -374,13 +353,8 @@ mod tests {
         assert!(store.session(&id(1)).unwrap().is_none());
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
         tx.put_session(&record(&id(1))).unwrap();
-        tx.push_recent(&id(1), 5, Starter::Person).unwrap();
-        tx.push_recent(&id(2), 6, Starter::Run).unwrap();
-        tx.push_recent(&id(1), 7, Starter::Person).unwrap();
         drop(tx);
         assert_eq!(store.session(&id(1)).unwrap().unwrap().cwd, PathBuf::from("/p"));
-        let recent: Vec<_> = store.recent().unwrap().into_iter().map(|e| e.id).collect();
-        assert_eq!(recent, vec![id(1), id(2)]);
         assert_eq!(store.session_ids().unwrap(), vec![id(1)]);
     }
 

@@ -111,24 +111,6 @@ pub struct NameEntry {
     pub session: SessionId,
 }
 
-/// The sessions started most recently, newest first: `recent.json`. Keeps "the most recent
-/// session" a constant-time question however many sessions are recorded.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Recent {
-    pub v: u32,
-    pub sessions: Vec<RecentEntry>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RecentEntry {
-    pub id: SessionId,
-    pub at: u64,
-    pub by: Starter,
-}
-
-/// How many sessions `recent.json` remembers.
-pub const RECENT_MAX: usize = 64;
-
 /// A terminal turn in progress: `busy/<id>.json`, from UserPromptSubmit to Stop.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BusyMarker {
@@ -184,4 +166,4 @@ macro_rules! versioned {
     )*};
 }
 
-versioned!(SessionRecord, KeyState, GlobalState, NameEntry, Recent, BusyMarker, TurnLog);
+versioned!(SessionRecord, KeyState, GlobalState, NameEntry, BusyMarker, TurnLog);
