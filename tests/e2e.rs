@@ -16,36 +16,18 @@ struct E2e {
     home: ClaudeHome,
 }
 
+impl std::ops::Deref for E2e {
+    type Target = ClaudeHome;
+    fn deref(&self) -> &ClaudeHome {
+        &self.home
+    }
+}
+
 impl E2e {
     fn new() -> Self {
         let home = ClaudeHome::new();
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_clawsess"), home.bin_dir().join("clawsess")).unwrap();
-        let e = Self { home };
-        let out = e.clawsess(&["install"]);
-        assert!(out.status.success(), "install: {}", String::from_utf8_lossy(&out.stderr));
-        e
-    }
-
-    fn clawsess_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawsess"));
-        self.home.apply_env(&mut cmd);
-        cmd.args(args).current_dir(self.home.home());
-        cmd
-    }
-
-    fn clawsess(&self, args: &[&str]) -> Output {
-        run_with_stdin(&mut self.clawsess_cmd(args), "", Duration::from_secs(120))
-    }
-
-    fn clawsess_ok(&self, args: &[&str]) -> String {
-        let out = self.clawsess(args);
-        assert!(out.status.success(), "clawsess {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn current(&self, key: &str) -> Option<String> {
-        let out = self.clawsess(&["current", "--key", key]);
-        out.status.success().then(|| String::from_utf8(out.stdout).unwrap().trim().to_owned())
+        home.install_clawsess();
+        Self { home }
     }
 
     fn list(&self) -> Vec<Value> {

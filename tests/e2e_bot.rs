@@ -7,7 +7,7 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -50,33 +50,20 @@ struct Env {
     state: PathBuf,
 }
 
+impl std::ops::Deref for Env {
+    type Target = ClaudeHome;
+    fn deref(&self) -> &ClaudeHome {
+        &self.home
+    }
+}
+
 impl Env {
     fn new() -> Self {
         let home = ClaudeHome::new();
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_clawsess"), home.bin_dir().join("clawsess")).unwrap();
+        home.install_clawsess();
         let project = home.project("bot");
         let state = home.home().join("bot-state").join("state.json");
-        let e = Self { home, tg: StandInTelegram::start(TOKEN), project, state };
-        e.clawsess_ok(&["install"]);
-        e
-    }
-
-    fn clawsess(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawsess"));
-        self.home.apply_env(&mut cmd);
-        cmd.args(args).current_dir(self.home.home());
-        run_with_stdin(&mut cmd, "", Duration::from_secs(120))
-    }
-
-    fn clawsess_ok(&self, args: &[&str]) -> String {
-        let out = self.clawsess(args);
-        assert!(out.status.success(), "clawsess {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn current(&self, key: &str) -> Option<String> {
-        let out = self.clawsess(&["current", "--key", key]);
-        out.status.success().then(|| String::from_utf8(out.stdout).unwrap().trim().to_owned())
+        Self { home, tg: StandInTelegram::start(TOKEN), project, state }
     }
 
     /// Starts the bot with this env plus `extra` variables.

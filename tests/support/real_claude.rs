@@ -441,6 +441,43 @@ impl ClaudeHome {
     }
 }
 
+/// clawsess in a [`ClaudeHome`]: the binary under test, run with that home's environment.
+impl ClaudeHome {
+    /// Puts the clawsess under test on PATH (`HOME/bin`) and runs `clawsess install`, as
+    /// `./install.sh` would.
+    pub fn install_clawsess(&self) {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_clawsess"), self.bin_dir().join("clawsess"))
+            .expect("symlink ~/bin/clawsess");
+        self.clawsess_ok(&["install"]);
+    }
+
+    /// `clawsess ARGS` with this home's environment, run in HOME.
+    pub fn clawsess_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawsess"));
+        self.apply_env(&mut cmd);
+        cmd.args(args).current_dir(self.home());
+        cmd
+    }
+
+    /// Runs `clawsess ARGS` (empty stdin, 2 minutes at most).
+    pub fn clawsess(&self, args: &[&str]) -> Output {
+        run_with_stdin(&mut self.clawsess_cmd(args), "", Duration::from_secs(120))
+    }
+
+    /// Runs `clawsess ARGS`, asserts success, returns stdout.
+    pub fn clawsess_ok(&self, args: &[&str]) -> String {
+        let out = self.clawsess(args);
+        assert!(out.status.success(), "clawsess {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// `clawsess current --key KEY`, if it resolves.
+    pub fn current(&self, key: &str) -> Option<String> {
+        let out = self.clawsess(&["current", "--key", key]);
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
 impl Default for ClaudeHome {
     fn default() -> Self {
         Self::new()

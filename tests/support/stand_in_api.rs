@@ -20,13 +20,15 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+
+use super::loopback::{Loopback, Served};
 
 /// Longest `[sleep=MS]` honoured.
 const MAX_SLEEP_MS: u64 = 10 * 60 * 1000;
@@ -80,53 +82,43 @@ struct Shared {
 
 /// The stand-in server. Dropping it stops it.
 pub struct StandInApi {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    accept_thread: Option<thread::JoinHandle<()>>,
+    server: Loopback<Shared>,
+}
+
+impl Served for Shared {
+    fn stop_flag(&self) -> &AtomicBool {
+        &self.stop
+    }
+
+    fn serve(&self, stream: TcpStream) {
+        serve_connection(stream, self)
+    }
 }
 
 impl StandInApi {
     /// Binds 127.0.0.1 on a free port and serves on background threads.
     pub fn start() -> StandInApi {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("stand-in API: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("stand-in API: local_addr");
-        let shared = Arc::new(Shared {
+        let shared = Shared {
             stop: AtomicBool::new(false),
             seq: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             other_paths: Mutex::new(Vec::new()),
-        });
-        let sh = shared.clone();
-        let accept_thread = thread::Builder::new()
-            .name("stand-in-api-accept".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if sh.stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = conn else { continue };
-                    let sh = sh.clone();
-                    let _ = thread::Builder::new()
-                        .name("stand-in-api-conn".into())
-                        .spawn(move || serve_connection(stream, &sh));
-                }
-            })
-            .expect("stand-in API: spawn accept thread");
-        StandInApi { addr, shared, accept_thread: Some(accept_thread) }
+        };
+        StandInApi { server: Loopback::start("stand-in-api", shared) }
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash), for `ANTHROPIC_BASE_URL`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr
     }
 
     /// Every request to `/v1/messages` so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
-        self.shared.requests.lock().unwrap().clone()
+        self.server.shared.requests.lock().unwrap().clone()
     }
 
     /// Only the requests of the conversation itself (see [`is_main_turn`]).
@@ -136,13 +128,13 @@ impl StandInApi {
 
     /// Requests to any path other than `/v1/messages`, as `METHOD PATH`.
     pub fn other_requests(&self) -> Vec<String> {
-        self.shared.other_paths.lock().unwrap().clone()
+        self.server.shared.other_paths.lock().unwrap().clone()
     }
 
     /// Forgets what was recorded so far (the reply counter goes on).
     pub fn clear(&self) {
-        self.shared.requests.lock().unwrap().clear();
-        self.shared.other_paths.lock().unwrap().clear();
+        self.server.shared.requests.lock().unwrap().clear();
+        self.server.shared.other_paths.lock().unwrap().clear();
     }
 
     /// Waits until `pred` holds for the recorded requests, or `timeout` passes; returns
@@ -157,17 +149,6 @@ impl StandInApi {
                 return false;
             }
             thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for StandInApi {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept so the thread sees the flag.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(t) = self.accept_thread.take() {
-            let _ = t.join();
         }
     }
 }

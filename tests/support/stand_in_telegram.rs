@@ -18,13 +18,14 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+
+use super::loopback::{Loopback, Served};
 
 /// Longest wait of one `getUpdates` call, whatever `timeout` asks for.
 pub const MAX_POLL: Duration = Duration::from_secs(1);
@@ -80,9 +81,7 @@ struct Shared {
 
 /// The stand-in server. Dropping it stops it.
 pub struct StandInTelegram {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    accept_thread: Option<thread::JoinHandle<()>>,
+    server: Loopback<Shared>,
 }
 
 fn now_ms() -> u64 {
@@ -92,46 +91,28 @@ fn now_ms() -> u64 {
 impl StandInTelegram {
     /// Binds 127.0.0.1 on a free port for the bot with `token` (like `4242:TEST-token`).
     pub fn start(token: &str) -> StandInTelegram {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("stand-in Telegram: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("stand-in Telegram: local_addr");
-        let shared = Arc::new(Shared {
+        let shared = Shared {
             token: token.to_owned(),
             stop: AtomicBool::new(false),
             state: Mutex::new(State { next_update_id: 1000, next_message_id: 1, ..State::default() }),
             changed: Condvar::new(),
-        });
-        let sh = shared.clone();
-        let accept_thread = thread::Builder::new()
-            .name("stand-in-telegram-accept".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if sh.stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = conn else { continue };
-                    let sh = sh.clone();
-                    let _ = thread::Builder::new()
-                        .name("stand-in-telegram-conn".into())
-                        .spawn(move || serve_connection(stream, &sh));
-                }
-            })
-            .expect("stand-in Telegram: spawn accept thread");
-        StandInTelegram { addr, shared, accept_thread: Some(accept_thread) }
+        };
+        StandInTelegram { server: Loopback::start("stand-in-telegram", shared) }
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash): what `https://api.telegram.org` is to a bot.
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 
     pub fn token(&self) -> &str {
-        &self.shared.token
+        &self.server.shared.token
     }
 
     /// Queues a text message from a person in `chat_id` (a forum topic when `thread_id` is
     /// given) and returns its message_id.
     pub fn push_message(&self, chat_id: i64, thread_id: Option<i64>, text: &str) -> i64 {
-        let mut st = self.shared.state.lock().unwrap();
+        let mut st = self.server.shared.state.lock().unwrap();
         let message_id = st.next_message_id;
         st.next_message_id += 1;
         let forum = thread_id.is_some();
@@ -158,24 +139,24 @@ impl StandInTelegram {
         let update_id = st.next_update_id;
         st.next_update_id += 1;
         st.updates.push(json!({"update_id": update_id, "message": message}));
-        self.shared.changed.notify_all();
+        self.server.shared.changed.notify_all();
         message_id
     }
 
     /// Queues a raw update (its `update_id` is set here) and returns the update_id.
     pub fn push_update(&self, mut update: Value) -> i64 {
-        let mut st = self.shared.state.lock().unwrap();
+        let mut st = self.server.shared.state.lock().unwrap();
         let update_id = st.next_update_id;
         st.next_update_id += 1;
         update["update_id"] = json!(update_id);
         st.updates.push(update);
-        self.shared.changed.notify_all();
+        self.server.shared.changed.notify_all();
         update_id
     }
 
     /// Every sendMessage so far, in arrival order.
     pub fn sent(&self) -> Vec<Sent> {
-        self.shared.state.lock().unwrap().sent.clone()
+        self.server.shared.state.lock().unwrap().sent.clone()
     }
 
     /// The messages sent to `chat_id` (and topic `thread_id` when given).
@@ -188,18 +169,18 @@ impl StandInTelegram {
 
     /// Every getUpdates call so far.
     pub fn polls(&self) -> Vec<Poll> {
-        self.shared.state.lock().unwrap().polls.clone()
+        self.server.shared.state.lock().unwrap().polls.clone()
     }
 
     /// Calls of other methods, as `METHOD PARAMS_JSON`.
     pub fn other_calls(&self) -> Vec<String> {
-        self.shared.state.lock().unwrap().other.clone()
+        self.server.shared.state.lock().unwrap().other.clone()
     }
 
     /// Waits until `pred` holds for what was sent, or `timeout` passes; returns whether it held.
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Sent]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut st = self.shared.state.lock().unwrap();
+        let mut st = self.server.shared.state.lock().unwrap();
         loop {
             if pred(&st.sent) {
                 return true;
@@ -208,7 +189,7 @@ impl StandInTelegram {
             if left.is_zero() {
                 return false;
             }
-            st = self.shared.changed.wait_timeout(st, left.min(Duration::from_millis(100))).unwrap().0;
+            st = self.server.shared.changed.wait_timeout(st, left.min(Duration::from_millis(100))).unwrap().0;
         }
     }
 
@@ -246,14 +227,17 @@ impl StandInTelegram {
     }
 }
 
-impl Drop for StandInTelegram {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.changed.notify_all();
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(t) = self.accept_thread.take() {
-            let _ = t.join();
-        }
+impl Served for Shared {
+    fn stop_flag(&self) -> &AtomicBool {
+        &self.stop
+    }
+
+    fn serve(&self, stream: TcpStream) {
+        serve_connection(stream, self)
+    }
+
+    fn on_stop(&self) {
+        self.changed.notify_all();
     }
 }
 
