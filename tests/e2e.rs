@@ -203,8 +203,8 @@ fn two_keys_run_in_parallel_while_two_runs_on_one_key_take_turns() {
         e.run_json(&["--key", key, "--cwd", cwd, "hello"]);
     }
     e.home.api.clear();
-    let a = e.spawn_run(&["--key", "k:a", "parallel a [sleep=2000]"]);
-    let b = e.spawn_run(&["--key", "k:b", "parallel b [sleep=2000]"]);
+    let a = e.spawn_run(&["--key", "k:a", "parallel a [sleep=6000]"]);
+    let b = e.spawn_run(&["--key", "k:b", "parallel b [sleep=6000]"]);
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

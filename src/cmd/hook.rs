@@ -20,7 +20,7 @@ use crate::turn::{self, TerminalTurn};
 /// Largest hook input read; Claude Code's are a few hundred bytes plus the prompt.
 const MAX_INPUT: usize = 4 * 1024 * 1024;
 /// How long a hook waits for its input before giving up.
-const INPUT_WAIT: Duration = Duration::from_secs(2);
+const INPUT_WAIT: Duration = Duration::from_secs(5);
 
 /// The hook JSON exactly as Claude Code sends it; unknown fields are ignored.
 #[derive(Debug, Default, Deserialize)]
