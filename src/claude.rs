@@ -1,10 +1,18 @@
 //! Claude Code's side: its config dir, where it keeps transcripts, finding `claude`, and
 //! reading the result of `claude -p --output-format json`.
 
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::thread::JoinHandle;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
+
+use crate::ident::SessionId;
+use crate::turn::{RUN_KEY_ENV, RUN_PID_ENV};
 
 /// Claude Code's config dir: `explicit`, else `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
 pub fn config_dir(explicit: Option<&Path>) -> Result<PathBuf> {
@@ -86,6 +94,176 @@ impl ClaudeResult {
         self.fields.get("is_error").and_then(Value::as_bool).unwrap_or(false)
             || self.fields.get("subtype").and_then(Value::as_str).is_some_and(|s| s != "success")
             || self.result().starts_with("UserPromptSubmit operation blocked by hook")
+    }
+}
+
+/// One `claude -p --output-format json` turn, as `run` starts it.
+pub struct Turn<'a> {
+    pub claude: &'a Path,
+    pub session: &'a SessionId,
+    /// Resume the session (else start it with `--session-id`).
+    pub resume: bool,
+    pub cwd: &'a Path,
+    /// The key whose turn it is, for the child's hooks.
+    pub key: &'a str,
+    /// Arguments passed on with `-A`.
+    pub extra: &'a [String],
+}
+
+/// How a turn's `claude` ended.
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: Vec<u8>,
+}
+
+impl Turn<'_> {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(self.claude);
+        cmd.args(["-p", "--output-format", "json"])
+            .arg(if self.resume { "--resume" } else { "--session-id" })
+            .arg(self.session.as_str())
+            .args(self.extra)
+            .current_dir(self.cwd)
+            .env(RUN_PID_ENV, std::process::id().to_string())
+            .env(RUN_KEY_ENV, self.key)
+            // We may be running inside a Claude Code Bash tool: the child is its own session.
+            .env_remove("CLAUDECODE")
+            .env_remove("CLAUDE_CODE_SESSION_ID")
+            .env_remove("CLAUDE_ENV_FILE")
+            .env_remove("CLAUDE_PID")
+            .env_remove("CLAWSESS_SESSION_ID")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // The child does not outlive us: if we are SIGKILLed the kernel sends it SIGTERM, and
+        // the next run waits for it (its pid is in the run lock's holder note). The lock fd is
+        // not inherited: whatever claude starts in the background must not hold the session.
+        // SAFETY: prctl is async-signal-safe.
+        #[cfg(target_os = "linux")]
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    /// Runs the turn: `prompt` on stdin, the JSON result on stdout, stderr passed through.
+    /// `started` learns claude's pid as soon as it runs. A SIGTERM, SIGINT or SIGHUP to us
+    /// stops claude too, and is an error.
+    pub fn run(&self, prompt: &str, started: impl FnOnce(u32) -> Result<()>) -> Result<Outcome> {
+        let signals = ForwardSignals::install()?;
+        let mut child =
+            self.command().spawn().with_context(|| format!("could not run {}", self.claude.display()))?;
+        signals.forward_to(child.id());
+        started(child.id())?;
+        let writer = feed(child.stdin.take().expect("piped stdin"), prompt);
+        let mut stdout = Vec::new();
+        child.stdout.take().expect("piped stdout").read_to_end(&mut stdout)?;
+        let status = child.wait()?;
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+        if let Some(sig) = signals.caught() {
+            bail!("stopped by signal {sig}; claude was stopped too, and the session is free");
+        }
+        Ok(Outcome { code: status.code(), signal: status.signal(), stdout })
+    }
+}
+
+/// Writes the prompt and closes stdin. One that fits the pipe buffer is written at once; a
+/// longer one from a thread, as claude may start writing before it has read it all. Claude
+/// may also exit without reading: a broken pipe is not our error.
+fn feed(mut stdin: ChildStdin, prompt: &str) -> Option<JoinHandle<()>> {
+    if prompt.len() <= 60_000 {
+        let _ = stdin.write_all(prompt.as_bytes());
+        return None;
+    }
+    let prompt = prompt.to_owned();
+    Some(std::thread::spawn(move || {
+        let _ = stdin.write_all(prompt.as_bytes());
+    }))
+}
+
+impl Outcome {
+    /// claude's JSON result, or an error saying how claude ended without one.
+    pub fn result(&self) -> Result<ClaudeResult> {
+        ClaudeResult::parse(&self.stdout).map_err(|err| {
+            let how = match (self.code, self.signal) {
+                (Some(c), _) => format!("exited with status {c}"),
+                (None, Some(s)) => format!("was killed by signal {s}"),
+                _ => "ended".into(),
+            };
+            err.context(format!("claude {how} without a result"))
+        })
+    }
+
+    /// The exit status `run` passes on: claude's, 1 when claude said 0 but the turn failed,
+    /// 128+N when it was killed by signal N.
+    pub fn exit_code(&self, failed: bool) -> u8 {
+        match (self.code, self.signal) {
+            (Some(0), _) if failed => crate::exit::FAILURE,
+            (Some(code), _) => u8::try_from(code).unwrap_or(crate::exit::FAILURE),
+            (None, Some(sig)) => 128u8.saturating_add(sig as u8),
+            (None, None) => crate::exit::FAILURE,
+        }
+    }
+}
+
+/// The child that SIGTERM, SIGINT and SIGHUP are forwarded to (as SIGTERM), and the signal
+/// caught. Statics, because a signal handler can only touch those safely.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+static CAUGHT: AtomicI32 = AtomicI32::new(0);
+
+/// Forwards SIGTERM, SIGINT and SIGHUP to the turn's child while it is alive. A plain handler
+/// (atomics and kill(2), both async-signal-safe) rather than a watcher thread: `run` is a
+/// hot path. Dropping it restores the previous handling.
+struct ForwardSignals {
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl ForwardSignals {
+    fn install() -> Result<Self> {
+        CAUGHT.store(0, Ordering::SeqCst);
+        let mut ids = Vec::new();
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            // SAFETY: the handler only touches atomics and calls kill(2).
+            let id = unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    CAUGHT.store(sig, Ordering::SeqCst);
+                    let pid = CHILD.load(Ordering::SeqCst);
+                    if pid > 0 {
+                        libc::kill(pid, libc::SIGTERM);
+                    }
+                })
+            }
+            .context("could not watch signals")?;
+            ids.push(id);
+        }
+        Ok(Self { ids })
+    }
+
+    fn forward_to(&self, pid: u32) {
+        CHILD.store(pid as i32, Ordering::SeqCst);
+        if self.caught().is_some() {
+            // Caught before the child existed: stop it now. SAFETY: our own, unreaped child.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+
+    fn caught(&self) -> Option<i32> {
+        Some(CAUGHT.load(Ordering::SeqCst)).filter(|&s| s != 0)
+    }
+}
+
+impl Drop for ForwardSignals {
+    fn drop(&mut self) {
+        CHILD.store(0, Ordering::SeqCst);
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! Small bits of the operating system and of human-readable output.
 
 use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
 
 /// Whether a process with this pid exists (it may belong to another user).
 pub fn pid_alive(pid: u32) -> bool {
@@ -56,6 +59,34 @@ pub fn one_line(text: &str, max: usize) -> String {
     crate::ident::shorten(&flat, max)
 }
 
+/// Parses `90s`, `30m`, `12h`, `7d`, `2w` and sums like `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let bad = || format!("{text:?} is not a duration like 30m, 12h, 7d or 1h30m");
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            'w' => 7 * 86400,
+            _ => bail!(bad()),
+        };
+        let n: u64 = digits.parse().with_context(bad)?;
+        total = total.checked_add(n.checked_mul(unit).with_context(bad)?).with_context(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        bail!(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +110,15 @@ mod tests {
     #[test]
     fn one_line_folds_whitespace() {
         assert_eq!(one_line("a\n  b\tc", 10), "a b c");
+    }
+
+    #[test]
+    fn durations_parse_with_units_and_sums() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
+        for bad in ["", "12", "h", "1x", "0s", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 }

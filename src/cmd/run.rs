@@ -1,11 +1,9 @@
 //! `clawsess run`: one turn of a key's session through `claude -p`, holding the session's
 //! run lock for the whole turn.
 
+use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -20,7 +18,8 @@ use crate::resolve::{Via, find_session, resolve};
 use crate::store::{
     Acquired, COMMAND_LOCK_WAIT, KeyState, SessionRecord, Starter, Store, lock_until, now_ms, open_lock_file,
 };
-use crate::turn::{self, RUN_KEY_ENV, RUN_PID_ENV, RunLock};
+use crate::sys::parse_duration;
+use crate::turn::{self, RunLock};
 
 /// The session a turn goes to.
 struct Target {
@@ -66,41 +65,25 @@ impl cli::Run {
         let claude = claude::find_claude(self.claude.as_deref())?;
         let prompt = self.prompt_text()?;
         let store = Store::open()?;
-        let wait = Duration::from_secs_f64(self.wait);
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now() + Duration::from_secs_f64(self.wait);
 
-        // Runs of one key go one after the other, so that a key's first two messages do not
-        // start two sessions and its turns keep their order.
-        let key_lock = open_lock_file(&store.run_lock_path_for_key(&key)?)?;
-        let told =
-            || eprintln!("clawsess: another run for {key} is in progress; waiting up to {:.0} s", self.wait);
-        if let Acquired::TimedOut = lock_until(&key_lock, deadline, || {
-            if !wait.is_zero() {
-                told()
-            }
-        })? {
-            return Err(Busy(format!("another run for {key} is still in progress; try again later")).into());
-        }
-
+        let key_lock = self.lock_key(&store, &key, deadline)?;
         let target = self.target(&store, &key, idle_reset)?;
-        let mut lock = RunLock::acquire(
-            &store,
-            &target.id,
-            key.as_str(),
-            deadline.saturating_duration_since(Instant::now()),
-        )?;
-        let outcome = run_claude(&claude, &target, &key, &self.claude_args, &prompt, &mut lock)?;
-        let result = match ClaudeResult::parse(&outcome.stdout) {
-            Ok(result) => result,
-            Err(err) => {
-                let status = describe(outcome.code, outcome.signal);
-                return Err(err.context(format!("claude {status} without a result")));
-            }
-        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut lock = RunLock::acquire(&store, &target.id, key.as_str(), left)?;
+        let outcome = claude::Turn {
+            claude: &claude,
+            session: &target.id,
+            resume: target.resume,
+            cwd: &target.cwd,
+            key: key.as_str(),
+            extra: &self.claude_args,
+        }
+        .run(&prompt, |pid| lock.set_child(pid))?;
+        let result = outcome.result()?;
         let failed = outcome.code != Some(0) || result.is_error();
         let session = match result.session_id().map(SessionId::parse).transpose() {
-            Ok(Some(id)) => id,
-            Ok(None) => target.id.clone(),
+            Ok(reported) => reported.unwrap_or_else(|| target.id.clone()),
             Err(err) => return Err(err.context("claude reported a session_id that is not a UUID")),
         };
         // Claude has answered: a failure to record the turn must not swallow the reply.
@@ -117,40 +100,61 @@ impl cli::Run {
         }
         drop(lock);
         drop(key_lock);
+        self.print(result, &key, &session, failed, record_error, target.replaced.as_ref())?;
+        Ok(outcome.exit_code(failed))
+    }
 
-        if self.json {
-            let mut fields = result.fields.clone();
-            fields.insert("session_id".into(), Value::String(session.to_string()));
-            fields.insert("key".into(), Value::String(key.to_string()));
-            fields.insert("is_error".into(), Value::Bool(failed));
-            fields.insert("busy".into(), Value::Bool(false));
-            if let Some(err) = &record_error {
-                fields.insert("record_error".into(), Value::String(format!("{err:#}")));
+    /// Runs of one key go one after the other, so that a key's first two messages do not
+    /// start two sessions and its turns keep their order.
+    fn lock_key(&self, store: &Store, key: &Key, deadline: Instant) -> Result<File> {
+        let file = open_lock_file(&store.run_lock_path_for_key(key)?)?;
+        let tell = || {
+            if self.wait > 0.0 {
+                eprintln!("clawsess: another run for {key} is in progress; waiting up to {:.0} s", self.wait);
             }
-            fields.entry("result").or_insert(Value::String(String::new()));
-            if let Some(old) = &target.replaced {
-                fields.insert("replaced_session".into(), Value::String(old.to_string()));
+        };
+        match lock_until(&file, deadline, tell)? {
+            Acquired::Yes => Ok(file),
+            Acquired::TimedOut => {
+                Err(Busy(format!("another run for {key} is still in progress; try again later")).into())
             }
-            print_json(&Value::Object(fields))?;
-        } else {
+        }
+    }
+
+    /// The reply, or with --json claude's result object with ours added.
+    fn print(
+        &self,
+        result: ClaudeResult,
+        key: &Key,
+        session: &SessionId,
+        failed: bool,
+        record_error: Option<anyhow::Error>,
+        replaced: Option<&SessionId>,
+    ) -> Result<()> {
+        if !self.json {
             let text = result.result();
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;
             if !text.ends_with('\n') {
                 out.write_all(b"\n")?;
             }
-            out.flush()?;
+            return Ok(out.flush()?);
         }
-        Ok(match (outcome.code, outcome.signal) {
-            (Some(0), _) if failed => exit::FAILURE,
-            (Some(code), _) => u8::try_from(code).unwrap_or(exit::FAILURE),
-            (None, Some(sig)) => 128u8.saturating_add(sig as u8),
-            (None, None) => exit::FAILURE,
-        })
+        let mut fields = result.fields;
+        fields.insert("session_id".into(), Value::String(session.to_string()));
+        fields.insert("key".into(), Value::String(key.to_string()));
+        fields.insert("is_error".into(), Value::Bool(failed));
+        fields.insert("busy".into(), Value::Bool(false));
+        fields.entry("result").or_insert(Value::String(String::new()));
+        if let Some(err) = record_error {
+            fields.insert("record_error".into(), Value::String(format!("{err:#}")));
+        }
+        if let Some(old) = replaced {
+            fields.insert("replaced_session".into(), Value::String(old.to_string()));
+        }
+        print_json(&Value::Object(fields))
     }
-}
 
-impl cli::Run {
     /// The prompt: PROMPT words joined by spaces, else all of stdin.
     fn prompt_text(&self) -> Result<String> {
         let text = if self.prompt.is_empty() {
@@ -318,156 +322,4 @@ fn checked_cwd(rec: &SessionRecord) -> Result<PathBuf> {
         );
     }
     Ok(rec.cwd.clone())
-}
-
-struct Outcome {
-    code: Option<i32>,
-    signal: Option<i32>,
-    stdout: Vec<u8>,
-}
-
-/// Runs `claude -p` for the turn: prompt on stdin, JSON result on stdout, stderr passed
-/// through. A SIGTERM, SIGINT or SIGHUP to us stops the child too.
-fn run_claude(
-    claude: &Path,
-    target: &Target,
-    key: &Key,
-    extra: &[String],
-    prompt: &str,
-    lock: &mut RunLock,
-) -> Result<Outcome> {
-    let mut cmd = Command::new(claude);
-    cmd.args(["-p", "--output-format", "json"]);
-    cmd.arg(if target.resume { "--resume" } else { "--session-id" }).arg(target.id.as_str());
-    cmd.args(extra);
-    cmd.current_dir(&target.cwd)
-        .env(RUN_PID_ENV, std::process::id().to_string())
-        .env(RUN_KEY_ENV, key.as_str())
-        // We may be running inside a Claude Code Bash tool: the child is its own session.
-        .env_remove("CLAUDECODE")
-        .env_remove("CLAUDE_CODE_SESSION_ID")
-        .env_remove("CLAUDE_ENV_FILE")
-        .env_remove("CLAUDE_PID")
-        .env_remove("CLAWSESS_SESSION_ID")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    // The child does not outlive us: if we are SIGKILLed the kernel sends it SIGTERM, and the
-    // next run waits for it (its pid is in the lock's holder note). The lock fd itself is not
-    // inherited: whatever claude starts in the background must not hold the session.
-    // SAFETY: prctl is async-signal-safe.
-    #[cfg(target_os = "linux")]
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    // Forward SIGTERM, SIGINT and SIGHUP to the child as SIGTERM. A plain handler (atomics
-    // and kill(2), both async-signal-safe) rather than a watcher thread: run is a hot path.
-    static CHILD: AtomicI32 = AtomicI32::new(0);
-    static CAUGHT: AtomicI32 = AtomicI32::new(0);
-    let mut handlers = Vec::new();
-    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        // SAFETY: the handler only touches atomics and calls kill(2).
-        let id = unsafe {
-            signal_hook::low_level::register(sig, move || {
-                CAUGHT.store(sig, Ordering::SeqCst);
-                let pid = CHILD.load(Ordering::SeqCst);
-                if pid > 0 {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            })
-        }
-        .context("could not watch signals")?;
-        handlers.push(id);
-    }
-    let mut child = cmd.spawn().with_context(|| format!("could not run {}", claude.display()))?;
-    CHILD.store(child.id() as i32, Ordering::SeqCst);
-    if CAUGHT.load(Ordering::SeqCst) != 0 {
-        // SAFETY: our own child, not reaped yet.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    }
-    lock.set_child(child.id())?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    // A prompt that fits the pipe buffer is written at once; a longer one from a thread, as
-    // claude may start writing before it has read it all. Claude may also exit without
-    // reading: a broken pipe is not our error.
-    let writer = if prompt.len() <= 60_000 {
-        let _ = stdin.write_all(prompt.as_bytes());
-        drop(stdin);
-        None
-    } else {
-        let prompt = prompt.to_owned();
-        Some(std::thread::spawn(move || {
-            let _ = stdin.write_all(prompt.as_bytes());
-        }))
-    };
-    let mut stdout = Vec::new();
-    child.stdout.take().expect("piped stdout").read_to_end(&mut stdout)?;
-    let status = child.wait()?;
-    CHILD.store(0, Ordering::SeqCst);
-    for id in handlers {
-        signal_hook::low_level::unregister(id);
-    }
-    if let Some(writer) = writer {
-        let _ = writer.join();
-    }
-    let sig = CAUGHT.swap(0, Ordering::SeqCst);
-    if sig != 0 {
-        bail!("stopped by signal {sig}; claude was stopped too, and the session is free");
-    }
-    use std::os::unix::process::ExitStatusExt;
-    Ok(Outcome { code: status.code(), signal: status.signal(), stdout })
-}
-
-fn describe(code: Option<i32>, signal: Option<i32>) -> String {
-    match (code, signal) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(s)) => format!("was killed by signal {s}"),
-        _ => "ended".into(),
-    }
-}
-
-/// Parses `90s`, `30m`, `12h`, `7d`, `2w` and sums like `1h30m`.
-pub fn parse_duration(text: &str) -> Result<Duration> {
-    let bad = || format!("{text:?} is not a duration like 30m, 12h, 7d or 1h30m");
-    let mut total = 0u64;
-    let mut digits = String::new();
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            'w' => 7 * 86400,
-            _ => bail!(bad()),
-        };
-        let n: u64 = digits.parse().with_context(bad)?;
-        total = total.checked_add(n.checked_mul(unit).with_context(bad)?).with_context(bad)?;
-        digits.clear();
-    }
-    if !digits.is_empty() || total == 0 {
-        bail!(bad());
-    }
-    Ok(Duration::from_secs(total))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units_and_sums() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
-        for bad in ["", "12", "h", "1x", "0s", "-1h"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-    }
 }
