@@ -18,48 +18,22 @@ impl Run for Import {
     fn run(&self) -> Result<u8> {
         let config = claude::config_dir(self.claude_dir.as_deref())?;
         let projects = config.join("projects");
-        let store = Store::open()?;
-        let mut found = Vec::new();
-        let dirs = match std::fs::read_dir(&projects) {
-            Ok(dirs) => dirs,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                println!("no transcripts at {}; nothing to import", projects.display());
-                return Ok(exit::OK);
-            }
-            Err(err) => {
-                return Err(err).with_context(|| format!("could not read {}", projects.display()));
-            }
+        let Some(found) = transcripts(&projects)? else {
+            println!("no transcripts at {}; nothing to import", projects.display());
+            return Ok(exit::OK);
         };
-        for dir in dirs.flatten() {
-            let Ok(files) = std::fs::read_dir(dir.path()) else {
-                continue;
-            };
-            for file in files.flatten() {
-                let path = file.path();
-                let Some(id) = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_suffix(".jsonl"))
-                    .and_then(|stem| SessionId::parse(stem).ok())
-                else {
-                    continue;
-                };
-                found.push((id, path));
-            }
-        }
-        let total = found.len();
-        let mut imported = 0;
-        let mut unreadable = 0;
+        let store = Store::open()?;
+        let (mut imported, mut unreadable) = (0, 0);
         let tx = store.lock(COMMAND_LOCK_WAIT)?;
-        for (id, path) in found {
-            if tx.session(&id)?.is_some() {
+        for (id, path) in &found {
+            if tx.session(id)?.is_some() {
                 continue;
             }
-            let Some((cwd, first)) = read_head(&path) else {
+            let Some((cwd, first)) = read_head(path) else {
                 unreadable += 1;
                 continue;
             };
-            let modified = std::fs::metadata(&path)
+            let modified = std::fs::metadata(path)
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -67,19 +41,41 @@ impl Run for Import {
             tx.put_session(&SessionRecord {
                 source: "import".into(),
                 first_seen: first.unwrap_or(modified).min(modified),
-                ..SessionRecord::new(id, cwd, path, Starter::Import, modified)
+                ..SessionRecord::new(id.clone(), cwd, path.clone(), Starter::Import, modified)
             })?;
             imported += 1;
         }
         drop(tx);
+        let skipped =
+            if unreadable > 0 { format!(", {unreadable} without a cwd skipped") } else { String::new() };
         println!(
-            "imported {imported} sessions from {} ({} already recorded{})",
+            "imported {imported} sessions from {} ({} already recorded{skipped})",
             projects.display(),
-            total - imported - unreadable,
-            if unreadable > 0 { format!(", {unreadable} without a cwd skipped") } else { String::new() }
+            found.len() - imported - unreadable,
         );
         Ok(exit::OK)
     }
+}
+
+/// Every `projects/*/<uuid>.jsonl` (others, such as agents' side transcripts, are not
+/// sessions); `None` when there is no `projects/` dir at all.
+fn transcripts(projects: &Path) -> Result<Option<Vec<(SessionId, PathBuf)>>> {
+    let dirs = match std::fs::read_dir(projects) {
+        Ok(dirs) => dirs,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("could not read {}", projects.display())),
+    };
+    let mut found = Vec::new();
+    for dir in dirs.flatten() {
+        let Ok(files) = std::fs::read_dir(dir.path()) else { continue };
+        for path in files.flatten().map(|f| f.path()) {
+            let stem = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".jsonl"));
+            if let Some(id) = stem.and_then(|stem| SessionId::parse(stem).ok()) {
+                found.push((id, path));
+            }
+        }
+    }
+    Ok(Some(found))
 }
 
 /// The cwd and the first timestamp (Unix ms) of a transcript, from its first lines.

@@ -26,57 +26,7 @@ struct Row {
 impl Run for List {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
-        let (mut records, broken) = store.sessions()?;
-        for err in &broken {
-            eprintln!("clawsess: skipped {err:#}");
-        }
-        records.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));
-        records.truncate(self.limit.unwrap_or(usize::MAX));
-
-        let mut attached: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
-        let mut own_of: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
-        // One broken file must not hide every session: say which, and go on.
-        let skip = |err: anyhow::Error| eprintln!("clawsess: skipped {err:#}");
-        if let Some(global) = store.global().unwrap_or_else(|e| {
-            skip(e);
-            None
-        }) {
-            attached.entry(global.session).or_default().push("*".to_owned());
-        }
-        let (states, broken_keys) = store.key_states()?;
-        broken_keys.into_iter().for_each(skip);
-        for state in states {
-            if let Some(a) = state.attached {
-                attached.entry(a.session).or_default().push(state.key.to_string());
-            }
-            if let Some(own) = state.own {
-                own_of.entry(own).or_default().push(state.key.to_string());
-            }
-        }
-        let maybe_busy = store.maybe_busy();
-        let mut rows = Vec::with_capacity(records.len());
-        for rec in records {
-            let busy = if !maybe_busy.contains(&rec.id) {
-                None
-            } else if let Some(h) = run_holder(&store, &rec.id) {
-                Some(h.key)
-            } else {
-                terminal_busy(&store, &rec.id)
-                    .unwrap_or_else(|e| {
-                        skip(e);
-                        None
-                    })
-                    .map(|_| "terminal".to_owned())
-            };
-            rows.push(Row {
-                attached: attached.remove(&rec.id).unwrap_or_default(),
-                own_of: own_of.remove(&rec.id).unwrap_or_default(),
-                busy,
-                live: rec.terminal_pid.is_some_and(pid_alive),
-                gone: !rec.transcript.exists(),
-                rec,
-            });
-        }
+        let rows = rows(&store, self.limit)?;
         if self.json {
             // Streamed from borrowed rows: at 10,000 sessions, building a Value per row cost
             // about half of `list --json`.
@@ -89,6 +39,95 @@ impl Run for List {
             print_table(&rows)?;
         }
         Ok(exit::OK)
+    }
+}
+
+/// One broken file must not hide every session: say which, and go on.
+fn skip(err: anyhow::Error) {
+    eprintln!("clawsess: skipped {err:#}");
+}
+
+/// The sessions, most recently active first, with their keys and marks.
+fn rows(store: &Store, limit: Option<usize>) -> Result<Vec<Row>> {
+    let (mut records, broken) = store.sessions()?;
+    broken.into_iter().for_each(skip);
+    records.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));
+    records.truncate(limit.unwrap_or(usize::MAX));
+    let (mut attached, mut own_of) = keys_by_session(store)?;
+    let maybe_busy = store.maybe_busy();
+    let rows = records.into_iter().map(|rec| Row {
+        attached: attached.remove(&rec.id).unwrap_or_default(),
+        own_of: own_of.remove(&rec.id).unwrap_or_default(),
+        busy: if maybe_busy.contains(&rec.id) { busy_by(store, &rec.id) } else { None },
+        live: rec.terminal_pid.is_some_and(pid_alive),
+        gone: !rec.transcript.exists(),
+        rec,
+    });
+    Ok(rows.collect())
+}
+
+type KeysBySession = BTreeMap<SessionId, Vec<String>>;
+
+/// Which keys are attached to each session (`*`: the global attachment), and whose own
+/// session each is.
+fn keys_by_session(store: &Store) -> Result<(KeysBySession, KeysBySession)> {
+    let mut attached = KeysBySession::new();
+    let mut own_of = KeysBySession::new();
+    if let Some(global) = store.global().unwrap_or_else(|e| {
+        skip(e);
+        None
+    }) {
+        attached.entry(global.session).or_default().push("*".to_owned());
+    }
+    let (states, broken) = store.key_states()?;
+    broken.into_iter().for_each(skip);
+    for state in states {
+        if let Some(a) = state.attached {
+            attached.entry(a.session).or_default().push(state.key.to_string());
+        }
+        if let Some(own) = state.own {
+            own_of.entry(own).or_default().push(state.key.to_string());
+        }
+    }
+    Ok((attached, own_of))
+}
+
+/// Who answers a session right now: a run's key, or "terminal".
+fn busy_by(store: &Store, id: &SessionId) -> Option<String> {
+    if let Some(holder) = run_holder(store, id) {
+        return Some(holder.key);
+    }
+    let terminal = terminal_busy(store, id).unwrap_or_else(|e| {
+        skip(e);
+        None
+    });
+    terminal.map(|_| "terminal".to_owned())
+}
+
+impl Row {
+    /// The table's cells: short id, name, last active, cwd, keys, state.
+    fn cells(&self, now: u64) -> [String; 6] {
+        let mut keys = self.attached.clone();
+        keys.extend(self.own_of.iter().map(|k| format!("{k} (own)")));
+        let mut state = Vec::new();
+        if let Some(by) = &self.busy {
+            state.push(format!("busy:{by}"));
+        }
+        if self.live {
+            state.push("live".to_owned());
+        }
+        if self.gone {
+            state.push("gone".to_owned());
+        }
+        let or_dash = |v: Vec<String>| if v.is_empty() { "-".to_owned() } else { v.join(",") };
+        [
+            self.rec.id.short().to_owned(),
+            self.rec.name.as_ref().map_or("-".to_owned(), |n| n.to_string()),
+            ago(self.rec.last_seen, now),
+            tilde(&self.rec.cwd),
+            or_dash(keys),
+            or_dash(state),
+        ]
     }
 }
 
@@ -134,71 +173,38 @@ impl<'a> From<&'a Row> for JsonRow<'a> {
 }
 
 fn print_table(rows: &[Row]) -> Result<()> {
-    let now = now_ms();
-    let header = ["ID", "NAME", "ACTIVE", "CWD", "KEYS", "STATE"];
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|row| {
-            let mut keys = row.attached.clone();
-            keys.extend(row.own_of.iter().map(|k| format!("{k} (own)")));
-            let mut state = Vec::new();
-            if let Some(by) = &row.busy {
-                state.push(format!("busy:{by}"));
-            }
-            if row.live {
-                state.push("live".to_owned());
-            }
-            if row.gone {
-                state.push("gone".to_owned());
-            }
-            [
-                row.rec.id.short().to_owned(),
-                row.rec.name.as_ref().map_or("-".to_owned(), |n| n.to_string()),
-                ago(row.rec.last_seen, now),
-                tilde(&row.rec.cwd),
-                if keys.is_empty() { "-".to_owned() } else { keys.join(",") },
-                if state.is_empty() { "-".to_owned() } else { state.join(",") },
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
     let stdout = std::io::stdout();
     let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let line = |out: &mut dyn Write, row: &[String]| -> std::io::Result<()> {
-        let mut text = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        writeln!(out, "{}", text.trim_end())
-    };
     if rows.is_empty() {
         writeln!(
             out,
             "no sessions recorded yet: start Claude Code with the hook installed (`clawsess install`)"
         )?;
-        return Ok(());
+        return Ok(out.flush()?);
     }
-    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let now = now_ms();
+    let header = ["ID", "NAME", "ACTIVE", "CWD", "KEYS", "STATE"].map(str::to_owned);
+    let cells: Vec<[String; 6]> = rows.iter().map(|row| row.cells(now)).collect();
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &cells {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |row: &[String; 6]| {
+        let (last, rest) = row.split_last().expect("six cells");
+        let mut text: String = rest.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}  ")).collect();
+        text.push_str(last);
+        text.trim_end().to_owned()
+    };
     if color {
-        write!(out, "\x1b[1m")?;
-        line(&mut out, &head)?;
-        write!(out, "\x1b[0m")?;
+        writeln!(out, "\x1b[1m{}\x1b[0m", line(&header))?;
     } else {
-        line(&mut out, &head)?;
+        writeln!(out, "{}", line(&header))?;
     }
     for row in &cells {
-        line(&mut out, row)?;
+        writeln!(out, "{}", line(row))?;
     }
-    out.flush()?;
-    Ok(())
+    Ok(out.flush()?)
 }
