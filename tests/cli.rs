@@ -924,3 +924,20 @@ fn a_reply_is_printed_even_when_recording_the_turn_fails() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("recording the turn failed"));
     assert_eq!(fs::read_to_string(&turns).unwrap(), "{broken");
 }
+
+#[test]
+fn doctor_reports_temp_files_a_killed_writer_left_and_prune_sweeps_them() {
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    let stale = w.state().join("sessions").join(format!(".{ID_A}.json.123.abcd.tmp"));
+    let fresh = w.state().join("sessions").join(format!(".{ID_A}.json.456.ef01.tmp"));
+    for path in [&stale, &fresh] {
+        fs::write(path, "{half").unwrap();
+    }
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
+    w.cmd(&["doctor"]).assert().stdout(predicate::str::contains("warn stale temp files: 1 left"));
+    w.cmd(&["prune"]).assert().success().stdout(predicate::str::contains("1 stale temp files removed"));
+    assert!(!stale.exists() && fresh.exists(), "only the stale one goes: a live writer may own the other");
+    assert_eq!(w.json(&["list", "--json"]).as_array().unwrap().len(), 1);
+}

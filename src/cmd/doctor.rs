@@ -144,6 +144,15 @@ fn check_state(r: &mut Report, store: &Store) {
     if !dir.exists() {
         return r.line(Level::Ok, "state dir", format!("{} (not created yet)", dir.display()));
     }
+    let stale = store.stale_temp_files();
+    if !stale.is_empty() {
+        let what = format!(
+            "{} left by killed writers (e.g. {}); `clawsess prune` removes them",
+            stale.len(),
+            stale[0].display()
+        );
+        r.line(Level::Warn, "stale temp files", what);
+    }
     let mode = std::fs::metadata(dir).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
     if mode & 0o077 != 0 {
         r.line(

@@ -1,15 +1,10 @@
-use std::time::{Duration, SystemTime};
-
 use anyhow::Result;
 
 use super::Run;
 use crate::cli::Prune;
 use crate::exit;
 use crate::ident::SessionId;
-use crate::store::{COMMAND_LOCK_WAIT, Store, TMP_SUFFIX};
-
-/// Temp files older than this belong to a writer that died.
-const STALE_TMP: Duration = Duration::from_secs(60);
+use crate::store::{COMMAND_LOCK_WAIT, Store};
 
 impl Run for Prune {
     fn run(&self) -> Result<u8> {
@@ -70,27 +65,5 @@ impl Run for Prune {
 
 /// Removes temp files that a writer killed mid-write left behind.
 pub fn sweep_temp_files(store: &Store) -> Result<usize> {
-    let mut swept = 0;
-    let now = SystemTime::now();
-    let dirs = std::iter::once(store.dir().to_path_buf()).chain(store.subdirs());
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if !(name.starts_with('.') && name.ends_with(TMP_SUFFIX)) {
-                continue;
-            }
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE_TMP);
-            if old && std::fs::remove_file(entry.path()).is_ok() {
-                swept += 1;
-            }
-        }
-    }
-    Ok(swept)
+    Ok(store.stale_temp_files().iter().filter(|path| std::fs::remove_file(path).is_ok()).count())
 }

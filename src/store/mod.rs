@@ -152,6 +152,23 @@ impl Store {
         Ok(out)
     }
 
+    /// Temp files that a writer killed between create and rename left behind (older than a
+    /// minute, so no live writer's).
+    pub fn stale_temp_files(&self) -> Vec<PathBuf> {
+        const STALE: Duration = Duration::from_secs(60);
+        let now = std::time::SystemTime::now();
+        let dirs = std::iter::once(self.dir.clone()).chain(self.subdirs());
+        let entries = dirs.filter_map(|dir| std::fs::read_dir(dir).ok()).flatten().flatten();
+        entries
+            .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with('.') && n.ends_with(TMP_SUFFIX)))
+            .filter(|e| {
+                let modified = e.metadata().and_then(|m| m.modified());
+                modified.is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE)
+            })
+            .map(|e| e.path())
+            .collect()
+    }
+
     /// Sessions that have a run lock file (ever ran through `run`) or a busy marker: the
     /// only ones that can be busy, found with two directory reads.
     pub fn maybe_busy(&self) -> std::collections::BTreeSet<SessionId> {
