@@ -348,6 +348,8 @@ fn a_terminal_left_open_catches_up_on_what_the_bot_said() {
     e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
     let mut term = OpenTerminal::start(&e, &project, &id);
     term.turn("first terminal turn");
+    let rec = e.list().into_iter().find(|s| s["session_id"] == id.as_str()).unwrap();
+    assert_eq!(rec["live"], true, "a terminal is open on it: {rec}");
     let n = e.home.api.turn_requests().len();
     e.run_json(&["--key", "telegram:1", "book the hotel in LISBON please"]);
     term.turn("what did the bot just do?");
@@ -456,4 +458,29 @@ fn the_repo_as_a_plugin_gives_the_same_hooks_and_commands() {
 
     plugin_turn(&["--resume", &id], "/clawsess:detach --key telegram:3");
     assert!(!clawsess(&["current", "--key", "telegram:3"]).status.success());
+}
+
+#[test]
+fn import_records_sessions_from_real_transcripts() {
+    let e = E2e::new();
+    let alpha = e.home.project("alpha");
+    let beta = e.home.project("beta");
+    let a = id_of(&e.terminal(&alpha, None, "first"));
+    let b = id_of(&e.terminal(&beta, None, "second"));
+    e.terminal(&alpha, Some(&a), "more");
+    // As if the hook had never run: forget every record, then import.
+    fs::remove_dir_all(e.home.home().join(".local/share/clawsess/sessions")).unwrap();
+    assert!(e.list().is_empty());
+    let out = e.clawsess_ok(&["import"]);
+    assert!(out.contains("imported 2 sessions"), "{out}");
+    let list = e.list();
+    let cwd_of = |id: &str| list.iter().find(|s| s["session_id"] == id).map(|s| s["cwd"].clone());
+    assert_eq!(cwd_of(&a), Some(Value::from(alpha.to_str().unwrap())));
+    assert_eq!(cwd_of(&b), Some(Value::from(beta.to_str().unwrap())));
+    assert!(list.iter().all(|s| s["started_by"] == "import"));
+    // An imported session is a session like any other: a bot can continue it.
+    let reply = e.run_json(&["--session", &a, "--key", "k", "after the import"]);
+    assert_eq!(reply["session_id"], a.as_str());
+    assert!(e.home.api.turn_requests().pop().unwrap().all_text.contains("more"));
+    assert!(e.clawsess_ok(&["import"]).contains("imported 0 sessions"));
 }

@@ -128,6 +128,24 @@ fn session_start(store: &Store, id: &SessionId, input: &HookInput, pid: Option<u
         _ => claude::transcript_path(&claude::config_dir(None)?, &cwd, id.as_str()),
     };
     let by_run = turn::run_child_of(store, id).is_some();
+    // A run resuming a recorded session writes the record itself once the turn is over:
+    // one durable write per bot turn, not two.
+    if !(by_run && store.session(id)?.is_some()) {
+        record_start(store, id, input, cwd, transcript, by_run, pid)?;
+    }
+    export_session_id(id)
+}
+
+/// Records (or refreshes) the session a SessionStart announced.
+fn record_start(
+    store: &Store,
+    id: &SessionId,
+    input: &HookInput,
+    cwd: PathBuf,
+    transcript: PathBuf,
+    by_run: bool,
+    pid: Option<u32>,
+) -> Result<()> {
     let now = now_ms();
     let tx = store.lock(HOOK_LOCK_WAIT)?;
     let rec = match tx.session(id)? {
@@ -161,6 +179,12 @@ fn session_start(store: &Store, id: &SessionId, input: &HookInput, pid: Option<u
     if !by_run && let Some(pid) = pid {
         turn::mark_seen(store, id, pid)?;
     }
+    Ok(())
+}
+
+/// Appends `export CLAWSESS_SESSION_ID=<id>` to `$CLAUDE_ENV_FILE`, so that the session's
+/// Bash commands (and `/attach`) know it.
+fn export_session_id(id: &SessionId) -> Result<u8> {
     if let Some(env_file) = std::env::var_os("CLAUDE_ENV_FILE").filter(|f| !f.is_empty()) {
         let mut file =
             std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(&env_file).with_context(

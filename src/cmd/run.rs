@@ -278,6 +278,9 @@ impl cli::Run {
         };
         rec.last_seen = now;
         rec.run_turns += 1;
+        if target.resume {
+            rec.source = "resume".into(); // the child's SessionStart left this write to us
+        }
         tx.put_session(&rec)?;
 
         let before = tx.key_state(key)?;
