@@ -245,7 +245,7 @@ pub fn log_surface_turn(
 /// Whether a terminal is open on the session, so that the turns other surfaces add must be
 /// logged for its catch-up. A terminal that starts later loads them from the transcript.
 pub fn watched_by_terminal(store: &Store, rec: &crate::store::SessionRecord) -> Result<bool> {
-    if rec.terminal_pid.is_some_and(pid_alive) {
+    if rec.terminal_open() {
         return Ok(true);
     }
     Ok(store.turn_log(&rec.id)?.is_some_and(|log| log.cursors.keys().any(|&pid| pid_alive(pid))))

@@ -941,3 +941,22 @@ fn doctor_reports_temp_files_a_killed_writer_left_and_prune_sweeps_them() {
     assert!(!stale.exists() && fresh.exists(), "only the stale one goes: a live writer may own the other");
     assert_eq!(w.json(&["list", "--json"]).as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn with_two_terminals_open_the_one_left_still_catches_up() {
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    let mut first = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut second = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    for t in [&first, &second] {
+        w.hook("session-start", ID_A).env("CLAUDE_PID", t.id().to_string()).assert().success();
+    }
+    // The terminal that started last is closed first.
+    second.kill().unwrap();
+    second.wait().unwrap();
+    w.run(&["--session", ID_A, "--key", "telegram:8", "what the bot said"]).assert().success();
+    let out = stdout_of(w.hook("prompt-submit", ID_A).env("CLAUDE_PID", first.id().to_string()));
+    assert!(out.contains("what the bot said") && out.contains("telegram:8"), "{out}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+}

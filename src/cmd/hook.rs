@@ -148,27 +148,21 @@ fn record_start(
 ) -> Result<()> {
     let now = now_ms();
     let tx = store.lock(HOOK_LOCK_WAIT)?;
-    let rec = match tx.session(id)? {
+    let mut rec = match tx.session(id)? {
         Some(mut rec) => {
             rec.cwd = cwd;
             rec.transcript = transcript;
             rec.last_seen = now;
-            if !by_run {
-                rec.terminal_pid = pid;
-            }
             rec
         }
-        None => SessionRecord {
-            terminal_pid: if by_run { None } else { pid },
-            ..SessionRecord::new(
-                id.clone(),
-                cwd,
-                transcript,
-                if by_run { Starter::Run } else { Starter::Person },
-                now,
-            )
-        },
+        None => {
+            let by = if by_run { Starter::Run } else { Starter::Person };
+            SessionRecord::new(id.clone(), cwd, transcript, by, now)
+        }
     };
+    if let (false, Some(pid)) = (by_run, pid) {
+        rec.add_terminal(pid);
+    }
     let rec = SessionRecord {
         source: input.source.clone().unwrap_or_else(|| "startup".into()),
         title: input.session_title.clone().or(rec.title.clone()),
@@ -231,7 +225,7 @@ fn touch(store: &Store, id: &SessionId) -> Result<()> {
 }
 
 /// The terminal is gone: its turn, if any, is over. The record is left as it is: whether a
-/// terminal is live is `terminal_pid`'s process being alive, and SessionEnd hooks share a
+/// terminal is live is its `claude` process being alive, and SessionEnd hooks share a
 /// 1.5 s budget, so no store lock here.
 fn session_end(store: &Store, id: &SessionId, pid: Option<u32>) -> Result<u8> {
     if turn::run_child_of(store, id).is_some() {

@@ -10,7 +10,7 @@ use crate::cli::List;
 use crate::exit;
 use crate::ident::{Name, SessionId};
 use crate::store::{SessionRecord, Starter, Store, now_ms};
-use crate::sys::{ago, pid_alive, rfc3339, tilde};
+use crate::sys::{ago, rfc3339, tilde};
 use crate::turn::{run_holder, terminal_busy};
 
 /// One row of `list`: a record and what surrounds it.
@@ -59,7 +59,7 @@ fn rows(store: &Store, limit: Option<usize>) -> Result<Vec<Row>> {
         attached: attached.remove(&rec.id).unwrap_or_default(),
         own_of: own_of.remove(&rec.id).unwrap_or_default(),
         busy: if maybe_busy.contains(&rec.id) { busy_by(store, &rec.id) } else { None },
-        live: rec.terminal_pid.is_some_and(pid_alive),
+        live: rec.terminal_open(),
         gone: !rec.transcript.exists(),
         rec,
     });

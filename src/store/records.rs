@@ -39,9 +39,23 @@ pub struct SessionRecord {
     pub run_turns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    /// The `claude` process of a person's terminal while it is open (from `$CLAUDE_PID`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub terminal_pid: Option<u32>,
+    /// The `claude` processes of persons' terminals open on it (from `$CLAUDE_PID`); dead
+    /// ones are dropped at the next start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terminal_pids: Vec<u32>,
+}
+
+impl SessionRecord {
+    /// Whether a person's terminal is open on the session.
+    pub fn terminal_open(&self) -> bool {
+        self.terminal_pids.iter().any(|&pid| crate::sys::pid_alive(pid))
+    }
+
+    /// Notes a terminal's `claude` process, forgetting the ones that have exited.
+    pub fn add_terminal(&mut self, pid: u32) {
+        self.terminal_pids.retain(|&p| p != pid && crate::sys::pid_alive(p));
+        self.terminal_pids.push(pid);
+    }
 }
 
 impl SessionRecord {
@@ -59,7 +73,7 @@ impl SessionRecord {
             name: None,
             run_turns: 0,
             title: None,
-            terminal_pid: None,
+            terminal_pids: Vec::new(),
         }
     }
 }
