@@ -163,11 +163,10 @@ fn record_start(
     if let (false, Some(pid)) = (by_run, pid) {
         rec.add_terminal(pid);
     }
-    let rec = SessionRecord {
-        source: input.source.clone().unwrap_or_else(|| "startup".into()),
-        title: input.session_title.clone().or(rec.title.clone()),
-        ..rec
-    };
+    rec.source = input.source.clone().unwrap_or_else(|| "startup".into());
+    if let Some(title) = &input.session_title {
+        rec.title = Some(title.clone());
+    }
     tx.put_session(&rec)?;
     drop(tx);
     if !by_run && let Some(pid) = pid {
