@@ -242,15 +242,6 @@ pub fn log_surface_turn(
     tx.put_turn_log(id, &log)
 }
 
-/// Whether a terminal is open on the session, so that the turns other surfaces add must be
-/// logged for its catch-up. A terminal that starts later loads them from the transcript.
-pub fn watched_by_terminal(store: &Store, rec: &crate::store::SessionRecord) -> Result<bool> {
-    if rec.terminal_open() {
-        return Ok(true);
-    }
-    Ok(store.turn_log(&rec.id)?.is_some_and(|log| log.cursors.keys().any(|&pid| pid_alive(pid))))
-}
-
 /// The terminal `pid` has seen everything so far (it just loaded the transcript).
 pub fn mark_seen(store: &Store, id: &SessionId, pid: u32) -> Result<()> {
     if store.turn_log(id)?.is_none() {

@@ -911,6 +911,10 @@ fn install_writes_through_a_dangling_settings_symlink() {
 #[test]
 fn a_reply_is_printed_even_when_recording_the_turn_fails() {
     let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    // A terminal is open on it (this test process stands in for its claude): runs log turns.
+    w.hook("session-start", ID_A).env("CLAUDE_PID", std::process::id().to_string()).assert().success();
+    w.cmd(&["attach", ID_A, "--key", "k"]).assert().success();
     w.run(&["--key", "k", "one"]).assert().success();
     let id = w.current("k");
     let turns = w.state().join("turns").join(format!("{id}.json"));

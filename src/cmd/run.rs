@@ -309,7 +309,9 @@ impl cli::Run {
             tx.set_global(None)?;
             eprintln!("clawsess: removed the global attachment to {} (its transcript is gone)", gone.short());
         }
-        if turn::watched_by_terminal(&tx, &rec)? {
+        // Only an open terminal needs the turn for its catch-up: one that starts later loads
+        // it from the transcript.
+        if rec.terminal_open() {
             turn::log_surface_turn(&tx, session, key.as_str(), prompt, reply)?;
         }
         Ok(())
