@@ -54,6 +54,9 @@ fn main() {
     eprintln!("report written to target/{}", out.file_name().unwrap().to_string_lossy());
 }
 
+/// Timed runs of `import` (each into a fresh state dir: it writes a record per session).
+const IMPORT_RUNS: usize = 3;
+
 /// How much to do.
 #[derive(Clone, Copy)]
 struct Plan {
@@ -199,6 +202,30 @@ impl Bench {
             rss_kb: Vec::new(),
         }];
         self.time_round_robin(&mut slow, self.plan.list_runs);
+        // `import` of every session's transcript into an empty state dir (a fresh one each
+        // run), then again into the one it just filled (all recorded: reads, no writes).
+        let import_state = |round: usize| self.root.join(format!("import-state-{round}"));
+        let import = |round: usize| {
+            let mut cmd = self.clawsess(["import"]);
+            cmd.env("CLAWSESS_HOME", import_state(round));
+            Spec { cmd, stdin: None }
+        };
+        let mut imports = vec![
+            Case {
+                name: format!("`import` of {} transcripts into an empty state", self.plan.sessions),
+                make: Box::new(import),
+                samples: Vec::new(),
+                rss_kb: Vec::new(),
+            },
+            Case {
+                name: "`import` again (every session already recorded)".into(),
+                make: Box::new(import),
+                samples: Vec::new(),
+                rss_kb: Vec::new(),
+            },
+        ];
+        self.time_round_robin(&mut imports, IMPORT_RUNS);
+        slow.extend(imports);
         let _ = fs::remove_file(&big); // 1 GiB: do not wait for the temp dir's cleanup
         let rows = fast
             .into_iter()
