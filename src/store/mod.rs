@@ -196,7 +196,6 @@ impl Store {
         Ok(state)
     }
 
-    /// All key states (for `list` and `doctor`).
     /// All key states (for `list`, `prune`, `doctor`); ones that do not parse come back as
     /// errors, so a reader can go on with the rest.
     pub fn key_states(&self) -> Result<(Vec<KeyState>, Vec<anyhow::Error>)> {
@@ -282,12 +281,8 @@ impl std::ops::Deref for Locked<'_> {
 
 impl Locked<'_> {
     fn write<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<()> {
-        self.write_with(path, value, Durability::Full)
-    }
-
-    fn write_with<T: serde::Serialize>(&self, path: &Path, value: &T, durability: Durability) -> Result<()> {
         create_private_dir(path.parent().expect("state files live in a dir"))?;
-        write_json(path, value, durability)
+        write_json(path, value, Durability::Full)
     }
 
     pub fn put_session(&self, rec: &SessionRecord) -> Result<()> {
