@@ -161,8 +161,7 @@ pub fn terminal_busy(store: &Store, id: &SessionId) -> Result<Option<BusyMarker>
 
 /// Who holds `id`'s run lock right now, if anyone (read without taking it).
 pub fn run_holder(store: &Store, id: &SessionId) -> Option<RunHolder> {
-    let path = store.dir().join("run").join(format!("{id}.lock"));
-    let file = File::open(path).ok()?;
+    let file = File::open(store.run_lock_file(id)).ok()?;
     read_holder(&file).filter(|h| pid_alive(h.pid) || h.child.is_some_and(pid_alive))
 }
 

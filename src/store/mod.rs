@@ -94,18 +94,23 @@ impl Store {
         self.dir.join("busy").join(format!("{id}.json"))
     }
 
-    /// Path of a session's run lock, creating its dir.
+    /// Path of a session's run lock, for readers (nothing is created).
+    pub fn run_lock_file(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("run").join(format!("{id}.lock"))
+    }
+
+    /// Path of a session's run lock, creating its dir (for the processes that lock it).
     pub fn run_lock_path(&self, id: &SessionId) -> Result<PathBuf> {
-        let dir = self.dir.join("run");
-        create_private_dir(&dir)?;
-        Ok(dir.join(format!("{id}.lock")))
+        let path = self.run_lock_file(id);
+        create_private_dir(path.parent().expect("run/ dir"))?;
+        Ok(path)
     }
 
     /// Path of a key's run lock (runs of one key go one at a time), creating its dir.
     pub fn run_lock_path_for_key(&self, key: &Key) -> Result<PathBuf> {
-        let dir = self.dir.join("run");
-        create_private_dir(&dir)?;
-        Ok(dir.join(format!("key-{}.lock", file_stem(key.as_str()))))
+        let path = self.dir.join("run").join(format!("key-{}.lock", file_stem(key.as_str())));
+        create_private_dir(path.parent().expect("run/ dir"))?;
+        Ok(path)
     }
 
     /// Every state dir clawsess writes into (for `doctor` and `prune`).
