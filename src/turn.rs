@@ -250,8 +250,7 @@ pub fn mark_seen(store: &Store, id: &SessionId, pid: u32) -> Result<()> {
     let Some(mut log) = tx.turn_log(id)? else {
         return Ok(());
     };
-    log.cursors.retain(|p, _| pid_alive(*p));
-    log.cursors.insert(pid, log.next_seq);
+    log.mark_seen(pid);
     tx.put_turn_log(id, &log)
 }
 
@@ -269,8 +268,7 @@ pub fn catch_up(store: &Store, id: &SessionId, pid: u32) -> Result<Option<String
     let unseen: Vec<&SurfaceTurn> = log.turns.iter().filter(|t| t.seq >= cursor).collect();
     let text = (!unseen.is_empty()).then(|| catch_up_text(&unseen, cursor, log.turns.first().map(|t| t.seq)));
     if cursor != log.next_seq {
-        log.cursors.retain(|p, _| pid_alive(*p));
-        log.cursors.insert(pid, log.next_seq);
+        log.mark_seen(pid);
         tx.put_turn_log(id, &log)?;
     }
     Ok(text)

@@ -158,6 +158,15 @@ pub struct TurnLog {
     pub cursors: BTreeMap<u32, u64>,
 }
 
+impl TurnLog {
+    /// Terminal `pid` has now seen every turn logged so far; cursors of terminals that have
+    /// exited are dropped.
+    pub fn mark_seen(&mut self, pid: u32) {
+        self.cursors.retain(|&p, _| crate::sys::pid_alive(p));
+        self.cursors.insert(pid, self.next_seq);
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SurfaceTurn {
     pub seq: u64,
