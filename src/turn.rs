@@ -16,7 +16,7 @@ use crate::exit::Busy;
 use crate::ident::{SessionId, shorten};
 use crate::store::{
     Acquired, BusyMarker, FORMAT, HOOK_LOCK_WAIT, RunHolder, Store, SurfaceTurn, TURN_LOG_MAX, TurnLog,
-    lock_until, now_ms, open_lock_file,
+    lock_until, mtime_ms, now_ms, open_lock_file,
 };
 use crate::sys::{clock, pid_alive};
 
@@ -150,11 +150,7 @@ pub fn terminal_busy(store: &Store, id: &SessionId) -> Result<Option<BusyMarker>
     if !live {
         return Ok(None);
     }
-    let written = store
-        .session(id)?
-        .and_then(|rec| std::fs::metadata(rec.transcript).and_then(|m| m.modified()).ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64);
+    let written = store.session(id)?.and_then(|rec| mtime_ms(&rec.transcript)).unwrap_or(0);
     let quiet = Duration::from_millis(now.saturating_sub(written.max(marker.since)));
     Ok((quiet < BUSY_QUIET).then_some(marker))
 }

@@ -9,7 +9,7 @@ use crate::claude;
 use crate::cli::Import;
 use crate::exit;
 use crate::ident::SessionId;
-use crate::store::{COMMAND_LOCK_WAIT, SessionRecord, Starter, Store, now_ms};
+use crate::store::{COMMAND_LOCK_WAIT, SessionRecord, Starter, Store, mtime_ms, now_ms};
 
 /// How much of a transcript's head is read to find its cwd.
 const HEAD_BYTES: u64 = 256 * 1024;
@@ -33,11 +33,7 @@ impl Run for Import {
                 unreadable += 1;
                 continue;
             };
-            let modified = std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or_else(now_ms, |d| d.as_millis() as u64);
+            let modified = mtime_ms(path).unwrap_or_else(now_ms);
             tx.put_session(&SessionRecord {
                 source: "import".into(),
                 first_seen: first.unwrap_or(modified).min(modified),
