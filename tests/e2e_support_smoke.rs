@@ -49,3 +49,37 @@ fn claude_p_turn_and_resume_continue_one_conversation() {
     assert!(turns[1].all_text.contains(result));
     assert!(turns.iter().all(|r| r.finished_ms >= r.started_ms && r.finished_ms > 0));
 }
+
+#[test]
+fn a_held_answer_waits_for_its_release() {
+    let h = ClaudeHome::new();
+    let proj = h.project("demo");
+    let mut cmd = h.claude_p(&proj);
+    cmd.args(["--output-format", "json"]);
+    let turn = std::thread::spawn(move || {
+        support::real_claude::run_with_stdin(
+            &mut cmd,
+            "wait here [hold=gate]",
+            std::time::Duration::from_secs(120),
+        )
+    });
+    h.api.wait_held("gate");
+    assert!(h.api.turn_requests().iter().all(|r| r.finished_ms == 0), "held until released");
+    h.api.release("gate");
+    let out = turn.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(h.api.turn_requests()[0].finished_ms > 0);
+}
+
+#[test]
+fn a_scripted_tool_call_runs_and_its_result_reaches_the_stand_in() {
+    let h = ClaudeHome::new();
+    let proj = h.project("demo");
+    let result = h.run_p_json(&proj, &[], "run it [bash=echo tool-output-42]");
+    assert_eq!(result["is_error"], false, "{result}");
+    let turns = h.api.turn_requests();
+    assert!(turns.len() >= 2, "a tool_use answer, then the answer to its result: {turns:?}");
+    let last = turns.last().unwrap();
+    assert!(last.all_text.contains("tool-output-42"), "the tool's output went back to the model");
+    assert!(result["result"].as_str().unwrap().contains("stand-in reply"));
+}

@@ -11,6 +11,17 @@
 //! - `POST /v1/messages/count_tokens`: `{"input_tokens": ...}`; anything else: `{}`.
 //! - `[sleep=MS]` anywhere in the last user text of a main-turn request makes the answer wait
 //!   MS milliseconds (capped at 10 minutes; cut short when the stand-in is dropped).
+//! - `[hold=NAME]` makes the answer wait until the test calls [`StandInApi::release`] with
+//!   NAME (a barrier: no test depends on how fast a process starts). A request that arrives
+//!   after the release is answered at once. Cut short when the client hangs up or the
+//!   stand-in is dropped.
+//! - Tool calls: `[bash=COMMAND]`, `[write=PATH]` (content `written by the stand-in`) and
+//!   `[read=PATH]` in the prompt, in order, or a script registered with
+//!   [`StandInApi::script_tools`] for prompts containing a marker: the answer to the prompt is
+//!   a `tool_use` block for the first call, the answer to its `tool_result` the next call,
+//!   and so on; after the last one, the usual text reply. Each call is decided from the
+//!   request's own messages (how many tool calls follow the prompt), so resumes and retries
+//!   get the same answers.
 //!
 //! Every request to `/v1/messages` is recorded (see [`Recorded`]); it is in `requests()` from
 //! the moment its body has arrived (`finished_ms == 0` while the answer is still pending).
@@ -73,11 +84,34 @@ pub struct Recorded {
     pub client_gone: bool,
 }
 
+/// One tool call the stand-in makes: a tool name and its input.
+#[derive(Clone, Debug)]
+pub struct ToolCall {
+    pub name: String,
+    pub input: Value,
+}
+
+impl ToolCall {
+    pub fn new(name: &str, input: Value) -> ToolCall {
+        ToolCall { name: name.to_owned(), input }
+    }
+
+    /// `Bash` running `command`.
+    pub fn bash(command: &str) -> ToolCall {
+        ToolCall::new("Bash", json!({"command": command, "description": "stand-in command"}))
+    }
+}
+
 struct Shared {
     stop: AtomicBool,
     seq: AtomicUsize,
     requests: Mutex<Vec<Recorded>>,
     other_paths: Mutex<Vec<String>>,
+    /// Barrier names released so far.
+    released: Mutex<std::collections::HashSet<String>>,
+    release_cv: std::sync::Condvar,
+    /// Prompt marker -> tool calls to make for it.
+    scripts: Mutex<Vec<(String, Vec<ToolCall>)>>,
 }
 
 /// The stand-in server. Dropping it stops it.
@@ -103,8 +137,32 @@ impl StandInApi {
             seq: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             other_paths: Mutex::new(Vec::new()),
+            released: Mutex::new(std::collections::HashSet::new()),
+            release_cv: std::sync::Condvar::new(),
+            scripts: Mutex::new(Vec::new()),
         };
         StandInApi { server: Loopback::start("stand-in-api", shared) }
+    }
+
+    /// Lets every answer held by `[hold=NAME]` go, now and later.
+    pub fn release(&self, name: &str) {
+        self.server.shared.released.lock().unwrap().insert(name.to_owned());
+        self.server.shared.release_cv.notify_all();
+    }
+
+    /// Waits until a main-turn request held by `[hold=NAME]` has arrived (60 s at most);
+    /// panics if none does.
+    pub fn wait_held(&self, name: &str) {
+        let tag = format!("[hold={name}]");
+        let arrived = self.wait_for(Duration::from_secs(60), |r| {
+            r.iter().any(|r| r.is_main_turn && r.last_user_text.contains(&tag))
+        });
+        assert!(arrived, "no request with {tag} reached the stand-in within 60 s");
+    }
+
+    /// Answers prompts containing `marker` with these tool calls, one per request, then text.
+    pub fn script_tools(&self, marker: &str, calls: Vec<ToolCall>) {
+        self.server.shared.scripts.lock().unwrap().push((marker.to_owned(), calls));
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash), for `ANTHROPIC_BASE_URL`.
@@ -479,6 +537,60 @@ pub fn all_text(body: &Value) -> String {
     out.join("\n")
 }
 
+/// `[hold=NAME]` in `text`, if any.
+pub fn hold_directive(text: &str) -> Option<String> {
+    let start = text.find("[hold=")?;
+    let rest = &text[start + "[hold=".len()..];
+    let end = rest.find(']')?;
+    Some(rest[..end].trim().to_owned())
+}
+
+/// The tool calls `text` asks for with `[bash=...]`, `[write=...]`, `[read=...]`, in order.
+pub fn tool_directives(text: &str) -> Vec<ToolCall> {
+    let mut found: Vec<(usize, ToolCall)> = Vec::new();
+    for tag in ["[bash=", "[write=", "[read="] {
+        let mut from = 0;
+        while let Some(at) = text[from..].find(tag) {
+            let start = from + at + tag.len();
+            let Some(len) = text[start..].find(']') else { break };
+            let arg = text[start..start + len].trim();
+            let call = match tag {
+                "[bash=" => ToolCall::bash(arg),
+                "[write=" => {
+                    ToolCall::new("Write", json!({"file_path": arg, "content": "written by the stand-in\n"}))
+                }
+                _ => ToolCall::new("Read", json!({"file_path": arg})),
+            };
+            found.push((from + at, call));
+            from = start + len;
+        }
+    }
+    found.sort_by_key(|(at, _)| *at);
+    found.into_iter().map(|(_, c)| c).collect()
+}
+
+/// How many tool calls the assistant made after the last message with prompt text.
+fn tool_calls_since_prompt(body: &Value) -> usize {
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return 0;
+    };
+    let mut count = 0;
+    for m in messages.iter().rev() {
+        let role = m.get("role").and_then(Value::as_str);
+        let content = m.get("content").unwrap_or(&Value::Null);
+        if role == Some("user") && !content_text(content, true).trim().is_empty() {
+            break;
+        }
+        if role == Some("assistant")
+            && let Some(blocks) = content.as_array()
+        {
+            count +=
+                blocks.iter().filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use")).count();
+        }
+    }
+    count
+}
+
 /// `[sleep=MS]` in `text`, if any.
 pub fn sleep_directive(text: &str) -> Option<u64> {
     let start = text.find("[sleep=")?;
@@ -514,6 +626,7 @@ fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Re
     let message_count = body.get("messages").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0);
     let last = last_user_text(&body);
     let main = is_main_turn(&body);
+    let tool_call = if main { next_tool_call(&body, &last, sh) } else { None };
     let reply = match body.pointer("/output_config/format/schema") {
         Some(schema) if !main => structured_reply(schema, seq),
         _ => format!(
@@ -540,6 +653,19 @@ fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Re
     };
     sh.requests.lock().unwrap().push(rec);
 
+    if main && let Some(name) = hold_directive(&last) {
+        let mut released = sh.released.lock().unwrap();
+        while !released.contains(&name) && !sh.stop.load(Ordering::SeqCst) {
+            released = sh.release_cv.wait_timeout(released, Duration::from_millis(50)).unwrap().0;
+            if client_gone(w) {
+                if let Some(r) = sh.requests.lock().unwrap().iter_mut().find(|r| r.seq == seq) {
+                    r.client_gone = true;
+                }
+                break;
+            }
+        }
+    }
+
     if main && let Some(ms) = sleep_directive(&last) {
         {
             let deadline = Instant::now() + Duration::from_millis(ms.min(MAX_SLEEP_MS));
@@ -561,6 +687,14 @@ fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Re
     let msg_id = format!("msg_standin_{seq:06}");
     let input_tokens = (req.body.len() / 4).max(1) as u64;
     let output_tokens = (reply.len() / 4).max(1) as u64;
+    if let Some(call) = tool_call {
+        let result = write_tool_use(w, req, &msg_id, &model, input_tokens, seq, &call, stream);
+        if let Some(r) = sh.requests.lock().unwrap().iter_mut().find(|r| r.seq == seq) {
+            r.finished_ms = now_ms();
+            r.reply = format!("tool_use {} {}", call.name, call.input);
+        }
+        return result;
+    }
     let result = if stream {
         let events: Vec<(&str, Value)> = vec![
             (
@@ -609,4 +743,72 @@ fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Re
         r.finished_ms = now_ms();
     }
     result
+}
+
+/// The tool call to answer this request with, if the prompt asks for calls not made yet.
+fn next_tool_call(body: &Value, prompt: &str, sh: &Shared) -> Option<ToolCall> {
+    let mut calls = tool_directives(prompt);
+    if calls.is_empty() {
+        let scripts = sh.scripts.lock().unwrap();
+        calls = scripts.iter().find(|(marker, _)| prompt.contains(marker.as_str()))?.1.clone();
+    }
+    calls.into_iter().nth(tool_calls_since_prompt(body))
+}
+
+/// Answers with one `tool_use` block (stop reason `tool_use`).
+#[allow(clippy::too_many_arguments)]
+fn write_tool_use(
+    w: &mut TcpStream,
+    req: &Request,
+    msg_id: &str,
+    model: &str,
+    input_tokens: u64,
+    seq: usize,
+    call: &ToolCall,
+    stream: bool,
+) -> std::io::Result<()> {
+    let id = format!("toolu_standin_{seq:06}");
+    if !stream {
+        let resp = json!({
+            "id": msg_id, "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "tool_use", "id": id, "name": call.name, "input": call.input}],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 10,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        });
+        return write_response(w, "200 OK", "application/json", resp.to_string().as_bytes(), req.close);
+    }
+    let events: Vec<(&str, Value)> = vec![
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": msg_id, "type": "message", "role": "assistant", "model": model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": input_tokens, "output_tokens": 1,
+                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+                   "content_block": {"type": "tool_use", "id": id, "name": call.name, "input": {}}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+                   "delta": {"type": "input_json_delta", "partial_json": call.input.to_string()}}),
+        ),
+        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+        (
+            "message_delta",
+            json!({"type": "message_delta",
+                   "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                   "usage": {"output_tokens": 10}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ];
+    let mut sse = String::new();
+    for (name, data) in events {
+        sse.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+    }
+    write_response(w, "200 OK", "text/event-stream; charset=utf-8", sse.as_bytes(), req.close)
 }
