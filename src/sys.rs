@@ -59,6 +59,26 @@ pub fn one_line(text: &str, max: usize) -> String {
     crate::ident::shorten(&flat, max)
 }
 
+/// `text` safe to print on a terminal: control characters (ESC, BEL, C1 codes, DEL, ...)
+/// are shown escaped (`\u{1b}`), so text from a chat, a transcript or a directory name
+/// cannot move the cursor, set the title or write the clipboard (OSC 52). Newlines and tabs
+/// stay when `keep_lines`; `--json` output keeps text exact and never goes through this.
+pub fn printable(text: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() && !(keep_lines && (c == '\n' || c == '\t'));
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if bad(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Parses `90s`, `30m`, `12h`, `7d`, `2w` and sums like `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let bad = || format!("{text:?} is not a duration like 30m, 12h, 7d or 1h30m");
@@ -105,6 +125,16 @@ mod tests {
         assert!(pid_alive(std::process::id()));
         assert!(!pid_alive(0));
         assert!(!pid_alive(u32::MAX));
+    }
+
+    #[test]
+    fn printable_escapes_terminal_controls() {
+        let osc52 = "hi\x1b]52;c;ZXZpbA==\x07 there\x1b[2J\u{9b}x\r";
+        let shown = printable(osc52, true);
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert!(shown.contains("\\u{1b}]52;c;ZXZpbA==\\u{7}"), "{shown}");
+        assert_eq!(printable("a\n\tb", true), "a\n\tb");
+        assert_eq!(printable("a\nb", false), "a\\u{a}b");
     }
 
     #[test]
