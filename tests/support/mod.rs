@@ -2,3 +2,4 @@ pub mod loopback;
 pub mod real_claude;
 pub mod stand_in_api;
 pub mod stand_in_telegram;
+pub mod testenv;
