@@ -292,10 +292,14 @@ fn resolution_prefers_the_key_then_global_then_own() {
 }
 
 #[test]
-fn current_without_any_session_exits_1_with_empty_stdout() {
+fn current_without_any_session_exits_1_with_empty_stdout_or_one_json_failure() {
     let w = World::new();
     w.cmd(&["current"]).assert().code(1).stdout("");
-    w.cmd(&["current", "--json"]).assert().code(1).stdout("");
+    let out = w.cmd(&["current", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((j["session_id"].clone(), j["key"].as_str()), (Value::Null, Some("default")));
+    assert!(j["error"].as_str().unwrap().contains("no session"), "{j}");
 }
 
 #[test]
@@ -580,7 +584,7 @@ fn run_idle_reset_starts_a_fresh_own_session() {
     assert_ne!(w.current("k"), old);
     w.run(&["--key", "k", "--idle-reset", "soon", "x"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("duration"));
 }
 

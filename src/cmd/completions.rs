@@ -1,3 +1,5 @@
+use std::io::Write;
+
 use anyhow::Result;
 use clap::CommandFactory;
 use clap_complete::Shell as Target;
@@ -15,14 +17,19 @@ impl Run for Completions {
             Shell::Elvish => Target::Elvish,
             Shell::Powershell => Target::PowerShell,
         };
-        clap_complete::generate(shell, &mut Cli::command(), "clawsess", &mut std::io::stdout());
+        // generate() panics on a write error: build the script first, then write it.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "clawsess", &mut script);
+        std::io::stdout().lock().write_all(&script).map_err(exit::stdout_error)?;
         Ok(exit::OK)
     }
 }
 
 impl Run for Man {
     fn run(&self) -> Result<u8> {
-        clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+        std::io::stdout().lock().write_all(&page).map_err(exit::stdout_error)?;
         Ok(exit::OK)
     }
 }

@@ -1,7 +1,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::{Run, key_or_default, print_json};
+use super::{Run, failure_json, key_or_default, print_json};
 use crate::cli::Current;
 use crate::exit;
 use crate::resolve::resolve;
@@ -12,9 +12,15 @@ impl Run for Current {
         let key = key_or_default(&self.key.key)?;
         let store = Store::open()?;
         let Some(found) = resolve(&store, &key)? else {
-            eprintln!(
-                "clawsess: no session for key {key} (attach one, or `clawsess run --key {key}` starts one)"
-            );
+            let why =
+                format!("no session for key {key} (attach one, or `clawsess run --key {key}` starts one)");
+            if self.json {
+                let mut doc = failure_json(false, &why, None, false);
+                doc["key"] = key.as_str().into();
+                doc["session_id"] = serde_json::Value::Null;
+                print_json(&doc)?;
+            }
+            eprintln!("clawsess: {why}");
             return Ok(exit::FAILURE);
         };
         if self.json {
@@ -27,7 +33,7 @@ impl Run for Current {
                 "cwd": rec.as_ref().map(|r| r.cwd.clone()),
             }))?;
         } else {
-            println!("{}", found.session);
+            crate::outln!("{}", found.session)?;
         }
         Ok(exit::OK)
     }

@@ -42,17 +42,15 @@ impl Run for Detach {
             return Ok(exit::OK);
         }
         match (&was, &key) {
-            (None, Some(_)) => println!("{who} was not attached; nothing to do"),
-            (None, None) => println!("there is no global attachment; nothing to do"),
-            (Some(a), None) => {
-                println!("Detached the global attachment (was {})", a.session.short())
-            }
+            (None, Some(_)) => crate::outln!("{who} was not attached; nothing to do")?,
+            (None, None) => crate::outln!("there is no global attachment; nothing to do")?,
+            (Some(a), None) => crate::outln!("Detached the global attachment (was {})", a.session.short())?,
             (Some(a), Some(_)) => {
                 let then = match &own {
                     Some(own) => format!("it returns to its own session {}", own.short()),
                     None => "its next run starts a session of its own".to_owned(),
                 };
-                println!("Detached {who} from {}; {then}", a.session.short());
+                crate::outln!("Detached {who} from {}; {then}", a.session.short())?;
             }
         }
         Ok(exit::OK)

@@ -32,7 +32,7 @@ impl Report {
             Level::Fail => "FAIL",
         };
         self.failed |= level == Level::Fail;
-        println!("{tag} {what}: {}", detail.as_ref());
+        let _ = crate::outln!("{tag} {what}: {}", crate::sys::printable(detail.as_ref(), false));
     }
 }
 
@@ -54,9 +54,13 @@ impl Run for Doctor {
         let config = claude::config_dir(self.claude_dir.as_deref())?;
         check_hooks(&mut r, &config);
         check_commands(&mut r, &config);
-        let store = Store::open()?;
-        check_state(&mut r, &store);
-        check_retention(&mut r, &store, &config);
+        match Store::open() {
+            Ok(store) => {
+                check_state(&mut r, &store);
+                check_retention(&mut r, &store, &config);
+            }
+            Err(err) => r.line(Level::Fail, "state dir", format!("{err:#}")),
+        }
         Ok(if r.failed { exit::FAILURE } else { exit::OK })
     }
 }
@@ -152,6 +156,11 @@ fn check_state(r: &mut Report, store: &Store) {
             stale[0].display()
         );
         r.line(Level::Warn, "stale temp files", what);
+    }
+    for sub in store.subdirs().iter().filter(|d| d.exists()) {
+        if let Err(err) = crate::store::check_private_dir(sub) {
+            r.line(Level::Fail, "state dir private", format!("{err:#}"));
+        }
     }
     let mode = std::fs::metadata(dir).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
     if mode & 0o077 != 0 {

@@ -12,7 +12,7 @@ impl Run for Forget {
         let store = Store::open()?;
         let tx = store.lock(COMMAND_LOCK_WAIT)?;
         let Some(state) = tx.key_state(&key)? else {
-            println!("{key} has nothing to forget");
+            crate::outln!("{key} has nothing to forget")?;
             return Ok(exit::OK);
         };
         tx.put_key_state(&KeyState::new(key.clone()))?;
@@ -24,7 +24,7 @@ impl Run for Forget {
         if let Some(a) = &state.attached {
             dropped.push(format!("its attachment to {}", a.session.short()));
         }
-        println!("Forgot {key}: {} (the sessions themselves are kept)", dropped.join(" and "));
+        crate::outln!("Forgot {key}: {} (the sessions themselves are kept)", dropped.join(" and "))?;
         Ok(exit::OK)
     }
 }

@@ -36,11 +36,11 @@ pub fn install(args: &Install) -> Result<u8> {
     remove_our_hooks(&mut settings);
     add_hooks(&mut settings, &quote(&exe))?;
     write_settings(&settings_path, &settings, before.as_deref())?;
-    println!(
+    crate::outln!(
         "hooks: {} (SessionStart, UserPromptSubmit, Stop, SessionEnd -> {})",
         settings_path.display(),
         exe.display()
-    );
+    )?;
 
     let commands = dir.join("commands");
     fs::create_dir_all(&commands).with_context(|| format!("could not create {}", commands.display()))?;
@@ -57,11 +57,11 @@ pub fn install(args: &Install) -> Result<u8> {
         }
         let text = render_command(template, &exe);
         fs::write(&path, text).with_context(|| format!("could not write {}", path.display()))?;
-        println!("command: /{} ({})", file.trim_end_matches(".md"), path.display());
+        crate::outln!("command: /{} ({})", file.trim_end_matches(".md"), path.display())?;
     }
-    println!(
+    crate::outln!(
         "Installed. New Claude Code sessions are recorded; type /attach in one to hand it to your bots."
-    );
+    )?;
     Ok(exit::OK)
 }
 
@@ -74,20 +74,20 @@ pub fn uninstall(args: &Install) -> Result<u8> {
         if removed > 0 {
             write_settings(&settings_path, &settings, before.as_deref())?;
         }
-        println!("hooks: removed {removed} from {}", settings_path.display());
+        crate::outln!("hooks: removed {removed} from {}", settings_path.display())?;
     }
     for (file, _) in COMMANDS {
         let path = dir.join("commands").join(file);
         match fs::read_to_string(&path) {
             Ok(text) if text.contains(MARKER) => {
                 fs::remove_file(&path).with_context(|| format!("could not remove {}", path.display()))?;
-                println!("command: removed {}", path.display());
+                crate::outln!("command: removed {}", path.display())?;
             }
             Ok(_) => eprintln!("clawsess: left {} alone: it is not clawsess's", path.display()),
             Err(_) => {}
         }
     }
-    println!("Uninstalled. The state dir is kept (sessions, names, attachments).");
+    crate::outln!("Uninstalled. The state dir is kept (sessions, names, attachments).")?;
     Ok(exit::OK)
 }
 
@@ -150,7 +150,7 @@ fn write_settings(path: &Path, settings: &Map<String, Value>, before: Option<&st
         let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
         let backup = target.with_file_name(format!("settings.json.clawsess-backup-{stamp}"));
         write_atomic_mode(&backup, old.as_bytes(), mode)?;
-        println!("backup: {}", backup.display());
+        crate::outln!("backup: {}", backup.display())?;
     }
     if let Some(dir) = target.parent() {
         fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;

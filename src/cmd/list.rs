@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::Run;
 use crate::cli::List;
-use crate::exit;
+use crate::exit::{self, stdout_error};
 use crate::ident::{Name, SessionId};
 use crate::store::{SessionRecord, Starter, Store, now_ms};
-use crate::sys::{ago, rfc3339, tilde};
+use crate::sys::{ago, printable, rfc3339, tilde};
 use crate::turn::{run_holder, terminal_busy};
 
 /// One row of `list`: a record and what surrounds it.
@@ -31,12 +31,12 @@ impl Run for List {
             // Streamed from borrowed rows: at 10,000 sessions, building a Value per row cost
             // about half of `list --json`.
             let rows: Vec<JsonRow> = rows.iter().map(JsonRow::from).collect();
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            serde_json::to_writer_pretty(&mut out, &rows)?;
-            writeln!(out)?;
-            out.flush()?;
+            let mut bytes = serde_json::to_vec_pretty(&rows)?;
+            bytes.push(b'\n');
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes).and_then(|()| out.flush()).map_err(stdout_error)?;
         } else {
-            print_table(&rows)?;
+            print_table(&rows).map_err(stdout_error)?;
         }
         Ok(exit::OK)
     }
@@ -124,7 +124,7 @@ impl Row {
             self.rec.id.short().to_owned(),
             self.rec.name.as_ref().map_or("-".to_owned(), |n| n.to_string()),
             ago(self.rec.last_seen, now),
-            tilde(&self.rec.cwd),
+            printable(&tilde(&self.rec.cwd), false).into_owned(),
             or_dash(keys),
             or_dash(state),
         ]
@@ -172,7 +172,7 @@ impl<'a> From<&'a Row> for JsonRow<'a> {
     }
 }
 
-fn print_table(rows: &[Row]) -> Result<()> {
+fn print_table(rows: &[Row]) -> std::io::Result<()> {
     let stdout = std::io::stdout();
     let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -181,7 +181,7 @@ fn print_table(rows: &[Row]) -> Result<()> {
             out,
             "no sessions recorded yet: start Claude Code with the hook installed (`clawsess install`)"
         )?;
-        return Ok(out.flush()?);
+        return out.flush();
     }
     let now = now_ms();
     let header = ["ID", "NAME", "ACTIVE", "CWD", "KEYS", "STATE"].map(str::to_owned);
@@ -206,5 +206,5 @@ fn print_table(rows: &[Row]) -> Result<()> {
     for row in &cells {
         writeln!(out, "{}", line(row))?;
     }
-    Ok(out.flush()?)
+    out.flush()
 }

@@ -27,6 +27,32 @@ pub trait Run {
 
 impl Run for Cmd {
     fn run(&self) -> Result<u8> {
+        match (self.dispatch(), self.json()) {
+            (Err(err), true) if !crate::exit::is_stdout_closed(&err) => {
+                // --json promises one JSON document on stdout, failures included.
+                print_json(&failure_json(false, &format!("{err:#}"), None, false))?;
+                eprintln!("clawsess: {}", crate::sys::printable(&format!("{err:#}"), true));
+                Ok(crate::exit::code_of(&err))
+            }
+            (result, _) => result,
+        }
+    }
+}
+
+impl Cmd {
+    /// Whether the command prints JSON (`run` prints its own failure object).
+    fn json(&self) -> bool {
+        match self {
+            Cmd::Attach(cmd) => cmd.json,
+            Cmd::Detach(cmd) => cmd.json,
+            Cmd::Current(cmd) => cmd.json,
+            Cmd::List(cmd) => cmd.json,
+            Cmd::Show(cmd) => cmd.json,
+            _ => false,
+        }
+    }
+
+    fn dispatch(&self) -> Result<u8> {
         match self {
             Cmd::Attach(cmd) => cmd.run(),
             Cmd::Detach(cmd) => cmd.run(),
@@ -53,8 +79,21 @@ fn key_or_default(key: &Option<String>) -> Result<Key> {
     key.as_deref().map_or_else(|| Ok(Key::default_key()), Key::parse)
 }
 
+/// The object `--json` prints when a command fails: `error`, and for `run` the fields of its
+/// result object (`key`, `is_error`, `busy`, `result`), so a bot reads one shape.
+pub fn failure_json(run: bool, error: &str, key: Option<&str>, busy: bool) -> serde_json::Value {
+    let mut doc = serde_json::json!({ "error": error });
+    if run {
+        doc["key"] = key.unwrap_or(crate::ident::DEFAULT_KEY).into();
+        doc["is_error"] = true.into();
+        doc["busy"] = busy.into();
+        doc["result"] = "".into();
+    }
+    doc
+}
+
 /// Prints one JSON document on stdout.
 fn print_json(value: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    crate::outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }

@@ -28,7 +28,7 @@ impl Run for NameCmd {
             tx.remove_name(&old)?;
         }
         drop(tx);
-        println!("Named {} {name}", id.short());
+        crate::outln!("Named {} {name}", id.short())?;
         Ok(exit::OK)
     }
 }

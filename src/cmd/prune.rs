@@ -22,10 +22,10 @@ impl Run for Prune {
         let verb = if self.dry_run { "would drop" } else { "dropped" };
         for rec in records.iter().filter(|r| gone.contains(&r.id)) {
             let name = rec.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
-            println!("{verb} {}{name}: transcript gone", rec.id.short());
+            crate::outln!("{verb} {}{name}: transcript gone", rec.id.short())?;
         }
         if self.dry_run {
-            println!("{} of {} sessions would go", gone.len(), records.len());
+            crate::outln!("{} of {} sessions would go", gone.len(), records.len())?;
             return Ok(exit::OK);
         }
         for rec in records.iter().filter(|r| gone.contains(&r.id)) {
@@ -52,13 +52,13 @@ impl Run for Prune {
         }
         if tx.global()?.is_some_and(|g| gone.contains(&g.session)) {
             tx.set_global(None)?;
-            println!("dropped the global attachment to a gone session");
+            crate::outln!("dropped the global attachment to a gone session")?;
         }
-        println!(
+        crate::outln!(
             "{} of {} sessions dropped; {keys} keys let go of them; {swept} stale temp files removed",
             gone.len(),
             records.len()
-        );
+        )?;
         Ok(exit::OK)
     }
 }
