@@ -167,7 +167,7 @@ impl Turn<'_> {
             let _ = writer.join();
         }
         if let Some(sig) = signals.caught() {
-            bail!("stopped by signal {sig}; claude was stopped too, and the session is free");
+            return Err(crate::exit::Stopped(sig).into());
         }
         Ok(Outcome { code: status.code(), signal: status.signal(), stdout })
     }

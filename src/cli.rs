@@ -117,9 +117,10 @@ pub struct List {
 pub struct Show {
     /// Session id, unique id prefix or name
     pub session: String,
-    /// How many messages
-    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
-    pub n: usize,
+    /// How many messages (at most 100000)
+    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub n: u32,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
@@ -147,12 +148,12 @@ pub struct Run {
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
     /// Seconds to wait while another surface answers the session; 0 fails at once
-    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
-    pub wait: f64,
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = crate::sys::parse_wait)]
+    pub wait: std::time::Duration,
     /// Start a new own session when the key's session has been idle longer than this
-    /// (e.g. 30m, 12h, 7d)
-    #[arg(long, value_name = "DURATION", env = "CLAWSESS_IDLE_RESET")]
-    pub idle_reset: Option<String>,
+    /// (e.g. 30m, 12h, 7d) [env: CLAWSESS_IDLE_RESET]
+    #[arg(long, value_name = "DURATION", value_parser = crate::sys::parse_duration)]
+    pub idle_reset: Option<std::time::Duration>,
     /// Let a prompt that starts with `/` run as a Claude Code slash command; by default it
     /// is sent as text, so a chat user cannot run /attach or other commands through a bot
     #[arg(long)]

@@ -18,6 +18,37 @@ pub fn pid_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// A process's start time (clock ticks since boot, field 22 of `/proc/PID/stat`): with the
+/// pid, it names one process for good, where a pid alone may be reused.
+pub fn start_time(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|(_, start)| start)
+}
+
+/// The state letter and start time of a process, from `/proc/PID/stat`.
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain anything: split after it.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Fields 4..22 follow the state (field 3): the start time is the 19th of them.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Whether `pid` is a running process (not a zombie waiting to be reaped), and the same one
+/// that had `start` as its start time when that is known.
+pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
+    if !pid_alive(pid) {
+        return false;
+    }
+    match proc_stat(pid) {
+        Some((state, started)) => !matches!(state, 'Z' | 'X') && start.is_none_or(|s| s == started),
+        // No /proc (not Linux): the pid is all there is.
+        None => cfg!(not(target_os = "linux")) || pid_alive(pid),
+    }
+}
+
 /// "12s ago", "5m ago", "3h ago", "2d ago" for a Unix-milliseconds time.
 pub fn ago(then_ms: u64, now_ms: u64) -> String {
     let secs = now_ms.saturating_sub(then_ms) / 1000;
@@ -27,6 +58,19 @@ pub fn ago(then_ms: u64, now_ms: u64) -> String {
         3600..86400 => format!("{}h ago", secs / 3600),
         _ => format!("{}d ago", secs / 86400),
     }
+}
+
+/// A duration as `1d2h3m4s` (the units `parse_duration` reads).
+pub fn human_duration(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    let mut out = String::new();
+    for (unit, size) in [('d', 86400), ('h', 3600), ('m', 60), ('s', 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    if out.is_empty() { "0s".into() } else { out }
 }
 
 /// A Unix-milliseconds time in RFC 3339, UTC.
@@ -79,7 +123,20 @@ pub fn printable(text: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Parses `90s`, `30m`, `12h`, `7d`, `2w` and sums like `1h30m`.
+/// The longest wait or duration clawsess takes: a year (longer ones overflow timers, or are
+/// typos).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
+
+/// Parses `--wait` seconds: a number from 0 to a year (fractions allowed).
+pub fn parse_wait(text: &str) -> Result<Duration> {
+    let secs: f64 = text.trim().parse().with_context(|| format!("{text:?} is not a number of seconds"))?;
+    if !(secs.is_finite() && (0.0..=MAX_DURATION.as_secs_f64()).contains(&secs)) {
+        bail!("{text:?} is out of range: give seconds from 0 to {}", MAX_DURATION.as_secs());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `90s`, `30m`, `12h`, `7d`, `2w` and sums like `1h30m`, up to a year.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let bad = || format!("{text:?} is not a duration like 30m, 12h, 7d or 1h30m");
     let mut total = 0u64;
@@ -103,6 +160,9 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     }
     if !digits.is_empty() || total == 0 {
         bail!(bad());
+    }
+    if total > MAX_DURATION.as_secs() {
+        bail!("{text:?} is longer than a year");
     }
     Ok(Duration::from_secs(total))
 }
@@ -138,6 +198,23 @@ mod tests {
     }
 
     #[test]
+    fn a_process_is_alive_with_its_own_start_time_and_a_zombie_is_not() {
+        let me = std::process::id();
+        let start = start_time(me).expect("our start time");
+        assert!(process_alive(me, Some(start)) && process_alive(me, None));
+        assert!(!process_alive(me, Some(start + 1)), "another process with our pid");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while proc_stat(pid).is_some_and(|(s, _)| s != 'Z') {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(pid_alive(pid) && !process_alive(pid, None), "an unreaped zombie is not alive");
+        child.wait().unwrap();
+    }
+
+    #[test]
     fn one_line_folds_whitespace() {
         assert_eq!(one_line("a\n  b\tc", 10), "a b c");
     }
@@ -147,8 +224,12 @@ mod tests {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
-        for bad in ["", "12", "h", "1x", "0s", "-1h"] {
+        for bad in ["", "12", "h", "1x", "0s", "-1h", "18446744073709552s", "53w"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_wait("0.5").unwrap(), Duration::from_millis(500));
+        for bad in ["1e19", "99999999999999999999", "-1", "NaN", "inf", "x"] {
+            assert!(parse_wait(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -50,9 +50,20 @@ pub struct RevLines {
     done: bool,
 }
 
+/// Opens a transcript for reading, refusing anything but a regular file: opening a FIFO
+/// would block until someone writes to it, and a device could be read forever.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}
+
 impl RevLines {
     pub fn open(path: &Path, limit: u64) -> io::Result<Self> {
-        let file = File::open(path)?;
+        let file = open_regular(path)?;
         let len = file.metadata()?.len();
         Ok(Self {
             file,
@@ -200,7 +211,7 @@ fn visit_backwards(path: &Path, mut visit: impl FnMut(Message) -> bool) -> Resul
 
 /// The last `n` messages with text, oldest first.
 pub fn last_messages(path: &Path, n: usize) -> Result<Vec<Message>> {
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n.min(1024));
     if n > 0 {
         visit_backwards(path, |msg| {
             out.push(msg);

@@ -7,7 +7,7 @@ use crate::exit;
 use crate::ident::{Key, SessionId};
 use crate::resolve::{find_session, most_recent_person_session};
 use crate::store::{Attachment, COMMAND_LOCK_WAIT, KeyState, SessionRecord, Store, now_ms};
-use crate::sys::{one_line, tilde};
+use crate::sys::{one_line, printable, tilde};
 use crate::transcript;
 
 impl Run for Attach {
@@ -72,15 +72,17 @@ fn report(rec: &SessionRecord, key: Option<&Key>, json: bool) -> Result<()> {
     }
     let who = key.map_or("every key (global)".to_owned(), |k| k.to_string());
     let name = rec.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
-    println!("Attached {who} to session {}{name}", rec.id);
-    println!("  cwd:        {}", tilde(&rec.cwd));
+    crate::outln!("Attached {who} to session {}{name}", rec.id)?;
+    crate::outln!("  cwd:        {}", printable(&tilde(&rec.cwd), false))?;
     match topic {
         Ok(t) => {
-            let line = |m: Option<&transcript::Message>| m.map_or("-".to_owned(), |m| one_line(&m.text, 100));
-            println!("  last prompt: {}", line(t.prompt.as_ref()));
-            println!("  last reply:  {}", line(t.reply.as_ref()));
+            let line = |m: Option<&transcript::Message>| {
+                m.map_or("-".to_owned(), |m| printable(&one_line(&m.text, 100), false).into_owned())
+            };
+            crate::outln!("  last prompt: {}", line(t.prompt.as_ref()))?;
+            crate::outln!("  last reply:  {}", line(t.reply.as_ref()))?;
         }
-        Err(_) => println!("  (no transcript yet at {})", tilde(&rec.transcript)),
+        Err(_) => crate::outln!("  (no transcript yet at {})", printable(&tilde(&rec.transcript), false))?,
     }
     Ok(())
 }

@@ -53,8 +53,14 @@ impl Run for Hook {
 
 impl Hook {
     fn handle(&self) -> Result<u8> {
-        let Some(input) = read_input()? else {
-            return Ok(exit::OK);
+        let input = match read_input() {
+            Ok(Some(input)) => input,
+            Ok(None) => return Ok(exit::OK),
+            Err(Unread::TooLarge(prefix)) if matches!(self, Hook::PromptSubmit) => {
+                return prompt_submit_unread(&prefix);
+            }
+            Err(Unread::TooLarge(_)) => bail!("hook input is larger than {} MiB; ignored", MAX_INPUT >> 20),
+            Err(Unread::Failed(err)) => return Err(err),
         };
         let id = SessionId::parse(input.session_id.as_deref().context("hook input has no session_id")?)?;
         let store = Store::open()?;
@@ -68,9 +74,25 @@ impl Hook {
     }
 }
 
+/// Why the hook input could not be read whole.
+enum Unread {
+    /// Larger than [`MAX_INPUT`] (a huge pasted prompt): its first bytes.
+    TooLarge(Vec<u8>),
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Unread {
+    fn from(err: E) -> Self {
+        Unread::Failed(err.into())
+    }
+}
+
 /// Reads the hook JSON from stdin, bounded in size and time. `None`: empty input.
-fn read_input() -> Result<Option<HookInput>> {
-    let bytes = read_stdin_bounded(MAX_INPUT, INPUT_WAIT)?;
+fn read_input() -> Result<Option<HookInput>, Unread> {
+    let (bytes, whole) = read_stdin_bounded(MAX_INPUT, INPUT_WAIT)?;
+    if !whole {
+        return Err(Unread::TooLarge(bytes));
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -78,10 +100,44 @@ fn read_input() -> Result<Option<HookInput>> {
     Ok(Some(input))
 }
 
-fn read_stdin_bounded(max: usize, wait: Duration) -> Result<Vec<u8>> {
+/// A prompt whose hook input is too large to read whole must still not get through a session
+/// another surface holds: the session comes from the env or the input's first bytes (Claude
+/// Code writes `session_id` first), and the turn is taken as for any prompt. If no session
+/// can be told, the prompt is refused: letting it through could fork a held session.
+fn prompt_submit_unread(prefix: &[u8]) -> Result<u8> {
+    let id = std::env::var("CLAUDE_CODE_SESSION_ID")
+        .ok()
+        .and_then(|v| SessionId::parse(&v).ok())
+        .or_else(|| session_id_in(prefix));
+    let Some(id) = id else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "clawsess: this prompt is over {} MiB and its session could not be told, so it was not \
+             let through (another surface may be answering the session); send a shorter prompt, \
+             or attach the text as a file",
+            MAX_INPUT >> 20
+        );
+        return Ok(exit::BLOCK);
+    };
+    prompt_submit(&Store::open()?, &id, claude_pid())
+}
+
+/// The value of the first `"session_id":"..."` in a piece of hook JSON.
+fn session_id_in(bytes: &[u8]) -> Option<SessionId> {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    let at = text.find("\"session_id\"")?;
+    let rest = text[at + "\"session_id\"".len()..].trim_start().strip_prefix(':')?.trim_start();
+    let value = rest.strip_prefix('"')?.get(..36)?;
+    SessionId::parse(value).ok()
+}
+
+/// Reads stdin to its end within `wait`; past `max` bytes the rest is read and dropped.
+/// Returns the bytes kept and whether they are the whole input.
+fn read_stdin_bounded(max: usize, wait: Duration) -> Result<(Vec<u8>, bool)> {
     let deadline = Instant::now() + wait;
     let mut stdin = std::io::stdin().lock();
     let mut out = Vec::new();
+    let mut whole = true;
     let mut buf = [0u8; 64 * 1024];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -104,12 +160,11 @@ fn read_stdin_bounded(max: usize, wait: Duration) -> Result<Vec<u8>> {
             Err(err) => return Err(err).context("could not read the hook input"),
         };
         if n == 0 {
-            return Ok(out);
+            return Ok((out, whole));
         }
-        if out.len() + n > max {
-            bail!("hook input is larger than {} MiB; ignored", max / (1024 * 1024));
-        }
-        out.extend_from_slice(&buf[..n]);
+        let keep = n.min(max.saturating_sub(out.len()));
+        whole &= keep == n;
+        out.extend_from_slice(&buf[..keep]);
     }
 }
 
@@ -201,7 +256,7 @@ fn prompt_submit(store: &Store, id: &SessionId, pid: Option<u32>) -> Result<u8> 
         let out = serde_json::json!({
             "hookSpecificOutput": { "hookEventName": "UserPromptSubmit", "additionalContext": text }
         });
-        println!("{out}");
+        crate::outln!("{out}")?;
     }
     Ok(exit::OK)
 }

@@ -1,4 +1,3 @@
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -19,14 +18,17 @@ impl Run for Import {
         let config = claude::config_dir(self.claude_dir.as_deref())?;
         let projects = config.join("projects");
         let Some(found) = transcripts(&projects)? else {
-            println!("no transcripts at {}; nothing to import", projects.display());
+            crate::outln!("no transcripts at {}; nothing to import", projects.display())?;
             return Ok(exit::OK);
         };
         let store = Store::open()?;
         let (mut imported, mut unreadable) = (0, 0);
-        let tx = store.lock(COMMAND_LOCK_WAIT)?;
+        // Transcripts are read without the store lock, and records are written in short
+        // pieces: hooks and runs wait at most a few seconds for the lock, and an import of
+        // tens of thousands of transcripts takes far longer.
+        let mut batch = Vec::new();
         for (id, path) in &found {
-            if tx.session(id)?.is_some() {
+            if store.session(id)?.is_some() {
                 continue;
             }
             let Some((cwd, first)) = read_head(path) else {
@@ -34,23 +36,45 @@ impl Run for Import {
                 continue;
             };
             let modified = mtime_ms(path).unwrap_or_else(now_ms);
-            tx.put_session(&SessionRecord {
+            batch.push(SessionRecord {
                 source: "import".into(),
                 first_seen: first.unwrap_or(modified).min(modified),
                 ..SessionRecord::new(id.clone(), cwd, path.clone(), Starter::Import, modified)
-            })?;
-            imported += 1;
+            });
+            if batch.len() == BATCH {
+                imported += write_batch(&store, &mut batch)?;
+            }
         }
-        drop(tx);
+        imported += write_batch(&store, &mut batch)?;
         let skipped =
             if unreadable > 0 { format!(", {unreadable} without a cwd skipped") } else { String::new() };
-        println!(
+        crate::outln!(
             "imported {imported} sessions from {} ({} already recorded{skipped})",
             projects.display(),
             found.len() - imported - unreadable,
-        );
+        )?;
         Ok(exit::OK)
     }
+}
+
+/// Records written under one hold of the store lock (each costs two fsyncs: ~1-3 ms).
+const BATCH: usize = 64;
+
+/// Writes the records of `batch` that are still unrecorded (a hook may have recorded one
+/// meanwhile, with better information); returns how many it wrote.
+fn write_batch(store: &Store, batch: &mut Vec<SessionRecord>) -> Result<usize> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let tx = store.lock(COMMAND_LOCK_WAIT)?;
+    let mut written = 0;
+    for rec in batch.drain(..) {
+        if tx.session(&rec.id)?.is_none() {
+            tx.put_session(&rec)?;
+            written += 1;
+        }
+    }
+    Ok(written)
 }
 
 /// Every `projects/*/<uuid>.jsonl` (others, such as agents' side transcripts, are not
@@ -76,7 +100,7 @@ fn transcripts(projects: &Path) -> Result<Option<Vec<(SessionId, PathBuf)>>> {
 
 /// The cwd and the first timestamp (Unix ms) of a transcript, from its first lines.
 fn read_head(path: &Path) -> Option<(PathBuf, Option<u64>)> {
-    let file = File::open(path).ok()?;
+    let file = crate::transcript::open_regular(path).ok()?;
     let reader = BufReader::new(file.take(HEAD_BYTES));
     let mut first = None;
     for line in reader.lines() {

@@ -2,21 +2,22 @@
 //! run lock for the whole turn.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::{Run, key_or_default, print_json};
+use super::{Run, failure_json, key_or_default, print_json};
 use crate::claude::{self, ClaudeResult};
 use crate::cli;
 use crate::exit::{self, Busy};
 use crate::ident::{Key, SessionId};
 use crate::resolve::{Via, find_session, resolve};
 use crate::store::{
-    Acquired, COMMAND_LOCK_WAIT, KeyState, SessionRecord, Starter, Store, lock_until, now_ms, open_lock_file,
+    Acquired, Attachment, COMMAND_LOCK_WAIT, KeyState, SessionRecord, Starter, Store, lock_until, now_ms,
+    open_lock_file,
 };
 use crate::sys::parse_duration;
 use crate::turn::{self, RunLock};
@@ -39,14 +40,8 @@ impl Run for cli::Run {
             Err(err) if self.json => {
                 // --json promises one JSON document on stdout, failures included.
                 let busy = err.downcast_ref::<Busy>().is_some();
-                print_json(&serde_json::json!({
-                    "key": self.key.key.as_deref().unwrap_or(crate::ident::DEFAULT_KEY),
-                    "is_error": true,
-                    "busy": busy,
-                    "error": format!("{err:#}"),
-                    "result": "",
-                }))?;
-                eprintln!("clawsess: {err:#}");
+                print_json(&failure_json(true, &format!("{err:#}"), self.key.key.as_deref(), busy))?;
+                eprintln!("clawsess: {}", crate::sys::printable(&format!("{err:#}"), true));
                 Ok(exit::code_of(&err))
             }
             other => other,
@@ -58,14 +53,11 @@ impl cli::Run {
     /// One turn; see the module doc.
     fn turn(&self) -> Result<u8> {
         let key = key_or_default(&self.key.key)?;
-        if !(self.wait.is_finite() && self.wait >= 0.0) {
-            bail!("--wait takes a number of seconds >= 0");
-        }
-        let idle_reset = self.idle_reset.as_deref().map(parse_duration).transpose()?;
+        let idle_reset = self.idle_reset()?;
         let claude = claude::find_claude(self.claude.as_deref())?;
         let prompt = self.prompt_text()?;
         let store = Store::open()?;
-        let deadline = Instant::now() + Duration::from_secs_f64(self.wait);
+        let deadline = Instant::now() + self.wait;
 
         let key_lock = self.lock_key(&store, &key, deadline)?;
         let target = self.target(&store, &key, idle_reset)?;
@@ -109,8 +101,11 @@ impl cli::Run {
     fn lock_key(&self, store: &Store, key: &Key, deadline: Instant) -> Result<File> {
         let file = open_lock_file(&store.run_lock_path_for_key(key)?)?;
         let tell = || {
-            if self.wait > 0.0 {
-                eprintln!("clawsess: another run for {key} is in progress; waiting up to {:.0} s", self.wait);
+            if !self.wait.is_zero() {
+                eprintln!(
+                    "clawsess: another run for {key} is in progress; waiting up to {:.0} s",
+                    self.wait.as_secs_f64()
+                );
             }
         };
         match lock_until(&file, deadline, tell)? {
@@ -133,12 +128,7 @@ impl cli::Run {
     ) -> Result<()> {
         if !self.json {
             let text = result.result();
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            if !text.ends_with('\n') {
-                out.write_all(b"\n")?;
-            }
-            return Ok(out.flush()?);
+            return crate::outln!("{}", text.strip_suffix('\n').unwrap_or(text));
         }
         let mut fields = result.fields;
         fields.insert("session_id".into(), Value::String(session.to_string()));
@@ -153,6 +143,19 @@ impl cli::Run {
             fields.insert("replaced_session".into(), Value::String(old.to_string()));
         }
         print_json(&Value::Object(fields))
+    }
+
+    /// `--idle-reset`, else `$CLAWSESS_IDLE_RESET` (empty counts as unset).
+    fn idle_reset(&self) -> Result<Option<Duration>> {
+        if self.idle_reset.is_some() {
+            return Ok(self.idle_reset);
+        }
+        match std::env::var("CLAWSESS_IDLE_RESET") {
+            Ok(text) if !text.trim().is_empty() => {
+                parse_duration(&text).map(Some).context("CLAWSESS_IDLE_RESET")
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The prompt: PROMPT words joined by spaces, else all of stdin.
@@ -219,9 +222,9 @@ impl cli::Run {
             Some(rec) => match idle_reset {
                 Some(limit)
                     if found.via == Via::Own
-                        && now_ms().saturating_sub(rec.last_seen) > limit.as_millis() as u64 =>
+                        && u128::from(now_ms().saturating_sub(rec.last_seen)) > limit.as_millis() =>
                 {
-                    Some(format!("was idle for longer than {}", self.idle_reset.as_deref().unwrap_or("")))
+                    Some(format!("was idle for longer than {}", crate::sys::human_duration(limit)))
                 }
                 _ => None,
             },
@@ -292,10 +295,24 @@ impl cli::Run {
         if self.new && state.attached.take().is_some() {
             eprintln!("clawsess: {key} was attached to another session; --new detached it");
         }
-        let becomes_own = self.new || (self.session.is_none() && state.attached.is_none());
+        // Decided by how this turn was routed, not by the key's state now: an attachment
+        // made or removed while the turn ran must not turn the attached session into the
+        // key's own (after `detach`, two chats would share one conversation).
+        let becomes_own = self.new
+            || (self.session.is_none() && (matches!(target.via, None | Some(Via::Own)) || gone.is_some()));
         if becomes_own && state.own.as_ref() != Some(session) {
             state.own = Some(session.clone());
             state.own_at = now;
+        }
+        // Under a global attachment the key would follow it again at its next turn: --new
+        // holds the key to its new session until `detach --key`.
+        if self.new && tx.global()?.is_some_and(|g| g.session != *session) {
+            state.attached = Some(Attachment { session: session.clone(), at: now });
+            eprintln!(
+                "clawsess: every key follows the global attachment; --new attached {key} to its new \
+                 session ({}) — `clawsess detach --key {key}` hands it back to the global one",
+                session.short()
+            );
         }
         // Most turns change nothing here: spare the write (and its fsyncs).
         let unchanged =

@@ -6,7 +6,7 @@ use crate::cli::Show;
 use crate::exit;
 use crate::resolve::find_session;
 use crate::store::Store;
-use crate::sys::tilde;
+use crate::sys::{printable, tilde};
 use crate::transcript::{self, Role};
 
 impl Run for Show {
@@ -21,7 +21,7 @@ impl Run for Show {
                 tilde(&rec.transcript)
             );
         }
-        let messages = transcript::last_messages(&rec.transcript, self.n)?;
+        let messages = transcript::last_messages(&rec.transcript, self.n as usize)?;
         if self.json {
             return print_json(
                 &json!({ "session_id": id, "name": rec.name, "cwd": rec.cwd, "messages": messages }),
@@ -30,15 +30,16 @@ impl Run for Show {
         }
         for (i, m) in messages.iter().enumerate() {
             if i > 0 {
-                println!();
+                crate::outln!()?;
             }
             let who = match m.role {
                 Role::User => "user",
                 Role::Assistant => "assistant",
             };
-            let when = m.timestamp.as_deref().map(|t| format!(" · {t}")).unwrap_or_default();
-            println!("── {who}{when}");
-            println!("{}", m.text.trim_end());
+            let when =
+                m.timestamp.as_deref().map(|t| format!(" · {}", printable(t, false))).unwrap_or_default();
+            crate::outln!("── {who}{when}")?;
+            crate::outln!("{}", printable(m.text.trim_end(), true))?;
         }
         Ok(exit::OK)
     }

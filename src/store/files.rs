@@ -13,13 +13,43 @@ use serde::de::DeserializeOwned;
 /// `prune` sweeps ones a killed writer left behind.
 pub const TMP_SUFFIX: &str = ".tmp";
 
-/// Creates `dir` (and parents) private to the user.
+/// Creates `dir` (and parents) private to the user, and refuses one that another user owns
+/// or can write (see [`check_private_dir`]).
 pub fn create_private_dir(dir: &Path) -> Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("could not create {}", dir.display()))
+        .with_context(|| format!("could not create {}", dir.display()))?;
+    check_private_dir(dir)
+}
+
+/// Refuses a state dir that is not the user's own or that others can write: whoever can
+/// write there can plant a lock file as a symlink or hard link to one of the user's files,
+/// or route a bot's key to a session of their choice.
+pub fn check_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(dir).with_context(|| format!("could not read {}", dir.display()))?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let problem = if !meta.is_dir() {
+        Some("is not a directory".to_owned())
+    } else if meta.uid() != me {
+        Some(format!("belongs to uid {}, not to you (uid {me})", meta.uid()))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!("can be written by others (mode {:o})", meta.mode() & 0o777))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(what) => bail!(
+            "refusing the state dir {}: it {what}; another user could plant files in it. \
+             Fix it with `chmod 700 {0}` if it is yours (or remove it), or set CLAWSESS_HOME \
+             to a private dir",
+            dir.display()
+        ),
+    }
 }
 
 /// How much a write must survive. Every write is atomic (temp file and rename), so a killed
@@ -90,12 +120,25 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T, durability: Durability) 
 /// Reads a JSON state file; `None` when it does not exist. A file that does not parse is an
 /// error naming it, and is left as it is.
 pub fn read_json<T: DeserializeOwned + Versioned>(path: &Path) -> Result<Option<T>> {
-    let bytes = match fs::read(path) {
+    let bytes = match read_no_follow(path) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err).with_context(|| format!("could not read {}", path.display())),
     };
     parse_json(path, &bytes).map(Some)
+}
+
+/// A state file's bytes; a symlink is refused (state files are never links).
+fn read_no_follow(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file =
+        OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// A state file's format version (its `"v"`).

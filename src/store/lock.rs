@@ -10,16 +10,24 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 /// Opens (creating) a lock file. A lock on a file that `rename` replaces protects nothing,
-/// so lock files are separate from the state they guard and are never replaced.
+/// so lock files are separate from the state they guard and are never replaced. A symlink
+/// (or anything but a regular file) is refused: the run lock's holder note is written into
+/// the file, which must never reach a file someone planted a link to.
 pub fn open_lock_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
-        .with_context(|| format!("could not open lock file {}", path.display()))
+        .with_context(|| format!("could not open lock file {}", path.display()))?;
+    let meta = file.metadata().with_context(|| format!("could not read lock file {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("lock file {} is not a regular file; remove it", path.display());
+    }
+    Ok(file)
 }
 
 /// What trying to take a lock until a deadline gave.

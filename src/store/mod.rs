@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub use files::{
-    Durability, TMP_SUFFIX, Versioned, create_private_dir, parse_json, read_json, remove_if_exists,
-    write_atomic, write_atomic_mode, write_json,
+    Durability, TMP_SUFFIX, Versioned, check_private_dir, create_private_dir, parse_json, read_json,
+    remove_if_exists, write_atomic, write_atomic_mode, write_json,
 };
 pub use lock::{Acquired, lock_until, open_lock_file};
 pub use records::*;
@@ -50,9 +50,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// The state dir of `$CLAWSESS_HOME`, else the platform data dir.
+    /// The state dir of `$CLAWSESS_HOME`, else the platform data dir. One that another user
+    /// owns or can write is refused (it may not exist yet: writers create it private).
     pub fn open() -> Result<Self> {
-        Ok(Self::at(default_dir()?))
+        let dir = default_dir()?;
+        if dir.exists() {
+            files::check_private_dir(&dir)?;
+        }
+        Ok(Self::at(dir))
     }
 
     /// The state dir at `dir`.

@@ -140,10 +140,15 @@ pub struct BusyMarker {
 pub struct RunHolder {
     pub key: String,
     pub pid: u32,
+    /// The run's start time (see `sys::start_time`), so a reused pid is not taken for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
     pub since: u64,
     /// The run's `claude` child, once started: it may outlive a SIGKILLed run by a moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_start: Option<u64>,
 }
 
 /// Turns that surfaces other than the terminal added: `turns/<id>.json`. The terminal's
