@@ -634,7 +634,9 @@ fn a_terminal_prompt_is_refused_while_a_run_answers_and_gets_the_turn_as_catch_u
     w.hook("session-start", ID_A).env("CLAUDE_PID", &me).assert().success();
     w.cmd(&["attach", ID_A, "--key", "telegram:5"]).assert().success();
     let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_clawsess"));
-    run.args(["run", "--claude", &w.fake_claude(), "--key", "telegram:5", "what did we decide? [sleep=1.5]"])
+    let release = w.path("release");
+    let prompt = format!("what did we decide? [hold={}]", release.display());
+    run.args(["run", "--claude", &w.fake_claude(), "--key", "telegram:5", &prompt])
         .env("CLAWSESS_HOME", w.state())
         .env("CLAUDE_CONFIG_DIR", w.path("claude"))
         .env("HOME", w.path("home"))
@@ -654,6 +656,7 @@ fn a_terminal_prompt_is_refused_while_a_run_answers_and_gets_the_turn_as_catch_u
         .code(2)
         .stdout("")
         .stderr(predicate::str::contains("telegram:5").and(predicate::str::contains("again")));
+    fs::write(&release, "").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let catch_up = stdout_of(w.hook("prompt-submit", ID_A).env("CLAUDE_PID", &me));

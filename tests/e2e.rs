@@ -88,6 +88,23 @@ impl E2e {
     }
 }
 
+/// Reads `child`'s stderr until a line contains `text` (a barrier on what the process says,
+/// not on time); returns what it read. The rest of stderr is drained in the background.
+fn read_stderr_until(child: &mut Child, text: &str) -> String {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "stderr ended before {text:?}: {seen}");
+        seen.push_str(&line);
+        if line.contains(text) {
+            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+            return seen;
+        }
+    }
+}
+
 fn id_of(result: &Value) -> String {
     result["session_id"].as_str().unwrap().to_owned()
 }
@@ -203,8 +220,11 @@ fn two_keys_run_in_parallel_while_two_runs_on_one_key_take_turns() {
         e.run_json(&["--key", key, "--cwd", cwd, "hello"]);
     }
     e.home.api.clear();
-    let a = e.spawn_run(&["--key", "k:a", "parallel a [sleep=6000]"]);
-    let b = e.spawn_run(&["--key", "k:b", "parallel b [sleep=6000]"]);
+    let a = e.spawn_run(&["--key", "k:a", "parallel a [hold=both]"]);
+    let b = e.spawn_run(&["--key", "k:b", "parallel b [hold=both]"]);
+    // Both turns reach the model while both are held: they run at once.
+    e.wait_for_turns(2);
+    e.home.api.release("both");
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -217,9 +237,13 @@ fn two_keys_run_in_parallel_while_two_runs_on_one_key_take_turns() {
     );
 
     e.home.api.clear();
-    let first = e.spawn_run(&["--key", "k:a", "serial one [sleep=1500]"]);
-    e.wait_for_turns(1);
-    let second = e.spawn_run(&["--key", "k:a", "serial two"]);
+    let first = e.spawn_run(&["--key", "k:a", "serial one [hold=one]"]);
+    e.home.api.wait_held("one");
+    let mut second = e.spawn_run(&["--key", "k:a", "serial two"]);
+    // The second run says it waits for the first before the first is let go.
+    let said = read_stderr_until(&mut second, "in progress; waiting");
+    assert_eq!(e.home.api.turn_requests().len(), 1, "the second turn waits: {said}");
+    e.home.api.release("one");
     for child in [first, second] {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -243,14 +267,17 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
     let mut terminal = e.home.claude_p(&project);
     terminal.args(["--output-format", "json", "--resume", &id]);
     let term = std::thread::spawn(move || {
-        run_with_stdin(&mut terminal, "long terminal turn [sleep=4000]", Duration::from_secs(120))
+        run_with_stdin(&mut terminal, "long terminal turn [hold=term]", Duration::from_secs(120))
     });
-    e.wait_for_turns(2);
+    e.home.api.wait_held("term");
     let out = e.run(&["--key", "telegram:1", "--wait", "0", "from the bot"]);
     assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("terminal"));
     // With a wait, it goes once the terminal's turn is over.
-    let out = e.run(&["--key", "telegram:1", "--wait", "60", "from the bot, later"]);
+    let mut later = e.spawn_run(&["--key", "telegram:1", "--wait", "120", "from the bot, later"]);
+    read_stderr_until(&mut later, "waiting up to");
+    e.home.api.release("term");
+    let out = later.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let term = term.join().unwrap();
     assert!(term.status.success());
@@ -259,8 +286,8 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
     assert!(b.started_ms >= t.finished_ms, "the bot's turn came after the terminal's");
 
     // A run in progress: the terminal's prompt is refused with the reason.
-    let run = e.spawn_run(&["--key", "telegram:1", "slow bot turn [sleep=3000]"]);
-    e.wait_for_turns(4);
+    let run = e.spawn_run(&["--key", "telegram:1", "slow bot turn [hold=bot]"]);
+    e.home.api.wait_held("bot");
     let before = e.home.api.turn_requests().len();
     let refused = e.terminal(&project, Some(&id), "typed in the terminal meanwhile");
     let text = refused["result"].as_str().unwrap();
@@ -269,6 +296,7 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
         "{text}"
     );
     assert_eq!(e.home.api.turn_requests().len(), before, "the refused prompt never reached the model");
+    e.home.api.release("bot");
     assert!(run.wait_with_output().unwrap().status.success());
     let user_lines: Vec<Value> = e
         .transcript(&id)
@@ -396,7 +424,7 @@ fn a_killed_run_frees_the_session() {
     e.run_json(&["--key", "k", "--cwd", cwd, "hello"]);
     for signal in ["-KILL", "-TERM"] {
         let n = e.home.api.turn_requests().len();
-        let run = e.spawn_run(&["--key", "k", "a very long turn [sleep=60000]"]);
+        let run = e.spawn_run(&["--key", "k", "a turn held until killed [hold=never]"]);
         e.wait_for_turns(n + 1);
         let pid = run.id().to_string();
         assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());

@@ -239,11 +239,12 @@ fn attach_detach_new_and_sessions_commands() {
     let mut terminal = e.home.claude_p(&terminal_dir);
     terminal.args(["--output-format", "json", "--resume", &trip]);
     let term = thread::spawn(move || {
-        run_with_stdin(&mut terminal, "terminal turn [sleep=4000]", Duration::from_secs(120))
+        run_with_stdin(&mut terminal, "terminal turn [hold=term]", Duration::from_secs(120))
     });
-    assert!(e.home.api.wait_for(T, |r| r.iter().any(|r| r.last_user_text.contains("terminal turn"))));
+    e.home.api.wait_held("term");
     let r = e.say(&bot, 100, None, "while the terminal talks");
     assert!(r.text.contains(BUSY_TEXT), "{r:?}");
+    e.home.api.release("term");
     assert!(term.join().unwrap().status.success());
     assert!(e.turns_with("while the terminal talks").is_empty(), "a busy turn never reached the model");
 
@@ -286,8 +287,15 @@ fn attach_detach_new_and_sessions_commands() {
 fn chats_are_answered_in_parallel_and_one_chat_in_order() {
     let e = Env::new();
     let bot = e.bot(&[("ALLOWED_CHATS", "300,400")]);
-    e.tg.push_message(300, None, "chat 300 [sleep=2500]");
-    e.tg.push_message(400, None, "chat 400 [sleep=2500]");
+    e.tg.push_message(300, None, "chat 300 [hold=chats]");
+    e.tg.push_message(400, None, "chat 400 [hold=chats]");
+    // Both chats' turns reach the model while both are held: they run at once.
+    assert!(
+        e.home
+            .api
+            .wait_for(T, |r| r.iter().filter(|r| r.last_user_text.contains("[hold=chats]")).count() == 2)
+    );
+    e.home.api.release("chats");
     e.tg.wait_for_sent_to(300, None, 1, T);
     e.tg.wait_for_sent_to(400, None, 1, T);
     let (a, b) = (&e.turns_with("chat 300")[0], &e.turns_with("chat 400")[0]);
@@ -295,8 +303,10 @@ fn chats_are_answered_in_parallel_and_one_chat_in_order() {
     assert_replies_to(&e.tg.sent_to(300, None)[0], "chat 300");
     assert_replies_to(&e.tg.sent_to(400, None)[0], "chat 400");
 
-    let one = e.tg.push_message(300, None, "first in order [sleep=1500]");
+    let one = e.tg.push_message(300, None, "first in order [hold=first]");
     let two = e.tg.push_message(300, None, "second in order");
+    e.home.api.wait_held("first");
+    e.home.api.release("first");
     let sent = e.tg.wait_for_sent_to(300, None, 3, T);
     let (x, y) = (&e.turns_with("first in order")[0], &e.turns_with("second in order")[0]);
     assert!(y.started_ms >= x.finished_ms, "one chat, one turn at a time: {x:?} {y:?}");
@@ -340,7 +350,7 @@ fn a_restarted_bot_does_not_answer_old_messages_and_sigterm_stops_a_running_turn
     let session = e.current("telegram:600").unwrap();
 
     // SIGTERM while a turn runs: the turn is stopped, the chat told, the bot ends cleanly.
-    let long = e.tg.push_message(600, None, "a long turn [sleep=60000]");
+    let long = e.tg.push_message(600, None, "a long turn [hold=never]");
     assert!(e.home.api.wait_for(T, |r| r.iter().any(|r| r.last_user_text.contains("a long turn"))));
     let status = bot.terminate(Duration::from_secs(30));
     assert!(status.success(), "{status:?}; log:\n{}", bot.log());

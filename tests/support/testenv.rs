@@ -233,6 +233,16 @@ impl Env {
         path
     }
 
+    /// The barrier file a stand-in started with `STANDIN_HOLD` waits for.
+    pub fn hold_file(&self) -> PathBuf {
+        self.root().join("release")
+    }
+
+    /// Lets stand-ins waiting on [`Env::hold_file`] answer.
+    pub fn release(&self) {
+        fs::write(self.hold_file(), b"").unwrap();
+    }
+
     /// What the stand-in saw in each of its runs: (argv, stdin), oldest first.
     pub fn stand_in_calls(&self) -> Vec<(Vec<String>, String)> {
         let mut calls: Vec<(SystemTime, Vec<String>, String)> = Vec::new();
@@ -258,8 +268,9 @@ impl Env {
 
 /// A stand-in for `claude -p --output-format json`: records its argv (NUL-separated) and
 /// stdin, appends the exchange to the session's transcript, sleeps `$STANDIN_SLEEP` seconds
-/// when set (ignoring SIGTERM with `$STANDIN_IGNORE_TERM`, like a claude that is slow to
-/// stop), and prints a success result that echoes the prompt.
+/// when set, waits until the file `$STANDIN_HOLD` exists when set (a barrier the test
+/// releases with [`Env::release`]), ignores SIGTERM with `$STANDIN_IGNORE_TERM` (like a
+/// claude that is slow to stop), and prints a success result that echoes the prompt.
 pub const STAND_IN: &str = r#"#!/bin/sh
 if [ -n "$STANDIN_IGNORE_TERM" ]; then trap '' TERM; fi
 dir="${STANDIN_DIR:?}"
@@ -281,6 +292,7 @@ if [ -n "$CLAUDE_CONFIG_DIR" ] && [ -n "$sid" ]; then
   printf '{"type":"assistant","message":{"id":"r%s","role":"assistant","content":[{"type":"text","text":"echo: %s"}]}}\n' "$n" "$text" >> "$proj/$sid.jsonl"
 fi
 if [ -n "$STANDIN_SLEEP" ]; then sleep "$STANDIN_SLEEP"; fi
+if [ -n "$STANDIN_HOLD" ]; then while [ ! -e "$STANDIN_HOLD" ]; do sleep 0.02; done; fi
 printf '{"type":"result","subtype":"success","is_error":false,"session_id":"%s","result":"echo: %s"}\n' "$sid" "$text"
 "#;
 
