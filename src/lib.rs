@@ -14,3 +14,4 @@ pub mod store;
 pub mod sys;
 pub mod transcript;
 pub mod turn;
+pub mod versions;
