@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::real_claude::{ClaudeHome, run_with_stdin};
+use support::real_claude::{ClaudeHome, Facts, run_with_stdin};
 
 /// A HOME with Claude Code and clawsess installed into it, as `./install.sh` would.
 struct E2e {
@@ -86,6 +86,31 @@ impl E2e {
                 .wait_for(Duration::from_secs(60), |r| { r.iter().filter(|r| r.is_main_turn).count() >= n })
         );
     }
+}
+
+/// Reads `child`'s stderr until a line containing `needle` (60 s at most) and returns what
+/// it read; the rest of its stderr is drained in the background.
+fn stderr_until(child: &mut Child, needle: &str) -> String {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    let needle = needle.to_owned();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut sent = false;
+        for line in lines.by_ref().map_while(Result::ok) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if !sent && line.contains(&needle) {
+                let _ = tx.send(seen.clone());
+                sent = true;
+            }
+        }
+        if !sent {
+            let _ = tx.send(seen);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("stderr said nothing within 60 s")
 }
 
 fn id_of(result: &Value) -> String {
@@ -203,8 +228,13 @@ fn two_keys_run_in_parallel_while_two_runs_on_one_key_take_turns() {
         e.run_json(&["--key", key, "--cwd", cwd, "hello"]);
     }
     e.home.api.clear();
-    let a = e.spawn_run(&["--key", "k:a", "parallel a [sleep=6000]"]);
-    let b = e.spawn_run(&["--key", "k:b", "parallel b [sleep=6000]"]);
+    // Both turns reach the model while neither is answered: they run in parallel.
+    let a = e.spawn_run(&["--key", "k:a", "parallel a [hold=a]"]);
+    let b = e.spawn_run(&["--key", "k:b", "parallel b [hold=b]"]);
+    e.home.api.wait_held("a");
+    e.home.api.wait_held("b");
+    e.home.api.release("a");
+    e.home.api.release("b");
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -217,9 +247,12 @@ fn two_keys_run_in_parallel_while_two_runs_on_one_key_take_turns() {
     );
 
     e.home.api.clear();
-    let first = e.spawn_run(&["--key", "k:a", "serial one [sleep=1500]"]);
-    e.wait_for_turns(1);
-    let second = e.spawn_run(&["--key", "k:a", "serial two"]);
+    let first = e.spawn_run(&["--key", "k:a", "serial one [hold=one]"]);
+    e.home.api.wait_held("one");
+    let mut second = e.spawn_run(&["--key", "k:a", "serial two"]);
+    let waiting = stderr_until(&mut second, "waiting");
+    assert!(waiting.contains("another run for k:a is in progress"), "{waiting}");
+    e.home.api.release("one");
     for child in [first, second] {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -243,14 +276,17 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
     let mut terminal = e.home.claude_p(&project);
     terminal.args(["--output-format", "json", "--resume", &id]);
     let term = std::thread::spawn(move || {
-        run_with_stdin(&mut terminal, "long terminal turn [sleep=4000]", Duration::from_secs(120))
+        run_with_stdin(&mut terminal, "long terminal turn [hold=terminal]", Duration::from_secs(120))
     });
-    e.wait_for_turns(2);
+    e.home.api.wait_held("terminal");
     let out = e.run(&["--key", "telegram:1", "--wait", "0", "from the bot"]);
     assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("terminal"));
     // With a wait, it goes once the terminal's turn is over.
-    let out = e.run(&["--key", "telegram:1", "--wait", "60", "from the bot, later"]);
+    let mut later = e.spawn_run(&["--key", "telegram:1", "--wait", "60", "from the bot, later"]);
+    assert!(stderr_until(&mut later, "waiting").contains("terminal"));
+    e.home.api.release("terminal");
+    let out = later.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let term = term.join().unwrap();
     assert!(term.status.success());
@@ -259,16 +295,21 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
     assert!(b.started_ms >= t.finished_ms, "the bot's turn came after the terminal's");
 
     // A run in progress: the terminal's prompt is refused with the reason.
-    let run = e.spawn_run(&["--key", "telegram:1", "slow bot turn [sleep=3000]"]);
-    e.wait_for_turns(4);
+    let run = e.spawn_run(&["--key", "telegram:1", "slow bot turn [hold=bot]"]);
+    e.home.api.wait_held("bot");
     let before = e.home.api.turn_requests().len();
     let refused = e.terminal(&project, Some(&id), "typed in the terminal meanwhile");
     let text = refused["result"].as_str().unwrap();
-    assert!(
-        text.contains("blocked by hook") && text.contains("telegram:1") && text.contains("again"),
-        "{text}"
-    );
+    if Facts::get().refusal_has_text() {
+        assert!(
+            text.contains("blocked by hook") && text.contains("telegram:1") && text.contains("again"),
+            "{text}"
+        );
+    } else {
+        assert_eq!(text, "", "before 2.1.200, claude -p shows a refused prompt as an empty result");
+    }
     assert_eq!(e.home.api.turn_requests().len(), before, "the refused prompt never reached the model");
+    e.home.api.release("bot");
     assert!(run.wait_with_output().unwrap().status.success());
     let user_lines: Vec<Value> = e
         .transcript(&id)
@@ -483,4 +524,32 @@ fn import_records_sessions_from_real_transcripts() {
     assert_eq!(reply["session_id"], a.as_str());
     assert!(e.home.api.turn_requests().pop().unwrap().all_text.contains("more"));
     assert!(e.clawsess_ok(&["import"]).contains("imported 0 sessions"));
+}
+
+#[test]
+fn a_prompt_another_hook_refuses_makes_run_fail_on_every_version() {
+    // Before 2.1.200 claude -p reports such a prompt as a success with an empty result; from
+    // 2.1.200 as a success whose result says "blocked by hook". run fails either way.
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let settings_path = e.home.claude_dir().join("settings.json");
+    let mut settings: Value = serde_json::from_str(&fs::read_to_string(&settings_path).unwrap()).unwrap();
+    let refuse = serde_json::json!({"hooks": [{"type": "command",
+        "command": "grep -q FORBIDDEN && { echo 'no forbidden words here' >&2; exit 2; }; exit 0"}]});
+    settings["hooks"]["UserPromptSubmit"].as_array_mut().unwrap().push(refuse);
+    e.home.write_settings(&settings);
+    let cwd = project.to_str().unwrap();
+    let ok = e.run_json(&["--key", "k", "--cwd", cwd, "an allowed prompt"]);
+    let session = id_of(&ok);
+    let before = e.home.api.turn_requests().len();
+
+    let out = e.run(&["--key", "k", "--json", "a FORBIDDEN prompt"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["is_error"], true, "{j}");
+    assert_eq!(e.home.api.turn_requests().len(), before, "the refused prompt never reached the model");
+    assert_eq!(e.current("k").as_deref(), Some(session.as_str()), "the key's mapping stays");
+    assert!(
+        e.run_json(&["--key", "k", "allowed again"])["result"].as_str().unwrap().contains("stand-in reply")
+    );
 }

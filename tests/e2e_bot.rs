@@ -239,11 +239,12 @@ fn attach_detach_new_and_sessions_commands() {
     let mut terminal = e.home.claude_p(&terminal_dir);
     terminal.args(["--output-format", "json", "--resume", &trip]);
     let term = thread::spawn(move || {
-        run_with_stdin(&mut terminal, "terminal turn [sleep=4000]", Duration::from_secs(120))
+        run_with_stdin(&mut terminal, "terminal turn [hold=terminal]", Duration::from_secs(120))
     });
-    assert!(e.home.api.wait_for(T, |r| r.iter().any(|r| r.last_user_text.contains("terminal turn"))));
+    e.home.api.wait_held("terminal");
     let r = e.say(&bot, 100, None, "while the terminal talks");
     assert!(r.text.contains(BUSY_TEXT), "{r:?}");
+    e.home.api.release("terminal");
     assert!(term.join().unwrap().status.success());
     assert!(e.turns_with("while the terminal talks").is_empty(), "a busy turn never reached the model");
 
@@ -286,8 +287,13 @@ fn attach_detach_new_and_sessions_commands() {
 fn chats_are_answered_in_parallel_and_one_chat_in_order() {
     let e = Env::new();
     let bot = e.bot(&[("ALLOWED_CHATS", "300,400")]);
-    e.tg.push_message(300, None, "chat 300 [sleep=2500]");
-    e.tg.push_message(400, None, "chat 400 [sleep=2500]");
+    // Both chats' turns reach the model while neither is answered: they run in parallel.
+    e.tg.push_message(300, None, "chat 300 [hold=c300]");
+    e.tg.push_message(400, None, "chat 400 [hold=c400]");
+    e.home.api.wait_held("c300");
+    e.home.api.wait_held("c400");
+    e.home.api.release("c300");
+    e.home.api.release("c400");
     e.tg.wait_for_sent_to(300, None, 1, T);
     e.tg.wait_for_sent_to(400, None, 1, T);
     let (a, b) = (&e.turns_with("chat 300")[0], &e.turns_with("chat 400")[0]);
