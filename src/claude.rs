@@ -93,7 +93,29 @@ impl ClaudeResult {
     pub fn is_error(&self) -> bool {
         self.fields.get("is_error").and_then(Value::as_bool).unwrap_or(false)
             || self.fields.get("subtype").and_then(Value::as_str).is_some_and(|s| s != "success")
-            || self.result().starts_with("UserPromptSubmit operation blocked by hook")
+            || self.refused()
+    }
+
+    /// Whether a hook refused the prompt. Every version reports such a turn as a success
+    /// that never asked the model (no token in `usage`) and replies nothing: from 2.1.200
+    /// the reply is "UserPromptSubmit operation blocked by hook: ...", before that it is
+    /// empty (and `num_turns` counts something else, not 0). Either is taken, so the English
+    /// text is one signal, not the only one. A local slash command that prints nothing
+    /// (`/clear`, only with `run --allow-slash`) looks the same on versions before 2.1.200.
+    pub fn refused(&self) -> bool {
+        let text = self.result();
+        text.starts_with("UserPromptSubmit operation blocked by hook")
+            || (text.trim().is_empty() && self.asked_no_model())
+    }
+
+    /// `usage` is there and counts no token in or out: the model was never asked.
+    fn asked_no_model(&self) -> bool {
+        let Some(usage) = self.fields.get("usage").and_then(Value::as_object) else {
+            return false;
+        };
+        ["input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
+            .iter()
+            .all(|k| usage.get(*k).and_then(Value::as_u64).unwrap_or(0) == 0)
     }
 }
 
@@ -287,5 +309,54 @@ mod tests {
         assert!(ClaudeResult::parse(blocked).unwrap().is_error());
         assert!(ClaudeResult::parse(b"").is_err());
         assert!(ClaudeResult::parse(b"Error: boom").unwrap_err().to_string().contains("boom"));
+    }
+
+    /// A prompt refused by a hook (exit 2) under `claude -p --output-format json`, as each
+    /// version printed it (fields that tell nothing left out), next to an answered turn.
+    #[test]
+    fn a_refused_prompt_is_an_error_on_every_version() {
+        let usage0 = r#""usage":{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0}"#;
+        let usage1 = r#""usage":{"input_tokens":1,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":3}"#;
+        let blocked =
+            r#""UserPromptSubmit operation blocked by hook:\n[h prompt]: no\n\n\nOriginal prompt: x\n""#;
+        let refused = [
+            // 1.0.128, 2.0.0 and 2.0.77 (num_turns 5 and 7), 2.1.100 (9): empty result.
+            format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"num_turns":5,"result":"",{usage0},"modelUsage":{{}}}}"#
+            ),
+            format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"num_turns":7,"result":"",{usage0},"modelUsage":{{}}}}"#
+            ),
+            format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"num_turns":9,"result":"","stop_reason":null,{usage0}}}"#
+            ),
+            // 2.1.212 and 2.1.330: num_turns 0 and the English text.
+            format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"num_turns":0,"result":{blocked},"stop_reason":null,{usage0}}}"#
+            ),
+        ];
+        for text in &refused {
+            let r = ClaudeResult::parse(text.as_bytes()).unwrap();
+            assert!(r.refused() && r.is_error(), "{text}");
+        }
+        let answered = [
+            format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"hi",{usage1}}}"#
+            ),
+            // An empty reply the model did give is an answer.
+            format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"",{usage1}}}"#
+            ),
+            // A local command (`run --allow-slash -- /cost` on 2.1.330): no model, but a reply.
+            format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"num_turns":0,"result":"Estimated cost: $0",{usage0}}}"#
+            ),
+            // No usage at all: nothing says the model was not asked.
+            r#"{"type":"result","subtype":"success","is_error":false,"result":""}"#.to_owned(),
+        ];
+        for text in &answered {
+            let r = ClaudeResult::parse(text.as_bytes()).unwrap();
+            assert!(!r.refused() && !r.is_error(), "{text}");
+        }
     }
 }

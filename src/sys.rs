@@ -18,37 +18,6 @@ pub fn pid_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// A process's start time (clock ticks since boot, field 22 of `/proc/PID/stat`): with the
-/// pid, it names one process for good, where a pid alone may be reused.
-pub fn start_time(pid: u32) -> Option<u64> {
-    proc_stat(pid).map(|(_, start)| start)
-}
-
-/// The state letter and start time of a process, from `/proc/PID/stat`.
-fn proc_stat(pid: u32) -> Option<(char, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain anything: split after it.
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // Fields 4..22 follow the state (field 3): the start time is the 19th of them.
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((state, start))
-}
-
-/// Whether `pid` is a running process (not a zombie waiting to be reaped), and the same one
-/// that had `start` as its start time when that is known.
-pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
-    if !pid_alive(pid) {
-        return false;
-    }
-    match proc_stat(pid) {
-        Some((state, started)) => !matches!(state, 'Z' | 'X') && start.is_none_or(|s| s == started),
-        // No /proc (not Linux): the pid is all there is.
-        None => cfg!(not(target_os = "linux")) || pid_alive(pid),
-    }
-}
-
 /// "12s ago", "5m ago", "3h ago", "2d ago" for a Unix-milliseconds time.
 pub fn ago(then_ms: u64, now_ms: u64) -> String {
     let secs = now_ms.saturating_sub(then_ms) / 1000;
@@ -195,23 +164,6 @@ mod tests {
         assert!(shown.contains("\\u{1b}]52;c;ZXZpbA==\\u{7}"), "{shown}");
         assert_eq!(printable("a\n\tb", true), "a\n\tb");
         assert_eq!(printable("a\nb", false), "a\\u{a}b");
-    }
-
-    #[test]
-    fn a_process_is_alive_with_its_own_start_time_and_a_zombie_is_not() {
-        let me = std::process::id();
-        let start = start_time(me).expect("our start time");
-        assert!(process_alive(me, Some(start)) && process_alive(me, None));
-        assert!(!process_alive(me, Some(start + 1)), "another process with our pid");
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while proc_stat(pid).is_some_and(|(s, _)| s != 'Z') {
-            assert!(std::time::Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert!(pid_alive(pid) && !process_alive(pid, None), "an unreaped zombie is not alive");
-        child.wait().unwrap();
     }
 
     #[test]

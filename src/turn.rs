@@ -14,11 +14,12 @@ use anyhow::{Context, Result};
 
 use crate::exit::Busy;
 use crate::ident::{SessionId, shorten};
+use crate::process::{process_alive, start_time};
 use crate::store::{
     Acquired, BusyMarker, FORMAT, HOOK_LOCK_WAIT, RunHolder, Store, SurfaceTurn, TURN_LOG_MAX, TurnLog,
     lock_until, mtime_ms, now_ms, open_lock_file,
 };
-use crate::sys::{clock, pid_alive, process_alive, start_time};
+use crate::sys::{clock, pid_alive};
 
 /// A terminal busy marker older than this is stale even if its pid lives (pid reuse).
 pub const BUSY_STALE: Duration = Duration::from_secs(6 * 3600);

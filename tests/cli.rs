@@ -971,3 +971,81 @@ fn with_two_terminals_open_the_one_left_still_catches_up() {
     first.kill().unwrap();
     first.wait().unwrap();
 }
+
+/// Runs `clawsess hook session-start` for ID_A the way Claude Code does, from a process
+/// named `claude` through `sh -c`, with `claude_pid` as `$CLAUDE_PID` if given; returns that
+/// fake claude (alive until killed) once the hook is done.
+fn hook_from_a_fake_claude(w: &World, claude_pid: Option<u32>) -> std::process::Child {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let bin = w.path("fake-bin");
+    fs::create_dir_all(&bin).unwrap();
+    let claude = bin.join("claude");
+    fs::write(
+        &claude,
+        "#!/bin/sh\n/bin/sh -c '\"$CLAWSESS\" hook session-start < \"$INPUT\"'\necho started\nread _\n",
+    )
+    .unwrap();
+    fs::set_permissions(&claude, fs::Permissions::from_mode(0o755)).unwrap();
+    let input = w.path("hook-input.json");
+    fs::write(&input, w.hook_input(ID_A)).unwrap();
+    let mut cmd = std::process::Command::new(&claude);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CLAUDE") || k.starts_with("CLAWSESS") || k.starts_with("XDG_") {
+            cmd.env_remove(k);
+        }
+    }
+    if let Some(pid) = claude_pid {
+        cmd.env("CLAUDE_PID", pid.to_string());
+    }
+    let mut child = cmd
+        .env("CLAWSESS", env!("CARGO_BIN_EXE_clawsess"))
+        .env("INPUT", &input)
+        .env("HOME", w.path("home"))
+        .env("CLAWSESS_HOME", w.state())
+        .env("CLAUDE_CONFIG_DIR", w.path("claude"))
+        .current_dir(w.project())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "started");
+    child
+}
+
+fn terminal_pids(w: &World) -> Vec<u64> {
+    let rec: Value = serde_json::from_str(
+        &fs::read_to_string(w.state().join("sessions").join(format!("{ID_A}.json"))).unwrap(),
+    )
+    .unwrap();
+    rec["terminal_pids"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
+}
+
+#[test]
+fn without_claude_pid_a_hook_finds_its_claude_two_processes_up() {
+    // Claude Code before 2.1.213 sets no CLAUDE_PID: the hook's grandparent, a claude, is it.
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    let mut claude = hook_from_a_fake_claude(&w, None);
+    assert_eq!(terminal_pids(&w), vec![u64::from(claude.id())]);
+    assert_eq!(w.json(&["list", "--json"])[0]["live"], true, "its terminal is open");
+    claude.kill().unwrap();
+    claude.wait().unwrap();
+    assert_eq!(w.json(&["list", "--json"])[0]["live"], false);
+}
+
+#[test]
+fn a_claude_pid_inherited_from_an_outer_claude_loses_to_the_hooks_own_claude() {
+    // An older claude started from a newer one's Bash tool inherits the outer CLAUDE_PID.
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    let mut outer = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut claude = hook_from_a_fake_claude(&w, Some(outer.id()));
+    assert_eq!(terminal_pids(&w), vec![u64::from(claude.id())]);
+    for child in [&mut claude, &mut outer] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

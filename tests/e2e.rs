@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::real_claude::{ClaudeHome, run_with_stdin};
+use support::real_claude::{ClaudeHome, Facts, run_with_stdin};
 
 /// A HOME with Claude Code and clawsess installed into it, as `./install.sh` would.
 struct E2e {
@@ -291,10 +291,14 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
     let before = e.home.api.turn_requests().len();
     let refused = e.terminal(&project, Some(&id), "typed in the terminal meanwhile");
     let text = refused["result"].as_str().unwrap();
-    assert!(
-        text.contains("blocked by hook") && text.contains("telegram:1") && text.contains("again"),
-        "{text}"
-    );
+    if Facts::get().refusal_has_text() {
+        assert!(
+            text.contains("blocked by hook") && text.contains("telegram:1") && text.contains("again"),
+            "{text}"
+        );
+    } else {
+        assert_eq!(text, "", "before 2.1.200, claude -p shows a refused prompt as an empty result");
+    }
     assert_eq!(e.home.api.turn_requests().len(), before, "the refused prompt never reached the model");
     e.home.api.release("bot");
     assert!(run.wait_with_output().unwrap().status.success());
@@ -511,4 +515,32 @@ fn import_records_sessions_from_real_transcripts() {
     assert_eq!(reply["session_id"], a.as_str());
     assert!(e.home.api.turn_requests().pop().unwrap().all_text.contains("more"));
     assert!(e.clawsess_ok(&["import"]).contains("imported 0 sessions"));
+}
+
+#[test]
+fn a_prompt_another_hook_refuses_makes_run_fail_on_every_version() {
+    // Before 2.1.200 claude -p reports such a prompt as a success with an empty result; from
+    // 2.1.200 as a success whose result says "blocked by hook". run fails either way.
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let settings_path = e.home.claude_dir().join("settings.json");
+    let mut settings: Value = serde_json::from_str(&fs::read_to_string(&settings_path).unwrap()).unwrap();
+    let refuse = serde_json::json!({"hooks": [{"type": "command",
+        "command": "grep -q FORBIDDEN && { echo 'no forbidden words here' >&2; exit 2; }; exit 0"}]});
+    settings["hooks"]["UserPromptSubmit"].as_array_mut().unwrap().push(refuse);
+    e.home.write_settings(&settings);
+    let cwd = project.to_str().unwrap();
+    let ok = e.run_json(&["--key", "k", "--cwd", cwd, "an allowed prompt"]);
+    let session = id_of(&ok);
+    let before = e.home.api.turn_requests().len();
+
+    let out = e.run(&["--key", "k", "--json", "a FORBIDDEN prompt"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["is_error"], true, "{j}");
+    assert_eq!(e.home.api.turn_requests().len(), before, "the refused prompt never reached the model");
+    assert_eq!(e.current("k").as_deref(), Some(session.as_str()), "the key's mapping stays");
+    assert!(
+        e.run_json(&["--key", "k", "allowed again"])["result"].as_str().unwrap().contains("stand-in reply")
+    );
 }

@@ -1,16 +1,17 @@
-//! Smoke test of the end-to-end support: the pinned real Claude Code against the stand-in API.
+//! Smoke test of the end-to-end support: the real Claude Code under test (pinned, or
+//! `CLAWSESS_TEST_CLAUDE_VERSION`) against the stand-in API.
 mod support;
 
 use std::time::Instant;
 
-use support::real_claude::{CLAUDE_CODE_VERSION, ClaudeHome, claude_bin};
+use support::real_claude::{ClaudeHome, claude_bin, claude_code_version};
 
 #[test]
-fn pinned_claude_reports_its_version() {
+fn the_claude_under_test_reports_its_version() {
     let out = std::process::Command::new(claude_bin()).arg("--version").output().unwrap();
     assert!(out.status.success());
     let v = String::from_utf8_lossy(&out.stdout);
-    assert!(v.starts_with(CLAUDE_CODE_VERSION), "claude --version printed {v:?}");
+    assert!(v.starts_with(claude_code_version()), "claude --version printed {v:?}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ use crate::claude;
 use crate::cli::Doctor;
 use crate::exit;
 use crate::store::{Store, now_ms, parse_json};
+use crate::versions;
 
 #[derive(PartialEq)]
 enum Level {
@@ -48,7 +49,10 @@ impl Run for Doctor {
             ),
         }
         match claude::find_claude(None) {
-            Ok(path) => r.line(Level::Ok, "claude found", path.display().to_string()),
+            Ok(path) => {
+                r.line(Level::Ok, "claude found", path.display().to_string());
+                check_version(&mut r, &path);
+            }
             Err(err) => r.line(Level::Fail, "claude found", format!("{err:#}")),
         }
         let config = claude::config_dir(self.claude_dir.as_deref())?;
@@ -62,6 +66,28 @@ impl Run for Doctor {
             Err(err) => r.line(Level::Fail, "state dir", format!("{err:#}")),
         }
         Ok(if r.failed { exit::FAILURE } else { exit::OK })
+    }
+}
+
+/// The installed Claude Code's version, whether it is in the supported range, and what
+/// clawsess cannot do with it.
+fn check_version(r: &mut Report, claude: &Path) {
+    let version = match versions::installed(claude) {
+        Ok(v) => v,
+        Err(err) => return r.line(Level::Warn, "claude version", format!("{err:#}")),
+    };
+    if let Some(why) = versions::unsupported_reason(version) {
+        return r.line(Level::Fail, "claude version", why);
+    }
+    let range = format!("supported: {} and newer", versions::OLDEST_SUPPORTED);
+    let tested = if version > versions::NEWEST_TESTED {
+        format!("; newer than the newest tested, {}", versions::NEWEST_TESTED)
+    } else {
+        String::new()
+    };
+    r.line(Level::Ok, "claude version", format!("{version} ({range}{tested})"));
+    for limit in version.limits() {
+        r.line(Level::Warn, "claude version", format!("with {version}, {limit}"));
     }
 }
 

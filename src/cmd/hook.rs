@@ -64,7 +64,7 @@ impl Hook {
         };
         let id = SessionId::parse(input.session_id.as_deref().context("hook input has no session_id")?)?;
         let store = Store::open()?;
-        let pid = claude_pid();
+        let pid = crate::process::hook_claude_pid();
         match self {
             Hook::SessionStart => session_start(&store, &id, &input, pid),
             Hook::PromptSubmit => prompt_submit(&store, &id, pid),
@@ -119,7 +119,7 @@ fn prompt_submit_unread(prefix: &[u8]) -> Result<u8> {
         );
         return Ok(exit::BLOCK);
     };
-    prompt_submit(&Store::open()?, &id, claude_pid())
+    prompt_submit(&Store::open()?, &id, crate::process::hook_claude_pid())
 }
 
 /// The value of the first `"session_id":"..."` in a piece of hook JSON.
@@ -166,11 +166,6 @@ fn read_stdin_bounded(max: usize, wait: Duration) -> Result<(Vec<u8>, bool)> {
         whole &= keep == n;
         out.extend_from_slice(&buf[..keep]);
     }
-}
-
-/// The `claude` process the hook belongs to.
-fn claude_pid() -> Option<u32> {
-    std::env::var("CLAUDE_PID").ok()?.parse().ok().filter(|&p| p > 0)
 }
 
 fn session_start(store: &Store, id: &SessionId, input: &HookInput, pid: Option<u32>) -> Result<u8> {

@@ -13,6 +13,7 @@ use crate::claude;
 use crate::cli::Install;
 use crate::exit;
 use crate::store::write_atomic_mode;
+use crate::versions;
 
 const HOOKS_JSON: &str = include_str!("../../hooks/hooks.json");
 const PLUGIN_BIN: &str = "${CLAUDE_PLUGIN_ROOT}/bin/clawsess";
@@ -29,6 +30,7 @@ pub const HOOK_ARGS: [&str; 4] =
     ["hook session-start", "hook prompt-submit", "hook stop", "hook session-end"];
 
 pub fn install(args: &Install) -> Result<u8> {
+    check_claude_version()?;
     let dir = claude::config_dir(args.claude_dir.as_deref())?;
     let exe = this_exe()?;
     let settings_path = dir.join("settings.json");
@@ -63,6 +65,20 @@ pub fn install(args: &Install) -> Result<u8> {
         "Installed. New Claude Code sessions are recorded; type /attach in one to hand it to your bots."
     )?;
     Ok(exit::OK)
+}
+
+/// Refuses a Claude Code too old to work with, before anything is written. A claude that
+/// is not there yet, or does not say its version, is no reason to refuse: `doctor` tells.
+fn check_claude_version() -> Result<()> {
+    let Ok(claude) = claude::find_claude(None) else { return Ok(()) };
+    let Ok(version) = versions::installed(&claude) else { return Ok(()) };
+    if let Some(why) = versions::unsupported_reason(version) {
+        bail!("{why}; nothing was installed");
+    }
+    for limit in version.limits() {
+        eprintln!("clawsess: note: with Claude Code {version}, {limit}");
+    }
+    Ok(())
 }
 
 pub fn uninstall(args: &Install) -> Result<u8> {

@@ -1,8 +1,9 @@
 //! The real Claude Code CLI, pinned, for end-to-end tests: installed with npm on first use
 //! into the build dir, and run in a throw-away HOME against the stand-in API.
 //!
-//! Set `CLAWSESS_TEST_CLAUDE=/path/to/claude` to use an existing binary instead (it should be
-//! version [`CLAUDE_CODE_VERSION`]).
+//! `CLAWSESS_TEST_CLAUDE_VERSION=X` tests version X instead of [`CLAUDE_CODE_VERSION`]
+//! (installed the same way, into `target/claude-code-X/`); `CLAWSESS_TEST_CLAUDE=PATH` uses
+//! an existing binary. Whatever differs between versions is asked of [`Facts`], in one place.
 #![allow(dead_code)]
 
 use std::ffi::OsString;
@@ -23,6 +24,60 @@ pub const CLAUDE_CODE_VERSION: &str = "2.1.328";
 const PACKAGE: &str = "@anthropic-ai/claude-code";
 /// Environment variable naming an existing `claude` binary to use instead of installing one.
 pub const OVERRIDE_ENV: &str = "CLAWSESS_TEST_CLAUDE";
+/// Environment variable naming the Claude Code version to install and test instead of the
+/// pinned one.
+pub const VERSION_ENV: &str = "CLAWSESS_TEST_CLAUDE_VERSION";
+
+/// The Claude Code version under test: the one `CLAWSESS_TEST_CLAUDE` reports, else
+/// `CLAWSESS_TEST_CLAUDE_VERSION`, else [`CLAUDE_CODE_VERSION`].
+pub fn claude_code_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        if let Some(p) = std::env::var_os(OVERRIDE_ENV).filter(|p| !p.is_empty()) {
+            let out = Command::new(&p).arg("--version").stdin(Stdio::null()).output();
+            let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            return text.split_whitespace().next().unwrap_or(CLAUDE_CODE_VERSION).to_owned();
+        }
+        match std::env::var(VERSION_ENV) {
+            Ok(v) if !v.trim().is_empty() => {
+                let v = v.trim().to_owned();
+                assert!(
+                    v.split('.').count() == 3
+                        && v.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())),
+                    "{VERSION_ENV}={v:?} is not a version like 2.1.328"
+                );
+                v
+            }
+            _ => CLAUDE_CODE_VERSION.to_owned(),
+        }
+    })
+}
+
+/// What the Claude Code under test does, where versions differ (measured with each; see
+/// README, "Claude Code versions").
+#[derive(Clone, Copy, Debug)]
+pub struct Facts {
+    pub version: (u32, u32, u32),
+}
+
+impl Facts {
+    pub fn get() -> Facts {
+        let mut parts = claude_code_version().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut next = || parts.next().unwrap_or(0);
+        Facts { version: (next(), next(), next()) }
+    }
+
+    /// `claude -p` gives a prompt a hook refused the result "UserPromptSubmit operation
+    /// blocked by hook: REASON" (from 2.1.200; before, an empty result).
+    pub fn refusal_has_text(&self) -> bool {
+        self.version >= (2, 1, 200)
+    }
+
+    /// A native binary (`bin/claude.exe`, from 2.1.113) rather than `cli.js` under node.
+    pub fn native(&self) -> bool {
+        self.version >= (2, 1, 113)
+    }
+}
 /// The API key the stand-in is called with (any value works; this one is "approved" in the
 /// throw-away `~/.claude.json` so an interactive run does not ask about it).
 pub const TEST_API_KEY: &str = "sk-ant-api03-clawsess-stand-in-key-000000000000";
@@ -39,13 +94,21 @@ fn target_dir() -> PathBuf {
     }
 }
 
-/// Where the pinned Claude Code is installed: `<target dir>/claude-code-VERSION/`.
+/// Where the Claude Code under test is installed: `<target dir>/claude-code-VERSION/`.
 pub fn install_dir() -> PathBuf {
-    target_dir().join(format!("claude-code-{CLAUDE_CODE_VERSION}"))
+    target_dir().join(format!("claude-code-{}", claude_code_version()))
 }
 
+/// What to run in an install: the package's `bin.claude`, which is the native
+/// `bin/claude.exe` from 2.1.113 and `cli.js` (run by node through its `#!`) before.
 fn exe_in(root: &Path) -> PathBuf {
-    root.join("node_modules").join(PACKAGE).join("bin").join("claude.exe")
+    let pkg = root.join("node_modules").join(PACKAGE);
+    let bin = fs::read_to_string(pkg.join("package.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["bin"]["claude"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "bin/claude.exe".to_owned());
+    pkg.join(bin)
 }
 
 /// `BIN --version` prints `VERSION (Claude Code)`.
@@ -59,8 +122,8 @@ fn reports_version(bin: &Path, version: &str) -> bool {
     }
 }
 
-/// The pinned `claude` binary (`.../node_modules/@anthropic-ai/claude-code/bin/claude.exe`),
-/// installed on first use. Parallel test binaries share one install (a file lock); an
+/// The `claude` under test (`.../node_modules/@anthropic-ai/claude-code/bin/claude.exe`, or
+/// `cli.js` before 2.1.113), installed on first use. Parallel test binaries share one install (a file lock); an
 /// install is done in a temporary dir and renamed into place, so a killed install is never
 /// taken for a finished one.
 pub fn claude_bin() -> PathBuf {
@@ -71,27 +134,27 @@ pub fn claude_bin() -> PathBuf {
             assert!(p.is_file(), "{OVERRIDE_ENV}={} is not a file", p.display());
             return p;
         }
-        install_pinned()
+        install_version(claude_code_version())
     })
     .clone()
 }
 
-fn install_pinned() -> PathBuf {
+fn install_version(version: &str) -> PathBuf {
     let final_dir = install_dir();
     let exe = exe_in(&final_dir);
     // Fast path: installed by an earlier run (only a finished install is ever renamed here).
-    if exe.is_file() && reports_version(&exe, CLAUDE_CODE_VERSION) {
+    if exe.is_file() && reports_version(&exe, version) {
         return exe;
     }
     let parent = final_dir.parent().expect("install dir has a parent").to_path_buf();
     fs::create_dir_all(&parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
-    let lock_path = parent.join(format!("claude-code-{CLAUDE_CODE_VERSION}.lock"));
+    let lock_path = parent.join(format!("claude-code-{version}.lock"));
     let lock =
         File::create(&lock_path).unwrap_or_else(|e| panic!("create lock file {}: {e}", lock_path.display()));
     lock.lock().unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
 
     // Another test binary may have finished the install while we waited.
-    if exe.is_file() && reports_version(&exe, CLAUDE_CODE_VERSION) {
+    if exe.is_file() && reports_version(&exe, version) {
         return exe;
     }
     if final_dir.exists() {
@@ -99,7 +162,7 @@ fn install_pinned() -> PathBuf {
         let _ = fs::remove_dir_all(&final_dir);
     }
     // Leftovers of killed installs (we hold the lock: nobody else is installing).
-    let partial_prefix = format!("claude-code-{CLAUDE_CODE_VERSION}.partial-");
+    let partial_prefix = format!("claude-code-{version}.partial-");
     if let Ok(rd) = fs::read_dir(&parent) {
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with(&partial_prefix) {
@@ -112,7 +175,7 @@ fn install_pinned() -> PathBuf {
     fs::write(tmp.join("package.json"), "{\"name\":\"clawsess-e2e-claude\",\"private\":true}\n")
         .expect("write package.json");
 
-    let spec = format!("{PACKAGE}@{CLAUDE_CODE_VERSION}");
+    let spec = format!("{PACKAGE}@{version}");
     eprintln!("installing {spec} with npm into {} (once per build dir) ...", final_dir.display());
     let started = Instant::now();
     let out = Command::new("npm")
@@ -135,7 +198,7 @@ fn install_pinned() -> PathBuf {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
             "npm was not found on PATH. The end-to-end tests run the real Claude Code \
              ({spec}) and install it with npm on first use: install Node.js and npm, or set \
-             {OVERRIDE_ENV}=/path/to/claude (version {CLAUDE_CODE_VERSION})."
+             {OVERRIDE_ENV}=/path/to/claude (version {version})."
         ),
         Err(e) => panic!("running npm install {spec}: {e}"),
     };
@@ -149,14 +212,15 @@ fn install_pinned() -> PathBuf {
     }
 
     let tmp_exe = exe_in(&tmp);
-    if !reports_version(&tmp_exe, CLAUDE_CODE_VERSION) {
+    set_executable(&tmp_exe);
+    if !reports_version(&tmp_exe, version) {
         // The package's postinstall (node install.cjs) copies the platform package's native
         // binary over the bin/claude.exe placeholder; npm may not have run it (npm 11 wants
         // install scripts allowed, or --ignore-scripts is configured). Do what it does.
         let pkg_dir = tmp.join("node_modules").join(PACKAGE);
         let _ = Command::new("node").arg("install.cjs").current_dir(&pkg_dir).stdin(Stdio::null()).output();
-        if !reports_version(&tmp_exe, CLAUDE_CODE_VERSION)
-            && let Some(native) = find_native_binary(&tmp)
+        if !reports_version(&tmp_exe, version)
+            && let Some(native) = find_native_binary(&tmp, version)
         {
             let _ = fs::remove_file(&tmp_exe);
             fs::copy(&native, &tmp_exe)
@@ -164,10 +228,10 @@ fn install_pinned() -> PathBuf {
             set_executable(&tmp_exe);
         }
     }
-    if !reports_version(&tmp_exe, CLAUDE_CODE_VERSION) {
+    if !reports_version(&tmp_exe, version) {
         let v = Command::new(&tmp_exe).arg("--version").output();
         panic!(
-            "after npm install {spec}, {} does not report version {CLAUDE_CODE_VERSION}: {:?}",
+            "after npm install {spec}, {} does not report version {version}: {:?}",
             tmp_exe.display(),
             v.map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
         );
@@ -177,13 +241,13 @@ fn install_pinned() -> PathBuf {
     eprintln!("installed {spec} in {:.1}s", started.elapsed().as_secs_f64());
     drop(lock);
     let exe = exe_in(&final_dir);
-    assert!(reports_version(&exe, CLAUDE_CODE_VERSION), "{} does not run", exe.display());
+    assert!(reports_version(&exe, version), "{} does not run", exe.display());
     exe
 }
 
 /// The native binary of the platform package (`@anthropic-ai/claude-code-<platform>/claude`)
 /// that runs `--version`.
-fn find_native_binary(root: &Path) -> Option<PathBuf> {
+fn find_native_binary(root: &Path, version: &str) -> Option<PathBuf> {
     let scope = root.join("node_modules").join("@anthropic-ai");
     for e in fs::read_dir(&scope).ok()?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -192,7 +256,7 @@ fn find_native_binary(root: &Path) -> Option<PathBuf> {
         }
         for bin in ["claude", "claude.exe"] {
             let p = e.path().join(bin);
-            if p.is_file() && reports_version(&p, CLAUDE_CODE_VERSION) {
+            if p.is_file() && reports_version(&p, version) {
                 return Some(p);
             }
         }
@@ -346,7 +410,7 @@ impl ClaudeHome {
         };
         // What a first interactive start would otherwise ask about (onboarding, the API key).
         v["hasCompletedOnboarding"] = json!(true);
-        v["lastOnboardingVersion"] = json!(CLAUDE_CODE_VERSION);
+        v["lastOnboardingVersion"] = json!(claude_code_version());
         v["numStartups"] = json!(v["numStartups"].as_u64().unwrap_or(1).max(1));
         if v["theme"].is_null() {
             v["theme"] = json!("dark");

@@ -439,15 +439,28 @@ fn handle(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Result<()> 
 /// a system prompt "You are naming a coding session ...", one user message
 /// `<session>\nPROMPT\n</session>\n\nWrite the title ...`, and asks for structured output
 /// (`output_config.format.type == "json_schema"`, schema `{title: string}`). Older versions
-/// also sent a quota check with `max_tokens: 1`.
+/// also sent a quota check with `max_tokens: 1`. From 2.0.x to about 2.0.77, every start
+/// also sends "Warmup" requests for the sub-agents (one user message `Warmup`, 0, 1 or 11
+/// tools): side requests too ([`is_warmup`]).
 pub fn is_main_turn(body: &Value) -> bool {
     let structured = body.pointer("/output_config/format").is_some_and(|f| !f.is_null());
-    if structured || body.get("max_tokens").and_then(Value::as_u64) == Some(1) {
+    if structured || body.get("max_tokens").and_then(Value::as_u64) == Some(1) || is_warmup(body) {
         return false;
     }
     let tools = body.get("tools").and_then(Value::as_array).map(|t| t.len()).unwrap_or(0);
     let thinking = body.get("thinking").is_some_and(|t| !t.is_null());
     tools > 0 || thinking || body.get("context_management").is_some()
+}
+
+/// A sub-agent's warm-up request: its one message is the user's `Warmup`.
+pub fn is_warmup(body: &Value) -> bool {
+    match body.get("messages").and_then(Value::as_array).map(Vec::as_slice) {
+        Some([only]) => {
+            only.get("role").and_then(Value::as_str) == Some("user")
+                && content_text(only.get("content").unwrap_or(&Value::Null), true).trim() == "Warmup"
+        }
+        _ => false,
+    }
 }
 
 /// A JSON text that fits a simple `output_config.format` JSON schema (an object of string,

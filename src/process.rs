@@ -1,0 +1,198 @@
+//! Which `claude` process a hook belongs to, read from `/proc`.
+//!
+//! Claude Code runs a hook as hook <- `/bin/sh -c` <- claude (seen on every version from
+//! 1.0.128 to 2.1.330; a `/bin/sh` that execs its last command makes it hook <- claude).
+//! From 2.1.213 it also says so in `$CLAUDE_PID`; before that the hook has to look.
+//! Neither is taken blindly: a pid is used only when the process tree agrees with it.
+
+use std::path::Path;
+
+/// How many ancestors of the hook are looked at: the claude is its grandparent (or its
+/// parent when `/bin/sh` execs the hook). Looking further would find an outer claude, the one
+/// whose Bash tool started a claude or a test run, and take it for the hook's own.
+const MAX_DEPTH: usize = 2;
+
+/// The `claude` process whose hook this process is.
+///
+/// The parent or grandparent that is a claude ([`is_claude`]) wins. `$CLAUDE_PID` counts
+/// only when no such process is there to contradict it (a claude this check does not know,
+/// or a test standing in for one): an older claude started from a newer one's Bash tool
+/// inherits the outer claude's `$CLAUDE_PID`, and its hooks must still find their own.
+pub fn hook_claude_pid() -> Option<u32> {
+    nearest_claude_ancestor(std::process::id()).or_else(|| {
+        std::env::var("CLAUDE_PID").ok().and_then(|p| p.trim().parse::<u32>().ok()).filter(|&p| p > 1)
+    })
+}
+
+/// The first of `pid`'s ancestors (at most [`MAX_DEPTH`] up) that is a claude.
+pub fn nearest_claude_ancestor(pid: u32) -> Option<u32> {
+    let mut at = pid;
+    for _ in 0..MAX_DEPTH {
+        at = parent_of(at).filter(|&p| p > 1)?;
+        if is_claude(at) {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// The parent of `pid` (field 4 of `/proc/PID/stat`).
+pub fn parent_of(pid: u32) -> Option<u32> {
+    stat_field(pid, 4)?.parse().ok()
+}
+
+/// When `pid` started, in clock ticks since boot (field 22 of `/proc/PID/stat`): with the
+/// pid, it names one process even after the pid is reused.
+pub fn start_time(pid: u32) -> Option<u64> {
+    stat_field(pid, 22)?.parse().ok()
+}
+
+/// Whether `pid` is a running process (not a zombie waiting to be reaped) and, when `start`
+/// is known, the same process that had that start time: a pid alone may name a process that
+/// died and was reaped, or a new one that got the pid since.
+pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
+    if !crate::sys::pid_alive(pid) {
+        return false;
+    }
+    match (stat_field(pid, 3), start_time(pid)) {
+        (Some(state), Some(started)) => {
+            !matches!(state.as_str(), "Z" | "X") && start.is_none_or(|s| s == started)
+        }
+        // No /proc (not Linux), or the process went away meanwhile: the pid is all there is.
+        _ => cfg!(not(target_os = "linux")) && crate::sys::pid_alive(pid),
+    }
+}
+
+/// Field `n` (1-based, as in proc(5)) of `/proc/PID/stat`. The command name (field 2) may
+/// hold spaces and parentheses, so fields are counted after its last `)`.
+fn stat_field(pid: u32, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(n.checked_sub(3)?).map(str::to_owned)
+}
+
+/// Whether `pid` is a Claude Code CLI process: the native binary (`claude`, `claude.exe`,
+/// or the native installer's `.../claude/versions/X.Y.Z`), or node running the npm
+/// package's `cli.js` (before 2.1.113), which renames itself `claude`.
+pub fn is_claude(pid: u32) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if is_claude_name(comm.trim_end()) {
+        return true;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut args = cmdline.split(|&b| b == 0).map(String::from_utf8_lossy);
+    let argv0 = args.next().unwrap_or_default();
+    if is_claude_name(base(argv0.trim_end())) {
+        return true;
+    }
+    if let Some(script) = args.next()
+        && base(&argv0) == "node"
+        && (script.ends_with("claude-code/cli.js") || is_claude_name(base(&script)))
+    {
+        return true;
+    }
+    match std::fs::read_link(format!("/proc/{pid}/exe")) {
+        Ok(exe) => is_claude_name(base(&exe.to_string_lossy())) || is_native_install(&exe),
+        Err(_) => false,
+    }
+}
+
+fn is_claude_name(name: &str) -> bool {
+    name == "claude" || name == "claude.exe"
+}
+
+fn base(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The native installer's layout: `~/.local/share/claude/versions/2.1.328`.
+fn is_native_install(exe: &Path) -> bool {
+    let parent = exe.parent();
+    parent.and_then(Path::file_name).is_some_and(|n| n == "versions")
+        && parent.and_then(Path::parent).and_then(Path::file_name).is_some_and(|n| n == "claude")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_parent_and_start_time_come_from_proc() {
+        let me = std::process::id();
+        let parent = parent_of(me).expect("a parent");
+        assert!(parent > 0 && parent != me);
+        assert!(start_time(me).is_some());
+        assert!(start_time(parent).unwrap() <= start_time(me).unwrap(), "a parent starts first");
+        assert_eq!(parent_of(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_process_is_alive_with_its_own_start_time_and_a_zombie_is_not() {
+        let me = std::process::id();
+        let start = start_time(me).expect("our start time");
+        assert!(process_alive(me, Some(start)) && process_alive(me, None));
+        assert!(!process_alive(me, Some(start + 1)), "another process with our pid");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stat_field(pid, 3).is_some_and(|s| s != "Z") {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(crate::sys::pid_alive(pid) && !process_alive(pid, None), "an unreaped zombie is not alive");
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_test_binary_is_no_claude() {
+        assert!(!is_claude(std::process::id()));
+        assert!(!is_claude(u32::MAX));
+    }
+
+    #[test]
+    fn a_command_name_with_spaces_and_parentheses_does_not_shift_the_fields() {
+        // A child named like `a) b (c` (comm is the file name).
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("a) b (c");
+        std::fs::copy("/bin/sleep", &odd).unwrap();
+        let mut child = std::process::Command::new(&odd).arg("5").spawn().unwrap();
+        assert_eq!(parent_of(child.id()), Some(std::process::id()));
+        assert!(start_time(child.id()).unwrap() >= start_time(std::process::id()).unwrap());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn the_claude_two_levels_up_is_found_and_one_further_is_not() {
+        use std::io::BufRead;
+        // claude (a copy of sh) <- sh -c <- sleep, as Claude Code runs a hook; and one more
+        // sh between them puts the claude out of reach.
+        let dir = tempfile::tempdir().unwrap();
+        let claude = dir.path().join("claude");
+        std::fs::copy("/bin/sh", &claude).unwrap();
+        let script = "echo $$; /bin/sh -c 'sleep 30 & echo $!; /bin/sh -c \"sleep 30 & echo \\$!; wait\" & wait' & wait";
+        let mut child = std::process::Command::new(&claude)
+            .args(["-c", script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut next = || lines.next().unwrap().unwrap().trim().parse::<u32>().unwrap();
+        let (fake, near, far) = (next(), next(), next());
+        assert!(is_claude(fake));
+        assert_eq!(nearest_claude_ancestor(near), Some(fake));
+        assert_eq!(nearest_claude_ancestor(far), None);
+        assert_eq!(nearest_claude_ancestor(std::process::id()), None);
+        for pid in [near, far] {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn the_native_installers_layout_is_a_claude() {
+        assert!(is_native_install(Path::new("/home/me/.local/share/claude/versions/2.1.328")));
+        assert!(!is_native_install(Path::new("/usr/lib/versions/2.1.328")));
+    }
+}

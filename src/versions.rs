@@ -1,0 +1,128 @@
+//! Which Claude Code versions clawsess works with, and what older ones lack. The range is
+//! measured: `tests/versions.sh` runs the end-to-end suites on each version (see README,
+//! "Claude Code versions").
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The oldest Claude Code clawsess works with. Before it, SessionStart on `--resume`
+/// carries a throw-away id (so resumed sessions are recorded under ids that are no
+/// sessions) and there is no `CLAUDE_ENV_FILE` (so `/attach` cannot tell its own session).
+pub const OLDEST_SUPPORTED: Version = Version(2, 0, 28);
+/// The version the end-to-end tests pin.
+pub const PINNED: Version = Version(2, 1, 328);
+/// The newest version the end-to-end suites passed on.
+pub const NEWEST_TESTED: Version = Version(2, 1, 330);
+/// How long `claude --version` may take (a `cli.js` version under node on a busy machine
+/// takes a few seconds).
+const VERSION_WAIT: Duration = Duration::from_secs(15);
+
+/// A Claude Code version, `major.minor.patch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+impl Version {
+    /// Parses `2.1.328` or `claude --version`'s `2.1.328 (Claude Code)`.
+    pub fn parse(text: &str) -> Option<Version> {
+        let word = text.split_whitespace().next()?;
+        let mut parts = word.split(['.', '-', '+']).map(str::parse::<u32>);
+        Some(Version(parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?))
+    }
+
+    /// Whether clawsess works with this version.
+    pub fn supported(self) -> bool {
+        self >= OLDEST_SUPPORTED
+    }
+
+    /// What clawsess cannot do on this (supported) version; empty from 2.1.200 on.
+    pub fn limits(self) -> Vec<&'static str> {
+        let mut lost = Vec::new();
+        if self < Version(2, 1, 200) {
+            lost.push(
+                "a prompt clawsess refuses shows no reason under `claude -p` (its result is empty; \
+                 an interactive terminal shows it)",
+            );
+        }
+        lost
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// The version `claude --version` reports, waiting at most a few seconds.
+pub fn installed(claude: &Path) -> Result<Version> {
+    let mut child = Command::new(claude)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("could not run {} --version", claude.display()))?;
+    let deadline = Instant::now() + VERSION_WAIT;
+    while child.try_wait()?.is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{} --version did not answer within {} s", claude.display(), VERSION_WAIT.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    child.stdout.take().context("no stdout")?.read_to_string(&mut out)?;
+    Version::parse(&out).with_context(|| {
+        format!("{} --version printed {:?}, not a version", claude.display(), crate::sys::one_line(&out, 80))
+    })
+}
+
+/// Why clawsess cannot work with `v`, for `doctor` and `install`; `None` when it can.
+pub fn unsupported_reason(v: Version) -> Option<String> {
+    (!v.supported()).then(|| {
+        format!(
+            "Claude Code {v} is older than {OLDEST_SUPPORTED}, the oldest clawsess works with (it gives \
+             SessionStart a throw-away id on --resume, and /attach cannot tell its session); \
+             upgrade: npm install -g @anthropic-ai/claude-code, or `claude update`"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_from_claudes_output_and_order_numerically() {
+        assert_eq!(Version::parse("2.1.328 (Claude Code)"), Some(Version(2, 1, 328)));
+        assert_eq!(Version::parse("2.0.77"), Some(Version(2, 0, 77)));
+        assert_eq!(Version::parse("1.0.128 (Claude Code)\n"), Some(Version(1, 0, 128)));
+        assert_eq!(Version::parse("2.2.0-beta.1"), Some(Version(2, 2, 0)));
+        for bad in ["", "Claude Code", "2.1", "v2.1.3", "2.x.1"] {
+            assert_eq!(Version::parse(bad), None, "{bad:?}");
+        }
+        assert!(Version(2, 1, 100) > Version(2, 0, 77) && Version(2, 1, 100) < Version(2, 1, 212));
+    }
+
+    #[test]
+    fn the_range_starts_at_the_oldest_supported() {
+        assert!(!Version(1, 0, 128).supported() && !Version(2, 0, 27).supported());
+        assert!(OLDEST_SUPPORTED.supported() && PINNED.supported() && NEWEST_TESTED.supported());
+        assert!(unsupported_reason(Version(2, 0, 0)).unwrap().contains("older than"));
+        assert_eq!(unsupported_reason(PINNED), None);
+        assert!(PINNED.limits().is_empty());
+        assert!(!Version(2, 1, 100).limits().is_empty());
+    }
+
+    #[test]
+    fn a_claude_that_prints_no_version_is_an_error() {
+        assert!(installed(Path::new("/bin/true")).unwrap_err().to_string().contains("not a version"));
+        assert!(installed(Path::new("/nonexistent/claude")).is_err());
+    }
+}
