@@ -47,6 +47,19 @@ pub fn start_time(pid: u32) -> Option<u64> {
     stat_field(pid, 22)?.parse().ok()
 }
 
+/// When `pid` started, in Unix milliseconds: its start time in clock ticks after boot, the
+/// boot time taken from the uptime (to 10 ms, where `/proc/stat`'s `btime` is whole seconds).
+pub fn start_wall_ms(pid: u32) -> Option<u64> {
+    let ticks = start_time(pid)?;
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let up_secs: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    let boot = crate::store::now_ms().checked_sub((up_secs * 1000.0) as u64)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|&h| h > 0)?;
+    Some(boot + ticks * 1000 / hz)
+}
+
 /// Whether `pid` is a running process (not a zombie waiting to be reaped) and, when `start`
 /// is known, the same process that had that start time: a pid alone may name a process that
 /// died and was reaped, or a new one that got the pid since.
@@ -141,6 +154,13 @@ mod tests {
         }
         assert!(crate::sys::pid_alive(pid) && !process_alive(pid, None), "an unreaped zombie is not alive");
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn our_start_is_in_the_recent_past() {
+        let started = start_wall_ms(std::process::id()).unwrap();
+        let now = crate::store::now_ms();
+        assert!(started <= now + 1000 && now - started < 3_600_000, "{started} vs {now}");
     }
 
     #[test]

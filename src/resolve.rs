@@ -77,8 +77,9 @@ pub fn find_session(store: &Store, arg: &str) -> Result<SessionId> {
 }
 
 /// The person's session active most recently whose transcript still exists: what `attach`
-/// picks when given nothing. Sessions `run` started are not it, and neither is a throw-away
-/// id some Claude Code versions announce on resume (its transcript never appears).
+/// picks when given nothing. Only sessions a person started in interactive Claude Code count
+/// (not `run`'s, a bot's, or imported ones), and not a throw-away id some Claude Code versions
+/// announce on resume (its transcript never appears).
 ///
 /// Records are visited newest file first; among those written within a second of the first
 /// match (file times are coarse), the latest `last_seen` wins.
@@ -90,7 +91,7 @@ pub fn most_recent_person_session(store: &Store) -> Result<Option<SessionId>> {
             break;
         }
         let Some(rec) = store.session(&id)? else { continue };
-        if rec.started_by == Starter::Run || !rec.transcript.is_file() {
+        if rec.started_by != Starter::Person || !rec.transcript.is_file() {
             continue;
         }
         horizon.get_or_insert(modified - std::time::Duration::from_secs(1));

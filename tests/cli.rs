@@ -432,7 +432,11 @@ fn run_starts_a_session_for_a_new_key_and_resumes_it_next_time() {
     assert_eq!(list[0]["started_by"], "run");
     assert_eq!(list[0]["run_turns"], 2);
     assert_eq!(list[0]["own_session_of"], serde_json::json!(["telegram:7"]));
-    assert!(!w.state().join("turns").exists(), "no terminal is open: no catch-up log to keep");
+    let log: Value = serde_json::from_str(
+        &fs::read_to_string(w.state().join("turns").join(format!("{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(log["turns"][1]["key"], "telegram:7", "every turn is logged for processes opened later");
 }
 
 #[test]
@@ -652,14 +656,16 @@ fn a_terminal_prompt_is_refused_while_a_run_answers_and_gets_the_turn_as_catch_u
     }
     w.hook("prompt-submit", ID_A)
         .env("CLAUDE_PID", &me)
+        .env("CLAWSESS_TURN_WAIT", "0")
         .assert()
         .code(2)
-        .stdout("")
+        .stdout(predicate::str::contains("\"decision\":\"block\""))
         .stderr(predicate::str::contains("telegram:5").and(predicate::str::contains("again")));
     fs::write(&release, "").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let catch_up = stdout_of(w.hook("prompt-submit", ID_A).env("CLAUDE_PID", &me));
+    let catch_up =
+        stdout_of(w.hook("prompt-submit", ID_A).env("CLAUDE_PID", &me).env("CLAWSESS_BEHIND", "note"));
     let j: Value = serde_json::from_str(&catch_up).unwrap();
     let text = j["hookSpecificOutput"]["additionalContext"].as_str().unwrap();
     assert_eq!(j["hookSpecificOutput"]["hookEventName"], "UserPromptSubmit");
@@ -966,8 +972,24 @@ fn with_two_terminals_open_the_one_left_still_catches_up() {
     second.kill().unwrap();
     second.wait().unwrap();
     w.run(&["--session", ID_A, "--key", "telegram:8", "what the bot said"]).assert().success();
-    let out = stdout_of(w.hook("prompt-submit", ID_A).env("CLAUDE_PID", first.id().to_string()));
-    assert!(out.contains("what the bot said") && out.contains("telegram:8"), "{out}");
+    let pid = first.id().to_string();
+    // Behind: refused with the way to reload, until it reloads (`/resume` fires SessionStart).
+    w.hook("prompt-submit", ID_A)
+        .env("CLAUDE_PID", &pid)
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("\"decision\":\"block\""))
+        .stderr(
+            predicate::str::contains("telegram:8 (1 turn)")
+                .and(predicate::str::contains(format!("/resume {ID_A}"))),
+        );
+    w.hook("session-start", ID_A).env("CLAUDE_PID", &pid).assert().success();
+    w.hook("prompt-submit", ID_A).env("CLAUDE_PID", &pid).assert().success().stdout("");
+    w.hook("stop", ID_A).env("CLAUDE_PID", &pid).assert().success();
+    // In note mode the missed turn comes as a note instead.
+    w.run(&["--session", ID_A, "--key", "telegram:8", "what the bot said next"]).assert().success();
+    let out = stdout_of(w.hook("prompt-submit", ID_A).env("CLAUDE_PID", &pid).env("CLAWSESS_BEHIND", "note"));
+    assert!(out.contains("what the bot said next") && out.contains("telegram:8"), "{out}");
     first.kill().unwrap();
     first.wait().unwrap();
 }
@@ -1020,7 +1042,7 @@ fn terminal_pids(w: &World) -> Vec<u64> {
         &fs::read_to_string(w.state().join("sessions").join(format!("{ID_A}.json"))).unwrap(),
     )
     .unwrap();
-    rec["terminal_pids"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
+    rec["processes"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::real_claude::{ClaudeHome, Facts, run_with_stdin};
+use support::real_claude::{ClaudeHome, run_with_stdin};
 
 /// A HOME with Claude Code and clawsess installed into it, as `./install.sh` would.
 struct E2e {
@@ -45,6 +45,16 @@ impl E2e {
             args.extend(["--resume", id]);
         }
         self.home.run_p_json(cwd, &args, prompt)
+    }
+
+    /// `claude -p --output-format json --resume SESSION` with extra env; its result (or
+    /// `null` when it printed none) and its stderr.
+    fn claude_p_env(&self, cwd: &Path, session: &str, prompt: &str, env: &[(&str, &str)]) -> (Value, String) {
+        let mut cmd = self.home.claude_p(cwd);
+        cmd.args(["--output-format", "json", "--resume", session]).envs(env.iter().copied());
+        let out = run_with_stdin(&mut cmd, prompt, Duration::from_secs(180));
+        let result = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (result, String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     /// `clawsess run ARGS` with `claude` from PATH (the pinned CLI), in the background.
@@ -119,7 +129,7 @@ fn claude_p_fires_the_hook_and_the_session_is_listed_with_its_cwd() {
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["session_id"], id.as_str());
     assert_eq!(list[0]["cwd"], project.to_str().unwrap());
-    assert_eq!(list[0]["started_by"], "person");
+    assert_eq!(list[0]["started_by"], "bot", "claude -p is not a person's terminal");
     assert_eq!(list[0]["transcript_exists"], true);
     let shown = e.clawsess_ok(&["show", &id, "-n", "2"]);
     assert!(shown.contains("hello from the terminal") && shown.contains("stand-in reply"), "{shown}");
@@ -167,7 +177,7 @@ fn a_bot_run_after_attach_continues_the_terminal_conversation() {
     let before = e.home.api.turn_requests().len();
 
     let reply = e.run_json(&["--key", "telegram:1", "what was the word?"]);
-    assert_eq!(reply["session_id"], id.as_str());
+    assert_eq!(reply["session_id"], id.as_str(), "{reply}\n{}", e.clawsess_ok(&["list", "--json"]));
     assert_eq!(reply["key"], "telegram:1");
     assert!(reply["result"].as_str().unwrap().contains("stand-in reply"));
     let req = &e.home.api.turn_requests()[before];
@@ -272,7 +282,11 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
     e.home.api.wait_held("term");
     let out = e.run(&["--key", "telegram:1", "--wait", "0", "from the bot"]);
     assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("terminal"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a turn of claude -p"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // With a wait, it goes once the terminal's turn is over.
     let mut later = e.spawn_run(&["--key", "telegram:1", "--wait", "120", "from the bot, later"]);
     read_stderr_until(&mut later, "waiting up to");
@@ -289,16 +303,12 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
     let run = e.spawn_run(&["--key", "telegram:1", "slow bot turn [hold=bot]"]);
     e.home.api.wait_held("bot");
     let before = e.home.api.turn_requests().len();
-    let refused = e.terminal(&project, Some(&id), "typed in the terminal meanwhile");
-    let text = refused["result"].as_str().unwrap();
-    if Facts::get().refusal_has_text() {
-        assert!(
-            text.contains("blocked by hook") && text.contains("telegram:1") && text.contains("again"),
-            "{text}"
-        );
-    } else {
-        assert_eq!(text, "", "before 2.1.200, claude -p shows a refused prompt as an empty result");
-    }
+    // A claude -p that will not wait is refused at once, as a failure its caller sees, with the
+    // reason on its stderr.
+    let (refused, stderr) =
+        e.claude_p_env(&project, &id, "typed in the terminal meanwhile", &[("CLAWSESS_TURN_WAIT", "0")]);
+    assert_eq!(refused["is_error"], true, "{refused}");
+    assert!(stderr.contains("telegram:1") && stderr.contains("busy"), "{stderr}");
     assert_eq!(e.home.api.turn_requests().len(), before, "the refused prompt never reached the model");
     e.home.api.release("bot");
     assert!(run.wait_with_output().unwrap().status.success());
@@ -322,8 +332,9 @@ struct OpenTerminal {
 }
 
 impl OpenTerminal {
-    fn start(e: &E2e, cwd: &Path, session: &str) -> Self {
+    fn start(e: &E2e, cwd: &Path, session: &str, env: &[(&str, &str)]) -> Self {
         let mut cmd = e.home.claude_p(cwd);
+        cmd.envs(env.iter().copied());
         cmd.args([
             "--input-format",
             "stream-json",
@@ -344,21 +355,26 @@ impl OpenTerminal {
 
     /// Sends one prompt and waits for its result.
     fn turn(&mut self, prompt: &str) -> Value {
+        self.try_turn(prompt).expect("the process ended")
+    }
+
+    /// Sends one prompt and waits for its result; `None` when the process ended instead.
+    fn try_turn(&mut self, prompt: &str) -> Option<Value> {
         use std::io::{BufRead, Write};
         let msg = serde_json::json!({"type":"user","message":{"role":"user","content":prompt}});
-        writeln!(self.stdin, "{msg}").unwrap();
-        self.stdin.flush().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        writeln!(self.stdin, "{msg}").ok()?;
+        self.stdin.flush().ok()?;
+        let deadline = Instant::now() + Duration::from_secs(120);
         let mut line = String::new();
         while Instant::now() < deadline {
             line.clear();
-            if self.stdout.read_line(&mut line).unwrap() == 0 {
-                panic!("the terminal ended");
+            if self.stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                return None;
             }
             if let Ok(v) = serde_json::from_str::<Value>(&line)
                 && v["type"] == "result"
             {
-                return v;
+                return Some(v);
             }
         }
         panic!("no result");
@@ -378,7 +394,7 @@ fn a_terminal_left_open_catches_up_on_what_the_bot_said() {
     let project = e.home.project("alpha");
     let id = id_of(&e.terminal(&project, None, "we are planning a trip"));
     e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
-    let mut term = OpenTerminal::start(&e, &project, &id);
+    let mut term = OpenTerminal::start(&e, &project, &id, &[("CLAWSESS_BEHIND", "note")]);
     term.turn("first terminal turn");
     let rec = e.list().into_iter().find(|s| s["session_id"] == id.as_str()).unwrap();
     assert_eq!(rec["live"], true, "a terminal is open on it: {rec}");
@@ -397,7 +413,7 @@ fn a_terminal_left_open_catches_up_on_what_the_bot_said() {
     term.turn("and now?");
     let last = e.home.api.turn_requests().pop().unwrap();
     assert_eq!(
-        last.all_text.matches("[clawsess] While this terminal was idle").count(),
+        last.all_text.matches("[clawsess] While this Claude Code was idle").count(),
         1,
         "{}",
         last.all_text
@@ -543,4 +559,124 @@ fn a_prompt_another_hook_refuses_makes_run_fail_on_every_version() {
     assert!(
         e.run_json(&["--key", "k", "allowed again"])["result"].as_str().unwrap().contains("stand-in reply")
     );
+}
+
+/// Every line of a transcript that carries a `uuid`, as (uuid, parentUuid, type, text).
+fn transcript_tree(text: &str) -> Vec<(String, Option<String>, String, String)> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["uuid"].is_string())
+        .map(|v| {
+            (
+                v["uuid"].as_str().unwrap().to_owned(),
+                v["parentUuid"].as_str().map(str::to_owned),
+                v["type"].as_str().unwrap_or("").to_owned(),
+                v["message"]["content"].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `n` claude processes (other than run's own) are open on session `id`.
+fn wait_for_open_processes(e: &E2e, id: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rec: Value = serde_json::from_str(
+            &fs::read_to_string(
+                e.home.home().join(".local/share/clawsess/sessions").join(format!("{id}.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let live = rec["processes"]
+            .as_array()
+            .map_or(0, |p| p.iter().filter(|p| Path::new(&format!("/proc/{}", p)).exists()).count());
+        if live >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{n} processes never opened on {id}: {rec}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_claude_p_at_once_the_second_waits_then_fails_visibly_and_a_third_sees_everything() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let id = id_of(&e.terminal(&project, None, "base turn"));
+    let (p, s) = (project.clone(), id.clone());
+    let home = &e.home;
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| {
+            let mut cmd = home.claude_p(&p);
+            cmd.args(["--output-format", "json", "--resume", &s]);
+            run_with_stdin(&mut cmd, "first at once [hold=first]", Duration::from_secs(180))
+        });
+        e.home.api.wait_held("first");
+        let second = scope.spawn(|| e.claude_p_env(&p, &s, "second at once", &[]));
+        // The second has loaded the conversation (its SessionStart ran) before the first ends.
+        wait_for_open_processes(&e, &s, 2);
+        e.home.api.release("first");
+        let first = first.join().unwrap();
+        let first: Value = serde_json::from_slice(&first.stdout).unwrap();
+        assert_eq!(first["is_error"], false, "{first}");
+        let (second, stderr) = second.join().unwrap();
+        assert_eq!(second["is_error"], true, "the second fails visibly: {second}");
+        assert!(stderr.contains("continued this conversation") && stderr.contains(&id), "{stderr}");
+    });
+    assert!(e.home.api.turn_requests().iter().all(|r| !r.last_user_text.contains("second at once")));
+    let third = e.terminal(&project, Some(&id), "third after");
+    assert_eq!(third["is_error"], false);
+    let seen = e.home.api.turn_requests().pop().unwrap();
+    assert!(
+        seen.all_text.contains("first at once") && seen.all_text.contains("base turn"),
+        "{}",
+        seen.all_text
+    );
+    assert!(!seen.all_text.contains("second at once"));
+    // Every message the third turn saw is on one chain: no turn forked off.
+    let t = e.transcript(&id);
+    let tree = transcript_tree(&t);
+    let last_user = tree.iter().rev().find(|n| n.2 == "user" && n.3.contains("third after")).unwrap();
+    let mut chain = Vec::new();
+    let mut at = last_user.1.clone();
+    while let Some(u) = at {
+        let node = tree.iter().find(|n| n.0 == u).unwrap();
+        chain.push(node.3.clone());
+        at = node.1.clone();
+    }
+    let chain = chain.join("\n");
+    assert!(chain.contains("first at once") && chain.contains("base turn"), "{chain}");
+}
+
+#[test]
+fn a_claude_process_left_open_that_is_behind_is_refused_and_loses_nothing() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let id = id_of(&e.terminal(&project, None, "we are planning a trip"));
+    e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
+    let mut open = OpenTerminal::start(&e, &project, &id, &[]);
+    open.turn("first turn of the open process");
+    e.run_json(&["--key", "telegram:1", "book the hotel in LISBON please"]);
+    let n = e.home.api.turn_requests().len();
+    // Refused as a failure the caller sees: a process kept open is ended (on an interrupt it
+    // would checkpoint its stale leaf as it exits, and a later resume would lose the bot's turn).
+    let refused = open.try_turn("what did the bot just do?");
+    assert!(refused.as_ref().is_none_or(|r| r["is_error"] == true), "{refused:?}");
+    assert!(open.child.wait().is_ok());
+    assert_eq!(e.home.api.turn_requests().len(), n, "the behind prompt never reached the model");
+    // Nothing lost: the next turn of any surface sees both the open process's turn and the bot's.
+    let next = e.run_json(&["--key", "telegram:1", "and now?"]);
+    assert_eq!(next["is_error"], false);
+    let seen = e.home.api.turn_requests().pop().unwrap();
+    assert!(
+        seen.all_text.contains("first turn of the open process") && seen.all_text.contains("LISBON"),
+        "{}",
+        seen.all_text
+    );
+    assert!(!seen.all_text.contains("what did the bot just do?"));
+    let again = e.terminal(&project, Some(&id), "a fresh process");
+    assert_eq!(again["is_error"], false);
+    let seen = e.home.api.turn_requests().pop().unwrap();
+    assert!(seen.all_text.contains("and now?") && seen.all_text.contains("LISBON"), "{}", seen.all_text);
 }

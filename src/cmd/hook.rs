@@ -1,5 +1,6 @@
-//! The Claude Code hooks. A hook never breaks Claude Code: whatever goes wrong is one line
-//! on stderr and exit 0; only prompt-submit's deliberate refusal exits 2.
+//! The Claude Code hooks: read the hook JSON (bounded), hand it to the turn protocol
+//! (`turn::hooks`), and answer Claude Code. A hook never breaks Claude Code: whatever goes
+//! wrong is one line on stderr and exit 0; only prompt-submit's deliberate refusal exits 2.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -7,30 +8,18 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
 
 use super::Run;
-use crate::claude;
 use crate::cli::Hook;
 use crate::exit;
 use crate::ident::SessionId;
-use crate::store::{HOOK_LOCK_WAIT, SessionRecord, Starter, Store, now_ms};
-use crate::turn::{self, TerminalTurn};
+use crate::store::Store;
+use crate::turn::hooks::{self, Answer, Event, EventName, HookInput, Refusal, Who};
 
 /// Largest hook input read; Claude Code's are a few hundred bytes plus the prompt.
 const MAX_INPUT: usize = 4 * 1024 * 1024;
 /// How long a hook waits for its input before giving up.
 const INPUT_WAIT: Duration = Duration::from_secs(5);
-
-/// The hook JSON exactly as Claude Code sends it; unknown fields are ignored.
-#[derive(Debug, Default, Deserialize)]
-pub struct HookInput {
-    pub session_id: Option<String>,
-    pub transcript_path: Option<PathBuf>,
-    pub cwd: Option<PathBuf>,
-    pub source: Option<String>,
-    pub session_title: Option<String>,
-}
 
 impl Run for Hook {
     fn run(&self) -> Result<u8> {
@@ -52,6 +41,15 @@ impl Run for Hook {
 }
 
 impl Hook {
+    fn event_name(&self) -> EventName {
+        match self {
+            Hook::SessionStart => EventName::SessionStart,
+            Hook::PromptSubmit => EventName::PromptSubmit,
+            Hook::Stop => EventName::Stop,
+            Hook::SessionEnd => EventName::SessionEnd,
+        }
+    }
+
     fn handle(&self) -> Result<u8> {
         let input = match read_input() {
             Ok(Some(input)) => input,
@@ -62,15 +60,62 @@ impl Hook {
             Err(Unread::TooLarge(_)) => bail!("hook input is larger than {} MiB; ignored", MAX_INPUT >> 20),
             Err(Unread::Failed(err)) => return Err(err),
         };
-        let id = SessionId::parse(input.session_id.as_deref().context("hook input has no session_id")?)?;
+        let (id, event) = input.event(self.event_name())?;
         let store = Store::open()?;
-        let pid = crate::process::hook_claude_pid();
-        match self {
-            Hook::SessionStart => session_start(&store, &id, &input, pid),
-            Hook::PromptSubmit => prompt_submit(&store, &id, pid),
-            Hook::Stop => turn::end_terminal_turn(&store, &id, pid).map(|()| exit::OK),
-            Hook::SessionEnd => session_end(&store, &id, pid),
+        let who = Who::of_hook(&store, &id);
+        let answer = hooks::handle(&store, &id, event, &who)?;
+        if matches!(self, Hook::SessionStart) {
+            export_session_id(&id)?;
         }
+        answer_claude(answer)
+    }
+}
+
+/// Tells Claude Code the answer: context on stdout, or a refusal (exit 2, the reason on
+/// stderr, and for a non-interactive caller an interrupt so that it sees a failure).
+fn answer_claude(answer: Answer) -> Result<u8> {
+    match answer {
+        Answer::Quiet => Ok(exit::OK),
+        Answer::Context(text) => {
+            let out = serde_json::json!({
+                "hookSpecificOutput": { "hookEventName": "UserPromptSubmit", "additionalContext": text }
+            });
+            crate::outln!("{out}")?;
+            Ok(exit::OK)
+        }
+        Answer::Refuse(Refusal { reason, interrupt }) => {
+            // Claude Code from 2.1.x shows a block's reason alone (without the hook's command
+            // line and the prompt); older ones read the exit status and stderr.
+            let block = serde_json::json!({
+                "decision": "block",
+                "reason": reason,
+                "hookSpecificOutput": { "hookEventName": "UserPromptSubmit", "suppressOriginalPrompt": true }
+            });
+            crate::outln!("{block}")?;
+            let _ = writeln!(std::io::stderr(), "{reason}");
+            if let Some((pid, signal)) = interrupt {
+                interrupt_claude(pid, signal, &reason);
+            }
+            Ok(exit::BLOCK)
+        }
+    }
+}
+
+/// Signals the claude process `pid` after writing `reason` on its stderr, so its caller
+/// reads why: `claude -p` on SIGINT reports an error result (`is_error: true`); the Agent
+/// SDK yields an error result (SIGINT) or raises (SIGKILL); neither leaves a checkpoint on
+/// its stale leaf.
+fn interrupt_claude(pid: u32, signal: i32, reason: &str) {
+    if let Ok(mut err) = std::fs::OpenOptions::new().append(true).open(format!("/proc/{pid}/fd/2")) {
+        let _ = writeln!(err, "{reason}");
+    }
+    // SAFETY: kill(2) with a pid the hook found to be its own claude.
+    unsafe { libc::kill(pid as libc::pid_t, signal) };
+    // Claude must act on the signal before it reads our exit status (which it would take for
+    // a plain "blocked by hook"); on SIGINT it stops waiting for us at once.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while crate::sys::pid_alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -119,7 +164,9 @@ fn prompt_submit_unread(prefix: &[u8]) -> Result<u8> {
         );
         return Ok(exit::BLOCK);
     };
-    prompt_submit(&Store::open()?, &id, crate::process::hook_claude_pid())
+    let store = Store::open()?;
+    let who = Who::of_hook(&store, &id);
+    answer_claude(hooks::handle(&store, &id, Event::PromptSubmit { prompt: String::new() }, &who)?)
 }
 
 /// The value of the first `"session_id":"..."` in a piece of hook JSON.
@@ -168,66 +215,9 @@ fn read_stdin_bounded(max: usize, wait: Duration) -> Result<(Vec<u8>, bool)> {
     }
 }
 
-fn session_start(store: &Store, id: &SessionId, input: &HookInput, pid: Option<u32>) -> Result<u8> {
-    let cwd = input.cwd.clone().context("hook input has no cwd")?;
-    if !cwd.is_absolute() {
-        bail!("hook input cwd {} is not absolute", cwd.display());
-    }
-    let transcript = match &input.transcript_path {
-        Some(path) if path.is_absolute() => path.clone(),
-        _ => claude::transcript_path(&claude::config_dir(None)?, &cwd, id.as_str()),
-    };
-    let by_run = turn::run_child_of(store, id).is_some();
-    // A run resuming a recorded session writes the record itself once the turn is over:
-    // one durable write per bot turn, not two.
-    if !(by_run && store.session(id)?.is_some()) {
-        record_start(store, id, input, cwd, transcript, by_run, pid)?;
-    }
-    export_session_id(id)
-}
-
-/// Records (or refreshes) the session a SessionStart announced.
-fn record_start(
-    store: &Store,
-    id: &SessionId,
-    input: &HookInput,
-    cwd: PathBuf,
-    transcript: PathBuf,
-    by_run: bool,
-    pid: Option<u32>,
-) -> Result<()> {
-    let now = now_ms();
-    let tx = store.lock(HOOK_LOCK_WAIT)?;
-    let mut rec = match tx.session(id)? {
-        Some(mut rec) => {
-            rec.cwd = cwd;
-            rec.transcript = transcript;
-            rec.last_seen = now;
-            rec
-        }
-        None => {
-            let by = if by_run { Starter::Run } else { Starter::Person };
-            SessionRecord::new(id.clone(), cwd, transcript, by, now)
-        }
-    };
-    if let (false, Some(pid)) = (by_run, pid) {
-        rec.add_terminal(pid);
-    }
-    rec.source = input.source.clone().unwrap_or_else(|| "startup".into());
-    if let Some(title) = &input.session_title {
-        rec.title = Some(title.clone());
-    }
-    tx.put_session(&rec)?;
-    drop(tx);
-    if !by_run && let Some(pid) = pid {
-        turn::mark_seen(store, id, pid)?;
-    }
-    Ok(())
-}
-
 /// Appends `export CLAWSESS_SESSION_ID=<id>` to `$CLAUDE_ENV_FILE`, so that the session's
 /// Bash commands (and `/attach`) know it.
-fn export_session_id(id: &SessionId) -> Result<u8> {
+fn export_session_id(id: &SessionId) -> Result<()> {
     if let Some(env_file) = std::env::var_os("CLAUDE_ENV_FILE").filter(|f| !f.is_empty()) {
         let mut file =
             std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(&env_file).with_context(
@@ -235,51 +225,5 @@ fn export_session_id(id: &SessionId) -> Result<u8> {
             )?;
         writeln!(file, "export CLAWSESS_SESSION_ID={id}").context("could not write CLAUDE_ENV_FILE")?;
     }
-    Ok(exit::OK)
-}
-
-fn prompt_submit(store: &Store, id: &SessionId, pid: Option<u32>) -> Result<u8> {
-    if turn::run_child_of(store, id).is_some() {
-        return Ok(exit::OK); // run's own child: its turn is the run's, already locked
-    }
-    if let TerminalTurn::Refused(why) = turn::start_terminal_turn(store, id, pid)? {
-        let _ = writeln!(std::io::stderr(), "{why}");
-        return Ok(exit::BLOCK);
-    }
-    touch(store, id)?;
-    if let Some(text) = turn::catch_up(store, id, pid.unwrap_or(0))? {
-        let out = serde_json::json!({
-            "hookSpecificOutput": { "hookEventName": "UserPromptSubmit", "additionalContext": text }
-        });
-        crate::outln!("{out}")?;
-    }
-    Ok(exit::OK)
-}
-
-/// Notes terminal activity on the record, at most once a minute (a store write per prompt
-/// would cost more than the information is worth).
-fn touch(store: &Store, id: &SessionId) -> Result<()> {
-    let now = now_ms();
-    match store.session(id)? {
-        Some(rec) if now.saturating_sub(rec.last_seen) < 60_000 => return Ok(()),
-        None => return Ok(()),
-        Some(_) => {}
-    }
-    let tx = store.lock(HOOK_LOCK_WAIT)?;
-    if let Some(mut rec) = tx.session(id)? {
-        rec.last_seen = now;
-        tx.put_session(&rec)?;
-    }
     Ok(())
-}
-
-/// The terminal is gone: its turn, if any, is over. The record is left as it is: whether a
-/// terminal is live is its `claude` process being alive, and SessionEnd hooks share a
-/// 1.5 s budget, so no store lock here.
-fn session_end(store: &Store, id: &SessionId, pid: Option<u32>) -> Result<u8> {
-    if turn::run_child_of(store, id).is_some() {
-        return Ok(exit::OK);
-    }
-    turn::end_terminal_turn(store, id, pid)?;
-    Ok(exit::OK)
 }

@@ -225,12 +225,29 @@ fn remove_our_hooks(settings: &mut Map<String, Value>) -> usize {
     removed
 }
 
+/// Claude Code lets a prompt through when its hook times out: the prompt-submit hook's
+/// timeout must outlast the longest wait for another surface's turn (`CLAWSESS_TURN_WAIT`,
+/// read when installing) with room for its own work.
+fn fit_prompt_timeout(template: &mut Value, wait: std::time::Duration) {
+    let needed = wait.as_secs() + 30;
+    for group in
+        template.pointer_mut("/hooks/UserPromptSubmit").and_then(Value::as_array_mut).into_iter().flatten()
+    {
+        for hook in group.get_mut("hooks").and_then(Value::as_array_mut).into_iter().flatten() {
+            let timeout = hook.get("timeout").and_then(Value::as_u64).unwrap_or(0);
+            hook["timeout"] = Value::from(timeout.max(needed));
+        }
+    }
+}
+
 /// Adds our hooks (from the plugin's hooks.json) with `bin` as the binary.
 fn add_hooks(settings: &mut Map<String, Value>, bin: &str) -> Result<()> {
     let template: Value = serde_json::from_str(
         &HOOKS_JSON.replace(PLUGIN_BIN, &bin.replace('\\', "\\\\").replace('"', "\\\"")),
     )
     .context("hooks/hooks.json is broken")?;
+    let mut template = template;
+    fit_prompt_timeout(&mut template, crate::turn::hooks::turn_wait());
     let Some(Value::Object(ours)) = template.get("hooks").cloned() else {
         bail!("hooks/hooks.json has no hooks")
     };

@@ -11,7 +11,7 @@ use crate::exit::{self, stdout_error};
 use crate::ident::{Name, SessionId};
 use crate::store::{SessionRecord, Starter, Store, now_ms};
 use crate::sys::{ago, printable, rfc3339, tilde};
-use crate::turn::{run_holder, terminal_busy};
+use crate::turn::exclusion;
 
 /// One row of `list`: a record and what surrounds it.
 struct Row {
@@ -59,7 +59,7 @@ fn rows(store: &Store, limit: Option<usize>) -> Result<Vec<Row>> {
         attached: attached.remove(&rec.id).unwrap_or_default(),
         own_of: own_of.remove(&rec.id).unwrap_or_default(),
         busy: if maybe_busy.contains(&rec.id) { busy_by(store, &rec.id) } else { None },
-        live: rec.terminal_open(),
+        live: rec.process_open(),
         gone: !rec.transcript.exists(),
         rec,
     });
@@ -92,16 +92,12 @@ fn keys_by_session(store: &Store) -> Result<(KeysBySession, KeysBySession)> {
     Ok((attached, own_of))
 }
 
-/// Who answers a session right now: a run's key, or "terminal".
+/// Who answers a session right now: a run's key, or a process's surface.
 fn busy_by(store: &Store, id: &SessionId) -> Option<String> {
-    if let Some(holder) = run_holder(store, id) {
-        return Some(holder.key);
-    }
-    let terminal = terminal_busy(store, id).unwrap_or_else(|e| {
+    exclusion::busy_by(store, id).unwrap_or_else(|e| {
         skip(e);
         None
-    });
-    terminal.map(|_| "terminal".to_owned())
+    })
 }
 
 impl Row {

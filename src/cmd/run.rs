@@ -1,9 +1,8 @@
 //! `clawsess run`: one turn of a key's session through `claude -p`, holding the session's
-//! run lock for the whole turn.
+//! run lock for the whole turn. The rules live in the turn protocol (`crate::turn`): which
+//! session (`route`), who may answer (`exclusion`), what the turn records (`record`).
 
-use std::fs::File;
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -14,25 +13,11 @@ use crate::claude::{self, ClaudeResult};
 use crate::cli;
 use crate::exit::{self, Busy};
 use crate::ident::{Key, SessionId};
-use crate::resolve::{Via, find_session, resolve};
-use crate::store::{
-    Acquired, Attachment, COMMAND_LOCK_WAIT, KeyState, SessionRecord, Starter, Store, lock_until, now_ms,
-    open_lock_file,
-};
+use crate::store::Store;
 use crate::sys::parse_duration;
-use crate::turn::{self, RunLock};
-
-/// The session a turn goes to.
-struct Target {
-    id: SessionId,
-    cwd: PathBuf,
-    /// Resume it (else start it with `--session-id`).
-    resume: bool,
-    /// How the key reached it; `None` for `--session`.
-    via: Option<Via>,
-    /// The key's session that was given up (transcript gone, idle reset).
-    replaced: Option<SessionId>,
-}
+use crate::turn::exclusion::{KeyLock, RunLock};
+use crate::turn::record::{RunTurn, record_run_turn};
+use crate::turn::route;
 
 impl Run for cli::Run {
     fn run(&self) -> Result<u8> {
@@ -59,8 +44,21 @@ impl cli::Run {
         let store = Store::open()?;
         let deadline = Instant::now() + self.wait;
 
-        let key_lock = self.lock_key(&store, &key, deadline)?;
-        let target = self.target(&store, &key, idle_reset)?;
+        let key_lock = KeyLock::acquire(&store, &key, deadline, || {
+            if !self.wait.is_zero() {
+                eprintln!(
+                    "clawsess: another run for {key} is in progress; waiting up to {:.0} s",
+                    self.wait.as_secs_f64()
+                );
+            }
+        })?;
+        let request = route::Request {
+            session: self.session.as_deref(),
+            new: self.new,
+            cwd: self.cwd.as_deref(),
+            idle_reset,
+        };
+        let target = route::route(&store, &key, &request)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let mut lock = RunLock::acquire(&store, &target.id, key.as_str(), left)?;
         let outcome = claude::Turn {
@@ -82,7 +80,16 @@ impl cli::Run {
         let record_error = if failed {
             None
         } else {
-            self.record(&store, &key, &target, &session, &prompt, result.result()).err()
+            let turn = RunTurn {
+                key: &key,
+                target: &target,
+                session: &session,
+                new: self.new,
+                explicit: self.session.is_some(),
+                prompt: &prompt,
+                reply: result.result(),
+            };
+            record_run_turn(&store, &turn).err()
         };
         if let Some(err) = &record_error {
             eprintln!(
@@ -94,26 +101,6 @@ impl cli::Run {
         drop(key_lock);
         self.print(result, &key, &session, failed, record_error, target.replaced.as_ref())?;
         Ok(outcome.exit_code(failed))
-    }
-
-    /// Runs of one key go one after the other, so that a key's first two messages do not
-    /// start two sessions and its turns keep their order.
-    fn lock_key(&self, store: &Store, key: &Key, deadline: Instant) -> Result<File> {
-        let file = open_lock_file(&store.run_lock_path_for_key(key)?)?;
-        let tell = || {
-            if !self.wait.is_zero() {
-                eprintln!(
-                    "clawsess: another run for {key} is in progress; waiting up to {:.0} s",
-                    self.wait.as_secs_f64()
-                );
-            }
-        };
-        match lock_until(&file, deadline, tell)? {
-            Acquired::Yes => Ok(file),
-            Acquired::TimedOut => {
-                Err(Busy(format!("another run for {key} is still in progress; try again later")).into())
-            }
-        }
     }
 
     /// The reply, or with --json claude's result object with ours added.
@@ -180,168 +167,4 @@ impl cli::Run {
         }
         Ok(text)
     }
-
-    fn new_target(&self, replaced: Option<SessionId>) -> Result<Target> {
-        let cwd = match &self.cwd {
-            Some(dir) => dir.clone(),
-            None => std::env::current_dir().context("could not read the current dir")?,
-        };
-        let cwd =
-            cwd.canonicalize().with_context(|| format!("--cwd {} is not a directory", cwd.display()))?;
-        if !cwd.is_dir() {
-            bail!("--cwd {} is not a directory", cwd.display());
-        }
-        Ok(Target { id: SessionId::new_random(), cwd, resume: false, via: None, replaced })
-    }
-
-    fn target(&self, store: &Store, key: &Key, idle_reset: Option<Duration>) -> Result<Target> {
-        if self.new {
-            return self.new_target(None);
-        }
-        if let Some(arg) = &self.session {
-            let id = find_session(store, arg)?;
-            let rec = store.session(&id)?.with_context(|| format!("session {id} was removed meanwhile"))?;
-            if !rec.transcript.is_file() {
-                bail!(
-                    "the transcript of session {id} is gone ({}): Claude Code deleted it; \
-                     use --new, or run without --session",
-                    rec.transcript.display()
-                );
-            }
-            return Ok(Target { id, cwd: checked_cwd(&rec)?, resume: true, via: None, replaced: None });
-        }
-        let Some(found) = resolve(store, key)? else {
-            return self.new_target(None);
-        };
-        let rec = store.session(&found.session)?;
-        let why_not = match &rec {
-            None => Some("is no longer recorded".to_owned()),
-            Some(rec) if !rec.transcript.is_file() => {
-                Some("has no transcript any more (Claude Code deletes old ones)".into())
-            }
-            Some(rec) => match idle_reset {
-                Some(limit)
-                    if found.via == Via::Own
-                        && u128::from(now_ms().saturating_sub(rec.last_seen)) > limit.as_millis() =>
-                {
-                    Some(format!("was idle for longer than {}", crate::sys::human_duration(limit)))
-                }
-                _ => None,
-            },
-        };
-        match (rec, why_not) {
-            (Some(rec), None) => Ok(Target {
-                id: rec.id.clone(),
-                cwd: checked_cwd(&rec)?,
-                resume: true,
-                via: Some(found.via),
-                replaced: None,
-            }),
-            (_, why) => {
-                let how = match found.via {
-                    Via::Key => format!("{key}'s attachment"),
-                    Via::Global => "the global attachment".into(),
-                    Via::Own => format!("{key}'s own session"),
-                };
-                eprintln!(
-                    "clawsess: {how} {} {}; starting a new session for {key}",
-                    found.session.short(),
-                    why.unwrap_or_default()
-                );
-                let mut target = self.new_target(Some(found.session))?;
-                target.via = Some(found.via);
-                Ok(target)
-            }
-        }
-    }
-
-    /// After a successful turn: the key's own session, the session's record, the turn log.
-    fn record(
-        &self,
-        store: &Store,
-        key: &Key,
-        target: &Target,
-        session: &SessionId,
-        prompt: &str,
-        reply: &str,
-    ) -> Result<()> {
-        let now = now_ms();
-        let tx = store.lock(COMMAND_LOCK_WAIT)?;
-        let mut rec = match tx.session(session)? {
-            Some(rec) => rec,
-            // The hook is not installed (or did not fire): record the session ourselves.
-            None => {
-                let transcript =
-                    claude::transcript_path(&claude::config_dir(None)?, &target.cwd, session.as_str());
-                SessionRecord {
-                    source: if target.resume { "resume" } else { "startup" }.into(),
-                    ..SessionRecord::new(session.clone(), target.cwd.clone(), transcript, Starter::Run, now)
-                }
-            }
-        };
-        rec.last_seen = now;
-        rec.run_turns += 1;
-        if target.resume {
-            rec.source = "resume".into(); // the child's SessionStart left this write to us
-        }
-        tx.put_session(&rec)?;
-
-        let before = tx.key_state(key)?;
-        let mut state = before.clone().unwrap_or_else(|| KeyState::new(key.clone()));
-        let gone = target.replaced.as_ref();
-        if gone.is_some() && state.attached.as_ref().map(|a| &a.session) == gone {
-            state.attached = None;
-        }
-        if self.new && state.attached.take().is_some() {
-            eprintln!("clawsess: {key} was attached to another session; --new detached it");
-        }
-        // Decided by how this turn was routed, not by the key's state now: an attachment
-        // made or removed while the turn ran must not turn the attached session into the
-        // key's own (after `detach`, two chats would share one conversation).
-        let becomes_own = self.new
-            || (self.session.is_none() && (matches!(target.via, None | Some(Via::Own)) || gone.is_some()));
-        if becomes_own && state.own.as_ref() != Some(session) {
-            state.own = Some(session.clone());
-            state.own_at = now;
-        }
-        // Under a global attachment the key would follow it again at its next turn: --new
-        // holds the key to its new session until `detach --key`.
-        if self.new && tx.global()?.is_some_and(|g| g.session != *session) {
-            state.attached = Some(Attachment { session: session.clone(), at: now });
-            eprintln!(
-                "clawsess: every key follows the global attachment; --new attached {key} to its new \
-                 session ({}) — `clawsess detach --key {key}` hands it back to the global one",
-                session.short()
-            );
-        }
-        // Most turns change nothing here: spare the write (and its fsyncs).
-        let unchanged =
-            before.as_ref().map_or(state.is_empty(), |b| b.attached == state.attached && b.own == state.own);
-        if !unchanged {
-            tx.put_key_state(&state)?;
-        }
-        if let (Some(gone), Some(global)) = (gone, tx.global()?)
-            && global.session == *gone
-        {
-            tx.set_global(None)?;
-            eprintln!("clawsess: removed the global attachment to {} (its transcript is gone)", gone.short());
-        }
-        // Only an open terminal needs the turn for its catch-up: one that starts later loads
-        // it from the transcript.
-        if rec.terminal_open() {
-            turn::log_surface_turn(&tx, session, key.as_str(), prompt, reply)?;
-        }
-        Ok(())
-    }
-}
-
-fn checked_cwd(rec: &SessionRecord) -> Result<PathBuf> {
-    if !rec.cwd.is_dir() {
-        bail!(
-            "session {}'s working dir {} is gone; recreate it, or start a new session (--new --cwd DIR)",
-            rec.id,
-            rec.cwd.display()
-        );
-    }
-    Ok(rec.cwd.clone())
 }

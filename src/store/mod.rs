@@ -7,8 +7,8 @@
 //!   keys/<hash>.json      per surface key: attachment and own session
 //!   names/<hash>.json     name -> session
 //!   global.json           the global attachment
-//!   turns/<id>.json       turns other surfaces added (catch-up for terminals)
-//!   busy/<id>.json        a terminal turn in progress
+//!   turns/<id>.json       the turns every surface added (catch-up, behind)
+//!   busy/<id>.json        a claude process's turn in progress
 //!   run/<id>.lock         held by `run` for a whole turn; holds who and since when
 //! ```
 //!
@@ -330,8 +330,12 @@ impl Locked<'_> {
         remove_if_exists(&self.name_path(name)).map(drop)
     }
 
+    /// Writes a session's turn log. Unsynced: it serves live claude processes only, which
+    /// a reboot ends (and the store lock orders writers).
     pub fn put_turn_log(&self, id: &SessionId, log: &TurnLog) -> Result<()> {
-        self.write(&self.turns_path(id), log)
+        let path = self.turns_path(id);
+        create_private_dir(path.parent().expect("turns/ dir"))?;
+        write_json(&path, log, Durability::Volatile)
     }
 }
 

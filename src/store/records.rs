@@ -11,10 +11,12 @@ use crate::ident::{Key, Name, SessionId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Starter {
-    /// A person, in a terminal (or any Claude Code that is not `clawsess run`'s child).
+    /// A person, in an interactive Claude Code.
     Person,
     /// `clawsess run`.
     Run,
+    /// Any other non-interactive Claude Code: `claude -p`, an Agent SDK bot.
+    Bot,
     /// Found by `clawsess import`.
     Import,
 }
@@ -39,22 +41,25 @@ pub struct SessionRecord {
     pub run_turns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    /// The `claude` processes of persons' terminals open on it (from `$CLAUDE_PID`); dead
-    /// ones are dropped at the next start.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub terminal_pids: Vec<u32>,
+    /// The claude processes open on it other than `run`'s own (terminals, `claude -p`,
+    /// Agent SDK bots); dead ones are dropped at the next start.
+    #[serde(default, alias = "terminal_pids", skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<u32>,
+    /// The surface key of the bot that started it (`CLAWSESS_KEY`, or `run --key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
 }
 
 impl SessionRecord {
-    /// Whether a person's terminal is open on the session.
-    pub fn terminal_open(&self) -> bool {
-        self.terminal_pids.iter().any(|&pid| crate::sys::pid_alive(pid))
+    /// Whether a claude process (not `run`'s own) is open on the session.
+    pub fn process_open(&self) -> bool {
+        self.processes.iter().any(|&pid| crate::sys::pid_alive(pid))
     }
 
-    /// Notes a terminal's `claude` process, forgetting the ones that have exited.
-    pub fn add_terminal(&mut self, pid: u32) {
-        self.terminal_pids.retain(|&p| p != pid && crate::sys::pid_alive(p));
-        self.terminal_pids.push(pid);
+    /// Notes a claude process open on the session, forgetting the ones that have exited.
+    pub fn add_process(&mut self, pid: u32) {
+        self.processes.retain(|&p| p != pid && crate::sys::pid_alive(p));
+        self.processes.push(pid);
     }
 }
 
@@ -73,7 +78,8 @@ impl SessionRecord {
             name: None,
             run_turns: 0,
             title: None,
-            terminal_pids: Vec::new(),
+            processes: Vec::new(),
+            key: None,
         }
     }
 }
@@ -125,14 +131,30 @@ pub struct NameEntry {
     pub session: SessionId,
 }
 
-/// A terminal turn in progress: `busy/<id>.json`, from UserPromptSubmit to Stop.
+/// A claude process's turn in progress: `busy/<id>.json`, from UserPromptSubmit to Stop.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BusyMarker {
     pub v: u32,
-    /// The terminal's `claude` process (`$CLAUDE_PID`).
+    /// The claude process whose turn it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// Its start time (`process::start_time`), so a reused pid is not taken for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
     pub since: u64,
+    /// Who it is: a key, or `terminal`, `claude -p`, `Agent SDK`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surface: Option<String>,
+    /// The prompt, shortened, for the catch-up log when the turn ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+}
+
+impl BusyMarker {
+    /// Who holds the turn, for messages.
+    pub fn surface(&self) -> &str {
+        self.surface.as_deref().unwrap_or("a terminal")
+    }
 }
 
 /// Who holds a session's run lock, written into the lock file while it is held.
@@ -151,14 +173,15 @@ pub struct RunHolder {
     pub child_start: Option<u64>,
 }
 
-/// Turns that surfaces other than the terminal added: `turns/<id>.json`. The terminal's
-/// prompt-submit hook reads what it has not seen yet (catch-up).
+/// The turns every surface added: `turns/<id>.json`, newest last. A live claude process's
+/// prompt-submit hook reads what others added since it loaded the transcript (catch-up, and
+/// whether it is behind).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TurnLog {
     pub v: u32,
     pub next_seq: u64,
     pub turns: Vec<SurfaceTurn>,
-    /// Per terminal `claude` pid: the first `seq` it has not seen.
+    /// Per claude process pid: the first `seq` it has not seen.
     #[serde(default)]
     pub cursors: BTreeMap<u32, u64>,
 }
@@ -172,10 +195,16 @@ impl TurnLog {
     }
 }
 
+/// One finished turn in the log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SurfaceTurn {
     pub seq: u64,
+    /// Who: a key, or `terminal`, `claude -p`, `Agent SDK`.
     pub key: String,
+    /// The claude process that answered it, when it was not `run`'s: that process has it in
+    /// memory already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_pid: Option<u32>,
     pub at: u64,
     pub prompt: String,
     pub reply: String,

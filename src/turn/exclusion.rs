@@ -1,0 +1,353 @@
+//! Who may answer a session now: at most one turn per session at a time.
+//!
+//! A turn is a `run` turn, or a claude process's turn from its UserPromptSubmit to its Stop
+//! (a terminal, `claude -p`, an Agent SDK bot). Both go through the session's run lock: `run`
+//! holds it for its whole turn; a process's prompt-submit hook takes it for a moment to write
+//! its turn's marker. Whoever comes first wins, and the other waits (with a deadline).
+//!
+//! The run lock is a file that is never renamed or deleted; while held it carries a note of
+//! its holder (key, pid and start time, and the claude child), so that a `run` killed while
+//! its claude still finishes keeps the session held until that claude is gone.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::exit::Busy;
+use crate::ident::{Key, SessionId};
+use crate::process::{process_alive, start_time};
+use crate::store::{Acquired, BusyMarker, RunHolder, Store, lock_until, mtime_ms, now_ms, open_lock_file};
+use crate::sys::{clock, pid_alive};
+
+/// A turn marker older than this is stale even if its pid lives (pid reuse).
+pub const BUSY_STALE: Duration = Duration::from_secs(6 * 3600);
+/// Without a pid to check, a marker counts for this long.
+pub const BUSY_STALE_NO_PID: Duration = Duration::from_secs(30 * 60);
+/// A process's turn whose transcript has not grown for this long is over: Claude Code fires
+/// no Stop when a turn is interrupted or another hook refuses the prompt, and a live
+/// terminal would otherwise hold its session for hours. Claude Code writes every message and
+/// tool call as it goes; its Bash tool times out after 10 minutes at most.
+pub const BUSY_QUIET: Duration = Duration::from_secs(15 * 60);
+/// How far a time may lie in the future before it is taken for a clock that jumped.
+const CLOCK_SKEW_MS: u64 = 60_000;
+
+/// A session's run lock, held by `run` for a whole turn. Dropping it releases the session.
+pub struct RunLock {
+    file: File,
+    holder: RunHolder,
+}
+
+impl RunLock {
+    /// Takes `id`'s run lock for `key`, waiting until `wait` has passed while another run
+    /// holds it or a claude process's turn is in progress. Past that: a [`Busy`] error.
+    pub fn acquire(store: &Store, id: &SessionId, key: &str, wait: Duration) -> Result<Self> {
+        let mut told = false;
+        let tell = |why: &str| {
+            if !told && !wait.is_zero() {
+                eprintln!(
+                    "clawsess: session {} is busy ({why}); waiting up to {:.0} s",
+                    id.short(),
+                    wait.as_secs_f64()
+                );
+                told = true;
+            }
+        };
+        let file = match take(store, id, None, Instant::now() + wait, tell)? {
+            Ok(file) => file,
+            Err(why) => return Err(Busy(format!("session {id} is busy ({why}); try again later")).into()),
+        };
+        let me = std::process::id();
+        let holder = RunHolder {
+            key: key.to_owned(),
+            pid: me,
+            pid_start: start_time(me),
+            since: now_ms(),
+            child: None,
+            child_start: None,
+        };
+        let mut lock = Self { file, holder };
+        lock.note_holder()?;
+        Ok(lock)
+    }
+
+    /// Notes the `claude` child answering the turn, so that if this process is SIGKILLed the
+    /// next turn waits for the child (which gets SIGTERM from the kernel) to be gone.
+    pub fn set_child(&mut self, pid: u32) -> Result<()> {
+        self.holder.child = Some(pid);
+        self.holder.child_start = start_time(pid);
+        self.note_holder()
+    }
+
+    fn note_holder(&mut self) -> Result<()> {
+        let bytes = serde_json::to_vec(&self.holder)?;
+        write_note(&mut self.file, &bytes).context("could not note the run lock's holder")
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = write_note(&mut self.file, b"");
+        let _ = self.file.unlock();
+    }
+}
+
+fn write_note(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(bytes)
+}
+
+/// A key's run lock: runs of one key go one after the other, so that a chat's first two
+/// messages do not start two sessions and its turns keep their order.
+pub struct KeyLock {
+    _file: File,
+}
+
+impl KeyLock {
+    /// Takes `key`'s lock, waiting until `deadline`; `tell` is called once if it must wait.
+    pub fn acquire(store: &Store, key: &Key, deadline: Instant, tell: impl FnOnce()) -> Result<Self> {
+        let file = open_lock_file(&store.run_lock_path_for_key(key)?)?;
+        match lock_until(&file, deadline, tell)? {
+            Acquired::Yes => Ok(Self { _file: file }),
+            Acquired::TimedOut => {
+                Err(Busy(format!("another run for {key} is still in progress; try again later")).into())
+            }
+        }
+    }
+}
+
+/// A claude process's turn about to begin: the run lock, held for a moment. Nothing else can
+/// start a turn on the session while it exists; [`Gate::open`] marks the turn and lets go.
+pub struct Gate<'a> {
+    store: &'a Store,
+    id: SessionId,
+    file: File,
+}
+
+impl Gate<'_> {
+    /// Marks the turn of `marker`'s process and releases the run lock.
+    pub fn open(self, marker: &BusyMarker) -> Result<()> {
+        self.store.put_busy(&self.id, marker)?;
+        drop(self.file);
+        Ok(())
+    }
+}
+
+/// Waits, until `deadline`, for `id` to be free for a turn of the claude process `pid`: no
+/// run holds it, no killed run's claude still finishes, no other process's turn is live (a
+/// stale one is cleared). `Err(reason)` when it is still busy at the deadline; `on_wait`
+/// hears the reason each time it must wait.
+pub fn gate<'a>(
+    store: &'a Store,
+    id: &SessionId,
+    pid: Option<u32>,
+    deadline: Instant,
+    on_wait: impl FnMut(&str),
+) -> Result<std::result::Result<Gate<'a>, String>> {
+    Ok(take(store, id, pid, deadline, on_wait)?.map(|file| Gate { store, id: id.clone(), file }))
+}
+
+/// The run lock of `id`, taken once nothing else answers the session (see [`gate`]).
+fn take(
+    store: &Store,
+    id: &SessionId,
+    pid: Option<u32>,
+    deadline: Instant,
+    mut on_wait: impl FnMut(&str),
+) -> Result<std::result::Result<File, String>> {
+    let file = open_lock_file(&store.run_lock_path(id)?)?;
+    loop {
+        let acquired = lock_until(&file, deadline, || on_wait(&holder_text(&read_holder(&file))))?;
+        if let Acquired::TimedOut = acquired {
+            return Ok(Err(holder_text(&read_holder(&file))));
+        }
+        // We hold the lock: a stale marker can go for good (else the transcript writes of
+        // the turn about to run would bring it back to life).
+        let why = match orphan_child(&file) {
+            Some(why) => Some(why),
+            None => live_marker(store, id, true)?
+                .filter(|m| pid.is_none() || m.pid != pid)
+                .map(|m| marker_text(&m)),
+        };
+        let Some(why) = why else { return Ok(Ok(file)) };
+        let _ = file.unlock();
+        if Instant::now() >= deadline {
+            return Ok(Err(why));
+        }
+        on_wait(&why);
+        std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
+    }
+}
+
+fn read_holder(mut file: &File) -> Option<RunHolder> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.take(4096).read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The `claude` of a run that died, still finishing, as the reason to wait for it. Called
+/// with the run lock held: a holder note left in the file is then a run that was killed
+/// (one that ends clears it), whether or not its parent has reaped it yet.
+fn orphan_child(file: &File) -> Option<String> {
+    let holder = read_holder(file)?;
+    let child = holder.child.filter(|&c| process_alive(c, holder.child_start))?;
+    Some(format!("the claude (pid {child}) of a stopped run for {} is still finishing", holder.key))
+}
+
+fn holder_text(holder: &Option<RunHolder>) -> String {
+    match holder {
+        Some(h) => {
+            format!("{} is answering it via clawsess run, pid {}, since {}", h.key, h.pid, clock(h.since))
+        }
+        None => "another clawsess run is answering it".to_owned(),
+    }
+}
+
+fn marker_text(marker: &BusyMarker) -> String {
+    let pid = marker.pid.map(|p| format!(" (claude pid {p})")).unwrap_or_default();
+    format!("a turn of {}{pid} is running since {}", marker.surface(), clock(marker.since))
+}
+
+/// The claude process's turn in progress on `id`: its marker is there, its process alive,
+/// and neither it nor the transcript has been quiet for [`BUSY_QUIET`].
+pub fn process_turn(store: &Store, id: &SessionId) -> Result<Option<BusyMarker>> {
+    live_marker(store, id, false)
+}
+
+/// [`process_turn`]; with `clear_stale` (only while holding the run lock, under which
+/// markers are written) a marker that is no longer live is removed, so it stays stale.
+fn live_marker(store: &Store, id: &SessionId, clear_stale: bool) -> Result<Option<BusyMarker>> {
+    let Some(marker) = store.busy(id)? else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    // A `since` in the future (the clock jumped back) would never age: stale.
+    let age = Duration::from_millis(now.saturating_sub(marker.since));
+    let live = marker.since <= now + CLOCK_SKEW_MS
+        && match marker.pid {
+            Some(pid) => pid_alive(pid) && process_alive(pid, marker.pid_start) && age < BUSY_STALE,
+            None => age < BUSY_STALE_NO_PID,
+        }
+        && {
+            let written = store.session(id)?.and_then(|rec| mtime_ms(&rec.transcript));
+            let written = written.filter(|&w| w <= now + CLOCK_SKEW_MS).unwrap_or(0);
+            Duration::from_millis(now.saturating_sub(written.max(marker.since))) < BUSY_QUIET
+        };
+    if live {
+        return Ok(Some(marker));
+    }
+    if clear_stale {
+        store.clear_busy(id)?;
+    }
+    Ok(None)
+}
+
+/// Ends the turn of the claude process `pid` on `id` (Stop, SessionEnd); returns its marker
+/// when it was this process's (its prompt goes to the catch-up log).
+pub fn end_process_turn(store: &Store, id: &SessionId, pid: Option<u32>) -> Result<Option<BusyMarker>> {
+    let Some(marker) = store.busy(id)? else { return Ok(None) };
+    let ours = marker.pid == pid;
+    if ours || marker.pid.is_none() || !marker.pid.is_some_and(|p| process_alive(p, marker.pid_start)) {
+        store.clear_busy(id)?;
+    }
+    Ok(ours.then_some(marker))
+}
+
+/// Who holds `id`'s run lock right now, if anyone (read without taking the lock): a live
+/// run that noted itself, or the claude of a killed run that is still finishing.
+pub fn run_holder(store: &Store, id: &SessionId) -> Option<RunHolder> {
+    let file = File::open(store.run_lock_file(id)).ok()?;
+    read_holder(&file).filter(|h| {
+        process_alive(h.pid, h.pid_start) || h.child.is_some_and(|c| process_alive(c, h.child_start))
+    })
+}
+
+/// Whether this process is a hook of `run`'s own `claude` child for `id`: the env names a
+/// live run that really holds this session's lock (an inherited variable alone is not enough).
+pub fn run_child_of(store: &Store, id: &SessionId) -> Option<RunHolder> {
+    let pid: u32 = std::env::var(super::RUN_PID_ENV).ok()?.parse().ok()?;
+    run_holder(store, id).filter(|h| h.pid == pid)
+}
+
+/// Who answers `id` right now: a run's key, or the surface of a process's turn.
+pub fn busy_by(store: &Store, id: &SessionId) -> Result<Option<String>> {
+    if let Some(holder) = run_holder(store, id) {
+        return Ok(Some(holder.key));
+    }
+    Ok(process_turn(store, id)?.map(|m| match m.surface.as_deref() {
+        Some("terminal") | None => "terminal".to_owned(),
+        Some(other) => other.to_owned(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{COMMAND_LOCK_WAIT, FORMAT, SessionRecord, Starter};
+
+    fn id() -> SessionId {
+        SessionId::parse("aaaa1111-0000-4000-8000-000000000000").unwrap()
+    }
+
+    fn marker(pid: u32, since: u64) -> BusyMarker {
+        BusyMarker {
+            v: FORMAT,
+            pid: Some(pid),
+            pid_start: start_time(pid),
+            since,
+            surface: Some("terminal".into()),
+            prompt: None,
+        }
+    }
+
+    #[test]
+    fn a_process_turn_whose_transcript_went_quiet_is_not_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let transcript = dir.path().join("t.jsonl");
+        std::fs::write(&transcript, "{}\n").unwrap();
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&SessionRecord::new(id(), dir.path().into(), transcript.clone(), Starter::Person, 0))
+            .unwrap();
+        drop(tx);
+        let an_hour_ago = now_ms() - 3_600_000;
+        store.put_busy(&id(), &marker(std::process::id(), an_hour_ago)).unwrap();
+        // The transcript was just written: the turn is still going.
+        assert!(process_turn(&store, &id()).unwrap().is_some());
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&transcript).unwrap().set_modified(old).unwrap();
+        assert!(process_turn(&store, &id()).unwrap().is_none(), "quiet for an hour");
+        // A fresh marker counts even with a quiet transcript (the turn just started).
+        store.put_busy(&id(), &marker(std::process::id(), now_ms())).unwrap();
+        assert!(process_turn(&store, &id()).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_process_turn_waits_for_a_run_and_a_run_for_a_process_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let me = Some(std::process::id());
+        let lock = RunLock::acquire(&store, &id(), "telegram:1", Duration::ZERO).unwrap();
+        let mut heard = Vec::new();
+        let refused =
+            gate(&store, &id(), me, Instant::now() + Duration::from_millis(50), |w| heard.push(w.to_owned()))
+                .unwrap()
+                .err()
+                .expect("busy while the run holds it");
+        assert!(refused.contains("telegram:1") && heard[0].contains("telegram:1"), "{refused} {heard:?}");
+        assert_eq!(run_holder(&store, &id()).unwrap().key, "telegram:1");
+        drop(lock);
+        assert!(run_holder(&store, &id()).is_none());
+        let Ok(open) = gate(&store, &id(), me, Instant::now(), |_| {}).unwrap() else { panic!("free") };
+        open.open(&marker(std::process::id(), now_ms())).unwrap();
+        let err = RunLock::acquire(&store, &id(), "k", Duration::ZERO).err().unwrap();
+        assert!(err.downcast_ref::<Busy>().is_some() && format!("{err}").contains("terminal"), "{err:#}");
+        // The same process's next prompt (its Stop never came) takes its turn again.
+        assert!(gate(&store, &id(), me, Instant::now(), |_| {}).unwrap().is_ok());
+        assert!(end_process_turn(&store, &id(), me).unwrap().is_some());
+        RunLock::acquire(&store, &id(), "k", Duration::ZERO).unwrap();
+    }
+}

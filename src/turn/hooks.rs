@@ -1,0 +1,272 @@
+//! Each Claude Code hook event as one call of the turn protocol: the hook's JSON (a wire type
+//! exactly as Claude Code sends it) becomes an [`Event`], and [`handle`] says what to answer.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use super::catchup::{self, TURN_PROMPT_MAX};
+use super::exclusion;
+use super::record::{self, Start};
+use super::surface::ClaudeProcess;
+use crate::claude;
+use crate::ident::{SessionId, shorten};
+use crate::store::{BusyMarker, FORMAT, HOOK_LOCK_WAIT, Store, now_ms};
+
+/// The hook JSON exactly as Claude Code sends it; unknown fields are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct HookInput {
+    pub session_id: Option<String>,
+    pub transcript_path: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    pub source: Option<String>,
+    pub session_title: Option<String>,
+    /// UserPromptSubmit.
+    pub prompt: Option<String>,
+    /// Stop.
+    pub last_assistant_message: Option<String>,
+}
+
+/// A hook event, checked.
+#[derive(Debug)]
+pub enum Event {
+    SessionStart(Start),
+    PromptSubmit { prompt: String },
+    Stop { reply: String },
+    SessionEnd,
+}
+
+/// Which event a hook input is for (the hook command says; the input's
+/// `hook_event_name` is not trusted over it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventName {
+    SessionStart,
+    PromptSubmit,
+    Stop,
+    SessionEnd,
+}
+
+impl HookInput {
+    /// The session and the checked event.
+    pub fn event(self, name: EventName) -> Result<(SessionId, Event)> {
+        let id = SessionId::parse(self.session_id.as_deref().context("hook input has no session_id")?)?;
+        let event = match name {
+            EventName::SessionStart => {
+                let cwd = self.cwd.context("hook input has no cwd")?;
+                if !cwd.is_absolute() {
+                    bail!("hook input cwd {} is not absolute", cwd.display());
+                }
+                let transcript = match self.transcript_path {
+                    Some(path) if path.is_absolute() => path,
+                    _ => claude::transcript_path(&claude::config_dir(None)?, &cwd, id.as_str()),
+                };
+                let source = self.source.unwrap_or_else(|| "startup".into());
+                Event::SessionStart(Start { cwd, transcript, source, title: self.session_title })
+            }
+            EventName::PromptSubmit => Event::PromptSubmit { prompt: self.prompt.unwrap_or_default() },
+            EventName::Stop => Event::Stop { reply: self.last_assistant_message.unwrap_or_default() },
+            EventName::SessionEnd => Event::SessionEnd,
+        };
+        Ok((id, event))
+    }
+}
+
+/// Who the hook's claude process is.
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// `run`'s own child: its turn is the run's, already locked; `run` records it.
+    RunChild,
+    /// Any other claude process.
+    Claude(ClaudeProcess),
+}
+
+impl Who {
+    /// The hook's claude process, for session `id`.
+    pub fn of_hook(store: &Store, id: &SessionId) -> Who {
+        if exclusion::run_child_of(store, id).is_some() {
+            Who::RunChild
+        } else {
+            Who::Claude(ClaudeProcess::of_hook())
+        }
+    }
+}
+
+/// What the hook answers Claude Code.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Nothing (exit 0, empty stdout).
+    Quiet,
+    /// Text for the model (UserPromptSubmit's `additionalContext`).
+    Context(String),
+    /// The prompt is refused with this reason.
+    Refuse(Refusal),
+}
+
+/// A refused prompt.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: String,
+    /// The claude process to signal (pid, signal) so that the refusal is a failure its
+    /// non-interactive caller sees (not a success that says "blocked"), and leaves no
+    /// checkpoint on a stale leaf (see `ClaudeProcess::interrupt`).
+    pub interrupt: Option<(u32, i32)>,
+}
+
+/// How long a prompt waits for another surface's turn: `$CLAWSESS_TURN_WAIT` seconds.
+pub fn turn_wait() -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(120);
+    match std::env::var("CLAWSESS_TURN_WAIT") {
+        Ok(text) if !text.trim().is_empty() => crate::sys::parse_wait(&text).unwrap_or_else(|err| {
+            eprintln!("clawsess: CLAWSESS_TURN_WAIT: {err:#}; using {} s", DEFAULT.as_secs());
+            DEFAULT
+        }),
+        _ => DEFAULT,
+    }
+}
+
+/// What a process that is behind gets: refused (default), or let through with the missed
+/// turns as a note (`CLAWSESS_BEHIND=note`, v1's behaviour, which forks the conversation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behind {
+    Refuse,
+    Note,
+}
+
+impl Behind {
+    pub fn from_env() -> Behind {
+        match std::env::var("CLAWSESS_BEHIND").ok().as_deref().map(str::trim) {
+            Some("note") => Behind::Note,
+            _ => Behind::Refuse,
+        }
+    }
+}
+
+/// Handles one hook event of session `id` from the claude process `who`.
+pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<Answer> {
+    let process = match who {
+        Who::RunChild => {
+            if let Event::SessionStart(start) = &event
+                && store.session(id)?.is_none()
+            {
+                // A run resuming a recorded session writes the record once its turn is over
+                // (one durable write per bot turn); a new one is recorded now.
+                record::record_start(store, id, start, None)?;
+            }
+            return Ok(Answer::Quiet);
+        }
+        Who::Claude(process) => process,
+    };
+    match event {
+        Event::SessionStart(start) => session_start(store, id, &start, process),
+        Event::PromptSubmit { prompt } => {
+            prompt_submit(store, id, &prompt, process, turn_wait(), Behind::from_env())
+        }
+        Event::Stop { reply } => stop(store, id, &reply, process),
+        Event::SessionEnd => {
+            // SessionEnd hooks share a 1.5 s budget: no store lock here.
+            exclusion::end_process_turn(store, id, process.pid)?;
+            Ok(Answer::Quiet)
+        }
+    }
+}
+
+fn session_start(store: &Store, id: &SessionId, start: &Start, process: &ClaudeProcess) -> Result<Answer> {
+    // A reload inside a live process (`/resume`, `/clear`) loads what is there now; a
+    // process's first load happened at its start, and a turn that ended while it was
+    // starting may or may not be in what it read: counted as missed.
+    let reload = process
+        .pid
+        .is_some_and(|pid| store.session(id).ok().flatten().is_some_and(|r| r.processes.contains(&pid)));
+    record::record_start(store, id, start, Some(process))?;
+    if let Some(pid) = process.pid {
+        let loaded_at =
+            if reload { now_ms() } else { crate::process::start_wall_ms(pid).unwrap_or_else(now_ms) };
+        catchup::loaded(store, id, pid, loaded_at)?;
+    }
+    Ok(Answer::Quiet)
+}
+
+/// Takes the session's turn for `process` (waiting up to `wait` for another surface's turn),
+/// then checks that the process is not behind.
+pub fn prompt_submit(
+    store: &Store,
+    id: &SessionId,
+    prompt: &str,
+    process: &ClaudeProcess,
+    wait: Duration,
+    behind: Behind,
+) -> Result<Answer> {
+    let interrupt = process.interrupt();
+    let mut told = wait.is_zero();
+    let on_wait = |why: &str| {
+        if !told {
+            eprintln!("clawsess: waiting up to {:.0} s: {why}", wait.as_secs_f64());
+            told = true;
+        }
+    };
+    let gate = match exclusion::gate(store, id, process.pid, Instant::now() + wait, on_wait)? {
+        Ok(gate) => gate,
+        Err(why) => {
+            let reason = format!(
+                "clawsess: this conversation is busy ({why}); send your prompt again when it is done"
+            );
+            return Ok(Answer::Refuse(Refusal { reason, interrupt }));
+        }
+    };
+    let mut context = None;
+    if let Some(pid) = process.pid {
+        let missed = catchup::missed(store, id, pid)?;
+        if !missed.is_empty() {
+            match behind {
+                Behind::Refuse => {
+                    let reason = catchup::behind_text(&missed, id, process.interactive());
+                    return Ok(Answer::Refuse(Refusal { reason, interrupt }));
+                }
+                Behind::Note => {
+                    context = Some(catchup::note(&missed));
+                    catchup::mark_seen(store, id, pid)?;
+                }
+            }
+        }
+    }
+    gate.open(&BusyMarker {
+        v: FORMAT,
+        pid: process.pid,
+        pid_start: process.start,
+        since: now_ms(),
+        surface: Some(process.surface()),
+        prompt: Some(shorten(prompt, TURN_PROMPT_MAX)),
+    })?;
+    touch(store, id)?;
+    Ok(context.map_or(Answer::Quiet, Answer::Context))
+}
+
+/// The process's turn is over: the session is free, and the turn goes to the log for every
+/// other live process to catch up on.
+fn stop(store: &Store, id: &SessionId, reply: &str, process: &ClaudeProcess) -> Result<Answer> {
+    if let Some(marker) = exclusion::end_process_turn(store, id, process.pid)? {
+        let tx = store.lock(HOOK_LOCK_WAIT)?;
+        let prompt = marker.prompt.unwrap_or_default();
+        catchup::log_turn(&tx, id, &process.surface(), process.pid, &prompt, reply)?;
+    }
+    Ok(Answer::Quiet)
+}
+
+/// Notes activity on the record, at most once a minute (a store write per prompt would cost
+/// more than the information is worth).
+fn touch(store: &Store, id: &SessionId) -> Result<()> {
+    let now = now_ms();
+    match store.session(id)? {
+        Some(rec) if now.saturating_sub(rec.last_seen) < 60_000 => return Ok(()),
+        None => return Ok(()),
+        Some(_) => {}
+    }
+    let tx = store.lock(HOOK_LOCK_WAIT)?;
+    if let Some(mut rec) = tx.session(id)? {
+        rec.last_seen = now;
+        tx.put_session(&rec)?;
+    }
+    Ok(())
+}

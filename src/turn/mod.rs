@@ -1,0 +1,23 @@
+//! The turn protocol: the library code `run`, the hooks and a Rust bot all call.
+//!
+//! - [`exclusion`]: who may answer a session now (one turn at a time, whatever surface).
+//! - [`catchup`]: what a live claude process missed of other surfaces' turns.
+//! - [`route`]: which session a key's turn goes to.
+//! - [`record`]: what a session's start and a finished turn leave in the store.
+//! - [`surface`]: who a claude process is (a terminal, `claude -p`, an SDK bot, a key).
+//! - [`hooks`]: each Claude Code hook event as one call of the above.
+//!
+//! A Rust bot does what `run` does: `route`, `exclusion::KeyLock` and `exclusion::RunLock`,
+//! run claude (`claude::Turn`), then `record::record_run_turn`.
+
+pub mod catchup;
+pub mod exclusion;
+pub mod hooks;
+pub mod record;
+pub mod route;
+pub mod surface;
+
+/// Env var naming the `run` process whose child a `claude` is; its hooks see it.
+pub const RUN_PID_ENV: &str = "CLAWSESS_RUN_PID";
+/// Env var naming the key of the `run` whose child a `claude` is.
+pub const RUN_KEY_ENV: &str = "CLAWSESS_RUN_KEY";

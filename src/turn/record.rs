@@ -1,0 +1,162 @@
+//! What the store keeps of a session and its turns: the record a claude process's start
+//! leaves, and what a finished `run` turn records (the key's own session, the session's last
+//! activity, the turn in the catch-up log).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::catchup;
+use super::route::Target;
+use super::surface::ClaudeProcess;
+use crate::claude;
+use crate::ident::{Key, SessionId};
+use crate::resolve::{Via, resolve};
+use crate::store::{
+    Attachment, COMMAND_LOCK_WAIT, HOOK_LOCK_WAIT, KeyState, Locked, SessionRecord, Starter, Store, now_ms,
+};
+
+/// A turn `run` finished, as it is recorded.
+pub struct RunTurn<'a> {
+    pub key: &'a Key,
+    pub target: &'a Target,
+    /// The session claude reported (followed should an old claude mint a new id).
+    pub session: &'a SessionId,
+    /// `--new` was given.
+    pub new: bool,
+    /// `--session` was given.
+    pub explicit: bool,
+    pub prompt: &'a str,
+    pub reply: &'a str,
+}
+
+/// After a successful `run` turn: the session's record, the key's own session, the turn log.
+pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
+    let RunTurn { key, target, session, .. } = *turn;
+    let now = now_ms();
+    let tx = store.lock(COMMAND_LOCK_WAIT)?;
+    let mut rec = match tx.session(session)? {
+        Some(rec) => rec,
+        // The hook is not installed (or did not fire): record the session ourselves.
+        None => {
+            let transcript =
+                claude::transcript_path(&claude::config_dir(None)?, &target.cwd, session.as_str());
+            SessionRecord {
+                source: if target.resume { "resume" } else { "startup" }.into(),
+                key: Some(key.clone()),
+                ..SessionRecord::new(session.clone(), target.cwd.clone(), transcript, Starter::Run, now)
+            }
+        }
+    };
+    rec.last_seen = now;
+    rec.run_turns += 1;
+    if target.resume {
+        rec.source = "resume".into(); // the child's SessionStart left this write to us
+    }
+    tx.put_session(&rec)?;
+
+    let before = tx.key_state(key)?;
+    let mut state = before.clone().unwrap_or_else(|| KeyState::new(key.clone()));
+    let gone = target.replaced.as_ref();
+    if gone.is_some() && state.attached.as_ref().map(|a| &a.session) == gone {
+        state.attached = None;
+    }
+    if turn.new && state.attached.take().is_some() {
+        eprintln!("clawsess: {key} was attached to another session; --new detached it");
+    }
+    // Decided by how this turn was routed, not by the key's state now: an attachment made
+    // or removed while the turn ran must not turn the attached session into the key's own
+    // (after `detach`, two chats would share one conversation).
+    let becomes_own =
+        turn.new || (!turn.explicit && (matches!(target.via, None | Some(Via::Own)) || gone.is_some()));
+    if becomes_own && state.own.as_ref() != Some(session) {
+        state.own = Some(session.clone());
+        state.own_at = now;
+    }
+    // Under a global attachment the key would follow it again at its next turn: --new holds
+    // the key to its new session until `detach --key`.
+    if turn.new && tx.global()?.is_some_and(|g| g.session != *session) {
+        state.attached = Some(Attachment { session: session.clone(), at: now });
+        eprintln!(
+            "clawsess: every key follows the global attachment; --new attached {key} to its new \
+             session ({}) — `clawsess detach --key {key}` hands it back to the global one",
+            session.short()
+        );
+    }
+    // Most turns change nothing here: spare the write (and its fsyncs).
+    let unchanged =
+        before.as_ref().map_or(state.is_empty(), |b| b.attached == state.attached && b.own == state.own);
+    if !unchanged {
+        tx.put_key_state(&state)?;
+    }
+    if let (Some(gone), Some(global)) = (gone, tx.global()?)
+        && global.session == *gone
+    {
+        tx.set_global(None)?;
+        eprintln!("clawsess: removed the global attachment to {} (its transcript is gone)", gone.short());
+    }
+    catchup::log_turn(&tx, session, key.as_str(), None, turn.prompt, turn.reply)
+}
+
+/// What a SessionStart announced.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub cwd: PathBuf,
+    pub transcript: PathBuf,
+    /// `startup`, `resume`, `clear`, `compact`, ...
+    pub source: String,
+    pub title: Option<String>,
+}
+
+/// Records (or refreshes) the session a claude process started or resumed. `process` is
+/// `None` for `run`'s own child (whose run records the turn). A session a keyed process
+/// starts becomes that key's own, unless the key is attached.
+pub fn record_start(
+    store: &Store,
+    id: &SessionId,
+    start: &Start,
+    process: Option<&ClaudeProcess>,
+) -> Result<()> {
+    let now = now_ms();
+    let tx = store.lock(HOOK_LOCK_WAIT)?;
+    let existing = tx.session(id)?;
+    let new = existing.is_none();
+    let mut rec = match existing {
+        Some(mut rec) => {
+            rec.cwd = start.cwd.clone();
+            rec.transcript = start.transcript.clone();
+            rec.last_seen = now;
+            rec
+        }
+        None => {
+            let by = process.map_or(Starter::Run, ClaudeProcess::starter);
+            let mut rec =
+                SessionRecord::new(id.clone(), start.cwd.clone(), start.transcript.clone(), by, now);
+            rec.key = process.and_then(|p| p.key.clone());
+            rec
+        }
+    };
+    if let Some(pid) = process.and_then(|p| p.pid) {
+        rec.add_process(pid);
+    }
+    rec.source = start.source.clone();
+    if let Some(title) = &start.title {
+        rec.title = Some(title.clone());
+    }
+    tx.put_session(&rec)?;
+    if new && let Some(key) = process.and_then(|p| p.key.as_ref()) {
+        make_own_unless_attached(&tx, key, id, now)?;
+    }
+    Ok(())
+}
+
+/// `key`'s own session becomes `id`, unless `key` is attached (its turns go elsewhere).
+fn make_own_unless_attached(tx: &Locked<'_>, key: &Key, id: &SessionId, now: u64) -> Result<()> {
+    if resolve(tx, key)?.is_some_and(|r| r.via != Via::Own) {
+        return Ok(());
+    }
+    let mut state = tx.key_state(key)?.unwrap_or_else(|| KeyState::new(key.clone()));
+    state.own = Some(id.clone());
+    state.own_at = now;
+    tx.put_key_state(&state)
+}
