@@ -11,5 +11,6 @@ pub mod ident;
 pub mod resolve;
 pub mod store;
 pub mod sys;
+pub mod topic;
 pub mod transcript;
 pub mod turn;

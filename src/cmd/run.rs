@@ -278,6 +278,8 @@ impl cli::Run {
         };
         rec.last_seen = now;
         rec.run_turns += 1;
+        rec.last_turn_key = Some(key.to_string());
+        rec.last_turn_at = now;
         if target.resume {
             rec.source = "resume".into(); // the child's SessionStart left this write to us
         }
