@@ -6,7 +6,8 @@ use crate::cli::Show;
 use crate::exit;
 use crate::resolve::find_session;
 use crate::store::Store;
-use crate::sys::tilde;
+use crate::sys::{printable, tilde};
+use crate::topic::session_topic;
 use crate::transcript::{self, Role};
 
 impl Run for Show {
@@ -21,11 +22,24 @@ impl Run for Show {
                 tilde(&rec.transcript)
             );
         }
+        if self.topic {
+            let topic = session_topic(&store, &rec)?;
+            if self.json {
+                print_json(&json!({ "session_id": id, "name": rec.name, "cwd": rec.cwd, "topic": topic }))?;
+            } else {
+                let name = rec.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+                println!("Session {id}{name}");
+                println!("  {:<12} {}", "cwd:", printable(&tilde(&rec.cwd), false));
+                print!("{}", topic.human(true));
+            }
+            return Ok(exit::OK);
+        }
         let messages = transcript::last_messages(&rec.transcript, self.n)?;
         if self.json {
-            return print_json(
-                &json!({ "session_id": id, "name": rec.name, "cwd": rec.cwd, "messages": messages }),
-            )
+            let topic = session_topic(&store, &rec)?;
+            return print_json(&json!({
+                "session_id": id, "name": rec.name, "cwd": rec.cwd, "messages": messages, "topic": topic,
+            }))
             .map(|()| exit::OK);
         }
         for (i, m) in messages.iter().enumerate() {
@@ -37,8 +51,8 @@ impl Run for Show {
                 Role::Assistant => "assistant",
             };
             let when = m.timestamp.as_deref().map(|t| format!(" · {t}")).unwrap_or_default();
-            println!("── {who}{when}");
-            println!("{}", m.text.trim_end());
+            println!("── {who}{}", printable(&when, false));
+            println!("{}", printable(m.text.trim_end(), true));
         }
         Ok(exit::OK)
     }
