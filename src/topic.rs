@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::store::{SessionRecord, Store, now_ms};
-use crate::sys::{ago, clock, one_line, printable};
+use crate::sys::{ago, one_line, printable};
 use crate::transcript::{self, Action, LatestTopic, TopicLimits, millis};
 
 /// `last_surface` of a turn no clawsess surface recorded: a person's Claude Code, or any
@@ -66,15 +66,15 @@ impl SessionTopic {
             line("topic:", "nothing said yet");
             return out;
         };
+        // Relative times: finding the local time zone's name costs jiff ~1 ms (a scan of the
+        // zoneinfo tree when /etc/localtime is a copy), as much as the whole read.
+        let ago = |ts: Option<&str>| ts.and_then(millis).map(|ms| ago(ms, now_ms()));
         let count = t.prompts.len();
-        let since = t.prompts.first().and_then(|p| p.timestamp.as_deref()).and_then(millis);
-        let since = since.map(|ms| format!(" since {}", clock(ms))).unwrap_or_default();
-        let when = t.at.as_deref().and_then(millis).map(|ms| format!(", {}", ago(ms, now_ms())));
         let s = if count == 1 { "" } else { "s" };
-        line(
-            "topic:",
-            &format!("{count} prompt{s}{since}; last turn by {surface}{}", when.unwrap_or_default()),
-        );
+        let first = ago(t.prompts.first().and_then(|p| p.timestamp.as_deref()));
+        let since = first.map(|a| format!(", the first {a}")).unwrap_or_default();
+        let when = ago(t.at.as_deref()).map(|a| format!(", {a}")).unwrap_or_default();
+        line("topic:", &format!("{count} prompt{s}{since}; last turn by {surface}{when}"));
         line("done:", &actions_text(&t.actions, t.actions_omitted));
         if all_prompts && count > 1 {
             for (i, p) in t.prompts.iter().enumerate() {

@@ -134,7 +134,7 @@ fn a_coding_turn_shows_its_edits_commands_and_prompts_and_who_spoke_last() {
     assert_eq!(attached["last_reply"], turn["result"]);
 
     let text = home.clawsess_ok(&["attach", &id, "--key", "telegram:2"]);
-    assert!(text.contains("2 prompts since") && text.contains("last turn by telegram:1"), "{text}");
+    assert!(text.contains("2 prompts, the first") && text.contains("last turn by telegram:1"), "{text}");
     assert!(
         text.contains("edited notes.txt; wrote docs/new.md; ran `echo planning`, `false` ×2 (failed), `echo tests pass`; Read"),
         "{text}"

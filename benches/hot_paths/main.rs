@@ -398,7 +398,7 @@ impl Bench {
             let out = self.clawsess(["show", "--topic", id]).output().unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(
-                out.status.success() && text.contains("prompts since") && text.contains("last reply:"),
+                out.status.success() && text.contains("prompts, the first") && text.contains("last reply:"),
                 "show --topic {id} did not print a topic: {text}{}",
                 String::from_utf8_lossy(&out.stderr)
             );
