@@ -26,6 +26,7 @@ Python 3 standard library only. Configuration (environment):
 Run: TELEGRAM_BOT_TOKEN=... ALLOWED_CHATS=123456 python3 telegram_bot.py
 """
 
+import calendar
 import html
 import json
 import logging
@@ -58,7 +59,7 @@ HELP_TEXT = """I relay your messages to Claude Code (via clawsess). Each chat an
 /detach - back to this chat's own conversation
 /new - your next message starts a new conversation
 /sessions - recent sessions
-/status - which session this chat talks to
+/status - which session this chat talks to, and where its conversation stands
 
 Anything else goes to Claude Code as text."""
 
@@ -488,8 +489,18 @@ class Worker:
         if arg and (len(arg.split()) != 1 or arg.startswith("-")):
             self.reply(msg, "Usage: /attach NAME (a session name or id; see /sessions)")
             return
-        args = ["attach", "--key", self.key] + (["--", arg] if arg else [])
-        self.report(msg, *self.clawsess(*args))
+        args = ["attach", "--key", self.key, "--json"] + (["--", arg] if arg else [])
+        code, out, err = self.clawsess(*args)
+        try:
+            done = json.loads(out) if code == 0 else None
+        except ValueError:
+            done = None
+        if not isinstance(done, dict):
+            self.report(msg, code, out, err)
+            return
+        name = f" ({done['name']})" if done.get("name") else ""
+        self.reply(msg, f"Attached {self.key} to session {done.get('session_id')}{name}"
+                        f" in {done.get('cwd')}.\n" + topic_text(done.get("topic")))
 
     def cmd_detach(self, msg, arg):
         self.report(msg, *self.clawsess("detach", "--key", self.key))
@@ -519,6 +530,11 @@ class Worker:
             how = {"key": "attached", "global": "following the global attachment",
                    "own": "its own conversation"}.get(cur.get("via"), cur.get("via") or "")
             text = f"This chat ({self.key}) talks to session {cur.get('session_id')} ({how})."
+            code, out, err = self.clawsess("show", "--topic", "--json", "--", str(cur.get("session_id")))
+            try:
+                text += "\n" + topic_text(json.loads(out)["topic"])
+            except (ValueError, KeyError, TypeError):
+                text += "\n(" + error_line(err, code) + ")"
         if fresh:
             text += "\nAfter /new: your next message starts a new conversation."
         self.reply(msg, text)
@@ -580,6 +596,55 @@ class Worker:
         else:
             log.warning("%s: clawsess run exited %s: %s", self.key, code, err.strip()[-2000:])
             self.reply(msg, "⚠️ " + error_line(err, code))
+
+
+def topic_text(topic):
+    """Where a conversation stands, from the `topic` of `clawsess show --topic --json`: who
+    spoke last, what was done (files edited, commands run), the last prompt and reply."""
+    if not topic or not topic.get("last_surface"):
+        return "Nothing has been said in it yet."
+    prompts = topic.get("prompts") or []
+    lines = [f"Last topic: {len(prompts)} prompt{'' if len(prompts) == 1 else 's'}, "
+             f"last turn by {topic['last_surface']}{ago(topic.get('at'))}."]
+    verbs = {"Edit": "edited", "MultiEdit": "edited", "NotebookEdit": "edited",
+             "Write": "wrote", "Bash": "ran"}
+    done = []
+    for a in (topic.get("actions") or [])[:12]:
+        what = a.get("target") or a.get("tool")
+        if a.get("tool") == "Bash":
+            what = f"`{what}`"
+        what = f"{verbs.get(a.get('tool'), '')} {what}".strip()
+        if a.get("count", 1) > 1:
+            what += f" ×{a['count']}"
+        notes = [f"{a[k]} {k}" for k in ("failed", "denied") if a.get(k)]
+        done.append(what + (f" ({', '.join(notes)})" if notes else ""))
+    more = len(topic.get("actions") or []) - len(done) + (topic.get("actions_omitted") or 0)
+    if more > 0:
+        done.append(f"{more} more")
+    lines.append("Done: " + ("; ".join(done) if done else "no tool calls") + ".")
+    if prompts:
+        lines.append("Last prompt: " + shorten(prompts[-1].get("text") or "", 300))
+    if topic.get("last_reply"):
+        lines.append("Last reply: " + shorten(topic["last_reply"], 600))
+    return "\n".join(lines)
+
+
+def ago(timestamp):
+    """", 5 min ago" for an RFC 3339 UTC timestamp; "" when there is none."""
+    try:
+        then = calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    except (TypeError, ValueError):
+        return ""
+    secs = max(0, int(time.time() - then))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if secs >= size:
+            return f", {secs // size} {unit} ago"
+    return f", {secs} s ago"
+
+
+def shorten(text, limit):
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def error_line(stderr, code):

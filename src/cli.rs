@@ -25,7 +25,7 @@ pub enum Cmd {
     Current(Current),
     /// List recorded sessions, most recently active first
     List(List),
-    /// Show the last messages of a session
+    /// Show the last messages of a session, or (--topic) where its conversation stands
     Show(Show),
     /// Give a session a stable name
     Name(NameCmd),
@@ -121,6 +121,10 @@ pub struct Show {
     #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub n: u32,
+    /// The latest topic instead of messages: its prompts, what was done (files edited,
+    /// commands run), the last reply, and which surface spoke last
+    #[arg(long, conflicts_with = "n")]
+    pub topic: bool,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,

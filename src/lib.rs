@@ -12,6 +12,7 @@ pub mod process;
 pub mod resolve;
 pub mod store;
 pub mod sys;
+pub mod topic;
 pub mod transcript;
 pub mod turn;
 pub mod versions;

@@ -1,5 +1,7 @@
 //! Reading a Claude Code transcript from its end, so that the cost does not grow with its
-//! size: `show`, `attach`'s last topic and `run`'s catch-up log read a few blocks at most.
+//! size: `show` and the latest topic (`attach`, `show --topic`) read a few blocks at most.
+
+mod topic;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -7,6 +9,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+
+pub use topic::{Action, LatestTopic, MAX_ACTIONS, Prompt, TopicLimits, latest_topic, millis};
 
 const BLOCK: usize = 64 * 1024;
 /// Lines longer than this (pasted images, huge tool output) are skipped, not buffered.

@@ -190,8 +190,12 @@ fn each_chat_and_forum_topic_keeps_its_own_session() {
     assert_eq!(req.last_user_text.trim(), "second message in chat 100");
     assert!(req.all_text.contains("hello from chat 100"), "the second turn continues the first");
     assert_eq!(e.current("telegram:100").as_deref(), Some(session.as_str()));
+    assert_replies_to(&e.say(&bot, 100, None, "run it [bash=echo from chat 100]"), "run it");
     let r = e.say(&bot, 100, None, "/status");
     assert!(r.text.contains(&session) && r.text.contains("its own conversation"), "{r:?}");
+    assert!(r.text.contains("Last topic: 3 prompts, last turn by telegram:100"), "{r:?}");
+    assert!(r.text.contains("Done: ran `echo from chat 100`."), "{r:?}");
+    assert!(r.text.contains("Last prompt: run it [bash=echo from chat 100]"), "{r:?}");
 
     // A forum topic is its own conversation, and the answer goes to the topic.
     let topic = e.say(&bot, 200, Some(7), "hello from topic 7");
@@ -226,7 +230,8 @@ fn attach_detach_new_and_sessions_commands() {
     e.tg.push_message(100, None, "/sessions@other_bot");
     let r = e.say(&bot, 100, None, &format!("/attach@{BOT_USERNAME} trip"));
     assert!(r.text.contains("Attached telegram:100 to session") && r.text.contains("(trip)"), "{r:?}");
-    assert!(r.text.contains("PAPAYA"), "attach shows the last topic: {r:?}");
+    assert!(r.text.contains("Last prompt: remember the word PAPAYA"), "attach shows the last topic: {r:?}");
+    assert!(r.text.contains("last turn by terminal") && r.text.contains("Done: no tool calls."), "{r:?}");
     assert_eq!(e.current("telegram:100").as_deref(), Some(trip.as_str()));
 
     let r = e.say(&bot, 100, None, "what was the word?");

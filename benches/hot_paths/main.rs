@@ -6,6 +6,8 @@
 //! medians, spread, peak RSS and whether each target holds. The table is also written to
 //! `target/bench-report.md`. `-- --quick` runs a smaller version (1,000 sessions, a 64 MiB
 //! transcript) for a fast look; its numbers are not the ones the targets are about.
+//! `-- --only TEXT` times only the fast cases whose name contains TEXT (and the floor), and
+//! none of the slow ones (`list`, `import`).
 //! See docs/BENCHMARKS.md.
 //!
 //! The same executable doubles as the stand-in `claude` (and as a checker of `list --json`
@@ -41,9 +43,11 @@ fn main() {
         Ok("check-list") => std::process::exit(roles::check_list()),
         _ => {}
     }
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let plan = if quick { Plan::QUICK } else { Plan::FULL };
-    let report = Bench::new(plan).run();
+    let report = Bench::new(plan, only).run();
     println!("{report}");
     let out = Path::new(CLAWSESS)
         .parent()
@@ -99,6 +103,8 @@ struct Bench {
     ids: Vec<String>,
     /// The bench process itself: a live pid for `$CLAUDE_PID`.
     pid: u32,
+    /// `--only TEXT`: time only the fast cases whose name contains TEXT.
+    only: Option<String>,
 }
 
 /// The results, in table order.
@@ -124,7 +130,7 @@ struct Throughput {
 }
 
 impl Bench {
-    fn new(plan: Plan) -> Bench {
+    fn new(plan: Plan, only: Option<String>) -> Bench {
         let tmp =
             tempfile::Builder::new().prefix("clawsess-bench-").tempdir().expect("could not make a temp dir");
         let root = tmp.path().canonicalize().unwrap();
@@ -137,6 +143,7 @@ impl Bench {
             _tmp: tmp,
             ids: session_ids(plan.sessions),
             pid: std::process::id(),
+            only,
         };
         fs::create_dir_all(&bench.work).unwrap();
         fs::create_dir_all(&bench.claude_dir).unwrap();
@@ -194,7 +201,35 @@ impl Bench {
         let (small, big) = self.transcripts();
         let run_session = self.prepare_run();
         let mut fast = self.fast_cases(&small, &big, &run_session);
+        if let Some(only) = &self.only {
+            let mut i = 0;
+            fast.retain(|case| {
+                i += 1;
+                i == 1 || case.name.contains(only.as_str())
+            });
+        }
         self.time_round_robin(&mut fast, self.plan.rounds);
+        let slow = if self.only.is_some() { Vec::new() } else { self.slow_cases() };
+        let _ = fs::remove_file(&big); // 1 GiB: do not wait for the temp dir's cleanup
+        let rows = fast
+            .into_iter()
+            .chain(slow)
+            .map(|c| {
+                let mut stats = Stats::of(&c.samples);
+                stats.max_rss_kb = c.rss_kb.iter().copied().max().unwrap_or(0);
+                (c.name, stats)
+            })
+            .collect();
+        let results = Results { rows, throughput, sessions_listed };
+        if std::env::var_os("CLAWSESS_BENCH_KEEP").is_some() {
+            let kept = self._tmp.keep();
+            eprintln!("clawsess bench: kept the state in {}", kept.display());
+        }
+        report(&self.plan, &results, &self.root)
+    }
+
+    /// `list --json`, and `import` into an empty state and again.
+    fn slow_cases(&self) -> Vec<Case<'_>> {
         let mut slow = vec![Case {
             name: format!("`list --json` ({} sessions)", self.plan.sessions),
             make: Box::new(|_| Spec { cmd: self.clawsess(["list", "--json"]), stdin: None }),
@@ -204,10 +239,9 @@ impl Bench {
         self.time_round_robin(&mut slow, self.plan.list_runs);
         // `import` of every session's transcript into an empty state dir (a fresh one each
         // run), then again into the one it just filled (all recorded: reads, no writes).
-        let import_state = |round: usize| self.root.join(format!("import-state-{round}"));
-        let import = |round: usize| {
+        let import = move |round: usize| {
             let mut cmd = self.clawsess(["import"]);
-            cmd.env("CLAWSESS_HOME", import_state(round));
+            cmd.env("CLAWSESS_HOME", self.root.join(format!("import-state-{round}")));
             Spec { cmd, stdin: None }
         };
         let mut imports = vec![
@@ -226,22 +260,7 @@ impl Bench {
         ];
         self.time_round_robin(&mut imports, IMPORT_RUNS);
         slow.extend(imports);
-        let _ = fs::remove_file(&big); // 1 GiB: do not wait for the temp dir's cleanup
-        let rows = fast
-            .into_iter()
-            .chain(slow)
-            .map(|c| {
-                let mut stats = Stats::of(&c.samples);
-                stats.max_rss_kb = c.rss_kb.iter().copied().max().unwrap_or(0);
-                (c.name, stats)
-            })
-            .collect();
-        let results = Results { rows, throughput, sessions_listed };
-        if std::env::var_os("CLAWSESS_BENCH_KEEP").is_some() {
-            let kept = self._tmp.keep();
-            eprintln!("clawsess bench: kept the state in {}", kept.display());
-        }
-        report(&self.plan, &results, &self.root)
+        slow
     }
 
     /// The throughput case, which also records the sessions every other case runs against:
@@ -376,6 +395,13 @@ impl Bench {
                 "show {id} -n 3 did not print 3 messages: {text}{}",
                 String::from_utf8_lossy(&out.stderr)
             );
+            let out = self.clawsess(["show", "--topic", id]).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && text.contains("prompts, the first") && text.contains("last reply:"),
+                "show --topic {id} did not print a topic: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         (small_id.clone(), big_path)
     }
@@ -474,7 +500,15 @@ impl Bench {
             ),
             case(
                 format!("`show ID -n 3`, {} transcript", human_bytes(fs::metadata(big).unwrap().len())),
-                plain(vec!["show".into(), big_id, "-n".into(), "3".into()]),
+                plain(vec!["show".into(), big_id.clone(), "-n".into(), "3".into()]),
+            ),
+            case(
+                "`show --topic ID`, 2 KB transcript".into(),
+                plain(vec!["show".into(), "--topic".into(), small.to_owned()]),
+            ),
+            case(
+                format!("`show --topic ID`, {} transcript", human_bytes(fs::metadata(big).unwrap().len())),
+                plain(vec!["show".into(), "--topic".into(), big_id]),
             ),
             case(
                 "stand-in `claude -p` called directly".into(),

@@ -7,8 +7,8 @@ use crate::exit;
 use crate::ident::{Key, SessionId};
 use crate::resolve::{find_session, most_recent_person_session};
 use crate::store::{Attachment, COMMAND_LOCK_WAIT, KeyState, SessionRecord, Store, now_ms};
-use crate::sys::{one_line, printable, tilde};
-use crate::transcript;
+use crate::sys::{printable, tilde};
+use crate::topic::session_topic;
 
 impl Run for Attach {
     fn run(&self) -> Result<u8> {
@@ -30,7 +30,7 @@ impl Run for Attach {
             None => tx.set_global(Some(attachment))?,
         }
         drop(tx);
-        report(&rec, key.as_ref(), self.json)?;
+        report(&store, &rec, key.as_ref(), self.json)?;
         Ok(exit::OK)
     }
 }
@@ -56,32 +56,28 @@ fn default_session(store: &Store) -> Result<SessionId> {
     )
 }
 
-fn report(rec: &SessionRecord, key: Option<&Key>, json: bool) -> Result<()> {
-    let topic = transcript::last_topic(&rec.transcript);
+fn report(store: &Store, rec: &SessionRecord, key: Option<&Key>, json: bool) -> Result<()> {
+    let topic = session_topic(store, rec);
     if json {
         let topic = topic.as_ref().ok();
+        let prompts = topic.map(|t| &t.topic.prompts);
         return print_json(&json!({
             "session_id": rec.id,
             "key": key,
             "global": key.is_none(),
             "name": rec.name,
             "cwd": rec.cwd,
-            "last_prompt": topic.and_then(|t| t.prompt.as_ref()).map(|m| &m.text),
-            "last_reply": topic.and_then(|t| t.reply.as_ref()).map(|m| &m.text),
+            "last_prompt": prompts.and_then(|p| p.last()).map(|p| &p.text),
+            "last_reply": topic.and_then(|t| t.topic.last_reply.as_ref()),
+            "topic": topic,
         }));
     }
     let who = key.map_or("every key (global)".to_owned(), |k| k.to_string());
     let name = rec.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
     crate::outln!("Attached {who} to session {}{name}", rec.id)?;
-    crate::outln!("  cwd:        {}", printable(&tilde(&rec.cwd), false))?;
+    crate::outln!("  {:<12} {}", "cwd:", printable(&tilde(&rec.cwd), false))?;
     match topic {
-        Ok(t) => {
-            let line = |m: Option<&transcript::Message>| {
-                m.map_or("-".to_owned(), |m| printable(&one_line(&m.text, 100), false).into_owned())
-            };
-            crate::outln!("  last prompt: {}", line(t.prompt.as_ref()))?;
-            crate::outln!("  last reply:  {}", line(t.reply.as_ref()))?;
-        }
+        Ok(topic) => crate::outln!("{}", topic.human(false).trim_end_matches('\n'))?,
         Err(_) => crate::outln!("  (no transcript yet at {})", printable(&tilde(&rec.transcript), false))?,
     }
     Ok(())

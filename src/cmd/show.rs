@@ -7,6 +7,7 @@ use crate::exit;
 use crate::resolve::find_session;
 use crate::store::Store;
 use crate::sys::{printable, tilde};
+use crate::topic::session_topic;
 use crate::transcript::{self, Role};
 
 impl Run for Show {
@@ -21,11 +22,24 @@ impl Run for Show {
                 tilde(&rec.transcript)
             );
         }
+        if self.topic {
+            let topic = session_topic(&store, &rec)?;
+            if self.json {
+                print_json(&json!({ "session_id": id, "name": rec.name, "cwd": rec.cwd, "topic": topic }))?;
+            } else {
+                let name = rec.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+                crate::outln!("Session {id}{name}")?;
+                crate::outln!("  {:<12} {}", "cwd:", printable(&tilde(&rec.cwd), false))?;
+                crate::outln!("{}", topic.human(true).trim_end_matches('\n'))?;
+            }
+            return Ok(exit::OK);
+        }
         let messages = transcript::last_messages(&rec.transcript, self.n as usize)?;
         if self.json {
-            return print_json(
-                &json!({ "session_id": id, "name": rec.name, "cwd": rec.cwd, "messages": messages }),
-            )
+            let topic = session_topic(&store, &rec)?;
+            return print_json(&json!({
+                "session_id": id, "name": rec.name, "cwd": rec.cwd, "messages": messages, "topic": topic,
+            }))
             .map(|()| exit::OK);
         }
         for (i, m) in messages.iter().enumerate() {

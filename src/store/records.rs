@@ -39,6 +39,12 @@ pub struct SessionRecord {
     /// Turns answered through `clawsess run`.
     #[serde(default)]
     pub run_turns: u64,
+    /// The key of the last turn `run` answered, and when it was recorded (Unix ms): with the
+    /// transcript's last prompt, it tells which surface spoke last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_turn_key: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub last_turn_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// The claude processes open on it other than `run`'s own (terminals, `claude -p`,
@@ -77,11 +83,17 @@ impl SessionRecord {
             last_seen: at,
             name: None,
             run_turns: 0,
+            last_turn_key: None,
+            last_turn_at: 0,
             title: None,
             processes: Vec::new(),
             key: None,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// "Messages from `session` go here since `at`".

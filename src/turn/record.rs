@@ -50,6 +50,8 @@ pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
     };
     rec.last_seen = now;
     rec.run_turns += 1;
+    rec.last_turn_key = Some(key.to_string());
+    rec.last_turn_at = now;
     if target.resume {
         rec.source = "resume".into(); // the child's SessionStart left this write to us
     }
