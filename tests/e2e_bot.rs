@@ -231,7 +231,7 @@ fn attach_detach_new_and_sessions_commands() {
     let r = e.say(&bot, 100, None, &format!("/attach@{BOT_USERNAME} trip"));
     assert!(r.text.contains("Attached telegram:100 to session") && r.text.contains("(trip)"), "{r:?}");
     assert!(r.text.contains("Last prompt: remember the word PAPAYA"), "attach shows the last topic: {r:?}");
-    assert!(r.text.contains("last turn by terminal") && r.text.contains("Done: no tool calls."), "{r:?}");
+    assert!(r.text.contains("last turn by claude -p") && r.text.contains("Done: no tool calls."), "{r:?}");
     assert_eq!(e.current("telegram:100").as_deref(), Some(trip.as_str()));
 
     let r = e.say(&bot, 100, None, "what was the word?");

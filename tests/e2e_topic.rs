@@ -141,15 +141,15 @@ fn a_coding_turn_shows_its_edits_commands_and_prompts_and_who_spoke_last() {
     );
     assert!(text.contains("last prompt: FIX-NOTES please fix the notes"), "{text}");
 
-    // Back in the terminal: it spoke last now.
+    // A `claude -p` (no key) spoke last now; it names itself so.
     home.run_p_json(&project, &["--resume", &id], "and now from the terminal [bash=echo back]");
     let topic = &json_of(&home, &["show", "--topic", "--json", &id])["topic"];
-    assert_eq!(topic["last_surface"], "terminal");
+    assert_eq!(topic["last_surface"], "claude -p");
     assert_eq!(prompts(topic).len(), 3);
     assert_eq!(actions(topic).last().unwrap(), &action("Bash", Some("echo back"), 1, 0, 0));
     let text = home.clawsess_ok(&["show", "--topic", &id]);
     assert!(
-        text.contains("last turn by terminal") && text.contains("3. and now from the terminal"),
+        text.contains("last turn by claude -p") && text.contains("3. and now from the terminal"),
         "{text}"
     );
 }
