@@ -5,6 +5,10 @@ Each chat (and each forum topic) is one clawsess surface key, telegram:<chat>[:<
 so every chat keeps its own durable Claude Code session, and `/attach NAME` lets a chat
 continue a session that was started in a terminal.
 
+A turn is live (`clawsess run --stream --ask`): one "working..." message shows the tools
+Claude calls as it goes, a tool call that needs permission becomes a message with Allow /
+Deny buttons, `/stop` stops the chat's turn, and a photo goes to Claude with its caption.
+
 Python 3 standard library only. Configuration (environment):
 
   TELEGRAM_BOT_TOKEN  the bot's token from @BotFather (required)
@@ -22,6 +26,11 @@ Python 3 standard library only. Configuration (environment):
   BOT_STOP_GRACE      seconds running turns may finish after SIGTERM/SIGINT (default 10)
   BOT_RUN_ARGS        extra arguments for `clawsess run`, split like a shell would
                       (e.g. "-A --permission-mode -A acceptEdits"); operator config only
+  BOT_ASK             1 (default): tool calls that need permission get Allow / Deny
+                      buttons; 0: they are denied, as in `claude -p`
+  BOT_ASK_TIMEOUT     seconds a permission request waits for a button (default 300)
+  BOT_EDIT_INTERVAL   least seconds between two edits of a progress message (default 1.5;
+                      Telegram allows about one edit a second per chat)
 
 Run: TELEGRAM_BOT_TOKEN=... ALLOWED_CHATS=123456 python3 telegram_bot.py
 """
@@ -38,6 +47,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -46,6 +56,8 @@ import urllib.request
 # Telegram's limit on one message, in UTF-16 code units.
 TELEGRAM_LIMIT = 4096
 # `clawsess run` exits with this when the session stays busy (EX_TEMPFAIL).
+# Largest photo passed on (clawsess takes images up to 5 MB).
+PHOTO_LIMIT = 5 * 1024 * 1024
 # A chat's worker thread ends after this many idle seconds (a new one starts on demand).
 WORKER_IDLE = 120.0
 
@@ -60,6 +72,9 @@ HELP_TEXT = """I relay your messages to Claude Code (via clawsess). Each chat an
 /new - your next message starts a new conversation
 /sessions - recent sessions
 /status - which session this chat talks to, and where its conversation stands
+/stop - stop the turn Claude is working on
+
+A photo goes to Claude Code with its caption as the prompt.
 
 Anything else goes to Claude Code as text."""
 
@@ -98,6 +113,9 @@ class Config:
         self.max_parallel = int(_number(env, "BOT_MAX_PARALLEL", 4, minimum=1))
         self.stop_grace = _number(env, "BOT_STOP_GRACE", 10, minimum=0)
         self.run_args = shlex.split(env.get("BOT_RUN_ARGS", ""))
+        self.ask = env.get("BOT_ASK", "1").strip() not in ("0", "no", "false", "")
+        self.ask_timeout = _number(env, "BOT_ASK_TIMEOUT", 300, minimum=1)
+        self.edit_interval = _number(env, "BOT_EDIT_INTERVAL", 1.5, minimum=0)
 
 
 def _number(env, name, default, minimum):
@@ -127,6 +145,21 @@ class TelegramError(Exception):
 class Telegram:
     def __init__(self, api_url, token):
         self._base = f"{api_url}/bot{token}/"
+
+    def download(self, file_path, dest, limit):
+        """Downloads a file from getFile's FILE_PATH into DEST (at most LIMIT bytes)."""
+        base = self._base.replace("/bot", "/file/bot", 1)
+        try:
+            with urllib.request.urlopen(base + urllib.request.quote(file_path), timeout=60) as resp:
+                data = resp.read(limit + 1)
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise TelegramError(f"download: {type(reason).__name__}: {reason}") from None
+        if len(data) > limit:
+            raise TelegramError(f"the file is larger than {limit} bytes")
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
 
     def call(self, method, params=None, timeout=30):
         """Calls METHOD with a JSON body and returns its `result`; raises TelegramError.
@@ -253,6 +286,8 @@ class Bot:
         self.turns = threading.BoundedSemaphore(config.max_parallel)
         self.refused = set()
         self.fatal = False
+        self.asks = {}  # request_id -> (chat_id, message_id, text) of a message with buttons
+        self.asks_lock = threading.Lock()
 
     # -- polling -----------------------------------------------------------------------
 
@@ -279,7 +314,7 @@ class Bot:
     def poll_forever(self):
         delay = 1
         while not self.stop.is_set():
-            params = {"timeout": self.cfg.poll_timeout, "allowed_updates": ["message"]}
+            params = {"timeout": self.cfg.poll_timeout, "allowed_updates": ["message", "callback_query"]}
             if self.state.offset:
                 params["offset"] = self.state.offset
             try:
@@ -308,6 +343,9 @@ class Bot:
                 self.state.save()
 
     def dispatch(self, update):
+        if update.get("callback_query"):
+            self.on_button(update["callback_query"])
+            return
         msg = update.get("message")
         if not msg or "chat" not in msg:
             return
@@ -324,6 +362,11 @@ class Bot:
                           "Its owner can allow it with ALLOWED_CHATS.")
             return
         key = f"telegram:{chat_id}" + (f":{thread_id}" if thread_id else "")
+        if self.is_command(msg.get("text") or "", "stop"):
+            # Not through the chat's queue: its worker is busy with the turn to stop.
+            threading.Thread(target=self.stop_turn, args=(key, chat_id, thread_id, msg),
+                             daemon=True).start()
+            return
         with self.workers_lock:
             worker = self.workers.get(key)
             if worker is None:
@@ -331,6 +374,109 @@ class Bot:
                 self.workers[key] = worker
                 worker.thread.start()
             worker.queue.put(msg)
+
+    def is_command(self, text, name):
+        m = re.match(r"/([A-Za-z0-9_]+)(?:@([A-Za-z0-9_]+))?\s*\Z", text)
+        if not m or m.group(1).lower() != name:
+            return False
+        to = m.group(2)
+        return not (to and self.username and to.lower() != self.username.lower())
+
+    def run_clawsess(self, *args):
+        """Runs clawsess ARGS (never through a shell); returns (exit code, stdout, stderr)."""
+        proc = subprocess.run([self.cfg.clawsess, *args], cwd=self.cfg.cwd, stdin=subprocess.DEVNULL,
+                              capture_output=True)
+        return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+
+    def stop_turn(self, key, chat_id, thread_id, msg):
+        """/stop: clawsess interrupts the chat's running turn; the turn then says so itself."""
+        log.info("%s: /stop", key)
+        code, out, err = self.run_clawsess("stop", "--key", key)
+        if code != 0:
+            text = "⚠️ " + error_line(err, code)
+        elif out.startswith("nothing is running"):
+            text = "Nothing is running in this chat."
+        else:
+            text = "Stopped."
+        self.send(chat_id, thread_id, msg.get("message_id"), text)
+
+    # -- permission buttons ----------------------------------------------------------------
+
+    def ask(self, chat_id, thread_id, reply_to, event):
+        """Puts a permission event to the chat as a message with Allow / Deny buttons."""
+        request_id = event.get("request_id", "")
+        text = (f"🔐 Claude wants to use {event.get('tool')}:\n{tool_summary(event.get('tool'), event.get('input'), 600)}"
+                f"\n\nAllow it? (No answer in {event.get('timeout_s')} s: denied.)")
+        params = {"chat_id": chat_id, "text": text, "reply_markup": {"inline_keyboard": [[
+            {"text": "✅ Allow", "callback_data": f"allow:{request_id}"},
+            {"text": "❌ Deny", "callback_data": f"deny:{request_id}"}]]}}
+        if thread_id:
+            params["message_thread_id"] = thread_id
+        if reply_to:
+            params["reply_to_message_id"] = reply_to
+            params["allow_sending_without_reply"] = True
+        try:
+            sent = self.tg.call("sendMessage", params)
+        except TelegramError as e:
+            log.error("could not ask chat %s about %s: %s", chat_id, request_id, e)
+            return
+        with self.asks_lock:
+            self.asks[request_id] = (chat_id, sent["message_id"], text)
+
+    def on_button(self, query):
+        """A press on Allow or Deny: `clawsess answer`, then the buttons go."""
+        message = query.get("message") or {}
+        chat_id = (message.get("chat") or {}).get("id")
+        data = query.get("data") or ""
+        decision, _, request_id = data.partition(":")
+        if (self.cfg.allowed is not None and chat_id not in self.cfg.allowed) \
+                or decision not in ("allow", "deny"):
+            self.answer_button(query, "")
+            return
+        threading.Thread(target=self.decide, args=(query, chat_id, message, decision, request_id),
+                         daemon=True).start()
+
+    def decide(self, query, chat_id, message, decision, request_id):
+        code, out, err = self.run_clawsess("answer", "--", request_id, decision)
+        if code == 0:
+            verdict = "✅ Allowed." if decision == "allow" else "❌ Denied."
+        else:
+            verdict = "⚠️ " + error_line(err, code)
+        log.info("chat %s: %s %s: %s", chat_id, decision, request_id, verdict)
+        self.answer_button(query, verdict)
+        with self.asks_lock:
+            asked = self.asks.pop(request_id, None)
+        text = asked[2] if asked else (message.get("text") or "")
+        self.edit(chat_id, message.get("message_id"), f"{text}\n\n{verdict}")
+
+    def answer_button(self, query, text):
+        try:
+            self.tg.call("answerCallbackQuery", {"callback_query_id": query.get("id"), "text": text[:200]})
+        except TelegramError as e:
+            log.warning("answerCallbackQuery: %s", e)
+
+    def expire_asks(self, request_ids):
+        """The turn is over: its requests nobody answered were denied."""
+        for request_id in request_ids:
+            with self.asks_lock:
+                asked = self.asks.pop(request_id, None)
+            if asked:
+                chat_id, message_id, text = asked
+                self.edit(chat_id, message_id, f"{text}\n\n⌛ Not answered: denied.")
+
+    def edit(self, chat_id, message_id, text):
+        """editMessageText (which also drops the buttons); the TelegramError, if any."""
+        if message_id is None:
+            return None
+        try:
+            self.tg.call("editMessageText", {"chat_id": chat_id, "message_id": message_id,
+                                             "text": shorten(text, TELEGRAM_LIMIT)})
+        except TelegramError as e:
+            if "not modified" in str(e):
+                return None
+            log.warning("editMessageText in %s: %s", chat_id, e)
+            return e
+        return None
 
     def retire(self, worker):
         """Called by an idle worker: True if it may end (nothing arrived meanwhile)."""
@@ -412,6 +558,111 @@ class Bot:
         self.state.save()
 
 
+def shorten(text, limit):
+    """TEXT cut to LIMIT UTF-16 code units, with an ellipsis when cut."""
+    if utf16_len(text) <= limit:
+        return text
+    while utf16_len(text) > limit - 1:
+        text = text[:max(1, len(text) - max(1, (utf16_len(text) - limit + 1) // 2))]
+    return text + "…"
+
+
+def tool_summary(tool, tool_input, limit=120):
+    """A tool call in a few words: Bash's command, a file tool's path, a search's pattern."""
+    if not isinstance(tool_input, dict):
+        return ""
+    for field in ("command", "file_path", "notebook_path", "pattern", "url", "query",
+                  "description", "prompt"):
+        value = tool_input.get(field)
+        if isinstance(value, str) and value.strip():
+            return shorten(" ".join(value.split()), limit)
+    return shorten(json.dumps(tool_input, ensure_ascii=False), limit)
+
+
+class Progress:
+    """A turn's "working..." message: sent at the turn's first tool call, edited as more
+    come (at most once per BOT_EDIT_INTERVAL, and never while Telegram asks to wait), and
+    given its last state when the turn is over. The reply itself is a message of its own."""
+
+    MAX_LINES = 25
+
+    def __init__(self, bot, chat_id, thread_id, reply_to):
+        self.bot = bot
+        self.chat_id = chat_id
+        self.thread_id = thread_id
+        self.reply_to = reply_to
+        self.header = "⏳ Working…"
+        self.lines = []
+        self.message_id = None
+        self.shown = None
+        self.next_edit = 0.0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        threading.Thread(target=self._tick, daemon=True).start()
+
+    def tool(self, name, tool_input):
+        summary = tool_summary(name, tool_input)
+        with self.lock:
+            self.lines.append(f"🔧 {name}" + (f": {summary}" if summary else ""))
+        self.flush()
+
+    def text(self, text):
+        """Text between tool calls (the model saying what it does next)."""
+        with self.lock:
+            if self.message_id is None and not self.lines:
+                return  # no tool call yet: this may be the whole reply
+            self.lines.append("💬 " + shorten(" ".join(text.split()), 200))
+        self.flush()
+
+    def finish(self, header):
+        self.done.set()
+        with self.lock:
+            if self.message_id is None:
+                return  # no tool was called: the reply says it all
+            self.header = header
+        self.flush(force=True)
+
+    def _render(self):
+        lines = self.lines[-self.MAX_LINES:]
+        skipped = len(self.lines) - len(lines)
+        head = self.header + (f"\n… {skipped} earlier steps" if skipped else "")
+        return shorten("\n".join([head, *lines]), TELEGRAM_LIMIT)
+
+    def flush(self, force=False):
+        with self.lock:
+            if not self.lines:
+                return
+            text = self._render()
+            now = time.monotonic()
+            if text == self.shown or (not force and now < self.next_edit):
+                return
+            self.shown = text
+            self.next_edit = now + self.bot.cfg.edit_interval
+            if self.message_id is None:
+                params = {"chat_id": self.chat_id, "text": text}
+                if self.thread_id:
+                    params["message_thread_id"] = self.thread_id
+                if self.reply_to:
+                    params["reply_to_message_id"] = self.reply_to
+                    params["allow_sending_without_reply"] = True
+                try:
+                    self.message_id = self.bot.tg.call("sendMessage", params)["message_id"]
+                except TelegramError as e:
+                    log.warning("progress message in %s: %s", self.chat_id, e)
+                    self.next_edit = now + (e.retry_after or 5)
+                    self.shown = None
+                return
+            err = self.bot.edit(self.chat_id, self.message_id, text)
+            if err is not None:
+                self.shown = None  # try again later
+                self.next_edit = now + (err.retry_after or 5)
+
+    def _tick(self):
+        # Events that came during the edit pause are shown once it is over.
+        while not self.done.wait(0.25):
+            self.flush()
+
+
 class Worker:
     """One chat or topic: its messages are handled one after the other, in order."""
 
@@ -459,11 +710,14 @@ class Worker:
         return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
     def handle(self, msg):
+        if msg.get("photo"):
+            self.photo(msg)
+            return
         text = msg.get("text")
         if text is None:
             text = msg.get("caption")
         if text is None:
-            self.reply(msg, "I can only read text messages.")
+            self.reply(msg, "I can only read text messages and photos.")
             return
         m = re.match(r"/([A-Za-z0-9_]+)(?:@([A-Za-z0-9_]+))?(?:\s+(.*))?\Z", text, re.S)
         if m:
@@ -547,33 +801,71 @@ class Worker:
 
     # -- a turn --------------------------------------------------------------------------
 
-    def turn(self, msg, text):
+    def photo(self, msg):
+        """A photo: its largest size goes to the turn with --image, the caption as prompt."""
+        sizes = [p for p in msg["photo"] if isinstance(p, dict) and p.get("file_id")]
+        best = max(sizes, key=lambda p: (p.get("file_size") or 0, p.get("width", 0) * p.get("height", 0)))
+        directory = tempfile.mkdtemp(prefix="clawsess-bot-")
+        try:
+            path = os.path.join(directory, "photo.jpg")
+            try:
+                info = self.bot.tg.call("getFile", {"file_id": best["file_id"]})
+                self.bot.tg.download(info["file_path"], path, PHOTO_LIMIT)
+            except (TelegramError, KeyError, TypeError) as e:
+                log.warning("%s: could not get the photo: %s", self.key, e)
+                self.reply(msg, f"⚠️ Could not get the photo from Telegram ({e}).")
+                return
+            caption = (msg.get("caption") or "").strip() or "(a photo, sent without a caption)"
+            self.turn(msg, caption, images=[path])
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def turn(self, msg, text, images=()):
         bot = self.bot
         while not bot.turns.acquire(timeout=1):
             if bot.stop.is_set():
                 self.reply(msg, STOPPING_TEXT)
                 return
         done = threading.Event()
+        progress = Progress(bot, self.chat_id, self.thread_id, msg.get("message_id"))
+        asked = []
         try:
             threading.Thread(target=bot.typing, args=(self.chat_id, self.thread_id, done),
                              daemon=True).start()
             fresh = bot.state.is_fresh(self.key)
             # The prompt goes on stdin, so no user text is ever an argument (not even after
             # `--`): it cannot become a flag, and other local users cannot read it in `ps`.
-            args = ["run", "--key", self.key, "--json", "--cwd", bot.cfg.cwd,
+            args = ["run", "--key", self.key, "--stream", "--cwd", bot.cfg.cwd,
                     "--wait", str(bot.cfg.wait), *bot.cfg.run_args]
+            if bot.cfg.ask:
+                args += ["--ask", "--ask-timeout", str(bot.cfg.ask_timeout)]
+            for image in images:
+                args += ["--image", image]
             if fresh:
                 args.append("--new")
-            log.info("%s: turn (%d chars%s)", self.key, len(text), ", new session" if fresh else "")
-            code, out, err = self.clawsess(*args, stdin=text)
+            log.info("%s: turn (%d chars%s%s)", self.key, len(text),
+                     f", {len(images)} images" if images else "", ", new session" if fresh else "")
+
+            def on_event(event):
+                kind = event.get("type")
+                if kind == "tool":
+                    progress.tool(event.get("tool"), event.get("input"))
+                elif kind == "text":
+                    progress.text(event.get("text") or "")
+                elif kind == "permission":
+                    asked.append(event.get("request_id"))
+                    bot.ask(self.chat_id, self.thread_id, msg.get("message_id"), event)
+
+            code, result, err = self.stream(args, text, on_event)
         finally:
             done.set()
             bot.turns.release()
-        result = None
-        try:
-            result = json.loads(out) if out.strip() else None
-        except ValueError:
-            pass
+            bot.expire_asks(asked)
+        if isinstance(result, dict) and result.get("interrupted"):
+            progress.finish("⏹ Stopped.")
+            self.reply(msg, "⏹ Stopped before it was done.")
+            return
+        progress.finish("✔️ Done." if code == 0 else "⚠️ Ended with an error.")
         if code == 0 and isinstance(result, dict):
             if fresh:
                 bot.state.set_fresh(self.key, False)
@@ -596,6 +888,43 @@ class Worker:
         else:
             log.warning("%s: clawsess run exited %s: %s", self.key, code, err.strip()[-2000:])
             self.reply(msg, "⚠️ " + error_line(err, code))
+
+    def stream(self, args, text, on_event):
+        """Runs `clawsess run ARGS --stream` with TEXT on stdin, passing each event to
+        ON_EVENT as it comes; returns (exit code, the result object or None, stderr)."""
+        proc = subprocess.Popen([self.bot.cfg.clawsess, *args], cwd=self.bot.cfg.cwd,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = proc
+        errors = []
+        reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+        reader.start()
+        result = None
+        try:
+            try:
+                proc.stdin.write(text.encode())
+                proc.stdin.close()
+            except OSError:
+                pass  # clawsess failed before reading it: its result line says why
+            for raw in proc.stdout:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(event, dict):
+                    continue
+                if event.get("type") == "result":
+                    result = event
+                    continue
+                try:
+                    on_event(event)
+                except Exception:
+                    log.exception("%s: event %s", self.key, event.get("type"))
+            proc.wait()
+            reader.join(10)
+        finally:
+            self.proc = None
+        err = errors[0].decode(errors="replace") if errors else ""
+        return proc.returncode, result, err
 
 
 def topic_text(topic):

@@ -139,36 +139,43 @@ pub struct Outcome {
     pub stdout: Vec<u8>,
 }
 
+/// `claude` as `run` starts it, in `cwd` for `key`'s turn, with piped stdin and stdout and no
+/// arguments yet.
+pub(crate) fn child_command(claude: &Path, cwd: &Path, key: &str) -> Command {
+    let mut cmd = Command::new(claude);
+    cmd.current_dir(cwd)
+        .env(RUN_PID_ENV, std::process::id().to_string())
+        .env(RUN_KEY_ENV, key)
+        // We may be running inside a Claude Code Bash tool: the child is its own session.
+        .env_remove("CLAUDECODE")
+        .env_remove("CLAUDE_CODE_SESSION_ID")
+        .env_remove("CLAUDE_ENV_FILE")
+        .env_remove("CLAUDE_PID")
+        .env_remove("CLAWSESS_SESSION_ID")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    // The child does not outlive us: if we are SIGKILLed the kernel sends it SIGTERM, and
+    // the next run waits for it (its pid is in the run lock's holder note). The lock fd is
+    // not inherited: whatever claude starts in the background must not hold the session.
+    // SAFETY: prctl is async-signal-safe.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    cmd
+}
+
 impl Turn<'_> {
     fn command(&self) -> Command {
-        let mut cmd = Command::new(self.claude);
+        let mut cmd = child_command(self.claude, self.cwd, self.key);
         cmd.args(["-p", "--output-format", "json"])
             .arg(if self.resume { "--resume" } else { "--session-id" })
             .arg(self.session.as_str())
-            .args(self.extra)
-            .current_dir(self.cwd)
-            .env(RUN_PID_ENV, std::process::id().to_string())
-            .env(RUN_KEY_ENV, self.key)
-            // We may be running inside a Claude Code Bash tool: the child is its own session.
-            .env_remove("CLAUDECODE")
-            .env_remove("CLAUDE_CODE_SESSION_ID")
-            .env_remove("CLAUDE_ENV_FILE")
-            .env_remove("CLAUDE_PID")
-            .env_remove("CLAWSESS_SESSION_ID")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        // The child does not outlive us: if we are SIGKILLed the kernel sends it SIGTERM, and
-        // the next run waits for it (its pid is in the run lock's holder note). The lock fd is
-        // not inherited: whatever claude starts in the background must not hold the session.
-        // SAFETY: prctl is async-signal-safe.
-        #[cfg(target_os = "linux")]
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+            .args(self.extra);
         cmd
     }
 
@@ -242,12 +249,12 @@ static CAUGHT: AtomicI32 = AtomicI32::new(0);
 /// Forwards SIGTERM, SIGINT and SIGHUP to the turn's child while it is alive. A plain handler
 /// (atomics and kill(2), both async-signal-safe) rather than a watcher thread: `run` is a
 /// hot path. Dropping it restores the previous handling.
-struct ForwardSignals {
+pub(crate) struct ForwardSignals {
     ids: Vec<signal_hook::SigId>,
 }
 
 impl ForwardSignals {
-    fn install() -> Result<Self> {
+    pub(crate) fn install() -> Result<Self> {
         CAUGHT.store(0, Ordering::SeqCst);
         let mut ids = Vec::new();
         for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
@@ -267,7 +274,7 @@ impl ForwardSignals {
         Ok(Self { ids })
     }
 
-    fn forward_to(&self, pid: u32) {
+    pub(crate) fn forward_to(&self, pid: u32) {
         CHILD.store(pid as i32, Ordering::SeqCst);
         if self.caught().is_some() {
             // Caught before the child existed: stop it now. SAFETY: our own, unreaped child.
@@ -275,7 +282,7 @@ impl ForwardSignals {
         }
     }
 
-    fn caught(&self) -> Option<i32> {
+    pub(crate) fn caught(&self) -> Option<i32> {
         Some(CAUGHT.load(Ordering::SeqCst)).filter(|&s| s != 0)
     }
 }

@@ -31,6 +31,10 @@ pub enum Cmd {
     Name(NameCmd),
     /// Run one turn of a key's session through `claude -p`
     Run(Run),
+    /// Answer a permission request of `run --ask`
+    Answer(Answer),
+    /// Interrupt the run turn in progress on a session
+    Stop(Stop),
     /// Drop a key's own session and attachment (thread deleted or archived)
     Forget(Forget),
     /// Record sessions from Claude Code's transcript store that the hook never saw
@@ -165,6 +169,20 @@ pub struct Run {
     /// Print one JSON object with session_id, key, result, is_error and claude's fields
     #[arg(long)]
     pub json: bool,
+    /// Print one JSON object per line as the turn goes: session, text, tool, permission
+    /// events, and last the result object (with "type": "result")
+    #[arg(long, conflicts_with = "json")]
+    pub stream: bool,
+    /// Put tool calls that need permission to the caller as permission events, answered
+    /// with `clawsess answer` (needs --stream)
+    #[arg(long, requires = "stream")]
+    pub ask: bool,
+    /// Seconds a permission request waits for an answer before it is denied
+    #[arg(long, value_name = "SECS", default_value = "300", requires = "ask", value_parser = crate::sys::parse_wait)]
+    pub ask_timeout: std::time::Duration,
+    /// Send a picture with the prompt: PNG, JPEG, GIF or WebP, at most 5 MB (repeatable)
+    #[arg(long = "image", value_name = "FILE")]
+    pub images: Vec<PathBuf>,
     /// Pass one argument on to claude (repeatable: -A --model -A opus)
     #[arg(short = 'A', long = "claude-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub claude_args: Vec<String>,
@@ -174,6 +192,35 @@ pub struct Run {
     /// The prompt [default: read from stdin]; after `--` every word is text
     #[arg(trailing_var_arg = true, value_name = "PROMPT")]
     pub prompt: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Answer {
+    /// The request_id of the permission event
+    pub request_id: String,
+    /// Let the tool call run, or not
+    pub decision: Decision,
+    /// Why (a denial's reason is given to the model)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Args)]
+pub struct Stop {
+    /// Stop the run of this key [default: default]
+    #[arg(long, short, conflicts_with = "session")]
+    pub key: Option<String>,
+    /// Stop the run on this session (id, prefix or name)
+    pub session: Option<String>,
+    /// Seconds to wait for the run to end
+    #[arg(long, value_name = "SECS", default_value = "20", value_parser = crate::sys::parse_wait)]
+    pub wait: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

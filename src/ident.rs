@@ -62,6 +62,49 @@ impl<'de> serde::Deserialize<'de> for SessionId {
     }
 }
 
+/// The id of a permission request of `run --ask`: a random UUID, so it cannot be guessed, and
+/// checked like a session id before it names a file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// Parses a full UUID; anything else is refused.
+    pub fn parse(s: &str) -> Result<Self> {
+        match SessionId::parse(s) {
+            Ok(id) => Ok(Self(id.0)),
+            Err(_) => bail!("{:?} is not a request id (a UUID from a permission event)", shorten(s, 60)),
+        }
+    }
+
+    /// A fresh random (v4) id.
+    pub fn new_random() -> Self {
+        Self(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RequestId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RequestId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A surface key such as `telegram:123456` or `discord:thread:987`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Key(String);

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cmd;
 pub mod exit;
 pub mod ident;
+pub mod live;
 pub mod process;
 pub mod resolve;
 pub mod store;

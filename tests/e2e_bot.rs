@@ -426,3 +426,197 @@ print("ok")
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The message of the bot's in `chat` with Allow / Deny buttons, once there is one more than
+/// `before`; returns it with its two callback_data values.
+fn wait_for_buttons(e: &Env, bot: &Bot, chat: i64, before: usize) -> (Sent, String, String) {
+    let has_buttons = |s: &Sent| s.chat_id == chat && s.params["reply_markup"]["inline_keyboard"].is_array();
+    let ok = e.tg.wait_for(T, |sent| sent.iter().filter(|s| has_buttons(s)).count() > before);
+    assert!(ok, "no Allow / Deny message; bot log:\n{}", bot.log());
+    let asked = e.tg.sent().into_iter().filter(has_buttons).nth(before).unwrap();
+    let row = &asked.params["reply_markup"]["inline_keyboard"][0];
+    let data = |i: usize| row[i]["callback_data"].as_str().unwrap().to_owned();
+    assert_eq!(row[0]["text"], "✅ Allow");
+    (asked.clone(), data(0), data(1))
+}
+
+fn message_id(sent: &Sent) -> i64 {
+    100_000 + sent.seq as i64
+}
+
+/// Waits until the bot's message `id` reads `needle`.
+fn wait_for_text(e: &Env, bot: &Bot, id: i64, needle: &str) {
+    let ok = e.tg.wait_until(T, || e.tg.text_of(id).is_some_and(|t| t.contains(needle)));
+    assert!(ok, "message {id} never read {needle:?}: {:?}; bot log:\n{}", e.tg.text_of(id), bot.log());
+}
+
+/// The bot's answer to the person's message `id` that is not the progress message.
+fn wait_for_reply(e: &Env, bot: &Bot, chat: i64, id: i64, needle: &str) -> Sent {
+    let is_reply =
+        |s: &Sent| s.chat_id == chat && s.reply_to_message_id == Some(id) && s.text.contains(needle);
+    assert!(
+        e.tg.wait_for(T, |sent| sent.iter().any(is_reply)),
+        "no reply with {needle:?}; log:\n{}",
+        bot.log()
+    );
+    e.tg.sent().into_iter().find(is_reply).unwrap()
+}
+
+#[test]
+fn a_turn_shows_its_tools_asks_before_writing_and_replies_in_its_own_message() {
+    let e = Env::new();
+    let bot = e.bot(&[("ALLOWED_CHATS", "700")]);
+    let file = e.project.join("from-telegram.txt");
+    let prompt =
+        format!("make a file [bash=echo step one] [bash=tee {} < /dev/null] [hold-reply=R7]", file.display());
+    let asked_id = e.tg.push_message(700, None, &prompt);
+
+    // The progress message: sent at the first tool call, edited with the next one.
+    let (asked, allow, deny) = wait_for_buttons(&e, &bot, 700, 0);
+    assert!(asked.text.contains("Bash") && asked.text.contains("tee"), "{asked:?}");
+    assert!(deny.starts_with("deny:"));
+    let progress = e.tg.sent_to(700, None).into_iter().find(|s| s.text.starts_with("⏳ Working")).unwrap();
+    assert_eq!(progress.reply_to_message_id, Some(asked_id));
+    assert!(progress.text.contains("🔧 Bash: echo step one"), "{progress:?}");
+    wait_for_text(&e, &bot, message_id(&progress), "tee");
+    assert!(!file.exists(), "nothing is written before the button");
+
+    e.tg.push_callback(700, message_id(&asked), &allow);
+    assert!(e.tg.wait_until(T, || !e.tg.callback_answers().is_empty()), "{}", bot.log());
+    assert_eq!(e.tg.callback_answers()[0]["text"], "✅ Allowed.");
+    wait_for_text(&e, &bot, message_id(&asked), "✅ Allowed.");
+    // The reply is held: the turn still runs, and nothing but progress was sent.
+    assert!(e.tg.sent_to(700, None).iter().all(|s| !s.text.contains("stand-in reply")));
+
+    e.api.release("R7");
+    let reply = wait_for_reply(&e, &bot, 700, asked_id, "stand-in reply");
+    assert!(reply.seq > progress.seq, "the reply is a message of its own, after the progress");
+    assert!(file.exists(), "the allowed write ran");
+    wait_for_text(&e, &bot, message_id(&progress), "✔️ Done.");
+    // Telegram's limit is about one edit a second per chat: no two edits of the progress
+    // message came closer than BOT_EDIT_INTERVAL (1.5 s) apart, but the last.
+    let edits: Vec<_> = e.tg.edits().into_iter().filter(|x| x.message_id == message_id(&progress)).collect();
+    for pair in edits[..edits.len() - 1].windows(2) {
+        assert!(pair[1].at_ms - pair[0].at_ms >= 1400, "{edits:#?}");
+    }
+
+    // Deny: the tool does not run and the model is told.
+    let denied = e.project.join("denied.txt");
+    let id = e.tg.push_message(700, None, &format!("again [bash=tee {} < /dev/null]", denied.display()));
+    let (asked, _, deny) = wait_for_buttons(&e, &bot, 700, 1);
+    e.tg.push_callback(700, message_id(&asked), &deny);
+    wait_for_reply(&e, &bot, 700, id, "stand-in reply");
+    wait_for_text(&e, &bot, message_id(&asked), "❌ Denied.");
+    assert!(!denied.exists());
+    assert!(e.last_turn().all_text.contains("the user denied this tool call"));
+    // A second press on an answered request: refused, said so.
+    e.tg.push_callback(700, message_id(&asked), &deny);
+    assert!(e.tg.wait_until(T, || e.tg.callback_answers().len() == 3), "{}", bot.log());
+    assert!(
+        e.tg.callback_answers()[2]["text"].as_str().unwrap().starts_with("⚠️"),
+        "{:?}",
+        e.tg.callback_answers()
+    );
+}
+
+#[test]
+fn an_unanswered_permission_request_times_out_as_denied() {
+    let e = Env::new();
+    let bot = e.bot(&[("ALLOWED_CHATS", "710"), ("BOT_ASK_TIMEOUT", "1")]);
+    let file = e.project.join("late.txt");
+    let id = e.tg.push_message(710, None, &format!("write [bash=tee {} < /dev/null]", file.display()));
+    let (asked, _, _) = wait_for_buttons(&e, &bot, 710, 0);
+    assert!(asked.text.contains("No answer in 1 s"), "{asked:?}");
+    wait_for_reply(&e, &bot, 710, id, "stand-in reply");
+    wait_for_text(&e, &bot, message_id(&asked), "⌛ Not answered: denied.");
+    assert!(!file.exists());
+}
+
+#[test]
+fn stop_ends_the_chats_turn_and_the_next_message_continues_it() {
+    let e = Env::new();
+    let bot = e.bot(&[("ALLOWED_CHATS", "720")]);
+    let long = e.tg.push_message(720, None, "a long job [hold=L720]");
+    e.api.wait_held("L720");
+    let stop = e.tg.push_message(720, None, "/stop");
+    let told = wait_for_reply(&e, &bot, 720, stop, "Stopped.");
+    assert_eq!(told.text, "Stopped.");
+    wait_for_reply(&e, &bot, 720, long, "⏹ Stopped before it was done.");
+    let idle = e.tg.push_message(720, None, "/stop");
+    wait_for_reply(&e, &bot, 720, idle, "Nothing is running");
+    let next = e.say(&bot, 720, None, "after the stop");
+    assert_replies_to(&next, "after the stop");
+    assert!(e.last_turn().all_text.contains("a long job [hold=L720]"), "the stopped turn is in the session");
+}
+
+#[test]
+fn a_photo_goes_to_claude_with_its_caption() {
+    let e = Env::new();
+    let bot = e.bot(&[("ALLOWED_CHATS", "730")]);
+    let (small, large) = (png(1, 1), png(2, 2));
+    let id = e.tg.push_photo(
+        730,
+        None,
+        &[("small-id", 1, 1, small), ("large-id", 2, 2, large.clone())],
+        Some("what is on it?"),
+    );
+    let reply = wait_for_reply(&e, &bot, 730, id, "stand-in reply");
+    assert!(reply.text.contains("what is on it?"), "{reply:?}");
+    let turn = e.last_turn();
+    let messages = turn.body["messages"].as_array().unwrap();
+    let mut blocks = messages.iter().flat_map(|m| m["content"].as_array().cloned().unwrap_or_default());
+    let image = blocks.find(|b| b["type"] == "image").expect("an image block");
+    use base64::Engine;
+    assert_eq!(
+        image["source"]["data"],
+        base64::engine::general_purpose::STANDARD.encode(&large),
+        "the largest size"
+    );
+    assert_eq!(image["source"]["media_type"], "image/png");
+    assert!(e.tg.other_calls().iter().all(|c| !c.starts_with("getFile")), "getFile is served, not unknown");
+}
+
+/// A valid PNG of `w` x `h` red pixels.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in bytes {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend(kind);
+        out.extend(data);
+        let crc = crc32(&out[start..]);
+        out.extend(crc.to_be_bytes());
+    }
+    let mut row = vec![0u8]; // filter type None
+    row.extend([255u8, 0, 0].repeat(w as usize));
+    let raw = row.repeat(h as usize);
+    // zlib with one stored (uncompressed) block.
+    let mut z = vec![0x78, 0x01, 1];
+    z.extend((raw.len() as u16).to_le_bytes());
+    z.extend((!(raw.len() as u16)).to_le_bytes());
+    z.extend(&raw);
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in &raw {
+        a = (a + x as u32) % 65521;
+        b = (b + a) % 65521;
+    }
+    z.extend(((b << 16) | a).to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &z);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}

@@ -1,5 +1,6 @@
 //! One module per subcommand, each implementing [`Run`].
 
+mod answer;
 mod attach;
 mod completions;
 mod current;
@@ -14,6 +15,7 @@ mod name;
 mod prune;
 mod run;
 mod show;
+mod stop;
 
 use anyhow::Result;
 
@@ -61,6 +63,8 @@ impl Cmd {
             Cmd::Show(cmd) => cmd.run(),
             Cmd::Name(cmd) => cmd.run(),
             Cmd::Run(cmd) => cmd.run(),
+            Cmd::Answer(cmd) => cmd.run(),
+            Cmd::Stop(cmd) => cmd.run(),
             Cmd::Forget(cmd) => cmd.run(),
             Cmd::Import(cmd) => cmd.run(),
             Cmd::Prune(cmd) => cmd.run(),

@@ -12,6 +12,10 @@ impl Run for Prune {
         let tx = store.lock(COMMAND_LOCK_WAIT)?;
         // First, so that a broken file below does not keep the sweep from happening.
         let swept = if self.dry_run { 0 } else { sweep_temp_files(&store)? };
+        let requests = if self.dry_run { 0 } else { crate::live::ask::sweep_locked(&tx)? };
+        if requests > 0 {
+            crate::outln!("removed {requests} permission requests whose run is gone")?;
+        }
         let (records, broken) = tx.sessions()?;
         let (key_states, broken_keys) = tx.key_states()?;
         for err in broken.iter().chain(&broken_keys) {

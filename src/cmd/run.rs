@@ -13,6 +13,7 @@ use crate::claude::{self, ClaudeResult};
 use crate::cli;
 use crate::exit::{self, Busy};
 use crate::ident::{Key, SessionId};
+use crate::live;
 use crate::store::Store;
 use crate::sys::parse_duration;
 use crate::turn::exclusion::{KeyLock, RunLock};
@@ -22,10 +23,11 @@ use crate::turn::route;
 impl Run for cli::Run {
     fn run(&self) -> Result<u8> {
         match self.turn() {
-            Err(err) if self.json => {
-                // --json promises one JSON document on stdout, failures included.
+            Err(err) if self.json || self.stream => {
+                // --json promises one JSON document on stdout, failures included; --stream
+                // ends with a result object whatever happened.
                 let busy = err.downcast_ref::<Busy>().is_some();
-                print_json(&failure_json(true, &format!("{err:#}"), self.key.key.as_deref(), busy))?;
+                self.print_object(failure_json(true, &format!("{err:#}"), self.key.key.as_deref(), busy))?;
                 eprintln!("clawsess: {}", crate::sys::printable(&format!("{err:#}"), true));
                 Ok(exit::code_of(&err))
             }
@@ -41,6 +43,8 @@ impl cli::Run {
         let idle_reset = self.idle_reset()?;
         let claude = claude::find_claude(self.claude.as_deref())?;
         let prompt = self.prompt_text()?;
+        let images =
+            self.images.iter().map(|path| live::image::image_block(path)).collect::<Result<Vec<_>>>()?;
         let store = Store::open()?;
         let deadline = Instant::now() + self.wait;
 
@@ -61,23 +65,42 @@ impl cli::Run {
         let target = route::route(&store, &key, &request)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let mut lock = RunLock::acquire(&store, &target.id, key.as_str(), left)?;
-        let outcome = claude::Turn {
-            claude: &claude,
-            session: &target.id,
-            resume: target.resume,
-            cwd: &target.cwd,
-            key: key.as_str(),
-            extra: &self.claude_args,
-        }
-        .run(&prompt, |pid| lock.set_child(pid))?;
+        let outcome = if self.stream || !images.is_empty() {
+            let mut quiet = |_: &live::Event| {};
+            let sink: &mut dyn live::Sink = if self.stream { &mut live::JsonLines } else { &mut quiet };
+            live::LiveTurn {
+                store: &store,
+                claude: &claude,
+                session: &target.id,
+                resume: target.resume,
+                cwd: &target.cwd,
+                key: key.as_str(),
+                extra: &self.claude_args,
+                images: &images,
+                ask: self.ask.then_some(self.ask_timeout),
+            }
+            .run(&prompt, |pid| lock.set_child(pid), sink)?
+        } else {
+            claude::Turn {
+                claude: &claude,
+                session: &target.id,
+                resume: target.resume,
+                cwd: &target.cwd,
+                key: key.as_str(),
+                extra: &self.claude_args,
+            }
+            .run(&prompt, |pid| lock.set_child(pid))?
+        };
         let result = outcome.result()?;
+        let interrupted = result.fields.get("interrupted") == Some(&Value::Bool(true));
         let failed = outcome.code != Some(0) || result.is_error();
         let session = match result.session_id().map(SessionId::parse).transpose() {
             Ok(reported) => reported.unwrap_or_else(|| target.id.clone()),
             Err(err) => return Err(err.context("claude reported a session_id that is not a UUID")),
         };
         // Claude has answered: a failure to record the turn must not swallow the reply.
-        let record_error = if failed {
+        // An interrupted turn is in the transcript all the same: the next turn continues it.
+        let record_error = if failed && !interrupted {
             None
         } else {
             let turn = RunTurn {
@@ -100,7 +123,7 @@ impl cli::Run {
         drop(lock);
         drop(key_lock);
         self.print(result, &key, &session, failed, record_error, target.replaced.as_ref())?;
-        Ok(outcome.exit_code(failed))
+        Ok(if interrupted { live::INTERRUPTED } else { outcome.exit_code(failed) })
     }
 
     /// The reply, or with --json claude's result object with ours added.
@@ -113,7 +136,7 @@ impl cli::Run {
         record_error: Option<anyhow::Error>,
         replaced: Option<&SessionId>,
     ) -> Result<()> {
-        if !self.json {
+        if !self.json && !self.stream {
             let text = result.result();
             return crate::outln!("{}", text.strip_suffix('\n').unwrap_or(text));
         }
@@ -129,7 +152,19 @@ impl cli::Run {
         if let Some(old) = replaced {
             fields.insert("replaced_session".into(), Value::String(old.to_string()));
         }
-        print_json(&Value::Object(fields))
+        self.print_object(Value::Object(fields))
+    }
+
+    /// The result object: with --json pretty, with --stream as the last line, with
+    /// `"type": "result"`.
+    fn print_object(&self, mut object: Value) -> Result<()> {
+        if !self.stream {
+            return print_json(&object);
+        }
+        if let Value::Object(fields) = &mut object {
+            fields.insert("type".into(), Value::String("result".into()));
+        }
+        crate::outln!("{}", serde_json::to_string(&object)?)
     }
 
     /// `--idle-reset`, else `$CLAWSESS_IDLE_RESET` (empty counts as unset).

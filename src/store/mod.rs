@@ -10,6 +10,8 @@
 //!   turns/<id>.json       the turns every surface added (catch-up, behind)
 //!   busy/<id>.json        a claude process's turn in progress
 //!   run/<id>.lock         held by `run` for a whole turn; holds who and since when
+//!   requests/<id>.json    a tool call `run --ask` waits on, until `clawsess answer`
+//!   stop/<id>.json        `clawsess stop` asking the run answering a session to interrupt
 //! ```
 //!
 //! [`Store`] reads; writes go through [`Locked`], which only exists while the store lock is
@@ -32,7 +34,7 @@ pub use files::{
 pub use lock::{Acquired, lock_until, open_lock_file};
 pub use records::*;
 
-use crate::ident::{Key, Name, SessionId, file_stem};
+use crate::ident::{Key, Name, RequestId, SessionId, file_stem};
 
 /// The state format this build reads and writes; files say theirs in `"v"`.
 pub const FORMAT: u32 = 1;
@@ -118,9 +120,17 @@ impl Store {
         Ok(path)
     }
 
+    fn request_path(&self, id: &RequestId) -> PathBuf {
+        self.dir.join("requests").join(format!("{id}.json"))
+    }
+
+    fn stop_path(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("stop").join(format!("{id}.json"))
+    }
+
     /// Every state dir clawsess writes into (for `doctor` and `prune`).
-    pub fn subdirs(&self) -> [PathBuf; 6] {
-        ["sessions", "keys", "names", "turns", "busy", "run"].map(|d| self.dir.join(d))
+    pub fn subdirs(&self) -> [PathBuf; 8] {
+        ["sessions", "keys", "names", "turns", "busy", "run", "requests", "stop"].map(|d| self.dir.join(d))
     }
 
     pub fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>> {
@@ -258,6 +268,34 @@ impl Store {
         remove_if_exists(&self.busy_path(id))
     }
 
+    pub fn request(&self, id: &RequestId) -> Result<Option<PermissionRequest>> {
+        read_json(&self.request_path(id))
+    }
+
+    /// Every permission request on file; ones that do not parse are skipped (`doctor` names
+    /// them).
+    pub fn requests(&self) -> Result<Vec<PermissionRequest>> {
+        let files = files::json_files(&self.dir.join("requests"))?;
+        Ok(files.into_iter().filter_map(|(_, path)| read_json(&path).ok().flatten()).collect())
+    }
+
+    pub fn stop_request(&self, id: &SessionId) -> Result<Option<StopRequest>> {
+        read_json(&self.stop_path(id))
+    }
+
+    /// Asks the run `pid` answering `id` to interrupt its turn. One whole file, and only the
+    /// run it names acts on it: no store lock needed.
+    pub fn put_stop_request(&self, id: &SessionId, pid: u32) -> Result<()> {
+        let path = self.stop_path(id);
+        create_private_dir(path.parent().expect("stop/ dir"))?;
+        // Meaningless after a reboot (its run is gone): no fsync.
+        write_json(&path, &StopRequest { v: FORMAT, pid, at: now_ms() }, Durability::Volatile)
+    }
+
+    pub fn clear_stop_request(&self, id: &SessionId) -> Result<bool> {
+        remove_if_exists(&self.stop_path(id))
+    }
+
     /// Takes the store lock, waiting at most `wait`.
     pub fn lock(&self, wait: Duration) -> Result<Locked<'_>> {
         create_private_dir(&self.dir)?;
@@ -336,6 +374,14 @@ impl Locked<'_> {
         let path = self.turns_path(id);
         create_private_dir(path.parent().expect("turns/ dir"))?;
         write_json(&path, log, Durability::Volatile)
+    }
+
+    pub fn put_request(&self, req: &PermissionRequest) -> Result<()> {
+        self.write(&self.request_path(&req.id), req)
+    }
+
+    pub fn remove_request(&self, id: &RequestId) -> Result<bool> {
+        remove_if_exists(&self.request_path(id))
     }
 }
 

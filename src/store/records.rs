@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ident::{Key, Name, SessionId};
+use crate::ident::{Key, Name, RequestId, SessionId};
 
 /// Who started a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +222,56 @@ pub struct SurfaceTurn {
     pub reply: String,
 }
 
+/// A tool call that `run --ask` puts to its caller: `requests/<id>.json`, answered by
+/// `clawsess answer` from any process of the user. The run removes it when its turn ends; a
+/// request whose run died is swept by the next live run and by `prune`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PermissionRequest {
+    pub v: u32,
+    pub id: RequestId,
+    pub session: SessionId,
+    pub key: String,
+    /// The `run` process waiting for the answer.
+    pub run_pid: u32,
+    pub tool: String,
+    /// The tool's input, as claude gave it.
+    pub input: serde_json::Value,
+    /// Unix milliseconds.
+    pub asked_at: u64,
+    /// Unanswered by then (Unix ms), the run denies it.
+    pub timeout_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<PermissionAnswer>,
+}
+
+/// How a permission request was answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionAnswer {
+    pub decision: Decision,
+    /// Given to the model with a denial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Deny,
+    /// Nobody answered within the run's `--ask-timeout`: denied.
+    Timeout,
+}
+
+/// `clawsess stop` asks the run `pid` answering a session to interrupt its turn:
+/// `stop/<session id>.json`. The run removes it when it has seen it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StopRequest {
+    pub v: u32,
+    pub pid: u32,
+    pub at: u64,
+}
+
 /// How many surface turns a session's log keeps.
 pub const TURN_LOG_MAX: usize = 20;
 
@@ -235,4 +285,13 @@ macro_rules! versioned {
     )*};
 }
 
-versioned!(SessionRecord, KeyState, GlobalState, NameEntry, BusyMarker, TurnLog);
+versioned!(
+    SessionRecord,
+    KeyState,
+    GlobalState,
+    NameEntry,
+    BusyMarker,
+    TurnLog,
+    PermissionRequest,
+    StopRequest
+);

@@ -15,6 +15,8 @@
 //!   NAME (a barrier: no test depends on how fast a process starts). A request that arrives
 //!   after the release is answered at once. Cut short when the client hangs up or the
 //!   stand-in is dropped.
+//! - `[hold-reply=NAME]` holds only the text answer that ends the turn, not the tool calls
+//!   before it: a test sees what a turn does while it is still running.
 //! - Tool calls: `[bash=COMMAND]`, `[write=PATH]` (content `written by the stand-in`) and
 //!   `[read=PATH]` in the prompt, in order, or a script registered with
 //!   [`StandInApi::script_tools`] for prompts containing a marker: the answer to the prompt is
@@ -558,6 +560,14 @@ pub fn hold_directive(text: &str) -> Option<String> {
     Some(rest[..end].trim().to_owned())
 }
 
+/// `[hold-reply=NAME]` in `text`, if any.
+pub fn hold_reply_directive(text: &str) -> Option<String> {
+    let start = text.find("[hold-reply=")?;
+    let rest = &text[start + "[hold-reply=".len()..];
+    let end = rest.find(']')?;
+    Some(rest[..end].trim().to_owned())
+}
+
 /// The tool calls `text` asks for with `[bash=...]`, `[write=...]`, `[read=...]`, in order.
 pub fn tool_directives(text: &str) -> Vec<ToolCall> {
     let mut found: Vec<(usize, ToolCall)> = Vec::new();
@@ -666,7 +676,9 @@ fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Re
     };
     sh.requests.lock().unwrap().push(rec);
 
-    if main && let Some(name) = hold_directive(&last) {
+    let held =
+        hold_directive(&last).or_else(|| tool_call.is_none().then(|| hold_reply_directive(&last)).flatten());
+    if main && let Some(name) = held {
         let mut released = sh.released.lock().unwrap();
         while !released.contains(&name) && !sh.stop.load(Ordering::SeqCst) {
             released = sh.release_cv.wait_timeout(released, Duration::from_millis(50)).unwrap().0;

@@ -10,6 +10,14 @@
 //!   `reply_to_message_id`, `parse_mode`, ...): recorded (see [`Sent`]); a text that is empty
 //!   or longer than 4096 UTF-16 code units is refused with 400 as Telegram does.
 //! - `/bot<TOKEN>/getMe`: the bot user `@clawsess_test_bot` ([`BOT_USERNAME`]).
+//! - `editMessageText` (`chat_id`, `message_id`, `text`, `reply_markup`): recorded (see
+//!   [`Edit`]); like Telegram it refuses an unknown message, an empty or too long text, and
+//!   an edit that changes nothing ("message is not modified").
+//! - `answerCallbackQuery`: recorded ([`StandInTelegram::callback_answers`]).
+//! - `getFile` (`file_id`) for files queued with [`StandInTelegram::push_photo`], and the
+//!   download `GET /file/bot<TOKEN>/<file_path>`.
+//! - `getUpdates` honours `allowed_updates` (`message`, `callback_query`, ...) as Telegram
+//!   does: other updates are not delivered.
 //! - Any other method (`sendChatAction`, ...): `{"ok": true, "result": true}`, recorded in
 //!   [`StandInTelegram::other_calls`]. A wrong token gets 401, as from Telegram.
 //!
@@ -52,6 +60,18 @@ pub struct Sent {
     pub params: Value,
 }
 
+/// One `editMessageText` call that Telegram would accept.
+#[derive(Clone, Debug)]
+pub struct Edit {
+    pub chat_id: i64,
+    pub message_id: i64,
+    pub text: String,
+    /// Unix millis when it arrived.
+    pub at_ms: u64,
+    /// All parameters as JSON.
+    pub params: Value,
+}
+
 /// One `getUpdates` call.
 #[derive(Clone, Debug)]
 pub struct Poll {
@@ -70,6 +90,13 @@ struct State {
     sent: Vec<Sent>,
     polls: Vec<Poll>,
     other: Vec<String>,
+    edits: Vec<Edit>,
+    /// message_id -> (chat_id, current text, current reply_markup) of the bot's messages.
+    current: std::collections::HashMap<i64, (i64, String, Value)>,
+    callback_answers: Vec<Value>,
+    /// file_id -> (file_path, bytes).
+    files: std::collections::HashMap<String, (String, Vec<u8>)>,
+    next_callback_id: i64,
 }
 
 struct Shared {
@@ -115,12 +142,7 @@ impl StandInTelegram {
         let mut st = self.server.shared.state.lock().unwrap();
         let message_id = st.next_message_id;
         st.next_message_id += 1;
-        let forum = thread_id.is_some();
-        let chat = if chat_id > 0 && !forum {
-            json!({"id": chat_id, "type": "private", "first_name": "Tester"})
-        } else {
-            json!({"id": chat_id, "type": "supergroup", "title": format!("group {chat_id}"), "is_forum": forum})
-        };
+        let chat = chat_json(chat_id, thread_id.is_some());
         let mut message = json!({
             "message_id": message_id,
             "from": {"id": 777, "is_bot": false, "first_name": "Tester", "language_code": "en"},
@@ -141,6 +163,105 @@ impl StandInTelegram {
         st.updates.push(json!({"update_id": update_id, "message": message}));
         self.server.shared.changed.notify_all();
         message_id
+    }
+
+    /// Queues a photo message from a person in `chat_id` (a forum topic when `thread_id` is
+    /// given): `sizes` are (file_id, width, height, bytes), smallest first as Telegram sends
+    /// them, each then served by `getFile` and its download. Returns the message_id.
+    pub fn push_photo(
+        &self,
+        chat_id: i64,
+        thread_id: Option<i64>,
+        sizes: &[(&str, u32, u32, Vec<u8>)],
+        caption: Option<&str>,
+    ) -> i64 {
+        let mut st = self.server.shared.state.lock().unwrap();
+        let mut photo = Vec::new();
+        for (file_id, width, height, bytes) in sizes {
+            let path = format!("photos/file_{}.jpg", st.files.len());
+            photo.push(json!({"file_id": file_id, "file_unique_id": format!("u{file_id}"),
+                              "width": width, "height": height, "file_size": bytes.len()}));
+            st.files.insert((*file_id).to_owned(), (path, bytes.clone()));
+        }
+        let message_id = st.next_message_id;
+        st.next_message_id += 1;
+        let mut message = json!({
+            "message_id": message_id,
+            "from": {"id": 777, "is_bot": false, "first_name": "Tester"},
+            "chat": chat_json(chat_id, thread_id.is_some()),
+            "date": now_ms() / 1000,
+            "photo": photo,
+        });
+        if let Some(caption) = caption {
+            message["caption"] = json!(caption);
+        }
+        if let Some(t) = thread_id {
+            message["message_thread_id"] = json!(t);
+            message["is_topic_message"] = json!(true);
+        }
+        let update_id = st.next_update_id;
+        st.next_update_id += 1;
+        st.updates.push(json!({"update_id": update_id, "message": message}));
+        self.server.shared.changed.notify_all();
+        message_id
+    }
+
+    /// Queues a press on an inline-keyboard button with `data` under the bot's message
+    /// `message_id` in `chat_id`; returns the callback query's id.
+    pub fn push_callback(&self, chat_id: i64, message_id: i64, data: &str) -> String {
+        let mut st = self.server.shared.state.lock().unwrap();
+        st.next_callback_id += 1;
+        let id = format!("cb{}", st.next_callback_id);
+        let text = st.current.get(&message_id).map(|c| c.1.clone()).unwrap_or_default();
+        let update = json!({
+            "update_id": st.next_update_id,
+            "callback_query": {
+                "id": id,
+                "from": {"id": 777, "is_bot": false, "first_name": "Tester"},
+                "message": {"message_id": message_id, "chat": chat_json(chat_id, false),
+                            "date": now_ms() / 1000, "text": text,
+                            "from": {"id": BOT_ID, "is_bot": true, "username": BOT_USERNAME}},
+                "chat_instance": format!("ci{chat_id}"),
+                "data": data,
+            }
+        });
+        st.next_update_id += 1;
+        st.updates.push(update);
+        self.server.shared.changed.notify_all();
+        id
+    }
+
+    /// Every accepted editMessageText so far, in arrival order.
+    pub fn edits(&self) -> Vec<Edit> {
+        self.server.shared.state.lock().unwrap().edits.clone()
+    }
+
+    /// The text of the bot's message `message_id` now (after its edits).
+    pub fn text_of(&self, message_id: i64) -> Option<String> {
+        self.server.shared.state.lock().unwrap().current.get(&message_id).map(|c| c.1.clone())
+    }
+
+    /// Every answerCallbackQuery so far (its parameters).
+    pub fn callback_answers(&self) -> Vec<Value> {
+        self.server.shared.state.lock().unwrap().callback_answers.clone()
+    }
+
+    /// Waits until `pred` holds (it may call this stand-in's getters), or `timeout` passes;
+    /// returns whether it held.
+    pub fn wait_until(&self, timeout: Duration, pred: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if pred() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let st = self.server.shared.state.lock().unwrap();
+            // A change between `pred` and here is caught by the short wait.
+            let _ = self.server.shared.changed.wait_timeout(st, left.min(Duration::from_millis(50))).unwrap();
+        }
     }
 
     /// Queues a raw update (its `update_id` is set here) and returns the update_id.
@@ -227,6 +348,14 @@ impl StandInTelegram {
     }
 }
 
+fn chat_json(chat_id: i64, forum: bool) -> Value {
+    if chat_id > 0 && !forum {
+        json!({"id": chat_id, "type": "private", "first_name": "Tester"})
+    } else {
+        json!({"id": chat_id, "type": "supergroup", "title": format!("group {chat_id}"), "is_forum": forum})
+    }
+}
+
 impl Served for Shared {
     fn stop_flag(&self) -> &AtomicBool {
         &self.stop
@@ -253,15 +382,35 @@ fn serve_connection(stream: TcpStream, sh: &Shared) {
     let Ok(mut writer) = stream.try_clone() else { return };
     let mut reader = BufReader::new(stream);
     if let Ok(Some(req)) = read_request(&mut reader) {
-        let (status, body) = handle(&req, sh);
+        let (status, content_type, body) = match download(&req, sh) {
+            Some((status, body)) => (status, "application/octet-stream", body),
+            None => {
+                let (status, body) = handle(&req, sh);
+                (status, "application/json", body.into_bytes())
+            }
+        };
         let head = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
-        let _ = writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(body.as_bytes()));
+        let _ = writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(&body));
         let _ = writer.flush();
     }
     let _ = writer.shutdown(Shutdown::Both);
+}
+
+/// `GET /file/bot<TOKEN>/<file_path>`: a file's bytes; `None` for every other path.
+fn download(req: &Request, sh: &Shared) -> Option<(String, Vec<u8>)> {
+    let rest = req.path.strip_prefix("/file/bot")?;
+    let (token, path) = rest.split_once('/')?;
+    if token != sh.token {
+        return Some(("401 Unauthorized".into(), Vec::new()));
+    }
+    let st = sh.state.lock().unwrap();
+    match st.files.values().find(|(p, _)| p == path) {
+        Some((_, bytes)) => Some(("200 OK".into(), bytes.clone())),
+        None => Some(("404 Not Found".into(), Vec::new())),
+    }
 }
 
 fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
@@ -398,6 +547,13 @@ fn handle(req: &Request, sh: &Shared) -> (String, String) {
                               "can_read_all_group_messages": false, "supports_inline_queries": false})),
         "getUpdates" => get_updates(&params, sh),
         "sendMessage" => send_message(params, sh),
+        "editMessageText" => edit_message(params, sh),
+        "answerCallbackQuery" => {
+            sh.state.lock().unwrap().callback_answers.push(params);
+            sh.changed.notify_all();
+            ok(json!(true))
+        }
+        "getFile" => get_file(&params, sh),
         _ => {
             sh.state.lock().unwrap().other.push(format!("{method} {params}"));
             ok(json!(true))
@@ -409,6 +565,16 @@ fn get_updates(params: &Value, sh: &Shared) -> (String, String) {
     let offset = int_param(params, "offset");
     let timeout = params.get("timeout").and_then(|t| t.as_f64().or_else(|| t.as_str()?.parse().ok()));
     let limit = int_param(params, "limit").filter(|l| (1..=100).contains(l)).unwrap_or(100) as usize;
+    let allowed: Option<Vec<String>> = params.get("allowed_updates").and_then(|a| {
+        let list = match a {
+            Value::String(s) => serde_json::from_str::<Value>(s).ok()?,
+            other => other.clone(),
+        };
+        list.as_array().map(|l| l.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+    });
+    let wanted = |u: &Value| {
+        allowed.as_ref().is_none_or(|kinds| kinds.is_empty() || kinds.iter().any(|k| u.get(k).is_some()))
+    };
     let wait = Duration::from_secs_f64(timeout.unwrap_or(0.0).clamp(0.0, MAX_POLL.as_secs_f64()));
     let deadline = Instant::now() + wait;
     let at_ms = now_ms();
@@ -418,6 +584,7 @@ fn get_updates(params: &Value, sh: &Shared) -> (String, String) {
             .updates
             .iter()
             .filter(|u| offset.is_none_or(|o| u["update_id"].as_i64().unwrap_or(0) >= o))
+            .filter(|u| wanted(u))
             .take(limit)
             .cloned()
             .collect();
@@ -428,6 +595,46 @@ fn get_updates(params: &Value, sh: &Shared) -> (String, String) {
             return ok(Value::Array(found));
         }
         st = sh.changed.wait_timeout(st, left.min(Duration::from_millis(100))).unwrap().0;
+    }
+}
+
+fn edit_message(params: Value, sh: &Shared) -> (String, String) {
+    let (Some(chat_id), Some(message_id)) = (int_param(&params, "chat_id"), int_param(&params, "message_id"))
+    else {
+        return error(400, "Bad Request: chat_id and message_id are required");
+    };
+    let text = params.get("text").and_then(Value::as_str).unwrap_or("").to_owned();
+    if text.trim().is_empty() {
+        return error(400, "Bad Request: message text is empty");
+    }
+    if text.encode_utf16().count() > 4096 {
+        return error(400, "Bad Request: MESSAGE_TOO_LONG");
+    }
+    let markup = params.get("reply_markup").cloned().unwrap_or(Value::Null);
+    let mut st = sh.state.lock().unwrap();
+    match st.current.get(&message_id) {
+        Some((chat, _, _)) if *chat != chat_id => {
+            return error(400, "Bad Request: message to edit not found");
+        }
+        None => return error(400, "Bad Request: message to edit not found"),
+        Some((_, old, old_markup)) if *old == text && *old_markup == markup => {
+            return error(400, "Bad Request: message is not modified");
+        }
+        Some(_) => {}
+    }
+    st.current.insert(message_id, (chat_id, text.clone(), markup));
+    st.edits.push(Edit { chat_id, message_id, text: text.clone(), at_ms: now_ms(), params });
+    sh.changed.notify_all();
+    ok(json!({"message_id": message_id, "chat": {"id": chat_id}, "date": now_ms() / 1000, "text": text}))
+}
+
+fn get_file(params: &Value, sh: &Shared) -> (String, String) {
+    let file_id = params.get("file_id").and_then(Value::as_str).unwrap_or("");
+    let st = sh.state.lock().unwrap();
+    match st.files.get(file_id) {
+        Some((path, bytes)) => ok(json!({"file_id": file_id, "file_unique_id": format!("u{file_id}"),
+                                         "file_size": bytes.len(), "file_path": path})),
+        None => error(400, "Bad Request: invalid file_id"),
     }
 }
 
@@ -456,6 +663,8 @@ fn send_message(params: Value, sh: &Shared) -> (String, String) {
         at_ms: now_ms(),
         params: params.clone(),
     });
+    let markup = params.get("reply_markup").cloned().unwrap_or(Value::Null);
+    st.current.insert(100_000 + seq as i64, (chat_id, text.clone(), markup));
     sh.changed.notify_all();
     let mut message = json!({
         "message_id": 100_000 + seq as i64,

@@ -1,0 +1,41 @@
+//! `clawsess stop`: interrupts the run turn in progress on a session.
+
+use anyhow::Result;
+
+use super::{Run, key_or_default};
+use crate::cli::Stop;
+use crate::exit;
+use crate::live::stop::{self, Running, Stopped};
+use crate::resolve::find_session;
+use crate::store::Store;
+
+impl Run for Stop {
+    fn run(&self) -> Result<u8> {
+        let store = Store::open()?;
+        let (running, what) = match &self.session {
+            Some(arg) => {
+                let id = find_session(&store, arg)?;
+                (stop::running_on(&store, &id), format!("session {}", id.short()))
+            }
+            None => {
+                let key = key_or_default(&self.key)?;
+                (stop::running_for_key(&store, key.as_str()).into_iter().next(), format!("{key}"))
+            }
+        };
+        let Some(run) = running else {
+            crate::outln!("nothing is running for {what}")?;
+            return Ok(exit::OK);
+        };
+        let how = stop::stop(&store, &run, self.wait)?;
+        crate::outln!("{}", told(&run, how))?;
+        Ok(exit::OK)
+    }
+}
+
+fn told(run: &Running, how: Stopped) -> String {
+    let what = match how {
+        Stopped::Interrupted => "interrupted",
+        Stopped::Terminated => "stopped (SIGTERM: a run without --stream or --image cannot be interrupted)",
+    };
+    format!("{} turn on session {} {what}", run.holder.key, run.session.short())
+}

@@ -1,0 +1,63 @@
+//! What a live turn tells its caller as it goes: the lines of `run --stream`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::ident::{RequestId, SessionId};
+
+/// One event of a live turn; `run --stream` prints each as one JSON line. The last line,
+/// the result object, is not an event: `run` prints it once the turn is recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Event {
+    /// The session the turn goes to, before claude starts.
+    Session { session_id: SessionId, key: String, cwd: std::path::PathBuf, resumed: bool },
+    /// Text of the model's reply, a block at a time as claude completes it.
+    Text { text: String },
+    /// The model calls a tool (`input` as claude gave it).
+    Tool { id: String, tool: String, input: Value },
+    /// The tool call needs permission: answer with `clawsess answer REQUEST_ID allow|deny`.
+    Permission { request_id: RequestId, tool: String, input: Value, timeout_s: u64 },
+}
+
+/// Where events go: a callback, so a Rust bot can take them without parsing JSON.
+pub trait Sink {
+    fn event(&mut self, event: &Event);
+}
+
+impl<F: FnMut(&Event)> Sink for F {
+    fn event(&mut self, event: &Event) {
+        self(event)
+    }
+}
+
+/// Events as JSON lines on stdout, each flushed at once. A closed stdout is not our error:
+/// the turn goes on and is recorded.
+pub struct JsonLines;
+
+impl Sink for JsonLines {
+    fn event(&mut self, event: &Event) {
+        use std::io::Write;
+        if let Ok(line) = serde_json::to_string(event) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_serialize_as_the_spec_names_them() {
+        let tool = Event::Tool { id: "toolu_1".into(), tool: "Bash".into(), input: json!({"command": "ls"}) };
+        assert_eq!(
+            serde_json::to_value(&tool).unwrap(),
+            json!({"type": "tool", "id": "toolu_1", "tool": "Bash", "input": {"command": "ls"}})
+        );
+        let text = serde_json::to_value(Event::Text { text: "hi".into() }).unwrap();
+        assert_eq!(text, json!({"type": "text", "text": "hi"}));
+    }
+}

@@ -1,0 +1,373 @@
+//! Live turns: claude driven through its stream-json protocol, the way the Agent SDK drives
+//! it, so that a turn can tell its caller what it does as it goes ([`Event`]), put tool calls
+//! that need permission to the caller (`run --ask`, [`ask`]), be interrupted (`clawsess
+//! stop`, [`stop`]) and take pictures ([`image`]).
+//!
+//! `claude -p --input-format stream-json --output-format stream-json --verbose` reads the
+//! prompt (and images) as one user message on stdin and prints one JSON line per message;
+//! with `--permission-prompt-tool stdio` it asks about each tool call that needs permission
+//! with a `control_request` on stdout and waits for our `control_response` on stdin. An
+//! interrupt is a `control_request` of ours. Stdin stays open until the turn's `result`.
+
+pub mod ask;
+pub mod event;
+pub mod image;
+pub mod stop;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::{Map, Value};
+
+pub use event::{Event, JsonLines, Sink};
+
+use crate::claude::{ForwardSignals, Outcome, child_command};
+use crate::ident::{RequestId, SessionId};
+use crate::store::{Decision, PermissionAnswer, Store};
+
+/// How often a live turn looks for answers and stop requests while claude is quiet.
+pub const TICK: Duration = Duration::from_millis(100);
+/// After an interrupt, how long claude may take to end the turn before it gets SIGTERM.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// After SIGTERM (or after the result, once stdin is closed), how long before SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+/// Default of `--ask-timeout`.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(300);
+/// `run`'s exit status for a turn interrupted by `clawsess stop` (128 + SIGINT).
+pub const INTERRUPTED: u8 = 130;
+
+/// One live turn, as `run --stream` (or `--image`) starts it.
+pub struct LiveTurn<'a> {
+    pub store: &'a Store,
+    pub claude: &'a Path,
+    pub session: &'a SessionId,
+    /// Resume the session (else start it with `--session-id`).
+    pub resume: bool,
+    pub cwd: &'a Path,
+    pub key: &'a str,
+    /// Arguments passed on with `-A`.
+    pub extra: &'a [String],
+    /// Image blocks sent before the prompt (see [`image::image_block`]).
+    pub images: &'a [Value],
+    /// With `--ask`: put tool calls that need permission to the caller, denying them after
+    /// this long without an answer. Without: claude denies them itself, as in `-p` mode.
+    pub ask: Option<Duration>,
+}
+
+/// A permission request the turn waits on: ours, and claude's id for it.
+struct Waiting {
+    claude_id: String,
+    input: Value,
+    timeout_at: Instant,
+}
+
+/// Where the turn stands while claude runs.
+#[derive(Default)]
+struct Progress {
+    waiting: HashMap<RequestId, Waiting>,
+    asked: Vec<RequestId>,
+    stop_asked: Option<Instant>,
+    terminated: Option<Instant>,
+    result: Option<Map<String, Value>>,
+}
+
+impl LiveTurn<'_> {
+    /// Runs the turn: events go to `sink` as they happen, `started` learns claude's pid as
+    /// soon as it runs. The outcome's stdout holds the result object (`"type": "result"`,
+    /// claude's fields, and `"interrupted"`), as `claude -p --output-format json` would
+    /// print it. A SIGTERM, SIGINT or SIGHUP to us stops claude too, and is an error.
+    pub fn run(
+        &self,
+        prompt: &str,
+        started: impl FnOnce(u32) -> Result<()>,
+        sink: &mut dyn Sink,
+    ) -> Result<Outcome> {
+        ask::sweep(self.store)?;
+        self.store.clear_stop_request(self.session)?;
+        sink.event(&Event::Session {
+            session_id: self.session.clone(),
+            key: self.key.to_owned(),
+            cwd: self.cwd.to_path_buf(),
+            resumed: self.resume,
+        });
+        let signals = ForwardSignals::install()?;
+        let mut child =
+            self.command().spawn().with_context(|| format!("could not run {}", self.claude.display()))?;
+        signals.forward_to(child.id());
+        started(child.id())?;
+        let lines = read_lines(&mut child);
+        let mut stdin = child.stdin.take();
+        send(&mut stdin, &wire::user_message(prompt, self.images));
+        let mut progress = Progress::default();
+        let ended = self.drive(&mut child, &mut stdin, &lines, &mut progress, sink);
+        drop(stdin); // claude ends once its input does
+        let status = wait_or_kill(&mut child, progress.terminated.is_some());
+        let cleanup = ask::forget(self.store, &progress.asked);
+        let _ = self.clear_own_stop_request();
+        ended?;
+        let status = status?;
+        cleanup?;
+        if let Some(sig) = signals.caught() {
+            return Err(crate::exit::Stopped(sig).into());
+        }
+        let stdout = self.result_line(progress.result, progress.stop_asked.is_some())?;
+        Ok(Outcome { code: status.code(), signal: status.signal(), stdout })
+    }
+
+    fn command(&self) -> std::process::Command {
+        let mut cmd = child_command(self.claude, self.cwd, self.key);
+        cmd.args(["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"]);
+        if self.ask.is_some() {
+            cmd.args(["--permission-prompt-tool", "stdio"]);
+        }
+        cmd.arg(if self.resume { "--resume" } else { "--session-id" })
+            .arg(self.session.as_str())
+            .args(self.extra);
+        cmd
+    }
+
+    /// Handles claude's lines until its result (or until its stdout closes), and between
+    /// them answers, timeouts and stop requests.
+    fn drive(
+        &self,
+        child: &mut Child,
+        stdin: &mut Option<ChildStdin>,
+        lines: &Receiver<String>,
+        progress: &mut Progress,
+        sink: &mut dyn Sink,
+    ) -> Result<()> {
+        while progress.result.is_none() {
+            match lines.recv_timeout(TICK) {
+                Ok(line) => {
+                    if let Some(line) = wire::Line::parse(&line) {
+                        self.on_line(line, stdin, progress, sink)?;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.check_answers(stdin, progress)?;
+            self.check_stop(child, stdin, progress)?;
+        }
+        Ok(())
+    }
+
+    fn on_line(
+        &self,
+        line: wire::Line,
+        stdin: &mut Option<ChildStdin>,
+        progress: &mut Progress,
+        sink: &mut dyn Sink,
+    ) -> Result<()> {
+        use wire::{Block, ControlRequest, Line};
+        match line {
+            Line::Assistant { message, parent_tool_use_id } => {
+                for block in message.content {
+                    match block {
+                        // A sub-agent's text is its report to the model, not the reply.
+                        Block::Text { text } if parent_tool_use_id.is_none() && !text.is_empty() => {
+                            sink.event(&Event::Text { text })
+                        }
+                        Block::ToolUse { id, name, input } => {
+                            sink.event(&Event::Tool { id, tool: name, input })
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Line::ControlRequest {
+                request_id,
+                request: ControlRequest::CanUseTool { tool_name, input, .. },
+            } => {
+                let Some(timeout) = self.ask else {
+                    let why = "clawsess run was not given --ask: a tool call that needs permission is denied";
+                    send(stdin, &wire::permission_response(&request_id, false, &input, why));
+                    return Ok(());
+                };
+                let req = ask::ask(self.store, self.session, self.key, &tool_name, &input, timeout)?;
+                progress.asked.push(req.id.clone());
+                sink.event(&Event::Permission {
+                    request_id: req.id.clone(),
+                    tool: tool_name,
+                    input: input.clone(),
+                    timeout_s: timeout.as_secs(),
+                });
+                let timeout_at = Instant::now() + timeout;
+                progress.waiting.insert(req.id, Waiting { claude_id: request_id, input, timeout_at });
+            }
+            Line::ControlRequest { request_id, .. } => send(stdin, &wire::unsupported_response(&request_id)),
+            Line::ControlCancelRequest { request_id } => {
+                progress.waiting.retain(|_, w| w.claude_id != request_id)
+            }
+            Line::Result { fields } => progress.result = Some(fields),
+            Line::System { .. } | Line::ControlResponse {} | Line::Other => {}
+        }
+        Ok(())
+    }
+
+    /// Passes on the answers that came, and denies the requests that timed out.
+    fn check_answers(&self, stdin: &mut Option<ChildStdin>, progress: &mut Progress) -> Result<()> {
+        let now = Instant::now();
+        let mut done = Vec::new();
+        for (id, waiting) in &progress.waiting {
+            let answer = match ask::check(self.store, id)? {
+                Some(answer) => answer,
+                None if now >= waiting.timeout_at => {
+                    let secs = self.ask.unwrap_or_default().as_secs();
+                    let why = format!("nobody answered the permission request within {secs} s; denied");
+                    ask::time_out(self.store, id, &why)?
+                }
+                None => continue,
+            };
+            send(stdin, &response(&waiting.claude_id, &waiting.input, &answer));
+            done.push(id.clone());
+        }
+        for id in done {
+            progress.waiting.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Acts on `clawsess stop`: an interrupt first; SIGTERM if claude has not ended the
+    /// turn after [`STOP_GRACE`]; SIGKILL after [`KILL_GRACE`] more.
+    fn check_stop(
+        &self,
+        child: &mut Child,
+        stdin: &mut Option<ChildStdin>,
+        progress: &mut Progress,
+    ) -> Result<()> {
+        let Some(asked) = progress.stop_asked else {
+            if self.store.stop_request(self.session)?.is_some_and(|r| r.pid == std::process::id()) {
+                self.store.clear_stop_request(self.session)?; // tells `stop` we saw it
+                send(stdin, &wire::interrupt_request(&format!("clawsess-stop-{}", uuid::Uuid::new_v4())));
+                progress.stop_asked = Some(Instant::now());
+            }
+            return Ok(());
+        };
+        match progress.terminated {
+            None if asked.elapsed() >= STOP_GRACE => {
+                signal(child, libc::SIGTERM);
+                progress.terminated = Some(Instant::now());
+            }
+            Some(at) if at.elapsed() >= KILL_GRACE => {
+                let _ = child.kill();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A stop request for this run that it never got to act on.
+    fn clear_own_stop_request(&self) -> Result<()> {
+        if self.store.stop_request(self.session)?.is_some_and(|r| r.pid == std::process::id()) {
+            self.store.clear_stop_request(self.session)?;
+        }
+        Ok(())
+    }
+
+    /// The result object: `"type": "result"` first, then claude's fields, then whether the
+    /// turn was interrupted. One is made up when claude had to be killed after a stop.
+    fn result_line(&self, result: Option<Map<String, Value>>, stop_asked: bool) -> Result<Vec<u8>> {
+        let Some(fields) = result.or_else(|| stop_asked.then(|| self.killed_result())) else {
+            return Ok(Vec::new());
+        };
+        let interrupted =
+            stop_asked && fields.get("subtype").and_then(Value::as_str).is_none_or(|s| s != "success");
+        let mut out = Map::new();
+        out.insert("type".into(), Value::String("result".into()));
+        out.extend(fields);
+        if out.get("result").is_none_or(Value::is_null) {
+            out.insert("result".into(), Value::String(String::new()));
+        }
+        out.insert("interrupted".into(), Value::Bool(interrupted));
+        Ok(serde_json::to_vec(&out)?)
+    }
+
+    fn killed_result(&self) -> Map<String, Value> {
+        let value = serde_json::json!({
+            "subtype": "error_during_execution",
+            "is_error": true,
+            "result": "",
+            "session_id": self.session,
+        });
+        value.as_object().cloned().unwrap_or_default()
+    }
+}
+
+/// The control response for `answer`.
+fn response(claude_id: &str, input: &Value, answer: &PermissionAnswer) -> Value {
+    let allow = answer.decision == Decision::Allow;
+    let why = match (&answer.decision, answer.reason.as_deref()) {
+        (_, Some(reason)) if !reason.trim().is_empty() => reason.to_owned(),
+        (Decision::Timeout, _) => "nobody answered the permission request in time; denied".into(),
+        _ => "the user denied this tool call".into(),
+    };
+    wire::permission_response(claude_id, allow, input, &why)
+}
+
+/// Writes one line to claude's stdin. Claude may have exited: then stdin is dropped and the
+/// turn ends when its stdout does.
+fn send(stdin: &mut Option<ChildStdin>, message: &Value) {
+    let Some(pipe) = stdin else { return };
+    let mut line = message.to_string();
+    line.push('\n');
+    if pipe.write_all(line.as_bytes()).and_then(|()| pipe.flush()).is_err() {
+        *stdin = None;
+    }
+}
+
+/// claude's stdout, line by line, from a thread (a line is read whole however long it is).
+fn read_lines(child: &mut Child) -> Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if tx.send(String::from_utf8_lossy(&buf).into_owned()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: our own child, not yet reaped (we reap it only in `wait_or_kill`).
+    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+}
+
+/// Waits for claude to exit after its input closed; one that lingers gets SIGTERM, then
+/// SIGKILL. `terminated`: it was sent SIGTERM already.
+fn wait_or_kill(child: &mut Child, terminated: bool) -> Result<std::process::ExitStatus> {
+    let mut deadline = Instant::now() + KILL_GRACE;
+    let mut termed = terminated;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            if termed {
+                child.kill()?;
+                return Ok(child.wait()?);
+            }
+            signal(child, libc::SIGTERM);
+            termed = true;
+            deadline = Instant::now() + KILL_GRACE;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,423 @@
+//! Live turns end to end with the real Claude Code CLI: `run --stream` events while the turn
+//! runs, `run --ask` with `clawsess answer`, `clawsess stop`, and `run --image`. The stand-in
+//! Messages API is the barrier (`[hold=NAME]`, `[hold-reply=NAME]`): no assertion depends on
+//! how fast anything is.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::real_claude::{ClaudeHome, run_with_stdin};
+use support::stand_in_api::{Recorded, ToolCall};
+
+/// Longest wait for anything (a claude turn takes about a second).
+const T: Duration = Duration::from_secs(60);
+
+/// A HOME with Claude Code and clawsess installed, and a project new sessions start in.
+struct Live {
+    home: ClaudeHome,
+    project: PathBuf,
+}
+
+impl std::ops::Deref for Live {
+    type Target = ClaudeHome;
+    fn deref(&self) -> &ClaudeHome {
+        &self.home
+    }
+}
+
+impl Live {
+    fn new() -> Self {
+        let home = ClaudeHome::new();
+        home.install_clawsess();
+        let project = home.project("live");
+        Self { home, project }
+    }
+
+    /// `clawsess run --cwd PROJECT ARGS`, in the background, its stdout read line by line.
+    fn spawn(&self, args: &[&str]) -> Running {
+        let cwd = self.project.to_str().unwrap().to_owned();
+        let mut all = vec!["run", "--cwd", &cwd];
+        all.extend_from_slice(args);
+        let mut child = self
+            .clawsess_cmd(&all)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = read_lines(child.stdout.take().unwrap());
+        Running { child, lines, seen: Vec::new() }
+    }
+
+    /// `clawsess run --cwd PROJECT ARGS` to the end.
+    fn run(&self, args: &[&str]) -> Output {
+        let cwd = self.project.to_str().unwrap().to_owned();
+        let mut all = vec!["run", "--cwd", &cwd];
+        all.extend_from_slice(args);
+        run_with_stdin(&mut self.clawsess_cmd(&all), "", Duration::from_secs(120))
+    }
+
+    /// The main-turn requests whose prompt contains `needle`.
+    fn turns_with(&self, needle: &str) -> Vec<Recorded> {
+        self.api.turn_requests().into_iter().filter(|r| r.last_user_text.contains(needle)).collect()
+    }
+
+    /// The files under the state dir's `requests/`.
+    fn request_files(&self) -> Vec<PathBuf> {
+        let dir = self.home().join(".local/share/clawsess/requests");
+        std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+    }
+}
+
+/// A `run --stream` in progress.
+struct Running {
+    child: Child,
+    lines: Receiver<(Instant, String)>,
+    seen: Vec<Value>,
+}
+
+impl Running {
+    /// Reads events until one of `kind` arrives; returns it.
+    fn until(&mut self, kind: &str) -> Value {
+        let deadline = Instant::now() + T;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok((_, line)) = self.lines.recv_timeout(left) else {
+                panic!("no {kind} event within {T:?}; seen: {:#?}", self.seen);
+            };
+            let event: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
+            self.seen.push(event.clone());
+            if event["type"] == kind {
+                return event;
+            }
+        }
+    }
+
+    /// Reads to the end; returns the exit status and every event of the run.
+    fn finish(mut self) -> (i32, Vec<Value>) {
+        while let Ok((_, line)) = self.lines.recv_timeout(T) {
+            self.seen.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}")));
+        }
+        let status = self.child.wait().unwrap();
+        (status.code().unwrap_or(-1), std::mem::take(&mut self.seen))
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_lines(stdout: ChildStdout) -> Receiver<(Instant, String)> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send((Instant::now(), line)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn result_of(events: &[Value]) -> &Value {
+    let last = events.last().expect("no events");
+    assert_eq!(last["type"], "result", "the last line is the result object: {events:#?}");
+    last
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn stream_events_arrive_while_the_turn_runs_and_end_with_the_result() {
+    let e = Live::new();
+    let mut run =
+        e.spawn(&["--stream", "--key", "chat:1", "--", "look around [bash=echo hello] [hold-reply=R]"]);
+    let session = run.until("session");
+    assert_eq!(session["key"], "chat:1");
+    assert_eq!(session["resumed"], false);
+    assert_eq!(session["cwd"], e.project.to_str().unwrap());
+    let tool = run.until("tool");
+    assert_eq!(tool["tool"], "Bash");
+    assert_eq!(tool["input"]["command"], "echo hello");
+    assert!(tool["id"].as_str().unwrap().starts_with("toolu_"), "{tool}");
+    // The tool event is out while the model's answer is still held (it is released only
+    // below): the turn is not over.
+    assert!(run.seen.iter().all(|ev| ev["type"] != "result" && ev["type"] != "text"), "{:#?}", run.seen);
+    let held = e
+        .api
+        .wait_for(T, |r| r.iter().any(|r| r.last_user_text.contains("look around") && r.message_count > 2));
+    assert!(held, "the answer after the tool call reached the stand-in");
+    e.api.release("R");
+    let (code, events) = run.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let reply = events.iter().find(|ev| ev["type"] == "text").expect("a text event");
+    assert!(reply["text"].as_str().unwrap().contains("stand-in reply"), "{reply}");
+    let result = result_of(&events);
+    assert_eq!(result["is_error"], false);
+    assert_eq!(result["interrupted"], false);
+    assert_eq!(result["key"], "chat:1");
+    assert_eq!(result["session_id"], session["session_id"]);
+    assert_eq!(result["result"], reply["text"]);
+    // The model saw the tool's output.
+    assert!(e.api.turn_requests().last().unwrap().all_text.contains("hello"));
+    // The turn was recorded: the key continues this session.
+    assert_eq!(e.current("chat:1").as_deref(), session["session_id"].as_str());
+}
+
+#[test]
+fn a_failure_before_claude_is_still_one_result_line() {
+    let e = Live::new();
+    let out = e.run(&["--stream", "--session", "nosuch", "--", "hi"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let result: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!((result["type"].as_str(), result["is_error"].as_bool()), (Some("result"), Some(true)));
+    assert!(result["error"].as_str().unwrap().contains("nosuch"), "{result}");
+}
+
+#[test]
+fn ask_allow_from_another_process_runs_the_tool_and_a_second_answer_is_refused() {
+    let e = Live::new();
+    let target = e.project.join("allowed.txt");
+    let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
+    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:2", "--", &prompt]);
+    let tool = run.until("tool");
+    let ask = run.until("permission");
+    assert_eq!(ask["tool"], "Bash");
+    assert_eq!(ask["input"], tool["input"]);
+    assert_eq!(ask["timeout_s"], 300);
+    let id = ask["request_id"].as_str().unwrap();
+    assert!(!target.exists(), "nothing ran before the answer");
+    let out = e.clawsess(&["answer", id, "allow"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("allowed Bash for chat:2"));
+    let (code, events) = run.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    assert!(target.exists(), "the allowed tool ran");
+    assert_eq!(result_of(&events)["permission_denials"], Value::Array(vec![]));
+    let again = e.clawsess(&["answer", id, "deny"]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no permission request"), "{}", text(&again));
+    assert!(e.request_files().is_empty(), "the turn's requests are gone: {:?}", e.request_files());
+    let bad = e.clawsess(&["answer", "../../etc/passwd", "allow"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+}
+
+#[test]
+fn ask_deny_keeps_the_tool_from_running_and_tells_the_model_why() {
+    let e = Live::new();
+    let target = e.project.join("denied.txt");
+    let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
+    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:3", "--", &prompt]);
+    let ask = run.until("permission");
+    let id = ask["request_id"].as_str().unwrap().to_owned();
+    let out = e.clawsess(&["answer", &id, "deny", "--reason", "not in this folder"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let second = e.clawsess(&["answer", &id, "allow"]);
+    assert_eq!(second.status.code(), Some(1), "a request is answered once: {}", text(&second));
+    let (code, events) = run.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    assert!(!target.exists(), "a denied tool does not run");
+    let denials = &result_of(&events)["permission_denials"];
+    assert_eq!(denials.as_array().map(Vec::len), Some(1), "{denials}");
+    let last = e.api.turn_requests().pop().unwrap();
+    assert!(last.all_text.contains("not in this folder"), "the model got the reason");
+}
+
+#[test]
+fn an_unanswered_request_is_denied_after_the_timeout() {
+    let e = Live::new();
+    let target = e.project.join("late.txt");
+    let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
+    let mut run = e.spawn(&["--stream", "--ask", "--ask-timeout", "1", "--key", "chat:4", "--", &prompt]);
+    let ask = run.until("permission");
+    assert_eq!(ask["timeout_s"], 1);
+    let (code, events) = run.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    assert!(!target.exists());
+    assert!(e.api.turn_requests().pop().unwrap().all_text.contains("nobody answered"), "the model was told");
+    let late = e.clawsess(&["answer", ask["request_id"].as_str().unwrap(), "allow"]);
+    assert_eq!(late.status.code(), Some(1), "{}", text(&late));
+}
+
+#[test]
+fn stop_interrupts_a_turn_and_the_next_turn_continues_the_session() {
+    let e = Live::new();
+    let idle = e.clawsess(&["stop", "--key", "chat:5"]);
+    assert!(idle.status.success(), "{}", text(&idle));
+    assert!(String::from_utf8_lossy(&idle.stdout).contains("nothing is running for chat:5"));
+
+    let mut run = e.spawn(&["--stream", "--key", "chat:5", "--", "a long job [hold=LONG]"]);
+    let session = run.until("session");
+    e.api.wait_held("LONG");
+    let out = e.clawsess(&["stop", "--key", "chat:5"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("interrupted"), "{}", text(&out));
+    let (code, events) = run.finish();
+    assert_eq!(code, 130, "{events:#?}");
+    let result = result_of(&events);
+    assert_eq!(result["interrupted"], true);
+    assert_eq!(result["session_id"], session["session_id"]);
+    assert!(e.turns_with("a long job")[0].client_gone, "claude hung up on the held request");
+
+    let next = e.run(&["--json", "--key", "chat:5", "--", "after the stop"]);
+    assert!(next.status.success(), "{}", text(&next));
+    let next: Value = serde_json::from_slice(&next.stdout).unwrap();
+    assert_eq!(next["session_id"], session["session_id"], "the same session goes on");
+    let seen = &e.turns_with("after the stop")[0];
+    assert!(seen.all_text.contains("a long job [hold=LONG]"), "the stopped turn's prompt is in it");
+}
+
+#[test]
+fn stop_of_a_plain_run_terminates_it_and_frees_the_session() {
+    let e = Live::new();
+    let run = e.spawn(&["--key", "chat:6", "--", "plain and long [hold=PLAIN]"]);
+    e.api.wait_held("PLAIN");
+    let session = e.home.clawsess_ok(&["list", "--json"]);
+    let out = e.clawsess(&["stop", "--key", "chat:6"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SIGTERM"), "{}", text(&out));
+    let (code, _) = run.finish();
+    assert_ne!(code, 0);
+    let next = e.run(&["--key", "chat:6", "--wait", "30", "--", "next one"]);
+    assert!(next.status.success(), "{} {session}", text(&next));
+}
+
+#[test]
+fn an_image_reaches_the_model_as_an_image_block() {
+    let e = Live::new();
+    let png = e.project.join("red.png");
+    std::fs::write(&png, tiny_png()).unwrap();
+    let out = e.run(&["--json", "--image", png.to_str().unwrap(), "--", "what is in the picture"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["is_error"], false);
+    let req = &e.turns_with("what is in the picture")[0];
+    let blocks = req.body["messages"][0]["content"].as_array().unwrap();
+    let image = blocks.iter().find(|b| b["type"] == "image").expect("an image block");
+    assert_eq!(image["source"]["media_type"], "image/png");
+    use base64::Engine;
+    assert_eq!(image["source"]["data"], base64::engine::general_purpose::STANDARD.encode(tiny_png()));
+}
+
+#[test]
+fn a_non_image_or_oversized_file_is_refused_before_claude_starts() {
+    let e = Live::new();
+    let fake = e.project.join("notes.png");
+    std::fs::write(&fake, "just text").unwrap();
+    let big = e.project.join("big.png");
+    let mut bytes = tiny_png();
+    bytes.resize(5 * 1024 * 1024 + 1, 0);
+    std::fs::write(&big, bytes).unwrap();
+    for (file, why) in [(&fake, "not a PNG, JPEG, GIF or WebP"), (&big, "5 MB")] {
+        let out = e.run(&["--stream", "--image", file.to_str().unwrap(), "--", "look"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(result["error"].as_str().unwrap().contains(why), "{result}");
+    }
+    let missing = e.run(&["--image", "/nonexistent/x.png", "--", "look"]);
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+    assert!(e.api.requests().is_empty(), "claude never started");
+}
+
+#[test]
+fn a_sigkilled_run_waiting_for_an_answer_leaves_the_session_usable() {
+    let e = Live::new();
+    let target = e.project.join("never.txt");
+    let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
+    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:7", "--", &prompt]);
+    let session = run.until("session");
+    let ask = run.until("permission");
+    unsafe { libc::kill(run.pid() as i32, libc::SIGKILL) };
+    let _ = run.finish();
+    let late = e.clawsess(&["answer", ask["request_id"].as_str().unwrap(), "allow"]);
+    assert_eq!(late.status.code(), Some(1), "{}", text(&late));
+    let next = e.run(&[
+        "--stream",
+        "--key",
+        "chat:7",
+        "--session",
+        session["session_id"].as_str().unwrap(),
+        "--wait",
+        "30",
+        "--",
+        "carry on",
+    ]);
+    assert!(next.status.success(), "{}", text(&next));
+    assert!(!target.exists(), "the unanswered tool never ran");
+    assert!(e.turns_with("carry on")[0].all_text.contains("write it"), "the same session goes on");
+    assert!(e.request_files().is_empty(), "{:?}", e.request_files());
+}
+
+/// Median time from the stand-in finishing a tool_use answer to the `tool` event being read
+/// from `run --stream`'s stdout, over 20 tool calls in one turn. Run with
+/// `cargo test --release --test e2e_live -- --ignored --nocapture tool_event_latency`.
+#[test]
+#[ignore]
+fn tool_event_latency() {
+    let e = Live::new();
+    let calls = (0..20).map(|i| ToolCall::bash(&format!("echo {i}"))).collect();
+    e.api.script_tools("[latency]", calls);
+    let run = e.spawn(&["--stream", "--", "[latency]"]);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + T;
+    while seen.len() < 20 {
+        let (at, line) = run.lines.recv_timeout(deadline - Instant::now()).expect("20 tool events");
+        let wall = support_now_ms() - at.elapsed().as_millis() as u64;
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if event["type"] == "tool" {
+            seen.push((event["id"].as_str().unwrap().to_owned(), wall));
+        }
+    }
+    let (code, _) = run.finish();
+    assert_eq!(code, 0);
+    let requests = e.api.requests();
+    let mut ms: Vec<u64> = seen
+        .iter()
+        .map(|(id, read_at)| {
+            let seq: usize = id.trim_start_matches("toolu_standin_").parse().unwrap();
+            let sent = requests.iter().find(|r| r.seq == seq).unwrap().finished_ms;
+            read_at.saturating_sub(sent)
+        })
+        .collect();
+    ms.sort();
+    eprintln!(
+        "tool call answered by the API -> tool event read: median {} ms, min {} ms, max {} ms (n={})",
+        ms[ms.len() / 2],
+        ms[0],
+        ms[ms.len() - 1],
+        ms.len()
+    );
+}
+
+fn support_now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A 1x1 PNG.
+fn tiny_png() -> Vec<u8> {
+    let hex = "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c49444154789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082";
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+}
