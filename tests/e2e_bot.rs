@@ -190,7 +190,16 @@ fn each_chat_and_forum_topic_keeps_its_own_session() {
     assert_eq!(req.last_user_text.trim(), "second message in chat 100");
     assert!(req.all_text.contains("hello from chat 100"), "the second turn continues the first");
     assert_eq!(e.current("telegram:100").as_deref(), Some(session.as_str()));
-    assert_replies_to(&e.say(&bot, 100, None, "run it [bash=echo from chat 100]"), "run it");
+    // A turn with a tool call: first the "working" message, then the reply of its own.
+    let working = e.say(&bot, 100, None, "run it [bash=echo from chat 100]");
+    assert!(working.text.contains("Working") && working.text.contains("echo from chat 100"), "{working:?}");
+    assert!(
+        e.tg.wait_for(T, |s| s
+            .iter()
+            .any(|m| m.chat_id == 100 && m.text.contains("stand-in reply") && m.text.contains("run it"))),
+        "no reply to the tool turn; bot log:\n{}",
+        bot.log()
+    );
     let r = e.say(&bot, 100, None, "/status");
     assert!(r.text.contains(&session) && r.text.contains("its own conversation"), "{r:?}");
     assert!(r.text.contains("Last topic: 3 prompts, last turn by telegram:100"), "{r:?}");

@@ -292,7 +292,8 @@ if [ -n "$CLAUDE_CONFIG_DIR" ] && [ -n "$sid" ]; then
   printf '{"type":"assistant","message":{"id":"r%s","role":"assistant","content":[{"type":"text","text":"echo: %s"}]}}\n' "$n" "$text" >> "$proj/$sid.jsonl"
 fi
 if [ -n "$STANDIN_SLEEP" ]; then sleep "$STANDIN_SLEEP"; fi
-if [ -n "$STANDIN_HOLD" ]; then while [ ! -e "$STANDIN_HOLD" ]; do sleep 0.02; done; fi
+# The barrier gives up after 3 minutes, so a test that failed before releasing leaves nothing.
+if [ -n "$STANDIN_HOLD" ]; then n=0; while [ ! -e "$STANDIN_HOLD" ] && [ $n -lt 9000 ]; do sleep 0.02; n=$((n+1)); done; fi
 printf '{"type":"result","subtype":"success","is_error":false,"session_id":"%s","result":"echo: %s"}\n' "$sid" "$text"
 "#;
 
