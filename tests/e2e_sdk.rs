@@ -750,3 +750,40 @@ exit 0
     let reply = s.bot("sdk:v", "after the refusals");
     assert_eq!(reply["session_id"], id.as_str());
 }
+
+#[test]
+fn with_setting_sources_empty_no_hook_runs_and_the_module_says_so() {
+    let s = Sdk::new();
+    // The module's turn(), as a bot would call it, with setting_sources=[] (the SDK's
+    // "isolation mode"): no settings, so none of clawsess's hooks.
+    let script = r#"
+import asyncio, json, sys
+sys.path.insert(0, sys.argv[1])
+import sdk_bot
+texts = []
+reply = asyncio.run(sdk_bot.turn("sdk:iso", "isolated turn", cwd=sys.argv[2], cli_path=sys.argv[3],
+                                 on_text=texts.append, options={"setting_sources": []}))
+print(json.dumps({"reply": reply.to_json(), "streamed": texts}))
+"#;
+    let mut cmd = Command::new(agent_sdk::python());
+    s.home.apply_env(&mut cmd);
+    cmd.arg("-c")
+        .arg(script)
+        .arg(bot_script().parent().unwrap())
+        .arg(&s.project)
+        .arg(s.home.claude())
+        .current_dir(s.home.home())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = run_with_stdin(&mut cmd, "", T);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reply = &v["reply"];
+    let req = s.request_with("isolated turn");
+    assert_eq!(v["streamed"], json!([req.reply]), "on_text got the reply as it came: {v}");
+    assert_eq!(session_of(&req).as_deref(), reply["session_id"].as_str());
+    // The turn was answered, but clawsess never heard of it ...
+    assert!(s.list().is_empty(), "no hook ran, so nothing was recorded: {:#?}", s.list());
+    // ... and the reply says so, so the operator can tell.
+    let warning = reply["warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("setting_sources=[]"), "{reply}");
+}
