@@ -787,3 +787,28 @@ print(json.dumps({"reply": reply.to_json(), "streamed": texts}))
     let warning = reply["warning"].as_str().unwrap_or_default();
     assert!(warning.contains("setting_sources=[]"), "{reply}");
 }
+
+#[test]
+fn the_command_streams_each_reply_and_takes_a_turn_per_line_of_stdin() {
+    let s = Sdk::new();
+    let id = shared_session(&s, &["telegram:repl"]);
+    let mut cmd = Command::new(agent_sdk::python());
+    s.home.apply_env(&mut cmd);
+    cmd.arg(bot_script())
+        .args(["--key", "telegram:repl"])
+        .current_dir(s.home.home())
+        .env("CLAWSESS_CLAUDE", s.home.claude())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = run_with_stdin(&mut cmd, "first line [bash=echo hi]\n\nsecond line\n", T);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let first = s.requests_with("first line").remove(0);
+    let second = s.request_with("second line");
+    assert_eq!(session_of(&second).as_deref(), Some(id.as_str()));
+    assert!(second.all_text.contains("first line"), "the second line continues the first");
+    // The reply text on stdout, the tool call on stderr, as they came.
+    assert!(stdout.contains(&second.reply), "{stdout}");
+    assert!(stderr.contains("[Bash]") && stderr.contains("echo hi"), "{stderr}");
+    assert!(stdout.contains("stand-in reply") && first.last_user_text.contains("[bash=echo hi]"), "{stdout}");
+}
