@@ -1,3 +1,4 @@
+pub mod agent_sdk;
 pub mod loopback;
 pub mod real_claude;
 pub mod stand_in_api;
