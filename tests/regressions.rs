@@ -182,7 +182,7 @@ fn a_prompt_too_large_to_read_is_not_let_through_a_session_a_run_holds() {
     let me = std::process::id().to_string();
     let submit = |bytes: &[u8]| {
         let mut cmd = env.cmd(&["hook", "prompt-submit"]);
-        cmd.env("CLAUDE_PID", &me);
+        cmd.env("CLAUDE_PID", &me).env("CLAWSESS_TURN_WAIT", "0");
         output(cmd, Some(bytes))
     };
     // Nobody holds the session: the prompt goes on.

@@ -1157,7 +1157,6 @@ fn state_is_private_under_a_permissive_umask_and_transcripts_are_only_read() {
     let transcript = env.transcript(&s1, secret);
     let transcript_before = fs::read(&transcript).unwrap();
     let mtime = fs::metadata(&transcript).unwrap().modified().unwrap();
-    let pid = std::process::id().to_string();
     let steps: Vec<Vec<&str>> = vec![
         vec!["attach", &s1, "--key", "k"],
         vec!["attach", &s1],
@@ -1175,10 +1174,15 @@ fn state_is_private_under_a_permissive_umask_and_transcripts_are_only_read() {
     }
     let out = env.run(&["show", &s1]);
     assert!(out.stdout.contains(secret), "show reads the transcript: {out:?}");
+    // A claude process that started after the runs above (so it is not behind them).
+    let mut claude_now = Command::new("sleep").arg("30").spawn().unwrap();
     let mut hook = env.cmd(&["hook", "prompt-submit"]);
-    hook.env("CLAUDE_PID", &pid);
-    assert!(output(hook, Some(&env.start_input(&s2))).ok());
+    hook.env("CLAUDE_PID", claude_now.id().to_string());
+    let submitted = output(hook, Some(&env.start_input(&s2)));
+    assert!(submitted.ok(), "{submitted:?}");
     assert!(env.state().join("busy").join(format!("{s2}.json")).exists());
+    claude_now.kill().unwrap();
+    claude_now.wait().unwrap();
 
     let mut checked = 0;
     for path in std::iter::once(env.state()).chain(walk(&env.state())) {

@@ -150,6 +150,12 @@ fn read_input() -> Result<Option<HookInput>, Unread> {
 /// Code writes `session_id` first), and the turn is taken as for any prompt. If no session
 /// can be told, the prompt is refused: letting it through could fork a held session.
 fn prompt_submit_unread(prefix: &[u8]) -> Result<u8> {
+    let head = String::from_utf8_lossy(&prefix[..prefix.len().min(64 * 1024)]);
+    if !(head.trim_start().starts_with('{')
+        && (head.contains("\"prompt\"") || head.contains("UserPromptSubmit")))
+    {
+        bail!("hook input is larger than {} MiB and is not a prompt; ignored", MAX_INPUT >> 20);
+    }
     let id = std::env::var("CLAUDE_CODE_SESSION_ID")
         .ok()
         .and_then(|v| SessionId::parse(&v).ok())
