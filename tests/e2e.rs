@@ -53,7 +53,11 @@ impl E2e {
         let mut cmd = self.home.claude_p(cwd);
         cmd.args(["--output-format", "json", "--resume", session]).envs(env.iter().copied());
         let out = run_with_stdin(&mut cmd, prompt, Duration::from_secs(180));
-        let result = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let mut result = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if result.is_null() {
+            // No result object (claude was stopped by a signal): the exit status tells.
+            result = serde_json::json!({"exit_status": out.status.code(), "signal": std::os::unix::process::ExitStatusExt::signal(&out.status)});
+        }
         (result, String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
@@ -307,7 +311,7 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
     // reason on its stderr.
     let (refused, stderr) =
         e.claude_p_env(&project, &id, "typed in the terminal meanwhile", &[("CLAWSESS_TURN_WAIT", "0")]);
-    assert_eq!(refused["is_error"], true, "{refused}");
+    assert!(failed_visibly(&refused), "{refused}");
     assert!(stderr.contains("telegram:1") && stderr.contains("busy"), "{stderr}");
     assert_eq!(e.home.api.turn_requests().len(), before, "the refused prompt never reached the model");
     e.home.api.release("bot");
@@ -561,6 +565,14 @@ fn a_prompt_another_hook_refuses_makes_run_fail_on_every_version() {
     );
 }
 
+/// A `claude -p` result that its caller sees as a failure: an error result, or no result and a
+/// non-zero exit (clawsess stops a refused one-turn `claude -p` with SIGTERM: exit 143).
+fn failed_visibly(result: &Value) -> bool {
+    result["is_error"] == true
+        || result["exit_status"].as_i64().is_some_and(|c| c != 0)
+        || result["signal"].is_number()
+}
+
 /// Every line of a transcript that carries a `uuid`, as (uuid, parentUuid, type, text).
 fn transcript_tree(text: &str) -> Vec<(String, Option<String>, String, String)> {
     text.lines()
@@ -621,7 +633,7 @@ fn two_claude_p_at_once_the_second_waits_then_fails_visibly_and_a_third_sees_eve
         let first: Value = serde_json::from_slice(&first.stdout).unwrap();
         assert_eq!(first["is_error"], false, "{first}");
         let (second, stderr) = second.join().unwrap();
-        assert_eq!(second["is_error"], true, "the second fails visibly: {second}");
+        assert!(failed_visibly(&second), "the second fails visibly: {second}");
         assert!(stderr.contains("continued this conversation") && stderr.contains(&id), "{stderr}");
     });
     assert!(e.home.api.turn_requests().iter().all(|r| !r.last_user_text.contains("second at once")));

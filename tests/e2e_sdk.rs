@@ -142,6 +142,29 @@ impl Sdk {
         self.home.run_p_json(&self.project, &args, prompt)
     }
 
+    /// A person's session, as an interactive Claude Code's SessionStart hook records it (its
+    /// hooks see `CLAUDE_CODE_ENTRYPOINT=cli`; `claude -p` always says `sdk-cli`), with a
+    /// transcript of one exchange. Returns its id.
+    fn person(&self, prompt: &str) -> String {
+        let id = uuid_v4();
+        let transcript = self.home.transcript_path(&self.project, &id);
+        std::fs::create_dir_all(transcript.parent().unwrap()).unwrap();
+        let line = json!({"type": "user", "cwd": self.project, "sessionId": id,
+                          "message": {"role": "user", "content": prompt}});
+        std::fs::write(&transcript, format!("{line}\n")).unwrap();
+        let input = json!({"session_id": id, "transcript_path": transcript, "cwd": self.project,
+                           "hook_event_name": "SessionStart", "source": "startup"});
+        let mut hook = self.clawsess_cmd(&["hook", "session-start"]);
+        hook.env("CLAUDE_CODE_ENTRYPOINT", "cli");
+        let out = support::real_claude::run_with_stdin(
+            &mut hook,
+            &input.to_string(),
+            std::time::Duration::from_secs(60),
+        );
+        assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+        id
+    }
+
     fn list(&self) -> Vec<Value> {
         serde_json::from_str::<Value>(&self.clawsess_ok(&["list", "--json"]))
             .unwrap()
@@ -468,7 +491,7 @@ fn the_bots_first_message_starts_a_session_that_its_next_message_continues() {
 #[test]
 fn a_session_the_bot_starts_is_recorded_as_the_bots_not_a_persons() {
     let s = Sdk::new();
-    let person = id_of(&s.terminal(None, "the person's own work"));
+    let person = s.person("the person's own work");
     let bot = id_of(&s.bot("telegram:9", "the bot's first message"));
     assert_eq!(s.record(&person)["started_by"], "person");
     let rec = s.record(&bot);
@@ -812,4 +835,16 @@ fn the_command_streams_each_reply_and_takes_a_turn_per_line_of_stdin() {
     assert!(stdout.contains(&second.reply), "{stdout}");
     assert!(stderr.contains("[Bash]") && stderr.contains("echo hi"), "{stderr}");
     assert!(stdout.contains("stand-in reply") && first.last_user_text.contains("[bash=echo hi]"), "{stdout}");
+}
+
+/// A random session id (what Claude Code would pick).
+fn uuid_v4() -> String {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .unwrap();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }

@@ -135,6 +135,8 @@ struct JsonRow<'a> {
     cwd: &'a Path,
     transcript: &'a Path,
     started_by: Starter,
+    /// The key of the bot that started it.
+    key: Option<&'a crate::ident::Key>,
     source: &'a str,
     first_seen: String,
     last_active: String,
@@ -155,6 +157,7 @@ impl<'a> From<&'a Row> for JsonRow<'a> {
             cwd: &rec.cwd,
             transcript: &rec.transcript,
             started_by: rec.started_by,
+            key: rec.key.as_ref(),
             source: &rec.source,
             first_seen: rfc3339(rec.first_seen),
             last_active: rfc3339(rec.last_seen),

@@ -199,6 +199,11 @@ pub fn prompt_submit(
     behind: Behind,
 ) -> Result<Answer> {
     let interrupt = process.interrupt();
+    // A non-interactive process read the transcript before this hook ran: whatever turn it
+    // would wait for, it could not see it (it would be behind and refused after the wait), so
+    // it is refused at once. The waiting belongs before claude starts (`run --wait`, a bot's
+    // own wait); a terminal waits, as the person can watch and cancel.
+    let wait = if process.interactive() { wait } else { Duration::ZERO };
     let mut told = wait.is_zero();
     let on_wait = |why: &str| {
         if !told {

@@ -71,17 +71,18 @@ impl ClaudeProcess {
     }
 
     /// How to make a refusal of this process's prompt visible to its caller without it
-    /// leaving a checkpoint on its stale leaf: none for a terminal (it shows the reason and
-    /// puts the prompt back); SIGINT for a one-turn `claude -p` (it reports an error result and
-    /// writes no checkpoint); SIGKILL for a process kept open (on SIGINT it would exit and
-    /// checkpoint its stale leaf, and a later resume would lose the other surfaces' turns).
+    /// writing anything on its stale leaf: none for a terminal (it shows the reason and puts
+    /// the prompt back); SIGTERM for a one-turn `claude -p` (exit 143, nothing written; an
+    /// interrupt would leave a dead branch); SIGKILL for a process kept open (interrupted or
+    /// terminated it would exit and checkpoint its stale leaf, and a later resume would lose
+    /// the other surfaces' turns).
     pub fn interrupt(&self) -> Option<(u32, i32)> {
         // Only a process the process tree shows to be a claude is ever signalled.
         let pid = self.pid.filter(|&pid| crate::process::is_claude(pid))?;
         match (self.kind, self.kept_open) {
             (Kind::Interactive, _) => None,
             (_, true) => Some((pid, libc::SIGKILL)),
-            (_, false) => Some((pid, libc::SIGINT)),
+            (_, false) => Some((pid, libc::SIGTERM)),
         }
     }
 
