@@ -1,0 +1,188 @@
+//! The real interactive Claude Code (in tmux) left open while a bot adds turns: the person's
+//! next prompt is refused as behind, `/resume` loads the bot's turns, and nothing is lost for
+//! any later reader. Waits are on what the screen or the stand-in shows, never on time.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::real_claude::{ClaudeHome, run_with_stdin};
+
+/// An interactive `claude` in a detached tmux session; killed on drop.
+struct Terminal {
+    name: String,
+}
+
+impl Terminal {
+    fn start(home: &ClaudeHome, cwd: &Path, args: &[&str]) -> Terminal {
+        let mut env_cmd = Command::new(home.claude());
+        home.apply_env(&mut env_cmd);
+        let mut script = String::from("#!/bin/sh\nexec env -i TERM=xterm-256color");
+        for (k, v) in env_cmd.get_envs() {
+            if let Some(v) = v {
+                script.push_str(&format!(
+                    " {}='{}'",
+                    k.to_string_lossy(),
+                    v.to_string_lossy().replace('\'', "'\\''")
+                ));
+            }
+        }
+        script.push_str(&format!(" '{}'", home.claude().display()));
+        for a in args {
+            script.push_str(&format!(" '{a}'"));
+        }
+        script.push('\n');
+        let path = home.home().join("terminal.sh");
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        // One tmux session per test home (tests of this file run in parallel).
+        let name = home.home().file_name().unwrap().to_string_lossy().into_owned();
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name, "-x", "200", "-y", "50", "-c"])
+            .arg(cwd)
+            .arg(&path)
+            .stdin(Stdio::null())
+            .status()
+            .expect("tmux is needed for the interactive terminal test (apt-get install tmux)");
+        assert!(ok.success(), "tmux new-session failed");
+        Terminal { name }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits (a generous bound, not a timing assumption) until the screen shows `what`.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "the terminal never showed {what}:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux").args(["send-keys", "-t", &self.name]).args(keys).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Types `text` (literally) and presses Enter once the text is on screen.
+    fn type_line(&self, text: &str) {
+        self.keys(&["-l", text]);
+        self.wait_for(&format!("the typed {text:?}"), |s| s.contains(text));
+        self.keys(&["Enter"]);
+    }
+
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.name])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).stderr(Stdio::null()).status();
+    }
+}
+
+fn run_json(home: &ClaudeHome, args: &[&str]) -> Value {
+    let mut all = vec!["run", "--json"];
+    all.extend_from_slice(args);
+    let out = run_with_stdin(&mut home.clawsess_cmd(&all), "", Duration::from_secs(180));
+    assert!(out.status.success(), "run {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_terminal_left_open_is_refused_until_it_resumes_and_no_surface_loses_a_turn() {
+    let home = ClaudeHome::new();
+    home.install_clawsess();
+    let project = home.project("trip");
+    let cwd = project.to_str().unwrap();
+    let first = run_json(&home, &["--key", "telegram:1", "--cwd", cwd, "we plan a trip to PORTO"]);
+    let id = first["session_id"].as_str().unwrap().to_owned();
+
+    let term = Terminal::start(&home, &project, &["--resume", &id]);
+    term.wait_for("the conversation", |s| s.contains("PORTO"));
+    term.type_line("the person says BRAGA");
+    assert!(home.api.wait_for(Duration::from_secs(90), |r| {
+        r.iter().any(|r| r.last_user_text.contains("BRAGA") && r.finished_ms > 0)
+    }));
+    term.wait_for("the reply to BRAGA", |s| s.contains("last=the person says BRAGA"));
+
+    // The bot adds a turn while the terminal stays open.
+    run_json(&home, &["--key", "telegram:1", "book the hotel in LISBON"]);
+    let seen = home.api.turn_requests().pop().unwrap();
+    assert!(seen.all_text.contains("BRAGA"), "the bot saw the terminal's turn");
+
+    // The person's next prompt is refused: the terminal is behind.
+    term.type_line("what did the bot do COIMBRA");
+    let screen = term.wait_for("the refusal", |s| s.contains("/resume") && s.contains("telegram:1"));
+    assert!(screen.contains(&id), "the refusal names the session to resume:\n{screen}");
+    assert!(home.api.turn_requests().iter().all(|r| !r.last_user_text.contains("COIMBRA")), "never answered");
+
+    // /resume loads the bot's turn; the prompt then goes through, after it.
+    term.keys(&["C-u"]);
+    term.type_line(&format!("/resume {id}"));
+    term.wait_for("the bot's turn after /resume", |s| s.contains("LISBON"));
+    term.type_line("again after resume FARO");
+    assert!(
+        home.api.wait_for(Duration::from_secs(90), |r| r.iter().any(|r| r.last_user_text.contains("FARO")))
+    );
+    let req = home.api.turn_requests().into_iter().find(|r| r.last_user_text.contains("FARO")).unwrap();
+    assert!(req.all_text.contains("LISBON") && req.all_text.contains("BRAGA"), "{}", req.all_text);
+    term.wait_for("the reply to FARO", |s| s.contains("last=again after resume FARO"));
+
+    // The terminal closes; every later reader sees every turn.
+    term.type_line("/exit");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while term.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run_json(&home, &["--key", "telegram:1", "and after the terminal closed"]);
+    let last = home.api.turn_requests().pop().unwrap();
+    for word in ["PORTO", "BRAGA", "LISBON", "FARO"] {
+        assert!(last.all_text.contains(word), "{word} lost: {}", last.all_text);
+    }
+    assert!(!last.all_text.contains("COIMBRA"), "the refused prompt never entered the conversation");
+}
+
+#[test]
+fn a_terminal_closed_while_behind_without_a_prompt_loses_no_bot_turn() {
+    let home = ClaudeHome::new();
+    home.install_clawsess();
+    let project = home.project("trip");
+    let cwd = project.to_str().unwrap();
+    let first = run_json(&home, &["--key", "telegram:1", "--cwd", cwd, "we plan a trip to PORTO"]);
+    let id = first["session_id"].as_str().unwrap().to_owned();
+    let term = Terminal::start(&home, &project, &["--resume", &id]);
+    term.wait_for("the conversation", |s| s.contains("PORTO"));
+    term.type_line("the person says BRAGA");
+    term.wait_for("the reply to BRAGA", |s| s.contains("last=the person says BRAGA"));
+    for turn in ["book the hotel in LISBON", "and the train to EVORA"] {
+        run_json(&home, &["--key", "telegram:1", turn]);
+    }
+    // Closed behind, without a prompt: its exit checkpoint is an ancestor of the bot's turns.
+    term.type_line("/exit");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while term.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run_json(&home, &["--key", "telegram:1", "after the terminal closed"]);
+    let last = home.api.turn_requests().pop().unwrap();
+    for word in ["PORTO", "BRAGA", "LISBON", "EVORA"] {
+        assert!(last.all_text.contains(word), "{word} lost: {}", last.all_text);
+    }
+}
