@@ -413,6 +413,8 @@ fn a_terminal_left_open_catches_up_on_what_the_bot_said() {
         "the terminal's next request carries the bot's turn: {}",
         seen.all_text
     );
+    let rec = e.list().into_iter().find(|s| s["session_id"] == id.as_str()).unwrap();
+    assert_eq!(rec["forked"], true, "note mode lets a behind process fork the transcript: {rec}");
     // Only once.
     term.turn("and now?");
     let last = e.home.api.turn_requests().pop().unwrap();

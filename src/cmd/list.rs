@@ -115,6 +115,9 @@ impl Row {
         if self.gone {
             state.push("gone".to_owned());
         }
+        if self.rec.forked {
+            state.push("forked".to_owned());
+        }
         let or_dash = |v: Vec<String>| if v.is_empty() { "-".to_owned() } else { v.join(",") };
         [
             self.rec.id.short().to_owned(),
@@ -146,6 +149,7 @@ struct JsonRow<'a> {
     busy: Option<&'a str>,
     live: bool,
     transcript_exists: bool,
+    forked: bool,
 }
 
 impl<'a> From<&'a Row> for JsonRow<'a> {
@@ -167,6 +171,7 @@ impl<'a> From<&'a Row> for JsonRow<'a> {
             busy: row.busy.as_deref(),
             live: row.live,
             transcript_exists: !row.gone,
+            forked: rec.forked,
         }
     }
 }

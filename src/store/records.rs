@@ -54,6 +54,10 @@ pub struct SessionRecord {
     /// The surface key of the bot that started it (`CLAWSESS_KEY`, or `run --key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
+    /// A claude process that was behind was let through (`CLAWSESS_BEHIND=note`): its turn
+    /// went onto a branch of its own, and a later resume follows only one branch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forked: bool,
 }
 
 impl SessionRecord {
@@ -88,6 +92,7 @@ impl SessionRecord {
             title: None,
             processes: Vec::new(),
             key: None,
+            forked: false,
         }
     }
 }

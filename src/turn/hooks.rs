@@ -232,6 +232,7 @@ pub fn prompt_submit(
                 Behind::Note => {
                     context = Some(catchup::note(&missed));
                     catchup::mark_seen(store, id, pid)?;
+                    mark_forked(store, id)?;
                 }
             }
         }
@@ -257,6 +258,20 @@ fn stop(store: &Store, id: &SessionId, reply: &str, process: &ClaudeProcess) -> 
         catchup::log_turn(&tx, id, &process.surface(), process.pid, &prompt, reply)?;
     }
     Ok(Answer::Quiet)
+}
+
+/// The session's transcript forks now (a behind process answers on its old leaf): `list`
+/// says so.
+fn mark_forked(store: &Store, id: &SessionId) -> Result<()> {
+    if store.session(id)?.is_none_or(|r| r.forked) {
+        return Ok(());
+    }
+    let tx = store.lock(HOOK_LOCK_WAIT)?;
+    if let Some(mut rec) = tx.session(id)? {
+        rec.forked = true;
+        tx.put_session(&rec)?;
+    }
+    Ok(())
 }
 
 /// Notes activity on the record, at most once a minute (a store write per prompt would cost
