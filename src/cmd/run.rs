@@ -65,31 +65,25 @@ impl cli::Run {
         let target = route::route(&store, &key, &request)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let mut lock = RunLock::acquire(&store, &target.id, key.as_str(), left)?;
+        let turn = claude::Turn {
+            claude: &claude,
+            session: &target.id,
+            resume: target.resume,
+            cwd: &target.cwd,
+            key: key.as_str(),
+            extra: &self.claude_args,
+        };
         let outcome = if self.stream || !images.is_empty() {
             let mut quiet = |_: &live::Event| {};
             let sink: &mut dyn live::Sink = if self.stream { &mut live::JsonLines } else { &mut quiet };
-            live::LiveTurn {
-                store: &store,
-                claude: &claude,
-                session: &target.id,
-                resume: target.resume,
-                cwd: &target.cwd,
-                key: key.as_str(),
-                extra: &self.claude_args,
-                images: &images,
-                ask: self.ask.then_some(self.ask_timeout),
-            }
-            .run(&prompt, |pid| lock.set_child(pid), sink)?
+            let ask = self.ask.then_some(self.ask_timeout);
+            live::LiveTurn { turn, store: &store, images: &images, ask }.run(
+                &prompt,
+                |pid| lock.set_child(pid),
+                sink,
+            )?
         } else {
-            claude::Turn {
-                claude: &claude,
-                session: &target.id,
-                resume: target.resume,
-                cwd: &target.cwd,
-                key: key.as_str(),
-                extra: &self.claude_args,
-            }
-            .run(&prompt, |pid| lock.set_child(pid))?
+            turn.run(&prompt, |pid| lock.set_child(pid))?
         };
         let result = outcome.result()?;
         let interrupted = result.fields.get("interrupted") == Some(&Value::Bool(true));

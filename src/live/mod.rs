@@ -18,7 +18,6 @@ pub mod wire;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::{Child, ChildStdin};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -29,7 +28,7 @@ use serde_json::{Map, Value};
 pub use event::{Event, JsonLines, Sink};
 
 use crate::claude::{ForwardSignals, Outcome, child_command};
-use crate::ident::{RequestId, SessionId};
+use crate::ident::RequestId;
 use crate::store::{Decision, PermissionAnswer, Store};
 
 /// How often a live turn looks for answers and stop requests while claude is quiet.
@@ -43,17 +42,11 @@ pub const ASK_TIMEOUT: Duration = Duration::from_secs(300);
 /// `run`'s exit status for a turn interrupted by `clawsess stop` (128 + SIGINT).
 pub const INTERRUPTED: u8 = 130;
 
-/// One live turn, as `run --stream` (or `--image`) starts it.
+/// One live turn, as `run --stream` (or `--image`) starts it: the same turn a plain `run`
+/// drives (`claude::Turn`), through the stream-json protocol.
 pub struct LiveTurn<'a> {
+    pub turn: crate::claude::Turn<'a>,
     pub store: &'a Store,
-    pub claude: &'a Path,
-    pub session: &'a SessionId,
-    /// Resume the session (else start it with `--session-id`).
-    pub resume: bool,
-    pub cwd: &'a Path,
-    pub key: &'a str,
-    /// Arguments passed on with `-A`.
-    pub extra: &'a [String],
     /// Image blocks sent before the prompt (see [`image::image_block`]).
     pub images: &'a [Value],
     /// With `--ask`: put tool calls that need permission to the caller, denying them after
@@ -90,16 +83,18 @@ impl LiveTurn<'_> {
         sink: &mut dyn Sink,
     ) -> Result<Outcome> {
         ask::sweep(self.store)?;
-        self.store.clear_stop_request(self.session)?;
+        self.store.clear_stop_request(self.turn.session)?;
         sink.event(&Event::Session {
-            session_id: self.session.clone(),
-            key: self.key.to_owned(),
-            cwd: self.cwd.to_path_buf(),
-            resumed: self.resume,
+            session_id: self.turn.session.clone(),
+            key: self.turn.key.to_owned(),
+            cwd: self.turn.cwd.to_path_buf(),
+            resumed: self.turn.resume,
         });
         let signals = ForwardSignals::install()?;
-        let mut child =
-            self.command().spawn().with_context(|| format!("could not run {}", self.claude.display()))?;
+        let mut child = self
+            .command()
+            .spawn()
+            .with_context(|| format!("could not run {}", self.turn.claude.display()))?;
         signals.forward_to(child.id());
         started(child.id())?;
         let lines = read_lines(&mut child);
@@ -122,14 +117,14 @@ impl LiveTurn<'_> {
     }
 
     fn command(&self) -> std::process::Command {
-        let mut cmd = child_command(self.claude, self.cwd, self.key);
+        let mut cmd = child_command(self.turn.claude, self.turn.cwd, self.turn.key);
         cmd.args(["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"]);
         if self.ask.is_some() {
             cmd.args(["--permission-prompt-tool", "stdio"]);
         }
-        cmd.arg(if self.resume { "--resume" } else { "--session-id" })
-            .arg(self.session.as_str())
-            .args(self.extra);
+        cmd.arg(if self.turn.resume { "--resume" } else { "--session-id" })
+            .arg(self.turn.session.as_str())
+            .args(self.turn.extra);
         cmd
     }
 
@@ -191,7 +186,8 @@ impl LiveTurn<'_> {
                     send(stdin, &wire::permission_response(&request_id, false, &input, why));
                     return Ok(());
                 };
-                let req = ask::ask(self.store, self.session, self.key, &tool_name, &input, timeout)?;
+                let req =
+                    ask::ask(self.store, self.turn.session, self.turn.key, &tool_name, &input, timeout)?;
                 progress.asked.push(req.id.clone());
                 sink.event(&Event::Permission {
                     request_id: req.id.clone(),
@@ -244,8 +240,8 @@ impl LiveTurn<'_> {
         progress: &mut Progress,
     ) -> Result<()> {
         let Some(asked) = progress.stop_asked else {
-            if self.store.stop_request(self.session)?.is_some_and(|r| r.pid == std::process::id()) {
-                self.store.clear_stop_request(self.session)?; // tells `stop` we saw it
+            if self.store.stop_request(self.turn.session)?.is_some_and(|r| r.pid == std::process::id()) {
+                self.store.clear_stop_request(self.turn.session)?; // tells `stop` we saw it
                 send(stdin, &wire::interrupt_request(&format!("clawsess-stop-{}", uuid::Uuid::new_v4())));
                 progress.stop_asked = Some(Instant::now());
             }
@@ -266,8 +262,8 @@ impl LiveTurn<'_> {
 
     /// A stop request for this run that it never got to act on.
     fn clear_own_stop_request(&self) -> Result<()> {
-        if self.store.stop_request(self.session)?.is_some_and(|r| r.pid == std::process::id()) {
-            self.store.clear_stop_request(self.session)?;
+        if self.store.stop_request(self.turn.session)?.is_some_and(|r| r.pid == std::process::id()) {
+            self.store.clear_stop_request(self.turn.session)?;
         }
         Ok(())
     }
@@ -295,7 +291,7 @@ impl LiveTurn<'_> {
             "subtype": "error_during_execution",
             "is_error": true,
             "result": "",
-            "session_id": self.session,
+            "session_id": self.turn.session,
         });
         value.as_object().cloned().unwrap_or_default()
     }
