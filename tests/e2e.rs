@@ -443,6 +443,25 @@ fn dash_and_slash_prompts_arrive_as_text() {
 }
 
 #[test]
+fn an_at_file_reference_in_a_run_prompt_stays_text() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let secret = e.home.home().join("secret.txt");
+    fs::write(&secret, "TOP-SECRET-CONTENT").unwrap();
+    let prompt = format!("summarize @{} please", secret.display());
+    let reply = e.run_json(&["--key", "k", "--cwd", project.to_str().unwrap(), "--", &prompt]);
+    assert_eq!(reply["is_error"], false, "{reply}");
+    assert!(reply.get("interrupted").is_none(), "run --json prints claude's result as -p does: {reply}");
+    let req = e.home.api.turn_requests().pop().unwrap();
+    assert!(req.all_text.contains(&prompt), "{}", req.all_text);
+    assert!(!req.all_text.contains("TOP-SECRET-CONTENT"), "a chat user's @file must not read the file");
+    // The plain form prints the reply.
+    let out = e.run(&["--key", "k", "--", &format!("again @{}", secret.display())]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("stand-in reply"));
+    assert!(!e.home.api.turn_requests().pop().unwrap().all_text.contains("TOP-SECRET-CONTENT"));
+}
+
+#[test]
 fn a_killed_run_frees_the_session() {
     let e = E2e::new();
     let project = e.home.project("alpha");

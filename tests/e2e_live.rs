@@ -186,6 +186,19 @@ fn stream_events_arrive_while_the_turn_runs_and_end_with_the_result() {
 }
 
 #[test]
+fn a_chat_users_at_file_reference_stays_text_and_never_reads_the_file() {
+    let e = Live::new();
+    let secret = e.home().join("secret.txt");
+    std::fs::write(&secret, "TOP-SECRET-CONTENT").unwrap();
+    let prompt = format!("summarize @{} please", secret.display());
+    let out = e.run(&["--stream", "--key", "chat:at", "--", &prompt]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let req = e.api.turn_requests().pop().unwrap();
+    assert!(req.all_text.contains(&prompt), "the prompt as written: {}", req.all_text);
+    assert!(!req.all_text.contains("TOP-SECRET-CONTENT"), "the file was read into the request");
+}
+
+#[test]
 fn a_failure_before_claude_is_still_one_result_line() {
     let e = Live::new();
     let out = e.run(&["--stream", "--session", "nosuch", "--", "hi"]);

@@ -73,18 +73,20 @@ impl cli::Run {
             key: key.as_str(),
             extra: &self.claude_args,
         };
-        let outcome = if self.stream || !images.is_empty() {
-            let mut quiet = |_: &live::Event| {};
-            let sink: &mut dyn live::Sink = if self.stream { &mut live::JsonLines } else { &mut quiet };
-            let ask = self.ask.then_some(self.ask_timeout);
-            live::LiveTurn { turn, store: &store, images: &images, ask }.run(
-                &prompt,
-                |pid| lock.set_child(pid),
-                sink,
-            )?
-        } else {
-            turn.run(&prompt, |pid| lock.set_child(pid))?
-        };
+        // `claude -p` reads a prompt from stdin as if typed: `@/any/file` in it puts that file
+        // into the request (measured on 2.1.328). The stream-json driver sends it verbatim, so
+        // a prompt that could hold such a reference goes that way (unless --allow-slash).
+        let at_reference = !self.allow_slash && prompt.contains('@');
+        let outcome =
+            if self.stream || !images.is_empty() || at_reference {
+                let mut quiet = |_: &live::Event| {};
+                let sink: &mut dyn live::Sink = if self.stream { &mut live::JsonLines } else { &mut quiet };
+                let ask = self.ask.then_some(self.ask_timeout);
+                live::LiveTurn { turn, store: &store, verbatim: !self.allow_slash, images: &images, ask }
+                    .run(&prompt, |pid| lock.set_child(pid), sink)?
+            } else {
+                turn.run(&prompt, |pid| lock.set_child(pid))?
+            };
         let result = outcome.result()?;
         let interrupted = result.fields.get("interrupted") == Some(&Value::Bool(true));
         let failed = outcome.code != Some(0) || result.is_error();
@@ -135,6 +137,9 @@ impl cli::Run {
             return crate::outln!("{}", text.strip_suffix('\n').unwrap_or(text));
         }
         let mut fields = result.fields;
+        if !self.stream && fields.get("interrupted") == Some(&Value::Bool(false)) {
+            fields.remove("interrupted"); // as `claude -p --output-format json` prints it
+        }
         fields.insert("session_id".into(), Value::String(session.to_string()));
         fields.insert("key".into(), Value::String(key.to_string()));
         fields.insert("is_error".into(), Value::Bool(failed));

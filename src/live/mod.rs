@@ -47,6 +47,9 @@ pub const INTERRUPTED: u8 = 130;
 pub struct LiveTurn<'a> {
     pub turn: crate::claude::Turn<'a>,
     pub store: &'a Store,
+    /// Send the prompt as written (no `@file` expansion, no slash command): text from chat
+    /// users. `run --allow-slash` turns it off.
+    pub verbatim: bool,
     /// Image blocks sent before the prompt (see [`image::image_block`]).
     pub images: &'a [Value],
     /// With `--ask`: put tool calls that need permission to the caller, denying them after
@@ -99,7 +102,7 @@ impl LiveTurn<'_> {
         started(child.id())?;
         let lines = read_lines(&mut child);
         let mut stdin = child.stdin.take();
-        send(&mut stdin, &wire::user_message(prompt, self.images));
+        send(&mut stdin, &wire::user_message(prompt, self.images, self.verbatim));
         let mut progress = Progress::default();
         let ended = self.drive(&mut child, &mut stdin, &lines, &mut progress, sink);
         drop(stdin); // claude ends once its input does

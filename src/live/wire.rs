@@ -94,7 +94,11 @@ impl Line {
 }
 
 /// The user message that starts a turn: the prompt, with images before it as blocks.
-pub fn user_message(prompt: &str, images: &[Value]) -> Value {
+///
+/// `verbatim` marks the message as composed by the client (`client_composed`, Claude Code
+/// 2.1.248+): the text reaches the model as written, so a chat user's `@/any/file` does not
+/// put that file into the request and `/cmd` does not run a command.
+pub fn user_message(prompt: &str, images: &[Value], verbatim: bool) -> Value {
     let content = if images.is_empty() {
         Value::String(prompt.to_owned())
     } else {
@@ -102,12 +106,16 @@ pub fn user_message(prompt: &str, images: &[Value]) -> Value {
         blocks.push(json!({"type": "text", "text": prompt}));
         Value::Array(blocks)
     };
-    json!({
+    let mut message = json!({
         "type": "user",
         "message": {"role": "user", "content": content},
         "parent_tool_use_id": null,
         "session_id": "",
-    })
+    });
+    if verbatim {
+        message["client_composed"] = Value::Bool(true);
+    }
+    message
 }
 
 /// Our answer to claude's `can_use_tool` request `request_id`.
@@ -184,9 +192,10 @@ mod tests {
     fn the_user_message_puts_images_before_the_prompt() {
         let image =
             json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA=="}});
-        let m = user_message("what is this", &[image]);
+        let m = user_message("what is this", &[image], false);
         assert_eq!(m["message"]["content"][0]["type"], "image");
         assert_eq!(m["message"]["content"][1], json!({"type": "text", "text": "what is this"}));
-        assert_eq!(user_message("hi", &[])["message"]["content"], "hi");
+        assert_eq!(user_message("hi", &[], false)["message"]["content"], "hi");
+        assert_eq!(user_message("hi", &[], true)["client_composed"], true);
     }
 }
