@@ -72,7 +72,7 @@ pub fn install(args: &Install) -> Result<u8> {
 fn check_claude_version() -> Result<()> {
     let Ok(claude) = claude::find_claude(None) else { return Ok(()) };
     let Ok(version) = versions::installed(&claude) else { return Ok(()) };
-    if let Some(why) = versions::unsupported_reason(version) {
+    if let Some(why) = versions::unusable_reason(version) {
         bail!("{why}; nothing was installed");
     }
     for limit in version.limits() {
