@@ -126,8 +126,8 @@ fn quote(path: &Path) -> String {
 /// absolute path.
 pub fn render_command(template: &str, exe: &Path) -> String {
     // The plugin's commands name its bin/clawsess by path: Claude Code 2.0.77 does not put a
-    // plugin's bin/ on the PATH of a command's `!` line (2.1.100 does), but every version
-    // tried substitutes ${CLAUDE_PLUGIN_ROOT} there and in allowed-tools.
+    // plugin's bin/ on the PATH of a command's `!` line (2.1.100 does), but substitutes
+    // ${CLAUDE_PLUGIN_ROOT} there and in allowed-tools, as every later version tried does.
     let body = template.replace(PLUGIN_BIN, &quote(exe));
     // The marker goes after the frontmatter, which must stay first in the file.
     match body.strip_prefix("---\n").and_then(|rest| rest.split_once("\n---\n")) {
