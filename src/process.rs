@@ -3,7 +3,8 @@
 //! Claude Code runs a hook as hook <- `/bin/sh -c` <- claude (seen on every version from
 //! 1.0.128 to 2.1.330; a `/bin/sh` that execs its last command makes it hook <- claude).
 //! From 2.1.213 it also says so in `$CLAUDE_PID`; before that the hook has to look.
-//! Neither is taken blindly: a pid is used only when the process tree agrees with it.
+//! Neither is taken blindly: an ancestor counts only when it is a claude, and `$CLAUDE_PID`
+//! only when no such ancestor contradicts it.
 
 use std::path::Path;
 

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// The oldest Claude Code clawsess works with. Before it, SessionStart on `--resume`
-/// carries a throw-away id (so resumed sessions are recorded under ids that are no
-/// sessions) and there is no `CLAUDE_ENV_FILE` (so `/attach` cannot tell its own session).
-pub const OLDEST_SUPPORTED: Version = Version(2, 0, 28);
+/// The oldest Claude Code the end-to-end suites pass on, everything included; CI tests it.
+pub const OLDEST_SUPPORTED: Version = Version(2, 0, 77);
+/// The oldest Claude Code clawsess can work with at all (`install` refuses older ones).
+/// Before 2.0.28, SessionStart on `--resume` carries a throw-away id, so resumed sessions
+/// are recorded under ids that are no sessions; before 2.0.22 there is no
+/// `CLAUDE_ENV_FILE` either, so `/attach` cannot tell its own session.
+pub const OLDEST_USABLE: Version = Version(2, 0, 28);
 /// The version the end-to-end tests pin.
 pub const PINNED: Version = Version(2, 1, 328);
 /// The newest version the end-to-end suites passed on.
@@ -34,14 +37,26 @@ impl Version {
         Some(Version(parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?))
     }
 
-    /// Whether clawsess works with this version.
+    /// Whether clawsess works with this version, everything tested.
     pub fn supported(self) -> bool {
         self >= OLDEST_SUPPORTED
     }
 
-    /// What clawsess cannot do on this (supported) version; empty from 2.1.200 on.
+    /// Whether clawsess can work with this version at all.
+    pub fn usable(self) -> bool {
+        self >= OLDEST_USABLE
+    }
+
+    /// What clawsess cannot do on this (usable) version; empty from 2.1.200 on.
     pub fn limits(self) -> Vec<&'static str> {
         let mut lost = Vec::new();
+        if self < Version(2, 0, 77) {
+            lost.push(
+                "the plugin's /clawsess:attach, :detach and :sessions are refused (\"requires \
+                 approval\": ${CLAUDE_PLUGIN_ROOT} in allowed-tools is substituted from 2.0.77); \
+                 `clawsess install`'s /attach, /detach and /sessions work",
+            );
+        }
         if self < Version(2, 1, 200) {
             lost.push(
                 "a prompt clawsess refuses shows no reason under `claude -p` (its result is empty; \
@@ -84,10 +99,10 @@ pub fn installed(claude: &Path) -> Result<Version> {
 }
 
 /// Why clawsess cannot work with `v`, for `doctor` and `install`; `None` when it can.
-pub fn unsupported_reason(v: Version) -> Option<String> {
-    (!v.supported()).then(|| {
+pub fn unusable_reason(v: Version) -> Option<String> {
+    (!v.usable()).then(|| {
         format!(
-            "Claude Code {v} is older than {OLDEST_SUPPORTED}, the oldest clawsess works with (it gives \
+            "Claude Code {v} is older than {OLDEST_USABLE}, the oldest clawsess can work with (it gives \
              SessionStart a throw-away id on --resume, and /attach cannot tell its session); \
              upgrade: npm install -g @anthropic-ai/claude-code, or `claude update`"
         )
@@ -111,13 +126,15 @@ mod tests {
     }
 
     #[test]
-    fn the_range_starts_at_the_oldest_supported() {
-        assert!(!Version(1, 0, 128).supported() && !Version(2, 0, 27).supported());
+    fn the_range_starts_at_the_oldest_supported_and_usable_goes_further() {
+        assert!(!Version(1, 0, 128).usable() && !Version(2, 0, 27).usable());
+        assert!(OLDEST_USABLE.usable() && !OLDEST_USABLE.supported());
         assert!(OLDEST_SUPPORTED.supported() && PINNED.supported() && NEWEST_TESTED.supported());
-        assert!(unsupported_reason(Version(2, 0, 0)).unwrap().contains("older than"));
-        assert_eq!(unsupported_reason(PINNED), None);
+        assert!(unusable_reason(Version(2, 0, 0)).unwrap().contains("older than 2.0.28"));
+        assert_eq!(unusable_reason(OLDEST_USABLE), None);
         assert!(PINNED.limits().is_empty());
-        assert!(!Version(2, 1, 100).limits().is_empty());
+        assert_eq!(Version(2, 1, 100).limits().len(), 1);
+        assert_eq!(OLDEST_USABLE.limits().len(), 2);
     }
 
     #[test]

@@ -1071,3 +1071,53 @@ fn a_claude_pid_inherited_from_an_outer_claude_loses_to_the_hooks_own_claude() {
         child.wait().unwrap();
     }
 }
+
+/// A `claude` that only says it is `version`, for doctor and install.
+fn claude_saying(w: &World, version: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = w.path(&format!("claude-{version}"));
+    fs::write(&path, format!("#!/bin/sh\necho '{version} (Claude Code)'\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn doctor_prints_the_claude_code_version_and_whether_it_is_supported() {
+    let w = World::new();
+    w.cmd(&["install"]).assert().success();
+    let pinned = claude_saying(&w, "2.1.328");
+    w.cmd(&["doctor"])
+        .env("CLAWSESS_CLAUDE", &pinned)
+        .assert()
+        .stdout(predicate::str::contains("ok   claude version: 2.1.328 (supported: 2.0.77 and newer)"));
+    let older = claude_saying(&w, "2.1.100");
+    w.cmd(&["doctor"]).env("CLAWSESS_CLAUDE", &older).assert().stdout(
+        predicate::str::contains("ok   claude version: 2.1.100").and(predicate::str::contains(
+            "warn claude version: with 2.1.100, a prompt clawsess refuses shows no reason",
+        )),
+    );
+    let below = claude_saying(&w, "2.0.28");
+    w.cmd(&["doctor"]).env("CLAWSESS_CLAUDE", &below).assert().stdout(
+        predicate::str::contains("warn claude version: 2.0.28 is below the fully supported range")
+            .and(predicate::str::contains("/clawsess:attach")),
+    );
+    let old = claude_saying(&w, "1.0.128");
+    w.cmd(&["doctor"])
+        .env("CLAWSESS_CLAUDE", &old)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAIL claude version: Claude Code 1.0.128 is older than 2.0.28"));
+}
+
+#[test]
+fn install_refuses_a_claude_code_too_old_and_writes_nothing() {
+    let w = World::new();
+    let old = claude_saying(&w, "2.0.27");
+    w.cmd(&["install"]).env("CLAWSESS_CLAUDE", &old).assert().code(1).stdout("").stderr(
+        predicate::str::contains("2.0.27 is older than 2.0.28").and(predicate::str::contains("upgrade")),
+    );
+    assert!(!w.path("claude/settings.json").exists() && !w.path("claude/commands").exists());
+    let ok = claude_saying(&w, "2.0.28");
+    w.cmd(&["install"]).env("CLAWSESS_CLAUDE", &ok).assert().success();
+    assert!(w.path("claude/settings.json").is_file());
+}

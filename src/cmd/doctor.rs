@@ -76,16 +76,26 @@ fn check_version(r: &mut Report, claude: &Path) {
         Ok(v) => v,
         Err(err) => return r.line(Level::Warn, "claude version", format!("{err:#}")),
     };
-    if let Some(why) = versions::unsupported_reason(version) {
+    if let Some(why) = versions::unusable_reason(version) {
         return r.line(Level::Fail, "claude version", why);
     }
     let range = format!("supported: {} and newer", versions::OLDEST_SUPPORTED);
-    let tested = if version > versions::NEWEST_TESTED {
-        format!("; newer than the newest tested, {}", versions::NEWEST_TESTED)
+    if !version.supported() {
+        r.line(
+            Level::Warn,
+            "claude version",
+            format!("{version} is below the fully supported range ({range})"),
+        );
+    } else if version > versions::NEWEST_TESTED {
+        let newest = versions::NEWEST_TESTED;
+        r.line(
+            Level::Ok,
+            "claude version",
+            format!("{version} ({range}; newer than the newest tested, {newest})"),
+        );
     } else {
-        String::new()
-    };
-    r.line(Level::Ok, "claude version", format!("{version} ({range}{tested})"));
+        r.line(Level::Ok, "claude version", format!("{version} ({range})"));
+    }
     for limit in version.limits() {
         r.line(Level::Warn, "claude version", format!("with {version}, {limit}"));
     }

@@ -72,7 +72,7 @@ pub fn install(args: &Install) -> Result<u8> {
 fn check_claude_version() -> Result<()> {
     let Ok(claude) = claude::find_claude(None) else { return Ok(()) };
     let Ok(version) = versions::installed(&claude) else { return Ok(()) };
-    if let Some(why) = versions::unsupported_reason(version) {
+    if let Some(why) = versions::unusable_reason(version) {
         bail!("{why}; nothing was installed");
     }
     for limit in version.limits() {
@@ -122,12 +122,13 @@ fn quote(path: &Path) -> String {
     }
 }
 
-/// A command file for this binary: the plugin's bare `clawsess` becomes the absolute path.
+/// A command file for this binary: the plugin's `${CLAUDE_PLUGIN_ROOT}/bin/clawsess` becomes the
+/// absolute path.
 pub fn render_command(template: &str, exe: &Path) -> String {
-    let bin = quote(exe);
-    let body = template
-        .replace("Bash(clawsess ", &format!("Bash({bin} "))
-        .replace("!`clawsess ", &format!("!`{bin} "));
+    // The plugin's commands name its bin/clawsess by path: Claude Code 2.0.77 does not put a
+    // plugin's bin/ on the PATH of a command's `!` line (2.1.100 does), but substitutes
+    // ${CLAUDE_PLUGIN_ROOT} there and in allowed-tools, as every later version tried does.
+    let body = template.replace(PLUGIN_BIN, &quote(exe));
     // The marker goes after the frontmatter, which must stay first in the file.
     match body.strip_prefix("---\n").and_then(|rest| rest.split_once("\n---\n")) {
         Some((front, rest)) => format!("---\n{front}\n---\n{MARKER}\n{rest}"),

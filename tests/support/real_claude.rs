@@ -27,6 +27,9 @@ pub const OVERRIDE_ENV: &str = "CLAWSESS_TEST_CLAUDE";
 /// Environment variable naming the Claude Code version to install and test instead of the
 /// pinned one.
 pub const VERSION_ENV: &str = "CLAWSESS_TEST_CLAUDE_VERSION";
+/// The API key the stand-in is called with (any value works; this one is "approved" in the
+/// throw-away `~/.claude.json` so an interactive run does not ask about it).
+pub const TEST_API_KEY: &str = "sk-ant-api03-clawsess-stand-in-key-000000000000";
 
 /// The Claude Code version under test: the one `CLAWSESS_TEST_CLAUDE` reports, else
 /// `CLAWSESS_TEST_CLAUDE_VERSION`, else [`CLAUDE_CODE_VERSION`].
@@ -72,15 +75,7 @@ impl Facts {
     pub fn refusal_has_text(&self) -> bool {
         self.version >= (2, 1, 200)
     }
-
-    /// A native binary (`bin/claude.exe`, from 2.1.113) rather than `cli.js` under node.
-    pub fn native(&self) -> bool {
-        self.version >= (2, 1, 113)
-    }
 }
-/// The API key the stand-in is called with (any value works; this one is "approved" in the
-/// throw-away `~/.claude.json` so an interactive run does not ask about it).
-pub const TEST_API_KEY: &str = "sk-ant-api03-clawsess-stand-in-key-000000000000";
 
 /// The build's target dir: the parent of `CARGO_TARGET_TMPDIR` (set for integration tests),
 /// else `CARGO_MANIFEST_DIR/target`.
@@ -123,9 +118,9 @@ fn reports_version(bin: &Path, version: &str) -> bool {
 }
 
 /// The `claude` under test (`.../node_modules/@anthropic-ai/claude-code/bin/claude.exe`, or
-/// `cli.js` before 2.1.113), installed on first use. Parallel test binaries share one install (a file lock); an
-/// install is done in a temporary dir and renamed into place, so a killed install is never
-/// taken for a finished one.
+/// `cli.js` before 2.1.113), installed on first use. Parallel test binaries share one
+/// install (a file lock); an install is done in a temporary dir and renamed into place, so a
+/// killed install is never taken for a finished one.
 pub fn claude_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
