@@ -57,6 +57,12 @@ impl Version {
                  `clawsess install`'s /attach, /detach and /sessions work",
             );
         }
+        if self < Version(2, 1, 248) {
+            lost.push(
+                "a chat user's `@/any/file` in a `run` prompt puts that file into the request \
+                 (Claude Code sends prompts as written only from 2.1.248)",
+            );
+        }
         if self < Version(2, 1, 200) {
             lost.push(
                 "a prompt clawsess refuses shows no reason under `claude -p` (its result is empty; \
@@ -133,8 +139,9 @@ mod tests {
         assert!(unusable_reason(Version(2, 0, 0)).unwrap().contains("older than 2.0.28"));
         assert_eq!(unusable_reason(OLDEST_USABLE), None);
         assert!(PINNED.limits().is_empty());
-        assert_eq!(Version(2, 1, 100).limits().len(), 1);
-        assert_eq!(OLDEST_USABLE.limits().len(), 2);
+        assert_eq!(Version(2, 1, 100).limits().len(), 2);
+        assert_eq!(Version(2, 1, 212).limits().len(), 1, "{:?}", Version(2, 1, 212).limits());
+        assert_eq!(OLDEST_USABLE.limits().len(), 3);
     }
 
     #[test]

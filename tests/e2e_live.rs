@@ -195,7 +195,10 @@ fn a_chat_users_at_file_reference_stays_text_and_never_reads_the_file() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let req = e.api.turn_requests().pop().unwrap();
     assert!(req.all_text.contains(&prompt), "the prompt as written: {}", req.all_text);
-    assert!(!req.all_text.contains("TOP-SECRET-CONTENT"), "the file was read into the request");
+    // Before 2.1.248 Claude Code expands it whatever the message says: a limit doctor reports.
+    if support::real_claude::Facts::get().verbatim_prompts() {
+        assert!(!req.all_text.contains("TOP-SECRET-CONTENT"), "the file was read into the request");
+    }
 }
 
 #[test]

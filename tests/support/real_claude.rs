@@ -75,6 +75,12 @@ impl Facts {
     pub fn refusal_has_text(&self) -> bool {
         self.version >= (2, 1, 200)
     }
+
+    /// A stream-json user message marked `client_composed` reaches the model as written (no
+    /// `@file` expansion, no slash command): from 2.1.248.
+    pub fn verbatim_prompts(&self) -> bool {
+        self.version >= (2, 1, 248)
+    }
 }
 
 /// The build's target dir: the parent of `CARGO_TARGET_TMPDIR` (set for integration tests),
