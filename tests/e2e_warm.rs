@@ -224,6 +224,17 @@ fn a_killed_keeper_or_kept_claude_makes_the_next_turn_cold() {
     assert!(seen.contains("before the kill") && seen.contains("after the keeper died"), "{seen}");
     let (fourth, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "warm again"]);
     assert_eq!(fourth["warm"], true, "{fourth}");
+    // doctor reports the keeper; once it is killed, doctor sweeps its socket and note.
+    let doctor = String::from_utf8_lossy(&e.clawsess(&["doctor"]).stdout).into_owned();
+    assert!(doctor.contains(&format!("warm session: {}", &session[..8])), "{doctor}");
+    let keeper = e.note(&session).unwrap()["keeper"].as_u64().unwrap() as u32;
+    unsafe { libc::kill(keeper as i32, libc::SIGKILL) };
+    wait_gone(keeper);
+    let socket = e.state().join("warm").join(format!("{session}.sock"));
+    assert!(socket.exists(), "a killed keeper leaves its socket");
+    let doctor = String::from_utf8_lossy(&e.clawsess(&["doctor"]).stdout).into_owned();
+    assert!(doctor.contains("removed what 1 dead keepers left"), "{doctor}");
+    assert!(!socket.exists() && e.note(&session).is_none());
 }
 
 #[test]
@@ -319,9 +330,15 @@ fn a_warm_turn_streams_and_stops_like_a_cold_one() {
     assert_eq!(lines[0]["warm"], true, "{:?}", lines[0]);
     let result = lines.last().unwrap();
     assert_eq!((result["type"].as_str(), result["interrupted"].as_bool()), (Some("result"), Some(true)));
-    e.api.release("S");
-    // The interrupted warm claude goes on with the next turn.
+    // The interrupted warm claude is ended (Claude Code kept open would not take the next
+    // prompt while the cut-off request is still answered: the stand-in still holds it); the
+    // next turn starts its own and carries the stopped turn.
+    wait_gone(claude);
+    assert!(e.note(&session).is_none());
     let (next, _) = e.turn(&["--key", "s", "--warm", "10m", "--", "after the stop"]);
-    assert_eq!(next["warm"], true, "{next}");
-    assert_eq!(e.claude_of(&session), claude);
+    assert_eq!(next["warm"], false, "{next}");
+    assert!(e.request("after the stop").all_text.contains("long one"));
+    let (again, _) = e.turn(&["--key", "s", "--warm", "10m", "--", "warm after the stop"]);
+    assert_eq!(again["warm"], true, "{again}");
+    e.api.release("S");
 }

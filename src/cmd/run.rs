@@ -152,7 +152,13 @@ impl cli::Run {
                  {key} may not come back to this session"
             );
         }
-        if let Some(conn) = &conn
+        if conn.is_some()
+            && interrupted
+            && let Err(err) = warm::retire(&store, &target.id)
+        {
+            eprintln!("clawsess: could not end the interrupted warm claude: {err:#}");
+        } else if let Some(conn) = &conn
+            && !interrupted
             && let Err(err) = warm::after_turn(&store, &session, conn, warm_for)
         {
             // The next run finds the warm claude stale and resumes cold: slower, not wrong.

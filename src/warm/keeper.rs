@@ -258,6 +258,13 @@ impl Keeper {
                 self.end();
                 Flow::Exit
             }
+            Some("retire") if self.turn.is_none() => {
+                // Asked by the run that holds the session's lock (claude is not stale):
+                // its input closes, and it exits writing its checkpoint.
+                self.stdin = None;
+                self.wait_claude();
+                Flow::Exit
+            }
             Some("terminate") if self.turn == Some(id) => {
                 self.terminate_claude();
                 Flow::Go

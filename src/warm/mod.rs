@@ -21,6 +21,7 @@
 //! run -> keeper   {"keeper":"terminate"} / {"keeper":"kill"}   signal claude (a stop)
 //! any -> keeper   {"keeper":"kill"}   (stale: SIGKILL claude and exit)
 //!                 {"keeper":"cool"}   (end: claude's input closed, after the turn if one runs)
+//! run -> keeper   {"keeper":"retire"} (after an interrupted turn: claude's input closed)
 //! ```
 
 pub mod keeper;
@@ -340,7 +341,18 @@ pub fn cool(store: &Store, note: &WarmNote) -> Result<()> {
     Ok(())
 }
 
-/// Asks a keeper to end (`how`: `cool` or `kill`); its lines until it closes.
+/// Ends the warm claude of `session` after an interrupted turn, with the session's run lock
+/// held (so it is not stale): Claude Code 2.1.328 kept open does not take its next prompt
+/// while the request the interrupt cut off is still being answered, so the next turn starts
+/// a claude of its own, as after a cold turn's stop.
+pub fn retire(store: &Store, session: &SessionId) -> Result<()> {
+    let mut stream = UnixStream::connect(store.warm_socket(session)).context("could not reach the keeper")?;
+    let lines = end_with(&mut stream, "retire")?;
+    wait_closed(&lines);
+    Ok(())
+}
+
+/// Asks a keeper to end (`how`: `cool`, `kill` or `retire`); its lines until it closes.
 fn end_with(stream: &mut UnixStream, how: &str) -> Result<Receiver<String>> {
     writeln!(stream, "{}", json!({ "keeper": how })).context("the keeper hung up")?;
     Ok(crate::live::lines_of(stream.try_clone()?))
