@@ -404,6 +404,46 @@ pub(crate) fn new_note(want: &keeper::Args, claude: u32) -> WarmNote {
 mod tests {
     use super::*;
 
+    use crate::store::{COMMAND_LOCK_WAIT, SessionRecord, Starter};
+
+    #[test]
+    fn a_warm_claude_is_stale_once_the_transcript_or_the_turn_log_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let id = SessionId::parse("aaaa1111-0000-4000-8000-000000000000").unwrap();
+        let transcript = dir.path().join("t.jsonl");
+        std::fs::write(&transcript, "{}\n").unwrap();
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&SessionRecord::new(id.clone(), dir.path().into(), transcript.clone(), Starter::Run, 0))
+            .unwrap();
+        drop(tx);
+        let args = keeper::Args {
+            session: id.clone(),
+            claude: "claude".into(),
+            cwd: dir.path().into(),
+            key: "k".into(),
+            extra: Vec::new(),
+            idle: Duration::from_secs(60),
+            resume: true,
+        };
+        let mut note = new_note(&args, std::process::id());
+        assert!(stale(&store, &note).unwrap().is_some(), "no turn finished yet");
+        let (size, mtime_ns) = transcript_stamp(&transcript).unwrap();
+        note.fresh = Some(Fresh { transcript: transcript.clone(), size, mtime_ns, next_seq: 0 });
+        assert_eq!(stale(&store, &note).unwrap(), None);
+        // Another surface finished a turn (the transcript left as it was).
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        crate::turn::catchup::log_turn(&tx, &id, "terminal", Some(1), "p", "r").unwrap();
+        drop(tx);
+        assert!(stale(&store, &note).unwrap().unwrap().contains("another surface"));
+        note.fresh.as_mut().unwrap().next_seq = log_position(&store, &id).unwrap();
+        assert_eq!(stale(&store, &note).unwrap(), None);
+        // A write that no hook logged (the same size: the mtime tells).
+        let later = SystemTime::now() + Duration::from_secs(5);
+        std::fs::File::options().write(true).open(&transcript).unwrap().set_modified(later).unwrap();
+        assert!(stale(&store, &note).unwrap().unwrap().contains("transcript was written"));
+    }
+
     #[test]
     fn warm_durations_take_off_and_zero() {
         assert_eq!(parse_warm("10m").unwrap(), Duration::from_secs(600));
