@@ -414,8 +414,14 @@ mod tests {
         let transcript = dir.path().join("t.jsonl");
         std::fs::write(&transcript, "{}\n").unwrap();
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
-        tx.put_session(&SessionRecord::new(id.clone(), dir.path().into(), transcript.clone(), Starter::Run, 0))
-            .unwrap();
+        tx.put_session(&SessionRecord::new(
+            id.clone(),
+            dir.path().into(),
+            transcript.clone(),
+            Starter::Run,
+            0,
+        ))
+        .unwrap();
         drop(tx);
         let args = keeper::Args {
             session: id.clone(),
