@@ -170,7 +170,46 @@ fn warm_turns_reuse_one_claude_process_and_carry_the_history() {
     assert_eq!(row["warm"], true, "{row}");
     // Its turns are run turns of chat:1, its session started by run.
     assert_eq!(row["started_by"], "run", "{row}");
+    assert_eq!(row["live"], false, "the kept claude is no terminal: {row}");
     assert_eq!(e.current("chat:1").as_deref(), Some(session.as_str()));
+    // The turn log has three turns of chat:1, none of a claude process of its own.
+    let log: Value = serde_json::from_str(
+        &std::fs::read_to_string(e.state().join("turns").join(format!("{session}.json"))).unwrap(),
+    )
+    .unwrap();
+    let turns = log["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 3, "{log}");
+    assert!(turns.iter().all(|t| t["key"] == "chat:1" && t["by_pid"].is_null()), "{log}");
+}
+
+#[test]
+fn a_warm_turn_asks_for_permission_through_its_run() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "ask", "--warm", "10m", "--", "warm up first"]);
+    let session = session_of(&first);
+    let claude = e.claude_of(&session);
+    let target = e.project.join("allowed.txt");
+    let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
+    let run = e.spawn(&["--stream", "--ask", "--key", "ask", "--warm", "10m", "--", &prompt]);
+    let mut lines = std::io::BufReader::new(run.stdout.unwrap());
+    let permission = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut lines, &mut line).unwrap() > 0, "no permission event");
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if event["type"] == "permission" {
+            break event;
+        }
+    };
+    assert!(!target.exists(), "nothing ran before the answer");
+    let out = e.clawsess(&["answer", permission["request_id"].as_str().unwrap(), "allow"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+    let result: Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    assert_eq!((result["type"].as_str(), result["warm"].as_bool()), (Some("result"), Some(true)), "{result}");
+    assert_eq!(result["is_error"], false, "{result}");
+    assert!(target.exists(), "the allowed tool ran");
+    assert_eq!(e.claude_of(&session), claude);
 }
 
 #[test]
