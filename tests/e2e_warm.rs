@@ -190,8 +190,8 @@ fn a_warm_turn_asks_for_permission_through_its_run() {
     let claude = e.claude_of(&session);
     let target = e.project.join("allowed.txt");
     let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
-    let run = e.spawn(&["--stream", "--ask", "--key", "ask", "--warm", "10m", "--", &prompt]);
-    let mut lines = std::io::BufReader::new(run.stdout.unwrap());
+    let mut run = e.spawn(&["--stream", "--ask", "--key", "ask", "--warm", "10m", "--", &prompt]);
+    let mut lines = std::io::BufReader::new(run.stdout.take().unwrap());
     let permission = loop {
         let mut line = String::new();
         assert!(std::io::BufRead::read_line(&mut lines, &mut line).unwrap() > 0, "no permission event");
@@ -205,6 +205,7 @@ fn a_warm_turn_asks_for_permission_through_its_run() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+    assert_eq!(run.wait().unwrap().code(), Some(0));
     let result: Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
     assert_eq!((result["type"].as_str(), result["warm"].as_bool()), (Some("result"), Some(true)), "{result}");
     assert_eq!(result["is_error"], false, "{result}");
