@@ -95,6 +95,7 @@ pub(crate) fn spawn(store: &Store, want: &Want<'_>, listener: &UnixListener) -> 
                 return Err(std::io::Error::last_os_error());
             }
             // Descriptors our caller let us inherit are not the keeper's to hold open.
+            #[cfg(target_os = "linux")]
             libc::syscall(libc::SYS_close_range, LISTEN_FD as u32 + 1, u32::MAX, 0);
             Ok(())
         });
@@ -324,6 +325,7 @@ impl Keeper {
         // If the keeper dies, claude dies without a word: SIGTERM would make it write a
         // checkpoint, and the keeper can no longer tell whether its leaf is stale.
         // SAFETY: prctl is async-signal-safe.
+        #[cfg(target_os = "linux")]
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
