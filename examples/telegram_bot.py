@@ -26,6 +26,9 @@ Python 3 standard library only. Configuration (environment):
   BOT_STOP_GRACE      seconds running turns may finish after SIGTERM/SIGINT (default 10)
   BOT_RUN_ARGS        extra arguments for `clawsess run`, split like a shell would
                       (e.g. "-A --permission-mode -A acceptEdits"); operator config only
+  BOT_WARM            how long a chat's claude stays up after its turn, so that the next
+                      message skips starting Claude Code (`clawsess run --warm`; default 10m;
+                      0 or off: every turn starts claude)
   BOT_ASK             1 (default): tool calls that need permission get Allow / Deny
                       buttons; 0: they are denied, as in `claude -p`
   BOT_ASK_TIMEOUT     seconds a permission request waits for a button (default 300)
@@ -113,6 +116,7 @@ class Config:
         self.max_parallel = int(_number(env, "BOT_MAX_PARALLEL", 4, minimum=1))
         self.stop_grace = _number(env, "BOT_STOP_GRACE", 10, minimum=0)
         self.run_args = shlex.split(env.get("BOT_RUN_ARGS", ""))
+        self.warm = env.get("BOT_WARM", "10m").strip() or "0"
         self.ask = env.get("BOT_ASK", "1").strip() not in ("0", "no", "false", "")
         self.ask_timeout = _number(env, "BOT_ASK_TIMEOUT", 300, minimum=1)
         self.edit_interval = _number(env, "BOT_EDIT_INTERVAL", 1.5, minimum=0)
@@ -836,7 +840,7 @@ class Worker:
             # The prompt goes on stdin, so no user text is ever an argument (not even after
             # `--`): it cannot become a flag, and other local users cannot read it in `ps`.
             args = ["run", "--key", self.key, "--stream", "--cwd", bot.cfg.cwd,
-                    "--wait", str(bot.cfg.wait), *bot.cfg.run_args]
+                    "--wait", str(bot.cfg.wait), "--warm", bot.cfg.warm, *bot.cfg.run_args]
             if bot.cfg.ask:
                 args += ["--ask", "--ask-timeout", str(bot.cfg.ask_timeout)]
             for image in images:

@@ -120,6 +120,7 @@ impl ClaudeResult {
 }
 
 /// One `claude -p --output-format json` turn, as `run` starts it.
+#[derive(Clone, Copy)]
 pub struct Turn<'a> {
     pub claude: &'a Path,
     pub session: &'a SessionId,

@@ -35,6 +35,8 @@ pub enum Cmd {
     Answer(Answer),
     /// Interrupt the run turn in progress on a session
     Stop(Stop),
+    /// End warm sessions' claude processes now (`run --warm`)
+    Cool(Cool),
     /// Drop a key's own session and attachment (thread deleted or archived)
     Forget(Forget),
     /// Record sessions from Claude Code's transcript store that the hook never saw
@@ -54,6 +56,9 @@ pub enum Cmd {
     /// Claude Code hooks (called by Claude Code, reading the hook JSON on stdin)
     #[command(subcommand)]
     Hook(Hook),
+    /// The keeper of a warm session's claude (started by `run --warm`)
+    #[command(hide = true)]
+    Keep(Keep),
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +185,11 @@ pub struct Run {
     /// Seconds a permission request waits for an answer before it is denied
     #[arg(long, value_name = "SECS", default_value = "300", requires = "ask", value_parser = crate::sys::parse_wait)]
     pub ask_timeout: std::time::Duration,
+    /// Keep claude running for this long after the turn (e.g. 10m), so that the session's
+    /// next run hands it the prompt instead of starting Claude Code; 0 or off: not
+    /// [env: CLAWSESS_WARM]
+    #[arg(long, value_name = "DURATION", value_parser = crate::warm::parse_warm)]
+    pub warm: Option<std::time::Duration>,
     /// Send a picture with the prompt: PNG, JPEG, GIF or WebP, at most 5 MB (repeatable)
     #[arg(long = "image", value_name = "FILE")]
     pub images: Vec<PathBuf>,
@@ -221,6 +231,29 @@ pub struct Stop {
     /// Seconds to wait for the run to end
     #[arg(long, value_name = "SECS", default_value = "20", value_parser = crate::sys::parse_wait)]
     pub wait: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct Cool {
+    /// End only this session's (id, prefix or name) [default: every warm session]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Keep {
+    pub session: String,
+    #[arg(long)]
+    pub cwd: PathBuf,
+    #[arg(long)]
+    pub claude: PathBuf,
+    #[arg(long)]
+    pub key: String,
+    #[arg(long)]
+    pub idle_ms: u64,
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long = "claude-arg", allow_hyphen_values = true)]
+    pub claude_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

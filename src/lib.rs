@@ -17,3 +17,4 @@ pub mod topic;
 pub mod transcript;
 pub mod turn;
 pub mod versions;
+pub mod warm;

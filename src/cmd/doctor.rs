@@ -13,6 +13,7 @@ use crate::cli::Doctor;
 use crate::exit;
 use crate::store::{Store, now_ms, parse_json};
 use crate::versions;
+use crate::warm;
 
 #[derive(PartialEq)]
 enum Level {
@@ -62,10 +63,54 @@ impl Run for Doctor {
             Ok(store) => {
                 check_state(&mut r, &store);
                 check_retention(&mut r, &store, &config);
+                check_warm(&mut r, &store);
             }
             Err(err) => r.line(Level::Fail, "state dir", format!("{err:#}")),
         }
         Ok(if r.failed { exit::FAILURE } else { exit::OK })
+    }
+}
+
+/// The warm sessions' keepers (`run --warm`); the sockets and notes dead ones left go.
+fn check_warm(r: &mut Report, store: &Store) {
+    let dead = store.warm_notes().unwrap_or_default().into_iter().filter(|n| !warm::keeper_alive(n)).count();
+    let live = match warm::keepers(store, true) {
+        Ok(live) => live,
+        Err(err) => return r.line(Level::Warn, "warm sessions", format!("{err:#}")),
+    };
+    // Sockets no note names (a keeper killed before it wrote one).
+    let orphans = warm::orphan_sockets(store);
+    for socket in &orphans {
+        let _ = std::fs::remove_file(socket);
+    }
+    let swept = dead + orphans.len();
+    if swept > 0 {
+        r.line(Level::Ok, "warm sessions", format!("removed what {swept} dead keepers left"));
+    }
+    let now = now_ms();
+    let max = warm::max_from_env();
+    if live.is_empty() {
+        return r.line(Level::Ok, "warm sessions", format!("none (at most {max}: {})", warm::MAX_ENV));
+    }
+    for note in &live {
+        let health = if warm::claude_alive(note) { "" } else { "; its claude is gone" };
+        let detail = format!(
+            "{} kept by pid {} (claude pid {}), {} turns, idle {} of {}{health}",
+            note.session.short(),
+            note.keeper,
+            note.claude,
+            note.turns,
+            crate::sys::human_duration(std::time::Duration::from_millis(now.saturating_sub(note.last_used))),
+            crate::sys::human_duration(std::time::Duration::from_millis(note.idle_ms)),
+        );
+        r.line(if health.is_empty() { Level::Ok } else { Level::Warn }, "warm session", detail);
+    }
+    if live.len() > max {
+        r.line(
+            Level::Warn,
+            "warm sessions",
+            format!("{} kept, more than {}={max}", live.len(), warm::MAX_ENV),
+        );
     }
 }
 

@@ -20,6 +20,8 @@ struct Row {
     own_of: Vec<String>,
     busy: Option<String>,
     live: bool,
+    /// A warm claude (`run --warm`) is kept for it.
+    warm: bool,
     gone: bool,
 }
 
@@ -55,11 +57,15 @@ fn rows(store: &Store, limit: Option<usize>) -> Result<Vec<Row>> {
     records.truncate(limit.unwrap_or(usize::MAX));
     let (mut attached, mut own_of) = keys_by_session(store)?;
     let maybe_busy = store.maybe_busy();
+    // Read only: `list` never sweeps a dead keeper's files (`doctor` and `run` do).
+    let warm: std::collections::BTreeSet<SessionId> =
+        crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
     let rows = records.into_iter().map(|rec| Row {
         attached: attached.remove(&rec.id).unwrap_or_default(),
         own_of: own_of.remove(&rec.id).unwrap_or_default(),
         busy: if maybe_busy.contains(&rec.id) { busy_by(store, &rec.id) } else { None },
         live: rec.process_open(),
+        warm: warm.contains(&rec.id),
         gone: !rec.transcript.exists(),
         rec,
     });
@@ -112,6 +118,9 @@ impl Row {
         if self.live {
             state.push("live".to_owned());
         }
+        if self.warm {
+            state.push("warm".to_owned());
+        }
         if self.gone {
             state.push("gone".to_owned());
         }
@@ -148,6 +157,7 @@ struct JsonRow<'a> {
     own_session_of: &'a [String],
     busy: Option<&'a str>,
     live: bool,
+    warm: bool,
     transcript_exists: bool,
     forked: bool,
 }
@@ -170,6 +180,7 @@ impl<'a> From<&'a Row> for JsonRow<'a> {
             own_session_of: &row.own_of,
             busy: row.busy.as_deref(),
             live: row.live,
+            warm: row.warm,
             transcript_exists: !row.gone,
             forked: rec.forked,
         }

@@ -3,6 +3,7 @@
 mod answer;
 mod attach;
 mod completions;
+mod cool;
 mod current;
 mod detach;
 mod doctor;
@@ -10,6 +11,7 @@ mod forget;
 mod hook;
 mod import;
 mod install;
+mod keep;
 mod list;
 mod name;
 mod prune;
@@ -65,6 +67,8 @@ impl Cmd {
             Cmd::Run(cmd) => cmd.run(),
             Cmd::Answer(cmd) => cmd.run(),
             Cmd::Stop(cmd) => cmd.run(),
+            Cmd::Cool(cmd) => cmd.run(),
+            Cmd::Keep(cmd) => cmd.run(),
             Cmd::Forget(cmd) => cmd.run(),
             Cmd::Import(cmd) => cmd.run(),
             Cmd::Prune(cmd) => cmd.run(),

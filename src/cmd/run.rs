@@ -19,6 +19,7 @@ use crate::sys::parse_duration;
 use crate::turn::exclusion::{KeyLock, RunLock};
 use crate::turn::record::{RunTurn, record_run_turn};
 use crate::turn::route;
+use crate::warm;
 
 impl Run for cli::Run {
     fn run(&self) -> Result<u8> {
@@ -41,6 +42,10 @@ impl cli::Run {
     fn turn(&self) -> Result<u8> {
         let key = key_or_default(&self.key.key)?;
         let idle_reset = self.idle_reset()?;
+        let warm_for = match self.warm {
+            Some(duration) => duration,
+            None => warm::warm_from_env()?,
+        };
         let claude = claude::find_claude(self.claude.as_deref())?;
         let prompt = self.prompt_text()?;
         let images =
@@ -65,6 +70,8 @@ impl cli::Run {
         let target = route::route(&store, &key, &request)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let mut lock = RunLock::acquire(&store, &target.id, key.as_str(), left)?;
+        let mut quiet = |_: &live::Event| {};
+        let sink: &mut dyn live::Sink = if self.stream { &mut live::JsonLines } else { &mut quiet };
         let turn = claude::Turn {
             claude: &claude,
             session: &target.id,
@@ -73,20 +80,45 @@ impl cli::Run {
             key: key.as_str(),
             extra: &self.claude_args,
         };
+        let ask = self.ask.then_some(self.ask_timeout);
+        let live_turn =
+            live::LiveTurn { turn, store: &store, verbatim: !self.allow_slash, images: &images, ask };
         // `claude -p` reads a prompt from stdin as if typed: `@/any/file` in it puts that file
         // into the request (measured on 2.1.328). The stream-json driver sends it verbatim, so
         // a prompt that could hold such a reference goes that way (unless --allow-slash).
         let at_reference = !self.allow_slash && prompt.contains('@');
-        let outcome =
-            if self.stream || !images.is_empty() || at_reference {
-                let mut quiet = |_: &live::Event| {};
-                let sink: &mut dyn live::Sink = if self.stream { &mut live::JsonLines } else { &mut quiet };
-                let ask = self.ask.then_some(self.ask_timeout);
-                live::LiveTurn { turn, store: &store, verbatim: !self.allow_slash, images: &images, ask }
-                    .run(&prompt, |pid| lock.set_child(pid), sink)?
-            } else {
-                turn.run(&prompt, |pid| lock.set_child(pid))?
-            };
+        let want = warm::Want {
+            claude: &claude,
+            session: &target.id,
+            resume: target.resume,
+            cwd: &target.cwd,
+            key: key.as_str(),
+            extra: &self.claude_args,
+            idle: warm_for,
+        };
+        let mut conn = self.warm_conn(&store, &want, &mut lock)?;
+        let mut outcome = None;
+        if let Some(c) = &mut conn {
+            match live_turn.run_warm(c, &prompt, sink) {
+                Ok(done) => outcome = Some(done),
+                Err(err) if err.downcast_ref::<warm::WarmGone>().is_some() => {
+                    eprintln!("clawsess: {err}; this turn resumes the session cold");
+                    // Its keeper is gone or going: `take` says so, and starts another with --warm.
+                    conn = self.warm_conn(&store, &want, &mut lock)?;
+                    if let Some(c) = &mut conn {
+                        outcome = Some(live_turn.run_warm(c, &prompt, sink)?);
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        let outcome = match outcome {
+            Some(outcome) => outcome,
+            None if self.stream || !images.is_empty() || at_reference => {
+                live_turn.run(&prompt, |pid| lock.set_child(pid), sink)?
+            }
+            None => turn.run(&prompt, |pid| lock.set_child(pid))?,
+        };
         let result = outcome.result()?;
         let interrupted = result.fields.get("interrupted") == Some(&Value::Bool(true));
         let failed = outcome.code != Some(0) || result.is_error();
@@ -116,10 +148,49 @@ impl cli::Run {
                  {key} may not come back to this session"
             );
         }
+        if conn.is_some()
+            && interrupted
+            && let Err(err) = warm::retire(&store, &target.id)
+        {
+            eprintln!("clawsess: could not end the interrupted warm claude: {err:#}");
+        } else if let Some(conn) = &conn
+            && !interrupted
+            && let Err(err) = warm::after_turn(&store, &session, conn, warm_for)
+        {
+            // The next run finds the warm claude stale and resumes cold: slower, not wrong.
+            eprintln!("clawsess: could not note the warm session: {err:#}");
+        }
         drop(lock);
         drop(key_lock);
+        let mut result = result;
+        if let Some(conn) = &conn {
+            // Whether a warm claude took the turn (`run --warm`): absent when none was involved.
+            result.fields.insert("warm".into(), Value::Bool(!conn.started));
+        }
         self.print(result, &key, &session, failed, record_error, target.replaced.as_ref())?;
         Ok(if interrupted { live::INTERRUPTED } else { outcome.exit_code(failed) })
+    }
+
+    /// The warm claude for this turn, if any (see `warm::take`); one that cannot be had is
+    /// said on stderr, and the turn runs cold.
+    fn warm_conn(
+        &self,
+        store: &Store,
+        want: &warm::Want<'_>,
+        lock: &mut RunLock,
+    ) -> Result<Option<warm::Conn>> {
+        match warm::take(store, want, lock) {
+            Ok(conn) => Ok(conn),
+            Err(err) => {
+                lock.set_keeper(None)?;
+                let err = format!("{err:#}");
+                eprintln!(
+                    "clawsess: no warm claude ({}); this turn runs cold",
+                    crate::sys::printable(&err, false)
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// The reply, or with --json claude's result object with ours added.

@@ -10,8 +10,16 @@ use crate::ident::{RequestId, SessionId};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Event {
-    /// The session the turn goes to, before claude starts.
-    Session { session_id: SessionId, key: String, cwd: std::path::PathBuf, resumed: bool },
+    /// The session the turn goes to, before claude starts; `warm`: a warm claude answers
+    /// it (`run --warm`), which had the session loaded already.
+    Session {
+        session_id: SessionId,
+        key: String,
+        cwd: std::path::PathBuf,
+        resumed: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        warm: bool,
+    },
     /// Text of the model's reply, a block at a time as claude completes it.
     Text { text: String },
     /// The model calls a tool (`input` as claude gave it).

@@ -72,6 +72,8 @@ struct Progress {
     stop_asked: Option<Instant>,
     terminated: Option<Instant>,
     result: Option<Map<String, Value>>,
+    /// claude printed something this turn.
+    heard: bool,
 }
 
 impl LiveTurn<'_> {
@@ -85,14 +87,7 @@ impl LiveTurn<'_> {
         started: impl FnOnce(u32) -> Result<()>,
         sink: &mut dyn Sink,
     ) -> Result<Outcome> {
-        ask::sweep(self.store)?;
-        self.store.clear_stop_request(self.turn.session)?;
-        sink.event(&Event::Session {
-            session_id: self.turn.session.clone(),
-            key: self.turn.key.to_owned(),
-            cwd: self.turn.cwd.to_path_buf(),
-            resumed: self.turn.resume,
-        });
+        self.begin(sink, false)?;
         let signals = ForwardSignals::install()?;
         let mut child = self
             .command()
@@ -101,22 +96,74 @@ impl LiveTurn<'_> {
         signals.forward_to(child.id());
         started(child.id())?;
         let lines = read_lines(&mut child);
-        let mut stdin = child.stdin.take();
-        send(&mut stdin, &wire::user_message(prompt, self.images, self.verbatim));
         let mut progress = Progress::default();
-        let ended = self.drive(&mut child, &mut stdin, &lines, &mut progress, sink);
-        drop(stdin); // claude ends once its input does
+        let ended = {
+            let mut input = ChildInput { stdin: child.stdin.take(), child: &mut child };
+            input.send(&wire::user_message(prompt, self.images, self.verbatim));
+            self.drive(&mut input, &lines, &mut progress, sink)
+            // claude ends once its input does: dropping `input` closes its stdin
+        };
         let status = wait_or_kill(&mut child, progress.terminated.is_some());
+        let status = status.map(|s| (s.code(), s.signal()));
+        self.end(ended, status, &signals, progress)
+    }
+
+    /// Runs the turn on a warm claude kept by a keeper (`run --warm`, see [`crate::warm`]):
+    /// the same lines go over the keeper's socket, and claude stays up after its result.
+    pub fn run_warm(
+        &self,
+        conn: &mut crate::warm::Conn,
+        prompt: &str,
+        sink: &mut dyn Sink,
+    ) -> Result<Outcome> {
+        self.begin(sink, !conn.started)?;
+        let signals = ForwardSignals::install()?;
+        signals.forward_to(conn.claude_pid);
+        let mut progress = Progress::default();
+        conn.input.send(&wire::user_message(prompt, self.images, self.verbatim));
+        let ended = self.drive(&mut conn.input, &conn.lines, &mut progress, sink);
+        if !progress.heard && signals.caught().is_none() && progress.stop_asked.is_none() {
+            // It died before it took the prompt (killed while idle, say): the turn can run
+            // cold instead.
+            return Err(crate::warm::WarmGone.into());
+        }
+        // A warm claude does not exit: it answered if it printed its result.
+        let status = Ok((progress.result.is_some().then_some(0), None));
+        self.end(ended, status, &signals, progress)
+    }
+
+    /// Before claude gets the prompt: stale requests go, the session event is out.
+    fn begin(&self, sink: &mut dyn Sink, warm: bool) -> Result<()> {
+        ask::sweep(self.store)?;
+        self.store.clear_stop_request(self.turn.session)?;
+        sink.event(&Event::Session {
+            session_id: self.turn.session.clone(),
+            key: self.turn.key.to_owned(),
+            cwd: self.turn.cwd.to_path_buf(),
+            resumed: self.turn.resume || warm,
+            warm,
+        });
+        Ok(())
+    }
+
+    /// After claude's result (or its end): requests cleaned up, the outcome made.
+    fn end(
+        &self,
+        ended: Result<()>,
+        status: Result<(Option<i32>, Option<i32>)>,
+        signals: &ForwardSignals,
+        progress: Progress,
+    ) -> Result<Outcome> {
         let cleanup = ask::forget(self.store, &progress.asked);
         let _ = self.clear_own_stop_request();
         ended?;
-        let status = status?;
+        let (code, signal) = status?;
         cleanup?;
         if let Some(sig) = signals.caught() {
             return Err(crate::exit::Stopped(sig).into());
         }
         let stdout = self.result_line(progress.result, progress.stop_asked.is_some())?;
-        Ok(Outcome { code: status.code(), signal: status.signal(), stdout })
+        Ok(Outcome { code, signal, stdout })
     }
 
     fn command(&self) -> std::process::Command {
@@ -135,8 +182,7 @@ impl LiveTurn<'_> {
     /// them answers, timeouts and stop requests.
     fn drive(
         &self,
-        child: &mut Child,
-        stdin: &mut Option<ChildStdin>,
+        input: &mut dyn Input,
         lines: &Receiver<String>,
         progress: &mut Progress,
         sink: &mut dyn Sink,
@@ -144,15 +190,16 @@ impl LiveTurn<'_> {
         while progress.result.is_none() {
             match lines.recv_timeout(TICK) {
                 Ok(line) => {
+                    progress.heard = true;
                     if let Some(line) = wire::Line::parse(&line) {
-                        self.on_line(line, stdin, progress, sink)?;
+                        self.on_line(line, input, progress, sink)?;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            self.check_answers(stdin, progress)?;
-            self.check_stop(child, stdin, progress)?;
+            self.check_answers(input, progress)?;
+            self.check_stop(input, progress)?;
         }
         Ok(())
     }
@@ -160,7 +207,7 @@ impl LiveTurn<'_> {
     fn on_line(
         &self,
         line: wire::Line,
-        stdin: &mut Option<ChildStdin>,
+        input: &mut dyn Input,
         progress: &mut Progress,
         sink: &mut dyn Sink,
     ) -> Result<()> {
@@ -182,26 +229,28 @@ impl LiveTurn<'_> {
             }
             Line::ControlRequest {
                 request_id,
-                request: ControlRequest::CanUseTool { tool_name, input, .. },
+                request: ControlRequest::CanUseTool { tool_name, input: tool_input, .. },
             } => {
                 let Some(timeout) = self.ask else {
                     let why = "clawsess run was not given --ask: a tool call that needs permission is denied";
-                    send(stdin, &wire::permission_response(&request_id, false, &input, why));
+                    let response = wire::permission_response(&request_id, false, &tool_input, why);
+                    input.send(&response);
                     return Ok(());
                 };
                 let req =
-                    ask::ask(self.store, self.turn.session, self.turn.key, &tool_name, &input, timeout)?;
+                    ask::ask(self.store, self.turn.session, self.turn.key, &tool_name, &tool_input, timeout)?;
                 progress.asked.push(req.id.clone());
                 sink.event(&Event::Permission {
                     request_id: req.id.clone(),
                     tool: tool_name,
-                    input: input.clone(),
+                    input: tool_input.clone(),
                     timeout_s: timeout.as_secs(),
                 });
                 let timeout_at = Instant::now() + timeout;
-                progress.waiting.insert(req.id, Waiting { claude_id: request_id, input, timeout_at });
+                let waiting = Waiting { claude_id: request_id, input: tool_input, timeout_at };
+                progress.waiting.insert(req.id, waiting);
             }
-            Line::ControlRequest { request_id, .. } => send(stdin, &wire::unsupported_response(&request_id)),
+            Line::ControlRequest { request_id, .. } => input.send(&wire::unsupported_response(&request_id)),
             Line::ControlCancelRequest { request_id } => {
                 progress.waiting.retain(|_, w| w.claude_id != request_id)
             }
@@ -212,7 +261,7 @@ impl LiveTurn<'_> {
     }
 
     /// Passes on the answers that came, and denies the requests that timed out.
-    fn check_answers(&self, stdin: &mut Option<ChildStdin>, progress: &mut Progress) -> Result<()> {
+    fn check_answers(&self, input: &mut dyn Input, progress: &mut Progress) -> Result<()> {
         let now = Instant::now();
         let mut done = Vec::new();
         for (id, waiting) in &progress.waiting {
@@ -225,7 +274,7 @@ impl LiveTurn<'_> {
                 }
                 None => continue,
             };
-            send(stdin, &response(&waiting.claude_id, &waiting.input, &answer));
+            input.send(&response(&waiting.claude_id, &waiting.input, &answer));
             done.push(id.clone());
         }
         for id in done {
@@ -236,28 +285,21 @@ impl LiveTurn<'_> {
 
     /// Acts on `clawsess stop`: an interrupt first; SIGTERM if claude has not ended the
     /// turn after [`STOP_GRACE`]; SIGKILL after [`KILL_GRACE`] more.
-    fn check_stop(
-        &self,
-        child: &mut Child,
-        stdin: &mut Option<ChildStdin>,
-        progress: &mut Progress,
-    ) -> Result<()> {
+    fn check_stop(&self, input: &mut dyn Input, progress: &mut Progress) -> Result<()> {
         let Some(asked) = progress.stop_asked else {
             if self.store.stop_request(self.turn.session)?.is_some_and(|r| r.pid == std::process::id()) {
                 self.store.clear_stop_request(self.turn.session)?; // tells `stop` we saw it
-                send(stdin, &wire::interrupt_request(&format!("clawsess-stop-{}", uuid::Uuid::new_v4())));
+                input.send(&wire::interrupt_request(&format!("clawsess-stop-{}", uuid::Uuid::new_v4())));
                 progress.stop_asked = Some(Instant::now());
             }
             return Ok(());
         };
         match progress.terminated {
             None if asked.elapsed() >= STOP_GRACE => {
-                signal(child, libc::SIGTERM);
+                input.terminate();
                 progress.terminated = Some(Instant::now());
             }
-            Some(at) if at.elapsed() >= KILL_GRACE => {
-                let _ = child.kill();
-            }
+            Some(at) if at.elapsed() >= KILL_GRACE => input.kill(),
             _ => {}
         }
         Ok(())
@@ -311,20 +353,54 @@ fn response(claude_id: &str, input: &Value, answer: &PermissionAnswer) -> Value 
     wire::permission_response(claude_id, allow, input, &why)
 }
 
-/// Writes one line to claude's stdin. Claude may have exited: then stdin is dropped and the
-/// turn ends when its stdout does.
-fn send(stdin: &mut Option<ChildStdin>, message: &Value) {
-    let Some(pipe) = stdin else { return };
+/// Where a live turn's lines to claude go: its stdin, or a keeper's socket (a warm claude).
+pub trait Input {
+    /// Writes one line. Claude may have exited: that is no error here, the turn ends when
+    /// its output does.
+    fn send(&mut self, message: &Value);
+    /// SIGTERM to claude (it did not end the turn after an interrupt).
+    fn terminate(&mut self);
+    /// SIGKILL to claude.
+    fn kill(&mut self);
+}
+
+/// Our own claude child and its stdin (closed when this is dropped).
+struct ChildInput<'a> {
+    child: &'a mut Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Input for ChildInput<'_> {
+    fn send(&mut self, message: &Value) {
+        send_line(&mut self.stdin, message)
+    }
+
+    fn terminate(&mut self) {
+        signal(self.child, libc::SIGTERM);
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Writes `message` as one line to `pipe`; a pipe that fails is dropped.
+pub(crate) fn send_line<W: Write>(pipe: &mut Option<W>, message: &Value) {
+    let Some(writer) = pipe else { return };
     let mut line = message.to_string();
     line.push('\n');
-    if pipe.write_all(line.as_bytes()).and_then(|()| pipe.flush()).is_err() {
-        *stdin = None;
+    if writer.write_all(line.as_bytes()).and_then(|()| writer.flush()).is_err() {
+        *pipe = None;
     }
 }
 
 /// claude's stdout, line by line, from a thread (a line is read whole however long it is).
 fn read_lines(child: &mut Child) -> Receiver<String> {
-    let stdout = child.stdout.take().expect("piped stdout");
+    lines_of(child.stdout.take().expect("piped stdout"))
+}
+
+/// The lines of `stdout`, read whole (however long) from a thread, until it ends.
+pub(crate) fn lines_of(stdout: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);

@@ -12,6 +12,9 @@
 //!   run/<id>.lock         held by `run` for a whole turn; holds who and since when
 //!   requests/<id>.json    a tool call `run --ask` waits on, until `clawsess answer`
 //!   stop/<id>.json        `clawsess stop` asking the run answering a session to interrupt
+//!   warm/<id>.sock        a warm session's keeper listens here (`run --warm`)
+//!   warm/<id>.json        the keeper's note: its pids, and the transcript after its last turn
+//!   warm/<id>.log         what the keeper's claude wrote on stderr
 //! ```
 //!
 //! [`Store`] reads; writes go through [`Locked`], which only exists while the store lock is
@@ -129,8 +132,59 @@ impl Store {
     }
 
     /// Every state dir clawsess writes into (for `doctor` and `prune`).
-    pub fn subdirs(&self) -> [PathBuf; 8] {
-        ["sessions", "keys", "names", "turns", "busy", "run", "requests", "stop"].map(|d| self.dir.join(d))
+    pub fn subdirs(&self) -> [PathBuf; 9] {
+        ["sessions", "keys", "names", "turns", "busy", "run", "requests", "stop", "warm"]
+            .map(|d| self.dir.join(d))
+    }
+
+    /// The dir of warm sessions' sockets and notes, created private.
+    pub fn warm_dir(&self) -> Result<PathBuf> {
+        let dir = self.dir.join("warm");
+        create_private_dir(&dir)?;
+        Ok(dir)
+    }
+
+    /// Where the keeper of session `id` listens.
+    pub fn warm_socket(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("warm").join(format!("{id}.sock"))
+    }
+
+    /// Where the keeper's claude writes its stderr.
+    pub fn warm_log(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("warm").join(format!("{id}.log"))
+    }
+
+    fn warm_note_path(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("warm").join(format!("{id}.json"))
+    }
+
+    pub fn warm_note(&self, id: &SessionId) -> Result<Option<WarmNote>> {
+        read_json(&self.warm_note_path(id))
+    }
+
+    /// Every keeper's note (a note that does not parse is skipped).
+    pub fn warm_notes(&self) -> Result<Vec<WarmNote>> {
+        let files = files::json_files(&self.dir.join("warm"))?;
+        Ok(files.into_iter().filter_map(|(_, path)| read_json(&path).ok().flatten()).collect())
+    }
+
+    /// Writes a keeper's note. One whole file, written by its keeper when it starts and by
+    /// the run that holds the session's run lock after each turn: no store lock needed.
+    pub fn put_warm_note(&self, note: &WarmNote) -> Result<()> {
+        self.warm_dir()?;
+        // Meaningless after a reboot (its keeper is gone): no fsync.
+        write_json(&self.warm_note_path(&note.session), note, Durability::Volatile)
+    }
+
+    /// Removes a keeper's socket and note, when the note is `keeper`'s (or there is none).
+    pub fn remove_warm(&self, id: &SessionId, keeper: Option<u32>) -> Result<()> {
+        let note = self.warm_note(id).ok().flatten();
+        if keeper.is_some() && note.as_ref().is_some_and(|n| Some(n.keeper) != keeper) {
+            return Ok(());
+        }
+        remove_if_exists(&self.warm_socket(id))?;
+        remove_if_exists(&self.warm_note_path(id))?;
+        Ok(())
     }
 
     pub fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>> {

@@ -188,6 +188,10 @@ pub struct RunHolder {
     pub child: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child_start: Option<u64>,
+    /// The keeper whose warm claude answers the turn (`run --warm`): that claude's hooks
+    /// name the keeper, not the run, as the process whose child they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keeper: Option<u32>,
 }
 
 /// The turns every surface added: `turns/<id>.json`, newest last. A live claude process's
@@ -277,6 +281,50 @@ pub struct StopRequest {
     pub at: u64,
 }
 
+/// A warm session's keeper (`run --warm`): `warm/<id>.json`, next to its socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarmNote {
+    pub v: u32,
+    pub session: SessionId,
+    /// The keeper process, and its start time (so a reused pid is not taken for it).
+    pub keeper: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keeper_start: Option<u64>,
+    /// The claude it keeps.
+    pub claude: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude_start: Option<u64>,
+    /// The claude executable, its cwd and the `-A` arguments it was started with: a run
+    /// that asks for others cannot use it.
+    pub claude_path: PathBuf,
+    pub cwd: PathBuf,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The key whose run started it.
+    pub key: String,
+    /// Unix ms.
+    pub started_at: u64,
+    pub last_used: u64,
+    /// It ends after this long without a turn.
+    pub idle_ms: u64,
+    pub turns: u64,
+    /// The session as its last turn left it; `None` until its first turn is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh: Option<Fresh>,
+}
+
+/// What a session looked like right after a warm process's turn: if anything differs now,
+/// someone else wrote to it and the warm process is behind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fresh {
+    pub transcript: PathBuf,
+    pub size: u64,
+    /// The transcript's mtime, in ns since the epoch.
+    pub mtime_ns: u64,
+    /// The turn log's `next_seq`.
+    pub next_seq: u64,
+}
+
 /// How many surface turns a session's log keeps.
 pub const TURN_LOG_MAX: usize = 20;
 
@@ -298,5 +346,6 @@ versioned!(
     BusyMarker,
     TurnLog,
     PermissionRequest,
-    StopRequest
+    StopRequest,
+    WarmNote
 );

@@ -66,6 +66,7 @@ impl RunLock {
             since: now_ms(),
             child: None,
             child_start: None,
+            keeper: None,
         };
         let mut lock = Self { file, holder };
         lock.note_holder()?;
@@ -77,6 +78,13 @@ impl RunLock {
     pub fn set_child(&mut self, pid: u32) -> Result<()> {
         self.holder.child = Some(pid);
         self.holder.child_start = start_time(pid);
+        self.note_holder()
+    }
+
+    /// Notes the keeper whose warm claude answers the turn: that claude's hooks then see
+    /// themselves as this run's (see [`run_child_of`]).
+    pub fn set_keeper(&mut self, pid: Option<u32>) -> Result<()> {
+        self.holder.keeper = pid;
         self.note_holder()
     }
 
@@ -266,10 +274,12 @@ pub fn run_holder(store: &Store, id: &SessionId) -> Option<RunHolder> {
 }
 
 /// Whether this process is a hook of `run`'s own `claude` child for `id`: the env names a
-/// live run that really holds this session's lock (an inherited variable alone is not enough).
+/// live run that really holds this session's lock (an inherited variable alone is not enough),
+/// or the keeper of a warm claude that such a run noted as answering its turn (a kept
+/// claude's env names its keeper, which is no run).
 pub fn run_child_of(store: &Store, id: &SessionId) -> Option<RunHolder> {
     let pid: u32 = std::env::var(super::RUN_PID_ENV).ok()?.parse().ok()?;
-    run_holder(store, id).filter(|h| h.pid == pid)
+    run_holder(store, id).filter(|h| h.pid == pid || h.keeper == Some(pid))
 }
 
 /// Who answers `id` right now: a run's key, or the surface of a process's turn.

@@ -8,7 +8,8 @@
 //! - [`hooks`]: each Claude Code hook event as one call of the above.
 //!
 //! A Rust bot does what `run` does: `route`, `exclusion::KeyLock` and `exclusion::RunLock`,
-//! run claude (`claude::Turn`), then `record::record_run_turn`.
+//! run claude (`claude::Turn`; or a warm claude, `crate::warm::take` and
+//! `LiveTurn::run_warm`, then `crate::warm::after_turn`), then `record::record_run_turn`.
 
 pub mod catchup;
 pub mod exclusion;

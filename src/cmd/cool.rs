@@ -1,0 +1,36 @@
+//! `clawsess cool [SESSION]`: ends warm sessions' claude processes now (`run --warm`).
+
+use anyhow::Result;
+
+use super::Run;
+use crate::cli::Cool;
+use crate::exit;
+use crate::resolve::find_session;
+use crate::store::Store;
+use crate::warm;
+
+impl Run for Cool {
+    fn run(&self) -> Result<u8> {
+        let store = Store::open()?;
+        let only = self.session.as_deref().map(|arg| find_session(&store, arg)).transpose()?;
+        let notes: Vec<_> = warm::keepers(&store, true)?
+            .into_iter()
+            .filter(|n| only.as_ref().is_none_or(|id| n.session == *id))
+            .collect();
+        if notes.is_empty() {
+            let what = only
+                .map_or("no session is warm".to_owned(), |id| format!("session {} is not warm", id.short()));
+            crate::outln!("{what}")?;
+            return Ok(exit::OK);
+        }
+        for note in &notes {
+            warm::cool(&store, note)?;
+            crate::outln!(
+                "cooled session {} (its claude, pid {}, has ended)",
+                note.session.short(),
+                note.claude
+            )?;
+        }
+        Ok(exit::OK)
+    }
+}

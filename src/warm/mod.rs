@@ -1,0 +1,460 @@
+//! Warm sessions (`run --warm DURATION`): after a turn, its claude stays up, kept by a small
+//! [`keeper`] process that outlives `run`, and the session's next `run` hands its prompt to
+//! that claude over the keeper's socket (`warm/<id>.sock`) instead of starting Claude Code and
+//! reloading the transcript.
+//!
+//! Never stale: a warm claude has in memory the session as its last turn left it. The run
+//! that finishes a warm turn notes, with the session's run lock held, the transcript's size
+//! and mtime and the catch-up log's position ([`Fresh`]); the next run (holding the lock
+//! again) compares. Anything else written since (a terminal, another bot, a cold run) and the
+//! warm claude is ended with SIGKILL (which writes no checkpoint on its stale leaf) and the
+//! turn resumes cold. An idle keeper holds no lock.
+//!
+//! The keeper is a pipe: `run` drives the turn exactly as a live turn (`LiveTurn::run_warm`),
+//! sending claude's input lines over the socket and reading claude's output lines back.
+//! Lines with a `"keeper"` field are for the keeper itself:
+//!
+//! ```text
+//! run -> keeper   {"keeper":"turn","idle_ms":N}   a turn begins; the answer is
+//! keeper -> run   {"keeper":"ready","claude":PID} (or {"keeper":"gone"}), then claude's lines
+//!                 up to its result, then the keeper closes the connection
+//! run -> keeper   {"keeper":"terminate"} / {"keeper":"kill"}   signal claude (a stop)
+//! any -> keeper   {"keeper":"kill"}   (stale: SIGKILL claude and exit)
+//!                 {"keeper":"cool"}   (end: claude's input closed, after the turn if one runs)
+//! run -> keeper   {"keeper":"retire"} (after an interrupted turn: claude's input closed)
+//! ```
+
+pub mod keeper;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::ident::SessionId;
+use crate::process::{process_alive, start_time};
+use crate::store::{Fresh, Store, WarmNote, now_ms, remove_if_exists};
+use crate::turn::exclusion::RunLock;
+
+/// Env var: how long a claude stays warm after a turn (`run --warm`); `0`/`off`: not.
+pub const WARM_ENV: &str = "CLAWSESS_WARM";
+/// Env var: at most this many warm claudes per user (state dir).
+pub const MAX_ENV: &str = "CLAWSESS_WARM_MAX";
+/// Default of [`MAX_ENV`].
+pub const DEFAULT_MAX: usize = 4;
+/// How long a keeper may take to answer, or to end its claude and exit.
+const KEEPER_WAIT: Duration = Duration::from_secs(15);
+
+/// Parses `--warm` / `CLAWSESS_WARM`: a duration like `10m`, or `0`/`off` (not warm).
+pub fn parse_warm(text: &str) -> Result<Duration> {
+    match text.trim() {
+        "0" | "off" | "no" => Ok(Duration::ZERO),
+        other => crate::sys::parse_duration(other),
+    }
+}
+
+/// `CLAWSESS_WARM` (unset or empty: not warm).
+pub fn warm_from_env() -> Result<Duration> {
+    match std::env::var(WARM_ENV) {
+        Ok(text) if !text.trim().is_empty() => parse_warm(&text).context(WARM_ENV),
+        _ => Ok(Duration::ZERO),
+    }
+}
+
+/// `CLAWSESS_WARM_MAX`, else [`DEFAULT_MAX`].
+pub fn max_from_env() -> usize {
+    std::env::var(MAX_ENV).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(DEFAULT_MAX)
+}
+
+/// A warm claude ended before it took the prompt: the turn can run cold instead.
+#[derive(Debug)]
+pub struct WarmGone;
+
+impl std::fmt::Display for WarmGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the warm claude ended before it took the prompt")
+    }
+}
+
+impl std::error::Error for WarmGone {}
+
+/// The claude a warm turn needs: a keeper's is used only if it was started the same way.
+pub struct Want<'a> {
+    pub claude: &'a Path,
+    pub session: &'a SessionId,
+    pub resume: bool,
+    pub cwd: &'a Path,
+    pub key: &'a str,
+    pub extra: &'a [String],
+    /// How long to stay warm after this turn; zero: do not start a keeper (a fresh one that
+    /// is there is used all the same).
+    pub idle: Duration,
+}
+
+/// A turn's connection to a keeper whose claude is ready for the prompt.
+pub struct Conn {
+    pub keeper_pid: u32,
+    pub claude_pid: u32,
+    /// The keeper had to start claude for this turn (Claude Code started cold).
+    pub started: bool,
+    pub input: KeeperInput,
+    /// claude's output lines, until the keeper closes the connection.
+    pub lines: Receiver<String>,
+}
+
+/// What a warm turn sends: claude's input lines and the keeper's signals.
+pub struct KeeperInput {
+    stream: Option<UnixStream>,
+}
+
+impl crate::live::Input for KeeperInput {
+    fn send(&mut self, message: &Value) {
+        crate::live::send_line(&mut self.stream, message)
+    }
+
+    fn terminate(&mut self) {
+        self.send(&json!({"keeper": "terminate"}))
+    }
+
+    fn kill(&mut self) {
+        self.send(&json!({"keeper": "kill"}))
+    }
+}
+
+/// A warm claude for this turn, with `lock` (the session's run lock) held: the session's
+/// keeper if it is fresh and started the same way, else, when `want.idle` is not zero, a
+/// keeper started now (which resumes the session cold). `None`: a plain cold turn. Why a
+/// keeper that was there could not be used is said on stderr.
+pub fn take(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Option<Conn>> {
+    if let Some(note) = store.warm_note(want.session)? {
+        match reuse(store, &note, want, lock) {
+            Ok(conn) => return Ok(Some(conn)),
+            Err(why) => {
+                lock.set_keeper(None)?;
+                eprintln!(
+                    "clawsess: {}; this turn resumes it cold",
+                    crate::sys::printable(&format!("{why:#}"), false)
+                );
+            }
+        }
+    }
+    if want.idle.is_zero() {
+        return Ok(None);
+    }
+    make_room(store, want.session)?;
+    start(store, want, lock).map(Some)
+}
+
+/// The session's keeper, if alive, fresh and started as `want` asks.
+fn reuse(store: &Store, note: &WarmNote, want: &Want<'_>, lock: &mut RunLock) -> Result<Conn> {
+    let short = note.session.short();
+    if !keeper_alive(note) {
+        store.remove_warm(&note.session, Some(note.keeper))?;
+        bail!("the keeper of warm session {short} is gone");
+    }
+    if note.cwd != want.cwd || note.args != want.extra || note.claude_path != want.claude {
+        cool(store, note)?;
+        bail!("the warm claude of session {short} was started with another claude, cwd or -A arguments");
+    }
+    let mut stream = match UnixStream::connect(store.warm_socket(&note.session)) {
+        Ok(stream) => stream,
+        Err(err) => {
+            kill_keeper(note);
+            store.remove_warm(&note.session, Some(note.keeper))?;
+            bail!("could not reach the keeper of warm session {short}: {err}");
+        }
+    };
+    if let Some(why) = stale(store, note)? {
+        let lines = end_with(&mut stream, "kill")?;
+        wait_closed(&lines);
+        bail!("session {short} changed since its warm claude's last turn ({why}); that claude was ended");
+    }
+    lock.set_keeper(Some(note.keeper))?;
+    hello(stream, note.keeper, want.idle.max(Duration::from_millis(note.idle_ms)), lock, false)
+}
+
+/// Starts a keeper for `want.session` (its claude resumes the session, or starts it).
+fn start(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Conn> {
+    store.warm_dir()?;
+    let socket = store.warm_socket(want.session);
+    remove_if_exists(&socket)?;
+    let listener =
+        UnixListener::bind(&socket).with_context(|| format!("could not listen on {}", socket.display()))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    let pid = keeper::spawn(store, want, &listener)?;
+    drop(listener);
+    // Noted before claude starts: its hooks then see the turn as this run's.
+    lock.set_keeper(Some(pid))?;
+    let stream = UnixStream::connect(&socket)
+        .with_context(|| format!("could not reach the keeper at {}", socket.display()))?;
+    hello(stream, pid, want.idle, lock, true)
+}
+
+/// Begins a turn on a connected keeper: its answer names the claude that takes the prompt.
+fn hello(
+    mut stream: UnixStream,
+    keeper: u32,
+    idle: Duration,
+    lock: &mut RunLock,
+    started: bool,
+) -> Result<Conn> {
+    let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+    writeln!(stream, "{}", json!({"keeper": "turn", "idle_ms": idle_ms})).context("keeper hung up")?;
+    let lines = crate::live::lines_of(stream.try_clone()?);
+    let answer = lines.recv_timeout(KEEPER_WAIT * 4).context("the keeper did not answer")?;
+    let answer: Value = serde_json::from_str(&answer).context("the keeper's answer is not JSON")?;
+    let Some(claude) = answer.get("claude").and_then(Value::as_u64).and_then(|p| u32::try_from(p).ok())
+    else {
+        let why = answer.get("why").and_then(Value::as_str).unwrap_or("its claude has exited");
+        bail!("the warm claude could not take the turn: {why}");
+    };
+    lock.set_child(claude)?;
+    Ok(Conn {
+        keeper_pid: keeper,
+        claude_pid: claude,
+        started,
+        input: KeeperInput { stream: Some(stream) },
+        lines,
+    })
+}
+
+/// After a warm turn (the run lock still held): the session as the turn left it, so that
+/// the next run can tell whether anything else wrote to it since.
+pub fn after_turn(store: &Store, session: &SessionId, conn: &Conn, idle: Duration) -> Result<()> {
+    let Some(mut note) = store.warm_note(session)?.filter(|n| n.keeper == conn.keeper_pid) else {
+        return Ok(());
+    };
+    let transcript = store.session(session)?.map(|r| r.transcript).context("the session has no record")?;
+    let (size, mtime_ns) = transcript_stamp(&transcript).context("the transcript is gone")?;
+    note.fresh = Some(Fresh { transcript, size, mtime_ns, next_seq: log_position(store, session)? });
+    note.last_used = now_ms();
+    note.turns += 1;
+    if !idle.is_zero() {
+        note.idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+    }
+    store.put_warm_note(&note)
+}
+
+/// Why a keeper's claude is behind the session, if it is: what its last turn left changed.
+pub fn stale(store: &Store, note: &WarmNote) -> Result<Option<String>> {
+    let Some(fresh) = &note.fresh else {
+        return Ok(Some("its first turn did not finish".into()));
+    };
+    let why = match transcript_stamp(&fresh.transcript) {
+        None => Some("the transcript is gone".into()),
+        Some((size, mtime)) if (size, mtime) != (fresh.size, fresh.mtime_ns) => {
+            Some(format!("the transcript was written: {} bytes, was {}", size, fresh.size))
+        }
+        Some(_) if log_position(store, &note.session)? != fresh.next_seq => {
+            Some("another surface finished a turn".into())
+        }
+        Some(_) => None,
+    };
+    Ok(why)
+}
+
+/// A file's size and mtime (ns).
+fn transcript_stamp(path: &Path) -> Option<(u64, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta.modified().ok()?.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    Some((meta.len(), u64::try_from(mtime.as_nanos()).unwrap_or(u64::MAX)))
+}
+
+/// The catch-up log's next seq (0 without a log).
+fn log_position(store: &Store, id: &SessionId) -> Result<u64> {
+    Ok(store.turn_log(id)?.map_or(0, |log| log.next_seq))
+}
+
+pub fn keeper_alive(note: &WarmNote) -> bool {
+    process_alive(note.keeper, note.keeper_start)
+}
+
+/// Whether the claude a keeper keeps is alive.
+pub fn claude_alive(note: &WarmNote) -> bool {
+    process_alive(note.claude, note.claude_start)
+}
+
+/// The live keepers (their notes), least recently used first; the notes and sockets of dead
+/// ones are removed. `sweep` false: only read.
+pub fn keepers(store: &Store, sweep: bool) -> Result<Vec<WarmNote>> {
+    let mut live = Vec::new();
+    for note in store.warm_notes()? {
+        if keeper_alive(&note) {
+            live.push(note);
+        } else if sweep {
+            store.remove_warm(&note.session, Some(note.keeper))?;
+        }
+    }
+    live.sort_by_key(|n| n.last_used);
+    Ok(live)
+}
+
+/// Sockets in `warm/` that no note names (their keeper died between bind and note).
+pub fn orphan_sockets(store: &Store) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(store.dir().join("warm")) else { return Vec::new() };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sock"))
+        .filter(|p| {
+            let id = p.file_stem().and_then(|s| s.to_str()).and_then(|s| SessionId::parse(s).ok());
+            id.is_none_or(|id| store.warm_note(&id).ok().flatten().is_none_or(|n| !keeper_alive(&n)))
+        })
+        .collect()
+}
+
+/// Makes room for one more keeper: at most `CLAWSESS_WARM_MAX`, the least recently used end
+/// first.
+fn make_room(store: &Store, for_session: &SessionId) -> Result<()> {
+    let max = max_from_env();
+    let live: Vec<WarmNote> =
+        keepers(store, true)?.into_iter().filter(|n| n.session != *for_session).collect();
+    let excess = (live.len() + 1).saturating_sub(max.max(1));
+    for note in live.iter().take(excess) {
+        eprintln!(
+            "clawsess: ended the warm claude of session {} (least recently used; {MAX_ENV}={max})",
+            note.session.short()
+        );
+        cool(store, note)?;
+    }
+    Ok(())
+}
+
+/// Ends a keeper now: its claude's input is closed (SIGKILL if it is behind the session), or,
+/// in a turn, once the turn is over. Returns once the keeper is gone (or after a while).
+pub fn cool(store: &Store, note: &WarmNote) -> Result<()> {
+    match UnixStream::connect(store.warm_socket(&note.session)) {
+        Ok(mut stream) => {
+            let lines = end_with(&mut stream, "cool")?;
+            wait_closed(&lines);
+        }
+        Err(_) => {
+            kill_keeper(note);
+            store.remove_warm(&note.session, Some(note.keeper))?;
+        }
+    }
+    Ok(())
+}
+
+/// Ends the warm claude of `session` after an interrupted turn, with the session's run lock
+/// held (so it is not stale): Claude Code 2.1.328 kept open does not take its next prompt
+/// while the request the interrupt cut off is still being answered, so the next turn starts
+/// a claude of its own, as after a cold turn's stop.
+pub fn retire(store: &Store, session: &SessionId) -> Result<()> {
+    let mut stream = UnixStream::connect(store.warm_socket(session)).context("could not reach the keeper")?;
+    let lines = end_with(&mut stream, "retire")?;
+    wait_closed(&lines);
+    Ok(())
+}
+
+/// Asks a keeper to end (`how`: `cool`, `kill` or `retire`); its lines until it closes.
+fn end_with(stream: &mut UnixStream, how: &str) -> Result<Receiver<String>> {
+    writeln!(stream, "{}", json!({ "keeper": how })).context("the keeper hung up")?;
+    Ok(crate::live::lines_of(stream.try_clone()?))
+}
+
+/// Waits (a while) for a keeper to close a connection: it does once it has ended, or once an
+/// `ending` keeper is told (it ends after its turn).
+fn wait_closed(lines: &Receiver<String>) {
+    let deadline = Instant::now() + KEEPER_WAIT;
+    while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.contains("\"ending\"") {
+            return;
+        }
+    }
+}
+
+/// SIGKILL to a keeper that cannot be reached (its claude dies with it: PDEATHSIG).
+fn kill_keeper(note: &WarmNote) {
+    if keeper_alive(note) {
+        // SAFETY: kill(2) on a live process whose start time matches the note's keeper.
+        unsafe { libc::kill(note.keeper as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
+/// The note a new keeper writes once its claude runs.
+pub(crate) fn new_note(want: &keeper::Args, claude: u32) -> WarmNote {
+    let me = std::process::id();
+    let now = now_ms();
+    WarmNote {
+        v: crate::store::FORMAT,
+        session: want.session.clone(),
+        keeper: me,
+        keeper_start: start_time(me),
+        claude,
+        claude_start: start_time(claude),
+        claude_path: want.claude.clone(),
+        cwd: want.cwd.clone(),
+        args: want.extra.clone(),
+        key: want.key.clone(),
+        started_at: now,
+        last_used: now,
+        idle_ms: u64::try_from(want.idle.as_millis()).unwrap_or(u64::MAX),
+        turns: 0,
+        fresh: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::store::{COMMAND_LOCK_WAIT, SessionRecord, Starter};
+
+    #[test]
+    fn a_warm_claude_is_stale_once_the_transcript_or_the_turn_log_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let id = SessionId::parse("aaaa1111-0000-4000-8000-000000000000").unwrap();
+        let transcript = dir.path().join("t.jsonl");
+        std::fs::write(&transcript, "{}\n").unwrap();
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&SessionRecord::new(
+            id.clone(),
+            dir.path().into(),
+            transcript.clone(),
+            Starter::Run,
+            0,
+        ))
+        .unwrap();
+        drop(tx);
+        let args = keeper::Args {
+            session: id.clone(),
+            claude: "claude".into(),
+            cwd: dir.path().into(),
+            key: "k".into(),
+            extra: Vec::new(),
+            idle: Duration::from_secs(60),
+            resume: true,
+        };
+        let mut note = new_note(&args, std::process::id());
+        assert!(stale(&store, &note).unwrap().is_some(), "no turn finished yet");
+        let (size, mtime_ns) = transcript_stamp(&transcript).unwrap();
+        note.fresh = Some(Fresh { transcript: transcript.clone(), size, mtime_ns, next_seq: 0 });
+        assert_eq!(stale(&store, &note).unwrap(), None);
+        // Another surface finished a turn (the transcript left as it was).
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        crate::turn::catchup::log_turn(&tx, &id, "terminal", Some(1), "p", "r").unwrap();
+        drop(tx);
+        assert!(stale(&store, &note).unwrap().unwrap().contains("another surface"));
+        note.fresh.as_mut().unwrap().next_seq = log_position(&store, &id).unwrap();
+        assert_eq!(stale(&store, &note).unwrap(), None);
+        // A write that no hook logged (the same size: the mtime tells).
+        let later = SystemTime::now() + Duration::from_secs(5);
+        std::fs::File::options().write(true).open(&transcript).unwrap().set_modified(later).unwrap();
+        assert!(stale(&store, &note).unwrap().unwrap().contains("transcript was written"));
+    }
+
+    #[test]
+    fn warm_durations_take_off_and_zero() {
+        assert_eq!(parse_warm("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_warm("off").unwrap(), Duration::ZERO);
+        assert_eq!(parse_warm("0").unwrap(), Duration::ZERO);
+        assert!(parse_warm("soon").is_err());
+    }
+}

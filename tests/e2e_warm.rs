@@ -1,0 +1,384 @@
+//! Warm sessions end to end with the real Claude Code CLI: `run --warm` keeps claude up, the
+//! next run hands it the prompt, and anything else that writes to the session in between
+//! makes the next turn resume cold. The stand-in Messages API shows what the model saw; the
+//! keeper's note (`warm/<id>.json`) shows which claude process answered. Waits are for
+//! effects (a process gone, a held request arrived), with generous bounds.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::real_claude::{ClaudeHome, run_with_stdin};
+use support::stand_in_api::Recorded;
+
+/// Longest wait for anything.
+const T: Duration = Duration::from_secs(60);
+
+struct Warm {
+    home: ClaudeHome,
+    project: PathBuf,
+}
+
+impl std::ops::Deref for Warm {
+    type Target = ClaudeHome;
+    fn deref(&self) -> &ClaudeHome {
+        &self.home
+    }
+}
+
+impl Warm {
+    fn new() -> Self {
+        let home = ClaudeHome::new();
+        home.install_clawsess();
+        let project = home.project("warm");
+        Self { home, project }
+    }
+
+    fn run_args(&self, args: &[&str]) -> Vec<String> {
+        let mut all = vec!["run".to_owned(), "--cwd".into(), self.project.to_str().unwrap().into()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
+
+    /// `clawsess run --cwd PROJECT ARGS` to the end, with extra env.
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let all = self.run_args(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let mut cmd = self.clawsess_cmd(&all);
+        cmd.envs(env.iter().copied());
+        run_with_stdin(&mut cmd, "", Duration::from_secs(120))
+    }
+
+    /// `clawsess run --json --cwd PROJECT ARGS`: its result object, asserting success.
+    fn turn(&self, args: &[&str]) -> (Value, String) {
+        self.turn_env(args, &[])
+    }
+
+    fn turn_env(&self, args: &[&str], env: &[(&str, &str)]) -> (Value, String) {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run_env(&all, env);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "run {args:?} failed: {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+    }
+
+    /// `clawsess run ARGS` in the background.
+    fn spawn(&self, args: &[&str]) -> Child {
+        let all = self.run_args(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.clawsess_cmd(&all)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn state(&self) -> PathBuf {
+        self.home().join(".local/share/clawsess")
+    }
+
+    /// The keeper's note of `session`, if there is one.
+    fn note(&self, session: &str) -> Option<Value> {
+        let text = std::fs::read_to_string(self.state().join("warm").join(format!("{session}.json"))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn claude_of(&self, session: &str) -> u32 {
+        let note = self.note(session).unwrap_or_else(|| panic!("session {session} is not warm"));
+        note["claude"].as_u64().unwrap() as u32
+    }
+
+    /// The main-turn requests whose prompt contains `needle`.
+    fn turns_with(&self, needle: &str) -> Vec<Recorded> {
+        self.api.turn_requests().into_iter().filter(|r| r.last_user_text.contains(needle)).collect()
+    }
+
+    /// The one main-turn request of prompt `needle` (a turn without tools makes one).
+    fn request(&self, needle: &str) -> Recorded {
+        let found = self.turns_with(needle);
+        assert_eq!(found.len(), 1, "one request for {needle:?}: {found:#?}");
+        found.into_iter().next().unwrap()
+    }
+}
+
+impl Drop for Warm {
+    fn drop(&mut self) {
+        // Keepers outlive runs: end them with the test (their stand-in goes with it).
+        let _ = self.home.clawsess(&["cool"]);
+        if let Ok(dir) = std::fs::read_dir(self.state().join("warm")) {
+            for entry in dir.flatten() {
+                let note: Option<Value> =
+                    std::fs::read_to_string(entry.path()).ok().and_then(|t| serde_json::from_str(&t).ok());
+                if let Some(pid) = note.and_then(|n| n["keeper"].as_u64()) {
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is gone for our purposes.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+}
+
+fn wait_gone(pid: u32) {
+    let deadline = Instant::now() + T;
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "pid {pid} still alive after {T:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn session_of(result: &Value) -> String {
+    result["session_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn warm_turns_reuse_one_claude_process_and_carry_the_history() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "first warm prompt"]);
+    assert_eq!(first["warm"], false, "the first turn starts claude: {first}");
+    let session = session_of(&first);
+    let claude = e.claude_of(&session);
+    let (second, stderr) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "second warm prompt"]);
+    assert_eq!(second["warm"], true, "{second} {stderr}");
+    assert_eq!(session_of(&second), session);
+    assert!(second["result"].as_str().unwrap().contains("second warm prompt"), "{second}");
+    let (third, _) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "third warm prompt"]);
+    assert_eq!(third["warm"], true, "{third}");
+    assert_eq!(e.claude_of(&session), claude, "one claude process answered every turn");
+    assert_eq!(e.note(&session).unwrap()["turns"], 3);
+    // The model saw the history grow: each request carries the turns before it.
+    let counts: Vec<usize> =
+        ["first warm", "second warm", "third warm"].iter().map(|p| e.request(p).message_count).collect();
+    assert!(counts[0] < counts[1] && counts[1] < counts[2], "{counts:?}");
+    assert!(e.request("third warm").all_text.contains("first warm prompt"));
+    // list shows it warm.
+    let list: Value = serde_json::from_str(&e.clawsess_ok(&["list", "--json"])).unwrap();
+    let row = list.as_array().unwrap().iter().find(|r| r["session_id"] == session.as_str()).unwrap().clone();
+    assert_eq!(row["warm"], true, "{row}");
+    // Its turns are run turns of chat:1, its session started by run.
+    assert_eq!(row["started_by"], "run", "{row}");
+    assert_eq!(row["live"], false, "the kept claude is no terminal: {row}");
+    assert_eq!(e.current("chat:1").as_deref(), Some(session.as_str()));
+    // The turn log has three turns of chat:1, none of a claude process of its own.
+    let log: Value = serde_json::from_str(
+        &std::fs::read_to_string(e.state().join("turns").join(format!("{session}.json"))).unwrap(),
+    )
+    .unwrap();
+    let turns = log["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 3, "{log}");
+    assert!(turns.iter().all(|t| t["key"] == "chat:1" && t["by_pid"].is_null()), "{log}");
+}
+
+#[test]
+fn a_warm_turn_asks_for_permission_through_its_run() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "ask", "--warm", "10m", "--", "warm up first"]);
+    let session = session_of(&first);
+    let claude = e.claude_of(&session);
+    let target = e.project.join("allowed.txt");
+    let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
+    let mut run = e.spawn(&["--stream", "--ask", "--key", "ask", "--warm", "10m", "--", &prompt]);
+    let mut lines = std::io::BufReader::new(run.stdout.take().unwrap());
+    let permission = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut lines, &mut line).unwrap() > 0, "no permission event");
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if event["type"] == "permission" {
+            break event;
+        }
+    };
+    assert!(!target.exists(), "nothing ran before the answer");
+    let out = e.clawsess(&["answer", permission["request_id"].as_str().unwrap(), "allow"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    let result: Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    assert_eq!((result["type"].as_str(), result["warm"].as_bool()), (Some("result"), Some(true)), "{result}");
+    assert_eq!(result["is_error"], false, "{result}");
+    assert!(target.exists(), "the allowed tool ran");
+    assert_eq!(e.claude_of(&session), claude);
+}
+
+#[test]
+fn a_terminal_turn_in_between_is_seen_by_the_next_turn_and_nothing_forks() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "bot turn one"]);
+    let session = session_of(&first);
+    let kept = e.claude_of(&session);
+    // A terminal (`claude -p --resume`) takes a turn while the warm claude is idle.
+    let terminal = e.run_p_json(&e.project, &["--resume", &session], "terminal turn two");
+    assert_eq!(terminal["is_error"], false, "{terminal}");
+    assert!(e.request("terminal turn two").all_text.contains("bot turn one"));
+    let (third, stderr) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "bot turn three"]);
+    assert_eq!(third["warm"], false, "the stale warm claude is not used: {third}");
+    assert!(stderr.contains("changed since its warm claude's last turn"), "{stderr}");
+    wait_gone(kept);
+    let seen = e.request("bot turn three").all_text;
+    assert!(seen.contains("terminal turn two") && seen.contains("bot turn one"), "{seen}");
+    assert_ne!(e.claude_of(&session), kept);
+    // Cooled, and resumed cold by yet another process: every turn is on its branch.
+    e.clawsess_ok(&["cool"]);
+    e.run_p_json(&e.project, &["--resume", &session], "terminal turn four");
+    let seen = e.request("terminal turn four").all_text;
+    for turn in ["bot turn one", "terminal turn two", "bot turn three"] {
+        assert!(seen.contains(turn), "{turn} missing: {seen}");
+    }
+}
+
+#[test]
+fn a_killed_keeper_or_kept_claude_makes_the_next_turn_cold() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "before the kill"]);
+    let session = session_of(&first);
+    let note = e.note(&session).unwrap();
+    let keeper = note["keeper"].as_u64().unwrap() as u32;
+    let claude = note["claude"].as_u64().unwrap() as u32;
+    unsafe { libc::kill(keeper as i32, libc::SIGKILL) };
+    wait_gone(keeper);
+    wait_gone(claude); // dies with its keeper
+    let (second, stderr) = e.turn(&["--key", "k", "--warm", "10m", "--", "after the keeper died"]);
+    assert_eq!(second["warm"], false, "{second}");
+    assert!(stderr.contains("resumes it cold"), "{stderr}");
+    assert!(e.request("after the keeper died").all_text.contains("before the kill"));
+    // Now the kept claude dies; its keeper with it, and the next turn is cold again.
+    let claude = e.claude_of(&session);
+    unsafe { libc::kill(claude as i32, libc::SIGKILL) };
+    wait_gone(claude);
+    let (third, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "after claude died"]);
+    assert_eq!(third["warm"], false, "{third}");
+    let seen = e.request("after claude died").all_text;
+    assert!(seen.contains("before the kill") && seen.contains("after the keeper died"), "{seen}");
+    let (fourth, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "warm again"]);
+    assert_eq!(fourth["warm"], true, "{fourth}");
+    // doctor reports the keeper; once it is killed, doctor sweeps its socket and note.
+    let doctor = String::from_utf8_lossy(&e.clawsess(&["doctor"]).stdout).into_owned();
+    assert!(doctor.contains(&format!("warm session: {}", &session[..8])), "{doctor}");
+    let keeper = e.note(&session).unwrap()["keeper"].as_u64().unwrap() as u32;
+    unsafe { libc::kill(keeper as i32, libc::SIGKILL) };
+    wait_gone(keeper);
+    let socket = e.state().join("warm").join(format!("{session}.sock"));
+    assert!(socket.exists(), "a killed keeper leaves its socket");
+    let doctor = String::from_utf8_lossy(&e.clawsess(&["doctor"]).stdout).into_owned();
+    assert!(doctor.contains("removed what 1 dead keepers left"), "{doctor}");
+    assert!(!socket.exists() && e.note(&session).is_none());
+}
+
+#[test]
+fn a_full_pool_ends_the_least_recently_used_and_cool_ends_them_now() {
+    let e = Warm::new();
+    let max = [("CLAWSESS_WARM_MAX", "1")];
+    let (a, _) = e.turn_env(&["--key", "a", "--warm", "10m", "--", "pool a"], &max);
+    let a = session_of(&a);
+    let a_claude = e.claude_of(&a);
+    let (b, stderr) = e.turn_env(&["--key", "b", "--warm", "10m", "--", "pool b"], &max);
+    let b = session_of(&b);
+    assert!(stderr.contains("least recently used"), "{stderr}");
+    wait_gone(a_claude);
+    assert!(e.note(&a).is_none(), "a's keeper is gone");
+    let b_claude = e.claude_of(&b);
+    let out = e.clawsess_ok(&["cool", &b]);
+    assert!(out.contains("cooled session"), "{out}");
+    wait_gone(b_claude);
+    assert!(e.note(&b).is_none());
+    assert_eq!(e.clawsess_ok(&["cool"]).trim(), "no session is warm");
+    // Ended gracefully (not stale): a cold resume continues from every turn.
+    e.run_p_json(&e.project, &["--resume", &b], "after cool");
+    assert!(e.request("after cool").all_text.contains("pool b"));
+}
+
+#[test]
+fn an_idle_warm_claude_ends_after_its_duration() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "idle", "--warm", "2s", "--", "short warmth"]);
+    let session = session_of(&first);
+    let note = e.note(&session).unwrap();
+    wait_gone(note["claude"].as_u64().unwrap() as u32);
+    wait_gone(note["keeper"].as_u64().unwrap() as u32);
+    assert!(e.note(&session).is_none());
+    assert!(!e.state().join("warm").join(format!("{session}.sock")).exists());
+}
+
+#[test]
+fn two_keys_attached_to_one_warm_session_take_turns() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "a", "--warm", "10m", "--", "from a"]);
+    let session = session_of(&first);
+    let claude = e.claude_of(&session);
+    e.clawsess_ok(&["attach", &session, "--key", "b"]);
+    // a's turn is held by the stand-in while b's run arrives: b waits for the session.
+    let run_a = e.spawn(&["--json", "--key", "a", "--warm", "10m", "--", "a again [hold=A]"]);
+    e.api.wait_held("A");
+    let run_b = e.spawn(&["--json", "--key", "b", "--warm", "10m", "--", "b speaks"]);
+    e.api.release("A");
+    let out_a = run_a.wait_with_output().unwrap();
+    let out_b = run_b.wait_with_output().unwrap();
+    assert!(out_a.status.success() && out_b.status.success(), "{out_a:?} {out_b:?}");
+    let a: Value = serde_json::from_slice(&out_a.stdout).unwrap();
+    let b: Value = serde_json::from_slice(&out_b.stdout).unwrap();
+    assert_eq!((a["warm"].as_bool(), b["warm"].as_bool()), (Some(true), Some(true)), "{a} {b}");
+    assert_eq!(e.claude_of(&session), claude);
+    let seen = e.request("b speaks").all_text;
+    assert!(seen.contains("from a") && seen.contains("a again"), "{seen}");
+}
+
+#[test]
+fn a_run_killed_mid_warm_turn_leaves_the_session_usable() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "turn before"]);
+    let session = session_of(&first);
+    let claude = e.claude_of(&session);
+    let mut run = e.spawn(&["--json", "--key", "k", "--warm", "10m", "--", "doomed turn [hold=D]"]);
+    e.api.wait_held("D");
+    run.kill().unwrap();
+    run.wait().unwrap();
+    e.api.release("D");
+    wait_gone(claude);
+    let (after, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "turn after"]);
+    assert_eq!(session_of(&after), session);
+    assert!(e.request("turn after").all_text.contains("turn before"));
+}
+
+#[test]
+fn a_warm_turn_streams_and_stops_like_a_cold_one() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "s", "--warm", "10m", "--", "warm up"]);
+    let session = session_of(&first);
+    let claude = e.claude_of(&session);
+    let run = e.spawn(&["--stream", "--key", "s", "--warm", "10m", "--", "long one [hold=S]"]);
+    e.api.wait_held("S");
+    let out = e.clawsess(&["stop", "--key", "s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["type"], "session");
+    assert_eq!(lines[0]["warm"], true, "{:?}", lines[0]);
+    let result = lines.last().unwrap();
+    assert_eq!((result["type"].as_str(), result["interrupted"].as_bool()), (Some("result"), Some(true)));
+    // The interrupted warm claude is ended (Claude Code kept open would not take the next
+    // prompt while the cut-off request is still answered: the stand-in still holds it); the
+    // next turn starts its own and carries the stopped turn.
+    wait_gone(claude);
+    assert!(e.note(&session).is_none());
+    let (next, _) = e.turn(&["--key", "s", "--warm", "10m", "--", "after the stop"]);
+    assert_eq!(next["warm"], false, "{next}");
+    assert!(e.request("after the stop").all_text.contains("long one"));
+    let (again, _) = e.turn(&["--key", "s", "--warm", "10m", "--", "warm after the stop"]);
+    assert_eq!(again["warm"], true, "{again}");
+    e.api.release("S");
+}
