@@ -87,15 +87,7 @@ impl cli::Run {
         // into the request (measured on 2.1.328). The stream-json driver sends it verbatim, so
         // a prompt that could hold such a reference goes that way (unless --allow-slash).
         let at_reference = !self.allow_slash && prompt.contains('@');
-        let want = warm::Want {
-            claude: &claude,
-            session: &target.id,
-            resume: target.resume,
-            cwd: &target.cwd,
-            key: key.as_str(),
-            extra: &self.claude_args,
-            idle: warm_for,
-        };
+        let want = warm::Want { turn, idle: warm_for };
         let mut conn = self.warm_conn(&store, &want, &mut lock)?;
         let mut outcome = None;
         if let Some(c) = &mut conn {

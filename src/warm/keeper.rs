@@ -47,7 +47,7 @@ pub struct Args {
 
 /// Starts a keeper for `want` listening on `listener`; returns its pid.
 pub(crate) fn spawn(store: &Store, want: &Want<'_>, listener: &UnixListener) -> Result<u32> {
-    let log_path = store.warm_log(want.session);
+    let log_path = store.warm_log(want.turn.session);
     let log = OpenOptions::new()
         .create(true)
         .write(true)
@@ -57,19 +57,19 @@ pub(crate) fn spawn(store: &Store, want: &Want<'_>, listener: &UnixListener) -> 
         .with_context(|| format!("could not open {}", log_path.display()))?;
     let mut cmd = Command::new(std::env::current_exe().context("could not find clawsess's own path")?);
     cmd.arg("keep")
-        .arg(want.session.as_str())
+        .arg(want.turn.session.as_str())
         .arg("--cwd")
-        .arg(want.cwd)
+        .arg(want.turn.cwd)
         .arg("--claude")
-        .arg(want.claude)
+        .arg(want.turn.claude)
         .arg("--key")
-        .arg(want.key)
+        .arg(want.turn.key)
         .arg("--idle-ms")
         .arg(want.idle.as_millis().to_string());
-    if want.resume {
+    if want.turn.resume {
         cmd.arg("--resume");
     }
-    for arg in want.extra {
+    for arg in want.turn.extra {
         cmd.arg(format!("--claude-arg={arg}"));
     }
     cmd.env("CLAWSESS_HOME", store.dir())

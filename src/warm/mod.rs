@@ -85,12 +85,8 @@ impl std::error::Error for WarmGone {}
 
 /// The claude a warm turn needs: a keeper's is used only if it was started the same way.
 pub struct Want<'a> {
-    pub claude: &'a Path,
-    pub session: &'a SessionId,
-    pub resume: bool,
-    pub cwd: &'a Path,
-    pub key: &'a str,
-    pub extra: &'a [String],
+    /// The turn the warm claude takes (its session, cwd, claude and arguments).
+    pub turn: crate::claude::Turn<'a>,
     /// How long to stay warm after this turn; zero: do not start a keeper (a fresh one that
     /// is there is used all the same).
     pub idle: Duration,
@@ -131,7 +127,7 @@ impl crate::live::Input for KeeperInput {
 /// keeper started now (which resumes the session cold). `None`: a plain cold turn. Why a
 /// keeper that was there could not be used is said on stderr.
 pub fn take(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Option<Conn>> {
-    if let Some(note) = store.warm_note(want.session)? {
+    if let Some(note) = store.warm_note(want.turn.session)? {
         match reuse(store, &note, want, lock) {
             Ok(conn) => return Ok(Some(conn)),
             Err(why) => {
@@ -146,7 +142,7 @@ pub fn take(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Option
     if want.idle.is_zero() {
         return Ok(None);
     }
-    make_room(store, want.session)?;
+    make_room(store, want.turn.session)?;
     start(store, want, lock).map(Some)
 }
 
@@ -157,7 +153,7 @@ fn reuse(store: &Store, note: &WarmNote, want: &Want<'_>, lock: &mut RunLock) ->
         store.remove_warm(&note.session, Some(note.keeper))?;
         bail!("the keeper of warm session {short} is gone");
     }
-    if note.cwd != want.cwd || note.args != want.extra || note.claude_path != want.claude {
+    if note.cwd != want.turn.cwd || note.args != want.turn.extra || note.claude_path != want.turn.claude {
         cool(store, note)?;
         bail!("the warm claude of session {short} was started with another claude, cwd or -A arguments");
     }
@@ -178,10 +174,10 @@ fn reuse(store: &Store, note: &WarmNote, want: &Want<'_>, lock: &mut RunLock) ->
     hello(stream, note.keeper, want.idle.max(Duration::from_millis(note.idle_ms)), lock, false)
 }
 
-/// Starts a keeper for `want.session` (its claude resumes the session, or starts it).
+/// Starts a keeper for `want.turn.session` (its claude resumes the session, or starts it).
 fn start(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Conn> {
     store.warm_dir()?;
-    let socket = store.warm_socket(want.session);
+    let socket = store.warm_socket(want.turn.session);
     remove_if_exists(&socket)?;
     let listener =
         UnixListener::bind(&socket).with_context(|| format!("could not listen on {}", socket.display()))?;
