@@ -176,10 +176,12 @@ impl Store {
         write_json(&self.warm_note_path(&note.session), note, Durability::Volatile)
     }
 
-    /// Removes a keeper's socket and note, when the note is `keeper`'s (or there is none).
+    /// Removes a session's keeper socket and note: with `keeper`, only when the note is that
+    /// keeper's. With no note there is nothing to tell whose the socket is (a new keeper's
+    /// socket is bound before its note is written), so a keeper that ends leaves it alone.
     pub fn remove_warm(&self, id: &SessionId, keeper: Option<u32>) -> Result<()> {
         let note = self.warm_note(id).ok().flatten();
-        if keeper.is_some() && note.as_ref().is_some_and(|n| Some(n.keeper) != keeper) {
+        if keeper.is_some() && note.as_ref().is_none_or(|n| Some(n.keeper) != keeper) {
             return Ok(());
         }
         remove_if_exists(&self.warm_socket(id))?;
