@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 
 use crate::ident::SessionId;
 use crate::process::{process_alive, start_time};
-use crate::store::{Fresh, Store, WarmNote, now_ms, remove_if_exists};
+use crate::store::{Fresh, Store, WarmNote, now_ms};
 use crate::turn::exclusion::RunLock;
 
 /// Env var: how long a claude stays warm after a turn (`run --warm`); `0`/`off`: not.
@@ -178,7 +178,9 @@ fn reuse(store: &Store, note: &WarmNote, want: &Want<'_>, lock: &mut RunLock) ->
 fn start(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Conn> {
     store.warm_dir()?;
     let socket = store.warm_socket(want.turn.session);
-    remove_if_exists(&socket)?;
+    // An old keeper's socket and note go first: once there is no note naming it, an old keeper
+    // still winding down leaves the new keeper's socket alone (`Store::remove_warm`).
+    store.remove_warm(want.turn.session, None)?;
     let listener =
         UnixListener::bind(&socket).with_context(|| format!("could not listen on {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
