@@ -402,22 +402,30 @@ fn read_lines(child: &mut Child) -> Receiver<String> {
 /// The lines of `stdout`, read whole (however long) from a thread, until it ends.
 pub(crate) fn lines_of(stdout: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    if tx.send(String::from_utf8_lossy(&buf).into_owned()).is_err() {
-                        return;
-                    }
+    std::thread::spawn(move || each_line(stdout, |line| tx.send(line).is_ok()));
+    rx
+}
+
+/// Reads `input` a whole line at a time (however long; each ends in a newline) and hands each
+/// to `each` until it returns false or the input ends.
+pub(crate) fn each_line(input: impl std::io::Read, mut each: impl FnMut(String) -> bool) {
+    let mut reader = BufReader::new(input);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let mut line = String::from_utf8_lossy(&buf).into_owned();
+                if !line.ends_with('\n') {
+                    line.push('\n');
+                }
+                if !each(line) {
+                    return;
                 }
             }
         }
-    });
-    rx
+    }
 }
 
 fn signal(child: &Child, sig: libc::c_int) {

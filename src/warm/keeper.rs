@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -337,23 +337,7 @@ impl Keeper {
         let stdout = child.stdout.take().expect("piped stdout");
         let tx = self.tx.clone();
         std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match reader.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let mut line = String::from_utf8_lossy(&buf).into_owned();
-                        if !line.ends_with('\n') {
-                            line.push('\n');
-                        }
-                        if tx.send(Ev::Claude(line)).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
+            crate::live::each_line(stdout, |line| tx.send(Ev::Claude(line)).is_ok());
             let _ = tx.send(Ev::ClaudeEnded);
         });
         let note = super::new_note(&self.args, child.id());
@@ -427,23 +411,7 @@ impl Keeper {
 /// A connection's lines, from a thread, then its end.
 fn read_conn(id: u64, stream: UnixStream, tx: Sender<Ev>) {
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let mut line = String::from_utf8_lossy(&buf).into_owned();
-                    if !line.ends_with('\n') {
-                        line.push('\n');
-                    }
-                    if tx.send(Ev::Line(id, line)).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
+        crate::live::each_line(stream, |line| tx.send(Ev::Line(id, line)).is_ok());
         let _ = tx.send(Ev::Closed(id));
     });
 }
