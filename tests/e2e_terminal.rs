@@ -81,6 +81,15 @@ impl Terminal {
         self.keys(&["Enter"]);
     }
 
+    /// Types `/exit` and waits (a generous bound) until the terminal has gone.
+    fn exit(&self) {
+        self.type_line("/exit");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn alive(&self) -> bool {
         Command::new("tmux")
             .args(["has-session", "-t", &self.name])
@@ -97,6 +106,17 @@ impl Drop for Terminal {
     }
 }
 
+/// A HOME with clawsess installed and a session a bot started in project `trip` (about PORTO).
+fn a_bot_session() -> (ClaudeHome, std::path::PathBuf, String) {
+    let home = ClaudeHome::new();
+    home.install_clawsess();
+    let project = home.project("trip");
+    let cwd = project.to_str().unwrap();
+    let first = run_json(&home, &["--key", "telegram:1", "--cwd", cwd, "we plan a trip to PORTO"]);
+    let id = first["session_id"].as_str().unwrap().to_owned();
+    (home, project, id)
+}
+
 fn run_json(home: &ClaudeHome, args: &[&str]) -> Value {
     let mut all = vec!["run", "--json"];
     all.extend_from_slice(args);
@@ -107,12 +127,7 @@ fn run_json(home: &ClaudeHome, args: &[&str]) -> Value {
 
 #[test]
 fn a_terminal_left_open_is_refused_until_it_resumes_and_no_surface_loses_a_turn() {
-    let home = ClaudeHome::new();
-    home.install_clawsess();
-    let project = home.project("trip");
-    let cwd = project.to_str().unwrap();
-    let first = run_json(&home, &["--key", "telegram:1", "--cwd", cwd, "we plan a trip to PORTO"]);
-    let id = first["session_id"].as_str().unwrap().to_owned();
+    let (home, project, id) = a_bot_session();
 
     let term = Terminal::start(&home, &project, &["--resume", &id]);
     term.wait_for("the conversation", |s| s.contains("PORTO"));
@@ -146,11 +161,7 @@ fn a_terminal_left_open_is_refused_until_it_resumes_and_no_surface_loses_a_turn(
     term.wait_for("the reply to FARO", |s| s.contains("last=again after resume FARO"));
 
     // The terminal closes; every later reader sees every turn.
-    term.type_line("/exit");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while term.alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    term.exit();
     run_json(&home, &["--key", "telegram:1", "and after the terminal closed"]);
     let last = home.api.turn_requests().pop().unwrap();
     for word in ["PORTO", "BRAGA", "LISBON", "FARO"] {
@@ -161,12 +172,7 @@ fn a_terminal_left_open_is_refused_until_it_resumes_and_no_surface_loses_a_turn(
 
 #[test]
 fn a_terminal_closed_while_behind_without_a_prompt_loses_no_bot_turn() {
-    let home = ClaudeHome::new();
-    home.install_clawsess();
-    let project = home.project("trip");
-    let cwd = project.to_str().unwrap();
-    let first = run_json(&home, &["--key", "telegram:1", "--cwd", cwd, "we plan a trip to PORTO"]);
-    let id = first["session_id"].as_str().unwrap().to_owned();
+    let (home, project, id) = a_bot_session();
     let term = Terminal::start(&home, &project, &["--resume", &id]);
     term.wait_for("the conversation", |s| s.contains("PORTO"));
     term.type_line("the person says BRAGA");
@@ -175,11 +181,7 @@ fn a_terminal_closed_while_behind_without_a_prompt_loses_no_bot_turn() {
         run_json(&home, &["--key", "telegram:1", turn]);
     }
     // Closed behind, without a prompt: its exit checkpoint is an ancestor of the bot's turns.
-    term.type_line("/exit");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while term.alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    term.exit();
     run_json(&home, &["--key", "telegram:1", "after the terminal closed"]);
     let last = home.api.turn_requests().pop().unwrap();
     for word in ["PORTO", "BRAGA", "LISBON", "EVORA"] {
