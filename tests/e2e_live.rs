@@ -361,6 +361,10 @@ fn a_non_image_or_oversized_file_is_refused_before_claude_starts() {
 #[test]
 fn a_sigkilled_run_waiting_for_an_answer_leaves_the_session_usable() {
     let e = Live::new();
+    // A session with a turn already (a new one killed before claude wrote its transcript
+    // would have none to continue).
+    let first = e.run(&["--stream", "--key", "chat:7", "--", "hello first"]);
+    assert!(first.status.success(), "{}", text(&first));
     let target = e.project.join("never.txt");
     let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
     let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:7", "--", &prompt]);
@@ -383,7 +387,8 @@ fn a_sigkilled_run_waiting_for_an_answer_leaves_the_session_usable() {
     ]);
     assert!(next.status.success(), "{}", text(&next));
     assert!(!target.exists(), "the unanswered tool never ran");
-    assert!(e.turns_with("carry on")[0].all_text.contains("write it"), "the same session goes on");
+    let seen = &e.turns_with("carry on")[0].all_text;
+    assert!(seen.contains("hello first"), "the same session goes on");
     assert!(e.request_files().is_empty(), "{:?}", e.request_files());
 }
 
