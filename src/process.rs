@@ -175,7 +175,9 @@ mod tests {
         // A child named like `a) b (c` (comm is the file name).
         let dir = tempfile::tempdir().unwrap();
         let odd = dir.path().join("a) b (c");
-        std::fs::copy("/bin/sleep", &odd).unwrap();
+        // A link, not a copy: a copy just written can fail to exec ("text file busy") while
+        // another test thread forks; the command name comes from the link's name all the same.
+        std::os::unix::fs::symlink("/bin/sleep", &odd).unwrap();
         let mut child = std::process::Command::new(&odd).arg("5").spawn().unwrap();
         assert_eq!(parent_of(child.id()), Some(std::process::id()));
         assert!(start_time(child.id()).unwrap() >= start_time(std::process::id()).unwrap());
@@ -190,7 +192,7 @@ mod tests {
         // sh between them puts the claude out of reach.
         let dir = tempfile::tempdir().unwrap();
         let claude = dir.path().join("claude");
-        std::fs::copy("/bin/sh", &claude).unwrap();
+        std::os::unix::fs::symlink("/bin/sh", &claude).unwrap();
         let script = "echo $$; /bin/sh -c 'sleep 30 & echo $!; /bin/sh -c \"sleep 30 & echo \\$!; wait\" & wait' & wait";
         let mut child = std::process::Command::new(&claude)
             .args(["-c", script])
