@@ -1020,17 +1020,27 @@ fn hook_from_a_fake_claude(w: &World, claude_pid: Option<u32>) -> std::process::
     if let Some(pid) = claude_pid {
         cmd.env("CLAUDE_PID", pid.to_string());
     }
-    let mut child = cmd
-        .env("CLAWSESS", env!("CARGO_BIN_EXE_clawsess"))
+    cmd.env("CLAWSESS", env!("CARGO_BIN_EXE_clawsess"))
         .env("INPUT", &input)
         .env("HOME", w.path("home"))
         .env("CLAWSESS_HOME", w.state())
         .env("CLAUDE_CONFIG_DIR", w.path("claude"))
         .current_dir(w.project())
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::piped());
+    // A script just written can fail to exec ("text file busy") while another test thread
+    // forks with its write handle open for a moment: try again.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other,
+        }
+    }
+    .unwrap();
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "started");
