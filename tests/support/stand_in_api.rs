@@ -720,50 +720,14 @@ fn handle_messages(req: &Request, w: &mut TcpStream, sh: &Shared) -> std::io::Re
         }
         return result;
     }
-    let result = if stream {
-        let events: Vec<(&str, Value)> = vec![
-            (
-                "message_start",
-                json!({"type": "message_start", "message": {
-                    "id": msg_id, "type": "message", "role": "assistant", "model": model,
-                    "content": [], "stop_reason": null, "stop_sequence": null,
-                    "usage": {"input_tokens": input_tokens, "output_tokens": 1,
-                              "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
-            ),
-            (
-                "content_block_start",
-                json!({"type": "content_block_start", "index": 0,
-                       "content_block": {"type": "text", "text": ""}}),
-            ),
-            (
-                "content_block_delta",
-                json!({"type": "content_block_delta", "index": 0,
-                       "delta": {"type": "text_delta", "text": reply}}),
-            ),
-            ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-            (
-                "message_delta",
-                json!({"type": "message_delta",
-                       "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-                       "usage": {"output_tokens": output_tokens}}),
-            ),
-            ("message_stop", json!({"type": "message_stop"})),
-        ];
-        let mut sse = String::new();
-        for (name, data) in events {
-            sse.push_str(&format!("event: {name}\ndata: {data}\n\n"));
-        }
-        write_response(w, "200 OK", "text/event-stream; charset=utf-8", sse.as_bytes(), req.close)
-    } else {
-        let resp = json!({
-            "id": msg_id, "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": reply}],
-            "stop_reason": "end_turn", "stop_sequence": null,
-            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-        });
-        write_response(w, "200 OK", "application/json", resp.to_string().as_bytes(), req.close)
+    let answer = OneBlock {
+        block: json!({"type": "text", "text": reply}),
+        start: json!({"type": "text", "text": ""}),
+        delta: json!({"type": "text_delta", "text": reply}),
+        stop_reason: "end_turn",
+        output_tokens,
     };
+    let result = write_one_block(w, req, &msg_id, &model, input_tokens, &answer, stream);
     if let Some(r) = sh.requests.lock().unwrap().iter_mut().find(|r| r.seq == seq) {
         r.finished_ms = now_ms();
     }
@@ -793,12 +757,43 @@ fn write_tool_use(
     stream: bool,
 ) -> std::io::Result<()> {
     let id = format!("toolu_standin_{seq:06}");
+    let answer = OneBlock {
+        block: json!({"type": "tool_use", "id": id, "name": call.name, "input": call.input}),
+        start: json!({"type": "tool_use", "id": id, "name": call.name, "input": {}}),
+        delta: json!({"type": "input_json_delta", "partial_json": call.input.to_string()}),
+        stop_reason: "tool_use",
+        output_tokens: 10,
+    };
+    write_one_block(w, req, msg_id, model, input_tokens, &answer, stream)
+}
+
+/// An answer of one content block: the block whole (for a JSON answer), as it starts and
+/// its one delta (for a streamed one).
+struct OneBlock {
+    block: Value,
+    start: Value,
+    delta: Value,
+    stop_reason: &'static str,
+    output_tokens: u64,
+}
+
+/// Writes `answer` as a Messages JSON response, or with `stream` as the SSE events Claude
+/// Code expects.
+fn write_one_block(
+    w: &mut TcpStream,
+    req: &Request,
+    msg_id: &str,
+    model: &str,
+    input_tokens: u64,
+    answer: &OneBlock,
+    stream: bool,
+) -> std::io::Result<()> {
     if !stream {
         let resp = json!({
             "id": msg_id, "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "tool_use", "id": id, "name": call.name, "input": call.input}],
-            "stop_reason": "tool_use", "stop_sequence": null,
-            "usage": {"input_tokens": input_tokens, "output_tokens": 10,
+            "content": [answer.block],
+            "stop_reason": answer.stop_reason, "stop_sequence": null,
+            "usage": {"input_tokens": input_tokens, "output_tokens": answer.output_tokens,
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
         });
         return write_response(w, "200 OK", "application/json", resp.to_string().as_bytes(), req.close);
@@ -814,20 +809,15 @@ fn write_tool_use(
         ),
         (
             "content_block_start",
-            json!({"type": "content_block_start", "index": 0,
-                   "content_block": {"type": "tool_use", "id": id, "name": call.name, "input": {}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": answer.start}),
         ),
-        (
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0,
-                   "delta": {"type": "input_json_delta", "partial_json": call.input.to_string()}}),
-        ),
+        ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": answer.delta})),
         ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
         (
             "message_delta",
             json!({"type": "message_delta",
-                   "delta": {"stop_reason": "tool_use", "stop_sequence": null},
-                   "usage": {"output_tokens": 10}}),
+                   "delta": {"stop_reason": answer.stop_reason, "stop_sequence": null},
+                   "usage": {"output_tokens": answer.output_tokens}}),
         ),
         ("message_stop", json!({"type": "message_stop"})),
     ];
