@@ -61,24 +61,6 @@ impl E2e {
         (result, String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
-    /// `clawsess run ARGS` with `claude` from PATH (the pinned CLI), in the background.
-    fn spawn_run(&self, args: &[&str]) -> Child {
-        let mut all = vec!["run"];
-        all.extend_from_slice(args);
-        self.clawsess_cmd(&all)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all = vec!["run"];
-        all.extend_from_slice(args);
-        run_with_stdin(&mut self.clawsess_cmd(&all), "", Duration::from_secs(120))
-    }
-
     fn run_json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);

@@ -107,24 +107,6 @@ impl Sdk {
             .expect("start the bot")
     }
 
-    /// `clawsess run ARGS` in the background (claude from PATH: the pinned CLI).
-    fn spawn_run(&self, args: &[&str]) -> Child {
-        let mut all = vec!["run"];
-        all.extend_from_slice(args);
-        self.clawsess_cmd(&all)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all = vec!["run"];
-        all.extend_from_slice(args);
-        run_with_stdin(&mut self.clawsess_cmd(&all), "", T)
-    }
-
     fn run_json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);

@@ -536,6 +536,25 @@ impl ClaudeHome {
         String::from_utf8(out.stdout).expect("utf-8 stdout")
     }
 
+    /// `clawsess run ARGS` in the background (claude from PATH: the CLI under test).
+    pub fn spawn_run(&self, args: &[&str]) -> std::process::Child {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        self.clawsess_cmd(&all)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn clawsess run")
+    }
+
+    /// `clawsess run ARGS` to the end (2 minutes at most).
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        run_with_stdin(&mut self.clawsess_cmd(&all), "", Duration::from_secs(120))
+    }
+
     /// `clawsess current --key KEY`, if it resolves.
     pub fn current(&self, key: &str) -> Option<String> {
         let out = self.clawsess(&["current", "--key", key]);
