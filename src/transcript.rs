@@ -1,6 +1,7 @@
 //! Reading a Claude Code transcript from its end, so that the cost does not grow with its
 //! size: `show` and the latest topic (`attach`, `show --topic`) read a few blocks at most.
 
+pub mod branches;
 mod topic;
 
 use std::fs::File;
@@ -163,6 +164,13 @@ pub fn parse_line(line: &[u8]) -> Option<Message> {
         return None;
     }
     let message = line.message?;
+    let id = message.id.clone();
+    let text = message_text(message)?;
+    Some(Message { role, text, timestamp: line.timestamp, id })
+}
+
+/// The text of a message: its string content, or its text blocks joined; `None` when empty.
+fn message_text(message: WireMessage) -> Option<String> {
     let text = match message.content? {
         serde_json::Value::String(s) => s,
         serde_json::Value::Array(blocks) => {
@@ -175,10 +183,7 @@ pub fn parse_line(line: &[u8]) -> Option<Message> {
         }
         _ => return None,
     };
-    if text.trim().is_empty() {
-        return None;
-    }
-    Some(Message { role, text, timestamp: line.timestamp, id: message.id })
+    (!text.trim().is_empty()).then_some(text)
 }
 
 /// Calls `visit` with the messages of a transcript, last first, until it returns false.

@@ -700,3 +700,52 @@ fn a_claude_process_left_open_that_is_behind_is_refused_and_loses_nothing() {
     let seen = e.home.api.turn_requests().pop().unwrap();
     assert!(seen.all_text.contains("and now?") && seen.all_text.contains("LISBON"), "{}", seen.all_text);
 }
+
+/// A fork clawsess could not prevent (two `claude -p --resume` at once with the hooks off, as
+/// with an older Claude Code or one without clawsess): the next `run` continues the branch
+/// with the newest turn, tells the model the other branch's turn (once, where Claude Code
+/// keeps a hook's context in the transcript; with every turn where it does not), and `list`
+/// says `forked`.
+#[test]
+fn a_fork_made_without_clawsess_is_continued_on_its_newest_branch_and_the_other_is_told() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let first = e.run_json(&["--key", "telegram:1", "--cwd", project.to_str().unwrap(), "we plan PORTO"]);
+    let id = id_of(&first);
+    let settings = e.home.claude_dir().join("settings.json");
+    let saved = fs::read(&settings).unwrap();
+    fs::write(&settings, "{}").unwrap(); // no hooks: nothing keeps the two apart
+    let (p, s) = (project.clone(), id.clone());
+    let home = &e.home;
+    std::thread::scope(|scope| {
+        let held = scope.spawn(|| {
+            let mut cmd = home.claude_p(&p);
+            cmd.args(["--output-format", "json", "--resume", &s]);
+            run_with_stdin(&mut cmd, "the person says BRAGA [hold=braga]", Duration::from_secs(180))
+        });
+        home.api.wait_held("braga");
+        // Both answer from the same message: the transcript forks.
+        let other = e.claude_p_env(&p, &s, "a script says LISBON", &[]).0;
+        assert_eq!(other["is_error"], false, "{other}");
+        home.api.release("braga");
+        assert!(held.join().unwrap().status.success());
+    });
+    fs::write(&settings, saved).unwrap();
+
+    // The newest turn (BRAGA's reply came last) is on one branch, LISBON on the other.
+    let next = e.run_json(&["--key", "telegram:1", "what do we know OBIDOS"]);
+    assert_eq!(next["session_id"], id.as_str());
+    let seen = e.home.api.turn_requests().pop().unwrap();
+    assert!(seen.last_user_text.contains("OBIDOS"));
+    for word in ["PORTO", "BRAGA", "LISBON", "This conversation forked"] {
+        assert!(seen.all_text.contains(word), "{word} not seen: {}", seen.all_text);
+    }
+    let rec = e.list().into_iter().find(|s| s["session_id"] == id.as_str()).unwrap();
+    assert_eq!(rec["forked"], true, "{rec}");
+
+    // The next turn still knows, and the model never gets the note twice.
+    e.run_json(&["--key", "telegram:1", "and then EVORA"]);
+    let seen = e.home.api.turn_requests().pop().unwrap();
+    assert!(seen.all_text.contains("OBIDOS") && seen.all_text.contains("LISBON"), "{}", seen.all_text);
+    assert_eq!(seen.all_text.matches("This conversation forked").count(), 1, "{}", seen.all_text);
+}

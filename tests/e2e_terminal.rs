@@ -188,3 +188,58 @@ fn a_terminal_closed_while_behind_without_a_prompt_loses_no_bot_turn() {
         assert!(last.all_text.contains(word), "{word} lost: {}", last.all_text);
     }
 }
+
+#[test]
+fn a_terminal_refused_as_behind_and_closed_without_resume_loses_no_bot_turn() {
+    let (home, project, id) = a_bot_session();
+    let term = Terminal::start(&home, &project, &["--resume", &id]);
+    term.wait_for("the conversation", |s| s.contains("PORTO"));
+    term.type_line("the person says BRAGA");
+    term.wait_for("the reply to BRAGA", |s| s.contains("last=the person says BRAGA"));
+    run_json(&home, &["--key", "telegram:1", "book the hotel in LISBON"]);
+
+    // Refused as behind: Claude Code writes the refusal notice onto the terminal's old leaf.
+    term.type_line("what did the bot do COIMBRA");
+    term.wait_for("the refusal", |s| s.contains("/resume") && s.contains("telegram:1"));
+    // Closed without /resume: its exit checkpoint names that notice (Claude Code 2.1.328), and
+    // would send every later resume down the old branch without LISBON.
+    term.keys(&["C-u"]);
+    term.exit();
+    assert!(!term.alive(), "the terminal did not exit");
+
+    let transcript = home.transcript_path(&project, &id);
+    let lines: Vec<Value> = std::fs::read_to_string(&transcript)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let checkpoints: Vec<&Value> = lines.iter().filter(|l| l["type"] == "last-prompt").collect();
+    let newest = checkpoints.last().expect("Claude Code wrote checkpoints");
+    // The branch it names, from that message up.
+    let mut branch = String::new();
+    let mut at = newest["leafUuid"].clone();
+    while let Some(line) = lines.iter().find(|l| l["uuid"] == at && !at.is_null()) {
+        branch.push_str(&line["message"].to_string());
+        at = line["parentUuid"].clone();
+    }
+    assert!(
+        branch.contains("LISBON") && branch.contains("BRAGA"),
+        "the newest checkpoint names the branch with the newest turn: {branch}"
+    );
+
+    // A plain `claude -p --resume` (no clawsess in its way) and the bot's next run see it all.
+    home.run_p_json(&project, &["--resume", &id], "a script resumes OBIDOS");
+    let seen = home.api.turn_requests().pop().unwrap();
+    assert!(seen.last_user_text.contains("OBIDOS"));
+    for word in ["PORTO", "BRAGA", "LISBON"] {
+        assert!(seen.all_text.contains(word), "claude -p lost {word}: {}", seen.all_text);
+    }
+    run_json(&home, &["--key", "telegram:1", "after the terminal closed"]);
+    let last = home.api.turn_requests().pop().unwrap();
+    for word in ["PORTO", "BRAGA", "LISBON", "OBIDOS"] {
+        assert!(last.all_text.contains(word), "{word} lost: {}", last.all_text);
+    }
+    assert!(!last.all_text.contains("COIMBRA"), "the refused prompt never entered the conversation");
+    let list = home.clawsess_ok(&["list", "--json"]);
+    assert!(!list.contains("\"forked\": true"), "a refusal notice is no forked turn: {list}");
+}

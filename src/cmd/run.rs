@@ -17,8 +17,9 @@ use crate::live;
 use crate::store::Store;
 use crate::sys::parse_duration;
 use crate::turn::exclusion::{KeyLock, RunLock};
+use crate::turn::fork::{self, Reconciled};
 use crate::turn::record::{RunTurn, record_run_turn};
-use crate::turn::route;
+use crate::turn::route::{self, Target};
 use crate::warm;
 
 impl Run for cli::Run {
@@ -70,6 +71,8 @@ impl cli::Run {
         let target = route::route(&store, &key, &request)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let mut lock = RunLock::acquire(&store, &target.id, key.as_str(), left)?;
+        let fork = if target.resume { reconcile(&store, &target) } else { Reconciled::default() };
+        lock.set_note(fork.note.clone())?;
         let mut quiet = |_: &live::Event| {};
         let sink: &mut dyn live::Sink = if self.stream { &mut live::JsonLines } else { &mut quiet };
         let turn = claude::Turn {
@@ -131,6 +134,7 @@ impl cli::Run {
                 explicit: self.session.is_some(),
                 prompt: &prompt,
                 reply: result.result(),
+                fork: &fork,
             };
             record_run_turn(&store, &turn).err()
         };
@@ -263,5 +267,27 @@ impl cli::Run {
             return Ok(format!(" {text}"));
         }
         Ok(text)
+    }
+}
+
+/// Before resuming `target` (its run lock held): a forked transcript is made to resume the
+/// branch with the newest turn, and the other branch's turns become a note for the model (see
+/// `turn::fork`). Reading the transcript must not cost the turn: a failure is said, not fatal.
+fn reconcile(store: &Store, target: &Target) -> Reconciled {
+    let transcript = match store.session(&target.id) {
+        Ok(Some(rec)) => Ok(rec.transcript),
+        _ => {
+            claude::config_dir(None).map(|dir| claude::transcript_path(&dir, &target.cwd, target.id.as_str()))
+        }
+    };
+    match transcript.and_then(|path| fork::before_resume(store, &target.id, &path)) {
+        Ok(found) => found,
+        Err(err) => {
+            eprintln!(
+                "clawsess: could not check the transcript's branches: {}",
+                crate::sys::printable(&format!("{err:#}"), false)
+            );
+            Reconciled::default()
+        }
     }
 }

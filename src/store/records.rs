@@ -58,6 +58,10 @@ pub struct SessionRecord {
     /// went onto a branch of its own, and a later resume follows only one branch.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forked: bool,
+    /// The newest message of a branch the conversation no longer follows that a `run` turn
+    /// has told the model about (see `turn::fork`): each fork is told once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_told: Option<String>,
 }
 
 impl SessionRecord {
@@ -93,6 +97,7 @@ impl SessionRecord {
             processes: Vec::new(),
             key: None,
             forked: false,
+            fork_told: None,
         }
     }
 }
@@ -192,6 +197,10 @@ pub struct RunHolder {
     /// name the keeper, not the run, as the process whose child they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keeper: Option<u32>,
+    /// What the run's claude gets from its prompt hook as `additionalContext` (the turns of a
+    /// branch the conversation no longer follows; see `turn::fork`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The turns every surface added: `turns/<id>.json`, newest last. A live claude process's

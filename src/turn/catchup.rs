@@ -125,8 +125,7 @@ pub fn behind_text(missed: &Missed, id: &SessionId, interactive: bool) -> String
     let how = if interactive {
         format!(
             "type /resume {id} to load them, then send your prompt again (it stays in the box until you \
-             type; the up arrow does not bring it back). Do /resume before you close this terminal: \
-             closed now, it would make Claude Code resume this conversation without those turns"
+             type; the up arrow does not bring it back)"
         )
     } else {
         format!("start a new `claude --resume {id}` to continue with them")
@@ -178,35 +177,56 @@ const CATCH_UP_HEAD: &str = "[clawsess] While this Claude Code was idle, other s
 
 /// The missed turns as a note for the model (bounded in UTF-16 units, newest kept).
 pub fn note(missed: &Missed) -> String {
-    // Room for the "(N earlier turns omitted)" line, counted before it is known.
-    const OMITTED_ROOM: usize = 40;
-    let budget = CATCH_UP_MAX - utf16_len(CATCH_UP_HEAD) - OMITTED_ROOM;
-    let mut blocks: Vec<String> = Vec::new();
-    let mut size = 0;
-    let mut omitted = missed.omitted;
-    for (i, t) in missed.turns.iter().enumerate().rev() {
-        let block = format!(
+    let blocks = missed.turns.iter().map(|t| {
+        format!(
             "\n--- {} at {} ---\nUser:\n{}Assistant:\n{}",
             t.key,
             crate::sys::rfc3339(t.at),
             quoted(&t.prompt),
             quoted(&t.reply)
-        );
-        let len = utf16_len(&block);
-        if size + len > budget && !blocks.is_empty() {
+        )
+    });
+    bounded_note(CATCH_UP_HEAD, blocks.collect(), missed.omitted)
+}
+
+/// Messages as a note for the model under `head`: each message's text quoted (see [`quoted`]),
+/// bounded like [`note`].
+pub fn messages_note(head: &str, messages: &[crate::transcript::Message]) -> String {
+    use crate::transcript::Role;
+    let blocks = messages.iter().map(|m| {
+        let who = match m.role {
+            Role::User => "User",
+            Role::Assistant => "Assistant",
+        };
+        format!("\n{who}:\n{}", quoted(&m.text))
+    });
+    bounded_note(head, blocks.collect(), 0)
+}
+
+/// `head`, then as many of `blocks` as fit in [`CATCH_UP_MAX`] UTF-16 units, newest (last)
+/// kept, and how many earlier ones were left out.
+fn bounded_note(head: &str, blocks: Vec<String>, mut omitted: u64) -> String {
+    // Room for the "(N earlier turns omitted)" line, counted before it is known.
+    const OMITTED_ROOM: usize = 40;
+    let budget = CATCH_UP_MAX - utf16_len(head) - OMITTED_ROOM;
+    let mut kept: Vec<String> = Vec::new();
+    let mut size = 0;
+    for (i, block) in blocks.iter().enumerate().rev() {
+        let len = utf16_len(block);
+        if size + len > budget && !kept.is_empty() {
             omitted += (i + 1) as u64;
             break;
         }
-        let block = shorten_utf16(&block, budget);
+        let block = shorten_utf16(block, budget);
         size += utf16_len(&block);
-        blocks.push(block);
+        kept.push(block);
     }
-    blocks.reverse();
-    let mut text = CATCH_UP_HEAD.to_owned();
+    kept.reverse();
+    let mut text = head.to_owned();
     if omitted > 0 {
         text.push_str(&format!("\n({omitted} earlier turns omitted)\n"));
     }
-    text.extend(blocks);
+    text.extend(kept);
     text
 }
 

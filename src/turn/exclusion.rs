@@ -30,6 +30,8 @@ pub const BUSY_STALE_NO_PID: Duration = Duration::from_secs(30 * 60);
 /// terminal would otherwise hold its session for hours. Claude Code writes every message and
 /// tool call as it goes; its Bash tool times out after 10 minutes at most.
 pub const BUSY_QUIET: Duration = Duration::from_secs(15 * 60);
+/// Longest holder note read back (a note for the model included).
+const HOLDER_MAX: u64 = 256 * 1024;
 /// How far a time may lie in the future before it is taken for a clock that jumped.
 const CLOCK_SKEW_MS: u64 = 60_000;
 
@@ -67,6 +69,7 @@ impl RunLock {
             child: None,
             child_start: None,
             keeper: None,
+            note: None,
         };
         let mut lock = Self { file, holder };
         lock.note_holder()?;
@@ -85,6 +88,12 @@ impl RunLock {
     /// themselves as this run's (see [`run_child_of`]).
     pub fn set_keeper(&mut self, pid: Option<u32>) -> Result<()> {
         self.holder.keeper = pid;
+        self.note_holder()
+    }
+
+    /// Text the run's claude gets from its prompt hook as `additionalContext`.
+    pub fn set_note(&mut self, note: Option<String>) -> Result<()> {
+        self.holder.note = note;
         self.note_holder()
     }
 
@@ -192,7 +201,7 @@ fn take(
 fn read_holder(mut file: &File) -> Option<RunHolder> {
     let mut text = String::new();
     file.seek(SeekFrom::Start(0)).ok()?;
-    file.take(4096).read_to_string(&mut text).ok()?;
+    file.take(HOLDER_MAX).read_to_string(&mut text).ok()?;
     serde_json::from_str(&text).ok()
 }
 

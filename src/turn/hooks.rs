@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::catchup::{self, TURN_PROMPT_MAX};
 use super::exclusion;
+use super::fork;
 use super::record::{self, Start};
 use super::surface::ClaudeProcess;
 use crate::claude;
@@ -33,9 +34,16 @@ pub struct HookInput {
 #[derive(Debug)]
 pub enum Event {
     SessionStart(Start),
-    PromptSubmit { prompt: String },
-    Stop { reply: String },
-    SessionEnd,
+    PromptSubmit {
+        prompt: String,
+    },
+    Stop {
+        reply: String,
+    },
+    /// With the transcript Claude Code named, if it is a path one can read.
+    SessionEnd {
+        transcript: Option<PathBuf>,
+    },
 }
 
 /// Which event a hook input is for (the hook command says; the input's
@@ -67,7 +75,9 @@ impl HookInput {
             }
             EventName::PromptSubmit => Event::PromptSubmit { prompt: self.prompt.unwrap_or_default() },
             EventName::Stop => Event::Stop { reply: self.last_assistant_message.unwrap_or_default() },
-            EventName::SessionEnd => Event::SessionEnd,
+            EventName::SessionEnd => {
+                Event::SessionEnd { transcript: self.transcript_path.filter(|p| p.is_absolute()) }
+            }
         };
         Ok((id, event))
     }
@@ -76,8 +86,9 @@ impl HookInput {
 /// Who the hook's claude process is.
 #[derive(Debug, Clone)]
 pub enum Who {
-    /// `run`'s own child: its turn is the run's, already locked; `run` records it.
-    RunChild,
+    /// `run`'s own child: its turn is the run's, already locked; `run` records it. With the
+    /// note the run left for the model, if any.
+    RunChild { note: Option<String> },
     /// Any other claude process.
     Claude(ClaudeProcess),
 }
@@ -85,8 +96,8 @@ pub enum Who {
 impl Who {
     /// The hook's claude process, for session `id`.
     pub fn of_hook(store: &Store, id: &SessionId) -> Who {
-        if exclusion::run_child_of(store, id).is_some() {
-            Who::RunChild
+        if let Some(holder) = exclusion::run_child_of(store, id) {
+            Who::RunChild { note: holder.note }
         } else {
             Who::Claude(ClaudeProcess::of_hook())
         }
@@ -146,13 +157,17 @@ impl Behind {
 /// Handles one hook event of session `id` from the claude process `who`.
 pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<Answer> {
     let process = match who {
-        Who::RunChild => {
-            if let Event::SessionStart(start) = &event
-                && store.session(id)?.is_none()
-            {
-                // A run resuming a recorded session writes the record once its turn is over
-                // (one durable write per bot turn); a new one is recorded now.
-                record::record_start(store, id, start, None)?;
+        Who::RunChild { note } => {
+            match &event {
+                Event::SessionStart(start) if store.session(id)?.is_none() => {
+                    // A run resuming a recorded session writes the record once its turn is
+                    // over (one durable write per bot turn); a new one is recorded now.
+                    record::record_start(store, id, start, None)?;
+                }
+                Event::PromptSubmit { .. } if note.is_some() => {
+                    return Ok(Answer::Context(note.clone().unwrap_or_default()));
+                }
+                _ => {}
             }
             return Ok(Answer::Quiet);
         }
@@ -164,9 +179,17 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
             prompt_submit(store, id, &prompt, process, turn_wait(), Behind::from_env())
         }
         Event::Stop { reply } => stop(store, id, &reply, process),
-        Event::SessionEnd => {
+        Event::SessionEnd { transcript } => {
             // SessionEnd hooks share a 1.5 s budget: no store lock here.
             exclusion::end_process_turn(store, id, process.pid)?;
+            // Claude Code has written its exit checkpoint: one left on a stale branch (a
+            // terminal refused as behind and closed without /resume) would make every later
+            // resume drop the other surfaces' turns.
+            if let Some(transcript) = transcript
+                && let Err(err) = fork::at_exit(id, &transcript)
+            {
+                eprintln!("clawsess: could not check the transcript's branches: {err:#}");
+            }
             Ok(Answer::Quiet)
         }
     }

@@ -2,17 +2,20 @@
 //!
 //! - [`exclusion`]: who may answer a session now (one turn at a time, whatever surface).
 //! - [`catchup`]: what a live claude process missed of other surfaces' turns.
+//! - [`fork`]: a transcript that forked anyway: later resumes follow the newest turn, and the
+//!   other branch's turns are told to the model.
 //! - [`route`]: which session a key's turn goes to.
 //! - [`record`]: what a session's start and a finished turn leave in the store.
 //! - [`surface`]: who a claude process is (a terminal, `claude -p`, an SDK bot, a key).
 //! - [`hooks`]: each Claude Code hook event as one call of the above.
 //!
 //! A Rust bot does what `run` does: `route`, `exclusion::KeyLock` and `exclusion::RunLock`,
-//! run claude (`claude::Turn`; or a warm claude, `crate::warm::take` and
+//! `fork::before_resume` (its note goes to `RunLock::set_note`), run claude (`claude::Turn`; or a warm claude, `crate::warm::take` and
 //! `LiveTurn::run_warm`, then `crate::warm::after_turn`), then `record::record_run_turn`.
 
 pub mod catchup;
 pub mod exclusion;
+pub mod fork;
 pub mod hooks;
 pub mod record;
 pub mod route;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::catchup;
+use super::fork::Reconciled;
 use super::route::Target;
 use super::surface::ClaudeProcess;
 use crate::claude;
@@ -28,6 +29,8 @@ pub struct RunTurn<'a> {
     pub explicit: bool,
     pub prompt: &'a str,
     pub reply: &'a str,
+    /// What `fork::before_resume` found (its note, if any, went to the model with this turn).
+    pub fork: &'a Reconciled,
 }
 
 /// After a successful `run` turn: the session's record, the key's own session, the turn log.
@@ -52,6 +55,12 @@ pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
     rec.run_turns += 1;
     rec.last_turn_key = Some(key.to_string());
     rec.last_turn_at = now;
+    if turn.fork.forked {
+        rec.forked = true;
+    }
+    if turn.fork.note_kept() {
+        rec.fork_told = turn.fork.side_newest.clone();
+    }
     if target.resume {
         rec.source = "resume".into(); // the child's SessionStart left this write to us
     }

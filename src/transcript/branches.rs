@@ -1,0 +1,492 @@
+//! The branches of a transcript, read from its end.
+//!
+//! Claude Code chains a session's messages by `parentUuid`. Two processes that answer from the
+//! same message fork the chain, and a resume follows one branch: the one its newest
+//! `last-prompt` checkpoint names; a checkpoint on an ancestor of newer messages is followed
+//! down to them (both measured on 2.1.328). An interactive Claude Code writes that checkpoint
+//! when it exits; a terminal that wrote anything onto a stale leaf (a refusal notice is
+//! enough) and exits there makes every later resume drop the turns other surfaces added.
+//!
+//! [`read`] finds the branch with the newest turn, whether the newest checkpoint is on it, and
+//! the turns on side branches (off the newest one); [`point_resume_at`] appends one checkpoint
+//! naming the newest branch's leaf, in the shape Claude Code writes itself. That line is the
+//! only thing clawsess ever writes into a transcript.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use super::{Message, RevLines, Role, WireMessage, message_text, open_regular};
+
+/// How much of a transcript's end is always read (side branches older than this are not
+/// looked for).
+pub const WINDOW: u64 = 2 * 1024 * 1024;
+/// How far back a read goes to find the message the newest checkpoint names.
+pub const WINDOW_MAX: u64 = 64 * 1024 * 1024;
+
+/// What the end of a transcript says about its branches.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Branches {
+    /// The last message of the branch holding the newest turn.
+    pub newest_leaf: Option<String>,
+    /// The newest prompt on that branch (Claude Code's checkpoints carry it).
+    pub last_prompt: Option<String>,
+    /// The newest checkpoint names a message on another branch: a resume would follow that
+    /// branch and drop the newest turns.
+    pub stale_checkpoint: bool,
+    /// User prompts and assistant texts on branches off the one a resume follows (after a
+    /// [`point_resume_at`] where the checkpoint is stale), oldest first.
+    pub side: Vec<Message>,
+    /// The uuid of the newest message in `side` (to tell a fork once).
+    pub side_newest: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    uuid: Option<String>,
+    #[serde(rename = "parentUuid")]
+    parent: Option<String>,
+    /// A compact boundary starts a new chain (`parentUuid: null`) and names the old leaf here.
+    #[serde(rename = "logicalParentUuid")]
+    logical_parent: Option<String>,
+    #[serde(rename = "isSidechain", default)]
+    sidechain: bool,
+    #[serde(rename = "isMeta", default)]
+    meta: bool,
+    #[serde(rename = "isApiErrorMessage", default)]
+    api_error: bool,
+    /// `last-prompt`.
+    #[serde(rename = "leafUuid")]
+    leaf: Option<String>,
+    #[serde(default)]
+    rewound: Option<bool>,
+    timestamp: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WithMessage {
+    message: Option<WireMessage>,
+}
+
+struct Node {
+    uuid: String,
+    parent: Option<String>,
+    /// A user or assistant message (not meta, not an API error): part of a turn.
+    turn: bool,
+    /// Its text, for the side-branch note.
+    text: Option<Message>,
+    /// Position in the file (lines, from the start of what was read).
+    seq: usize,
+}
+
+struct Checkpoint {
+    leaf: Option<String>,
+    rewound: bool,
+}
+
+/// How much of a transcript's end [`read`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Reach {
+    /// Always read this much (side branches are looked for in it).
+    pub window: u64,
+    /// A transcript with no checkpoint in this much of its end has none that matters.
+    pub checkpoint_within: u64,
+    /// Read on up to this much to find the message the newest checkpoint names.
+    pub search: u64,
+}
+
+impl Reach {
+    /// Before a resume: side branches in the last [`WINDOW`], checkpoints anywhere in
+    /// [`WINDOW_MAX`].
+    pub const RESUME: Reach = Reach { window: WINDOW, checkpoint_within: WINDOW_MAX, search: WINDOW_MAX };
+    /// At a process's exit, right after Claude Code wrote its exit checkpoint: only that
+    /// checkpoint matters, and it is at the end.
+    pub const EXIT: Reach = Reach { window: 0, checkpoint_within: 256 * 1024, search: WINDOW_MAX };
+}
+
+/// Reads the end of the transcript at `path` (see [`Reach`]).
+pub fn read(path: &Path, reach: Reach) -> Result<Branches> {
+    let Reach { window, checkpoint_within, search } = reach;
+    let read_err = || format!("could not read transcript {}", path.display());
+    let mut lines = RevLines::open(path, search.max(window).max(checkpoint_within)).with_context(read_err)?;
+    // Last first, as read.
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut checkpoint: Option<Checkpoint> = None;
+    // Positions (counted from the end) of checkpoints written by a rewind.
+    let mut rewinds: Vec<usize> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut saw_turn = false;
+    let mut read = 0u64;
+    let mut n = 0usize;
+    while let Some(line) = lines.next_line().with_context(read_err)? {
+        read += line.len() as u64 + 1;
+        n += 1;
+        if let Ok(entry) = serde_json::from_slice::<Entry>(&line) {
+            // Past the window only the chain matters, not the text.
+            let text = read <= window;
+            if entry.kind.as_deref() == Some("last-prompt") {
+                let rewound = entry.rewound == Some(true);
+                if rewound {
+                    rewinds.push(n);
+                }
+                if checkpoint.is_none() {
+                    checkpoint = Some(Checkpoint { leaf: entry.leaf, rewound });
+                }
+            } else if let Some(node) = node(entry, n, text.then_some(&line[..])) {
+                saw_turn |= node.turn;
+                seen.insert(node.uuid.clone());
+                nodes.push(node);
+            }
+        }
+        // Whether the checkpoint's message and the newest turn are on one branch is known
+        // once both have been read: the branch between them is written after the older one.
+        let want_more = match &checkpoint {
+            None => read < checkpoint_within,
+            Some(Checkpoint { leaf: Some(leaf), .. }) => !seen.contains(leaf) || !saw_turn,
+            Some(_) => false,
+        };
+        if read >= window && !want_more {
+            break;
+        }
+    }
+    // File order; `seq` grows with the position in the file.
+    nodes.reverse();
+    for node in &mut nodes {
+        node.seq = n - node.seq;
+    }
+    let rewinds: Vec<usize> = rewinds.into_iter().map(|r| n - r).collect();
+    Ok(analyse(&nodes, checkpoint.as_ref(), &rewinds))
+}
+
+fn node(entry: Entry, seq: usize, line: Option<&[u8]>) -> Option<Node> {
+    if entry.sidechain {
+        return None;
+    }
+    let uuid = entry.uuid?;
+    let kind = entry.kind?;
+    let role = match kind.as_str() {
+        "user" => Some(Role::User),
+        "assistant" => Some(Role::Assistant),
+        _ => None,
+    };
+    let turn = role.is_some() && !entry.meta && !entry.api_error;
+    let text = match (role, line) {
+        (Some(role), Some(line)) if turn => {
+            serde_json::from_slice::<WithMessage>(line).ok().and_then(|w| w.message).and_then(|message| {
+                let id = message.id.clone();
+                message_text(message).map(|text| Message { role, text, timestamp: entry.timestamp, id })
+            })
+        }
+        _ => None,
+    };
+    let parent = entry.parent.or(entry.logical_parent);
+    Some(Node { uuid, parent, turn, text, seq })
+}
+
+fn analyse(nodes: &[Node], checkpoint: Option<&Checkpoint>, rewinds: &[usize]) -> Branches {
+    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.uuid.as_str(), i)).collect();
+    let parent = |i: usize| nodes[i].parent.as_deref().and_then(|p| index.get(p).copied()).filter(|&p| p < i);
+    let chain = |leaf: usize| {
+        let mut set = HashSet::new();
+        let mut at = Some(leaf);
+        while let Some(i) = at {
+            set.insert(i);
+            at = parent(i);
+        }
+        set
+    };
+    let Some(newest) = nodes.iter().rposition(|n| n.turn) else { return Branches::default() };
+    // The last message that descends from the newest turn: the leaf of its branch.
+    let mut below = HashSet::from([newest]);
+    for i in newest + 1..nodes.len() {
+        if parent(i).is_some_and(|p| below.contains(&p)) {
+            below.insert(i);
+        }
+    }
+    let newest_leaf = below.iter().copied().max().unwrap_or(newest);
+    let newest_chain = chain(newest_leaf);
+    let last_prompt = nodes
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(i, _)| newest_chain.contains(i))
+        .find_map(|(_, n)| n.text.as_ref().filter(|m| m.role == Role::User).map(|m| m.text.clone()));
+
+    let (followed, stale) = match checkpoint {
+        None => (newest_chain, false),
+        // A rewind chose its branch on purpose; one whose message was not found says nothing.
+        Some(Checkpoint { rewound: true, .. }) | Some(Checkpoint { leaf: None, .. }) => {
+            return Branches::default();
+        }
+        Some(Checkpoint { leaf: Some(leaf), .. }) => match index.get(leaf.as_str()) {
+            None => return Branches::default(),
+            Some(&at) => {
+                let named = chain(at);
+                if named.contains(&newest) {
+                    (named, false)
+                } else if newest_chain.contains(&at) {
+                    (newest_chain, false)
+                } else {
+                    (newest_chain, true)
+                }
+            }
+        },
+    };
+
+    // Side branches: messages off the followed chain whose ancestors meet it in what was read.
+    let mut fork_at: Vec<Option<usize>> = vec![None; nodes.len()];
+    let mut side: Vec<Message> = Vec::new();
+    let mut side_newest = None;
+    for i in 0..nodes.len() {
+        fork_at[i] = if followed.contains(&i) { Some(i) } else { parent(i).and_then(|p| fork_at[p]) };
+        let Some(fork) = fork_at[i] else { continue };
+        if followed.contains(&i) || !nodes[i].turn {
+            continue;
+        }
+        // A branch left by a rewind was left on purpose.
+        if rewinds.iter().any(|&r| r > nodes[fork].seq) {
+            continue;
+        }
+        if let Some(text) = &nodes[i].text {
+            join_or_push(&mut side, text.clone());
+            side_newest = Some(nodes[i].uuid.clone());
+        }
+    }
+    Branches {
+        newest_leaf: Some(nodes[newest_leaf].uuid.clone()),
+        last_prompt,
+        stale_checkpoint: stale,
+        side,
+        side_newest,
+    }
+}
+
+/// Streaming writes one assistant line per content block: lines of one message join.
+fn join_or_push(out: &mut Vec<Message>, msg: Message) {
+    if let Some(last) = out.last_mut()
+        && last.role == Role::Assistant
+        && msg.role == Role::Assistant
+        && msg.id.is_some()
+        && last.id == msg.id
+    {
+        last.text = format!("{}\n{}", last.text, msg.text);
+        return;
+    }
+    out.push(msg);
+}
+
+/// Longest `lastPrompt` written into a checkpoint.
+const LAST_PROMPT_MAX: usize = 1000;
+
+/// Appends a `last-prompt` checkpoint naming the newest branch's leaf, so that every later
+/// resume (a bot's, a terminal's) follows the branch with the newest turn. Does nothing
+/// unless the newest checkpoint is stale, or when the transcript does not end with a whole
+/// line (a writer is mid-line: appending would tear it). One `write` with `O_APPEND`, as
+/// Claude Code appends its own lines. Returns whether it wrote.
+pub fn point_resume_at(path: &Path, session: &str, branches: &Branches) -> Result<bool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (true, Some(leaf)) = (branches.stale_checkpoint, &branches.newest_leaf) else {
+        return Ok(false);
+    };
+    let mut line = serde_json::json!({"type": "last-prompt"});
+    if let Some(prompt) = &branches.last_prompt {
+        line["lastPrompt"] = crate::ident::shorten(prompt, LAST_PROMPT_MAX).into();
+    }
+    line["leafUuid"] = leaf.clone().into();
+    line["sessionId"] = session.into();
+    let mut bytes = serde_json::to_vec(&line)?;
+    bytes.push(b'\n');
+    let file = open_regular(path).with_context(|| format!("could not open {}", path.display()))?;
+    if !ends_with_newline(&file)? {
+        return Ok(false);
+    }
+    drop(file);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("could not open {} to append", path.display()))?;
+    if !file.metadata()?.is_file() {
+        return Ok(false);
+    }
+    file.write_all(&bytes).with_context(|| format!("could not append to {}", path.display()))?;
+    Ok(true)
+}
+
+fn ends_with_newline(file: &std::fs::File) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn msg(kind: &str, uuid: &str, parent: Option<&str>, text: &str) -> String {
+        let content = if kind == "user" { json!(text) } else { json!([{"type": "text", "text": text}]) };
+        json!({"type": kind, "uuid": uuid, "parentUuid": parent, "isSidechain": false,
+            "message": {"role": kind, "content": content, "id": format!("m-{uuid}")}})
+        .to_string()
+    }
+
+    fn system(uuid: &str, parent: &str) -> String {
+        json!({"type": "system", "subtype": "informational", "uuid": uuid, "parentUuid": parent,
+            "content": "UserPromptSubmit operation blocked by hook"})
+        .to_string()
+    }
+
+    fn checkpoint(leaf: &str) -> String {
+        json!({"type": "last-prompt", "lastPrompt": "x", "leafUuid": leaf, "sessionId": "s"}).to_string()
+    }
+
+    fn file(lines: &[String]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        for l in lines {
+            writeln!(f, "{l}").unwrap();
+        }
+        f
+    }
+
+    /// A person's turn (p1/a1), then a bot's two turns on it (b1..b4).
+    fn base() -> Vec<String> {
+        vec![
+            msg("user", "p1", None, "plan PORTO"),
+            msg("assistant", "a1", Some("p1"), "ok PORTO"),
+            msg("user", "b1", Some("a1"), "book LISBON"),
+            msg("assistant", "b2", Some("b1"), "booked LISBON"),
+            msg("user", "b3", Some("b2"), "train EVORA"),
+            msg("assistant", "b4", Some("b3"), "train EVORA"),
+        ]
+    }
+
+    #[test]
+    fn a_straight_transcript_has_no_fork_and_nothing_to_point() {
+        let mut lines = base();
+        lines.push(checkpoint("b4"));
+        let f = file(&lines);
+        let b = read(f.path(), Reach::RESUME).unwrap();
+        assert_eq!(b.newest_leaf.as_deref(), Some("b4"));
+        assert!(!b.stale_checkpoint && b.side.is_empty());
+        assert!(!point_resume_at(f.path(), "s", &b).unwrap());
+    }
+
+    #[test]
+    fn a_checkpoint_on_an_ancestor_is_followed_down_and_not_stale() {
+        let mut lines = base();
+        lines.insert(2, checkpoint("a1"));
+        let b = read(file(&lines).path(), Reach::RESUME).unwrap();
+        assert!(!b.stale_checkpoint && b.side.is_empty());
+    }
+
+    #[test]
+    fn a_terminal_that_exits_on_a_refusal_notice_off_its_stale_leaf_is_pointed_back() {
+        let mut lines = base();
+        lines.push(system("n1", "a1")); // the refusal notice on the terminal's old leaf
+        lines.push(checkpoint("n1")); // its exit checkpoint
+        let f = file(&lines);
+        let b = read(f.path(), Reach::RESUME).unwrap();
+        assert!(b.stale_checkpoint);
+        assert_eq!(b.newest_leaf.as_deref(), Some("b4"));
+        assert_eq!(b.last_prompt.as_deref(), Some("train EVORA"));
+        assert!(b.side.is_empty(), "a notice is no turn: {:?}", b.side);
+        assert!(point_resume_at(f.path(), "s", &b).unwrap());
+        let after = read(f.path(), Reach::RESUME).unwrap();
+        assert!(!after.stale_checkpoint && after.side.is_empty());
+        let text = std::fs::read_to_string(f.path()).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            last,
+            json!({"type":"last-prompt","lastPrompt":"train EVORA","leafUuid":"b4","sessionId":"s"})
+        );
+    }
+
+    #[test]
+    fn turns_on_a_side_branch_are_found_once_the_newest_branch_is_followed() {
+        // Two processes answered from a1: t1/t2 first, then the bot's b1..b4 (newest).
+        let mut lines = base();
+        lines.insert(2, msg("user", "t1", Some("a1"), "person says BRAGA"));
+        lines.insert(3, msg("assistant", "t2", Some("t1"), "noted BRAGA"));
+        lines.insert(4, checkpoint("t2"));
+        let b = read(file(&lines).path(), Reach::RESUME).unwrap();
+        assert!(b.stale_checkpoint);
+        let side: Vec<_> = b.side.iter().map(|m| (m.role, m.text.as_str())).collect();
+        assert_eq!(side, vec![(Role::User, "person says BRAGA"), (Role::Assistant, "noted BRAGA")]);
+        assert_eq!(b.side_newest.as_deref(), Some("t2"));
+    }
+
+    #[test]
+    fn the_newest_checkpoint_on_the_newest_branch_leaves_older_branches_as_side() {
+        let mut lines = base();
+        lines.push(msg("user", "t1", Some("a1"), "person says BRAGA"));
+        lines.push(msg("assistant", "t2", Some("t1"), "noted BRAGA"));
+        lines.push(checkpoint("t2"));
+        let b = read(file(&lines).path(), Reach::RESUME).unwrap();
+        assert!(!b.stale_checkpoint);
+        assert_eq!(b.newest_leaf.as_deref(), Some("t2"));
+        let side: Vec<_> = b.side.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(side, vec!["book LISBON", "booked LISBON", "train EVORA", "train EVORA"]);
+    }
+
+    #[test]
+    fn a_rewind_chose_its_branch_and_compaction_keeps_the_chain() {
+        let mut lines = base();
+        lines.push(json!({"type":"last-prompt","leafUuid":"a1","rewound":true,"sessionId":"s"}).to_string());
+        lines.push(msg("user", "r1", Some("a1"), "after the rewind"));
+        let b = read(file(&lines).path(), Reach::RESUME).unwrap();
+        assert!(b.side.is_empty() && !b.stale_checkpoint, "{b:?}");
+
+        let mut lines = base();
+        lines.push(
+            json!({"type":"system","subtype":"compact_boundary","uuid":"c0","parentUuid":null,
+                "logicalParentUuid":"b4"})
+            .to_string(),
+        );
+        lines.push(msg("user", "c1", Some("c0"), "after compaction"));
+        lines.push(checkpoint("c1"));
+        let b = read(file(&lines).path(), Reach::RESUME).unwrap();
+        assert!(b.side.is_empty() && !b.stale_checkpoint, "{b:?}");
+    }
+
+    #[test]
+    fn a_checkpoint_beyond_the_window_is_searched_for_and_a_torn_tail_is_never_appended_to() {
+        let mut lines = base();
+        lines.push(system("n1", "a1"));
+        lines.push(checkpoint("n1"));
+        for i in 0..200 {
+            let parent = if i == 0 { "b4".to_owned() } else { format!("x{}", i - 1) };
+            lines.push(msg("assistant", &format!("x{i}"), Some(&parent), &"pad ".repeat(50)));
+        }
+        let f = file(&lines);
+        // A tiny window still reaches back to the message the checkpoint names.
+        let b = read(f.path(), Reach { window: 1024, ..Reach::EXIT }).unwrap();
+        assert!(b.stale_checkpoint);
+        assert_eq!(b.newest_leaf.as_deref(), Some("x199"));
+        // At an exit: the checkpoint at the end, on a notice written after the newest turn.
+        let mut lines = base();
+        lines.push(system("n1", "a1"));
+        lines.push(checkpoint("n1"));
+        let b = read(file(&lines).path(), Reach::EXIT).unwrap();
+        assert!(b.stale_checkpoint && b.newest_leaf.as_deref() == Some("b4"), "{b:?}");
+        let mut lines = base();
+        lines.push(system("n1", "b4"));
+        lines.push(checkpoint("n1"));
+        let b = read(file(&lines).path(), Reach::EXIT).unwrap();
+        assert!(!b.stale_checkpoint, "{b:?}");
+
+        let mut torn = std::fs::OpenOptions::new().append(true).open(f.path()).unwrap();
+        torn.write_all(b"{\"type\":\"assis").unwrap();
+        assert!(!point_resume_at(f.path(), "s", &b).unwrap());
+    }
+}
