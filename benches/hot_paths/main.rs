@@ -483,6 +483,16 @@ impl Bench {
                 Box::new(move |r| self.hook("session-end", self.hook_input(cycled(r), "startup"))),
             ),
             case(
+                format!(
+                    "`hook session-end`, {} transcript (branches read)",
+                    human_bytes(fs::metadata(big).unwrap().len())
+                ),
+                Box::new(move |_| {
+                    let cwd = self.project(2);
+                    self.hook("session-end", hook_json(&self.ids[2], big, &cwd, "startup"))
+                }),
+            ),
+            case(
                 format!("`current --key K` ({n} sessions)"),
                 plain(vec!["current".into(), "--key".into(), "bench:current".into()]),
             ),
@@ -528,6 +538,18 @@ impl Bench {
             case(
                 "`run --key K -- hello` → stand-in".into(),
                 Box::new(move |_| Spec { cmd: self.run_cmd(), stdin: None }),
+            ),
+            case(
+                format!(
+                    "`run --session S -- hello` → stand-in, {} transcript (branches read)",
+                    human_bytes(fs::metadata(big).unwrap().len())
+                ),
+                Box::new(move |_| {
+                    let mut cmd =
+                        self.clawsess(["run", "--key", "bench:big", "--session", &self.ids[2], "--claude"]);
+                    cmd.arg(std::env::current_exe().unwrap()).args(["--", "hello"]).env(ROLE_ENV, "claude");
+                    Spec { cmd, stdin: None }
+                }),
             ),
         ]);
         cases

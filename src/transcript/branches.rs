@@ -101,9 +101,10 @@ pub struct Reach {
 }
 
 impl Reach {
-    /// Before a resume: side branches in the last [`WINDOW`], checkpoints anywhere in
-    /// [`WINDOW_MAX`].
-    pub const RESUME: Reach = Reach { window: WINDOW, checkpoint_within: WINDOW_MAX, search: WINDOW_MAX };
+    /// Before a resume: side branches and the newest checkpoint in the last [`WINDOW`] (every
+    /// turn of 2.1.328 writes one; 2.0.77 writes none, and a transcript without one costs this
+    /// much, not its size), the message it names anywhere in [`WINDOW_MAX`].
+    pub const RESUME: Reach = Reach { window: WINDOW, checkpoint_within: WINDOW, search: WINDOW_MAX };
     /// At a process's exit, right after Claude Code wrote its exit checkpoint: only that
     /// checkpoint matters, and it is at the end.
     pub const EXIT: Reach = Reach { window: 0, checkpoint_within: 256 * 1024, search: WINDOW_MAX };

@@ -71,6 +71,9 @@ const FORK_HEAD: &str = "[clawsess] This conversation forked earlier: two Claude
 /// At the SessionEnd of a claude process on `id`: Claude Code has written its exit checkpoint;
 /// if it names a message off the newest branch, a checkpoint on the newest one is appended.
 pub fn at_exit(id: &SessionId, transcript: &Path) -> Result<bool> {
+    if !transcript.exists() {
+        return Ok(false); // never written (`--no-session-persistence`), or removed
+    }
     let found = branches::read(transcript, Reach::EXIT)?;
     branches::point_resume_at(transcript, id.as_str(), &found)
 }
