@@ -704,8 +704,8 @@ fn a_claude_process_left_open_that_is_behind_is_refused_and_loses_nothing() {
 /// A fork clawsess could not prevent (two `claude -p --resume` at once with the hooks off, as
 /// with an older Claude Code or one without clawsess): the next `run` continues the branch
 /// with the newest turn, tells the model the other branch's turn (once, where Claude Code
-/// keeps a hook's context in the transcript; with every turn where it does not), and `list`
-/// says `forked`.
+/// keeps a hook's context in the transcript; with every turn where it does not), `list` says
+/// `forked`, and later processes are told too.
 #[test]
 fn a_fork_made_without_clawsess_is_continued_on_its_newest_branch_and_the_other_is_told() {
     let e = E2e::new();
@@ -748,4 +748,45 @@ fn a_fork_made_without_clawsess_is_continued_on_its_newest_branch_and_the_other_
     let seen = e.home.api.turn_requests().pop().unwrap();
     assert!(seen.all_text.contains("OBIDOS") && seen.all_text.contains("LISBON"), "{}", seen.all_text);
     assert_eq!(seen.all_text.matches("This conversation forked").count(), 1, "{}", seen.all_text);
+    // So does a plain `claude -p --resume` (its prompt hook tells it where no note was kept).
+    let fresh = e.terminal(&project, Some(&id), "a fresh process FARO");
+    assert_eq!(fresh["is_error"], false);
+    let seen = e.home.api.turn_requests().pop().unwrap();
+    assert!(seen.all_text.contains("EVORA") && seen.all_text.contains("LISBON"), "{}", seen.all_text);
+    assert_eq!(seen.all_text.matches("This conversation forked").count(), 1, "{}", seen.all_text);
+}
+
+/// `CLAWSESS_BEHIND=note`: a process kept open that is behind answers on its old leaf with the
+/// bot's turn as a note (the transcript forks). Nothing is lost for any later reader: `run`
+/// continues the newest branch and is told the other one, and so does a fresh process.
+#[test]
+fn in_note_mode_a_behind_process_forks_and_every_later_turn_still_sees_every_turn() {
+    let e = E2e::new();
+    let project = e.home.project("alpha");
+    let id = id_of(&e.terminal(&project, None, "we are planning a trip to PORTO"));
+    e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
+    let mut open = OpenTerminal::start(&e, &project, &id, &[("CLAWSESS_BEHIND", "note")]);
+    open.turn("first turn of the open process BRAGA");
+    e.run_json(&["--key", "telegram:1", "book the hotel in LISBON please"]);
+    // Behind, let through with the catch-up note: its answer goes onto its old leaf.
+    let forked = open.turn("what did the bot just do COIMBRA");
+    assert_eq!(forked["is_error"], false, "{forked}");
+    let seen = e.home.api.turn_requests().pop().unwrap();
+    assert!(seen.last_user_text.contains("COIMBRA") && seen.all_text.contains("LISBON"), "{}", seen.all_text);
+    drop(open);
+
+    let next = e.run_json(&["--key", "telegram:1", "and now EVORA"]);
+    assert_eq!(next["is_error"], false);
+    let seen = e.home.api.turn_requests().pop().unwrap();
+    for word in ["PORTO", "BRAGA", "LISBON", "COIMBRA"] {
+        assert!(seen.all_text.contains(word), "run lost {word}: {}", seen.all_text);
+    }
+    let rec = e.list().into_iter().find(|s| s["session_id"] == id.as_str()).unwrap();
+    assert_eq!(rec["forked"], true, "{rec}");
+    let again = e.terminal(&project, Some(&id), "a fresh process FARO");
+    assert_eq!(again["is_error"], false);
+    let seen = e.home.api.turn_requests().pop().unwrap();
+    for word in ["PORTO", "BRAGA", "LISBON", "COIMBRA", "EVORA"] {
+        assert!(seen.all_text.contains(word), "a fresh process lost {word}: {}", seen.all_text);
+    }
 }

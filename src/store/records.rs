@@ -54,14 +54,11 @@ pub struct SessionRecord {
     /// The surface key of the bot that started it (`CLAWSESS_KEY`, or `run --key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
-    /// A claude process that was behind was let through (`CLAWSESS_BEHIND=note`): its turn
-    /// went onto a branch of its own, and a later resume follows only one branch.
+    /// The transcript forked: a claude process that was behind was let through
+    /// (`CLAWSESS_BEHIND=note`), or a `run` found turns on a branch the conversation no longer
+    /// follows (see `turn::fork`). Turns of claude processes are then told that branch.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forked: bool,
-    /// The newest message of a branch the conversation no longer follows that a `run` turn
-    /// has told the model about (see `turn::fork`): each fork is told once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fork_told: Option<String>,
 }
 
 impl SessionRecord {
@@ -97,7 +94,6 @@ impl SessionRecord {
             processes: Vec::new(),
             key: None,
             forked: false,
-            fork_told: None,
         }
     }
 }

@@ -40,8 +40,11 @@ pub struct Branches {
     /// User prompts and assistant texts on branches off the one a resume follows (after a
     /// [`point_resume_at`] where the checkpoint is stale), oldest first.
     pub side: Vec<Message>,
-    /// The uuid of the newest message in `side` (to tell a fork once).
+    /// The uuid of the newest message in `side`.
     pub side_newest: Option<String>,
+    /// A message on the followed branch, newer than every message in `side`, holds the mark
+    /// [`read`] was given: the side branch was told there already.
+    pub told: bool,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +85,8 @@ struct Node {
     text: Option<Message>,
     /// Position in the file (lines, from the start of what was read).
     seq: usize,
+    /// The line holds the mark looked for.
+    marked: bool,
 }
 
 struct Checkpoint {
@@ -110,8 +115,9 @@ impl Reach {
     pub const EXIT: Reach = Reach { window: 0, checkpoint_within: 256 * 1024, search: WINDOW_MAX };
 }
 
-/// Reads the end of the transcript at `path` (see [`Reach`]).
-pub fn read(path: &Path, reach: Reach) -> Result<Branches> {
+/// Reads the end of the transcript at `path` (see [`Reach`]); `mark`: text whose presence on
+/// the followed branch after the side branches says they were told (see [`Branches::told`]).
+pub fn read(path: &Path, reach: Reach, mark: &str) -> Result<Branches> {
     let Reach { window, checkpoint_within, search } = reach;
     let read_err = || format!("could not read transcript {}", path.display());
     let mut lines = RevLines::open(path, search.max(window).max(checkpoint_within)).with_context(read_err)?;
@@ -138,7 +144,8 @@ pub fn read(path: &Path, reach: Reach) -> Result<Branches> {
                 if checkpoint.is_none() {
                     checkpoint = Some(Checkpoint { leaf: entry.leaf, rewound });
                 }
-            } else if let Some(node) = node(entry, n, text.then_some(&line[..])) {
+            } else if let Some(mut node) = node(entry, n, text.then_some(&line[..])) {
+                node.marked = text && !mark.is_empty() && contains(&line, mark.as_bytes());
                 saw_turn |= node.turn;
                 seen.insert(node.uuid.clone());
                 nodes.push(node);
@@ -186,7 +193,7 @@ fn node(entry: Entry, seq: usize, line: Option<&[u8]>) -> Option<Node> {
         _ => None,
     };
     let parent = entry.parent.or(entry.logical_parent);
-    Some(Node { uuid, parent, turn, text, seq })
+    Some(Node { uuid, parent, turn, text, seq, marked: false })
 }
 
 fn analyse(nodes: &[Node], checkpoint: Option<&Checkpoint>, rewinds: &[usize]) -> Branches {
@@ -243,6 +250,7 @@ fn analyse(nodes: &[Node], checkpoint: Option<&Checkpoint>, rewinds: &[usize]) -
     let mut fork_at: Vec<Option<usize>> = vec![None; nodes.len()];
     let mut side: Vec<Message> = Vec::new();
     let mut side_newest = None;
+    let mut side_last = None;
     for i in 0..nodes.len() {
         fork_at[i] = if followed.contains(&i) { Some(i) } else { parent(i).and_then(|p| fork_at[p]) };
         let Some(fork) = fork_at[i] else { continue };
@@ -256,15 +264,23 @@ fn analyse(nodes: &[Node], checkpoint: Option<&Checkpoint>, rewinds: &[usize]) -
         if let Some(text) = &nodes[i].text {
             join_or_push(&mut side, text.clone());
             side_newest = Some(nodes[i].uuid.clone());
+            side_last = Some(i);
         }
     }
+    let told = side_last
+        .is_some_and(|last| (last + 1..nodes.len()).any(|i| nodes[i].marked && followed.contains(&i)));
     Branches {
         newest_leaf: Some(nodes[newest_leaf].uuid.clone()),
         last_prompt,
         stale_checkpoint: stale,
         side,
         side_newest,
+        told,
     }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Streaming writes one assistant line per content block: lines of one message join.
@@ -377,7 +393,7 @@ mod tests {
         let mut lines = base();
         lines.push(checkpoint("b4"));
         let f = file(&lines);
-        let b = read(f.path(), Reach::RESUME).unwrap();
+        let b = read(f.path(), Reach::RESUME, "MARK").unwrap();
         assert_eq!(b.newest_leaf.as_deref(), Some("b4"));
         assert!(!b.stale_checkpoint && b.side.is_empty());
         assert!(!point_resume_at(f.path(), "s", &b).unwrap());
@@ -387,7 +403,7 @@ mod tests {
     fn a_checkpoint_on_an_ancestor_is_followed_down_and_not_stale() {
         let mut lines = base();
         lines.insert(2, checkpoint("a1"));
-        let b = read(file(&lines).path(), Reach::RESUME).unwrap();
+        let b = read(file(&lines).path(), Reach::RESUME, "MARK").unwrap();
         assert!(!b.stale_checkpoint && b.side.is_empty());
     }
 
@@ -397,13 +413,13 @@ mod tests {
         lines.push(system("n1", "a1")); // the refusal notice on the terminal's old leaf
         lines.push(checkpoint("n1")); // its exit checkpoint
         let f = file(&lines);
-        let b = read(f.path(), Reach::RESUME).unwrap();
+        let b = read(f.path(), Reach::RESUME, "MARK").unwrap();
         assert!(b.stale_checkpoint);
         assert_eq!(b.newest_leaf.as_deref(), Some("b4"));
         assert_eq!(b.last_prompt.as_deref(), Some("train EVORA"));
         assert!(b.side.is_empty(), "a notice is no turn: {:?}", b.side);
         assert!(point_resume_at(f.path(), "s", &b).unwrap());
-        let after = read(f.path(), Reach::RESUME).unwrap();
+        let after = read(f.path(), Reach::RESUME, "MARK").unwrap();
         assert!(!after.stale_checkpoint && after.side.is_empty());
         let text = std::fs::read_to_string(f.path()).unwrap();
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
@@ -420,11 +436,27 @@ mod tests {
         lines.insert(2, msg("user", "t1", Some("a1"), "person says BRAGA"));
         lines.insert(3, msg("assistant", "t2", Some("t1"), "noted BRAGA"));
         lines.insert(4, checkpoint("t2"));
-        let b = read(file(&lines).path(), Reach::RESUME).unwrap();
+        let b = read(file(&lines).path(), Reach::RESUME, "MARK").unwrap();
         assert!(b.stale_checkpoint);
         let side: Vec<_> = b.side.iter().map(|m| (m.role, m.text.as_str())).collect();
         assert_eq!(side, vec![(Role::User, "person says BRAGA"), (Role::Assistant, "noted BRAGA")]);
         assert_eq!(b.side_newest.as_deref(), Some("t2"));
+        assert!(!b.told);
+
+        // Told on the followed branch after the side turns: told. On the side branch: not.
+        let attachment = |uuid: &str, parent: &str| {
+            json!({"type": "attachment", "uuid": uuid, "parentUuid": parent,
+                "attachment": {"type": "hook_additional_context", "content": ["MARK: BRAGA"]}})
+            .to_string()
+        };
+        let mut told = lines.clone();
+        told.push(msg("user", "b5", Some("b4"), "next"));
+        told.push(attachment("n1", "b5"));
+        assert!(read(file(&told).path(), Reach::RESUME, "MARK").unwrap().told);
+        let mut elsewhere = lines.clone();
+        elsewhere.push(attachment("n1", "t2"));
+        elsewhere.push(msg("user", "b5", Some("b4"), "next"));
+        assert!(!read(file(&elsewhere).path(), Reach::RESUME, "MARK").unwrap().told);
     }
 
     #[test]
@@ -433,7 +465,7 @@ mod tests {
         lines.push(msg("user", "t1", Some("a1"), "person says BRAGA"));
         lines.push(msg("assistant", "t2", Some("t1"), "noted BRAGA"));
         lines.push(checkpoint("t2"));
-        let b = read(file(&lines).path(), Reach::RESUME).unwrap();
+        let b = read(file(&lines).path(), Reach::RESUME, "MARK").unwrap();
         assert!(!b.stale_checkpoint);
         assert_eq!(b.newest_leaf.as_deref(), Some("t2"));
         let side: Vec<_> = b.side.iter().map(|m| m.text.as_str()).collect();
@@ -445,7 +477,7 @@ mod tests {
         let mut lines = base();
         lines.push(json!({"type":"last-prompt","leafUuid":"a1","rewound":true,"sessionId":"s"}).to_string());
         lines.push(msg("user", "r1", Some("a1"), "after the rewind"));
-        let b = read(file(&lines).path(), Reach::RESUME).unwrap();
+        let b = read(file(&lines).path(), Reach::RESUME, "MARK").unwrap();
         assert!(b.side.is_empty() && !b.stale_checkpoint, "{b:?}");
 
         let mut lines = base();
@@ -456,7 +488,7 @@ mod tests {
         );
         lines.push(msg("user", "c1", Some("c0"), "after compaction"));
         lines.push(checkpoint("c1"));
-        let b = read(file(&lines).path(), Reach::RESUME).unwrap();
+        let b = read(file(&lines).path(), Reach::RESUME, "MARK").unwrap();
         assert!(b.side.is_empty() && !b.stale_checkpoint, "{b:?}");
     }
 
@@ -471,19 +503,19 @@ mod tests {
         }
         let f = file(&lines);
         // A tiny window still reaches back to the message the checkpoint names.
-        let b = read(f.path(), Reach { window: 1024, ..Reach::EXIT }).unwrap();
+        let b = read(f.path(), Reach { window: 1024, ..Reach::EXIT }, "MARK").unwrap();
         assert!(b.stale_checkpoint);
         assert_eq!(b.newest_leaf.as_deref(), Some("x199"));
         // At an exit: the checkpoint at the end, on a notice written after the newest turn.
         let mut lines = base();
         lines.push(system("n1", "a1"));
         lines.push(checkpoint("n1"));
-        let b = read(file(&lines).path(), Reach::EXIT).unwrap();
+        let b = read(file(&lines).path(), Reach::EXIT, "MARK").unwrap();
         assert!(b.stale_checkpoint && b.newest_leaf.as_deref() == Some("b4"), "{b:?}");
         let mut lines = base();
         lines.push(system("n1", "b4"));
         lines.push(checkpoint("n1"));
-        let b = read(file(&lines).path(), Reach::EXIT).unwrap();
+        let b = read(file(&lines).path(), Reach::EXIT, "MARK").unwrap();
         assert!(!b.stale_checkpoint, "{b:?}");
 
         let mut torn = std::fs::OpenOptions::new().append(true).open(f.path()).unwrap();

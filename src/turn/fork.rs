@@ -15,13 +15,12 @@
 //!   (as its prompt hook's `additionalContext`, so the note stays in the conversation), and
 //!   the session is marked `forked` (shown by `list`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 
 use super::catchup;
 use crate::ident::SessionId;
-use crate::store::Store;
 use crate::transcript::branches::{self, Reach};
 
 /// What `run` found before resuming a session.
@@ -31,35 +30,13 @@ pub struct Reconciled {
     pub repointed: bool,
     /// The transcript has turns on a branch the conversation no longer follows.
     pub forked: bool,
-    /// Those turns as a note for the model, when it has not been told them yet.
+    /// Those turns as a note for the model, unless the followed branch has one already.
     pub note: Option<String>,
-    /// The newest of those turns (recorded once the note is in the transcript).
-    pub side_newest: Option<String>,
-    /// The transcript read, and its length then.
-    pub transcript: Option<PathBuf>,
-    pub len_before: u64,
 }
 
-impl Reconciled {
-    /// After the turn: whether the note went into the transcript (a hook's context is kept
-    /// there by 2.1.328, so later turns see it; Claude Code 2.0.77 sends it with its own turn
-    /// only, and then the next turn gets it again).
-    pub fn note_kept(&self) -> bool {
-        use std::io::{Read, Seek, SeekFrom};
-        let (Some(_), Some(path)) = (&self.note, &self.transcript) else { return false };
-        // What the turn wrote: the transcript past its length before the turn.
-        let Ok(mut file) = crate::transcript::open_regular(path) else { return false };
-        let mut written = Vec::new();
-        let read = file
-            .seek(SeekFrom::Start(self.len_before))
-            .and_then(|_| file.take(NOTE_SEARCH).read_to_end(&mut written));
-        read.is_ok() && written.windows(FORK_MARK.len()).any(|w| w == FORK_MARK.as_bytes())
-    }
-}
-
-/// How much of what a turn wrote is searched for its note.
-const NOTE_SEARCH: u64 = 16 * 1024 * 1024;
-/// The beginning of [`FORK_HEAD`].
+/// The beginning of [`FORK_HEAD`]: a note found on the followed branch after the side
+/// branch's turns means the model was told (Claude Code 2.1.328 keeps a prompt hook's context
+/// in the transcript; 2.0.77 sends it with its own turn only, and then every turn is told).
 const FORK_MARK: &str = "[clawsess] This conversation forked earlier";
 
 const FORK_HEAD: &str = "[clawsess] This conversation forked earlier: two Claude Code processes \
@@ -74,18 +51,17 @@ pub fn at_exit(id: &SessionId, transcript: &Path) -> Result<bool> {
     if !transcript.exists() {
         return Ok(false); // never written (`--no-session-persistence`), or removed
     }
-    let found = branches::read(transcript, Reach::EXIT)?;
+    let found = branches::read(transcript, Reach::EXIT, "")?;
     branches::point_resume_at(transcript, id.as_str(), &found)
 }
 
 /// Before `run` resumes `id` (holding its run lock): the checkpoint corrected if needed, and
-/// the turns on other branches as a note unless the model was told them already.
-pub fn before_resume(store: &Store, id: &SessionId, transcript: &Path) -> Result<Reconciled> {
+/// the turns on other branches as a note unless the followed branch has told them already.
+pub fn before_resume(id: &SessionId, transcript: &Path) -> Result<Reconciled> {
     if !transcript.exists() {
         return Ok(Reconciled::default());
     }
-    let found = branches::read(transcript, Reach::RESUME)?;
-    let len_before = std::fs::metadata(transcript).map_or(0, |m| m.len());
+    let found = branches::read(transcript, Reach::RESUME, FORK_MARK)?;
     let repointed = branches::point_resume_at(transcript, id.as_str(), &found)?;
     if repointed {
         eprintln!(
@@ -95,8 +71,18 @@ pub fn before_resume(store: &Store, id: &SessionId, transcript: &Path) -> Result
         );
     }
     let forked = !found.side.is_empty();
-    let told = store.session(id)?.and_then(|rec| rec.fork_told);
-    let note = (forked && found.side_newest != told).then(|| catchup::messages_note(FORK_HEAD, &found.side));
-    let transcript = Some(transcript.to_owned());
-    Ok(Reconciled { repointed, forked, note, side_newest: found.side_newest, transcript, len_before })
+    let note = (forked && !found.told).then(|| catchup::messages_note(FORK_HEAD, &found.side));
+    Ok(Reconciled { repointed, forked, note })
+}
+
+/// At the prompt of a claude process on a session known to have forked: the other branch's
+/// turns as a note, unless told already. Nothing when the newest checkpoint is stale: the
+/// process may have loaded either branch (its SessionEnd corrects the checkpoint).
+pub fn for_process(transcript: &Path) -> Result<Option<String>> {
+    if !transcript.exists() {
+        return Ok(None);
+    }
+    let found = branches::read(transcript, Reach::RESUME, FORK_MARK)?;
+    let untold = !found.side.is_empty() && !found.told && !found.stale_checkpoint;
+    Ok(untold.then(|| catchup::messages_note(FORK_HEAD, &found.side)))
 }

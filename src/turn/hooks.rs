@@ -260,6 +260,12 @@ pub fn prompt_submit(
             }
         }
     }
+    if let Some(note) = fork_note(store, id) {
+        context = Some(match context {
+            Some(catch_up) => format!("{catch_up}\n{note}"),
+            None => note,
+        });
+    }
     gate.open(&BusyMarker {
         v: FORMAT,
         pid: process.pid,
@@ -281,6 +287,17 @@ fn stop(store: &Store, id: &SessionId, reply: &str, process: &ClaudeProcess) -> 
         catchup::log_turn(&tx, id, &process.surface(), process.pid, &prompt, reply)?;
     }
     Ok(Answer::Quiet)
+}
+
+/// The turns of a branch the conversation no longer follows, for a process's prompt on a
+/// session known to have forked (see `fork::for_process`); a failure to read is said, not
+/// fatal.
+fn fork_note(store: &Store, id: &SessionId) -> Option<String> {
+    let rec = store.session(id).ok().flatten().filter(|r| r.forked)?;
+    fork::for_process(&rec.transcript).unwrap_or_else(|err| {
+        eprintln!("clawsess: could not check the transcript's branches: {err:#}");
+        None
+    })
 }
 
 /// The session's transcript forks now (a behind process answers on its old leaf): `list`

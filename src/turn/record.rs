@@ -58,9 +58,6 @@ pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
     if turn.fork.forked {
         rec.forked = true;
     }
-    if turn.fork.note_kept() {
-        rec.fork_told = turn.fork.side_newest.clone();
-    }
     if target.resume {
         rec.source = "resume".into(); // the child's SessionStart left this write to us
     }
