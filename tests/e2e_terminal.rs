@@ -243,3 +243,39 @@ fn a_terminal_refused_as_behind_and_closed_without_resume_loses_no_bot_turn() {
     let list = home.clawsess_ok(&["list", "--json"]);
     assert!(!list.contains("\"forked\": true"), "a refusal notice is no forked turn: {list}");
 }
+
+#[test]
+fn a_terminal_refused_as_behind_whose_window_is_closed_loses_no_bot_turn() {
+    let (home, project, id) = a_bot_session();
+    let term = Terminal::start(&home, &project, &["--resume", &id]);
+    term.wait_for("the conversation", |s| s.contains("PORTO"));
+    term.type_line("the person says BRAGA");
+    term.wait_for("the reply to BRAGA", |s| s.contains("last=the person says BRAGA"));
+    run_json(&home, &["--key", "telegram:1", "book the hotel in LISBON"]);
+    term.type_line("what did the bot do COIMBRA");
+    term.wait_for("the refusal", |s| s.contains("/resume") && s.contains("telegram:1"));
+    // The window closes: the terminal gets SIGHUP, not /exit.
+    let _ = Command::new("tmux").args(["kill-session", "-t", &term.name]).status();
+    // Until its claude has gone (whatever it writes as it goes is written by then).
+    let record = home.home().join(".local/share/clawsess/sessions").join(format!("{id}.json"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rec: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+        let open = rec["processes"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| Path::new(&format!("/proc/{p}")).exists()));
+        if !open {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the closed terminal's claude never exited: {rec}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A person resumes in a new terminal before any bot turn.
+    let out = home.run_p(&project, &["--output-format", "json", "--resume", &id], "back again OBIDOS");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen = home.api.turn_requests().pop().unwrap();
+    assert!(seen.last_user_text.contains("OBIDOS"));
+    for word in ["PORTO", "BRAGA", "LISBON"] {
+        assert!(seen.all_text.contains(word), "{word} lost: {}", seen.all_text);
+    }
+}

@@ -59,6 +59,10 @@ pub struct SessionRecord {
     /// follows (see `turn::fork`). Turns of claude processes are then told that branch.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forked: bool,
+    /// Live claude processes that know the turns of the branch the conversation no longer
+    /// follows (told them, or answered on it in note mode): not told again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub told: Vec<u32>,
 }
 
 impl SessionRecord {
@@ -94,6 +98,7 @@ impl SessionRecord {
             processes: Vec::new(),
             key: None,
             forked: false,
+            told: Vec::new(),
         }
     }
 }

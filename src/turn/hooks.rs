@@ -255,12 +255,15 @@ pub fn prompt_submit(
                 Behind::Note => {
                     context = Some(catchup::note(&missed));
                     catchup::mark_seen(store, id, pid)?;
-                    mark_forked(store, id)?;
+                    // It answers on its old leaf knowing the other turns: they are a branch
+                    // it has been told.
+                    mark_told(store, id, Some(pid), true)?;
                 }
             }
         }
     }
-    if let Some(note) = fork_note(store, id) {
+    if let Some(note) = fork_note(store, id, process.pid) {
+        mark_told(store, id, process.pid, false)?;
         context = Some(match context {
             Some(catch_up) => format!("{catch_up}\n{note}"),
             None => note,
@@ -290,25 +293,31 @@ fn stop(store: &Store, id: &SessionId, reply: &str, process: &ClaudeProcess) -> 
 }
 
 /// The turns of a branch the conversation no longer follows, for a process's prompt on a
-/// session known to have forked (see `fork::for_process`); a failure to read is said, not
+/// session known to have forked (see `fork::for_process`), unless this process was told them
+/// (a live process keeps a hook's context for its later turns); a failure to read is said, not
 /// fatal.
-fn fork_note(store: &Store, id: &SessionId) -> Option<String> {
+fn fork_note(store: &Store, id: &SessionId, pid: Option<u32>) -> Option<String> {
     let rec = store.session(id).ok().flatten().filter(|r| r.forked)?;
+    if pid.is_some_and(|pid| rec.told.contains(&pid)) {
+        return None;
+    }
     fork::for_process(&rec.transcript).unwrap_or_else(|err| {
         eprintln!("clawsess: could not check the transcript's branches: {err:#}");
         None
     })
 }
 
-/// The session's transcript forks now (a behind process answers on its old leaf): `list`
-/// says so.
-fn mark_forked(store: &Store, id: &SessionId) -> Result<()> {
-    if store.session(id)?.is_none_or(|r| r.forked) {
-        return Ok(());
-    }
+/// The session's transcript has forked (`forked`: it forks now, a behind process answering
+/// on its old leaf), and the claude process `pid` knows the other branch's turns: `list` says
+/// `forked`, and that process is not told them again.
+fn mark_told(store: &Store, id: &SessionId, pid: Option<u32>, forked: bool) -> Result<()> {
     let tx = store.lock(HOOK_LOCK_WAIT)?;
     if let Some(mut rec) = tx.session(id)? {
-        rec.forked = true;
+        rec.forked |= forked;
+        if let Some(pid) = pid {
+            rec.told.retain(|&p| p != pid && crate::sys::pid_alive(p));
+            rec.told.push(pid);
+        }
         tx.put_session(&rec)?;
     }
     Ok(())
