@@ -189,18 +189,24 @@ fn a_terminal_closed_while_behind_without_a_prompt_loses_no_bot_turn() {
     }
 }
 
-#[test]
-fn a_terminal_refused_as_behind_and_closed_without_resume_loses_no_bot_turn() {
+/// A terminal on the bot's session with a turn of its own (BRAGA), a bot turn after it
+/// (LISBON), and its next prompt (COIMBRA) refused as behind: Claude Code has written the
+/// refusal notice onto the terminal's old leaf.
+fn a_terminal_refused_as_behind() -> (ClaudeHome, std::path::PathBuf, String, Terminal) {
     let (home, project, id) = a_bot_session();
     let term = Terminal::start(&home, &project, &["--resume", &id]);
     term.wait_for("the conversation", |s| s.contains("PORTO"));
     term.type_line("the person says BRAGA");
     term.wait_for("the reply to BRAGA", |s| s.contains("last=the person says BRAGA"));
     run_json(&home, &["--key", "telegram:1", "book the hotel in LISBON"]);
-
-    // Refused as behind: Claude Code writes the refusal notice onto the terminal's old leaf.
     term.type_line("what did the bot do COIMBRA");
     term.wait_for("the refusal", |s| s.contains("/resume") && s.contains("telegram:1"));
+    (home, project, id, term)
+}
+
+#[test]
+fn a_terminal_refused_as_behind_and_closed_without_resume_loses_no_bot_turn() {
+    let (home, project, id, term) = a_terminal_refused_as_behind();
     // Closed without /resume: its exit checkpoint names that notice (Claude Code 2.1.328), and
     // would send every later resume down the old branch without LISBON.
     term.keys(&["C-u"]);
@@ -246,14 +252,7 @@ fn a_terminal_refused_as_behind_and_closed_without_resume_loses_no_bot_turn() {
 
 #[test]
 fn a_terminal_refused_as_behind_whose_window_is_closed_loses_no_bot_turn() {
-    let (home, project, id) = a_bot_session();
-    let term = Terminal::start(&home, &project, &["--resume", &id]);
-    term.wait_for("the conversation", |s| s.contains("PORTO"));
-    term.type_line("the person says BRAGA");
-    term.wait_for("the reply to BRAGA", |s| s.contains("last=the person says BRAGA"));
-    run_json(&home, &["--key", "telegram:1", "book the hotel in LISBON"]);
-    term.type_line("what did the bot do COIMBRA");
-    term.wait_for("the refusal", |s| s.contains("/resume") && s.contains("telegram:1"));
+    let (home, project, id, term) = a_terminal_refused_as_behind();
     // The window closes: the terminal gets SIGHUP, not /exit.
     let _ = Command::new("tmux").args(["kill-session", "-t", &term.name]).status();
     // Until its claude has gone (whatever it writes as it goes is written by then).
