@@ -184,8 +184,11 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
             exclusion::end_process_turn(store, id, process.pid)?;
             // Claude Code has written its exit checkpoint: one left on a stale branch (a
             // terminal refused as behind and closed without /resume) would make every later
-            // resume drop the other surfaces' turns.
+            // resume drop the other surfaces' turns. Only with the transcript at rest: while
+            // another surface's turn is being written, that turn's own checkpoint (or the next
+            // `run`) settles it.
             if let Some(transcript) = transcript
+                && exclusion::busy_by(store, id).ok().flatten().is_none()
                 && let Err(err) = fork::at_exit(id, &transcript)
             {
                 eprintln!("clawsess: could not check the transcript's branches: {err:#}");
