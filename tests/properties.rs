@@ -1,6 +1,7 @@
 //! Property tests: the transcript tail reader against a forward split, the transcript
 //! message reader against a forward model, key/name/session-id validation against the
-//! documented sets, and (through the binary, fewer cases) the hook input parser.
+//! documented sets, the branch reader's checkpoint correction against the chains it reads, and
+//! (through the binary, fewer cases) the hook input parser.
 //!
 //! `PROPTEST_CASES=N` runs every property N times instead of its default, for a long run.
 //! Inputs that once failed are kept below as plain regression tests.
@@ -469,5 +470,110 @@ proptest! {
         }
         let outside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         prop_assert!(outside.iter().all(|n| n == "state"), "{:?}", outside);
+    }
+}
+
+// ---- branches of a transcript: after the correction, a resume follows the newest turn ----
+
+/// A transcript of `nodes` (kind, parent index) with checkpoints naming earlier nodes after
+/// some of them (`checkpoints[i]`: a checkpoint after node i names node `c`).
+fn branchy_transcript(nodes: &[(u8, Option<usize>)], checkpoints: &[Option<usize>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, &(kind, parent)) in nodes.iter().enumerate() {
+        let kind = ["user", "assistant", "system", "attachment"][usize::from(kind % 4)];
+        let mut line = json!({"type": kind, "uuid": format!("u{i}"), "parentUuid": parent.map(|p| format!("u{p}")),
+            "isSidechain": false});
+        if kind == "user" || kind == "assistant" {
+            line["message"] =
+                json!({"role": kind, "content": [{"type": "text", "text": format!("text {i}")}]});
+        }
+        writeln!(out, "{line}").unwrap();
+        if let Some(Some(c)) = checkpoints.get(i) {
+            let c = c % (i + 1);
+            writeln!(
+                out,
+                "{}",
+                json!({"type": "last-prompt", "leafUuid": format!("u{c}"), "sessionId": "s"})
+            )
+            .unwrap();
+        }
+    }
+    out
+}
+
+/// The chain from `at` up, by the `parentUuid`s of the file's lines.
+fn chain_of(lines: &[Value], at: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = Some(at.to_owned());
+    while let Some(u) = at {
+        if out.contains(&u) {
+            break;
+        }
+        let line = lines.iter().rev().find(|l| l["uuid"] == u.as_str());
+        out.push(u);
+        at = line.and_then(|l| l["parentUuid"].as_str().map(str::to_owned));
+    }
+    out
+}
+
+/// Nodes (kind, parent) and the checkpoints after them (see [`branchy_transcript`]).
+type Branchy = (Vec<(u8, Option<usize>)>, Vec<Option<usize>>);
+
+fn branches_strategy() -> impl Strategy<Value = Branchy> {
+    (1usize..40).prop_flat_map(|n| {
+        let nodes = (0..n)
+            .map(|i| {
+                let parent = if i == 0 {
+                    Just(None).boxed()
+                } else {
+                    prop_oneof![3 => Just(Some(i - 1)), 1 => (0..i).prop_map(Some)].boxed()
+                };
+                (any::<u8>(), parent)
+            })
+            .collect::<Vec<_>>();
+        let checkpoints = prop::collection::vec(prop::option::weighted(0.25, 0usize..64), n);
+        (nodes, checkpoints)
+    })
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Whatever the branches, after `point_resume_at` the newest checkpoint is on the branch
+    /// of the newest turn (it names that turn, a descendant, or an ancestor of it); and when
+    /// it writes nothing, that held already or there was no checkpoint.
+    #[test]
+    fn after_the_correction_the_newest_checkpoint_is_on_the_newest_turns_branch(
+        (nodes, checkpoints) in branches_strategy()
+    ) {
+        use clawsess::transcript::branches::{self, Reach};
+        let f = file_with(&branchy_transcript(&nodes, &checkpoints));
+        let found = branches::read(f.path(), Reach::RESUME, "").unwrap();
+        branches::point_resume_at(f.path(), "s", &found).unwrap();
+        let lines: Vec<Value> = std::fs::read_to_string(f.path()).unwrap().lines()
+            .map(|l| serde_json::from_str(l).unwrap()).collect();
+        let Some(newest) = lines.iter().rev().find(|l| l["type"] == "user" || l["type"] == "assistant") else {
+            return Ok(());
+        };
+        let newest = newest["uuid"].as_str().unwrap();
+        let Some(checkpoint) = lines.iter().rev().find(|l| l["type"] == "last-prompt") else {
+            prop_assert!(!found.stale_checkpoint);
+            return Ok(());
+        };
+        let named = checkpoint["leafUuid"].as_str().unwrap();
+        let on_branch = chain_of(&lines, named).iter().any(|u| u == newest)
+            || chain_of(&lines, newest).iter().any(|u| u == named);
+        prop_assert!(on_branch, "checkpoint {named}, newest turn {newest}, found {found:?}");
+        let again = branches::read(f.path(), Reach::RESUME, "").unwrap();
+        prop_assert!(!again.stale_checkpoint);
+    }
+
+    /// The branch reader never fails or panics on arbitrary bytes.
+    #[test]
+    fn the_branch_reader_never_fails_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..4000)) {
+        use clawsess::transcript::branches::{self, Reach};
+        let f = file_with(&bytes);
+        branches::read(f.path(), Reach::RESUME, "x").unwrap();
+        branches::read(f.path(), Reach::EXIT, "").unwrap();
     }
 }

@@ -1,6 +1,6 @@
 //! The transcript tail reader on arbitrary files: `RevLines` gives the lines of a forward
-//! split (an empty first line aside, see tests/properties.rs), and the message readers
-//! never fail or panic. Run with `-max_len=300000` so that inputs cross 64 KiB blocks.
+//! split (an empty first line aside, see tests/properties.rs), the message readers never
+//! fail or panic, and the branch reader's correction leaves no stale checkpoint. Run with `-max_len=300000` so that inputs cross 64 KiB blocks.
 #![no_main]
 
 use std::io::Write;
@@ -30,6 +30,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(msgs.len() <= n);
     assert!(msgs.iter().all(|m| !m.text.trim().is_empty()));
     transcript::last_topic(path).unwrap();
+    let reach = transcript::branches::Reach::RESUME;
+    let found = transcript::branches::read(path, reach, "[clawsess]").unwrap();
+    transcript::branches::point_resume_at(path, "s", &found).unwrap();
+    assert!(!transcript::branches::read(path, reach, "").unwrap().stale_checkpoint);
 });
 
 struct Temp(std::fs::File, std::path::PathBuf);
