@@ -7,13 +7,15 @@
 //! points (measured on 2.1.328: every later resume followed that branch and lost the other
 //! surfaces' turns). So:
 //!
-//! - at a claude process's SessionEnd (after its exit checkpoint), and before `run` resumes a
-//!   session, a checkpoint that is not on the branch with the newest turn is corrected by
-//!   appending one that is ([`branches::point_resume_at`]): every later resume, a bot's or a
-//!   person's, follows the newest turn;
-//! - `run` tells the model, once, the turns on branches the conversation no longer follows
-//!   (as its prompt hook's `additionalContext`, so the note stays in the conversation), and
-//!   the session is marked `forked` (shown by `list`).
+//! - at a claude process's SessionEnd (after its exit checkpoint, the transcript at rest), and
+//!   before `run` resumes a session, a checkpoint that is not on the branch with the newest
+//!   turn is corrected by appending one that is ([`branches::point_resume_at`]): every later
+//!   resume, a bot's or a person's, follows the newest turn;
+//! - `run` ([`before_resume`]) tells the model the turns on branches the conversation no
+//!   longer follows (as its prompt hook's `additionalContext`, which Claude Code 2.1.328 keeps
+//!   in the conversation) and the session is marked `forked` (shown by `list`); on a session
+//!   marked so, every claude process's prompt is told them too ([`for_process`]). A fork is
+//!   told until the followed branch holds its note.
 
 use std::path::Path;
 
