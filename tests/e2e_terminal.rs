@@ -278,3 +278,36 @@ fn a_terminal_refused_as_behind_whose_window_is_closed_loses_no_bot_turn() {
         assert!(seen.all_text.contains(word), "{word} lost: {}", seen.all_text);
     }
 }
+
+#[test]
+fn turns_a_person_rewound_away_are_not_told_as_a_fork() {
+    let (home, project, id) = a_bot_session();
+    let term = Terminal::start(&home, &project, &["--resume", &id]);
+    term.wait_for("the conversation", |s| s.contains("PORTO"));
+    term.type_line("first person turn ALPHA");
+    term.wait_for("the reply to ALPHA", |s| s.contains("last=first person turn ALPHA"));
+    term.type_line("second person turn BETA");
+    term.wait_for("the reply to BETA", |s| s.contains("last=second person turn BETA"));
+    // `/rewind` to before BETA, conversation only: BETA's turn is left on a branch of its own.
+    term.type_line("/rewind");
+    term.wait_for("the rewind menu", |s| s.contains("Restore the code and/or conversation"));
+    term.keys(&["Up"]);
+    term.keys(&["Enter"]);
+    term.wait_for("the restore choices", |s| s.contains("Restore conversation"));
+    term.keys(&["Enter"]);
+    term.wait_for("the restored prompt box", |s| !s.contains("Restore conversation"));
+    term.keys(&["C-u"]);
+    term.type_line("after the rewind GAMMA");
+    term.wait_for("the reply to GAMMA", |s| s.contains("last=after the rewind GAMMA"));
+    term.exit();
+
+    run_json(&home, &["--key", "telegram:1", "and now EVORA"]);
+    let seen = home.api.turn_requests().pop().unwrap();
+    for word in ["PORTO", "ALPHA", "GAMMA"] {
+        assert!(seen.all_text.contains(word), "{word} lost: {}", seen.all_text);
+    }
+    assert!(!seen.all_text.contains("second person turn BETA"), "rewound away: {}", seen.all_text);
+    assert!(!seen.all_text.contains("This conversation forked"), "{}", seen.all_text);
+    let list = home.clawsess_ok(&["list", "--json"]);
+    assert!(!list.contains("\"forked\": true"), "a rewind is no fork: {list}");
+}

@@ -68,6 +68,10 @@ struct Entry {
     leaf: Option<String>,
     #[serde(default)]
     rewound: Option<bool>,
+    /// A checkpoint a person's choice wrote (`/rewind`: measured on 2.1.328, the prompt after
+    /// it is followed by `{"leafUuid": "00000000-…", "explicit": true}`).
+    #[serde(default)]
+    explicit: Option<bool>,
     timestamp: Option<String>,
 }
 
@@ -91,7 +95,8 @@ struct Node {
 
 struct Checkpoint {
     leaf: Option<String>,
-    rewound: bool,
+    /// Written by a rewind or another deliberate choice of branch (`rewound` or `explicit`).
+    chosen: bool,
 }
 
 /// How much of a transcript's end [`read`] reads.
@@ -137,12 +142,12 @@ pub fn read(path: &Path, reach: Reach, mark: &str) -> Result<Branches> {
             // Past the window only the chain matters, not the text.
             let text = read <= window;
             if entry.kind.as_deref() == Some("last-prompt") {
-                let rewound = entry.rewound == Some(true);
-                if rewound {
+                let chosen = entry.rewound == Some(true) || entry.explicit == Some(true);
+                if chosen {
                     rewinds.push(n);
                 }
                 if checkpoint.is_none() {
-                    checkpoint = Some(Checkpoint { leaf: entry.leaf, rewound });
+                    checkpoint = Some(Checkpoint { leaf: entry.leaf, chosen });
                 }
             } else if let Some(mut node) = node(entry, n, text.then_some(&line[..])) {
                 node.marked = text && !mark.is_empty() && contains(&line, mark.as_bytes());
@@ -228,7 +233,7 @@ fn analyse(nodes: &[Node], checkpoint: Option<&Checkpoint>, rewinds: &[usize]) -
     let (followed, stale) = match checkpoint {
         None => (newest_chain, false),
         // A rewind chose its branch on purpose; one whose message was not found says nothing.
-        Some(Checkpoint { rewound: true, .. }) | Some(Checkpoint { leaf: None, .. }) => {
+        Some(Checkpoint { chosen: true, .. }) | Some(Checkpoint { leaf: None, .. }) => {
             return Branches::default();
         }
         Some(Checkpoint { leaf: Some(leaf), .. }) => match index.get(leaf.as_str()) {
@@ -257,7 +262,7 @@ fn analyse(nodes: &[Node], checkpoint: Option<&Checkpoint>, rewinds: &[usize]) -
         if followed.contains(&i) || !nodes[i].turn {
             continue;
         }
-        // A branch left by a rewind was left on purpose.
+        // A branch left by a rewind (a deliberate checkpoint after the fork) was left on purpose.
         if rewinds.iter().any(|&r| r > nodes[fork].seq) {
             continue;
         }
@@ -479,6 +484,22 @@ mod tests {
         lines.push(msg("user", "r1", Some("a1"), "after the rewind"));
         let b = read(file(&lines).path(), Reach::RESUME, "MARK").unwrap();
         assert!(b.side.is_empty() && !b.stale_checkpoint, "{b:?}");
+
+        // What `/rewind` wrote on 2.1.328: the prompt after it on a new branch, then an
+        // explicit checkpoint naming no message; the exit checkpoint on the new branch.
+        let mut lines = base();
+        lines.push(msg("user", "g1", Some("b2"), "after the rewind GAMMA"));
+        lines.push(
+            json!({"type":"last-prompt","leafUuid":"00000000-0000-0000-0000-000000000000",
+                "explicit":true,"sessionId":"s"})
+            .to_string(),
+        );
+        let b = read(file(&lines).path(), Reach::RESUME, "MARK").unwrap();
+        assert_eq!(b, Branches::default());
+        lines.push(msg("assistant", "g2", Some("g1"), "ok GAMMA"));
+        lines.push(checkpoint("g2"));
+        let b = read(file(&lines).path(), Reach::RESUME, "MARK").unwrap();
+        assert!(b.side.is_empty() && !b.stale_checkpoint, "the turns rewound away are no fork: {b:?}");
 
         let mut lines = base();
         lines.push(
