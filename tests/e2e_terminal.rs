@@ -311,3 +311,29 @@ fn turns_a_person_rewound_away_are_not_told_as_a_fork() {
     let list = home.clawsess_ok(&["list", "--json"]);
     assert!(!list.contains("\"forked\": true"), "a rewind is no fork: {list}");
 }
+
+#[test]
+fn a_compacted_conversation_is_no_fork() {
+    let (home, project, id) = a_bot_session();
+    let term = Terminal::start(&home, &project, &["--resume", &id]);
+    term.wait_for("the conversation", |s| s.contains("PORTO"));
+    term.type_line("first person turn ALPHA");
+    term.wait_for("the reply to ALPHA", |s| s.contains("last=first person turn ALPHA"));
+    term.type_line("/compact");
+    term.wait_for("the compaction", |s| s.to_lowercase().contains("compacted"));
+    term.type_line("after compaction GAMMA");
+    // The prompt after a compaction goes out behind a caveat: found by the stand-in, and its
+    // reply then waited for on screen.
+    assert!(home.api.wait_for(Duration::from_secs(90), |r| {
+        r.iter().any(|r| r.is_main_turn && r.last_user_text.contains("GAMMA") && r.finished_ms > 0)
+    }));
+    let seq = home.api.turn_requests().into_iter().find(|r| r.last_user_text.contains("GAMMA")).unwrap().seq;
+    term.wait_for("the reply to GAMMA", |s| s.contains(&format!("stand-in reply #{seq}:")));
+    term.exit();
+    run_json(&home, &["--key", "telegram:1", "and now EVORA"]);
+    let seen = home.api.turn_requests().pop().unwrap();
+    assert!(seen.all_text.contains("GAMMA"), "{}", seen.all_text);
+    assert!(!seen.all_text.contains("This conversation forked"), "{}", seen.all_text);
+    let list = home.clawsess_ok(&["list", "--json"]);
+    assert!(!list.contains("\"forked\": true"), "a compaction is no fork: {list}");
+}
