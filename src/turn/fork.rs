@@ -50,8 +50,8 @@ const FORK_HEAD: &str = "[clawsess] This conversation forked earlier: two Claude
 /// At the SessionEnd of a claude process on `id`: Claude Code has written its exit checkpoint;
 /// if it names a message off the newest branch, a checkpoint on the newest one is appended.
 pub fn at_exit(id: &SessionId, transcript: &Path) -> Result<bool> {
-    if !transcript.exists() {
-        return Ok(false); // never written (`--no-session-persistence`), or removed
+    if !is_transcript_of(id, transcript) {
+        return Ok(false); // never written (`--no-session-persistence`), removed, or not one
     }
     let found = branches::read(transcript, Reach::EXIT, "")?;
     branches::point_resume_at(transcript, id.as_str(), &found)
@@ -60,7 +60,7 @@ pub fn at_exit(id: &SessionId, transcript: &Path) -> Result<bool> {
 /// Before `run` resumes `id` (holding its run lock): the checkpoint corrected if needed, and
 /// the turns on other branches as a note unless the followed branch has told them already.
 pub fn before_resume(id: &SessionId, transcript: &Path) -> Result<Reconciled> {
-    if !transcript.exists() {
+    if !is_transcript_of(id, transcript) {
         return Ok(Reconciled::default());
     }
     let found = branches::read(transcript, Reach::RESUME, FORK_MARK)?;
@@ -77,6 +77,12 @@ pub fn before_resume(id: &SessionId, transcript: &Path) -> Result<Reconciled> {
     Ok(Reconciled { repointed, forked, note })
 }
 
+/// Whether `path` is there and named as Claude Code names `id`'s transcript (`<id>.jsonl`):
+/// clawsess appends to nothing else.
+fn is_transcript_of(id: &SessionId, path: &Path) -> bool {
+    path.file_name().is_some_and(|name| name.to_str() == Some(&format!("{id}.jsonl"))) && path.exists()
+}
+
 /// At the prompt of a claude process on a session known to have forked: the other branch's
 /// turns as a note, unless told already. Nothing when the newest checkpoint is stale: the
 /// process may have loaded either branch (its SessionEnd corrects the checkpoint).
@@ -87,4 +93,39 @@ pub fn for_process(transcript: &Path) -> Result<Option<String>> {
     let found = branches::read(transcript, Reach::RESUME, FORK_MARK)?;
     let untold = !found.side.is_empty() && !found.told && !found.stale_checkpoint;
     Ok(untold.then(|| catchup::messages_note(FORK_HEAD, &found.side)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ID: &str = "0b6f2d4e-1c2a-4b3d-9e8f-123456789abc";
+
+    /// A transcript whose newest checkpoint names a notice off the newest turn's branch.
+    fn stale(dir: &Path, name: &str) -> std::path::PathBuf {
+        let lines = [
+            json!({"type":"user","uuid":"p1","parentUuid":null,"message":{"role":"user","content":"PORTO"}}),
+            json!({"type":"user","uuid":"b1","parentUuid":"p1","message":{"role":"user","content":"LISBON"}}),
+            json!({"type":"system","uuid":"n1","parentUuid":"p1","content":"blocked"}),
+            json!({"type":"last-prompt","leafUuid":"n1","sessionId":ID}),
+        ];
+        let path = dir.join(name);
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn only_the_sessions_own_transcript_is_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = SessionId::parse(ID).unwrap();
+        let other = stale(dir.path(), "notes.jsonl");
+        assert!(!at_exit(&id, &other).unwrap());
+        assert!(!before_resume(&id, &other).unwrap().repointed);
+        assert!(!at_exit(&id, &dir.path().join(format!("{ID}.jsonl"))).unwrap(), "missing: nothing");
+        let own = stale(dir.path(), &format!("{ID}.jsonl"));
+        assert!(at_exit(&id, &own).unwrap());
+        assert!(!before_resume(&id, &own).unwrap().repointed, "corrected once");
+    }
 }
