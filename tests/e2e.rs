@@ -712,25 +712,7 @@ fn a_fork_made_without_clawsess_is_continued_on_its_newest_branch_and_the_other_
     let project = e.home.project("alpha");
     let first = e.run_json(&["--key", "telegram:1", "--cwd", project.to_str().unwrap(), "we plan PORTO"]);
     let id = id_of(&first);
-    let settings = e.home.claude_dir().join("settings.json");
-    let saved = fs::read(&settings).unwrap();
-    fs::write(&settings, "{}").unwrap(); // no hooks: nothing keeps the two apart
-    let (p, s) = (project.clone(), id.clone());
-    let home = &e.home;
-    std::thread::scope(|scope| {
-        let held = scope.spawn(|| {
-            let mut cmd = home.claude_p(&p);
-            cmd.args(["--output-format", "json", "--resume", &s]);
-            run_with_stdin(&mut cmd, "the person says BRAGA [hold=braga]", Duration::from_secs(180))
-        });
-        home.api.wait_held("braga");
-        // Both answer from the same message: the transcript forks.
-        let other = e.claude_p_env(&p, &s, "a script says LISBON", &[]).0;
-        assert_eq!(other["is_error"], false, "{other}");
-        home.api.release("braga");
-        assert!(held.join().unwrap().status.success());
-    });
-    fs::write(&settings, saved).unwrap();
+    e.home.fork_without_hooks(&project, &id, "the person says BRAGA", "a script says LISBON");
 
     // The newest turn (BRAGA's reply came last) is on one branch, LISBON on the other.
     let next = e.run_json(&["--key", "telegram:1", "what do we know OBIDOS"]);

@@ -382,3 +382,24 @@ fn a_warm_turn_streams_and_stops_like_a_cold_one() {
     assert_eq!(again["warm"], true, "{again}");
     e.api.release("S");
 }
+
+/// A forked session (made with the hooks off) warmed by `run --warm`: the warm claude's prompt
+/// hook gets the other branch's turns through the run, once.
+#[test]
+fn a_warm_claude_on_a_forked_session_is_told_the_other_branch_once() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "chat:1", "--", "we plan PORTO"]);
+    let session = session_of(&first);
+    e.fork_without_hooks(&e.project, &session, "the person says BRAGA", "a script says LISBON");
+    let (warmed, _) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "first warm OBIDOS"]);
+    assert_eq!(warmed["warm"], false, "this turn starts the warm claude: {warmed}");
+    let seen = e.request("first warm OBIDOS");
+    for word in ["PORTO", "BRAGA", "LISBON", "This conversation forked"] {
+        assert!(seen.all_text.contains(word), "{word} not seen: {}", seen.all_text);
+    }
+    let (again, stderr) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "second warm EVORA"]);
+    assert_eq!(again["warm"], true, "{again} {stderr}");
+    let seen = e.request("second warm EVORA");
+    assert!(seen.all_text.contains("LISBON"), "{}", seen.all_text);
+    assert_eq!(seen.all_text.matches("This conversation forked").count(), 1, "{}", seen.all_text);
+}

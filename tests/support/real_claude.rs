@@ -555,6 +555,29 @@ impl ClaudeHome {
         run_with_stdin(&mut self.clawsess_cmd(&all), "", Duration::from_secs(120))
     }
 
+    /// Forks session `id` as a Claude Code without clawsess would: with the hooks off, two
+    /// `claude -p --resume` answer from the same message, `first` (held by the stand-in until
+    /// `second` has been answered, so its reply is the newest turn) and `second`.
+    pub fn fork_without_hooks(&self, cwd: &Path, id: &str, first: &str, second: &str) {
+        let settings = self.claude_dir().join("settings.json");
+        let saved = fs::read(&settings).expect("clawsess installed its hooks");
+        fs::write(&settings, "{}").unwrap();
+        std::thread::scope(|scope| {
+            let held = scope.spawn(|| {
+                let mut cmd = self.claude_p(cwd);
+                cmd.args(["--output-format", "json", "--resume", id]);
+                run_with_stdin(&mut cmd, &format!("{first} [hold=fork]"), Duration::from_secs(180))
+            });
+            self.api.wait_held("fork");
+            let out = self.run_p(cwd, &["--output-format", "json", "--resume", id], second);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            self.api.release("fork");
+            let out = held.join().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        });
+        fs::write(&settings, saved).unwrap();
+    }
+
     /// `clawsess current --key KEY`, if it resolves.
     pub fn current(&self, key: &str) -> Option<String> {
         let out = self.clawsess(&["current", "--key", key]);
