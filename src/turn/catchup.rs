@@ -17,6 +17,20 @@ const TURN_REPLY_MAX: usize = 4000;
 /// are lost).
 pub const CATCH_UP_MAX: usize = 8000;
 
+/// A claude process reads its transcript well after it starts (its start-up alone takes longer:
+/// `claude --version` takes 0.1 s or more on every version measured), and its start is known
+/// to 10 ms only (`/proc` clock ticks): a turn logged within
+/// this long of the process's start was in what it read. Without the margin, a turn logged a
+/// few ms before a process started could count as one it missed (seen once under load: a fresh
+/// `claude -p` right after a `run` refused as behind).
+pub const STARTUP_MS: u64 = 50;
+
+/// When the claude process `pid` read its transcript at the latest, as its first load: its
+/// start plus [`STARTUP_MS`].
+pub fn first_load_ms(pid: u32) -> Option<u64> {
+    crate::process::start_wall_ms(pid).map(|s| s + STARTUP_MS)
+}
+
 /// Logs a finished turn of `surface` on `id` (`by_pid`: the claude process that answered it,
 /// when it was not `run`'s). Needs the store lock.
 pub fn log_turn(
@@ -85,7 +99,7 @@ pub fn missed(store: &Store, id: &SessionId, pid: u32) -> Result<Missed> {
     let cursor = match log.cursors.get(&pid) {
         Some(&cursor) => cursor,
         None => {
-            let started = crate::process::start_wall_ms(pid).map_or(u64::MAX, |s| s + 50);
+            let started = first_load_ms(pid).unwrap_or(u64::MAX);
             log.turns.iter().find(|t| t.at >= started).map_or(log.next_seq, |t| t.seq)
         }
     };
@@ -242,6 +256,40 @@ mod tests {
     fn log(store: &Store, surface: &str, by: Option<u32>, prompt: &str, reply: &str) {
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
         log_turn(&tx, &id(), surface, by, prompt, reply).unwrap();
+    }
+
+    /// A turn logged a moment after a process's start (as its start is known, to 10 ms) was in
+    /// what it read; one logged well after it was not.
+    #[test]
+    fn a_turn_logged_as_a_process_started_is_seen_and_a_later_one_missed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let me = std::process::id();
+        let started = crate::process::start_wall_ms(me).unwrap();
+        let put = |at: u64, prompt: &str| {
+            let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+            let mut log = tx.turn_log(&id()).unwrap().unwrap_or(TurnLog {
+                v: FORMAT,
+                next_seq: 1,
+                ..TurnLog::default()
+            });
+            let seq = log.next_seq;
+            log.turns.push(SurfaceTurn {
+                seq,
+                key: "telegram:1".into(),
+                by_pid: None,
+                at,
+                prompt: prompt.into(),
+                reply: "r".into(),
+            });
+            log.next_seq += 1;
+            tx.put_turn_log(&id(), &log).unwrap();
+        };
+        put(started + 10, "as it started");
+        put(started + STARTUP_MS + 1000, "well after");
+        loaded(&store, &id(), me, first_load_ms(me).unwrap()).unwrap();
+        let m = missed(&store, &id(), me).unwrap();
+        assert_eq!(m.turns.iter().map(|t| t.prompt.as_str()).collect::<Vec<_>>(), ["well after"]);
     }
 
     #[test]

@@ -200,15 +200,14 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
 
 fn session_start(store: &Store, id: &SessionId, start: &Start, process: &ClaudeProcess) -> Result<Answer> {
     // A reload inside a live process (`/resume`, `/clear`) loads what is there now; a
-    // process's first load happened at its start, and a turn that ended while it was
-    // starting may or may not be in what it read: counted as missed.
+    // process's first load happened after its start-up (`catchup::first_load_ms`), and a turn
+    // that ended later may or may not be in what it read: counted as missed.
     let reload = process
         .pid
         .is_some_and(|pid| store.session(id).ok().flatten().is_some_and(|r| r.processes.contains(&pid)));
     record::record_start(store, id, start, Some(process))?;
     if let Some(pid) = process.pid {
-        let loaded_at =
-            if reload { now_ms() } else { crate::process::start_wall_ms(pid).unwrap_or_else(now_ms) };
+        let loaded_at = if reload { now_ms() } else { catchup::first_load_ms(pid).unwrap_or_else(now_ms) };
         catchup::loaded(store, id, pid, loaded_at)?;
     }
     Ok(Answer::Quiet)
