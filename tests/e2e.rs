@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::real_claude::{ClaudeHome, Facts, run_with_stdin};
+use support::real_claude::{ClaudeHome, Facts, read_stderr_until, run_with_stdin};
 
 /// A HOME with Claude Code and clawsess installed into it, as `./install.sh` would.
 struct E2e {
@@ -81,23 +81,6 @@ impl E2e {
                 .api
                 .wait_for(Duration::from_secs(60), |r| { r.iter().filter(|r| r.is_main_turn).count() >= n })
         );
-    }
-}
-
-/// Reads `child`'s stderr until a line contains `text` (a barrier on what the process says,
-/// not on time); returns what it read. The rest of stderr is drained in the background.
-fn read_stderr_until(child: &mut Child, text: &str) -> String {
-    use std::io::BufRead;
-    let mut reader = std::io::BufReader::new(child.stderr.take().expect("piped stderr"));
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "stderr ended before {text:?}: {seen}");
-        seen.push_str(&line);
-        if line.contains(text) {
-            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-            return seen;
-        }
     }
 }
 
@@ -237,7 +220,7 @@ fn two_keys_run_in_parallel_while_two_runs_on_one_key_take_turns() {
     e.home.api.wait_held("one");
     let mut second = e.spawn_run(&["--key", "k:a", "serial two"]);
     // The second run says it waits for the first before the first is let go.
-    let said = read_stderr_until(&mut second, "in progress; waiting");
+    let (said, _rest) = read_stderr_until(&mut second, "in progress; waiting");
     assert_eq!(e.home.api.turn_requests().len(), 1, "the second turn waits: {said}");
     e.home.api.release("one");
     for child in [first, second] {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::agent_sdk;
-use support::real_claude::{ClaudeHome, run_with_stdin};
+use support::real_claude::{ClaudeHome, read_stderr_until, run_with_stdin};
 use support::stand_in_api::Recorded;
 
 /// Longest a bot turn may take (a claude start is about 2 s on a busy 2-core machine).
@@ -265,28 +265,6 @@ fn message_text(line: &Value) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         _ => String::new(),
-    }
-}
-
-/// Reads `child`'s stderr until a line contains `text` (a barrier on what the process says,
-/// not on time); returns what it read. The rest of stderr is collected in the background
-/// and handed to [`finish`] through the returned handle.
-fn read_stderr_until(child: &mut Child, text: &str) -> (String, std::thread::JoinHandle<String>) {
-    use std::io::{BufRead, Read};
-    let mut reader = std::io::BufReader::new(child.stderr.take().expect("piped stderr"));
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "stderr ended before {text:?}: {seen}");
-        seen.push_str(&line);
-        if line.contains(text) {
-            let rest = std::thread::spawn(move || {
-                let mut rest = String::new();
-                let _ = reader.read_to_string(&mut rest);
-                rest
-            });
-            return (seen, rest);
-        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -537,7 +537,7 @@ impl ClaudeHome {
     }
 
     /// `clawsess run ARGS` in the background (claude from PATH: the CLI under test).
-    pub fn spawn_run(&self, args: &[&str]) -> std::process::Child {
+    pub fn spawn_run(&self, args: &[&str]) -> Child {
         let mut all = vec!["run"];
         all.extend_from_slice(args);
         self.clawsess_cmd(&all)
@@ -633,4 +633,26 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &str, timeout: Duration) -> Outp
     };
     let _ = writer.join();
     Output { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() }
+}
+
+/// Reads `child`'s stderr until a line contains `text` (a barrier on what the process says,
+/// not on time); returns what it read. The rest of stderr is collected in the background
+/// and handed back through the returned handle (dropped, it still drains).
+pub fn read_stderr_until(child: &mut Child, text: &str) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "stderr ended before {text:?}: {seen}");
+        seen.push_str(&line);
+        if line.contains(text) {
+            let rest = std::thread::spawn(move || {
+                let mut rest = String::new();
+                let _ = reader.read_to_string(&mut rest);
+                rest
+            });
+            return (seen, rest);
+        }
+    }
 }
