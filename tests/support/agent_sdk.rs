@@ -11,11 +11,11 @@
 //! `claude_agent_sdk` (it should be version [`AGENT_SDK_VERSION`]) instead.
 #![allow(dead_code)]
 
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Instant;
+
+use super::real_claude::install_once;
 
 /// The `claude-agent-sdk` version the tests pin: the one whose bundled CLI is
 /// [`super::real_claude::CLAUDE_CODE_VERSION`] (its `_cli_version.py` says 2.1.328).
@@ -81,94 +81,66 @@ pub fn python() -> PathBuf {
 fn install_pinned() -> PathBuf {
     let final_dir = install_dir();
     let python = python_in(&final_dir);
-    // Fast path: installed by an earlier run (only a finished venv is ever renamed here).
-    if sdk_version(&python).as_deref() == Some(AGENT_SDK_VERSION) {
-        return python;
-    }
-    let parent = final_dir.parent().expect("install dir has a parent").to_path_buf();
-    fs::create_dir_all(&parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
-    let lock_path = parent.join(format!("agent-sdk-{AGENT_SDK_VERSION}.lock"));
-    let lock =
-        File::create(&lock_path).unwrap_or_else(|e| panic!("create lock file {}: {e}", lock_path.display()));
-    lock.lock().unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
-
-    // Another test binary may have finished the install while we waited.
-    if sdk_version(&python).as_deref() == Some(AGENT_SDK_VERSION) {
-        return python;
-    }
-    if final_dir.exists() {
-        // Present but not working (damaged by hand, or Python was upgraded): make it afresh.
-        let _ = fs::remove_dir_all(&final_dir);
-    }
-    // Leftovers of killed installs (we hold the lock: nobody else is installing).
-    let partial_prefix = format!("agent-sdk-{AGENT_SDK_VERSION}.partial-");
-    if let Ok(rd) = fs::read_dir(&parent) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&partial_prefix) {
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
-    }
-    let tmp = parent.join(format!("{partial_prefix}{}", std::process::id()));
     let spec = format!("{PACKAGE}=={AGENT_SDK_VERSION}");
-    eprintln!("installing {spec} with pip into a venv at {} (once per build dir) ...", final_dir.display());
-    let started = Instant::now();
-
-    let out = Command::new("python3").args(["-m", "venv"]).arg(&tmp).stdin(Stdio::null()).output();
-    let out = match out {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "python3 was not found on PATH. The Agent SDK tests run the real Python SDK \
-             ({spec}) and install it into a venv on first use: install Python 3.10+ with its \
-             venv module, or set {OVERRIDE_ENV}=/path/to/python (with {spec} installed)."
-        ),
-        Err(e) => panic!("running python3 -m venv: {e}"),
-    };
-    assert!(
-        out.status.success(),
-        "python3 -m venv {} failed ({}): {}{}",
-        tmp.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    // The source distribution: no bundled CLI (see the module doc). Its build backend
-    // (hatchling) comes from PyPI too, in pip's isolated build env.
-    let out = Command::new(python_in(&tmp))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--quiet",
-            "--no-binary",
-            PACKAGE,
-        ])
-        .arg(&spec)
-        .env_remove("PYTHONPATH")
-        .env_remove("PYTHONHOME")
-        .env_remove("PIP_USER")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running pip install {spec}: {e}"));
-    if !out.status.success() {
-        panic!(
-            "pip install {spec} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+    let ready = || sdk_version(&python).as_deref() == Some(AGENT_SDK_VERSION);
+    let name = format!("agent-sdk-{AGENT_SDK_VERSION}");
+    // A venv's python finds its packages relative to itself (pyvenv.cfg beside bin/), so the
+    // venv works after the rename; only pip's own script shebangs name the temp dir.
+    install_once(&final_dir, &name, &format!("{spec} with pip in a venv"), ready, |tmp| {
+        let out = Command::new("python3").args(["-m", "venv"]).arg(tmp).stdin(Stdio::null()).output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "python3 was not found on PATH. The Agent SDK tests run the real Python SDK \
+                 ({spec}) and install it into a venv on first use: install Python 3.10+ with its \
+                 venv module, or set {OVERRIDE_ENV}=/path/to/python (with {spec} installed)."
+            ),
+            Err(e) => panic!("running python3 -m venv: {e}"),
+        };
+        assert!(
+            out.status.success(),
+            "python3 -m venv {} failed ({}): {}{}",
+            tmp.display(),
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-    let got = sdk_version(&python_in(&tmp));
-    assert_eq!(got.as_deref(), Some(AGENT_SDK_VERSION), "after pip install {spec}, the venv imports {got:?}");
-    // A venv's python finds its packages relative to itself (pyvenv.cfg beside bin/), so the
-    // venv works after the rename; only pip's own script shebangs name the temp dir.
-    fs::rename(&tmp, &final_dir)
-        .unwrap_or_else(|e| panic!("rename {} -> {}: {e}", tmp.display(), final_dir.display()));
-    eprintln!("installed {spec} in {:.1}s", started.elapsed().as_secs_f64());
-    drop(lock);
+
+        // The source distribution: no bundled CLI (see the module doc). Its build backend
+        // (hatchling) comes from PyPI too, in pip's isolated build env.
+        let out = Command::new(python_in(tmp))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                "--no-binary",
+                PACKAGE,
+            ])
+            .arg(&spec)
+            .env_remove("PYTHONPATH")
+            .env_remove("PYTHONHOME")
+            .env_remove("PIP_USER")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running pip install {spec}: {e}"));
+        if !out.status.success() {
+            panic!(
+                "pip install {spec} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let got = sdk_version(&python_in(tmp));
+        assert_eq!(
+            got.as_deref(),
+            Some(AGENT_SDK_VERSION),
+            "after pip install {spec}, the venv imports {got:?}"
+        );
+    });
     assert_eq!(
         sdk_version(&python).as_deref(),
         Some(AGENT_SDK_VERSION),

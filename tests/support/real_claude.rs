@@ -143,27 +143,110 @@ pub fn claude_bin() -> PathBuf {
 fn install_version(version: &str) -> PathBuf {
     let final_dir = install_dir();
     let exe = exe_in(&final_dir);
+    let spec = format!("{PACKAGE}@{version}");
+    let ready = || exe.is_file() && reports_version(&exe, version);
+    install_once(&final_dir, &format!("claude-code-{version}"), &format!("{spec} with npm"), ready, |tmp| {
+        fs::create_dir_all(tmp).unwrap_or_else(|e| panic!("create {}: {e}", tmp.display()));
+        fs::write(tmp.join("package.json"), "{\"name\":\"clawsess-e2e-claude\",\"private\":true}\n")
+            .expect("write package.json");
+        let out = Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--no-package-lock",
+                "--engine-strict=false",
+                "--include=optional",
+                "--loglevel=warn",
+            ])
+            .arg(&spec)
+            .current_dir(tmp)
+            .stdin(Stdio::null())
+            .output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "npm was not found on PATH. The end-to-end tests run the real Claude Code \
+                 ({spec}) and install it with npm on first use: install Node.js and npm, or set \
+                 {OVERRIDE_ENV}=/path/to/claude (version {version})."
+            ),
+            Err(e) => panic!("running npm install {spec}: {e}"),
+        };
+        if !out.status.success() {
+            panic!(
+                "npm install {spec} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        let tmp_exe = exe_in(tmp);
+        set_executable(&tmp_exe);
+        if !reports_version(&tmp_exe, version) {
+            // The package's postinstall (node install.cjs) copies the platform package's native
+            // binary over the bin/claude.exe placeholder; npm may not have run it (npm 11 wants
+            // install scripts allowed, or --ignore-scripts is configured). Do what it does.
+            let pkg_dir = tmp.join("node_modules").join(PACKAGE);
+            let _ =
+                Command::new("node").arg("install.cjs").current_dir(&pkg_dir).stdin(Stdio::null()).output();
+            if !reports_version(&tmp_exe, version)
+                && let Some(native) = find_native_binary(tmp, version)
+            {
+                let _ = fs::remove_file(&tmp_exe);
+                fs::copy(&native, &tmp_exe)
+                    .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", native.display(), tmp_exe.display()));
+                set_executable(&tmp_exe);
+            }
+        }
+        if !reports_version(&tmp_exe, version) {
+            let v = Command::new(&tmp_exe).arg("--version").output();
+            panic!(
+                "after npm install {spec}, {} does not report version {version}: {:?}",
+                tmp_exe.display(),
+                v.map(
+                    |o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+                )
+            );
+        }
+    });
+    let exe = exe_in(&final_dir);
+    assert!(reports_version(&exe, version), "{} does not run", exe.display());
+    exe
+}
+
+/// Installs into `final_dir` once for every test binary of a build dir. `ready` says whether
+/// what is there works; if not, under a file lock (`NAME.lock` beside it) and after looking
+/// again (another binary may have installed it meanwhile), `install` fills a fresh temp dir
+/// (`NAME.partial-PID`; leftovers of killed installs are removed first), which is then
+/// renamed into place: a killed install is never taken for a finished one.
+pub fn install_once(
+    final_dir: &Path,
+    name: &str,
+    what: &str,
+    ready: impl Fn() -> bool,
+    install: impl FnOnce(&Path),
+) {
     // Fast path: installed by an earlier run (only a finished install is ever renamed here).
-    if exe.is_file() && reports_version(&exe, version) {
-        return exe;
+    if ready() {
+        return;
     }
     let parent = final_dir.parent().expect("install dir has a parent").to_path_buf();
     fs::create_dir_all(&parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
-    let lock_path = parent.join(format!("claude-code-{version}.lock"));
+    let lock_path = parent.join(format!("{name}.lock"));
     let lock =
         File::create(&lock_path).unwrap_or_else(|e| panic!("create lock file {}: {e}", lock_path.display()));
     lock.lock().unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
-
-    // Another test binary may have finished the install while we waited.
-    if exe.is_file() && reports_version(&exe, version) {
-        return exe;
+    if ready() {
+        return;
     }
     if final_dir.exists() {
-        // Present but not working (damaged by hand?): install afresh.
-        let _ = fs::remove_dir_all(&final_dir);
+        // Present but not working (damaged by hand, or its runtime was upgraded): afresh.
+        let _ = fs::remove_dir_all(final_dir);
     }
     // Leftovers of killed installs (we hold the lock: nobody else is installing).
-    let partial_prefix = format!("claude-code-{version}.partial-");
+    let partial_prefix = format!("{name}.partial-");
     if let Ok(rd) = fs::read_dir(&parent) {
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with(&partial_prefix) {
@@ -172,78 +255,13 @@ fn install_version(version: &str) -> PathBuf {
         }
     }
     let tmp = parent.join(format!("{partial_prefix}{}", std::process::id()));
-    fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("create {}: {e}", tmp.display()));
-    fs::write(tmp.join("package.json"), "{\"name\":\"clawsess-e2e-claude\",\"private\":true}\n")
-        .expect("write package.json");
-
-    let spec = format!("{PACKAGE}@{version}");
-    eprintln!("installing {spec} with npm into {} (once per build dir) ...", final_dir.display());
+    eprintln!("installing {what} into {} (once per build dir) ...", final_dir.display());
     let started = Instant::now();
-    let out = Command::new("npm")
-        .args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--no-save",
-            "--no-package-lock",
-            "--engine-strict=false",
-            "--include=optional",
-            "--loglevel=warn",
-        ])
-        .arg(&spec)
-        .current_dir(&tmp)
-        .stdin(Stdio::null())
-        .output();
-    let out = match out {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "npm was not found on PATH. The end-to-end tests run the real Claude Code \
-             ({spec}) and install it with npm on first use: install Node.js and npm, or set \
-             {OVERRIDE_ENV}=/path/to/claude (version {version})."
-        ),
-        Err(e) => panic!("running npm install {spec}: {e}"),
-    };
-    if !out.status.success() {
-        panic!(
-            "npm install {spec} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    let tmp_exe = exe_in(&tmp);
-    set_executable(&tmp_exe);
-    if !reports_version(&tmp_exe, version) {
-        // The package's postinstall (node install.cjs) copies the platform package's native
-        // binary over the bin/claude.exe placeholder; npm may not have run it (npm 11 wants
-        // install scripts allowed, or --ignore-scripts is configured). Do what it does.
-        let pkg_dir = tmp.join("node_modules").join(PACKAGE);
-        let _ = Command::new("node").arg("install.cjs").current_dir(&pkg_dir).stdin(Stdio::null()).output();
-        if !reports_version(&tmp_exe, version)
-            && let Some(native) = find_native_binary(&tmp, version)
-        {
-            let _ = fs::remove_file(&tmp_exe);
-            fs::copy(&native, &tmp_exe)
-                .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", native.display(), tmp_exe.display()));
-            set_executable(&tmp_exe);
-        }
-    }
-    if !reports_version(&tmp_exe, version) {
-        let v = Command::new(&tmp_exe).arg("--version").output();
-        panic!(
-            "after npm install {spec}, {} does not report version {version}: {:?}",
-            tmp_exe.display(),
-            v.map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
-        );
-    }
-    fs::rename(&tmp, &final_dir)
+    install(&tmp);
+    fs::rename(&tmp, final_dir)
         .unwrap_or_else(|e| panic!("rename {} -> {}: {e}", tmp.display(), final_dir.display()));
-    eprintln!("installed {spec} in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!("installed {what} in {:.1}s", started.elapsed().as_secs_f64());
     drop(lock);
-    let exe = exe_in(&final_dir);
-    assert!(reports_version(&exe, version), "{} does not run", exe.display());
-    exe
 }
 
 /// The native binary of the platform package (`@anthropic-ai/claude-code-<platform>/claude`)
