@@ -165,19 +165,20 @@ pub fn parse_line(line: &[u8]) -> Option<Message> {
     }
     let message = line.message?;
     let id = message.id.clone();
-    let text = message_text(message)?;
+    let text = message_text(message.content.as_ref())?;
     Some(Message { role, text, timestamp: line.timestamp, id })
 }
 
-/// The text of a message: its string content, or its text blocks joined; `None` when empty.
-fn message_text(message: WireMessage) -> Option<String> {
-    let text = match message.content? {
-        serde_json::Value::String(s) => s,
-        serde_json::Value::Array(blocks) => {
+/// A message's text: the string, or its `text` blocks joined; `None` when there is none.
+fn message_text(content: Option<&serde_json::Value>) -> Option<String> {
+    use serde_json::Value;
+    let text = match content? {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => {
             let texts: Vec<&str> = blocks
                 .iter()
-                .filter(|b| b.get("type").and_then(|t| t.as_str()) == Some("text"))
-                .filter_map(|b| b.get("text").and_then(|t| t.as_str()))
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
                 .collect();
             texts.join("\n")
         }

@@ -192,7 +192,12 @@ fn node(entry: Entry, seq: usize, line: Option<&[u8]>) -> Option<Node> {
         (Some(role), Some(line)) if turn => {
             serde_json::from_slice::<WithMessage>(line).ok().and_then(|w| w.message).and_then(|message| {
                 let id = message.id.clone();
-                message_text(message).map(|text| Message { role, text, timestamp: entry.timestamp, id })
+                message_text(message.content.as_ref()).map(|text| Message {
+                    role,
+                    text,
+                    timestamp: entry.timestamp,
+                    id,
+                })
             })
         }
         _ => None,

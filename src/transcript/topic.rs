@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::RevLines;
+use super::{RevLines, WireMessage, message_text};
 use crate::ident::shorten;
 
 /// Where the topic starts, looking back from the end.
@@ -125,12 +125,6 @@ struct Line {
     denial: Option<Value>,
     #[serde(rename = "permissionDecision")]
     decision: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct WireMessage {
-    id: Option<String>,
-    content: Option<Value>,
 }
 
 impl Line {
@@ -293,23 +287,6 @@ fn blocks(content: Option<&Value>) -> impl Iterator<Item = &Value> {
 
 fn kind(block: &Value) -> Option<&str> {
     block.get("type").and_then(Value::as_str)
-}
-
-/// A message's text: the string, or its `text` blocks joined; `None` when there is none.
-fn message_text(content: Option<&Value>) -> Option<String> {
-    let text = match content? {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => {
-            let texts: Vec<&str> = blocks
-                .iter()
-                .filter(|b| kind(b) == Some("text"))
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect();
-            texts.join("\n")
-        }
-        _ => return None,
-    };
-    (!text.trim().is_empty()).then_some(text)
 }
 
 /// The text of a user line that is a person's (or a bot's) prompt: not a tool result, not
