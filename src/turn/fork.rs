@@ -23,7 +23,7 @@ use anyhow::Result;
 
 use super::catchup;
 use crate::ident::SessionId;
-use crate::transcript::branches::{self, Reach};
+use crate::transcript::branches::{self, Branches, Reach};
 
 /// What `run` found before resuming a session.
 #[derive(Debug, Default, Clone)]
@@ -72,9 +72,7 @@ pub fn before_resume(id: &SessionId, transcript: &Path) -> Result<Reconciled> {
             id.short()
         );
     }
-    let forked = !found.side.is_empty();
-    let note = (forked && !found.told).then(|| catchup::messages_note(FORK_HEAD, &found.side));
-    Ok(Reconciled { repointed, forked, note })
+    Ok(Reconciled { repointed, forked: !found.side.is_empty(), note: untold(&found) })
 }
 
 /// Whether `path` is there and named as Claude Code names `id`'s transcript (`<id>.jsonl`):
@@ -91,8 +89,12 @@ pub fn for_process(transcript: &Path) -> Result<Option<String>> {
         return Ok(None);
     }
     let found = branches::read(transcript, Reach::RESUME, FORK_MARK)?;
-    let untold = !found.side.is_empty() && !found.told && !found.stale_checkpoint;
-    Ok(untold.then(|| catchup::messages_note(FORK_HEAD, &found.side)))
+    Ok(if found.stale_checkpoint { None } else { untold(&found) })
+}
+
+/// The side branches' turns as a note, unless there are none or the followed branch told them.
+fn untold(found: &Branches) -> Option<String> {
+    (!found.side.is_empty() && !found.told).then(|| catchup::messages_note(FORK_HEAD, &found.side))
 }
 
 #[cfg(test)]

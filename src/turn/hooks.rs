@@ -14,7 +14,7 @@ use super::record::{self, Start};
 use super::surface::ClaudeProcess;
 use crate::claude;
 use crate::ident::{SessionId, shorten};
-use crate::store::{BusyMarker, FORMAT, HOOK_LOCK_WAIT, Store, now_ms};
+use crate::store::{BusyMarker, FORMAT, HOOK_LOCK_WAIT, SessionRecord, Store, now_ms};
 
 /// The hook JSON exactly as Claude Code sends it; unknown fields are ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -264,7 +264,8 @@ pub fn prompt_submit(
             }
         }
     }
-    if let Some(note) = fork_note(store, id, process.pid) {
+    let rec = store.session(id)?;
+    if let Some(note) = fork_note(rec.as_ref(), process.pid) {
         mark_told(store, id, process.pid, false)?;
         context = Some(match context {
             Some(catch_up) => format!("{catch_up}\n{note}"),
@@ -279,7 +280,7 @@ pub fn prompt_submit(
         surface: Some(process.surface()),
         prompt: Some(shorten(prompt, TURN_PROMPT_MAX)),
     })?;
-    touch(store, id)?;
+    touch(store, id, rec.as_ref())?;
     Ok(context.map_or(Answer::Quiet, Answer::Context))
 }
 
@@ -298,8 +299,8 @@ fn stop(store: &Store, id: &SessionId, reply: &str, process: &ClaudeProcess) -> 
 /// session known to have forked (see `fork::for_process`), unless this process was told them
 /// (a live process keeps a hook's context for its later turns); a failure to read is said, not
 /// fatal.
-fn fork_note(store: &Store, id: &SessionId, pid: Option<u32>) -> Option<String> {
-    let rec = store.session(id).ok().flatten().filter(|r| r.forked)?;
+fn fork_note(rec: Option<&SessionRecord>, pid: Option<u32>) -> Option<String> {
+    let rec = rec.filter(|r| r.forked)?;
     if pid.is_some_and(|pid| rec.told.contains(&pid)) {
         return None;
     }
@@ -325,11 +326,11 @@ fn mark_told(store: &Store, id: &SessionId, pid: Option<u32>, forked: bool) -> R
     Ok(())
 }
 
-/// Notes activity on the record, at most once a minute (a store write per prompt would cost
-/// more than the information is worth).
-fn touch(store: &Store, id: &SessionId) -> Result<()> {
+/// Notes activity on the record (`rec`, as read before), at most once a minute (a store write
+/// per prompt would cost more than the information is worth).
+fn touch(store: &Store, id: &SessionId, rec: Option<&SessionRecord>) -> Result<()> {
     let now = now_ms();
-    match store.session(id)? {
+    match rec {
         Some(rec) if now.saturating_sub(rec.last_seen) < 60_000 => return Ok(()),
         None => return Ok(()),
         Some(_) => {}
