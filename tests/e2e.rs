@@ -607,20 +607,35 @@ fn two_claude_p_at_once_the_second_waits_then_fails_visibly_and_a_third_sees_eve
     let e = E2e::new();
     let project = e.home.project("alpha");
     let id = id_of(&e.terminal(&project, None, "base turn"));
+    // A barrier: every claude's start waits for this file (a SessionStart hook beside
+    // clawsess's), so that the second's prompt comes after the first's turn is over.
+    let gate = e.home.home().join("gate");
+    let settings_path = e.home.claude_dir().join("settings.json");
+    let mut settings: Value = serde_json::from_str(&fs::read_to_string(&settings_path).unwrap()).unwrap();
+    settings["hooks"]["SessionStart"].as_array_mut().unwrap().push(serde_json::json!({"hooks": [{
+        "type": "command",
+        "command": format!("while [ ! -e '{}' ]; do sleep 0.05; done", gate.display()),
+        "timeout": 300
+    }]}));
+    fs::write(&settings_path, settings.to_string()).unwrap();
     let (p, s) = (project.clone(), id.clone());
     let home = &e.home;
     std::thread::scope(|scope| {
+        fs::write(&gate, "").unwrap();
         let first = scope.spawn(|| {
             let mut cmd = home.claude_p(&p);
             cmd.args(["--output-format", "json", "--resume", &s]);
             run_with_stdin(&mut cmd, "first at once [hold=first]", Duration::from_secs(180))
         });
         e.home.api.wait_held("first");
+        fs::remove_file(&gate).unwrap();
         let second = scope.spawn(|| e.claude_p_env(&p, &s, "second at once", &[]));
-        // The second has loaded the conversation (its SessionStart ran) before the first ends.
+        // The second has loaded the conversation (its SessionStart ran) before the first ends,
+        // and sends its prompt only after the first's turn is over.
         wait_for_open_processes(&e, &s, 2);
         e.home.api.release("first");
         let first = first.join().unwrap();
+        fs::write(&gate, "").unwrap();
         let first: Value = serde_json::from_slice(&first.stdout).unwrap();
         assert_eq!(first["is_error"], false, "{first}");
         let (second, stderr) = second.join().unwrap();
