@@ -81,6 +81,12 @@ impl Terminal {
         self.keys(&["Enter"]);
     }
 
+    /// Types `prompt` and waits until the stand-in's reply to it is on screen.
+    fn turn(&self, prompt: &str) {
+        self.type_line(prompt);
+        self.wait_for(&format!("the reply to {prompt:?}"), |s| s.contains(&format!("last={prompt}")));
+    }
+
     /// Types `/exit` and waits (a generous bound) until the terminal has gone.
     fn exit(&self) {
         self.type_line("/exit");
@@ -106,6 +112,13 @@ impl Drop for Terminal {
     }
 }
 
+/// An interactive `claude --resume ID` in `project`, once it shows the conversation.
+fn resume_in_terminal(home: &ClaudeHome, project: &Path, id: &str) -> Terminal {
+    let term = Terminal::start(home, project, &["--resume", id]);
+    term.wait_for("the conversation", |s| s.contains("PORTO"));
+    term
+}
+
 /// A HOME with clawsess installed and a session a bot started in project `trip` (about PORTO).
 fn a_bot_session() -> (ClaudeHome, std::path::PathBuf, String) {
     let home = ClaudeHome::new();
@@ -129,8 +142,7 @@ fn run_json(home: &ClaudeHome, args: &[&str]) -> Value {
 fn a_terminal_left_open_is_refused_until_it_resumes_and_no_surface_loses_a_turn() {
     let (home, project, id) = a_bot_session();
 
-    let term = Terminal::start(&home, &project, &["--resume", &id]);
-    term.wait_for("the conversation", |s| s.contains("PORTO"));
+    let term = resume_in_terminal(&home, &project, &id);
     term.type_line("the person says BRAGA");
     assert!(home.api.wait_for(Duration::from_secs(90), |r| {
         r.iter().any(|r| r.last_user_text.contains("BRAGA") && r.finished_ms > 0)
@@ -173,10 +185,8 @@ fn a_terminal_left_open_is_refused_until_it_resumes_and_no_surface_loses_a_turn(
 #[test]
 fn a_terminal_closed_while_behind_without_a_prompt_loses_no_bot_turn() {
     let (home, project, id) = a_bot_session();
-    let term = Terminal::start(&home, &project, &["--resume", &id]);
-    term.wait_for("the conversation", |s| s.contains("PORTO"));
-    term.type_line("the person says BRAGA");
-    term.wait_for("the reply to BRAGA", |s| s.contains("last=the person says BRAGA"));
+    let term = resume_in_terminal(&home, &project, &id);
+    term.turn("the person says BRAGA");
     for turn in ["book the hotel in LISBON", "and the train to EVORA"] {
         run_json(&home, &["--key", "telegram:1", turn]);
     }
@@ -194,10 +204,8 @@ fn a_terminal_closed_while_behind_without_a_prompt_loses_no_bot_turn() {
 /// refusal notice onto the terminal's old leaf.
 fn a_terminal_refused_as_behind() -> (ClaudeHome, std::path::PathBuf, String, Terminal) {
     let (home, project, id) = a_bot_session();
-    let term = Terminal::start(&home, &project, &["--resume", &id]);
-    term.wait_for("the conversation", |s| s.contains("PORTO"));
-    term.type_line("the person says BRAGA");
-    term.wait_for("the reply to BRAGA", |s| s.contains("last=the person says BRAGA"));
+    let term = resume_in_terminal(&home, &project, &id);
+    term.turn("the person says BRAGA");
     run_json(&home, &["--key", "telegram:1", "book the hotel in LISBON"]);
     term.type_line("what did the bot do COIMBRA");
     term.wait_for("the refusal", |s| s.contains("/resume") && s.contains("telegram:1"));
@@ -282,12 +290,9 @@ fn a_terminal_refused_as_behind_whose_window_is_closed_loses_no_bot_turn() {
 #[test]
 fn turns_a_person_rewound_away_are_not_told_as_a_fork() {
     let (home, project, id) = a_bot_session();
-    let term = Terminal::start(&home, &project, &["--resume", &id]);
-    term.wait_for("the conversation", |s| s.contains("PORTO"));
-    term.type_line("first person turn ALPHA");
-    term.wait_for("the reply to ALPHA", |s| s.contains("last=first person turn ALPHA"));
-    term.type_line("second person turn BETA");
-    term.wait_for("the reply to BETA", |s| s.contains("last=second person turn BETA"));
+    let term = resume_in_terminal(&home, &project, &id);
+    term.turn("first person turn ALPHA");
+    term.turn("second person turn BETA");
     // `/rewind` to before BETA, conversation only: BETA's turn is left on a branch of its own.
     term.type_line("/rewind");
     term.wait_for("the rewind menu", |s| s.contains("Restore the code and/or conversation"));
@@ -297,8 +302,7 @@ fn turns_a_person_rewound_away_are_not_told_as_a_fork() {
     term.keys(&["Enter"]);
     term.wait_for("the restored prompt box", |s| !s.contains("Restore conversation"));
     term.keys(&["C-u"]);
-    term.type_line("after the rewind GAMMA");
-    term.wait_for("the reply to GAMMA", |s| s.contains("last=after the rewind GAMMA"));
+    term.turn("after the rewind GAMMA");
     term.exit();
 
     run_json(&home, &["--key", "telegram:1", "and now EVORA"]);
@@ -315,10 +319,8 @@ fn turns_a_person_rewound_away_are_not_told_as_a_fork() {
 #[test]
 fn a_compacted_conversation_is_no_fork() {
     let (home, project, id) = a_bot_session();
-    let term = Terminal::start(&home, &project, &["--resume", &id]);
-    term.wait_for("the conversation", |s| s.contains("PORTO"));
-    term.type_line("first person turn ALPHA");
-    term.wait_for("the reply to ALPHA", |s| s.contains("last=first person turn ALPHA"));
+    let term = resume_in_terminal(&home, &project, &id);
+    term.turn("first person turn ALPHA");
     term.type_line("/compact");
     term.wait_for("the compaction", |s| s.to_lowercase().contains("compacted"));
     term.type_line("after compaction GAMMA");
