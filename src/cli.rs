@@ -285,10 +285,18 @@ pub struct Install {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = crate::versions::help_text())]
 pub struct Doctor {
     /// Claude Code's config dir [default: $CLAUDE_CONFIG_DIR, else ~/.claude]
     #[arg(long, value_name = "DIR")]
     pub claude_dir: Option<PathBuf>,
+    /// Check instead that the installed Claude Code still does what clawsess relies on: runs it
+    /// against a stand-in API on 127.0.0.1 (no network, no API key; a few seconds)
+    #[arg(long)]
+    pub probe: bool,
+    /// With --probe: one JSON document
+    #[arg(long, requires = "probe")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

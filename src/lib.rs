@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod exit;
 pub mod ident;
 pub mod live;
+pub mod probe;
 pub mod process;
 pub mod resolve;
 pub mod store;

@@ -1,6 +1,7 @@
 //! Which Claude Code versions clawsess works with, and what older ones lack. The range is
-//! measured: `tests/versions.sh` runs the end-to-end suites on each version (see README,
-//! "Claude Code versions").
+//! measured: `tests/versions.sh` runs `doctor --probe` and the end-to-end suites on each
+//! version (see README, "Claude Code versions"). [`NEWEST_TESTED`] is the one line to change
+//! when a newer version passes; `doctor`, `--help` and the errors read the range from here.
 
 use std::fmt;
 use std::io::Read;
@@ -19,8 +20,20 @@ pub const OLDEST_SUPPORTED: Version = Version(2, 0, 77);
 pub const OLDEST_USABLE: Version = Version(2, 0, 28);
 /// The version the end-to-end tests pin.
 pub const PINNED: Version = Version(2, 1, 328);
-/// The newest version the end-to-end suites passed on.
+/// The newest version the probe and the end-to-end suites passed on.
 pub const NEWEST_TESTED: Version = Version(2, 1, 330);
+/// The oldest version measured to write `last-prompt` checkpoints after a `claude -p` turn
+/// (2.0.77 writes none; versions between were not measured): from here on the probe fails a
+/// version that writes none.
+pub const CHECKPOINTS_SEEN: Version = Version(2, 1, 328);
+/// `CLAUDE_PID` in the hooks' environment.
+pub const CLAUDE_PID_FROM: Version = Version(2, 1, 213);
+/// `CLAUDE_CODE_SESSION_ID` in the hooks' environment.
+pub const SESSION_ID_ENV_FROM: Version = Version(2, 1, 200);
+/// A hook's refusal is the `-p` result's text ("UserPromptSubmit operation blocked by hook").
+pub const REFUSAL_TEXT_FROM: Version = Version(2, 1, 200);
+/// A stream-json user message marked `client_composed` reaches the model as written.
+pub const VERBATIM_FROM: Version = Version(2, 1, 248);
 /// How long `claude --version` may take (a `cli.js` version under node on a busy machine
 /// takes a few seconds).
 const VERSION_WAIT: Duration = Duration::from_secs(15);
@@ -40,6 +53,12 @@ impl Version {
     /// Whether clawsess works with this version, everything tested.
     pub fn supported(self) -> bool {
         self >= OLDEST_SUPPORTED
+    }
+
+    /// Whether the probe and the end-to-end suites passed on this version
+    /// ([`OLDEST_SUPPORTED`] to [`NEWEST_TESTED`]).
+    pub fn tested(self) -> bool {
+        (OLDEST_SUPPORTED..=NEWEST_TESTED).contains(&self)
     }
 
     /// Whether clawsess can work with this version at all.
@@ -77,6 +96,21 @@ impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}.{}", self.0, self.1, self.2)
     }
+}
+
+/// The tested range, for `doctor`, `--help` and errors: `2.0.77 to 2.1.330`.
+pub fn tested_range() -> String {
+    format!("{OLDEST_SUPPORTED} to {NEWEST_TESTED}")
+}
+
+/// What `doctor --help` says about the versions.
+pub fn help_text() -> String {
+    format!(
+        "Claude Code versions tested: {} (older ones from {OLDEST_USABLE} work with limits). \
+         `doctor --probe` checks another version on this machine; once it passes, clawsess treats \
+         that version as tested here.",
+        tested_range()
+    )
 }
 
 /// The version `claude --version` reports, waiting at most a few seconds.
@@ -136,6 +170,13 @@ mod tests {
         assert!(!Version(1, 0, 128).usable() && !Version(2, 0, 27).usable());
         assert!(OLDEST_USABLE.usable() && !OLDEST_USABLE.supported());
         assert!(OLDEST_SUPPORTED.supported() && PINNED.supported() && NEWEST_TESTED.supported());
+        assert!(OLDEST_SUPPORTED.tested() && PINNED.tested() && NEWEST_TESTED.tested());
+        assert!(
+            !OLDEST_USABLE.tested()
+                && !Version(NEWEST_TESTED.0, NEWEST_TESTED.1, NEWEST_TESTED.2 + 1).tested()
+        );
+        assert!(PINNED <= NEWEST_TESTED && CHECKPOINTS_SEEN <= PINNED);
+        assert_eq!(tested_range(), format!("{OLDEST_SUPPORTED} to {NEWEST_TESTED}"));
         assert!(unusable_reason(Version(2, 0, 0)).unwrap().contains("older than 2.0.28"));
         assert_eq!(unusable_reason(OLDEST_USABLE), None);
         assert!(PINNED.limits().is_empty());

@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::Run;
@@ -40,6 +40,9 @@ impl Report {
 
 impl Run for Doctor {
     fn run(&self) -> Result<u8> {
+        if self.probe {
+            return probe(self.json);
+        }
         let mut r = Report { failed: false };
         match which::which("clawsess") {
             Ok(path) => r.line(Level::Ok, "binary on PATH", path.display().to_string()),
@@ -69,6 +72,69 @@ impl Run for Doctor {
         }
         Ok(if r.failed { exit::FAILURE } else { exit::OK })
     }
+}
+
+/// `doctor --probe`: the checks, one line each (or one JSON document), recorded in the store.
+fn probe(json: bool) -> Result<u8> {
+    let found = claude::find_claude(None).and_then(|claude| {
+        let exe = std::env::current_exe().context("could not tell this binary's path")?;
+        crate::probe::probe(&claude, &exe)
+    });
+    let report = match found {
+        Ok(report) => report,
+        Err(err) if json => {
+            let doc = serde_json::json!({"ok": false, "error": format!("{err:#}")});
+            crate::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+            return Ok(exit::FAILURE);
+        }
+        Err(err) => return Err(err),
+    };
+    let recorded = Store::open().and_then(|store| crate::probe::record(&store, &report));
+    if json {
+        let mut doc = serde_json::to_value(&report)?;
+        doc["recorded"] = Value::Bool(recorded.is_ok());
+        if let Err(err) = &recorded {
+            doc["record_error"] = Value::String(format!("{err:#}"));
+        }
+        crate::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        let mut r = Report { failed: false };
+        for c in &report.checks {
+            r.line(if c.ok { Level::Ok } else { Level::Fail }, c.name, &c.detail);
+        }
+        let passed = report.checks.iter().filter(|c| c.ok).count();
+        let summary = format!(
+            "Claude Code {} ({}): {passed} of {} checks passed in {:.1} s",
+            report.version,
+            report.claude.display(),
+            report.checks.len(),
+            report.elapsed_ms as f64 / 1000.0
+        );
+        r.line(if report.ok { Level::Ok } else { Level::Fail }, "probe", summary);
+        match &recorded {
+            Err(err) => r.line(Level::Warn, "probe recorded", format!("{err:#}")),
+            Ok(()) if report.tested => {}
+            Ok(()) if report.ok => r.line(
+                Level::Ok,
+                "checkpoint correction",
+                format!(
+                    "on for {} on this machine (probed good; tested: {})",
+                    report.version,
+                    versions::tested_range()
+                ),
+            ),
+            Ok(()) => r.line(
+                Level::Warn,
+                "checkpoint correction",
+                format!(
+                    "off for {}: it failed the probe (tested: {})",
+                    report.version,
+                    versions::tested_range()
+                ),
+            ),
+        }
+    }
+    Ok(if report.ok { exit::OK } else { exit::FAILURE })
 }
 
 /// The warm sessions' keepers (`run --warm`); the sockets and notes dead ones left go.

@@ -15,6 +15,7 @@
 //!   warm/<id>.sock        a warm session's keeper listens here (`run --warm`)
 //!   warm/<id>.json        the keeper's note: its pids, and the transcript after its last turn
 //!   warm/<id>.log         what the keeper's claude wrote on stderr
+//!   probes/<version>.json what `doctor --probe` found with that Claude Code version
 //! ```
 //!
 //! [`Store`] reads; writes go through [`Locked`], which only exists while the store lock is
@@ -38,6 +39,7 @@ pub use lock::{Acquired, lock_until, open_lock_file};
 pub use records::*;
 
 use crate::ident::{Key, Name, RequestId, SessionId, file_stem};
+use crate::versions::Version;
 
 /// The state format this build reads and writes; files say theirs in `"v"`.
 pub const FORMAT: u32 = 1;
@@ -132,8 +134,8 @@ impl Store {
     }
 
     /// Every state dir clawsess writes into (for `doctor` and `prune`).
-    pub fn subdirs(&self) -> [PathBuf; 9] {
-        ["sessions", "keys", "names", "turns", "busy", "run", "requests", "stop", "warm"]
+    pub fn subdirs(&self) -> [PathBuf; 10] {
+        ["sessions", "keys", "names", "turns", "busy", "run", "requests", "stop", "warm", "probes"]
             .map(|d| self.dir.join(d))
     }
 
@@ -187,6 +189,15 @@ impl Store {
         remove_if_exists(&self.warm_socket(id))?;
         remove_if_exists(&self.warm_note_path(id))?;
         Ok(())
+    }
+
+    fn probe_path(&self, version: Version) -> PathBuf {
+        self.dir.join("probes").join(format!("{version}.json"))
+    }
+
+    /// What `doctor --probe` found with Claude Code `version` on this machine.
+    pub fn probe_record(&self, version: Version) -> Result<Option<ProbeRecord>> {
+        read_json(&self.probe_path(version))
     }
 
     pub fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>> {
@@ -438,6 +449,18 @@ impl Locked<'_> {
 
     pub fn remove_request(&self, id: &RequestId) -> Result<bool> {
         remove_if_exists(&self.request_path(id))
+    }
+
+    /// Records `run` as the newest probe of its binary with Claude Code `version`.
+    pub fn put_probe_run(&self, version: Version, run: ProbeRun) -> Result<()> {
+        let mut record = self.probe_record(version)?.unwrap_or_else(|| ProbeRecord {
+            v: FORMAT,
+            version: version.to_string(),
+            runs: Vec::new(),
+        });
+        record.runs.retain(|r| r.claude != run.claude);
+        record.runs.push(run);
+        self.write(&self.probe_path(version), &record)
     }
 }
 

@@ -335,6 +335,37 @@ pub struct Fresh {
     pub next_seq: u64,
 }
 
+/// What `doctor --probe` found with one Claude Code version on this machine:
+/// `probes/<version>.json`, one entry per claude binary probed (its newest probe).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    pub v: u32,
+    /// `2.1.331`.
+    pub version: String,
+    pub runs: Vec<ProbeRun>,
+}
+
+/// One binary's newest probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRun {
+    /// The claude binary as found (`CLAWSESS_CLAUDE` or PATH).
+    pub claude: PathBuf,
+    /// Unix ms.
+    pub at: u64,
+    /// Every check passed.
+    pub ok: bool,
+    /// The checks that failed, by name.
+    #[serde(default)]
+    pub failed: Vec<String>,
+}
+
+impl ProbeRecord {
+    /// Whether some binary of this version passed its newest probe.
+    pub fn good(&self) -> bool {
+        self.runs.iter().any(|r| r.ok)
+    }
+}
+
 /// How many surface turns a session's log keeps.
 pub const TURN_LOG_MAX: usize = 20;
 
@@ -357,5 +388,6 @@ versioned!(
     TurnLog,
     PermissionRequest,
     StopRequest,
-    WarmNote
+    WarmNote,
+    ProbeRecord
 );

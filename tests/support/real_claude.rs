@@ -361,7 +361,7 @@ impl ClaudeHome {
         fs::create_dir_all(&bin).expect("create ~/bin");
         #[cfg(unix)]
         std::os::unix::fs::symlink(&claude, bin.join("claude")).expect("symlink ~/bin/claude");
-        let api = StandInApi::start();
+        let api = StandInApi::start().expect("start the stand-in API");
         let h = ClaudeHome { dir, home, api, claude };
         h.write_claude_json(|_| {});
         h

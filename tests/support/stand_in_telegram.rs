@@ -124,7 +124,9 @@ impl StandInTelegram {
             state: Mutex::new(State { next_update_id: 1000, next_message_id: 1, ..State::default() }),
             changed: Condvar::new(),
         };
-        StandInTelegram { server: Loopback::start("stand-in-telegram", shared) }
+        StandInTelegram {
+            server: Loopback::start("stand-in-telegram", shared).expect("start the stand-in Telegram API"),
+        }
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash): what `https://api.telegram.org` is to a bot.
