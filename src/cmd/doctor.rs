@@ -190,7 +190,7 @@ fn check_version(r: &mut Report, claude: &Path) {
     if let Some(why) = versions::unusable_reason(version) {
         return r.line(Level::Fail, "claude version", why);
     }
-    let range = format!("supported: {} and newer", versions::OLDEST_SUPPORTED);
+    let range = format!("tested: {}", versions::tested_range());
     if !version.supported() {
         r.line(
             Level::Warn,
@@ -198,14 +198,24 @@ fn check_version(r: &mut Report, claude: &Path) {
             format!("{version} is below the fully supported range ({range})"),
         );
     } else if version > versions::NEWEST_TESTED {
-        let newest = versions::NEWEST_TESTED;
-        r.line(
-            Level::Ok,
-            "claude version",
-            format!("{version} ({range}; newer than the newest tested, {newest})"),
-        );
+        r.line(Level::Ok, "claude version", format!("{version} (newer than the tested range; {range})"));
     } else {
         r.line(Level::Ok, "claude version", format!("{version} ({range})"));
+    }
+    if !version.tested() {
+        let store = Store::open();
+        match store
+            .as_ref()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|s| crate::probe::correction_allowed_in(s, Some(version)))
+        {
+            Ok(()) => r.line(
+                Level::Ok,
+                "checkpoint correction",
+                format!("on: Claude Code {version} passed `clawsess doctor --probe` on this machine"),
+            ),
+            Err(why) => r.line(Level::Warn, "checkpoint correction", format!("off: {why}")),
+        }
     }
     for limit in version.limits() {
         r.line(Level::Warn, "claude version", format!("with {version}, {limit}"));

@@ -23,6 +23,8 @@ struct Row {
     /// A warm claude (`run --warm`) is kept for it.
     warm: bool,
     gone: bool,
+    /// Forked, and clawsess may not correct its checkpoint: why (`probe::correction_allowed`).
+    uncorrected: Option<String>,
 }
 
 impl Run for List {
@@ -67,6 +69,8 @@ fn rows(store: &Store, limit: Option<usize>) -> Result<Vec<Row>> {
         live: rec.process_open(),
         warm: warm.contains(&rec.id),
         gone: !rec.transcript.exists(),
+        // Only a forked session's transcript is read: its last lines name their Claude Code.
+        uncorrected: rec.forked.then(|| crate::probe::correction_allowed(&rec.transcript).err()).flatten(),
         rec,
     });
     Ok(rows.collect())
@@ -125,7 +129,7 @@ impl Row {
             state.push("gone".to_owned());
         }
         if self.rec.forked {
-            state.push("forked".to_owned());
+            state.push(if self.uncorrected.is_some() { "forked(uncorrected)" } else { "forked" }.to_owned());
         }
         let or_dash = |v: Vec<String>| if v.is_empty() { "-".to_owned() } else { v.join(",") };
         [
@@ -160,6 +164,8 @@ struct JsonRow<'a> {
     warm: bool,
     transcript_exists: bool,
     forked: bool,
+    /// Forked, and clawsess does not correct its checkpoint: why.
+    checkpoint_correction_off: Option<&'a str>,
 }
 
 impl<'a> From<&'a Row> for JsonRow<'a> {
@@ -183,6 +189,7 @@ impl<'a> From<&'a Row> for JsonRow<'a> {
             warm: row.warm,
             transcript_exists: !row.gone,
             forked: rec.forked,
+            checkpoint_correction_off: row.uncorrected.as_deref(),
         }
     }
 }
@@ -220,6 +227,14 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
     }
     for row in &cells {
         writeln!(out, "{}", line(row))?;
+    }
+    if let Some((row, why)) = rows.iter().find_map(|r| r.uncorrected.as_ref().map(|w| (r, w))) {
+        writeln!(
+            out,
+            "forked(uncorrected): a resume of {} may follow an older branch; checkpoint correction off: {}",
+            row.rec.id.short(),
+            printable(why, false)
+        )?;
     }
     out.flush()
 }

@@ -135,12 +135,23 @@ pub fn record(store: &Store, report: &Report) -> Result<()> {
     guard.put_probe_run(version, run)
 }
 
-/// Whether clawsess may write its checkpoint into a transcript Claude Code `version` wrote:
-/// the version is in the tested range, or a probe passed with it on this machine. `Err` says
-/// why not, for a notice.
-pub fn correction_allowed(store: &Store, version: Option<Version>) -> std::result::Result<(), String> {
+/// Whether clawsess may write its checkpoint into the transcript at `path`: the Claude Code
+/// that wrote its end ([`transcript_version`]) is in the tested range, or a probe passed with
+/// it on this machine. `Err` says why not, for a notice. Costs one read of the transcript's
+/// last lines, and of the store's probe record only for an untested version.
+pub fn correction_allowed(path: &Path) -> std::result::Result<(), String> {
+    let version = transcript_version(path);
+    if version.is_some_and(Version::tested) {
+        return Ok(());
+    }
+    let store = Store::open().map_err(|e| format!("{e:#}"))?;
+    correction_allowed_in(&store, version)
+}
+
+/// [`correction_allowed`] for a transcript written by `version`, with the probe records of `store`.
+pub fn correction_allowed_in(store: &Store, version: Option<Version>) -> std::result::Result<(), String> {
     let Some(version) = version else {
-        return Err("the transcript names no Claude Code version".to_owned());
+        return Err("its transcript names no Claude Code version".to_owned());
     };
     if version.tested() {
         return Ok(());

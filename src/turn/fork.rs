@@ -54,7 +54,7 @@ pub fn at_exit(id: &SessionId, transcript: &Path) -> Result<bool> {
         return Ok(false); // never written (`--no-session-persistence`), removed, or not one
     }
     let found = branches::read(transcript, Reach::EXIT, "")?;
-    branches::point_resume_at(transcript, id.as_str(), &found)
+    correct(id, transcript, &found)
 }
 
 /// Before `run` resumes `id` (holding its run lock): the checkpoint corrected if needed, and
@@ -64,7 +64,7 @@ pub fn before_resume(id: &SessionId, transcript: &Path) -> Result<Reconciled> {
         return Ok(Reconciled::default());
     }
     let found = branches::read(transcript, Reach::RESUME, FORK_MARK)?;
-    let repointed = branches::point_resume_at(transcript, id.as_str(), &found)?;
+    let repointed = correct(id, transcript, &found)?;
     if repointed {
         eprintln!(
             "clawsess: session {} had forked and Claude Code would have resumed an older branch; \
@@ -73,6 +73,22 @@ pub fn before_resume(id: &SessionId, transcript: &Path) -> Result<Reconciled> {
         );
     }
     Ok(Reconciled { repointed, forked: !found.side.is_empty(), note: untold(&found) })
+}
+
+/// [`branches::point_resume_at`], only into a transcript of a Claude Code version that is
+/// tested or probed good on this machine (`probe::correction_allowed`); else it says why not.
+fn correct(id: &SessionId, transcript: &Path, found: &Branches) -> Result<bool> {
+    if !found.stale_checkpoint {
+        return Ok(false);
+    }
+    if let Err(why) = crate::probe::correction_allowed(transcript) {
+        eprintln!(
+            "clawsess: session {} would resume an older branch; checkpoint correction off: {why}",
+            id.short()
+        );
+        return Ok(false);
+    }
+    branches::point_resume_at(transcript, id.as_str(), found)
 }
 
 /// Whether `path` is there and named as Claude Code names `id`'s transcript (`<id>.jsonl`):
@@ -106,10 +122,15 @@ mod tests {
 
     /// A transcript whose newest checkpoint names a notice off the newest turn's branch.
     fn stale(dir: &Path, name: &str) -> std::path::PathBuf {
+        stale_by(dir, name, "2.1.328")
+    }
+
+    /// The same, written by Claude Code `version`.
+    fn stale_by(dir: &Path, name: &str, version: &str) -> std::path::PathBuf {
         let lines = [
-            json!({"type":"user","uuid":"p1","parentUuid":null,"message":{"role":"user","content":"PORTO"}}),
-            json!({"type":"user","uuid":"b1","parentUuid":"p1","message":{"role":"user","content":"LISBON"}}),
-            json!({"type":"system","uuid":"n1","parentUuid":"p1","content":"blocked"}),
+            json!({"type":"user","uuid":"p1","parentUuid":null,"message":{"role":"user","content":"PORTO"},"version":version}),
+            json!({"type":"user","uuid":"b1","parentUuid":"p1","message":{"role":"user","content":"LISBON"},"version":version}),
+            json!({"type":"system","uuid":"n1","parentUuid":"p1","content":"blocked","version":version}),
             json!({"type":"last-prompt","leafUuid":"n1","sessionId":ID}),
         ];
         let path = dir.join(name);
@@ -129,5 +150,18 @@ mod tests {
         let own = stale(dir.path(), &format!("{ID}.jsonl"));
         assert!(at_exit(&id, &own).unwrap());
         assert!(!before_resume(&id, &own).unwrap().repointed, "corrected once");
+    }
+
+    #[test]
+    fn the_transcript_of_an_untested_unprobed_version_is_not_corrected() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = SessionId::parse(ID).unwrap();
+        let newer = crate::versions::NEWEST_TESTED;
+        let untested = format!("{}.{}.{}", newer.0, newer.1, newer.2 + 1000);
+        let own = stale_by(dir.path(), &format!("{ID}.jsonl"), &untested);
+        let before = std::fs::read(&own).unwrap();
+        assert!(!at_exit(&id, &own).unwrap());
+        assert!(!before_resume(&id, &own).unwrap().repointed);
+        assert_eq!(std::fs::read(&own).unwrap(), before, "nothing written");
     }
 }
