@@ -1096,10 +1096,13 @@ fn doctor_prints_the_claude_code_version_and_whether_it_is_supported() {
     let w = World::new();
     w.cmd(&["install"]).assert().success();
     let pinned = claude_saying(&w, "2.1.328");
-    w.cmd(&["doctor"])
-        .env("CLAWSESS_CLAUDE", &pinned)
-        .assert()
-        .stdout(predicate::str::contains("ok   claude version: 2.1.328 (supported: 2.0.77 and newer)"));
+    w.cmd(&["doctor"]).env("CLAWSESS_CLAUDE", &pinned).assert().stdout(
+        predicate::str::contains(format!(
+            "ok   claude version: 2.1.328 (tested: {})",
+            clawsess::versions::tested_range()
+        ))
+        .and(predicate::str::contains("checkpoint correction").not()),
+    );
     let older = claude_saying(&w, "2.1.100");
     w.cmd(&["doctor"]).env("CLAWSESS_CLAUDE", &older).assert().stdout(
         predicate::str::contains("ok   claude version: 2.1.100").and(predicate::str::contains(
@@ -1117,6 +1120,43 @@ fn doctor_prints_the_claude_code_version_and_whether_it_is_supported() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains("FAIL claude version: Claude Code 1.0.128 is older than 2.0.28"));
+}
+
+#[test]
+fn doctor_says_the_checkpoint_correction_is_off_for_an_untested_version_until_a_probe_passes() {
+    use clawsess::store::{ProbeRun, Store};
+    use clawsess::versions::{NEWEST_TESTED, Version};
+    let w = World::new();
+    w.cmd(&["install"]).assert().success();
+    let newer = Version(NEWEST_TESTED.0, NEWEST_TESTED.1, NEWEST_TESTED.2 + 7);
+    let claude = claude_saying(&w, &newer.to_string());
+    let doctor = || w.cmd(&["doctor"]).env("CLAWSESS_CLAUDE", &claude).assert();
+    doctor().stdout(
+        predicate::str::contains(format!("ok   claude version: {newer} (newer than the tested range")).and(
+            predicate::str::contains(format!(
+                "warn checkpoint correction: off: Claude Code {newer} is untested (tested: {}); run \
+                 `clawsess doctor --probe`",
+                clawsess::versions::tested_range()
+            )),
+        ),
+    );
+    let store = Store::at(w.state());
+    let run = |ok| ProbeRun { claude: claude.clone().into(), at: 1, ok, failed: vec![] };
+    store.lock(std::time::Duration::from_secs(5)).unwrap().put_probe_run(newer, run(false)).unwrap();
+    doctor().stdout(predicate::str::contains(format!(
+        "warn checkpoint correction: off: Claude Code {newer} failed `clawsess doctor --probe`"
+    )));
+    store.lock(std::time::Duration::from_secs(5)).unwrap().put_probe_run(newer, run(true)).unwrap();
+    doctor().stdout(predicate::str::contains(format!(
+        "ok   checkpoint correction: on: Claude Code {newer} passed `clawsess doctor --probe` on this machine"
+    )));
+    assert_eq!(store.probe_record(newer).unwrap().unwrap().runs.len(), 1, "one entry per binary");
+}
+
+#[test]
+fn doctor_json_needs_probe() {
+    let w = World::new();
+    w.cmd(&["doctor", "--json"]).assert().code(2).stderr(predicate::str::contains("--probe"));
 }
 
 #[test]

@@ -248,7 +248,7 @@ impl Lab {
         let home = dir.0.join("home");
         let project = home.join("work").join("probe");
         let state = dir.0.join("state");
-        for d in [&home.join(".claude"), &project, &dir.0.join("rec")] {
+        for d in [&home.join(".claude"), &project, &dir.0.join("rec"), &dir.0.join("tmp")] {
             std::fs::create_dir_all(d).with_context(|| format!("could not create {}", d.display()))?;
         }
         std::fs::write(dir.0.join("hook.sh"), HOOK_SH.replace("CONTEXT", CONTEXT))?;
@@ -304,9 +304,8 @@ impl Lab {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(tmp) = std::env::var_os("TMPDIR") {
-            cmd.env("TMPDIR", tmp);
-        }
+        // What claude keeps in the temp dir (its sockets, its scratch) goes with the probe's.
+        cmd.env("TMPDIR", self.dir.0.join("tmp"));
         if real_hooks {
             cmd.env("PROBE_REAL_HOOKS", "1");
         }
@@ -419,7 +418,9 @@ impl Lab {
         checks.push(self.hooks_fire(&hooked));
         checks.push(self.hook_fields(&hooked, &id));
         checks.push(self.hook_env(&hooked, &id, first.pid));
-        checks.push(self.clawsess_records(&id, first.pid));
+        let start_chain =
+            hooked.iter().find(|h| h.event == "session-start").map(Hooked::chain).unwrap_or_default();
+        checks.push(self.clawsess_records(&id, &start_chain));
         checks.push(self.context_reaches_model());
         let transcript = self.transcript(&id);
         checks.push(self.transcript_lines(&transcript, &hooked));
@@ -440,9 +441,17 @@ impl Lab {
     }
 
     fn hooks_fire(&self, hooked: &[Hooked]) -> Check {
-        let names = ["session-start", "prompt-submit", "stop", "session-end"];
-        let missing: Vec<&str> =
-            names.into_iter().filter(|n| !hooked.iter().any(|h| h.event == *n)).collect();
+        let names = [
+            ("session-start", "SessionStart"),
+            ("prompt-submit", "UserPromptSubmit"),
+            ("stop", "Stop"),
+            ("session-end", "SessionEnd"),
+        ];
+        let missing: Vec<&str> = names
+            .into_iter()
+            .filter(|(n, _)| !hooked.iter().any(|h| h.event == *n))
+            .map(|(_, e)| e)
+            .collect();
         let ok = missing.is_empty();
         check("hooks fire in -p", ok, || {
             if ok {
@@ -564,8 +573,9 @@ impl Lab {
         })
     }
 
-    /// clawsess's own hooks recorded the session: its transcript and its claude process.
-    fn clawsess_records(&self, id: &str, claude_pid: u32) -> Check {
+    /// clawsess's own hooks recorded the session: its transcript and its claude process (the
+    /// hook's parent or grandparent, as the recording hook beside it saw them).
+    fn clawsess_records(&self, id: &str, chain: &[u32]) -> Check {
         let store = Store::at(&self.state);
         let found =
             crate::ident::SessionId::parse(id).ok().and_then(|sid| store.session(&sid).ok().flatten());
@@ -583,9 +593,13 @@ impl Lab {
                     self.transcript(id).display()
                 ),
             ),
-            Some(rec) if !rec.processes.contains(&claude_pid) => {
-                (false, format!("recorded processes {:?}, not the claude (pid {claude_pid})", rec.processes))
-            }
+            Some(rec) if !rec.processes.iter().any(|p| chain.iter().take(2).any(|c| c == p)) => (
+                false,
+                format!(
+                    "recorded processes {:?}, not the hook's claude (its ancestors: {chain:?})",
+                    rec.processes
+                ),
+            ),
             Some(_) => (true, "session, transcript and claude process recorded".to_owned()),
         };
         Check { name: "clawsess hooks record the session", ok, detail }
