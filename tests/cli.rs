@@ -1141,7 +1141,7 @@ fn doctor_says_the_checkpoint_correction_is_off_for_an_untested_version_until_a_
         ),
     );
     let store = Store::at(w.state());
-    let run = |ok| ProbeRun { claude: claude.clone().into(), at: 1, ok, failed: vec![] };
+    let run = |ok| ProbeRun { claude: claude.clone(), at: 1, ok, failed: vec![] };
     store.lock(std::time::Duration::from_secs(5)).unwrap().put_probe_run(newer, run(false)).unwrap();
     doctor().stdout(predicate::str::contains(format!(
         "warn checkpoint correction: off: Claude Code {newer} failed `clawsess doctor --probe`"

@@ -491,10 +491,10 @@ impl Lab {
                 ));
             }
         }
-        if let Some(h) = get("prompt-submit") {
-            if h.input.get("prompt").and_then(Value::as_str) != Some("probe one [probe-context]") {
-                wrong.push(format!("UserPromptSubmit prompt {}", h.input["prompt"]));
-            }
+        if let Some(h) = get("prompt-submit")
+            && h.input.get("prompt").and_then(Value::as_str) != Some("probe one [probe-context]")
+        {
+            wrong.push(format!("UserPromptSubmit prompt {}", h.input["prompt"]));
         }
         if let Some(h) = get("stop")
             && h.input
@@ -884,6 +884,7 @@ impl Lab {
 fn message_uuid(path: &Path, reply: &str) -> Option<String> {
     let text = std::fs::read(path).ok()?;
     text.split(|&b| b == b'\n')
+        .rev()
         .filter(|line| {
             crate::transcript::parse_line(line)
                 .is_some_and(|m| m.role == crate::transcript::Role::Assistant && m.text == reply)
@@ -891,7 +892,7 @@ fn message_uuid(path: &Path, reply: &str) -> Option<String> {
         .filter_map(|line| {
             serde_json::from_slice::<Value>(line).ok()?.get("uuid")?.as_str().map(str::to_owned)
         })
-        .last()
+        .next()
 }
 
 fn check(name: &'static str, ok: bool, detail: impl FnOnce() -> String) -> Check {
@@ -959,4 +960,66 @@ impl Drop for TempDir {
 /// `path` for `/bin/sh`, in single quotes.
 fn sh_quote(path: &Path) -> String {
     format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transcript(dir: &Path, lines: &[Value]) -> PathBuf {
+        let path = dir.join("t.jsonl");
+        std::fs::write(&path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_transcript_version_is_its_last_line_that_names_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = transcript(
+            dir.path(),
+            &[
+                json!({"type": "user", "uuid": "a", "version": "2.1.100"}),
+                json!({"type": "assistant", "uuid": "b", "version": "2.1.332"}),
+                json!({"type": "last-prompt", "leafUuid": "b"}),
+            ],
+        );
+        assert_eq!(transcript_version(&path), Some(Version(2, 1, 332)));
+        let none = transcript(dir.path(), &[json!({"type": "last-prompt", "leafUuid": "b"})]);
+        assert_eq!(transcript_version(&none), None);
+        assert_eq!(transcript_version(&dir.path().join("missing.jsonl")), None);
+    }
+
+    #[test]
+    fn the_correction_is_on_for_tested_versions_and_for_untested_ones_probed_good_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let newer =
+            Version(versions::NEWEST_TESTED.0, versions::NEWEST_TESTED.1, versions::NEWEST_TESTED.2 + 1);
+        assert_eq!(correction_allowed_in(&store, Some(versions::PINNED)), Ok(()));
+        assert_eq!(correction_allowed_in(&store, Some(versions::OLDEST_SUPPORTED)), Ok(()));
+        assert!(correction_allowed_in(&store, None).unwrap_err().contains("names no Claude Code version"));
+        let off = correction_allowed_in(&store, Some(newer)).unwrap_err();
+        assert!(off.contains("is untested") && off.contains("clawsess doctor --probe"), "{off}");
+        assert!(correction_allowed_in(&store, Some(versions::OLDEST_USABLE)).is_err(), "below the range too");
+        let run = |claude: &str, ok| ProbeRun { claude: claude.into(), at: 1, ok, failed: vec![] };
+        let guard = store.lock(Duration::from_secs(5)).unwrap();
+        guard.put_probe_run(newer, run("/a/claude", false)).unwrap();
+        drop(guard);
+        assert!(correction_allowed_in(&store, Some(newer)).unwrap_err().contains("failed"));
+        let guard = store.lock(Duration::from_secs(5)).unwrap();
+        guard.put_probe_run(newer, run("/b/claude", true)).unwrap();
+        drop(guard);
+        assert_eq!(correction_allowed_in(&store, Some(newer)), Ok(()), "one binary of it passed");
+        // A later failed probe of that binary takes its place.
+        let guard = store.lock(Duration::from_secs(5)).unwrap();
+        guard.put_probe_run(newer, run("/b/claude", false)).unwrap();
+        drop(guard);
+        assert!(correction_allowed_in(&store, Some(newer)).is_err());
+        assert_eq!(store.probe_record(newer).unwrap().unwrap().runs.len(), 2);
+    }
+
+    #[test]
+    fn a_path_is_quoted_for_sh() {
+        assert_eq!(sh_quote(Path::new("/tmp/a b/it's")), r"'/tmp/a b/it'\''s'");
+    }
 }
