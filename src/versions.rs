@@ -107,8 +107,8 @@ pub fn tested_range() -> String {
 pub fn help_text() -> String {
     format!(
         "Claude Code versions tested: {} (older ones from {OLDEST_USABLE} work with limits). \
-         `doctor --probe` checks another version on this machine; once it passes, clawsess treats \
-         that version as tested here.",
+         `doctor --probe` checks the installed one on this machine: clawsess corrects a forked \
+         transcript's checkpoint only for a tested version or one that passed the probe here.",
         tested_range()
     )
 }

@@ -364,7 +364,34 @@ impl ClaudeHome {
         let api = StandInApi::start().expect("start the stand-in API");
         let h = ClaudeHome { dir, home, api, claude };
         h.write_claude_json(|_| {});
+        h.record_probe();
         h
+    }
+
+    /// A version outside the tested range gets clawsess's checkpoint correction only once
+    /// `clawsess doctor --probe` passed with it on the machine (see docs/PROBE.md): the suites
+    /// run on such a version as a user who ran the probe would. The probe runs once per test
+    /// binary; its result goes into this home's state dir, through the store.
+    fn record_probe(&self) {
+        use clawsess::versions::Version;
+        static PROBED: OnceLock<clawsess::store::ProbeRun> = OnceLock::new();
+        let Some(version) = Version::parse(claude_code_version()).filter(|v| !v.tested()) else {
+            return;
+        };
+        let run = PROBED.get_or_init(|| {
+            let report = clawsess::probe::probe(&self.claude, Path::new(env!("CARGO_BIN_EXE_clawsess")))
+                .unwrap_or_else(|e| panic!("doctor --probe with {}: {e:#}", self.claude.display()));
+            eprintln!("Claude Code {version} is outside the tested range; its probe: {report:#?}");
+            clawsess::store::ProbeRun {
+                claude: self.claude.clone(),
+                at: 0,
+                ok: report.ok,
+                failed: report.failed(),
+            }
+        });
+        let store = clawsess::store::Store::at(self.home.join(".local/share/clawsess"));
+        let guard = store.lock(Duration::from_secs(10)).expect("lock the store");
+        guard.put_probe_run(version, run.clone()).expect("record the probe");
     }
 
     /// The throw-away HOME.
