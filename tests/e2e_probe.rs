@@ -116,8 +116,8 @@ fn a_claude_that_writes_no_checkpoints_fails_the_probe_naming_it() {
     }
     let store = Store::at(h.home().join(".local/share/clawsess"));
     let record = store.probe_record(version()).unwrap().expect("a probe record");
-    assert!(!record.good(), "{record:?}");
-    assert!(record.runs[0].failed.contains(&"checkpoints".to_owned()), "{record:?}");
+    let run = record.runs.iter().find(|r| r.claude == fake).unwrap_or_else(|| panic!("{record:?}"));
+    assert!(!run.ok && run.failed.contains(&"checkpoints".to_owned()), "{record:?}");
 }
 
 /// A claude whose prompt hooks never run: the probe names the hooks.

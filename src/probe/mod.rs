@@ -148,6 +148,12 @@ pub fn correction_allowed(path: &Path) -> std::result::Result<(), String> {
     correction_allowed_in(&store, version)
 }
 
+/// Whether Claude Code `version` is in the tested range or passed `doctor --probe` on this
+/// machine (some binary of it, in its newest probe): what clawsess may rely on with it.
+pub fn known_good(store: &Store, version: Version) -> bool {
+    version.tested() || store.probe_record(version).ok().flatten().is_some_and(|r| r.good())
+}
+
 /// [`correction_allowed`] for a transcript written by `version`, with the probe records of `store`.
 pub fn correction_allowed_in(store: &Store, version: Option<Version>) -> std::result::Result<(), String> {
     let Some(version) = version else {
@@ -1010,11 +1016,13 @@ mod tests {
         guard.put_probe_run(newer, run("/b/claude", true)).unwrap();
         drop(guard);
         assert_eq!(correction_allowed_in(&store, Some(newer)), Ok(()), "one binary of it passed");
+        assert!(known_good(&store, newer) && known_good(&store, versions::PINNED));
         // A later failed probe of that binary takes its place.
         let guard = store.lock(Duration::from_secs(5)).unwrap();
         guard.put_probe_run(newer, run("/b/claude", false)).unwrap();
         drop(guard);
         assert!(correction_allowed_in(&store, Some(newer)).is_err());
+        assert!(!known_good(&store, newer));
         assert_eq!(store.probe_record(newer).unwrap().unwrap().runs.len(), 2);
     }
 
