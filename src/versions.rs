@@ -21,7 +21,7 @@ pub const OLDEST_USABLE: Version = Version(2, 0, 28);
 /// The version the end-to-end tests pin.
 pub const PINNED: Version = Version(2, 1, 328);
 /// The newest version the probe and the end-to-end suites passed on.
-pub const NEWEST_TESTED: Version = Version(2, 1, 330);
+pub const NEWEST_TESTED: Version = Version(2, 1, 332);
 /// The oldest version measured to write `last-prompt` checkpoints after a `claude -p` turn
 /// (2.0.77 writes none; versions between were not measured): from here on the probe fails a
 /// version that writes none.
