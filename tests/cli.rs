@@ -1171,3 +1171,44 @@ fn install_refuses_a_claude_code_too_old_and_writes_nothing() {
     w.cmd(&["install"]).env("CLAWSESS_CLAUDE", &ok).assert().success();
     assert!(w.path("claude/settings.json").is_file());
 }
+
+#[test]
+fn list_says_when_a_forked_sessions_checkpoint_is_not_corrected() {
+    use clawsess::ident::SessionId;
+    use clawsess::store::{SessionRecord, Starter, Store};
+    use clawsess::versions::{NEWEST_TESTED, PINNED, Version};
+    let w = World::new();
+    let newer = Version(NEWEST_TESTED.0, NEWEST_TESTED.1, NEWEST_TESTED.2 + 7);
+    let store = Store::at(w.state());
+    let put = |id: &str, version: Version| {
+        let transcript = w.path(&format!("{id}.jsonl"));
+        let line = serde_json::json!({"type": "user", "uuid": "u", "message": {"role": "user", "content": "hi"},
+                                      "version": version.to_string()});
+        fs::write(&transcript, format!("{line}\n")).unwrap();
+        let mut rec =
+            SessionRecord::new(SessionId::parse(id).unwrap(), w.path(""), transcript, Starter::Person, 1);
+        rec.forked = true;
+        store.lock(std::time::Duration::from_secs(5)).unwrap().put_session(&rec).unwrap();
+    };
+    put("0b6f2d4e-1c2a-4b3d-9e8f-123456789abc", newer);
+    put("1c7f2d4e-1c2a-4b3d-9e8f-123456789abc", PINNED);
+    let footnote = format!(
+        "forked(uncorrected): a resume of 0b6f2d4e may follow an older branch; checkpoint correction off: \
+         Claude Code {newer} is untested"
+    );
+    w.cmd(&["list"]).assert().success().stdout(
+        predicate::str::is_match(r"(?m)^0b6f2d4e .* forked\(uncorrected\)$")
+            .unwrap()
+            .and(predicate::str::is_match(r"(?m)^1c7f2d4e .* forked$").unwrap())
+            .and(predicate::str::contains(footnote)),
+    );
+    let rows = w.json(&["list", "--json"]);
+    let row = |id: &str| rows.as_array().unwrap().iter().find(|r| r["session_id"] == id).unwrap().clone();
+    assert!(
+        row("0b6f2d4e-1c2a-4b3d-9e8f-123456789abc")["checkpoint_correction_off"]
+            .as_str()
+            .unwrap()
+            .contains("clawsess doctor --probe")
+    );
+    assert_eq!(row("1c7f2d4e-1c2a-4b3d-9e8f-123456789abc")["checkpoint_correction_off"], Value::Null);
+}
