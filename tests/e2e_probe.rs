@@ -66,6 +66,7 @@ fn the_probe_passes_on_the_claude_code_under_test_and_is_recorded() {
         "a refusal (exit 2) is a refused result",
         "stream-json input (client_composed)",
         "--resume keeps the session",
+        "SIGTERM at the prompt hook writes nothing",
     ];
     if version() >= versions::CHECKPOINTS_SEEN {
         names.extend(["a resume follows the newest checkpoint", "the checkpoint correction is followed"]);

@@ -50,7 +50,8 @@ const FILE_TEXT: &str = "clawsess-probe-file-text-93b2";
 
 /// The probe's recording hook: `sh hook.sh EVENT`, with `PROBE_DIR` set. It keeps the hook's
 /// input, the env clawsess reads and its process chain; refuses prompts marked
-/// `[probe-refuse]` (exit 2) and adds context to prompts marked `[probe-context]`. clawsess's
+/// `[probe-refuse]` (exit 2), refuses and SIGTERMs its claude for `[probe-sigterm]`, and adds
+/// context to prompts marked `[probe-context]`. clawsess's
 /// own hooks run beside it, for the runs with `PROBE_REAL_HOOKS` set.
 const HOOK_SH: &str = r#"ev=$1
 f="$PROBE_DIR/rec/$ev-$$"
@@ -68,6 +69,19 @@ done
   echo "CHAIN=$chain"
 } > "$f.env.part" && mv "$f.env.part" "$f.env"
 if [ "$ev" = prompt-submit ]; then
+  if grep -q 'probe-sigterm' "$f.json"; then
+    # As clawsess refuses a `claude -p` that is behind: block, SIGTERM its claude, wait for it.
+    for p in $chain; do
+      case "$(cat "/proc/$p/comm" 2>/dev/null)" in
+        claude|claude.exe|node)
+          printf '%s' '{"decision":"block","reason":"stopped by the clawsess probe"}'
+          echo "stopped by the clawsess probe" >&2
+          kill -TERM "$p"; n=0
+          while [ -d "/proc/$p" ] && [ "$n" -lt 150 ]; do sleep 0.02; n=$((n+1)); done
+          exit 2;;
+      esac
+    done
+  fi
   if grep -q 'probe-refuse' "$f.json"; then echo "refused by the clawsess probe" >&2; exit 2; fi
   if grep -q 'probe-context' "$f.json"; then
     printf '%s' '{"hookSpecificOutput":{"hookEventName":"UserPromptSubmit","additionalContext":"CONTEXT"}}'
@@ -394,6 +408,7 @@ impl Lab {
         );
         let first = first.and_then(Running::wait);
         let refused = refused.and_then(Running::wait);
+        let refused_id = refused.as_ref().ok().and_then(|r| r.result().ok()?.session_id().map(str::to_owned));
         let streamed = streamed.and_then(Running::wait);
 
         let (first, id) = match first.and_then(|ran| {
@@ -442,7 +457,20 @@ impl Lab {
         };
         checks.push(self.refusal(refused));
         checks.push(self.verbatim(streamed, &verbatim_prompt));
+        // A turn stopped by SIGTERM at its prompt hook, on the refused session, beside the resumes.
+        let stopped = refused_id.map(|rid| {
+            let before = std::fs::read(self.transcript(&rid)).unwrap_or_default();
+            let run = self.spawn(
+                &["--output-format", "json", "--resume", &rid],
+                "[probe-sigterm] probe stopped",
+                false,
+            );
+            (rid, before, run)
+        });
         checks.extend(self.resumes(&id, &transcript, writes_checkpoints));
+        if let Some((rid, before, run)) = stopped {
+            checks.push(self.stopped(&rid, &before, run.and_then(Running::wait)));
+        }
         checks
     }
 
@@ -719,6 +747,40 @@ impl Lab {
                     "clawsess does not read this result as refused: {}",
                     crate::sys::one_line(&Value::Object(result.fields.clone()).to_string(), 300)
                 )
+            }
+        })
+    }
+
+    /// clawsess refuses a `claude -p` that is behind by SIGTERMing it from the prompt hook: the
+    /// prompt must not reach the model and nothing may be added to the transcript (a line
+    /// there would be a dead branch, a checkpoint on it a lost conversation).
+    fn stopped(&self, id: &str, before: &[u8], ran: Result<Ran>) -> Check {
+        let name = "SIGTERM at the prompt hook writes nothing";
+        let ran = match ran {
+            Ok(r) => r,
+            Err(err) => return Check { name, ok: false, detail: format!("{err:#}") },
+        };
+        let after = std::fs::read(self.transcript(id)).unwrap_or_default();
+        let added: Vec<String> = after
+            .get(before.len()..)
+            .unwrap_or_default()
+            .split(|&b| b == b'\n')
+            .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+            // Messages (they have a uuid) and checkpoints; not bookkeeping such as `cost-state`.
+            .filter(|l| l.get("uuid").is_some() || l["type"] == "last-prompt")
+            .map(|l| l["type"].as_str().unwrap_or("?").to_owned())
+            .collect();
+        let asked = self.request_for("probe stopped").is_some();
+        let ok = !ran.ok && !asked && added.is_empty() && after.starts_with(before);
+        check(name, ok, || {
+            if ok {
+                "the prompt not sent, the transcript as it was".to_owned()
+            } else if ran.ok {
+                "claude finished the turn though it was sent SIGTERM".to_owned()
+            } else if asked {
+                "the stopped prompt reached the model".to_owned()
+            } else {
+                format!("the transcript got lines of type {added:?}")
             }
         })
     }
