@@ -36,7 +36,8 @@ pub fn transcript_path(config_dir: &Path, cwd: &Path, id: &str) -> PathBuf {
     config_dir.join("projects").join(encode_cwd(cwd)).join(format!("{id}.jsonl"))
 }
 
-/// The `claude` to run: `explicit`, else `$CLAWSESS_CLAUDE`, else `claude` on PATH.
+/// The `claude` to run: `explicit`, else `$CLAWSESS_CLAUDE`, else the config file's `claude`,
+/// else `claude` on PATH.
 pub fn find_claude(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
         return which::which(path)
@@ -46,6 +47,10 @@ pub fn find_claude(explicit: Option<&Path>) -> Result<PathBuf> {
         let path = PathBuf::from(path);
         return which::which(&path)
             .with_context(|| format!("CLAWSESS_CLAUDE={} is not an executable", path.display()));
+    }
+    if let Some(path) = crate::config::file()?.claude_in_file() {
+        return which::which(&path.value)
+            .with_context(|| format!("claude = {:?} ({}) is not an executable", path.value, path.origin));
     }
     which::which("claude").map_err(|_| {
         anyhow::anyhow!(

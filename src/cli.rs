@@ -39,6 +39,16 @@ pub enum Cmd {
     Cool(Cool),
     /// Drop a key's own session and attachment (thread deleted or archived)
     Forget(Forget),
+    /// Keep settings for a key's or a session's runs: model=M effort=E permission_mode=P
+    /// cwd=DIR warm=DURATION
+    Set(Set),
+    /// Print the settings kept for a key or a session
+    Get(Get),
+    /// Drop settings of a key or a session (all of them without NAME)
+    Unset(Unset),
+    /// Print what is in force (config file, environment, defaults) and where each value
+    /// comes from
+    Config(ConfigCmd),
     /// Record sessions from Claude Code's transcript store that the hook never saw
     Import(Import),
     /// Drop records whose transcript is gone
@@ -254,6 +264,59 @@ pub struct Keep {
     pub resume: bool,
     #[arg(long = "claude-arg", allow_hyphen_values = true)]
     pub claude_args: Vec<String>,
+}
+
+/// Whose settings: `--key K`, or a SESSION (id, prefix or name); neither: the default key.
+#[derive(Debug, Args)]
+pub struct SettingsTarget {
+    /// The settings of this surface key; they stay with it when its session resets
+    #[arg(long, short)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Set {
+    #[command(flatten)]
+    pub of: SettingsTarget,
+    /// [SESSION] NAME=VALUE...: model, effort (low, medium, high, xhigh, max),
+    /// permission_mode, cwd (of a key's new sessions), warm (e.g. 10m, off)
+    #[arg(value_name = "NAME=VALUE", required = true)]
+    pub args: Vec<String>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Get {
+    #[command(flatten)]
+    pub of: SettingsTarget,
+    /// Session id, unique id prefix or name [default: the key's settings]
+    #[arg(conflicts_with = "key")]
+    pub session: Option<String>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Unset {
+    #[command(flatten)]
+    pub of: SettingsTarget,
+    /// [SESSION] [NAME...]: the settings to drop (model, effort, permission_mode, cwd,
+    /// warm) [default: all]
+    #[arg(value_name = "NAME")]
+    pub args: Vec<String>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCmd {
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod answer;
 mod attach;
 mod completions;
+mod config;
 mod cool;
 mod current;
 mod detach;
@@ -16,6 +17,7 @@ mod list;
 mod name;
 mod prune;
 mod run;
+mod set;
 mod show;
 mod stop;
 
@@ -52,6 +54,10 @@ impl Cmd {
             Cmd::Current(cmd) => cmd.json,
             Cmd::List(cmd) => cmd.json,
             Cmd::Show(cmd) => cmd.json,
+            Cmd::Set(cmd) => cmd.json,
+            Cmd::Get(cmd) => cmd.json,
+            Cmd::Unset(cmd) => cmd.json,
+            Cmd::Config(cmd) => cmd.json,
             _ => false,
         }
     }
@@ -70,6 +76,10 @@ impl Cmd {
             Cmd::Cool(cmd) => cmd.run(),
             Cmd::Keep(cmd) => cmd.run(),
             Cmd::Forget(cmd) => cmd.run(),
+            Cmd::Set(cmd) => cmd.run(),
+            Cmd::Get(cmd) => cmd.run(),
+            Cmd::Unset(cmd) => cmd.run(),
+            Cmd::Config(cmd) => cmd.run(),
             Cmd::Import(cmd) => cmd.run(),
             Cmd::Prune(cmd) => cmd.run(),
             Cmd::Install(cmd) => install::install(cmd),

@@ -3,7 +3,7 @@
 //! session (`route`), who may answer (`exclusion`), what the turn records (`record`).
 
 use std::io::{IsTerminal, Read};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -11,11 +11,11 @@ use serde_json::Value;
 use super::{Run, failure_json, key_or_default, print_json};
 use crate::claude::{self, ClaudeResult};
 use crate::cli;
+use crate::config::settings::RunConfig;
 use crate::exit::{self, Busy};
 use crate::ident::{Key, SessionId};
 use crate::live;
 use crate::store::Store;
-use crate::sys::parse_duration;
 use crate::turn::exclusion::{KeyLock, RunLock};
 use crate::turn::fork::{self, Reconciled};
 use crate::turn::record::{RunTurn, record_run_turn};
@@ -42,16 +42,13 @@ impl cli::Run {
     /// One turn; see the module doc.
     fn turn(&self) -> Result<u8> {
         let key = key_or_default(&self.key.key)?;
-        let idle_reset = self.idle_reset()?;
-        let warm_for = match self.warm {
-            Some(duration) => duration,
-            None => warm::warm_from_env()?,
-        };
         let claude = claude::find_claude(self.claude.as_deref())?;
         let prompt = self.prompt_text()?;
         let images =
             self.images.iter().map(|path| live::image::image_block(path)).collect::<Result<Vec<_>>>()?;
         let store = Store::open()?;
+        // The config file and K's settings (`clawsess set`): its reset policy, cwd, claude's flags.
+        let config = RunConfig::for_key(&store, &key, self.idle_reset)?;
         let deadline = Instant::now() + self.wait;
 
         let key_lock = KeyLock::acquire(&store, &key, deadline, || {
@@ -65,10 +62,12 @@ impl cli::Run {
         let request = route::Request {
             session: self.session.as_deref(),
             new: self.new,
-            cwd: self.cwd.as_deref(),
-            idle_reset,
+            cwd: self.cwd.as_deref().or(config.cwd.as_deref()),
+            reset: config.policy.clone(),
         };
         let target = route::route(&store, &key, &request)?;
+        let settings = config.for_session(&store, &target.id, &self.claude_args, self.warm)?;
+        let warm_for = settings.warm;
         let left = deadline.saturating_duration_since(Instant::now());
         let mut lock = RunLock::acquire(&store, &target.id, key.as_str(), left)?;
         let fork = if target.resume { reconcile(&store, &target) } else { Reconciled::default() };
@@ -81,7 +80,7 @@ impl cli::Run {
             resume: target.resume,
             cwd: &target.cwd,
             key: key.as_str(),
-            extra: &self.claude_args,
+            extra: &settings.claude_args,
         };
         let ask = self.ask.then_some(self.ask_timeout);
         let live_turn =
@@ -163,7 +162,7 @@ impl cli::Run {
             // Whether a warm claude took the turn (`run --warm`): absent when none was involved.
             result.fields.insert("warm".into(), Value::Bool(!conn.started));
         }
-        self.print(result, &key, &session, failed, record_error, target.replaced.as_ref())?;
+        self.print(result, &key, &session, failed, record_error, &target)?;
         Ok(if interrupted { live::INTERRUPTED } else { outcome.exit_code(failed) })
     }
 
@@ -197,7 +196,7 @@ impl cli::Run {
         session: &SessionId,
         failed: bool,
         record_error: Option<anyhow::Error>,
-        replaced: Option<&SessionId>,
+        target: &Target,
     ) -> Result<()> {
         if !self.json && !self.stream {
             let text = result.result();
@@ -215,8 +214,11 @@ impl cli::Run {
         if let Some(err) = record_error {
             fields.insert("record_error".into(), Value::String(format!("{err:#}")));
         }
-        if let Some(old) = replaced {
+        if let Some(old) = &target.replaced {
             fields.insert("replaced_session".into(), Value::String(old.to_string()));
+            if let Some(why) = &target.reset_why {
+                fields.insert("reset".into(), serde_json::json!({"from": old.as_str(), "why": why}));
+            }
         }
         self.print_object(Value::Object(fields))
     }
@@ -231,19 +233,6 @@ impl cli::Run {
             fields.insert("type".into(), Value::String("result".into()));
         }
         crate::outln!("{}", serde_json::to_string(&object)?)
-    }
-
-    /// `--idle-reset`, else `$CLAWSESS_IDLE_RESET` (empty counts as unset).
-    fn idle_reset(&self) -> Result<Option<Duration>> {
-        if self.idle_reset.is_some() {
-            return Ok(self.idle_reset);
-        }
-        match std::env::var("CLAWSESS_IDLE_RESET") {
-            Ok(text) if !text.trim().is_empty() => {
-                parse_duration(&text).map(Some).context("CLAWSESS_IDLE_RESET")
-            }
-            _ => Ok(None),
-        }
     }
 
     /// The prompt: PROMPT words joined by spaces, else all of stdin.

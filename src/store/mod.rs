@@ -16,6 +16,8 @@
 //!   warm/<id>.json        the keeper's note: its pids, and the transcript after its last turn
 //!   warm/<id>.log         what the keeper's claude wrote on stderr
 //!   probes/<version>.json what `doctor --probe` found with that Claude Code version
+//!   settings/key-<hash>.json   a key's settings (`clawsess set --key K`)
+//!   settings/<id>.json    a session's settings (`clawsess set SESSION`)
 //! ```
 //!
 //! [`Store`] reads; writes go through [`Locked`], which only exists while the store lock is
@@ -133,10 +135,21 @@ impl Store {
         self.dir.join("stop").join(format!("{id}.json"))
     }
 
+    fn settings_path(&self, of: &SettingsOf) -> PathBuf {
+        let stem = match of {
+            SettingsOf::Key(key) => format!("key-{}", file_stem(key.as_str())),
+            SettingsOf::Session(id) => id.to_string(),
+        };
+        self.dir.join("settings").join(format!("{stem}.json"))
+    }
+
     /// Every state dir clawsess writes into (for `doctor` and `prune`).
-    pub fn subdirs(&self) -> [PathBuf; 10] {
-        ["sessions", "keys", "names", "turns", "busy", "run", "requests", "stop", "warm", "probes"]
-            .map(|d| self.dir.join(d))
+    pub fn subdirs(&self) -> [PathBuf; 11] {
+        [
+            "sessions", "keys", "names", "turns", "busy", "run", "requests", "stop", "warm", "probes",
+            "settings",
+        ]
+        .map(|d| self.dir.join(d))
     }
 
     /// The dir of warm sessions' sockets and notes, created private.
@@ -312,6 +325,18 @@ impl Store {
         Ok(agrees.then_some(entry.session))
     }
 
+    /// The settings kept for a key or a session (`clawsess set`).
+    pub fn settings(&self, of: &SettingsOf) -> Result<Option<SettingsRecord>> {
+        let path = self.settings_path(of);
+        let rec: Option<SettingsRecord> = read_json(&path)?;
+        if let Some(rec) = &rec
+            && rec.of != *of
+        {
+            bail!("{} holds the settings of {:?}, not of {:?}", path.display(), rec.of, of);
+        }
+        Ok(rec)
+    }
+
     pub fn turn_log(&self, id: &SessionId) -> Result<Option<TurnLog>> {
         read_json(&self.turns_path(id))
     }
@@ -406,6 +431,7 @@ impl Locked<'_> {
 
     pub fn remove_session(&self, id: &SessionId) -> Result<bool> {
         remove_if_exists(&self.turns_path(id))?;
+        remove_if_exists(&self.settings_path(&SettingsOf::Session(id.clone())))?;
         remove_if_exists(&self.session_path(id))
     }
 
@@ -413,6 +439,14 @@ impl Locked<'_> {
     pub fn put_key_state(&self, state: &KeyState) -> Result<()> {
         let path = self.key_path(&state.key);
         if state.is_empty() { remove_if_exists(&path).map(drop) } else { self.write(&path, state) }
+    }
+
+    /// Writes a key's or a session's settings, removing the file once none is left.
+    pub fn put_settings(&self, rec: &SettingsRecord) -> Result<()> {
+        let path = self.settings_path(&rec.of);
+        // A file that does not parse is not replaced: reading it first names the file.
+        self.settings(&rec.of)?;
+        if rec.settings.is_empty() { remove_if_exists(&path).map(drop) } else { self.write(&path, rec) }
     }
 
     pub fn set_global(&self, attached: Option<Attachment>) -> Result<()> {

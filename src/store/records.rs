@@ -366,6 +366,50 @@ impl ProbeRecord {
     }
 }
 
+/// What `clawsess set` keeps for a key or a session: `settings/key-<hash>.json`,
+/// `settings/<id>.json`. Every field is optional: unset means claude's own default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<String>,
+    /// Working dir of a new session (keys only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// How long claude stays warm after a turn, as `--warm` takes it (`10m`, `off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<String>,
+}
+
+impl Settings {
+    pub fn is_empty(&self) -> bool {
+        *self == Settings::default()
+    }
+}
+
+/// Whose settings a [`SettingsRecord`] holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettingsOf {
+    Key(Key),
+    Session(SessionId),
+}
+
+/// A key's or a session's settings, as kept in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsRecord {
+    pub v: u32,
+    #[serde(flatten)]
+    pub of: SettingsOf,
+    pub settings: Settings,
+    /// Unix ms of the last change.
+    #[serde(default)]
+    pub at: u64,
+}
+
 /// How many surface turns a session's log keeps.
 pub const TURN_LOG_MAX: usize = 20;
 
@@ -389,5 +433,6 @@ versioned!(
     PermissionRequest,
     StopRequest,
     WarmNote,
-    ProbeRecord
+    ProbeRecord,
+    SettingsRecord
 );

@@ -125,16 +125,14 @@ pub struct Refusal {
     pub interrupt: Option<(u32, i32)>,
 }
 
-/// How long a prompt waits for another surface's turn: `$CLAWSESS_TURN_WAIT` seconds.
+/// How long a prompt waits for another surface's turn: `$CLAWSESS_TURN_WAIT` seconds, else
+/// the config file's `turn_wait`. A bad value is said on stderr and the default used.
 pub fn turn_wait() -> Duration {
-    const DEFAULT: Duration = Duration::from_secs(120);
-    match std::env::var("CLAWSESS_TURN_WAIT") {
-        Ok(text) if !text.trim().is_empty() => crate::sys::parse_wait(&text).unwrap_or_else(|err| {
-            eprintln!("clawsess: CLAWSESS_TURN_WAIT: {err:#}; using {} s", DEFAULT.as_secs());
-            DEFAULT
-        }),
-        _ => DEFAULT,
-    }
+    let default = crate::config::DEFAULT_TURN_WAIT;
+    crate::config::file_or_defaults().turn_wait().map(|w| w.value).unwrap_or_else(|err| {
+        eprintln!("clawsess: {err:#}; using {} s", default.as_secs());
+        default
+    })
 }
 
 /// What a process that is behind gets: refused (default), or let through with the missed
@@ -146,11 +144,12 @@ pub enum Behind {
 }
 
 impl Behind {
+    /// `$CLAWSESS_BEHIND`, else the config file's `behind`, else refuse.
     pub fn from_env() -> Behind {
-        match std::env::var("CLAWSESS_BEHIND").ok().as_deref().map(str::trim) {
-            Some("note") => Behind::Note,
-            _ => Behind::Refuse,
-        }
+        crate::config::file_or_defaults().behind().map(|b| b.value).unwrap_or_else(|err| {
+            eprintln!("clawsess: {err:#}; refusing");
+            Behind::Refuse
+        })
     }
 }
 

@@ -1,13 +1,12 @@
 //! Which session a turn of key K goes to: `--session S`, a new one (`--new`), else K's
 //! resolution (its attachment, the global attachment, its own session), else a new one. A
-//! resolved session whose transcript is gone, or K's own session idle past the idle reset, is
-//! replaced by a new one.
-
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+//! resolved session whose transcript is gone, or K's own session past K's reset policy (see
+//! `config::policy`; an attached session never resets by policy), is replaced by a new one.
 
 use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
 
+use crate::config::Policy;
 use crate::ident::{Key, SessionId};
 use crate::resolve::{Via, find_session, resolve};
 use crate::store::{SessionRecord, Store, now_ms};
@@ -21,8 +20,8 @@ pub struct Request<'a> {
     pub new: bool,
     /// Working dir of a new session (default: the current dir).
     pub cwd: Option<&'a Path>,
-    /// Replace the key's own session when it has been idle longer than this.
-    pub idle_reset: Option<Duration>,
+    /// The key's reset policy: its own session, once past it, is replaced by a new one.
+    pub reset: Option<Policy>,
 }
 
 /// The session a turn goes to.
@@ -34,8 +33,10 @@ pub struct Target {
     pub resume: bool,
     /// How the key reached it; `None` for `--session` and `--new`.
     pub via: Option<Via>,
-    /// The key's session that was given up (transcript gone, idle reset).
+    /// The key's session that was given up (transcript gone, reset policy).
     pub replaced: Option<SessionId>,
+    /// Why, when the key's reset policy gave it up: `idle 72h`, `daily 04:00`.
+    pub reset_why: Option<String>,
 }
 
 /// The session `key`'s turn goes to (see the module doc). Says on stderr when it replaces one.
@@ -53,23 +54,32 @@ pub fn route(store: &Store, key: &Key, req: &Request<'_>) -> Result<Target> {
                 rec.transcript.display()
             );
         }
-        return Ok(Target { id, cwd: checked_cwd(&rec)?, resume: true, via: None, replaced: None });
+        return Ok(Target {
+            id,
+            cwd: checked_cwd(&rec)?,
+            resume: true,
+            via: None,
+            replaced: None,
+            reset_why: None,
+        });
     }
     let Some(found) = resolve(store, key)? else {
         return new_target(req, None);
     };
     let rec = store.session(&found.session)?;
+    let mut reset_why = None;
     let why_not = match &rec {
         None => Some("is no longer recorded".to_owned()),
         Some(rec) if !rec.transcript.is_file() => {
             Some("has no transcript any more (Claude Code deletes old ones)".into())
         }
-        Some(rec) => match req.idle_reset {
-            Some(limit)
-                if found.via == Via::Own
-                    && u128::from(now_ms().saturating_sub(rec.last_seen)) > limit.as_millis() =>
-            {
-                Some(format!("was idle for longer than {}", crate::sys::human_duration(limit)))
+        Some(rec) => match &req.reset {
+            Some(policy) if found.via == Via::Own && past(policy, rec.last_seen) => {
+                reset_why = Some(policy.mode.to_string());
+                Some(format!(
+                    "is past its reset policy ({} for {}, {})",
+                    policy.mode, policy.pattern, policy.origin
+                ))
             }
             _ => None,
         },
@@ -81,6 +91,7 @@ pub fn route(store: &Store, key: &Key, req: &Request<'_>) -> Result<Target> {
             resume: true,
             via: Some(found.via),
             replaced: None,
+            reset_why: None,
         }),
         (_, why) => {
             let how = match found.via {
@@ -95,6 +106,7 @@ pub fn route(store: &Store, key: &Key, req: &Request<'_>) -> Result<Target> {
             );
             let mut target = new_target(req, Some(found.session))?;
             target.via = Some(found.via);
+            target.reset_why = reset_why;
             Ok(target)
         }
     }
@@ -109,7 +121,17 @@ fn new_target(req: &Request<'_>, replaced: Option<SessionId>) -> Result<Target> 
     if !cwd.is_dir() {
         bail!("--cwd {} is not a directory", cwd.display());
     }
-    Ok(Target { id: SessionId::new_random(), cwd, resume: false, via: None, replaced })
+    Ok(Target { id: SessionId::new_random(), cwd, resume: false, via: None, replaced, reset_why: None })
+}
+
+/// Whether a session last active at `last_ms` (Unix ms) is past `policy` now, in the local
+/// time zone.
+fn past(policy: &Policy, last_ms: u64) -> bool {
+    let at = |ms: u64| jiff::Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(i64::MAX)).ok();
+    match (at(last_ms), at(now_ms())) {
+        (Some(last), Some(now)) => policy.due(last, now, &jiff::tz::TimeZone::system()),
+        _ => false,
+    }
 }
 
 fn checked_cwd(rec: &SessionRecord) -> Result<PathBuf> {

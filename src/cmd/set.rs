@@ -1,0 +1,116 @@
+//! `clawsess set`, `get`, `unset`: settings kept for a key or a session, passed to claude by
+//! every `run` on it (see `config::settings`).
+
+use anyhow::{Result, bail};
+use serde_json::{Map, Value, json};
+
+use super::{Run, key_or_default, print_json};
+use crate::cli::{Get, Set, SettingsTarget, Unset};
+use crate::config::settings::{self, NAMES};
+use crate::exit;
+use crate::resolve::find_session;
+use crate::store::{COMMAND_LOCK_WAIT, FORMAT, Settings, SettingsOf, SettingsRecord, Store, now_ms};
+
+impl Run for Set {
+    fn run(&self) -> Result<u8> {
+        let store = Store::open()?;
+        let (of, assignments) = split_session(&store, &self.of, &self.args, |a| !a.contains('='))?;
+        if assignments.is_empty() {
+            bail!("nothing to set: give NAME=VALUE ({})", NAMES.join(", "));
+        }
+        let tx = store.lock(COMMAND_LOCK_WAIT)?;
+        let mut settings = tx.settings(&of)?.map(|r| r.settings).unwrap_or_default();
+        for assignment in assignments {
+            let Some((name, value)) = assignment.split_once('=') else {
+                bail!("{assignment:?} is not NAME=VALUE");
+            };
+            settings::assign(&mut settings, &of, name.trim(), value)?;
+        }
+        tx.put_settings(&SettingsRecord {
+            v: FORMAT,
+            of: of.clone(),
+            settings: settings.clone(),
+            at: now_ms(),
+        })?;
+        drop(tx);
+        print(&of, &settings, self.json)
+    }
+}
+
+impl Run for Get {
+    fn run(&self) -> Result<u8> {
+        let store = Store::open()?;
+        let of = match &self.session {
+            Some(arg) => SettingsOf::Session(find_session(&store, arg)?),
+            None => SettingsOf::Key(key_or_default(&self.of.key)?),
+        };
+        let settings = store.settings(&of)?.map(|r| r.settings).unwrap_or_default();
+        print(&of, &settings, self.json)
+    }
+}
+
+impl Run for Unset {
+    fn run(&self) -> Result<u8> {
+        let store = Store::open()?;
+        let (of, names) = split_session(&store, &self.of, &self.args, |a| !NAMES.contains(&a))?;
+        let tx = store.lock(COMMAND_LOCK_WAIT)?;
+        let mut settings = tx.settings(&of)?.map(|r| r.settings).unwrap_or_default();
+        if names.is_empty() {
+            settings = Settings::default();
+        }
+        for name in names {
+            settings::unassign(&mut settings, name)?;
+        }
+        tx.put_settings(&SettingsRecord {
+            v: FORMAT,
+            of: of.clone(),
+            settings: settings.clone(),
+            at: now_ms(),
+        })?;
+        drop(tx);
+        print(&of, &settings, self.json)
+    }
+}
+
+/// Whose settings, and the rest of the words: the first word is a SESSION when `is_session`
+/// says so (`set` takes NAME=VALUE, `unset` setting names), else the key's (`--key`, or the
+/// default key).
+fn split_session<'a>(
+    store: &Store,
+    target: &SettingsTarget,
+    args: &'a [String],
+    is_session: impl Fn(&str) -> bool,
+) -> Result<(SettingsOf, &'a [String])> {
+    match args.split_first() {
+        Some((first, rest)) if is_session(first) => {
+            if let Some(key) = &target.key {
+                bail!("give --key {key} or a SESSION ({first}), not both");
+            }
+            Ok((SettingsOf::Session(find_session(store, first)?), rest))
+        }
+        _ => Ok((SettingsOf::Key(key_or_default(&target.key)?), args)),
+    }
+}
+
+/// The settings of `of`, one `name = value` a line (or one JSON object).
+fn print(of: &SettingsOf, settings: &Settings, json: bool) -> Result<u8> {
+    let pairs = settings::pairs(settings);
+    let whose = match of {
+        SettingsOf::Key(key) => format!("key {key}"),
+        SettingsOf::Session(id) => format!("session {}", id.short()),
+    };
+    if json {
+        let values: Map<String, Value> = pairs.into_iter().map(|(n, v)| (n.to_owned(), json!(v))).collect();
+        let mut doc = serde_json::to_value(of)?;
+        doc["settings"] = Value::Object(values);
+        print_json(&doc)?;
+        return Ok(exit::OK);
+    }
+    if pairs.is_empty() {
+        crate::outln!("No settings for {whose}: its runs get claude's defaults")?;
+    }
+    for (name, value) in pairs {
+        crate::outln!("{name} = {}", crate::sys::printable(&value, false))?;
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,425 @@
+//! The config file and what is in force: `$XDG_CONFIG_HOME/clawsess/config.toml` (or
+//! `$CLAWSESS_CONFIG`), under the environment variables, which still win over it.
+//!
+//! Read lazily and once per process: a command or hook that needs no value from it never
+//! opens it. A file that does not parse, has an unknown key or a bad value is an error that
+//! names the file and the line; hooks say it on stderr and go on with the defaults.
+
+pub mod policy;
+pub mod settings;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use toml::Spanned;
+
+use crate::ident::{Key, SessionId};
+use crate::turn::hooks::Behind;
+pub use policy::{Mode, Policy};
+pub use settings::{SettingsInForce, in_force};
+
+/// Env var: the claude executable for `run`.
+pub const CLAUDE_ENV: &str = "CLAWSESS_CLAUDE";
+/// Env var: the config file to read instead of the default one.
+pub const CONFIG_ENV: &str = "CLAWSESS_CONFIG";
+/// Env var: every key's own session resets after this long idle (shorthand for one policy).
+pub const IDLE_RESET_ENV: &str = "CLAWSESS_IDLE_RESET";
+/// Env var: how long a terminal's prompt waits for another surface's turn, in seconds.
+pub const TURN_WAIT_ENV: &str = "CLAWSESS_TURN_WAIT";
+/// Env var: what a claude process that is behind gets (`refuse`, `note`).
+pub const BEHIND_ENV: &str = "CLAWSESS_BEHIND";
+/// Default of [`TURN_WAIT_ENV`].
+pub const DEFAULT_TURN_WAIT: Duration = Duration::from_secs(120);
+
+/// Where a value in force comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag of this run.
+    Flag(&'static str),
+    Env(&'static str),
+    File {
+        path: PathBuf,
+        line: usize,
+    },
+    /// `clawsess set --key K`.
+    Key(Key),
+    /// `clawsess set SESSION`.
+    Session(SessionId),
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "{flag}"),
+            Origin::Env(var) => write!(f, "env {var}"),
+            Origin::File { path, line } => write!(f, "{}:{line}", crate::sys::tilde(path)),
+            Origin::Key(key) => write!(f, "set --key {key}"),
+            Origin::Session(id) => write!(f, "set {}", id.short()),
+            Origin::Default => f.write_str("default"),
+        }
+    }
+}
+
+impl Origin {
+    /// `{"from": "env", "var": ...}`, `{"from": "file", "path", "line"}`, `{"from": "key",
+    /// "key"}`, `{"from": "session", "session"}`, `{"from": "flag", "flag"}`,
+    /// `{"from": "default"}`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Origin::Flag(flag) => json!({"from": "flag", "flag": flag}),
+            Origin::Env(var) => json!({"from": "env", "var": var}),
+            Origin::File { path, line } => json!({"from": "file", "path": path, "line": line}),
+            Origin::Key(key) => json!({"from": "key", "key": key.as_str()}),
+            Origin::Session(id) => json!({"from": "session", "session": id.as_str()}),
+            Origin::Default => json!({"from": "default"}),
+        }
+    }
+}
+
+/// A value in force and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InForce<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+impl<T> InForce<T> {
+    fn new(value: T, origin: Origin) -> Self {
+        Self { value, origin }
+    }
+}
+
+/// The config file as read: every value it sets, checked, with its line.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    /// Whether the file exists (a missing file is no error: everything is default).
+    pub found: bool,
+    claude: Option<(PathBuf, usize)>,
+    warm: Option<(Duration, usize)>,
+    warm_max: Option<(usize, usize)>,
+    turn_wait: Option<(Duration, usize)>,
+    behind: Option<(Behind, usize)>,
+    idle_reset: Option<(Policy, usize)>,
+    reset: Vec<Policy>,
+}
+
+/// The file exactly as written; every key it may hold.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    claude: Option<Spanned<String>>,
+    warm: Option<Spanned<String>>,
+    warm_max: Option<Spanned<i64>>,
+    turn_wait: Option<Spanned<toml::Value>>,
+    behind: Option<Spanned<String>>,
+    idle_reset: Option<Spanned<String>>,
+    #[serde(default)]
+    reset: Vec<Spanned<RawPolicy>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    key: Spanned<String>,
+    mode: Spanned<String>,
+    idle: Option<Spanned<String>>,
+    daily_at: Option<Spanned<String>>,
+}
+
+/// The config file's path: `$CLAWSESS_CONFIG`, else `$XDG_CONFIG_HOME/clawsess/config.toml`,
+/// else `~/.config/clawsess/config.toml`.
+pub fn path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let base = match std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir,
+        _ => {
+            let home = directories::BaseDirs::new().context("could not find the home directory")?;
+            home.home_dir().join(".config")
+        }
+    };
+    Ok(base.join("clawsess").join("config.toml"))
+}
+
+static LOADED: OnceLock<std::result::Result<ConfigFile, String>> = OnceLock::new();
+
+/// The config file (read once per process); an error names the file and the line.
+pub fn file() -> Result<&'static ConfigFile> {
+    LOADED.get_or_init(|| path().and_then(|p| load(&p)).map_err(|err| format!("{err:#}"))).as_ref().map_err(
+        |err| anyhow!("{err}; fix it, or point {CONFIG_ENV} at another file (see `clawsess config`)"),
+    )
+}
+
+/// The config file for a hook: one that cannot be read is said on stderr (once) and the
+/// defaults are used, so that a broken file never breaks Claude Code.
+pub fn file_or_defaults() -> &'static ConfigFile {
+    static EMPTY: OnceLock<ConfigFile> = OnceLock::new();
+    match file() {
+        Ok(file) => file,
+        Err(err) => EMPTY.get_or_init(|| {
+            eprintln!(
+                "clawsess: {}; going on with the defaults",
+                crate::sys::printable(&format!("{err:#}"), false)
+            );
+            ConfigFile::default()
+        }),
+    }
+}
+
+/// Reads and checks the config file at `path` (missing: every value default).
+pub fn load(path: &Path) -> Result<ConfigFile> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ConfigFile { path: path.to_path_buf(), ..ConfigFile::default() });
+        }
+        Err(err) => return Err(err).with_context(|| format!("could not read {}", path.display())),
+    };
+    parse(path, &text)
+}
+
+/// Checks the text of a config file; errors say `path:line: what`.
+pub fn parse(path: &Path, text: &str) -> Result<ConfigFile> {
+    let line = |span: std::ops::Range<usize>| text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let raw: Raw = toml::from_str(text).map_err(|err| {
+        let at = err.span().map_or(String::new(), |span| format!(":{}", line(span)));
+        anyhow!("{}{at}: {}", path.display(), err.message().trim_end())
+    })?;
+    let at = |span| Origin::File { path: path.to_path_buf(), line: line(span) };
+    let fail = |span, what: &str, err: anyhow::Error| -> anyhow::Error {
+        anyhow!("{}:{}: {what}: {err:#}", path.display(), line(span))
+    };
+    let mut file = ConfigFile { path: path.to_path_buf(), found: true, ..ConfigFile::default() };
+    fn checked<T>(
+        value: Option<Spanned<String>>,
+        check: impl Fn(&str) -> Result<T>,
+        fail: impl Fn(std::ops::Range<usize>, anyhow::Error) -> anyhow::Error,
+        line: impl Fn(std::ops::Range<usize>) -> usize,
+    ) -> Result<Option<(T, usize)>> {
+        let Some(value) = value else { return Ok(None) };
+        let span = value.span();
+        check(value.get_ref()).map(|ok| Some((ok, line(span.clone())))).map_err(|err| fail(span, err))
+    }
+    file.claude = checked(
+        raw.claude,
+        |t| {
+            if t.trim().is_empty() {
+                bail!("empty: give a path or a command name")
+            } else {
+                Ok(PathBuf::from(t))
+            }
+        },
+        |s, e| fail(s, "claude", e),
+        line,
+    )?;
+    file.warm = checked(raw.warm, crate::warm::parse_warm, |s, e| fail(s, "warm", e), line)?;
+    file.behind = checked(raw.behind, parse_behind, |s, e| fail(s, "behind", e), line)?;
+    if let Some(idle) = raw.idle_reset {
+        let origin = at(idle.span());
+        let policy = Policy::idle(idle.get_ref(), origin).map_err(|e| fail(idle.span(), "idle_reset", e))?;
+        file.idle_reset = Some((policy, line(idle.span())));
+    }
+    if let Some(max) = raw.warm_max {
+        let n = usize::try_from(*max.get_ref()).ok().filter(|&n| n >= 1);
+        let n =
+            n.ok_or_else(|| fail(max.span(), "warm_max", anyhow!("give a number of processes, 1 or more")))?;
+        file.warm_max = Some((n, line(max.span())));
+    }
+    if let Some(wait) = raw.turn_wait {
+        let parsed = match wait.get_ref() {
+            toml::Value::Integer(n) => crate::sys::parse_wait(&n.to_string()),
+            toml::Value::Float(n) => crate::sys::parse_wait(&n.to_string()),
+            toml::Value::String(s) => crate::sys::parse_wait(s),
+            _ => Err(anyhow!("give a number of seconds")),
+        };
+        file.turn_wait =
+            Some((parsed.map_err(|err| fail(wait.span(), "turn_wait", err))?, line(wait.span())));
+    }
+    for rule in raw.reset {
+        let span = rule.span();
+        let rule = rule.into_inner();
+        let pattern =
+            policy::parse_pattern(rule.key.get_ref()).map_err(|e| fail(rule.key.span(), "key", e))?;
+        let mode = match (rule.mode.get_ref().as_str(), &rule.idle, &rule.daily_at) {
+            ("off", None, None) => Mode::Off,
+            ("idle", Some(idle), None) => Mode::Idle(
+                crate::sys::parse_duration(idle.get_ref()).map_err(|e| fail(idle.span(), "idle", e))?,
+                idle.get_ref().trim().to_owned(),
+            ),
+            ("daily", None, daily_at) => {
+                let time = daily_at.as_ref().map_or(Ok(jiff::civil::Time::new(4, 0, 0, 0)?), |t| {
+                    policy::parse_time_of_day(t.get_ref()).map_err(|e| fail(t.span(), "daily_at", e))
+                })?;
+                Mode::Daily(time)
+            }
+            ("off" | "idle" | "daily", ..) => {
+                return Err(fail(
+                    span,
+                    "reset",
+                    anyhow!(
+                        "mode \"off\" takes no idle or daily_at, \"idle\" needs idle = \"72h\", \"daily\" takes daily_at = \"04:00\""
+                    ),
+                ));
+            }
+            (other, ..) => {
+                return Err(fail(
+                    rule.mode.span(),
+                    "mode",
+                    anyhow!("{other:?} is not a reset mode: off, idle or daily"),
+                ));
+            }
+        };
+        file.reset.push(Policy { pattern, mode, origin: at(span) });
+    }
+    if let (Some((_, idle_line)), Some(first)) = (&file.idle_reset, file.reset.first()) {
+        let Origin::File { line: rule_line, .. } = &first.origin else { unreachable!() };
+        bail!(
+            "{}:{idle_line}: idle_reset and [[reset]] rules (line {rule_line}) both say when sessions \
+             reset: keep one (idle_reset = \"12h\" is [[reset]] key = \"*\", mode = \"idle\", idle = \"12h\")",
+            path.display()
+        );
+    }
+    Ok(file)
+}
+
+fn parse_behind(text: &str) -> Result<Behind> {
+    match text.trim() {
+        "refuse" => Ok(Behind::Refuse),
+        "note" => Ok(Behind::Note),
+        other => bail!("{other:?} is neither \"refuse\" nor \"note\""),
+    }
+}
+
+/// `$VAR` when set and not empty, parsed; a bad value is an error naming the variable.
+fn from_env<T>(var: &'static str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<InForce<T>>> {
+    match std::env::var(var) {
+        Ok(text) if !text.trim().is_empty() => {
+            let value = parse(&text).with_context(|| format!("{var}={text:?}"))?;
+            Ok(Some(InForce::new(value, Origin::Env(var))))
+        }
+        _ => Ok(None),
+    }
+}
+
+impl ConfigFile {
+    fn origin(&self, line: usize) -> Origin {
+        Origin::File { path: self.path.clone(), line }
+    }
+
+    fn from_file<T: Clone>(&self, value: &Option<(T, usize)>) -> Option<InForce<T>> {
+        value.as_ref().map(|(v, line)| InForce::new(v.clone(), self.origin(*line)))
+    }
+
+    /// The claude executable named by `CLAWSESS_CLAUDE` or the file (`None`: on PATH).
+    pub fn claude(&self) -> Result<Option<InForce<PathBuf>>> {
+        Ok(from_env(CLAUDE_ENV, |t| Ok(PathBuf::from(t)))?.or_else(|| self.from_file(&self.claude)))
+    }
+
+    /// The claude executable the file names (`claude = ...`).
+    pub fn claude_in_file(&self) -> Option<InForce<PathBuf>> {
+        self.from_file(&self.claude)
+    }
+
+    /// How long claude stays warm after a turn, before any key's or session's setting.
+    pub fn warm(&self) -> Result<InForce<Duration>> {
+        let found = from_env(crate::warm::WARM_ENV, crate::warm::parse_warm)?;
+        Ok(found
+            .or_else(|| self.from_file(&self.warm))
+            .unwrap_or(InForce::new(Duration::ZERO, Origin::Default)))
+    }
+
+    /// At most this many warm claudes.
+    pub fn warm_max(&self) -> Result<InForce<usize>> {
+        let parse = |t: &str| {
+            t.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n >= 1)
+                .context("give a number of processes, 1 or more")
+        };
+        let found = from_env(crate::warm::MAX_ENV, parse)?;
+        Ok(found
+            .or_else(|| self.from_file(&self.warm_max))
+            .unwrap_or(InForce::new(crate::warm::DEFAULT_MAX, Origin::Default)))
+    }
+
+    /// How long a terminal's prompt waits for another surface's turn.
+    pub fn turn_wait(&self) -> Result<InForce<Duration>> {
+        let found = from_env(TURN_WAIT_ENV, crate::sys::parse_wait)?;
+        Ok(found
+            .or_else(|| self.from_file(&self.turn_wait))
+            .unwrap_or(InForce::new(DEFAULT_TURN_WAIT, Origin::Default)))
+    }
+
+    /// What a claude process that is behind gets.
+    pub fn behind(&self) -> Result<InForce<Behind>> {
+        let found = from_env(BEHIND_ENV, parse_behind)?;
+        Ok(found
+            .or_else(|| self.from_file(&self.behind))
+            .unwrap_or(InForce::new(Behind::Refuse, Origin::Default)))
+    }
+
+    /// The reset policies in order (first match wins; no match: off). `CLAWSESS_IDLE_RESET`
+    /// is one policy for every key and replaces the file's.
+    pub fn reset_policies(&self) -> Result<Vec<Policy>> {
+        if let Some(idle) = from_env(IDLE_RESET_ENV, |t| Policy::idle(t, Origin::Env(IDLE_RESET_ENV)))? {
+            return Ok(vec![idle.value]);
+        }
+        if let Some((idle, _)) = &self.idle_reset {
+            return Ok(vec![idle.clone()]);
+        }
+        Ok(self.reset.clone())
+    }
+}
+
+/// The reset policy of `key` (`None`: off): `--idle-reset` (given as `flag`), else the first
+/// matching one of the config (see [`ConfigFile::reset_policies`]).
+pub fn reset_policy(file: &ConfigFile, key: &Key, flag: Option<Duration>) -> Result<Option<Policy>> {
+    if let Some(limit) = flag {
+        let written = crate::sys::human_duration(limit);
+        return Ok(Some(Policy::every_key(Mode::Idle(limit, written), Origin::Flag("--idle-reset"))));
+    }
+    let policies = file.reset_policies()?;
+    Ok(policy::policy_for(&policies, key.as_str()).filter(|p| p.mode != Mode::Off).cloned())
+}
+
+/// Everything in force outside keys and sessions, for `clawsess config`: (name, value as
+/// text, value as JSON, origin), and the reset policies.
+pub fn overview(file: &ConfigFile) -> Result<(Vec<(&'static str, String, Value, Origin)>, Vec<Policy>)> {
+    let mut rows = Vec::new();
+    let home = crate::store::Store::open()?;
+    let home_origin = if std::env::var_os("CLAWSESS_HOME").is_some_and(|d| !d.is_empty()) {
+        Origin::Env("CLAWSESS_HOME")
+    } else {
+        Origin::Default
+    };
+    rows.push(("home", crate::sys::tilde(home.dir()), json!(home.dir()), home_origin));
+    match file.claude()? {
+        Some(c) => rows.push(("claude", crate::sys::tilde(&c.value), json!(c.value), c.origin)),
+        None => rows.push(("claude", "claude on PATH".into(), Value::Null, Origin::Default)),
+    }
+    let warm = file.warm()?;
+    let warm_text = if warm.value.is_zero() { "off".into() } else { crate::sys::human_duration(warm.value) };
+    rows.push(("warm", warm_text.clone(), json!(warm_text), warm.origin));
+    let max = file.warm_max()?;
+    rows.push(("warm_max", max.value.to_string(), json!(max.value), max.origin));
+    let wait = file.turn_wait()?;
+    rows.push((
+        "turn_wait",
+        format!("{} s", wait.value.as_secs_f64()),
+        json!(wait.value.as_secs_f64()),
+        wait.origin,
+    ));
+    let behind = file.behind()?;
+    let behind_text = if behind.value == Behind::Note { "note" } else { "refuse" };
+    rows.push(("behind", behind_text.into(), json!(behind_text), behind.origin));
+    Ok((rows, file.reset_policies()?))
+}

@@ -1,0 +1,144 @@
+//! Settings and reset policies (issue 25) with the real Claude Code CLI against the stand-in
+//! API: what the model was asked with, and which session a key's turn went to.
+
+mod support;
+
+use std::fs;
+use std::path::PathBuf;
+
+use serde_json::Value;
+use support::real_claude::ClaudeHome;
+
+fn home() -> ClaudeHome {
+    let home = ClaudeHome::new();
+    home.install_clawsess();
+    home
+}
+
+fn run_json(home: &ClaudeHome, args: &[&str]) -> (Value, String) {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = home.run(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "run {args:?}: {stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
+/// The model of the last main-turn request the stand-in received.
+fn last_model(home: &ClaudeHome) -> (String, Value) {
+    let turn = home.api().turn_requests().into_iter().last().expect("a turn request");
+    (turn.model, turn.body)
+}
+
+fn config_path(home: &ClaudeHome) -> PathBuf {
+    let dir = home.home().join(".config").join("clawsess");
+    fs::create_dir_all(&dir).unwrap();
+    dir.join("config.toml")
+}
+
+#[test]
+fn a_key_model_setting_reaches_the_api_and_dash_a_overrides_it_for_one_run() {
+    let home = home();
+    let cwd = home.project("p");
+    let cwd = cwd.to_str().unwrap();
+    home.clawsess_ok(&[
+        "set",
+        "--key",
+        "chat:1",
+        "model=claude-sonnet-4-5",
+        "effort=high",
+        &format!("cwd={cwd}"),
+    ]);
+    let (first, _) = run_json(&home, &["--key", "chat:1", "hello"]);
+    let (model, body) = last_model(&home);
+    assert_eq!(model, "claude-sonnet-4-5", "the key's model setting is what the model is asked with");
+    assert!(body.to_string().contains("\"high\""), "effort=high reached the request: {body}");
+    assert_eq!(first["is_error"], false);
+    // The key's cwd setting placed its new session.
+    let listed: Value = serde_json::from_str(&home.clawsess_ok(&["list", "--json"])).unwrap();
+    assert_eq!(listed[0]["cwd"], cwd);
+
+    let (second, _) =
+        run_json(&home, &["--key", "chat:1", "-A", "--model", "-A", "claude-haiku-4-5", "again"]);
+    assert_eq!(last_model(&home).0, "claude-haiku-4-5", "-A --model wins for this run");
+    assert_eq!(second["session_id"], first["session_id"]);
+
+    run_json(&home, &["--key", "chat:1", "third"]);
+    assert_eq!(last_model(&home).0, "claude-sonnet-4-5", "and only for that run");
+
+    // A session's setting applies to whoever runs on it; the key's wins where both are set.
+    let id = first["session_id"].as_str().unwrap();
+    home.clawsess_ok(&["set", id, "model=claude-sonnet-4-5-20250929"]);
+    home.clawsess_ok(&["unset", "--key", "chat:1", "model"]);
+    run_json(&home, &["--key", "chat:1", "fourth"]);
+    assert_eq!(last_model(&home).0, "claude-sonnet-4-5-20250929");
+    let got: Value = serde_json::from_str(&home.clawsess_ok(&["get", "--key", "chat:1", "--json"])).unwrap();
+    assert_eq!(got["key"], "chat:1");
+    assert_eq!(got["settings"], serde_json::json!({"effort": "high", "cwd": cwd}));
+}
+
+#[test]
+fn an_idle_policy_resets_the_key_own_session_and_says_so_but_never_an_attached_one() {
+    let home = home();
+    fs::write(
+        config_path(&home),
+        "[[reset]]\nkey = \"tg:*\"\nmode = \"idle\"\nidle = \"30m\"\n\n[[reset]]\nkey = \"*\"\nmode = \"off\"\n",
+    )
+    .unwrap();
+    home.clawsess_ok(&["set", "--key", "tg:1", "model=claude-sonnet-4-5"]);
+    let (first, _) = run_json(&home, &["--key", "tg:1", "one"]);
+    let old = first["session_id"].as_str().unwrap().to_owned();
+    let (again, _) = run_json(&home, &["--key", "tg:1", "marker-bravo-2"]);
+    assert_eq!(again["session_id"], old.as_str(), "not idle yet");
+    assert!(again.get("reset").is_none());
+
+    // The session looks idle for an hour (its record's last activity moved back).
+    let age = |id: &str| {
+        let path = home.home().join(".local/share/clawsess/sessions").join(format!("{id}.json"));
+        let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 3_600_000).into();
+        fs::write(&path, rec.to_string()).unwrap();
+    };
+    age(&old);
+    let (reset, stderr) = run_json(&home, &["--key", "tg:1", "three"]);
+    let new = reset["session_id"].as_str().unwrap().to_owned();
+    assert_ne!(new, old, "{stderr}");
+    assert_eq!(reset["reset"], serde_json::json!({"from": old, "why": "idle 30m"}));
+    assert!(stderr.contains("idle 30m"), "plain words on stderr too: {stderr}");
+    let turn = home.api().turn_requests().into_iter().last().unwrap();
+    assert!(!turn.all_text.contains("marker-bravo-2"), "the new session starts empty");
+    assert_eq!(turn.model, "claude-sonnet-4-5", "the key's settings survive the reset");
+
+    // Plain output: the reply on stdout, the reset on stderr.
+    age(&new);
+    let out = home.run(&["--key", "tg:1", "four"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("past its reset policy (idle 30m for tg:*"), "{stderr}");
+
+    // An attached session is the attachment's, not the key's: never reset by policy.
+    home.clawsess_ok(&["attach", &old, "--key", "tg:2"]);
+    age(&old);
+    let (attached, stderr) = run_json(&home, &["--key", "tg:2", "five"]);
+    assert_eq!(attached["session_id"], old.as_str(), "{stderr}");
+    assert!(attached.get("reset").is_none());
+}
+
+#[test]
+fn a_broken_config_never_breaks_a_hook_and_run_names_its_line() {
+    let home = home();
+    fs::write(config_path(&home), "warm = \"10m\"\ncolour = \"red\"\n").unwrap();
+    let cwd = home.project("p");
+    // A terminal's turn: every hook fires (session-start, prompt-submit, stop) and answers.
+    let result = home.run_p_json(&cwd, &[], "hello through broken config");
+    assert_eq!(result["is_error"], false, "{result}");
+    let id = result["session_id"].as_str().unwrap();
+    let listed = home.clawsess_ok(&["list", "--json"]);
+    assert!(listed.contains(id), "session-start recorded the session: {listed}");
+    // A command that needs the file says which line is wrong.
+    let out = home.run(&["--json", "--key", "k", "hi"]);
+    assert!(!out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let err = doc["error"].as_str().unwrap();
+    assert!(err.contains("config.toml:2") && err.contains("colour"), "{err}");
+}
