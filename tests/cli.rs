@@ -1212,3 +1212,112 @@ fn list_says_when_a_forked_sessions_checkpoint_is_not_corrected() {
     );
     assert_eq!(row("1c7f2d4e-1c2a-4b3d-9e8f-123456789abc")["checkpoint_correction_off"], Value::Null);
 }
+
+// ---------------------------------------------------------------- config and settings
+
+impl World {
+    /// Writes `HOME/.config/clawsess/config.toml` (the default config file).
+    fn config(&self, text: &str) -> PathBuf {
+        let dir = self.path("home").join(".config").join("clawsess");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("config.toml"), text).unwrap();
+        dir.join("config.toml")
+    }
+}
+
+#[test]
+fn config_explains_a_value_from_env_and_one_from_the_file() {
+    let w = World::new();
+    let path = w.config("warm = \"10m\"\nturn_wait = 30\n");
+    let doc = w.json(&["config", "--json"]);
+    assert_eq!(doc["file"], path.to_str().unwrap());
+    assert_eq!(
+        doc["values"]["warm"],
+        serde_json::json!({"from": "file", "path": path, "line": 1, "value": "10m"})
+    );
+    assert_eq!(doc["values"]["warm_max"]["from"], "default");
+    let out = stdout_of(w.cmd(&["config", "--json"]).env("CLAWSESS_WARM", "off"));
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        doc["values"]["warm"],
+        serde_json::json!({"from": "env", "var": "CLAWSESS_WARM", "value": "off"})
+    );
+    assert_eq!(doc["values"]["turn_wait"]["line"], 2);
+    let human = stdout_of(w.cmd(&["config"]).env("CLAWSESS_WARM", "off"));
+    assert!(human.contains("env CLAWSESS_WARM") && human.contains("config.toml:2"), "{human}");
+    // CLAWSESS_CONFIG points elsewhere; CLAWSESS_IDLE_RESET replaces the file's policies.
+    let other = w.path("other.toml");
+    fs::write(&other, "[[reset]]\nkey = \"tg:*\"\nmode = \"idle\"\nidle = \"72h\"\n").unwrap();
+    let out = stdout_of(w.cmd(&["config", "--json"]).env("CLAWSESS_CONFIG", &other));
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["values"]["warm"]["from"], "default");
+    assert_eq!(doc["reset"][0]["mode"], "idle 72h");
+    let out = stdout_of(
+        w.cmd(&["config", "--json"]).env("CLAWSESS_CONFIG", &other).env("CLAWSESS_IDLE_RESET", "12h"),
+    );
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        doc["reset"],
+        serde_json::json!([{"from": "env", "var": "CLAWSESS_IDLE_RESET", "key": "*", "mode": "idle 12h"}])
+    );
+}
+
+#[test]
+fn a_broken_config_leaves_every_hook_answering_with_a_warning() {
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    w.config("turn_wait = 30\ncolour = \"red\"\n");
+    let me = std::process::id().to_string();
+    for event in ["session-start", "prompt-submit", "stop", "session-end"] {
+        let out = w.hook(event, ID_A).env("CLAUDE_PID", &me).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{event}: {}", String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if event == "prompt-submit" {
+            // The only hook that reads the file (turn_wait, behind): it says what is wrong.
+            assert!(stderr.contains("config.toml:2") && stderr.contains("defaults"), "{stderr}");
+        }
+    }
+    // A command that needs the file refuses, naming the line.
+    w.cmd(&["config"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("config.toml:2: unknown field `colour`"));
+    w.run(&["--key", "k", "hi"]).assert().failure().stderr(predicate::str::contains("config.toml:2"));
+    // One that does not need it works.
+    w.cmd(&["list"]).assert().success();
+}
+
+#[test]
+fn set_get_unset_check_values_and_keep_them_per_key_or_session() {
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    w.cmd(&["set", "--key", "k", "model=opus", "effort=max", "warm=10m"]).assert().success();
+    w.cmd(&["set", "--key", "k", "effort=extreme"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("low, medium"));
+    w.cmd(&["set", "--key", "k", "model=--dangerously-skip-permissions"]).assert().failure();
+    w.cmd(&["set", "--key", "k", "colour=red"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not a setting"));
+    w.cmd(&["set", ID_A, "cwd=/"]).assert().failure().stderr(predicate::str::contains("cwd"));
+    w.cmd(&["set", "--key", "k", ID_A, "model=x"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not both"));
+    let got = w.json(&["get", "--key", "k", "--json"]);
+    assert_eq!(got["settings"], serde_json::json!({"model": "opus", "effort": "max", "warm": "10m"}));
+    w.cmd(&["set", &ID_A[..8], "permission_mode=plan"]).assert().success();
+    assert_eq!(w.json(&["get", ID_A, "--json"])["settings"], serde_json::json!({"permission_mode": "plan"}));
+    w.cmd(&["unset", "--key", "k", "model", "warm"]).assert().success().stdout("effort = max\n");
+    w.cmd(&["unset", ID_A]).assert().success();
+    assert_eq!(w.json(&["get", ID_A, "--json"])["settings"], serde_json::json!({}));
+    // Runs pass them to claude; -A with the same flag wins.
+    w.run(&["--key", "k", "-A", "--effort", "-A", "low", "hi"]).assert().success();
+    let args = w.fake_calls().last().unwrap()["argv"].to_string();
+    assert!(args.contains("\"low\"") && !args.contains("\"max\""), "{args}");
+    w.run(&["--key", "k", "hi"]).assert().success();
+    let args = w.fake_calls().last().unwrap()["argv"].to_string();
+    assert!(args.contains("\"--effort\",\"max\""), "{args}");
+}

@@ -423,3 +423,68 @@ pub fn overview(file: &ConfigFile) -> Result<(Vec<(&'static str, String, Value, 
     rows.push(("behind", behind_text.into(), json!(behind_text), behind.origin));
     Ok((rows, file.reset_policies()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<ConfigFile> {
+        parse(Path::new("/etc/c.toml"), text)
+    }
+
+    #[test]
+    fn every_value_says_its_line() {
+        let file = parse_text(
+            "# comment\nwarm = \"10m\"\nwarm_max = 2\nturn_wait = 30\nbehind = \"note\"\n\n[[reset]]\nkey = \"telegram:*\"\nmode = \"off\"\n\n[[reset]]\nkey = \"*\"\nmode = \"daily\"\ndaily_at = \"04:30\"\n",
+        )
+        .unwrap();
+        let at = |line| Origin::File { path: "/etc/c.toml".into(), line };
+        assert_eq!(file.warm, Some((Duration::from_secs(600), 2)));
+        assert_eq!(file.warm_max, Some((2, 3)));
+        assert_eq!(file.turn_wait, Some((Duration::from_secs(30), 4)));
+        assert_eq!(file.behind, Some((Behind::Note, 5)));
+        assert_eq!(file.reset.len(), 2);
+        assert_eq!(
+            (file.reset[0].pattern.as_str(), &file.reset[0].mode, &file.reset[0].origin),
+            ("telegram:*", &Mode::Off, &at(7))
+        );
+        assert_eq!(file.reset[1].mode.to_string(), "daily 04:30");
+        assert_eq!(at(2).to_string(), "/etc/c.toml:2");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_file_and_line() {
+        let cases = [
+            ("warm = \"10m\"\ncolour = \"red\"\n", "/etc/c.toml:2: unknown field `colour`"),
+            ("warm = \"soon\"\n", "/etc/c.toml:1: warm: \"soon\" is not a duration"),
+            ("warm_max = 0\n", "/etc/c.toml:1: warm_max"),
+            ("turn_wait = \"x\"\n", "/etc/c.toml:1: turn_wait"),
+            ("behind = \"yes\"\n", "/etc/c.toml:1: behind"),
+            ("\n[[reset]]\nkey = \"a b\"\nmode = \"off\"\n", "/etc/c.toml:3: key"),
+            (
+                "[[reset]]\nkey = \"*\"\nmode = \"weekly\"\n",
+                "/etc/c.toml:3: mode: \"weekly\" is not a reset mode",
+            ),
+            ("[[reset]]\nkey = \"*\"\nmode = \"idle\"\n", "/etc/c.toml:1: reset: mode"),
+            ("[[reset]]\nkey = \"*\"\nmode = \"daily\"\ndaily_at = \"25:00\"\n", "/etc/c.toml:4: daily_at"),
+            ("[[reset]]\nkey = \"*\"\nmode = \"off\"\nidle = \"1h\"\n", "/etc/c.toml:1: reset"),
+            (
+                "idle_reset = \"1h\"\n[[reset]]\nkey = \"*\"\nmode = \"off\"\n",
+                "/etc/c.toml:1: idle_reset and [[reset]]",
+            ),
+            ("warm = \n", "/etc/c.toml:1: "),
+            ("[[reset]]\nmode = \"off\"\n", "missing field `key`"),
+        ];
+        for (text, want) in cases {
+            let err = format!("{:#}", parse_text(text).err().unwrap_or_else(|| panic!("{text:?} parsed")));
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_every_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = load(&dir.path().join("none.toml")).unwrap();
+        assert!(!file.found && file.reset.is_empty() && file.warm.is_none());
+    }
+}
