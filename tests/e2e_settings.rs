@@ -142,3 +142,39 @@ fn a_broken_config_never_breaks_a_hook_and_run_names_its_line() {
     let err = doc["error"].as_str().unwrap();
     assert!(err.contains("config.toml:2") && err.contains("colour"), "{err}");
 }
+
+/// Ends the warm claudes a test started (keepers outlive runs).
+struct Cool<'a>(&'a ClaudeHome);
+
+impl Drop for Cool<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.clawsess(&["cool"]);
+    }
+}
+
+#[test]
+fn a_warm_claude_started_with_other_settings_is_ended_not_reused() {
+    let home = home();
+    let _cool = Cool(&home);
+    let note = |id: &str| -> Value {
+        let path = home.home().join(".local/share/clawsess/warm").join(format!("{id}.json"));
+        serde_json::from_str(&fs::read_to_string(path).expect("warm note")).unwrap()
+    };
+    // warm is a setting too: no --warm on these runs.
+    home.clawsess_ok(&["set", "--key", "chat:w", "warm=10m", "model=claude-sonnet-4-5"]);
+    let (first, _) = run_json(&home, &["--key", "chat:w", "one"]);
+    assert_eq!(first["warm"], false, "the first turn starts claude: {first}");
+    let id = first["session_id"].as_str().unwrap().to_owned();
+    let claude = note(&id)["claude"].as_u64().unwrap();
+    let (second, stderr) = run_json(&home, &["--key", "chat:w", "two"]);
+    assert_eq!(second["warm"], true, "same settings: the warm claude takes it ({stderr})");
+    assert_eq!(last_model(&home).0, "claude-sonnet-4-5");
+
+    home.clawsess_ok(&["set", "--key", "chat:w", "model=claude-haiku-4-5"]);
+    let (third, stderr) = run_json(&home, &["--key", "chat:w", "three"]);
+    assert_eq!(third["session_id"], id.as_str());
+    assert_eq!(third["warm"], false, "a new claude for the new settings: {stderr}");
+    assert!(stderr.contains("was started with another"), "{stderr}");
+    assert_ne!(note(&id)["claude"].as_u64().unwrap(), claude);
+    assert_eq!(last_model(&home).0, "claude-haiku-4-5");
+}
