@@ -21,7 +21,7 @@ use toml::Spanned;
 use crate::ident::{Key, SessionId};
 use crate::turn::hooks::Behind;
 pub use policy::{Mode, Policy};
-pub use settings::{SettingsInForce, in_force};
+pub use settings::{SettingsInForce, for_key, in_force};
 
 /// Env var: the claude executable for `run`.
 pub const CLAUDE_ENV: &str = "CLAWSESS_CLAUDE";

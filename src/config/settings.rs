@@ -220,6 +220,19 @@ pub struct SettingsInForce {
     pub next_reset: Option<Timestamp>,
 }
 
+/// What is in force for `key`'s next run (`clawsess status --key K`, `session_status` of a
+/// caller's key): the session it resolves to, whose settings apply too, and when that session
+/// resets if it is the key's own.
+pub fn for_key(store: &Store, key: &Key) -> Result<SettingsInForce> {
+    let found = crate::resolve::resolve(store, key)?;
+    let session = found.as_ref().map(|f| f.session.clone());
+    let own_last_active = match &found {
+        Some(f) if f.via == crate::resolve::Via::Own => store.session(&f.session)?.map(|r| r.last_seen),
+        _ => None,
+    };
+    in_force(store, Some(key), session.as_ref(), own_last_active)
+}
+
 /// See [`SettingsInForce`]. `key`: whose turn it would be; `session`: the session it would run
 /// on; `own_last_active`: when `session` was last active (Unix ms) if it is `key`'s own
 /// session (attached ones never reset by policy).
