@@ -1324,3 +1324,35 @@ fn set_get_unset_check_values_and_keep_them_per_key_or_session() {
     w.cmd(&["forget", "--key", "k"]).assert().success().stdout(predicate::str::contains("its settings"));
     assert_eq!(w.json(&["get", "--key", "k", "--json"])["settings"], serde_json::json!({}));
 }
+
+/// A daily policy resets at the local time of `TZ`: the same records and config reset the
+/// session under UTC (04:00-like time passed since its last activity) and not in Kolkata
+/// (UTC+05:30: that wall-clock time is hours before the last activity there).
+#[test]
+fn a_daily_policy_resets_at_the_local_time_of_tz() {
+    let w = World::new();
+    let now = jiff::Timestamp::now();
+    let at = now.checked_sub(jiff::SignedDuration::from_mins(30)).unwrap().to_zoned(jiff::tz::TimeZone::UTC);
+    w.config(&format!(
+        "[[reset]]\nkey = \"daily:*\"\nmode = \"daily\"\ndaily_at = \"{:02}:{:02}\"\n",
+        at.hour(),
+        at.minute()
+    ));
+    w.run(&["--key", "daily:1", "one"]).assert().success();
+    let old = w.current("daily:1");
+    // Last active an hour ago: before that time of day in UTC, after it in Kolkata.
+    let path = w.state().join("sessions").join(format!("{old}.json"));
+    let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    rec["last_seen"] = serde_json::json!(now.as_millisecond() - 3_600_000);
+    fs::write(&path, rec.to_string()).unwrap();
+    let out = w.run(&["--key", "daily:1", "--json", "two"]).env("TZ", "Asia/Kolkata").output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(w.current("daily:1"), old, "not yet 30 min ago's UTC time of day in Kolkata: {doc}");
+    assert!(doc.get("reset").is_none());
+    fs::write(&path, rec.to_string()).unwrap();
+    let out = w.run(&["--key", "daily:1", "--json", "three"]).env("TZ", "UTC").output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(w.current("daily:1"), old);
+    let why = format!("daily {:02}:{:02}", at.hour(), at.minute());
+    assert_eq!(doc["reset"], serde_json::json!({"from": old, "why": why}));
+}

@@ -66,9 +66,9 @@ pub fn warm_from_env() -> Result<Duration> {
     }
 }
 
-/// `CLAWSESS_WARM_MAX`, else [`DEFAULT_MAX`].
+/// `CLAWSESS_WARM_MAX`, else the config file's `warm_max`, else [`DEFAULT_MAX`].
 pub fn max_from_env() -> usize {
-    std::env::var(MAX_ENV).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(DEFAULT_MAX)
+    crate::config::file_or_defaults().warm_max().map_or(DEFAULT_MAX, |max| max.value)
 }
 
 /// A warm claude ended before it took the prompt: the turn can run cold instead.
