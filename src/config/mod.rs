@@ -314,25 +314,25 @@ impl ConfigFile {
         Origin::File { path: self.path.clone(), line }
     }
 
-    fn from_file<T: Clone>(&self, value: &Option<(T, usize)>) -> Option<InForce<T>> {
+    fn in_file<T: Clone>(&self, value: &Option<(T, usize)>) -> Option<InForce<T>> {
         value.as_ref().map(|(v, line)| InForce::new(v.clone(), self.origin(*line)))
     }
 
     /// The claude executable named by `CLAWSESS_CLAUDE` or the file (`None`: on PATH).
     pub fn claude(&self) -> Result<Option<InForce<PathBuf>>> {
-        Ok(from_env(CLAUDE_ENV, |t| Ok(PathBuf::from(t)))?.or_else(|| self.from_file(&self.claude)))
+        Ok(from_env(CLAUDE_ENV, |t| Ok(PathBuf::from(t)))?.or_else(|| self.in_file(&self.claude)))
     }
 
     /// The claude executable the file names (`claude = ...`).
     pub fn claude_in_file(&self) -> Option<InForce<PathBuf>> {
-        self.from_file(&self.claude)
+        self.in_file(&self.claude)
     }
 
     /// How long claude stays warm after a turn, before any key's or session's setting.
     pub fn warm(&self) -> Result<InForce<Duration>> {
         let found = from_env(crate::warm::WARM_ENV, crate::warm::parse_warm)?;
         Ok(found
-            .or_else(|| self.from_file(&self.warm))
+            .or_else(|| self.in_file(&self.warm))
             .unwrap_or(InForce::new(Duration::ZERO, Origin::Default)))
     }
 
@@ -347,7 +347,7 @@ impl ConfigFile {
         };
         let found = from_env(crate::warm::MAX_ENV, parse)?;
         Ok(found
-            .or_else(|| self.from_file(&self.warm_max))
+            .or_else(|| self.in_file(&self.warm_max))
             .unwrap_or(InForce::new(crate::warm::DEFAULT_MAX, Origin::Default)))
     }
 
@@ -355,7 +355,7 @@ impl ConfigFile {
     pub fn turn_wait(&self) -> Result<InForce<Duration>> {
         let found = from_env(TURN_WAIT_ENV, crate::sys::parse_wait)?;
         Ok(found
-            .or_else(|| self.from_file(&self.turn_wait))
+            .or_else(|| self.in_file(&self.turn_wait))
             .unwrap_or(InForce::new(DEFAULT_TURN_WAIT, Origin::Default)))
     }
 
@@ -363,7 +363,7 @@ impl ConfigFile {
     pub fn behind(&self) -> Result<InForce<Behind>> {
         let found = from_env(BEHIND_ENV, parse_behind)?;
         Ok(found
-            .or_else(|| self.from_file(&self.behind))
+            .or_else(|| self.in_file(&self.behind))
             .unwrap_or(InForce::new(Behind::Refuse, Origin::Default)))
     }
 
@@ -391,9 +391,12 @@ pub fn reset_policy(file: &ConfigFile, key: &Key, flag: Option<Duration>) -> Res
     Ok(policy::policy_for(&policies, key.as_str()).filter(|p| p.mode != Mode::Off).cloned())
 }
 
-/// Everything in force outside keys and sessions, for `clawsess config`: (name, value as
-/// text, value as JSON, origin), and the reset policies.
-pub fn overview(file: &ConfigFile) -> Result<(Vec<(&'static str, String, Value, Origin)>, Vec<Policy>)> {
+/// One value in force for `clawsess config`: its name, as text, as JSON, and its origin.
+pub type Row = (&'static str, String, Value, Origin);
+
+/// Everything in force outside keys and sessions, for `clawsess config`, and the reset
+/// policies.
+pub fn overview(file: &ConfigFile) -> Result<(Vec<Row>, Vec<Policy>)> {
     let mut rows = Vec::new();
     let home = crate::store::Store::open()?;
     let home_origin = if std::env::var_os("CLAWSESS_HOME").is_some_and(|d| !d.is_empty()) {
