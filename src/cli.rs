@@ -174,7 +174,8 @@ pub struct Run {
     #[arg(long, value_name = "SECS", default_value = "300", value_parser = crate::sys::parse_wait)]
     pub wait: std::time::Duration,
     /// Start a new own session when the key's session has been idle longer than this
-    /// (e.g. 30m, 12h, 7d) [env: CLAWSESS_IDLE_RESET]
+    /// (e.g. 30m, 12h, 7d), instead of the config file's reset policies
+    /// [env: CLAWSESS_IDLE_RESET]
     #[arg(long, value_name = "DURATION", value_parser = crate::sys::parse_duration)]
     pub idle_reset: Option<std::time::Duration>,
     /// Let a prompt that starts with `/` run as a Claude Code slash command; by default it

@@ -153,9 +153,17 @@ static LOADED: OnceLock<std::result::Result<ConfigFile, String>> = OnceLock::new
 
 /// The config file (read once per process); an error names the file and the line.
 pub fn file() -> Result<&'static ConfigFile> {
-    LOADED.get_or_init(|| path().and_then(|p| load(&p)).map_err(|err| format!("{err:#}"))).as_ref().map_err(
-        |err| anyhow!("{err}; fix it, or point {CONFIG_ENV} at another file (see `clawsess config`)"),
-    )
+    let read = || {
+        let path = path()?;
+        let file = load(&path)?;
+        if !file.found && std::env::var_os(CONFIG_ENV).is_some_and(|p| !p.is_empty()) {
+            bail!("{CONFIG_ENV}={}: no such file", path.display());
+        }
+        Ok(file)
+    };
+    LOADED.get_or_init(|| read().map_err(|err: anyhow::Error| format!("{err:#}"))).as_ref().map_err(|err| {
+        anyhow!("{err}; fix it, or point {CONFIG_ENV} at another file (see `clawsess config`)")
+    })
 }
 
 /// The config file for a hook: one that cannot be read is said on stderr (once) and the
