@@ -1260,6 +1260,12 @@ fn config_explains_a_value_from_env_and_one_from_the_file() {
         doc["reset"],
         serde_json::json!([{"from": "env", "var": "CLAWSESS_IDLE_RESET", "key": "*", "mode": "idle 12h"}])
     );
+    // A file CLAWSESS_CONFIG names must be there (a missing default file is just defaults).
+    w.cmd(&["config"])
+        .env("CLAWSESS_CONFIG", w.path("nope.toml"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("nope.toml: no such file"));
 }
 
 #[test]
