@@ -93,7 +93,8 @@ fn an_idle_policy_resets_the_key_own_session_and_says_so_but_never_an_attached_o
     )
     .unwrap();
     home.clawsess_ok(&["set", "--key", "tg:1", "model=claude-sonnet-4-5"]);
-    let (first, _) = run_json(&home, &["--key", "tg:1", "one"]);
+    let project = home.project("tg");
+    let (first, _) = run_json(&home, &["--key", "tg:1", "--cwd", project.to_str().unwrap(), "one"]);
     let old = first["session_id"].as_str().unwrap().to_owned();
     let (again, _) = run_json(&home, &["--key", "tg:1", "marker-bravo-2"]);
     assert_eq!(again["session_id"], old.as_str(), "not idle yet");
@@ -115,6 +116,9 @@ fn an_idle_policy_resets_the_key_own_session_and_says_so_but_never_an_attached_o
     let turn = home.api().turn_requests().into_iter().last().unwrap();
     assert!(!turn.all_text.contains("marker-bravo-2"), "the new session starts empty");
     assert_eq!(turn.model, "claude-sonnet-4-5", "the key's settings survive the reset");
+    let listed: Value = serde_json::from_str(&home.clawsess_ok(&["list", "--json"])).unwrap();
+    let row = listed.as_array().unwrap().iter().find(|r| r["session_id"] == new.as_str()).unwrap().clone();
+    assert_eq!(row["cwd"], project.to_str().unwrap(), "the new session goes on in the old one's dir");
 
     // Plain output: the reply on stdout, the reset on stderr.
     age(&new);

@@ -84,6 +84,9 @@ pub fn route(store: &Store, key: &Key, req: &Request<'_>) -> Result<Target> {
             _ => None,
         },
     };
+    // A session reset by policy goes on in the same project: its new session starts in the
+    // old one's dir, unless the run or the key's settings name one.
+    let old_cwd = rec.as_ref().map(|r| r.cwd.clone()).filter(|dir| reset_why.is_some() && dir.is_dir());
     match (rec, why_not) {
         (Some(rec), None) => Ok(Target {
             id: rec.id.clone(),
@@ -104,7 +107,8 @@ pub fn route(store: &Store, key: &Key, req: &Request<'_>) -> Result<Target> {
                 found.session.short(),
                 why.unwrap_or_default()
             );
-            let mut target = new_target(req, Some(found.session))?;
+            let req = Request { cwd: req.cwd.or(old_cwd.as_deref()), ..req.clone() };
+            let mut target = new_target(&req, Some(found.session))?;
             target.via = Some(found.via);
             target.reset_why = reset_why;
             Ok(target)
