@@ -196,50 +196,30 @@ pub fn load(path: &Path) -> Result<ConfigFile> {
 
 /// Checks the text of a config file; errors say `path:line: what`.
 pub fn parse(path: &Path, text: &str) -> Result<ConfigFile> {
-    let line = |span: std::ops::Range<usize>| text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let at = Lines { path, text };
     let raw: Raw = toml::from_str(text).map_err(|err| {
-        let at = err.span().map_or(String::new(), |span| format!(":{}", line(span)));
-        anyhow!("{}{at}: {}", path.display(), err.message().trim_end())
+        let line = err.span().map_or(String::new(), |span| format!(":{}", at.line(&span)));
+        anyhow!("{}{line}: {}", path.display(), err.message().trim_end())
     })?;
-    let at = |span| Origin::File { path: path.to_path_buf(), line: line(span) };
-    let fail = |span, what: &str, err: anyhow::Error| -> anyhow::Error {
-        anyhow!("{}:{}: {what}: {err:#}", path.display(), line(span))
+    let claude = |t: &str| {
+        if t.trim().is_empty() { bail!("empty: give a path or a command name") } else { Ok(PathBuf::from(t)) }
     };
-    let mut file = ConfigFile { path: path.to_path_buf(), found: true, ..ConfigFile::default() };
-    fn checked<T>(
-        value: Option<Spanned<String>>,
-        check: impl Fn(&str) -> Result<T>,
-        fail: impl Fn(std::ops::Range<usize>, anyhow::Error) -> anyhow::Error,
-        line: impl Fn(std::ops::Range<usize>) -> usize,
-    ) -> Result<Option<(T, usize)>> {
-        let Some(value) = value else { return Ok(None) };
-        let span = value.span();
-        check(value.get_ref()).map(|ok| Some((ok, line(span.clone())))).map_err(|err| fail(span, err))
-    }
-    file.claude = checked(
-        raw.claude,
-        |t| {
-            if t.trim().is_empty() {
-                bail!("empty: give a path or a command name")
-            } else {
-                Ok(PathBuf::from(t))
-            }
-        },
-        |s, e| fail(s, "claude", e),
-        line,
-    )?;
-    file.warm = checked(raw.warm, crate::warm::parse_warm, |s, e| fail(s, "warm", e), line)?;
-    file.behind = checked(raw.behind, parse_behind, |s, e| fail(s, "behind", e), line)?;
+    let mut file = ConfigFile {
+        path: path.to_path_buf(),
+        found: true,
+        claude: at.check(raw.claude, "claude", claude)?,
+        warm: at.check(raw.warm, "warm", crate::warm::parse_warm)?,
+        behind: at.check(raw.behind, "behind", parse_behind)?,
+        ..ConfigFile::default()
+    };
     if let Some(idle) = raw.idle_reset {
-        let origin = at(idle.span());
-        let policy = Policy::idle(idle.get_ref(), origin).map_err(|e| fail(idle.span(), "idle_reset", e))?;
-        file.idle_reset = Some((policy, line(idle.span())));
+        let policy = Policy::idle(idle.get_ref(), at.origin(&idle.span()));
+        file.idle_reset = Some((at.checked(&idle.span(), "idle_reset", policy)?, at.line(&idle.span())));
     }
     if let Some(max) = raw.warm_max {
         let n = usize::try_from(*max.get_ref()).ok().filter(|&n| n >= 1);
-        let n =
-            n.ok_or_else(|| fail(max.span(), "warm_max", anyhow!("give a number of processes, 1 or more")))?;
-        file.warm_max = Some((n, line(max.span())));
+        let n = n.context("give a number of processes, 1 or more");
+        file.warm_max = Some((at.checked(&max.span(), "warm_max", n)?, at.line(&max.span())));
     }
     if let Some(wait) = raw.turn_wait {
         let parsed = match wait.get_ref() {
@@ -248,45 +228,9 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile> {
             toml::Value::String(s) => crate::sys::parse_wait(s),
             _ => Err(anyhow!("give a number of seconds")),
         };
-        file.turn_wait =
-            Some((parsed.map_err(|err| fail(wait.span(), "turn_wait", err))?, line(wait.span())));
+        file.turn_wait = Some((at.checked(&wait.span(), "turn_wait", parsed)?, at.line(&wait.span())));
     }
-    for rule in raw.reset {
-        let span = rule.span();
-        let rule = rule.into_inner();
-        let pattern =
-            policy::parse_pattern(rule.key.get_ref()).map_err(|e| fail(rule.key.span(), "key", e))?;
-        let mode = match (rule.mode.get_ref().as_str(), &rule.idle, &rule.daily_at) {
-            ("off", None, None) => Mode::Off,
-            ("idle", Some(idle), None) => Mode::Idle(
-                crate::sys::parse_duration(idle.get_ref()).map_err(|e| fail(idle.span(), "idle", e))?,
-                idle.get_ref().trim().to_owned(),
-            ),
-            ("daily", None, daily_at) => {
-                let time = daily_at.as_ref().map_or(Ok(jiff::civil::Time::new(4, 0, 0, 0)?), |t| {
-                    policy::parse_time_of_day(t.get_ref()).map_err(|e| fail(t.span(), "daily_at", e))
-                })?;
-                Mode::Daily(time)
-            }
-            ("off" | "idle" | "daily", ..) => {
-                return Err(fail(
-                    span,
-                    "reset",
-                    anyhow!(
-                        "mode \"off\" takes no idle or daily_at, \"idle\" needs idle = \"72h\", \"daily\" takes daily_at = \"04:00\""
-                    ),
-                ));
-            }
-            (other, ..) => {
-                return Err(fail(
-                    rule.mode.span(),
-                    "mode",
-                    anyhow!("{other:?} is not a reset mode: off, idle or daily"),
-                ));
-            }
-        };
-        file.reset.push(Policy { pattern, mode, origin: at(span) });
-    }
+    file.reset = raw.reset.into_iter().map(|rule| at.rule(rule)).collect::<Result<_>>()?;
     if let (Some((_, idle_line)), Some(first)) = (&file.idle_reset, file.reset.first()) {
         let Origin::File { line: rule_line, .. } = &first.origin else { unreachable!() };
         bail!(
@@ -296,6 +240,69 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile> {
         );
     }
     Ok(file)
+}
+
+/// Lines of a config file's text, for errors and origins.
+struct Lines<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+type Span = std::ops::Range<usize>;
+
+impl Lines<'_> {
+    fn line(&self, span: &Span) -> usize {
+        self.text[..span.start.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    fn origin(&self, span: &Span) -> Origin {
+        Origin::File { path: self.path.to_path_buf(), line: self.line(span) }
+    }
+
+    /// `result`, its error said as `path:line: what: error`.
+    fn checked<T>(&self, span: &Span, what: &str, result: Result<T>) -> Result<T> {
+        result.map_err(|err| anyhow!("{}:{}: {what}: {err:#}", self.path.display(), self.line(span)))
+    }
+
+    /// A string value checked by `check`, with its line.
+    fn check<T>(
+        &self,
+        value: Option<Spanned<String>>,
+        what: &str,
+        check: impl Fn(&str) -> Result<T>,
+    ) -> Result<Option<(T, usize)>> {
+        let Some(value) = value else { return Ok(None) };
+        let span = value.span();
+        Ok(Some((self.checked(&span, what, check(value.get_ref()))?, self.line(&span))))
+    }
+
+    /// One `[[reset]]` rule.
+    fn rule(&self, rule: Spanned<RawPolicy>) -> Result<Policy> {
+        let span = rule.span();
+        let rule = rule.into_inner();
+        let pattern = self.checked(&rule.key.span(), "key", policy::parse_pattern(rule.key.get_ref()))?;
+        let mode = match (rule.mode.get_ref().as_str(), &rule.idle, &rule.daily_at) {
+            ("off", None, None) => Mode::Off,
+            ("idle", Some(idle), None) => {
+                let limit = self.checked(&idle.span(), "idle", crate::sys::parse_duration(idle.get_ref()))?;
+                Mode::Idle(limit, idle.get_ref().trim().to_owned())
+            }
+            ("daily", None, None) => Mode::Daily(jiff::civil::Time::new(4, 0, 0, 0)?),
+            ("daily", None, Some(at)) => {
+                Mode::Daily(self.checked(&at.span(), "daily_at", policy::parse_time_of_day(at.get_ref()))?)
+            }
+            ("off" | "idle" | "daily", ..) => {
+                let why = "mode \"off\" takes no idle or daily_at, \"idle\" needs idle = \"72h\", \"daily\" \
+                           takes daily_at = \"04:00\"";
+                return self.checked(&span, "reset", Err(anyhow!(why)));
+            }
+            (other, ..) => {
+                let why = anyhow!("{other:?} is not a reset mode: off, idle or daily");
+                return self.checked(&rule.mode.span(), "mode", Err(why));
+            }
+        };
+        Ok(Policy { pattern, mode, origin: self.origin(&span) })
+    }
 }
 
 fn parse_behind(text: &str) -> Result<Behind> {
