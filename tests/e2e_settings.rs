@@ -126,6 +126,16 @@ fn an_idle_policy_resets_the_key_own_session_and_says_so_but_never_an_attached_o
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("past its reset policy (idle 30m for tg:*"), "{stderr}");
+    // --stream: the result object (the last line) carries it.
+    let newer = home.current("tg:1").unwrap();
+    assert_ne!(newer, new);
+    age(&newer);
+    let out = home.run(&["--stream", "--key", "tg:1", "five"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "result");
+    assert_eq!(last["reset"], serde_json::json!({"from": newer, "why": "idle 30m"}));
 
     // An attached session is the attachment's, not the key's: never reset by policy.
     home.clawsess_ok(&["attach", &old, "--key", "tg:2"]);
