@@ -1289,6 +1289,10 @@ fn a_broken_config_leaves_every_hook_answering_with_a_warning() {
         .code(1)
         .stderr(predicate::str::contains("config.toml:2: unknown field `colour`"));
     w.run(&["--key", "k", "hi"]).assert().failure().stderr(predicate::str::contains("config.toml:2"));
+    w.cmd(&["doctor"]).assert().code(1).stdout(
+        predicate::str::contains("FAIL config file: ")
+            .and(predicate::str::contains("config.toml:2: unknown field `colour`")),
+    );
     // One that does not need it works.
     w.cmd(&["list"]).assert().success();
 }

@@ -52,6 +52,15 @@ impl Run for Doctor {
                 "clawsess is not on PATH; run ./install.sh or add ~/.cargo/bin to PATH",
             ),
         }
+        match crate::config::file() {
+            Ok(file) if file.found => r.line(Level::Ok, "config file", crate::sys::tilde(&file.path)),
+            Ok(file) => r.line(
+                Level::Ok,
+                "config file",
+                format!("none ({} would be read)", crate::sys::tilde(&file.path)),
+            ),
+            Err(err) => r.line(Level::Fail, "config file", format!("{err:#}")),
+        }
         match claude::find_claude(None) {
             Ok(path) => {
                 r.line(Level::Ok, "claude found", path.display().to_string());
