@@ -39,15 +39,13 @@ pub enum Cmd {
     Cool(Cool),
     /// Drop a key's own session and attachment (thread deleted or archived)
     Forget(Forget),
-    /// Keep settings for a key's or a session's runs: model=M effort=E permission_mode=P
-    /// cwd=DIR warm=DURATION
+    /// Keep a key's or a session's settings for its runs: model, effort, cwd, ...
     Set(Set),
     /// Print the settings kept for a key or a session
     Get(Get),
     /// Drop settings of a key or a session (all of them without NAME)
     Unset(Unset),
-    /// Print what is in force (config file, environment, defaults) and where each value
-    /// comes from
+    /// Print what is in force (config file, env, defaults) and where each value comes from
     Config(ConfigCmd),
     /// Record sessions from Claude Code's transcript store that the hook never saw
     Import(Import),
@@ -276,6 +274,7 @@ pub struct SettingsTarget {
 }
 
 #[derive(Debug, Args)]
+#[command(override_usage = "clawsess set [--key K | SESSION] NAME=VALUE... [--json]")]
 pub struct Set {
     #[command(flatten)]
     pub of: SettingsTarget,
@@ -289,6 +288,7 @@ pub struct Set {
 }
 
 #[derive(Debug, Args)]
+#[command(override_usage = "clawsess get [--key K | SESSION] [--json]")]
 pub struct Get {
     #[command(flatten)]
     pub of: SettingsTarget,
@@ -301,6 +301,7 @@ pub struct Get {
 }
 
 #[derive(Debug, Args)]
+#[command(override_usage = "clawsess unset [--key K | SESSION] [NAME...] [--json]")]
 pub struct Unset {
     #[command(flatten)]
     pub of: SettingsTarget,
