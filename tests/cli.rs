@@ -1330,6 +1330,13 @@ fn set_get_unset_check_values_and_keep_them_per_key_or_session() {
     w.run(&["--key", "k", "hi"]).assert().success();
     let args = w.fake_calls().last().unwrap()["argv"].to_string();
     assert!(args.contains("\"--effort\",\"max\""), "{args}");
+    w.cmd(&["set", "--key", "k", "permission_mode=acceptEdits", "model=sonnet"]).assert().success();
+    w.run(&["--key", "k", "hi"]).assert().success();
+    let args = w.fake_calls().last().unwrap()["argv"].to_string();
+    assert!(
+        args.contains("\"--model\",\"sonnet\",\"--effort\",\"max\",\"--permission-mode\",\"acceptEdits\""),
+        "{args}"
+    );
     // A forgotten key's settings go with it.
     w.cmd(&["forget", "--key", "k"]).assert().success().stdout(predicate::str::contains("its settings"));
     assert_eq!(w.json(&["get", "--key", "k", "--json"])["settings"], serde_json::json!({}));
