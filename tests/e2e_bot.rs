@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::real_claude::{ClaudeHome, run_with_stdin};
 use support::stand_in_api::Recorded;
-use support::stand_in_telegram::{BOT_USERNAME, Sent, StandInTelegram};
+use support::stand_in_telegram::{BOT_USERNAME, Sent, StandInTelegram, USER_ID};
 
 const TOKEN: &str = "4242:TEST-token";
 /// Longest wait for one answer (a claude turn takes about a second; the bound is for a
@@ -24,18 +24,11 @@ const T: Duration = Duration::from_secs(180);
 const BUSY_TEXT: &str = "this conversation is busy in another place";
 const STOPPING_TEXT: &str = "the bot is shutting down";
 
-/// The Python the test runs the bot with: the one on the test's own PATH, resolved once to
-/// its real executable (a pyenv shim would look for its root under the throw-away HOME).
+/// The Python the test runs the bot with: a venv with the bots' pinned packages
+/// (examples/requirements.txt), installed by the test support on first use.
 fn python() -> &'static Path {
     static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("the bot test needs python3 on PATH");
-        assert!(out.status.success(), "python3: {}", String::from_utf8_lossy(&out.stderr));
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
+    PY.get_or_init(support::bot_venv::python)
 }
 
 fn bot_script() -> PathBuf {
@@ -90,8 +83,15 @@ impl Env {
             .env("BOT_STOP_GRACE", "1")
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1");
+        if !extra.iter().any(|(k, _)| *k == "ALLOWED_USERS") {
+            cmd.env("ALLOWED_USERS", USER_ID.to_string());
+        }
         for (k, v) in extra {
-            cmd.env(k, v);
+            if *k == "ALLOWED_USERS" && v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let log_file = fs::File::create(&log).unwrap();
         cmd.stdin(Stdio::null())
@@ -211,7 +211,8 @@ fn each_chat_and_forum_topic_keeps_its_own_session() {
     assert!(r.text.contains("Last prompt: run it [bash=echo from chat 100]"), "{r:?}");
 
     // A forum topic is its own conversation, and the answer goes to the topic.
-    let topic = e.say(&bot, 200, Some(7), "hello from topic 7");
+    // In a group the bot hears a message that mentions it; the mention is not part of the prompt.
+    let topic = e.say(&bot, 200, Some(7), &format!("@{BOT_USERNAME} hello from topic 7"));
     assert_replies_to(&topic, "hello from topic 7");
     assert_eq!(topic.message_thread_id, Some(7));
     let req = e.last_turn();

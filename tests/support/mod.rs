@@ -1,4 +1,5 @@
 pub mod agent_sdk;
+pub mod bot_venv;
 pub mod loopback;
 pub mod real_claude;
 pub mod stand_in_api;

@@ -7,7 +7,7 @@
 //!   confirmed updates (as if the confirmation had been lost), so a bot that forgets its
 //!   offset answers old messages again, which a test can see.
 //! - `/bot<TOKEN>/sendMessage` (`chat_id`, `text`, `message_thread_id`,
-//!   `reply_to_message_id`, `parse_mode`, ...): recorded (see [`Sent`]); a text that is empty
+//!   `reply_to_message_id` or `reply_parameters`, `parse_mode`, ...): recorded (see [`Sent`]); a text that is empty
 //!   or longer than 4096 UTF-16 code units is refused with 400 as Telegram does.
 //! - `/bot<TOKEN>/getMe`: the bot user `@clawsess_test_bot` ([`BOT_USERNAME`]).
 //! - `editMessageText` (`chat_id`, `message_id`, `text`, `reply_markup`): recorded (see
@@ -41,6 +41,8 @@ pub const MAX_POLL: Duration = Duration::from_secs(1);
 pub const BOT_USERNAME: &str = "clawsess_test_bot";
 /// The bot's user id (the part of a token before the colon).
 pub const BOT_ID: i64 = 4242;
+/// The user id of the person whose messages [`StandInTelegram::push_message`] queues.
+pub const USER_ID: i64 = 777;
 /// Longest request body accepted.
 const MAX_BODY: usize = 1024 * 1024;
 
@@ -138,16 +140,30 @@ impl StandInTelegram {
         &self.server.shared.token
     }
 
-    /// Queues a text message from a person in `chat_id` (a forum topic when `thread_id` is
-    /// given) and returns its message_id.
+    /// Queues a text message from the person [`USER_ID`] in `chat_id` (a forum topic when
+    /// `thread_id` is given) and returns its message_id.
     pub fn push_message(&self, chat_id: i64, thread_id: Option<i64>, text: &str) -> i64 {
+        self.push_message_as(USER_ID, chat_id, thread_id, text, None)
+    }
+
+    /// Queues a text message from the user `user_id` in `chat_id` (a forum topic when
+    /// `thread_id` is given), replying to the bot's message `reply_to` when given; returns
+    /// its message_id.
+    pub fn push_message_as(
+        &self,
+        user_id: i64,
+        chat_id: i64,
+        thread_id: Option<i64>,
+        text: &str,
+        reply_to: Option<i64>,
+    ) -> i64 {
         let mut st = self.server.shared.state.lock().unwrap();
         let message_id = st.next_message_id;
         st.next_message_id += 1;
         let chat = chat_json(chat_id, thread_id.is_some());
         let mut message = json!({
             "message_id": message_id,
-            "from": {"id": 777, "is_bot": false, "first_name": "Tester", "language_code": "en"},
+            "from": {"id": user_id, "is_bot": false, "first_name": format!("User {user_id}"), "language_code": "en"},
             "chat": chat,
             "date": now_ms() / 1000,
             "text": text,
@@ -155,6 +171,13 @@ impl StandInTelegram {
         if let Some(t) = thread_id {
             message["message_thread_id"] = json!(t);
             message["is_topic_message"] = json!(true);
+        }
+        if let Some(r) = reply_to {
+            let text = st.current.get(&r).map(|c| c.1.clone()).unwrap_or_default();
+            message["reply_to_message"] = json!({
+                "message_id": r, "chat": chat_json(chat_id, thread_id.is_some()), "date": now_ms() / 1000,
+                "text": text, "from": {"id": BOT_ID, "is_bot": true, "first_name": "clawsess test",
+                                       "username": BOT_USERNAME}});
         }
         if text.starts_with('/') {
             let len = text.split_whitespace().next().unwrap_or("").encode_utf16().count();
@@ -189,7 +212,7 @@ impl StandInTelegram {
         st.next_message_id += 1;
         let mut message = json!({
             "message_id": message_id,
-            "from": {"id": 777, "is_bot": false, "first_name": "Tester"},
+            "from": {"id": USER_ID, "is_bot": false, "first_name": "Tester"},
             "chat": chat_json(chat_id, thread_id.is_some()),
             "date": now_ms() / 1000,
             "photo": photo,
@@ -211,6 +234,11 @@ impl StandInTelegram {
     /// Queues a press on an inline-keyboard button with `data` under the bot's message
     /// `message_id` in `chat_id`; returns the callback query's id.
     pub fn push_callback(&self, chat_id: i64, message_id: i64, data: &str) -> String {
+        self.push_callback_as(USER_ID, chat_id, message_id, data)
+    }
+
+    /// [`Self::push_callback`] by the user `user_id`.
+    pub fn push_callback_as(&self, user_id: i64, chat_id: i64, message_id: i64, data: &str) -> String {
         let mut st = self.server.shared.state.lock().unwrap();
         st.next_callback_id += 1;
         let id = format!("cb{}", st.next_callback_id);
@@ -219,10 +247,10 @@ impl StandInTelegram {
             "update_id": st.next_update_id,
             "callback_query": {
                 "id": id,
-                "from": {"id": 777, "is_bot": false, "first_name": "Tester"},
+                "from": {"id": user_id, "is_bot": false, "first_name": format!("User {user_id}")},
                 "message": {"message_id": message_id, "chat": chat_json(chat_id, false),
                             "date": now_ms() / 1000, "text": text,
-                            "from": {"id": BOT_ID, "is_bot": true, "username": BOT_USERNAME}},
+                            "from": {"id": BOT_ID, "is_bot": true, "first_name": "clawsess test", "username": BOT_USERNAME}},
                 "chat_instance": format!("ci{chat_id}"),
                 "data": data,
             }
@@ -403,7 +431,8 @@ fn serve_connection(stream: TcpStream, sh: &Shared) {
 
 /// `GET /file/bot<TOKEN>/<file_path>`: a file's bytes; `None` for every other path.
 fn download(req: &Request, sh: &Shared) -> Option<(String, Vec<u8>)> {
-    let rest = req.path.strip_prefix("/file/bot")?;
+    // Percent-decoded, as Telegram does (python-telegram-bot quotes the token's colon).
+    let rest = percent_decode(req.path.strip_prefix("/file/bot")?);
     let (token, path) = rest.split_once('/')?;
     if token != sh.token {
         return Some(("401 Unauthorized".into(), Vec::new()));
@@ -476,14 +505,15 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `a=1&b=x` into a JSON object of strings (numbers and JSON arrays are parsed).
+/// `a=1&b=x` into a JSON object of strings (numbers, booleans, JSON arrays and objects, as
+/// python-telegram-bot sends `reply_markup`, are parsed).
 fn parse_form(s: &str, into: &mut serde_json::Map<String, Value>) {
     for pair in s.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = percent_decode(v);
         let value = serde_json::from_str::<Value>(&v)
             .ok()
-            .filter(|j| j.is_number() || j.is_array() || j.is_boolean())
+            .filter(|j| j.is_number() || j.is_array() || j.is_boolean() || j.is_object())
             .unwrap_or(Value::String(v));
         into.insert(percent_decode(k), value);
     }
@@ -627,7 +657,8 @@ fn edit_message(params: Value, sh: &Shared) -> (String, String) {
     st.current.insert(message_id, (chat_id, text.clone(), markup));
     st.edits.push(Edit { chat_id, message_id, text: text.clone(), at_ms: now_ms(), params });
     sh.changed.notify_all();
-    ok(json!({"message_id": message_id, "chat": {"id": chat_id}, "date": now_ms() / 1000, "text": text}))
+    let chat = json!({"id": chat_id, "type": if chat_id > 0 { "private" } else { "supergroup" }});
+    ok(json!({"message_id": message_id, "chat": chat, "date": now_ms() / 1000, "text": text}))
 }
 
 fn get_file(params: &Value, sh: &Shared) -> (String, String) {
@@ -654,7 +685,9 @@ fn send_message(params: Value, sh: &Shared) -> (String, String) {
     let mut st = sh.state.lock().unwrap();
     let seq = st.sent.len() + 1;
     let thread = int_param(&params, "message_thread_id");
-    let reply_to = int_param(&params, "reply_to_message_id");
+    // `reply_parameters.message_id` (Bot API 7) or the older `reply_to_message_id`.
+    let reply_to = int_param(&params, "reply_to_message_id")
+        .or_else(|| params.get("reply_parameters").and_then(|r| int_param(r, "message_id")));
     st.sent.push(Sent {
         seq,
         chat_id,

@@ -1,0 +1,288 @@
+"""A small typed asyncio client for the clawsess CLI, for bot authors.
+
+    from clawsess_client import Clawsess, ClawsessError, Busy
+
+    cs = Clawsess()                                   # `clawsess` on PATH, or Clawsess("/path")
+    result = await cs.run("telegram:42", "hello")     # one turn, the reply in result.text
+    async with cs.stream("telegram:42", "fix it", ask=True) as turn:
+        async for event in turn:                      # text, tool, permission, session events
+            if event.type == "permission":
+                await cs.answer(event.request_id, "allow")
+    print(turn.result.text)
+
+Chat text goes to clawsess on stdin, never on its command line, and clawsess is run with an
+argument list, never through a shell. A failure raises ClawsessError with clawsess's exit code
+and its message (Busy for exit 75: another surface answers the session). Standard library only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Optional, Sequence
+
+__all__ = ["Clawsess", "ClawsessError", "Busy", "Event", "Result", "Turn"]
+
+# clawsess's exit code when the session stays busy (EX_TEMPFAIL).
+EXIT_BUSY = 75
+
+
+class ClawsessError(Exception):
+    """clawsess failed: `code` is its exit status, `message` what it said (without the
+    "clawsess: " prefix), `stderr` all it wrote there."""
+
+    def __init__(self, message: str, code: int, stderr: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.stderr = stderr
+
+
+class Busy(ClawsessError):
+    """Another surface (a terminal, another chat) answers the session; try again later."""
+
+
+@dataclass
+class Event:
+    """One line of `clawsess run --stream`: `type` is "session", "text", "tool",
+    "permission" (or a newer kind); `data` the whole object."""
+
+    type: str
+    data: dict
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.data.get(name, default)
+
+    @property
+    def text(self) -> str:
+        return str(self.data.get("text") or "")
+
+    @property
+    def tool(self) -> Optional[str]:
+        return self.data.get("tool")
+
+    @property
+    def input(self) -> Any:
+        return self.data.get("input")
+
+    @property
+    def request_id(self) -> Optional[str]:
+        return self.data.get("request_id")
+
+
+@dataclass
+class Result:
+    """How a turn ended (`clawsess run --json`, or the stream's last line)."""
+
+    text: str
+    session_id: Optional[str]
+    key: Optional[str]
+    is_error: bool
+    interrupted: bool
+    replaced_session: bool
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def of(cls, obj: dict) -> "Result":
+        return cls(text=str(obj.get("result") or ""), session_id=obj.get("session_id"),
+                   key=obj.get("key"), is_error=bool(obj.get("is_error")),
+                   interrupted=bool(obj.get("interrupted")),
+                   replaced_session=bool(obj.get("replaced_session")), raw=obj)
+
+
+def error_message(stderr: str, code: int) -> str:
+    """The last `clawsess:` line of STDERR (else its last line), without the prefix."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    ours = [line for line in lines if line.startswith("clawsess:")]
+    line = (ours or lines or [f"clawsess exited with status {code}"])[-1]
+    return line[len("clawsess:"):].strip() if line.startswith("clawsess:") else line
+
+
+def _raise(code: int, stderr: str, message: Optional[str] = None) -> None:
+    message = message or error_message(stderr, code)
+    raise (Busy if code == EXIT_BUSY else ClawsessError)(message, code, stderr)
+
+
+class Turn:
+    """A running `clawsess run --stream`: iterate it for its events; `result` is set once
+    the iteration ends. Use it as `async with`: leaving early stops the turn."""
+
+    def __init__(self, client: "Clawsess", args: list, text: str):
+        self._client, self._args, self._text = client, args, text
+        self.proc: Optional[asyncio.subprocess.Process] = None
+        self.result: Optional[Result] = None
+        self._stderr: Optional[asyncio.Task] = None
+
+    async def start(self) -> "Turn":
+        self.proc = await self._client._spawn(self._args)
+        self._stderr = asyncio.ensure_future(self.proc.stderr.read())
+        try:
+            self.proc.stdin.write(self._text.encode())
+            await self.proc.stdin.drain()
+            self.proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # clawsess failed before reading it: its result line says why
+        return self
+
+    async def __aenter__(self) -> "Turn":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.terminate()
+            await self.proc.wait()
+        if self._stderr is not None and not self._stderr.done():
+            self._stderr.cancel()
+
+    def terminate(self) -> None:
+        """SIGTERM to clawsess: it stops claude, keeps what was said, and frees the session."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        if self.proc is None:
+            await self.start()
+        last: Optional[dict] = None
+        async for raw in self.proc.stdout:
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(obj, dict):
+                continue
+            if obj.get("type") == "result":
+                last = obj
+                continue
+            yield Event(str(obj.get("type")), obj)
+        code = await self.proc.wait()
+        stderr = (await self._stderr).decode(errors="replace")
+        if last is None:
+            _raise(code, stderr)
+        if code != 0 and not last.get("interrupted") and not last.get("result"):
+            _raise(code, stderr, last.get("error"))
+        self.result = Result.of(last)
+
+
+class Clawsess:
+    """The clawsess executable (`clawsess` on PATH by default), run in `cwd`."""
+
+    def __init__(self, exe: str = "clawsess", cwd: Optional[str] = None,
+                 env: Optional[dict] = None):
+        found = shutil.which(exe)
+        if not found:
+            raise ClawsessError(f"clawsess not found: {exe!r} (install it, or give its path)", 127)
+        self.exe = os.path.abspath(found)
+        self.cwd = cwd
+        self.env = env
+
+    async def _spawn(self, args: Sequence[str]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            self.exe, *args, cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+    async def call(self, *args: str, stdin: str = "") -> str:
+        """Runs `clawsess ARGS` with STDIN; its stdout, or ClawsessError."""
+        proc = await self._spawn(args)
+        out, err = await proc.communicate(stdin.encode())
+        if proc.returncode != 0:
+            stderr = err.decode(errors="replace")
+            message = None
+            try:  # --json failures are one document with "error"
+                message = json.loads(out).get("error")
+            except (ValueError, AttributeError):
+                pass
+            if "unrecognized subcommand" in stderr:
+                message = (f"this clawsess ({self.exe}) has no `{args[0]}` command; "
+                           "upgrade clawsess")
+            _raise(proc.returncode, stderr, message)
+        return out.decode(errors="replace")
+
+    async def call_json(self, *args: str) -> Any:
+        return json.loads(await self.call(*args))
+
+    @staticmethod
+    def _run_args(key: str, *, cwd=None, new=False, session=None, wait=None, warm=None,
+                  images: Sequence[str] = (), extra: Sequence[str] = ()) -> list:
+        args = ["run", "--key", key]
+        if session:
+            args += ["--session", session]
+        if new:
+            args.append("--new")
+        if cwd:
+            args += ["--cwd", cwd]
+        if wait is not None:
+            args += ["--wait", str(wait)]
+        if warm is not None:
+            args += ["--warm", str(warm)]
+        for image in images:
+            args += ["--image", image]
+        return args + list(extra)
+
+    async def run(self, key: str, text: str, **options) -> Result:
+        """One turn of KEY's session with TEXT as the prompt (`clawsess run --json`).
+        Options: cwd, new, session, wait, warm, images, extra (more `run` arguments)."""
+        args = self._run_args(key, **options) + ["--json"]
+        return Result.of(json.loads(await self.call(*args, stdin=text)))
+
+    def stream(self, key: str, text: str, *, ask: bool = False,
+               ask_timeout: Optional[float] = None, **options) -> Turn:
+        """A live turn (`clawsess run --stream`); with ASK, tool calls that need permission
+        come as "permission" events, answered with `answer`."""
+        args = self._run_args(key, **options) + ["--stream"]
+        if ask:
+            args.append("--ask")
+            if ask_timeout is not None:
+                args += ["--ask-timeout", str(ask_timeout)]
+        return Turn(self, args, text)
+
+    async def answer(self, request_id: str, decision: str, reason: Optional[str] = None) -> None:
+        """Answers a permission event: DECISION is "allow" or "deny"."""
+        args = ["answer"] + (["--reason", reason] if reason else []) + ["--", request_id, decision]
+        await self.call(*args)
+
+    async def stop(self, key: str) -> bool:
+        """Interrupts KEY's running turn; False when nothing was running."""
+        out = await self.call("stop", "--key", key)
+        return not out.startswith("nothing is running")
+
+    async def attach(self, key: str, session: Optional[str] = None) -> dict:
+        """Attaches KEY to SESSION (a name, id or prefix; default: the latest terminal one)."""
+        return await self.call_json("attach", "--key", key, "--json",
+                                    *(["--", session] if session else []))
+
+    async def detach(self, key: str) -> dict:
+        return await self.call_json("detach", "--key", key, "--json")
+
+    async def current(self, key: str) -> Optional[dict]:
+        """{session_id, key, via} of the session KEY talks to; None when it has none yet."""
+        try:
+            return await self.call_json("current", "--key", key, "--json")
+        except ClawsessError as e:
+            if e.message.startswith("no session for key"):
+                return None
+            raise
+
+    async def list(self, limit: Optional[int] = None) -> list:
+        return await self.call_json("list", "--json", *(["--limit", str(limit)] if limit else []))
+
+    async def list_text(self, limit: Optional[int] = None) -> str:
+        return await self.call("list", *(["--limit", str(limit)] if limit else []))
+
+    async def topic(self, session: str) -> dict:
+        """Where SESSION's conversation stands (`clawsess show --topic --json`)."""
+        return (await self.call_json("show", "--topic", "--json", "--", session)).get("topic") or {}
+
+    async def status(self, key: str) -> dict:
+        """`clawsess status --key KEY --json`; ClawsessError when this clawsess has none."""
+        return await self.call_json("status", "--key", key, "--json")
+
+    async def cool(self, session: Optional[str] = None) -> str:
+        """Ends the warm claude of SESSION (default: every warm session)."""
+        return await self.call("cool", *(["--", session] if session else []))
+
+    async def forget(self, key: str) -> str:
+        """Drops KEY's own session and attachment (its chat or thread is gone)."""
+        return await self.call("forget", "--key", key)
