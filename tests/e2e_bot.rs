@@ -634,3 +634,151 @@ fn png(w: u32, h: u32) -> Vec<u8> {
     chunk(&mut out, b"IEND", &[]);
     out
 }
+
+/// A `clawsess` that writes each call's arguments to `calls` before running the real one:
+/// a test can see that nothing called clawsess at all.
+fn logged_clawsess(e: &Env) -> (PathBuf, PathBuf) {
+    let calls = e.home.home().join("clawsess-calls.log");
+    let wrapper = e.home.home().join("clawsess-logged");
+    let real = e.home.bin_dir().join("clawsess");
+    fs::write(&wrapper, format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n", calls.display(), real.display()))
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    (wrapper, calls)
+}
+
+/// The pairing code the bot logged at start (`/pair CODE`).
+fn pairing_code(bot: &Bot) -> String {
+    let deadline = Instant::now() + T;
+    loop {
+        let log = bot.log();
+        if let Some(at) = log.find("/pair ") {
+            let code: String = log[at + 6..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            if code.len() == 8 {
+                return code;
+            }
+        }
+        assert!(Instant::now() < deadline, "no pairing code in the log:\n{log}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for the next message the bot sends to `chat` after `before` of them; returns it.
+fn next_to(e: &Env, bot: &Bot, chat: i64, before: usize) -> Sent {
+    let ok = e.tg.wait_for(T, |s| s.iter().filter(|m| m.chat_id == chat).count() > before);
+    assert!(ok, "nothing sent to chat {chat}; bot log:\n{}", bot.log());
+    e.tg.sent_to(chat, None).swap_remove(before)
+}
+
+#[test]
+fn closed_by_default_a_stranger_gets_one_refusal_and_nothing_runs() {
+    let e = Env::new();
+    let (clawsess, calls) = logged_clawsess(&e);
+    let clawsess = clawsess.to_str().unwrap().to_owned();
+    // No ALLOWED_USERS and nobody paired: nobody is answered.
+    let bot = e.bot(&[("ALLOWED_USERS", ""), ("CLAWSESS", &clawsess)]);
+    let code = pairing_code(&bot);
+    assert!(bot.log().contains("nobody may use this bot yet"), "{}", bot.log());
+
+    e.tg.push_message_as(901, 901, None, "hello, run rm -rf ~", None);
+    e.tg.push_message_as(901, 901, None, "/status", None);
+    e.tg.push_message_as(901, 901, None, "/stop", None);
+    // A group: a stranger who does not address the bot gets nothing, one who does, one refusal.
+    e.tg.push_message_as(902, -300, None, "just chatting in the group", None);
+    e.tg.push_message_as(902, -300, None, &format!("@{BOT_USERNAME} do something"), None);
+    e.tg.push_message_as(902, -300, None, &format!("/attach@{BOT_USERNAME} trip"), None);
+    // A wrong pairing code is refused; the right one in a group does not pair.
+    e.tg.push_message_as(903, -300, None, &format!("/pair {code}"), None);
+    e.tg.push_message_as(904, 904, None, "/pair WRONGCOD", None);
+    // A barrier: the last update's answer comes after every earlier update was handled.
+    let last = e.tg.push_message_as(905, 905, None, "the last stranger", None);
+    assert!(e.tg.wait_for(T, |s| s.iter().any(|m| m.reply_to_message_id == Some(last))), "{}", bot.log());
+
+    let to_901 = e.tg.sent_to(901, None);
+    assert_eq!(to_901.len(), 1, "one refusal per chat: {to_901:#?}");
+    assert!(to_901[0].text.contains("I only answer my owner (your user id is 901"), "{to_901:?}");
+    let to_group = e.tg.sent_to(-300, None);
+    assert_eq!(to_group.len(), 1, "one refusal in the group: {to_group:#?}");
+    assert!(to_group[0].text.contains("your user id is 902"), "{to_group:?}");
+    assert!(e.tg.sent_to(904, None)[0].text.contains("That code does not work"), "{:?}", e.tg.sent());
+    // Nothing ran: no clawsess call, no request to the model, no session.
+    assert!(!calls.exists(), "clawsess was called: {}", fs::read_to_string(&calls).unwrap_or_default());
+    assert!(e.home.api.requests().is_empty(), "the model got a request: {:?}", e.home.api.requests());
+    assert_eq!(e.clawsess_ok(&["list", "--json"]).trim(), "[]");
+    assert!(!e.state.exists() || !fs::read_to_string(&e.state).unwrap().contains("\"owners\": [9"));
+}
+
+#[test]
+fn pairing_makes_one_owner_once_whose_messages_stream_and_a_restart_keeps_it() {
+    let e = Env::new();
+    let mut bot = e.bot(&[("ALLOWED_USERS", "")]);
+    let code = pairing_code(&bot);
+
+    // The right code in a group does not pair (and does not use the code up).
+    e.tg.push_message_as(USER_ID, -310, None, &format!("/pair {code}"), None);
+    let r = next_to(&e, &bot, -310, 0);
+    assert!(r.text.contains("only in a private chat"), "{r:?}");
+    // In private it does: the user is the owner.
+    let r = e.say(&bot, USER_ID, None, &format!("/pair {}", code.to_lowercase()));
+    assert!(r.text.starts_with("Paired: you are my owner now."), "{r:?}");
+    let state: Value = serde_json::from_str(&fs::read_to_string(&e.state).unwrap()).unwrap();
+    assert_eq!(state["owners"], serde_json::json!([USER_ID]), "{state}");
+    // The code worked once: nobody else becomes an owner with it.
+    e.tg.push_message_as(906, 906, None, &format!("/pair {code}"), None);
+    assert!(next_to(&e, &bot, 906, 0).text.contains("That code does not work"));
+    e.tg.push_message_as(906, 906, None, "let me in", None);
+    assert!(next_to(&e, &bot, 906, 1).text.contains("I only answer my owner"));
+    assert!(e.turns_with("let me in").is_empty());
+
+    // The owner's message streams: the progress message shows the tool as it runs, before the reply.
+    let id = e.tg.push_message(USER_ID, None, "owner's turn [bash=echo streamed] [hold-reply=OWN]");
+    let progress = e.tg.wait_for(T, |s| s.iter().any(|m| m.text.contains("🔧 Bash: echo streamed")));
+    assert!(progress, "no progress while the turn runs; log:\n{}", bot.log());
+    assert!(e.tg.sent_to(USER_ID, None).iter().all(|s| !s.text.contains("stand-in reply")));
+    e.api.release("OWN");
+    assert_replies_to(&wait_for_reply(&e, &bot, USER_ID, id, "stand-in reply"), "owner's turn");
+
+    // A restart keeps the owner, and prints no new code.
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+    let bot = e.bot(&[("ALLOWED_USERS", "")]);
+    assert_replies_to(&e.say(&bot, USER_ID, None, "after the restart"), "after the restart");
+    assert!(!bot.log().contains("/pair "), "an owner exists: no pairing code; log:\n{}", bot.log());
+}
+
+#[test]
+fn in_a_group_only_allowed_users_addressing_the_bot_are_heard_and_only_they_press_buttons() {
+    let e = Env::new();
+    let bot = e.bot(&[]);
+    let group = -320;
+    // Not addressed to the bot: not heard, even from an allowed user.
+    e.tg.push_message_as(USER_ID, group, None, "talking to the others", None);
+    let asked_id = e.tg.push_message_as(
+        USER_ID,
+        group,
+        None,
+        &format!("@{BOT_USERNAME} write it [bash=tee {} < /dev/null]", e.project.join("g.txt").display()),
+        None,
+    );
+    let (asked, allow, _) = wait_for_buttons(&e, &bot, group, 0);
+    // A stranger in the group presses Allow: ignored, nothing decided.
+    e.tg.push_callback_as(908, group, message_id(&asked), &allow);
+    assert!(e.tg.wait_until(T, || !e.tg.callback_answers().is_empty()), "{}", bot.log());
+    assert!(e.tg.callback_answers()[0]["text"].as_str().unwrap().contains("Only the bot's allowed users"));
+    assert!(!e.project.join("g.txt").exists());
+    assert!(e.tg.text_of(message_id(&asked)).is_some_and(|t| !t.contains("Allowed")));
+    // The allowed user's press decides.
+    e.tg.push_callback(group, message_id(&asked), &allow);
+    wait_for_text(&e, &bot, message_id(&asked), "✅ Allowed.");
+    let reply = wait_for_reply(&e, &bot, group, asked_id, "stand-in reply");
+    assert!(e.project.join("g.txt").exists());
+    assert!(e.turns_with("talking to the others").is_empty(), "an unaddressed message is not heard");
+    assert!(
+        e.last_turn().last_user_text.trim().starts_with("write it"),
+        "the mention is not part of the prompt: {:?}",
+        e.last_turn().last_user_text
+    );
+    // A reply to the bot's message is addressed to it.
+    let r = e.tg.push_message_as(USER_ID, group, None, "and one more thing", Some(message_id(&reply)));
+    assert_replies_to(&wait_for_reply(&e, &bot, group, r, "stand-in reply"), "and one more thing");
+}
