@@ -34,7 +34,7 @@ class ClawsessError(Exception):
     """clawsess failed: `code` is its exit status, `message` what it said (without the
     "clawsess: " prefix), `stderr` all it wrote there."""
 
-    def __init__(self, message: str, code: int, stderr: str = ""):
+    def __init__(self, message: str, code: int = 1, stderr: str = ""):
         super().__init__(message)
         self.message = message
         self.code = code

@@ -24,7 +24,7 @@ Use it as a module (``await turn("telegram:1", "hello")``) or from a shell::
     python3 examples/sdk_bot.py --key telegram:1          # one turn per line of stdin
 
 Needs Python 3.10+, ``pip install claude-agent-sdk`` (tested with 0.2.185), Claude Code
-2.1.248+ (tested with 2.1.328), and clawsess installed with its hooks (``clawsess install``). Standard library and claude-agent-sdk only.
+2.1.248+ (tested with 2.1.328), and clawsess installed with its hooks (``clawsess install``). Standard library, claude-agent-sdk and clawsess_client.py (beside it) only.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -57,6 +56,9 @@ try:
 except ImportError:  # pragma: no cover - told to the user by main()
     query = None  # type: ignore[assignment]
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clawsess_client import Clawsess, ClawsessError  # noqa: E402
+
 #: The clawsess executable.
 CLAWSESS = os.environ.get("CLAWSESS", "clawsess")
 #: Exit status for "busy, try again later" (EX_TEMPFAIL, as ``clawsess run``).
@@ -75,10 +77,6 @@ REFUSED_KINDS = ("blocked_by_hook", "stopped_by_hook", "dropped_by_hook")
 #: (when the bot is started from a Claude Code Bash tool); ``main()`` removes them, as
 #: ``clawsess run`` does. (The SDK removes ``CLAUDECODE`` itself.)
 INHERITED_SESSION_VARS = ("CLAUDE_CODE_SESSION_ID", "CLAUDE_ENV_FILE", "CLAUDE_PID", "CLAWSESS_SESSION_ID")
-
-
-class ClawsessError(Exception):
-    """clawsess failed (not installed, a broken state file, ...)."""
 
 
 @dataclass
@@ -119,42 +117,24 @@ class Reply:
 # --- clawsess -------------------------------------------------------------------------
 
 
-def _clawsess(*args: str) -> subprocess.CompletedProcess[str]:
+def _client() -> Clawsess:
     try:
-        return subprocess.run(
-            [CLAWSESS, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
-        )
-    except FileNotFoundError:
-        raise ClawsessError(f"{CLAWSESS} not found: install clawsess (./install.sh) or set CLAWSESS") from None
-    except subprocess.TimeoutExpired:
-        raise ClawsessError(f"clawsess {args[0]} did not answer within 60 s") from None
+        return Clawsess(CLAWSESS)
+    except ClawsessError as err:
+        raise ClawsessError(f"{err.message}: install clawsess (./install.sh) or set CLAWSESS", err.code) from None
 
 
-def _json_out(p: subprocess.CompletedProcess[str], what: str) -> Any:
-    try:
-        return json.loads(p.stdout)
-    except ValueError:
-        err = p.stderr.strip() or f"exit {p.returncode}"
-        raise ClawsessError(f"clawsess {what}: {err}") from None
-
-
-def resolve(key: str) -> Session | None:
+async def resolve(key: str) -> Session | None:
     """K's session (``clawsess current --key K --json``); None when there is none yet."""
-    p = _clawsess("current", "--key", key, "--json")
-    doc = _json_out(p, "current")
-    if p.returncode == 1 and doc.get("session_id") is None:
+    doc = await _client().current(key)
+    if doc is None:
         return None
-    if p.returncode != 0:
-        raise ClawsessError(f"clawsess current: {doc.get('error') or p.stderr.strip()}")
     return Session(id=doc["session_id"], cwd=doc["cwd"], via=doc["via"], name=doc.get("name"))
 
 
-def session_state(session_id: str) -> dict[str, Any] | None:
+async def session_state(session_id: str) -> dict[str, Any] | None:
     """The session's row of ``clawsess list --json`` (``busy``, ``transcript_exists``, ...)."""
-    p = _clawsess("list", "--json")
-    rows = _json_out(p, "list")
-    if p.returncode != 0 or not isinstance(rows, list):
-        raise ClawsessError(f"clawsess list: {p.stderr.strip()}")
+    rows = await _client().list()
     return next((r for r in rows if r.get("session_id") == session_id), None)
 
 
@@ -174,7 +154,7 @@ async def _wait_until_free(
     pause = 0.1
     told = False
     while True:
-        row = await asyncio.to_thread(session_state, session_id)
+        row = await session_state(session_id)
         holder = _holder(row)
         if holder is None or time.monotonic() >= deadline:
             return holder, row
@@ -261,7 +241,7 @@ async def turn(
 
 async def _attempt(call: _Call) -> Reply:
     key = call.key
-    session = await asyncio.to_thread(resolve, key)
+    session = await resolve(key)
     warning = None
     if session is not None and call.precheck:
         holder, row = await _wait_until_free(session.id, call.deadline, call.on_status)
@@ -368,7 +348,7 @@ async def _attempt(call: _Call) -> Reply:
     if reply.new_session:
         # The hooks (SessionStart with CLAWSESS_KEY) make a new session K's own; if they did
         # not, the next message would start yet another session.
-        now = await asyncio.to_thread(resolve, key)
+        now = await resolve(key)
         if now is None or now.id != reply.session_id:
             reply.warning = (
                 f"clawsess did not record session {reply.session_id} as {key}'s own, so the next "

@@ -782,3 +782,20 @@ fn in_a_group_only_allowed_users_addressing_the_bot_are_heard_and_only_they_pres
     let r = e.tg.push_message_as(USER_ID, group, None, "and one more thing", Some(message_id(&reply)));
     assert_replies_to(&wait_for_reply(&e, &bot, group, r, "stand-in reply"), "and one more thing");
 }
+
+#[test]
+fn help_prints_the_settings_without_a_token() {
+    let out = Command::new(python())
+        .arg(bot_script())
+        .arg("--help")
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for name in ["TELEGRAM_BOT_TOKEN", "ALLOWED_USERS", "ALLOWED_CHATS", "TELEGRAM_API_URL", "BOT_STATE", "CLAWSESS"] {
+        assert!(text.contains(name), "--help names {name}: {text}");
+    }
+    assert!(!text.contains("is not set"), "{text}");
+}
