@@ -18,13 +18,15 @@ and its message (Busy for exit 75: another surface answers the session). Standar
 from __future__ import annotations
 
 import asyncio
+import calendar
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional, Sequence
 
-__all__ = ["Clawsess", "ClawsessError", "Busy", "Event", "Result", "Turn"]
+__all__ = ["Clawsess", "ClawsessError", "Busy", "Event", "Result", "Turn", "tool_summary", "topic_text"]
 
 # clawsess's exit code when the session stays busy (EX_TEMPFAIL).
 EXIT_BUSY = 75
@@ -286,3 +288,62 @@ class Clawsess:
     async def forget(self, key: str) -> str:
         """Drops KEY's own session and attachment (its chat or thread is gone)."""
         return await self.call("forget", "--key", key)
+
+
+# --- words for a chat ------------------------------------------------------------------
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def tool_summary(tool_input, limit=120):
+    """A tool call in a few words: Bash's command, a file tool's path, a search's pattern."""
+    if not isinstance(tool_input, dict):
+        return ""
+    for name in ("command", "file_path", "notebook_path", "pattern", "url", "query",
+                 "description", "prompt"):
+        value = tool_input.get(name)
+        if isinstance(value, str) and value.strip():
+            return _shorten(" ".join(value.split()), limit)
+    return _shorten(json.dumps(tool_input, ensure_ascii=False), limit)
+
+
+def topic_text(topic):
+    """Where a conversation stands (`clawsess show --topic --json`'s topic)."""
+    if not topic or not topic.get("last_surface"):
+        return "Nothing has been said in it yet."
+    prompts = topic.get("prompts") or []
+    lines = [f"Last topic: {len(prompts)} prompt{'' if len(prompts) == 1 else 's'}, "
+             f"last turn by {topic['last_surface']}{ago(topic.get('at'))}."]
+    verbs = {"Edit": "edited", "MultiEdit": "edited", "NotebookEdit": "edited",
+             "Write": "wrote", "Bash": "ran"}
+    done = []
+    for a in (topic.get("actions") or [])[:12]:
+        what = a.get("target") or a.get("tool")
+        what = f"`{what}`" if a.get("tool") == "Bash" else what
+        what = f"{verbs.get(a.get('tool'), '')} {what}".strip()
+        what += f" ×{a['count']}" if a.get("count", 1) > 1 else ""
+        notes = [f"{a[k]} {k}" for k in ("failed", "denied") if a.get(k)]
+        done.append(what + (f" ({', '.join(notes)})" if notes else ""))
+    more = len(topic.get("actions") or []) - len(done) + (topic.get("actions_omitted") or 0)
+    if more > 0:
+        done.append(f"{more} more")
+    lines.append("Done: " + ("; ".join(done) if done else "no tool calls") + ".")
+    if prompts:
+        lines.append("Last prompt: " + _shorten(" ".join((prompts[-1].get("text") or "").split()), 300))
+    if topic.get("last_reply"):
+        lines.append("Last reply: " + _shorten(" ".join(topic["last_reply"].split()), 600))
+    return "\n".join(lines)
+
+
+def ago(timestamp):
+    try:
+        then = calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    except (TypeError, ValueError):
+        return ""
+    secs = max(0, int(time.time() - then))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if secs >= size:
+            return f", {secs // size} {unit} ago"
+    return f", {secs} s ago"

@@ -52,7 +52,7 @@ import time
 import weakref
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clawsess_client import Busy, Clawsess, ClawsessError  # noqa: E402
+from clawsess_client import Busy, Clawsess, ClawsessError, tool_summary, topic_text  # noqa: E402
 
 TELEGRAM_LIMIT = 4096
 PHOTO_LIMIT = 5 * 1024 * 1024
@@ -111,59 +111,6 @@ def split_message(text, limit=TELEGRAM_LIMIT):
     if text.strip():
         pieces.append(text)
     return pieces
-
-
-def tool_summary(tool_input, limit=120):
-    """A tool call in a few words: Bash's command, a file tool's path, a search's pattern."""
-    if not isinstance(tool_input, dict):
-        return ""
-    for name in ("command", "file_path", "notebook_path", "pattern", "url", "query",
-                 "description", "prompt"):
-        value = tool_input.get(name)
-        if isinstance(value, str) and value.strip():
-            return shorten(" ".join(value.split()), limit)
-    return shorten(json.dumps(tool_input, ensure_ascii=False), limit)
-
-
-def topic_text(topic):
-    """Where a conversation stands (`clawsess show --topic --json`'s topic)."""
-    if not topic or not topic.get("last_surface"):
-        return "Nothing has been said in it yet."
-    prompts = topic.get("prompts") or []
-    lines = [f"Last topic: {len(prompts)} prompt{'' if len(prompts) == 1 else 's'}, "
-             f"last turn by {topic['last_surface']}{ago(topic.get('at'))}."]
-    verbs = {"Edit": "edited", "MultiEdit": "edited", "NotebookEdit": "edited",
-             "Write": "wrote", "Bash": "ran"}
-    done = []
-    for a in (topic.get("actions") or [])[:12]:
-        what = a.get("target") or a.get("tool")
-        what = f"`{what}`" if a.get("tool") == "Bash" else what
-        what = f"{verbs.get(a.get('tool'), '')} {what}".strip()
-        what += f" ×{a['count']}" if a.get("count", 1) > 1 else ""
-        notes = [f"{a[k]} {k}" for k in ("failed", "denied") if a.get(k)]
-        done.append(what + (f" ({', '.join(notes)})" if notes else ""))
-    more = len(topic.get("actions") or []) - len(done) + (topic.get("actions_omitted") or 0)
-    if more > 0:
-        done.append(f"{more} more")
-    lines.append("Done: " + ("; ".join(done) if done else "no tool calls") + ".")
-    if prompts:
-        lines.append("Last prompt: " + shorten(" ".join((prompts[-1].get("text") or "").split()), 300))
-    if topic.get("last_reply"):
-        lines.append("Last reply: " + shorten(" ".join(topic["last_reply"].split()), 600))
-    return "\n".join(lines)
-
-
-def ago(timestamp):
-    import calendar
-    try:
-        then = calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
-    except (TypeError, ValueError):
-        return ""
-    secs = max(0, int(time.time() - then))
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if secs >= size:
-            return f", {secs // size} {unit} ago"
-    return f", {secs} s ago"
 
 
 # ---------------------------------------------------------------------------------------
