@@ -647,6 +647,9 @@ async def serve(cfg):
         except discord.LoginFailure as e:
             log.error("Discord refused the token (%s): check DISCORD_BOT_TOKEN", e)
             code = 1
+        except Exception as e:
+            log.error("the bot failed: %r", e, exc_info=e)
+            code = 1
     await bot.shutdown()
     await bot.close()
     log.info("stopped")

@@ -1,0 +1,277 @@
+//! The reference Discord bot (examples/discord_bot.py, on discord.py) end to end: the bot
+//! against a stand-in Discord (gateway websocket and REST, tests/support/stand_in_discord.rs),
+//! clawsess installed into a throw-away HOME, and the real Claude Code CLI against the
+//! stand-in Messages API. Everything listens on 127.0.0.1 only.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::real_claude::ClaudeHome;
+use support::stand_in_discord::{BOT_ID, CHANNEL_ID, GUILD_ID, Sent, StandInDiscord};
+
+const TOKEN: &str = "discord-TEST-token";
+const T: Duration = Duration::from_secs(180);
+const OWNER: u64 = 777;
+const OTHER: u64 = 778;
+const STRANGER: u64 = 901;
+
+fn bot_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join("discord_bot.py")
+}
+
+struct Env {
+    home: ClaudeHome,
+    dc: StandInDiscord,
+    project: PathBuf,
+    state: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.home.clawsess(&["cool"]);
+    }
+}
+
+struct Bot {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Bot {
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Env {
+    fn new() -> Self {
+        let home = ClaudeHome::new();
+        home.install_clawsess();
+        let project = home.project("bot");
+        let state = home.home().join("bot-state").join("discord.json");
+        Self { home, dc: StandInDiscord::start(TOKEN), project, state }
+    }
+
+    /// Starts the bot (ALLOWED_USERS: `users`, "" for none) and waits until it is ready.
+    fn bot(&self, users: &str) -> Bot {
+        let log = self.home.home().join(format!("discord-bot-{}.log", std::process::id()));
+        let _ = fs::remove_file(&log);
+        let mut cmd = Command::new(support::bot_venv::python());
+        self.home.apply_env(&mut cmd);
+        cmd.arg(bot_script())
+            .current_dir(self.home.home())
+            .env("DISCORD_BOT_TOKEN", TOKEN)
+            .env("DISCORD_API_URL", self.dc.api_url())
+            .env("DISCORD_GATEWAY_URL", self.dc.gateway_url())
+            .env("CLAWSESS", self.home.bin_dir().join("clawsess"))
+            .env("BOT_CWD", &self.project)
+            .env("BOT_STATE", &self.state)
+            .env("BOT_STOP_GRACE", "1")
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        if users.is_empty() {
+            cmd.env_remove("ALLOWED_USERS");
+        } else {
+            cmd.env("ALLOWED_USERS", users);
+        }
+        let file = fs::File::create(&log).unwrap();
+        cmd.stdin(Stdio::null()).stdout(Stdio::from(file.try_clone().unwrap())).stderr(Stdio::from(file));
+        let mut bot = Bot { child: Some(cmd.spawn().expect("start the discord bot")), log };
+        let deadline = Instant::now() + T;
+        while !bot.log().contains("connected as") {
+            let ended = bot.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(ended.is_none() && Instant::now() < deadline, "the bot never got ready ({ended:?}); log:\n{}", bot.log());
+            thread::sleep(Duration::from_millis(50));
+        }
+        bot
+    }
+
+    /// The bot's reply (a message of its own) to message `id`, containing `needle`.
+    fn reply_to(&self, bot: &Bot, id: u64, needle: &str) -> Sent {
+        let find = |dc: &StandInDiscord| {
+            dc.sent().into_iter().find(|s| s.reply_to == Some(id) && s.content.contains(needle))
+        };
+        assert!(
+            self.dc.wait_until(T, |dc| find(dc).is_some()),
+            "no reply to {id} with {needle:?}; sent: {:#?}\nlog:\n{}",
+            self.dc.sent(),
+            bot.log()
+        );
+        find(&self.dc).unwrap()
+    }
+
+    fn turns_with(&self, needle: &str) -> Vec<support::stand_in_api::Recorded> {
+        self.home.api.turn_requests().into_iter().filter(|r| r.last_user_text.contains(needle)).collect()
+    }
+}
+
+fn pairing_code(bot: &Bot) -> String {
+    let log = bot.log();
+    let at = log.find("/pair ").unwrap_or_else(|| panic!("no pairing code in the log:\n{log}"));
+    log[at + 6..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect()
+}
+
+#[test]
+fn the_stand_ins_websocket_accept_key_is_rfc_6455s() {
+    use base64::Engine;
+    let got = support::stand_in_discord::sha1(b"dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    assert_eq!(base64::engine::general_purpose::STANDARD.encode(got), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
+#[test]
+fn closed_by_default_strangers_get_one_refusal_pairing_makes_the_owner() {
+    let e = Env::new();
+    let bot = e.bot("");
+    let commands: Vec<String> =
+        e.dc.commands().as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
+    for name in ["attach", "detach", "new", "sessions", "status", "stop"] {
+        assert!(commands.contains(&name.to_owned()), "slash command /{name} registered: {commands:?}");
+    }
+    let code = pairing_code(&bot);
+
+    // Strangers: one refusal per channel, nothing runs.
+    e.dc.message(STRANGER, CHANNEL_ID, false, "run something", true, None, &[]);
+    e.dc.message(STRANGER, CHANNEL_ID, false, "run something else", true, None, &[]);
+    e.dc.message(STRANGER, CHANNEL_ID, false, "not to the bot", false, None, &[]);
+    let stop = e.dc.slash(STRANGER, CHANNEL_ID, "stop", &[]);
+    // In the guild's channel the code does not pair.
+    e.dc.message(OWNER, CHANNEL_ID, false, &format!("/pair {code}"), false, None, &[]);
+    let dm = 6001;
+    let paired = e.dc.message(OWNER, dm, true, &format!("/pair {code}"), false, None, &[]);
+    e.reply_to(&bot, paired, "Paired: you are my owner now.");
+    let refusals: Vec<Sent> = e.dc.sent_in(CHANNEL_ID);
+    assert_eq!(refusals.len(), 1, "{refusals:#?}");
+    assert!(refusals[0].content.contains("your user id is 901"), "{refusals:?}");
+    assert!(e.dc.wait_until(T, |dc| dc.replies().iter().any(|r| r.interaction_id == stop)));
+    let r = e.dc.replies().into_iter().find(|r| r.interaction_id == stop).unwrap();
+    assert!(r.ephemeral && r.content.contains("I only answer my owner"), "{r:?}");
+    assert!(e.home.api.requests().is_empty(), "nothing reached the model");
+    let state: Value = serde_json::from_str(&fs::read_to_string(&e.state).unwrap()).unwrap();
+    assert_eq!(state["owners"], serde_json::json!([OWNER]));
+
+    // The owner is answered in the channel when mentioning the bot; the code is used up.
+    let id = e.dc.message(OWNER, CHANNEL_ID, false, "hello from the owner", true, None, &[]);
+    let r = e.reply_to(&bot, id, "stand-in reply");
+    assert!(r.content.contains("hello from the owner"), "{r:?}");
+    assert_eq!(
+        e.home.current(&format!("discord:{GUILD_ID}:{CHANNEL_ID}")).is_some(),
+        true,
+        "the channel's key has a session"
+    );
+    let again = e.dc.message(STRANGER, 6002, true, &format!("/pair {code}"), false, None, &[]);
+    e.reply_to(&bot, again, "That code does not work");
+}
+
+#[test]
+fn threads_run_in_parallel_archive_cools_and_delete_forgets() {
+    let e = Env::new();
+    let bot = e.bot(&format!("{OWNER},{OTHER}"));
+    let (a, b) = (e.dc.thread(), e.dc.thread());
+    let key = |t: u64| format!("discord:{GUILD_ID}:{CHANNEL_ID}:{t}");
+    let ia = e.dc.message(OWNER, a, false, "thread a [hold=threads]", true, None, &[]);
+    let ib = e.dc.message(OWNER, b, false, "thread b [hold=threads]", true, None, &[]);
+    // Both held at once: the two threads' turns run in parallel.
+    assert!(
+        e.home.api.wait_for(T, |r| r.iter().filter(|r| r.last_user_text.contains("[hold=threads]")).count() == 2),
+        "log:\n{}",
+        bot.log()
+    );
+    e.home.api.release("threads");
+    e.reply_to(&bot, ia, "thread a");
+    e.reply_to(&bot, ib, "thread b");
+    let (sa, sb) = (e.home.current(&key(a)).unwrap(), e.home.current(&key(b)).unwrap());
+    assert_ne!(sa, sb, "each thread its own session");
+
+    // One thread's messages in order.
+    let one = e.dc.message(OWNER, a, false, "first in a [hold=order]", true, None, &[]);
+    let two = e.dc.message(OWNER, a, false, "second in a", true, None, &[]);
+    e.home.api.wait_held("order");
+    e.home.api.release("order");
+    e.reply_to(&bot, one, "first in a");
+    e.reply_to(&bot, two, "second in a");
+    let (x, y) = (&e.turns_with("first in a")[0], &e.turns_with("second in a")[0]);
+    assert!(y.started_ms >= x.finished_ms && y.all_text.contains("first in a"));
+
+    // Archived: the thread's warm claude ends; the session stays the thread's.
+    let warm = |id: &str| {
+        let list: Value = serde_json::from_str(&e.home.clawsess_ok(&["list", "--json"])).unwrap();
+        list.as_array().unwrap().iter().any(|s| s["session_id"] == id && s["warm"] == true)
+    };
+    assert!(warm(&sa), "the bot's turns are warm");
+    e.dc.archive(a);
+    let deadline = Instant::now() + T;
+    while warm(&sa) {
+        assert!(Instant::now() < deadline, "archiving did not cool {sa}; log:\n{}", bot.log());
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(e.home.current(&key(a)).as_deref(), Some(sa.as_str()));
+    assert!(warm(&sb), "the other thread stays warm");
+
+    // Deleted: the key is forgotten.
+    e.dc.delete(b);
+    let deadline = Instant::now() + T;
+    while e.home.current(&key(b)).is_some() {
+        assert!(Instant::now() < deadline, "deleting did not forget {}; log:\n{}", key(b), bot.log());
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn buttons_only_from_the_asker_or_an_owner_stop_and_an_image() {
+    let e = Env::new();
+    let bot = e.bot(&format!("{OWNER},{OTHER}"));
+    let file = e.project.join("from-discord.txt");
+    let id = e.dc.message(OWNER, CHANNEL_ID, false, &format!("write [bash=tee {} < /dev/null]", file.display()), true, None, &[]);
+    let has_buttons = |s: &Sent| s.components.to_string().contains("clawsess:allow:");
+    assert!(e.dc.wait_until(T, |dc| dc.sent().iter().any(has_buttons)), "log:\n{}", bot.log());
+    let asked = e.dc.sent().into_iter().find(has_buttons).unwrap();
+    let allow = format!("clawsess:allow:{OWNER}:");
+    let custom_id = asked.components.to_string();
+    let at = custom_id.find(&allow).unwrap();
+    let custom_id: String = custom_id[at..].chars().take_while(|c| *c != '"').collect();
+    // Another allowed user (not the asker, not an owner) presses Allow: refused.
+    let press = e.dc.press(OTHER, asked.id, &custom_id);
+    assert!(e.dc.wait_until(T, |dc| dc.replies().iter().any(|r| r.interaction_id == press)), "{}", bot.log());
+    let r = e.dc.replies().into_iter().find(|r| r.interaction_id == press).unwrap();
+    assert!(r.ephemeral && r.content.contains("Only the user who asked"), "{r:?}");
+    assert!(!file.exists());
+    // The asker's press decides.
+    e.dc.press(OWNER, asked.id, &custom_id);
+    e.reply_to(&bot, id, "stand-in reply");
+    assert!(file.exists(), "the allowed write ran");
+    assert!(e.dc.message_now(asked.id).unwrap().content.contains("✅ Allowed."));
+
+    // /stop mid-turn.
+    let long = e.dc.message(OWNER, CHANNEL_ID, false, "a long job [hold=L]", true, None, &[]);
+    e.home.api.wait_held("L");
+    let stop = e.dc.slash(OWNER, CHANNEL_ID, "stop", &[]);
+    assert!(e.dc.wait_until(T, |dc| dc.replies().iter().any(|r| r.interaction_id == stop && r.content == "Stopped.")));
+    e.reply_to(&bot, long, "⏹ Stopped before it was done.");
+
+    // An image attachment goes to the model.
+    let png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let img = e.dc.message(OWNER, CHANNEL_ID, false, "what is this?", true, None, &[("red.png", png.clone())]);
+    e.reply_to(&bot, img, "what is this?");
+    let turn = e.home.api.turn_requests().pop().unwrap();
+    assert!(turn.body.to_string().contains("\"type\":\"image\""), "an image block reached the model");
+
+    // /status as a slash command.
+    let status = e.dc.slash(OWNER, CHANNEL_ID, "status", &[]);
+    assert!(e.dc.wait_until(T, |dc| dc.replies().iter().any(|r| r.interaction_id == status && r.content.contains("talks to session"))), "{:#?}", e.dc.replies());
+    let _ = BOT_ID;
+}
