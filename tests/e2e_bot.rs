@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::real_claude::{ClaudeHome, run_with_stdin};
 use support::stand_in_api::Recorded;
-use support::stand_in_telegram::{BOT_USERNAME, Sent, StandInTelegram, USER_ID};
+use support::stand_in_telegram::{BOT_USERNAME, Sent, StandInTelegram, USER_ID, png};
 
 const TOKEN: &str = "4242:TEST-token";
 /// Longest wait for one answer (a claude turn takes about a second; the bound is for a
@@ -588,51 +588,6 @@ fn a_photo_goes_to_claude_with_its_caption() {
     );
     assert_eq!(image["source"]["media_type"], "image/png");
     assert!(e.tg.other_calls().iter().all(|c| !c.starts_with("getFile")), "getFile is served, not unknown");
-}
-
-/// A valid PNG of `w` x `h` red pixels.
-fn png(w: u32, h: u32) -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &b in bytes {
-            crc ^= b as u32;
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-            }
-        }
-        !crc
-    }
-    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-        out.extend((data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend(kind);
-        out.extend(data);
-        let crc = crc32(&out[start..]);
-        out.extend(crc.to_be_bytes());
-    }
-    let mut row = vec![0u8]; // filter type None
-    row.extend([255u8, 0, 0].repeat(w as usize));
-    let raw = row.repeat(h as usize);
-    // zlib with one stored (uncompressed) block.
-    let mut z = vec![0x78, 0x01, 1];
-    z.extend((raw.len() as u16).to_le_bytes());
-    z.extend((!(raw.len() as u16)).to_le_bytes());
-    z.extend(&raw);
-    let (mut a, mut b) = (1u32, 0u32);
-    for &x in &raw {
-        a = (a + x as u32) % 65521;
-        b = (b + a) % 65521;
-    }
-    z.extend(((b << 16) | a).to_be_bytes());
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend(w.to_be_bytes());
-    ihdr.extend(h.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &z);
-    chunk(&mut out, b"IEND", &[]);
-    out
 }
 
 /// A `clawsess` that writes each call's arguments to `calls` before running the real one:

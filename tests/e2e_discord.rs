@@ -255,6 +255,15 @@ fn buttons_only_from_the_asker_or_an_owner_stop_and_an_image() {
     e.reply_to(&bot, id, "stand-in reply");
     assert!(file.exists(), "the allowed write ran");
     assert!(e.dc.message_now(asked.id).unwrap().content.contains("✅ Allowed."));
+    // The progress: one message, sent at the first tool call and edited to its end.
+    let progress: Vec<Sent> = e.dc.sent().into_iter().filter(|s| s.reply_to == Some(id) && s.id != asked.id).collect();
+    let working = progress.iter().find(|s| s.content.contains("🔧 Bash: tee")).expect("a progress message");
+    assert!(
+        e.dc.wait_until(T, |dc| dc.message_now(working.id).is_some_and(|m| m.content.starts_with("✔️ Done."))),
+        "{:?}",
+        e.dc.message_now(working.id)
+    );
+    assert!(e.dc.edits().iter().any(|(m, _, _)| *m == working.id), "edited, not sent again");
 
     // /stop mid-turn.
     let long = e.dc.message(OWNER, CHANNEL_ID, false, "a long job [hold=L]", true, None, &[]);
@@ -264,11 +273,13 @@ fn buttons_only_from_the_asker_or_an_owner_stop_and_an_image() {
     e.reply_to(&bot, long, "⏹ Stopped before it was done.");
 
     // An image attachment goes to the model.
-    let png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let png = support::stand_in_telegram::png(2, 2);
     let img = e.dc.message(OWNER, CHANNEL_ID, false, "what is this?", true, None, &[("red.png", png.clone())]);
     e.reply_to(&bot, img, "what is this?");
     let turn = e.home.api.turn_requests().pop().unwrap();
-    assert!(turn.body.to_string().contains("\"type\":\"image\""), "an image block reached the model");
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(&png);
+    assert!(turn.body.to_string().contains(&data), "the image reached the model");
 
     // /status as a slash command.
     let status = e.dc.slash(OWNER, CHANNEL_ID, "status", &[]);
