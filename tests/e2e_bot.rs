@@ -596,8 +596,11 @@ fn logged_clawsess(e: &Env) -> (PathBuf, PathBuf) {
     let calls = e.home.home().join("clawsess-calls.log");
     let wrapper = e.home.home().join("clawsess-logged");
     let real = e.home.bin_dir().join("clawsess");
-    fs::write(&wrapper, format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n", calls.display(), real.display()))
-        .unwrap();
+    fs::write(
+        &wrapper,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n", calls.display(), real.display()),
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
     (wrapper, calls)
@@ -749,7 +752,9 @@ fn help_prints_the_settings_without_a_token() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    for name in ["TELEGRAM_BOT_TOKEN", "ALLOWED_USERS", "ALLOWED_CHATS", "TELEGRAM_API_URL", "BOT_STATE", "CLAWSESS"] {
+    for name in
+        ["TELEGRAM_BOT_TOKEN", "ALLOWED_USERS", "ALLOWED_CHATS", "TELEGRAM_API_URL", "BOT_STATE", "CLAWSESS"]
+    {
         assert!(text.contains(name), "--help names {name}: {text}");
     }
     assert!(!text.contains("is not set"), "{text}");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::real_claude::ClaudeHome;
-use support::stand_in_discord::{BOT_ID, CHANNEL_ID, GUILD_ID, Sent, StandInDiscord};
+use support::stand_in_discord::{BOT_ID, CHANNEL_ID, GUILD_ID, Say, Sent, StandInDiscord};
 
 const TOKEN: &str = "discord-TEST-token";
 const T: Duration = Duration::from_secs(180);
@@ -95,7 +95,11 @@ impl Env {
         let deadline = Instant::now() + T;
         while !bot.log().contains("connected as") {
             let ended = bot.child.as_mut().unwrap().try_wait().unwrap();
-            assert!(ended.is_none() && Instant::now() < deadline, "the bot never got ready ({ended:?}); log:\n{}", bot.log());
+            assert!(
+                ended.is_none() && Instant::now() < deadline,
+                "the bot never got ready ({ended:?}); log:\n{}",
+                bot.log()
+            );
             thread::sleep(Duration::from_millis(50));
         }
         bot
@@ -120,6 +124,11 @@ impl Env {
     }
 }
 
+/// A message that mentions the bot.
+fn mention() -> Say {
+    Say { mention: true, ..Say::default() }
+}
+
 fn pairing_code(bot: &Bot) -> String {
     let log = bot.log();
     let at = log.find("/pair ").unwrap_or_else(|| panic!("no pairing code in the log:\n{log}"));
@@ -129,7 +138,8 @@ fn pairing_code(bot: &Bot) -> String {
 #[test]
 fn the_stand_ins_websocket_accept_key_is_rfc_6455s() {
     use base64::Engine;
-    let got = support::stand_in_discord::sha1(b"dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    let got =
+        support::stand_in_discord::sha1(b"dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
     assert_eq!(base64::engine::general_purpose::STANDARD.encode(got), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
@@ -145,14 +155,14 @@ fn closed_by_default_strangers_get_one_refusal_pairing_makes_the_owner() {
     let code = pairing_code(&bot);
 
     // Strangers: one refusal per channel, nothing runs.
-    e.dc.message(STRANGER, CHANNEL_ID, false, "run something", true, None, &[]);
-    e.dc.message(STRANGER, CHANNEL_ID, false, "run something else", true, None, &[]);
-    e.dc.message(STRANGER, CHANNEL_ID, false, "not to the bot", false, None, &[]);
+    e.dc.message(STRANGER, CHANNEL_ID, "run something", mention());
+    e.dc.message(STRANGER, CHANNEL_ID, "run something else", mention());
+    e.dc.message(STRANGER, CHANNEL_ID, "not to the bot", Say::default());
     let stop = e.dc.slash(STRANGER, CHANNEL_ID, "stop", &[]);
     // In the guild's channel the code does not pair.
-    e.dc.message(OWNER, CHANNEL_ID, false, &format!("/pair {code}"), false, None, &[]);
+    e.dc.message(OWNER, CHANNEL_ID, &format!("/pair {code}"), Say::default());
     let dm = 6001;
-    let paired = e.dc.message(OWNER, dm, true, &format!("/pair {code}"), false, None, &[]);
+    let paired = e.dc.message(OWNER, dm, &format!("/pair {code}"), Say { dm: true, ..Say::default() });
     e.reply_to(&bot, paired, "Paired: you are my owner now.");
     let refusals: Vec<Sent> = e.dc.sent_in(CHANNEL_ID);
     assert_eq!(refusals.len(), 1, "{refusals:#?}");
@@ -165,15 +175,14 @@ fn closed_by_default_strangers_get_one_refusal_pairing_makes_the_owner() {
     assert_eq!(state["owners"], serde_json::json!([OWNER]));
 
     // The owner is answered in the channel when mentioning the bot; the code is used up.
-    let id = e.dc.message(OWNER, CHANNEL_ID, false, "hello from the owner", true, None, &[]);
+    let id = e.dc.message(OWNER, CHANNEL_ID, "hello from the owner", mention());
     let r = e.reply_to(&bot, id, "stand-in reply");
     assert!(r.content.contains("hello from the owner"), "{r:?}");
-    assert_eq!(
+    assert!(
         e.home.current(&format!("discord:{GUILD_ID}:{CHANNEL_ID}")).is_some(),
-        true,
-        "the channel's key has a session"
+        "the channel has a session"
     );
-    let again = e.dc.message(STRANGER, 6002, true, &format!("/pair {code}"), false, None, &[]);
+    let again = e.dc.message(STRANGER, 6002, &format!("/pair {code}"), Say { dm: true, ..Say::default() });
     e.reply_to(&bot, again, "That code does not work");
 }
 
@@ -183,11 +192,13 @@ fn threads_run_in_parallel_archive_cools_and_delete_forgets() {
     let bot = e.bot(&format!("{OWNER},{OTHER}"));
     let (a, b) = (e.dc.thread(), e.dc.thread());
     let key = |t: u64| format!("discord:{GUILD_ID}:{CHANNEL_ID}:{t}");
-    let ia = e.dc.message(OWNER, a, false, "thread a [hold=threads]", true, None, &[]);
-    let ib = e.dc.message(OWNER, b, false, "thread b [hold=threads]", true, None, &[]);
+    let ia = e.dc.message(OWNER, a, "thread a [hold=threads]", mention());
+    let ib = e.dc.message(OWNER, b, "thread b [hold=threads]", mention());
     // Both held at once: the two threads' turns run in parallel.
     assert!(
-        e.home.api.wait_for(T, |r| r.iter().filter(|r| r.last_user_text.contains("[hold=threads]")).count() == 2),
+        e.home
+            .api
+            .wait_for(T, |r| r.iter().filter(|r| r.last_user_text.contains("[hold=threads]")).count() == 2),
         "log:\n{}",
         bot.log()
     );
@@ -198,8 +209,8 @@ fn threads_run_in_parallel_archive_cools_and_delete_forgets() {
     assert_ne!(sa, sb, "each thread its own session");
 
     // One thread's messages in order.
-    let one = e.dc.message(OWNER, a, false, "first in a [hold=order]", true, None, &[]);
-    let two = e.dc.message(OWNER, a, false, "second in a", true, None, &[]);
+    let one = e.dc.message(OWNER, a, "first in a [hold=order]", mention());
+    let two = e.dc.message(OWNER, a, "second in a", mention());
     e.home.api.wait_held("order");
     e.home.api.release("order");
     e.reply_to(&bot, one, "first in a");
@@ -236,7 +247,12 @@ fn buttons_only_from_the_asker_or_an_owner_stop_and_an_image() {
     let e = Env::new();
     let bot = e.bot(&format!("{OWNER},{OTHER}"));
     let file = e.project.join("from-discord.txt");
-    let id = e.dc.message(OWNER, CHANNEL_ID, false, &format!("write [bash=tee {} < /dev/null]", file.display()), true, None, &[]);
+    let id = e.dc.message(
+        OWNER,
+        CHANNEL_ID,
+        &format!("write [bash=tee {} < /dev/null]", file.display()),
+        mention(),
+    );
     let has_buttons = |s: &Sent| s.components.to_string().contains("clawsess:allow:");
     assert!(e.dc.wait_until(T, |dc| dc.sent().iter().any(has_buttons)), "log:\n{}", bot.log());
     let asked = e.dc.sent().into_iter().find(has_buttons).unwrap();
@@ -256,25 +272,35 @@ fn buttons_only_from_the_asker_or_an_owner_stop_and_an_image() {
     assert!(file.exists(), "the allowed write ran");
     assert!(e.dc.message_now(asked.id).unwrap().content.contains("✅ Allowed."));
     // The progress: one message, sent at the first tool call and edited to its end.
-    let progress: Vec<Sent> = e.dc.sent().into_iter().filter(|s| s.reply_to == Some(id) && s.id != asked.id).collect();
+    let progress: Vec<Sent> =
+        e.dc.sent().into_iter().filter(|s| s.reply_to == Some(id) && s.id != asked.id).collect();
     let working = progress.iter().find(|s| s.content.contains("🔧 Bash: tee")).expect("a progress message");
     assert!(
-        e.dc.wait_until(T, |dc| dc.message_now(working.id).is_some_and(|m| m.content.starts_with("✔️ Done."))),
+        e.dc.wait_until(T, |dc| dc
+            .message_now(working.id)
+            .is_some_and(|m| m.content.starts_with("✔️ Done."))),
         "{:?}",
         e.dc.message_now(working.id)
     );
     assert!(e.dc.edits().iter().any(|(m, _, _)| *m == working.id), "edited, not sent again");
 
     // /stop mid-turn.
-    let long = e.dc.message(OWNER, CHANNEL_ID, false, "a long job [hold=L]", true, None, &[]);
+    let long = e.dc.message(OWNER, CHANNEL_ID, "a long job [hold=L]", mention());
     e.home.api.wait_held("L");
     let stop = e.dc.slash(OWNER, CHANNEL_ID, "stop", &[]);
-    assert!(e.dc.wait_until(T, |dc| dc.replies().iter().any(|r| r.interaction_id == stop && r.content == "Stopped.")));
+    assert!(e.dc.wait_until(T, |dc| {
+        dc.replies().iter().any(|r| r.interaction_id == stop && r.content == "Stopped.")
+    }));
     e.reply_to(&bot, long, "⏹ Stopped before it was done.");
 
     // An image attachment goes to the model.
     let png = support::stand_in_telegram::png(2, 2);
-    let img = e.dc.message(OWNER, CHANNEL_ID, false, "what is this?", true, None, &[("red.png", png.clone())]);
+    let img = e.dc.message(
+        OWNER,
+        CHANNEL_ID,
+        "what is this?",
+        Say { mention: true, attachments: vec![("red.png".into(), png.clone())], ..Say::default() },
+    );
     e.reply_to(&bot, img, "what is this?");
     let turn = e.home.api.turn_requests().pop().unwrap();
     use base64::Engine;
@@ -283,6 +309,13 @@ fn buttons_only_from_the_asker_or_an_owner_stop_and_an_image() {
 
     // /status as a slash command.
     let status = e.dc.slash(OWNER, CHANNEL_ID, "status", &[]);
-    assert!(e.dc.wait_until(T, |dc| dc.replies().iter().any(|r| r.interaction_id == status && r.content.contains("talks to session"))), "{:#?}", e.dc.replies());
+    assert!(
+        e.dc.wait_until(T, |dc| dc
+            .replies()
+            .iter()
+            .any(|r| r.interaction_id == status && r.content.contains("talks to session"))),
+        "{:#?}",
+        e.dc.replies()
+    );
     let _ = BOT_ID;
 }

@@ -77,39 +77,46 @@ fn install_pinned() -> PathBuf {
     let name = format!("bot-venv-{}", fingerprint(&wanted));
     let final_dir = target_dir().join(&name);
     let python = final_dir.join("bin").join("python");
-    let ready = || imports(&python) && fs::read(final_dir.join("requirements.txt")).ok().as_ref() == Some(&wanted);
-    install_once(&final_dir, &name, "the bots' Python packages (examples/requirements.txt) in a venv", ready, |tmp| {
-        let out = Command::new("python3").args(["-m", "venv"]).arg(tmp).stdin(Stdio::null()).output();
-        let out = match out {
-            Ok(o) => o,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "python3 was not found on PATH. The bot tests run the reference bots on their \
+    let ready =
+        || imports(&python) && fs::read(final_dir.join("requirements.txt")).ok().as_ref() == Some(&wanted);
+    install_once(
+        &final_dir,
+        &name,
+        "the bots' Python packages (examples/requirements.txt) in a venv",
+        ready,
+        |tmp| {
+            let out = Command::new("python3").args(["-m", "venv"]).arg(tmp).stdin(Stdio::null()).output();
+            let out = match out {
+                Ok(o) => o,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                    "python3 was not found on PATH. The bot tests run the reference bots on their \
                  pinned libraries (examples/requirements.txt), installed into a venv on first use: \
                  install Python 3.10+ with its venv module, or set {OVERRIDE_ENV}=/path/to/python."
-            ),
-            Err(e) => panic!("running python3 -m venv: {e}"),
-        };
-        assert!(out.status.success(), "python3 -m venv failed: {}", String::from_utf8_lossy(&out.stderr));
-        let out = Command::new(tmp.join("bin").join("python"))
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", "-r"])
-            .arg(&req)
-            .env_remove("PYTHONPATH")
-            .env_remove("PYTHONHOME")
-            .env_remove("PIP_USER")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running pip install -r {}: {e}", req.display()));
-        if !out.status.success() {
-            panic!(
-                "pip install -r {} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-                req.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        fs::write(tmp.join("requirements.txt"), &wanted).expect("write the venv's requirements.txt");
-    });
+                ),
+                Err(e) => panic!("running python3 -m venv: {e}"),
+            };
+            assert!(out.status.success(), "python3 -m venv failed: {}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new(tmp.join("bin").join("python"))
+                .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", "-r"])
+                .arg(&req)
+                .env_remove("PYTHONPATH")
+                .env_remove("PYTHONHOME")
+                .env_remove("PIP_USER")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("running pip install -r {}: {e}", req.display()));
+            if !out.status.success() {
+                panic!(
+                    "pip install -r {} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+                    req.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            fs::write(tmp.join("requirements.txt"), &wanted).expect("write the venv's requirements.txt");
+        },
+    );
     assert!(imports(&python), "{} cannot `{IMPORTS}` after the install", python.display());
     python
 }

@@ -49,6 +49,19 @@ pub struct Sent {
     pub at_ms: u64,
 }
 
+/// How a pushed message is sent.
+#[derive(Default)]
+pub struct Say {
+    /// In a DM (no guild).
+    pub dm: bool,
+    /// It mentions the bot (`<@BOT_ID> ` before the text).
+    pub mention: bool,
+    /// It replies to the bot's message with this id.
+    pub reply_to: Option<u64>,
+    /// Image attachments: (file name, bytes).
+    pub attachments: Vec<(String, Vec<u8>)>,
+}
+
 /// One interaction reply: the callback (`kind` its type: 4 message, 5 deferred, 7 update)
 /// or a follow-up (`kind` 0).
 #[derive(Clone, Debug)]
@@ -117,7 +130,11 @@ impl StandInDiscord {
             token: token.to_owned(),
             base: Mutex::new(String::new()),
             stop: AtomicBool::new(false),
-            state: Mutex::new(State { next_id: 900_000_000_000_000_000, commands: json!([]), ..State::default() }),
+            state: Mutex::new(State {
+                next_id: 900_000_000_000_000_000,
+                commands: json!([]),
+                ..State::default()
+            }),
             changed: Condvar::new(),
         };
         let server = Loopback::start("stand-in-discord", shared);
@@ -156,25 +173,15 @@ impl StandInDiscord {
     }
 
     /// A message from user `user_id` in `channel_id` (a thread made with [`Self::thread`],
-    /// [`CHANNEL_ID`], or any other id for a DM: `dm` true), mentioning the bot when
-    /// `mention`, replying to the bot's message `reply_to` when given, with image
-    /// `attachments` (file name, bytes). Returns its id.
-    pub fn message(
-        &self,
-        user_id: u64,
-        channel_id: u64,
-        dm: bool,
-        content: &str,
-        mention: bool,
-        reply_to: Option<u64>,
-        attachments: &[(&str, Vec<u8>)],
-    ) -> u64 {
+    /// [`CHANNEL_ID`], or any other id for a DM), as `how` says. Returns its id.
+    pub fn message(&self, user_id: u64, channel_id: u64, content: &str, how: Say) -> u64 {
+        let Say { dm, mention, reply_to, attachments } = how;
         let base = self.server.shared.base.lock().unwrap().clone();
         let mut st = self.server.shared.state.lock().unwrap();
         let id = Self::id(&mut st);
         let content = if mention { format!("<@{BOT_ID}> {content}") } else { content.to_owned() };
         let mut files = Vec::new();
-        for (name, bytes) in attachments {
+        for (name, bytes) in &attachments {
             let aid = Self::id(&mut st);
             let path = format!("/attachments/{aid}/{name}");
             files.push(json!({"id": aid.to_string(), "filename": name, "size": bytes.len(),
@@ -196,7 +203,8 @@ impl StandInDiscord {
         if let Some(r) = reply_to {
             let text = st.sent.iter().find(|s| s.id == r).map(|s| s.content.clone()).unwrap_or_default();
             m["type"] = json!(19);
-            m["message_reference"] = json!({"message_id": r.to_string(), "channel_id": channel_id.to_string()});
+            m["message_reference"] =
+                json!({"message_id": r.to_string(), "channel_id": channel_id.to_string()});
             m["referenced_message"] = json!({
                 "id": r.to_string(), "channel_id": channel_id.to_string(), "author": user(BOT_ID, true),
                 "content": text, "timestamp": timestamp(), "edited_timestamp": null, "tts": false,
@@ -409,7 +417,8 @@ fn serve_connection(stream: TcpStream, sh: &Shared) {
     let Ok(mut writer) = stream.try_clone() else { return };
     let mut reader = BufReader::new(stream);
     let Ok(Some(req)) = read_request(&mut reader) else { return };
-    if req.path.starts_with("/gateway") && req.headers.get("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+    if req.path.starts_with("/gateway")
+        && req.headers.get("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
     {
         gateway(req, reader, writer, sh);
         return;
@@ -468,7 +477,8 @@ fn rest(req: &Request, sh: &Shared) -> (&'static str, Option<Value>) {
         return not_found(&mut st, req);
     };
     let webhook = route.starts_with("/webhooks/") || route.starts_with("/interactions/");
-    if !webhook && req.headers.get("authorization").map(String::as_str) != Some(&format!("Bot {}", sh.token)) {
+    if !webhook && req.headers.get("authorization").map(String::as_str) != Some(&format!("Bot {}", sh.token))
+    {
         return ("401 Unauthorized", Some(json!({"message": "401: Unauthorized", "code": 0})));
     }
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
@@ -476,14 +486,20 @@ fn rest(req: &Request, sh: &Shared) -> (&'static str, Option<Value>) {
     let mut st = sh.state.lock().unwrap();
     let result = match (req.method.as_str(), parts.as_slice()) {
         ("GET", ["users", "@me"]) => ("200 OK", Some(user(BOT_ID, true))),
-        ("GET", ["oauth2", "applications", "@me"]) => ("200 OK", Some(json!({
+        ("GET", ["oauth2", "applications", "@me"]) => (
+            "200 OK",
+            Some(json!({
             "id": BOT_ID.to_string(), "name": BOT_NAME, "icon": null, "description": "", "rpc_origins": [],
             "bot_public": false, "bot_require_code_grant": false, "owner": user(1, false), "verify_key": "00",
-            "team": null, "flags": 0, "summary": ""}))),
+            "team": null, "flags": 0, "summary": ""})),
+        ),
         ("GET", ["gateway", ..]) => {
             let url = sh.base.lock().unwrap().replace("http://", "ws://") + "/gateway";
-            ("200 OK", Some(json!({"url": url, "shards": 1, "session_start_limit":
-                {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}})))
+            (
+                "200 OK",
+                Some(json!({"url": url, "shards": 1, "session_start_limit":
+                {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}})),
+            )
         }
         ("PUT", ["applications", _, "commands"]) => {
             let mut commands = body.as_array().cloned().unwrap_or_default();
@@ -512,7 +528,9 @@ fn rest(req: &Request, sh: &Shared) -> (&'static str, Option<Value>) {
                 id: st.next_id,
                 channel_id: channel.parse().unwrap_or(0),
                 content,
-                reply_to: body["message_reference"]["message_id"].as_str().and_then(|m| m.parse().ok())
+                reply_to: body["message_reference"]["message_id"]
+                    .as_str()
+                    .and_then(|m| m.parse().ok())
                     .or_else(|| body["message_reference"]["message_id"].as_u64()),
                 components: body.get("components").cloned().unwrap_or(json!([])),
                 at_ms: now_ms(),
@@ -534,10 +552,8 @@ fn rest(req: &Request, sh: &Shared) -> (&'static str, Option<Value>) {
             let id: u64 = id.parse().unwrap_or(0);
             let kind = body["type"].as_i64().unwrap_or(0);
             let data = &body["data"];
-            if kind == 7 {
-                if let Some((_, Some(message))) = st.interactions.get(&id).cloned() {
-                    edit(&mut st, message, data);
-                }
+            if let (7, Some((_, Some(message)))) = (kind, st.interactions.get(&id).cloned()) {
+                edit(&mut st, message, data);
             }
             st.replies.push(InteractionReply {
                 interaction_id: id,
