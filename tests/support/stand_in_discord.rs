@@ -137,7 +137,7 @@ impl StandInDiscord {
             }),
             changed: Condvar::new(),
         };
-        let server = Loopback::start("stand-in-discord", shared);
+        let server = Loopback::start("stand-in-discord", shared).expect("start the stand-in Discord");
         *server.shared.base.lock().unwrap() = format!("http://{}", server.addr);
         StandInDiscord { server }
     }
