@@ -759,3 +759,28 @@ fn help_prints_the_settings_without_a_token() {
     }
     assert!(!text.contains("is not set"), "{text}");
 }
+
+#[test]
+fn a_restarted_bots_buttons_still_work() {
+    let e = Env::new();
+    let mut bot = e.bot(&[]);
+    let file = e.project.join("after-restart.txt");
+    let id = e.tg.push_message(USER_ID, None, &format!("write [bash=tee {} < /dev/null]", file.display()));
+    let (asked, allow, _) = wait_for_buttons(&e, &bot, USER_ID, 0);
+    // The bot crashes (SIGKILL: no shutdown) while the question is open; a new one starts.
+    let mut child = bot.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let bot = e.bot(&[]);
+    // The old message's Allow works with the new bot: the request id is in the button.
+    e.tg.push_callback(USER_ID, message_id(&asked), &allow);
+    assert!(e.tg.wait_until(T, || !e.tg.callback_answers().is_empty()), "{}", bot.log());
+    assert_eq!(e.tg.callback_answers()[0]["text"], "✅ Allowed.", "{}", bot.log());
+    wait_for_text(&e, &bot, message_id(&asked), "✅ Allowed.");
+    let deadline = Instant::now() + T;
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "the allowed write never ran; log:\n{}", bot.log());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let _ = id;
+}
