@@ -39,11 +39,9 @@ Run: TELEGRAM_BOT_TOKEN=... python3 telegram_bot.py   (then /pair CODE from the 
 
 import asyncio
 import html
-import json
 import logging
 import os
 import re
-import secrets
 import shlex
 import signal
 import sys
@@ -52,14 +50,12 @@ import time
 import weakref
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clawsess_client import Busy, Clawsess, ClawsessError, tool_summary, topic_text  # noqa: E402
+from bot_common import (STOPPING_TEXT, Pairing, Progress, ending, follow, ids, number,  # noqa: E402
+                        read_json, write_json)
+from clawsess_client import Clawsess, ClawsessError, tool_summary, topic_text  # noqa: E402
 
 TELEGRAM_LIMIT = 4096
 PHOTO_LIMIT = 5 * 1024 * 1024
-BUSY_TEXT = ("this conversation is busy in another place (terminal or another chat); "
-             "try again in a moment")
-STOPPING_TEXT = ("the bot is shutting down, so this message was not answered; "
-                 "send it again in a moment")
 HELP_TEXT = """I relay your messages to Claude Code (via clawsess). Each chat and forum topic has its own conversation.
 
 /attach NAME - continue a session started elsewhere (a name or id from /sessions; without NAME: the most recent terminal session)
@@ -117,27 +113,6 @@ def split_message(text, limit=TELEGRAM_LIMIT):
 # Settings and state
 
 
-def ids(env, name):
-    raw = env.get(name, "").strip()
-    try:
-        return {int(x) for x in raw.split(",") if x.strip()} if raw else None
-    except ValueError:
-        raise SystemExit(f"{name} must be comma-separated ids, not {raw!r}")
-
-
-def number(env, name, default, minimum=0):
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be a number, not {raw!r}")
-    if value < minimum:
-        raise SystemExit(f"{name} must be at least {minimum}")
-    return int(value) if value == int(value) else value
-
-
 class Config:
     def __init__(self, env):
         self.token = env.get("TELEGRAM_BOT_TOKEN", "").strip()
@@ -153,8 +128,8 @@ class Config:
         if not os.path.isdir(self.cwd):
             raise SystemExit(f"BOT_CWD {self.cwd} is not a directory")
         self.clawsess.cwd = self.cwd
-        self.users = ids(env, "ALLOWED_USERS") or set()
-        self.chats = ids(env, "ALLOWED_CHATS")
+        self.users = ids(env, "ALLOWED_USERS")
+        self.chats = ids(env, "ALLOWED_CHATS") or None
         self.pair_ttl = number(env, "BOT_PAIR_TTL", 600, 1)
         bot_id = self.token.split(":", 1)[0]
         bot_id = bot_id if re.fullmatch(r"[0-9A-Za-z_-]{1,64}", bot_id) else "bot"
@@ -178,57 +153,18 @@ class State:
 
     def __init__(self, path):
         self.path = path
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            data = {}
-        except (OSError, ValueError) as e:
-            # Never overwrite a state file we cannot read: old messages would be answered again.
-            raise SystemExit(f"cannot read the state file {path}: {e}; fix or remove it")
+        data = read_json(path)
         self.offset = int(data.get("offset", 0))
         self.fresh = set(data.get("fresh", []))
         self.owners = {int(x) for x in data.get("owners", [])}
 
     def save(self):
-        data = {"offset": self.offset, "fresh": sorted(self.fresh), "owners": sorted(self.owners)}
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_json(self.path, {"offset": self.offset, "fresh": sorted(self.fresh), "owners": sorted(self.owners)})
 
     def set_fresh(self, key, on):
         if (key in self.fresh) != on:
             (self.fresh.add if on else self.fresh.discard)(key)
             self.save()
-
-
-class Pairing:
-    """The one-time code that makes the first user to send it (in private) the owner."""
-
-    def __init__(self, ttl):
-        alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-        self.code = "".join(secrets.choice(alphabet) for _ in range(8))
-        self.expires = time.monotonic() + ttl
-        self.tries = 5
-
-    def take(self, attempt):
-        """True once, for the right code within its time; five wrong tries void it."""
-        if self.code is None or time.monotonic() > self.expires:
-            self.code = None
-            return False
-        if secrets.compare_digest(attempt.strip().upper().encode(), self.code.encode()):
-            self.code = None
-            return True
-        self.tries -= 1
-        if self.tries <= 0:
-            log.warning("pairing: 5 wrong codes, the code is void (restart the bot for a new one)")
-            self.code = None
-        return False
 
 
 # ---------------------------------------------------------------------------------------
@@ -502,52 +438,31 @@ class Bot:
             fresh = key in self.state.fresh
             log.info("%s: turn (%d chars%s%s)", key, len(text), f", {len(images)} images" if images else "",
                      ", new session" if fresh else "")
-            progress = Progress(self, message)
+            progress = Progress(lambda text: self.send(message, text),
+                                lambda sent, text: self.edit(sent.chat.id, sent.message_id, text),
+                                self.cfg.edit_interval, TELEGRAM_LIMIT)
             typing = asyncio.ensure_future(self.typing(message))
             asked = []
+
+            async def ask(event):
+                asked.append(event.request_id)
+                await self.ask(message, event)
             turn = self.cs.stream(key, text, ask=self.cfg.ask, ask_timeout=self.cfg.ask_timeout,
                                   cwd=self.cfg.cwd, new=fresh, wait=self.cfg.wait, warm=self.cfg.warm,
                                   images=images, extra=self.cfg.run_args)
             self.running[key] = turn
-            error = None
             try:
-                async with turn:
-                    async for event in turn:
-                        if event.type == "tool":
-                            progress.line(f"🔧 {event.tool}" + (f": {s}" if (s := tool_summary(event.input)) else ""))
-                        elif event.type == "text":
-                            progress.text(event.text)
-                        elif event.type == "permission":
-                            asked.append(event.request_id)
-                            await self.ask(message, event)
-            except Busy:
-                error = BUSY_TEXT
-            except ClawsessError as e:
-                log.warning("%s: clawsess run exited %s: %s", key, e.code, e.stderr.strip()[-2000:])
-                error = "⚠️ " + shorten(e.message, 600)
+                error = await follow(key, turn, progress, ask)
             finally:
                 self.running.pop(key, None)
                 typing.cancel()
                 for request_id in asked:
                     if (ask := self.asks.pop(request_id, None)) is not None:
                         await self.edit(ask[0], ask[1], f"{ask[2]}\n\n⌛ Not answered: denied.")
-            result = turn.result
-            if self.stopping and (result is None or result.interrupted):
-                await progress.finish("⏹ Stopped.")
-                return await self.send(message, STOPPING_TEXT)
-            if result is not None and result.interrupted:
-                await progress.finish("⏹ Stopped.")
-                return await self.send(message, "⏹ Stopped before it was done.")
-            await progress.finish("✔️ Done." if error is None else "⚠️ Ended with an error.")
-            if error is not None:
-                return await self.send(message, error)
-            if fresh:
+            header, reply, answered = ending(turn.result, error, self.stopping)
+            await progress.finish(header)
+            if answered and fresh:
                 self.state.set_fresh(key, False)
-            reply = result.text
-            if result.is_error:
-                reply = "⚠️ " + (reply or "Claude Code reported an error")
-            elif result.replaced_session:
-                reply = "(The previous conversation could not be continued, so this is a new one.)\n\n" + reply
             await self.send(message, reply)
 
     async def typing(self, message):
@@ -628,75 +543,6 @@ class Bot:
         for key, turn in list(self.running.items()):
             log.info("%s: stopping the running turn", key)
             turn.terminate()  # clawsess stops claude and frees the session
-
-
-class Progress:
-    """A turn's "working..." message: sent at its first tool call, edited as more come (at
-    most once per BOT_EDIT_INTERVAL, later when Telegram asks to wait), and given its last
-    state when the turn is over. The reply itself is a message of its own."""
-
-    MAX_LINES = 25
-
-    def __init__(self, bot, message):
-        self.bot, self.message = bot, message
-        self.header, self.lines = "⏳ Working…", []
-        self.sent = None
-        self.shown = None
-        self.next_edit = 0.0
-        self.flusher = None
-        self.sleeping = False
-
-    def line(self, line):
-        self.lines.append(line)
-        self.schedule()
-
-    def text(self, text):
-        if self.lines:  # before any tool call this may be the whole reply
-            self.line("💬 " + shorten(" ".join(text.split()), 200))
-
-    def schedule(self):
-        if self.flusher is None or self.flusher.done():
-            self.flusher = asyncio.ensure_future(self.flush())
-
-    def render(self):
-        lines = self.lines[-self.MAX_LINES:]
-        skipped = len(self.lines) - len(lines)
-        return shorten("\n".join([self.header + (f"\n… {skipped} earlier steps" if skipped else ""), *lines]),
-                       TELEGRAM_LIMIT)
-
-    async def flush(self):
-        """Shows what came, then what comes during the pause, until nothing new did."""
-        while self.render() != self.shown:
-            self.sleeping = True
-            try:
-                await asyncio.sleep(max(0.0, self.next_edit - time.monotonic()))
-            finally:
-                self.sleeping = False
-            await self.push()
-
-    async def push(self):
-        text = self.render()
-        if text == self.shown:
-            return
-        self.shown = text
-        self.next_edit = time.monotonic() + self.bot.cfg.edit_interval
-        if self.sent is None:
-            self.sent = await self.bot.send(self.message, text)
-            self.shown = text if self.sent is not None else None
-        elif wait := await self.bot.edit(self.sent.chat.id, self.sent.message_id, text):
-            self.shown, self.next_edit = None, time.monotonic() + wait
-
-    async def finish(self, header):
-        if self.flusher is not None and not self.flusher.done():
-            if self.sleeping:
-                self.flusher.cancel()
-            try:
-                await self.flusher
-            except asyncio.CancelledError:
-                pass
-        if self.lines:
-            self.header = header
-            await self.push()
 
 
 async def serve(cfg):
