@@ -41,11 +41,9 @@ Run: DISCORD_BOT_TOKEN=... python3 discord_bot.py   (then DM the bot /pair CODE 
 
 import asyncio
 import hashlib
-import json
 import logging
 import os
 import re
-import secrets
 import shlex
 import signal
 import sys
@@ -55,20 +53,13 @@ import weakref
 from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clawsess_client import Busy, Clawsess, ClawsessError, tool_summary, topic_text  # noqa: E402
+from bot_common import (STOPPING_TEXT, Pairing, Progress, ending, follow, ids, number,  # noqa: E402
+                        read_json, shorten, write_json)
+from clawsess_client import Clawsess, ClawsessError, tool_summary, topic_text  # noqa: E402
 
 DISCORD_LIMIT = 2000
 IMAGE_LIMIT = 5 * 1024 * 1024
-BUSY_TEXT = ("this conversation is busy in another place (terminal or another chat); "
-             "try again in a moment")
-STOPPING_TEXT = ("the bot is shutting down, so this message was not answered; "
-                 "send it again in a moment")
-
 log = logging.getLogger("discord_bot")
-
-
-def shorten(text, limit):
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def split_message(text, limit=DISCORD_LIMIT):
@@ -106,27 +97,6 @@ def split_message(text, limit=DISCORD_LIMIT):
 # Settings and state (as telegram_bot.py's)
 
 
-def ids(env, name):
-    raw = env.get(name, "").strip()
-    try:
-        return {int(x) for x in raw.split(",") if x.strip()} if raw else set()
-    except ValueError:
-        raise SystemExit(f"{name} must be comma-separated ids, not {raw!r}")
-
-
-def number(env, name, default, minimum=0):
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be a number, not {raw!r}")
-    if value < minimum:
-        raise SystemExit(f"{name} must be at least {minimum}")
-    return int(value) if value == int(value) else value
-
-
 class Config:
     def __init__(self, env):
         self.token = env.get("DISCORD_BOT_TOKEN", "").strip()
@@ -159,47 +129,16 @@ class Config:
 
 
 class State:
+    """The owners and the keys whose next message starts a new session (mode 0600)."""
+
     def __init__(self, path):
         self.path = path
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            data = {}
-        except (OSError, ValueError) as e:
-            raise SystemExit(f"cannot read the state file {path}: {e}; fix or remove it")
+        data = read_json(path)
         self.fresh = set(data.get("fresh", []))
         self.owners = {int(x) for x in data.get("owners", [])}
 
     def save(self):
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"fresh": sorted(self.fresh), "owners": sorted(self.owners)}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-
-
-class Pairing:
-    def __init__(self, ttl):
-        self.code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(8))
-        self.expires = time.monotonic() + ttl
-        self.tries = 5
-
-    def take(self, attempt):
-        if self.code is None or time.monotonic() > self.expires:
-            self.code = None
-            return False
-        if secrets.compare_digest(attempt.strip().upper().encode(), self.code.encode()):
-            self.code = None
-            return True
-        self.tries -= 1
-        if self.tries <= 0:
-            log.warning("pairing: 5 wrong codes, the code is void (restart the bot for a new one)")
-            self.code = None
-        return False
+        write_json(self.path, {"fresh": sorted(self.fresh), "owners": sorted(self.owners)})
 
 
 # ---------------------------------------------------------------------------------------
@@ -377,30 +316,20 @@ class Bot(discord.Client):
         fresh = key in self.state.fresh
         log.info("%s: turn (%d chars%s%s)", key, len(text), f", {len(images)} images" if images else "",
                  ", new session" if fresh else "")
-        progress = Progress(self, message)
+        progress = Progress(lambda text: self.send(message, text), self.edit_progress,
+                            self.cfg.edit_interval, DISCORD_LIMIT)
         asked = []
+
+        async def ask(event):
+            asked.append(event.request_id)
+            await self.ask(message, event)
         turn = self.cs.stream(key, text, ask=self.cfg.ask, ask_timeout=self.cfg.ask_timeout, cwd=self.cfg.cwd,
                               new=fresh, wait=self.cfg.wait, warm=self.cfg.warm, images=images,
                               extra=self.cfg.run_args)
         self.running[key] = turn
-        error = None
         try:
             async with message.channel.typing():
-                async with turn:
-                    async for event in turn:
-                        if event.type == "tool":
-                            summary = tool_summary(event.input)
-                            progress.line(f"🔧 {event.tool}" + (f": {summary}" if summary else ""))
-                        elif event.type == "text":
-                            progress.text(event.text)
-                        elif event.type == "permission":
-                            asked.append(event.request_id)
-                            await self.ask(message, event)
-        except Busy:
-            error = BUSY_TEXT
-        except ClawsessError as e:
-            log.warning("%s: clawsess run exited %s: %s", key, e.code, e.stderr.strip()[-2000:])
-            error = "⚠️ " + shorten(e.message, 600)
+                error = await follow(key, turn, progress, ask)
         finally:
             self.running.pop(key, None)
             for request_id in asked:
@@ -410,25 +339,21 @@ class Bot(discord.Client):
                                                         DISCORD_LIMIT), view=None)
                     except discord.HTTPException:
                         pass
-        result = turn.result
-        if self.stopping and (result is None or result.interrupted):
-            await progress.finish("⏹ Stopped.")
-            return await self.send(message, STOPPING_TEXT)
-        if result is not None and result.interrupted:
-            await progress.finish("⏹ Stopped.")
-            return await self.send(message, "⏹ Stopped before it was done.")
-        await progress.finish("✔️ Done." if error is None else "⚠️ Ended with an error.")
-        if error is not None:
-            return await self.send(message, error)
-        if fresh:
+        header, reply, answered = ending(turn.result, error, self.stopping)
+        await progress.finish(header)
+        if answered and fresh:
             self.state.fresh.discard(key)
             self.state.save()
-        reply = result.text
-        if result.is_error:
-            reply = "⚠️ " + (reply or "Claude Code reported an error")
-        elif result.replaced_session:
-            reply = "(The previous conversation could not be continued, so this is a new one.)\n\n" + reply
         await self.send(message, reply)
+
+    @staticmethod
+    async def edit_progress(sent, text):
+        try:
+            await sent.edit(content=text)  # discord.py waits out rate limits itself
+        except discord.HTTPException as e:
+            log.warning("progress message in %s: %s", sent.channel.id, e)
+            return 5
+        return 0
 
     async def ask(self, message, event):
         text = shorten(f"🔐 Claude wants to use {event.tool}:\n{tool_summary(event.input, 600)}"
@@ -560,70 +485,6 @@ class Bot(discord.Client):
             turn.terminate()
         while self.running and time.monotonic() < deadline + 15:
             await asyncio.sleep(0.1)
-
-
-class Progress:
-    """A turn's "working..." message: sent at its first tool call, edited as more come (at
-    most once per BOT_EDIT_INTERVAL; discord.py waits out rate limits), and given its last
-    state when the turn is over. The reply is a message of its own."""
-
-    MAX_LINES = 25
-
-    def __init__(self, bot, message):
-        self.bot, self.message = bot, message
-        self.header, self.lines = "⏳ Working…", []
-        self.sent = self.shown = self.flusher = None
-        self.next_edit, self.sleeping = 0.0, False
-
-    def line(self, line):
-        self.lines.append(line)
-        if self.flusher is None or self.flusher.done():
-            self.flusher = asyncio.ensure_future(self.flush())
-
-    def text(self, text):
-        if self.lines:
-            self.line("💬 " + shorten(" ".join(text.split()), 200))
-
-    def render(self):
-        lines = self.lines[-self.MAX_LINES:]
-        skipped = len(self.lines) - len(lines)
-        head = self.header + (f"\n… {skipped} earlier steps" if skipped else "")
-        return shorten("\n".join([head, *lines]), DISCORD_LIMIT)
-
-    async def flush(self):
-        while self.render() != self.shown:
-            self.sleeping = True
-            try:
-                await asyncio.sleep(max(0.0, self.next_edit - time.monotonic()))
-            finally:
-                self.sleeping = False
-            await self.push()
-
-    async def push(self):
-        text = self.render()
-        if text == self.shown:
-            return
-        self.shown, self.next_edit = text, time.monotonic() + self.bot.cfg.edit_interval
-        try:
-            if self.sent is None:
-                self.sent = await self.message.reply(text, mention_author=False)
-            else:
-                await self.sent.edit(content=text)
-        except discord.HTTPException as e:
-            log.warning("progress message in %s: %s", self.message.channel.id, e)
-            self.shown = None
-
-    async def finish(self, header):
-        if self.flusher is not None and not self.flusher.done():
-            if self.sleeping:
-                self.flusher.cancel()
-            try:
-                await self.flusher
-            except asyncio.CancelledError:
-                pass
-        if self.lines:
-            self.header = header
-            await self.push()
 
 
 async def serve(cfg):

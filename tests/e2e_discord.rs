@@ -370,3 +370,37 @@ fn slash_commands_attach_sessions_detach_and_new() {
     assert_ne!(own, trip);
     assert!(!e.home.api.turn_requests().pop().unwrap().all_text.contains("PAPAYA"), "a new conversation");
 }
+
+#[test]
+fn long_replies_are_split_at_2000_characters_without_breaking_code_blocks() {
+    let script = r#"
+import sys
+sys.path.insert(0, sys.argv[1])
+import discord_bot as b
+code = "\n".join(f"x = {i}  # " + "y" * 30 for i in range(200))
+text = "intro\n```python\n" + code + "\n```\nafter"
+p = b.split_message(text)
+assert len(p) > 2 and all(len(x) <= 2000 for x in p), [len(x) for x in p]
+for x in p[1:-1]:
+    assert x.startswith("```python\n") and x.endswith("\n```"), (x[:20], x[-20:])
+assert p[0].startswith("intro\n```python\n") and p[0].endswith("\n```")
+assert p[-1].endswith("```\nafter")
+body = "".join(x.removeprefix("```python\n").removesuffix("\n```") + "\n" for x in p[1:-1])
+assert all(line in text for line in body.splitlines()), "nothing lost or changed"
+assert b.split_message("short") == ["short"]
+assert all(len(x) <= 2000 for x in b.split_message("a" * 4500))
+print("ok")
+"#;
+    let out = Command::new(support::bot_venv::python())
+        .args(["-B", "-c", script])
+        .arg(bot_script().parent().unwrap())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
