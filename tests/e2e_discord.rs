@@ -404,3 +404,36 @@ print("ok")
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn sigterm_mid_turn_stops_it_says_so_and_a_new_bot_goes_on() {
+    let e = Env::new();
+    let mut bot = e.bot(&OWNER.to_string());
+    let before = e.dc.message(OWNER, CHANNEL_ID, "before the restart", mention());
+    e.reply_to(&bot, before, "stand-in reply");
+    let long = e.dc.message(OWNER, CHANNEL_ID, "a long turn [hold=never]", mention());
+    e.home.api.wait_held("never");
+    let mut child = bot.child.take().unwrap();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + T;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the bot did not stop; log:\n{}", bot.log());
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}; log:\n{}", bot.log());
+    e.reply_to(&bot, long, "the bot is shutting down");
+    assert!(
+        e.home
+            .api
+            .wait_for(T, |r| r.iter().any(|r| r.last_user_text.contains("a long turn") && r.client_gone)),
+        "claude was stopped"
+    );
+    let bot = e.bot(&OWNER.to_string());
+    let after = e.dc.message(OWNER, CHANNEL_ID, "after the restart", mention());
+    e.reply_to(&bot, after, "stand-in reply");
+    let last = e.home.api.turn_requests().pop().unwrap();
+    assert!(last.all_text.contains("before the restart"), "the same conversation goes on");
+}
