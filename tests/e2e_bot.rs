@@ -784,3 +784,18 @@ fn a_restarted_bots_buttons_still_work() {
     }
     let _ = id;
 }
+
+#[test]
+fn the_standard_library_bots_state_file_is_read_as_it_is() {
+    let e = Env::new();
+    // What the bot of clawsess v2 wrote: the offset and the keys after /new, no owners.
+    fs::create_dir_all(e.state.parent().unwrap()).unwrap();
+    fs::write(&e.state, r#"{"offset": 1000, "fresh": ["telegram:777"]}"#).unwrap();
+    let bot = e.bot(&[]);
+    let r = e.say(&bot, USER_ID, None, "/status");
+    assert!(r.text.contains("After /new: your next message starts a new conversation."), "{r:?}");
+    assert_eq!(e.tg.polls()[0].offset, Some(1000), "it polls from the saved offset");
+    let state: Value = serde_json::from_str(&fs::read_to_string(&e.state).unwrap()).unwrap();
+    assert_eq!(state["fresh"], serde_json::json!(["telegram:777"]), "{state}");
+    assert!(state["offset"].as_i64().unwrap() > 1000, "{state}");
+}
