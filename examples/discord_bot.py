@@ -173,7 +173,8 @@ class Decision(discord.ui.DynamicItem[discord.ui.Button],
 
     async def interaction_check(self, interaction) -> bool:
         bot = interaction.client
-        if interaction.user.id == self.asker or interaction.user.id in bot.state.owners:
+        user = interaction.user.id
+        if user in bot.state.owners or (user == self.asker and bot.allowed(interaction.user)):
             return True
         log.warning("button press by user %s ignored (not the asker %s, not an owner)",
                     interaction.user.id, self.asker)
