@@ -971,6 +971,10 @@ fn with_two_terminals_open_the_one_left_still_catches_up() {
     // The terminal that started last is closed first.
     second.kill().unwrap();
     second.wait().unwrap();
+    // The bot's turn comes after the terminal has loaded the transcript (however fast this
+    // machine starts a process, the stand-in run could otherwise end within the terminal's
+    // start-up window, where a turn counts as seen).
+    past_start_up(first.id());
     w.run(&["--session", ID_A, "--key", "telegram:8", "what the bot said"]).assert().success();
     let pid = first.id().to_string();
     // Behind: refused with the way to reload, until it reloads (`/resume` fires SessionStart).
@@ -992,6 +996,17 @@ fn with_two_terminals_open_the_one_left_still_catches_up() {
     assert!(out.contains("what the bot said next") && out.contains("telegram:8"), "{out}");
     first.kill().unwrap();
     first.wait().unwrap();
+}
+
+/// Returns once the claude process `pid` is past its start-up window
+/// (`catchup::first_load_ms`, which the hooks take as its first load of the transcript, plus
+/// twice the 10 ms to which a process's start and the boot time are known): a turn logged
+/// from now on is one it missed.
+fn past_start_up(pid: u32) {
+    let loaded = clawsess::turn::catchup::first_load_ms(pid).expect("the process's start") + 20;
+    while clawsess::store::now_ms() <= loaded {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// Runs `clawsess hook session-start` for ID_A the way Claude Code does, from a process
