@@ -2,19 +2,87 @@
 # Every test: `cargo test` (unit, command, reliability, property and end-to-end tests, the
 # end-to-end ones on the pinned Claude Code), then the end-to-end suites again on the oldest
 # Claude Code clawsess supports (src/versions.rs). Each Claude Code version is installed
-# from npm into target/claude-code-VERSION/ on first use. Arguments go to the first
-# `cargo test`.
-set -euo pipefail
+# from npm into target/claude-code-VERSION/ on first use, the Agent SDK from PyPI into
+# target/agent-sdk-VERSION/. Arguments go to the first `cargo test`.
+#
+# Every suite runs even when one fails, and the last line is the count over both phases:
+#   N passed, N failed, N skipped
+# (skipped: tests marked #[ignore]). Exit 1 when anything failed, a test binary that did not
+# build or did not finish included.
+set -uo pipefail
 cd "$(dirname "$0")"
-cargo test --locked "$@"
+
+passed=0 failed=0 skipped=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+# What the test support cannot install itself: say so now, not 20 minutes in.
+missing=()
+tools=(cargo node npm tmux)
+[ -n "${CLAWSESS_TEST_PYTHON:-}" ] || tools+=(python3)
+for tool in "${tools[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: not on PATH: ${missing[*]} (needed: Rust, node and npm for the Claude Code CLIs, tmux for the terminal tests, python3 with venv for the Agent SDK tests)" >&2
+  echo "0 passed, 1 failed, 0 skipped"
+  exit 1
+fi
+
+# Runs one phase (`cargo test ...`), shows its output and adds its counts.
+phase() {
+  local name=$1
+  shift
+  echo "== $name"
+  "$@" 2>&1 | tee "$out"
+  local rc=${PIPESTATUS[0]}
+  local counts
+  # One "test result:" line per test binary; a binary that started ("Running", "Doc-tests")
+  # and printed none crashed or was killed: one failure each.
+  counts=$(sed 's/\x1b\[[0-9;]*[mK]//g' "$out" | awk '
+    /^test result: / {
+      for (i = 1; i <= NF; i++) {
+        n = $(i - 1) + 0
+        if ($i ~ /^passed/) p += n
+        if ($i ~ /^failed/) f += n
+        if ($i ~ /^ignored/) s += n
+      }
+      results++
+    }
+    /^ +Running .*\(.*\)$/ || /^ +Doc-tests [A-Za-z0-9_-]+$/ { started++ }
+    END { print p + 0, f + 0, s + 0, started - results }')
+  local p f s unfinished
+  read -r p f s unfinished <<<"$counts"
+  [ "$unfinished" -gt 0 ] || unfinished=0
+  if [ "$unfinished" -gt 0 ]; then
+    echo "test.sh: $name: $unfinished test binary(ies) ended without a result (crashed or killed)" >&2
+    f=$((f + unfinished))
+  fi
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    echo "test.sh: $name: cargo test failed (exit $rc) with no failing test: see the build errors above" >&2
+    f=1
+  fi
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+  echo "== $name: $p passed, $f failed, $s skipped"
+}
+
+phase "every test, on the pinned Claude Code" cargo test --locked --no-fail-fast "$@"
 
 oldest=$(sed -n 's/^pub const OLDEST_SUPPORTED: Version = Version(\([0-9]*\), \([0-9]*\), \([0-9]*\));.*/\1.\2.\3/p' src/versions.rs)
-[ -n "$oldest" ] || { echo "test.sh: no OLDEST_SUPPORTED in src/versions.rs" >&2; exit 1; }
-# The suites whose subject is what clawsess does on each Claude Code version. Not here: the
-# Agent SDK suite (the pinned SDK release passes flags that old CLIs lack; it runs its own
-# CLI), the interactive-terminal suite (it reads the pinned version's screen) and the topic
-# suite (older transcripts record a denied tool call as a failed one: see the README).
-suites=(--test e2e --test e2e_bot --test e2e_live --test e2e_support_smoke)
-echo "== the end-to-end suites on the oldest supported Claude Code, $oldest"
-# CLAWSESS_TEST_CLAUDE would put another binary in its place.
-env -u CLAWSESS_TEST_CLAUDE CLAWSESS_TEST_CLAUDE_VERSION="$oldest" cargo test --locked "${suites[@]}"
+if [ -z "$oldest" ]; then
+  echo "test.sh: no OLDEST_SUPPORTED in src/versions.rs: the oldest-version phase did not run" >&2
+  failed=$((failed + 1))
+else
+  # The suites whose subject is what clawsess does on each Claude Code version. Not here: the
+  # Agent SDK suite (the pinned SDK release passes flags that old CLIs lack; it runs its own
+  # CLI), the interactive-terminal suite (it reads the pinned version's screen) and the topic
+  # suite (older transcripts record a denied tool call as a failed one: see the README).
+  suites=(--test e2e --test e2e_bot --test e2e_live --test e2e_support_smoke)
+  # CLAWSESS_TEST_CLAUDE would put another binary in its place.
+  phase "the end-to-end suites on the oldest supported Claude Code, $oldest" \
+    env -u CLAWSESS_TEST_CLAUDE CLAWSESS_TEST_CLAUDE_VERSION="$oldest" \
+    cargo test --locked --no-fail-fast "${suites[@]}"
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
