@@ -960,6 +960,54 @@ fn doctor_reports_temp_files_a_killed_writer_left_and_prune_sweeps_them() {
 }
 
 #[test]
+fn clawsess_commands_in_a_terminal_behind_run_in_the_prompt_hook_and_leave_it_behind() {
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    let mut terminal = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = terminal.id().to_string();
+    w.hook("session-start", ID_A).env("CLAUDE_PID", &pid).assert().success();
+    w.cmd(&["attach", ID_A]).assert().success();
+    past_start_up(terminal.id());
+    w.run(&["--session", ID_A, "--key", "telegram:8", "what the bot said"]).assert().success();
+    let prompt = |text: &str| {
+        let mut input: Value = serde_json::from_str(&w.hook_input(ID_A)).unwrap();
+        input["hook_event_name"] = "UserPromptSubmit".into();
+        input["prompt"] = text.into();
+        let mut cmd = w.cmd(&["hook", "prompt-submit"]);
+        cmd.env("CLAUDE_PID", &pid).write_stdin(input.to_string());
+        cmd
+    };
+    // Shown to the person, not sent: a block with the command's output.
+    prompt("/sessions").assert().code(2).stdout(predicate::str::contains("\"decision\":\"block\"")).stderr(
+        predicate::str::contains("clawsess /sessions (done here; not sent to the model)")
+            .and(predicate::str::contains("KEYS"))
+            .and(predicate::str::contains(format!("(this conversation: {})", &ID_A[..8]))),
+    );
+    prompt("/clawsess:detach")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!("Detached the global attachment (was {})", &ID_A[..8])));
+    w.cmd(&["detach"]).assert().success().stdout(predicate::str::contains("no global attachment"));
+    // A command is no catch-up: the next prompt is still refused as behind.
+    prompt("hello")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("Ctrl+S").and(predicate::str::contains(format!("/resume {ID_A}"))));
+    // `claude -p /detach` is left to its command file (its caller reads the model's answer).
+    prompt("/detach")
+        .env("CLAUDE_CODE_ENTRYPOINT", "sdk-cli")
+        .assert()
+        .stderr(predicate::str::contains("Detached").not());
+    // Someone else's /detach in the project is theirs.
+    let own = w.project().join(".claude").join("commands");
+    fs::create_dir_all(&own).unwrap();
+    fs::write(own.join("sessions.md"), "my own sessions command").unwrap();
+    prompt("/sessions").assert().code(2).stderr(predicate::str::contains("continued this conversation"));
+    terminal.kill().unwrap();
+    terminal.wait().unwrap();
+}
+
+#[test]
 fn with_two_terminals_open_the_one_left_still_catches_up() {
     let w = World::new();
     w.person_session(ID_A, "p", "r");

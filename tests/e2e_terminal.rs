@@ -112,6 +112,12 @@ impl Drop for Terminal {
     }
 }
 
+/// What the prompt box holds: the last line that starts with the prompt sign.
+fn in_box(screen: &str) -> String {
+    let line = screen.lines().rfind(|l| l.starts_with('❯')).unwrap_or_default();
+    line.trim_start_matches('❯').trim_matches(|c: char| c.is_whitespace()).to_owned()
+}
+
 /// An interactive `claude --resume ID` in `project`, once it shows the conversation.
 fn resume_in_terminal(home: &ClaudeHome, project: &Path, id: &str) -> Terminal {
     let term = Terminal::start(home, project, &["--resume", id]);
@@ -338,4 +344,68 @@ fn a_compacted_conversation_is_no_fork() {
     assert!(!seen.all_text.contains("This conversation forked"), "{}", seen.all_text);
     let list = home.clawsess_ok(&["list", "--json"]);
     assert!(!list.contains("\"forked\": true"), "a compaction is no fork: {list}");
+}
+
+#[test]
+fn clawsess_commands_in_a_terminal_behind_run_in_the_hook_without_a_model_turn() {
+    let (home, project, id) = a_bot_session();
+    let term = resume_in_terminal(&home, &project, &id);
+    term.turn("the person says BRAGA");
+    // Attached from the terminal (not behind yet): every key now talks to this session.
+    let before = home.api.requests().len();
+    term.type_line("/attach");
+    term.wait_for("/attach's output", |s| s.contains("Attached every key (global)"));
+    // The bot adds a turn: the terminal is behind.
+    run_json(&home, &["--key", "telegram:1", "book the hotel in LISBON"]);
+    let after_bot = home.api.requests().len();
+
+    term.type_line("/sessions");
+    let short = &id[..8];
+    let screen = term.wait_for("/sessions' table", |s| s.contains(&format!("(this conversation: {short})")));
+    assert!(screen.contains("telegram:1") && screen.contains("~/work/trip"), "{screen}");
+    term.type_line("/detach");
+    term.wait_for("/detach's output", |s| {
+        s.contains(&format!("Detached the global attachment (was {short})"))
+    });
+    let current = home.clawsess(&["current", "--key", "telegram:9"]);
+    assert!(!current.status.success(), "detached for real: {}", String::from_utf8_lossy(&current.stdout));
+    // No model request for any of the three commands, none with their text.
+    assert_eq!(home.api.requests().len(), after_bot, "no request after the bot's turn");
+    let commands_sent: Vec<_> = home.api.requests()[before..]
+        .iter()
+        .filter(|r| {
+            ["/attach", "/sessions", "/detach", "command-message"].iter().any(|c| r.all_text.contains(c))
+        })
+        .map(|r| r.seq)
+        .collect();
+    assert!(commands_sent.is_empty(), "requests with a command: {commands_sent:?}");
+
+    // Still behind (a command is no catch-up): the prompt is refused, and the refusal's way
+    // back loses no typing: Ctrl+S, /resume, the prompt is back in the box.
+    term.type_line("what did the bot do COIMBRA");
+    term.wait_for("the refusal", |s| s.contains("Ctrl+S") && s.contains(&format!("/resume {id}")));
+    term.keys(&["C-s"]);
+    term.wait_for("the box set aside", |s| in_box(s).is_empty());
+    term.type_line(&format!("/resume {id}"));
+    term.wait_for("the prompt back in the box", |s| {
+        s.contains("LISBON") && in_box(s) == "what did the bot do COIMBRA"
+    });
+    term.keys(&["Enter"]);
+    assert!(
+        home.api
+            .wait_for(Duration::from_secs(90), |r| r.iter().any(|r| r.last_user_text.contains("COIMBRA")))
+    );
+    let req = home.api.turn_requests().into_iter().find(|r| r.last_user_text.contains("COIMBRA")).unwrap();
+    assert!(req.all_text.contains("LISBON") && req.all_text.contains("BRAGA"), "{}", req.all_text);
+    term.wait_for("the reply to COIMBRA", |s| s.contains("last=what did the bot do COIMBRA"));
+
+    // No fork: every later reader sees every turn.
+    term.exit();
+    run_json(&home, &["--key", "telegram:1", "and after the terminal closed"]);
+    let last = home.api.turn_requests().pop().unwrap();
+    for word in ["PORTO", "BRAGA", "LISBON", "COIMBRA"] {
+        assert!(last.all_text.contains(word), "{word} lost: {}", last.all_text);
+    }
+    let list = home.clawsess_ok(&["list", "--json"]);
+    assert!(!list.contains("\"forked\": true"), "a command is no forked turn: {list}");
 }

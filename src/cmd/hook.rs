@@ -14,7 +14,7 @@ use crate::cli::Hook;
 use crate::exit;
 use crate::ident::SessionId;
 use crate::store::Store;
-use crate::turn::hooks::{self, Answer, Event, EventName, HookInput, Refusal, Who};
+use crate::turn::hooks::{self, Answer, Event, EventName, HookInput, OwnCommand, Refusal, Who};
 
 /// Largest hook input read; Claude Code's are a few hundred bytes plus the prompt.
 const MAX_INPUT: usize = 4 * 1024 * 1024;
@@ -67,13 +67,13 @@ impl Hook {
         if matches!(self, Hook::SessionStart) {
             export_session_id(&id)?;
         }
-        answer_claude(answer)
+        answer_claude(answer, &id)
     }
 }
 
 /// Tells Claude Code the answer: context on stdout, or a refusal (exit 2, the reason on
 /// stderr, and for a non-interactive caller an interrupt so that it sees a failure).
-fn answer_claude(answer: Answer) -> Result<u8> {
+fn answer_claude(answer: Answer, id: &SessionId) -> Result<u8> {
     match answer {
         Answer::Quiet => Ok(exit::OK),
         Answer::Context(text) => {
@@ -83,9 +83,15 @@ fn answer_claude(answer: Answer) -> Result<u8> {
             crate::outln!("{out}")?;
             Ok(exit::OK)
         }
+        Answer::Command(command) => {
+            let shown = run_own_command(&command, id);
+            answer_claude(Answer::Refuse(Refusal { reason: shown, interrupt: None }), id)
+        }
         Answer::Refuse(Refusal { reason, interrupt }) => {
             // Claude Code from 2.1.x shows a block's reason alone (without the hook's command
-            // line and the prompt); older ones read the exit status and stderr.
+            // line and the prompt); older ones read the exit status and stderr. Either way the
+            // person sees it under "UserPromptSubmit operation blocked by hook:", and a `system`
+            // line with it goes on the process's branch of the transcript (no message).
             let block = serde_json::json!({
                 "decision": "block",
                 "reason": reason,
@@ -172,7 +178,44 @@ fn prompt_submit_unread(prefix: &[u8]) -> Result<u8> {
     };
     let store = Store::open()?;
     let who = Who::of_hook(&store, &id);
-    answer_claude(hooks::handle(&store, &id, Event::PromptSubmit { prompt: String::new() }, &who)?)
+    answer_claude(
+        hooks::handle(&store, &id, Event::PromptSubmit { prompt: String::new(), cwd: None }, &who)?,
+        &id,
+    )
+}
+
+/// Runs one of clawsess's own slash commands typed in session `id` (this binary, as the
+/// command file's `!` line would, with `id` as this Claude Code's session) and returns what it
+/// printed, for the person.
+fn run_own_command(command: &OwnCommand, id: &SessionId) -> String {
+    let args = command.clawsess_args();
+    let typed =
+        std::iter::once(format!("/{}", command.name)).chain(command.args.iter().cloned()).collect::<Vec<_>>();
+    let out = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .args(&args)
+            .env("CLAUDE_CODE_SESSION_ID", id.as_str())
+            .env("CLAWSESS_SESSION_ID", id.as_str())
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+    });
+    let mut text = match out {
+        Ok(out) => {
+            let mut text = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+            let err = String::from_utf8_lossy(&out.stderr);
+            if !err.trim().is_empty() {
+                text = format!("{text}\n{}", err.trim_end()).trim_start().to_owned();
+            }
+            text
+        }
+        Err(err) => format!("clawsess: could not run clawsess {}: {err}", args.join(" ")),
+    };
+    if command.name == "sessions" {
+        text.push_str(&format!("\n(this conversation: {})", id.short()));
+    }
+    let head = format!("clawsess {} (done here; not sent to the model):", typed.join(" "));
+    crate::sys::printable(&format!("{head}\n{text}"), true).into_owned()
 }
 
 /// The value of the first `"session_id":"..."` in a piece of hook JSON.

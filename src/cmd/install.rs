@@ -23,8 +23,7 @@ pub const COMMANDS: [(&str, &str); 3] = [
     ("detach.md", include_str!("../../commands/detach.md")),
     ("sessions.md", include_str!("../../commands/sessions.md")),
 ];
-/// Marks a command file as clawsess's, so uninstall removes it and nothing else.
-const MARKER: &str = "<!-- installed by clawsess; `clawsess uninstall` removes it -->";
+use crate::claude::COMMAND_MARKER as MARKER;
 /// The hook subcommands, as they end our hook commands.
 pub const HOOK_ARGS: [&str; 4] =
     ["hook session-start", "hook prompt-submit", "hook stop", "hook session-end"];

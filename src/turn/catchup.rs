@@ -137,9 +137,12 @@ pub fn behind_text(missed: &Missed, id: &SessionId, interactive: bool) -> String
         who.push(format!("earlier surfaces ({} {})", missed.omitted, turns_word(missed.omitted as usize)));
     }
     let how = if interactive {
+        // Measured on 2.1.328 (and 2.0.77 has the same key): the refused prompt stays in the
+        // box, where `/resume` typed after it would be appended; Ctrl+S stashes the box, and
+        // the stash comes back into the box after the next command is sent.
         format!(
-            "type /resume {id} to load them, then send your prompt again (it stays in the box until you \
-             type; the up arrow does not bring it back)"
+            "press Ctrl+S to set your prompt aside, then type /resume {id} to load them; your \
+             prompt comes back in the box to send"
         )
     } else {
         format!("start a new `claude --resume {id}` to continue with them")

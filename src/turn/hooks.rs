@@ -36,6 +36,8 @@ pub enum Event {
     SessionStart(Start),
     PromptSubmit {
         prompt: String,
+        /// The claude process's working directory, when Claude Code said.
+        cwd: Option<PathBuf>,
     },
     Stop {
         reply: String,
@@ -73,7 +75,10 @@ impl HookInput {
                 let source = self.source.unwrap_or_else(|| "startup".into());
                 Event::SessionStart(Start { cwd, transcript, source, title: self.session_title })
             }
-            EventName::PromptSubmit => Event::PromptSubmit { prompt: self.prompt.unwrap_or_default() },
+            EventName::PromptSubmit => Event::PromptSubmit {
+                prompt: self.prompt.unwrap_or_default(),
+                cwd: self.cwd.filter(|c| c.is_absolute()),
+            },
             EventName::Stop => Event::Stop { reply: self.last_assistant_message.unwrap_or_default() },
             EventName::SessionEnd => {
                 Event::SessionEnd { transcript: self.transcript_path.filter(|p| p.is_absolute()) }
@@ -113,6 +118,64 @@ pub enum Answer {
     Context(String),
     /// The prompt is refused with this reason.
     Refuse(Refusal),
+    /// The prompt is one of clawsess's own slash commands: the hook runs it and shows its
+    /// output to the person instead of sending the prompt (no model turn, whatever the
+    /// session's state).
+    Command(OwnCommand),
+}
+
+/// One of clawsess's own slash commands as typed in Claude Code: `/attach`, `/detach`,
+/// `/sessions` (what `install` puts in `commands/`) or `/clawsess:attach` ... (the plugin's),
+/// with its arguments. The UserPromptSubmit hook gets the prompt as typed (`/attach --key
+/// telegram:1`), before Claude Code expands the command file (measured on 2.1.328).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnCommand {
+    /// `attach`, `detach` or `sessions`.
+    pub name: &'static str,
+    /// Its arguments, split at whitespace (they never go through a shell).
+    pub args: Vec<String>,
+}
+
+/// clawsess's slash commands and the subcommand each runs.
+const OWN_COMMANDS: [(&str, &str); 3] = [("attach", "attach"), ("detach", "detach"), ("sessions", "list")];
+
+impl OwnCommand {
+    /// The command `prompt` names, if it is one of clawsess's. `shadowed(name)` says whether
+    /// `/name` (without the plugin's `clawsess:`) is someone else's command.
+    pub fn parse(prompt: &str, shadowed: impl Fn(&str) -> bool) -> Option<OwnCommand> {
+        let rest = prompt.trim().strip_prefix('/')?;
+        let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let (plugin, bare) = match word.strip_prefix("clawsess:") {
+            Some(bare) => (true, bare),
+            None => (false, word),
+        };
+        let (name, _) = OWN_COMMANDS.iter().find(|(name, _)| *name == bare)?;
+        if !plugin && shadowed(name) {
+            return None;
+        }
+        Some(OwnCommand { name, args: args.split_whitespace().map(str::to_owned).collect() })
+    }
+
+    /// The `clawsess` arguments that do it (`/sessions` is `clawsess list`).
+    pub fn clawsess_args(&self) -> Vec<String> {
+        let sub = OWN_COMMANDS.iter().find(|(name, _)| *name == self.name).map_or(self.name, |(_, sub)| sub);
+        std::iter::once(sub.to_string()).chain(self.args.iter().cloned()).collect()
+    }
+}
+
+/// Whether `/name` in a Claude Code started in `cwd` is a command file that is not clawsess's
+/// (the project's `.claude/commands/` or the user's `commands/`; `install` leaves such a file
+/// alone).
+pub fn command_shadowed(name: &str, cwd: Option<&std::path::Path>) -> bool {
+    let dirs = cwd.map(|c| c.join(".claude")).into_iter().chain(claude::config_dir(None).ok());
+    shadowed_in(name, dirs)
+}
+
+/// Whether `commands/NAME.md` in one of `dirs` is there and not clawsess's.
+fn shadowed_in(name: &str, dirs: impl Iterator<Item = PathBuf>) -> bool {
+    dirs.map(|d| d.join("commands").join(format!("{name}.md")))
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .any(|text| !text.contains(claude::COMMAND_MARKER))
 }
 
 /// A refused prompt.
@@ -174,7 +237,16 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
     };
     match event {
         Event::SessionStart(start) => session_start(store, id, &start, process),
-        Event::PromptSubmit { prompt } => {
+        Event::PromptSubmit { prompt, cwd } => {
+            // In a terminal, clawsess's own commands never reach the model: not a turn, so
+            // neither busy nor behind stops them. (`claude -p /attach` still runs the command
+            // file, whose output its caller reads.)
+            if process.interactive()
+                && let Some(command) =
+                    OwnCommand::parse(&prompt, |name| command_shadowed(name, cwd.as_deref()))
+            {
+                return Ok(Answer::Command(command));
+            }
             prompt_submit(store, id, &prompt, process, turn_wait(), Behind::from_env())
         }
         Event::Stop { reply } => stop(store, id, &reply, process),
@@ -340,4 +412,50 @@ fn touch(store: &Store, id: &SessionId, rec: Option<&SessionRecord>) -> Result<(
         tx.put_session(&rec)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own(prompt: &str) -> Option<OwnCommand> {
+        OwnCommand::parse(prompt, |_| false)
+    }
+
+    #[test]
+    fn clawsess_commands_are_told_from_prompts_with_their_arguments() {
+        let cmd = own("/attach --key telegram:1").unwrap();
+        assert_eq!(
+            (cmd.name, cmd.clawsess_args()),
+            ("attach", vec!["attach".into(), "--key".into(), "telegram:1".into()])
+        );
+        assert_eq!(own("  /sessions ").unwrap().clawsess_args(), vec!["list".to_owned()]);
+        assert_eq!(own("/clawsess:detach\t--key  k").unwrap().clawsess_args(), vec!["detach", "--key", "k"]);
+        for prompt in ["attach", "/attachment", "/clawsess:list", "/other:attach", "please /detach", "/", ""]
+        {
+            assert_eq!(own(prompt), None, "{prompt:?}");
+        }
+    }
+
+    #[test]
+    fn a_bare_command_that_is_someone_elses_is_left_to_claude_code_and_the_plugins_form_is_not() {
+        let shadowed = |name: &str| name == "sessions";
+        assert_eq!(OwnCommand::parse("/sessions", shadowed), None);
+        assert!(OwnCommand::parse("/clawsess:sessions", shadowed).is_some());
+        assert!(OwnCommand::parse("/detach", shadowed).is_some());
+    }
+
+    #[test]
+    fn a_command_file_without_our_marker_shadows_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let commands = dir.path().join(".claude").join("commands");
+        std::fs::create_dir_all(&commands).unwrap();
+        std::fs::write(commands.join("detach.md"), "my own detach").unwrap();
+        std::fs::write(commands.join("attach.md"), format!("---\n---\n{}\n!`x`", claude::COMMAND_MARKER))
+            .unwrap();
+        let dirs = || [dir.path().join("nothing"), dir.path().join(".claude")].into_iter();
+        assert!(shadowed_in("detach", dirs()));
+        assert!(!shadowed_in("attach", dirs()));
+        assert!(!shadowed_in("sessions", dirs()));
+    }
 }
