@@ -40,10 +40,28 @@ fn usage_error(err: clap::Error) -> ! {
         let text = err.render().to_string();
         let first = text.lines().next().unwrap_or("").trim_start_matches("error: ").to_owned();
         let run = args.iter().find(|a| !a.starts_with('-')).is_some_and(|c| c == "run");
-        let doc = failure_json(run, &first, None, false);
+        let doc = failure_json(run, &first, key_given(&args).as_deref(), false);
         let _ = writeln!(std::io::stdout(), "{doc:#}");
     }
     err.exit()
+}
+
+/// The value of `--key`/`-k` on a command line clap refused, as given (the last one wins,
+/// as with clap).
+fn key_given(args: &[String]) -> Option<String> {
+    let mut key = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--key" || arg == "-k" {
+            key = it.next().cloned().or(key);
+        } else if let Some(value) = arg.strip_prefix("--key=").or_else(|| arg.strip_prefix("-k=")) {
+            key = Some(value.to_owned());
+        } else if let Some(value) = arg.strip_prefix("-k").filter(|v| !v.is_empty() && !arg.starts_with("--"))
+        {
+            key = Some(value.to_owned());
+        }
+    }
+    key
 }
 
 fn hook_fast_path() -> Option<Hook> {

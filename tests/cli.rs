@@ -440,6 +440,51 @@ fn run_starts_a_session_for_a_new_key_and_resumes_it_next_time() {
 }
 
 #[test]
+fn run_says_when_it_starts_a_new_session_and_when_it_does_not() {
+    let w = World::new();
+    // A mistyped key with nothing attached: a new conversation, said on stderr and in --json.
+    let out = w.run(&["--key", "telgram:1", "--json", "hi"]).output().unwrap();
+    assert!(out.status.success());
+    let first: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = first["session_id"].as_str().unwrap();
+    assert_eq!(first["new_session"], true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let project = w.project();
+    assert!(
+        stderr.contains(&format!("clawsess: new session {id} for key telgram:1 in {}", project.display())),
+        "{stderr}"
+    );
+    // Its next turn resumes: nothing said.
+    let out = w.run(&["--key", "telgram:1", "--json", "again"]).output().unwrap();
+    let second: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((second["session_id"].as_str(), &second["new_session"]), (Some(id), &Value::Bool(false)));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("new session"));
+    // Asked for with --new: in --json, not on stderr.
+    let out = w.run(&["--key", "telgram:1", "--new", "--json", "over"]).output().unwrap();
+    let third: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(third["new_session"], true);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("new session"));
+}
+
+#[test]
+fn a_run_usage_error_in_json_names_the_key_given() {
+    let w = World::new();
+    for args in [["--key", "telegram:1"], ["-k", "telegram:1"]] {
+        let mut all = vec!["run"];
+        all.extend_from_slice(&args);
+        all.extend_from_slice(&["--stream", "--json", "hi"]);
+        let out = w.cmd(&all).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["key"], "telegram:1", "{args:?}: {doc}");
+        assert!(doc["error"].as_str().unwrap().contains("--stream"));
+    }
+    let doc: Value =
+        serde_json::from_slice(&w.cmd(&["run", "--bogus", "--json", "hi"]).output().unwrap().stdout).unwrap();
+    assert_eq!(doc["key"], "default", "no --key given: the default key's");
+}
+
+#[test]
 fn run_reads_the_prompt_from_stdin_and_dash_words_stay_text() {
     let w = World::new();
     w.run(&["--key", "k"]).write_stdin("from stdin\nline 2").assert().success();

@@ -198,6 +198,14 @@ impl cli::Run {
         record_error: Option<anyhow::Error>,
         target: &Target,
     ) -> Result<()> {
+        let new_session = !target.resume;
+        if new_session && !self.new && !failed {
+            // Nothing attached, or a mistyped key: not a surprise to find out later.
+            eprintln!(
+                "clawsess: new session {session} for key {key} in {}",
+                crate::sys::printable(&crate::sys::tilde(&target.cwd), false)
+            );
+        }
         if !self.json && !self.stream {
             let text = result.result();
             return crate::outln!("{}", text.strip_suffix('\n').unwrap_or(text));
@@ -220,6 +228,7 @@ impl cli::Run {
                 fields.insert("reset".into(), serde_json::json!({"from": old.as_str(), "why": why}));
             }
         }
+        fields.insert("new_session".into(), Value::Bool(new_session));
         self.print_object(Value::Object(fields))
     }
 
