@@ -165,8 +165,35 @@ pub fn parse_line(line: &[u8]) -> Option<Message> {
     }
     let message = line.message?;
     let id = message.id.clone();
-    let text = message_text(message.content.as_ref())?;
+    let mut text = message_text(message.content.as_ref())?;
+    if role == Role::User
+        && let Some(typed) = slash_command(text.trim_start())
+    {
+        text = typed;
+    }
     Some(Message { role, text, timestamp: line.timestamp, id })
+}
+
+/// A slash command as the person typed it (`/attach --key telegram:1`), from the line Claude
+/// Code writes for one: `<command-message>attach</command-message>` `<command-name>/attach
+/// </command-name>` `<command-args>--key telegram:1</command-args>`, in either order (the
+/// expanded command file follows as a meta line).
+pub(crate) fn slash_command(text: &str) -> Option<String> {
+    if !(text.starts_with("<command-message>") || text.starts_with("<command-name>")) {
+        return None;
+    }
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let from = text.find(&open)? + open.len();
+        let len = text[from..].find(&format!("</{name}>"))?;
+        Some(text[from..from + len].trim())
+    };
+    let name = tag("command-name")?;
+    let name = if name.starts_with('/') { name.to_owned() } else { format!("/{name}") };
+    Some(match tag("command-args").filter(|a| !a.is_empty()) {
+        Some(args) => format!("{name} {args}"),
+        None => name,
+    })
 }
 
 /// A message's text: the string, or its `text` blocks joined; `None` when there is none.
@@ -257,6 +284,15 @@ pub fn last_topic(path: &Path) -> Result<Topic> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn a_slash_command_reads_as_typed() {
+        let line = serde_json::json!({"type": "user", "message": {"role": "user", "content":
+            "<command-message>attach</command-message>\n<command-name>/attach</command-name>\n<command-args>--key telegram:1</command-args>"}});
+        assert_eq!(parse_line(line.to_string().as_bytes()).unwrap().text, "/attach --key telegram:1");
+        let reply = serde_json::json!({"type": "assistant", "message": {"content": "<command-name>/x</command-name>"}});
+        assert_eq!(parse_line(reply.to_string().as_bytes()).unwrap().text, "<command-name>/x</command-name>");
+    }
 
     fn rev_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
         let mut f = tempfile::NamedTempFile::new().unwrap();

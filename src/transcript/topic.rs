@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{RevLines, WireMessage, message_text};
+use super::{RevLines, WireMessage, message_text, slash_command};
 use crate::ident::shorten;
 
 /// Where the topic starts, looking back from the end.
@@ -296,7 +296,11 @@ fn prompt_text(line: &Line, content: Option<&Value>) -> Option<String> {
         return None;
     }
     let text = message_text(content)?;
-    (!text.trim_start().starts_with("[Request interrupted by user")).then_some(text)
+    let start = text.trim_start();
+    if start.starts_with("[Request interrupted by user") || start.starts_with("<local-command-std") {
+        return None;
+    }
+    Some(slash_command(start).unwrap_or(text))
 }
 
 /// What a call worked on: see [`Action::target`].
@@ -465,6 +469,35 @@ mod tests {
         assert_eq!(prompts(&topic), ["the real prompt"]);
         assert_eq!(topic.actions[0].count, 1);
         assert_eq!(topic.last_reply, None);
+    }
+
+    #[test]
+    fn a_slash_command_is_shown_as_typed_and_its_output_is_no_prompt() {
+        let mut expanded = user("<!-- installed by clawsess -->\nthe command file", &at(0, 2));
+        expanded["isMeta"] = json!(true);
+        let lines = [
+            user(
+                "<command-message>attach</command-message>\n<command-name>/attach</command-name>\n\
+                 <command-args>--key telegram:1</command-args>",
+                &at(0, 1),
+            ),
+            expanded,
+            user(
+                "<command-name>/model</command-name>\n<command-message>model</command-message>\n<command-args></command-args>",
+                &at(0, 3),
+            ),
+            user("<local-command-stdout>Set model to opus</local-command-stdout>", &at(0, 4)),
+            user(
+                "<command-message>clawsess:sessions</command-message>\n<command-name>/clawsess:sessions</command-name>",
+                &at(0, 5),
+            ),
+            user("<command-message>broken", &at(0, 6)),
+        ];
+        let topic = read(&lines, TopicLimits::default());
+        assert_eq!(
+            prompts(&topic),
+            ["/attach --key telegram:1", "/model", "/clawsess:sessions", "<command-message>broken"]
+        );
     }
 
     #[test]
