@@ -66,7 +66,16 @@ pub fn find_session(store: &Store, arg: &str) -> Result<SessionId> {
         store.session_ids()?.into_iter().filter(|id| id.as_str().starts_with(&lower)).collect();
     matches.sort();
     match matches.len() {
-        0 => bail!("no session id starts with {arg:?} (see `clawsess list`)"),
+        0 => match unrecorded_transcript(&lower) {
+            Some(id) => bail!(
+                "no recorded session id starts with {arg:?}, but Claude Code has session {id} from \
+                 before clawsess was installed: `clawsess import` records it"
+            ),
+            None => bail!(
+                "no session id starts with {arg:?} (see `clawsess list`; `clawsess import` records \
+                 sessions from before the install)"
+            ),
+        },
         1 => Ok(matches.remove(0)),
         n => {
             let list: Vec<&str> = matches.iter().take(10).map(SessionId::as_str).collect();
@@ -74,6 +83,19 @@ pub fn find_session(store: &Store, arg: &str) -> Result<SessionId> {
             bail!("{arg:?} matches {n} sessions: {}{more}; give more characters", list.join(", "))
         }
     }
+}
+
+/// The id of a Claude Code transcript (`projects/*/ID.jsonl`) whose id starts with `prefix`,
+/// if there is one: a session the hooks never saw. Only on the way to an error.
+fn unrecorded_transcript(prefix: &str) -> Option<String> {
+    let projects = crate::claude::config_dir(None).ok()?.join("projects");
+    std::fs::read_dir(projects).ok()?.flatten().find_map(|project| {
+        std::fs::read_dir(project.path()).ok()?.flatten().find_map(|file| {
+            let name = file.file_name();
+            let id = name.to_str()?.strip_suffix(".jsonl")?;
+            (id.starts_with(prefix) && SessionId::parse(id).is_ok()).then(|| id.to_owned())
+        })
+    })
 }
 
 /// The person's session active most recently whose transcript still exists: what `attach`

@@ -248,11 +248,25 @@ fn attach_by_prefix_resolves_a_unique_session_and_lists_ambiguous_ones() {
         .code(1)
         .stderr(predicate::str::contains(ID_A).and(predicate::str::contains(ID_B)));
     w.cmd(&["attach", "aaa", "--key", "k"]).assert().code(1).stderr(predicate::str::contains("at least 4"));
-    w.cmd(&["attach", "ffff", "--key", "k"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("no session id starts with"));
+    w.cmd(&["attach", "ffff", "--key", "k"]).assert().code(1).stderr(
+        predicate::str::contains("no session id starts with")
+            .and(predicate::str::contains("clawsess import")),
+    );
     assert_eq!(w.current("k"), ID_C);
+}
+
+#[test]
+fn attach_prefix_of_a_session_from_before_the_install_says_to_import_it() {
+    let w = World::new();
+    // A transcript the hooks never saw.
+    let old = "dddd4444-1c2a-4b3d-9e8f-123456789abc";
+    let t = w.transcript(old);
+    fs::create_dir_all(t.parent().unwrap()).unwrap();
+    fs::write(&t, "{}\n").unwrap();
+    w.cmd(&["attach", "dddd4", "--key", "k"]).assert().code(1).stderr(
+        predicate::str::contains(format!("Claude Code has session {old} from before clawsess was installed"))
+            .and(predicate::str::contains("`clawsess import` records it")),
+    );
 }
 
 #[test]
