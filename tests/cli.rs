@@ -854,6 +854,74 @@ fn doctor_fails_before_install_and_passes_after() {
 }
 
 #[test]
+fn with_the_plugin_enabled_doctor_says_so_and_install_installs_nothing() {
+    let w = World::new();
+    let bin = w.path("bin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_clawsess"), bin.join("clawsess")).unwrap();
+    std::os::unix::fs::symlink(w.fake_claude(), bin.join("claude")).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    // What `claude plugin install clawsess@clawsess` writes (Claude Code 2.1.328).
+    let plugin = r#"{"enabledPlugins":{"clawsess@clawsess":true},"extraKnownMarketplaces":{}}"#;
+    fs::write(w.path("claude/settings.json"), plugin).unwrap();
+    w.person_session(ID_A, "p", "r");
+    w.cmd(&["doctor"]).env("PATH", &path).assert().success().stdout(
+        predicate::str::contains("ok   hooks installed: by the plugin clawsess@clawsess")
+            .and(predicate::str::contains("ok   slash commands: /clawsess:attach"))
+            .and(predicate::str::contains("clawsess install").not()),
+    );
+    w.cmd(&["install"]).env("PATH", &path).assert().success().stdout(
+        predicate::str::contains("nothing was installed").and(predicate::str::contains("fire twice")),
+    );
+    assert_eq!(fs::read_to_string(w.path("claude/settings.json")).unwrap(), plugin);
+    assert!(!w.path("claude/commands").exists());
+    // Both (installed before the plugin): doctor fails and says which to remove.
+    let mut both: Value = serde_json::from_str(plugin).unwrap();
+    both["hooks"] =
+        serde_json::json!({"Stop": [{"hooks": [{"type": "command", "command": "/x/clawsess hook stop"}]}]});
+    fs::write(w.path("claude/settings.json"), both.to_string()).unwrap();
+    w.cmd(&["doctor"]).env("PATH", &path).assert().code(1).stdout(
+        predicate::str::contains("FAIL hooks installed: twice")
+            .and(predicate::str::contains("clawsess uninstall")),
+    );
+    // A plugin that is installed but disabled does not count.
+    fs::write(w.path("claude/settings.json"), r#"{"enabledPlugins":{"clawsess@clawsess":false}}"#).unwrap();
+    w.cmd(&["doctor"])
+        .env("PATH", &path)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("run `clawsess install`"));
+}
+
+#[test]
+fn install_without_claude_on_path_says_so() {
+    let w = World::new();
+    w.cmd(&["install"])
+        .env("PATH", "/nonexistent")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Installed."))
+        .stderr(predicate::str::contains("note:").and(predicate::str::contains("once it is installed")));
+}
+
+#[test]
+fn run_without_hooks_warns_that_terminals_are_not_kept_apart() {
+    let w = World::new();
+    let warned = |w: &World| {
+        let out = w.run(&["--key", "k", "hi"]).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).contains("warning: clawsess's hooks are not in Claude Code")
+    };
+    assert!(warned(&w), "no hooks, no terminal ever seen");
+    w.cmd(&["install"]).assert().success();
+    assert!(!warned(&w), "installed");
+    // Not installed, but a terminal ran the hooks (a `claude --plugin-dir` one).
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    assert!(!warned(&w), "hooks seen");
+}
+
+#[test]
 fn import_records_sessions_the_hook_never_saw_once() {
     let w = World::new();
     let t = w.transcript(ID_C);

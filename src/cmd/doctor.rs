@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::Run;
-use super::install::{COMMANDS, HOOK_ARGS, is_our_command};
+use super::install::{COMMANDS, HOOK_ARGS, HookSource, is_our_command};
 use crate::claude;
 use crate::cli::Doctor;
 use crate::exit;
@@ -233,6 +233,20 @@ fn check_version(r: &mut Report, claude: &Path) {
 
 fn check_hooks(r: &mut Report, config: &Path) {
     let path = config.join("settings.json");
+    if let HookSource { installed, plugin: Some(plugin) } = HookSource::of(config) {
+        return match installed {
+            0 => r.line(Level::Ok, "hooks installed", format!("by the plugin {plugin}")),
+            _ => r.line(
+                Level::Fail,
+                "hooks installed",
+                format!(
+                    "twice: by the plugin {plugin} and by `clawsess install` in {}, so every hook \
+                     fires twice; run `clawsess uninstall` (the plugin stays)",
+                    path.display()
+                ),
+            ),
+        };
+    }
     let settings = match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str::<Value>(&text),
         Err(_) => {
@@ -296,6 +310,9 @@ fn binary_of(command: &str) -> std::path::PathBuf {
 }
 
 fn check_commands(r: &mut Report, config: &Path) {
+    if HookSource::of(config).plugin.is_some() {
+        return r.line(Level::Ok, "slash commands", "/clawsess:attach, /clawsess:detach, /clawsess:sessions");
+    }
     let dir = config.join("commands");
     let missing: Vec<&str> = COMMANDS.iter().map(|(f, _)| *f).filter(|f| !dir.join(f).is_file()).collect();
     if missing.is_empty() {

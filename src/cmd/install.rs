@@ -34,6 +34,16 @@ pub fn install(args: &Install) -> Result<u8> {
     let exe = this_exe()?;
     let settings_path = dir.join("settings.json");
     let (mut settings, before) = read_settings(&settings_path)?;
+    if let Some(plugin) = enabled_plugin(&settings) {
+        // Its hooks and commands do this already: ours too would fire every hook twice.
+        crate::outln!(
+            "The clawsess plugin is enabled ({plugin} in {}): its hooks and /clawsess:* commands do \
+             this already, so nothing was installed (every hook would fire twice). To use `clawsess \
+             install` instead: `claude plugin uninstall {plugin}`, then `clawsess install`.",
+            settings_path.display()
+        )?;
+        return Ok(exit::OK);
+    }
     remove_our_hooks(&mut settings);
     add_hooks(&mut settings, &quote(&exe))?;
     write_settings(&settings_path, &settings, before.as_deref())?;
@@ -67,9 +77,19 @@ pub fn install(args: &Install) -> Result<u8> {
 }
 
 /// Refuses a Claude Code too old to work with, before anything is written. A claude that
-/// is not there yet, or does not say its version, is no reason to refuse: `doctor` tells.
+/// is not there yet, or does not say its version, is no reason to refuse, but is said.
 fn check_claude_version() -> Result<()> {
-    let Ok(claude) = claude::find_claude(None) else { return Ok(()) };
+    let claude = match claude::find_claude(None) {
+        Ok(claude) => claude,
+        Err(err) => {
+            eprintln!(
+                "clawsess: note: {}; the hooks take effect in Claude Code sessions started once it is \
+                 installed (`clawsess doctor` checks)",
+                crate::sys::printable(&format!("{err:#}"), false)
+            );
+            return Ok(());
+        }
+    };
     let Ok(version) = versions::installed(&claude) else { return Ok(()) };
     if let Some(why) = versions::unusable_reason(version) {
         bail!("{why}; nothing was installed");
@@ -190,6 +210,56 @@ fn settings_target(path: &Path) -> Result<PathBuf> {
         bail!("{} is a chain of dangling symlinks; fix it by hand, nothing was changed", path.display());
     }
     Ok(target)
+}
+
+/// The clawsess plugin (`clawsess@MARKETPLACE`) if settings.json enables it: `claude plugin
+/// install` writes `"enabledPlugins": {"clawsess@clawsess": true}` there (measured on 2.1.328;
+/// it also lists it in `plugins/installed_plugins.json`). A `--plugin-dir` session leaves no
+/// trace.
+pub fn enabled_plugin(settings: &Map<String, Value>) -> Option<String> {
+    let plugins = settings.get("enabledPlugins")?.as_object()?;
+    plugins
+        .iter()
+        .find(|(name, on)| name.split('@').next() == Some("clawsess") && on.as_bool() == Some(true))
+        .map(|(name, _)| name.clone())
+}
+
+/// What fires clawsess's hooks in Claude Code (user settings in `config`), from one read of
+/// settings.json: cheap enough for every `run`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HookSource {
+    /// `clawsess install`'s hook commands found there.
+    pub installed: usize,
+    /// The clawsess plugin, if enabled.
+    pub plugin: Option<String>,
+}
+
+impl HookSource {
+    pub fn of(config: &Path) -> HookSource {
+        let settings = fs::read_to_string(config.join("settings.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        let installed = settings
+            .get("hooks")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|events| events.values())
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(|group| group.get("hooks").and_then(Value::as_array))
+            .flatten()
+            .filter_map(|h| h.get("command").and_then(Value::as_str))
+            .filter(|c| is_our_command(c))
+            .count();
+        HookSource { installed, plugin: enabled_plugin(&settings) }
+    }
+
+    /// Neither installed hooks nor the plugin.
+    pub fn none(&self) -> bool {
+        self.installed == 0 && self.plugin.is_none()
+    }
 }
 
 /// Whether a hook command is one of ours (any binary path, old or new).

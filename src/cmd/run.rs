@@ -198,6 +198,7 @@ impl cli::Run {
         record_error: Option<anyhow::Error>,
         target: &Target,
     ) -> Result<()> {
+        warn_without_hooks();
         let new_session = !target.resume;
         if new_session && !self.new && !failed {
             // Nothing attached, or a mistyped key: not a surprise to find out later.
@@ -266,6 +267,34 @@ impl cli::Run {
         }
         Ok(text)
     }
+}
+
+/// Says on stderr when Claude Code has no clawsess hooks (no `clawsess install`, no enabled
+/// plugin in settings.json) and no terminal ever ran them (no session a person started is
+/// recorded: a `claude --plugin-dir` terminal leaves no trace in settings.json but does): a
+/// terminal on the session would then neither wait for a run's turn nor hear of it.
+fn warn_without_hooks() {
+    let Ok(config) = claude::config_dir(None) else { return };
+    if !super::install::HookSource::of(&config).none() {
+        return;
+    }
+    let person_seen = Store::open().and_then(|store| {
+        for (_, id) in store.sessions_by_mtime()?.into_iter().take(200) {
+            if store.session(&id)?.is_some_and(|rec| rec.started_by == crate::store::Starter::Person) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    });
+    if person_seen.unwrap_or(true) {
+        return;
+    }
+    eprintln!(
+        "clawsess: warning: clawsess's hooks are not in Claude Code ({}: no `clawsess install`, no \
+         clawsess plugin), so a terminal on this session does not wait for a run's turn or hear of it, \
+         and the conversation can fork; run `clawsess install` (`clawsess doctor` checks)",
+        crate::sys::printable(&config.join("settings.json").display().to_string(), false)
+    );
 }
 
 /// Before resuming `target` (its run lock held): a forked transcript is made to resume the
