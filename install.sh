@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and installs the clawsess binary, then hooks it into Claude Code
-# (settings.json hooks and the /attach, /detach, /sessions commands).
+# (settings.json hooks and the /attach, /detach, /sessions commands) and installs the man pages.
 # Extra arguments go to `clawsess install` (e.g. --claude-dir DIR).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +11,10 @@ fi
 cargo install --path . --locked --force
 bin_dir="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
 "$bin_dir/clawsess" install "$@"
+# The man pages (clawsess(1), clawsess-attach(1), ...) next to the binary: man finds
+# BIN/../share/man for every BIN on PATH.
+man_dir="$(dirname "$bin_dir")/share/man/man1"
+"$bin_dir/clawsess" man --dir "$man_dir" || echo "note: could not write the man pages to $man_dir"
 case ":$PATH:" in
   *":$bin_dir:"*) ;;
   *) echo "note: add $bin_dir to your PATH so bots and scripts find clawsess" ;;

@@ -59,7 +59,7 @@ pub enum Cmd {
     Doctor(Doctor),
     /// Print shell completions
     Completions(Completions),
-    /// Print the man page (roff)
+    /// Print a man page (roff), or write them all with --dir
     Man(Man),
     /// Claude Code hooks (called by Claude Code, reading the hook JSON on stdin)
     #[command(subcommand)]
@@ -379,4 +379,10 @@ pub enum Shell {
 }
 
 #[derive(Debug, Args)]
-pub struct Man {}
+pub struct Man {
+    /// The command whose page to print (`attach`, `hook stop`) [default: clawsess(1)]
+    pub command: Vec<String>,
+    /// Write every page (clawsess.1, clawsess-attach.1, ...) into DIR instead
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub dir: Option<PathBuf>,
+}
