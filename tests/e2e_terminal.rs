@@ -406,6 +406,11 @@ fn clawsess_commands_in_a_terminal_behind_run_in_the_hook_without_a_model_turn()
     for word in ["PORTO", "BRAGA", "LISBON", "COIMBRA"] {
         assert!(last.all_text.contains(word), "{word} lost: {}", last.all_text);
     }
+    assert!(
+        !last.all_text.contains("not sent to the model"),
+        "the model never sees a command: {}",
+        last.all_text
+    );
     let list = home.clawsess_ok(&["list", "--json"]);
     assert!(!list.contains("\"forked\": true"), "a command is no forked turn: {list}");
 }
