@@ -16,18 +16,20 @@ passed=0 failed=0 skipped=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-# What the test support cannot install itself: say so now, not 20 minutes in.
-missing=()
-tools=(cargo node npm tmux)
-[ -n "${CLAWSESS_TEST_PYTHON:-}" ] || tools+=(python3)
-for tool in "${tools[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "test.sh: not on PATH: ${missing[*]} (needed: Rust, node and npm for the Claude Code CLIs, tmux for the terminal tests, python3 with venv for the Agent SDK tests)" >&2
+# What the test support cannot install itself (it installs the Claude Code CLIs from npm and
+# the Agent SDK from PyPI): said now, not 20 minutes in. Without cargo nothing runs; without
+# another tool the tests that need it fail, and every other test still runs.
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "test.sh: cargo is not on PATH; get Rust from https://rustup.rs" >&2
   echo "0 passed, 1 failed, 0 skipped"
   exit 1
 fi
+need=("node:the Claude Code CLIs" "npm:installing the Claude Code CLIs" "tmux:the interactive-terminal tests")
+[ -n "${CLAWSESS_TEST_PYTHON:-}" ] || need+=("python3:the Agent SDK tests (Python 3.10+ with venv)")
+for item in "${need[@]}"; do
+  command -v "${item%%:*}" >/dev/null 2>&1 ||
+    echo "test.sh: ${item%%:*} is not on PATH: ${item#*:} will fail" >&2
+done
 
 # Runs one phase (`cargo test ...`), shows its output and adds its counts.
 phase() {

@@ -1601,9 +1601,10 @@ fn a_daily_policy_resets_at_the_local_time_of_tz() {
 
 // ---------------------------------------------------------------- the test command
 
-/// `./test.sh` with a stand-in `cargo` (and the other tools it checks for) first on PATH;
-/// `cargo` prints `first` for the first phase, `oldest` for the oldest-version one, and exits
-/// with `first_rc` / 0. Returns the output and the cargo calls (one line of arguments each).
+/// `./test.sh` with a stand-in `cargo`, `node` and `npm` and the shell tools it uses as the
+/// whole PATH (so no tmux, no python3); `cargo` prints `first` for the first phase, `oldest`
+/// for the oldest-version one, and exits with `first_rc` / 0. Returns the output and the cargo
+/// calls (one line of arguments each).
 fn test_sh(first: &str, first_rc: i32, oldest: &str) -> (std::process::Output, Vec<String>) {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
@@ -1619,20 +1620,19 @@ fn test_sh(first: &str, first_rc: i32, oldest: &str) -> (std::process::Output, V
         "#!/bin/sh\necho \"$*\" >> '{d}/calls'\nif [ -n \"$CLAWSESS_TEST_CLAUDE_VERSION\" ]; then cat '{d}/oldest.out'; exit 0; fi\ncat '{d}/first.out'\nexit {first_rc}\n",
         d = dir.path().display()
     );
-    for (name, text) in [
-        ("cargo", cargo.as_str()),
-        ("node", "#!/bin/sh\n"),
-        ("npm", "#!/bin/sh\n"),
-        ("tmux", "#!/bin/sh\n"),
-        ("python3", "#!/bin/sh\n"),
-    ] {
+    for (name, text) in [("cargo", cargo.as_str()), ("node", "#!/bin/sh\n"), ("npm", "#!/bin/sh\n")] {
         fs::write(bin.join(name), text).unwrap();
         fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let out = std::process::Command::new(dir.path().join("test.sh"))
+    for tool in ["bash", "sh", "sed", "awk", "mktemp", "tee", "env", "cat", "rm", "dirname"] {
+        let path = which::which(tool).unwrap_or_else(|_| panic!("{tool} on PATH"));
+        std::os::unix::fs::symlink(path, bin.join(tool)).unwrap();
+    }
+    let out = std::process::Command::new("bash")
+        .arg(dir.path().join("test.sh"))
         .arg("--test")
         .arg("cli")
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("PATH", &bin)
         .env_remove("CLAWSESS_TEST_PYTHON")
         .output()
         .unwrap();
@@ -1658,6 +1658,8 @@ fn the_test_command_runs_every_phase_after_a_failure_and_ends_with_the_sum() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert_eq!(stdout.lines().last(), Some("30 passed, 1 failed, 3 skipped"), "{stdout}");
     assert_eq!(calls.len(), 2, "the oldest-version phase ran after the failure: {calls:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tmux is not on PATH: the interactive-terminal tests will fail"), "{stderr}");
     assert!(calls[0].contains("--no-fail-fast") && calls[0].ends_with("--test cli"), "{calls:?}");
     assert!(calls[1].contains("--no-fail-fast") && calls[1].contains("--test e2e_bot"), "{calls:?}");
 }
