@@ -14,9 +14,11 @@ use serde_json::{Map, Value};
 use crate::ident::SessionId;
 use crate::turn::{RUN_KEY_ENV, RUN_PID_ENV};
 
-/// Marks a command file as clawsess's (`install` writes it), so uninstall removes it and
-/// nothing else, and the prompt hook knows `/attach` is ours.
-pub const COMMAND_MARKER: &str = "<!-- installed by clawsess; `clawsess uninstall` removes it -->";
+/// Marks a command file as clawsess's (`install` writes it as a YAML comment in the
+/// frontmatter, which the model never sees; installs before v3 wrote it as an HTML comment in
+/// the body), so uninstall removes it and nothing else, and the prompt hook knows `/attach`
+/// is ours.
+pub const COMMAND_MARKER: &str = "installed by clawsess; `clawsess uninstall` removes it";
 
 /// Claude Code's config dir: `explicit`, else `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
 pub fn config_dir(explicit: Option<&Path>) -> Result<PathBuf> {

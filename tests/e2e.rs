@@ -124,6 +124,11 @@ fn slash_attach_attaches_that_session_and_slash_detach_detaches() {
         "{}",
         last.all_text
     );
+    assert!(
+        !last.all_text.contains("clawsess uninstall"),
+        "the install marker is no prompt: {}",
+        last.all_text
+    );
 
     e.terminal(&e.home.project("alpha"), Some(&first), "/attach");
     let j: Value = serde_json::from_str(&e.clawsess_ok(&["current", "--key", "anyone", "--json"])).unwrap();

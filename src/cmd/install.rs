@@ -148,10 +148,11 @@ pub fn render_command(template: &str, exe: &Path) -> String {
     // plugin's bin/ on the PATH of a command's `!` line (2.1.100 does), but substitutes
     // ${CLAUDE_PLUGIN_ROOT} there and in allowed-tools, as every later version tried does.
     let body = template.replace(PLUGIN_BIN, &quote(exe));
-    // The marker goes after the frontmatter, which must stay first in the file.
-    match body.strip_prefix("---\n").and_then(|rest| rest.split_once("\n---\n")) {
-        Some((front, rest)) => format!("---\n{front}\n---\n{MARKER}\n{rest}"),
-        None => format!("{MARKER}\n{body}"),
+    // The marker is a YAML comment in the frontmatter (which must stay first in the file):
+    // the body is the prompt the model reads when the command runs as a prompt.
+    match body.strip_prefix("---\n") {
+        Some(rest) => format!("---\n# {MARKER}\n{rest}"),
+        None => format!("<!-- {MARKER} -->\n{body}"),
     }
 }
 
@@ -379,6 +380,16 @@ mod tests {
         assert!(text.starts_with("---\n"));
         assert!(text.contains("Bash(/opt/clawsess attach"));
         assert!(text.contains("!`/opt/clawsess attach $ARGUMENTS`"));
-        assert!(text.contains(MARKER));
+        // The marker is in the frontmatter: not in the prompt the model reads.
+        let (front, body) = text[4..].split_once("\n---\n").unwrap();
+        assert!(front.starts_with(&format!("# {MARKER}\n")), "{front}");
+        assert!(!body.contains("clawsess uninstall"), "{body}");
+    }
+
+    #[test]
+    fn a_command_file_an_older_install_wrote_is_ours_too() {
+        let old =
+            "---\ndescription: x\n---\n<!-- installed by clawsess; `clawsess uninstall` removes it -->\n!`x`";
+        assert!(old.contains(MARKER));
     }
 }
