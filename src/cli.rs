@@ -37,6 +37,10 @@ pub enum Cmd {
     Stop(Stop),
     /// End warm sessions' claude processes now (`run --warm`)
     Cool(Cool),
+    /// A session's model, turns, tokens, context used, busy and warm state
+    Status(Status),
+    /// Serve the cross-session tools to Claude Code (MCP on stdio)
+    Mcp(Mcp),
     /// Drop a key's own session and attachment (thread deleted or archived)
     Forget(Forget),
     /// Keep a key's or a session's settings for its runs: model, effort, cwd, ...
@@ -240,6 +244,31 @@ pub struct Stop {
     /// Seconds to wait for the run to end
     #[arg(long, value_name = "SECS", default_value = "20", value_parser = crate::sys::parse_wait)]
     pub wait: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct Status {
+    /// The session of this key [default: default]
+    #[arg(long, short, conflicts_with = "session")]
+    pub key: Option<String>,
+    /// Session id, unique id prefix or name
+    pub session: Option<String>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Mcp {
+    /// Run a `reply: none` send to this session (internal: started by the server)
+    #[arg(long, hide = true, requires = "from")]
+    pub deliver: Option<String>,
+    #[arg(long, hide = true)]
+    pub from: Option<String>,
+    #[arg(long, hide = true, default_value = "default")]
+    pub mode: String,
+    #[arg(long, hide = true, default_value = "600")]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ pub mod exit;
 pub mod ident;
 pub mod live;
 pub mod probe;
+pub mod mcp;
 pub mod process;
 pub mod resolve;
 pub mod store;

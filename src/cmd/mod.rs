@@ -14,11 +14,13 @@ mod import;
 mod install;
 mod keep;
 mod list;
+mod mcp;
 mod name;
 mod prune;
 mod run;
 mod set;
 mod show;
+mod status;
 mod stop;
 
 use anyhow::Result;
@@ -58,6 +60,7 @@ impl Cmd {
             Cmd::Get(cmd) => cmd.json,
             Cmd::Unset(cmd) => cmd.json,
             Cmd::Config(cmd) => cmd.json,
+            Cmd::Status(cmd) => cmd.json,
             _ => false,
         }
     }
@@ -75,6 +78,8 @@ impl Cmd {
             Cmd::Stop(cmd) => cmd.run(),
             Cmd::Cool(cmd) => cmd.run(),
             Cmd::Keep(cmd) => cmd.run(),
+            Cmd::Status(cmd) => cmd.run(),
+            Cmd::Mcp(cmd) => cmd.run(),
             Cmd::Forget(cmd) => cmd.run(),
             Cmd::Set(cmd) => cmd.run(),
             Cmd::Get(cmd) => cmd.run(),

@@ -1,0 +1,294 @@
+//! `sessions_send`: a `clawsess run` turn on the target session, from this same binary, with
+//! the message on its stdin (never on a command line). So a send takes the target's locks,
+//! waits while it is busy and then says so, catches up, never forks and is recorded like every
+//! run, under the surface key `session:<caller id>`. A subprocess rather than a library call:
+//! `run`'s driver (cold or warm claude, stream-json, fork reconciling) stays in one place.
+//!
+//! Permissions: the target turn is a `claude -p` with no one to ask, under the target
+//! session's own settings (its allow and deny rules), with `--permission-mode default` (or
+//! `plan` when the caller is in plan mode): a tool call that needs permission is denied, even
+//! where the target's settings would make it `acceptEdits` or `bypassPermissions` by default.
+//!
+//! `reply: none` hands the turn to a detached `clawsess mcp --deliver` (its own session, so
+//! it outlives the caller's claude), which runs the same turn and leaves a [`SendNote`] that
+//! `clawsess status` and `session_status` show.
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::caller::{self, CHAIN_ENV, SEND_KEY_PREFIX};
+use crate::ident::SessionId;
+use crate::store::{Durability, Store, create_private_dir, now_ms, read_json, write_json};
+
+/// Longest message a send takes.
+pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+/// How long a send waits for the reply by default (the target being busy included).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What the caller wants back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    Wait,
+    None,
+}
+
+/// A checked send.
+#[derive(Debug)]
+pub struct Send {
+    pub from: SessionId,
+    pub target: SessionId,
+    pub message: String,
+    /// The sessions before `from` in the chain, oldest first.
+    pub chain: Vec<SessionId>,
+    /// The permission mode of the target's turn.
+    pub mode: &'static str,
+    pub timeout: Duration,
+}
+
+impl Send {
+    /// Checks a send from the calling session (found from the process tree) to `target`;
+    /// nothing is written when it is refused.
+    pub fn check(store: &Store, target: SessionId, message: String, timeout: Duration) -> Result<Send> {
+        if message.trim().is_empty() {
+            bail!("the message is empty");
+        }
+        if message.len() > MAX_MESSAGE {
+            bail!("the message is {} bytes; at most {MAX_MESSAGE} (4 MiB) go in one send", message.len());
+        }
+        let caller = caller::find(store)?;
+        let chain = caller::chain(store, &caller.session);
+        if let Some(why) = caller::refusal(&caller.session, &chain, &target) {
+            bail!("refused: {why}");
+        }
+        let Some(rec) = store.session(&target)? else { bail!("no recorded session {target}") };
+        if !rec.transcript.is_file() {
+            bail!(
+                "the transcript of {target} is gone ({}); Claude Code deletes old ones \
+                 (cleanupPeriodDays), so it cannot be continued",
+                rec.transcript.display()
+            );
+        }
+        let mode = match caller::permission_mode(caller.claude).as_deref() {
+            Some("plan") => "plan",
+            _ => "default",
+        };
+        Ok(Send { from: caller.session, target, message, chain, mode, timeout })
+    }
+
+    /// The `clawsess run` of the turn, its stdin the message.
+    fn run_command(&self) -> Result<Command> {
+        let exe = std::env::current_exe().context("could not find this binary's path")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["run", "--json", "--session", self.target.as_str()])
+            .args(["--key", &format!("{SEND_KEY_PREFIX}{}", self.from)])
+            .args(["--wait", &self.timeout.as_secs().to_string()])
+            .args(["-A", "--permission-mode", "-A", self.mode]);
+        self.env(&mut cmd);
+        Ok(cmd)
+    }
+
+    /// The chain for the turn's claude (and its own MCP server), and none of the caller's
+    /// claude's identity.
+    fn env(&self, cmd: &mut Command) {
+        let chain: Vec<&str> = self.chain.iter().chain([&self.from]).map(SessionId::as_str).collect();
+        cmd.env(CHAIN_ENV, chain.join(","));
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let claudes = name.starts_with("CLAUDE_CODE_")
+                || ["CLAUDECODE", "CLAUDE_PID", "CLAUDE_ENV_FILE", "CLAUDE_PROJECT_DIR"].contains(&&*name);
+            let ours = ["CLAWSESS_RUN_PID", "CLAWSESS_RUN_KEY", "CLAWSESS_KEY", "CLAWSESS_SESSION_ID"]
+                .contains(&&*name);
+            if claudes || ours {
+                cmd.env_remove(&*name);
+            }
+        }
+    }
+
+    /// Runs the turn and waits up to the timeout for its reply.
+    pub fn wait(&self) -> Result<String> {
+        let mut cmd = self.run_command()?;
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().context("could not start clawsess run")?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let message = self.message.clone();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(message.as_bytes());
+        });
+        let out = reader(child.stdout.take().expect("piped stdout"));
+        let err = reader(child.stderr.take().expect("piped stderr"));
+        // The run waits for a busy target up to the same timeout; a little more for its reply
+        // to come back.
+        let deadline = Instant::now() + self.timeout + Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                // Not stopped: the turn is the target's now; its answer lands in its transcript.
+                std::thread::spawn(move || child.wait());
+                bail!(
+                    "no reply from {} within {} s; its turn goes on, and its answer will be in \
+                     sessions_history",
+                    self.target,
+                    self.timeout.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = out.join().unwrap_or_default();
+        let stderr = err.join().unwrap_or_default();
+        outcome(&stdout, &stderr, status.code())
+    }
+
+    /// Hands the turn to a detached deliverer and returns at once.
+    pub fn detach(&self) -> Result<()> {
+        let exe = std::env::current_exe().context("could not find this binary's path")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["mcp", "--deliver", self.target.as_str(), "--from", self.from.as_str()])
+            .args(["--mode", self.mode, "--timeout", &self.timeout.as_secs().to_string()]);
+        self.env(&mut cmd);
+        // Chain for the deliverer itself: it checks nothing, it runs.
+        cmd.env(CHAIN_ENV, self.chain.iter().map(SessionId::as_str).collect::<Vec<_>>().join(","));
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+        // SAFETY: setsid is async-signal-safe; its own session outlives the caller's claude.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().context("could not start the delivery")?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(self.message.as_bytes()).context("could not hand the message over")?;
+        drop(stdin);
+        // Reaped by whoever inherits it once this server is gone; until then, by a thread.
+        std::thread::spawn(move || child.wait());
+        Ok(())
+    }
+}
+
+fn reader(mut pipe: impl Read + std::marker::Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// The reply in `run --json`'s object, or the error it reports.
+fn outcome(stdout: &[u8], stderr: &[u8], code: Option<i32>) -> Result<String> {
+    let doc: Option<Value> = serde_json::from_slice(stdout).ok();
+    let Some(doc) = doc else {
+        let said = String::from_utf8_lossy(stderr);
+        let last = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
+        bail!("the turn failed (clawsess run exited with {code:?}): {last}");
+    };
+    let text = |field: &str| doc.get(field).and_then(Value::as_str).unwrap_or("").to_owned();
+    if doc.get("busy").and_then(Value::as_bool) == Some(true) {
+        bail!("{}", text("error"));
+    }
+    if doc.get("is_error").and_then(Value::as_bool) == Some(true) {
+        let why = [text("error"), text("result")].into_iter().find(|t| !t.is_empty());
+        bail!("the target's turn failed: {}", why.unwrap_or_else(|| "no reason given".into()));
+    }
+    Ok(text("result"))
+}
+
+/// The last `reply: none` send to a session: `sends/<id>.json` in the state dir.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendNote {
+    pub v: u32,
+    pub from: SessionId,
+    /// The deliverer's pid while it runs.
+    pub pid: u32,
+    /// Unix ms.
+    pub started: u64,
+    pub finished: Option<u64>,
+    /// None while running.
+    pub ok: Option<bool>,
+    pub error: Option<String>,
+}
+
+impl crate::store::Versioned for SendNote {
+    fn version(&self) -> Option<u32> {
+        Some(self.v)
+    }
+}
+
+impl SendNote {
+    fn path(store: &Store, id: &SessionId) -> PathBuf {
+        store.dir().join("sends").join(format!("{id}.json"))
+    }
+
+    pub fn read(store: &Store, id: &SessionId) -> Option<SendNote> {
+        read_json(&Self::path(store, id)).ok().flatten()
+    }
+
+    /// One whole file per target, the newest send's: no store lock needed.
+    fn write(&self, store: &Store, id: &SessionId) -> Result<()> {
+        let path = Self::path(store, id);
+        create_private_dir(path.parent().expect("sends/ dir"))?;
+        write_json(&path, self, Durability::Volatile)
+    }
+
+    pub fn human(&self) -> String {
+        let when = crate::sys::ago(self.started, now_ms());
+        match (self.ok, &self.error) {
+            (None, _) if crate::sys::pid_alive(self.pid) => format!("from {}, {when}: running", self.from),
+            (None, _) => format!("from {}, {when}: its delivery ended without a word", self.from),
+            (Some(true), _) => format!("from {}, {when}: answered", self.from),
+            (Some(false), err) => {
+                format!("from {}, {when}: failed: {}", self.from, err.as_deref().unwrap_or("?"))
+            }
+        }
+    }
+}
+
+/// `clawsess mcp --deliver`: runs a `reply: none` turn (message on stdin) and notes how it went.
+pub fn deliver(target: &str, from: &str, mode: &str, timeout: Duration) -> Result<u8> {
+    let store = Store::open()?;
+    let target = SessionId::parse(target)?;
+    let from = SessionId::parse(from)?;
+    let mut message = String::new();
+    std::io::stdin().take(MAX_MESSAGE as u64 + 1).read_to_string(&mut message)?;
+    let chain = std::env::var(CHAIN_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| SessionId::parse(s).ok())
+        .collect();
+    let mode = if mode == "plan" { "plan" } else { "default" };
+    let send = Send { from: from.clone(), target: target.clone(), message, chain, mode, timeout };
+    let mut note =
+        SendNote { v: crate::store::FORMAT, from, pid: std::process::id(), started: now_ms(), finished: None, ok: None, error: None };
+    note.write(&store, &target)?;
+    let result = send.wait();
+    note.finished = Some(now_ms());
+    note.ok = Some(result.is_ok());
+    note.error = result.as_ref().err().map(|e| format!("{e:#}"));
+    note.write(&store, &target)?;
+    Ok(if result.is_ok() { crate::exit::OK } else { crate::exit::FAILURE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_object_becomes_the_reply_or_its_error() {
+        let ok = br#"{"result":"hello","is_error":false,"busy":false}"#;
+        assert_eq!(outcome(ok, b"", Some(0)).unwrap(), "hello");
+        let busy = br#"{"error":"session x is busy (terminal)","is_error":true,"busy":true,"result":""}"#;
+        assert!(format!("{:#}", outcome(busy, b"", Some(75)).unwrap_err()).contains("busy (terminal)"));
+        let failed = br#"{"result":"API Error: 500","is_error":true,"busy":false}"#;
+        assert!(format!("{:#}", outcome(failed, b"", Some(1)).unwrap_err()).contains("API Error: 500"));
+        let none = outcome(b"", b"clawsess: could not run claude\n", Some(1)).unwrap_err();
+        assert!(format!("{none:#}").contains("could not run claude"));
+    }
+}

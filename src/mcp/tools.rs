@@ -1,0 +1,335 @@
+//! The four tools: what `tools/list` tells the model, and `tools/call`.
+//!
+//! A tool that fails (an unknown session, a refused send) answers with `isError: true` and the
+//! reason as text, so the model can act on it; only a call of a tool that does not exist, or
+//! arguments that are not an object, is a JSON-RPC error.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::rpc::RpcError;
+use super::send::{self, Reply, Send};
+use super::status::{self, find};
+use super::turns;
+use crate::ident::{Key, Name, SessionId};
+use crate::store::{SessionRecord, Starter, Store};
+use crate::sys::rfc3339;
+
+/// `sessions_list` rows given at most.
+pub const LIST_MAX: usize = 200;
+/// `sessions_history` turns given at most.
+pub const HISTORY_MAX: usize = 20;
+
+/// The tools with their input schemas and descriptions.
+pub fn list() -> Value {
+    json!([
+        {
+            "name": "sessions_list",
+            "title": "List sessions",
+            "description": "List the Claude Code sessions (conversations) on this machine that clawsess knows: \
+                terminals, chat-bot threads (Telegram, Discord), scripts. Most recently active first. Each has an \
+                id (use it, a unique prefix of 4+ characters, or its name as `session` in the other tools), name, \
+                surface keys attached to it, working directory, who started it, last activity, whether a turn is \
+                running now (busy) and whether a claude is kept warm for it.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "key_prefix": {"type": "string", "description": "Only sessions with a surface key starting with this, e.g. `telegram:` or `discord:`"},
+                    "active_only": {"type": "boolean", "description": "Only sessions with a claude open, a turn running, or a warm claude", "default": false},
+                    "last_n": {"type": "integer", "minimum": 1, "maximum": LIST_MAX, "default": 20, "description": "How many sessions at most"}
+                },
+                "additionalProperties": false
+            },
+            "annotations": {"readOnlyHint": true, "openWorldHint": false}
+        },
+        {
+            "name": "sessions_history",
+            "title": "Read a session",
+            "description": "Read the last turns of another session's conversation: each turn's prompt, the tools it \
+                used, and the reply (long texts are shortened). Use it to learn what was asked or decided there.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "session": {"type": "string", "description": "Session id, unique id prefix, name, or `key:KEY` (the session a surface key such as key:telegram:123 talks to)"},
+                    "last_n": {"type": "integer", "minimum": 1, "maximum": HISTORY_MAX, "default": 5, "description": "How many turns"}
+                },
+                "required": ["session"],
+                "additionalProperties": false
+            },
+            "annotations": {"readOnlyHint": true, "openWorldHint": false}
+        },
+        {
+            "name": "sessions_send",
+            "title": "Send to a session",
+            "description": "Send a message to another session: it is answered there as a turn of that session's own \
+                conversation (with its own context, working directory and tools; a tool call that needs permission \
+                is denied there). reply `wait` (default) returns that session's reply; `none` hands the message \
+                over and returns at once (the other session works on it by itself). If the session is busy the \
+                send waits for it, up to timeout_s. A session cannot send to itself, or back to a session that is \
+                waiting for it.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "session": {"type": "string", "description": "Session id, unique id prefix, name, or `key:KEY`"},
+                    "message": {"type": "string", "description": "What to say to that session's model, self-contained (it does not see this conversation)"},
+                    "reply": {"type": "string", "enum": ["wait", "none"], "default": "wait", "description": "`wait`: return its reply; `none`: return at once"},
+                    "timeout_s": {"type": "integer", "minimum": 1, "maximum": 86400, "default": DEFAULT_TIMEOUT_S, "description": "Seconds to wait for the reply, the wait for a busy session included"}
+                },
+                "required": ["session", "message"],
+                "additionalProperties": false
+            },
+            "annotations": {"readOnlyHint": false, "destructiveHint": false, "openWorldHint": false}
+        },
+        {
+            "name": "session_status",
+            "title": "Session status",
+            "description": "A session's model, number of turns, tokens used, context size of its last request, \
+                whether it is busy or warm, and which surface spoke last. Without `session`: this session's own.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "session": {"type": "string", "description": "Session id, unique id prefix, name, or `key:KEY` [default: this session]"}
+                },
+                "additionalProperties": false
+            },
+            "annotations": {"readOnlyHint": true, "openWorldHint": false}
+        }
+    ])
+}
+
+const DEFAULT_TIMEOUT_S: u64 = send::DEFAULT_TIMEOUT.as_secs();
+
+/// Answers a `tools/call`.
+pub fn call(params: &Value) -> std::result::Result<Value, RpcError> {
+    let name = params.get("name").and_then(Value::as_str).ok_or_else(|| RpcError::invalid_params("no tool name"))?;
+    let args = match params.get("arguments") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(args @ Value::Object(_)) => args.clone(),
+        Some(_) => return Err(RpcError::invalid_params("arguments must be an object")),
+    };
+    let result = match name {
+        "sessions_list" => sessions_list(&args),
+        "sessions_history" => sessions_history(&args),
+        "sessions_send" => sessions_send(&args),
+        "session_status" => session_status(&args),
+        other => return Err(RpcError::invalid_params(format!("unknown tool: {other}"))),
+    };
+    Ok(match result {
+        Ok(text) => json!({"content": [{"type": "text", "text": text}], "isError": false}),
+        Err(err) => json!({"content": [{"type": "text", "text": format!("{err:#}")}], "isError": true}),
+    })
+}
+
+fn string<'a>(args: &'a Value, field: &str) -> Result<Option<&'a str>> {
+    match args.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => bail!("`{field}` must be a string"),
+    }
+}
+
+fn number(args: &Value, field: &str, default: u64, max: u64) -> Result<u64> {
+    match args.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=max).contains(&n) => Ok(n),
+            _ => bail!("`{field}` must be a whole number from 1 to {max}"),
+        },
+    }
+}
+
+fn required<'a>(args: &'a Value, field: &str) -> Result<&'a str> {
+    string(args, field)?.ok_or_else(|| anyhow::anyhow!("`{field}` is required"))
+}
+
+fn pretty(value: &impl Serialize) -> Result<String> {
+    Ok(serde_json::to_string_pretty(value)?)
+}
+
+/// One row of `sessions_list`.
+#[derive(Serialize)]
+struct Row {
+    session_id: SessionId,
+    name: Option<Name>,
+    keys: Vec<String>,
+    cwd: std::path::PathBuf,
+    started_by: Starter,
+    last_active: String,
+    /// Turns answered through `clawsess run` (the transcript's own count is in session_status).
+    run_turns: u64,
+    busy: Option<String>,
+    warm: bool,
+    live: bool,
+    /// Where the session lives: this machine.
+    host: &'static str,
+}
+
+/// The sessions, most recently active first. Cost: one read of each record (no transcript).
+pub fn sessions_list(args: &Value) -> Result<String> {
+    let prefix = string(args, "key_prefix")?;
+    let active_only = match args.get("active_only") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => bail!("`active_only` must be true or false"),
+    };
+    let last_n = number(args, "last_n", 20, LIST_MAX as u64)? as usize;
+    let store = Store::open()?;
+    Ok(pretty(&rows(&store, prefix, active_only, last_n)?)?)
+}
+
+fn rows(store: &Store, prefix: Option<&str>, active_only: bool, last_n: usize) -> Result<Vec<Value>> {
+    let (mut records, _broken) = store.sessions()?;
+    records.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));
+    let keys = keys_by_session(store)?;
+    let maybe_busy = store.maybe_busy();
+    let warm: std::collections::BTreeSet<SessionId> =
+        crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
+    let mut out = Vec::new();
+    for rec in records {
+        let mut row_keys = keys.get(&rec.id).cloned().unwrap_or_default();
+        row_keys.extend(rec.key.as_ref().map(Key::to_string).filter(|k| !row_keys.contains(k)));
+        if prefix.is_some_and(|p| !row_keys.iter().any(|k| k.starts_with(p))) {
+            continue;
+        }
+        let busy = if maybe_busy.contains(&rec.id) {
+            crate::turn::exclusion::busy_by(store, &rec.id).ok().flatten()
+        } else {
+            None
+        };
+        let row = row(rec, row_keys, busy, &warm);
+        if active_only && !(row.busy.is_some() || row.live || row.warm) {
+            continue;
+        }
+        out.push(serde_json::to_value(row)?);
+        if out.len() >= last_n {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn row(
+    rec: SessionRecord,
+    keys: Vec<String>,
+    busy: Option<String>,
+    warm: &std::collections::BTreeSet<SessionId>,
+) -> Row {
+    Row {
+        live: rec.process_open(),
+        warm: warm.contains(&rec.id),
+        session_id: rec.id,
+        name: rec.name,
+        keys,
+        cwd: rec.cwd,
+        started_by: rec.started_by,
+        last_active: rfc3339(rec.last_seen),
+        run_turns: rec.run_turns,
+        busy,
+        host: "local",
+    }
+}
+
+/// Each session's keys: attached (`*` for the global attachment) and own (`K (own)`).
+fn keys_by_session(store: &Store) -> Result<std::collections::HashMap<SessionId, Vec<String>>> {
+    let mut keys: std::collections::HashMap<SessionId, Vec<String>> = Default::default();
+    if let Ok(Some(global)) = store.global() {
+        keys.entry(global.session).or_default().push("*".to_owned());
+    }
+    for state in store.key_states()?.0 {
+        if let Some(a) = &state.attached {
+            keys.entry(a.session.clone()).or_default().push(state.key.to_string());
+        }
+        if let Some(own) = &state.own {
+            let entry = keys.entry(own.clone()).or_default();
+            if !entry.contains(&state.key.to_string()) {
+                entry.push(state.key.to_string());
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// The last turns of a session, bounded (see `turns::last_turns`).
+pub fn sessions_history(args: &Value) -> Result<String> {
+    let session = required(args, "session")?;
+    let last_n = number(args, "last_n", 5, HISTORY_MAX as u64)? as usize;
+    let store = Store::open()?;
+    let id = find(&store, session)?;
+    let Some(rec) = store.session(&id)? else { bail!("session {id} was removed meanwhile") };
+    if !rec.transcript.is_file() {
+        bail!("the transcript of {id} is gone; Claude Code deletes old ones (cleanupPeriodDays)");
+    }
+    let turns = turns::last_turns(&rec.transcript, last_n)?;
+    Ok(pretty(&json!({
+        "session_id": id,
+        "name": rec.name,
+        "cwd": rec.cwd,
+        "turns": turns,
+    }))?)
+}
+
+fn session_status(args: &Value) -> Result<String> {
+    let store = Store::open()?;
+    let id = match string(args, "session")? {
+        Some(arg) => find(&store, arg)?,
+        None => super::caller::find(&store)?.session,
+    };
+    pretty(&status::status(&store, &id)?)
+}
+
+fn sessions_send(args: &Value) -> Result<String> {
+    let session = required(args, "session")?;
+    let message = required(args, "message")?;
+    let reply = match string(args, "reply")? {
+        None | Some("wait") => Reply::Wait,
+        Some("none") => Reply::None,
+        Some(other) => bail!("`reply` must be `wait` or `none`, not {other:?}"),
+    };
+    let timeout = Duration::from_secs(number(args, "timeout_s", DEFAULT_TIMEOUT_S, 86_400)?);
+    let store = Store::open()?;
+    let target = find(&store, session)?;
+    let send = Send::check(&store, target, message.to_owned(), timeout)?;
+    match reply {
+        Reply::Wait => {
+            let text = send.wait()?;
+            Ok(format!("Reply from session {}:\n\n{text}", send.target))
+        }
+        Reply::None => {
+            send.detach()?;
+            Ok(format!(
+                "Sent to session {}; it works on it by itself (session_status shows how the delivery went).",
+                send.target
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_has_a_description_and_an_object_schema() {
+        let tools = list();
+        let names: Vec<&str> = tools.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["sessions_list", "sessions_history", "sessions_send", "session_status"]);
+        for tool in tools.as_array().unwrap() {
+            assert!(tool["description"].as_str().unwrap().len() > 80);
+            assert_eq!(tool["inputSchema"]["type"], "object");
+        }
+    }
+
+    #[test]
+    fn an_unknown_tool_is_a_protocol_error_and_bad_arguments_a_tool_error() {
+        assert_eq!(call(&json!({"name": "nope"})).unwrap_err().code, -32602);
+        assert_eq!(call(&json!({"name": "sessions_list", "arguments": 3})).unwrap_err().code, -32602);
+        let result = call(&json!({"name": "sessions_history", "arguments": {}})).unwrap();
+        assert_eq!(result["isError"], true);
+        assert!(result["content"][0]["text"].as_str().unwrap().contains("`session` is required"));
+        let result = call(&json!({"name": "sessions_list", "arguments": {"last_n": 0}})).unwrap();
+        assert_eq!(result["isError"], true);
+    }
+}
