@@ -71,6 +71,7 @@ impl Run for Doctor {
         let config = claude::config_dir(self.claude_dir.as_deref())?;
         check_hooks(&mut r, &config);
         check_commands(&mut r, &config);
+        check_mcp(&mut r, &config);
         match Store::open() {
             Ok(store) => {
                 check_state(&mut r, &store);
@@ -297,6 +298,29 @@ fn check_hooks(r: &mut Report, config: &Path) {
             "hooks installed",
             format!("{} names a binary that is gone; run `clawsess install` again", stale[0]),
         );
+    }
+}
+
+/// The cross-session tools' MCP server (`clawsess mcp`) in Claude Code's user config: optional
+/// (a warning when missing), but one naming a binary that is gone fails.
+fn check_mcp(r: &mut Report, config: &Path) {
+    use crate::mcp::register::{claude_json, is_ours, registered};
+    let what = "mcp server";
+    match registered(config) {
+        Ok(Some(entry)) if is_ours(&entry) => {
+            let bin = entry.get("command").and_then(Value::as_str).unwrap_or("");
+            if Path::new(bin).is_file() {
+                r.line(Level::Ok, what, format!("clawsess ({bin} mcp)"));
+            } else {
+                r.line(Level::Fail, what, format!("{bin} is gone; run `clawsess install` again"));
+            }
+        }
+        Ok(Some(_)) => r.line(Level::Warn, what, "an MCP server named clawsess that is not clawsess's"),
+        Ok(None) => {
+            let file = claude_json(config).map(|p| p.display().to_string()).unwrap_or_default();
+            r.line(Level::Warn, what, format!("not in {file}: the cross-session tools are off; `clawsess install` adds it (or the plugin ships it)"))
+        }
+        Err(err) => r.line(Level::Warn, what, format!("{err:#}")),
     }
 }
 

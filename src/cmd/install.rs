@@ -70,10 +70,33 @@ pub fn install(args: &Install) -> Result<u8> {
         fs::write(&path, text).with_context(|| format!("could not write {}", path.display()))?;
         crate::outln!("command: /{} ({})", file.trim_end_matches(".md"), path.display())?;
     }
+    register_mcp(&dir, &exe)?;
     crate::outln!(
         "Installed. New Claude Code sessions are recorded; type /attach in one to hand it to your bots."
     )?;
     Ok(exit::OK)
+}
+
+/// Registers `clawsess mcp` (the cross-session tools) through the Claude Code CLI. Without a
+/// Claude Code to do it, or when it fails, the rest of the install stands: said on stderr.
+fn register_mcp(dir: &Path, exe: &Path) -> Result<()> {
+    let name = crate::mcp::SERVER_NAME;
+    let claude = claude::find_claude(None).ok().filter(|c| versions::installed(c).is_ok());
+    let Some(claude) = claude else {
+        eprintln!(
+            "clawsess: note: no Claude Code found to register the MCP server {name} with; later: \
+             claude mcp add-json --scope user {name} '{}'",
+            crate::mcp::register::wanted(exe)
+        );
+        return Ok(());
+    };
+    match crate::mcp::register::register(&claude, dir, exe) {
+        Ok(done) => crate::outln!("mcp: server {name} (tools mcp__{name}__*) {done}"),
+        Err(err) => {
+            eprintln!("clawsess: the MCP server was not registered: {err:#}");
+            Ok(())
+        }
+    }
 }
 
 /// Refuses a Claude Code too old to work with, before anything is written. A claude that
@@ -121,6 +144,12 @@ pub fn uninstall(args: &Install) -> Result<u8> {
             Ok(_) => eprintln!("clawsess: left {} alone: it is not clawsess's", path.display()),
             Err(_) => {}
         }
+    }
+    let claude = claude::find_claude(None).ok();
+    match crate::mcp::register::unregister(claude.as_deref(), &dir) {
+        Ok(Some(done)) => crate::outln!("mcp: {done}")?,
+        Ok(None) => {}
+        Err(err) => eprintln!("clawsess: {err:#}"),
     }
     crate::outln!("Uninstalled. The state dir is kept (sessions, names, attachments).")?;
     Ok(exit::OK)

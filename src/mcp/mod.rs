@@ -7,6 +7,7 @@
 //! - [`caller`]: which session is calling (from the process tree), and the chain of sends
 //!   that led here.
 //! - [`send`]: `sessions_send`, a `clawsess run` turn on the target.
+//! - [`register`]: `install` / `uninstall` / `doctor` and Claude Code's list of MCP servers.
 //!
 //! Hand-written rather than on the `rmcp` crate: the protocol clawsess needs is four methods
 //! of line-delimited JSON-RPC, while rmcp is async (tokio, futures, schemars, its macros) in
@@ -14,6 +15,7 @@
 //! the hooks' start-up is not touched.
 
 pub mod caller;
+pub mod register;
 pub mod rpc;
 pub mod send;
 pub mod status;
