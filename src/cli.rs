@@ -269,6 +269,10 @@ pub struct Mcp {
     pub mode: String,
     #[arg(long, hide = true, default_value = "600")]
     pub timeout: u64,
+    #[arg(long, hide = true, allow_hyphen_values = true)]
+    pub allow: Vec<String>,
+    #[arg(long, hide = true, allow_hyphen_values = true)]
+    pub deny: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ impl Run for Mcp {
     fn run(&self) -> Result<u8> {
         if let (Some(target), Some(from)) = (&self.deliver, &self.from) {
             let timeout = std::time::Duration::from_secs(self.timeout);
-            return crate::mcp::send::deliver(target, from, &self.mode, timeout);
+            return crate::mcp::send::deliver(target, from, &self.mode, [&self.allow, &self.deny], timeout);
         }
         crate::mcp::serve()?;
         Ok(exit::OK)

@@ -7,7 +7,9 @@
 //! Permissions: the target turn is a `claude -p` with no one to ask, under the target
 //! session's own settings (its allow and deny rules), with `--permission-mode default` (or
 //! `plan` when the caller is in plan mode): a tool call that needs permission is denied, even
-//! where the target's settings would make it `acceptEdits` or `bypassPermissions` by default.
+//! where the target's settings would make it `acceptEdits` or `bypassPermissions` by default,
+//! unless the caller's own claude was started allowing it: its `--allowedTools` and
+//! `--disallowedTools` rules are passed on (read from its command line, not from the model).
 //!
 //! `reply: none` hands the turn to a detached `clawsess mcp --deliver` (its own session, so
 //! it outlives the caller's claude), which runs the same turn and leaves a [`SendNote`] that
@@ -49,6 +51,9 @@ pub struct Send {
     pub chain: Vec<SessionId>,
     /// The permission mode of the target's turn.
     pub mode: &'static str,
+    /// The caller's run's `--allowedTools` and `--disallowedTools` rules, passed on.
+    pub allowed: Vec<String>,
+    pub disallowed: Vec<String>,
     pub timeout: Duration,
 }
 
@@ -62,11 +67,6 @@ impl Send {
         if message.len() > MAX_MESSAGE {
             bail!("the message is {} bytes; at most {MAX_MESSAGE} (4 MiB) go in one send", message.len());
         }
-        let caller = caller::find(store)?;
-        let chain = caller::chain(store, &caller.session);
-        if let Some(why) = caller::refusal(&caller.session, &chain, &target) {
-            bail!("refused: {why}");
-        }
         let Some(rec) = store.session(&target)? else { bail!("no recorded session {target}") };
         if !rec.transcript.is_file() {
             bail!(
@@ -75,11 +75,23 @@ impl Send {
                 rec.transcript.display()
             );
         }
-        let mode = match caller::permission_mode(caller.claude).as_deref() {
-            Some("plan") => "plan",
-            _ => "default",
-        };
-        Ok(Send { from: caller.session, target, message, chain, mode, timeout })
+        let caller = caller::find(store)?;
+        let chain = caller::chain(store, &caller.session);
+        if let Some(why) = caller::refusal(&caller.session, &chain, &target) {
+            bail!("refused: {why}");
+        }
+        let granted = caller::Permissions::of(caller.claude);
+        let mode = if granted.mode.as_deref() == Some("plan") { "plan" } else { "default" };
+        Ok(Send {
+            from: caller.session,
+            target,
+            message,
+            chain,
+            mode,
+            allowed: granted.allowed,
+            disallowed: granted.disallowed,
+            timeout,
+        })
     }
 
     /// The `clawsess run` of the turn, its stdin the message.
@@ -90,6 +102,11 @@ impl Send {
             .args(["--key", &format!("{SEND_KEY_PREFIX}{}", self.from)])
             .args(["--wait", &self.timeout.as_secs().to_string()])
             .args(["-A", "--permission-mode", "-A", self.mode]);
+        for (flag, rules) in [("--allowedTools", &self.allowed), ("--disallowedTools", &self.disallowed)] {
+            for rule in rules {
+                cmd.args(["-A", flag, "-A", rule]);
+            }
+        }
         self.env(&mut cmd);
         Ok(cmd)
     }
@@ -153,6 +170,12 @@ impl Send {
         let mut cmd = Command::new(exe);
         cmd.args(["mcp", "--deliver", self.target.as_str(), "--from", self.from.as_str()])
             .args(["--mode", self.mode, "--timeout", &self.timeout.as_secs().to_string()]);
+        for rule in &self.allowed {
+            cmd.arg(format!("--allow={rule}"));
+        }
+        for rule in &self.disallowed {
+            cmd.arg(format!("--deny={rule}"));
+        }
         self.env(&mut cmd);
         // Chain for the deliverer itself: it checks nothing, it runs.
         cmd.env(CHAIN_ENV, self.chain.iter().map(SessionId::as_str).collect::<Vec<_>>().join(","));
@@ -252,7 +275,7 @@ impl SendNote {
 }
 
 /// `clawsess mcp --deliver`: runs a `reply: none` turn (message on stdin) and notes how it went.
-pub fn deliver(target: &str, from: &str, mode: &str, timeout: Duration) -> Result<u8> {
+pub fn deliver(target: &str, from: &str, mode: &str, rules: [&[String]; 2], timeout: Duration) -> Result<u8> {
     let store = Store::open()?;
     let target = SessionId::parse(target)?;
     let from = SessionId::parse(from)?;
@@ -264,7 +287,8 @@ pub fn deliver(target: &str, from: &str, mode: &str, timeout: Duration) -> Resul
         .filter_map(|s| SessionId::parse(s).ok())
         .collect();
     let mode = if mode == "plan" { "plan" } else { "default" };
-    let send = Send { from: from.clone(), target: target.clone(), message, chain, mode, timeout };
+    let [allowed, disallowed] = rules.map(<[String]>::to_vec);
+    let send = Send { from: from.clone(), target: target.clone(), message, chain, mode, allowed, disallowed, timeout };
     let mut note =
         SendNote { v: crate::store::FORMAT, from, pid: std::process::id(), started: now_ms(), finished: None, ok: None, error: None };
     note.write(&store, &target)?;

@@ -1,0 +1,193 @@
+//! The cross-session tools (`clawsess mcp`) as the real Claude Code CLI uses them: the
+//! stand-in API makes a session's model call `mcp__clawsess__*`, and the assertions are on
+//! what each session's model was then sent.
+
+mod support;
+
+use std::fs;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::real_claude::{ClaudeHome, run_with_stdin};
+use support::stand_in_api::{Recorded, ToolCall};
+
+const T: Duration = Duration::from_secs(180);
+
+fn env() -> ClaudeHome {
+    let home = ClaudeHome::new();
+    home.install_clawsess();
+    home
+}
+
+/// A new session in project `name` started by `clawsess run --key KEY`; its id.
+fn session(home: &ClaudeHome, name: &str, key: &str) -> String {
+    let cwd = home.project(name);
+    let cwd = cwd.to_str().unwrap();
+    let out = home.clawsess_ok(&["run", "--json", "--new", "--cwd", cwd, "--key", key, "--", &format!("hello {name}")]);
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    doc["session_id"].as_str().unwrap().to_owned()
+}
+
+/// A `run` turn on `id` whose model may call the clawsess tools (the caller's run allows
+/// them, as a bot would in its settings); the result object.
+fn turn(home: &ClaudeHome, id: &str, prompt: &str) -> Value {
+    let args = ["run", "--json", "--session", id, "-A", "--allowedTools", "-A", "mcp__clawsess", "--", prompt];
+    let out = run_with_stdin(&mut home.clawsess_cmd(&args), "", T);
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("run printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "run: {doc:#} {}", String::from_utf8_lossy(&out.stderr));
+    doc
+}
+
+fn send(session: &str, message: &str) -> ToolCall {
+    ToolCall::new("mcp__clawsess__sessions_send", json!({"session": session, "message": message}))
+}
+
+/// The main-turn requests whose prompt holds `text`.
+fn asked(home: &ClaudeHome, text: &str) -> Vec<Recorded> {
+    home.api.turn_requests().into_iter().filter(|r| r.last_user_text.contains(text)).collect()
+}
+
+/// The request that followed the tool call of the prompt holding `marker`: the one the tool's
+/// result went to.
+fn after_tool(home: &ClaudeHome, marker: &str) -> Recorded {
+    let requests = asked(home, marker);
+    requests
+        .into_iter()
+        .filter(|r| r.all_text.contains("tool_use") || r.message_count > 1)
+        .last()
+        .unwrap_or_else(|| panic!("no request for {marker}"))
+}
+
+/// Every user and assistant line has its own parent: the transcript never forked.
+fn assert_linear(home: &ClaudeHome, id: &str) {
+    let rec: Value = serde_json::from_str(&home.clawsess_ok(&["list", "--json"])).unwrap();
+    let row = rec.as_array().unwrap().iter().find(|r| r["session_id"] == id).expect("listed");
+    assert_eq!(row["forked"], false);
+    let text = fs::read_to_string(row["transcript"].as_str().unwrap()).unwrap();
+    let mut parents = std::collections::HashSet::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if !matches!(v["type"].as_str(), Some("user" | "assistant")) || v["isSidechain"] == true {
+            continue;
+        }
+        if let Some(parent) = v["parentUuid"].as_str() {
+            assert!(parents.insert(parent.to_owned()), "{id} forked at {parent}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn a_session_asks_another_and_gets_its_reply_as_the_tool_result() {
+    let home = env();
+    let a = session(&home, "planner", "test:a");
+    let b = session(&home, "research", "test:b");
+    home.api.script_tools("[ask-b]", vec![send(&b[..8], "what did the research find? [from-a]")]);
+    let done = turn(&home, &a, "ask the research session [ask-b]");
+    assert_eq!(done["is_error"], false);
+
+    // B's model got the message as a prompt of its own conversation (its third message).
+    let at_b = asked(&home, "what did the research find? [from-a]");
+    assert_eq!(at_b.len(), 1, "one turn on B");
+    assert!(at_b[0].message_count >= 3, "B's turn continued B's conversation: {}", at_b[0].message_count);
+    let b_reply = &at_b[0].reply;
+    assert!(b_reply.starts_with("stand-in reply"), "{b_reply}");
+    // A's model got B's reply as the tool's result.
+    let back = after_tool(&home, "[ask-b]");
+    assert!(back.all_text.contains(&format!("Reply from session {b}")), "{}", back.all_text);
+    assert!(back.all_text.contains(b_reply.as_str()), "{}", back.all_text);
+    // B's turn is a run turn of surface session:<A>.
+    let status: Value = serde_json::from_str(&home.clawsess_ok(&["status", "--json", &b])).unwrap();
+    assert_eq!(status["last_surface"], format!("session:{a}"));
+    assert_eq!(status["run_turns"], 2);
+    assert_linear(&home, &a);
+    assert_linear(&home, &b);
+}
+
+#[test]
+fn sending_to_itself_or_back_up_the_chain_is_refused_at_once() {
+    let home = env();
+    let a = session(&home, "one", "test:a");
+    let b = session(&home, "two", "test:b");
+    home.api.script_tools("[self]", vec![send(&a, "talk to myself")]);
+    turn(&home, &a, "send to yourself [self]");
+    let back = after_tool(&home, "[self]");
+    assert!(back.all_text.contains("cannot send to itself"), "{}", back.all_text);
+    assert!(asked(&home, "talk to myself").is_empty(), "no turn ran");
+
+    // A -> B, and B's model tries B -> A: refused, B answers, A gets B's answer.
+    home.api.script_tools("[loop]", vec![send(&a, "back to you [back]")]);
+    home.api.script_tools("[ask-b-loop]", vec![send(&b, "please [loop]")]);
+    turn(&home, &a, "start the loop [ask-b-loop]");
+    let b_back = after_tool(&home, "please [loop]");
+    assert!(b_back.all_text.contains("earlier in this chain of sends"), "{}", b_back.all_text);
+    assert!(asked(&home, "back to you [back]").is_empty(), "A was not asked");
+    let a_back = after_tool(&home, "[ask-b-loop]");
+    assert!(a_back.all_text.contains(&format!("Reply from session {b}")), "{}", a_back.all_text);
+    assert_linear(&home, &a);
+    assert_linear(&home, &b);
+}
+
+#[test]
+fn reply_none_returns_at_once_and_the_target_answers_on_its_own() {
+    let home = env();
+    let a = session(&home, "boss", "test:a");
+    let b = session(&home, "worker", "test:b");
+    let call = ToolCall::new(
+        "mcp__clawsess__sessions_send",
+        json!({"session": b, "message": "long task [hold=worker]", "reply": "none"}),
+    );
+    home.api.script_tools("[delegate]", vec![call]);
+    // A's whole turn ends while B's is held by the stand-in: the send did not wait.
+    let done = turn(&home, &a, "hand it over [delegate]");
+    assert_eq!(done["is_error"], false);
+    let back = after_tool(&home, "[delegate]");
+    assert!(back.all_text.contains("it works on it by itself"), "{}", back.all_text);
+    home.api.wait_held("worker");
+    let status: Value = serde_json::from_str(&home.clawsess_ok(&["status", "--json", &b])).unwrap();
+    assert_eq!(status["busy"], format!("session:{a}"));
+    assert_eq!(status["last_detached_send"]["ok"], Value::Null, "running");
+    home.api.release("worker");
+    let mut status = Value::Null;
+    support::testenv::wait_until(T, "the delivery is noted", || {
+        status = serde_json::from_str(&home.clawsess_ok(&["status", "--json", &b])).unwrap();
+        status["last_detached_send"]["ok"] == true
+    });
+    assert_eq!(status["last_surface"], format!("session:{a}"));
+    assert_eq!(status["busy"], Value::Null);
+    assert_linear(&home, &b);
+}
+
+#[test]
+fn the_model_lists_reads_and_checks_other_sessions() {
+    let home = env();
+    let a = session(&home, "desk", "test:a");
+    let b = session(&home, "lab", "telegram:42");
+    home.api.script_tools(
+        "[survey]",
+        vec![
+            ToolCall::new("mcp__clawsess__sessions_list", json!({"key_prefix": "telegram:"})),
+            ToolCall::new("mcp__clawsess__sessions_history", json!({"session": "key:telegram:42", "last_n": 3})),
+            ToolCall::new("mcp__clawsess__session_status", json!({"session": b})),
+            ToolCall::new("mcp__clawsess__session_status", json!({})),
+            ToolCall::new("mcp__clawsess__sessions_history", json!({"session": "ffff"})),
+        ],
+    );
+    turn(&home, &a, "look around [survey]");
+    let requests = asked(&home, "[survey]");
+    // The first tool result (list) went to the second request, and so on.
+    let results: Vec<&Recorded> = requests.iter().skip(1).collect();
+    assert!(results.len() >= 5, "{} requests", results.len());
+    let text = |i: usize| results[i].all_text.clone();
+    let listed = text(0);
+    assert!(listed.contains(&b) && listed.contains("telegram:42"), "{listed}");
+    assert!(!listed.contains(&format!("\"session_id\": \"{a}\"")), "filtered by key: {listed}");
+    let history = text(1);
+    assert!(history.contains("hello lab") && history.contains("stand-in reply"), "{history}");
+    let status_b = text(2);
+    assert!(status_b.contains("\"context_used\"") && status_b.contains("\"model\""), "{status_b}");
+    let own = text(3);
+    assert!(own.contains(&format!("\"session_id\": \"{a}\"")), "its own status: {own}");
+    assert!(own.contains("\"busy\": \"default\""), "{own}");
+    assert!(text(4).contains("no session id starts with \"ffff\""), "{}", text(4));
+}
