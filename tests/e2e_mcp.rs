@@ -82,20 +82,29 @@ fn a_session_asks_another_and_gets_its_reply_as_the_tool_result() {
     let home = env();
     let a = session(&home, "planner", "test:a");
     let b = session(&home, "research", "test:b");
-    home.api.script_tools("[ask-b]", vec![send(&b[..8], "what did the research find? [from-a]")]);
+    // B's own settings would accept edits; a send's turn still may not write (A's run did not
+    // allow it).
+    let research = home.project("research");
+    fs::create_dir_all(research.join(".claude")).unwrap();
+    fs::write(research.join(".claude/settings.json"), r#"{"permissions":{"defaultMode":"acceptEdits"}}"#).unwrap();
+    home.api.script_tools("[ask-b]", vec![send(&b[..8], "what did the research find? [from-a] [write=leak.txt]")]);
     let done = turn(&home, &a, "ask the research session [ask-b]");
     assert_eq!(done["is_error"], false);
 
     // B's model got the message as a prompt of its own conversation (its third message).
     let at_b = asked(&home, "what did the research find? [from-a]");
-    assert_eq!(at_b.len(), 1, "one turn on B");
+    assert_eq!(at_b.len(), 2, "one turn on B: its prompt, then the Write's result");
     assert!(at_b[0].message_count >= 3, "B's turn continued B's conversation: {}", at_b[0].message_count);
-    let b_reply = &at_b[0].reply;
+    let b_reply = &at_b[1].reply;
     assert!(b_reply.starts_with("stand-in reply"), "{b_reply}");
     // A's model got B's reply as the tool's result.
     let back = after_tool(&home, "[ask-b]");
     assert!(back.all_text.contains(&format!("Reply from session {b}")), "{}", back.all_text);
     assert!(back.all_text.contains(b_reply.as_str()), "{}", back.all_text);
+    assert!(!research.join("leak.txt").exists(), "the Write needing permission was denied");
+    let after_write = asked(&home, "[from-a]").pop().unwrap();
+    let tail = &after_write.all_text[after_write.all_text.len().saturating_sub(800)..];
+    assert!(after_write.all_text.contains("requested permissions to write to"), "{tail}");
     // B's turn is a run turn of surface session:<A>.
     let status: Value = serde_json::from_str(&home.clawsess_ok(&["status", "--json", &b])).unwrap();
     assert_eq!(status["last_surface"], format!("session:{a}"));
@@ -190,4 +199,94 @@ fn the_model_lists_reads_and_checks_other_sessions() {
     assert!(own.contains(&format!("\"session_id\": \"{a}\"")), "its own status: {own}");
     assert!(own.contains("\"busy\": \"default\""), "{own}");
     assert!(text(4).contains("no session id starts with \"ffff\""), "{}", text(4));
+}
+
+/// Runs `clawsess mcp` with these JSON-RPC messages on stdin (no Claude Code: no caller);
+/// its answers, in id order.
+fn mcp(home: &ClaudeHome, messages: &[Value]) -> Vec<Value> {
+    let input: String = messages.iter().map(|m| format!("{m}\n")).collect();
+    let out = run_with_stdin(&mut home.clawsess_cmd(&["mcp"]), &input, T);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut answers: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    answers.sort_by_key(|a| a["id"].as_u64());
+    answers
+}
+
+fn call(id: u64, tool: &str, args: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}})
+}
+
+/// Records session `id` (in project `name`) through the session-start hook, with a transcript.
+fn recorded(home: &ClaudeHome, id: &str, name: &str) -> std::path::PathBuf {
+    let cwd = home.project(name);
+    let transcript = home.transcript_path(&cwd, id);
+    fs::create_dir_all(transcript.parent().unwrap()).unwrap();
+    let line = json!({"type": "user", "message": {"role": "user", "content": "hi"}, "timestamp": "2026-12-04T10:00:00Z"});
+    fs::write(&transcript, format!("{line}\n")).unwrap();
+    let input = json!({"session_id": id, "transcript_path": transcript, "cwd": cwd, "source": "startup"});
+    let out = run_with_stdin(&mut home.clawsess_cmd(&["hook", "session-start"]), &input.to_string(), T);
+    assert!(out.status.success());
+    transcript
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+        } else {
+            out.push((path.clone(), fs::read(&path).unwrap_or_default()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn bad_input_is_a_clear_tool_error_and_writes_nothing() {
+    let home = env();
+    recorded(&home, "aaaa1111-0000-4000-8000-000000000000", "one");
+    recorded(&home, "aaaa2222-0000-4000-8000-000000000000", "two");
+    let gone = recorded(&home, "bbbb3333-0000-4000-8000-000000000000", "three");
+    fs::remove_file(&gone).unwrap();
+    let state = home.home().join(".local/share/clawsess");
+    let before = snapshot(&state);
+    assert!(before.len() >= 3, "the records are there: {before:?}");
+    let big = "x".repeat(4 * 1024 * 1024 + 1);
+    let answers = mcp(
+        &home,
+        &[
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}}}),
+            call(1, "sessions_send", json!({"session": "aaaa", "message": "hi"})),
+            call(2, "sessions_send", json!({"session": "cccc", "message": "hi"})),
+            call(3, "sessions_send", json!({"session": "aaaa1111", "message": big})),
+            call(4, "sessions_send", json!({"session": "bbbb", "message": "hi"})),
+            call(5, "sessions_history", json!({"session": "bbbb"})),
+            call(6, "sessions_send", json!({"session": "aaaa1111"})),
+            call(7, "sessions_send", json!({"session": "aaaa1111", "message": "hi", "reply": "later"})),
+            call(8, "sessions_send", json!({"session": "aaaa1111", "message": "hi"})),
+            call(9, "no_such_tool", json!({})),
+            json!({"jsonrpc": "2.0", "id": 10, "method": "ping"}),
+        ],
+    );
+    assert_eq!(answers[0]["result"]["protocolVersion"], "2025-11-25");
+    let error = |i: usize| {
+        assert_eq!(answers[i]["result"]["isError"], true, "{:#}", answers[i]);
+        answers[i]["result"]["content"][0]["text"].as_str().unwrap().to_owned()
+    };
+    assert!(error(1).contains("matches 2 sessions"), "{}", error(1));
+    assert!(error(2).contains("no session id starts with"), "{}", error(2));
+    assert!(error(3).contains("at most 4194304 (4 MiB)"), "{}", error(3));
+    assert!(error(4).contains("is gone"), "{}", error(4));
+    assert!(error(5).contains("is gone"), "{}", error(5));
+    assert!(error(6).contains("`message` is required"), "{}", error(6));
+    assert!(error(7).contains("`wait` or `none`"), "{}", error(7));
+    // Not started by Claude Code: no caller to send for.
+    assert!(error(8).contains("cannot tell which session is calling"), "{}", error(8));
+    assert_eq!(answers[9]["error"]["code"], -32602);
+    assert_eq!(answers[10]["result"], json!({}));
+    assert_eq!(snapshot(&state), before, "nothing was written");
 }
