@@ -20,6 +20,8 @@ mod report;
 mod roles;
 
 use std::fs;
+
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,6 +38,12 @@ const ROLE_ENV: &str = "CLAWSESS_BENCH_ROLE";
 const FLOOR: &str = "/bin/true";
 /// Forked runs per case for peak RSS.
 const RSS_RUNS: usize = 5;
+
+/// One JSON-RPC line calling `tool`.
+fn mcp_line(tool: &str, args: serde_json::Value) -> Vec<u8> {
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+    format!("{call}\n").into_bytes()
+}
 
 fn main() {
     match std::env::var(ROLE_ENV).as_deref() {
@@ -403,6 +411,8 @@ impl Bench {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        self.check_mcp("sessions_history", json!({"session": big_id}), "turns");
+        self.check_mcp("sessions_list", json!({"last_n": 200}), "session_id");
         (small_id.clone(), big_path)
     }
 
@@ -423,6 +433,26 @@ impl Bench {
         let ok = self.clawsess(["attach", &self.ids[3], "--key", "bench:current"]).output().unwrap();
         assert!(ok.status.success(), "attach failed");
         id
+    }
+
+    /// `clawsess mcp` answering one `tools/call` (it ends at the end of its stdin, once the
+    /// answer is out): the server's start-up and the tool, as one call of the model costs
+    /// when the server is started for it.
+    fn mcp<'a>(&'a self, tool: &str, args: serde_json::Value) -> MakeSpec<'a> {
+        let line = mcp_line(tool, args);
+        Box::new(move |_| Spec { cmd: self.clawsess(["mcp"]), stdin: Some(line.clone()) })
+    }
+
+    /// A tools/call through `clawsess mcp` answered without a tool error.
+    fn check_mcp(&self, tool: &str, args: serde_json::Value, expect: &str) {
+        let mut child = self.clawsess(["mcp"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &mcp_line(tool, args)).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(r#""isError":false"#) && text.contains(expect),
+            "mcp {tool} did not answer with {expect:?}: {text}"
+        );
     }
 
     fn run_cmd(&self) -> Command {
@@ -518,7 +548,20 @@ impl Bench {
             ),
             case(
                 format!("`show --topic ID`, {} transcript", human_bytes(fs::metadata(big).unwrap().len())),
-                plain(vec!["show".into(), "--topic".into(), big_id]),
+                plain(vec!["show".into(), "--topic".into(), big_id.clone()]),
+            ),
+            case(format!("`mcp` sessions_list ({n} sessions, last_n 200)"), self.mcp("sessions_list", json!({"last_n": 200}))),
+            case(
+                "`mcp` sessions_history, 2 KB transcript".into(),
+                self.mcp("sessions_history", json!({"session": small})),
+            ),
+            case(
+                format!("`mcp` sessions_history, {} transcript", human_bytes(fs::metadata(big).unwrap().len())),
+                self.mcp("sessions_history", json!({"session": big_id})),
+            ),
+            case(
+                format!("`mcp` session_status, {} transcript", human_bytes(fs::metadata(big).unwrap().len())),
+                self.mcp("session_status", json!({"session": big_id})),
             ),
             case(
                 "stand-in `claude -p` called directly".into(),

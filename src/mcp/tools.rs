@@ -16,6 +16,7 @@ use super::status::{self, find};
 use super::turns;
 use crate::ident::{Key, Name, SessionId};
 use crate::store::{SessionRecord, Starter, Store};
+
 use crate::sys::rfc3339;
 
 /// `sessions_list` rows given at most.
@@ -165,6 +166,8 @@ struct Row {
     live: bool,
     /// Where the session lives: this machine.
     host: &'static str,
+    #[serde(skip)]
+    last_seen: u64,
 }
 
 /// The sessions, most recently active first. Cost: one read of each record (no transcript).
@@ -180,15 +183,25 @@ pub fn sessions_list(args: &Value) -> Result<String> {
     Ok(pretty(&rows(&store, prefix, active_only, last_n)?)?)
 }
 
+/// The rows, most recently active first. Records are read newest file first (a directory read
+/// and a stat each), and the read stops once the next file is older than the `last_n`-th row's
+/// activity: a record is written whenever its `last_seen` moves, so no older file can be more
+/// recent. So the cost is a stat per session and a parse of about `last_n` records.
 fn rows(store: &Store, prefix: Option<&str>, active_only: bool, last_n: usize) -> Result<Vec<Value>> {
-    let (mut records, _broken) = store.sessions()?;
-    records.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));
     let keys = keys_by_session(store)?;
     let maybe_busy = store.maybe_busy();
     let warm: std::collections::BTreeSet<SessionId> =
         crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
-    let mut out = Vec::new();
-    for rec in records {
+    let mut found: Vec<Row> = Vec::new();
+    // The `last_n`-th most recent `last_seen` found so far (Unix ms).
+    let mut bar = 0;
+    for (modified, id) in store.sessions_by_mtime()? {
+        let modified_ms = modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        // A second of slack: file times and `now_ms` come from clocks read at different moments.
+        if found.len() >= last_n && modified_ms + 1000 < bar {
+            break;
+        }
+        let Ok(Some(rec)) = store.session(&id) else { continue };
         let mut row_keys = keys.get(&rec.id).cloned().unwrap_or_default();
         row_keys.extend(rec.key.as_ref().map(Key::to_string).filter(|k| !row_keys.contains(k)));
         if prefix.is_some_and(|p| !row_keys.iter().any(|k| k.starts_with(p))) {
@@ -203,12 +216,16 @@ fn rows(store: &Store, prefix: Option<&str>, active_only: bool, last_n: usize) -
         if active_only && !(row.busy.is_some() || row.live || row.warm) {
             continue;
         }
-        out.push(serde_json::to_value(row)?);
-        if out.len() >= last_n {
-            break;
+        found.push(row);
+        if found.len() >= last_n {
+            found.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.session_id.cmp(&b.session_id)));
+            found.truncate(last_n);
+            bar = found.last().map_or(0, |r| r.last_seen);
         }
     }
-    Ok(out)
+    found.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.session_id.cmp(&b.session_id)));
+    found.truncate(last_n);
+    found.into_iter().map(|r| Ok(serde_json::to_value(r)?)).collect()
 }
 
 fn row(
@@ -226,6 +243,7 @@ fn row(
         cwd: rec.cwd,
         started_by: rec.started_by,
         last_active: rfc3339(rec.last_seen),
+        last_seen: rec.last_seen,
         run_turns: rec.run_turns,
         busy,
         host: "local",
@@ -320,6 +338,37 @@ mod tests {
             assert!(tool["description"].as_str().unwrap().len() > 80);
             assert_eq!(tool["inputSchema"]["type"], "object");
         }
+    }
+
+    #[test]
+    fn the_list_holds_the_most_recent_sessions_whatever_order_their_files_were_written_in() {
+        use crate::store::COMMAND_LOCK_WAIT;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let now = crate::store::now_ms();
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        // Written in a shuffled order; the files of half of them dated at their last activity
+        // (as they would be), so that the read stops early.
+        let order = [7, 2, 9, 0, 5, 3, 8, 1, 6, 4, 12, 10, 11];
+        for (n, i) in order.iter().enumerate() {
+            let id = SessionId::parse(&format!("{i:08x}-0000-4000-8000-000000000000")).unwrap();
+            let mut rec = SessionRecord::new(id.clone(), "/p".into(), "/p/t.jsonl".into(), Starter::Run, 0);
+            rec.last_seen = now - 3_600_000 + i * 60_000;
+            tx.put_session(&rec).unwrap();
+            if n % 2 == 0 {
+                let path = dir.path().join("sessions").join(format!("{id}.json"));
+                let when = std::time::UNIX_EPOCH + Duration::from_millis(rec.last_seen);
+                std::fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap();
+            }
+        }
+        drop(tx);
+        let ids = |rows: Vec<Value>| -> Vec<u64> {
+            rows.iter().map(|r| u64::from_str_radix(&r["session_id"].as_str().unwrap()[..8], 16).unwrap()).collect()
+        };
+        assert_eq!(ids(rows(&store, None, false, 3).unwrap()), [12, 11, 10]);
+        assert_eq!(ids(rows(&store, None, false, 20).unwrap()), (0..13).rev().collect::<Vec<_>>());
+        assert!(rows(&store, Some("telegram:"), false, 5).unwrap().is_empty());
+        assert!(rows(&store, None, true, 5).unwrap().is_empty());
     }
 
     #[test]

@@ -43,9 +43,7 @@ struct Line {
 #[derive(Deserialize)]
 struct Message {
     id: Option<String>,
-    model: Option<String>,
     content: Option<Value>,
-    usage: Option<Usage>,
 }
 
 /// The `usage` of one request, as the API reported it.
@@ -212,6 +210,109 @@ pub struct Spent {
     pub last_prompt_at: Option<String>,
 }
 
+/// A line as [`spent`] reads it: only what it needs, so that the big tool results are skipped
+/// over rather than built (the read of 16 MiB costs a third of what a full parse does).
+#[derive(Deserialize)]
+struct UsageLine {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(rename = "isMeta", default)]
+    is_meta: bool,
+    #[serde(rename = "isSidechain", default)]
+    is_sidechain: bool,
+    #[serde(rename = "isCompactSummary", default)]
+    is_compact_summary: bool,
+    timestamp: Option<String>,
+    message: Option<UsageMessage>,
+}
+
+#[derive(Deserialize)]
+struct UsageMessage {
+    id: Option<String>,
+    model: Option<String>,
+    usage: Option<Usage>,
+    content: Option<Content>,
+}
+
+/// A message's content, read without building the blocks' values (not `untagged`: serde
+/// buffers an untagged enum's whole input first).
+enum Content {
+    Text(String),
+    Blocks(Vec<Block>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Content;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of blocks")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Content, E> {
+                Ok(Content::Text(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Content, A::Error> {
+                let mut blocks = Vec::new();
+                while let Some(block) = seq.next_element::<Block>()? {
+                    blocks.push(block);
+                }
+                Ok(Content::Blocks(blocks))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Content, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Content::Other)
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Content, E> {
+                Ok(Content::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<Content, E> {
+                Ok(Content::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<Content, E> {
+                Ok(Content::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<Content, E> {
+                Ok(Content::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<Content, E> {
+                Ok(Content::Other)
+            }
+        }
+        de.deserialize_any(Visit)
+    }
+}
+
+#[derive(Deserialize)]
+struct Block {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    text: Option<String>,
+}
+
+impl UsageLine {
+    /// Whether it is a person's (or a surface's) prompt; see [`prompt_of`].
+    fn is_prompt(&self) -> bool {
+        if self.is_meta || self.is_compact_summary {
+            return false;
+        }
+        let has_text = |t: &str| !t.trim().is_empty() && !t.trim_start().starts_with("[Request interrupted by user");
+        match self.message.as_ref().and_then(|m| m.content.as_ref()) {
+            Some(Content::Text(t)) => has_text(t),
+            Some(Content::Blocks(blocks)) => {
+                let texts: Vec<&str> = blocks
+                    .iter()
+                    .filter(|b| b.kind.as_deref() == Some("text"))
+                    .filter_map(|b| b.text.as_deref())
+                    .collect();
+                has_text(&texts.join("\n"))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Sums the usage of the transcript at `path`, read back at most `scan` bytes.
 pub fn spent(path: &Path, scan: u64) -> Result<Spent> {
     let read_err = || format!("could not read transcript {}", path.display());
@@ -220,15 +321,22 @@ pub fn spent(path: &Path, scan: u64) -> Result<Spent> {
     let mut spent = Spent { whole: len <= scan, ..Spent::default() };
     let mut seen: HashSet<String> = HashSet::new();
     while let Some(raw) = lines.next_line().with_context(read_err)? {
-        let Some((user, line)) = parse(&raw) else { continue };
-        if user {
-            if prompt_of(&line).is_some() {
-                spent.turns += 1;
-                if spent.last_prompt_at.is_none() {
-                    spent.last_prompt_at = line.timestamp;
-                }
-            }
+        let Ok(line) = serde_json::from_slice::<UsageLine>(&raw) else { continue };
+        if line.is_sidechain {
             continue;
+        }
+        match line.kind.as_deref() {
+            Some("user") => {
+                if line.is_prompt() {
+                    spent.turns += 1;
+                    if spent.last_prompt_at.is_none() {
+                        spent.last_prompt_at = line.timestamp;
+                    }
+                }
+                continue;
+            }
+            Some("assistant") => {}
+            _ => continue,
         }
         let Some(message) = &line.message else { continue };
         // Streaming repeats a message's usage on each of its lines: the newest counts once.
@@ -311,7 +419,7 @@ mod tests {
 
     #[test]
     fn usage_counts_each_message_once_and_the_last_request_gives_the_context() {
-        let f = file(&[user("one"), said("m1", "a", 10, 5), user("two"), said("m2", "b", 20, 3), said("m2", "c", 20, 4)]);
+        let f = file(&[user("one"), said("m1", "a", 10, 5), result(), user("two"), said("m2", "b", 20, 3), said("m2", "c", 20, 4)]);
         let s = spent(f.path(), USAGE_SCAN).unwrap();
         assert_eq!(s.model.as_deref(), Some("claude-x"));
         assert_eq!((s.turns, s.requests), (2, 2));
