@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::real_claude::{ClaudeHome, run_with_stdin};
 use support::stand_in_api::{Recorded, ToolCall};
+use support::terminal::Terminal;
 
 const T: Duration = Duration::from_secs(180);
 
@@ -23,7 +24,17 @@ fn env() -> ClaudeHome {
 fn session(home: &ClaudeHome, name: &str, key: &str) -> String {
     let cwd = home.project(name);
     let cwd = cwd.to_str().unwrap();
-    let out = home.clawsess_ok(&["run", "--json", "--new", "--cwd", cwd, "--key", key, "--", &format!("hello {name}")]);
+    let out = home.clawsess_ok(&[
+        "run",
+        "--json",
+        "--new",
+        "--cwd",
+        cwd,
+        "--key",
+        key,
+        "--",
+        &format!("hello {name}"),
+    ]);
     let doc: Value = serde_json::from_str(&out).unwrap();
     doc["session_id"].as_str().unwrap().to_owned()
 }
@@ -31,7 +42,8 @@ fn session(home: &ClaudeHome, name: &str, key: &str) -> String {
 /// A `run` turn on `id` whose model may call the clawsess tools (the caller's run allows
 /// them, as a bot would in its settings); the result object.
 fn turn(home: &ClaudeHome, id: &str, prompt: &str) -> Value {
-    let args = ["run", "--json", "--session", id, "-A", "--allowedTools", "-A", "mcp__clawsess", "--", prompt];
+    let args =
+        ["run", "--json", "--session", id, "-A", "--allowedTools", "-A", "mcp__clawsess", "--", prompt];
     let out = run_with_stdin(&mut home.clawsess_cmd(&args), "", T);
     let doc: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("run printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
@@ -48,15 +60,11 @@ fn asked(home: &ClaudeHome, text: &str) -> Vec<Recorded> {
     home.api.turn_requests().into_iter().filter(|r| r.last_user_text.contains(text)).collect()
 }
 
-/// The request that followed the tool call of the prompt holding `marker`: the one the tool's
-/// result went to.
+/// The last request of the turn whose prompt holds `marker`: it holds the tool's result.
 fn after_tool(home: &ClaudeHome, marker: &str) -> Recorded {
-    let requests = asked(home, marker);
-    requests
-        .into_iter()
-        .filter(|r| r.all_text.contains("tool_use") || r.message_count > 1)
-        .last()
-        .unwrap_or_else(|| panic!("no request for {marker}"))
+    let mut requests = asked(home, marker);
+    assert!(requests.len() >= 2, "no request after the tool call of {marker}");
+    requests.pop().unwrap()
 }
 
 /// Every user and assistant line has its own parent: the transcript never forked.
@@ -86,8 +94,12 @@ fn a_session_asks_another_and_gets_its_reply_as_the_tool_result() {
     // allow it).
     let research = home.project("research");
     fs::create_dir_all(research.join(".claude")).unwrap();
-    fs::write(research.join(".claude/settings.json"), r#"{"permissions":{"defaultMode":"acceptEdits"}}"#).unwrap();
-    home.api.script_tools("[ask-b]", vec![send(&b[..8], "what did the research find? [from-a] [write=leak.txt]")]);
+    fs::write(research.join(".claude/settings.json"), r#"{"permissions":{"defaultMode":"acceptEdits"}}"#)
+        .unwrap();
+    home.api.script_tools(
+        "[ask-b]",
+        vec![send(&b[..8], "what did the research find? [from-a] [write=leak.txt]")],
+    );
     let done = turn(&home, &a, "ask the research session [ask-b]");
     assert_eq!(done["is_error"], false);
 
@@ -176,7 +188,10 @@ fn the_model_lists_reads_and_checks_other_sessions() {
         "[survey]",
         vec![
             ToolCall::new("mcp__clawsess__sessions_list", json!({"key_prefix": "telegram:"})),
-            ToolCall::new("mcp__clawsess__sessions_history", json!({"session": "key:telegram:42", "last_n": 3})),
+            ToolCall::new(
+                "mcp__clawsess__sessions_history",
+                json!({"session": "key:telegram:42", "last_n": 3}),
+            ),
             ToolCall::new("mcp__clawsess__session_status", json!({"session": b})),
             ToolCall::new("mcp__clawsess__session_status", json!({})),
             ToolCall::new("mcp__clawsess__sessions_history", json!({"session": "ffff"})),
@@ -289,4 +304,38 @@ fn bad_input_is_a_clear_tool_error_and_writes_nothing() {
     assert_eq!(answers[9]["error"]["code"], -32602);
     assert_eq!(answers[10]["result"], json!({}));
     assert_eq!(snapshot(&state), before, "nothing was written");
+}
+
+#[test]
+fn a_send_to_a_session_busy_in_a_terminal_waits_for_its_turn_then_goes_through() {
+    let home = env();
+    let a = session(&home, "caller", "test:a");
+    let b = session(&home, "desk", "test:b");
+    let term = Terminal::start(&home, &home.project("desk"), &["--resume", &b]);
+    term.wait_for("the conversation", |s| s.contains("hello desk"));
+    term.type_line("the person works [hold=person]");
+    home.api.wait_held("person");
+
+    home.api.script_tools("[ask-busy]", vec![send(&b, "are you free now? [busy-q]")]);
+    let args =
+        ["--json", "--session", &a, "-A", "--allowedTools", "-A", "mcp__clawsess", "--", "ask [ask-busy]"];
+    let run = home.spawn_run(&args);
+    // The model has called the tool (its request was answered with the tool_use) ...
+    assert!(
+        home.api
+            .wait_for(T, |r| r.iter().any(|r| r.last_user_text.contains("[ask-busy]") && r.finished_ms > 0))
+    );
+    // ... and B is still the person's: nothing reached B's model.
+    assert!(asked(&home, "[busy-q]").is_empty(), "the send did not wait for the terminal's turn");
+    home.api.release("person");
+    let out = support::testenv::finish(run);
+    assert!(out.ok(), "{:?}", out);
+
+    let person = asked(&home, "[hold=person]").pop().unwrap();
+    let question = asked(&home, "[busy-q]").remove(0);
+    assert!(question.started_ms >= person.finished_ms, "B's send turn came after the person's turn");
+    assert!(question.all_text.contains("the person works"), "and continued after it");
+    let back = after_tool(&home, "[ask-busy]");
+    assert!(back.all_text.contains(&format!("Reply from session {b}")), "{}", back.all_text);
+    assert_linear(&home, &b);
 }

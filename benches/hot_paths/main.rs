@@ -550,13 +550,19 @@ impl Bench {
                 format!("`show --topic ID`, {} transcript", human_bytes(fs::metadata(big).unwrap().len())),
                 plain(vec!["show".into(), "--topic".into(), big_id.clone()]),
             ),
-            case(format!("`mcp` sessions_list ({n} sessions, last_n 200)"), self.mcp("sessions_list", json!({"last_n": 200}))),
+            case(
+                format!("`mcp` sessions_list ({n} sessions, last_n 200)"),
+                self.mcp("sessions_list", json!({"last_n": 200})),
+            ),
             case(
                 "`mcp` sessions_history, 2 KB transcript".into(),
                 self.mcp("sessions_history", json!({"session": small})),
             ),
             case(
-                format!("`mcp` sessions_history, {} transcript", human_bytes(fs::metadata(big).unwrap().len())),
+                format!(
+                    "`mcp` sessions_history, {} transcript",
+                    human_bytes(fs::metadata(big).unwrap().len())
+                ),
                 self.mcp("sessions_history", json!({"session": big_id})),
             ),
             case(

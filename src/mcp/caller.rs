@@ -163,7 +163,11 @@ impl Permissions {
         let mut list: Option<bool> = None; // Some(true): allowed values follow; Some(false): disallowed
         for (i, arg) in args.iter().enumerate() {
             if let Some(allow) = list.filter(|_| !arg.starts_with('-')) {
-                if allow { p.allowed.push(arg.clone()) } else { p.disallowed.push(arg.clone()) }
+                if allow {
+                    p.allowed.push(arg.clone())
+                } else {
+                    p.disallowed.push(arg.clone())
+                }
                 continue;
             }
             list = None;
@@ -206,10 +210,20 @@ mod tests {
 
     #[test]
     fn a_callers_permission_flags_are_read_from_its_command_line() {
-        let args: Vec<String> = ["claude", "-p", "--allowedTools", "mcp__clawsess", "Bash(git log:*)", "--model", "x",
-            "--disallowedTools=Write", "--permission-mode", "plan"]
-            .map(str::to_owned)
-            .to_vec();
+        let args: Vec<String> = [
+            "claude",
+            "-p",
+            "--allowedTools",
+            "mcp__clawsess",
+            "Bash(git log:*)",
+            "--model",
+            "x",
+            "--disallowedTools=Write",
+            "--permission-mode",
+            "plan",
+        ]
+        .map(str::to_owned)
+        .to_vec();
         let p = Permissions::parse(&args);
         assert_eq!(p.allowed, ["mcp__clawsess", "Bash(git log:*)"]);
         assert_eq!(p.disallowed, ["Write"]);

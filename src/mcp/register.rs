@@ -82,9 +82,10 @@ pub fn unregister(claude: Option<&Path>, config: &Path) -> Result<Option<String>
     let path = claude_json(config)?;
     match registered(config)? {
         None => Ok(None),
-        Some(entry) if !is_ours(&entry) => {
-            Ok(Some(format!("left the MCP server {SERVER_NAME} in {} alone: it is not clawsess's", path.display())))
-        }
+        Some(entry) if !is_ours(&entry) => Ok(Some(format!(
+            "left the MCP server {SERVER_NAME} in {} alone: it is not clawsess's",
+            path.display()
+        ))),
         Some(_) => {
             let Some(claude) = claude else {
                 bail!(

@@ -40,8 +40,15 @@ impl RpcError {
 /// One message from the client.
 #[derive(Debug, PartialEq)]
 pub enum Incoming {
-    Request { id: Value, method: String, params: Value },
-    Notification { method: String, params: Value },
+    Request {
+        id: Value,
+        method: String,
+        params: Value,
+    },
+    Notification {
+        method: String,
+        params: Value,
+    },
     /// An answer to a request of ours (we send none).
     Response,
 }
@@ -119,7 +126,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             got,
-            vec![Incoming::Notification { method: "notifications/initialized".into(), params: Value::Null }, Incoming::Response]
+            vec![
+                Incoming::Notification { method: "notifications/initialized".into(), params: Value::Null },
+                Incoming::Response
+            ]
         );
         assert_eq!(parse(b"{not json").unwrap_err().code, -32700);
         assert_eq!(parse(b"[]").unwrap_err().code, -32600);

@@ -168,8 +168,12 @@ impl Send {
     pub fn detach(&self) -> Result<()> {
         let exe = std::env::current_exe().context("could not find this binary's path")?;
         let mut cmd = Command::new(exe);
-        cmd.args(["mcp", "--deliver", self.target.as_str(), "--from", self.from.as_str()])
-            .args(["--mode", self.mode, "--timeout", &self.timeout.as_secs().to_string()]);
+        cmd.args(["mcp", "--deliver", self.target.as_str(), "--from", self.from.as_str()]).args([
+            "--mode",
+            self.mode,
+            "--timeout",
+            &self.timeout.as_secs().to_string(),
+        ]);
         for rule in &self.allowed {
             cmd.arg(format!("--allow={rule}"));
         }
@@ -288,9 +292,25 @@ pub fn deliver(target: &str, from: &str, mode: &str, rules: [&[String]; 2], time
         .collect();
     let mode = if mode == "plan" { "plan" } else { "default" };
     let [allowed, disallowed] = rules.map(<[String]>::to_vec);
-    let send = Send { from: from.clone(), target: target.clone(), message, chain, mode, allowed, disallowed, timeout };
-    let mut note =
-        SendNote { v: crate::store::FORMAT, from, pid: std::process::id(), started: now_ms(), finished: None, ok: None, error: None };
+    let send = Send {
+        from: from.clone(),
+        target: target.clone(),
+        message,
+        chain,
+        mode,
+        allowed,
+        disallowed,
+        timeout,
+    };
+    let mut note = SendNote {
+        v: crate::store::FORMAT,
+        from,
+        pid: std::process::id(),
+        started: now_ms(),
+        finished: None,
+        ok: None,
+        error: None,
+    };
     note.write(&store, &target)?;
     let result = send.wait();
     note.finished = Some(now_ms());

@@ -87,11 +87,7 @@ pub fn status(store: &Store, id: &SessionId) -> Result<SessionStatus> {
         .as_deref()
         .and_then(millis)
         .map(|at| crate::topic::last_surface(store, &rec, at));
-    let warm = store
-        .warm_note(id)
-        .ok()
-        .flatten()
-        .is_some_and(|note| crate::warm::keeper_alive(&note));
+    let warm = store.warm_note(id).ok().flatten().is_some_and(|note| crate::warm::keeper_alive(&note));
     let t = spent.tokens;
     Ok(SessionStatus {
         session_id: rec.id.clone(),

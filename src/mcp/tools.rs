@@ -105,7 +105,8 @@ const DEFAULT_TIMEOUT_S: u64 = send::DEFAULT_TIMEOUT.as_secs();
 
 /// Answers a `tools/call`.
 pub fn call(params: &Value) -> std::result::Result<Value, RpcError> {
-    let name = params.get("name").and_then(Value::as_str).ok_or_else(|| RpcError::invalid_params("no tool name"))?;
+    let name =
+        params.get("name").and_then(Value::as_str).ok_or_else(|| RpcError::invalid_params("no tool name"))?;
     let args = match params.get("arguments") {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(args @ Value::Object(_)) => args.clone(),
@@ -180,7 +181,7 @@ pub fn sessions_list(args: &Value) -> Result<String> {
     };
     let last_n = number(args, "last_n", 20, LIST_MAX as u64)? as usize;
     let store = Store::open()?;
-    Ok(pretty(&rows(&store, prefix, active_only, last_n)?)?)
+    pretty(&rows(&store, prefix, active_only, last_n)?)
 }
 
 /// The rows, most recently active first. Records are read newest file first (a directory read
@@ -281,12 +282,12 @@ pub fn sessions_history(args: &Value) -> Result<String> {
         bail!("the transcript of {id} is gone; Claude Code deletes old ones (cleanupPeriodDays)");
     }
     let turns = turns::last_turns(&rec.transcript, last_n)?;
-    Ok(pretty(&json!({
+    pretty(&json!({
         "session_id": id,
         "name": rec.name,
         "cwd": rec.cwd,
         "turns": turns,
-    }))?)
+    }))
 }
 
 fn session_status(args: &Value) -> Result<String> {
@@ -332,7 +333,8 @@ mod tests {
     #[test]
     fn every_tool_has_a_description_and_an_object_schema() {
         let tools = list();
-        let names: Vec<&str> = tools.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            tools.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["sessions_list", "sessions_history", "sessions_send", "session_status"]);
         for tool in tools.as_array().unwrap() {
             assert!(tool["description"].as_str().unwrap().len() > 80);
@@ -363,7 +365,9 @@ mod tests {
         }
         drop(tx);
         let ids = |rows: Vec<Value>| -> Vec<u64> {
-            rows.iter().map(|r| u64::from_str_radix(&r["session_id"].as_str().unwrap()[..8], 16).unwrap()).collect()
+            rows.iter()
+                .map(|r| u64::from_str_radix(&r["session_id"].as_str().unwrap()[..8], 16).unwrap())
+                .collect()
         };
         assert_eq!(ids(rows(&store, None, false, 3).unwrap()), [12, 11, 10]);
         assert_eq!(ids(rows(&store, None, false, 20).unwrap()), (0..13).rev().collect::<Vec<_>>());

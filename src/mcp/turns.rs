@@ -253,14 +253,20 @@ impl<'de> Deserialize<'de> for Content {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Content, E> {
                 Ok(Content::Text(v.to_owned()))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Content, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Content, A::Error> {
                 let mut blocks = Vec::new();
                 while let Some(block) = seq.next_element::<Block>()? {
                     blocks.push(block);
                 }
                 Ok(Content::Blocks(blocks))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Content, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Content, A::Error> {
                 while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Content::Other)
             }
@@ -297,7 +303,8 @@ impl UsageLine {
         if self.is_meta || self.is_compact_summary {
             return false;
         }
-        let has_text = |t: &str| !t.trim().is_empty() && !t.trim_start().starts_with("[Request interrupted by user");
+        let has_text =
+            |t: &str| !t.trim().is_empty() && !t.trim_start().starts_with("[Request interrupted by user");
         match self.message.as_ref().and_then(|m| m.content.as_ref()) {
             Some(Content::Text(t)) => has_text(t),
             Some(Content::Blocks(blocks)) => {
@@ -419,7 +426,14 @@ mod tests {
 
     #[test]
     fn usage_counts_each_message_once_and_the_last_request_gives_the_context() {
-        let f = file(&[user("one"), said("m1", "a", 10, 5), result(), user("two"), said("m2", "b", 20, 3), said("m2", "c", 20, 4)]);
+        let f = file(&[
+            user("one"),
+            said("m1", "a", 10, 5),
+            result(),
+            user("two"),
+            said("m2", "b", 20, 3),
+            said("m2", "c", 20, 4),
+        ]);
         let s = spent(f.path(), USAGE_SCAN).unwrap();
         assert_eq!(s.model.as_deref(), Some("claude-x"));
         assert_eq!((s.turns, s.requests), (2, 2));

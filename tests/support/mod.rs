@@ -5,4 +5,5 @@ pub mod real_claude;
 pub mod stand_in_api;
 pub mod stand_in_discord;
 pub mod stand_in_telegram;
+pub mod terminal;
 pub mod testenv;

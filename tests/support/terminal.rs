@@ -1,0 +1,110 @@
+//! The real interactive Claude Code in a detached tmux session, for end-to-end tests that need
+//! a person's terminal. Waits are on what the screen shows, never on time.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::real_claude::ClaudeHome;
+
+/// An interactive `claude` in a detached tmux session; killed on drop.
+pub struct Terminal {
+    pub name: String,
+}
+
+impl Terminal {
+    pub fn start(home: &ClaudeHome, cwd: &Path, args: &[&str]) -> Terminal {
+        let mut env_cmd = Command::new(home.claude());
+        home.apply_env(&mut env_cmd);
+        let mut script = String::from("#!/bin/sh\nexec env -i TERM=xterm-256color");
+        for (k, v) in env_cmd.get_envs() {
+            if let Some(v) = v {
+                script.push_str(&format!(
+                    " {}='{}'",
+                    k.to_string_lossy(),
+                    v.to_string_lossy().replace('\'', "'\\''")
+                ));
+            }
+        }
+        script.push_str(&format!(" '{}'", home.claude().display()));
+        for a in args {
+            script.push_str(&format!(" '{a}'"));
+        }
+        script.push('\n');
+        let path = home.home().join("terminal.sh");
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        // One tmux session per test home (tests of this file run in parallel).
+        let name = home.home().file_name().unwrap().to_string_lossy().into_owned();
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name, "-x", "200", "-y", "50", "-c"])
+            .arg(cwd)
+            .arg(&path)
+            .stdin(Stdio::null())
+            .status()
+            .expect("tmux is needed for the interactive terminal test (apt-get install tmux)");
+        assert!(ok.success(), "tmux new-session failed");
+        Terminal { name }
+    }
+
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits (a generous bound, not a timing assumption) until the screen shows `what`.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "the terminal never showed {what}:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux").args(["send-keys", "-t", &self.name]).args(keys).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Types `text` (literally) and presses Enter once the text is on screen.
+    pub fn type_line(&self, text: &str) {
+        self.keys(&["-l", text]);
+        self.wait_for(&format!("the typed {text:?}"), |s| s.contains(text));
+        self.keys(&["Enter"]);
+    }
+
+    /// Types `prompt` and waits until the stand-in's reply to it is on screen.
+    pub fn turn(&self, prompt: &str) {
+        self.type_line(prompt);
+        self.wait_for(&format!("the reply to {prompt:?}"), |s| s.contains(&format!("last={prompt}")));
+    }
+
+    /// Types `/exit` and waits (a generous bound) until the terminal has gone.
+    pub fn exit(&self) {
+        self.type_line("/exit");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.name])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).stderr(Stdio::null()).status();
+    }
+}
