@@ -176,6 +176,10 @@ fn reply_none_returns_at_once_and_the_target_answers_on_its_own() {
     });
     assert_eq!(status["last_surface"], format!("session:{a}"));
     assert_eq!(status["busy"], Value::Null);
+    let text = home.clawsess_ok(&["status", "--key", "test:b"]);
+    assert!(text.contains(&format!("session:       {b}")), "{text}");
+    assert!(text.contains(&format!("last send:     from {a}")) && text.contains(": answered"), "{text}");
+    assert!(text.contains(&format!("last surface:  session:{a}")), "{text}");
     assert_linear(&home, &b);
 }
 

@@ -116,15 +116,23 @@ impl Send {
     fn env(&self, cmd: &mut Command) {
         let chain: Vec<&str> = self.chain.iter().chain([&self.from]).map(SessionId::as_str).collect();
         cmd.env(CHAIN_ENV, chain.join(","));
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            let claudes = name.starts_with("CLAUDE_CODE_")
-                || ["CLAUDECODE", "CLAUDE_PID", "CLAUDE_ENV_FILE", "CLAUDE_PROJECT_DIR"].contains(&&*name);
-            let ours = ["CLAWSESS_RUN_PID", "CLAWSESS_RUN_KEY", "CLAWSESS_KEY", "CLAWSESS_SESSION_ID"]
-                .contains(&&*name);
-            if claudes || ours {
-                cmd.env_remove(&*name);
-            }
+        // Who the caller's claude is (Claude Code's settings, like CLAUDE_CODE_USE_BEDROCK, stay).
+        for name in [
+            "CLAUDECODE",
+            "CLAUDE_PID",
+            "CLAUDE_ENV_FILE",
+            "CLAUDE_PROJECT_DIR",
+            "CLAUDE_CODE_SESSION_ID",
+            "CLAUDE_CODE_ENTRYPOINT",
+            "CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS",
+            "CLAUDE_CODE_CHILD_NOTES_DIR",
+            "CLAUDE_AGENT_SDK_VERSION",
+            "CLAWSESS_RUN_PID",
+            "CLAWSESS_RUN_KEY",
+            "CLAWSESS_KEY",
+            "CLAWSESS_SESSION_ID",
+        ] {
+            cmd.env_remove(name);
         }
     }
 
