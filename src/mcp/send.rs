@@ -5,8 +5,9 @@
 //! `run`'s driver (cold or warm claude, stream-json, fork reconciling) stays in one place.
 //!
 //! Permissions: the target turn is a `claude -p` with no one to ask, under the target
-//! session's own settings (its allow and deny rules), with `--permission-mode default` (or
-//! `plan` when the caller is in plan mode): a tool call that needs permission is denied, even
+//! session's own settings (its allow and deny rules), with `--permission-mode default`, or
+//! the stricter of the caller's mode and the target's `clawsess set permission_mode` (`plan`,
+//! `dontAsk`) when one is stricter: a tool call that needs permission is denied, even
 //! where the target's settings would make it `acceptEdits` or `bypassPermissions` by default,
 //! unless the caller's own claude was started allowing it: its `--allowedTools` and
 //! `--disallowedTools` rules are passed on (read from its command line, not from the model).
@@ -27,7 +28,7 @@ use serde_json::Value;
 
 use super::caller::{self, CHAIN_ENV, SEND_KEY_PREFIX};
 use crate::ident::SessionId;
-use crate::store::{Durability, Store, create_private_dir, now_ms, read_json, write_json};
+use crate::store::{Durability, SettingsOf, Store, create_private_dir, now_ms, read_json, write_json};
 
 /// Longest message a send takes.
 pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
@@ -50,7 +51,7 @@ pub struct Send {
     /// The sessions before `from` in the chain, oldest first.
     pub chain: Vec<SessionId>,
     /// The permission mode of the target's turn.
-    pub mode: &'static str,
+    pub mode: String,
     /// The caller's run's `--allowedTools` and `--disallowedTools` rules, passed on.
     pub allowed: Vec<String>,
     pub disallowed: Vec<String>,
@@ -81,7 +82,13 @@ impl Send {
             bail!("refused: {why}");
         }
         let granted = caller::Permissions::of(caller.claude);
-        let mode = if granted.mode.as_deref() == Some("plan") { "plan" } else { "default" };
+        let own =
+            store.settings(&SettingsOf::Session(target.clone()))?.and_then(|r| r.settings.permission_mode);
+        let mode = strictest(&[
+            "default",
+            granted.mode.as_deref().unwrap_or("default"),
+            own.as_deref().unwrap_or("default"),
+        ]);
         Ok(Send {
             from: caller.session,
             target,
@@ -101,7 +108,7 @@ impl Send {
         cmd.args(["run", "--json", "--session", self.target.as_str()])
             .args(["--key", &format!("{SEND_KEY_PREFIX}{}", self.from)])
             .args(["--wait", &self.timeout.as_secs().to_string()])
-            .args(["-A", "--permission-mode", "-A", self.mode]);
+            .args(["-A", "--permission-mode", "-A", &self.mode]);
         for (flag, rules) in [("--allowedTools", &self.allowed), ("--disallowedTools", &self.disallowed)] {
             for rule in rules {
                 cmd.args(["-A", flag, "-A", rule]);
@@ -178,7 +185,7 @@ impl Send {
         let mut cmd = Command::new(exe);
         cmd.args(["mcp", "--deliver", self.target.as_str(), "--from", self.from.as_str()]).args([
             "--mode",
-            self.mode,
+            &self.mode,
             "--timeout",
             &self.timeout.as_secs().to_string(),
         ]);
@@ -207,6 +214,23 @@ impl Send {
         std::thread::spawn(move || child.wait());
         Ok(())
     }
+}
+
+/// The strictest of these permission modes (Claude Code 2.1.328's): `plan` runs nothing,
+/// `dontAsk` only what is allowed beforehand, `default` (`manual`) asks (and with nobody to ask,
+/// denies), `acceptEdits`, `auto` and `bypassPermissions` let more through. An unknown mode
+/// counts as `default`.
+pub fn strictest(modes: &[&str]) -> String {
+    let rank = |m: &str| match m {
+        "plan" => 0,
+        "dontAsk" => 1,
+        "acceptEdits" => 3,
+        "auto" => 4,
+        "bypassPermissions" => 5,
+        _ => 2,
+    };
+    let mode = modes.iter().copied().min_by_key(|m| rank(m)).unwrap_or("default");
+    if rank(mode) == 2 { "default".to_owned() } else { mode.to_owned() }
 }
 
 fn reader(mut pipe: impl Read + std::marker::Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
@@ -298,7 +322,7 @@ pub fn deliver(target: &str, from: &str, mode: &str, rules: [&[String]; 2], time
         .split(',')
         .filter_map(|s| SessionId::parse(s).ok())
         .collect();
-    let mode = if mode == "plan" { "plan" } else { "default" };
+    let mode = strictest(&["default", mode]);
     let [allowed, disallowed] = rules.map(<[String]>::to_vec);
     let send = Send {
         from: from.clone(),
@@ -331,6 +355,14 @@ pub fn deliver(target: &str, from: &str, mode: &str, rules: [&[String]; 2], time
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sends_turn_takes_the_strictest_mode_and_never_a_looser_one_than_default() {
+        assert_eq!(strictest(&["default", "bypassPermissions", "acceptEdits"]), "default");
+        assert_eq!(strictest(&["default", "plan", "acceptEdits"]), "plan");
+        assert_eq!(strictest(&["default", "default", "dontAsk"]), "dontAsk");
+        assert_eq!(strictest(&["default", "manual", "yolo"]), "default");
+    }
 
     #[test]
     fn a_runs_object_becomes_the_reply_or_its_error() {
