@@ -251,7 +251,7 @@ pub struct Status {
     /// The session of this key [default: default]
     #[arg(long, short, conflicts_with = "session")]
     pub key: Option<String>,
-    /// Session id, unique id prefix or name
+    /// Session id, unique id prefix, name, or key:KEY
     pub session: Option<String>,
     /// Print one JSON object
     #[arg(long)]

@@ -343,3 +343,28 @@ fn a_send_to_a_session_busy_in_a_terminal_waits_for_its_turn_then_goes_through()
     assert!(back.all_text.contains(&format!("Reply from session {b}")), "{}", back.all_text);
     assert_linear(&home, &b);
 }
+
+#[test]
+fn a_warm_claude_is_found_as_the_caller_through_its_keeper() {
+    let home = env();
+    let a = session(&home, "warm-caller", "test:a");
+    let b = session(&home, "warm-target", "test:b");
+    home.api.script_tools("[warm-ask]", vec![send(&b, "from a warm claude [warm-q]")]);
+    let warm = ["-A", "--allowedTools", "-A", "mcp__clawsess", "--warm", "5m", "--json", "--session", &a];
+    // The first turn starts the kept claude; the second is answered by it.
+    for prompt in ["warm up", "ask [warm-ask]"] {
+        let mut args = vec!["run"];
+        args.extend(warm);
+        args.extend(["--", prompt]);
+        let out = run_with_stdin(&mut home.clawsess_cmd(&args), "", T);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if prompt.contains("[warm-ask]") {
+            assert_eq!(doc["warm"], true, "a kept claude took the turn: {doc:#}");
+        }
+    }
+    assert_eq!(asked(&home, "[warm-q]").len(), 1, "B was asked");
+    let back = after_tool(&home, "[warm-ask]");
+    assert!(back.all_text.contains(&format!("Reply from session {b}")), "{}", back.all_text);
+    home.clawsess_ok(&["cool"]);
+}
