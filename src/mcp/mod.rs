@@ -41,7 +41,9 @@ const DRAIN: Duration = Duration::from_secs(30);
 
 /// Shared by the reader and the threads answering `tools/call`.
 struct Server {
-    out: Mutex<std::io::Stdout>,
+    out: Mutex<Box<dyn Write + Send>>,
+    /// Answers a `tools/call` (`tools::call`; a stand-in in tests).
+    call: ToolCall,
     /// Requests the client cancelled (`notifications/cancelled`): their answer is not sent.
     cancelled: Mutex<HashSet<String>>,
     /// Tool calls under way, so that the answers to calls read before stdin ended still go out.
@@ -67,15 +69,21 @@ impl Server {
     }
 }
 
+type ToolCall = fn(&Value) -> std::result::Result<Value, RpcError>;
+
 /// Serves MCP on stdin/stdout until stdin ends. Every `tools/call` runs on its own thread,
 /// so a `sessions_send` waiting for a reply never holds up a `ping` or another tool.
 pub fn serve() -> Result<()> {
+    serve_on(std::io::stdin().lock(), Box::new(std::io::stdout()), tools::call)
+}
+
+fn serve_on(mut stdin: impl BufRead, out: Box<dyn Write + Send>, call: ToolCall) -> Result<()> {
     let server = Arc::new(Server {
-        out: Mutex::new(std::io::stdout()),
+        out: Mutex::new(out),
+        call,
         cancelled: Mutex::default(),
         running: (Mutex::new(0), Condvar::new()),
     });
-    let mut stdin = std::io::stdin().lock();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -128,7 +136,7 @@ fn handle(server: &Arc<Server>, message: Incoming) {
                 let server = Arc::clone(server);
                 *server.running.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                 std::thread::spawn(move || {
-                    let result = tools::call(&params);
+                    let result = (server.call)(&params);
                     server.answer(&id, result);
                     let (count, done) = &server.running;
                     *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
@@ -160,5 +168,61 @@ fn request(method: &str, params: &Value) -> std::result::Result<Value, RpcError>
         // Claude Code 2.1.328 first probes `server/discover` (the stateless revision
         // 2026-07-28); "method not found" makes it fall back to `initialize`.
         _ => Err(RpcError::method_not_found(method)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the server wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Out(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Out {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    static WRITTEN: Mutex<Option<Out>> = Mutex::new(None);
+
+    /// A tool that answers only once the answer to request 2 is out (10 s at most).
+    fn slow(_: &Value) -> std::result::Result<Value, RpcError> {
+        let out = WRITTEN.lock().unwrap().clone().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&out.0.lock().unwrap()).contains(r#""id":2"#)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(json!({"content": [], "isError": false}))
+    }
+
+    #[test]
+    fn a_slow_tool_call_holds_up_no_other_request_and_a_cancelled_one_gets_no_answer() {
+        let out = Out::default();
+        *WRITTEN.lock().unwrap() = Some(out.clone());
+        let input = [
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow"}}),
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "slow"}}),
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3}}),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}),
+        ]
+        .map(|m| format!("{m}\n"))
+        .concat();
+        serve_on(std::io::Cursor::new(input), Box::new(out.clone()), slow).unwrap();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let ids: Vec<Value> =
+            text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].clone()).collect();
+        assert_eq!(
+            ids,
+            [json!(2), json!(1)],
+            "the ping first, the slow call after it, the cancelled one never"
+        );
     }
 }
