@@ -368,3 +368,23 @@ fn a_warm_claude_is_found_as_the_caller_through_its_keeper() {
     assert!(back.all_text.contains(&format!("Reply from session {b}")), "{}", back.all_text);
     home.clawsess_ok(&["cool"]);
 }
+
+#[test]
+fn a_fourth_send_in_one_chain_is_refused() {
+    let home = env();
+    let ids: Vec<String> = (0..5).map(|i| session(&home, &format!("s{i}"), &format!("test:{i}"))).collect();
+    // s0 -> s1 -> s2 -> s3, and s3's model tries s4.
+    for hop in 0..4 {
+        let next = format!("hop [c{}]", hop + 1);
+        home.api.script_tools(&format!("[c{hop}]"), vec![send(&ids[hop + 1], &next)]);
+    }
+    turn(&home, &ids[0], "start [c0]");
+    for hop in 1..4 {
+        assert_eq!(asked(&home, &format!("[c{hop}]")).len(), 2, "s{hop} was asked and answered");
+    }
+    assert!(asked(&home, "[c4]").is_empty(), "s4 was never asked");
+    let refused = after_tool(&home, "[c3]");
+    assert!(refused.all_text.contains("send number 4 in one chain"), "{}", refused.all_text);
+    let first = after_tool(&home, "[c0]");
+    assert!(first.all_text.contains(&format!("Reply from session {}", ids[1])), "{}", first.all_text);
+}
