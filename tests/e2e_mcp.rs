@@ -388,3 +388,25 @@ fn a_fourth_send_in_one_chain_is_refused() {
     let first = after_tool(&home, "[c0]");
     assert!(first.all_text.contains(&format!("Reply from session {}", ids[1])), "{}", first.all_text);
 }
+
+#[test]
+fn a_send_to_a_session_still_busy_at_its_timeout_is_a_clear_error_and_runs_nothing() {
+    let home = env();
+    let a = session(&home, "asker", "test:a");
+    let b = session(&home, "busy", "test:b");
+    // B is answering a bot's run, held by the stand-in.
+    let bot =
+        home.spawn_run(&["--json", "--key", "telegram:9", "--session", &b, "--", "long job [hold=bot]"]);
+    home.api.wait_held("bot");
+    let call = ToolCall::new(
+        "mcp__clawsess__sessions_send",
+        json!({"session": b, "message": "quick question [never]", "timeout_s": 1}),
+    );
+    home.api.script_tools("[impatient]", vec![call]);
+    turn(&home, &a, "ask [impatient]");
+    let back = after_tool(&home, "[impatient]");
+    assert!(back.all_text.contains(&format!("session {b} is busy")), "{}", back.all_text);
+    assert!(asked(&home, "[never]").is_empty(), "nothing reached B's model");
+    home.api.release("bot");
+    assert!(support::testenv::finish(bot).ok());
+}
