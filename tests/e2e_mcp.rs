@@ -410,3 +410,20 @@ fn a_send_to_a_session_still_busy_at_its_timeout_is_a_clear_error_and_runs_nothi
     home.api.release("bot");
     assert!(support::testenv::finish(bot).ok());
 }
+
+#[test]
+fn a_plain_claude_p_is_found_as_the_caller_through_its_turn_marker() {
+    let home = env();
+    let a = session(&home, "plain", "test:a");
+    let b = session(&home, "other", "test:b");
+    home.api.script_tools("[p-ask]", vec![send(&b, "from claude -p [p-q]")]);
+    let project = home.project("plain");
+    let done = home.run_p_json(&project, &["--resume", &a, "--allowedTools", "mcp__clawsess"], "ask [p-ask]");
+    assert_eq!(done["is_error"], false, "{done:#}");
+    let question = asked(&home, "[p-q]").remove(0);
+    assert!(question.all_text.contains("hello other"), "B's own conversation went on");
+    let back = after_tool(&home, "[p-ask]");
+    assert!(back.all_text.contains(&format!("Reply from session {b}")), "{}", back.all_text);
+    let status: Value = serde_json::from_str(&home.clawsess_ok(&["status", "--json", &b])).unwrap();
+    assert_eq!(status["last_surface"], format!("session:{a}"), "the send was A's");
+}
