@@ -316,6 +316,9 @@ fn check_mcp(r: &mut Report, config: &Path) {
             }
         }
         Ok(Some(_)) => r.line(Level::Warn, what, "an MCP server named clawsess that is not clawsess's"),
+        Ok(None) if let Some(plugin) = super::install::HookSource::of(config).plugin => {
+            r.line(Level::Ok, what, format!("by the plugin {plugin}"))
+        }
         Ok(None) => {
             let file = claude_json(config).map(|p| p.display().to_string()).unwrap_or_default();
             r.line(Level::Warn, what, format!("not in {file}: the cross-session tools are off; `clawsess install` adds it (or the plugin ships it)"))
