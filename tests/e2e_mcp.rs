@@ -102,6 +102,14 @@ fn a_session_asks_another_and_gets_its_reply_as_the_tool_result() {
     );
     let done = turn(&home, &a, "ask the research session [ask-b]");
     assert_eq!(done["is_error"], false);
+    // `install` registered the server: the model is offered the four tools (deferred, by name).
+    let offered = asked(&home, "[ask-b]").remove(0);
+    for tool in ["sessions_list", "sessions_history", "sessions_send", "session_status"] {
+        assert!(
+            offered.all_text.lines().any(|l| l == format!("mcp__clawsess__{tool}")),
+            "{tool} not offered"
+        );
+    }
 
     // B's model got the message as a prompt of its own conversation (its third message).
     let at_b = asked(&home, "what did the research find? [from-a]");
@@ -426,4 +434,23 @@ fn a_plain_claude_p_is_found_as_the_caller_through_its_turn_marker() {
     assert!(back.all_text.contains(&format!("Reply from session {b}")), "{}", back.all_text);
     let status: Value = serde_json::from_str(&home.clawsess_ok(&["status", "--json", &b])).unwrap();
     assert_eq!(status["last_surface"], format!("session:{a}"), "the send was A's");
+}
+
+/// Claude Code 2.1.328 defers MCP tools: they are not in the request's `tools` but named in a
+/// system message, their schemas loaded through ToolSearch.
+#[test]
+fn the_plugin_ships_the_server_under_its_own_name() {
+    let home = ClaudeHome::new();
+    let project = home.project("plug");
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let mut cmd = home.claude_p(&project);
+    cmd.args(["--plugin-dir", repo, "--output-format", "json"])
+        .env("CLAWSESS_BIN", env!("CARGO_BIN_EXE_clawsess"));
+    let out = run_with_stdin(&mut cmd, "which tools", T);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let request = asked(&home, "which tools").pop().unwrap();
+    for tool in ["sessions_list", "sessions_history", "sessions_send", "session_status"] {
+        let name = format!("mcp__plugin_clawsess_clawsess__{tool}");
+        assert!(request.all_text.lines().any(|l| l == name), "{name} not offered: {}", request.all_text);
+    }
 }
