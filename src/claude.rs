@@ -1,12 +1,11 @@
 //! Claude Code's side: its config dir, where it keeps transcripts, finding `claude`, and
 //! reading the result of `claude -p --output-format json`.
 
-use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::thread::JoinHandle;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
@@ -64,6 +63,52 @@ pub fn find_claude(explicit: Option<&Path>) -> Result<PathBuf> {
              (npm install -g @anthropic-ai/claude-code)"
         )
     })
+}
+
+/// The pid of another process running `claude` when it is a native install's version
+/// (`.../claude/versions/X`), which may hold that version's lock: a headless `claude -p`
+/// hangs at start while an interactive one holds it (Claude Code issue #91987). Looks at
+/// /proc: a process whose executable, or whose script (`/bin/sh FILE`, `node FILE`), is it.
+pub fn version_lock_holder(claude: &Path) -> Option<u32> {
+    let target = std::fs::canonicalize(claude).ok()?;
+    let native = target.parent().is_some_and(|dir| {
+        dir.file_name() == Some("versions".as_ref())
+            && dir.parent().and_then(Path::file_name) == Some("claude".as_ref())
+    });
+    if !native {
+        return None;
+    }
+    let me = std::process::id();
+    let mut found: Vec<u32> = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me && runs(pid, &target) && !child_of(pid, me))
+        .collect();
+    found.sort_unstable();
+    found.first().copied()
+}
+
+/// Whether process `pid` runs `exe`, as its executable or as the script its interpreter runs.
+fn runs(pid: u32, exe: &Path) -> bool {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    if std::fs::read_link(proc.join("exe")).is_ok_and(|p| p == exe) {
+        return true;
+    }
+    let Ok(cmdline) = std::fs::read(proc.join("cmdline")) else { return false };
+    let cwd = std::fs::read_link(proc.join("cwd")).unwrap_or_default();
+    cmdline.split(|&b| b == 0).take(2).filter(|arg| !arg.is_empty()).any(|arg| {
+        let arg = Path::new(std::ffi::OsStr::from_bytes(arg));
+        std::fs::canonicalize(cwd.join(arg)).is_ok_and(|p| p == exe)
+    })
+}
+
+/// Whether `pid`'s parent is `parent` (our own claude is not the one holding the lock).
+fn child_of(pid: u32, parent: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent)
 }
 
 /// What `claude -p --output-format json` printed.
@@ -130,7 +175,7 @@ impl ClaudeResult {
     }
 }
 
-/// One `claude -p --output-format json` turn, as `run` starts it.
+/// One claude turn, as `run` starts it (driven by `crate::live::LiveTurn`).
 #[derive(Clone, Copy)]
 pub struct Turn<'a> {
     pub claude: &'a Path,
@@ -179,53 +224,6 @@ pub(crate) fn child_command(claude: &Path, cwd: &Path, key: &str) -> Command {
         });
     }
     cmd
-}
-
-impl Turn<'_> {
-    fn command(&self) -> Command {
-        let mut cmd = child_command(self.claude, self.cwd, self.key);
-        cmd.args(["-p", "--output-format", "json"])
-            .arg(if self.resume { "--resume" } else { "--session-id" })
-            .arg(self.session.as_str())
-            .args(self.extra);
-        cmd
-    }
-
-    /// Runs the turn: `prompt` on stdin, the JSON result on stdout, stderr passed through.
-    /// `started` learns claude's pid as soon as it runs. A SIGTERM, SIGINT or SIGHUP to us
-    /// stops claude too, and is an error.
-    pub fn run(&self, prompt: &str, started: impl FnOnce(u32) -> Result<()>) -> Result<Outcome> {
-        let signals = ForwardSignals::install()?;
-        let mut child =
-            self.command().spawn().with_context(|| format!("could not run {}", self.claude.display()))?;
-        signals.forward_to(child.id());
-        started(child.id())?;
-        let writer = feed(child.stdin.take().expect("piped stdin"), prompt);
-        let mut stdout = Vec::new();
-        child.stdout.take().expect("piped stdout").read_to_end(&mut stdout)?;
-        let status = child.wait()?;
-        if let Some(writer) = writer {
-            let _ = writer.join();
-        }
-        if let Some(sig) = signals.caught() {
-            return Err(crate::exit::Stopped(sig).into());
-        }
-        Ok(Outcome { code: status.code(), signal: status.signal(), stdout })
-    }
-}
-
-/// Writes the prompt and closes stdin. One that fits the pipe buffer is written at once; a
-/// longer one from a thread, as claude may start writing before it has read it all. Claude
-/// may also exit without reading: a broken pipe is not our error.
-fn feed(mut stdin: ChildStdin, prompt: &str) -> Option<JoinHandle<()>> {
-    if prompt.len() <= 60_000 {
-        let _ = stdin.write_all(prompt.as_bytes());
-        return None;
-    }
-    let prompt = prompt.to_owned();
-    Some(std::thread::spawn(move || {
-        let _ = stdin.write_all(prompt.as_bytes());
-    }))
 }
 
 impl Outcome {

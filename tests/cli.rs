@@ -436,8 +436,10 @@ fn run_starts_a_session_for_a_new_key_and_resumes_it_next_time() {
     let out = stdout_of(&mut w.run(&["--key", "telegram:7", "again"]));
     assert!(out.contains("fake reply to: again (lines before: 2)"), "{out}");
     let calls = w.fake_calls();
-    assert_eq!(calls[0]["argv"], serde_json::json!(["-p", "--output-format", "json", "--session-id", id]));
-    assert_eq!(calls[1]["argv"], serde_json::json!(["-p", "--output-format", "json", "--resume", id]));
+    // Every turn goes through the stream-json driver (so that `stop` can interrupt it).
+    let driver = ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"];
+    assert_eq!(calls[0]["argv"], serde_json::json!([&driver[..], &["--session-id", &id]].concat()));
+    assert_eq!(calls[1]["argv"], serde_json::json!([&driver[..], &["--resume", &id]].concat()));
     assert_eq!(calls[0]["stdin"], "hello there");
     assert_eq!(calls[0]["cwd"], w.project().to_str().unwrap());
     assert_eq!(calls[0]["env"]["CLAWSESS_RUN_KEY"], "telegram:7");
@@ -527,7 +529,7 @@ fn run_passes_claude_args_one_by_one() {
     let w = World::new();
     w.run(&["-A", "--model", "-A", "opus", "--key", "k", "hi"]).assert().success();
     let argv = w.fake_calls()[0]["argv"].clone();
-    assert_eq!(argv.as_array().unwrap()[5..], [serde_json::json!("--model"), serde_json::json!("opus")]);
+    assert_eq!(argv.as_array().unwrap()[8..], [serde_json::json!("--model"), serde_json::json!("opus")]);
 }
 
 #[test]

@@ -109,6 +109,17 @@ impl Running {
         (status.code().unwrap_or(-1), std::mem::take(&mut self.seen))
     }
 
+    /// Reads to the end; returns the exit status and stdout (`run --json`: one object).
+    fn finish_text(mut self) -> (i32, String) {
+        let mut out = String::new();
+        while let Ok((_, line)) = self.lines.recv_timeout(T) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        let status = self.child.wait().unwrap();
+        (status.code().unwrap_or(-1), out)
+    }
+
     fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -306,19 +317,32 @@ fn stop_interrupts_a_turn_and_the_next_turn_continues_the_session() {
     assert!(seen.all_text.contains("a long job [hold=LONG]"), "the stopped turn's prompt is in it");
 }
 
+/// A plain `run --json` (no --stream: what a shell script or a bot that does not stream
+/// starts) stops as cleanly as a streamed one: 130, `"interrupted": true`, and the next turn
+/// carries the stopped prompt. (Before every run went through the stream-json driver, it was
+/// SIGTERMed: 143, and the prompt was lost.) The warm case: `e2e_warm`.
 #[test]
-fn stop_of_a_plain_run_terminates_it_and_frees_the_session() {
+fn stop_of_a_plain_run_interrupts_it_and_the_next_turn_has_its_prompt() {
     let e = Live::new();
-    let run = e.spawn(&["--key", "chat:6", "--", "plain and long [hold=PLAIN]"]);
+    let run = e.spawn(&["--json", "--key", "chat:6", "--", "plain and long [hold=PLAIN]"]);
     e.api.wait_held("PLAIN");
-    let session = e.home.clawsess_ok(&["list", "--json"]);
     let out = e.clawsess(&["stop", "--key", "chat:6"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SIGTERM"), "{}", text(&out));
-    let (code, _) = run.finish();
-    assert_ne!(code, 0);
-    let next = e.run(&["--key", "chat:6", "--wait", "30", "--", "next one"]);
-    assert!(next.status.success(), "{} {session}", text(&next));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("interrupted"), "{}", text(&out));
+    let (code, stdout) = run.finish_text();
+    assert_eq!(code, 130, "{stdout}");
+    let result: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(result["interrupted"], true, "{result}");
+    assert_eq!(result["key"], "chat:6");
+    let session = result["session_id"].clone();
+
+    let next = e.run(&["--json", "--key", "chat:6", "--", "after the stop"]);
+    assert!(next.status.success(), "{}", text(&next));
+    let next: Value = serde_json::from_slice(&next.stdout).unwrap();
+    assert_eq!(next["session_id"], session, "the same session goes on");
+    assert!(next.get("interrupted").is_none(), "a plain result stays as -p prints it: {next}");
+    let seen = &e.turns_with("after the stop")[0];
+    assert!(seen.all_text.contains("plain and long [hold=PLAIN]"), "the stopped turn's prompt is in it");
 }
 
 #[test]

@@ -383,6 +383,35 @@ fn a_warm_turn_streams_and_stops_like_a_cold_one() {
     e.api.release("S");
 }
 
+/// A plain `run --json` on a warm claude stops as a cold one does (`e2e_live`): 130,
+/// `"interrupted": true`, and the next turn carries the stopped prompt.
+#[test]
+fn a_plain_warm_turn_stops_like_a_cold_one() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "p", "--warm", "10m", "--", "warm up"]);
+    let session = session_of(&first);
+    let claude = e.claude_of(&session);
+    let run = e.spawn(&["--json", "--key", "p", "--warm", "10m", "--", "plain long one [hold=P]"]);
+    e.api.wait_held("P");
+    let out = e.clawsess(&["stop", "--key", "p"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("interrupted"));
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (result["interrupted"].as_bool(), result["warm"].as_bool()),
+        (Some(true), Some(true)),
+        "{result}"
+    );
+    assert_eq!(session_of(&result), session);
+    wait_gone(claude);
+    let (next, _) = e.turn(&["--key", "p", "--warm", "10m", "--", "after the plain stop"]);
+    assert_eq!(session_of(&next), session);
+    assert!(e.request("after the plain stop").all_text.contains("plain long one [hold=P]"));
+    e.api.release("P");
+}
+
 /// A forked session (made with the hooks off) warmed by `run --warm`: the warm claude's prompt
 /// hook gets the other branch's turns through the run, once.
 #[test]

@@ -1,5 +1,5 @@
-//! `clawsess run`: one turn of a key's session through `claude -p`, holding the session's
-//! run lock for the whole turn. The rules live in the turn protocol (`crate::turn`): which
+//! `clawsess run`: one turn of a key's session through claude (the stream-json driver,
+//! `crate::live`), holding the session's run lock for the whole turn. The rules live in the turn protocol (`crate::turn`): which
 //! session (`route`), who may answer (`exclusion`), what the turn records (`record`).
 
 use std::io::{IsTerminal, Read};
@@ -42,6 +42,7 @@ impl cli::Run {
     /// One turn; see the module doc.
     fn turn(&self) -> Result<u8> {
         let key = key_or_default(&self.key.key)?;
+        let start_timeout = live::start_timeout_from_env()?;
         let claude = claude::find_claude(self.claude.as_deref())?;
         let prompt = self.prompt_text()?;
         let images =
@@ -83,12 +84,14 @@ impl cli::Run {
             extra: &settings.claude_args,
         };
         let ask = self.ask.then_some(self.ask_timeout);
-        let live_turn =
-            live::LiveTurn { turn, store: &store, verbatim: !self.allow_slash, images: &images, ask };
-        // `claude -p` reads a prompt from stdin as if typed: `@/any/file` in it puts that file
-        // into the request (measured on 2.1.328). The stream-json driver sends it verbatim, so
-        // a prompt that could hold such a reference goes that way (unless --allow-slash).
-        let at_reference = !self.allow_slash && prompt.contains('@');
+        let live_turn = live::LiveTurn {
+            turn,
+            store: &store,
+            verbatim: !self.allow_slash,
+            images: &images,
+            ask,
+            start_timeout,
+        };
         let want = warm::Want { turn, idle: warm_for };
         let mut conn = self.warm_conn(&store, &want, &mut lock)?;
         let mut outcome = None;
@@ -106,12 +109,11 @@ impl cli::Run {
                 Err(err) => return Err(err),
             }
         }
+        // Every turn goes through the one stream-json driver, warm or cold, streamed or not:
+        // that is what lets `clawsess stop` interrupt it cleanly (see docs/STOP.md).
         let outcome = match outcome {
             Some(outcome) => outcome,
-            None if self.stream || !images.is_empty() || at_reference => {
-                live_turn.run(&prompt, |pid| lock.set_child(pid), sink)?
-            }
-            None => turn.run(&prompt, |pid| lock.set_child(pid))?,
+            None => live_turn.run(&prompt, |pid| lock.set_child(pid), sink)?,
         };
         let result = outcome.result()?;
         let interrupted = result.fields.get("interrupted") == Some(&Value::Bool(true));

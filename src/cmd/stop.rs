@@ -35,7 +35,7 @@ impl Run for Stop {
 fn told(run: &Running, how: Stopped) -> String {
     let what = match how {
         Stopped::Interrupted => "interrupted",
-        Stopped::Terminated => "stopped (SIGTERM: a run without --stream or --image cannot be interrupted)",
+        Stopped::Terminated => "stopped (SIGTERM: the run did not take the stop request within 2 s)",
     };
     format!("{} turn on session {} {what}", run.holder.key, run.session.short())
 }

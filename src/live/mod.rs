@@ -41,9 +41,22 @@ const KILL_GRACE: Duration = Duration::from_secs(3);
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(300);
 /// `run`'s exit status for a turn interrupted by `clawsess stop` (128 + SIGINT).
 pub const INTERRUPTED: u8 = 130;
+/// How long a claude just started may take to print its first line (`system` `init`, which
+/// every version tried prints before it asks the model: 1.2 to 1.5 s here, about 11 s for a
+/// 200 MB transcript) before the turn gives up on it; `CLAWSESS_START_TIMEOUT` changes it.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub const START_TIMEOUT_ENV: &str = "CLAWSESS_START_TIMEOUT";
 
-/// One live turn, as `run --stream` (or `--image`) starts it: the same turn a plain `run`
-/// drives (`claude::Turn`), through the stream-json protocol.
+/// `CLAWSESS_START_TIMEOUT` (a duration like `90s` or `2m`; empty counts as unset), else
+/// [`START_TIMEOUT`].
+pub fn start_timeout_from_env() -> Result<Duration> {
+    match std::env::var(START_TIMEOUT_ENV) {
+        Ok(text) if !text.trim().is_empty() => crate::sys::parse_duration(&text).context(START_TIMEOUT_ENV),
+        _ => Ok(START_TIMEOUT),
+    }
+}
+
+/// One turn of `run` (streamed or not, cold or warm), through the stream-json protocol.
 pub struct LiveTurn<'a> {
     pub turn: crate::claude::Turn<'a>,
     pub store: &'a Store,
@@ -55,6 +68,9 @@ pub struct LiveTurn<'a> {
     /// With `--ask`: put tool calls that need permission to the caller, denying them after
     /// this long without an answer. Without: claude denies them itself, as in `-p` mode.
     pub ask: Option<Duration>,
+    /// How long claude may take to print anything after it is started (see
+    /// [`START_TIMEOUT`]); a claude that has not by then is killed and the turn fails.
+    pub start_timeout: Duration,
 }
 
 /// A permission request the turn waits on: ours, and claude's id for it.
@@ -74,6 +90,8 @@ struct Progress {
     result: Option<Map<String, Value>>,
     /// claude printed something this turn.
     heard: bool,
+    /// A claude started for this turn must have printed something by then.
+    start_by: Option<Instant>,
 }
 
 impl LiveTurn<'_> {
@@ -96,7 +114,8 @@ impl LiveTurn<'_> {
         signals.forward_to(child.id());
         started(child.id())?;
         let lines = read_lines(&mut child);
-        let mut progress = Progress::default();
+        let mut progress =
+            Progress { start_by: Some(Instant::now() + self.start_timeout), ..Progress::default() };
         let ended = {
             let mut input = ChildInput { stdin: child.stdin.take(), child: &mut child };
             input.send(&wire::user_message(prompt, self.images, self.verbatim));
@@ -135,7 +154,11 @@ impl LiveTurn<'_> {
     /// Before claude gets the prompt: stale requests go, the session event is out.
     fn begin(&self, sink: &mut dyn Sink, warm: bool) -> Result<()> {
         ask::sweep(self.store)?;
-        self.store.clear_stop_request(self.turn.session)?;
+        // A stop request of an earlier run goes; one for this run (`stop` came while it
+        // prepared the turn) is acted on as soon as claude has the prompt.
+        if self.store.stop_request(self.turn.session)?.is_some_and(|r| r.pid != std::process::id()) {
+            self.store.clear_stop_request(self.turn.session)?;
+        }
         sink.event(&Event::Session {
             session_id: self.turn.session.clone(),
             key: self.turn.key.to_owned(),
@@ -200,8 +223,32 @@ impl LiveTurn<'_> {
             }
             self.check_answers(input, progress)?;
             self.check_stop(input, progress)?;
+            if !progress.heard && progress.start_by.is_some_and(|at| Instant::now() >= at) {
+                input.kill();
+                return Err(self.not_started());
+            }
         }
         Ok(())
+    }
+
+    /// Why the turn gives up on a claude that printed nothing within [`Self::start_timeout`].
+    fn not_started(&self) -> anyhow::Error {
+        let secs = self.start_timeout.as_secs();
+        let cause = match crate::claude::version_lock_holder(self.turn.claude) {
+            Some(pid) => format!(
+                "another claude of the same native install is running (pid {pid}): a headless \
+                 `claude -p` hangs at start while an interactive one holds the install's version \
+                 lock (Claude Code issue #91987); end that claude or update Claude Code, then try again"
+            ),
+            None => format!(
+                "nothing tells why: `{} -p --debug` in the session's folder shows where it stops",
+                self.turn.claude.display()
+            ),
+        };
+        anyhow::anyhow!(
+            "claude printed nothing within {secs} s of starting, so it was stopped and the turn \
+             not recorded; {cause} ({START_TIMEOUT_ENV} sets how long to wait)"
+        )
     }
 
     fn on_line(

@@ -2,9 +2,10 @@
 //!
 //! The request is a file in the state dir naming the run's pid (`stop/<session>.json`); a
 //! live run looks for it every [`super::TICK`], removes it (its acknowledgement) and sends
-//! claude an interrupt, so claude ends the turn and writes it to the transcript. A run that
-//! does not acknowledge it (a plain `run`, which reads no control channel) gets SIGTERM,
-//! which it forwards to claude.
+//! claude an interrupt, so claude ends the turn and writes it to the transcript. Every `run`
+//! does (all go through the stream-json driver); a run that does not acknowledge it within
+//! [`ACK_WAIT`] (a `run` of an older clawsess, or one that is stuck) gets SIGTERM, which it
+//! forwards to claude.
 
 use std::fs::TryLockError;
 use std::time::{Duration, Instant};
@@ -31,7 +32,7 @@ pub struct Running {
 pub enum Stopped {
     /// The run interrupted claude's turn (a live run): it exits 130.
     Interrupted,
-    /// The run did not read the request and was sent SIGTERM (a plain run).
+    /// The run did not take the request in time and was sent SIGTERM.
     Terminated,
 }
 
