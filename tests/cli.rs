@@ -855,6 +855,46 @@ fn doctor_fails_before_install_and_passes_after() {
     );
 }
 
+/// `./install.sh --claude-dir DIR`: `doctor` checks DIR, where `install` wrote, not
+/// ~/.claude. (A stand-in `cargo` first on PATH "installs" the binary under test, so the
+/// script runs as written without a release build.)
+#[test]
+fn install_sh_with_a_claude_dir_runs_doctor_on_that_dir() {
+    let w = World::new();
+    let tools = w.path("tools");
+    fs::create_dir_all(&tools).unwrap();
+    let cargo = tools.join("cargo");
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = install ] || exit 9\nmkdir -p \"$CARGO_INSTALL_ROOT/bin\"\ncp {} \"$CARGO_INSTALL_ROOT/bin/clawsess\"\n",
+        env!("CARGO_BIN_EXE_clawsess")
+    );
+    fs::write(&cargo, script).unwrap();
+    fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(w.fake_claude(), tools.join("claude")).unwrap();
+    let root = w.path("cargo-root");
+    let path = format!("{}:{}/bin:/usr/bin:/bin", tools.display(), root.display());
+    let elsewhere = w.path("elsewhere");
+    for args in [
+        vec!["--claude-dir".to_owned(), elsewhere.display().to_string()],
+        vec![format!("--claude-dir={}", elsewhere.display())],
+    ] {
+        let mut cmd = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/install.sh"));
+        cmd.args(&args)
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .env("HOME", w.path("home"))
+            .env("CLAWSESS_HOME", w.state())
+            .env("CARGO_INSTALL_ROOT", &root)
+            .env("PATH", &path);
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(elsewhere.join("settings.json").is_file(), "install wrote into DIR");
+        assert!(stdout.contains("ok   hooks installed"), "{args:?}: {stdout}");
+        assert!(!stdout.contains("FAIL hooks"), "{args:?}: {stdout}");
+    }
+    assert!(!w.path("home/.claude/settings.json").exists(), "~/.claude was left alone");
+}
+
 #[test]
 fn with_the_plugin_enabled_doctor_says_so_and_install_installs_nothing() {
     let w = World::new();
