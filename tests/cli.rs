@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -530,6 +531,78 @@ fn run_passes_claude_args_one_by_one() {
     w.run(&["-A", "--model", "-A", "opus", "--key", "k", "hi"]).assert().success();
     let argv = w.fake_calls()[0]["argv"].clone();
     assert_eq!(argv.as_array().unwrap()[8..], [serde_json::json!("--model"), serde_json::json!("opus")]);
+}
+
+/// An executable script at `path` that never prints (its pid to `$PIDFILE` if that is set).
+/// As `claude -p` (how `run` starts it) it hangs whatever its stdin does, as Claude Code does
+/// in issue #91987; otherwise (an "interactive" claude) it waits for its stdin to close.
+fn silent_claude(path: &Path) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let script = "#!/bin/sh\n[ -n \"$PIDFILE\" ] && echo $$ > \"$PIDFILE\"\n\
+                  [ \"$1\" = -p ] && exec tail -f /dev/null\ncat > /dev/null\n";
+    fs::write(path, script).unwrap();
+    fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// A claude that never starts (Claude Code issue #91987) does not hang `run`: after
+/// CLAWSESS_START_TIMEOUT it is killed, the run fails saying so, and the session is free with
+/// nothing recorded.
+#[test]
+fn run_gives_up_on_a_claude_that_prints_nothing_and_frees_the_session() {
+    let w = World::new();
+    let claude = w.path("tools/claude");
+    silent_claude(&claude);
+    let pidfile = w.path("claude.pid");
+    let out = w
+        .cmd(&["run", "--claude", claude.to_str().unwrap(), "--key", "k", "--json", "hello"])
+        .env("CLAWSESS_START_TIMEOUT", "1s")
+        .env("PIDFILE", &pidfile)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = j["error"].as_str().unwrap_or_default();
+    assert!(
+        j["is_error"] == true
+            && error.contains("printed nothing within 1 s")
+            && error.contains("CLAWSESS_START_TIMEOUT"),
+        "{j}"
+    );
+    let pid: i32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the silent claude was killed and reaped");
+    w.cmd(&["current", "--key", "k"]).assert().code(1);
+    // Nothing holds the session or the key: the next run goes at once.
+    w.run(&["--key", "k", "--wait", "0", "next"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("fake reply to: next"));
+    let list = w.json(&["list", "--json"]);
+    assert_eq!(list[0]["run_turns"], 1, "only the turn that ran is recorded: {list}");
+}
+
+/// When the claude that does not start is a native install's version (`.../claude/versions/X`)
+/// and another process runs that same version (an interactive claude holding its lock), the
+/// error names that process and the Claude Code issue.
+#[test]
+fn run_names_the_claude_holding_a_native_installs_version_lock() {
+    let w = World::new();
+    let native = w.path("home/.local/share/claude/versions/2.1.999");
+    silent_claude(&native);
+    let mut holder = std::process::Command::new(&native).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    // `spawn` returns once the holder is exec'd: its command line names the script already.
+    let out = w
+        .cmd(&["run", "--claude", native.to_str().unwrap(), "--key", "k", "hello"])
+        .env("CLAWSESS_START_TIMEOUT", "1s")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    drop(holder.stdin.take());
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("(pid {})", holder.id())) && stderr.contains("#91987"), "{stderr}");
 }
 
 #[test]
