@@ -579,6 +579,17 @@ fn run_gives_up_on_a_claude_that_prints_nothing_and_frees_the_session() {
         .stdout(predicate::str::contains("fake reply to: next"));
     let list = w.json(&["list", "--json"]);
     assert_eq!(list[0]["run_turns"], 1, "only the turn that ran is recorded: {list}");
+    // The same for a claude a warm keeper starts (`run --warm`).
+    let out = w
+        .cmd(&["run", "--claude", claude.to_str().unwrap(), "--key", "w", "--warm", "1m", "hello"])
+        .env("CLAWSESS_START_TIMEOUT", "1s")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    w.cmd(&["cool"]).assert().success();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("printed nothing within 1 s"));
+    w.cmd(&["current", "--key", "w"]).assert().code(1);
 }
 
 /// When the claude that does not start is a native install's version (`.../claude/versions/X`)

@@ -56,6 +56,19 @@ pub fn start_timeout_from_env() -> Result<Duration> {
     }
 }
 
+/// A claude started for a turn printed nothing within the turn's `start_timeout`; it was
+/// killed. The message says why, when that can be told.
+#[derive(Debug)]
+pub struct NotStarted(String);
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotStarted {}
+
 /// One turn of `run` (streamed or not, cold or warm), through the stream-json protocol.
 pub struct LiveTurn<'a> {
     pub turn: crate::claude::Turn<'a>,
@@ -138,10 +151,13 @@ impl LiveTurn<'_> {
         self.begin(sink, !conn.started)?;
         let signals = ForwardSignals::install()?;
         signals.forward_to(conn.claude_pid);
-        let mut progress = Progress::default();
+        // A claude the keeper just started must show it runs, as a cold one must.
+        let start_by = conn.started.then(|| Instant::now() + self.start_timeout);
+        let mut progress = Progress { start_by, ..Progress::default() };
         conn.input.send(&wire::user_message(prompt, self.images, self.verbatim));
         let ended = self.drive(&mut conn.input, &conn.lines, &mut progress, sink);
-        if !progress.heard && signals.caught().is_none() && progress.stop_asked.is_none() {
+        let not_started = matches!(&ended, Err(err) if err.is::<NotStarted>());
+        if !not_started && !progress.heard && signals.caught().is_none() && progress.stop_asked.is_none() {
             // It died before it took the prompt (killed while idle, say): the turn can run
             // cold instead.
             return Err(crate::warm::WarmGone.into());
@@ -225,14 +241,14 @@ impl LiveTurn<'_> {
             self.check_stop(input, progress)?;
             if !progress.heard && progress.start_by.is_some_and(|at| Instant::now() >= at) {
                 input.kill();
-                return Err(self.not_started());
+                return Err(self.not_started().into());
             }
         }
         Ok(())
     }
 
     /// Why the turn gives up on a claude that printed nothing within [`Self::start_timeout`].
-    fn not_started(&self) -> anyhow::Error {
+    fn not_started(&self) -> NotStarted {
         let secs = self.start_timeout.as_secs();
         let cause = match crate::claude::version_lock_holder(self.turn.claude) {
             Some(pid) => format!(
@@ -241,14 +257,14 @@ impl LiveTurn<'_> {
                  lock (Claude Code issue #91987); end that claude or update Claude Code, then try again"
             ),
             None => format!(
-                "nothing tells why: `{} -p --debug` in the session's folder shows where it stops",
+                "nothing tells why: `{} -p --debug hello` in the session's folder shows where it stops",
                 self.turn.claude.display()
             ),
         };
-        anyhow::anyhow!(
+        NotStarted(format!(
             "claude printed nothing within {secs} s of starting, so it was stopped and the turn \
              not recorded; {cause} ({START_TIMEOUT_ENV} sets how long to wait)"
-        )
+        ))
     }
 
     fn on_line(
