@@ -1051,11 +1051,14 @@ fn keys_and_names_outside_the_documented_set_are_refused_clearly() {
 
 #[test]
 fn prompts_that_look_like_flags_reach_claude_as_text_on_stdin() {
+    // As text in the stream-json user message on claude's stdin, never as arguments.
     let env = Env::new();
     let claude = env.stand_in();
     let claude = claude.to_str().unwrap();
     let s = sid(1);
     env.start(&s);
+    let driver = ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"];
+    let want_argv = [&driver[..], &["--resume", s.as_str()]].concat();
     let prompts: [&[&str]; 5] = [
         &["--help"],
         &["-rf"],
@@ -1070,14 +1073,14 @@ fn prompts_that_look_like_flags_reach_claude_as_text_on_stdin() {
         assert!(out.ok(), "{args:?}: {out:?}");
         let (argv, stdin) = env.stand_in_calls().pop().unwrap();
         assert_eq!(stdin, words.join(" "), "the prompt arrives on stdin");
-        assert_eq!(argv, ["-p", "--output-format", "json", "--resume", s.as_str()], "{words:?}");
+        assert_eq!(argv, want_argv, "{words:?}");
     }
     // From clawsess's own stdin too.
     let out = env.run_stdin(&["run", "--session", &s, "--claude", claude], b"--help\n-rf\n");
     assert!(out.ok(), "{out:?}");
     let (argv, stdin) = env.stand_in_calls().pop().unwrap();
     assert_eq!(stdin, "--help\n-rf\n");
-    assert_eq!(argv, ["-p", "--output-format", "json", "--resume", s.as_str()]);
+    assert_eq!(argv, want_argv);
     // A session argument that is not a recorded session never reaches claude.
     let calls = env.stand_in_calls().len();
     for bad in ["-rf", "../../x", "--help"] {

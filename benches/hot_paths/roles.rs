@@ -7,8 +7,9 @@ use std::path::Path;
 
 use crate::data::encode_cwd;
 
-/// The stand-in `claude -p --output-format json`: reads the prompt, appends the turn to the
-/// session's transcript (so the next `run` can resume it), prints the result at once.
+/// The stand-in `claude -p` as `run` drives it (`--input-format stream-json`; plain
+/// `--output-format json` too): reads the prompt, appends the turn to the session's
+/// transcript (so the next `run` can resume it), prints the result at once.
 pub fn stand_in_claude() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     let id = args
@@ -16,8 +17,17 @@ pub fn stand_in_claude() -> i32 {
         .find(|w| w[0] == "--resume" || w[0] == "--session-id")
         .map(|w| w[1].clone())
         .unwrap_or_default();
+    let stream = args.windows(2).any(|w| w[0] == "--input-format" && w[1] == "stream-json");
     let mut prompt = String::new();
-    let _ = std::io::stdin().read_to_string(&mut prompt);
+    if stream {
+        // One user message on a line; stdin stays open until the result is out.
+        let _ = std::io::stdin().read_line(&mut prompt);
+        let message: serde_json::Value = serde_json::from_str(&prompt).unwrap_or_default();
+        prompt = message["message"]["content"].as_str().unwrap_or_default().to_owned();
+        println!("{}", serde_json::json!({"type": "system", "subtype": "init"}));
+    } else {
+        let _ = std::io::stdin().read_to_string(&mut prompt);
+    }
     if let (Some(dir), Ok(cwd)) = (std::env::var_os("CLAUDE_CONFIG_DIR"), std::env::current_dir()) {
         let path = Path::new(&dir).join("projects").join(encode_cwd(&cwd)).join(format!("{id}.jsonl"));
         let _ = fs::create_dir_all(path.parent().unwrap());

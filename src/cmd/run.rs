@@ -1,6 +1,7 @@
 //! `clawsess run`: one turn of a key's session through claude (the stream-json driver,
-//! `crate::live`), holding the session's run lock for the whole turn. The rules live in the turn protocol (`crate::turn`): which
-//! session (`route`), who may answer (`exclusion`), what the turn records (`record`).
+//! `crate::live`), holding the session's run lock for the whole turn. The rules live in the
+//! turn protocol (`crate::turn`): which session (`route`), who may answer (`exclusion`), what
+//! the turn records (`record`).
 
 use std::io::{IsTerminal, Read};
 use std::time::Instant;

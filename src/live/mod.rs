@@ -1,7 +1,8 @@
 //! Live turns: claude driven through its stream-json protocol, the way the Agent SDK drives
-//! it, so that a turn can tell its caller what it does as it goes ([`Event`]), put tool calls
-//! that need permission to the caller (`run --ask`, [`ask`]), be interrupted (`clawsess
-//! stop`, [`stop`]) and take pictures ([`image`]).
+//! it, for every `run` turn (streamed or not, cold or warm), so that a turn can tell its
+//! caller what it does as it goes ([`Event`]), put tool calls that need permission to the
+//! caller (`run --ask`, [`ask`]), be interrupted (`clawsess stop`, [`stop`]), take pictures
+//! ([`image`]), and give up on a claude that never starts ([`START_TIMEOUT`]).
 //!
 //! `claude -p --input-format stream-json --output-format stream-json --verbose` reads the
 //! prompt (and images) as one user message on stdin and prints one JSON line per message;
@@ -45,6 +46,7 @@ pub const INTERRUPTED: u8 = 130;
 /// every version tried prints before it asks the model: 1.2 to 1.5 s here, about 11 s for a
 /// 200 MB transcript) before the turn gives up on it; `CLAWSESS_START_TIMEOUT` changes it.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The environment variable that sets [`START_TIMEOUT`].
 pub const START_TIMEOUT_ENV: &str = "CLAWSESS_START_TIMEOUT";
 
 /// `CLAWSESS_START_TIMEOUT` (a duration like `90s` or `2m`; empty counts as unset), else

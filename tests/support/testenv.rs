@@ -266,8 +266,9 @@ impl Env {
     }
 }
 
-/// A stand-in for `claude -p --output-format json`: records its argv (NUL-separated) and
-/// stdin, appends the exchange to the session's transcript, sleeps `$STANDIN_SLEEP` seconds
+/// A stand-in for `claude -p` as `run` drives it (`--input-format stream-json
+/// --output-format stream-json`; plain `--output-format json` too): prints `system` `init`
+/// at once, records its argv (NUL-separated) and the prompt (as `stdin.N`), appends the exchange to the session's transcript, sleeps `$STANDIN_SLEEP` seconds
 /// when set, waits until the file `$STANDIN_HOLD` exists when set (a barrier the test
 /// releases with [`Env::release`]), ignores SIGTERM with `$STANDIN_IGNORE_TERM` (like a
 /// claude that is slow to stop), and prints a success result that echoes the prompt.
@@ -276,7 +277,16 @@ if [ -n "$STANDIN_IGNORE_TERM" ]; then trap '' TERM; fi
 dir="${STANDIN_DIR:?}"
 n=$$
 printf '%s\0' "$@" > "$dir/argv.$n"
-cat > "$dir/stdin.$n"
+case " $* " in
+  *" --input-format stream-json "*)
+    # One user message on a line; stdin stays open until the result is out.
+    echo '{"type":"system","subtype":"init"}'
+    IFS= read -r line
+    printf '%s' "$line" | python3 -c 'import json, sys
+c = json.load(sys.stdin)["message"]["content"]
+sys.stdout.write(c if isinstance(c, str) else "".join(b.get("text", "") for b in c))' > "$dir/stdin.$n" ;;
+  *) cat > "$dir/stdin.$n" ;;
+esac
 sid=""
 prev=""
 for a in "$@"; do
