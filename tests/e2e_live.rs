@@ -345,6 +345,24 @@ fn stop_of_a_plain_run_interrupts_it_and_the_next_turn_has_its_prompt() {
     assert!(seen.all_text.contains("plain and long [hold=PLAIN]"), "the stopped turn's prompt is in it");
 }
 
+/// Plain `run --json` now goes through the stream-json driver: its object still has exactly
+/// the fields `claude -p --output-format json` prints, plus clawsess's `key` and `busy` (the
+/// stream-json result's `model_usage_since_last_result` is not one of them on 2.1.328).
+#[test]
+fn a_plain_run_json_has_the_fields_claude_p_json_prints() {
+    let e = Live::new();
+    let id = uuid::Uuid::new_v4().to_string();
+    let direct = e.run_p_json(&e.project, &["--session-id", &id], "straight to claude");
+    let out = e.run(&["--json", "--key", "fields", "--", "through clawsess"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
+    let ours: std::collections::BTreeSet<String> = ["key".to_owned(), "busy".to_owned()].into();
+    let want: std::collections::BTreeSet<String> = keys(&direct).union(&ours).cloned().collect();
+    assert_eq!(keys(&run), want, "run --json: {run}\nclaude -p: {direct}");
+    assert_eq!((run["type"].as_str(), run["subtype"].as_str()), (Some("result"), Some("success")));
+}
+
 #[test]
 fn an_image_reaches_the_model_as_an_image_block() {
     let e = Live::new();

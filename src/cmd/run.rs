@@ -215,8 +215,12 @@ impl cli::Run {
             return crate::outln!("{}", text.strip_suffix('\n').unwrap_or(text));
         }
         let mut fields = result.fields;
-        if !self.stream && fields.get("interrupted") == Some(&Value::Bool(false)) {
-            fields.remove("interrupted"); // as `claude -p --output-format json` prints it
+        if !self.stream {
+            // As `claude -p --output-format json` prints it: the stream-json result adds these.
+            if fields.get("interrupted") == Some(&Value::Bool(false)) {
+                fields.remove("interrupted");
+            }
+            fields.remove("model_usage_since_last_result");
         }
         fields.insert("session_id".into(), Value::String(session.to_string()));
         fields.insert("key".into(), Value::String(key.to_string()));
