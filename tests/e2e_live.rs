@@ -346,8 +346,9 @@ fn stop_of_a_plain_run_interrupts_it_and_the_next_turn_has_its_prompt() {
 }
 
 /// Plain `run --json` now goes through the stream-json driver: its object still has exactly
-/// the fields `claude -p --output-format json` prints, plus clawsess's `key` and `busy` (the
-/// stream-json result's `model_usage_since_last_result` is not one of them on 2.1.328).
+/// the fields `claude -p --output-format json` prints, plus clawsess's `key`, `busy` and
+/// `new_session` (this key's first run starts one). The stream-json result's
+/// `model_usage_since_last_result` (2.1.328) is left out.
 #[test]
 fn a_plain_run_json_has_the_fields_claude_p_json_prints() {
     let e = Live::new();
@@ -357,7 +358,8 @@ fn a_plain_run_json_has_the_fields_claude_p_json_prints() {
     assert!(out.status.success(), "{}", text(&out));
     let run: Value = serde_json::from_slice(&out.stdout).unwrap();
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
-    let ours: std::collections::BTreeSet<String> = ["key".to_owned(), "busy".to_owned()].into();
+    let ours: std::collections::BTreeSet<String> =
+        ["key", "busy", "new_session"].into_iter().map(str::to_owned).collect();
     let want: std::collections::BTreeSet<String> = keys(&direct).union(&ours).cloned().collect();
     assert_eq!(keys(&run), want, "run --json: {run}\nclaude -p: {direct}");
     assert_eq!((run["type"].as_str(), run["subtype"].as_str()), (Some("result"), Some("success")));
