@@ -649,8 +649,17 @@ fn closed_by_default_a_stranger_gets_one_refusal_and_nothing_runs() {
     // A wrong pairing code is refused; the right one in a group does not pair.
     e.tg.push_message_as(903, -300, None, &format!("/pair {code}"), None);
     e.tg.push_message_as(904, 904, None, "/pair WRONGCOD", None);
-    // A barrier: the last update's answer comes after every earlier update was handled.
     let last = e.tg.push_message_as(905, 905, None, "the last stranger", None);
+    // The bot handles updates concurrently (python-telegram-bot's concurrent_updates), so no
+    // one answer orders the others: wait for each chat's own. A refusal marks its chat before
+    // it is sent, so a second one for the same chat can never follow.
+    for chat in [901, -300, 904] {
+        assert!(
+            e.tg.wait_for(T, |s| s.iter().any(|m| m.chat_id == chat)),
+            "nothing to {chat}: {}",
+            bot.log()
+        );
+    }
     assert!(e.tg.wait_for(T, |s| s.iter().any(|m| m.reply_to_message_id == Some(last))), "{}", bot.log());
 
     let to_901 = e.tg.sent_to(901, None);
