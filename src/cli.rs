@@ -31,7 +31,7 @@ pub enum Cmd {
     Name(NameCmd),
     /// Run one turn of a key's session through `claude -p`
     Run(Run),
-    /// Answer a permission request of `run --ask`
+    /// Answer a permission request, question or plan of `run --ask`
     Answer(Answer),
     /// Interrupt the run turn in progress on a session
     Stop(Stop),
@@ -187,15 +187,17 @@ pub struct Run {
     /// Print one JSON object with session_id, key, result, is_error and claude's fields
     #[arg(long)]
     pub json: bool,
-    /// Print one JSON object per line as the turn goes: session, text, tool, permission
-    /// events, and last the result object (with "type": "result")
+    /// Print one JSON object per line as the turn goes: session, text, tool, permission,
+    /// question, plan events, and last the result object (with "type": "result")
     #[arg(long, conflicts_with = "json")]
     pub stream: bool,
-    /// Put tool calls that need permission to the caller as permission events, answered
+    /// Put tool calls that need permission, Claude's questions (AskUserQuestion) and plans
+    /// (leaving plan mode) to the caller as permission, question and plan events, answered
     /// with `clawsess answer` (needs --stream)
     #[arg(long, requires = "stream")]
     pub ask: bool,
-    /// Seconds a permission request waits for an answer before it is denied
+    /// Seconds a permission request, question or plan waits for an answer before it is
+    /// denied
     #[arg(long, value_name = "SECS", default_value = "300", requires = "ask", value_parser = crate::sys::parse_wait)]
     pub ask_timeout: std::time::Duration,
     /// Keep claude running for this long after the turn (e.g. 10m), so that the session's
@@ -219,12 +221,22 @@ pub struct Run {
 
 #[derive(Debug, Args)]
 pub struct Answer {
-    /// The request_id of the permission event
+    /// The request_id of the permission, question or plan event
     pub request_id: String,
-    /// Let the tool call run, or not
-    pub decision: Decision,
-    /// Why (a denial's reason is given to the model)
+    /// A permission: let the tool call run, or not. A plan: approve it, or keep planning.
+    /// A question: deny declines to answer it
+    #[arg(required_unless_present_any = ["choice", "text"], conflicts_with_all = ["choice", "text"])]
+    pub decision: Option<Decision>,
+    /// A question's answer: an option's label (repeatable: one per question, several for a
+    /// multi-select question)
+    #[arg(long, value_name = "LABEL")]
+    pub choice: Vec<String>,
+    /// A question's answer in your own words (for every question no --choice answers); for
+    /// a plan: what to change (Claude keeps planning)
     #[arg(long, value_name = "TEXT")]
+    pub text: Option<String>,
+    /// Why (a denial's reason is given to the model)
+    #[arg(long, value_name = "TEXT", requires = "decision")]
     pub reason: Option<String>,
 }
 

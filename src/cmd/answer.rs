@@ -1,4 +1,4 @@
-//! `clawsess answer`: answers a permission request of `run --ask`.
+//! `clawsess answer`: answers a permission request, a question or a plan of `run --ask`.
 
 use anyhow::Result;
 
@@ -6,7 +6,7 @@ use super::Run;
 use crate::cli::{Answer, Decision};
 use crate::exit;
 use crate::ident::RequestId;
-use crate::live::ask;
+use crate::live::ask::{self, Kind, Reply};
 use crate::store::Store;
 use crate::sys::printable;
 
@@ -14,10 +14,22 @@ impl Run for Answer {
     fn run(&self) -> Result<u8> {
         let id = RequestId::parse(&self.request_id)?;
         let store = Store::open()?;
-        let allow = self.decision == Decision::Allow;
-        let req = ask::answer(&store, &id, allow, self.reason.as_deref())?;
-        let verb = if allow { "allowed" } else { "denied" };
-        crate::outln!("{verb} {} for {}", printable(&req.tool, false), printable(&req.key, false))?;
+        let reply = match self.decision {
+            Some(Decision::Allow) => Reply::Allow,
+            Some(Decision::Deny) => Reply::Deny { reason: self.reason.clone() },
+            None => Reply::Answers { choices: self.choice.clone(), text: self.text.clone() },
+        };
+        let req = ask::answer(&store, &id, &reply)?;
+        let key = printable(&req.key, false);
+        let told = match (Kind::of(&req.tool), &reply) {
+            (Kind::Question, Reply::Deny { .. }) => format!("declined the question for {key}"),
+            (Kind::Question, _) => format!("answered the question for {key}"),
+            (Kind::Plan, Reply::Allow) => format!("approved the plan for {key}"),
+            (Kind::Plan, _) => format!("sent the plan back for {key}: Claude keeps planning"),
+            (Kind::Permission, Reply::Allow) => format!("allowed {} for {key}", printable(&req.tool, false)),
+            (Kind::Permission, _) => format!("denied {} for {key}", printable(&req.tool, false)),
+        };
+        crate::outln!("{told}")?;
         Ok(exit::OK)
     }
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ident::{RequestId, SessionId};
+use crate::live::ask::Question;
 
 /// One event of a live turn; `run --stream` prints each as one JSON line. The last line,
 /// the result object, is not an event: `run` prints it once the turn is recorded.
@@ -26,6 +27,12 @@ pub enum Event {
     Tool { id: String, tool: String, input: Value },
     /// The tool call needs permission: answer with `clawsess answer REQUEST_ID allow|deny`.
     Permission { request_id: RequestId, tool: String, input: Value, timeout_s: u64 },
+    /// Claude asks the person (AskUserQuestion): answer with `clawsess answer REQUEST_ID
+    /// --choice LABEL...` and/or `--text TEXT`, or `deny` to decline.
+    Question { request_id: RequestId, questions: Vec<Question>, timeout_s: u64 },
+    /// Claude wants to leave plan mode and carry out `plan` (ExitPlanMode): `clawsess answer
+    /// REQUEST_ID allow` approves it; `deny` or `--text WHAT TO CHANGE` keeps it planning.
+    Plan { request_id: RequestId, plan: String, timeout_s: u64 },
 }
 
 /// Where events go: a callback, so a Rust bot can take them without parsing JSON.

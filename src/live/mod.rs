@@ -91,6 +91,7 @@ pub struct LiveTurn<'a> {
 /// A permission request the turn waits on: ours, and claude's id for it.
 struct Waiting {
     claude_id: String,
+    kind: ask::Kind,
     input: Value,
     timeout_at: Instant,
 }
@@ -103,6 +104,11 @@ struct Progress {
     stop_asked: Option<Instant>,
     terminated: Option<Instant>,
     result: Option<Map<String, Value>>,
+    /// The input of each tool call the model made this turn, by tool_use id: claude may ask
+    /// about a call with less (ExitPlanMode's plan is left out of its `can_use_tool`).
+    tool_inputs: HashMap<String, Value>,
+    /// The plan file the model wrote this turn, in plan mode (see [`ask::plan_file`]).
+    plan_file: Option<std::path::PathBuf>,
     /// claude printed something this turn.
     heard: bool,
     /// A claude started for this turn must have printed something by then.
@@ -286,6 +292,10 @@ impl LiveTurn<'_> {
                             sink.event(&Event::Text { text })
                         }
                         Block::ToolUse { id, name, input } => {
+                            progress.tool_inputs.insert(id.clone(), input.clone());
+                            if let Some(path) = ask::plan_file(&name, &input) {
+                                progress.plan_file = Some(path);
+                            }
                             sink.event(&Event::Tool { id, tool: name, input })
                         }
                         _ => {}
@@ -294,7 +304,7 @@ impl LiveTurn<'_> {
             }
             Line::ControlRequest {
                 request_id,
-                request: ControlRequest::CanUseTool { tool_name, input: tool_input, .. },
+                request: ControlRequest::CanUseTool { tool_name, input: tool_input, tool_use_id },
             } => {
                 let Some(timeout) = self.ask else {
                     let why = "clawsess run was not given --ask: a tool call that needs permission is denied";
@@ -305,14 +315,26 @@ impl LiveTurn<'_> {
                 let req =
                     ask::ask(self.store, self.turn.session, self.turn.key, &tool_name, &tool_input, timeout)?;
                 progress.asked.push(req.id.clone());
-                sink.event(&Event::Permission {
-                    request_id: req.id.clone(),
-                    tool: tool_name,
-                    input: tool_input.clone(),
-                    timeout_s: timeout.as_secs(),
+                let (id, timeout_s) = (req.id.clone(), timeout.as_secs());
+                let kind = ask::Kind::of(&tool_name);
+                sink.event(&match kind {
+                    ask::Kind::Question => {
+                        Event::Question { request_id: id, questions: ask::questions(&tool_input), timeout_s }
+                    }
+                    ask::Kind::Plan => {
+                        let called = tool_use_id.and_then(|t| progress.tool_inputs.get(&t));
+                        let plan = ask::plan_text(&tool_input, called, progress.plan_file.as_deref());
+                        Event::Plan { request_id: id, plan, timeout_s }
+                    }
+                    ask::Kind::Permission => Event::Permission {
+                        request_id: id,
+                        tool: tool_name,
+                        input: tool_input.clone(),
+                        timeout_s,
+                    },
                 });
                 let timeout_at = Instant::now() + timeout;
-                let waiting = Waiting { claude_id: request_id, input: tool_input, timeout_at };
+                let waiting = Waiting { claude_id: request_id, kind, input: tool_input, timeout_at };
                 progress.waiting.insert(req.id, waiting);
             }
             Line::ControlRequest { request_id, .. } => input.send(&wire::unsupported_response(&request_id)),
@@ -334,12 +356,17 @@ impl LiveTurn<'_> {
                 Some(answer) => answer,
                 None if now >= waiting.timeout_at => {
                     let secs = self.ask.unwrap_or_default().as_secs();
-                    let why = format!("nobody answered the permission request within {secs} s; denied");
+                    let (what, so) = match waiting.kind {
+                        ask::Kind::Permission => ("the permission request", "denied"),
+                        ask::Kind::Question => ("the question", "no answer was given"),
+                        ask::Kind::Plan => ("the plan", "not approved, keep planning"),
+                    };
+                    let why = format!("nobody answered {what} within {secs} s; {so}");
                     ask::time_out(self.store, id, &why)?
                 }
                 None => continue,
             };
-            input.send(&response(&waiting.claude_id, &waiting.input, &answer));
+            input.send(&response(waiting, &answer));
             done.push(id.clone());
         }
         for id in done {
@@ -408,14 +435,17 @@ impl LiveTurn<'_> {
 }
 
 /// The control response for `answer`.
-fn response(claude_id: &str, input: &Value, answer: &PermissionAnswer) -> Value {
+fn response(waiting: &Waiting, answer: &PermissionAnswer) -> Value {
     let allow = answer.decision == Decision::Allow;
-    let why = match (&answer.decision, answer.reason.as_deref()) {
-        (_, Some(reason)) if !reason.trim().is_empty() => reason.to_owned(),
-        (Decision::Timeout, _) => "nobody answered the permission request in time; denied".into(),
+    let why = match (&answer.decision, answer.reason.as_deref(), waiting.kind) {
+        (_, Some(reason), _) if !reason.trim().is_empty() => reason.to_owned(),
+        (Decision::Timeout, _, _) => "nobody answered in time".into(),
+        (_, _, ask::Kind::Question) => "the user declined to answer the question".into(),
+        (_, _, ask::Kind::Plan) => "the user did not approve the plan: keep planning".into(),
         _ => "the user denied this tool call".into(),
     };
-    wire::permission_response(claude_id, allow, input, &why)
+    let input = answer.updated_input.as_ref().unwrap_or(&waiting.input);
+    wire::permission_response(&waiting.claude_id, allow, input, &why)
 }
 
 /// Where a live turn's lines to claude go: its stdin, or a keeper's socket (a warm claude).

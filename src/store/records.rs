@@ -270,6 +270,10 @@ pub struct PermissionAnswer {
     /// Given to the model with a denial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// With an allow: the tool input to run it with instead of claude's (the answers to an
+    /// AskUserQuestion, put in by `clawsess answer --choice/--text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_input: Option<serde_json::Value>,
     pub at: u64,
 }
 

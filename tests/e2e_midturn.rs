@@ -1,0 +1,286 @@
+//! A message that arrives mid-turn, and what Claude asks the person, end to end with the real
+//! Claude Code CLI: `run --ask` questions (AskUserQuestion) and plans (ExitPlanMode) answered
+//! by `clawsess answer`, and `run --steer` into a turn in progress. The stand-in Messages API
+//! is the barrier (`[hold=NAME]`): no assertion depends on how fast anything is.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::real_claude::ClaudeHome;
+use support::stand_in_api::ToolCall;
+
+/// Longest wait for anything (a claude turn takes about a second).
+const T: Duration = Duration::from_secs(60);
+
+/// A HOME with Claude Code and clawsess installed, and a project new sessions start in.
+struct Live {
+    home: ClaudeHome,
+    project: PathBuf,
+}
+
+impl std::ops::Deref for Live {
+    type Target = ClaudeHome;
+    fn deref(&self) -> &ClaudeHome {
+        &self.home
+    }
+}
+
+impl Live {
+    fn new() -> Self {
+        let home = ClaudeHome::new();
+        home.install_clawsess();
+        let project = home.project("live");
+        Self { home, project }
+    }
+
+    /// `clawsess run --cwd PROJECT ARGS`, in the background, its stdout read line by line.
+    fn spawn(&self, args: &[&str]) -> Running {
+        let cwd = self.project.to_str().unwrap().to_owned();
+        let mut all = vec!["run", "--cwd", &cwd];
+        all.extend_from_slice(args);
+        let mut child = self
+            .clawsess_cmd(&all)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = read_lines(child.stdout.take().unwrap());
+        Running { child, lines, seen: Vec::new() }
+    }
+
+    /// The files under the state dir's `requests/`.
+    fn request_files(&self) -> Vec<PathBuf> {
+        let dir = self.home().join(".local/share/clawsess/requests");
+        std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+    }
+}
+
+/// A `run --stream` in progress.
+struct Running {
+    child: Child,
+    lines: Receiver<(Instant, String)>,
+    seen: Vec<Value>,
+}
+
+impl Running {
+    /// Reads events until one of `kind` arrives; returns it.
+    fn until(&mut self, kind: &str) -> Value {
+        let deadline = Instant::now() + T;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok((_, line)) = self.lines.recv_timeout(left) else {
+                panic!("no {kind} event within {T:?}; seen: {:#?}", self.seen);
+            };
+            let event: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
+            self.seen.push(event.clone());
+            if event["type"] == kind {
+                return event;
+            }
+        }
+    }
+
+    /// Reads to the end; returns the exit status and every event of the run.
+    fn finish(mut self) -> (i32, Vec<Value>) {
+        while let Ok((_, line)) = self.lines.recv_timeout(T) {
+            self.seen.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}")));
+        }
+        let status = self.child.wait().unwrap();
+        (status.code().unwrap_or(-1), std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_lines(stdout: ChildStdout) -> Receiver<(Instant, String)> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send((Instant::now(), line)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A question with two options, as the model would ask it.
+fn color_question(multi: bool) -> ToolCall {
+    ToolCall::new(
+        "AskUserQuestion",
+        json!({"questions": [{
+            "question": "Which color should the button be?",
+            "header": "Color",
+            "options": [
+                {"label": "Red", "description": "warm and loud"},
+                {"label": "Blue", "description": "calm"},
+                {"label": "Green", "description": "go"}
+            ],
+            "multiSelect": multi
+        }]}),
+    )
+}
+
+/// The text of the tool_result blocks of the last main-turn request.
+fn last_tool_results(e: &Live) -> String {
+    let req = e.api.turn_requests().pop().expect("a turn request");
+    let mut out = Vec::new();
+    for m in req.body["messages"].as_array().unwrap() {
+        let Some(blocks) = m["content"].as_array() else { continue };
+        for b in blocks.iter().filter(|b| b["type"] == "tool_result") {
+            out.push(b["content"].to_string());
+        }
+    }
+    out.join("\n")
+}
+
+#[test]
+fn a_question_answered_with_a_choice_reaches_the_model() {
+    let e = Live::new();
+    e.api.script_tools("[ask-color]", vec![color_question(false)]);
+    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:q", "--", "style it [ask-color]"]);
+    let q = run.until("question");
+    assert_eq!(q["timeout_s"], 300);
+    let first = &q["questions"][0];
+    assert_eq!(first["question"], "Which color should the button be?");
+    assert_eq!(first["multi"], false);
+    assert_eq!(first["options"][1], json!({"label": "Blue", "description": "calm"}));
+    let id = q["request_id"].as_str().unwrap().to_owned();
+    // A label no question offers, and a plain allow, are refused; the question still waits.
+    let wrong = e.clawsess(&["answer", &id, "--choice", "Purple"]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("\"Blue\""), "{}", text(&wrong));
+    let allow = e.clawsess(&["answer", &id, "allow"]);
+    assert_eq!(allow.status.code(), Some(1), "{}", text(&allow));
+    let out = e.clawsess(&["answer", &id, "--choice", "blue"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("answered the question for chat:q"));
+    let (code, events) = run.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let results = last_tool_results(&e);
+    assert!(results.contains("Which color should the button be?") && results.contains("Blue"), "{results}");
+    assert!(!results.contains("declined"), "{results}");
+    assert!(e.request_files().is_empty());
+}
+
+#[test]
+fn a_question_answered_in_own_words_and_a_multi_select_reach_the_model() {
+    let e = Live::new();
+    e.api.script_tools("[ask-many]", vec![color_question(true)]);
+    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:m", "--", "style it [ask-many]"]);
+    let q = run.until("question");
+    assert_eq!(q["questions"][0]["multi"], true);
+    let id = q["request_id"].as_str().unwrap().to_owned();
+    let out = e.clawsess(&["answer", &id, "--choice", "Red", "--choice", "Green"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, events) = run.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let results = last_tool_results(&e);
+    assert!(results.contains("Red, Green"), "{results}");
+
+    e.api.script_tools("[ask-own]", vec![color_question(false)]);
+    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:o", "--", "style it [ask-own]"]);
+    let id = run.until("question")["request_id"].as_str().unwrap().to_owned();
+    let out = e.clawsess(&["answer", &id, "--text", "a soft teal"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, _) = run.finish();
+    assert_eq!(code, 0);
+    assert!(last_tool_results(&e).contains("a soft teal"), "{}", last_tool_results(&e));
+}
+
+#[test]
+fn a_plan_approved_from_answer_lets_claude_leave_plan_mode() {
+    let e = Live::new();
+    let plan = "1. Add the flag\n2. Test it";
+    e.api.script_tools("[plan-it]", vec![ToolCall::new("ExitPlanMode", json!({"plan": plan}))]);
+    let mut run = e.spawn(&[
+        "--stream",
+        "--ask",
+        "--key",
+        "chat:p",
+        "-A",
+        "--permission-mode",
+        "-A",
+        "plan",
+        "--",
+        "plan it [plan-it]",
+    ]);
+    let p = run.until("plan");
+    assert!(p["plan"].as_str().unwrap().contains("Add the flag"), "{p}");
+    let id = p["request_id"].as_str().unwrap().to_owned();
+    let choice = e.clawsess(&["answer", &id, "--choice", "Yes"]);
+    assert_eq!(choice.status.code(), Some(1), "a plan takes no choice: {}", text(&choice));
+    let out = e.clawsess(&["answer", &id, "allow"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("approved the plan"));
+    let (code, events) = run.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let results = last_tool_results(&e);
+    assert!(results.contains("approved"), "{results}");
+}
+
+#[test]
+fn a_plan_sent_back_with_text_keeps_claude_planning_and_tells_it_why() {
+    let e = Live::new();
+    e.api.script_tools(
+        "[plan-back]",
+        vec![ToolCall::new("ExitPlanMode", json!({"plan": "1. Rewrite everything"}))],
+    );
+    let mut run = e.spawn(&[
+        "--stream",
+        "--ask",
+        "--key",
+        "chat:pb",
+        "-A",
+        "--permission-mode",
+        "-A",
+        "plan",
+        "--",
+        "plan it [plan-back]",
+    ]);
+    let id = run.until("plan")["request_id"].as_str().unwrap().to_owned();
+    let out = e.clawsess(&["answer", &id, "--text", "smaller steps please"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("keeps planning"));
+    let (code, events) = run.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let results = last_tool_results(&e);
+    assert!(results.contains("smaller steps please"), "{results}");
+}
+
+#[test]
+fn an_unanswered_question_times_out_and_the_model_is_told() {
+    let e = Live::new();
+    e.api.script_tools("[ask-late]", vec![color_question(false)]);
+    let mut run =
+        e.spawn(&["--stream", "--ask", "--ask-timeout", "1", "--key", "chat:t", "--", "style it [ask-late]"]);
+    let q = run.until("question");
+    assert_eq!(q["timeout_s"], 1);
+    let (code, events) = run.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let results = last_tool_results(&e);
+    assert!(results.contains("nobody answered the question within 1 s"), "{results}");
+    let late = e.clawsess(&["answer", q["request_id"].as_str().unwrap(), "--choice", "Red"]);
+    assert_eq!(late.status.code(), Some(1), "{}", text(&late));
+}
