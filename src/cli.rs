@@ -205,6 +205,11 @@ pub struct Run {
     /// [env: CLAWSESS_WARM]
     #[arg(long, value_name = "DURATION", value_parser = crate::warm::parse_warm)]
     pub warm: Option<std::time::Duration>,
+    /// If a turn is in progress on the session and clawsess drives it (a `run`'s), put this
+    /// message into that turn now (Claude reads it at its next step) and follow the turn to
+    /// its end; a turn clawsess cannot reach (a terminal's) is waited for as without --steer
+    #[arg(long, conflicts_with = "new")]
+    pub steer: bool,
     /// Send a picture with the prompt: PNG, JPEG, GIF or WebP, at most 5 MB (repeatable)
     #[arg(long = "image", value_name = "FILE")]
     pub images: Vec<PathBuf>,

@@ -284,3 +284,160 @@ fn an_unanswered_question_times_out_and_the_model_is_told() {
     let late = e.clawsess(&["answer", q["request_id"].as_str().unwrap(), "--choice", "Red"]);
     assert_eq!(late.status.code(), Some(1), "{}", text(&late));
 }
+
+/// What Claude Code does with a second user message written to its stdin while its turn runs
+/// (the fact `run --steer` builds on; docs/MIDTURN.md): claude driven directly, the first
+/// prompt held at the stand-in until claude has queued the second message. Returns claude's
+/// lines and the transcript.
+fn probe_mid_turn(e: &Live, first: &str, hold: &str) -> (Vec<Value>, String) {
+    use std::io::Write;
+    let mut claude = e
+        .claude_p(&e.project)
+        .args(["--input-format", "stream-json", "--output-format", "stream-json", "--verbose"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = claude.stdin.take().unwrap();
+    let lines = read_lines(claude.stdout.take().unwrap());
+    let user = |text: &str, uuid: &str| {
+        let m = json!({"type": "user", "uuid": uuid, "message": {"role": "user", "content": text},
+                       "parent_tool_use_id": null, "session_id": ""});
+        format!("{m}\n")
+    };
+    stdin.write_all(user(first, "00000000-0000-4000-8000-00000000000a").as_bytes()).unwrap();
+    e.api.wait_held(hold);
+    let steer = "00000000-0000-4000-8000-00000000000b";
+    stdin.write_all(user("STEER-B also say banana", steer).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let mut seen: Vec<Value> = Vec::new();
+    let (mut started_at, mut done) = (None, false);
+    while !(done && started_at.is_some_and(|at| seen[at..].iter().any(|l| l["type"] == "result"))) {
+        let (_, line) = lines.recv_timeout(T).expect("claude went quiet");
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if v["type"] == "command_lifecycle" && v["command_uuid"] == steer {
+            match v["state"].as_str() {
+                Some("queued") => e.api.release(hold),
+                Some("started") => started_at = Some(seen.len()),
+                Some("completed") => done = true,
+                _ => {}
+            }
+        }
+        seen.push(v);
+    }
+    drop(stdin);
+    let _ = claude.wait();
+    let session =
+        seen.iter().find(|l| l["subtype"] == "init").unwrap()["session_id"].as_str().unwrap().to_owned();
+    let transcript = std::fs::read_to_string(e.transcript_path(&e.project, &session)).unwrap_or_default();
+    (seen, transcript)
+}
+
+#[test]
+fn claude_takes_a_message_sent_mid_turn_at_its_next_step_or_right_after_its_answer() {
+    // At a step with a tool call: the model gets it with the tool result, one result.
+    let e = Live::new();
+    let (lines, transcript) = probe_mid_turn(&e, "job A [bash=echo one] [hold=H1]", "H1");
+    let results = lines.iter().filter(|l| l["type"] == "result").count();
+    assert_eq!(results, 1, "{lines:#?}");
+    let reqs = e.api.turn_requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[1].all_text.contains("The user sent a new message while you were working:\nSTEER-B"));
+    assert!(transcript.contains("absorbed_mid_turn"), "{transcript}");
+    // While the model writes its last answer: the next turn, right after the result.
+    let e = Live::new();
+    let (lines, _) = probe_mid_turn(&e, "job A no tools [hold=H2]", "H2");
+    let results = lines.iter().filter(|l| l["type"] == "result").count();
+    assert_eq!(results, 2, "{lines:#?}");
+    assert_eq!(e.api.turn_requests()[1].last_user_text, "STEER-B also say banana");
+    // Either way claude says when it is done with each message (it was given a uuid).
+    let done = |l: &&Value| l["type"] == "command_lifecycle" && l["state"] == "completed";
+    assert!(lines.iter().filter(done).count() >= 1, "{lines:#?}");
+}
+
+#[test]
+fn a_steer_reaches_the_model_before_the_cold_turn_in_progress_ends() {
+    let e = Live::new();
+    let mut first = e.spawn(&["--stream", "--key", "chat:s", "--", "job A [bash=echo one] [hold=S1]"]);
+    first.until("session");
+    e.api.wait_held("S1");
+    let mut steer = e.spawn(&["--stream", "--steer", "--key", "chat:s", "--", "STEER-B also say banana"]);
+    let into = steer.until("steer");
+    assert_eq!(into["into"], "turn", "{into}");
+    assert_eq!(into["key"], "chat:s");
+    e.api.release("S1");
+    let (code, events) = first.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let (steer_code, steered) = steer.finish();
+    assert_eq!(steer_code, 0, "{steered:#?}");
+    let reqs = e.api.turn_requests();
+    assert_eq!(reqs.len(), 2, "one turn: the steer went into it");
+    assert!(reqs[1].last_user_text.contains("job A"), "still job A's turn");
+    assert!(reqs[1].all_text.contains("STEER-B also say banana"), "the model got the steer");
+    let (a, b) = (events.last().unwrap(), steered.last().unwrap());
+    assert_eq!((a["type"].as_str(), b["type"].as_str()), (Some("result"), Some("result")));
+    assert_eq!(a["result"], b["result"], "the steering run's result is the turn's");
+    assert_eq!(b["steered_into"], "chat:s");
+    assert!(steered.iter().any(|ev| ev["type"] == "text"), "the turn's events followed: {steered:#?}");
+}
+
+#[test]
+fn a_steer_with_no_turn_in_progress_runs_as_a_turn_of_its_own() {
+    let e = Live::new();
+    let mut run = e.spawn(&["--stream", "--steer", "--key", "chat:n", "--", "hello there"]);
+    let steer = run.until("steer");
+    assert_eq!(steer["into"], "queue", "{steer}");
+    let (code, events) = run.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    assert_eq!(e.api.turn_requests().pop().unwrap().last_user_text, "hello there");
+}
+
+#[test]
+fn a_steer_while_the_model_writes_its_answer_runs_right_after_it_in_the_same_run() {
+    let e = Live::new();
+    let first = e.spawn(&["--stream", "--key", "chat:l", "--", "job A no tools [hold=S2]"]);
+    e.api.wait_held("S2");
+    let mut steer = e.spawn(&["--stream", "--steer", "--key", "chat:l", "--", "STEER-C now say cherry"]);
+    assert_eq!(steer.until("steer")["into"], "turn");
+    e.api.release("S2");
+    let (code, events) = first.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let (steer_code, steered) = steer.finish();
+    assert_eq!(steer_code, 0, "{steered:#?}");
+    let reqs = e.api.turn_requests();
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    assert_eq!(reqs[1].last_user_text, "STEER-C now say cherry");
+    // Both runs end with the answer to the steer: the turn ends when claude is done with it.
+    let (a, b) = (events.last().unwrap(), steered.last().unwrap());
+    assert!(a["result"].as_str().unwrap().contains("STEER-C"), "{a}");
+    assert_eq!(a["result"], b["result"]);
+    // The next turn of the key continues the session, after both.
+    let out = e.spawn(&["--stream", "--key", "chat:l", "--", "and then"]).finish();
+    assert_eq!(out.0, 0);
+    assert!(e.api.turn_requests().pop().unwrap().all_text.contains("STEER-C now say cherry"));
+}
+
+#[test]
+fn a_steer_reaches_the_model_in_a_warm_turn() {
+    let e = Live::new();
+    let (code, _) = e.spawn(&["--stream", "--warm", "5m", "--key", "chat:w", "--", "warm up"]).finish();
+    assert_eq!(code, 0);
+    let mut first =
+        e.spawn(&["--stream", "--warm", "5m", "--key", "chat:w", "--", "job W [bash=echo two] [hold=W1]"]);
+    assert_eq!(first.until("session")["warm"], true);
+    e.api.wait_held("W1");
+    let mut steer = e.spawn(&["--stream", "--steer", "--key", "chat:w", "--", "STEER-W say walnut"]);
+    assert_eq!(steer.until("steer")["into"], "turn");
+    e.api.release("W1");
+    let (code, events) = first.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let (steer_code, steered) = steer.finish();
+    assert_eq!(steer_code, 0, "{steered:#?}");
+    let last = e.api.turn_requests().pop().unwrap();
+    assert!(
+        last.last_user_text.contains("job W") && last.all_text.contains("STEER-W say walnut"),
+        "{last:#?}"
+    );
+    let _ = e.clawsess(&["cool"]);
+}

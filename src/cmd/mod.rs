@@ -21,6 +21,7 @@ mod run;
 mod set;
 mod show;
 mod status;
+mod steer;
 mod stop;
 
 use anyhow::Result;

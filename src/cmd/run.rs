@@ -52,6 +52,11 @@ impl cli::Run {
         // The config file and K's settings (`clawsess set`): its reset policy, cwd, claude's flags.
         let config = RunConfig::for_key(&store, &key, self.idle_reset)?;
         let deadline = Instant::now() + self.wait;
+        if self.steer
+            && let Some(code) = self.steer_into_turn(&store, &key, &prompt, &images, &config)?
+        {
+            return Ok(code);
+        }
 
         let key_lock = KeyLock::acquire(&store, &key, deadline, || {
             if !self.wait.is_zero() {
@@ -242,7 +247,7 @@ impl cli::Run {
 
     /// The result object: with --json pretty, with --stream as the last line, with
     /// `"type": "result"`.
-    fn print_object(&self, mut object: Value) -> Result<()> {
+    pub(super) fn print_object(&self, mut object: Value) -> Result<()> {
         if !self.stream {
             return print_json(&object);
         }

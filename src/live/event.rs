@@ -33,6 +33,16 @@ pub enum Event {
     /// Claude wants to leave plan mode and carry out `plan` (ExitPlanMode): `clawsess answer
     /// REQUEST_ID allow` approves it; `deny` or `--text WHAT TO CHANGE` keeps it planning.
     Plan { request_id: RequestId, plan: String, timeout_s: u64 },
+    /// `run --steer`: where the message went. `into`: `"turn"` (into the turn of the run of
+    /// key `key` in progress; its events and result follow) or `"queue"` (it runs as a turn
+    /// of its own; `why` says why).
+    Steer {
+        into: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
 }
 
 /// Where events go: a callback, so a Rust bot can take them without parsing JSON.

@@ -13,6 +13,7 @@
 pub mod ask;
 pub mod event;
 pub mod image;
+pub mod steer;
 pub mod stop;
 pub mod wire;
 
@@ -109,6 +110,8 @@ struct Progress {
     tool_inputs: HashMap<String, Value>,
     /// The plan file the model wrote this turn, in plan mode (see [`ask::plan_file`]).
     plan_file: Option<std::path::PathBuf>,
+    /// Messages of `run --steer` taken into this turn (see [`steer`]).
+    inbox: steer::Inbox,
     /// claude printed something this turn.
     heard: bool,
     /// A claude started for this turn must have printed something by then.
@@ -199,18 +202,26 @@ impl LiveTurn<'_> {
         ended: Result<()>,
         status: Result<(Option<i32>, Option<i32>)>,
         signals: &ForwardSignals,
-        progress: Progress,
+        mut progress: Progress,
     ) -> Result<Outcome> {
         let cleanup = ask::forget(self.store, &progress.asked);
         let _ = self.clear_own_stop_request();
+        let stdout = match (&ended, &status) {
+            (Ok(()), Ok(_)) => self.result_line(progress.result.take(), progress.stop_asked.is_some()),
+            _ => Ok(Vec::new()),
+        };
+        // The runs that steered into this turn get its result; messages it did not take go
+        // back to their senders.
+        let told = stdout.as_ref().ok().map(Vec::as_slice);
+        let steered = progress.inbox.finish(self.store, self.turn.session, told);
         ended?;
         let (code, signal) = status?;
         cleanup?;
+        steered?;
         if let Some(sig) = signals.caught() {
             return Err(crate::exit::Stopped(sig).into());
         }
-        let stdout = self.result_line(progress.result, progress.stop_asked.is_some())?;
-        Ok(Outcome { code, signal, stdout })
+        Ok(Outcome { code, signal, stdout: stdout? })
     }
 
     fn command(&self) -> std::process::Command {
@@ -234,12 +245,18 @@ impl LiveTurn<'_> {
         progress: &mut Progress,
         sink: &mut dyn Sink,
     ) -> Result<()> {
-        while progress.result.is_none() {
+        // The turn is over at claude's result, once claude is done with every message steered
+        // into it (one sent as the model wrote its last answer runs right after the result).
+        while progress.result.is_none() || (progress.inbox.busy() && progress.stop_asked.is_none()) {
             match lines.recv_timeout(TICK) {
                 Ok(line) => {
                     progress.heard = true;
                     if let Some(line) = wire::Line::parse(&line) {
-                        self.on_line(line, input, progress, sink)?;
+                        let mut inbox = std::mem::take(&mut progress.inbox);
+                        let mut tee = Tee { sink: &mut *sink, inbox: &mut inbox };
+                        let done = self.on_line(line, input, progress, &mut tee);
+                        progress.inbox = inbox;
+                        done?;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -247,6 +264,9 @@ impl LiveTurn<'_> {
             }
             self.check_answers(input, progress)?;
             self.check_stop(input, progress)?;
+            if progress.result.is_none() || progress.inbox.busy() {
+                progress.inbox.take(self.store, self.turn.session, input, self.verbatim)?;
+            }
             if !progress.heard && progress.start_by.is_some_and(|at| Instant::now() >= at) {
                 input.kill();
                 return Err(self.not_started().into());
@@ -280,7 +300,7 @@ impl LiveTurn<'_> {
         line: wire::Line,
         input: &mut dyn Input,
         progress: &mut Progress,
-        sink: &mut dyn Sink,
+        sink: &mut Tee<'_>,
     ) -> Result<()> {
         use wire::{Block, ControlRequest, Line};
         match line {
@@ -342,6 +362,8 @@ impl LiveTurn<'_> {
                 progress.waiting.retain(|_, w| w.claude_id != request_id)
             }
             Line::Result { fields } => progress.result = Some(fields),
+            Line::System { subtype, capabilities } if subtype == "init" => sink.init(&capabilities),
+            Line::CommandLifecycle { command_uuid, state } => sink.lifecycle(&command_uuid, &state),
             Line::System { .. } | Line::ControlResponse {} | Line::Other => {}
         }
         Ok(())
@@ -431,6 +453,27 @@ impl LiveTurn<'_> {
             "session_id": self.turn.session,
         });
         value.as_object().cloned().unwrap_or_default()
+    }
+}
+
+/// Where a turn's events go: the caller's sink, and the runs that steered into the turn.
+struct Tee<'s> {
+    sink: &'s mut dyn Sink,
+    inbox: &'s mut steer::Inbox,
+}
+
+impl Tee<'_> {
+    fn event(&mut self, event: &Event) {
+        self.sink.event(event);
+        self.inbox.event(event);
+    }
+
+    fn init(&mut self, capabilities: &[String]) {
+        self.inbox.init(capabilities);
+    }
+
+    fn lifecycle(&mut self, uuid: &str, state: &str) {
+        self.inbox.lifecycle(uuid, state);
     }
 }
 

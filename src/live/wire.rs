@@ -15,6 +15,16 @@ pub enum Line {
     System {
         #[serde(default)]
         subtype: String,
+        /// `init`: what this claude can do (`msg_lifecycle_v1`, ...; Claude Code 2.1.x).
+        #[serde(default)]
+        capabilities: Vec<String>,
+    },
+    /// Where claude is with a user message that carried a `uuid` (`queued`, `started`,
+    /// `completed`, ...): Claude Code 2.1.x with `msg_lifecycle_v1`.
+    CommandLifecycle {
+        command_uuid: String,
+        #[serde(default)]
+        state: String,
     },
     /// A message of the model: one line per content block as it completes.
     Assistant {
@@ -118,6 +128,14 @@ pub fn user_message(prompt: &str, images: &[Value], verbatim: bool) -> Value {
     message
 }
 
+/// A user message sent while a turn runs (`run --steer`): `uuid` makes claude report where
+/// it is with it (`command_lifecycle`).
+pub fn steer_message(prompt: &str, images: &[Value], verbatim: bool, uuid: &str) -> Value {
+    let mut message = user_message(prompt, images, verbatim);
+    message["uuid"] = Value::String(uuid.to_owned());
+    message
+}
+
 /// Our answer to claude's `can_use_tool` request `request_id`.
 pub fn permission_response(request_id: &str, allow: bool, input: &Value, reason: &str) -> Value {
     let decision = if allow {
@@ -174,6 +192,16 @@ mod tests {
             Some(Line::Result { fields }) => assert_eq!(fields["result"], "hi"),
             other => panic!("{other:?}"),
         }
+        let lifecycle = r#"{"type":"command_lifecycle","command_uuid":"c1","state":"completed","uuid":"u","session_id":"s"}"#;
+        assert!(matches!(
+            Line::parse(lifecycle),
+            Some(Line::CommandLifecycle { command_uuid, state }) if command_uuid == "c1" && state == "completed"
+        ));
+        let init = r#"{"type":"system","subtype":"init","capabilities":["interrupt_receipt_v1","msg_lifecycle_v1"]}"#;
+        assert!(matches!(
+            Line::parse(init),
+            Some(Line::System { capabilities, .. }) if capabilities.contains(&"msg_lifecycle_v1".to_string())
+        ));
         for other in [
             r#"{"type":"user","message":{"role":"user","content":[{"type":"tool_result"}]}}"#,
             r#"{"type":"rate_limit_event","x":1}"#,

@@ -131,6 +131,19 @@ impl Store {
         self.dir.join("requests").join(format!("{id}.json"))
     }
 
+    fn steer_dir(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("steer").join(id.as_str())
+    }
+
+    /// Where the driver of a taken steer message writes the turn's events (JSON lines).
+    pub fn steer_events_path(&self, session: &SessionId, steer: &str) -> PathBuf {
+        self.steer_dir(session).join(format!("{}.events", file_stem(steer)))
+    }
+
+    fn steer_path(&self, session: &SessionId, steer: &str) -> PathBuf {
+        self.steer_dir(session).join(format!("{}.json", file_stem(steer)))
+    }
+
     fn stop_path(&self, id: &SessionId) -> PathBuf {
         self.dir.join("stop").join(format!("{id}.json"))
     }
@@ -371,6 +384,20 @@ impl Store {
         Ok(files.into_iter().filter_map(|(_, path)| read_json(&path).ok().flatten()).collect())
     }
 
+    pub fn steer(&self, session: &SessionId, steer: &str) -> Result<Option<SteerRequest>> {
+        read_json(&self.steer_path(session, steer))
+    }
+
+    /// The steer messages on file for `session`, oldest first; ones that do not parse are
+    /// skipped.
+    pub fn steers(&self, session: &SessionId) -> Result<Vec<SteerRequest>> {
+        let files = files::json_files(&self.steer_dir(session))?;
+        let mut all: Vec<SteerRequest> =
+            files.into_iter().filter_map(|(_, path)| read_json(&path).ok().flatten()).collect();
+        all.sort_by_key(|s| s.at);
+        Ok(all)
+    }
+
     pub fn stop_request(&self, id: &SessionId) -> Result<Option<StopRequest>> {
         read_json(&self.stop_path(id))
     }
@@ -479,6 +506,19 @@ impl Locked<'_> {
 
     pub fn put_request(&self, req: &PermissionRequest) -> Result<()> {
         self.write(&self.request_path(&req.id), req)
+    }
+
+    /// Writes a steer message (volatile: meaningless once its runs are gone).
+    pub fn put_steer(&self, steer: &SteerRequest) -> Result<()> {
+        let path = self.steer_path(&steer.session, &steer.id);
+        create_private_dir(path.parent().expect("steer/ dir"))?;
+        write_json(&path, steer, Durability::Volatile)
+    }
+
+    /// Removes a steer message and its events.
+    pub fn remove_steer(&self, session: &SessionId, steer: &str) -> Result<bool> {
+        remove_if_exists(&self.steer_events_path(session, steer))?;
+        remove_if_exists(&self.steer_path(session, steer))
     }
 
     pub fn remove_request(&self, id: &RequestId) -> Result<bool> {

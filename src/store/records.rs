@@ -286,6 +286,41 @@ pub enum Decision {
     Timeout,
 }
 
+/// `run --steer`: a message for the turn in progress on a session, which the run `to_pid`
+/// driving that turn writes into claude's input: `steer/<session>/<id>.json`. Changed only
+/// under the store lock, so the driver taking it and the sender withdrawing it cannot both
+/// happen; the driver writes the turn's events from then on to `<id>.events` next to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SteerRequest {
+    pub v: u32,
+    /// Also the `uuid` of the user message claude gets, whose `command_lifecycle` says when
+    /// claude is done with it.
+    pub id: String,
+    pub session: SessionId,
+    /// The run driving the turn; only it takes the message.
+    pub to_pid: u32,
+    /// The `run --steer` waiting on it.
+    pub from_pid: u32,
+    pub prompt: String,
+    /// Image blocks before the prompt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<serde_json::Value>,
+    pub at: u64,
+    pub state: SteerState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SteerState {
+    /// Written; not yet in claude's input.
+    Pending,
+    /// In claude's input: the turn's events follow in `<id>.events`, its result last.
+    Taken,
+    /// The turn ended (or cannot take messages) before the driver took it: the sender runs
+    /// it as a turn of its own.
+    Missed { why: String },
+}
+
 /// `clawsess stop` asks the run `pid` answering a session to interrupt its turn:
 /// `stop/<session id>.json`. The run removes it when it has seen it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -436,6 +471,7 @@ versioned!(
     TurnLog,
     PermissionRequest,
     StopRequest,
+    SteerRequest,
     WarmNote,
     ProbeRecord,
     SettingsRecord
