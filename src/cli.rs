@@ -210,6 +210,10 @@ pub struct Run {
     /// its end; a turn clawsess cannot reach (a terminal's) is waited for as without --steer
     #[arg(long, conflicts_with = "new")]
     pub steer: bool,
+    /// Stop the turn in progress on the session (as `clawsess stop`) and run this message as
+    /// the next turn, before any other waiting turn
+    #[arg(long, conflicts_with_all = ["new", "steer"])]
+    pub interrupt: bool,
     /// Send a picture with the prompt: PNG, JPEG, GIF or WebP, at most 5 MB (repeatable)
     #[arg(long = "image", value_name = "FILE")]
     pub images: Vec<PathBuf>,

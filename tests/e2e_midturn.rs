@@ -441,3 +441,42 @@ fn a_steer_reaches_the_model_in_a_warm_turn() {
     );
     let _ = e.clawsess(&["cool"]);
 }
+
+#[test]
+fn interrupt_stops_the_turn_in_progress_and_runs_before_the_turn_already_waiting() {
+    let e = Live::new();
+    let first = e.spawn(&["--stream", "--key", "chat:i", "--", "a long job [hold=I1]"]);
+    e.api.wait_held("I1");
+    // A run of the same key already waits for the session...
+    let cwd = e.project.to_str().unwrap().to_owned();
+    let mut queued = e
+        .clawsess_cmd(&["run", "--cwd", &cwd, "--stream", "--key", "chat:i", "--", "the queued job"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_, _rest) = support::real_claude::read_stderr_until(&mut queued, "waiting");
+    let queued_lines = read_lines(queued.stdout.take().unwrap());
+    let queued = Running { child: queued, lines: queued_lines, seen: Vec::new() };
+    // ...and the interrupt goes first.
+    let mut urgent = e.spawn(&["--stream", "--interrupt", "--key", "chat:i", "--", "URGENT do this now"]);
+    let told = urgent.until("interrupt");
+    assert_eq!(told["stopped"], "chat:i", "{told}");
+    let (code, events) = first.finish();
+    assert_eq!(code, 130, "the interrupted run exits 130: {events:#?}");
+    assert_eq!(events.last().unwrap()["interrupted"], true);
+    let (code, events) = urgent.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let (code, events) = queued.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let order: Vec<String> = e
+        .api
+        .turn_requests()
+        .iter()
+        .map(|r| r.last_user_text.clone())
+        .filter(|t| t.contains("URGENT") || t.contains("queued job"))
+        .collect();
+    assert_eq!(order, ["URGENT do this now", "the queued job"], "the interrupt ran first");
+    e.api.release("I1");
+}

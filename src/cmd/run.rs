@@ -58,14 +58,21 @@ impl cli::Run {
             return Ok(code);
         }
 
-        let key_lock = KeyLock::acquire(&store, &key, deadline, || {
-            if !self.wait.is_zero() {
-                eprintln!(
-                    "clawsess: another run for {key} is in progress; waiting up to {:.0} s",
-                    self.wait.as_secs_f64()
-                );
-            }
-        })?;
+        // --interrupt: the turn in progress is stopped and this one goes next, ahead of the
+        // key's queue too (a queued run of the key would hold the key lock, waiting for us).
+        let mut claim = if self.interrupt { self.interrupt_turn(&store, &key, &config)? } else { None };
+        let key_lock = if claim.is_some() {
+            None
+        } else {
+            Some(KeyLock::acquire(&store, &key, deadline, || {
+                if !self.wait.is_zero() {
+                    eprintln!(
+                        "clawsess: another run for {key} is in progress; waiting up to {:.0} s",
+                        self.wait.as_secs_f64()
+                    );
+                }
+            })?)
+        };
         let request = route::Request {
             session: self.session.as_deref(),
             new: self.new,
@@ -77,6 +84,7 @@ impl cli::Run {
         let warm_for = settings.warm;
         let left = deadline.saturating_duration_since(Instant::now());
         let mut lock = RunLock::acquire(&store, &target.id, key.as_str(), left)?;
+        drop(claim.take()); // it holds the session now
         let fork = if target.resume { reconcile(&store, &target) } else { Reconciled::default() };
         lock.set_note(fork.note.clone())?;
         let mut quiet = |_: &live::Event| {};

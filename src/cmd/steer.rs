@@ -93,3 +93,57 @@ impl cli::Run {
         Ok(target.resume.then_some(target.id))
     }
 }
+
+/// `run --interrupt`'s claim on the next turn of a session, dropped once the run holds the
+/// session (or gives up).
+pub(super) struct NextTurnClaim<'a> {
+    store: &'a Store,
+    session: SessionId,
+}
+
+impl Drop for NextTurnClaim<'_> {
+    fn drop(&mut self) {
+        let _ = self.store.clear_next_turn(&self.session);
+    }
+}
+
+/// How long `run --interrupt` waits for the stopped run to let go of the session.
+const INTERRUPT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl cli::Run {
+    /// Claims the next turn on the key's session and stops the run turn in progress there.
+    /// `Some(claim)`: this run goes next (it skips the key's queue: it holds the claim).
+    pub(super) fn interrupt_turn<'a>(
+        &self,
+        store: &'a Store,
+        key: &Key,
+        config: &RunConfig,
+    ) -> Result<Option<NextTurnClaim<'a>>> {
+        let mut quiet = |_: &Event| {};
+        let sink: &mut dyn Sink = if self.stream { &mut live::JsonLines } else { &mut quiet };
+        let Some(session) = self.steer_session(store, key, config)? else {
+            let why = Some("the key has no session yet: nothing to interrupt".to_owned());
+            sink.event(&Event::Interrupt { stopped: None, why });
+            return Ok(None);
+        };
+        store.put_next_turn(&session)?;
+        let claim = NextTurnClaim { store, session: session.clone() };
+        let running = live::stop::running_on(store, &session)
+            .filter(|r| crate::process::process_alive(r.holder.pid, r.holder.pid_start));
+        if let Some(run) = running {
+            live::stop::stop(store, &run, INTERRUPT_WAIT)?;
+            sink.event(&Event::Interrupt { stopped: Some(run.holder.key.clone()), why: None });
+            return Ok(Some(claim));
+        }
+        let why = match crate::turn::exclusion::process_turn(store, &session)? {
+            Some(marker) => format!(
+                "the turn in progress is a {}'s, which clawsess cannot stop; this message goes next after it",
+                marker.surface.as_deref().unwrap_or("terminal")
+            ),
+            None => "no turn is in progress on the session".to_owned(),
+        };
+        eprintln!("clawsess: nothing interrupted: {}", crate::sys::printable(&why, false));
+        sink.event(&Event::Interrupt { stopped: None, why: Some(why) });
+        Ok(Some(claim))
+    }
+}

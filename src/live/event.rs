@@ -43,6 +43,15 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         why: Option<String>,
     },
+    /// `run --interrupt`: `stopped` names the key of the run whose turn was stopped; without
+    /// it, `why` says why none was (nothing in progress, or a turn clawsess cannot stop).
+    /// This message's turn runs next either way, before any other waiting turn.
+    Interrupt {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stopped: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
 }
 
 /// Where events go: a callback, so a Rust bot can take them without parsing JSON.

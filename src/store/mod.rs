@@ -144,6 +144,10 @@ impl Store {
         self.steer_dir(session).join(format!("{}.json", file_stem(steer)))
     }
 
+    fn next_path(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("next").join(format!("{id}.json"))
+    }
+
     fn stop_path(&self, id: &SessionId) -> PathBuf {
         self.dir.join("stop").join(format!("{id}.json"))
     }
@@ -396,6 +400,28 @@ impl Store {
             files.into_iter().filter_map(|(_, path)| read_json(&path).ok().flatten()).collect();
         all.sort_by_key(|s| s.at);
         Ok(all)
+    }
+
+    /// Who goes next on `id` (`run --interrupt`), if anyone claimed it.
+    pub fn next_turn(&self, id: &SessionId) -> Result<Option<NextTurn>> {
+        read_json(&self.next_path(id))
+    }
+
+    /// Claims the next turn on `id` for this process. One whole file; the last claim wins.
+    pub fn put_next_turn(&self, id: &SessionId) -> Result<()> {
+        let path = self.next_path(id);
+        create_private_dir(path.parent().expect("next/ dir"))?;
+        let me = std::process::id();
+        let next = NextTurn { v: FORMAT, pid: me, pid_start: crate::process::start_time(me), at: now_ms() };
+        write_json(&path, &next, Durability::Volatile)
+    }
+
+    /// Drops this process's claim on the next turn of `id` (another's stays).
+    pub fn clear_next_turn(&self, id: &SessionId) -> Result<()> {
+        if self.next_turn(id)?.is_some_and(|n| n.pid == std::process::id()) {
+            remove_if_exists(&self.next_path(id))?;
+        }
+        Ok(())
     }
 
     pub fn stop_request(&self, id: &SessionId) -> Result<Option<StopRequest>> {

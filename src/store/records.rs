@@ -321,6 +321,17 @@ pub enum SteerState {
     Missed { why: String },
 }
 
+/// `run --interrupt` stopped the turn on a session and goes next: `next/<session id>.json`.
+/// While its process lives, every other turn (run or process) waits for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NextTurn {
+    pub v: u32,
+    pub pid: u32,
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    pub at: u64,
+}
+
 /// `clawsess stop` asks the run `pid` answering a session to interrupt its turn:
 /// `stop/<session id>.json`. The run removes it when it has seen it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -472,6 +483,7 @@ versioned!(
     PermissionRequest,
     StopRequest,
     SteerRequest,
+    NextTurn,
     WarmNote,
     ProbeRecord,
     SettingsRecord

@@ -188,6 +188,7 @@ fn take(
                 .filter(|m| pid.is_none() || m.pid != pid)
                 .map(|m| marker_text(&m)),
         };
+        let why = why.or_else(|| next_in_line(store, id));
         let Some(why) = why else { return Ok(Ok(file)) };
         let _ = file.unlock();
         if Instant::now() >= deadline {
@@ -196,6 +197,13 @@ fn take(
         on_wait(&why);
         std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
     }
+}
+
+/// A live `run --interrupt` of another process that stopped the turn on `id` and goes next.
+fn next_in_line(store: &Store, id: &SessionId) -> Option<String> {
+    let next = store.next_turn(id).ok()??;
+    let theirs = next.pid != std::process::id() && process_alive(next.pid, next.pid_start);
+    theirs.then(|| format!("a run (pid {}) interrupted the turn in progress and goes next", next.pid))
 }
 
 fn read_holder(mut file: &File) -> Option<RunHolder> {
