@@ -480,3 +480,31 @@ fn interrupt_stops_the_turn_in_progress_and_runs_before_the_turn_already_waiting
     assert_eq!(order, ["URGENT do this now", "the queued job"], "the interrupt ran first");
     e.api.release("I1");
 }
+
+#[test]
+fn a_steer_at_a_turn_clawsess_cannot_reach_waits_for_it_and_says_so() {
+    let e = Live::new();
+    let (code, events) = e.spawn(&["--stream", "--key", "chat:x", "--", "start"]).finish();
+    assert_eq!(code, 0);
+    let id = events.last().unwrap()["session_id"].as_str().unwrap().to_owned();
+    // A turn of another claude (`claude -p`, as an SDK bot's or a terminal's) on the session.
+    let mut other = e.claude_p(&e.project);
+    other.args(["--output-format", "json", "--resume", &id]);
+    let other = std::thread::spawn(move || {
+        support::real_claude::run_with_stdin(&mut other, "their turn [hold=X1]", Duration::from_secs(120))
+    });
+    e.api.wait_held("X1");
+    let mut steer = e.spawn(&["--stream", "--steer", "--key", "chat:x", "--", "STEER-X after them"]);
+    let told = steer.until("steer");
+    assert_eq!(told["into"], "queue", "{told}");
+    assert!(told["why"].as_str().unwrap().contains("cannot write into"), "{told}");
+    e.api.release("X1");
+    assert!(other.join().unwrap().status.success());
+    let (code, events) = steer.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let reqs = e.api.turn_requests();
+    let (theirs, ours) = (&reqs[reqs.len() - 2], &reqs[reqs.len() - 1]);
+    assert!(theirs.last_user_text.contains("their turn"));
+    assert_eq!(ours.last_user_text, "STEER-X after them", "nothing lost: it ran as its own turn");
+    assert!(ours.started_ms >= theirs.finished_ms, "after their turn");
+}
