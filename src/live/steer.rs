@@ -126,14 +126,20 @@ impl Inbox {
         self.followers.clear();
         let me = std::process::id();
         let mine = |s: &SteerRequest| s.to_pid == me && s.state == SteerState::Pending;
-        if !store.steers(session)?.iter().any(mine) {
+        // A sender killed while it waited leaves its file: it goes here.
+        let orphan = |s: &SteerRequest| !crate::sys::pid_alive(s.from_pid);
+        if !store.steers(session)?.iter().any(|s| mine(s) || orphan(s)) {
             return Ok(());
         }
         let tx = store.lock(COMMAND_LOCK_WAIT)?;
-        for mut steer in tx.steers(session)?.into_iter().filter(mine) {
-            steer.state =
-                SteerState::Missed { why: "the turn ended before it could take the message".into() };
-            tx.put_steer(&steer)?;
+        for mut steer in tx.steers(session)? {
+            if orphan(&steer) {
+                tx.remove_steer(session, &steer.id)?;
+            } else if mine(&steer) {
+                let why = "the turn ended before it could take the message".into();
+                steer.state = SteerState::Missed { why };
+                tx.put_steer(&steer)?;
+            }
         }
         Ok(())
     }
