@@ -508,3 +508,54 @@ fn a_steer_at_a_turn_clawsess_cannot_reach_waits_for_it_and_says_so() {
     assert_eq!(ours.last_user_text, "STEER-X after them", "nothing lost: it ran as its own turn");
     assert!(ours.started_ms >= theirs.finished_ms, "after their turn");
 }
+
+/// The turns waiting for `session` (its queue tickets).
+fn waiting(e: &Live, session: &str) -> usize {
+    let dir = e.home().join(".local/share/clawsess/queue").join(session);
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+fn wait_until_waiting(e: &Live, session: &str, n: usize) {
+    let deadline = Instant::now() + T;
+    while waiting(e, session) < n {
+        assert!(Instant::now() < deadline, "{n} waiters never queued");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn turns_waiting_across_surfaces_are_served_in_arrival_order() {
+    let e = Live::new();
+    let (code, events) = e.spawn(&["--stream", "--key", "chat:f0", "--", "start"]).finish();
+    assert_eq!(code, 0);
+    let id = events.last().unwrap()["session_id"].as_str().unwrap().to_owned();
+    let busy = e.spawn(&["--stream", "--key", "chat:f0", "--", "a long job [hold=F1]"]);
+    e.api.wait_held("F1");
+    let first = e.spawn(&["--stream", "--key", "chat:f1", "--session", &id, "--", "WAITER one"]);
+    wait_until_waiting(&e, &id, 1);
+    // A person's terminal on the session, waiting in its prompt hook.
+    let term = support::terminal::Terminal::start(&e.home, &e.project, &["--resume", &id]);
+    term.wait_for("the conversation", |s| s.contains("start"));
+    term.type_line("WAITER two");
+    wait_until_waiting(&e, &id, 2);
+    let third = e.spawn(&["--stream", "--key", "chat:f3", "--session", &id, "--", "WAITER three"]);
+    wait_until_waiting(&e, &id, 3);
+    e.api.release("F1");
+    assert_eq!(busy.finish().0, 0);
+    assert_eq!(first.finish().0, 0);
+    assert_eq!(third.finish().0, 0);
+    let order: Vec<String> = e
+        .api
+        .turn_requests()
+        .iter()
+        .map(|r| r.last_user_text.clone())
+        .filter(|t| t.starts_with("WAITER"))
+        .collect();
+    assert_eq!(order, ["WAITER one", "WAITER three"]);
+    // The terminal had its turn second, between them: loaded before the turns of chat:f0 and
+    // chat:f1, it was then behind and told the person so (clawsess never lets it fork the
+    // conversation); chat:f3's turn had not come yet.
+    let screen = term.wait_for("the terminal's turn", |s| s.contains("continued this conversation"));
+    assert!(screen.contains("chat:f1 (1 turn)") && !screen.contains("chat:f3"), "{screen}");
+    assert_eq!(waiting(&e, &id), 0, "the queue is empty again");
+}

@@ -144,6 +144,10 @@ impl Store {
         self.steer_dir(session).join(format!("{}.json", file_stem(steer)))
     }
 
+    fn queue_dir(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("queue").join(id.as_str())
+    }
+
     fn next_path(&self, id: &SessionId) -> PathBuf {
         self.dir.join("next").join(format!("{id}.json"))
     }
@@ -400,6 +404,26 @@ impl Store {
             files.into_iter().filter_map(|(_, path)| read_json(&path).ok().flatten()).collect();
         all.sort_by_key(|s| s.at);
         Ok(all)
+    }
+
+    /// The turns waiting for `id`, oldest first; ones that do not parse are skipped.
+    pub fn queue(&self, id: &SessionId) -> Result<Vec<QueueTicket>> {
+        let files = files::json_files(&self.queue_dir(id))?;
+        let mut all: Vec<QueueTicket> =
+            files.into_iter().filter_map(|(_, path)| read_json(&path).ok().flatten()).collect();
+        all.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        Ok(all)
+    }
+
+    /// Puts a waiting turn in `id`'s queue. One whole file per waiter: no store lock needed.
+    pub fn put_ticket(&self, id: &SessionId, ticket: &QueueTicket) -> Result<()> {
+        let path = self.queue_dir(id).join(format!("{}.json", file_stem(&ticket.id)));
+        create_private_dir(path.parent().expect("queue/ dir"))?;
+        write_json(&path, ticket, Durability::Volatile)
+    }
+
+    pub fn remove_ticket(&self, id: &SessionId, ticket: &str) -> Result<bool> {
+        remove_if_exists(&self.queue_dir(id).join(format!("{}.json", file_stem(ticket))))
     }
 
     /// Who goes next on `id` (`run --interrupt`), if anyone claimed it.

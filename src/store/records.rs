@@ -321,6 +321,22 @@ pub enum SteerState {
     Missed { why: String },
 }
 
+/// A turn waiting for a session (a run, a prompt hook): `queue/<session>/<id>.json`. Waiting
+/// turns are served oldest first (see `turn::queue`); the waiter removes it once it has the
+/// session or gives up, and one whose process is gone no longer counts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueTicket {
+    pub v: u32,
+    pub id: String,
+    pub pid: u32,
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    /// Who waits: a run's key, or a claude process's surface.
+    pub surface: String,
+    /// Unix ms when it began to wait.
+    pub at: u64,
+}
+
 /// `run --interrupt` stopped the turn on a session and goes next: `next/<session id>.json`.
 /// While its process lives, every other turn (run or process) waits for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -484,6 +500,7 @@ versioned!(
     StopRequest,
     SteerRequest,
     NextTurn,
+    QueueTicket,
     WarmNote,
     ProbeRecord,
     SettingsRecord

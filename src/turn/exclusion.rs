@@ -56,7 +56,7 @@ impl RunLock {
                 told = true;
             }
         };
-        let file = match take(store, id, None, Instant::now() + wait, tell)? {
+        let file = match take(store, id, None, key, Instant::now() + wait, tell)? {
             Ok(file) => file,
             Err(why) => return Err(Busy(format!("session {id} is busy ({why}); try again later")).into()),
         };
@@ -163,20 +163,27 @@ pub fn gate<'a>(
     deadline: Instant,
     on_wait: impl FnMut(&str),
 ) -> Result<std::result::Result<Gate<'a>, String>> {
-    Ok(take(store, id, pid, deadline, on_wait)?.map(|file| Gate { store, id: id.clone(), file }))
+    let who = pid.map_or_else(|| "a claude process".to_owned(), |p| format!("a claude process (pid {p})"));
+    Ok(take(store, id, pid, &who, deadline, on_wait)?.map(|file| Gate { store, id: id.clone(), file }))
 }
 
-/// The run lock of `id`, taken once nothing else answers the session (see [`gate`]).
+/// The run lock of `id`, taken once nothing else answers the session and no turn that began
+/// to wait earlier still waits (see [`gate`], [`super::queue`]); `who` names this waiter.
 fn take(
     store: &Store,
     id: &SessionId,
     pid: Option<u32>,
+    who: &str,
     deadline: Instant,
     mut on_wait: impl FnMut(&str),
 ) -> Result<std::result::Result<File, String>> {
     let file = open_lock_file(&store.run_lock_path(id)?)?;
+    let mut ticket = None;
     loop {
-        let acquired = lock_until(&file, deadline, || on_wait(&holder_text(&read_holder(&file))))?;
+        let acquired = lock_until(&file, deadline, || {
+            ticket = ticket.take().or_else(|| super::queue::Ticket::join(store, id, who));
+            on_wait(&holder_text(&read_holder(&file)))
+        })?;
         if let Acquired::TimedOut = acquired {
             return Ok(Err(holder_text(&read_holder(&file))));
         }
@@ -189,8 +196,21 @@ fn take(
                 .map(|m| marker_text(&m)),
         };
         let why = why.or_else(|| next_in_line(store, id));
+        // A run that interrupted the turn (it holds the claim on the next turn) goes first.
+        let claimed = store.next_turn(id).ok().flatten().is_some_and(|n| n.pid == std::process::id());
+        let why = why.or_else(|| match super::queue::ahead(store, id, ticket.as_ref()) {
+            Ok(ahead) if !ahead.is_empty() && !claimed => Some(format!(
+                "{} turn(s) waiting since before this one, first {}",
+                ahead.len(),
+                ahead[0].surface
+            )),
+            _ => None,
+        });
         let Some(why) = why else { return Ok(Ok(file)) };
         let _ = file.unlock();
+        if ticket.is_none() {
+            ticket = super::queue::Ticket::join(store, id, who);
+        }
         if Instant::now() >= deadline {
             return Ok(Err(why));
         }

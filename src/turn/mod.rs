@@ -17,6 +17,7 @@ pub mod catchup;
 pub mod exclusion;
 pub mod fork;
 pub mod hooks;
+pub mod queue;
 pub mod record;
 pub mod route;
 pub mod surface;

@@ -1,0 +1,98 @@
+//! First come, first served: turns waiting for a session (runs, prompt hooks of terminals,
+//! `claude -p` and SDK bots) are served in the order they began to wait.
+//!
+//! The run lock alone has no order (whoever's `flock` the kernel wakes first wins). So a turn
+//! that has to wait puts a ticket in the session's queue (`queue/<session>/<id>.json`, its
+//! pid and the time); when the session is free, only the oldest live ticket may take it, the
+//! others let go of the lock at once and look again. A ticket whose process is gone does not
+//! count (and is removed), so a killed waiter never blocks the queue.
+
+use anyhow::Result;
+
+use crate::ident::SessionId;
+use crate::process::{process_alive, start_time};
+use crate::store::{FORMAT, QueueTicket, Store, now_ms};
+
+/// This process's place in a session's queue; dropping it leaves the queue.
+pub struct Ticket<'a> {
+    store: &'a Store,
+    session: SessionId,
+    id: String,
+}
+
+impl<'a> Ticket<'a> {
+    /// Joins `session`'s queue as `surface`. `None` if the ticket cannot be written: the
+    /// turn then waits without a place (as before there was a queue), it does not fail.
+    pub fn join(store: &'a Store, session: &SessionId, surface: &str) -> Option<Ticket<'a>> {
+        let me = std::process::id();
+        let ticket = QueueTicket {
+            v: FORMAT,
+            id: uuid::Uuid::new_v4().to_string(),
+            pid: me,
+            pid_start: start_time(me),
+            surface: surface.to_owned(),
+            at: now_ms(),
+        };
+        store.put_ticket(session, &ticket).ok()?;
+        Some(Ticket { store, session: session.clone(), id: ticket.id })
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        let _ = self.store.remove_ticket(&self.session, &self.id);
+    }
+}
+
+/// The live waiters of `session` ahead of `mine` (every live one without a ticket), oldest
+/// first. Tickets of processes that are gone are removed.
+pub fn ahead(store: &Store, session: &SessionId, mine: Option<&Ticket<'_>>) -> Result<Vec<QueueTicket>> {
+    let mut out = Vec::new();
+    for t in store.queue(session)? {
+        if mine.is_some_and(|m| m.id == t.id) {
+            break;
+        }
+        if t.pid == std::process::id() {
+            continue; // a ticket of ours left by an earlier wait of this process
+        }
+        if !process_alive(t.pid, t.pid_start) {
+            let _ = store.remove_ticket(session, &t.id);
+            continue;
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiters_are_served_oldest_first_and_a_dead_one_does_not_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let id = SessionId::parse("aaaa1111-0000-4000-8000-000000000000").unwrap();
+        assert!(ahead(&store, &id, None).unwrap().is_empty());
+        let other = QueueTicket {
+            v: FORMAT,
+            id: "b".into(),
+            pid: 1, // init: alive, not us
+            pid_start: start_time(1),
+            surface: "terminal".into(),
+            at: 1,
+        };
+        store.put_ticket(&id, &other).unwrap();
+        let dead = QueueTicket { id: "c".into(), pid: u32::MAX, pid_start: None, at: 2, ..other.clone() };
+        store.put_ticket(&id, &dead).unwrap();
+        let mine = Ticket::join(&store, &id, "telegram:1").unwrap();
+        let before: Vec<String> =
+            ahead(&store, &id, Some(&mine)).unwrap().into_iter().map(|t| t.id).collect();
+        assert_eq!(before, ["b"], "the older live waiter; the dead one is gone");
+        assert_eq!(store.queue(&id).unwrap().len(), 2);
+        store.remove_ticket(&id, "b").unwrap();
+        assert!(ahead(&store, &id, Some(&mine)).unwrap().is_empty(), "first in line now");
+        drop(mine);
+        assert!(store.queue(&id).unwrap().is_empty(), "leaving the queue removes the ticket");
+    }
+}
