@@ -543,7 +543,10 @@ fn turns_waiting_across_surfaces_are_served_in_arrival_order() {
     e.api.release("F1");
     assert_eq!(busy.finish().0, 0);
     assert_eq!(first.finish().0, 0);
-    assert_eq!(third.finish().0, 0);
+    let (code, events) = third.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let queued: Vec<&Value> = events.iter().filter(|ev| ev["type"] == "queued").collect();
+    assert_eq!(queued.first().copied(), Some(&json!({"type": "queued", "position": 3, "behind": "chat:f0"})));
     let order: Vec<String> = e
         .api
         .turn_requests()

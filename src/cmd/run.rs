@@ -83,7 +83,16 @@ impl cli::Run {
         let settings = config.for_session(&store, &target.id, &self.claude_args, self.warm)?;
         let warm_for = settings.warm;
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut lock = RunLock::acquire(&store, &target.id, key.as_str(), left)?;
+        let mut place = None;
+        let queued = |_: &str| {
+            let now = crate::turn::queue::position(&store, &target.id);
+            if self.stream && now.is_some() && now != place {
+                place.clone_from(&now);
+                let (position, behind) = now.unwrap_or_default();
+                live::Sink::event(&mut live::JsonLines, &live::Event::Queued { position, behind });
+            }
+        };
+        let mut lock = RunLock::acquire_with(&store, &target.id, key.as_str(), left, queued)?;
         drop(claim.take()); // it holds the session now
         let fork = if target.resume { reconcile(&store, &target) } else { Reconciled::default() };
         lock.set_note(fork.note.clone())?;

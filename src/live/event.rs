@@ -33,6 +33,9 @@ pub enum Event {
     /// Claude wants to leave plan mode and carry out `plan` (ExitPlanMode): `clawsess answer
     /// REQUEST_ID allow` approves it; `deny` or `--text WHAT TO CHANGE` keeps it planning.
     Plan { request_id: RequestId, plan: String, timeout_s: u64 },
+    /// The turn waits for the session: `position` 1 is next; `behind`: who answers it now
+    /// (a run's key, or `terminal`, ...). Sent again when either changes.
+    Queued { position: usize, behind: String },
     /// `run --steer`: where the message went. `into`: `"turn"` (into the turn of the run of
     /// key `key` in progress; its events and result follow) or `"queue"` (it runs as a turn
     /// of its own; `why` says why).

@@ -45,8 +45,20 @@ impl RunLock {
     /// Takes `id`'s run lock for `key`, waiting until `wait` has passed while another run
     /// holds it or a claude process's turn is in progress. Past that: a [`Busy`] error.
     pub fn acquire(store: &Store, id: &SessionId, key: &str, wait: Duration) -> Result<Self> {
+        Self::acquire_with(store, id, key, wait, |_| {})
+    }
+
+    /// [`Self::acquire`], telling `waiting` why each time it must wait.
+    pub fn acquire_with(
+        store: &Store,
+        id: &SessionId,
+        key: &str,
+        wait: Duration,
+        mut waiting: impl FnMut(&str),
+    ) -> Result<Self> {
         let mut told = false;
         let tell = |why: &str| {
+            waiting(why);
             if !told && !wait.is_zero() {
                 eprintln!(
                     "clawsess: session {} is busy ({why}); waiting up to {:.0} s",
