@@ -161,6 +161,10 @@ class Progress:
             await self.push()
 
 
+NO_QUESTIONS_TEXT = ("this chat cannot show questions or plans as buttons yet: write the "
+                     "question or the plan in your reply, and the person answers in the chat")
+
+
 async def follow(key, turn, progress, ask):
     """Runs TURN (a clawsess_client Turn), showing its tools in PROGRESS and putting its
     permission events to ASK(event); returns what to tell the chat when it failed, or None."""
@@ -173,6 +177,11 @@ async def follow(key, turn, progress, ask):
                     progress.text(event.text)
                 elif event.type == "permission":
                     await ask(event)
+                elif event.type in ("question", "plan"):
+                    # No buttons for Claude's questions and plans in the bots yet: decline at
+                    # once (rather than leave the turn waiting for --ask-timeout), and tell
+                    # the model to ask in its reply instead.
+                    await turn._client.answer(event.request_id, "deny", NO_QUESTIONS_TEXT)
     except Busy:
         return BUSY_TEXT
     except ClawsessError as e:
