@@ -78,7 +78,7 @@ else
   # The suites whose subject is what clawsess does on each Claude Code version. Not here: the
   # Agent SDK suite (the pinned SDK release passes flags that old CLIs lack; it runs its own
   # CLI), the interactive-terminal suite (it reads the pinned version's screen) and the topic
-  # suite (older transcripts record a denied tool call as a failed one: see the README).
+  # suite (older transcripts record a denied tool call as a failed one: see docs/CLAUDE_CODE.md).
   suites=(--test e2e --test e2e_bot --test e2e_live --test e2e_support_smoke)
   # CLAWSESS_TEST_CLAUDE would put another binary in its place.
   phase "the end-to-end suites on the oldest supported Claude Code, $oldest" \

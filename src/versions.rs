@@ -1,6 +1,6 @@
 //! Which Claude Code versions clawsess works with, and what older ones lack. The range is
 //! measured: `tests/versions.sh` runs `doctor --probe` and the end-to-end suites on each
-//! version (see README, "Claude Code versions"). [`NEWEST_TESTED`] is the one line to change
+//! version (see docs/CLAUDE_CODE.md). [`NEWEST_TESTED`] is the one line to change
 //! when a newer version passes; `doctor`, `--help` and the errors read the range from here.
 
 use std::fmt;

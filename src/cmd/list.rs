@@ -143,7 +143,7 @@ impl Row {
     }
 }
 
-/// One element of `list --json` (the schema the README documents).
+/// One element of `list --json` (the schema docs/JSON.md documents).
 #[derive(Serialize)]
 struct JsonRow<'a> {
     session_id: &'a SessionId,

@@ -57,7 +57,7 @@ pub fn claude_code_version() -> &'static str {
 }
 
 /// What the Claude Code under test does, where versions differ (measured with each; see
-/// README, "Claude Code versions").
+/// docs/CLAUDE_CODE.md).
 #[derive(Clone, Copy, Debug)]
 pub struct Facts {
     pub version: (u32, u32, u32),
