@@ -285,7 +285,8 @@ fn every_link_between_the_docs_lands() {
 fn the_checks_read_names_as_the_docs_write_them() {
     assert_eq!(expand_braces("a_{b,c}_d"), ["a_b_d", "a_c_d"]);
     assert!(is_rust_path("turn::catchup::tests::*") && is_rust_path("e2e::a_b"));
-    assert!(!is_rust_path("std::fs::File::lock()") || missing_rust_path("std::fs::File::lock").is_none());
+    // Paths into other crates are not ours to check.
+    assert!(is_rust_path("std::fs::File::lock") && missing_rust_path("std::fs::File::lock").is_none());
     assert!(!is_rust_path("cargo test --test e2e") && !is_rust_path("LiveTurn::run_warm"));
     assert_eq!(
         anchor("Warm sessions (`cargo bench --bench warm`)"),
