@@ -310,3 +310,21 @@ fn the_checks_read_names_as_the_docs_write_them() {
     assert!(missing_rust_path("e2e::no_such_test_anywhere").is_some());
     assert!(!is_repo_path("target/claude-code-VERSION/") && !is_repo_path("turns/<id>.json"));
 }
+
+/// The supported range is said in one place in the code (`src/versions.rs`), and the docs say
+/// the same range (`doctor` and `--help` read it from the code).
+#[test]
+fn the_docs_give_the_supported_range_the_code_has() {
+    use clawsess::versions::{NEWEST_TESTED, OLDEST_SUPPORTED};
+    let range = format!("{OLDEST_SUPPORTED} to {NEWEST_TESTED}");
+    let readme = read(&root().join("README.md"));
+    assert!(
+        readme.contains(&format!("Claude Code {range}")),
+        "README.md does not say \"Claude Code {range}\""
+    );
+    let page = read(&root().join("docs/CLAUDE_CODE.md"));
+    assert!(
+        page.contains(&format!("**Supported: {range}.**")),
+        "docs/CLAUDE_CODE.md does not say \"Supported: {range}.\""
+    );
+}
