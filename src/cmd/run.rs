@@ -336,7 +336,7 @@ fn reconcile(store: &Store, target: &Target) -> Reconciled {
             claude::config_dir(None).map(|dir| claude::transcript_path(&dir, &target.cwd, target.id.as_str()))
         }
     };
-    match transcript.and_then(|path| fork::before_resume(&target.id, &path)) {
+    match transcript.and_then(|path| fork::before_resume(store, &target.id, &path)) {
         Ok(found) => found,
         Err(err) => {
             eprintln!(

@@ -11,6 +11,16 @@
 //! the turns on side branches (off the newest one); [`point_resume_at`] appends one checkpoint
 //! naming the newest branch's leaf, in the shape Claude Code writes itself. That line is the
 //! only thing clawsess ever writes into a transcript.
+//!
+//! The newest turn is not simply the newest message in the file. Claude Code also writes
+//! messages for a process that took no turn: a terminal refused as behind writes a synthetic
+//! assistant line (`No response requested.`, model `<synthetic>`) on its stale leaf, and
+//! `/compact` or `!cmd` in a terminal that is behind write (and even answer) on it, with no
+//! hook asked (all measured on 2.1.328). So the turns the turn log holds ([`Logged`], found by
+//! their prompt and reply) anchor it: the newest turn is the newest message that descends from
+//! the newest logged turn found (a process that wrote below it had seen it), and a message off
+//! that turn's line never outranks it. Only a transcript with no logged turn in reach (a session
+//! clawsess never saw a turn of) falls back to the newest message in file order.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -73,7 +83,25 @@ struct Entry {
     #[serde(default)]
     explicit: Option<bool>,
     timestamp: Option<String>,
+    message: Option<EntryMessage>,
 }
+
+/// Only the model: `<synthetic>` marks a line Claude Code made up without asking a model.
+#[derive(Deserialize)]
+struct EntryMessage {
+    model: Option<String>,
+}
+
+/// A turn the session's turn log holds (see `turn::catchup`), as logged: a turn that went
+/// through the turn protocol. [`read_anchored`] takes them newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct Logged<'a> {
+    pub prompt: &'a str,
+    pub reply: &'a str,
+}
+
+/// How many of the newest logged turns are looked for.
+const LOGGED_LOOKED_FOR: usize = 8;
 
 #[derive(Deserialize)]
 struct WithMessage {
@@ -115,14 +143,22 @@ impl Reach {
     /// turn of 2.1.328 writes one; 2.0.77 writes none, and a transcript without one costs this
     /// much, not its size), the message it names anywhere in [`WINDOW_MAX`].
     pub const RESUME: Reach = Reach { window: WINDOW, checkpoint_within: WINDOW, search: WINDOW_MAX };
-    /// At a process's exit, right after Claude Code wrote its exit checkpoint: only that
-    /// checkpoint matters, and it is at the end.
-    pub const EXIT: Reach = Reach { window: 0, checkpoint_within: 256 * 1024, search: WINDOW_MAX };
+    /// At a process's exit, right after Claude Code wrote its exit checkpoint: that checkpoint
+    /// is at the end, and the newest logged turn a little before it (its text is read to find
+    /// it: see [`read_anchored`]).
+    pub const EXIT: Reach = Reach { window: 256 * 1024, checkpoint_within: 256 * 1024, search: WINDOW_MAX };
 }
 
 /// Reads the end of the transcript at `path` (see [`Reach`]); `mark`: text whose presence on
 /// the followed branch after the side branches says they were told (see [`Branches::told`]).
+/// With no logged turns to anchor the newest one: see [`read_anchored`].
 pub fn read(path: &Path, reach: Reach, mark: &str) -> Result<Branches> {
+    read_anchored(path, reach, mark, &[])
+}
+
+/// [`read`], the newest turn anchored on the turns the turn log holds (`logged`, newest first;
+/// see the module doc).
+pub fn read_anchored(path: &Path, reach: Reach, mark: &str, logged: &[Logged<'_>]) -> Result<Branches> {
     let Reach { window, checkpoint_within, search } = reach;
     let read_err = || format!("could not read transcript {}", path.display());
     let mut lines = RevLines::open(path, search.max(window).max(checkpoint_within)).with_context(read_err)?;
@@ -173,7 +209,7 @@ pub fn read(path: &Path, reach: Reach, mark: &str) -> Result<Branches> {
         node.seq = n - node.seq;
     }
     let rewinds: Vec<usize> = rewinds.into_iter().map(|r| n - r).collect();
-    Ok(analyse(&nodes, checkpoint.as_ref(), &rewinds))
+    Ok(analyse(&nodes, checkpoint.as_ref(), &rewinds, logged))
 }
 
 fn node(entry: Entry, seq: usize, line: Option<&[u8]>) -> Option<Node> {
@@ -187,7 +223,8 @@ fn node(entry: Entry, seq: usize, line: Option<&[u8]>) -> Option<Node> {
         "assistant" => Some(Role::Assistant),
         _ => None,
     };
-    let turn = role.is_some() && !entry.meta && !entry.api_error;
+    let synthetic = entry.message.as_ref().and_then(|m| m.model.as_deref()) == Some("<synthetic>");
+    let turn = role.is_some() && !entry.meta && !entry.api_error && !synthetic;
     let text = match (role, line) {
         (Some(role), Some(line)) if turn => {
             serde_json::from_slice::<WithMessage>(line).ok().and_then(|w| w.message).and_then(|message| {
@@ -206,7 +243,12 @@ fn node(entry: Entry, seq: usize, line: Option<&[u8]>) -> Option<Node> {
     Some(Node { uuid, parent, turn, text, seq, marked: false })
 }
 
-fn analyse(nodes: &[Node], checkpoint: Option<&Checkpoint>, rewinds: &[usize]) -> Branches {
+fn analyse(
+    nodes: &[Node],
+    checkpoint: Option<&Checkpoint>,
+    rewinds: &[usize],
+    logged: &[Logged<'_>],
+) -> Branches {
     let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.uuid.as_str(), i)).collect();
     let parent = |i: usize| nodes[i].parent.as_deref().and_then(|p| index.get(p).copied()).filter(|&p| p < i);
     let chain = |leaf: usize| {
@@ -218,7 +260,26 @@ fn analyse(nodes: &[Node], checkpoint: Option<&Checkpoint>, rewinds: &[usize]) -
         }
         set
     };
-    let Some(newest) = nodes.iter().rposition(|n| n.turn) else { return Branches::default() };
+    let newest = match anchor(nodes, logged, parent) {
+        // The newest turn written below the newest logged one, or that turn itself.
+        Some(at) => {
+            let mut below = HashSet::from([at]);
+            let mut newest = at;
+            for (i, node) in nodes.iter().enumerate().skip(at + 1) {
+                if parent(i).is_some_and(|p| below.contains(&p)) {
+                    below.insert(i);
+                    if node.turn {
+                        newest = i;
+                    }
+                }
+            }
+            newest
+        }
+        None => match nodes.iter().rposition(|n| n.turn) {
+            Some(newest) => newest,
+            None => return Branches::default(),
+        },
+    };
     // The last message that descends from the newest turn: the leaf of its branch.
     let mut below = HashSet::from([newest]);
     for i in newest + 1..nodes.len() {
@@ -287,6 +348,44 @@ fn analyse(nodes: &[Node], checkpoint: Option<&Checkpoint>, rewinds: &[usize]) -
         side_newest,
         told,
     }
+}
+
+/// The message of the newest logged turn found in `nodes` (its reply, else its prompt), if any.
+fn anchor(nodes: &[Node], logged: &[Logged<'_>], parent: impl Fn(usize) -> Option<usize>) -> Option<usize> {
+    let said = |i: usize, role: Role, logged: &str| {
+        nodes[i].text.as_ref().is_some_and(|m| m.role == role && same_text(&m.text, logged))
+    };
+    for turn in logged.iter().take(LOGGED_LOOKED_FOR) {
+        let prompts: HashSet<usize> =
+            (0..nodes.len()).filter(|&i| said(i, Role::User, turn.prompt)).collect();
+        let Some(&prompt) = prompts.iter().max() else { continue };
+        // The reply on that prompt's line (a reply alone could be any "OK").
+        let below_prompt = |mut i: usize| loop {
+            if prompts.contains(&i) {
+                return true;
+            }
+            match parent(i) {
+                Some(p) => i = p,
+                None => return false,
+            }
+        };
+        let reply = (0..nodes.len()).rev().find(|&i| said(i, Role::Assistant, turn.reply) && below_prompt(i));
+        return Some(reply.unwrap_or(prompt));
+    }
+    None
+}
+
+/// A transcript message's text is the logged one (which may be cut short, ending in `…`).
+fn same_text(text: &str, logged: &str) -> bool {
+    let (text, logged) = (text.trim(), logged.trim());
+    if logged.is_empty() {
+        return false;
+    }
+    text == logged
+        || logged
+            .strip_suffix('…')
+            .map(str::trim_end)
+            .is_some_and(|head| !head.is_empty() && text.starts_with(head))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -396,6 +495,77 @@ mod tests {
             msg("user", "b3", Some("b2"), "train EVORA"),
             msg("assistant", "b4", Some("b3"), "train EVORA"),
         ]
+    }
+
+    fn logged<'a>(turns: &[(&'a str, &'a str)]) -> Vec<Logged<'a>> {
+        turns.iter().rev().map(|&(prompt, reply)| Logged { prompt, reply }).collect()
+    }
+
+    /// Claude Code's line for a terminal refused as behind, on its stale leaf (2.1.328).
+    fn synthetic(uuid: &str, parent: &str) -> String {
+        json!({"type": "assistant", "uuid": uuid, "parentUuid": parent, "isSidechain": false,
+            "message": {"role": "assistant", "model": "<synthetic>", "id": format!("m-{uuid}"),
+                "content": [{"type": "text", "text": "No response requested."}]}})
+        .to_string()
+    }
+
+    #[test]
+    fn a_synthetic_line_after_a_logged_answer_is_no_turn_and_never_outranks_it() {
+        // The terminal loaded while the bot's prompt b3 was unanswered; refused, Claude Code
+        // wrote a synthetic answer on b3, after the bot's real one, and checkpointed it.
+        let mut lines = base();
+        lines.push(checkpoint("b4"));
+        lines.push(synthetic("s1", "b3"));
+        lines.push(system("n1", "s1"));
+        lines.push(checkpoint("n1"));
+        let turns = logged(&[("book LISBON", "booked LISBON"), ("train EVORA", "train EVORA")]);
+        for (reach, turns) in
+            [(Reach::RESUME, &turns[..]), (Reach::EXIT, &turns[..]), (Reach::RESUME, &[][..])]
+        {
+            let b = read_anchored(file(&lines).path(), reach, "MARK", turns).unwrap();
+            assert!(b.stale_checkpoint, "{b:?}");
+            assert_eq!(b.newest_leaf.as_deref(), Some("b4"));
+            assert!(b.side.is_empty(), "a synthetic line is no turn to tell: {:?}", b.side);
+        }
+    }
+
+    #[test]
+    fn an_answer_on_a_stale_leaf_without_a_turn_never_outranks_the_newest_logged_turn() {
+        // `!cmd` in a terminal that loaded before the bot's b1..b4: Claude Code writes the
+        // command and a model's answer on a1, newer in the file than every logged turn.
+        let mut lines = base();
+        lines.push(checkpoint("b4"));
+        lines.push(msg("user", "x1", Some("a1"), "<bash-input>ls</bash-input>"));
+        lines.push(msg("assistant", "x2", Some("x1"), "the files"));
+        lines.push(checkpoint("x2"));
+        let turns = logged(&[
+            ("plan PORTO", "ok PORTO"),
+            ("book LISBON", "booked LISBON"),
+            ("train EVORA", "train EVORA"),
+        ]);
+        let b = read_anchored(file(&lines).path(), Reach::RESUME, "MARK", &turns).unwrap();
+        assert!(b.stale_checkpoint && b.newest_leaf.as_deref() == Some("b4"), "{b:?}");
+        let told: Vec<&str> = b.side.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(told, ["<bash-input>ls</bash-input>", "the files"], "the other branch is told, not lost");
+        // Without a turn log, the newest message in the file wins, as before.
+        let b = read_anchored(file(&lines).path(), Reach::RESUME, "MARK", &[]).unwrap();
+        assert_eq!(b.newest_leaf.as_deref(), Some("x2"));
+        // Turns written below the newest logged one are newer still (that process had seen it).
+        let mut lines = base();
+        lines.push(msg("user", "c1", Some("b4"), "a script without hooks"));
+        lines.push(msg("assistant", "c2", Some("c1"), "done"));
+        lines.push(checkpoint("b4"));
+        let b = read_anchored(file(&lines).path(), Reach::RESUME, "MARK", &turns).unwrap();
+        assert!(!b.stale_checkpoint && b.newest_leaf.as_deref() == Some("c2"), "{b:?}");
+        // A logged prompt cut short (`…`) is found by its beginning; a reply is looked for only
+        // on its own prompt's line.
+        let long = "book LISBON and more";
+        let turns = logged(&[("book LISB…", "booked LISBON")]);
+        let mut lines = base();
+        lines[2] = msg("user", "b1", Some("a1"), long);
+        lines.push(msg("assistant", "y1", Some("a1"), "booked LISBON"));
+        let b = read_anchored(file(&lines).path(), Reach::RESUME, "MARK", &turns).unwrap();
+        assert_eq!(b.newest_leaf.as_deref(), Some("b4"), "{b:?}");
     }
 
     #[test]

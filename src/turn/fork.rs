@@ -23,7 +23,8 @@ use anyhow::Result;
 
 use super::catchup;
 use crate::ident::SessionId;
-use crate::transcript::branches::{self, Branches, Reach};
+use crate::store::{Store, SurfaceTurn};
+use crate::transcript::branches::{self, Branches, Logged, Reach};
 
 /// What `run` found before resuming a session.
 #[derive(Debug, Default, Clone)]
@@ -49,21 +50,21 @@ const FORK_HEAD: &str = "[clawsess] This conversation forked earlier: two Claude
 
 /// At the SessionEnd of a claude process on `id`: Claude Code has written its exit checkpoint;
 /// if it names a message off the newest branch, a checkpoint on the newest one is appended.
-pub fn at_exit(id: &SessionId, transcript: &Path) -> Result<bool> {
+pub fn at_exit(store: &Store, id: &SessionId, transcript: &Path) -> Result<bool> {
     if !is_transcript_of(id, transcript) {
         return Ok(false); // never written (`--no-session-persistence`), removed, or not one
     }
-    let found = branches::read(transcript, Reach::EXIT, "")?;
+    let found = read(store, id, transcript, Reach::EXIT, "")?;
     correct(id, transcript, &found)
 }
 
 /// Before `run` resumes `id` (holding its run lock): the checkpoint corrected if needed, and
 /// the turns on other branches as a note unless the followed branch has told them already.
-pub fn before_resume(id: &SessionId, transcript: &Path) -> Result<Reconciled> {
+pub fn before_resume(store: &Store, id: &SessionId, transcript: &Path) -> Result<Reconciled> {
     if !is_transcript_of(id, transcript) {
         return Ok(Reconciled::default());
     }
-    let found = branches::read(transcript, Reach::RESUME, FORK_MARK)?;
+    let found = read(store, id, transcript, Reach::RESUME, FORK_MARK)?;
     let repointed = correct(id, transcript, &found)?;
     if repointed {
         eprintln!(
@@ -100,12 +101,23 @@ fn is_transcript_of(id: &SessionId, path: &Path) -> bool {
 /// At the prompt of a claude process on a session known to have forked: the other branch's
 /// turns as a note, unless told already. Nothing when the newest checkpoint is stale: the
 /// process may have loaded either branch (its SessionEnd corrects the checkpoint).
-pub fn for_process(transcript: &Path) -> Result<Option<String>> {
+pub fn for_process(store: &Store, id: &SessionId, transcript: &Path) -> Result<Option<String>> {
     if !transcript.exists() {
         return Ok(None);
     }
-    let found = branches::read(transcript, Reach::RESUME, FORK_MARK)?;
+    let found = read(store, id, transcript, Reach::RESUME, FORK_MARK)?;
     Ok(if found.stale_checkpoint { None } else { untold(&found) })
+}
+
+/// The transcript's branches, its newest turn anchored on the turns `id`'s turn log holds:
+/// messages written by a process that took no turn never outrank them (see
+/// [`branches::read_anchored`]).
+fn read(store: &Store, id: &SessionId, transcript: &Path, reach: Reach, mark: &str) -> Result<Branches> {
+    let log = store.turn_log(id)?;
+    let turns: &[SurfaceTurn] = log.as_ref().map_or(&[], |log| &log.turns);
+    let logged: Vec<Logged<'_>> =
+        turns.iter().rev().map(|t| Logged { prompt: &t.prompt, reply: &t.reply }).collect();
+    branches::read_anchored(transcript, reach, mark, &logged)
 }
 
 /// The side branches' turns as a note, unless there are none or the followed branch told them.
@@ -142,26 +154,28 @@ mod tests {
     #[test]
     fn only_the_sessions_own_transcript_is_appended_to() {
         let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
         let id = SessionId::parse(ID).unwrap();
         let other = stale(dir.path(), "notes.jsonl");
-        assert!(!at_exit(&id, &other).unwrap());
-        assert!(!before_resume(&id, &other).unwrap().repointed);
-        assert!(!at_exit(&id, &dir.path().join(format!("{ID}.jsonl"))).unwrap(), "missing: nothing");
+        assert!(!at_exit(&store, &id, &other).unwrap());
+        assert!(!before_resume(&store, &id, &other).unwrap().repointed);
+        assert!(!at_exit(&store, &id, &dir.path().join(format!("{ID}.jsonl"))).unwrap(), "missing: nothing");
         let own = stale(dir.path(), &format!("{ID}.jsonl"));
-        assert!(at_exit(&id, &own).unwrap());
-        assert!(!before_resume(&id, &own).unwrap().repointed, "corrected once");
+        assert!(at_exit(&store, &id, &own).unwrap());
+        assert!(!before_resume(&store, &id, &own).unwrap().repointed, "corrected once");
     }
 
     #[test]
     fn the_transcript_of_an_untested_unprobed_version_is_not_corrected() {
         let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
         let id = SessionId::parse(ID).unwrap();
         let newer = crate::versions::NEWEST_TESTED;
         let untested = format!("{}.{}.{}", newer.0, newer.1, newer.2 + 1000);
         let own = stale_by(dir.path(), &format!("{ID}.jsonl"), &untested);
         let before = std::fs::read(&own).unwrap();
-        assert!(!at_exit(&id, &own).unwrap());
-        assert!(!before_resume(&id, &own).unwrap().repointed);
+        assert!(!at_exit(&store, &id, &own).unwrap());
+        assert!(!before_resume(&store, &id, &own).unwrap().repointed);
         assert_eq!(std::fs::read(&own).unwrap(), before, "nothing written");
     }
 }

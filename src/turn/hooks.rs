@@ -260,7 +260,7 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
             // `run`) settles it.
             if let Some(transcript) = transcript
                 && exclusion::busy_by(store, id).ok().flatten().is_none()
-                && let Err(err) = fork::at_exit(id, &transcript)
+                && let Err(err) = fork::at_exit(store, id, &transcript)
             {
                 eprintln!("clawsess: could not check the transcript's branches: {err:#}");
             }
@@ -336,7 +336,7 @@ pub fn prompt_submit(
         }
     }
     let rec = store.session(id)?;
-    if let Some(note) = fork_note(rec.as_ref(), process.pid) {
+    if let Some(note) = fork_note(store, rec.as_ref(), process.pid) {
         mark_told(store, id, process.pid, false)?;
         context = Some(match context {
             Some(catch_up) => format!("{catch_up}\n{note}"),
@@ -370,12 +370,12 @@ fn stop(store: &Store, id: &SessionId, reply: &str, process: &ClaudeProcess) -> 
 /// session known to have forked (see `fork::for_process`), unless this process was told them
 /// (a live process keeps a hook's context for its later turns); a failure to read is said, not
 /// fatal.
-fn fork_note(rec: Option<&SessionRecord>, pid: Option<u32>) -> Option<String> {
+fn fork_note(store: &Store, rec: Option<&SessionRecord>, pid: Option<u32>) -> Option<String> {
     let rec = rec.filter(|r| r.forked)?;
     if pid.is_some_and(|pid| rec.told.contains(&pid)) {
         return None;
     }
-    fork::for_process(&rec.transcript).unwrap_or_else(|err| {
+    fork::for_process(store, &rec.id, &rec.transcript).unwrap_or_else(|err| {
         eprintln!("clawsess: could not check the transcript's branches: {err:#}");
         None
     })

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::real_claude::ClaudeHome;
+use serde_json::Value;
+
+use super::real_claude::{ClaudeHome, run_with_stdin};
 
 /// An interactive `claude` in a detached tmux session; killed on drop.
 pub struct Terminal {
@@ -107,4 +109,30 @@ impl Drop for Terminal {
     fn drop(&mut self) {
         let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).stderr(Stdio::null()).status();
     }
+}
+
+/// An interactive `claude --resume ID` in `project`, once it shows the conversation.
+pub fn resume_in_terminal(home: &ClaudeHome, project: &Path, id: &str) -> Terminal {
+    let term = Terminal::start(home, project, &["--resume", id]);
+    term.wait_for("the conversation", |s| s.contains("PORTO"));
+    term
+}
+
+/// A HOME with clawsess installed and a session a bot started in project `trip` (about PORTO).
+pub fn a_bot_session() -> (ClaudeHome, std::path::PathBuf, String) {
+    let home = ClaudeHome::new();
+    home.install_clawsess();
+    let project = home.project("trip");
+    let cwd = project.to_str().unwrap();
+    let first = run_json(&home, &["--key", "telegram:1", "--cwd", cwd, "we plan a trip to PORTO"]);
+    let id = first["session_id"].as_str().unwrap().to_owned();
+    (home, project, id)
+}
+
+pub fn run_json(home: &ClaudeHome, args: &[&str]) -> Value {
+    let mut all = vec!["run", "--json"];
+    all.extend_from_slice(args);
+    let out = run_with_stdin(&mut home.clawsess_cmd(&all), "", Duration::from_secs(180));
+    assert!(out.status.success(), "run {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }

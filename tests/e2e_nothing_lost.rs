@@ -1,0 +1,62 @@
+//! Nothing lost (issue 20): lines Claude Code writes for a process that took no turn (a
+//! terminal refused as behind, `/compact` or `!cmd` in a terminal that is behind) never move a
+//! resume off the turns other surfaces took, and a `run` turn that failed is still a turn every
+//! open terminal must load first. The real interactive Claude Code (in tmux) against the
+//! stand-in API; assertions on what the model saw.
+
+mod support;
+
+use serde_json::Value;
+use support::real_claude::ClaudeHome;
+use support::terminal::{Terminal, a_bot_session, resume_in_terminal, run_json};
+
+fn dump(home: &ClaudeHome, project: &std::path::Path, id: &str) {
+    let text = std::fs::read_to_string(home.transcript_path(project, id)).unwrap();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let msg = v["message"]["content"].to_string();
+        eprintln!(
+            "{:>12} {:8} p={:8} model={} {}",
+            v["type"].as_str().unwrap_or(""),
+            v["uuid"].as_str().unwrap_or("").get(..8).unwrap_or(""),
+            v["parentUuid"].as_str().unwrap_or("").get(..8).unwrap_or(""),
+            v["message"]["model"],
+            msg.get(..100.min(msg.len())).unwrap_or(&msg)
+        );
+        if v["type"] == "last-prompt" {
+            eprintln!("   leaf {}", v["leafUuid"]);
+        }
+    }
+}
+
+/// Waits for a background `run` and asserts it succeeded.
+fn finish(child: std::process::Child) -> Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "run: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_terminal_opened_during_a_bot_turn_and_refused_as_behind_loses_no_bot_answer() {
+    let (home, project, id) = a_bot_session();
+    // The bot's prompt is in the transcript, its answer not yet, when the terminal loads it.
+    let bot = home.spawn_run(&["--json", "--key", "telegram:1", "book the hotel in LISBON [hold=bot]"]);
+    home.api.wait_held("bot");
+    let term: Terminal = resume_in_terminal(&home, &project, &id);
+    home.api.release("bot");
+    finish(bot);
+    // The person's prompt is refused: the terminal is behind.
+    term.type_line("what did the bot do COIMBRA");
+    term.wait_for("the refusal", |s| s.contains("/resume") && s.contains("telegram:1"));
+    term.keys(&["C-u"]);
+    term.exit();
+    dump(&home, &project, &id);
+    run_json(&home, &["--key", "telegram:1", "and after the terminal closed EVORA"]);
+    let seen = home.api.turn_requests().pop().unwrap();
+    assert!(
+        seen.all_text.contains("last=book the hotel in LISBON"),
+        "the bot's answer is lost: {}",
+        seen.all_text
+    );
+    assert!(!seen.all_text.contains("This conversation forked"), "{}", seen.all_text);
+}
