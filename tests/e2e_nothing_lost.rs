@@ -60,3 +60,40 @@ fn a_terminal_opened_during_a_bot_turn_and_refused_as_behind_loses_no_bot_answer
     );
     assert!(!seen.all_text.contains("This conversation forked"), "{}", seen.all_text);
 }
+
+/// A terminal up to date on the bot's session, then a bot turn that fails after its prompt
+/// reached the transcript (`fail`): the terminal's next prompt must be refused as behind, never
+/// answered on its stale leaf.
+fn a_failed_bot_turn_makes_an_open_terminal_behind(fail: impl FnOnce(&ClaudeHome)) {
+    let (home, project, id) = a_bot_session();
+    let term = resume_in_terminal(&home, &project, &id);
+    fail(&home);
+    term.type_line("the person says COIMBRA");
+    let screen = term.wait_for("the refusal or the reply", |s| {
+        (s.contains("/resume") && s.contains("telegram:1")) || s.contains("last=the person says COIMBRA")
+    });
+    assert!(
+        home.api.turn_requests().iter().all(|r| !r.last_user_text.contains("COIMBRA")),
+        "a terminal behind a failed bot turn answered on its stale leaf:\n{screen}"
+    );
+}
+
+#[test]
+fn a_bot_turn_that_ends_on_max_turns_is_a_turn_an_open_terminal_must_load() {
+    a_failed_bot_turn_makes_an_open_terminal_behind(|home| {
+        let out = home.run(&["--json", "--key", "telegram:1", "-A", "--max-turns", "-A", "1", "look [bash=ls]"]);
+        assert!(!out.status.success(), "max turns is a failed turn: {}", String::from_utf8_lossy(&out.stdout));
+    });
+}
+
+#[test]
+fn a_bot_run_terminated_mid_turn_is_a_turn_an_open_terminal_must_load() {
+    a_failed_bot_turn_makes_an_open_terminal_behind(|home| {
+        let bot = home.spawn_run(&["--json", "--key", "telegram:1", "a long task [hold=bot]"]);
+        home.api.wait_held("bot");
+        unsafe { libc::kill(bot.id() as i32, libc::SIGTERM) };
+        let out = bot.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        home.api.release("bot");
+    });
+}

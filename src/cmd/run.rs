@@ -19,7 +19,7 @@ use crate::live;
 use crate::store::Store;
 use crate::turn::exclusion::{KeyLock, RunLock};
 use crate::turn::fork::{self, Reconciled};
-use crate::turn::record::{RunTurn, record_run_turn};
+use crate::turn::record::{self, RunTurn, record_run_turn};
 use crate::turn::route::{self, Target};
 use crate::warm;
 
@@ -96,6 +96,7 @@ impl cli::Run {
         drop(claim.take()); // it holds the session now
         let fork = if target.resume { reconcile(&store, &target) } else { Reconciled::default() };
         lock.set_note(fork.note.clone())?;
+        let mut pending = record::PendingRunTurn::new(&store, &lock, &target, &key, &prompt);
         let mut quiet = |_: &live::Event| {};
         let sink: &mut dyn live::Sink = if self.stream { &mut live::JsonLines } else { &mut quiet };
         let turn = claude::Turn {
@@ -148,8 +149,10 @@ impl cli::Run {
         // Claude has answered: a failure to record the turn must not swallow the reply.
         // An interrupted turn is in the transcript all the same: the next turn continues it.
         let record_error = if failed && !interrupted {
+            pending.failed(result.result());
             None
         } else {
+            pending.recorded();
             let turn = RunTurn {
                 key: &key,
                 target: &target,

@@ -375,6 +375,25 @@ fn anchor(nodes: &[Node], logged: &[Logged<'_>], parent: impl Fn(usize) -> Optio
     None
 }
 
+/// Whether a user message with `prompt`'s text was written into the transcript at `path` at
+/// `since` (Unix ms) or later: whether a turn's prompt reached it. Reads at most [`WINDOW`]
+/// of its end (the turn's own lines come after the prompt).
+pub fn prompt_written(path: &Path, prompt: &str, since: u64) -> Result<bool> {
+    let read_err = || format!("could not read transcript {}", path.display());
+    let mut lines = RevLines::open(path, WINDOW).with_context(read_err)?;
+    while let Some(line) = lines.next_line().with_context(read_err)? {
+        let Some(message) = super::parse_line(&line) else { continue };
+        let at = message.timestamp.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        if at.is_some_and(|at| at.as_millisecond() < since as i64) {
+            return Ok(false); // older than the turn: its prompt is not there
+        }
+        if message.role == Role::User && same_text(&message.text, prompt) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// A transcript message's text is the logged one (which may be cut short, ending in `…`).
 fn same_text(text: &str, logged: &str) -> bool {
     let (text, logged) = (text.trim(), logged.trim());

@@ -109,6 +109,11 @@ impl RunLock {
         self.note_holder()
     }
 
+    /// When the lock was taken (Unix ms): the turn's prompt was written after that.
+    pub fn since(&self) -> u64 {
+        self.holder.since
+    }
+
     fn note_holder(&mut self) -> Result<()> {
         let bytes = serde_json::to_vec(&self.holder)?;
         write_note(&mut self.file, &bytes).context("could not note the run lock's holder")

@@ -1,18 +1,21 @@
 //! What the store keeps of a session and its turns: the record a claude process's start
 //! leaves, and what a finished `run` turn records (the key's own session, the session's last
-//! activity, the turn in the catch-up log).
+//! activity, the turn in the catch-up log). A failed `run` turn whose prompt reached the
+//! transcript is logged too: every turn in the conversation is in the log.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use super::catchup;
+use super::exclusion::RunLock;
 use super::fork::Reconciled;
 use super::route::Target;
 use super::surface::ClaudeProcess;
 use crate::claude;
 use crate::ident::{Key, SessionId};
 use crate::resolve::{Via, resolve};
+use crate::transcript::branches;
 use crate::store::{
     Attachment, COMMAND_LOCK_WAIT, HOOK_LOCK_WAIT, KeyState, Locked, SessionRecord, Starter, Store, now_ms,
 };
@@ -104,6 +107,71 @@ pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
         eprintln!("clawsess: removed the global attachment to {} (its transcript is gone)", gone.short());
     }
     catchup::log_turn(&tx, session, key.as_str(), None, turn.prompt, turn.reply)
+}
+
+/// A `run` turn under way, from its run lock on. A turn that failed (an error result, max
+/// turns, an API error, claude killed, signalled or stopped without a result, the run's own
+/// error) is in the conversation all the same when its prompt reached the transcript: it goes
+/// to the turn log too, else a terminal left open would not count as behind, answer on its
+/// stale leaf and fork the conversation (and the fork correction anchors on logged turns). A
+/// refused prompt never reaches the transcript. Unless [`PendingRunTurn::recorded`] or
+/// [`PendingRunTurn::failed`] was called, dropping it (the run returns early, whatever the
+/// way) logs the turn as failed.
+pub struct PendingRunTurn<'a> {
+    store: &'a Store,
+    target: &'a Target,
+    key: &'a Key,
+    prompt: &'a str,
+    /// When the run lock was taken: the prompt is written after.
+    since: u64,
+    done: bool,
+}
+
+impl<'a> PendingRunTurn<'a> {
+    pub fn new(store: &'a Store, lock: &RunLock, target: &'a Target, key: &'a Key, prompt: &'a str) -> Self {
+        PendingRunTurn { store, target, key, prompt, since: lock.since(), done: false }
+    }
+
+    /// The turn is recorded as a finished one (`record_run_turn`).
+    pub fn recorded(&mut self) {
+        self.done = true;
+    }
+
+    /// The turn failed with `reply` (what claude or the run says of it): logged if its prompt
+    /// reached the transcript. A failure to log is said on stderr: the run's own failure is
+    /// what its caller needs.
+    pub fn failed(&mut self, reply: &str) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        if let Err(err) = self.log_failed(reply) {
+            eprintln!(
+                "clawsess: could not log the failed turn (a terminal left open may not know of it): {}",
+                crate::sys::printable(&format!("{err:#}"), false)
+            );
+        }
+    }
+
+    fn log_failed(&self, reply: &str) -> Result<bool> {
+        let Target { id, cwd, .. } = self.target;
+        let transcript = match self.store.session(id)? {
+            Some(rec) => rec.transcript,
+            None => claude::transcript_path(&claude::config_dir(None)?, cwd, id.as_str()),
+        };
+        if !transcript.exists() || !branches::prompt_written(&transcript, self.prompt, self.since)? {
+            return Ok(false);
+        }
+        let reply = if reply.trim().is_empty() { "(the turn failed without a reply)" } else { reply };
+        let tx = self.store.lock(COMMAND_LOCK_WAIT)?;
+        catchup::log_turn(&tx, id, self.key.as_str(), None, self.prompt, reply)?;
+        Ok(true)
+    }
+}
+
+impl Drop for PendingRunTurn<'_> {
+    fn drop(&mut self) {
+        self.failed("(the turn failed: the run ended without claude's result)");
+    }
 }
 
 /// What a SessionStart announced.
