@@ -81,8 +81,13 @@ fn a_failed_bot_turn_makes_an_open_terminal_behind(fail: impl FnOnce(&ClaudeHome
 #[test]
 fn a_bot_turn_that_ends_on_max_turns_is_a_turn_an_open_terminal_must_load() {
     a_failed_bot_turn_makes_an_open_terminal_behind(|home| {
-        let out = home.run(&["--json", "--key", "telegram:1", "-A", "--max-turns", "-A", "1", "look [bash=ls]"]);
-        assert!(!out.status.success(), "max turns is a failed turn: {}", String::from_utf8_lossy(&out.stdout));
+        let out =
+            home.run(&["--json", "--key", "telegram:1", "-A", "--max-turns", "-A", "1", "look [bash=ls]"]);
+        assert!(
+            !out.status.success(),
+            "max turns is a failed turn: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     });
 }
 
@@ -96,4 +101,37 @@ fn a_bot_run_terminated_mid_turn_is_a_turn_an_open_terminal_must_load() {
         assert!(!out.status.success());
         home.api.release("bot");
     });
+}
+
+#[test]
+fn a_turn_wait_longer_than_the_prompt_hooks_timeout_never_lets_a_prompt_through_a_bots_turn() {
+    let (home, project, id) = a_bot_session();
+    // The installed prompt hook gets 35 s (Claude Code lets the prompt through when it is
+    // killed then); the terminal's environment asks for a 60 s wait.
+    let settings_path = home.claude_dir().join("settings.json");
+    let mut settings: Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings_path).unwrap()).unwrap();
+    for group in settings["hooks"]["UserPromptSubmit"].as_array_mut().unwrap() {
+        for hook in group["hooks"].as_array_mut().unwrap() {
+            hook["timeout"] = 35.into();
+        }
+    }
+    std::fs::write(&settings_path, settings.to_string()).unwrap();
+    let doctor = home.clawsess_cmd(&["doctor"]).env("CLAWSESS_TURN_WAIT", "60").output().unwrap();
+    let doctor = String::from_utf8_lossy(&doctor.stdout);
+    assert!(doctor.contains("turn wait") && doctor.contains("35 s"), "doctor says nothing: {doctor}");
+
+    let bot = home.spawn_run(&["--json", "--key", "telegram:1", "book the hotel in LISBON [hold=bot]"]);
+    home.api.wait_held("bot");
+    let term = Terminal::start_with_env(&home, &project, &["--resume", &id], &[("CLAWSESS_TURN_WAIT", "60")]);
+    term.wait_for("the conversation", |s| s.contains("PORTO"));
+    term.type_line("the person says COIMBRA");
+    let screen = term.wait_for("the refusal or the prompt going through", |s| {
+        s.contains("is busy") || s.contains("last=the person says COIMBRA")
+    });
+    let through = home.api.turn_requests().iter().any(|r| r.last_user_text.contains("COIMBRA"));
+    home.api.release("bot");
+    finish(bot);
+    assert!(!through, "the prompt went through while the bot's turn ran:\n{screen}");
+    assert!(screen.contains("is busy"), "{screen}");
 }

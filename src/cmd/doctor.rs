@@ -289,6 +289,9 @@ fn check_hooks(r: &mut Report, config: &Path) {
             format!("missing {} in {}; run `clawsess install`", missing.join(", "), path.display()),
         );
     }
+    if let Some(mismatch) = crate::turn::hooks::wait_mismatch(&settings) {
+        r.line(Level::Warn, "turn wait", mismatch);
+    }
     let stale: Vec<&&str> = commands.iter().filter(|c| !binary_of(c).is_file()).collect();
     if stale.is_empty() {
         r.line(Level::Ok, "hooks installed", path.display().to_string());

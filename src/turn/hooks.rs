@@ -198,6 +198,79 @@ pub fn turn_wait() -> Duration {
     })
 }
 
+/// Room the prompt hook keeps inside its timeout for its own work (what `install` adds to
+/// the wait).
+pub const HOOK_ROOM: Duration = Duration::from_secs(30);
+/// The prompt hook's timeout in the plugin's hooks/hooks.json.
+pub const PLUGIN_PROMPT_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// How long a prompt may wait for another surface's turn: [`turn_wait`], but never past the
+/// installed prompt hook's timeout less [`HOOK_ROOM`]. Claude Code lets the prompt through
+/// when the hook is killed at its timeout: a longer wait would let a terminal answer while a
+/// run does. `config`: Claude Code's config dir, whose settings.json holds the hook (as
+/// `clawsess install` fitted it to the wait it saw); the plugin's is
+/// [`PLUGIN_PROMPT_TIMEOUT`], taken when no settings hook says otherwise. (settings.json is
+/// read at every prompt: a person may have edited the timeout.)
+pub fn prompt_wait(config: Option<&std::path::Path>) -> Duration {
+    let wait = turn_wait();
+    let settings = config.and_then(|dir| std::fs::read(dir.join("settings.json")).ok());
+    let timeout = settings
+        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
+        .and_then(|settings| installed_prompt_timeout(&settings))
+        .unwrap_or(PLUGIN_PROMPT_TIMEOUT);
+    let most = timeout.saturating_sub(HOOK_ROOM);
+    if wait > most {
+        eprintln!(
+            "clawsess: the turn wait ({} s, CLAWSESS_TURN_WAIT or the config file's turn_wait) outlasts \
+             the prompt hook's timeout ({} s); waiting {} s at most (`clawsess install` with that \
+             wait fits the hook to it)",
+            wait.as_secs(),
+            timeout.as_secs(),
+            most.as_secs()
+        );
+        return most;
+    }
+    wait
+}
+
+/// For `doctor`: what is wrong when [`turn_wait`] does not fit the prompt hook's timeout in
+/// Claude Code `settings` (see [`prompt_wait`]).
+pub fn wait_mismatch(settings: &serde_json::Value) -> Option<String> {
+    let wait = turn_wait();
+    let timeout = installed_prompt_timeout(settings).unwrap_or(PLUGIN_PROMPT_TIMEOUT);
+    (wait + HOOK_ROOM > timeout).then(|| {
+        format!(
+            "the turn wait (CLAWSESS_TURN_WAIT or turn_wait) is {} s but the prompt hook's timeout is \
+             {} s: prompts wait {} s at most; run `clawsess install` with this wait to fit the hook \
+             to it",
+            wait.as_secs(),
+            timeout.as_secs(),
+            timeout.saturating_sub(HOOK_ROOM).as_secs()
+        )
+    })
+}
+
+/// The timeout of clawsess's prompt hook in Claude Code `settings` (the shortest, should
+/// there be several), if it is there.
+pub fn installed_prompt_timeout(settings: &serde_json::Value) -> Option<Duration> {
+    use serde_json::Value;
+    settings
+        .pointer("/hooks/UserPromptSubmit")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|group| group.get("hooks").and_then(Value::as_array))
+        .flatten()
+        .filter(|hook| {
+            hook.get("command")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.contains("clawsess") && c.trim_end().ends_with(" hook prompt-submit"))
+        })
+        // Claude Code's default for a command hook without one: 60 s.
+        .map(|hook| Duration::from_secs(hook.get("timeout").and_then(Value::as_u64).unwrap_or(60)))
+        .min()
+}
+
 /// What a process that is behind gets: refused (default), or let through with the missed
 /// turns as a note (`CLAWSESS_BEHIND=note`, v1's behaviour, which forks the conversation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +320,8 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
             {
                 return Ok(Answer::Command(command));
             }
-            prompt_submit(store, id, &prompt, process, turn_wait(), Behind::from_env())
+            let wait = prompt_wait(claude::config_dir(None).ok().as_deref());
+            prompt_submit(store, id, &prompt, process, wait, Behind::from_env())
         }
         Event::Stop { reply } => stop(store, id, &reply, process),
         Event::SessionEnd { transcript } => {

@@ -15,10 +15,10 @@ use super::surface::ClaudeProcess;
 use crate::claude;
 use crate::ident::{Key, SessionId};
 use crate::resolve::{Via, resolve};
-use crate::transcript::branches;
 use crate::store::{
     Attachment, COMMAND_LOCK_WAIT, HOOK_LOCK_WAIT, KeyState, Locked, SessionRecord, Starter, Store, now_ms,
 };
+use crate::transcript::branches;
 
 /// A turn `run` finished, as it is recorded.
 pub struct RunTurn<'a> {

@@ -17,8 +17,14 @@ pub struct Terminal {
 
 impl Terminal {
     pub fn start(home: &ClaudeHome, cwd: &Path, args: &[&str]) -> Terminal {
+        Terminal::start_with_env(home, cwd, args, &[])
+    }
+
+    /// [`Terminal::start`] with `env` added to the home's environment.
+    pub fn start_with_env(home: &ClaudeHome, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Terminal {
         let mut env_cmd = Command::new(home.claude());
         home.apply_env(&mut env_cmd);
+        env_cmd.envs(env.iter().copied());
         let mut script = String::from("#!/bin/sh\nexec env -i TERM=xterm-256color");
         for (k, v) in env_cmd.get_envs() {
             if let Some(v) = v {
