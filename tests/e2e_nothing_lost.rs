@@ -29,6 +29,19 @@ fn dump(home: &ClaudeHome, project: &std::path::Path, id: &str) {
     }
 }
 
+/// Whether the request carried an assistant message holding `text`: a turn in the history
+/// the model was sent, not one quoted in a note.
+fn answered_in_history(req: &support::stand_in_api::Recorded, text: &str) -> bool {
+    req.body["messages"].as_array().into_iter().flatten().any(|m| {
+        m["role"] == "assistant"
+            && m["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|b| b["text"].as_str().is_some_and(|t| t.contains(text)))
+    })
+}
+
 /// Waits for a background `run` and asserts it succeeded.
 fn finish(child: std::process::Child) -> Value {
     let out = child.wait_with_output().unwrap();
@@ -54,8 +67,8 @@ fn a_terminal_opened_during_a_bot_turn_and_refused_as_behind_loses_no_bot_answer
     run_json(&home, &["--key", "telegram:1", "and after the terminal closed EVORA"]);
     let seen = home.api.turn_requests().pop().unwrap();
     assert!(
-        seen.all_text.contains("last=book the hotel in LISBON"),
-        "the bot's answer is lost: {}",
+        answered_in_history(&seen, "last=book the hotel in LISBON"),
+        "the bot's answer left the conversation: {}",
         seen.all_text
     );
     assert!(!seen.all_text.contains("This conversation forked"), "{}", seen.all_text);
@@ -134,4 +147,35 @@ fn a_turn_wait_longer_than_the_prompt_hooks_timeout_never_lets_a_prompt_through_
     finish(bot);
     assert!(!through, "the prompt went through while the bot's turn ran:\n{screen}");
     assert!(screen.contains("is busy"), "{screen}");
+}
+
+/// A terminal with a turn of its own (BRAGA), then a bot turn (LISBON): the terminal is
+/// behind.
+fn a_terminal_left_behind() -> (ClaudeHome, std::path::PathBuf, String, Terminal) {
+    let (home, project, id) = a_bot_session();
+    let term = resume_in_terminal(&home, &project, &id);
+    term.turn("the person says BRAGA");
+    run_json(&home, &["--key", "telegram:1", "book the hotel in LISBON"]);
+    (home, project, id, term)
+}
+
+#[test]
+fn a_shell_command_in_a_terminal_that_is_behind_loses_no_bot_turn() {
+    let (home, _project, _id, term) = a_terminal_left_behind();
+    // Bash mode: no prompt hook fires, and Claude Code writes the command and its output on
+    // the terminal's stale leaf.
+    term.keys(&["-l", "!"]);
+    term.wait_for("shell mode", |s| s.contains("for shell mode"));
+    term.type_line("echo SHELLMARK");
+    term.wait_for("the command's output", |s| s.matches("SHELLMARK").count() >= 2);
+    term.exit();
+    run_json(&home, &["--key", "telegram:1", "and after the terminal closed EVORA"]);
+    let seen = home.api.turn_requests().pop().unwrap();
+    assert!(
+        answered_in_history(&seen, "last=book the hotel in LISBON"),
+        "the bot's turn left the conversation: {}",
+        seen.all_text
+    );
+    // The shell exchange on the old branch is told, not lost.
+    assert!(seen.all_text.contains("This conversation forked") && seen.all_text.contains("SHELLMARK"));
 }
