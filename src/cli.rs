@@ -81,6 +81,8 @@ pub enum Hook {
     PromptSubmit,
     /// Stop: the terminal's turn is over
     Stop,
+    /// PreCompact: refuse to compact a conversation this process is behind on
+    PreCompact,
     /// SessionEnd: the terminal is gone
     SessionEnd,
 }

@@ -179,3 +179,30 @@ fn a_shell_command_in_a_terminal_that_is_behind_loses_no_bot_turn() {
     // The shell exchange on the old branch is told, not lost.
     assert!(seen.all_text.contains("This conversation forked") && seen.all_text.contains("SHELLMARK"));
 }
+
+#[test]
+fn compact_in_a_terminal_that_is_behind_loses_no_bot_turn() {
+    let (home, _project, id, term) = a_terminal_left_behind();
+    // No prompt hook fires for /compact: the summary would be made from the terminal's stale
+    // view.
+    term.type_line("/compact");
+    let screen = term.wait_for("the compaction or its refusal", |s| {
+        s.to_lowercase().contains("compacted") || s.contains("not compacting")
+    });
+    assert!(screen.contains(&format!("/resume {id}")), "the refusal says how to catch up:\n{screen}");
+    term.exit();
+    run_json(&home, &["--key", "telegram:1", "and after the terminal closed EVORA"]);
+    let seen = home.api.turn_requests().pop().unwrap();
+    assert!(
+        answered_in_history(&seen, "last=book the hotel in LISBON"),
+        "the bot's turn left the conversation: {}",
+        seen.all_text
+    );
+    assert!(
+        !seen.all_text.contains("This conversation forked"),
+        "a refused /compact is no fork: {}",
+        seen.all_text
+    );
+    let list = home.clawsess_ok(&["list", "--json"]);
+    assert!(!list.contains("\"forked\": true"), "a refused /compact is no fork: {list}");
+}

@@ -27,6 +27,7 @@ impl Run for Hook {
             Hook::SessionStart => "session-start",
             Hook::PromptSubmit => "prompt-submit",
             Hook::Stop => "stop",
+            Hook::PreCompact => "pre-compact",
             Hook::SessionEnd => "session-end",
         };
         match self.handle() {
@@ -46,6 +47,7 @@ impl Hook {
             Hook::SessionStart => EventName::SessionStart,
             Hook::PromptSubmit => EventName::PromptSubmit,
             Hook::Stop => EventName::Stop,
+            Hook::PreCompact => EventName::PreCompact,
             Hook::SessionEnd => EventName::SessionEnd,
         }
     }
@@ -67,13 +69,13 @@ impl Hook {
         if matches!(self, Hook::SessionStart) {
             export_session_id(&id)?;
         }
-        answer_claude(answer, &id)
+        answer_claude(answer, &id, self.event_name())
     }
 }
 
 /// Tells Claude Code the answer: context on stdout, or a refusal (exit 2, the reason on
 /// stderr, and for a non-interactive caller an interrupt so that it sees a failure).
-fn answer_claude(answer: Answer, id: &SessionId) -> Result<u8> {
+fn answer_claude(answer: Answer, id: &SessionId, event: EventName) -> Result<u8> {
     match answer {
         Answer::Quiet => Ok(exit::OK),
         Answer::Context(text) => {
@@ -85,18 +87,17 @@ fn answer_claude(answer: Answer, id: &SessionId) -> Result<u8> {
         }
         Answer::Command(command) => {
             let shown = run_own_command(&command, id);
-            answer_claude(Answer::Refuse(Refusal { reason: shown, interrupt: None }), id)
+            answer_claude(Answer::Refuse(Refusal { reason: shown, interrupt: None }), id, event)
         }
         Answer::Refuse(Refusal { reason, interrupt }) => {
             // Claude Code from 2.1.x shows a block's reason alone (without the hook's command
             // line and the prompt); older ones read the exit status and stderr. Either way the
             // person sees it under "UserPromptSubmit operation blocked by hook:", and a `system`
             // line with it goes on the process's branch of the transcript (no message).
-            let block = serde_json::json!({
-                "decision": "block",
-                "reason": reason,
-                "hookSpecificOutput": { "hookEventName": "UserPromptSubmit", "suppressOriginalPrompt": true }
-            });
+            let mut block = serde_json::json!({ "decision": "block", "reason": reason });
+            if event == EventName::PromptSubmit {
+                block["hookSpecificOutput"] = serde_json::json!({ "hookEventName": "UserPromptSubmit", "suppressOriginalPrompt": true });
+            }
             crate::outln!("{block}")?;
             let _ = writeln!(std::io::stderr(), "{reason}");
             if let Some((pid, signal)) = interrupt {
@@ -181,6 +182,7 @@ fn prompt_submit_unread(prefix: &[u8]) -> Result<u8> {
     answer_claude(
         hooks::handle(&store, &id, Event::PromptSubmit { prompt: String::new(), cwd: None }, &who)?,
         &id,
+        EventName::PromptSubmit,
     )
 }
 

@@ -25,8 +25,8 @@ pub const COMMANDS: [(&str, &str); 3] = [
 ];
 use crate::claude::COMMAND_MARKER as MARKER;
 /// The hook subcommands, as they end our hook commands.
-pub const HOOK_ARGS: [&str; 4] =
-    ["hook session-start", "hook prompt-submit", "hook stop", "hook session-end"];
+pub const HOOK_ARGS: [&str; 5] =
+    ["hook session-start", "hook prompt-submit", "hook stop", "hook pre-compact", "hook session-end"];
 
 pub fn install(args: &Install) -> Result<u8> {
     check_claude_version()?;
@@ -48,7 +48,7 @@ pub fn install(args: &Install) -> Result<u8> {
     add_hooks(&mut settings, &quote(&exe))?;
     write_settings(&settings_path, &settings, before.as_deref())?;
     crate::outln!(
-        "hooks: {} (SessionStart, UserPromptSubmit, Stop, SessionEnd -> {})",
+        "hooks: {} (SessionStart, UserPromptSubmit, Stop, PreCompact, SessionEnd -> {})",
         settings_path.display(),
         exe.display()
     )?;
@@ -381,7 +381,7 @@ mod tests {
         .clone();
         add_hooks(&mut settings, "/bin/clawsess").unwrap();
         let once = settings.clone();
-        assert_eq!(remove_our_hooks(&mut settings), 4);
+        assert_eq!(remove_our_hooks(&mut settings), HOOK_ARGS.len());
         add_hooks(&mut settings, "/bin/clawsess").unwrap();
         assert_eq!(settings, once);
         let start = &settings["hooks"]["SessionStart"];

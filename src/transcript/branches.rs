@@ -224,7 +224,7 @@ fn node(entry: Entry, seq: usize, line: Option<&[u8]>) -> Option<Node> {
         _ => None,
     };
     let synthetic = entry.message.as_ref().and_then(|m| m.model.as_deref()) == Some("<synthetic>");
-    let turn = role.is_some() && !entry.meta && !entry.api_error && !synthetic;
+    let mut turn = role.is_some() && !entry.meta && !entry.api_error && !synthetic;
     let text = match (role, line) {
         (Some(role), Some(line)) if turn => {
             serde_json::from_slice::<WithMessage>(line).ok().and_then(|w| w.message).and_then(|message| {
@@ -239,6 +239,11 @@ fn node(entry: Entry, seq: usize, line: Option<&[u8]>) -> Option<Node> {
         }
         _ => None,
     };
+    // A local command (`/compact` refused, `/cost`, ...) is no turn the model answered.
+    if text.as_ref().is_some_and(|m| m.role == Role::User && is_local_command(&m.text)) {
+        turn = false;
+    }
+    let text = text.filter(|_| turn);
     let parent = entry.parent.or(entry.logical_parent);
     Some(Node { uuid, parent, turn, text, seq, marked: false })
 }
@@ -405,6 +410,14 @@ fn same_text(text: &str, logged: &str) -> bool {
             .strip_suffix('…')
             .map(str::trim_end)
             .is_some_and(|head| !head.is_empty() && text.starts_with(head))
+}
+
+/// The line Claude Code writes for a local slash command or its output.
+fn is_local_command(text: &str) -> bool {
+    let text = text.trim_start();
+    text.starts_with("<command-name>")
+        || text.starts_with("<command-message>")
+        || text.starts_with("<local-command-")
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

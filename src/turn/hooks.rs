@@ -42,6 +42,8 @@ pub enum Event {
     Stop {
         reply: String,
     },
+    /// Claude Code is about to compact the conversation (`/compact`, or on its own).
+    PreCompact,
     /// With the transcript Claude Code named, if it is a path one can read.
     SessionEnd {
         transcript: Option<PathBuf>,
@@ -55,6 +57,7 @@ pub enum EventName {
     SessionStart,
     PromptSubmit,
     Stop,
+    PreCompact,
     SessionEnd,
 }
 
@@ -80,6 +83,7 @@ impl HookInput {
                 cwd: self.cwd.filter(|c| c.is_absolute()),
             },
             EventName::Stop => Event::Stop { reply: self.last_assistant_message.unwrap_or_default() },
+            EventName::PreCompact => Event::PreCompact,
             EventName::SessionEnd => {
                 Event::SessionEnd { transcript: self.transcript_path.filter(|p| p.is_absolute()) }
             }
@@ -324,6 +328,7 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
             prompt_submit(store, id, &prompt, process, wait, Behind::from_env())
         }
         Event::Stop { reply } => stop(store, id, &reply, process),
+        Event::PreCompact => pre_compact(store, id, process),
         Event::SessionEnd { transcript } => {
             // SessionEnd hooks share a 1.5 s budget: no store lock here.
             exclusion::end_process_turn(store, id, process.pid)?;
@@ -351,7 +356,10 @@ fn session_start(store: &Store, id: &SessionId, start: &Start, process: &ClaudeP
         .pid
         .is_some_and(|pid| store.session(id).ok().flatten().is_some_and(|r| r.processes.contains(&pid)));
     record::record_start(store, id, start, Some(process))?;
-    if let Some(pid) = process.pid {
+    // A compaction summarises what the process had in memory: it loaded nothing new, and
+    // stays behind on whatever it had missed.
+    let compacted = reload && start.source == "compact";
+    if let Some(pid) = process.pid.filter(|_| !compacted) {
         let loaded_at = if reload { now_ms() } else { catchup::first_load_ms(pid).unwrap_or_else(now_ms) };
         catchup::loaded(store, id, pid, loaded_at)?;
     }
@@ -429,6 +437,34 @@ pub fn prompt_submit(
     Ok(context.map_or(Answer::Quiet, Answer::Context))
 }
 
+/// Claude Code is about to compact the conversation (`/compact`, or on its own): the summary
+/// is made from what this process holds in memory, and every later resume of the session
+/// continues from it (measured on 2.1.328: a resume loads from the newest compaction, whatever
+/// branch the newest checkpoint names). So a process that is behind, or compacting while
+/// another surface answers, is refused: the summary would drop the other surfaces' turns.
+fn pre_compact(store: &Store, id: &SessionId, process: &ClaudeProcess) -> Result<Answer> {
+    if let Some(busy) = exclusion::busy_by(store, id)?
+        && exclusion::process_turn(store, id)?.is_none_or(|m| m.pid != process.pid)
+    {
+        let reason = format!(
+            "clawsess: not compacting: another surface is answering this conversation ({busy}); \
+             compact again when it is done"
+        );
+        return Ok(Answer::Refuse(Refusal { reason, interrupt: None }));
+    }
+    if let Some(pid) = process.pid {
+        let missed = catchup::missed(store, id, pid)?;
+        if !missed.is_empty() {
+            let reason = format!(
+                "clawsess: not compacting: the summary would lose the turns of other surfaces. {}",
+                catchup::behind_text(&missed, id, process.interactive())
+            );
+            return Ok(Answer::Refuse(Refusal { reason, interrupt: None }));
+        }
+    }
+    Ok(Answer::Quiet)
+}
+
 /// The process's turn is over: the session is free, and the turn goes to the log for every
 /// other live process to catch up on.
 fn stop(store: &Store, id: &SessionId, reply: &str, process: &ClaudeProcess) -> Result<Answer> {
@@ -491,6 +527,8 @@ fn touch(store: &Store, id: &SessionId, rec: Option<&SessionRecord>) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::COMMAND_LOCK_WAIT;
+    use crate::turn::surface::Kind;
 
     fn own(prompt: &str) -> Option<OwnCommand> {
         OwnCommand::parse(prompt, |_| false)
@@ -531,5 +569,57 @@ mod tests {
         assert!(shadowed_in("detach", dirs()));
         assert!(!shadowed_in("attach", dirs()));
         assert!(!shadowed_in("sessions", dirs()));
+    }
+
+    #[test]
+    fn a_compaction_loads_nothing_new_and_a_process_that_is_behind_may_not_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let id = SessionId::parse("aaaa1111-0000-4000-8000-000000000000").unwrap();
+        let me = std::process::id();
+        let process = ClaudeProcess {
+            pid: Some(me),
+            start: crate::process::start_time(me),
+            kind: Kind::Interactive,
+            key: None,
+            kept_open: false,
+        };
+        let who = Who::Claude(process.clone());
+        let start = |source: &str| {
+            Event::SessionStart(Start {
+                cwd: dir.path().to_owned(),
+                transcript: dir.path().join(format!("{id}.jsonl")),
+                source: source.into(),
+                title: None,
+            })
+        };
+        let log = |prompt: &str| {
+            let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+            catchup::log_turn(&tx, &id, "telegram:1", None, prompt, "done").unwrap();
+        };
+        log("plan PORTO");
+        handle(&store, &id, start("resume"), &who).unwrap();
+        // Loaded again in the live process (`/resume`): it has seen everything until now.
+        handle(&store, &id, start("resume"), &who).unwrap();
+        assert_eq!(handle(&store, &id, Event::PreCompact, &who).unwrap(), Answer::Quiet, "up to date");
+        log("book LISBON");
+        // Claude Code says `compact` once it has compacted (without the hook, or on its own):
+        // the process still holds only what it had, and stays behind.
+        handle(&store, &id, start("compact"), &who).unwrap();
+        assert!(!catchup::missed(&store, &id, me).unwrap().is_empty(), "a compaction is no reload");
+        match handle(&store, &id, Event::PreCompact, &who).unwrap() {
+            Answer::Refuse(r) => {
+                assert!(
+                    r.reason.contains("not compacting") && r.reason.contains("telegram:1"),
+                    "{}",
+                    r.reason
+                );
+                assert!(r.interrupt.is_none());
+            }
+            other => panic!("a process that is behind compacted: {other:?}"),
+        }
+        // `/resume` reloads: it may compact again.
+        handle(&store, &id, start("resume"), &who).unwrap();
+        assert_eq!(handle(&store, &id, Event::PreCompact, &who).unwrap(), Answer::Quiet);
     }
 }
