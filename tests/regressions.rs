@@ -460,3 +460,17 @@ fn a_fifo_transcript_does_not_block_and_install_keeps_big_numbers_exact() {
     assert!(after.contains("123456789012345678901234567890"), "{after}");
     assert!(after.contains("0.1000000000000000055511151231257827"), "{after}");
 }
+
+// Issue 20 ---------------------------------------------------------------------------------
+
+#[test]
+fn a_warm_max_that_is_no_number_is_a_clear_error_not_the_default() {
+    let mut env = Env::new();
+    let claude = env.stand_in();
+    env.vars.push(("CLAWSESS_WARM_MAX".into(), "abc".into()));
+    // A warm turn says why it runs cold; doctor fails on it.
+    let out = env.run(&["run", "--claude", claude.to_str().unwrap(), "--warm", "5m", "--", "hi"]);
+    assert!(out.stderr.contains("CLAWSESS_WARM_MAX=\"abc\""), "{out:?}");
+    let out = env.run(&["doctor"]);
+    assert!(out.stdout.contains("CLAWSESS_WARM_MAX=\"abc\""), "{out:?}");
+}

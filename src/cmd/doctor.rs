@@ -164,7 +164,10 @@ fn check_warm(r: &mut Report, store: &Store) {
         r.line(Level::Ok, "warm sessions", format!("removed what {swept} dead keepers left"));
     }
     let now = now_ms();
-    let max = warm::max_from_env();
+    let max = match warm::max_from_env() {
+        Ok(max) => max,
+        Err(err) => return r.line(Level::Fail, "warm sessions", format!("{err:#}")),
+    };
     if live.is_empty() {
         return r.line(Level::Ok, "warm sessions", format!("none (at most {max}: {})", warm::MAX_ENV));
     }

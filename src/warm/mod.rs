@@ -66,9 +66,10 @@ pub fn warm_from_env() -> Result<Duration> {
     }
 }
 
-/// `CLAWSESS_WARM_MAX`, else the config file's `warm_max`, else [`DEFAULT_MAX`].
-pub fn max_from_env() -> usize {
-    crate::config::file_or_defaults().warm_max().map_or(DEFAULT_MAX, |max| max.value)
+/// `CLAWSESS_WARM_MAX`, else the config file's `warm_max`, else [`DEFAULT_MAX`]; a value that
+/// is not a number of processes is an error, not the default.
+pub fn max_from_env() -> Result<usize> {
+    Ok(crate::config::file_or_defaults().warm_max()?.value)
 }
 
 /// A warm claude ended before it took the prompt: the turn can run cold instead.
@@ -309,7 +310,7 @@ pub fn orphan_sockets(store: &Store) -> Vec<PathBuf> {
 /// Makes room for one more keeper: at most `CLAWSESS_WARM_MAX`, the least recently used end
 /// first.
 fn make_room(store: &Store, for_session: &SessionId) -> Result<()> {
-    let max = max_from_env();
+    let max = max_from_env()?;
     let live: Vec<WarmNote> =
         keepers(store, true)?.into_iter().filter(|n| n.session != *for_session).collect();
     let excess = (live.len() + 1).saturating_sub(max.max(1));
