@@ -464,13 +464,26 @@ pub fn point_resume_at(path: &Path, session: &str, branches: &Branches) -> Resul
         return Ok(false);
     }
     drop(file);
+    // A transcript that is a symlink (dotfiles synced, a projects dir moved) is read through
+    // the link, as Claude Code reads and appends through it: corrected at its target when that
+    // is a regular file of this user's, never through a link to someone else's file.
+    let target =
+        std::fs::canonicalize(path).with_context(|| format!("could not resolve {}", path.display()))?;
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .with_context(|| format!("could not open {} to append", path.display()))?;
-    if !file.metadata()?.is_file() {
+        .open(&target)
+        .with_context(|| format!("could not open {} to append", target.display()))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Ok(false);
+    }
+    if target != path && std::os::unix::fs::MetadataExt::uid(&meta) != unsafe { libc::geteuid() } {
+        anyhow::bail!(
+            "{} is a link to {}, which is not yours: its resume checkpoint was not corrected",
+            path.display(),
+            target.display()
+        );
     }
     file.write_all(&bytes).with_context(|| format!("could not append to {}", path.display()))?;
     Ok(true)
@@ -745,6 +758,22 @@ mod tests {
         lines.push(checkpoint("n1"));
         let b = read(file(&lines).path(), Reach::EXIT, "MARK").unwrap();
         assert!(!b.stale_checkpoint, "{b:?}");
+
+        // A transcript that is a link (a synced or moved projects dir) is corrected at its
+        // target.
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("t.jsonl");
+        std::os::unix::fs::symlink(f.path(), &link).unwrap();
+        let mut lines = base();
+        lines.push(system("n1", "a1"));
+        lines.push(checkpoint("n1"));
+        std::fs::write(f.path(), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+        let b = read(&link, Reach::EXIT, "MARK").unwrap();
+        assert!(b.stale_checkpoint);
+        assert!(point_resume_at(&link, "s", &b).unwrap());
+        assert!(!read(&link, Reach::EXIT, "MARK").unwrap().stale_checkpoint, "corrected through the link");
+        let b = read(f.path(), Reach::EXIT, "MARK").unwrap();
+        assert!(!b.stale_checkpoint && std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
 
         let mut torn = std::fs::OpenOptions::new().append(true).open(f.path()).unwrap();
         torn.write_all(b"{\"type\":\"assis").unwrap();
