@@ -186,10 +186,12 @@ fn compact_in_a_terminal_that_is_behind_loses_no_bot_turn() {
     // No prompt hook fires for /compact: the summary would be made from the terminal's stale
     // view.
     term.type_line("/compact");
-    let screen = term.wait_for("the compaction or its refusal", |s| {
+    let first = term.wait_for("the compaction or its refusal", |s| {
         s.to_lowercase().contains("compacted") || s.contains("not compacting")
     });
-    assert!(screen.contains(&format!("/resume {id}")), "the refusal says how to catch up:\n{screen}");
+    assert!(!first.to_lowercase().contains("compacted"), "a terminal that is behind compacted:\n{first}");
+    let screen = term.wait_for("the whole refusal", |s| s.contains("not compacting") && s.contains(&id));
+    assert!(screen.contains("/resume"), "the refusal says how to catch up:\n{screen}");
     term.exit();
     run_json(&home, &["--key", "telegram:1", "and after the terminal closed EVORA"]);
     let seen = home.api.turn_requests().pop().unwrap();
