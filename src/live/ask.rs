@@ -35,6 +35,7 @@ pub fn ask(
         session: session.clone(),
         key: key.to_owned(),
         run_pid: std::process::id(),
+        run_pid_start: crate::process::start_time(std::process::id()),
         tool: tool.to_owned(),
         input: input.clone(),
         asked_at: now,
@@ -274,7 +275,7 @@ pub fn answer(store: &Store, id: &RequestId, reply: &Reply) -> Result<Permission
         };
         bail!("request {id} was already answered ({how})");
     }
-    if !pid_alive(req.run_pid) {
+    if !run_alive(&req) {
         tx.remove_request(id)?;
         bail!("the run that asked request {id} is gone; nothing is waiting for it");
     }
@@ -301,6 +302,13 @@ pub fn answer(store: &Store, id: &RequestId, reply: &Reply) -> Result<Permission
     Ok(req)
 }
 
+/// The run that asked `req` still lives: its pid is alive and, where the request has it, was
+/// started when that run was (a pid reused by another process is no run waiting).
+fn run_alive(req: &PermissionRequest) -> bool {
+    pid_alive(req.run_pid)
+        && req.run_pid_start.is_none_or(|start| crate::process::start_time(req.run_pid) == Some(start))
+}
+
 /// Removes the requests of a turn that is over (a late answer then says so).
 pub fn forget(store: &Store, ids: &[RequestId]) -> Result<()> {
     if ids.is_empty() {
@@ -315,7 +323,7 @@ pub fn forget(store: &Store, ids: &[RequestId]) -> Result<()> {
 
 /// Removes the requests whose run has died (SIGKILL leaves them); returns how many.
 pub fn sweep(store: &Store) -> Result<usize> {
-    if store.requests()?.iter().all(|r| pid_alive(r.run_pid)) {
+    if store.requests()?.iter().all(run_alive) {
         return Ok(0); // the common case, without the store lock
     }
     sweep_locked(&store.lock(COMMAND_LOCK_WAIT)?)
@@ -324,7 +332,7 @@ pub fn sweep(store: &Store) -> Result<usize> {
 /// [`sweep`] with the store lock already held.
 pub fn sweep_locked(tx: &Locked<'_>) -> Result<usize> {
     let mut swept = 0;
-    for req in tx.requests()?.into_iter().filter(|r| !pid_alive(r.run_pid)) {
+    for req in tx.requests()?.into_iter().filter(|r| !run_alive(r)) {
         if tx.remove_request(&req.id)? {
             swept += 1;
         }
@@ -378,6 +386,12 @@ mod tests {
         assert_eq!(sweep(&store).unwrap(), 1);
         assert!(store.request(&req.id).unwrap().is_none());
         assert!(store.request(&live.id).unwrap().is_some(), "a live run's request stays");
+        // The run's pid now names another live process (reused): no run is waiting.
+        let mut reused = ask(&store, &session(), "k", "Bash", &json!({}), Duration::from_secs(60)).unwrap();
+        reused.run_pid_start = reused.run_pid_start.map(|s| s + 1);
+        store.lock(COMMAND_LOCK_WAIT).unwrap().put_request(&reused).unwrap();
+        assert!(answer(&store, &reused.id, true, None).unwrap_err().to_string().contains("is gone"));
+        assert!(store.request(&live.id).unwrap().is_some());
     }
 
     fn two_questions() -> Value {

@@ -252,6 +252,9 @@ pub struct PermissionRequest {
     pub key: String,
     /// The `run` process waiting for the answer.
     pub run_pid: u32,
+    /// Its start time, so that a reused pid is not taken for it (absent in older requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_pid_start: Option<u64>,
     pub tool: String,
     /// The tool's input, as claude gave it.
     pub input: serde_json::Value,
