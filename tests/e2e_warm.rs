@@ -432,3 +432,31 @@ fn a_warm_claude_on_a_forked_session_is_told_the_other_branch_once() {
     assert!(seen.all_text.contains("LISBON"), "{}", seen.all_text);
     assert_eq!(seen.all_text.matches("This conversation forked").count(), 1, "{}", seen.all_text);
 }
+
+#[test]
+fn a_warm_claude_serves_only_a_run_with_its_environment() {
+    let w = Warm::new();
+    let (first, _) = w.turn_env(
+        &["--key", "chat:a", "--warm", "10m", "first on SONNET"],
+        &[("ANTHROPIC_MODEL", "claude-sonnet-5-5")],
+    );
+    let session = first["session_id"].as_str().unwrap().to_owned();
+    let kept = w.claude_of(&session);
+    assert_eq!(w.request("first on SONNET").model, "claude-sonnet-5-5");
+    // Another chat's run on the same session with another model: never the warm claude's.
+    let (second, stderr) = w.turn_env(
+        &["--key", "chat:b", "--session", &session, "--warm", "10m", "then on HAIKU"],
+        &[("ANTHROPIC_MODEL", "claude-haiku-5-5")],
+    );
+    assert_eq!(w.request("then on HAIKU").model, "claude-haiku-5-5", "{stderr}");
+    assert_eq!(second["warm"], false, "a claude started for it: {second}");
+    assert!(stderr.contains("another environment"), "{stderr}");
+    wait_gone(kept);
+    // The same environment again: the warm claude started for the second run serves it.
+    let (third, _) = w.turn_env(
+        &["--key", "chat:b", "--session", &session, "--warm", "10m", "again on HAIKU"],
+        &[("ANTHROPIC_MODEL", "claude-haiku-5-5")],
+    );
+    assert_eq!(third["warm"], true, "{third}");
+    assert_eq!(w.request("again on HAIKU").model, "claude-haiku-5-5");
+}

@@ -379,6 +379,11 @@ pub struct WarmNote {
     pub cwd: PathBuf,
     #[serde(default)]
     pub args: Vec<String>,
+    /// A digest of the claude-relevant environment it was started with (`warm::env_digest`:
+    /// model, API key, base URL, proxies, ...): a run with another cannot use it. Absent in
+    /// notes of older keepers (then no run can).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
     /// The key whose run started it.
     pub key: String,
     /// Unix ms.

@@ -158,6 +158,13 @@ fn reuse(store: &Store, note: &WarmNote, want: &Want<'_>, lock: &mut RunLock) ->
         cool(store, note)?;
         bail!("the warm claude of session {short} was started with another claude, cwd or -A arguments");
     }
+    if note.env.as_deref() != Some(env_digest().as_str()) {
+        cool(store, note)?;
+        bail!(
+            "the warm claude of session {short} was started with another environment (a model, API \
+             key, base URL or proxy variable differs); it was ended"
+        );
+    }
     let mut stream = match UnixStream::connect(store.warm_socket(&note.session)) {
         Ok(stream) => stream,
         Err(err) => {
@@ -376,6 +383,50 @@ fn kill_keeper(note: &WarmNote) {
     }
 }
 
+/// Whether an environment variable can change what a claude does for a turn: which model and
+/// API it asks and how (Anthropic, Bedrock, Vertex, a gateway), through which proxy and
+/// certificates, and Claude Code's own settings. clawsess's per-run variables are not.
+fn claude_relevant(name: &str) -> bool {
+    const PREFIXES: [&str; 8] =
+        ["ANTHROPIC_", "CLAUDE_", "AWS_", "GOOGLE_", "VERTEX_", "CLOUD_ML_", "DISABLE_", "OTEL_"];
+    const NAMES: [&str; 8] = [
+        "NODE_EXTRA_CA_CERTS",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "MAX_THINKING_TOKENS",
+        "MAX_MCP_OUTPUT_TOKENS",
+        "API_TIMEOUT_MS",
+        "BASH_DEFAULT_TIMEOUT_MS",
+        "HOME",
+    ];
+    // Set per process by Claude Code or per run by clawsess: not the turn's environment.
+    const PER_PROCESS: [&str; 5] =
+        ["CLAUDE_CODE_SESSION_ID", "CLAUDE_ENV_FILE", "CLAUDE_PID", "CLAUDE_PROJECT_DIR", "CLAUDECODE"];
+    if PER_PROCESS.contains(&name) {
+        return false;
+    }
+    let upper = name.to_ascii_uppercase();
+    PREFIXES.iter().any(|p| name.starts_with(p))
+        || NAMES.contains(&name)
+        || upper.ends_with("_PROXY")
+        || upper == "NO_PROXY"
+}
+
+/// A digest of this process's claude-relevant environment (see [`claude_relevant`]): equal
+/// for two runs whose claudes would run alike. A digest, so the note holds no API key.
+pub fn env_digest() -> String {
+    use std::hash::{Hash, Hasher};
+    let mut vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+        .filter(|(k, _)| claude_relevant(k))
+        .collect();
+    vars.sort();
+    // SipHash with fixed keys: stable for one clawsess binary, which is all a note needs.
+    let mut hasher = std::hash::DefaultHasher::new();
+    vars.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
 /// The note a new keeper writes once its claude runs.
 pub(crate) fn new_note(want: &keeper::Args, claude: u32) -> WarmNote {
     let me = std::process::id();
@@ -390,6 +441,7 @@ pub(crate) fn new_note(want: &keeper::Args, claude: u32) -> WarmNote {
         claude_path: want.claude.clone(),
         cwd: want.cwd.clone(),
         args: want.extra.clone(),
+        env: Some(env_digest()),
         key: want.key.clone(),
         started_at: now,
         last_used: now,
