@@ -208,3 +208,33 @@ fn compact_in_a_terminal_that_is_behind_loses_no_bot_turn() {
     let list = home.clawsess_ok(&["list", "--json"]);
     assert!(!list.contains("\"forked\": true"), "a refused /compact is no fork: {list}");
 }
+
+#[test]
+fn stop_of_a_key_whose_run_waits_for_its_session_withdraws_that_turn() {
+    let (home, _project, id) = a_bot_session();
+    let first = home.spawn_run(&["--json", "--key", "telegram:1", "a long task [hold=first]"]);
+    home.api.wait_held("first");
+    let mut waiting = home.spawn_run(&[
+        "--json",
+        "--key",
+        "discord:2",
+        "--session",
+        &id,
+        "--wait",
+        "120",
+        "then WITHDRAWN",
+    ]);
+    let (_, rest) = support::real_claude::read_stderr_until(&mut waiting, "waiting up to");
+    let said = home.clawsess_ok(&["stop", "--key", "discord:2"]);
+    assert!(said.contains("withdrew"), "{said}");
+    let status = waiting.wait().unwrap();
+    let _ = rest.join();
+    assert!(!status.success(), "the withdrawn run failed");
+    home.api.release("first");
+    finish(first);
+    run_json(&home, &["--key", "telegram:1", "and the next one"]);
+    assert!(
+        home.api.turn_requests().iter().all(|r| !r.all_text.contains("WITHDRAWN")),
+        "a withdrawn turn reached the model"
+    );
+}

@@ -23,6 +23,18 @@ impl Run for Stop {
             }
         };
         let Some(run) = running else {
+            // A run of the key still waiting for its session (or routing its turn) holds the
+            // key's lock: ending it withdraws the turn before its prompt goes anywhere.
+            if self.session.is_none()
+                && let Some(pid) = crate::turn::exclusion::key_holder(&store, &key_or_default(&self.key)?)
+            {
+                // SAFETY: kill(2) on a live run whose start time matches the key lock's note.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                crate::outln!(
+                    "withdrew the turn of {what} that was waiting for its session (run pid {pid} ended)"
+                )?;
+                return Ok(exit::OK);
+            }
             crate::outln!("nothing is running for {what}")?;
             return Ok(exit::OK);
         };

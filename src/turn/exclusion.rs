@@ -134,17 +134,47 @@ fn write_note(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// A key's run lock: runs of one key go one after the other, so that a chat's first two
-/// messages do not start two sessions and its turns keep their order.
+/// messages do not start two sessions and its turns keep their order. It notes its holder
+/// (pid and start time), so that `stop --key` finds a run still waiting for its session.
 pub struct KeyLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for KeyLock {
+    fn drop(&mut self) {
+        let _ = write_note(&mut self.file, b"");
+        let _ = self.file.unlock();
+    }
+}
+
+/// The run holding `key`'s lock (pid), if a live one does: a run routing its turn or waiting
+/// for its session, or answering it.
+pub fn key_holder(store: &Store, key: &Key) -> Option<u32> {
+    let file = open_lock_file(&store.run_lock_path_for_key(key).ok()?).ok()?;
+    if file.try_lock().is_ok() {
+        let _ = file.unlock();
+        return None; // nobody holds it
+    }
+    let mut text = String::new();
+    (&file).take(HOLDER_MAX).read_to_string(&mut text).ok()?;
+    let holder: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let pid = u32::try_from(holder.get("pid")?.as_u64()?).ok()?;
+    let start = holder.get("pid_start").and_then(serde_json::Value::as_u64);
+    process_alive(pid, start).then_some(pid)
 }
 
 impl KeyLock {
     /// Takes `key`'s lock, waiting until `deadline`; `tell` is called once if it must wait.
     pub fn acquire(store: &Store, key: &Key, deadline: Instant, tell: impl FnOnce()) -> Result<Self> {
-        let file = open_lock_file(&store.run_lock_path_for_key(key)?)?;
+        let mut file = open_lock_file(&store.run_lock_path_for_key(key)?)?;
         match lock_until(&file, deadline, tell)? {
-            Acquired::Yes => Ok(Self { _file: file }),
+            Acquired::Yes => {
+                let me = std::process::id();
+                let holder = serde_json::json!({"pid": me, "pid_start": start_time(me), "since": now_ms()});
+                write_note(&mut file, holder.to_string().as_bytes())
+                    .context("could not note the key lock's holder")?;
+                Ok(Self { file })
+            }
             Acquired::TimedOut => {
                 Err(Busy(format!("another run for {key} is still in progress; try again later")).into())
             }
