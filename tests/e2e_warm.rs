@@ -460,3 +460,32 @@ fn a_warm_claude_serves_only_a_run_with_its_environment() {
     assert_eq!(third["warm"], true, "{third}");
     assert_eq!(w.request("again on HAIKU").model, "claude-haiku-5-5");
 }
+
+#[test]
+fn a_keeper_killed_mid_turn_is_said_as_such() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "before"]);
+    let session = session_of(&first);
+    let keeper = e.note(&session).unwrap()["keeper"].as_u64().unwrap() as u32;
+    let run = e.spawn(&["--json", "--key", "k", "--warm", "10m", "--", "mid-turn [hold=mid]"]);
+    e.api.wait_held("mid");
+    unsafe { libc::kill(keeper as i32, libc::SIGKILL) };
+    wait_gone(keeper);
+    e.api.release("mid");
+    let out = run.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("keeper") && stderr.contains("mid-turn"), "{stderr}");
+    assert!(!stderr.contains("printed nothing"), "{stderr}");
+    // The turn is logged if and only if its prompt reached the transcript (measured on
+    // 2.1.328: a warm claude killed while its request is out had not written it yet).
+    let transcript = std::fs::read_to_string(e.transcript_path(&e.project, &session)).unwrap();
+    let written = transcript.lines().any(|l| l.contains("\"type\":\"user\"") && l.contains("mid-turn"));
+    let log: Value = serde_json::from_str(
+        &std::fs::read_to_string(e.state().join("turns").join(format!("{session}.json"))).unwrap(),
+    )
+    .unwrap();
+    let logged =
+        log["turns"].as_array().unwrap().iter().any(|t| t["prompt"].as_str().unwrap().contains("mid-turn"));
+    assert_eq!(logged, written, "{log}");
+}

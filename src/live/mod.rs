@@ -173,7 +173,27 @@ impl LiveTurn<'_> {
             // cold instead.
             return Err(crate::warm::WarmGone.into());
         }
-        // A warm claude does not exit: it answered if it printed its result.
+        // A warm claude does not exit: it answered if it printed its result. One whose lines
+        // ended without it went with its keeper (or was killed): said as such, not as a claude
+        // that "printed nothing".
+        if ended.is_ok()
+            && progress.result.is_none()
+            && signals.caught().is_none()
+            && progress.stop_asked.is_none()
+        {
+            let _ = ask::forget(self.store, &progress.asked);
+            let gone = |pid: u32| !crate::sys::pid_alive(pid);
+            let what = if gone(conn.keeper_pid) {
+                format!("its keeper (pid {}) ended mid-turn, and the warm claude with it", conn.keeper_pid)
+            } else if gone(conn.claude_pid) {
+                format!("the warm claude (pid {}) ended mid-turn", conn.claude_pid)
+            } else {
+                format!("the keeper (pid {}) closed the connection mid-turn", conn.keeper_pid)
+            };
+            anyhow::bail!(
+                "{what}, without a result; what it did so far is in the transcript: send the turn again"
+            );
+        }
         let status = Ok((progress.result.is_some().then_some(0), None));
         self.end(ended, status, &signals, progress)
     }
