@@ -77,6 +77,12 @@ pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
     }
 }
 
+/// Whether `pid` is stopped (SIGSTOP, or stopped by a tracer): it runs nothing until it gets
+/// SIGCONT, and answers no one.
+pub fn stopped(pid: u32) -> bool {
+    stat_field(pid, 3).is_some_and(|state| matches!(state.as_str(), "T" | "t"))
+}
+
 /// Field `n` (1-based, as in proc(5)) of `/proc/PID/stat`. The command name (field 2) may
 /// hold spaces and parentheses, so fields are counted after its last `)`.
 fn stat_field(pid: u32, n: usize) -> Option<String> {

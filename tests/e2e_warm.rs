@@ -489,3 +489,34 @@ fn a_keeper_killed_mid_turn_is_said_as_such() {
         log["turns"].as_array().unwrap().iter().any(|t| t["prompt"].as_str().unwrap().contains("mid-turn"));
     assert_eq!(logged, written, "{log}");
 }
+
+#[test]
+fn a_keeper_suspended_mid_turn_does_not_hold_the_session_forever() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "before"]);
+    let session = session_of(&first);
+    let keeper = e.note(&session).unwrap()["keeper"].as_u64().unwrap() as u32;
+    let run = e.spawn(&["--json", "--key", "k", "--warm", "10m", "--", "mid-turn [hold=mid]"]);
+    e.api.wait_held("mid");
+    unsafe { libc::kill(keeper as i32, libc::SIGSTOP) };
+    e.api.release("mid");
+    // A generous bound, not a timing assumption: before, the run never ended.
+    let mut run = run;
+    let deadline = Instant::now() + T;
+    while run.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            unsafe { libc::kill(keeper as i32, libc::SIGKILL) };
+            let _ = run.kill();
+            panic!("the run still waits on its suspended keeper after {T:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = run.wait_with_output().unwrap();
+    unsafe { libc::kill(keeper as i32, libc::SIGKILL) };
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("suspended"), "{stderr}");
+    wait_gone(keeper);
+    let (next, _) = e.turn(&["--key", "k", "--", "the session is free again"]);
+    assert_eq!(next["is_error"], false, "{next}");
+}

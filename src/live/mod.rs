@@ -118,6 +118,52 @@ struct Progress {
     start_by: Option<Instant>,
 }
 
+/// Watches a warm turn's keeper: one that is suspended (SIGSTOP) relays nothing, and the run
+/// would wait forever holding the session. It and its claude are killed then (SIGKILL works
+/// on a stopped process; the run knows claude's pid), which ends the turn.
+struct SuspendedKeeper {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl SuspendedKeeper {
+    /// How long a keeper may stay stopped before it is taken for suspended (a debugger's or
+    /// the kernel's brief stops are not).
+    const GRACE: Duration = Duration::from_secs(2);
+
+    fn watch(keeper: u32, claude: u32) -> Self {
+        use std::sync::atomic::Ordering;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let thread = std::thread::spawn(move || {
+            let mut since: Option<Instant> = None;
+            while !flag.load(Ordering::Relaxed) {
+                if crate::process::stopped(keeper) {
+                    let at = *since.get_or_insert_with(Instant::now);
+                    if at.elapsed() >= Self::GRACE {
+                        for pid in [claude, keeper] {
+                            // SAFETY: kill(2) on this turn's keeper and claude.
+                            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                        }
+                        return true;
+                    }
+                } else {
+                    since = None;
+                }
+                std::thread::sleep(TICK);
+            }
+            false
+        });
+        SuspendedKeeper { done, thread }
+    }
+
+    /// Stops watching; whether the keeper was found suspended (and killed).
+    fn end(self) -> bool {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(false)
+    }
+}
+
 impl LiveTurn<'_> {
     /// Runs the turn: events go to `sink` as they happen, `started` learns claude's pid as
     /// soon as it runs. The outcome's stdout holds the result object (`"type": "result"`,
@@ -166,7 +212,9 @@ impl LiveTurn<'_> {
         let start_by = conn.started.then(|| Instant::now() + self.start_timeout);
         let mut progress = Progress { start_by, ..Progress::default() };
         conn.input.send(&wire::user_message(prompt, self.images, self.verbatim));
+        let watch = SuspendedKeeper::watch(conn.keeper_pid, conn.claude_pid);
         let ended = self.drive(&mut conn.input, &conn.lines, &mut progress, sink);
+        let suspended = watch.end();
         let not_started = matches!(&ended, Err(err) if err.is::<NotStarted>());
         if !not_started && !progress.heard && signals.caught().is_none() && progress.stop_asked.is_none() {
             // It died before it took the prompt (killed while idle, say): the turn can run
@@ -183,7 +231,13 @@ impl LiveTurn<'_> {
         {
             let _ = ask::forget(self.store, &progress.asked);
             let gone = |pid: u32| !crate::sys::pid_alive(pid);
-            let what = if gone(conn.keeper_pid) {
+            let what = if suspended {
+                format!(
+                    "its keeper (pid {}) was suspended (SIGSTOP) mid-turn; it and the warm claude were \
+                     ended so that the session is not held forever",
+                    conn.keeper_pid
+                )
+            } else if gone(conn.keeper_pid) {
                 format!("its keeper (pid {}) ended mid-turn, and the warm claude with it", conn.keeper_pid)
             } else if gone(conn.claude_pid) {
                 format!("the warm claude (pid {}) ended mid-turn", conn.claude_pid)
