@@ -390,7 +390,7 @@ mod tests {
         let mut reused = ask(&store, &session(), "k", "Bash", &json!({}), Duration::from_secs(60)).unwrap();
         reused.run_pid_start = reused.run_pid_start.map(|s| s + 1);
         store.lock(COMMAND_LOCK_WAIT).unwrap().put_request(&reused).unwrap();
-        assert!(answer(&store, &reused.id, true, None).unwrap_err().to_string().contains("is gone"));
+        assert!(answer(&store, &reused.id, &Reply::Allow).unwrap_err().to_string().contains("is gone"));
         assert!(store.request(&live.id).unwrap().is_some());
     }
 
