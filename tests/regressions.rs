@@ -216,22 +216,36 @@ fn import_leaves_the_store_lock_free_between_short_pieces() {
         let line = json!({"type": "user", "cwd": env.proj(), "timestamp": "2026-01-01T00:00:00Z"});
         fs::write(project.join(format!("{}.jsonl", sid(1000 + i))), format!("{line}\n")).unwrap();
     }
-    let import = env.spawn(&["import"]);
     let sessions = env.state().join("sessions");
     let count = || fs::read_dir(&sessions).map(|d| d.count()).unwrap_or(0);
-    wait_until(Duration::from_secs(60), "import to write a record", || count() > 0);
-    let lock = fs::OpenOptions::new().read(true).write(true).open(env.state().join("lock")).unwrap();
+    // A barrier, not a race: the test holds the store lock before import starts and takes it
+    // back (blocking) after each release. An import that keeps the lock from its first record
+    // to its last can only be met again when it is done; one that works in short pieces is met
+    // between two of them, and cannot finish while the test holds the lock.
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    fs::DirBuilder::new().mode(0o700).create(env.state()).unwrap();
+    let lock = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(env.state().join("lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let import = env.spawn(&["import"]);
     let mut free_while_importing = false;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while count() < n as usize && Instant::now() < deadline {
-        if lock.try_lock().is_ok() {
-            free_while_importing = count() < n as usize;
-            lock.unlock().unwrap();
-            if free_while_importing {
-                break;
-            }
+    while Instant::now() < deadline {
+        lock.unlock().unwrap();
+        lock.lock().unwrap();
+        let written = count();
+        if written > 0 {
+            free_while_importing = written < n as usize;
+            break;
         }
     }
+    lock.unlock().unwrap();
     let out = finish(import);
     assert!(out.ok(), "{out:?}");
     assert!(free_while_importing, "import held the store lock from its first record to its last");
