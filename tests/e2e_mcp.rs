@@ -225,6 +225,9 @@ fn the_model_lists_reads_and_checks_other_sessions() {
     let own = text(3);
     assert!(own.contains(&format!("\"session_id\": \"{a}\"")), "its own status: {own}");
     assert!(own.contains("\"busy\": \"default\""), "{own}");
+    // Its own status is about the next run of the key answering it, with the settings in force.
+    assert!(own.contains("\"key\": \"default\"") && own.contains("\"settings\": {"), "{own}");
+    assert!(status_b.contains("\"key\": null") && status_b.contains("\"next_reset\": null"), "{status_b}");
     assert!(text(4).contains("no session id starts with \"ffff\""), "{}", text(4));
 }
 
@@ -453,4 +456,78 @@ fn the_plugin_ships_the_server_under_its_own_name() {
         let name = format!("mcp__plugin_clawsess_clawsess__{tool}");
         assert!(request.all_text.lines().any(|l| l == name), "{name} not offered: {}", request.all_text);
     }
+}
+
+/// `status` says which settings a key's next run gets and from where (the key, its session,
+/// the env, the config file, the default), the key's reset policy and when it resets next;
+/// an attached session never resets, a session asked for by id shows only its own settings.
+#[test]
+fn status_shows_the_settings_in_force_their_origins_and_the_next_reset() {
+    let home = env();
+    let config = home.home().join("clawsess.toml");
+    fs::write(&config, "warm = \"5m\"\n\n[[reset]]\nkey = \"tg:*\"\nmode = \"idle\"\nidle = \"30m\"\n")
+        .unwrap();
+    let a = session(&home, "chat", "tg:1");
+    home.clawsess_ok(&["set", "--key", "tg:1", "model=claude-sonnet-4-5"]);
+    home.clawsess_ok(&["set", &a, "model=claude-haiku-4-5", "effort=low"]);
+    let status = |args: &[&str], env: &[(&str, &str)]| -> Value {
+        let mut cmd = home.clawsess_cmd(&[&["status", "--json"], args].concat());
+        cmd.env("CLAWSESS_CONFIG", &config);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = run_with_stdin(&mut cmd, "", T);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let doc = status(&["--key", "tg:1"], &[]);
+    assert_eq!(doc["key"], "tg:1");
+    let s = &doc["settings"];
+    assert_eq!(s["model"], json!({"value": "claude-sonnet-4-5", "from": "key", "key": "tg:1"}), "{doc:#}");
+    assert_eq!(s["effort"], json!({"value": "low", "from": "session", "session": a}));
+    assert_eq!(
+        (&s["warm"]["value"], &s["warm"]["from"], &s["warm"]["line"]),
+        (&json!("5m"), &json!("file"), &json!(1))
+    );
+    assert_eq!(
+        (&doc["reset"]["mode"], &doc["reset"]["key"], &doc["reset"]["line"]),
+        (&json!("idle 30m"), &json!("tg:*"), &json!(3))
+    );
+    // Next reset: 30 minutes after the session's last activity.
+    let rec: Value = serde_json::from_str(
+        &fs::read_to_string(home.home().join(".local/share/clawsess/sessions").join(format!("{a}.json")))
+            .unwrap(),
+    )
+    .unwrap();
+    let next: jiff::Timestamp = doc["next_reset"].as_str().unwrap().parse().unwrap();
+    assert_eq!(next.as_millisecond(), rec["last_seen"].as_i64().unwrap() + 30 * 60_000);
+    // The env wins over the file.
+    let doc = status(&["--key", "tg:1"], &[("CLAWSESS_WARM", "0")]);
+    assert_eq!(doc["settings"]["warm"], json!({"value": "off", "from": "env", "var": "CLAWSESS_WARM"}));
+    // `key:K` is the same as --key K; the session by id: its own settings, no key, no reset.
+    assert_eq!(status(&["key:tg:1"], &[])["settings"], status(&["--key", "tg:1"], &[])["settings"]);
+    let by_id = status(&[&a], &[]);
+    assert_eq!(
+        (&by_id["key"], &by_id["reset"], &by_id["next_reset"]),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
+    assert_eq!(by_id["settings"]["model"]["value"], "claude-haiku-4-5");
+    // Attached to another key: that key's policy is shown, but its session never resets.
+    home.clawsess_ok(&["attach", &a, "--key", "tg:2"]);
+    let attached = status(&["--key", "tg:2"], &[]);
+    assert_eq!(attached["reset"]["mode"], "idle 30m");
+    assert_eq!(attached["next_reset"], Value::Null);
+    assert_eq!(attached["settings"]["model"]["from"], "session");
+    // Human output says the same, with the origins.
+    let mut cmd = home.clawsess_cmd(&["status", "--key", "tg:1"]);
+    cmd.env("CLAWSESS_CONFIG", &config);
+    let text = String::from_utf8(run_with_stdin(&mut cmd, "", T).stdout).unwrap();
+    assert!(text.contains("model = claude-sonnet-4-5  (set --key tg:1)"), "{text}");
+    assert!(text.contains("warm = 5m  (") && text.contains("clawsess.toml:1)"), "{text}");
+    assert!(text.contains("idle 30m (key tg:*, ") && text.contains("next reset:"), "{text}");
+    // A broken config file: the status still answers, and says why settings are unknown.
+    fs::write(&config, "colour = 1\n").unwrap();
+    let broken = status(&["--key", "tg:1"], &[]);
+    assert_eq!(broken["settings"], Value::Null);
+    assert!(broken["config_error"].as_str().unwrap().contains("unknown field `colour`"), "{broken:#}");
 }

@@ -1,28 +1,21 @@
 //! `clawsess status`: what `session_status` gives the model, for scripts.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::{Run, key_or_default, print_json};
 use crate::cli::Status;
 use crate::exit;
-use crate::mcp::status::{find, status};
-use crate::resolve::resolve;
+use crate::mcp::status::{Target, status};
 use crate::store::Store;
 
 impl Run for Status {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
-        let id = match &self.session {
-            Some(arg) => find(&store, arg)?,
-            None => {
-                let key = key_or_default(&self.key)?;
-                match resolve(&store, &key)? {
-                    Some(resolved) => resolved.session,
-                    None => bail!("the key {key} has no session; give SESSION or --key"),
-                }
-            }
+        let target = match &self.session {
+            Some(arg) => Target::find(&store, arg)?,
+            None => Target::of_key(&store, key_or_default(&self.key)?)?,
         };
-        let status = status(&store, &id)?;
+        let status = status(&store, &target)?;
         if self.json {
             print_json(&serde_json::to_value(&status)?)?;
         } else {

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::send::SendNote;
 use super::turns::{self, USAGE_SCAN, Usage};
 use crate::ident::{Key, Name, SessionId};
-use crate::resolve::{find_session, resolve};
+use crate::resolve::{Via, find_session, resolve};
 use crate::store::{Starter, Store};
 use crate::sys::rfc3339;
 use crate::transcript::millis;
@@ -53,6 +54,59 @@ pub struct SessionStatus {
     pub transcript_exists: bool,
     /// The last send to it with `reply: none` (`sessions_send`): who, when, how it went.
     pub last_detached_send: Option<SendNote>,
+    /// The key whose next run this status is about (`--key K`, `key:K`, the run answering
+    /// the caller): its settings and reset policy are in force. `null` for a session asked
+    /// for by id or name: then only the session's own settings are shown, and no reset.
+    pub key: Option<Key>,
+    /// The settings its next run passes to claude, each with where it comes from:
+    /// `{NAME: {"value", "from": "key"|"session"|"env"|"file"|"default", ...}}` (see
+    /// `clawsess config`). `null` when the config file cannot be read (see `config_error`).
+    pub settings: Value,
+    /// The key's reset policy (`{"key": PATTERN, "mode": "idle 72h", "from"...}`), `null`:
+    /// off, or no key.
+    pub reset: Value,
+    /// When the key's own session is given up for a new one at its next run (RFC 3339);
+    /// `null`: never, or the session is attached (attachments never reset by policy).
+    pub next_reset: Option<String>,
+    /// Why the settings could not be told (a broken config file), else `null`.
+    pub config_error: Option<String>,
+}
+
+/// Which session a status is of, and for which key's next run.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub session: SessionId,
+    pub key: Option<Key>,
+    /// `session` is `key`'s own (not attached): the key's reset policy applies to it.
+    pub own: bool,
+}
+
+impl Target {
+    /// `key`'s session, or an error saying it has none.
+    pub fn of_key(store: &Store, key: Key) -> Result<Self> {
+        match resolve(store, &key)? {
+            Some(found) => Ok(Self { session: found.session, own: found.via == Via::Own, key: Some(key) }),
+            None => bail!("the key {key} has no session; give SESSION or --key"),
+        }
+    }
+
+    /// What a SESSION argument names (see [`find`]); `key:K` is the key's next run.
+    pub fn find(store: &Store, arg: &str) -> Result<Self> {
+        if let Some(key) = arg.trim().strip_prefix("key:") {
+            return Self::of_key(store, Key::parse(key)?);
+        }
+        Ok(Self { session: find_session(store, arg.trim())?, key: None, own: false })
+    }
+
+    /// The session `id` asked for by itself; the key of the `clawsess run` answering it right
+    /// now, if one is (`session_status` of the caller's own session).
+    pub fn running(store: &Store, id: SessionId) -> Self {
+        let key = exclusion::run_holder(store, &id).and_then(|h| Key::parse(&h.key).ok());
+        let own = key.as_ref().is_some_and(|k| {
+            resolve(store, k).ok().flatten().is_some_and(|r| r.session == id && r.via == Via::Own)
+        });
+        Self { session: id, key, own }
+    }
 }
 
 /// What a SESSION argument of the tools names: an id, a unique prefix, a name, or `key:K`
@@ -69,8 +123,9 @@ pub fn find(store: &Store, arg: &str) -> Result<SessionId> {
     find_session(store, arg)
 }
 
-/// The status of session `id`.
-pub fn status(store: &Store, id: &SessionId) -> Result<SessionStatus> {
+/// The status of `target`'s session, with the settings in force for its key's next run.
+pub fn status(store: &Store, target: &Target) -> Result<SessionStatus> {
+    let id = &target.session;
     let Some(rec) = store.session(id)? else { bail!("session {id} was removed meanwhile") };
     let exists = rec.transcript.is_file();
     let spent = if exists { turns::spent(&rec.transcript, USAGE_SCAN)? } else { turns::Spent::default() };
@@ -89,6 +144,20 @@ pub fn status(store: &Store, id: &SessionId) -> Result<SessionStatus> {
         .map(|at| crate::topic::last_surface(store, &rec, at));
     let warm = store.warm_note(id).ok().flatten().is_some_and(|note| crate::warm::keeper_alive(&note));
     let t = spent.tokens;
+    let own_last_active = target.own.then_some(rec.last_seen);
+    let (settings, reset, next_reset, config_error) =
+        match crate::config::in_force(store, target.key.as_ref(), Some(id), own_last_active) {
+            Ok(in_force) => {
+                let mut doc = in_force.to_json();
+                (
+                    doc["settings"].take(),
+                    doc["reset"].take(),
+                    in_force.next_reset.map(|t| t.to_string()),
+                    None,
+                )
+            }
+            Err(err) => (Value::Null, Value::Null, None, Some(format!("{err:#}"))),
+        };
     Ok(SessionStatus {
         session_id: rec.id.clone(),
         name: rec.name.clone(),
@@ -110,7 +179,38 @@ pub fn status(store: &Store, id: &SessionId) -> Result<SessionStatus> {
         last_active: rfc3339(rec.last_seen.max(crate::store::mtime_ms(&rec.transcript).unwrap_or(0))),
         transcript_exists: exists,
         last_detached_send: SendNote::read(store, id),
+        key: target.key.clone(),
+        settings,
+        reset,
+        next_reset,
+        config_error,
     })
+}
+
+/// Where a value comes from, as `clawsess config` says it: `set --key K`, `env VAR`,
+/// `FILE:LINE`, `default`.
+fn origin_text(entry: &Value) -> String {
+    let text = |field: &str| entry.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+    match entry.get("from").and_then(Value::as_str).unwrap_or_default() {
+        "key" => format!("set --key {}", text("key")),
+        "session" => format!("set {}", text("session").get(..8).unwrap_or_default()),
+        "env" => format!("env {}", text("var")),
+        "file" => {
+            let path = entry.get("path").and_then(Value::as_str).unwrap_or_default();
+            let line = entry.get("line").and_then(Value::as_u64).unwrap_or_default();
+            format!("{}:{line}", crate::sys::tilde(std::path::Path::new(path)))
+        }
+        "flag" => text("flag"),
+        other => other.to_owned(),
+    }
+}
+
+/// An RFC 3339 time as local time (`2026-06-02 04:00 CEST`), as given if it does not parse.
+fn local_time(at: &str) -> String {
+    match at.parse::<jiff::Timestamp>() {
+        Ok(t) => t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M %Z").to_string(),
+        Err(_) => at.to_owned(),
+    }
 }
 
 impl SessionStatus {
@@ -139,6 +239,32 @@ impl SessionStatus {
         if let Some(send) = &self.last_detached_send {
             line("last send:", &send.human());
         }
+        if let Some(err) = &self.config_error {
+            line("settings:", &format!("unknown: {err}"));
+            return out;
+        }
+        let settings = self.settings.as_object().into_iter().flatten();
+        for (i, (name, entry)) in settings.enumerate() {
+            let label = if i == 0 { "settings:" } else { "" };
+            let value = entry["value"].as_str().unwrap_or_default();
+            line(label, &format!("{name} = {value}  ({})", origin_text(entry)));
+        }
+        let reset = match (&self.key, self.reset.as_object()) {
+            (None, _) => "(a key's policy: give --key KEY)".to_owned(),
+            (Some(_), None) => "off".to_owned(),
+            (Some(_), Some(policy)) => {
+                let mode = policy.get("mode").and_then(Value::as_str).unwrap_or_default();
+                let pattern = policy.get("key").and_then(Value::as_str).unwrap_or_default();
+                format!("{mode} (key {pattern}, {})", origin_text(&self.reset))
+            }
+        };
+        line("reset:", &reset);
+        let next = match (&self.next_reset, &self.key, self.reset.is_null()) {
+            (Some(at), ..) => local_time(at),
+            (None, Some(_), false) => "never: the key is attached to this session".to_owned(),
+            _ => "never".to_owned(),
+        };
+        line("next reset:", &next);
         out
     }
 }

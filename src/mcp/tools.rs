@@ -88,7 +88,9 @@ pub fn list() -> Value {
             "name": "session_status",
             "title": "Session status",
             "description": "A session's model, number of turns, tokens used, context size of its last request, \
-                whether it is busy or warm, and which surface spoke last. Without `session`: this session's own.",
+                whether it is busy or warm, which surface spoke last, the settings its next turn runs with (model, \
+                effort... and where each comes from) and, for a key (`key:KEY`), its reset policy and next reset. \
+                Without `session`: this session's own.",
             "inputSchema": {
                 "type": "object",
                 "properties": {
@@ -292,11 +294,11 @@ pub fn sessions_history(args: &Value) -> Result<String> {
 
 fn session_status(args: &Value) -> Result<String> {
     let store = Store::open()?;
-    let id = match string(args, "session")? {
-        Some(arg) => find(&store, arg)?,
-        None => super::caller::find(&store)?.session,
+    let target = match string(args, "session")? {
+        Some(arg) => status::Target::find(&store, arg)?,
+        None => status::Target::running(&store, super::caller::find(&store)?.session),
     };
-    pretty(&status::status(&store, &id)?)
+    pretty(&status::status(&store, &target)?)
 }
 
 fn sessions_send(args: &Value) -> Result<String> {
