@@ -3,13 +3,14 @@ one-time pairing code, the state file, the live progress message, and how a turn
 Standard library and clawsess_client.py only."""
 
 import asyncio
+import datetime
 import json
 import logging
 import os
 import secrets
 import time
 
-from clawsess_client import Busy, ClawsessError, tool_summary
+from clawsess_client import Busy, ClawsessError, tool_summary, topic_text
 
 BUSY_TEXT = ("this conversation is busy in another place (terminal or another chat); "
              "try again in a moment")
@@ -202,6 +203,143 @@ def ending(result, error, stopping):
     reply = result.text
     if result.is_error:
         reply = "⚠️ " + (reply or "Claude Code reported an error")
-    elif result.replaced_session:
+    elif result.replaced_session and not result.reset:
         reply = "(The previous conversation could not be continued, so this is a new one.)\n\n" + reply
+    if result.reset:
+        reply = reset_note(result.reset) + "\n\n" + reply
     return "✔️ Done.", reply, True
+
+
+def reset_note(reset):
+    """What to tell the chat when its conversation was reset by policy: RESET is the run
+    result's {"from": OLD SESSION, "why": "idle 72h"}."""
+    old = str(reset.get("from") or "")[:8]
+    why = str(reset.get("why") or "its reset policy")
+    return (f"🔄 Started a new conversation ({why}); the old one is {old} "
+            f"(/attach {old} goes back to it).")
+
+
+# --- /model and /status ------------------------------------------------------------------
+
+MODEL_USAGE = ("Usage: /model NAME (like opus, sonnet, claude-opus-4-1) sets the model of this "
+               "{where}'s turns; /model alone shows it; /model default: Claude Code's default "
+               "model; /model -: no model of its own.")
+
+LABELS = {"model": "Model", "effort": "Effort", "permission_mode": "Permission mode",
+          "cwd": "New sessions start in"}
+
+
+def origin_text(entry, key):
+    """Where a setting of `clawsess status --json` comes from, in a chat's words."""
+    source = entry.get("from")
+    if source == "key":
+        return "set here with /model" if entry.get("key") == key else f"set for {entry.get('key')}"
+    if source == "session":
+        return f"set for session {str(entry.get('session') or '')[:8]}"
+    if source == "env":
+        return f"the bot's {entry.get('var')}"
+    if source == "file":
+        return f"config file line {entry.get('line')}"
+    return str(source or "default")
+
+
+def local_time(text):
+    """An RFC 3339 time as the bot's local time, or TEXT when it does not parse."""
+    try:
+        at = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return str(text)
+    return at.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+async def model_command(cs, key, arg, where="chat"):
+    """/model [NAME | default | -]: sets, shows or unsets KEY's model (`clawsess set --key`);
+    what to tell the chat."""
+    arg = (arg or "").strip()
+    try:
+        if not arg:
+            try:
+                entry = ((await cs.status(key)).get("settings") or {}).get("model")
+            except ClawsessError:  # no session yet: only the key's own settings count
+                model = (await cs.get(key)).get("model")
+                entry = {"value": model, "from": "key", "key": key} if model else None
+            if entry is None:
+                return (f"This {where} uses Claude Code's default model. "
+                        "/model NAME picks one (like opus or sonnet).")
+            if entry.get("value") == "default":
+                return f"This {where} uses Claude Code's default model ({origin_text(entry, key)})."
+            return (f"This {where}'s model: {entry.get('value')} ({origin_text(entry, key)}). "
+                    "/model default goes back to Claude Code's default.")
+        if arg == "-":
+            await cs.unset(key, "model")
+            return (f"OK: this {where} no longer picks a model: its conversation goes on with the "
+                    "model it last used (new ones with Claude Code's default). /model default "
+                    "switches it to the default now.")
+        if arg == "default":
+            # Claude Code's own name for its default model. Not an unset: Claude Code 2.1
+            # resumes a conversation with the model it last used when given no --model.
+            await cs.set(key, model="default")
+            return f"OK: the next turns in this {where} use Claude Code's default model."
+        if len(arg.split()) != 1:
+            return MODEL_USAGE.format(where=where)
+        model = (await cs.set(key, model=arg)).get("model", arg)
+        log.info("%s: /model %s", key, model)
+        return f"OK: the next turns in this {where} use {model}."
+    except ClawsessError as e:
+        return "⚠️ " + e.message
+
+
+async def status_text(cs, key, fresh=False, where="chat"):
+    """/status: the session KEY talks to, the settings its next turn gets and from where,
+    when it resets next, and where its conversation stands (`clawsess status --key --json`)."""
+    try:
+        st = await cs.status(key)
+    except ClawsessError as e:
+        if "has no session" not in e.message:
+            return "⚠️ " + e.message
+        st = None
+    lines = []
+    if st is None:
+        lines.append(f"This {where} has no conversation yet; your next message starts one.")
+        try:
+            model = (await cs.get(key)).get("model")
+        except ClawsessError as e:
+            model = None
+            lines.append("⚠️ " + e.message)
+        lines.append(f"Model: {model} (set here with /model)" if model else "Model: Claude Code's default")
+    else:
+        how = {"key": "attached", "global": "following the global attachment",
+               "own": "its own conversation"}.get(st.get("via"), st.get("via") or "")
+        sid, name = st.get("session_id"), st.get("name")
+        lines.append(f"This {where} ({key}) talks to session {sid}" + (f" ({name})" if name else "")
+                     + (f", {how}." if how else "."))
+        settings = st.get("settings")
+        if settings is None:
+            lines.append("⚠️ Settings unknown: " + str(st.get("config_error") or ""))
+        else:
+            for name, label in LABELS.items():
+                entry = settings.get(name)
+                if entry is not None:
+                    lines.append(f"{label}: {entry.get('value')} ({origin_text(entry, key)})")
+                elif name == "model":
+                    lines.append("Model: Claude Code's default")
+        used = st.get("context_used")
+        lines.append(f"Turns: {st.get('turns')}" + (f", context used: {used} tokens" if used else ""))
+        if st.get("busy"):
+            lines.append(f"Busy: answering {st.get('busy')}")
+        reset = st.get("reset")
+        if st.get("next_reset"):
+            lines.append(f"Next reset: {local_time(st['next_reset'])} ({reset.get('mode') if reset else ''})")
+        elif reset and st.get("via") != "own":
+            lines.append(f"Resets: never (attached; the {reset.get('mode')} policy is for the {where}'s own conversation)")
+        elif settings is not None:
+            lines.append("Resets: never (no reset policy for this chat)")
+    if fresh:
+        lines.append("After /new: your next message starts a new conversation.")
+    text = "\n".join(lines)
+    if st is not None:
+        try:
+            text += "\n" + topic_text(await cs.topic(str(st.get("session_id"))))
+        except ClawsessError as e:
+            log.warning("%s: topic: %s", key, e.message)
+    return text

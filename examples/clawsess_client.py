@@ -86,13 +86,18 @@ class Result:
     interrupted: bool
     replaced_session: bool
     raw: dict = field(repr=False)
+    # {"from": OLD SESSION, "why": "idle 72h"} when the key's session was past its reset
+    # policy and this turn started a new one; else None.
+    reset: Optional[dict] = None
 
     @classmethod
     def of(cls, obj: dict) -> "Result":
+        reset = obj.get("reset")
         return cls(text=str(obj.get("result") or ""), session_id=obj.get("session_id"),
                    key=obj.get("key"), is_error=bool(obj.get("is_error")),
                    interrupted=bool(obj.get("interrupted")),
-                   replaced_session=bool(obj.get("replaced_session")), raw=obj)
+                   replaced_session=bool(obj.get("replaced_session")), raw=obj,
+                   reset=reset if isinstance(reset, dict) else None)
 
 
 def error_message(stderr: str, code: int) -> str:
@@ -278,8 +283,29 @@ class Clawsess:
         return (await self.call_json("show", "--topic", "--json", "--", session)).get("topic") or {}
 
     async def status(self, key: str) -> dict:
-        """`clawsess status --key KEY --json`; ClawsessError when this clawsess has none."""
+        """`clawsess status --key KEY --json`: KEY's session (turns, tokens, busy...), the
+        settings its next run gets with where each comes from ("settings"), its reset policy
+        ("reset") and next reset ("next_reset"). ClawsessError when KEY has no session yet."""
         return await self.call_json("status", "--key", key, "--json")
+
+    async def set(self, key: str, **settings: str) -> dict:
+        """Keeps settings for KEY's runs (`clawsess set --key KEY NAME=VALUE...`): model,
+        effort, permission_mode, cwd, warm. Returns every setting of KEY now ({NAME: VALUE});
+        ClawsessError for a bad name or value."""
+        if not settings:
+            raise ValueError("set: give at least one NAME=VALUE")
+        pairs = [f"{name}={value}" for name, value in settings.items()]
+        return (await self.call_json("set", "--key", key, "--json", "--", *pairs)).get("settings") or {}
+
+    async def get(self, key: str) -> dict:
+        """KEY's own settings ({NAME: VALUE}; `clawsess get --key KEY`)."""
+        return (await self.call_json("get", "--key", key, "--json")).get("settings") or {}
+
+    async def unset(self, key: str, *names: str) -> dict:
+        """Drops settings NAMES of KEY (its runs get the defaults again); returns the rest."""
+        if not names:
+            raise ValueError("unset: name the settings to drop (model, effort...)")
+        return (await self.call_json("unset", "--key", key, "--json", "--", *names)).get("settings") or {}
 
     async def cool(self, session: Optional[str] = None) -> str:
         """Ends the warm claude of SESSION (default: every warm session)."""

@@ -4,7 +4,7 @@
 A channel is one clawsess key, discord:<guild>:<channel>, and each thread its own,
 discord:<guild>:<channel>:<thread> (a DM: discord:dm:<channel>); threads run in parallel, the
 messages of one key one after the other. Archiving a thread ends its warm claude; deleting it
-forgets its key. Slash commands /attach /detach /new /sessions /status /stop; a turn's tools
+forgets its key. Slash commands /attach /detach /new /sessions /status /model /stop; a turn's tools
 show in one message edited as they come; Allow / Deny buttons for tool calls that need
 permission; image attachments go to Claude; replies are split at 2,000 characters without
 breaking a code block.
@@ -53,8 +53,8 @@ import weakref
 from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bot_common import (STOPPING_TEXT, Pairing, Progress, ending, follow, ids, number,  # noqa: E402
-                        read_json, shorten, write_json)
+from bot_common import (STOPPING_TEXT, Pairing, Progress, ending, follow, ids,  # noqa: E402
+                        model_command, number, read_json, shorten, status_text, write_json)
 from clawsess_client import Clawsess, ClawsessError, tool_summary, topic_text  # noqa: E402
 
 DISCORD_LIMIT = 2000
@@ -449,22 +449,17 @@ class Bot(discord.Client):
             except ClawsessError as e:
                 await reply(interaction, "⚠️ " + e.message)
 
-        @tree.command(description="Which session this channel talks to, and where it stands")
+        @tree.command(description="Which session this channel talks to, its settings and next reset")
         async def status(interaction):
             key = key_of(interaction.channel)
             await interaction.response.defer(thinking=True)
-            try:
-                cur = await bot.cs.current(key)
-                if cur is None:
-                    text = "This channel has no conversation yet; your next message starts one."
-                else:
-                    how = {"key": "attached", "global": "following the global attachment",
-                           "own": "its own conversation"}.get(cur.get("via"), cur.get("via") or "")
-                    text = (f"This channel ({key}) talks to session {cur.get('session_id')} ({how}).\n"
-                            + topic_text(await bot.cs.topic(str(cur.get("session_id")))))
-            except ClawsessError as e:
-                text = "⚠️ " + e.message
-            await reply(interaction, text)
+            await reply(interaction, await status_text(bot.cs, key, key in bot.state.fresh, where="channel"))
+
+        @tree.command(description="The model of this channel's turns (empty: show it; default: back to the default)")
+        async def model(interaction, name: Optional[str] = None):
+            key = key_of(interaction.channel)
+            await interaction.response.defer(thinking=True)
+            await reply(interaction, await model_command(bot.cs, key, name or "", where="channel"))
 
         @tree.command(description="Stop the turn Claude is working on here")
         async def stop(interaction):

@@ -50,8 +50,8 @@ import time
 import weakref
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bot_common import (STOPPING_TEXT, Pairing, Progress, ending, follow, ids, number,  # noqa: E402
-                        read_json, write_json)
+from bot_common import (STOPPING_TEXT, Pairing, Progress, ending, follow, ids,  # noqa: E402
+                        model_command, number, read_json, status_text, write_json)
 from clawsess_client import Clawsess, ClawsessError, tool_summary, topic_text  # noqa: E402
 
 TELEGRAM_LIMIT = 4096
@@ -62,7 +62,8 @@ HELP_TEXT = """I relay your messages to Claude Code (via clawsess). Each chat an
 /detach - back to this chat's own conversation
 /new - your next message starts a new conversation
 /sessions - recent sessions
-/status - which session this chat talks to, and where its conversation stands
+/status - which session this chat talks to, its model and settings, when it resets next, and where its conversation stands
+/model NAME - the model of this chat's turns (like opus or sonnet); /model alone shows it, /model default goes back to the default
 /stop - stop the turn Claude is working on
 
 A photo goes to Claude Code with its caption as the prompt. Anything else goes to Claude Code as text."""
@@ -369,20 +370,12 @@ class Bot:
 
     async def cmd_status(self, update, ctx):
         key = key_of(update.message)
-        try:
-            cur = await self.cs.current(key)
-            if cur is None:
-                text = "This chat has no conversation yet; your next message starts one."
-            else:
-                how = {"key": "attached", "global": "following the global attachment",
-                       "own": "its own conversation"}.get(cur.get("via"), cur.get("via") or "")
-                text = (f"This chat ({key}) talks to session {cur.get('session_id')} ({how}).\n"
-                        + topic_text(await self.cs.topic(str(cur.get("session_id")))))
-        except ClawsessError as e:
-            text = "⚠️ " + e.message
-        if key in self.state.fresh:
-            text += "\nAfter /new: your next message starts a new conversation."
-        await self.send(update.message, text)
+        await self.send(update.message, await status_text(self.cs, key, key in self.state.fresh))
+
+    async def cmd_model(self, update, ctx):
+        key = key_of(update.message)
+        async with self.lock(key):
+            await self.send(update.message, await model_command(self.cs, key, " ".join(ctx.args)))
 
     async def cmd_stop(self, update, ctx):
         """Not in the chat's queue: the turn to stop holds it. The turn then says so itself."""
@@ -554,7 +547,7 @@ async def serve(cfg):
     app.add_handler(TypeHandler(Update, bot.gate), group=-1)
     for name, handler in (("start", bot.cmd_help), ("help", bot.cmd_help), ("attach", bot.cmd_attach),
                           ("detach", bot.cmd_detach), ("new", bot.cmd_new), ("sessions", bot.cmd_sessions),
-                          ("status", bot.cmd_status), ("stop", bot.cmd_stop)):
+                          ("status", bot.cmd_status), ("model", bot.cmd_model), ("stop", bot.cmd_stop)):
         app.add_handler(CommandHandler(name, handler))
     app.add_handler(CallbackQueryHandler(bot.on_button))
     app.add_handler(MessageHandler(filters.PHOTO, bot.on_photo))

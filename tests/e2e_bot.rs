@@ -808,3 +808,71 @@ fn the_standard_library_bots_state_file_is_read_as_it_is() {
     assert_eq!(state["fresh"], serde_json::json!(["telegram:777"]), "{state}");
     assert!(state["offset"].as_i64().unwrap() > 1000, "{state}");
 }
+
+/// Moves session `id`'s last activity an hour back, as if the chat had been idle that long
+/// (the store's record; the bot runs cold here, so no claude writes it meanwhile).
+fn age_session(home: &ClaudeHome, id: &str) {
+    let path = home.home().join(".local/share/clawsess/sessions").join(format!("{id}.json"));
+    let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 3_600_000).into();
+    fs::write(&path, rec.to_string()).unwrap();
+}
+
+/// `/model NAME` is the chat key's model setting: the next turn asks the model with it,
+/// `/model` shows it, `/model default` drops it; `/status` shows the settings and the next
+/// reset; a turn that starts a new conversation by the reset policy says so in the chat.
+#[test]
+fn model_command_status_settings_and_a_reset_said_in_the_chat() {
+    let e = Env::new();
+    let config = e.home.home().join("clawsess.toml");
+    fs::write(&config, "[[reset]]\nkey = \"telegram:*\"\nmode = \"idle\"\nidle = \"30m\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let bot = e.bot(&[("ALLOWED_CHATS", "100"), ("CLAWSESS_CONFIG", config), ("BOT_WARM", "0")]);
+    let r = e.say(&bot, 100, None, "/status");
+    assert!(
+        r.text.contains("no conversation yet") && r.text.contains("Model: Claude Code's default"),
+        "{r:?}"
+    );
+    let r = e.say(&bot, 100, None, "/model");
+    assert!(r.text.contains("uses Claude Code's default model"), "{r:?}");
+    let r = e.say(&bot, 100, None, "/model --dangerously-skip-permissions");
+    assert!(r.text.starts_with("⚠️") && r.text.contains("is not a model name"), "{r:?}");
+    let r = e.say(&bot, 100, None, "/model claude-haiku-4-5");
+    assert_eq!(r.text, "OK: the next turns in this chat use claude-haiku-4-5.");
+    assert_replies_to(&e.say(&bot, 100, None, "hello sonnet"), "hello sonnet");
+    assert_eq!(e.last_turn().model, "claude-haiku-4-5", "the chat's model reached the API");
+    let old = e.current("telegram:100").unwrap();
+    let r = e.say(&bot, 100, None, "/model");
+    assert!(r.text.contains("This chat's model: claude-haiku-4-5 (set here with /model)"), "{r:?}");
+    let r = e.say(&bot, 100, None, "/status");
+    assert!(r.text.contains(&old) && r.text.contains("its own conversation"), "{r:?}");
+    assert!(r.text.contains("Model: claude-haiku-4-5 (set here with /model)"), "{r:?}");
+    assert!(r.text.contains("Next reset: ") && r.text.contains("(idle 30m)"), "{r:?}");
+    assert!(r.text.contains("Last prompt: hello sonnet"), "the topic is still there: {r:?}");
+
+    // Idle past the policy: the next message starts a new conversation, and the chat is told.
+    age_session(&e.home, &old);
+    let r = e.say(&bot, 100, None, "after a long pause");
+    assert!(
+        r.text.contains(&format!("Started a new conversation (idle 30m); the old one is {}", &old[..8])),
+        "{r:?}"
+    );
+    assert_replies_to(&r, "after a long pause");
+    let turn = e.last_turn();
+    assert!(!turn.all_text.contains("hello sonnet"), "a new session");
+    assert_eq!(turn.model, "claude-haiku-4-5", "the chat's model survives the reset");
+    assert_ne!(e.current("telegram:100").unwrap(), old);
+
+    // `/model default` is Claude Code's default model, also for a conversation that goes on
+    // (Claude Code 2.1 resumes one with the model it last used when given no --model).
+    let r = e.say(&bot, 100, None, "/model default");
+    assert_eq!(r.text, "OK: the next turns in this chat use Claude Code's default model.");
+    assert_replies_to(&e.say(&bot, 100, None, "back to default"), "back to default");
+    assert_ne!(e.last_turn().model, "claude-haiku-4-5", "the default model: {}", bot.log());
+    let r = e.say(&bot, 100, None, "/model");
+    assert!(r.text.contains("uses Claude Code's default model (set here with /model)"), "{r:?}");
+    // `/model -`: the chat picks no model any more.
+    let r = e.say(&bot, 100, None, "/model -");
+    assert!(r.text.starts_with("OK: this chat no longer picks a model"), "{r:?}");
+    assert!(e.clawsess_ok(&["get", "--key", "telegram:100"]).contains("No settings"));
+}

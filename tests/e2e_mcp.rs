@@ -481,7 +481,7 @@ fn status_shows_the_settings_in_force_their_origins_and_the_next_reset() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let doc = status(&["--key", "tg:1"], &[]);
-    assert_eq!(doc["key"], "tg:1");
+    assert_eq!((&doc["key"], &doc["via"]), (&json!("tg:1"), &json!("own")));
     let s = &doc["settings"];
     assert_eq!(s["model"], json!({"value": "claude-sonnet-4-5", "from": "key", "key": "tg:1"}), "{doc:#}");
     assert_eq!(s["effort"], json!({"value": "low", "from": "session", "session": a}));
@@ -516,7 +516,7 @@ fn status_shows_the_settings_in_force_their_origins_and_the_next_reset() {
     home.clawsess_ok(&["attach", &a, "--key", "tg:2"]);
     let attached = status(&["--key", "tg:2"], &[]);
     assert_eq!(attached["reset"]["mode"], "idle 30m");
-    assert_eq!(attached["next_reset"], Value::Null);
+    assert_eq!((&attached["next_reset"], &attached["via"]), (&Value::Null, &json!("key")));
     assert_eq!(attached["settings"]["model"]["from"], "session");
     // Human output says the same, with the origins.
     let mut cmd = home.clawsess_cmd(&["status", "--key", "tg:1"]);

@@ -58,6 +58,9 @@ pub struct SessionStatus {
     /// the caller): its settings and reset policy are in force. `null` for a session asked
     /// for by id or name: then only the session's own settings are shown, and no reset.
     pub key: Option<Key>,
+    /// How `key` reaches the session: `key` (attached), `global` (the global attachment),
+    /// `own`; `null` without a key.
+    pub via: Option<Via>,
     /// The settings its next run passes to claude, each with where it comes from:
     /// `{NAME: {"value", "from": "key"|"session"|"env"|"file"|"default", ...}}` (see
     /// `clawsess config`). `null` when the config file cannot be read (see `config_error`).
@@ -77,15 +80,15 @@ pub struct SessionStatus {
 pub struct Target {
     pub session: SessionId,
     pub key: Option<Key>,
-    /// `session` is `key`'s own (not attached): the key's reset policy applies to it.
-    pub own: bool,
+    /// How `key` reaches `session`: only its own one (`Via::Own`) resets by its policy.
+    pub via: Option<Via>,
 }
 
 impl Target {
     /// `key`'s session, or an error saying it has none.
     pub fn of_key(store: &Store, key: Key) -> Result<Self> {
         match resolve(store, &key)? {
-            Some(found) => Ok(Self { session: found.session, own: found.via == Via::Own, key: Some(key) }),
+            Some(found) => Ok(Self { session: found.session, via: Some(found.via), key: Some(key) }),
             None => bail!("the key {key} has no session; give SESSION or --key"),
         }
     }
@@ -95,17 +98,19 @@ impl Target {
         if let Some(key) = arg.trim().strip_prefix("key:") {
             return Self::of_key(store, Key::parse(key)?);
         }
-        Ok(Self { session: find_session(store, arg.trim())?, key: None, own: false })
+        Ok(Self { session: find_session(store, arg.trim())?, key: None, via: None })
     }
 
     /// The session `id` asked for by itself; the key of the `clawsess run` answering it right
     /// now, if one is (`session_status` of the caller's own session).
     pub fn running(store: &Store, id: SessionId) -> Self {
         let key = exclusion::run_holder(store, &id).and_then(|h| Key::parse(&h.key).ok());
-        let own = key.as_ref().is_some_and(|k| {
-            resolve(store, k).ok().flatten().is_some_and(|r| r.session == id && r.via == Via::Own)
-        });
-        Self { session: id, key, own }
+        let via = key
+            .as_ref()
+            .and_then(|k| resolve(store, k).ok().flatten())
+            .filter(|r| r.session == id)
+            .map(|r| r.via);
+        Self { session: id, key, via }
     }
 }
 
@@ -144,7 +149,7 @@ pub fn status(store: &Store, target: &Target) -> Result<SessionStatus> {
         .map(|at| crate::topic::last_surface(store, &rec, at));
     let warm = store.warm_note(id).ok().flatten().is_some_and(|note| crate::warm::keeper_alive(&note));
     let t = spent.tokens;
-    let own_last_active = target.own.then_some(rec.last_seen);
+    let own_last_active = (target.via == Some(Via::Own)).then_some(rec.last_seen);
     let (settings, reset, next_reset, config_error) =
         match crate::config::in_force(store, target.key.as_ref(), Some(id), own_last_active) {
             Ok(in_force) => {
@@ -180,6 +185,7 @@ pub fn status(store: &Store, target: &Target) -> Result<SessionStatus> {
         transcript_exists: exists,
         last_detached_send: SendNote::read(store, id),
         key: target.key.clone(),
+        via: target.via,
         settings,
         reset,
         next_reset,
@@ -259,9 +265,11 @@ impl SessionStatus {
             }
         };
         line("reset:", &reset);
-        let next = match (&self.next_reset, &self.key, self.reset.is_null()) {
+        let next = match (&self.next_reset, self.via, self.reset.is_null()) {
             (Some(at), ..) => local_time(at),
-            (None, Some(_), false) => "never: the key is attached to this session".to_owned(),
+            (None, Some(Via::Key | Via::Global), false) => {
+                "never: an attached session does not reset by the key's policy".to_owned()
+            }
             _ => "never".to_owned(),
         };
         line("next reset:", &next);
