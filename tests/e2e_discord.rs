@@ -69,6 +69,11 @@ impl Env {
 
     /// Starts the bot (ALLOWED_USERS: `users`, "" for none) and waits until it is ready.
     fn bot(&self, users: &str) -> Bot {
+        self.bot_with(users, &[])
+    }
+
+    /// [`Env::bot`] with more environment variables.
+    fn bot_with(&self, users: &str, extra: &[(&str, &str)]) -> Bot {
         let log = self.home.home().join(format!("discord-bot-{}.log", std::process::id()));
         let _ = fs::remove_file(&log);
         let mut cmd = Command::new(support::bot_venv::python());
@@ -89,6 +94,7 @@ impl Env {
         } else {
             cmd.env("ALLOWED_USERS", users);
         }
+        cmd.envs(extra.iter().copied());
         let file = fs::File::create(&log).unwrap();
         cmd.stdin(Stdio::null()).stdout(Stdio::from(file.try_clone().unwrap())).stderr(Stdio::from(file));
         let mut bot = Bot { child: Some(cmd.spawn().expect("start the discord bot")), log };
@@ -149,7 +155,7 @@ fn closed_by_default_strangers_get_one_refusal_pairing_makes_the_owner() {
     let bot = e.bot("");
     let commands: Vec<String> =
         e.dc.commands().as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
-    for name in ["attach", "detach", "new", "sessions", "status", "stop"] {
+    for name in ["attach", "detach", "new", "sessions", "status", "model", "stop"] {
         assert!(commands.contains(&name.to_owned()), "slash command /{name} registered: {commands:?}");
     }
     let code = pairing_code(&bot);
@@ -436,4 +442,50 @@ fn sigterm_mid_turn_stops_it_says_so_and_a_new_bot_goes_on() {
     e.reply_to(&bot, after, "stand-in reply");
     let last = e.home.api.turn_requests().pop().unwrap();
     assert!(last.all_text.contains("before the restart"), "the same conversation goes on");
+}
+
+/// `/model NAME` sets the channel key's model (the stand-in API is asked with it), `/status`
+/// shows it and the next reset, and a turn past the reset policy says so in the channel.
+#[test]
+fn model_and_status_slash_commands_and_a_reset_said_in_the_channel() {
+    let e = Env::new();
+    let config = e.home.home().join("clawsess.toml");
+    fs::write(&config, "[[reset]]\nkey = \"discord:*\"\nmode = \"idle\"\nidle = \"72h\"\n").unwrap();
+    let bot =
+        e.bot_with(&OWNER.to_string(), &[("CLAWSESS_CONFIG", config.to_str().unwrap()), ("BOT_WARM", "0")]);
+    let key = format!("discord:{GUILD_ID}:{CHANNEL_ID}");
+    let answer = |id: u64| -> String {
+        let find = |dc: &StandInDiscord| {
+            dc.replies()
+                .into_iter()
+                .find(|r| r.interaction_id == id && !r.content.is_empty())
+                .map(|r| r.content)
+        };
+        assert!(e.dc.wait_until(T, |dc| find(dc).is_some()), "no answer to {id}; log:\n{}", bot.log());
+        find(&e.dc).unwrap()
+    };
+    let r = answer(e.dc.slash(OWNER, CHANNEL_ID, "model", &[("name", "claude-haiku-4-5")]));
+    assert_eq!(r, "OK: the next turns in this channel use claude-haiku-4-5.");
+    let id = e.dc.message(OWNER, CHANNEL_ID, "hello haiku", mention());
+    e.reply_to(&bot, id, "stand-in reply");
+    assert_eq!(e.home.api.turn_requests().pop().unwrap().model, "claude-haiku-4-5");
+    let r = answer(e.dc.slash(OWNER, CHANNEL_ID, "model", &[]));
+    assert!(r.contains("This channel's model: claude-haiku-4-5 (set here with /model)"), "{r}");
+    let old = e.home.current(&key).unwrap();
+    let r = answer(e.dc.slash(OWNER, CHANNEL_ID, "status", &[]));
+    assert!(r.contains(&old) && r.contains("Model: claude-haiku-4-5 (set here with /model)"), "{r}");
+    assert!(r.contains("Next reset: ") && r.contains("(idle 72h)"), "{r}");
+
+    // The session's last activity 73 hours back: the next message starts a new conversation.
+    let path = e.home.home().join(".local/share/clawsess/sessions").join(format!("{old}.json"));
+    let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 73 * 3_600_000).into();
+    fs::write(&path, rec.to_string()).unwrap();
+    let id = e.dc.message(OWNER, CHANNEL_ID, "after three days", mention());
+    let r = e.reply_to(&bot, id, "stand-in reply");
+    let said = format!("Started a new conversation (idle 72h); the old one is {}", &old[..8]);
+    assert!(r.content.contains(&said), "{r:?}");
+    let turn = e.home.api.turn_requests().pop().unwrap();
+    assert!(!turn.all_text.contains("hello haiku") && turn.model == "claude-haiku-4-5", "{turn:?}");
+    assert_ne!(e.home.current(&key).unwrap(), old);
 }
