@@ -71,6 +71,63 @@ pub enum Cmd {
     /// The keeper of a warm session's claude (started by `run --warm`)
     #[command(hide = true)]
     Keep(Keep),
+    /// Other machines whose sessions are reached over ssh: add, list, remove, check
+    #[command(subcommand)]
+    Hosts(Hosts),
+    /// Serve one request from another machine's clawsess (run by its ssh; reads JSON on stdin)
+    #[command(hide = true)]
+    ServeSsh(ServeSsh),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Hosts {
+    /// Remember a machine: NAME (letters, digits, - _) and its ssh destination
+    Add(HostsAdd),
+    /// Print the machines clawsess knows
+    List(HostsJson),
+    /// Forget a machine (and the keys that ran there)
+    Remove(HostsRemove),
+    /// Reach each machine (or NAME) over ssh and print its clawsess version
+    Check(HostsCheck),
+}
+
+#[derive(Debug, Args)]
+pub struct HostsAdd {
+    /// The name sessions there go by (`NAME:ID`)
+    pub name: String,
+    /// The ssh destination: [user@]host[:port] or a ~/.ssh/config alias
+    pub dest: String,
+    /// The clawsess command there [default: clawsess on its PATH]
+    #[arg(long, value_name = "PATH")]
+    pub clawsess: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsJson {
+    /// Print one JSON document
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsRemove {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsCheck {
+    /// Check only this machine
+    pub name: Option<String>,
+    /// Print one JSON document
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeSsh {
+    /// The protocol the caller speaks
+    #[arg(long)]
+    pub protocol: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +191,12 @@ pub struct List {
     /// Show at most N sessions
     #[arg(long, short = 'n', value_name = "N")]
     pub limit: Option<usize>,
+    /// Also every host's sessions (`clawsess hosts`), written NAME:ID
+    #[arg(long, conflicts_with = "host")]
+    pub all: bool,
+    /// Only the sessions on host NAME
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +234,9 @@ pub struct Run {
     /// Start a new session and make it the key's own
     #[arg(long)]
     pub new: bool,
+    /// Run on host NAME (`clawsess hosts`); the key's turns run there from now on
+    #[arg(long, value_name = "NAME", conflicts_with = "session")]
+    pub host: Option<String>,
     /// Working directory of a new session [default: the current dir]
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,

@@ -10,6 +10,35 @@ pub const BLOCK: u8 = 2;
 /// `run`: the session stayed busy past `--wait` (EX_TEMPFAIL: try again later).
 pub const BUSY: u8 = 75;
 
+/// A host could not be reached, or its clawsess cannot serve (EX_UNAVAILABLE): nothing ran.
+pub const UNAVAILABLE: u8 = 69;
+/// The connection to a host was lost mid-command (EX_IOERR).
+pub const LINK_LOST: u8 = 74;
+
+/// A host cannot be reached or served; exits [`UNAVAILABLE`].
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// The connection to a host was lost mid-command; exits [`LINK_LOST`].
+#[derive(Debug)]
+pub struct LinkLost(pub String);
+
+impl std::fmt::Display for LinkLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LinkLost {}
+
 /// The session is being answered by another surface; `run` exits with [`BUSY`].
 #[derive(Debug)]
 pub struct Busy(pub String);
@@ -53,6 +82,10 @@ pub fn code_of(err: &anyhow::Error) -> u8 {
         BUSY
     } else if let Some(Stopped(sig)) = err.downcast_ref::<Stopped>() {
         128u8.saturating_add(u8::try_from(*sig).unwrap_or(0))
+    } else if err.chain().any(|e| e.is::<Unavailable>()) {
+        UNAVAILABLE
+    } else if err.chain().any(|e| e.is::<LinkLost>()) {
+        LINK_LOST
     } else if is_stdout_closed(err) {
         OK
     } else {

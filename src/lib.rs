@@ -13,6 +13,7 @@ pub mod live;
 pub mod mcp;
 pub mod probe;
 pub mod process;
+pub mod remote;
 pub mod resolve;
 pub mod store;
 pub mod sys;

@@ -10,6 +10,7 @@ mod detach;
 mod doctor;
 mod forget;
 mod hook;
+mod hosts;
 mod import;
 mod install;
 mod keep;
@@ -18,6 +19,7 @@ mod mcp;
 mod name;
 mod prune;
 mod run;
+mod serve_ssh;
 mod set;
 mod show;
 mod status;
@@ -94,6 +96,8 @@ impl Cmd {
             Cmd::Completions(cmd) => cmd.run(),
             Cmd::Man(cmd) => cmd.run(),
             Cmd::Hook(cmd) => cmd.run(),
+            Cmd::Hosts(cmd) => cmd.run(),
+            Cmd::ServeSsh(cmd) => cmd.run(),
         }
     }
 }

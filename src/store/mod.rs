@@ -18,12 +18,15 @@
 //!   probes/<version>.json what `doctor --probe` found with that Claude Code version
 //!   settings/key-<hash>.json   a key's settings (`clawsess set --key K`)
 //!   settings/<id>.json    a session's settings (`clawsess set SESSION`)
+//!   hosts.json            other machines (`clawsess hosts`), keys and requests routed there
+//!   ssh/                  ssh's control sockets (0700)
 //! ```
 //!
 //! [`Store`] reads; writes go through [`Locked`], which only exists while the store lock is
 //! held, so no read-modify-write can run unlocked.
 
 mod files;
+mod hosts;
 mod lock;
 mod records;
 
@@ -37,6 +40,7 @@ pub use files::{
     Durability, TMP_SUFFIX, Versioned, check_private_dir, create_private_dir, parse_json, read_json,
     remove_if_exists, write_atomic, write_atomic_mode, write_json,
 };
+pub use hosts::{HostEntry, HostsFile};
 pub use lock::{Acquired, lock_until, open_lock_file};
 pub use records::*;
 

@@ -1,0 +1,206 @@
+//! The host's side: `clawsess serve-ssh`, started by a caller's ssh. It says hello, reads
+//! one request, checks every id and key in it, and runs the matching subcommand of this
+//! same binary with a fixed argv (the prompt on the child's stdin). While it runs, stdin is
+//! watched: its end means the caller or the link is gone, and the turn is stopped as by
+//! `clawsess stop`, so the session is free for the next turn.
+
+use std::io::{BufRead, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+
+use super::{Hello, PROTOCOL, Request, RunRequest, check_remote_session};
+use crate::exit::{self, Unavailable};
+use crate::ident::{Key, RequestId};
+use crate::store::Store;
+
+/// How long a stopped turn may take to end before its run is killed.
+const STOP_WAIT: Duration = Duration::from_secs(20);
+/// Longest request line accepted (a prompt plus images in base64).
+const MAX_REQUEST: u64 = 64 * 1024 * 1024;
+
+/// Serves one request; the exit code is the subcommand's.
+pub fn serve(protocol: u32) -> Result<u8> {
+    let hello = serde_json::to_string(&Hello::ours())?;
+    crate::outln!("{hello}")?;
+    if protocol != PROTOCOL {
+        return Err(Unavailable(format!(
+            "this is clawsess {} (serve-ssh protocol {PROTOCOL}); the caller speaks protocol \
+             {protocol}: install the same clawsess on both",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .into());
+    }
+    let mut stdin = std::io::stdin().lock();
+    let mut line = Vec::new();
+    (&mut stdin).take(MAX_REQUEST).read_until(b'\n', &mut line).context("could not read the request")?;
+    if line.is_empty() {
+        return Ok(exit::OK); // the caller only wanted the hello, or went away
+    }
+    let request: Request = serde_json::from_slice(&line).context("the request is not one this clawsess reads")?;
+    drop(stdin);
+    if matches!(request, Request::Check) {
+        return Ok(exit::OK);
+    }
+    let mut scratch = None;
+    let (args, input) = argv(&request, &mut scratch)?;
+    let exe = std::env::current_exe().context("could not find this clawsess binary")?;
+    let mut child = Command::new(exe)
+        .args(&args)
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .spawn()
+        .context("could not start clawsess")?;
+    if let (Some(text), Some(mut pipe)) = (input, child.stdin.take()) {
+        // A thread, so a large prompt never deadlocks against the child's output.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(text.as_bytes());
+        });
+    }
+    let code = supervise(&mut child, &request);
+    if let Some(dir) = scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    code
+}
+
+/// Waits for the child; if our stdin ends first (the link is gone), stops its turn.
+fn supervise(child: &mut Child, request: &Request) -> Result<u8> {
+    let (gone_tx, gone) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sink = [0u8; 4096];
+        let mut stdin = std::io::stdin().lock();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        let _ = gone_tx.send(());
+    });
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(exit::FAILURE));
+        }
+        if gone.recv_timeout(Duration::from_millis(100)).is_ok() {
+            eprintln!("clawsess serve-ssh: the caller is gone; stopping its command");
+            stop_child(child, request);
+            let status = child.wait()?;
+            return Ok(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(exit::FAILURE));
+        }
+    }
+}
+
+/// Stops a run's turn as `clawsess stop` does (interrupt, else SIGTERM); anything else, or
+/// a run that does not end, gets SIGTERM and then SIGKILL.
+fn stop_child(child: &mut Child, request: &Request) {
+    if let Request::Run(run) = request
+        && let Ok(store) = Store::open()
+    {
+        let running = crate::live::stop::running_for_key(&store, &run.key);
+        if let Some(turn) = running.into_iter().find(|r| r.holder.pid == child.id()) {
+            let _ = crate::live::stop::stop(&store, &turn, STOP_WAIT);
+        }
+    }
+    if matches!(child.try_wait(), Ok(None)) {
+        // SAFETY: kill(2) on our own child's pid, not yet reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + STOP_WAIT;
+        while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+    }
+}
+
+/// The argv of the subcommand a request runs (ids and keys checked), and its stdin.
+fn argv(request: &Request, scratch: &mut Option<std::path::PathBuf>) -> Result<(Vec<String>, Option<String>)> {
+    let s = |v: &str| v.to_owned();
+    Ok(match request {
+        Request::Check => (vec![], None),
+        Request::List { limit } => {
+            let mut args = vec![s("list"), s("--json")];
+            if let Some(n) = limit {
+                args.extend([s("-n"), n.to_string()]);
+            }
+            (args, None)
+        }
+        Request::Show { session, lines, topic, json } => {
+            check_remote_session(session)?;
+            let mut args = vec![s("show"), session.clone()];
+            if *topic {
+                args.push(s("--topic"));
+            } else {
+                args.extend([s("-n"), lines.to_string()]);
+            }
+            if *json {
+                args.push(s("--json"));
+            }
+            (args, None)
+        }
+        Request::Attach { session, key, json } => {
+            check_remote_session(session)?;
+            let key = Key::parse(key)?;
+            let mut args = vec![s("attach"), session.clone(), s("--key"), key.to_string()];
+            if *json {
+                args.push(s("--json"));
+            }
+            (args, None)
+        }
+        Request::Stop { key, wait_s } => {
+            let key = Key::parse(key)?;
+            (vec![s("stop"), s("--key"), key.to_string(), s("--wait"), wait_s.to_string()], None)
+        }
+        Request::Answer { request_id, allow, reason } => {
+            let id = RequestId::parse(request_id)?;
+            let mut args = vec![s("answer"), id.to_string(), s(if *allow { "allow" } else { "deny" })];
+            if let Some(reason) = reason {
+                args.extend([s("--reason"), reason.clone()]);
+            }
+            (args, None)
+        }
+        Request::Run(run) => (run_argv(run, scratch)?, Some(run.prompt.clone())),
+    })
+}
+
+fn run_argv(run: &RunRequest, scratch: &mut Option<std::path::PathBuf>) -> Result<Vec<String>> {
+    let s = |v: &str| v.to_owned();
+    let key = Key::parse(&run.key)?;
+    let mut args = vec![s("run"), s("--key"), key.to_string(), s("--wait"), run.wait_s.to_string()];
+    if run.new {
+        args.push(s("--new"));
+    }
+    if let Some(cwd) = &run.cwd {
+        args.extend([s("--cwd"), cwd.clone()]);
+    }
+    if run.json {
+        args.push(s("--json"));
+    }
+    if run.stream {
+        args.push(s("--stream"));
+    }
+    if run.ask {
+        args.extend([s("--ask"), s("--ask-timeout"), run.ask_timeout_s.to_string()]);
+    }
+    if let Some(warm) = run.warm_s {
+        args.extend([s("--warm"), format!("{warm}s")]);
+    }
+    if run.allow_slash {
+        args.push(s("--allow-slash"));
+    }
+    if !run.images.is_empty() {
+        let store = Store::open()?;
+        let dir = store.dir().join("ssh-in").join(uuid::Uuid::new_v4().to_string());
+        crate::store::create_private_dir(&dir)?;
+        *scratch = Some(dir.clone());
+        for (i, (name, data)) in run.images.iter().enumerate() {
+            let ext = std::path::Path::new(name).extension().and_then(|e| e.to_str()).unwrap_or("");
+            if !ext.chars().all(|c| c.is_ascii_alphanumeric()) || ext.len() > 8 {
+                bail!("image {i} has an odd file name extension");
+            }
+            let bytes = base64::engine::general_purpose::STANDARD.decode(data).context("an image's base64")?;
+            let path = dir.join(format!("image-{i}.{ext}"));
+            std::fs::write(&path, bytes).with_context(|| format!("could not write {}", path.display()))?;
+            args.extend([s("--image"), path.to_string_lossy().into_owned()]);
+        }
+    }
+    // The prompt goes on stdin, never here.
+    Ok(args)
+}
