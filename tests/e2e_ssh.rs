@@ -89,3 +89,171 @@ fn hosts_add_check_list_and_remove() {
     assert!(!two.ok(&["hosts", "list"]).contains(ALIAS));
 }
 
+/// The main-turn requests a home's model got whose prompt holds `text`.
+fn asked(home: &ClaudeHome, text: &str) -> Vec<support::stand_in_api::Recorded> {
+    home.api.turn_requests().into_iter().filter(|r| r.last_user_text.contains(text)).collect()
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {}", text(out)))
+}
+
+#[test]
+fn a_remote_session_is_listed_attached_shown_and_continued_from_a_key() {
+    let two = Two::new();
+    let here = two.local.project("here");
+    two.ok(&[
+        "run",
+        "--json",
+        "--new",
+        "--cwd",
+        here.to_str().unwrap(),
+        "--key",
+        "local:1",
+        "--",
+        "a local turn",
+    ]);
+    let there = two.remote.project("there");
+    let first = two.run(
+        &[
+            "run",
+            "--json",
+            "--host",
+            "box",
+            "--new",
+            "--cwd",
+            there.to_str().unwrap(),
+            "--key",
+            "chat:1",
+            "--",
+            "first remote turn",
+        ],
+        "",
+    );
+    assert!(first.status.success(), "{}\nsshd: {}", text(&first), two.sshd.log());
+    let first = json_of(&first);
+    let id = first["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(asked(&two.remote, "first remote turn").len(), 1, "the remote model answered it");
+    assert!(asked(&two.local, "first remote turn").is_empty(), "not the local one");
+
+    let all: Value = serde_json::from_str(&two.ok(&["list", "--all", "--json"])).unwrap();
+    let ids: Vec<&str> = all.as_array().unwrap().iter().map(|r| r["session_id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&format!("box:{id}").as_str()), "{all:#}");
+    assert!(all.as_array().unwrap().iter().any(|r| r["host"].is_null()), "the local session too: {all:#}");
+    let table = two.ok(&["list", "--host", "box"]);
+    assert!(table.contains(&format!("box:{}", &id[..8])), "{table}");
+
+    let attached = two.run(&["attach", &format!("box:{id}"), "--key", "tg:7", "--json"], "");
+    assert!(attached.status.success(), "{}", text(&attached));
+    assert_eq!(json_of(&attached)["session_id"], id.as_str());
+    let next = two.run(&["run", "--json", "--key", "tg:7"], "continue over ssh");
+    assert!(next.status.success(), "{}", text(&next));
+    assert_eq!(json_of(&next)["session_id"], id.as_str(), "the same remote session goes on");
+    let seen = &asked(&two.remote, "continue over ssh")[0];
+    assert!(seen.all_text.contains("first remote turn"), "the turn continued the conversation");
+    assert!(seen.message_count > 1);
+
+    let shown = two.ok(&["show", &format!("box:{}", &id[..8]), "--json"]);
+    assert!(shown.contains("continue over ssh"), "{shown}");
+}
+
+#[test]
+fn a_hostile_prompt_arrives_byte_exact_and_runs_nothing() {
+    let two = Two::new();
+    let there = two.remote.project("there");
+    let canary = two.remote.home().join("pwned");
+    let c = canary.display();
+    let mut prompt = format!(
+        "it's \"quoted\" 'twice' $(touch {c}) `touch {c}` ; touch {c} | & > {c}\nsecond line\n\n\\n \\$HOME %C -oProxyCommand=x\n"
+    );
+    while prompt.len() < 1024 * 1024 {
+        prompt.push_str("a line of filler text with $(date) and `id` in it\n");
+    }
+    prompt.push_str("the end");
+    let cwd = there.to_str().unwrap();
+    let out = two.run(&["run", "--json", "--host", "box", "--new", "--cwd", cwd, "--key", "chat:x"], &prompt);
+    assert!(out.status.success(), "{}", text(&out));
+    let seen = asked(&two.remote, "the end");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].last_user_text, prompt, "the prompt reached the model byte-exact");
+    assert!(!canary.exists(), "nothing in the prompt ran");
+}
+
+#[test]
+fn a_host_that_is_gone_is_exit_69_before_any_turn() {
+    let mut two = Two::new();
+    two.ok(&["hosts", "check", "box"]);
+    two.sshd.stop();
+    let out = two.run(&["run", "--json", "--host", "box", "--key", "chat:g", "--", "hello?"], "");
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    let doc = json_of(&out);
+    assert!(doc["error"].as_str().unwrap().contains("could not reach box"), "{doc:#}");
+    assert!(two.remote.api.turn_requests().is_empty(), "nothing ran");
+    let check = two.run(&["hosts", "check", "box"], "");
+    assert_eq!(check.status.code(), Some(69), "{}", text(&check));
+}
+
+#[test]
+fn clawsess_missing_on_the_host_is_exit_69() {
+    let two = Two::new();
+    std::fs::remove_file(two.remote.bin_dir().join("clawsess")).unwrap();
+    let out = two.run(&["run", "--host", "box", "--key", "chat:m", "--", "hello?"], "");
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("clawsess is not installed on box"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_link_cut_mid_turn_is_exit_74_and_the_remote_session_is_freed() {
+    let two = Two::new();
+    let there = two.remote.project("there");
+    // The ssh client, through a wrapper that notes its pid: the test kills it mid-turn.
+    let pids = two.local.home().join("ssh.pids");
+    let wrapper = two.local.bin_dir().join("ssh-noting");
+    std::fs::write(&wrapper, format!("#!/bin/sh\necho $$ >> {}\nexec ssh \"$@\"\n", pids.display())).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ssh = two.sshd.ssh_command().replacen("ssh", wrapper.to_str().unwrap(), 1);
+    let cwd = there.to_str().unwrap();
+    let args = [
+        "run",
+        "--stream",
+        "--host",
+        "box",
+        "--new",
+        "--cwd",
+        cwd,
+        "--key",
+        "chat:c",
+        "--",
+        "a long job [hold=CUT]",
+    ];
+    let run = two
+        .cmd(&args)
+        .env("CLAWSESS_SSH", &ssh)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    two.remote.api.wait_held("CUT");
+    let pid: i32 = std::fs::read_to_string(&pids).unwrap().lines().last().unwrap().trim().parse().unwrap();
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(74), "{}", text(&out));
+    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_owned();
+    let last: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert!(last["error"].as_str().unwrap().contains("connection to box"), "{last:#}");
+
+    // The remote turn was stopped and its session freed: the next turn goes on with it.
+    let next = two.run(&["run", "--json", "--key", "chat:c", "--wait", "60", "--", "after the cut"], "");
+    assert!(next.status.success(), "{}\nsshd: {}", text(&next), two.sshd.log());
+    let seen = &asked(&two.remote, "after the cut")[0];
+    assert!(
+        seen.all_text.contains("a long job [hold=CUT]"),
+        "the cut turn's prompt stayed in the conversation"
+    );
+}

@@ -14,6 +14,18 @@ impl Run for Answer {
     fn run(&self) -> Result<u8> {
         let id = RequestId::parse(&self.request_id)?;
         let store = Store::open()?;
+        if store.request(&id)?.is_none()
+            && let Some(host) = crate::remote::ops::host_of_request(&store, &id)?
+        {
+            let request = crate::remote::Request::Answer {
+                request_id: id.to_string(),
+                decision: self.decision.map(|d| d == Decision::Allow),
+                reason: self.reason.clone(),
+                choices: self.choice.clone(),
+                text: self.text.clone(),
+            };
+            return crate::remote::ops::call(&store, &host, &request);
+        }
         let reply = match self.decision {
             Some(Decision::Allow) => Reply::Allow,
             Some(Decision::Deny) => Reply::Deny { reason: self.reason.clone() },

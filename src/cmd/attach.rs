@@ -14,6 +14,11 @@ impl Run for Attach {
     fn run(&self) -> Result<u8> {
         let key = self.key.as_deref().map(Key::parse).transpose()?;
         let store = Store::open()?;
+        if let Some(arg) = &self.session
+            && let Some((host, session)) = crate::remote::split_remote(&store.hosts()?, arg)
+        {
+            return crate::remote::ops::attach(&store, &host, session, key.as_ref(), self.json);
+        }
         let id = match &self.session {
             Some(arg) => find_session(&store, arg)?,
             None => default_session(&store)?,
@@ -26,6 +31,7 @@ impl Run for Attach {
                 let mut state = tx.key_state(key)?.unwrap_or_else(|| KeyState::new(key.clone()));
                 state.attached = Some(attachment);
                 tx.put_key_state(&state)?;
+                crate::remote::ops::forget_key(&tx, key)?; // its runs stay here from now on
             }
             None => tx.set_global(Some(attachment))?,
         }

@@ -12,6 +12,9 @@ impl Run for Detach {
         let key = self.key.as_deref().map(Key::parse).transpose()?;
         let store = Store::open()?;
         let tx = store.lock(COMMAND_LOCK_WAIT)?;
+        if let Some(key) = &key {
+            crate::remote::ops::forget_key(&tx, key)?; // a key attached on a host: here again
+        }
         let (was, own) = match &key {
             Some(key) => match tx.key_state(key)? {
                 Some(mut state) => {

@@ -36,7 +36,12 @@ impl Run for Hosts {
                 tx.put_hosts(&hosts)?;
                 drop(tx);
                 let verb = if replaced.is_some() { "Changed" } else { "Added" };
-                crate::outln!("{verb} host {} ({}); check it with `clawsess hosts check {}`", add.name, add.dest, add.name)?;
+                crate::outln!(
+                    "{verb} host {} ({}); check it with `clawsess hosts check {}`",
+                    add.name,
+                    add.dest,
+                    add.name
+                )?;
             }
             Hosts::List(list) => {
                 let hosts = store.hosts()?;
@@ -46,9 +51,17 @@ impl Run for Hosts {
                     crate::outln!("no hosts; add one with `clawsess hosts add NAME [user@]HOST`")?;
                 } else {
                     for h in &hosts.hosts {
-                        let keys: Vec<&str> =
-                            hosts.keys.iter().filter(|(_, n)| **n == h.name).map(|(k, _)| k.as_str()).collect();
-                        let keys = if keys.is_empty() { String::new() } else { format!("  keys: {}", keys.join(",")) };
+                        let keys: Vec<&str> = hosts
+                            .keys
+                            .iter()
+                            .filter(|(_, n)| **n == h.name)
+                            .map(|(k, _)| k.as_str())
+                            .collect();
+                        let keys = if keys.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  keys: {}", keys.join(","))
+                        };
                         crate::outln!("{}  {}{keys}", h.name, printable(&h.dest, false))?;
                     }
                 }

@@ -30,6 +30,9 @@ struct Row {
 impl Run for List {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
+        if self.all || self.host.is_some() {
+            return self.with_hosts(&store);
+        }
         let rows = rows(&store, self.limit)?;
         if self.json {
             // Streamed from borrowed rows: at 10,000 sessions, building a Value per row cost
@@ -43,6 +46,25 @@ impl Run for List {
             print_table(&rows).map_err(stdout_error)?;
         }
         Ok(exit::OK)
+    }
+}
+
+impl List {
+    /// `--all` (this machine and every host) or `--host NAME`: see `remote::list`.
+    fn with_hosts(&self, store: &Store) -> Result<u8> {
+        let local = if self.all {
+            rows(store, self.limit)?
+                .iter()
+                .map(|r| serde_json::to_value(JsonRow::from(r)))
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        let hosts = match &self.host {
+            Some(name) => vec![crate::remote::client::host(store, name)?.name],
+            None => store.hosts()?.hosts.into_iter().map(|h| h.name).collect(),
+        };
+        crate::remote::list::print(store, local, &hosts, self.limit, self.json)
     }
 }
 

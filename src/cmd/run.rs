@@ -43,6 +43,12 @@ impl cli::Run {
     /// One turn; see the module doc.
     fn turn(&self) -> Result<u8> {
         let key = key_or_default(&self.key.key)?;
+        // A key attached to a session on another machine (or --host): the turn runs there.
+        if let Some(host) =
+            crate::remote::ops::host_for_run(&key, self.host.as_deref(), self.session.is_some())?
+        {
+            return crate::remote::ops::run(self, &key, &host, self.prompt_text()?);
+        }
         let start_timeout = live::start_timeout_from_env()?;
         let claude = claude::find_claude(self.claude.as_deref())?;
         let prompt = self.prompt_text()?;

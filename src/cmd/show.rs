@@ -13,6 +13,16 @@ use crate::transcript::{self, Role};
 impl Run for Show {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
+        if let Some((host, session)) = crate::remote::split_remote(&store.hosts()?, &self.session) {
+            crate::remote::check_remote_session(session)?;
+            let request = crate::remote::Request::Show {
+                session: session.to_owned(),
+                lines: self.n,
+                topic: self.topic,
+                json: self.json,
+            };
+            return crate::remote::ops::call(&store, &host, &request);
+        }
         let id = find_session(&store, &self.session)?;
         let Some(rec) = store.session(&id)? else { bail!("session {id} was removed meanwhile") };
         if !rec.transcript.is_file() {

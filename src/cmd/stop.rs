@@ -12,6 +12,14 @@ use crate::store::Store;
 impl Run for Stop {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
+        if self.session.is_none() {
+            let key = key_or_default(&self.key)?;
+            if let Some(host) = crate::remote::ops::host_of_key(&store, &key)? {
+                let request =
+                    crate::remote::Request::Stop { key: key.to_string(), wait_s: self.wait.as_secs() };
+                return crate::remote::ops::call(&store, &host, &request);
+            }
+        }
         let (running, what) = match &self.session {
             Some(arg) => {
                 let id = find_session(&store, arg)?;

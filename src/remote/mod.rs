@@ -16,6 +16,8 @@
 //! ```
 
 pub mod client;
+pub mod list;
+pub mod ops;
 pub mod serve;
 
 use anyhow::{Result, bail};
@@ -46,12 +48,34 @@ impl Hello {
 pub enum Request {
     /// Nothing: the hello was the answer (`hosts check`).
     Check,
-    List { limit: Option<usize> },
-    Show { session: String, lines: u32, topic: bool, json: bool },
-    Attach { session: String, key: String, json: bool },
+    List {
+        limit: Option<usize>,
+    },
+    Show {
+        session: String,
+        lines: u32,
+        topic: bool,
+        json: bool,
+    },
+    Attach {
+        session: String,
+        key: String,
+        json: bool,
+    },
     Run(RunRequest),
-    Stop { key: String, wait_s: u64 },
-    Answer { request_id: String, allow: bool, reason: Option<String> },
+    Stop {
+        key: String,
+        wait_s: u64,
+    },
+    /// `decision`: allow (true) or deny (false); or a question's `choices`/`text`.
+    Answer {
+        request_id: String,
+        decision: Option<bool>,
+        reason: Option<String>,
+        #[serde(default)]
+        choices: Vec<String>,
+        text: Option<String>,
+    },
 }
 
 /// `run` on the host.

@@ -40,7 +40,8 @@ pub fn serve(protocol: u32) -> Result<u8> {
     if line.is_empty() {
         return Ok(exit::OK); // the caller only wanted the hello, or went away
     }
-    let request: Request = serde_json::from_slice(&line).context("the request is not one this clawsess reads")?;
+    let request: Request =
+        serde_json::from_slice(&line).context("the request is not one this clawsess reads")?;
     drop(stdin);
     if matches!(request, Request::Check) {
         return Ok(exit::OK);
@@ -111,7 +112,10 @@ fn stop_child(child: &mut Child, request: &Request) {
 }
 
 /// The argv of the subcommand a request runs (ids and keys checked), and its stdin.
-fn argv(request: &Request, scratch: &mut Option<std::path::PathBuf>) -> Result<(Vec<String>, Option<String>)> {
+fn argv(
+    request: &Request,
+    scratch: &mut Option<std::path::PathBuf>,
+) -> Result<(Vec<String>, Option<String>)> {
     let s = |v: &str| v.to_owned();
     Ok(match request {
         Request::Check => (vec![], None),
@@ -148,12 +152,16 @@ fn argv(request: &Request, scratch: &mut Option<std::path::PathBuf>) -> Result<(
             let key = Key::parse(key)?;
             (vec![s("stop"), s("--key"), key.to_string(), s("--wait"), wait_s.to_string()], None)
         }
-        Request::Answer { request_id, allow, reason } => {
+        Request::Answer { request_id, decision, reason, choices, text } => {
             let id = RequestId::parse(request_id)?;
-            let mut args = vec![s("answer"), id.to_string(), s(if *allow { "allow" } else { "deny" })];
-            if let Some(reason) = reason {
-                args.extend([s("--reason"), reason.clone()]);
+            let mut args = vec![s("answer"), id.to_string()];
+            if let Some(allow) = decision {
+                args.push(s(if *allow { "allow" } else { "deny" }));
             }
+            // `--x=VALUE`: a value that starts with '-' stays a value (this argv has no shell).
+            args.extend(reason.iter().map(|r| format!("--reason={r}")));
+            args.extend(choices.iter().map(|c| format!("--choice={c}")));
+            args.extend(text.iter().map(|t| format!("--text={t}")));
             (args, None)
         }
         Request::Run(run) => (run_argv(run, scratch)?, Some(run.prompt.clone())),
@@ -195,7 +203,8 @@ fn run_argv(run: &RunRequest, scratch: &mut Option<std::path::PathBuf>) -> Resul
             if !ext.chars().all(|c| c.is_ascii_alphanumeric()) || ext.len() > 8 {
                 bail!("image {i} has an odd file name extension");
             }
-            let bytes = base64::engine::general_purpose::STANDARD.decode(data).context("an image's base64")?;
+            let bytes =
+                base64::engine::general_purpose::STANDARD.decode(data).context("an image's base64")?;
             let path = dir.join(format!("image-{i}.{ext}"));
             std::fs::write(&path, bytes).with_context(|| format!("could not write {}", path.display()))?;
             args.extend([s("--image"), path.to_string_lossy().into_owned()]);

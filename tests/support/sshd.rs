@@ -32,7 +32,10 @@ fn ensure_installed() {
     }
     assert!(unsafe { libc::geteuid() } == 0, "openssh-server is missing and the tests are not root");
     let ok = Command::new("sh")
-        .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server"])
+        .args([
+            "-c",
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server",
+        ])
         .status()
         .expect("run apt-get");
     assert!(ok.success() && Path::new(SSHD).exists(), "could not install openssh-server");
@@ -58,7 +61,8 @@ impl Sshd {
         fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
         fs::create_dir_all("/run/sshd").expect("sshd's privilege separation dir");
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let user = if unsafe { libc::geteuid() } == 0 { "root".to_owned() } else { std::env::var("USER").unwrap() };
+        let user =
+            if unsafe { libc::geteuid() } == 0 { "root".to_owned() } else { std::env::var("USER").unwrap() };
         let mut config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\n\
              AuthorizedKeysFile {ak}\nPubkeyAuthentication yes\nPasswordAuthentication no\n\

@@ -1,0 +1,127 @@
+//! What the commands do with a host: run a turn there, attach, show, stop, answer. The
+//! commands (`cmd/`) only decide that an argument names a host and call these.
+
+use std::process::Stdio;
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+
+use super::client::{self, Call};
+use super::{Request, RunRequest, check_remote_session};
+use crate::ident::{Key, RequestId};
+use crate::store::{COMMAND_LOCK_WAIT, HostEntry, Store};
+
+/// The host a `run` of `key` goes to: `--host NAME`, else the host `key` was attached to
+/// (unless `--session` names a local one).
+pub fn host_for_run(key: &Key, host: Option<&str>, session_given: bool) -> Result<Option<HostEntry>> {
+    let store = Store::open()?;
+    match host {
+        Some(name) => client::host(&store, name).map(Some),
+        None if session_given => Ok(None),
+        None => match store.hosts()?.keys.get(key.as_str()) {
+            Some(name) => client::host(&store, name).map(Some),
+            None => Ok(None),
+        },
+    }
+}
+
+/// Runs one turn of `key` on `host`: the prompt and images go in the request on ssh's
+/// stdin, the host's stdout comes back line by line, its exit code is ours. A permission
+/// request seen in the stream is noted, so `clawsess answer` reaches the host.
+pub fn run(cli: &crate::cli::Run, key: &Key, host: &HostEntry, prompt: String) -> Result<u8> {
+    let store = Store::open()?;
+    let mut images = Vec::new();
+    for path in &cli.images {
+        crate::live::image::image_block(path)?; // its type and size, checked here first
+        let bytes =
+            std::fs::read(path).with_context(|| format!("could not read --image {}", path.display()))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        images.push((name, base64::engine::general_purpose::STANDARD.encode(bytes)));
+    }
+    let request = RunRequest {
+        key: key.to_string(),
+        new: cli.new,
+        cwd: cli.cwd.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        wait_s: cli.wait.as_secs(),
+        json: cli.json,
+        stream: cli.stream,
+        ask: cli.ask,
+        ask_timeout_s: cli.ask_timeout.as_secs(),
+        warm_s: cli.warm.map(|d| d.as_secs()),
+        allow_slash: cli.allow_slash,
+        images,
+        prompt,
+    };
+    let mut call = client::connect(&store, host, Stdio::inherit())?;
+    call.send(&Request::Run(request))?;
+    let code = call.pass_through(|line| note_request(&store, host, line))?;
+    if cli.host.is_some() && code == crate::exit::OK {
+        let tx = store.lock(COMMAND_LOCK_WAIT)?;
+        let mut hosts = tx.hosts()?;
+        hosts.keys.insert(key.to_string(), host.name.clone());
+        tx.put_hosts(&hosts)?;
+    }
+    Ok(code)
+}
+
+/// A permission or question event of a remote `run --ask`: which host holds its request.
+fn note_request(store: &Store, host: &HostEntry, line: &[u8]) {
+    if !line.windows(12).any(|w| w == b"\"request_id\"") {
+        return;
+    }
+    let Ok(event) = serde_json::from_slice::<serde_json::Value>(line) else { return };
+    let Some(id) = event["request_id"].as_str().and_then(|id| RequestId::parse(id).ok()) else { return };
+    let noted = store.lock(COMMAND_LOCK_WAIT).and_then(|tx| {
+        let mut hosts = tx.hosts()?;
+        hosts.requests.insert(id.to_string(), host.name.clone());
+        tx.put_hosts(&hosts)
+    });
+    if let Err(err) = noted {
+        eprintln!("clawsess: could not note the request {id} of {}: {err:#}", host.name);
+    }
+}
+
+/// Sends `request` to `name` and passes its output on; its exit code.
+pub fn call(store: &Store, name: &str, request: &Request) -> Result<u8> {
+    let host = client::host(store, name)?;
+    let mut call: Call = client::connect(store, &host, Stdio::inherit())?;
+    call.send(request)?;
+    call.pass_through(|_| {})
+}
+
+/// `attach HOST:SESSION --key K`: attaches K to the session there, and routes K's runs
+/// to that host.
+pub fn attach(store: &Store, name: &str, session: &str, key: Option<&Key>, json: bool) -> Result<u8> {
+    check_remote_session(session)?;
+    let key = key.context(
+        "a session on another host is attached per key: give --key K (the global attachment is local)",
+    )?;
+    let request = Request::Attach { session: session.to_owned(), key: key.to_string(), json };
+    let code = call(store, name, &request)?;
+    if code == crate::exit::OK {
+        let tx = store.lock(COMMAND_LOCK_WAIT)?;
+        let mut hosts = tx.hosts()?;
+        hosts.keys.insert(key.to_string(), name.to_owned());
+        tx.put_hosts(&hosts)?;
+    }
+    Ok(code)
+}
+
+/// `answer ID` for a request that lives on a host: the host noted for it, if any.
+pub fn host_of_request(store: &Store, id: &RequestId) -> Result<Option<String>> {
+    Ok(store.hosts()?.requests.get(id.as_str()).cloned())
+}
+
+/// The host `key`'s runs go to, if any.
+pub fn host_of_key(store: &Store, key: &Key) -> Result<Option<String>> {
+    Ok(store.hosts()?.keys.get(key.as_str()).cloned())
+}
+
+/// Stops routing `key` to a host (a local attach, detach or forget).
+pub fn forget_key(tx: &crate::store::Locked<'_>, key: &Key) -> Result<()> {
+    let mut hosts = tx.hosts()?;
+    if hosts.keys.remove(key.as_str()).is_some() {
+        tx.put_hosts(&hosts)?;
+    }
+    Ok(())
+}
