@@ -128,7 +128,7 @@ fn read_hello(stdout: &mut impl BufRead) -> Option<Hello> {
 /// Why a host gave no hello, from ssh's exit status.
 fn not_served(host: &HostEntry, code: Option<i32>, said: Option<&str>) -> Unavailable {
     let said = said
-        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("").trim().to_owned())
+        .map(|s| s.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned())
         .filter(|s| !s.is_empty())
         .map(|s| format!(": {}", crate::sys::printable(&s, false)))
         .unwrap_or_default();

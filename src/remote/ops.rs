@@ -53,15 +53,16 @@ pub fn run(cli: &crate::cli::Run, key: &Key, host: &HostEntry, prompt: String) -
         prompt,
     };
     let mut call = client::connect(&store, host, Stdio::inherit())?;
-    call.send(&Request::Run(request))?;
-    let code = call.pass_through(|line| note_request(&store, host, line))?;
-    if cli.host.is_some() && code == crate::exit::OK {
+    if cli.host.is_some() {
+        // The host answered: the key's turns run there from now on, whatever this one does
+        // (a turn cut mid-way is continued there by the next run).
         let tx = store.lock(COMMAND_LOCK_WAIT)?;
         let mut hosts = tx.hosts()?;
         hosts.keys.insert(key.to_string(), host.name.clone());
         tx.put_hosts(&hosts)?;
     }
-    Ok(code)
+    call.send(&Request::Run(request))?;
+    call.pass_through(|line| note_request(&store, host, line))
 }
 
 /// A permission or question event of a remote `run --ask`: which host holds its request.

@@ -97,9 +97,7 @@ impl Sshd {
             ),
         )
         .unwrap();
-        use std::os::unix::process::CommandExt as _;
         let child = Command::new(SSHD)
-            .process_group(0) // its per-connection children with it: `stop` ends them all
             .args(["-D", "-e", "-f"])
             .arg(d.join("sshd_config"))
             .stdin(Stdio::null())
@@ -135,10 +133,14 @@ impl Sshd {
 
     /// Stops sshd now (the host goes away); connections in progress are cut.
     pub fn stop(&mut self) {
-        // The whole group: sshd and its per-connection children, so open connections (and
-        // the clients' control masters on them) are cut too. The commands sshd runs are in
-        // sessions of their own and see their connection close.
-        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        // sshd and everything below it: open connections (and the clients' control masters
+        // on them) are cut too, and what they ran ends, as when a machine goes away.
+        let pid = self.child.id() as i32;
+        let mut doomed = descendants(pid);
+        doomed.push(pid);
+        for p in doomed {
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
         let _ = self.child.wait();
     }
 }
@@ -147,4 +149,29 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Every process below `pid` (sshd's per-connection processes call setsid, so a process
+/// group does not hold them): read from /proc.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent_of = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let ppid: Option<i32> =
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((p, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parent_of.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
