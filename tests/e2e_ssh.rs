@@ -257,3 +257,116 @@ fn the_link_cut_mid_turn_is_exit_74_and_the_remote_session_is_freed() {
         "the cut turn's prompt stayed in the conversation"
     );
 }
+
+/// Reads a child's stdout as JSON lines, on a thread.
+fn json_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<Value> {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}")));
+        }
+    });
+    rx
+}
+
+fn until(rx: &std::sync::mpsc::Receiver<Value>, kind: &str) -> Value {
+    loop {
+        let event = rx.recv_timeout(T).unwrap_or_else(|_| panic!("no {kind} event"));
+        if event["type"] == kind {
+            return event;
+        }
+    }
+}
+
+#[test]
+fn stream_ask_answer_and_stop_reach_the_host() {
+    let two = Two::new();
+    let there = two.remote.project("there");
+    let cwd = there.to_str().unwrap();
+    two.ok(&["run", "--host", "box", "--new", "--cwd", cwd, "--key", "chat:s", "--", "start it"]);
+
+    // --stream --ask: the permission event comes back over ssh, `answer` finds the host.
+    let target = there.join("allowed.txt");
+    let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
+    let mut run = two
+        .cmd(&["run", "--stream", "--ask", "--key", "chat:s", "--", &prompt])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = json_lines(&mut run);
+    let ask = until(&events, "permission");
+    assert!(!target.exists(), "nothing ran before the answer");
+    let out = two.run(&["answer", ask["request_id"].as_str().unwrap(), "allow"], "");
+    assert!(out.status.success(), "{}", text(&out));
+    let result = until(&events, "result");
+    assert_eq!(result["is_error"], false, "{result:#}");
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    assert!(target.exists(), "the allowed tool ran there");
+
+    // `stop --key` reaches the host: the turn is interrupted (130), the next one continues.
+    let mut run = two
+        .cmd(&["run", "--stream", "--key", "chat:s", "--", "a long one [hold=STOP]"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = json_lines(&mut run);
+    two.remote.api.wait_held("STOP");
+    let out = two.run(&["stop", "--key", "chat:s"], "");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("interrupted"),
+        "{}",
+        text(&out)
+    );
+    let result = until(&events, "result");
+    assert_eq!(result["interrupted"], true, "{result:#}");
+    assert_eq!(run.wait().unwrap().code(), Some(130));
+    let next = two.run(&["run", "--key", "chat:s", "--", "after the stop"], "");
+    assert!(next.status.success(), "{}", text(&next));
+    assert!(asked(&two.remote, "after the stop")[0].all_text.contains("a long one [hold=STOP]"));
+}
+
+#[test]
+fn a_remote_warm_run_keeps_claude_up_there() {
+    let two = Two::new();
+    let there = two.remote.project("there");
+    let cwd = there.to_str().unwrap();
+    let args = [
+        "run", "--json", "--warm", "10m", "--host", "box", "--new", "--cwd", cwd, "--key", "chat:w", "--",
+        "warm one",
+    ];
+    let first = json_of(&two.run(&args, ""));
+    assert_eq!(first["warm"], false, "{first:#}");
+    let second = two.run(&["run", "--json", "--warm", "10m", "--key", "chat:w", "--", "warm two"], "");
+    let second = json_of(&second);
+    assert_eq!(second["warm"], true, "the keeper there outlived the first ssh call: {second:#}");
+    assert!(asked(&two.remote, "warm two")[0].all_text.contains("warm one"));
+    two.remote.clawsess_ok(&["cool"]);
+}
+
+#[test]
+fn a_clawsess_of_another_protocol_is_refused_with_both_versions_named() {
+    let two = Two::new();
+    let fake = two.remote.bin_dir().join("clawsess-future");
+    std::fs::write(&fake, "#!/bin/sh\necho '{\"protocol\":2,\"version\":\"9.9.9\"}'\ncat > /dev/null\n")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    two.ok(&["hosts", "add", "future", ALIAS, "--clawsess", "clawsess-future"]);
+    let out = two.run(&["run", "--host", "future", "--key", "chat:f", "--", "hi"], "");
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("9.9.9") && err.contains("protocol 2") && err.contains(env!("CARGO_PKG_VERSION")),
+        "{err}"
+    );
+    // And the serving side refuses a caller of another protocol, naming its own.
+    let out = run_with_stdin(&mut two.remote.clawsess_cmd(&["serve-ssh", "--protocol", "2"]), "", T);
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("protocol 1"), "{}", text(&out));
+}
