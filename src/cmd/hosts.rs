@@ -96,7 +96,7 @@ fn check_hosts(store: &Store, name: Option<&str>, json: bool) -> Result<u8> {
     for name in names {
         let host = client::host(store, &name)?;
         let start = std::time::Instant::now();
-        let result = client::connect(store, &host, std::process::Stdio::piped()).and_then(|mut call| {
+        let result = client::connect(store, &host, false).and_then(|mut call| {
             call.send(&remote::Request::Check)?;
             let hello = call.hello.clone();
             call.collect()?;

@@ -2,6 +2,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -68,21 +70,33 @@ pub struct Call {
     host: HostEntry,
     child: Child,
     stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    stdout: Option<BufReader<ChildStdout>>,
     pub hello: Hello,
 }
 
 /// Connects to `host` and reads its hello. ssh failing, clawsess missing there, or a
 /// clawsess speaking another protocol: [`Unavailable`] (exit 69), before anything ran.
 /// `stderr`: where ssh's (and the remote's) stderr goes.
-pub fn connect(store: &Store, host: &HostEntry, stderr: Stdio) -> Result<Call> {
+/// With `pass_stderr`, it is copied to ours as it comes (through a pipe of ours, never our
+/// own stderr: a control master would hold that open after a killed client, and whoever
+/// reads our stderr to its end would wait for the host); else it is kept for the error.
+pub fn connect(store: &Store, host: &HostEntry, pass_stderr: bool) -> Result<Call> {
     let mut cmd = ssh_command(store, host)?;
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {
         Unavailable(format!(
             "could not start ssh ({e}); install OpenSSH's client, or set CLAWSESS_SSH to your ssh command"
         ))
     })?;
+    if pass_stderr && let Some(mut pipe) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(&buf[..n]).and_then(|()| err.flush());
+            }
+        });
+    }
     let stdin = child.stdin.take();
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let hello = read_hello(&mut stdout);
@@ -96,7 +110,7 @@ pub fn connect(store: &Store, host: &HostEntry, stderr: Stdio) -> Result<Call> {
         });
         return Err(not_served(host, status.code(), said.as_deref()).into());
     };
-    let call = Call { host: host.clone(), child, stdin, stdout, hello };
+    let call = Call { host: host.clone(), child, stdin, stdout: Some(stdout), hello };
     if call.hello.protocol != PROTOCOL {
         return Err(Unavailable(format!(
             "{} runs clawsess {} (serve-ssh protocol {}), this is clawsess {} (protocol {PROTOCOL}): \
@@ -164,18 +178,41 @@ impl Call {
 
     /// Copies the host's stdout to ours line by line as it comes (so `--stream` streams),
     /// calling `seen` with each line; the exit code of the command there.
+    ///
+    /// ssh exiting ends the call even while its stdout stays open: a control master holds
+    /// the pipe a killed ssh client handed it until the host's side closes, which a lost
+    /// link may never do.
     pub fn pass_through(mut self, mut seen: impl FnMut(&[u8])) -> Result<u8> {
-        let mut line = Vec::new();
+        let mut reader = self.stdout.take().context("the output was read already")?;
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            loop {
+                let mut line = Vec::new();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if tx.send(line).is_err() => break,
+                    Ok(_) => {}
+                }
+            }
+        });
+        let mut exited: Option<Instant> = None;
         loop {
-            line.clear();
-            match self.stdout.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => {
                     seen(&line);
                     let mut out = std::io::stdout().lock();
                     out.write_all(&line).and_then(|()| out.flush()).map_err(crate::exit::stdout_error)?;
                 }
-                Err(_) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if exited.is_none() && matches!(self.child.try_wait(), Ok(Some(_))) {
+                        exited = Some(Instant::now());
+                    }
+                    // What was in flight when ssh ended has arrived by now.
+                    if exited.is_some_and(|at| at.elapsed() > Duration::from_millis(500)) {
+                        break;
+                    }
+                }
             }
         }
         self.finish()
@@ -184,7 +221,9 @@ impl Call {
     /// Everything the host prints, and its exit code.
     pub fn collect(mut self) -> Result<(u8, Vec<u8>)> {
         let mut out = Vec::new();
-        let _ = self.stdout.read_to_end(&mut out);
+        if let Some(stdout) = self.stdout.as_mut() {
+            let _ = stdout.read_to_end(&mut out);
+        }
         Ok((self.finish()?, out))
     }
 

@@ -2,7 +2,6 @@
 //! `NAME:ID` for the ones on a host.
 
 use std::io::Write;
-use std::process::Stdio;
 
 use anyhow::Result;
 use serde_json::Value;
@@ -54,7 +53,7 @@ pub fn print(
 /// The sessions on host `name`, their ids written `NAME:ID`.
 fn host_rows(store: &Store, name: &str, limit: Option<usize>) -> Result<Vec<Value>> {
     let host = client::host(store, name)?;
-    let mut call = client::connect(store, &host, Stdio::inherit())?;
+    let mut call = client::connect(store, &host, true)?;
     call.send(&Request::List { limit })?;
     let (code, out) = call.collect()?;
     if code != exit::OK {

@@ -1,8 +1,6 @@
 //! What the commands do with a host: run a turn there, attach, show, stop, answer. The
 //! commands (`cmd/`) only decide that an argument names a host and call these.
 
-use std::process::Stdio;
-
 use anyhow::{Context, Result};
 use base64::Engine as _;
 
@@ -52,7 +50,7 @@ pub fn run(cli: &crate::cli::Run, key: &Key, host: &HostEntry, prompt: String) -
         images,
         prompt,
     };
-    let mut call = client::connect(&store, host, Stdio::inherit())?;
+    let mut call = client::connect(&store, host, true)?;
     if cli.host.is_some() {
         // The host answered: the key's turns run there from now on, whatever this one does
         // (a turn cut mid-way is continued there by the next run).
@@ -85,7 +83,7 @@ fn note_request(store: &Store, host: &HostEntry, line: &[u8]) {
 /// Sends `request` to `name` and passes its output on; its exit code.
 pub fn call(store: &Store, name: &str, request: &Request) -> Result<u8> {
     let host = client::host(store, name)?;
-    let mut call: Call = client::connect(store, &host, Stdio::inherit())?;
+    let mut call: Call = client::connect(store, &host, true)?;
     call.send(request)?;
     call.pass_through(|_| {})
 }

@@ -80,7 +80,7 @@ fn supervise(child: &mut Child, request: &Request) -> Result<u8> {
         if let Some(status) = child.try_wait()? {
             return Ok(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(exit::FAILURE));
         }
-        if gone.recv_timeout(Duration::from_millis(100)).is_ok() {
+        if !matches!(gone.recv_timeout(Duration::from_millis(100)), Err(mpsc::RecvTimeoutError::Timeout)) {
             eprintln!("clawsess serve-ssh: the caller is gone; stopping its command");
             stop_child(child, request);
             let status = child.wait()?;
