@@ -370,3 +370,45 @@ fn a_clawsess_of_another_protocol_is_refused_with_both_versions_named() {
     assert_eq!(out.status.code(), Some(69), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("protocol 1"), "{}", text(&out));
 }
+
+/// Not a test: the cost of reaching a session over ssh, control socket up, measured with
+/// `farm-bench` (docs/SSH.md): `show HOST:ID` from the caller vs the same `show ID` run on
+/// the host itself, so the difference is what ssh and `serve-ssh` add to any call (a turn
+/// there does the same work as a turn here). Run it with
+/// `cargo test --release --test e2e_ssh -- --ignored --nocapture remote_call_overhead`.
+#[test]
+#[ignore]
+fn remote_call_overhead() {
+    let two = Two::new();
+    let there = two.remote.project("there");
+    let cwd = there.to_str().unwrap();
+    let first =
+        two.run(&["run", "--json", "--host", "box", "--new", "--cwd", cwd, "--key", "b", "--", "hi"], "");
+    let id = json_of(&first)["session_id"].as_str().unwrap().to_owned();
+    let bin = env!("CARGO_BIN_EXE_clawsess");
+    let path = |home: &ClaudeHome| format!("PATH={}", home.path_env().to_str().unwrap());
+    let local_home = format!("HOME={}", two.local.home().display());
+    let ssh = format!("CLAWSESS_SSH={}", two.sshd.ssh_command());
+    let remote_home = format!("HOME={}", two.remote.home().display());
+    let remote_id = format!("box:{id}");
+    let out = Command::new("farm-bench")
+        .args(["-n", "40", "--warmup", "3", "--vs"])
+        .arg(format!("env -i {remote_home} {} {bin} show {id} -n 1 --json", path(&two.remote)))
+        .args([
+            "--",
+            "env",
+            "-i",
+            &local_home,
+            &path(&two.local),
+            &ssh,
+            bin,
+            "show",
+            &remote_id,
+            "-n",
+            "1",
+            "--json",
+        ])
+        .output()
+        .expect("run farm-bench");
+    println!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}

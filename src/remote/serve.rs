@@ -60,55 +60,70 @@ pub fn serve(protocol: u32) -> Result<u8> {
             let _ = pipe.write_all(text.as_bytes());
         });
     }
-    let code = supervise(&mut child, &request);
+    let code = supervise(child, &request);
     if let Some(dir) = scratch {
         let _ = std::fs::remove_dir_all(dir);
     }
     code
 }
 
-/// Waits for the child; if our stdin ends first (the link is gone), stops its turn.
-fn supervise(child: &mut Child, request: &Request) -> Result<u8> {
-    let (gone_tx, gone) = mpsc::channel();
+/// What `supervise` waits for.
+enum Event {
+    Exited(Option<i32>),
+    /// Our stdin ended: the caller or the link is gone.
+    Gone,
+}
+
+/// Waits for the child; if our stdin ends first (the link is gone), stops its turn. Both are
+/// events on one channel, so the answer leaves the moment the child ends.
+fn supervise(mut child: Child, request: &Request) -> Result<u8> {
+    let (tx, events) = mpsc::channel();
+    let pid = child.id();
+    let exited = tx.clone();
+    std::thread::spawn(move || {
+        let code = child.wait().ok().and_then(|s| s.code());
+        let _ = exited.send(Event::Exited(code));
+    });
     std::thread::spawn(move || {
         let mut sink = [0u8; 4096];
         let mut stdin = std::io::stdin().lock();
         while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-        let _ = gone_tx.send(());
+        let _ = tx.send(Event::Gone);
     });
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(exit::FAILURE));
-        }
-        if !matches!(gone.recv_timeout(Duration::from_millis(100)), Err(mpsc::RecvTimeoutError::Timeout)) {
-            eprintln!("clawsess serve-ssh: the caller is gone; stopping its command");
-            stop_child(child, request);
-            let status = child.wait()?;
-            return Ok(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(exit::FAILURE));
-        }
+    let code = |c: Option<i32>| c.and_then(|c| u8::try_from(c).ok()).unwrap_or(exit::FAILURE);
+    match events.recv() {
+        Ok(Event::Exited(c)) => return Ok(code(c)),
+        Ok(Event::Gone) => {}
+        Err(_) => return Ok(exit::FAILURE),
     }
-}
-
-/// Stops a run's turn as `clawsess stop` does (interrupt, else SIGTERM); anything else, or
-/// a run that does not end, gets SIGTERM and then SIGKILL.
-fn stop_child(child: &mut Child, request: &Request) {
+    eprintln!("clawsess serve-ssh: the caller is gone; stopping its command");
+    let mut grace = Duration::from_millis(10);
     if let Request::Run(run) = request
         && let Ok(store) = Store::open()
     {
+        // As `clawsess stop` does: interrupt the turn (a plain run gets SIGTERM); the run
+        // then records the turn and ends by itself.
         let running = crate::live::stop::running_for_key(&store, &run.key);
-        if let Some(turn) = running.into_iter().find(|r| r.holder.pid == child.id()) {
+        if let Some(turn) = running.into_iter().find(|r| r.holder.pid == pid) {
             let _ = crate::live::stop::stop(&store, &turn, STOP_WAIT);
+            grace = STOP_WAIT;
         }
     }
-    if matches!(child.try_wait(), Ok(None)) {
-        // SAFETY: kill(2) on our own child's pid, not yet reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        if let Ok(Event::Exited(c)) = events.recv_timeout(grace) {
+            return Ok(code(c));
+        }
+        grace = Duration::from_millis(10);
+        // SAFETY: kill(2) on our own child, not reaped yet (its Exited event has not come).
+        unsafe { libc::kill(pid as i32, signal) };
         let deadline = std::time::Instant::now() + STOP_WAIT;
-        while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            if let Ok(Event::Exited(c)) = events.recv_timeout(left) {
+                return Ok(code(c));
+            }
         }
-        let _ = child.kill();
     }
+    Ok(exit::FAILURE)
 }
 
 /// The argv of the subcommand a request runs (ids and keys checked), and its stdin.
