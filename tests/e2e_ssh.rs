@@ -412,3 +412,27 @@ fn remote_call_overhead() {
         .expect("run farm-bench");
     println!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn an_image_travels_to_the_host_on_stdin() {
+    let two = Two::new();
+    let there = two.remote.project("there");
+    let hex = "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c49444154789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082";
+    let png: Vec<u8> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let file = two.local.project("here").join("red.png");
+    std::fs::write(&file, &png).unwrap();
+    let cwd = there.to_str().unwrap();
+    let args = ["run", "--json", "--host", "box", "--new", "--cwd", cwd, "--key", "chat:i"];
+    let mut all = args.to_vec();
+    all.extend(["--image", file.to_str().unwrap(), "--", "what is in the picture"]);
+    let out = two.run(&all, "");
+    assert!(out.status.success(), "{}", text(&out));
+    let req = &asked(&two.remote, "what is in the picture")[0];
+    let blocks = req.body["messages"][0]["content"].as_array().unwrap();
+    let image = blocks.iter().find(|b| b["type"] == "image").expect("an image block");
+    use base64::Engine as _;
+    assert_eq!(image["source"]["data"], base64::engine::general_purpose::STANDARD.encode(&png));
+    let scratch = two.remote.home().join(".local/share/clawsess/ssh-in");
+    assert_eq!(std::fs::read_dir(scratch).map(|d| d.count()).unwrap_or(0), 0, "its copy there is gone");
+}
