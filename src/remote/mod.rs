@@ -91,6 +91,15 @@ pub struct RunRequest {
     pub ask_timeout_s: u64,
     pub warm_s: Option<u64>,
     pub allow_slash: bool,
+    #[serde(default)]
+    pub steer: bool,
+    #[serde(default)]
+    pub interrupt: bool,
+    #[serde(default)]
+    pub idle_reset_s: Option<u64>,
+    /// `-A ARG`s for claude there.
+    #[serde(default)]
+    pub claude_args: Vec<String>,
     /// Pictures: a file name (for its type) and the bytes in base64.
     pub images: Vec<(String, String)>,
     pub prompt: String,

@@ -28,6 +28,12 @@ pub fn host_for_run(key: &Key, host: Option<&str>, session_given: bool) -> Resul
 /// request seen in the stream is noted, so `clawsess answer` reaches the host.
 pub fn run(cli: &crate::cli::Run, key: &Key, host: &HostEntry, prompt: String) -> Result<u8> {
     let store = Store::open()?;
+    if cli.claude.is_some() {
+        anyhow::bail!(
+            "--claude names a program on this machine; on {} its runs use claude on its PATH",
+            host.name
+        );
+    }
     let mut images = Vec::new();
     for path in &cli.images {
         crate::live::image::image_block(path)?; // its type and size, checked here first
@@ -47,6 +53,10 @@ pub fn run(cli: &crate::cli::Run, key: &Key, host: &HostEntry, prompt: String) -
         ask_timeout_s: cli.ask_timeout.as_secs(),
         warm_s: cli.warm.map(|d| d.as_secs()),
         allow_slash: cli.allow_slash,
+        steer: cli.steer,
+        interrupt: cli.interrupt,
+        idle_reset_s: cli.idle_reset.map(|d| d.as_secs()),
+        claude_args: cli.claude_args.clone(),
         images,
         prompt,
     };

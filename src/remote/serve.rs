@@ -208,6 +208,17 @@ fn run_argv(run: &RunRequest, scratch: &mut Option<std::path::PathBuf>) -> Resul
     if run.allow_slash {
         args.push(s("--allow-slash"));
     }
+    if run.steer {
+        args.push(s("--steer"));
+    }
+    if run.interrupt {
+        args.push(s("--interrupt"));
+    }
+    if let Some(idle) = run.idle_reset_s {
+        args.extend([s("--idle-reset"), format!("{idle}s")]);
+    }
+    // `=`: an ARG that starts with '-' stays a value (this argv has no shell).
+    args.extend(run.claude_args.iter().map(|a| format!("--claude-arg={a}")));
     if !run.images.is_empty() {
         let store = Store::open()?;
         let dir = store.dir().join("ssh-in").join(uuid::Uuid::new_v4().to_string());
