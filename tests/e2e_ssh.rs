@@ -436,3 +436,33 @@ fn an_image_travels_to_the_host_on_stdin() {
     let scratch = two.remote.home().join(".local/share/clawsess/ssh-in");
     assert_eq!(std::fs::read_dir(scratch).map(|d| d.count()).unwrap_or(0), 0, "its copy there is gone");
 }
+
+#[test]
+fn a_busy_session_there_is_exit_75_as_here() {
+    let two = Two::new();
+    let there = two.remote.project("there");
+    let cwd = there.to_str().unwrap();
+    let args = [
+        "run",
+        "--stream",
+        "--host",
+        "box",
+        "--new",
+        "--cwd",
+        cwd,
+        "--key",
+        "chat:b",
+        "--",
+        "busy [hold=BUSY]",
+    ];
+    let mut first =
+        two.cmd(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let events = json_lines(&mut first);
+    two.remote.api.wait_held("BUSY");
+    let out = two.run(&["run", "--json", "--wait", "0", "--key", "chat:b", "--", "me too"], "");
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out));
+    assert_eq!(json_of(&out)["busy"], true);
+    two.remote.api.release("BUSY");
+    assert_eq!(until(&events, "result")["is_error"], false);
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+}
