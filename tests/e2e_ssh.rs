@@ -85,7 +85,10 @@ fn hosts_add_check_list_and_remove() {
         assert_eq!(out.status.code(), Some(1), "{bad:?} accepted: {}", text(&out));
         assert!(String::from_utf8_lossy(&out.stderr).contains("ssh destination"), "{}", text(&out));
     }
+    let sockets = || std::fs::read_dir(&ssh_dir).unwrap().count();
+    assert_eq!(sockets(), 1, "the control socket is up");
     two.ok(&["hosts", "remove", "box"]);
+    assert_eq!(sockets(), 0, "removing the host ended its control master");
     assert!(!two.ok(&["hosts", "list"]).contains(ALIAS));
 }
 

@@ -69,14 +69,15 @@ impl Run for Hosts {
             Hosts::Remove(rm) => {
                 let tx = store.lock(COMMAND_LOCK_WAIT)?;
                 let mut hosts = tx.hosts()?;
-                let before = hosts.hosts.len();
-                hosts.hosts.retain(|h| h.name != rm.name);
-                if hosts.hosts.len() == before {
+                let Some(gone) = hosts.host(&rm.name).cloned() else {
                     bail!("no host called {}", printable(&rm.name, false));
-                }
+                };
+                hosts.hosts.retain(|h| h.name != rm.name);
                 hosts.keys.retain(|_, n| *n != rm.name);
                 hosts.requests.retain(|_, n| *n != rm.name);
                 tx.put_hosts(&hosts)?;
+                drop(tx);
+                client::close_master(&store, &gone); // its ssh connection, if one is kept
                 crate::outln!("Removed host {}", rm.name)?;
             }
             Hosts::Check(check) => return check_hosts(&store, check.name.as_deref(), check.json),

@@ -54,15 +54,33 @@ pub fn ssh_command(store: &Store, host: &HostEntry) -> Result<Command> {
         cmd.args(["-o", "ControlPersist=60"]);
     }
     // `-T`: no terminal; `--`: the destination (checked: never '-') ends the options.
-    let dest = if host.dest.contains(':') && !host.dest.starts_with('[') {
-        format!("ssh://{}", host.dest) // ssh takes host:port only in URI form
-    } else {
-        host.dest.clone()
-    };
-    cmd.args(["-T", "--", &dest]);
+    cmd.args(["-T", "--", &dest_arg(host)]);
     cmd.arg(host.clawsess.as_deref().unwrap_or("clawsess"));
     cmd.args(["serve-ssh", "--protocol", &PROTOCOL.to_string()]);
     Ok(cmd)
+}
+
+/// DEST as ssh takes it: `host:port` only in URI form.
+fn dest_arg(host: &HostEntry) -> String {
+    if host.dest.contains(':') && !host.dest.starts_with('[') {
+        format!("ssh://{}", host.dest)
+    } else {
+        host.dest.clone()
+    }
+}
+
+/// Ends the control master kept for `host`, if one runs (`hosts remove`); quietly.
+pub fn close_master(store: &Store, host: &HostEntry) {
+    let Ok(cmd) = ssh_command(store, host) else { return };
+    let Some(control) =
+        cmd.get_args().position(|a| a.to_str().is_some_and(|a| a.starts_with("ControlPath=")))
+    else {
+        return;
+    };
+    let args: Vec<std::ffi::OsString> = cmd.get_args().take(control + 1).map(|a| a.to_owned()).collect();
+    let mut exit = Command::new(cmd.get_program());
+    exit.args(args).args(["-O", "exit", "--", &dest_arg(host)]);
+    let _ = exit.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
 
 /// A request in flight on one host.
