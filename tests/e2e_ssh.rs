@@ -158,6 +158,13 @@ fn a_remote_session_is_listed_attached_shown_and_continued_from_a_key() {
 
     let shown = two.ok(&["show", &format!("box:{}", &id[..8]), "--json"]);
     assert!(shown.contains("continue over ssh"), "{shown}");
+
+    // `run --session NAME:SESSION` names it directly.
+    let by_id = two
+        .run(&["run", "--json", "--session", &format!("box:{id}"), "--key", "cli:1", "--", "by its id"], "");
+    assert!(by_id.status.success(), "{}", text(&by_id));
+    assert_eq!(json_of(&by_id)["session_id"], id.as_str());
+    assert!(asked(&two.remote, "by its id")[0].all_text.contains("continue over ssh"));
 }
 
 #[test]

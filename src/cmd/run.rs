@@ -45,7 +45,7 @@ impl cli::Run {
         let key = key_or_default(&self.key.key)?;
         // A key attached to a session on another machine (or --host): the turn runs there.
         if let Some(host) =
-            crate::remote::ops::host_for_run(&key, self.host.as_deref(), self.session.is_some())?
+            crate::remote::ops::host_for_run(&key, self.host.as_deref(), self.session.as_deref())?
         {
             return crate::remote::ops::run(self, &key, &host, self.prompt_text()?);
         }

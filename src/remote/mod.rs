@@ -82,6 +82,9 @@ pub enum Request {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunRequest {
     pub key: String,
+    /// `run --session NAME:SESSION`: the session as named there.
+    #[serde(default)]
+    pub session: Option<String>,
     pub new: bool,
     pub cwd: Option<String>,
     pub wait_s: u64,

@@ -9,18 +9,17 @@ use super::{Request, RunRequest, check_remote_session};
 use crate::ident::{Key, RequestId};
 use crate::store::{COMMAND_LOCK_WAIT, HostEntry, Store};
 
-/// The host a `run` of `key` goes to: `--host NAME`, else the host `key` was attached to
-/// (unless `--session` names a local one).
-pub fn host_for_run(key: &Key, host: Option<&str>, session_given: bool) -> Result<Option<HostEntry>> {
+/// The host a `run` of `key` goes to: `--host NAME`, `--session NAME:SESSION`, else the
+/// host `key` was attached to (unless `--session` names a local one).
+pub fn host_for_run(key: &Key, host: Option<&str>, session: Option<&str>) -> Result<Option<HostEntry>> {
     let store = Store::open()?;
-    match host {
-        Some(name) => client::host(&store, name).map(Some),
-        None if session_given => Ok(None),
-        None => match store.hosts()?.keys.get(key.as_str()) {
-            Some(name) => client::host(&store, name).map(Some),
-            None => Ok(None),
-        },
-    }
+    let hosts = store.hosts()?;
+    let name = match (host, session) {
+        (Some(name), _) => Some(name.to_owned()),
+        (None, Some(session)) => super::split_remote(&hosts, session).map(|(name, _)| name),
+        (None, None) => hosts.keys.get(key.as_str()).cloned(),
+    };
+    name.map(|name| client::host(&store, &name)).transpose()
 }
 
 /// Runs one turn of `key` on `host`: the prompt and images go in the request on ssh's
@@ -42,7 +41,14 @@ pub fn run(cli: &crate::cli::Run, key: &Key, host: &HostEntry, prompt: String) -
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         images.push((name, base64::engine::general_purpose::STANDARD.encode(bytes)));
     }
+    let hosts = store.hosts()?;
+    let session =
+        cli.session.as_deref().and_then(|s| super::split_remote(&hosts, s)).map(|(_, id)| id.to_owned());
+    if let Some(session) = &session {
+        check_remote_session(session)?;
+    }
     let request = RunRequest {
+        session,
         key: key.to_string(),
         new: cli.new,
         cwd: cli.cwd.as_ref().map(|p| p.to_string_lossy().into_owned()),

@@ -190,6 +190,10 @@ fn run_argv(run: &RunRequest, scratch: &mut Option<std::path::PathBuf>) -> Resul
     if run.new {
         args.push(s("--new"));
     }
+    if let Some(session) = &run.session {
+        check_remote_session(session)?;
+        args.extend([s("--session"), session.clone()]);
+    }
     if let Some(cwd) = &run.cwd {
         args.extend([s("--cwd"), cwd.clone()]);
     }
