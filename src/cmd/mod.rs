@@ -64,6 +64,8 @@ impl Cmd {
             Cmd::Unset(cmd) => cmd.json,
             Cmd::Config(cmd) => cmd.json,
             Cmd::Status(cmd) => cmd.json,
+            Cmd::Hosts(crate::cli::Hosts::List(cmd)) => cmd.json,
+            Cmd::Hosts(crate::cli::Hosts::Check(cmd)) => cmd.json,
             _ => false,
         }
     }
