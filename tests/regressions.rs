@@ -488,3 +488,86 @@ fn a_warm_max_that_is_no_number_is_a_clear_error_not_the_default() {
     let out = env.run(&["doctor"]);
     assert!(out.stdout.contains("CLAWSESS_WARM_MAX=\"abc\""), "{out:?}");
 }
+
+/// `stop --key K` withdraws a run of K queued behind K's run in progress (waiting for the
+/// key's lock), not only the one answering: else the queued turn ran as soon as the stopped
+/// one ended.
+#[test]
+fn stop_of_a_key_withdraws_its_run_queued_behind_another_run_of_that_key() {
+    let env = Env::new();
+    let first = env.spawn_held_run(&["--key", "chat:Q", "--", "the long one"]);
+    wait_until(GENEROUS, "the held run's claude to start", || started_count(&env) == 1);
+    let log = env.root().join("queued.err");
+    let mut queued = env.cmd(&[
+        "run",
+        "--claude",
+        env.stand_in().to_str().unwrap(),
+        "--key",
+        "chat:Q",
+        "--wait",
+        "120",
+        "--",
+        "QUEUED behind it",
+    ]);
+    queued.stderr(fs::File::create(&log).unwrap());
+    let mut queued = queued.spawn().unwrap();
+    wait_until(GENEROUS, "the second run to queue", || {
+        fs::read_to_string(&log).is_ok_and(|t| t.contains("waiting up to"))
+    });
+    let said = env.run(&["stop", "--key", "chat:Q"]);
+    assert!(said.ok(), "{said:?}");
+    assert!(said.stdout.contains("withdrew a turn of chat:Q queued"), "{said:?}");
+    assert!(said.stdout.contains("chat:Q turn on session"), "the answering turn is stopped too: {said:?}");
+    assert!(!queued.wait().unwrap().success(), "the withdrawn run failed");
+    env.release();
+    let _ = finish(first);
+    assert!(
+        env.stand_in_calls().iter().all(|(_, stdin)| !stdin.contains("QUEUED")),
+        "a withdrawn turn reached claude: {:?}",
+        env.stand_in_calls()
+    );
+    let idle = env.run(&["stop", "--key", "chat:Q"]);
+    assert!(idle.stdout.contains("nothing is running for chat:Q"), "{idle:?}");
+}
+
+/// `stop` says what it did: a run that was killed while its claude still finishes is not
+/// "interrupted" (that claude is ended, and stop says so); a session a terminal answers is not
+/// one where "nothing is running".
+#[test]
+fn stop_says_what_it_did_for_a_killed_runs_claude_and_a_terminal_turn() {
+    let env = Env::new();
+    let id = sid(21);
+    env.start(&id);
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let mut claude = Sleeper::start();
+    let note = json!({
+        "key": "telegram:9",
+        "pid": dead,
+        "since": now_ms(),
+        "child": claude.pid(),
+        "child_start": clawsess::process::start_time(claude.pid()),
+    });
+    let run_dir = env.state().join("run");
+    fs::create_dir_all(&run_dir).unwrap();
+    fs::set_permissions(&run_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(run_dir.join(format!("{id}.lock")), note.to_string()).unwrap();
+    let said = env.run(&["stop", &id]);
+    assert!(said.ok(), "{said:?}");
+    assert!(!said.stdout.contains("interrupted"), "{said:?}");
+    assert!(said.stdout.contains(&format!("the claude it left (pid {})", claude.pid())), "{said:?}");
+    let status = claude.0.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGTERM), "it was ended");
+    fs::write(run_dir.join(format!("{id}.lock")), "").unwrap();
+
+    let terminal = Sleeper::start();
+    env.busy_marker(&id, terminal.pid(), now_ms());
+    let said = env.run(&["stop", &id]);
+    assert!(said.ok(), "{said:?}");
+    assert!(!said.stdout.contains("nothing is running"), "{said:?}");
+    assert!(
+        said.stdout.contains(&format!("a turn of a terminal (claude pid {}) is in progress", terminal.pid())),
+        "{said:?}"
+    );
+}

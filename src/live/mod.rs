@@ -493,10 +493,12 @@ impl LiveTurn<'_> {
         Ok(())
     }
 
-    /// A stop request for this run that it never got to act on.
+    /// A stop request for this run that it never got to act on: marked as not taken (pid 0,
+    /// which no run acts on), so that `stop` says the turn ended by itself, not that it
+    /// interrupted it. `stop` (or the next run) removes it.
     fn clear_own_stop_request(&self) -> Result<()> {
         if self.store.stop_request(self.turn.session)?.is_some_and(|r| r.pid == std::process::id()) {
-            self.store.clear_stop_request(self.turn.session)?;
+            self.store.put_stop_request(self.turn.session, 0)?;
         }
         Ok(())
     }

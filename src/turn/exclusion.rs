@@ -163,11 +163,70 @@ pub fn key_holder(store: &Store, key: &Key) -> Option<u32> {
     process_alive(pid, start).then_some(pid)
 }
 
+/// The live runs queued for `key`'s lock behind the run holding it (pids, longest waiting
+/// first): `stop --key` withdraws them too.
+pub fn key_waiters(store: &Store, key: &Key) -> Vec<u32> {
+    let Ok(dir) = store.run_lock_path_for_key(key).map(|p| p.with_extension("waiting")) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut found: Vec<(u64, u32)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let text = std::fs::read_to_string(entry.path()).ok()?;
+            let note: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let pid = u32::try_from(note.get("pid")?.as_u64()?).ok()?;
+            let start = note.get("pid_start").and_then(serde_json::Value::as_u64);
+            let since = note.get("since").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            if process_alive(pid, start) {
+                Some((since, pid))
+            } else {
+                let _ = std::fs::remove_file(entry.path()); // a waiter that was killed
+                None
+            }
+        })
+        .collect();
+    found.sort_unstable();
+    found.into_iter().map(|(_, pid)| pid).collect()
+}
+
+/// A run's note that it waits for a key's lock, removed when it stops waiting.
+struct Waiting(Option<std::path::PathBuf>);
+
+impl Waiting {
+    fn note(lock: &std::path::Path) -> Self {
+        let dir = lock.with_extension("waiting");
+        let me = std::process::id();
+        let path = dir.join(format!("{me}.json"));
+        let note = serde_json::json!({"pid": me, "pid_start": start_time(me), "since": now_ms()});
+        let written = crate::store::create_private_dir(&dir)
+            .ok()
+            .and_then(|()| std::fs::write(&path, note.to_string()).ok());
+        Self(written.map(|()| path))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 impl KeyLock {
     /// Takes `key`'s lock, waiting until `deadline`; `tell` is called once if it must wait.
+    /// While it waits, it notes itself as a waiter (see [`key_waiters`]).
     pub fn acquire(store: &Store, key: &Key, deadline: Instant, tell: impl FnOnce()) -> Result<Self> {
-        let mut file = open_lock_file(&store.run_lock_path_for_key(key)?)?;
-        match lock_until(&file, deadline, tell)? {
+        let path = store.run_lock_path_for_key(key)?;
+        let mut file = open_lock_file(&path)?;
+        let mut waiting = None;
+        let acquired = lock_until(&file, deadline, || {
+            waiting = Some(Waiting::note(&path));
+            tell();
+        });
+        drop(waiting);
+        match acquired? {
             Acquired::Yes => {
                 let me = std::process::id();
                 let holder = serde_json::json!({"pid": me, "pid_start": start_time(me), "since": now_ms()});
