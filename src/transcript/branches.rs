@@ -158,7 +158,32 @@ pub fn read(path: &Path, reach: Reach, mark: &str) -> Result<Branches> {
 
 /// [`read`], the newest turn anchored on the turns the turn log holds (`logged`, newest first;
 /// see the module doc).
+///
+/// When the newest checkpoint is stale and the two branches meet only before what was read
+/// (a long branch since the fork: big tool outputs), the read goes on, up to `reach.search`,
+/// to the message where they meet, so that the turns on the checkpoint's branch reach the
+/// fork note. Past `search` they are still noted (the fork point unread): nothing is dropped
+/// without a note.
 pub fn read_anchored(path: &Path, reach: Reach, mark: &str, logged: &[Logged<'_>]) -> Result<Branches> {
+    let (nodes, checkpoint, rewinds) = collect(path, reach, mark, None)?;
+    let first = analyse(&nodes, checkpoint.as_ref(), &rewinds, logged);
+    let Some(meet) = first.1 else { return Ok(first.0) };
+    let (nodes, checkpoint, rewinds) = collect(path, reach, mark, Some(meet))?;
+    Ok(analyse(&nodes, checkpoint.as_ref(), &rewinds, logged).0)
+}
+
+/// The parents of the oldest messages read on two branches that meet before what was read.
+type Meet = (Option<String>, Option<String>);
+
+/// The messages and the newest checkpoint of the transcript's end, in file order. With
+/// `meet` (the parents of the oldest messages read on two branches), reading goes on until
+/// the two lines of ancestry meet, or `reach.search` is read.
+fn collect(
+    path: &Path,
+    reach: Reach,
+    mark: &str,
+    meet: Option<Meet>,
+) -> Result<(Vec<Node>, Option<Checkpoint>, Vec<usize>)> {
     let Reach { window, checkpoint_within, search } = reach;
     let read_err = || format!("could not read transcript {}", path.display());
     let mut lines = RevLines::open(path, search.max(window).max(checkpoint_within)).with_context(read_err)?;
@@ -169,6 +194,10 @@ pub fn read_anchored(path: &Path, reach: Reach, mark: &str, logged: &[Logged<'_>
     let mut rewinds: Vec<usize> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut saw_turn = false;
+    // The next ancestor looked for on each of the two branches (read last to first, a
+    // message's parent comes later): they meet at the message both look for.
+    let (mut a, mut b) = meet.clone().unwrap_or_default();
+    let mut met = false;
     let mut read = 0u64;
     let mut n = 0usize;
     while let Some(line) = lines.next_line().with_context(read_err)? {
@@ -189,6 +218,12 @@ pub fn read_anchored(path: &Path, reach: Reach, mark: &str, logged: &[Logged<'_>
                 node.marked = text && !mark.is_empty() && contains(&line, mark.as_bytes());
                 saw_turn |= node.turn;
                 seen.insert(node.uuid.clone());
+                met |= a.as_deref() == Some(node.uuid.as_str()) && a == b;
+                for at in [&mut a, &mut b] {
+                    if at.as_deref() == Some(node.uuid.as_str()) {
+                        at.clone_from(&node.parent);
+                    }
+                }
                 nodes.push(node);
             }
         }
@@ -199,7 +234,8 @@ pub fn read_anchored(path: &Path, reach: Reach, mark: &str, logged: &[Logged<'_>
             Some(Checkpoint { leaf: Some(leaf), .. }) => !seen.contains(leaf) || !saw_turn,
             Some(_) => false,
         };
-        if read >= window && !want_more {
+        let apart = meet.is_some() && !met && a.is_some() && b.is_some();
+        if read >= window && !want_more && !apart {
             break;
         }
     }
@@ -209,7 +245,7 @@ pub fn read_anchored(path: &Path, reach: Reach, mark: &str, logged: &[Logged<'_>
         node.seq = n - node.seq;
     }
     let rewinds: Vec<usize> = rewinds.into_iter().map(|r| n - r).collect();
-    Ok(analyse(&nodes, checkpoint.as_ref(), &rewinds, logged))
+    Ok((nodes, checkpoint, rewinds))
 }
 
 fn node(entry: Entry, seq: usize, line: Option<&[u8]>) -> Option<Node> {
@@ -253,7 +289,7 @@ fn analyse(
     checkpoint: Option<&Checkpoint>,
     rewinds: &[usize],
     logged: &[Logged<'_>],
-) -> Branches {
+) -> (Branches, Option<Meet>) {
     let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.uuid.as_str(), i)).collect();
     let parent = |i: usize| nodes[i].parent.as_deref().and_then(|p| index.get(p).copied()).filter(|&p| p < i);
     let chain = |leaf: usize| {
@@ -282,7 +318,7 @@ fn analyse(
         }
         None => match nodes.iter().rposition(|n| n.turn) {
             Some(newest) => newest,
-            None => return Branches::default(),
+            None => return (Branches::default(), None),
         },
     };
     // The last message that descends from the newest turn: the leaf of its branch.
@@ -305,10 +341,10 @@ fn analyse(
         None => (newest_chain, false),
         // A rewind chose its branch on purpose; one whose message was not found says nothing.
         Some(Checkpoint { chosen: true, .. }) | Some(Checkpoint { leaf: None, .. }) => {
-            return Branches::default();
+            return (Branches::default(), None);
         }
         Some(Checkpoint { leaf: Some(leaf), .. }) => match index.get(leaf.as_str()) {
-            None => return Branches::default(),
+            None => return (Branches::default(), None),
             Some(&at) => {
                 let named = chain(at);
                 if named.contains(&newest) {
@@ -321,6 +357,20 @@ fn analyse(
             }
         },
     };
+    // The stale checkpoint's branch, when it meets the followed one only before what was
+    // read: its messages have no fork point here, and are noted all the same.
+    let unmet = match checkpoint {
+        Some(Checkpoint { leaf: Some(leaf), .. }) if stale => index
+            .get(leaf.as_str())
+            .map(|&at| chain(at))
+            .filter(|named| named.iter().all(|&i| parent(i).is_none_or(|p| !followed.contains(&p))))
+            .filter(|named| !named.iter().any(|i| followed.contains(i))),
+        _ => None,
+    };
+    let meet = unmet.as_ref().map(|named| {
+        let oldest = |set: &HashSet<usize>| set.iter().copied().min().and_then(|i| nodes[i].parent.clone());
+        (oldest(named), oldest(&followed))
+    });
 
     // Side branches: messages off the followed chain whose ancestors meet it in what was read.
     let mut fork_at: Vec<Option<usize>> = vec![None; nodes.len()];
@@ -329,12 +379,12 @@ fn analyse(
     let mut side_last = None;
     for i in 0..nodes.len() {
         fork_at[i] = if followed.contains(&i) { Some(i) } else { parent(i).and_then(|p| fork_at[p]) };
-        let Some(fork) = fork_at[i] else { continue };
-        if followed.contains(&i) || !nodes[i].turn {
+        let unread_fork = unmet.as_ref().is_some_and(|named| named.contains(&i));
+        if (fork_at[i].is_none() && !unread_fork) || followed.contains(&i) || !nodes[i].turn {
             continue;
         }
         // A branch left by a rewind (a deliberate checkpoint after the fork) was left on purpose.
-        if rewinds.iter().any(|&r| r > nodes[fork].seq) {
+        if fork_at[i].is_some_and(|fork| rewinds.iter().any(|&r| r > nodes[fork].seq)) {
             continue;
         }
         if let Some(text) = &nodes[i].text {
@@ -345,14 +395,15 @@ fn analyse(
     }
     let told = side_last
         .is_some_and(|last| (last + 1..nodes.len()).any(|i| nodes[i].marked && followed.contains(&i)));
-    Branches {
+    let branches = Branches {
         newest_leaf: Some(nodes[newest_leaf].uuid.clone()),
         last_prompt,
         stale_checkpoint: stale,
         side,
         side_newest,
         told,
-    }
+    };
+    (branches, meet)
 }
 
 /// The message of the newest logged turn found in `nodes` (its reply, else its prompt), if any.
@@ -778,5 +829,71 @@ mod tests {
         let mut torn = std::fs::OpenOptions::new().append(true).open(f.path()).unwrap();
         torn.write_all(b"{\"type\":\"assis").unwrap();
         assert!(!point_resume_at(f.path(), "s", &b).unwrap());
+    }
+
+    /// A terminal behind since `a1` answered there (its checkpoint on its answer) after the
+    /// bot's long branch of `pad` bytes: the fork point lies `pad` bytes before the end.
+    fn fork_far_back(pad: usize) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let mut w = std::io::BufWriter::new(&mut f);
+        for l in &base()[..3] {
+            writeln!(w, "{l}").unwrap();
+        }
+        let chunk = "tool output ".repeat(5000); // about 60 KiB a message
+        let (mut parent, mut written, mut i) = ("b1".to_owned(), 0, 0);
+        while written < pad {
+            let line = msg("assistant", &format!("x{i}"), Some(&parent), &chunk);
+            written += line.len() + 1;
+            writeln!(w, "{line}").unwrap();
+            parent = format!("x{i}");
+            i += 1;
+        }
+        for l in [
+            msg("assistant", "b2", Some(&parent), "booked LISBON"),
+            msg("user", "b3", Some("b2"), "train EVORA"),
+            msg("assistant", "b4", Some("b3"), "train EVORA"),
+            msg("user", "t1", Some("a1"), "what about TERMINAL"),
+            msg("assistant", "t2", Some("t1"), "on the stale leaf TERMINAL"),
+            checkpoint("t2"),
+        ] {
+            writeln!(w, "{l}").unwrap();
+        }
+        drop(w);
+        f
+    }
+
+    fn noted(b: &Branches) -> bool {
+        b.side.iter().any(|m| m.text.contains("what about TERMINAL"))
+            && b.side.iter().any(|m| m.text.contains("on the stale leaf TERMINAL"))
+    }
+
+    #[test]
+    fn a_fork_point_before_what_is_read_still_notes_the_stale_branch_and_points_at_the_newest() {
+        let logged = logged(&[("train EVORA", "train EVORA")]);
+        let small = Reach { window: 16 * 1024, checkpoint_within: 16 * 1024, search: 1024 * 1024 };
+        // The fork point past the window, within the search: read on to it.
+        let b = read_anchored(fork_far_back(300 * 1024).path(), small, "MARK", &logged).unwrap();
+        assert!(b.stale_checkpoint && b.newest_leaf.as_deref() == Some("b4"), "{b:?}");
+        assert!(noted(&b), "{b:?}");
+        assert!(!b.side.iter().any(|m| m.text.contains("LISBON")), "the followed branch is no side: {b:?}");
+        // Past the search too: the checkpoint's branch is noted all the same.
+        let b = read_anchored(fork_far_back(2 * 1024 * 1024).path(), small, "MARK", &logged).unwrap();
+        assert!(b.stale_checkpoint && b.newest_leaf.as_deref() == Some("b4"), "{b:?}");
+        assert!(noted(&b), "{b:?}");
+    }
+
+    /// A transcript over [`WINDOW_MAX`] whose fork point lies before what a resume reads: the
+    /// resume is pointed at the newest turn, and the stale branch's turns are in the note.
+    #[test]
+    fn a_transcript_over_64_mib_with_its_fork_point_out_of_reach_loses_no_turn() {
+        let f = fork_far_back(WINDOW_MAX as usize + 1024 * 1024);
+        assert!(f.as_file().metadata().unwrap().len() > WINDOW_MAX);
+        let logged = logged(&[("train EVORA", "train EVORA")]);
+        let b = read_anchored(f.path(), Reach::RESUME, "MARK", &logged).unwrap();
+        assert!(b.stale_checkpoint && b.newest_leaf.as_deref() == Some("b4"), "{b:?}");
+        assert!(noted(&b), "{b:?}");
+        assert!(point_resume_at(f.path(), "s", &b).unwrap());
+        let after = read_anchored(f.path(), Reach::RESUME, "MARK", &logged).unwrap();
+        assert!(!after.stale_checkpoint && after.newest_leaf.as_deref() == Some("b4"), "{after:?}");
     }
 }
