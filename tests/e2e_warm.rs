@@ -520,3 +520,23 @@ fn a_keeper_suspended_mid_turn_does_not_hold_the_session_forever() {
     let (next, _) = e.turn(&["--key", "k", "--", "the session is free again"]);
     assert_eq!(next["is_error"], false, "{next}");
 }
+
+/// The state dir removed under a live, idle keeper (a person cleaning up, `rm -rf` of a HOME's
+/// data): nobody can reach that warm claude any more. The keeper ends it (SIGKILL: whether its
+/// leaf is stale cannot be told) and exits within seconds, not when its idle time is up; it
+/// writes nothing back into the state dir; the next run works.
+#[test]
+fn a_keeper_whose_state_dir_was_removed_ends_and_the_next_run_works() {
+    let e = Warm::new();
+    let (first, _) = e.turn(&["--key", "gone", "--warm", "10m", "--", "warm before the removal"]);
+    let session = session_of(&first);
+    let note = e.note(&session).unwrap();
+    let (keeper, claude) = (note["keeper"].as_u64().unwrap() as u32, e.claude_of(&session));
+    std::fs::remove_dir_all(e.state()).unwrap();
+    wait_gone(keeper);
+    wait_gone(claude);
+    assert!(!e.state().join("warm").exists(), "the keeper wrote into a state dir that was removed");
+    let (next, stderr) = e.turn(&["--key", "gone", "--warm", "10m", "--", "after the removal"]);
+    assert_eq!(next["warm"], false, "{next} {stderr}");
+    assert!(next["result"].as_str().unwrap().contains("after the removal"), "{next}");
+}

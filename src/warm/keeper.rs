@@ -30,6 +30,8 @@ use crate::turn::exclusion::RunLock;
 
 /// The fd the keeper finds its listening socket on.
 const LISTEN_FD: i32 = 3;
+/// How often an idle keeper checks that it is still the session's keeper.
+const OWNED_CHECK: Duration = Duration::from_secs(2);
 /// How long claude may take to exit once its input is closed (or after SIGTERM).
 const EXIT_GRACE: Duration = Duration::from_secs(10);
 
@@ -127,6 +129,8 @@ struct Keeper {
     last_used: Instant,
     /// Cooled during a turn: it ends once the turn is over.
     ending: bool,
+    /// It found itself no longer the session's keeper: what is in the state dir is not its.
+    disowned: bool,
 }
 
 /// Whether the keeper goes on.
@@ -161,8 +165,12 @@ pub fn main(args: Args) -> Result<u8> {
         turn: None,
         last_used: Instant::now(),
         ending: false,
+        disowned: false,
     };
     keeper.serve(&rx);
+    if keeper.disowned {
+        return Ok(crate::exit::OK);
+    }
     let _ = keeper.store.remove_warm(&keeper.args.session, Some(std::process::id()));
     let _ = std::fs::remove_file(keeper.store.warm_log(&keeper.args.session));
     Ok(crate::exit::OK)
@@ -171,12 +179,24 @@ pub fn main(args: Args) -> Result<u8> {
 impl Keeper {
     fn serve(&mut self, rx: &Receiver<Ev>) {
         loop {
+            let left = self.args.idle.saturating_sub(self.last_used.elapsed());
             let wait = match self.turn {
                 Some(_) => Duration::from_secs(3600),
-                None => self.args.idle.saturating_sub(self.last_used.elapsed()),
+                None => left.min(OWNED_CHECK),
             };
             let flow = match rx.recv_timeout(wait) {
                 Ok(ev) => self.on(ev),
+                Err(RecvTimeoutError::Timeout) if self.turn.is_none() && !left.is_zero() => {
+                    if self.disowned() {
+                        // Nobody can reach it (its note and socket are gone with the state
+                        // dir, or belong to another keeper): claude goes without a word, as
+                        // a stale one does, and nothing is written into a state dir.
+                        self.kill_claude();
+                        self.disowned = true;
+                        return;
+                    }
+                    Flow::Go
+                }
                 Err(RecvTimeoutError::Timeout) if self.turn.is_none() => {
                     self.end();
                     Flow::Exit
@@ -191,6 +211,21 @@ impl Keeper {
                 return;
             }
         }
+    }
+
+    /// Whether this keeper, idle with a claude, is no longer the session's: its note is gone
+    /// (the state dir was removed, or someone removed it) or names another keeper, or its
+    /// socket is gone. No run can hand it a turn any more.
+    fn disowned(&self) -> bool {
+        if self.claude.is_none() {
+            return false; // before the first turn there is no note yet
+        }
+        let me = std::process::id();
+        let note = match self.store.warm_note(&self.args.session) {
+            Ok(note) => note,
+            Err(_) => return false, // unreadable for a moment: look again later
+        };
+        note.is_none_or(|n| n.keeper != me) || !self.store.warm_socket(&self.args.session).exists()
     }
 
     fn on(&mut self, ev: Ev) -> Flow {
