@@ -540,3 +540,91 @@ fn a_keeper_whose_state_dir_was_removed_ends_and_the_next_run_works() {
     assert_eq!(next["warm"], false, "{next} {stderr}");
     assert!(next["result"].as_str().unwrap().contains("after the removal"), "{next}");
 }
+
+/// A tmpfs of `size` mounted on `dir` until dropped (root only: else `None`, the test says so
+/// and passes nothing).
+struct Tiny(PathBuf);
+
+impl Tiny {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tiny(dir.to_owned()))
+    }
+
+    /// Fills it up (a file that grows until the disk is full).
+    fn fill(&self) -> PathBuf {
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while std::io::Write::write_all(&mut f, &block).is_ok() {}
+        let _ = std::io::Write::write_all(&mut f, &[0u8; 1]);
+        path
+    }
+}
+
+impl Drop for Tiny {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The state dir's disk full during a warm turn (root only: a tiny tmpfs is mounted on it).
+/// Nothing is lost: the turn either answers (and its answer reaches the caller) or fails with
+/// a clear error before its prompt went anywhere; once there is room again, the next turn sees
+/// every answered turn.
+#[test]
+fn a_full_state_disk_during_a_warm_turn_loses_nothing() {
+    let e = Warm::new();
+    let Some(tiny) = Tiny::mount(&e.state(), "4m") else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let (first, _) = e.turn(&["--key", "full", "--warm", "10m", "--", "warm before the disk fills"]);
+    let session = session_of(&first);
+    let filler = tiny.fill();
+    let out = e.run_env(&["--json", "--key", "full", "--warm", "10m", "--", "while FULL"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let answered = !e.turns_with("while FULL").is_empty();
+    if out.status.success() {
+        let result: Value = serde_json::from_str(&stdout).unwrap();
+        assert!(result["result"].as_str().unwrap().contains("while FULL"), "{result}");
+    } else {
+        assert!(!answered, "the model answered a turn that failed: {stdout}\n{stderr}");
+        assert!(stderr.contains("No space left") || stderr.contains("disk"), "a clear error: {stderr}");
+    }
+    std::fs::remove_file(filler).unwrap();
+    let (next, stderr) = e.turn(&["--key", "full", "--warm", "10m", "--", "after the disk had room"]);
+    assert_eq!(session_of(&next), session, "{stderr}");
+    if answered {
+        assert!(
+            e.request("after the disk had room").all_text.contains("while FULL"),
+            "the full-disk turn is in"
+        );
+    }
+
+    // The disk fills while the warm claude answers (its prompt already went out).
+    let run = e.spawn(&["--json", "--key", "full", "--warm", "10m", "--", "MIDTURN [hold=mid]"]);
+    e.api.wait_held("mid");
+    let filler = tiny.fill();
+    e.api.release("mid");
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // The answer reaches the caller, with what could not be recorded said.
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let result: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(result["result"].as_str().unwrap().contains("MIDTURN"), "{result}");
+    assert!(result["record_error"].as_str().is_some_and(|e| e.contains("No space left")), "{result}");
+    std::fs::remove_file(filler).unwrap();
+    let (last, stderr) = e.turn(&["--key", "full", "--warm", "10m", "--", "and after MIDTURN"]);
+    assert_eq!(session_of(&last), session, "{stderr}");
+    let seen = e.request("and after MIDTURN");
+    assert!(seen.all_text.contains("MIDTURN [hold=mid]"), "the mid-turn prompt is in: {}", seen.all_text);
+    drop(e);
+}
