@@ -44,12 +44,11 @@ impl Stop {
         }
         let mut said = false;
         for pid in key_waiters(store, &key) {
-            let how = match stop::withdraw(pid, self.wait)? {
-                Withdrawn::Ended => "withdrew",
-                Withdrawn::AlreadyGone => "had already ended: did not withdraw",
-            };
-            crate::outln!("{how} a turn of {key} queued behind another run of {key} (run pid {pid})")?;
-            said = true;
+            // One that ended by itself meanwhile was not withdrawn: nothing to say.
+            if stop::withdraw(pid, self.wait)? == Withdrawn::Ended {
+                crate::outln!("withdrew a turn of {key} queued behind another run of {key} (run pid {pid})")?;
+                said = true;
+            }
         }
         if let Some(run) = stop::running_for_key(store, key.as_str()).into_iter().next() {
             let how = stop::stop(store, &run, self.wait)?;
@@ -61,9 +60,10 @@ impl Stop {
                 Withdrawn::Ended => crate::outln!(
                     "withdrew the turn of {key} that was waiting for its session (run pid {pid} ended)"
                 )?,
-                Withdrawn::AlreadyGone => {
-                    crate::outln!("the run of {key} (pid {pid}) had already ended: nothing to stop")?;
+                Withdrawn::AlreadyGone if !said => {
+                    crate::outln!("nothing is running for {key}: its run (pid {pid}) had already ended")?;
                 }
+                Withdrawn::AlreadyGone => {}
             }
         } else if !said {
             crate::outln!("nothing is running for {key}")?;
@@ -80,8 +80,9 @@ fn told(run: &Running, how: Stopped) -> String {
             "{key} turn on session {session} stopped (the run, pid {}, did not take the stop request within 2 s: sent SIGTERM)",
             run.holder.pid
         ),
+        // "nothing is running" first, as when no run was found (bots read it so).
         Stopped::AlreadyEnded => {
-            format!("{key} turn on session {session} had already ended by itself: nothing was stopped")
+            format!("nothing is running on session {session}: the {key} turn had already ended by itself")
         }
         Stopped::Orphan { child } => format!(
             "the run of {key} on session {session} was already gone; the claude it left (pid {child}) was still answering and was sent SIGTERM"
