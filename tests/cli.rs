@@ -1564,6 +1564,44 @@ fn list_says_when_a_forked_sessions_checkpoint_is_not_corrected() {
     assert_eq!(row("1c7f2d4e-1c2a-4b3d-9e8f-123456789abc")["checkpoint_correction_off"], Value::Null);
 }
 
+#[test]
+fn list_marks_a_session_whose_last_detached_send_failed() {
+    use clawsess::ident::SessionId;
+    use clawsess::store::{SessionRecord, Starter, Store};
+    let w = World::new();
+    let store = Store::at(w.state());
+    let (failed, fine) = ("2a6f2d4e-1c2a-4b3d-9e8f-123456789abc", "3b7f2d4e-1c2a-4b3d-9e8f-123456789abc");
+    for id in [failed, fine] {
+        let rec = SessionRecord::new(
+            SessionId::parse(id).unwrap(),
+            w.path(""),
+            w.path("t.jsonl"),
+            Starter::Person,
+            1,
+        );
+        store.lock(std::time::Duration::from_secs(5)).unwrap().put_session(&rec).unwrap();
+    }
+    // What `clawsess mcp --deliver` leaves for a `reply: none` send (src/mcp/send.rs SendNote).
+    let note = |ok: bool, error: Option<&str>| serde_json::json!({"v": 1, "from": fine, "pid": 1, "started": 1, "finished": 2, "ok": ok, "error": error});
+    fs::create_dir_all(w.state().join("sends")).unwrap();
+    let write = |id: &str, v: Value| {
+        fs::write(w.state().join("sends").join(format!("{id}.json")), v.to_string()).unwrap()
+    };
+    write(failed, note(false, Some("the target's turn failed: \u{1b}[31mno credit")));
+    write(fine, note(true, None));
+    w.cmd(&["list"]).assert().success().stdout(
+        predicate::str::is_match(r"(?m)^2a6f2d4e .*[ ,]send-failed$")
+            .unwrap()
+            .and(predicate::str::is_match(r"(?m)^3b7f2d4e .* gone$").unwrap())
+            .and(predicate::str::contains("send-failed: the last message another session sent 2a6f2d4e on its own failed: the target's turn failed:"))
+            .and(predicate::str::contains("\u{1b}").not()),
+    );
+    let rows = w.json(&["list", "--json"]);
+    let row = |id: &str| rows.as_array().unwrap().iter().find(|r| r["session_id"] == id).unwrap().clone();
+    assert!(row(failed)["detached_send_failed"].as_str().unwrap().contains("no credit"));
+    assert_eq!(row(fine)["detached_send_failed"], Value::Null);
+}
+
 // ---------------------------------------------------------------- config and settings
 
 impl World {

@@ -25,6 +25,8 @@ struct Row {
     gone: bool,
     /// Forked, and clawsess may not correct its checkpoint: why (`probe::correction_allowed`).
     uncorrected: Option<String>,
+    /// The last `reply: none` send to it (cross-session tools) failed: why.
+    send_failed: Option<String>,
 }
 
 impl Run for List {
@@ -84,7 +86,9 @@ fn rows(store: &Store, limit: Option<usize>) -> Result<Vec<Row>> {
     // Read only: `list` never sweeps a dead keeper's files (`doctor` and `run` do).
     let warm: std::collections::BTreeSet<SessionId> =
         crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
+    let mut send_failed = crate::mcp::send::SendNote::failed(store);
     let rows = records.into_iter().map(|rec| Row {
+        send_failed: send_failed.remove(&rec.id),
         attached: attached.remove(&rec.id).unwrap_or_default(),
         own_of: own_of.remove(&rec.id).unwrap_or_default(),
         busy: if maybe_busy.contains(&rec.id) { busy_by(store, &rec.id) } else { None },
@@ -150,6 +154,9 @@ impl Row {
         if self.gone {
             state.push("gone".to_owned());
         }
+        if self.send_failed.is_some() {
+            state.push("send-failed".to_owned());
+        }
         if self.rec.forked {
             state.push(if self.uncorrected.is_some() { "forked(uncorrected)" } else { "forked" }.to_owned());
         }
@@ -188,6 +195,8 @@ struct JsonRow<'a> {
     forked: bool,
     /// Forked, and clawsess does not correct its checkpoint: why.
     checkpoint_correction_off: Option<&'a str>,
+    /// The last `reply: none` send to it (cross-session tools) failed: why.
+    detached_send_failed: Option<&'a str>,
 }
 
 impl<'a> From<&'a Row> for JsonRow<'a> {
@@ -212,6 +221,7 @@ impl<'a> From<&'a Row> for JsonRow<'a> {
             transcript_exists: !row.gone,
             forked: rec.forked,
             checkpoint_correction_off: row.uncorrected.as_deref(),
+            detached_send_failed: row.send_failed.as_deref(),
         }
     }
 }
@@ -249,6 +259,17 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
     }
     for row in &cells {
         writeln!(out, "{}", line(row))?;
+    }
+    for row in rows {
+        if let Some(why) = &row.send_failed {
+            writeln!(
+                out,
+                "send-failed: the last message another session sent {} on its own failed: {} (`clawsess status {}`)",
+                row.rec.id.short(),
+                printable(why, false),
+                row.rec.id.short()
+            )?;
+        }
     }
     if let Some((row, why)) = rows.iter().find_map(|r| r.uncorrected.as_ref().map(|w| (r, w))) {
         writeln!(

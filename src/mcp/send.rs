@@ -297,6 +297,30 @@ impl SendNote {
         write_json(&path, self, Durability::Volatile)
     }
 
+    /// Why this send failed, if it did: an error it noted, or a deliverer gone without a word.
+    pub fn failure(&self) -> Option<String> {
+        match (self.ok, &self.error) {
+            (Some(false), err) => Some(err.clone().unwrap_or_else(|| "no reason given".into())),
+            (None, _) if !crate::sys::pid_alive(self.pid) => Some("its delivery ended without a word".into()),
+            _ => None,
+        }
+    }
+
+    /// The sessions whose last `reply: none` send failed, with why (one directory read, then
+    /// only the notes there: `list` calls this whatever the number of sessions).
+    pub fn failed(store: &Store) -> std::collections::BTreeMap<SessionId, String> {
+        let Ok(dir) = std::fs::read_dir(store.dir().join("sends")) else {
+            return Default::default();
+        };
+        dir.filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            let id = SessionId::parse(name.to_str()?.strip_suffix(".json")?).ok()?;
+            let why = Self::read(store, &id)?.failure()?;
+            Some((id, why))
+        })
+        .collect()
+    }
+
     pub fn human(&self) -> String {
         let when = crate::sys::ago(self.started, now_ms());
         match (self.ok, &self.error) {
