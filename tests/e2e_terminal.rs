@@ -9,39 +9,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::real_claude::{ClaudeHome, run_with_stdin};
-use support::terminal::Terminal;
+use support::real_claude::ClaudeHome;
+use support::terminal::{Terminal, a_bot_session, resume_in_terminal, run_json};
 
 /// What the prompt box holds: the last line that starts with the prompt sign.
 fn in_box(screen: &str) -> String {
     let line = screen.lines().rfind(|l| l.starts_with('❯')).unwrap_or_default();
     line.trim_start_matches('❯').trim_matches(|c: char| c.is_whitespace()).to_owned()
-}
-
-/// An interactive `claude --resume ID` in `project`, once it shows the conversation.
-fn resume_in_terminal(home: &ClaudeHome, project: &Path, id: &str) -> Terminal {
-    let term = Terminal::start(home, project, &["--resume", id]);
-    term.wait_for("the conversation", |s| s.contains("PORTO"));
-    term
-}
-
-/// A HOME with clawsess installed and a session a bot started in project `trip` (about PORTO).
-fn a_bot_session() -> (ClaudeHome, std::path::PathBuf, String) {
-    let home = ClaudeHome::new();
-    home.install_clawsess();
-    let project = home.project("trip");
-    let cwd = project.to_str().unwrap();
-    let first = run_json(&home, &["--key", "telegram:1", "--cwd", cwd, "we plan a trip to PORTO"]);
-    let id = first["session_id"].as_str().unwrap().to_owned();
-    (home, project, id)
-}
-
-fn run_json(home: &ClaudeHome, args: &[&str]) -> Value {
-    let mut all = vec!["run", "--json"];
-    all.extend_from_slice(args);
-    let out = run_with_stdin(&mut home.clawsess_cmd(&all), "", Duration::from_secs(180));
-    assert!(out.status.success(), "run {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
