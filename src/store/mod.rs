@@ -41,7 +41,7 @@ pub use files::{
     remove_if_exists, write_atomic, write_atomic_mode, write_json,
 };
 pub use hosts::{HostEntry, HostsFile};
-pub use lock::{Acquired, lock_until, open_lock_file};
+pub use lock::{Acquired, lock_until, lock_while_moving, open_lock_file};
 pub use records::*;
 
 use crate::ident::{Key, Name, RequestId, SessionId, file_stem};
@@ -469,17 +469,21 @@ impl Store {
         remove_if_exists(&self.stop_path(id))
     }
 
-    /// Takes the store lock, waiting at most `wait`.
+    /// Takes the store lock, giving up when one process has held it for `wait`, or after
+    /// `wait * 1.8` in all while a queue of others takes turns with it (a burst of hooks on a
+    /// busy machine; hooks wait 5 s of one holder and 9 s in all, within their 10 s timeout).
     pub fn lock(&self, wait: Duration) -> Result<Locked<'_>> {
         create_private_dir(&self.dir)?;
         let path = self.lock_path();
         let file = open_lock_file(&path)?;
-        match lock_until(&file, Instant::now() + wait, || {})? {
+        let started = Instant::now();
+        match lock_while_moving(&file, wait, wait.mul_f64(1.8), || {})? {
             Acquired::Yes => Ok(Locked { store: self, _file: file }),
             Acquired::TimedOut => bail!(
-                "another process has held the state lock {} for over {:.1} s; \
-                 retry, or look for a stuck clawsess (`fuser {}`)",
+                "could not take the state lock {} in {:.1} s (another process held it for over \
+                 {:.1} s, or too many waited for it); retry, or look for a stuck clawsess (`fuser {}`)",
                 path.display(),
+                started.elapsed().as_secs_f64(),
                 wait.as_secs_f64(),
                 path.display()
             ),
