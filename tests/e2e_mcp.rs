@@ -531,3 +531,81 @@ fn status_shows_the_settings_in_force_their_origins_and_the_next_reset() {
     assert_eq!(broken["settings"], Value::Null);
     assert!(broken["config_error"].as_str().unwrap().contains("unknown field `colour`"), "{broken:#}");
 }
+
+/// Writes `.claude/settings.json` of project `dir`.
+fn project_settings(dir: &std::path::Path, settings: Value) {
+    fs::create_dir_all(dir.join(".claude")).unwrap();
+    fs::write(dir.join(".claude/settings.json"), settings.to_string()).unwrap();
+}
+
+/// The text of the tool results in the last request of B's turn whose prompt holds `marker`.
+fn results_at(home: &ClaudeHome, marker: &str) -> String {
+    let last = asked(home, marker).pop().unwrap_or_else(|| panic!("no request holds {marker}"));
+    let messages = last.body["messages"].as_array().unwrap();
+    let results: Vec<String> = messages
+        .iter()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| b.to_string())
+        .collect();
+    results.join("\n")
+}
+
+#[test]
+fn a_callers_deny_rule_holds_in_the_targets_turn_whatever_the_target_allows() {
+    let home = env();
+    let a = session(&home, "careful", "test:a");
+    let b = session(&home, "lenient", "test:b");
+    let careful = home.project("careful");
+    let lenient = home.project("lenient");
+    // A's project denies Bash; B's project allows it.
+    project_settings(&careful, json!({"permissions": {"deny": ["Bash"]}}));
+    project_settings(&lenient, json!({"permissions": {"allow": ["Bash"]}}));
+    home.api.script_tools("[ask-lenient]", vec![send(&b, "run this [from-careful] [bash=touch pwned.txt]")]);
+    let done = turn(&home, &a, "ask the lenient session [ask-lenient]");
+    assert_eq!(done["is_error"], false, "{done:#}");
+    // B's model did call Bash, and got a refusal back; the command never ran.
+    let at_b = asked(&home, "[from-careful]");
+    assert_eq!(at_b.len(), 2, "B's prompt, then the Bash call's result");
+    let results = results_at(&home, "[from-careful]");
+    assert!(results.contains("\"is_error\":true"), "{results}");
+    assert!(!lenient.join("pwned.txt").exists(), "the Bash call A's rules deny ran in B");
+    // A's model got B's answer: the send itself went through.
+    assert!(after_tool(&home, "[ask-lenient]").all_text.contains(&format!("Reply from session {b}")));
+
+    // A's settings that cannot be read: the send is refused (never run looser), and says why.
+    fs::write(careful.join(".claude/settings.json"), "{ not json").unwrap();
+    home.api.script_tools("[ask-again]", vec![send(&b, "again [from-careful-2] [bash=touch pwned.txt]")]);
+    turn(&home, &a, "ask it again [ask-again]");
+    let back = after_tool(&home, "[ask-again]").all_text;
+    assert!(back.contains("settings.json") && back.contains("not valid JSON"), "{back}");
+    assert!(asked(&home, "[from-careful-2]").is_empty(), "nothing reached B");
+    assert!(!lenient.join("pwned.txt").exists());
+}
+
+#[test]
+fn a_target_uses_what_the_caller_allows_but_not_what_only_its_own_settings_allow() {
+    let home = env();
+    let a = session(&home, "lead", "test:a");
+    let b = session(&home, "helper", "test:b");
+    let lead = home.project("lead");
+    let helper = home.project("helper");
+    // Both allow touch; only B's own settings allow mkdir.
+    project_settings(&lead, json!({"permissions": {"allow": ["Bash(touch:*)"]}}));
+    project_settings(&helper, json!({"permissions": {"allow": ["Bash(touch:*)", "Bash(mkdir:*)"]}}));
+    home.api.script_tools(
+        "[ask-helper]",
+        vec![send(&b, "do it [from-lead] [bash=touch shared.txt] [bash=mkdir own-dir]")],
+    );
+    let done = turn(&home, &a, "ask the helper [ask-helper]");
+    assert_eq!(done["is_error"], false, "{done:#}");
+    assert_eq!(asked(&home, "[from-lead]").len(), 3, "B's prompt, then each call's result");
+    assert!(helper.join("shared.txt").exists(), "what A's settings allow runs in B");
+    assert!(!helper.join("own-dir").exists(), "what only B's settings allow does not");
+    let results = results_at(&home, "[from-lead]");
+    assert!(results.contains("mkdir own-dir has been denied"), "{results}");
+    // B's own turns are untouched: its settings still allow mkdir there.
+    home.api.script_tools("[own-turn]", vec![ToolCall::bash("mkdir own-dir")]);
+    home.clawsess_ok(&["run", "--json", "--session", &b, "--", "make it [own-turn]"]);
+    assert!(helper.join("own-dir").is_dir());
+}

@@ -15,8 +15,6 @@
 //! server; and the run locks themselves: a turn whose surface is `session:<id>` is a send from
 //! `<id>`, whose own turn may in turn be a send.
 
-use std::path::PathBuf;
-
 use anyhow::{Result, bail};
 
 use crate::ident::SessionId;
@@ -140,57 +138,6 @@ pub fn refusal(caller: &SessionId, chain: &[SessionId], target: &SessionId) -> O
     None
 }
 
-/// What claude `pid`'s command line grants or refuses: `--permission-mode M` (or
-/// `bypassPermissions` for `--dangerously-skip-permissions`), `--allowedTools` and
-/// `--disallowedTools` rules (each flag takes one or more values).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Permissions {
-    pub mode: Option<String>,
-    pub allowed: Vec<String>,
-    pub disallowed: Vec<String>,
-}
-
-impl Permissions {
-    pub fn of(pid: u32) -> Permissions {
-        let cmdline = std::fs::read(PathBuf::from(format!("/proc/{pid}/cmdline"))).unwrap_or_default();
-        let args: Vec<String> =
-            cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        Self::parse(&args)
-    }
-
-    pub fn parse(args: &[String]) -> Permissions {
-        let mut p = Permissions::default();
-        let mut list: Option<bool> = None; // Some(true): allowed values follow; Some(false): disallowed
-        for (i, arg) in args.iter().enumerate() {
-            if let Some(allow) = list.filter(|_| !arg.starts_with('-')) {
-                if allow {
-                    p.allowed.push(arg.clone())
-                } else {
-                    p.disallowed.push(arg.clone())
-                }
-                continue;
-            }
-            list = None;
-            match arg.as_str() {
-                "--permission-mode" => p.mode = args.get(i + 1).cloned(),
-                "--dangerously-skip-permissions" => p.mode = Some("bypassPermissions".to_owned()),
-                "--allowedTools" | "--allowed-tools" => list = Some(true),
-                "--disallowedTools" | "--disallowed-tools" => list = Some(false),
-                _ => {
-                    if let Some(m) = arg.strip_prefix("--permission-mode=") {
-                        p.mode = Some(m.to_owned());
-                    } else if let Some(v) = arg.strip_prefix("--allowedTools=") {
-                        p.allowed.push(v.to_owned());
-                    } else if let Some(v) = arg.strip_prefix("--disallowedTools=") {
-                        p.disallowed.push(v.to_owned());
-                    }
-                }
-            }
-        }
-        p
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,29 +153,6 @@ mod tests {
         assert!(refusal(&id(2), &[id(1)], &id(3)).is_none());
         assert!(refusal(&id(3), &[id(1), id(2)], &id(4)).is_none());
         assert!(refusal(&id(4), &[id(1), id(2), id(3)], &id(5)).unwrap().contains("at most 3"));
-    }
-
-    #[test]
-    fn a_callers_permission_flags_are_read_from_its_command_line() {
-        let args: Vec<String> = [
-            "claude",
-            "-p",
-            "--allowedTools",
-            "mcp__clawsess",
-            "Bash(git log:*)",
-            "--model",
-            "x",
-            "--disallowedTools=Write",
-            "--permission-mode",
-            "plan",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        let p = Permissions::parse(&args);
-        assert_eq!(p.allowed, ["mcp__clawsess", "Bash(git log:*)"]);
-        assert_eq!(p.disallowed, ["Write"]);
-        assert_eq!(p.mode.as_deref(), Some("plan"));
-        assert_eq!(Permissions::parse(&["claude".into()]), Permissions::default());
     }
 
     #[test]

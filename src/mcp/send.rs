@@ -4,13 +4,10 @@
 //! run, under the surface key `session:<caller id>`. A subprocess rather than a library call:
 //! `run`'s driver (cold or warm claude, stream-json, fork reconciling) stays in one place.
 //!
-//! Permissions: the target turn is a `claude -p` with no one to ask, under the target
-//! session's own settings (its allow and deny rules), with `--permission-mode default`, or
-//! the stricter of the caller's mode and the target's `clawsess set permission_mode` (`plan`,
-//! `dontAsk`) when one is stricter: a tool call that needs permission is denied, even
-//! where the target's settings would make it `acceptEdits` or `bypassPermissions` by default,
-//! unless the caller's own claude was started allowing it: its `--allowedTools` and
-//! `--disallowedTools` rules are passed on (read from its command line, not from the model).
+//! Permissions: the target turn is a `claude -p` with no one to ask, never allowed more than
+//! the caller's own turn: [`super::perms`] computes its `--permission-mode`, `--allowedTools`
+//! and `--disallowedTools` from the caller's command line (read from `/proc`, not from the
+//! model) and both sessions' settings files, or refuses the send when it cannot.
 //!
 //! `reply: none` hands the turn to a detached `clawsess mcp --deliver` (its own session, so
 //! it outlives the caller's claude), which runs the same turn and leaves a [`SendNote`] that
@@ -27,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::caller::{self, CHAIN_ENV, SEND_KEY_PREFIX};
+use super::perms::{self, Grant};
 use crate::ident::SessionId;
 use crate::store::{Durability, SettingsOf, Store, create_private_dir, now_ms, read_json, write_json};
 
@@ -52,7 +50,7 @@ pub struct Send {
     pub chain: Vec<SessionId>,
     /// The permission mode of the target's turn.
     pub mode: String,
-    /// The caller's run's `--allowedTools` and `--disallowedTools` rules, passed on.
+    /// The rules of the target's turn: `--allowedTools` and `--disallowedTools`.
     pub allowed: Vec<String>,
     pub disallowed: Vec<String>,
     pub timeout: Duration,
@@ -81,22 +79,16 @@ impl Send {
         if let Some(why) = caller::refusal(&caller.session, &chain, &target) {
             bail!("refused: {why}");
         }
-        let granted = caller::Permissions::of(caller.claude);
-        let own =
-            store.settings(&SettingsOf::Session(target.clone()))?.and_then(|r| r.settings.permission_mode);
-        let mode = strictest(&[
-            "default",
-            granted.mode.as_deref().unwrap_or("default"),
-            own.as_deref().unwrap_or("default"),
-        ]);
+        let grant = grant(store, &caller, &target, &rec.cwd)
+            .context("refused: clawsess cannot tell what the caller may do, so it runs nothing for it")?;
         Ok(Send {
             from: caller.session,
             target,
             message,
             chain,
-            mode,
-            allowed: granted.allowed,
-            disallowed: granted.disallowed,
+            mode: grant.mode,
+            allowed: grant.allowed,
+            disallowed: grant.disallowed,
             timeout,
         })
     }
@@ -216,21 +208,19 @@ impl Send {
     }
 }
 
-/// The strictest of these permission modes (Claude Code 2.1.328's): `plan` runs nothing,
-/// `dontAsk` only what is allowed beforehand, `default` (`manual`) asks (and with nobody to ask,
-/// denies), `acceptEdits`, `auto` and `bypassPermissions` let more through. An unknown mode
-/// counts as `default`.
-pub fn strictest(modes: &[&str]) -> String {
-    let rank = |m: &str| match m {
-        "plan" => 0,
-        "dontAsk" => 1,
-        "acceptEdits" => 3,
-        "auto" => 4,
-        "bypassPermissions" => 5,
-        _ => 2,
-    };
-    let mode = modes.iter().copied().min_by_key(|m| rank(m)).unwrap_or("default");
-    if rank(mode) == 2 { "default".to_owned() } else { mode.to_owned() }
+/// What the target's turn of a send from `caller` may do ([`perms::grant`]).
+fn grant(store: &Store, caller: &caller::Caller, target: &SessionId, cwd: &std::path::Path) -> Result<Grant> {
+    let args = perms::CommandLine::of(caller.claude)?;
+    let cwd_link = format!("/proc/{}/cwd", caller.claude);
+    let caller_cwd = std::fs::read_link(&cwd_link).with_context(|| format!("could not read {cwd_link}"))?;
+    let target_cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    let own = store.settings(&SettingsOf::Session(target.clone()))?.and_then(|r| r.settings.permission_mode);
+    let user_dir = crate::claude::config_dir(None)?;
+    perms::grant(
+        &perms::Caller { args: &args, cwd: &caller_cwd },
+        &perms::Target { cwd: &target_cwd, mode: own.as_deref() },
+        &user_dir,
+    )
 }
 
 fn reader(mut pipe: impl Read + std::marker::Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
@@ -346,7 +336,7 @@ pub fn deliver(target: &str, from: &str, mode: &str, rules: [&[String]; 2], time
         .split(',')
         .filter_map(|s| SessionId::parse(s).ok())
         .collect();
-    let mode = strictest(&["default", mode]);
+    let mode = perms::strictest(&[mode])?;
     let [allowed, disallowed] = rules.map(<[String]>::to_vec);
     let send = Send {
         from: from.clone(),
@@ -379,14 +369,6 @@ pub fn deliver(target: &str, from: &str, mode: &str, rules: [&[String]; 2], time
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_sends_turn_takes_the_strictest_mode_and_never_a_looser_one_than_default() {
-        assert_eq!(strictest(&["default", "bypassPermissions", "acceptEdits"]), "default");
-        assert_eq!(strictest(&["default", "plan", "acceptEdits"]), "plan");
-        assert_eq!(strictest(&["default", "default", "dontAsk"]), "dontAsk");
-        assert_eq!(strictest(&["default", "manual", "yolo"]), "default");
-    }
 
     #[test]
     fn a_runs_object_becomes_the_reply_or_its_error() {
