@@ -558,17 +558,31 @@ fn a_callers_deny_rule_holds_in_the_targets_turn_whatever_the_target_allows() {
     let b = session(&home, "lenient", "test:b");
     let careful = home.project("careful");
     let lenient = home.project("lenient");
-    // A's project denies Bash; B's project allows it.
+    // A's run allows Bash but A's project denies it; B's project allows it. So B's allow is
+    // one A has too: only A's deny rule stands in the way.
     project_settings(&careful, json!({"permissions": {"deny": ["Bash"]}}));
     project_settings(&lenient, json!({"permissions": {"allow": ["Bash"]}}));
     home.api.script_tools("[ask-lenient]", vec![send(&b, "run this [from-careful] [bash=touch pwned.txt]")]);
-    let done = turn(&home, &a, "ask the lenient session [ask-lenient]");
+    let args = [
+        "run",
+        "--json",
+        "--session",
+        &a,
+        "-A",
+        "--allowedTools",
+        "-A",
+        "mcp__clawsess Bash",
+        "--",
+        "ask the lenient session [ask-lenient]",
+    ];
+    let out = run_with_stdin(&mut home.clawsess_cmd(&args), "", T);
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(done["is_error"], false, "{done:#}");
     // B's model did call Bash, and got a refusal back; the command never ran.
     let at_b = asked(&home, "[from-careful]");
     assert_eq!(at_b.len(), 2, "B's prompt, then the Bash call's result");
     let results = results_at(&home, "[from-careful]");
-    assert!(results.contains("\"is_error\":true"), "{results}");
+    assert!(results.contains("\"is_error\":true") && results.contains("Bash"), "{results}");
     assert!(!lenient.join("pwned.txt").exists(), "the Bash call A's rules deny ran in B");
     // A's model got B's answer: the send itself went through.
     assert!(after_tool(&home, "[ask-lenient]").all_text.contains(&format!("Reply from session {b}")));

@@ -43,7 +43,8 @@ const MODES: [(&str, u8); 7] = [
 ];
 
 /// Tools whose rules name paths (gitignore patterns, relative ones resolved in a project).
-const PATH_TOOLS: [&str; 9] = ["Read", "Edit", "Write", "MultiEdit", "NotebookEdit", "NotebookRead", "Glob", "Grep", "LS"];
+const PATH_TOOLS: [&str; 9] =
+    ["Read", "Edit", "Write", "MultiEdit", "NotebookEdit", "NotebookRead", "Glob", "Grep", "LS"];
 
 /// The settings sources Claude Code loads unless `--setting-sources` says otherwise.
 const SOURCES: [&str; 3] = ["user", "project", "local"];
@@ -84,7 +85,11 @@ impl CommandLine {
         while let Some(arg) = args.next() {
             if let Some(allow) = list.filter(|_| !arg.starts_with('-')) {
                 let rules = split_rules(arg);
-                if allow { c.allowed.extend(rules) } else { c.disallowed.extend(rules) }
+                if allow {
+                    c.allowed.extend(rules)
+                } else {
+                    c.disallowed.extend(rules)
+                }
                 continue;
             }
             list = None;
@@ -99,7 +104,13 @@ impl CommandLine {
                 "--settings" => c.settings = value(),
                 "--setting-sources" => {
                     c.sources = Some(
-                        value().unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                        value()
+                            .unwrap_or_default()
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
                     )
                 }
                 "--allowedTools" | "--allowed-tools" | "--disallowedTools" | "--disallowed-tools" => {
@@ -232,7 +243,8 @@ impl Rules {
             return Ok(rules);
         }
         let Some(perms) = perms.as_object() else { bail!("{origin}: \"permissions\" is not an object") };
-        for (name, into) in [("allow", &mut rules.allow), ("deny", &mut rules.deny), ("ask", &mut rules.ask)] {
+        for (name, into) in [("allow", &mut rules.allow), ("deny", &mut rules.deny), ("ask", &mut rules.ask)]
+        {
             match perms.get(name) {
                 None | Some(Value::Null) => {}
                 Some(Value::Array(items)) => {
@@ -335,7 +347,8 @@ pub fn grant(caller: &Caller<'_>, target: &Target<'_>, user_dir: &Path) -> Resul
     }
     // The target's: the settings files its claude loads (all of them; it is started without
     // --setting-sources).
-    let mut theirs = Rules { modes: target.mode.iter().map(|m| (*m).to_owned()).collect(), ..Rules::default() };
+    let mut theirs =
+        Rules { modes: target.mode.iter().map(|m| (*m).to_owned()).collect(), ..Rules::default() };
     for source in SOURCES {
         let path = source_file(source, user_dir, target.cwd).expect("a known source");
         theirs.add(Rules::file(&path).context("the target's settings cannot be read")?);
@@ -373,7 +386,9 @@ pub fn strictest(modes: &[&str]) -> Result<String> {
     let mut best = ("default", 2);
     for mode in modes {
         let Some(&(name, rank)) = MODES.iter().find(|(name, _)| name == mode) else {
-            bail!("permission mode {mode:?} is not one clawsess knows, so it cannot tell what the send may do")
+            bail!(
+                "permission mode {mode:?} is not one clawsess knows, so it cannot tell what the send may do"
+            )
         };
         if rank < best.1 {
             best = (name, rank);
@@ -451,7 +466,10 @@ mod tests {
     fn a_project_relative_deny_is_also_denied_where_it_pointed() {
         let r = |t: &str, cwd: &str| rule(t).unwrap().deny_forms(t, Path::new(cwd));
         assert_eq!(r("Read(./.env)", "/p/a"), ["Read(./.env)", "Read(//p/a/.env)"]);
-        assert_eq!(r("Edit(/src/**)", "/p/a"), ["Edit(/src/**)", "Edit(//p/a/src/**)", "Edit(//p/a/.claude/src/**)"]);
+        assert_eq!(
+            r("Edit(/src/**)", "/p/a"),
+            ["Edit(/src/**)", "Edit(//p/a/src/**)", "Edit(//p/a/.claude/src/**)"]
+        );
         assert_eq!(r("Read(//etc/x)", "/p/a"), ["Read(//etc/x)"]);
         assert_eq!(r("Bash(rm:*)", "/p/a"), ["Bash(rm:*)"]);
         assert_eq!(r("Read(.env)", "/p/my app"), ["Read(.env)", "Read"]);
@@ -486,21 +504,27 @@ mod tests {
         // The target's own `clawsess set permission_mode plan` holds; an SDK caller that loads
         // no settings files has none of the user's allows, so they are denied in the target.
         let sdk = CommandLine { sources: Some(vec![]), ..CommandLine::default() };
-        let g = grant(&Caller { args: &sdk, cwd: &a }, &Target { cwd: &b, mode: Some("plan") }, &user).unwrap();
+        let g =
+            grant(&Caller { args: &sdk, cwd: &a }, &Target { cwd: &b, mode: Some("plan") }, &user).unwrap();
         assert_eq!(g.mode, "plan");
         assert!(g.allowed.is_empty());
         assert!(g.disallowed.contains(&"WebSearch".to_owned()), "{g:?}");
-        assert!(!g.disallowed.contains(&"Bash(curl:*)".to_owned()), "the target loads the user's deny itself");
+        assert!(
+            !g.disallowed.contains(&"Bash(curl:*)".to_owned()),
+            "the target loads the user's deny itself"
+        );
     }
 
     #[test]
     fn what_cannot_be_told_refuses_the_send() {
         let (_dir, user, a, b) = world(Value::Null, Value::Null, json!({"permissions": {"allow": "Bash"}}));
         let args = CommandLine::default();
-        let err = grant(&Caller { args: &args, cwd: &a }, &Target { cwd: &b, mode: None }, &user).unwrap_err();
+        let err =
+            grant(&Caller { args: &args, cwd: &a }, &Target { cwd: &b, mode: None }, &user).unwrap_err();
         assert!(format!("{err:#}").contains("permissions.allow is \"Bash\""), "{err:#}");
         std::fs::write(a.join(".claude/settings.local.json"), "{ nope").unwrap();
-        let err = grant(&Caller { args: &args, cwd: &a }, &Target { cwd: &b, mode: None }, &user).unwrap_err();
+        let err =
+            grant(&Caller { args: &args, cwd: &a }, &Target { cwd: &b, mode: None }, &user).unwrap_err();
         assert!(format!("{err:#}").contains("settings.local.json is not valid JSON"), "{err:#}");
         // Not loaded by the caller: not read.
         let user_only = CommandLine { sources: Some(strings(&["user"])), ..CommandLine::default() };
