@@ -12,6 +12,9 @@ import time
 
 from clawsess_client import Busy, ClawsessError, tool_summary, topic_text
 
+__all__ = ["Asked", "MidTurn", "Pairing", "Progress", "ending", "follow", "ids", "model_command",
+           "number", "read_json", "status_text", "write_json"]
+
 BUSY_TEXT = ("this conversation is busy in another place (terminal or another chat); "
              "try again in a moment")
 STOPPING_TEXT = ("the bot is shutting down, so this message was not answered; "
@@ -105,9 +108,12 @@ class Progress:
 
     def __init__(self, send, edit, interval, limit):
         self.send, self.edit, self.interval, self.limit = send, edit, interval, limit
-        self.header, self.lines = "⏳ Working…", []
+        self.header, self.lines = self.WORKING, []
+        self.muted = False  # a steer's: the turn it went into shows its own progress
         self.sent = self.shown = self.flusher = None
         self.next_edit, self.sleeping = 0.0, False
+
+    WORKING = "⏳ Working…"
 
     def tool(self, name, tool_input):
         summary = tool_summary(tool_input)
@@ -118,9 +124,28 @@ class Progress:
             self.line("💬 " + shorten(" ".join(text.split()), 200))
 
     def line(self, line):
+        if self.muted:
+            return
         self.lines.append(line)
+        self.kick()
+
+    def kick(self):
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.ensure_future(self.flush())
+
+    def waiting(self, position, behind):
+        """The turn waits for its conversation, answered elsewhere (a `queued` event)."""
+        if not self.muted:
+            self.header = (f"⏳ Waiting: #{position} in line for this conversation, "
+                           f"which {behind or 'another place'} is answering now.")
+            self.kick()
+
+    def working(self):
+        """The turn has its conversation now (a `session` event)."""
+        if self.header != self.WORKING and not self.muted:
+            self.header = self.WORKING
+            if self.sent is not None:
+                self.kick()
 
     def render(self):
         lines = self.lines[-self.MAX_LINES:]
@@ -157,18 +182,15 @@ class Progress:
                 await self.flusher
             except asyncio.CancelledError:
                 pass
-        if self.lines:
+        if self.lines or self.sent is not None:
             self.header = header
             await self.push()
 
 
-NO_QUESTIONS_TEXT = ("this chat cannot show questions or plans as buttons yet: write the "
-                     "question or the plan in your reply, and the person answers in the chat")
-
-
-async def follow(key, turn, progress, ask):
-    """Runs TURN (a clawsess_client Turn), showing its tools in PROGRESS and putting its
-    permission events to ASK(event); returns what to tell the chat when it failed, or None."""
+async def follow(key, turn, progress, ask, note=None):
+    """Runs TURN (a clawsess_client Turn), showing its tools in PROGRESS, putting its
+    permission, question and plan events to ASK(event) and its steer and interrupt events to
+    NOTE(event); returns what to tell the chat when it failed, or None."""
     try:
         async with turn:
             async for event in turn:
@@ -176,13 +198,14 @@ async def follow(key, turn, progress, ask):
                     progress.tool(event.tool, event.input)
                 elif event.type == "text":
                     progress.text(event.text)
-                elif event.type == "permission":
+                elif event.type in ("permission", "question", "plan"):
                     await ask(event)
-                elif event.type in ("question", "plan"):
-                    # No buttons for Claude's questions and plans in the bots yet: decline at
-                    # once (rather than leave the turn waiting for --ask-timeout), and tell
-                    # the model to ask in its reply instead.
-                    await turn._client.answer(event.request_id, "deny", NO_QUESTIONS_TEXT)
+                elif event.type == "queued":
+                    progress.waiting(event.get("position"), event.get("behind"))
+                elif event.type == "session":
+                    progress.working()
+                elif event.type in ("steer", "interrupt") and note is not None:
+                    await note(event)
     except Busy:
         return BUSY_TEXT
     except ClawsessError as e:
@@ -191,11 +214,14 @@ async def follow(key, turn, progress, ask):
     return None
 
 
-def ending(result, error, stopping):
+def ending(result, error, stopping, interrupted_by=None):
     """How a turn ended: (the progress message's last header, the reply, answered). RESULT
-    is the turn's Result (None when it failed), ERROR what `follow` returned."""
+    is the turn's Result (None when it failed), ERROR what `follow` returned; INTERRUPTED_BY
+    the words for a message of the chat's that interrupted it (the now-prefix)."""
     if stopping and (result is None or result.interrupted):
         return "⏹ Stopped.", STOPPING_TEXT, False
+    if result is not None and result.interrupted and interrupted_by:
+        return "⏹ Interrupted.", f"⏹ Interrupted by {interrupted_by}: that message runs now.", False
     if result is not None and result.interrupted:
         return "⏹ Stopped.", "⏹ Stopped before it was done.", False
     if error is not None:
@@ -343,3 +369,302 @@ async def status_text(cs, key, fresh=False, where="chat"):
         except ClawsessError as e:
             log.warning("%s: topic: %s", key, e.message)
     return text
+
+
+# --- a message that arrives mid-turn --------------------------------------------------------
+
+
+class MidTurn:
+    """How a chat message says what to do with the turn in progress: a message that starts
+    with STEER (BOT_STEER_PREFIX, default "!") goes into it (`run --steer`), one that starts
+    with NOW (BOT_NOW_PREFIX, default "/now") stops it and runs now (`run --interrupt`),
+    anything else waits for its turn. An empty prefix turns that way off."""
+
+    def __init__(self, env):
+        self.steer = env.get("BOT_STEER_PREFIX", "!").strip()
+        self.now = env.get("BOT_NOW_PREFIX", "/now").strip()
+        if self.steer and self.steer == self.now:
+            raise SystemExit("BOT_STEER_PREFIX and BOT_NOW_PREFIX must differ")
+
+    def split(self, text, username=None):
+        """("now" | "steer" | "queue", the message without its prefix)."""
+        stripped = text.lstrip()
+        if self.now:
+            forms = [self.now] + ([f"{self.now}@{username}"] if username and self.now.startswith("/") else [])
+            for form in sorted(forms, key=len, reverse=True):
+                rest = stripped[len(form):]
+                if stripped[:len(form)].lower() == form.lower() and (not rest or rest[0].isspace()):
+                    return "now", rest.strip()
+        if self.steer and stripped.startswith(self.steer):
+            return "steer", stripped[len(self.steer):].strip()
+        return "queue", text
+
+    def usage(self, mode):
+        if mode == "now":
+            return (f"Usage: {self.now} TEXT stops the turn Claude is working on here and sends "
+                    "TEXT now.")
+        return f"Usage: {self.steer}TEXT sends TEXT into the turn Claude is working on here."
+
+    def queued_text(self, ahead):
+        """What a message that waits is told: AHEAD turns go before it (the running one too)."""
+        more = f" and {ahead - 1} more message{'' if ahead == 2 else 's'}" if ahead > 1 else ""
+        ways = []
+        if self.steer:
+            ways.append(f"with {self.steer} to send it into the running turn instead")
+        if self.now:
+            ways.append(f"with {self.now} to stop that turn and run yours now")
+        tip = f" Start a message {' or '.join(ways)}." if ways else ""
+        return f"⏳ Queued: #{ahead} in line. It runs after the turn in progress{more}.{tip}"
+
+    def help_lines(self):
+        lines = []
+        if self.steer:
+            lines.append(f"{self.steer}TEXT - while Claude works: send TEXT into its turn (it reads it at its next step)")
+        if self.now:
+            lines.append(f"{self.now} TEXT - while Claude works: stop its turn and send TEXT now")
+        return lines
+
+
+# --- Claude's permission requests, questions and plans, answered from the chat -------------
+
+BUTTON_LABEL = 60  # characters of an option's label on a button
+
+
+class Asked:
+    """A permission request, question or plan of a turn, shown in a chat with buttons: its
+    text, its buttons and, for a question, the options picked so far. HANDLE is the platform's
+    message; ASKER the user whose message started the turn.
+
+    Buttons are (label, data) with DATA: "allow:ID" / "deny:ID" for a permission and a plan
+    (`clawsess answer ID allow|deny`, what a restarted bot understands too), "q:ID:Q:O" for
+    option O of question Q, "q:ID:send" to send the picks of a multi-select question."""
+
+    def __init__(self, event, key, asker=None):
+        self.kind, self.key, self.asker = event.type, key, asker
+        self.request_id = event.request_id or ""
+        self.event = event
+        self.questions = event.questions if event.type == "question" else []
+        self.picked = [[] for _ in self.questions]
+        self.handle = None
+        self.text = self.render(event)
+
+    def render(self, event):
+        timeout = event.get("timeout_s")
+        if self.kind == "permission":
+            return (f"🔐 Claude wants to use {event.tool}:\n{tool_summary(event.input, 600)}"
+                    f"\n\nAllow it? (No answer in {timeout} s: denied.)")
+        if self.kind == "plan":
+            return (f"📋 Claude's plan:\n\n{shorten(event.plan.strip(), 1500)}\n\nApprove it and Claude "
+                    "carries it out; Keep planning, or reply with what to change, and it plans on. "
+                    f"(No answer in {timeout} s: it keeps planning.)")
+        lines = ["❓ Claude asks:" if len(self.questions) == 1 else "❓ Claude asks you:"]
+        for n, q in enumerate(self.questions, 1):
+            head = f"{q.get('header')}: " if q.get("header") else ""
+            number = f"{n}. " if len(self.questions) > 1 else ""
+            lines.append(f"\n{number}{head}{q.get('question', '')}"
+                         + (" (pick one or more)" if q.get("multi") else ""))
+            for option in self.options(q):
+                about = f": {option['description']}" if option.get("description") else ""
+                lines.append(f"• {option.get('label')}{about}")
+        send = " then Send," if self.needs_send() else ""
+        lines.append(f"\nTap {'an option' if len(self.questions) == 1 else 'an option for each'},{send} "
+                     f"or reply with your own answer. (No answer in {timeout} s: declined.)")
+        return shorten("\n".join(lines), 3500)
+
+    @staticmethod
+    def options(question):
+        return [o for o in question.get("options") or [] if isinstance(o, dict) and o.get("label")]
+
+    def needs_send(self):
+        return len(self.questions) > 1 or any(q.get("multi") for q in self.questions)
+
+    def buttons(self):
+        """Rows of (label, data)."""
+        rid = self.request_id
+        if self.kind == "permission":
+            return [[("✅ Allow", f"allow:{rid}"), ("❌ Deny", f"deny:{rid}")]]
+        if self.kind == "plan":
+            return [[("✅ Approve", f"allow:{rid}"), ("✏️ Keep planning", f"deny:{rid}")]]
+        rows = []
+        for qi, q in enumerate(self.questions):
+            row = []
+            for oi, option in enumerate(self.options(q)):
+                mark = "✅ " if option["label"] in self.picked[qi] else ""
+                number = f"{qi + 1}: " if len(self.questions) > 1 else ""
+                row.append((shorten(f"{mark}{number}{option['label']}", BUTTON_LABEL), f"q:{rid}:{qi}:{oi}"))
+            rows.append(row)
+        if self.needs_send():
+            rows.append([("📨 Send", f"q:{rid}:send")])
+        return rows
+
+    def pick(self, qi, oi):
+        """A press on option OI of question QI: True when the answer is complete and goes now
+        (a single question with one choice), else False (the buttons show the pick)."""
+        try:
+            question = self.questions[qi]
+            label = self.options(question)[oi]["label"]
+        except (IndexError, KeyError):
+            return False
+        picked = self.picked[qi]
+        if question.get("multi"):
+            (picked.remove if label in picked else picked.append)(label)
+        else:
+            picked[:] = [] if picked == [label] and self.needs_send() else [label]
+        return not self.needs_send()
+
+    def choices(self):
+        return [label for labels in self.picked for label in labels]
+
+    async def answer(self, cs, decision=None, text=None):
+        """Sends the answer (DECISION "allow"/"deny"; else the picks and/or TEXT) to clawsess;
+        the verdict to show under the message, and whether it was taken."""
+        try:
+            if decision is not None:
+                await cs.answer(self.request_id, decision)
+            else:
+                await cs.answer(self.request_id, choices=self.choices(), text=text)
+        except ClawsessError as e:
+            return "⚠️ " + shorten(e.message, 500), False
+        if self.kind == "permission":
+            return ("✅ Allowed." if decision == "allow" else "❌ Denied."), True
+        if self.kind == "plan":
+            if decision == "allow":
+                return "✅ Approved: Claude carries it out.", True
+            return ("✏️ Sent back: " + shorten(text, 300) if text else "✏️ Keep planning."), True
+        if decision == "deny":
+            return "❌ Declined.", True
+        said = ", ".join(self.choices()) + ("; " if self.choices() and text else "") + (text or "")
+        return "✅ Answered: " + shorten(said, 500), True
+
+    def unanswered(self):
+        return {"permission": "⌛ Not answered: denied.", "plan": "⌛ Not answered: Claude kept planning.",
+                "question": "⌛ Not answered: declined."}[self.kind]
+
+
+def decision_verdict(decision):
+    """The verdict of an Allow / Deny press that the bot knows nothing more about (a button
+    of its earlier run)."""
+    return "✅ Allowed." if decision == "allow" else "❌ Denied."
+
+
+def button_data(data):
+    """A button's data: ("allow"|"deny", ID, None), ("q", ID, (Q, O) or "send"), or None."""
+    kind, _, rest = (data or "").partition(":")
+    if kind in ("allow", "deny") and rest:
+        return kind, rest, None
+    if kind == "q":
+        rid, _, what = rest.partition(":")
+        if what == "send":
+            return "q", rid, "send"
+        q, _, o = what.partition(":")
+        if q.isdigit() and o.isdigit():
+            return "q", rid, (int(q), int(o))
+    return None
+
+
+async def press(cs, asks, data):
+    """A press (by a user allowed to answer) on a button of Asked's with DATA: answers it
+    when that completes the answer. Returns (verdict, asked, state): state "closed" (answered,
+    or not waiting any more: show the verdict under the message, no buttons), "picked" (an
+    option of several marked: show ASKED's buttons again), "refused" (clawsess refused it:
+    say the verdict to the presser only; the buttons stay)."""
+    parsed = button_data(data)
+    if parsed is None:
+        return None, None, "refused"
+    kind, rid, what = parsed
+    asked = asks.get(rid)
+    if kind in ("allow", "deny"):
+        if asked is None:  # a button of the bot's earlier run: the id is all it needs
+            try:
+                await cs.answer(rid, kind)
+                return decision_verdict(kind), None, "closed"
+            except ClawsessError as e:
+                return "⚠️ " + shorten(e.message, 500), None, "closed"
+        verdict, ok = await asked.answer(cs, kind)
+    else:
+        if asked is None:
+            return ("⚠️ This question is not open here any more (asked before the bot restarted, "
+                    "or its turn is over)."), None, "closed"
+        if what != "send" and not asked.pick(*what):
+            return "Picked: " + (", ".join(asked.choices()) or "nothing"), asked, "picked"
+        verdict, ok = await asked.answer(cs)
+    if not ok:
+        return verdict, asked, "refused"
+    asks.pop(rid, None)
+    return verdict, asked, "closed"
+
+
+def open_question(asks, key):
+    """The question or plan of KEY's turn that waits for an answer (the latest), or None."""
+    found = [a for a in asks.values() if a.key == key and a.kind in ("question", "plan")]
+    return found[-1] if found else None
+
+
+async def answer_in_words(cs, asks, asked, text):
+    """A chat message that answers ASKED (a question or plan) in words: (verdict, answered)."""
+    verdict, ok = await asked.answer(cs, text=text)
+    if ok:
+        asks.pop(asked.request_id, None)
+    return verdict, ok
+
+
+async def chat_turn(bot, key, message, text, progress, *, mode="queue", images=(), fresh=False,
+                    asker=None):
+    """One turn of KEY for a chat MESSAGE, as both bots run it: MODE "queue" (a turn of its
+    own; the caller holds the key's place), "steer" (into the turn in progress) or "now"
+    (stop it and run this). Shows the tools in PROGRESS and the permission requests,
+    questions and plans as buttons, and replies. BOT gives: cs, cfg (ask, ask_timeout, cwd,
+    wait, warm, run_args), running {key: Turn}, side (a set of Turns), interrupted {key: the
+    words of what interrupted its turn}, asks {request_id: Asked}, stopping, mid (MidTurn),
+    reply(message, text) -> sent, show_ask(message, asked), close_ask(asked, verdict).
+    Returns whether the turn answered (for /new)."""
+    followed = False
+    asked = []
+
+    async def ask(event):
+        if followed:
+            return  # the turn it went into shows its own buttons
+        a = Asked(event, key, asker)
+        asked.append(a)
+        bot.asks[a.request_id] = a
+        await bot.show_ask(message, a)
+
+    async def note(event):
+        nonlocal followed
+        if event.type == "steer" and event.get("into") == "turn":
+            ours = event.get("key") == key and key in bot.running
+            followed = ours
+            progress.muted = ours
+            where = "" if ours else f" (the turn of {event.get('key')}; its answer comes here too)"
+            await bot.reply(message, f"↪️ Sent into the turn in progress{where}: Claude reads it at its next step.")
+        elif event.type == "steer":
+            await bot.reply(message, f"↪️ Not steered ({event.get('why')}): it runs as a message of its own.")
+        elif event.type == "interrupt" and not event.get("stopped") and key in bot.running:
+            await bot.reply(message, f"⏹ Nothing stopped ({event.get('why')}); this message goes next.")
+
+    if mode == "now" and key in bot.running:
+        bot.interrupted[key] = f"a {bot.mid.now} message"
+    turn = bot.cs.stream(key, text, ask=bot.cfg.ask, ask_timeout=bot.cfg.ask_timeout, cwd=bot.cfg.cwd,
+                         new=fresh and mode == "queue", wait=bot.cfg.wait, warm=bot.cfg.warm,
+                         images=images, extra=bot.cfg.run_args, steer=mode == "steer",
+                         interrupt=mode == "now")
+    if mode == "queue":
+        bot.running[key] = turn
+    else:
+        bot.side.add(turn)
+    try:
+        error = await follow(key, turn, progress, ask, note)
+    finally:
+        if mode == "queue":
+            bot.running.pop(key, None)
+        bot.side.discard(turn)
+        for a in asked:
+            if bot.asks.pop(a.request_id, None) is not None:
+                await bot.close_ask(a, a.unanswered())
+    interrupted_by = bot.interrupted.pop(key, None) if mode == "queue" else None
+    header, reply, answered = ending(turn.result, error, bot.stopping, interrupted_by)
+    await progress.finish(header)
+    if followed and error is None and not bot.stopping:
+        return answered  # the turn it went into replies
+    await bot.reply(message, reply)
+    return answered

@@ -5,10 +5,15 @@
     cs = Clawsess()                                   # `clawsess` on PATH, or Clawsess("/path")
     result = await cs.run("telegram:42", "hello")     # one turn, the reply in result.text
     async with cs.stream("telegram:42", "fix it", ask=True) as turn:
-        async for event in turn:                      # text, tool, permission, session events
+        async for event in turn:                      # text, tool, permission, question...
             if event.type == "permission":
                 await cs.answer(event.request_id, "allow")
+            elif event.type == "question":            # Claude asks: pick an option's label
+                await cs.answer(event.request_id, choices=[event.questions[0]["options"][0]["label"]])
     print(turn.result.text)
+    # From elsewhere, while that turn runs (each a Turn to iterate as above):
+    cs.stream("telegram:42", "also do X", steer=True)        # into the turn in progress
+    cs.stream("telegram:42", "stop, do Y", interrupt=True)   # stop it, run this one next
 
 Chat text goes to clawsess on stdin, never on its command line, and clawsess is run with an
 argument list, never through a shell. A failure raises ClawsessError with clawsess's exit code
@@ -50,7 +55,8 @@ class Busy(ClawsessError):
 @dataclass
 class Event:
     """One line of `clawsess run --stream`: `type` is "session", "text", "tool",
-    "permission" (or a newer kind); `data` the whole object."""
+    "permission", "question", "plan", "queued", "steer", "interrupt" (or a newer kind);
+    `data` the whole object (docs/RUN.md, docs/MIDTURN.md)."""
 
     type: str
     data: dict
@@ -74,6 +80,18 @@ class Event:
     def request_id(self) -> Optional[str]:
         return self.data.get("request_id")
 
+    @property
+    def questions(self) -> list:
+        """A "question" event's questions: [{question, header, options: [{label,
+        description}], multi}]."""
+        value = self.data.get("questions")
+        return [q for q in value if isinstance(q, dict)] if isinstance(value, list) else []
+
+    @property
+    def plan(self) -> str:
+        """A "plan" event's plan (Markdown)."""
+        return str(self.data.get("plan") or "")
+
 
 @dataclass
 class Result:
@@ -89,6 +107,8 @@ class Result:
     # {"from": OLD SESSION, "why": "idle 72h"} when the key's session was past its reset
     # policy and this turn started a new one; else None.
     reset: Optional[dict] = None
+    # `steer=True` that went into another run's turn: that run's key (this is its result).
+    steered_into: Optional[str] = None
 
     @classmethod
     def of(cls, obj: dict) -> "Result":
@@ -97,7 +117,8 @@ class Result:
                    key=obj.get("key"), is_error=bool(obj.get("is_error")),
                    interrupted=bool(obj.get("interrupted")),
                    replaced_session=bool(obj.get("replaced_session")), raw=obj,
-                   reset=reset if isinstance(reset, dict) else None)
+                   reset=reset if isinstance(reset, dict) else None,
+                   steered_into=obj.get("steered_into"))
 
 
 def error_message(stderr: str, code: int) -> str:
@@ -235,20 +256,48 @@ class Clawsess:
         return Result.of(json.loads(await self.call(*args, stdin=text)))
 
     def stream(self, key: str, text: str, *, ask: bool = False,
-               ask_timeout: Optional[float] = None, **options) -> Turn:
+               ask_timeout: Optional[float] = None, steer: bool = False,
+               interrupt: bool = False, **options) -> Turn:
         """A live turn (`clawsess run --stream`); with ASK, tool calls that need permission
-        come as "permission" events, answered with `answer`."""
+        come as "permission" events, Claude's questions and plans as "question" and "plan"
+        events, all answered with `answer`. STEER: TEXT goes into the turn in progress on
+        KEY's session when clawsess drives it (a "steer" event says where it went; then that
+        turn's events and result follow), else it runs as a turn of its own. INTERRUPT: the
+        turn in progress is stopped and TEXT runs next (an "interrupt" event first)."""
         args = self._run_args(key, **options) + ["--stream"]
+        if steer:
+            args.append("--steer")
+        if interrupt:
+            args.append("--interrupt")
         if ask:
             args.append("--ask")
             if ask_timeout is not None:
                 args += ["--ask-timeout", str(ask_timeout)]
         return Turn(self, args, text)
 
-    async def answer(self, request_id: str, decision: str, reason: Optional[str] = None) -> None:
-        """Answers a permission event: DECISION is "allow" or "deny"."""
-        args = ["answer"] + (["--reason", reason] if reason else []) + ["--", request_id, decision]
-        await self.call(*args)
+    async def answer(self, request_id: str, decision: Optional[str] = None,
+                     reason: Optional[str] = None, *, choices: Sequence[str] = (),
+                     text: Optional[str] = None) -> str:
+        """Answers a "permission", "question" or "plan" event; what clawsess said.
+
+        DECISION "allow" or "deny" (with REASON, told to the model): a permission's answer,
+        a plan approved or sent back, a question declined. A question: CHOICES (option
+        labels: one per question, several for a multi-select one) and/or TEXT (the person's
+        own words, for every question no choice answers). A plan: TEXT is what to change.
+        REASON and TEXT go to clawsess on stdin, never on its command line."""
+        if (decision is None) == (not choices and text is None):
+            raise ValueError("answer: give a decision, or choices and/or text")
+        if reason is not None and text is not None:
+            raise ValueError("answer: a reason goes with a decision, a text without one")
+        args = ["answer"]
+        for label in choices:
+            args.append(f"--choice={label}")
+        if text is not None:
+            args.append("--text=-")
+        if reason:
+            args.append("--reason=-")
+        args += ["--", request_id] + ([decision] if decision else [])
+        return (await self.call(*args, stdin=text if text is not None else (reason or ""))).strip()
 
     async def stop(self, key: str) -> bool:
         """Interrupts KEY's running turn; False when nothing was running."""

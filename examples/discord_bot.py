@@ -6,14 +6,18 @@ discord:<guild>:<channel>:<thread> (a DM: discord:dm:<channel>); threads run in 
 messages of one key one after the other. Archiving a thread ends its warm claude; deleting it
 forgets its key. Slash commands /attach /detach /new /sessions /status /model /stop; a turn's tools
 show in one message edited as they come; Allow / Deny buttons for tool calls that need
-permission; image attachments go to Claude; replies are split at 2,000 characters without
-breaking a code block.
+permission, a question of Claude's its options as buttons (or a reply in words), a plan
+Approve / Keep planning; image attachments go to Claude; replies are split at 2,000
+characters without breaking a code block. A message sent while Claude works waits for its
+turn (the channel is told its place in line); one that starts with ! goes into the running
+turn, one that starts with /now stops it and runs now.
 
 Closed by default: it answers only ALLOWED_USERS and its owner. With neither it logs a
 one-time pairing code at start; `/pair CODE` in a DM with the bot makes that user the owner
 (kept in BOT_STATE). In servers it hears allowed users only when they mention it or reply to
-it. A stranger gets one refusal per channel and nothing runs. Allow / Deny: only the allowed
-user who asked, or an owner.
+it. A stranger gets one refusal per channel and nothing runs. Buttons (Allow / Deny, a
+question's options, a plan's), and an answer in words: only the allowed user who asked, or
+an owner.
 
 Settings (environment):
 
@@ -33,6 +37,10 @@ Settings (environment):
   BOT_ASK             1 (default): Allow / Deny buttons for tool calls; 0: they are denied
   BOT_ASK_TIMEOUT     seconds a permission request waits for a button (default 300)
   BOT_EDIT_INTERVAL   least seconds between two edits of a progress message (default 1.5)
+  BOT_STEER_PREFIX    a message starting with it goes into the running turn (default !;
+                      empty: off)
+  BOT_NOW_PREFIX      a message starting with it stops the running turn and runs now
+                      (default /now; empty: off)
   DISCORD_API_URL     REST API base (default https://discord.com/api/v10; tests: a stand-in)
   DISCORD_GATEWAY_URL gateway websocket (default wss://gateway.discord.gg/; tests: a stand-in)
 
@@ -40,6 +48,7 @@ Run: DISCORD_BOT_TOKEN=... python3 discord_bot.py   (then DM the bot /pair CODE 
 """
 
 import asyncio
+import collections
 import hashlib
 import logging
 import os
@@ -53,9 +62,10 @@ import weakref
 from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bot_common import (STOPPING_TEXT, Pairing, Progress, ending, follow, ids,  # noqa: E402
-                        model_command, number, read_json, shorten, status_text, write_json)
-from clawsess_client import Clawsess, ClawsessError, tool_summary, topic_text  # noqa: E402
+from bot_common import (STOPPING_TEXT, MidTurn, Pairing, Progress, answer_in_words,  # noqa: E402
+                        chat_turn, ids, model_command, number, open_question, press, read_json,
+                        shorten, status_text, write_json)
+from clawsess_client import Clawsess, ClawsessError, topic_text  # noqa: E402
 
 DISCORD_LIMIT = 2000
 IMAGE_LIMIT = 5 * 1024 * 1024
@@ -126,6 +136,7 @@ class Config:
         self.edit_interval = number(env, "BOT_EDIT_INTERVAL", 1.5)
         self.api_url = env.get("DISCORD_API_URL", "").rstrip("/")
         self.gateway_url = env.get("DISCORD_GATEWAY_URL", "")
+        self.mid = MidTurn(env)
 
 
 class State:
@@ -155,15 +166,43 @@ def key_of(channel) -> str:
     return f"discord:{guild.id}:{channel.id}" if guild else f"discord:dm:{channel.id}"
 
 
+async def may_answer(interaction, asker) -> bool:
+    """Only an owner, or the allowed user whose message asked, answers Claude (a button of
+    Allow / Deny, a question's option, a plan's); others are told so, and nothing happens."""
+    bot = interaction.client
+    user = interaction.user.id
+    if user in bot.state.owners or (user == asker and bot.allowed(interaction.user)):
+        return True
+    log.warning("button press by user %s ignored (not the asker %s, not an owner)", user, asker)
+    await interaction.response.send_message(
+        "Only the user who asked, or the bot's owner, can answer this.", ephemeral=True)
+    return False
+
+
+async def pressed(interaction, data):
+    """Answers the press of the button with DATA (bot_common.Asked's) and shows the result."""
+    bot = interaction.client
+    verdict, asked, state = await press(bot.cs, bot.asks, data)
+    log.info("button %s by user %s: %s", data, interaction.user.id, verdict)
+    if state == "picked":
+        await interaction.response.edit_message(view=bot.view(asked))
+    elif state == "closed":
+        text = asked.text if asked is not None else interaction.message.content
+        await interaction.response.edit_message(content=shorten(f"{text}\n\n{verdict}", DISCORD_LIMIT),
+                                                view=None)
+    else:
+        await interaction.response.send_message(verdict or "That button does nothing.", ephemeral=True)
+
+
 class Decision(discord.ui.DynamicItem[discord.ui.Button],
                template=r"clawsess:(?P<decision>allow|deny):(?P<asker>[0-9]+):(?P<request>[0-9a-f-]+)"):
-    """An Allow / Deny button. Everything it needs is in its custom_id, so the buttons of a
-    bot that was restarted meanwhile still work."""
+    """An Allow / Deny button (Approve / Keep planning for a plan). Everything it needs is in
+    its custom_id, so the buttons of a bot that was restarted meanwhile still work."""
 
-    def __init__(self, decision: str, asker: int, request_id: str):
+    def __init__(self, decision: str, asker: int, request_id: str, label: Optional[str] = None):
         self.decision, self.asker, self.request_id = decision, asker, request_id
         super().__init__(discord.ui.Button(
-            label="Allow" if decision == "allow" else "Deny",
+            label=label or ("Allow" if decision == "allow" else "Deny"),
             style=discord.ButtonStyle.success if decision == "allow" else discord.ButtonStyle.danger,
             custom_id=f"clawsess:{decision}:{asker}:{request_id}"))
 
@@ -172,27 +211,32 @@ class Decision(discord.ui.DynamicItem[discord.ui.Button],
         return cls(match["decision"], int(match["asker"]), match["request"])
 
     async def interaction_check(self, interaction) -> bool:
-        bot = interaction.client
-        user = interaction.user.id
-        if user in bot.state.owners or (user == self.asker and bot.allowed(interaction.user)):
-            return True
-        log.warning("button press by user %s ignored (not the asker %s, not an owner)",
-                    interaction.user.id, self.asker)
-        await interaction.response.send_message(
-            "Only the user who asked, or the bot's owner, can answer this.", ephemeral=True)
-        return False
+        return await may_answer(interaction, self.asker)
 
     async def callback(self, interaction):
-        bot = interaction.client
-        try:
-            await bot.cs.answer(self.request_id, self.decision)
-            verdict = "✅ Allowed." if self.decision == "allow" else "❌ Denied."
-        except ClawsessError as e:
-            verdict = "⚠️ " + e.message
-        log.info("%s %s by user %s: %s", self.decision, self.request_id, interaction.user.id, verdict)
-        bot.asks.pop(self.request_id, None)
-        text = shorten(f"{interaction.message.content}\n\n{verdict}", DISCORD_LIMIT)
-        await interaction.response.edit_message(content=text, view=None)
+        await pressed(interaction, f"{self.decision}:{self.request_id}")
+
+
+class Choice(discord.ui.DynamicItem[discord.ui.Button],
+             template=r"clawsess:q:(?P<asker>[0-9]+):(?P<request>[0-9a-f-]+):(?P<what>send|[0-9]+:[0-9]+)"):
+    """An option of a question of Claude's (or its Send button)."""
+
+    def __init__(self, asker: int, request_id: str, what: str, label: str = "?", chosen: bool = False):
+        self.asker, self.request_id, self.what = asker, request_id, what
+        style = discord.ButtonStyle.success if chosen else discord.ButtonStyle.primary if what == "send" \
+            else discord.ButtonStyle.secondary
+        super().__init__(discord.ui.Button(label=label, style=style,
+                                           custom_id=f"clawsess:q:{asker}:{request_id}:{what}"))
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls(int(match["asker"]), match["request"], match["what"])
+
+    async def interaction_check(self, interaction) -> bool:
+        return await may_answer(interaction, self.asker)
+
+    async def callback(self, interaction):
+        await pressed(interaction, f"q:{self.request_id}:{self.what}")
 
 
 class Bot(discord.Client):
@@ -208,7 +252,11 @@ class Bot(discord.Client):
         self.locks = weakref.WeakValueDictionary()
         self.slots = asyncio.Semaphore(cfg.max_parallel)
         self.running = {}  # key -> its clawsess Turn
-        self.asks = {}  # request_id -> the message with its buttons
+        self.side = set()  # Turns of messages that steer or interrupt (not in a key's line)
+        self.pending = collections.Counter()  # key -> its messages running or waiting
+        self.interrupted = {}  # key -> what interrupted its running turn
+        self.asks = {}  # request_id -> Asked: a message with buttons
+        self.mid = cfg.mid
         self.stopping = False
         self.add_commands()
 
@@ -222,7 +270,7 @@ class Bot(discord.Client):
         return lock
 
     async def setup_hook(self):
-        self.add_dynamic_items(Decision)
+        self.add_dynamic_items(Decision, Choice)
         await self.tree.sync()
 
     async def on_ready(self):
@@ -263,7 +311,17 @@ class Bot(discord.Client):
         images = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
         if not text and not images:
             return await self.send(message, "I can only read text messages and images.")
-        await self.turn(message, text or "(an image, sent without a text)", images)
+        mode, body = self.mid.split(text)
+        if mode != "queue" and not body and not images:
+            return await self.send(message, self.mid.usage(mode))
+        asked = open_question(self.asks, key_of(message.channel)) if mode == "queue" and text else None
+        if asked is not None and (message.author.id == asked.asker or message.author.id in self.state.owners):
+            verdict, answered = await answer_in_words(self.cs, self.asks, asked, text)
+            log.info("%s: answered %s in words: %s", key_of(message.channel), asked.request_id, verdict)
+            if answered:
+                await self.close_ask(asked, verdict)
+            return await self.send(message, verdict)
+        await self.turn(message, body or "(an image, sent without a text)", images, mode)
 
     async def pair(self, message, code):
         if message.guild is not None:
@@ -295,57 +353,57 @@ class Bot(discord.Client):
                 return sent
         return sent
 
-    async def turn(self, message, text, attachments=()):
+    async def turn(self, message, text, attachments=(), mode="queue"):
+        """A turn for MESSAGE. MODE "queue": after the key's turns before it (it is told its
+        place when it waits); "steer" and "now" go at once (clawsess puts them into, or
+        before, the turn in progress)."""
         key = key_of(message.channel)
-        async with self.lock(key), self.slots:
-            if self.stopping:
-                return await self.send(message, STOPPING_TEXT)
-            with tempfile.TemporaryDirectory(prefix="clawsess-bot-") as directory:
-                images = []
-                for n, a in enumerate(attachments):
-                    if a.size > IMAGE_LIMIT:
-                        return await self.send(message, f"⚠️ {a.filename} is larger than 5 MB.")
-                    path = os.path.join(directory, f"{n}-{re.sub(r'[^A-Za-z0-9._-]', '_', a.filename)}")
-                    try:
-                        await a.save(path)
-                    except discord.HTTPException as e:
-                        return await self.send(message, f"⚠️ Could not get {a.filename} from Discord ({e}).")
-                    images.append(path)
-                await self.run_turn(key, message, text, images)
-
-    async def run_turn(self, key, message, text, images):
-        fresh = key in self.state.fresh
-        log.info("%s: turn (%d chars%s%s)", key, len(text), f", {len(images)} images" if images else "",
-                 ", new session" if fresh else "")
-        progress = Progress(lambda text: self.send(message, text), self.edit_progress,
-                            self.cfg.edit_interval, DISCORD_LIMIT)
-        asked = []
-
-        async def ask(event):
-            asked.append(event.request_id)
-            await self.ask(message, event)
-        turn = self.cs.stream(key, text, ask=self.cfg.ask, ask_timeout=self.cfg.ask_timeout, cwd=self.cfg.cwd,
-                              new=fresh, wait=self.cfg.wait, warm=self.cfg.warm, images=images,
-                              extra=self.cfg.run_args)
-        self.running[key] = turn
+        if mode != "queue":
+            log.info("%s: %s (%d chars)", key, mode, len(text))
+            return await self.with_images(key, message, text, attachments, mode, False)
+        ahead = self.pending[key]
+        self.pending[key] += 1
         try:
-            async with message.channel.typing():
-                error = await follow(key, turn, progress, ask)
+            if ahead:
+                await self.send(message, self.mid.queued_text(ahead))
+            async with self.lock(key), self.slots:
+                fresh = key in self.state.fresh
+                log.info("%s: turn (%d chars%s%s)", key, len(text),
+                         f", {len(attachments)} images" if attachments else "", ", new session" if fresh else "")
+                if await self.with_images(key, message, text, attachments, mode, fresh) and fresh:
+                    self.state.fresh.discard(key)
+                    self.state.save()
         finally:
-            self.running.pop(key, None)
-            for request_id in asked:
-                if (sent := self.asks.pop(request_id, None)) is not None:
-                    try:
-                        await sent.edit(content=shorten(f"{sent.content}\n\n⌛ Not answered: denied.",
-                                                        DISCORD_LIMIT), view=None)
-                    except discord.HTTPException:
-                        pass
-        header, reply, answered = ending(turn.result, error, self.stopping)
-        await progress.finish(header)
-        if answered and fresh:
-            self.state.fresh.discard(key)
-            self.state.save()
-        await self.send(message, reply)
+            self.pending[key] -= 1
+            if not self.pending[key]:
+                del self.pending[key]
+
+    async def with_images(self, key, message, text, attachments, mode, fresh):
+        """Downloads ATTACHMENTS, runs the turn with them; whether it answered."""
+        if self.stopping:
+            await self.send(message, STOPPING_TEXT)
+            return False
+        with tempfile.TemporaryDirectory(prefix="clawsess-bot-") as directory:
+            images = []
+            for n, a in enumerate(attachments):
+                if a.size > IMAGE_LIMIT:
+                    await self.send(message, f"⚠️ {a.filename} is larger than 5 MB.")
+                    return False
+                path = os.path.join(directory, f"{n}-{re.sub(r'[^A-Za-z0-9._-]', '_', a.filename)}")
+                try:
+                    await a.save(path)
+                except discord.HTTPException as e:
+                    await self.send(message, f"⚠️ Could not get {a.filename} from Discord ({e}).")
+                    return False
+                images.append(path)
+            progress = Progress(lambda text: self.send(message, text), self.edit_progress,
+                                self.cfg.edit_interval, DISCORD_LIMIT)
+            async with message.channel.typing():
+                return await chat_turn(self, key, message, text, progress, mode=mode, images=images,
+                                       fresh=fresh, asker=message.author.id)
+
+    async def reply(self, message, text):
+        return await self.send(message, text)
 
     @staticmethod
     async def edit_progress(sent, text):
@@ -356,15 +414,31 @@ class Bot(discord.Client):
             return 5
         return 0
 
-    async def ask(self, message, event):
-        text = shorten(f"🔐 Claude wants to use {event.tool}:\n{tool_summary(event.input, 600)}"
-                       f"\n\nAllow it? (No answer in {event.get('timeout_s')} s: denied.)", DISCORD_LIMIT)
+    def view(self, asked):
+        """The buttons of ASKED (bot_common.Asked): a row each, as it gives them."""
         view = discord.ui.View(timeout=None)
-        for decision in ("allow", "deny"):
-            view.add_item(Decision(decision, message.author.id, event.request_id or ""))
-        sent = await self.send(message, text, view=view)
-        if sent is not None:
-            self.asks[event.request_id] = sent
+        for n, row in enumerate(asked.buttons()):
+            for label, data in row:
+                kind, _, rest = data.partition(":")
+                if kind == "q":
+                    what = rest.partition(":")[2]
+                    item = Choice(asked.asker or 0, asked.request_id, what, label, label.startswith("✅"))
+                else:
+                    item = Decision(kind, asked.asker or 0, asked.request_id, label)
+                item.item.row = n
+                view.add_item(item)
+        return view
+
+    async def show_ask(self, message, asked):
+        sent = await self.send(message, shorten(asked.text, DISCORD_LIMIT), view=self.view(asked))
+        asked.handle = sent
+
+    async def close_ask(self, asked, verdict):
+        if asked.handle is not None:
+            try:
+                await asked.handle.edit(content=shorten(f"{asked.text}\n\n{verdict}", DISCORD_LIMIT), view=None)
+            except discord.HTTPException as e:
+                log.warning("closing the question %s: %s", asked.request_id, e)
 
     # -- threads --------------------------------------------------------------------------------
 
@@ -478,6 +552,8 @@ class Bot(discord.Client):
             await asyncio.sleep(0.1)
         for key, turn in list(self.running.items()):
             log.info("%s: stopping the running turn", key)
+            turn.terminate()
+        for turn in list(self.side):
             turn.terminate()
         while self.running and time.monotonic() < deadline + 15:
             await asyncio.sleep(0.1)

@@ -4,8 +4,11 @@
 Each chat (and each forum topic) is one clawsess key, telegram:<chat>[:<topic>], so every
 chat keeps its own durable Claude Code session, and `/attach NAME` continues a session that
 was started in a terminal. A turn is live: one "working..." message shows the tools Claude
-calls, a tool call that needs permission gets Allow / Deny buttons, /stop stops the turn,
-and a photo goes to Claude with its caption.
+calls, a tool call that needs permission gets Allow / Deny buttons, a question of Claude's
+its options as buttons (or a reply in words), a plan Approve / Keep planning, /stop stops
+the turn, and a photo goes to Claude with its caption. A message sent while Claude works
+waits for its turn (the chat is told its place in line); one that starts with ! goes into
+the running turn, one that starts with /now stops it and runs now.
 
 Closed by default: it answers only the users of ALLOWED_USERS and its owner. With neither,
 it logs a one-time pairing code at start; `/pair CODE` in a private chat with the bot makes
@@ -33,11 +36,16 @@ Settings (environment):
   BOT_ASK             1 (default): Allow / Deny buttons for tool calls; 0: they are denied
   BOT_ASK_TIMEOUT     seconds a permission request waits for a button (default 300)
   BOT_EDIT_INTERVAL   least seconds between two edits of a progress message (default 1.5)
+  BOT_STEER_PREFIX    a message starting with it goes into the running turn (default !;
+                      empty: off)
+  BOT_NOW_PREFIX      a message starting with it stops the running turn and runs now
+                      (default /now; empty: off)
 
 Run: TELEGRAM_BOT_TOKEN=... python3 telegram_bot.py   (then /pair CODE from the log)
 """
 
 import asyncio
+import collections
 import html
 import logging
 import os
@@ -50,9 +58,10 @@ import time
 import weakref
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bot_common import (STOPPING_TEXT, Pairing, Progress, ending, follow, ids,  # noqa: E402
-                        model_command, number, read_json, status_text, write_json)
-from clawsess_client import Clawsess, ClawsessError, tool_summary, topic_text  # noqa: E402
+from bot_common import (STOPPING_TEXT, MidTurn, Pairing, Progress, answer_in_words,  # noqa: E402
+                        chat_turn, ids, model_command, number, open_question, press, read_json,
+                        status_text, write_json)
+from clawsess_client import Clawsess, ClawsessError, topic_text  # noqa: E402
 
 TELEGRAM_LIMIT = 4096
 PHOTO_LIMIT = 5 * 1024 * 1024
@@ -65,6 +74,8 @@ HELP_TEXT = """I relay your messages to Claude Code (via clawsess). Each chat an
 /status - which session this chat talks to, its model and settings, when it resets next, and where its conversation stands
 /model NAME - the model of this chat's turns (like opus or sonnet); /model alone shows it, /model default goes back to the default
 /stop - stop the turn Claude is working on
+{midturn}
+A message sent while Claude works waits for its turn. When Claude asks you something, tap an option or reply in your own words.
 
 A photo goes to Claude Code with its caption as the prompt. Anything else goes to Claude Code as text."""
 
@@ -146,6 +157,7 @@ class Config:
         self.ask = env.get("BOT_ASK", "1").strip() not in ("0", "no", "false", "")
         self.ask_timeout = number(env, "BOT_ASK_TIMEOUT", 300, 1)
         self.edit_interval = number(env, "BOT_EDIT_INTERVAL", 1.5)
+        self.mid = MidTurn(env)
 
 
 class State:
@@ -197,7 +209,12 @@ class Bot:
         self.locks = weakref.WeakValueDictionary()  # key -> asyncio.Lock: one turn at a time
         self.slots = asyncio.Semaphore(cfg.max_parallel)
         self.running = {}  # key -> the clawsess Turn running there
-        self.asks = {}  # request_id -> (chat_id, message_id, text) of a message with buttons
+        self.side = set()  # Turns of messages that steer or interrupt (not in a key's line)
+        self.pending = collections.Counter()  # key -> its messages running or waiting
+        self.interrupted = {}  # key -> what interrupted its running turn
+        self.asks = {}  # request_id -> Asked: a message with buttons
+        self.mid = cfg.mid
+        self.help = HELP_TEXT.format(midturn="".join(f"{line}\n" for line in self.mid.help_lines()))
         self.stopping = False
 
     def allowed(self, user):
@@ -267,7 +284,7 @@ class Bot:
             self.state.save()
             self.pairing = None
             log.warning("paired: user %s is now the owner", user.id)
-            await self.send(message, "Paired: you are my owner now. " + HELP_TEXT)
+            await self.send(message, "Paired: you are my owner now. " + self.help)
         else:
             log.warning("pairing: wrong or used code from user %s", user and user.id)
             await self.send(message, "That code does not work (wrong, used or expired).")
@@ -312,11 +329,12 @@ class Bot:
                     await asyncio.sleep(min(2 ** attempt, 15))
         return sent
 
-    async def edit(self, chat_id, message_id, text):
-        """editMessageText (which also drops buttons); seconds to wait before the next
-        edit when Telegram asks for it, else 0."""
+    async def edit(self, chat_id, message_id, text, reply_markup=None):
+        """editMessageText (which drops the buttons but REPLY_MARKUP's); seconds to wait
+        before the next edit when Telegram asks for it, else 0."""
         try:
-            await self.tg.edit_message_text(shorten(text, TELEGRAM_LIMIT), chat_id=chat_id, message_id=message_id)
+            await self.tg.edit_message_text(shorten(text, TELEGRAM_LIMIT), chat_id=chat_id, message_id=message_id,
+                                            reply_markup=reply_markup)
         except RetryAfter as e:
             return e.retry_after if isinstance(e.retry_after, (int, float)) else 5
         except BadRequest as e:
@@ -330,7 +348,7 @@ class Bot:
     # -- commands ----------------------------------------------------------------------------
 
     async def cmd_help(self, update, ctx):
-        await self.send(update.message, HELP_TEXT)
+        await self.send(update.message, self.help)
 
     async def cmd_attach(self, update, ctx):
         message, key = update.message, key_of(update.message)
@@ -403,7 +421,17 @@ class Bot:
             return  # a command for another bot in this group
         if message.chat.type != ChatType.PRIVATE:
             text = re.sub(rf"@{re.escape(self.tg.username)}\b", "", text, flags=re.I).strip() or text
-        await self.turn(message, text)
+        mode, body = self.mid.split(text, self.tg.username)
+        if mode != "queue" and not body:
+            return await self.send(message, self.mid.usage(mode))
+        asked = open_question(self.asks, key_of(message)) if mode == "queue" else None
+        if asked is not None:  # Claude waits for an answer: this is it, in words
+            verdict, answered = await answer_in_words(self.cs, self.asks, asked, text)
+            log.info("%s: answered %s in words: %s", key_of(message), asked.request_id, verdict)
+            if answered:
+                await self.close_ask(asked, verdict)
+            return await self.send(message, verdict)
+        await self.turn(message, body, mode=mode)
 
     async def on_photo(self, update, ctx):
         message = update.message
@@ -423,40 +451,47 @@ class Bot:
     async def on_other(self, update, ctx):
         await self.send(update.message, "I can only read text messages and photos.")
 
-    async def turn(self, message, text, images=()):
+    async def turn(self, message, text, images=(), mode="queue"):
+        """A turn for MESSAGE. MODE "queue": after the chat's turns before it (it is told its
+        place when it waits); "steer" and "now" go at once (clawsess puts them into, or
+        before, the turn in progress)."""
         key = key_of(message)
-        async with self.lock(key), self.slots:
+        if mode != "queue":
             if self.stopping:
                 return await self.send(message, STOPPING_TEXT)
-            fresh = key in self.state.fresh
-            log.info("%s: turn (%d chars%s%s)", key, len(text), f", {len(images)} images" if images else "",
-                     ", new session" if fresh else "")
-            progress = Progress(lambda text: self.send(message, text),
-                                lambda sent, text: self.edit(sent.chat.id, sent.message_id, text),
-                                self.cfg.edit_interval, TELEGRAM_LIMIT)
-            typing = asyncio.ensure_future(self.typing(message))
-            asked = []
+            log.info("%s: %s (%d chars)", key, mode, len(text))
+            return await self.run(message, key, text, images, mode, False)
+        ahead = self.pending[key]
+        self.pending[key] += 1
+        try:
+            if ahead:
+                await self.send(message, self.mid.queued_text(ahead))
+            async with self.lock(key), self.slots:
+                if self.stopping:
+                    return await self.send(message, STOPPING_TEXT)
+                fresh = key in self.state.fresh
+                log.info("%s: turn (%d chars%s%s)", key, len(text), f", {len(images)} images" if images else "",
+                         ", new session" if fresh else "")
+                if await self.run(message, key, text, images, mode, fresh) and fresh:
+                    self.state.set_fresh(key, False)
+        finally:
+            self.pending[key] -= 1
+            if not self.pending[key]:
+                del self.pending[key]
 
-            async def ask(event):
-                asked.append(event.request_id)
-                await self.ask(message, event)
-            turn = self.cs.stream(key, text, ask=self.cfg.ask, ask_timeout=self.cfg.ask_timeout,
-                                  cwd=self.cfg.cwd, new=fresh, wait=self.cfg.wait, warm=self.cfg.warm,
-                                  images=images, extra=self.cfg.run_args)
-            self.running[key] = turn
-            try:
-                error = await follow(key, turn, progress, ask)
-            finally:
-                self.running.pop(key, None)
-                typing.cancel()
-                for request_id in asked:
-                    if (ask := self.asks.pop(request_id, None)) is not None:
-                        await self.edit(ask[0], ask[1], f"{ask[2]}\n\n⌛ Not answered: denied.")
-            header, reply, answered = ending(turn.result, error, self.stopping)
-            await progress.finish(header)
-            if answered and fresh:
-                self.state.set_fresh(key, False)
-            await self.send(message, reply)
+    async def run(self, message, key, text, images, mode, fresh):
+        progress = Progress(lambda text: self.send(message, text),
+                            lambda sent, text: self.edit(sent.chat.id, sent.message_id, text),
+                            self.cfg.edit_interval, TELEGRAM_LIMIT)
+        typing = asyncio.ensure_future(self.typing(message))
+        try:
+            return await chat_turn(self, key, message, text, progress, mode=mode, images=images,
+                                   fresh=fresh, asker=message.from_user and message.from_user.id)
+        finally:
+            typing.cancel()
+
+    async def reply(self, message, text):
+        return await self.send(message, text)
 
     async def typing(self, message):
         thread = message.message_thread_id if message.is_topic_message else None
@@ -467,37 +502,37 @@ class Bot:
                 pass
             await asyncio.sleep(4.5)  # Telegram shows "typing" for 5 s
 
-    # -- permission buttons --------------------------------------------------------------------
+    # -- buttons: permissions, questions, plans ------------------------------------------------
 
-    async def ask(self, message, event):
-        request_id = event.request_id or ""
-        text = (f"🔐 Claude wants to use {event.tool}:\n{tool_summary(event.input, 600)}"
-                f"\n\nAllow it? (No answer in {event.get('timeout_s')} s: denied.)")
-        buttons = InlineKeyboardMarkup([[
-            InlineKeyboardButton("✅ Allow", callback_data=f"allow:{request_id}"),
-            InlineKeyboardButton("❌ Deny", callback_data=f"deny:{request_id}")]])
-        sent = await self.send(message, text, reply_markup=buttons)
+    @staticmethod
+    def keyboard(asked):
+        return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row]
+                                     for row in asked.buttons()])
+
+    async def show_ask(self, message, asked):
+        sent = await self.send(message, asked.text, reply_markup=self.keyboard(asked))
         if sent is not None:
-            self.asks[request_id] = (sent.chat.id, sent.message_id, text)
+            asked.handle = (sent.chat.id, sent.message_id)
+
+    async def close_ask(self, asked, verdict):
+        if asked.handle is not None:
+            await self.edit(*asked.handle, f"{asked.text}\n\n{verdict}")
 
     async def on_button(self, update, ctx):
-        """A press on Allow or Deny (by an allowed user: see gate). Works for buttons of an
+        """A press on a button of a permission request, a question or a plan (by an allowed
+        user: see gate). Allow / Deny and Approve / Keep planning work for buttons of an
         earlier run of the bot too: the request id is in the button."""
         query = update.callback_query
-        decision, _, request_id = (query.data or "").partition(":")
-        if decision not in ("allow", "deny"):
-            return await self.quiet(query.answer())
-        try:
-            await self.cs.answer(request_id, decision)
-            verdict = "✅ Allowed." if decision == "allow" else "❌ Denied."
-        except ClawsessError as e:
-            verdict = "⚠️ " + e.message
-        log.info("chat %s: %s %s by user %s: %s", query.message.chat.id, decision, request_id,
+        verdict, asked, state = await press(self.cs, self.asks, query.data)
+        log.info("chat %s: button %s by user %s: %s", query.message.chat.id, query.data,
                  query.from_user.id, verdict)
-        await self.quiet(query.answer(verdict[:200]))
-        ask = self.asks.pop(request_id, None)
-        text = ask[2] if ask else (getattr(query.message, "text", None) or "")
-        await self.edit(query.message.chat.id, query.message.message_id, f"{text}\n\n{verdict}")
+        await self.quiet(query.answer((verdict or "")[:200]))
+        chat_id, message_id = query.message.chat.id, query.message.message_id
+        if state == "picked":
+            await self.edit(chat_id, message_id, asked.text, reply_markup=self.keyboard(asked))
+        elif state == "closed":
+            text = asked.text if asked else (getattr(query.message, "text", None) or "")
+            await self.edit(chat_id, message_id, f"{text}\n\n{verdict}")
 
     # -- polling and shutdown -------------------------------------------------------------------
 
@@ -536,6 +571,8 @@ class Bot:
         for key, turn in list(self.running.items()):
             log.info("%s: stopping the running turn", key)
             turn.terminate()  # clawsess stops claude and frees the session
+        for turn in list(self.side):
+            turn.terminate()
 
 
 async def serve(cfg):

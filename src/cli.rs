@@ -309,10 +309,11 @@ pub struct Answer {
     #[arg(long, value_name = "LABEL")]
     pub choice: Vec<String>,
     /// A question's answer in your own words (for every question no --choice answers); for
-    /// a plan: what to change (Claude keeps planning)
+    /// a plan: what to change (Claude keeps planning). `-`: read it from stdin (a bot's way:
+    /// chat text never on a command line)
     #[arg(long, value_name = "TEXT")]
     pub text: Option<String>,
-    /// Why (a denial's reason is given to the model)
+    /// Why (a denial's reason is given to the model). `-`: read it from stdin
     #[arg(long, value_name = "TEXT", requires = "decision")]
     pub reason: Option<String>,
 }
