@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::real_claude::{ClaudeHome, run_with_stdin};
-use support::stand_in_api::Recorded;
+use support::stand_in_api::{Recorded, ToolCall};
 use support::stand_in_telegram::{BOT_USERNAME, Sent, StandInTelegram, USER_ID, png};
 
 const TOKEN: &str = "4242:TEST-token";
@@ -875,4 +875,175 @@ fn model_command_status_settings_and_a_reset_said_in_the_chat() {
     let r = e.say(&bot, 100, None, "/model -");
     assert!(r.text.starts_with("OK: this chat no longer picks a model"), "{r:?}");
     assert!(e.clawsess_ok(&["get", "--key", "telegram:100"]).contains("No settings"));
+}
+
+/// A question with three options, as the model would ask it (AskUserQuestion).
+fn color_question() -> ToolCall {
+    ToolCall::new(
+        "AskUserQuestion",
+        serde_json::json!({"questions": [{
+            "question": "Which color should the button be?",
+            "header": "Color",
+            "options": [
+                {"label": "Red", "description": "warm and loud"},
+                {"label": "Blue", "description": "calm"},
+                {"label": "Green", "description": "go"}
+            ],
+            "multiSelect": false
+        }]}),
+    )
+}
+
+/// The tool results the model got in the last main-turn request.
+fn last_tool_results(e: &Env) -> String {
+    let req = e.last_turn();
+    let mut out = Vec::new();
+    for m in req.body["messages"].as_array().unwrap() {
+        for b in m["content"].as_array().into_iter().flatten().filter(|b| b["type"] == "tool_result") {
+            out.push(b["content"].to_string());
+        }
+    }
+    out.join("\n")
+}
+
+/// The bot's first message in `chat` after its `after`th (`Sent::seq`) that offers a button
+/// labelled `label`, once there is one; with its buttons (label, callback_data).
+fn wait_for_button(e: &Env, bot: &Bot, chat: i64, label: &str, after: usize) -> (Sent, Vec<(String, String)>) {
+    let buttons = |s: &Sent| -> Vec<(String, String)> {
+        let rows = s.params["reply_markup"]["inline_keyboard"].as_array().cloned().unwrap_or_default();
+        rows.iter()
+            .flat_map(|r| r.as_array().cloned().unwrap_or_default())
+            .map(|b| (b["text"].as_str().unwrap_or("").to_owned(), b["callback_data"].as_str().unwrap_or("").to_owned()))
+            .collect()
+    };
+    let offers = |s: &Sent| s.seq > after && s.chat_id == chat && buttons(s).iter().any(|(l, _)| l == label);
+    assert!(e.tg.wait_for(T, |sent| sent.iter().any(offers)), "no button {label:?}; log:\n{}", bot.log());
+    let sent = e.tg.sent().into_iter().find(offers).unwrap();
+    let b = buttons(&sent);
+    (sent, b)
+}
+
+fn data_of(buttons: &[(String, String)], label: &str) -> String {
+    buttons.iter().find(|(l, _)| l == label).unwrap_or_else(|| panic!("no {label:?} in {buttons:?}")).1.clone()
+}
+
+/// Claude's question (AskUserQuestion) shows its options as buttons: a stranger's press does
+/// nothing, the allowed user's press answers it (the model reads the choice) and the message
+/// loses its buttons; a reply in words answers the next one; a plan gets Approve / Keep
+/// planning, and a reply in words sends it back with what to change.
+#[test]
+fn claudes_questions_and_plans_are_answered_from_the_chat_by_allowed_users_only() {
+    let e = Env::new();
+    let bot = e.bot(&[]);
+    let group = -330;
+    e.api.script_tools("[ask-color]", vec![color_question()]);
+    let id = e.tg.push_message_as(USER_ID, group, None, &format!("@{BOT_USERNAME} style it [ask-color]"), None);
+    let (asked, buttons) = wait_for_button(&e, &bot, group, "Blue", 0);
+    assert_eq!(buttons.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), ["Red", "Blue", "Green"]);
+    assert!(asked.text.contains("Color: Which color should the button be?") && asked.text.contains("• Blue: calm"));
+    assert_eq!(asked.reply_to_message_id, Some(id));
+    let blue = data_of(&buttons, "Blue");
+
+    // A stranger in the group presses Blue: told off, nothing answered, the buttons stay.
+    e.tg.push_callback_as(908, group, message_id(&asked), &blue);
+    assert!(e.tg.wait_until(T, || !e.tg.callback_answers().is_empty()), "{}", bot.log());
+    assert!(e.tg.callback_answers()[0]["text"].as_str().unwrap().contains("Only the bot's allowed users"));
+    assert!(e.tg.edits().iter().all(|x| x.message_id != message_id(&asked)), "{:?}", e.tg.edits());
+    assert_eq!(e.api.turn_requests().len(), 1, "the question still waits");
+
+    // The allowed user's press answers it: the model reads Blue, the buttons go.
+    e.tg.push_callback(group, message_id(&asked), &blue);
+    wait_for_text(&e, &bot, message_id(&asked), "✅ Answered: Blue");
+    let edit = e.tg.edits().into_iter().rfind(|x| x.message_id == message_id(&asked)).unwrap();
+    assert!(edit.params.get("reply_markup").is_none_or(Value::is_null), "buttons removed: {edit:?}");
+    wait_for_reply(&e, &bot, group, id, "stand-in reply");
+    let results = last_tool_results(&e);
+    assert!(results.contains("Which color should the button be?") && results.contains("Blue"), "{results}");
+    assert_eq!(e.tg.callback_answers()[1]["text"], "✅ Answered: Blue");
+
+    // In words: a reply to the question message is the answer.
+    e.api.script_tools("[ask-words]", vec![color_question()]);
+    let id = e.tg.push_message_as(USER_ID, group, None, &format!("@{BOT_USERNAME} again [ask-words]"), None);
+    let (asked, _) = wait_for_button(&e, &bot, group, "Green", asked.seq);
+    let words = e.tg.push_message_as(USER_ID, group, None, "a soft teal", Some(message_id(&asked)));
+    wait_for_reply(&e, &bot, group, words, "✅ Answered: a soft teal");
+    wait_for_text(&e, &bot, message_id(&asked), "✅ Answered: a soft teal");
+    wait_for_reply(&e, &bot, group, id, "stand-in reply");
+    assert!(last_tool_results(&e).contains("a soft teal"), "{}", last_tool_results(&e));
+    assert!(e.turns_with("a soft teal").is_empty(), "the answer is no turn of its own");
+
+    // A plan (plan mode): sent back in words, then one approved with its button.
+    e.clawsess_ok(&["set", "--key", &format!("telegram:{group}"), "permission_mode=plan"]);
+    let plan = ToolCall::new("ExitPlanMode", serde_json::json!({"plan": "1. Add the flag\n2. Test it"}));
+    e.api.script_tools("[plan-back]", vec![plan.clone()]);
+    let id = e.tg.push_message_as(USER_ID, group, None, &format!("@{BOT_USERNAME} plan it [plan-back]"), None);
+    let (shown, buttons) = wait_for_button(&e, &bot, group, "✏️ Keep planning", 0);
+    assert!(shown.text.starts_with("📋 Claude's plan:") && shown.text.contains("1. Add the flag"), "{shown:?}");
+    assert!(data_of(&buttons, "✅ Approve").starts_with("allow:"));
+    let back = e.tg.push_message_as(USER_ID, group, None, "smaller steps please", Some(message_id(&shown)));
+    wait_for_reply(&e, &bot, group, back, "✏️ Sent back: smaller steps please");
+    wait_for_reply(&e, &bot, group, id, "stand-in reply");
+    assert!(last_tool_results(&e).contains("smaller steps please"), "{}", last_tool_results(&e));
+
+    e.api.script_tools("[plan-ok]", vec![plan]);
+    let id = e.tg.push_message_as(USER_ID, group, None, &format!("@{BOT_USERNAME} plan it [plan-ok]"), None);
+    let (shown, buttons) = wait_for_button(&e, &bot, group, "✅ Approve", shown.seq);
+    let approve = data_of(&buttons, "✅ Approve");
+    e.tg.push_callback(group, message_id(&shown), &approve);
+    wait_for_text(&e, &bot, message_id(&shown), "✅ Approved");
+    wait_for_reply(&e, &bot, group, id, "stand-in reply");
+    assert!(last_tool_results(&e).contains("approved"), "{}", last_tool_results(&e));
+}
+
+/// A message that arrives while the chat's turn runs waits and is told its place; one that
+/// starts with `!` goes into the running turn (the model reads it before the turn ends, and
+/// the turn's one reply answers both); `/now` stops the turn and runs at once.
+#[test]
+fn a_message_mid_turn_waits_its_place_steers_with_a_bang_or_interrupts_with_now() {
+    let e = Env::new();
+    let bot = e.bot(&[]);
+    let chat = USER_ID;
+    let job = e.tg.push_message(chat, None, "job A [bash=echo one] [hold=S1]");
+    e.api.wait_held("S1");
+    let waits = e.tg.push_message(chat, None, "the queued one");
+    let told = wait_for_reply(&e, &bot, chat, waits, "Queued");
+    assert!(told.text.starts_with("⏳ Queued: #1 in line.") && told.text.contains("with !"), "{told:?}");
+    let steer = e.tg.push_message(chat, None, "!STEER-B also say banana");
+    // The bot says so once the turn took it: the barrier before the turn goes on.
+    wait_for_reply(&e, &bot, chat, steer, "↪️ Sent into the turn in progress");
+    e.api.release("S1");
+    wait_for_reply(&e, &bot, chat, job, "stand-in reply");
+    let queued = wait_for_reply(&e, &bot, chat, waits, "stand-in reply");
+    assert!(queued.text.contains("the queued one"), "{queued:?}");
+
+    let steered: Vec<Recorded> = e.turns_with("job A").into_iter().filter(|r| r.all_text.contains("STEER-B")).collect();
+    assert!(!steered.is_empty(), "the model read the steer within job A's turn");
+    assert!(
+        steered[0].all_text.contains("The user sent a new message while you were working:\nSTEER-B also say banana"),
+        "{:?}",
+        steered[0].all_text
+    );
+    assert!(e.turns_with("STEER-B").is_empty(), "the steer was no turn of its own");
+    let (a, q) = (e.turns_with("job A").pop().unwrap(), e.turns_with("the queued one").pop().unwrap());
+    assert!(q.started_ms >= a.finished_ms, "the queued message ran after the turn");
+    assert!(q.all_text.contains("job A") && q.all_text.contains("STEER-B"), "and continued it");
+    let to_steer: Vec<Sent> = e.tg.sent().into_iter().filter(|s| s.reply_to_message_id == Some(steer)).collect();
+    assert_eq!(to_steer.len(), 1, "the steer's answer is the turn's reply: {to_steer:#?}");
+
+    // `/now` alone: how to use it; `/now TEXT` stops the turn and runs TEXT now.
+    let bare = e.tg.push_message(chat, None, "/now");
+    wait_for_reply(&e, &bot, chat, bare, "Usage: /now TEXT");
+    let long = e.tg.push_message(chat, None, "a long job [hold=N1]");
+    e.api.wait_held("N1");
+    let now = e.tg.push_message(chat, None, "/now URGENT do this now");
+    wait_for_reply(&e, &bot, chat, long, "⏹ Interrupted by a /now message");
+    let r = wait_for_reply(&e, &bot, chat, now, "stand-in reply");
+    assert!(r.text.contains("URGENT do this now"), "{r:?}");
+    let urgent = e.turns_with("URGENT").pop().unwrap();
+    assert_eq!(urgent.last_user_text.trim(), "URGENT do this now");
+    assert!(urgent.all_text.contains("a long job"), "the same conversation goes on");
+    assert!(
+        e.api.wait_for(T, |r| r.iter().any(|r| r.last_user_text.contains("a long job") && r.client_gone)),
+        "the long job's claude was stopped"
+    );
 }
