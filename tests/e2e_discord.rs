@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::real_claude::ClaudeHome;
+use support::stand_in_api::ToolCall;
 use support::stand_in_discord::{BOT_ID, CHANNEL_ID, GUILD_ID, Say, Sent, StandInDiscord};
 
 const TOKEN: &str = "discord-TEST-token";
@@ -488,4 +489,148 @@ fn model_and_status_slash_commands_and_a_reset_said_in_the_channel() {
     let turn = e.home.api.turn_requests().pop().unwrap();
     assert!(!turn.all_text.contains("hello haiku") && turn.model == "claude-haiku-4-5", "{turn:?}");
     assert_ne!(e.home.current(&key).unwrap(), old);
+}
+
+/// A question with three options, as the model would ask it (AskUserQuestion).
+fn color_question() -> ToolCall {
+    ToolCall::new(
+        "AskUserQuestion",
+        serde_json::json!({"questions": [{
+            "question": "Which color should the button be?",
+            "header": "Color",
+            "options": [
+                {"label": "Red", "description": "warm and loud"},
+                {"label": "Blue", "description": "calm"},
+                {"label": "Green", "description": "go"}
+            ],
+            "multiSelect": false
+        }]}),
+    )
+}
+
+/// The tool results the model got in the last main-turn request.
+fn last_tool_results(e: &Env) -> String {
+    let req = e.home.api.turn_requests().pop().expect("a turn request");
+    let mut out = Vec::new();
+    for m in req.body["messages"].as_array().unwrap() {
+        for b in m["content"].as_array().into_iter().flatten().filter(|b| b["type"] == "tool_result") {
+            out.push(b["content"].to_string());
+        }
+    }
+    out.join("\n")
+}
+
+/// A message's buttons: (label, custom_id).
+fn buttons(s: &Sent) -> Vec<(String, String)> {
+    let rows = s.components.as_array().cloned().unwrap_or_default();
+    rows.iter()
+        .flat_map(|r| r["components"].as_array().cloned().unwrap_or_default())
+        .map(|b| (b["label"].as_str().unwrap_or("").to_owned(), b["custom_id"].as_str().unwrap_or("").to_owned()))
+        .collect()
+}
+
+/// The bot's first message after message `after` that offers a button labelled `label`.
+fn wait_for_button(e: &Env, bot: &Bot, label: &str, after: u64) -> (Sent, String) {
+    let offers = |s: &Sent| s.id > after && buttons(s).iter().any(|(l, _)| l == label);
+    assert!(e.dc.wait_until(T, |dc| dc.sent().iter().any(offers)), "no button {label:?}; log:\n{}", bot.log());
+    let sent = e.dc.sent().into_iter().find(offers).unwrap();
+    let id = buttons(&sent).into_iter().find(|(l, _)| l == label).unwrap().1;
+    (sent, id)
+}
+
+/// The ephemeral answer to the interaction `id`.
+fn interaction_reply(e: &Env, bot: &Bot, id: u64) -> support::stand_in_discord::InteractionReply {
+    assert!(e.dc.wait_until(T, |dc| dc.replies().iter().any(|r| r.interaction_id == id)), "{}", bot.log());
+    e.dc.replies().into_iter().find(|r| r.interaction_id == id).unwrap()
+}
+
+/// Claude's question shows its options as buttons: a stranger's press does nothing, the
+/// asker's answers it (the model reads the choice; the buttons go); a message in words
+/// answers the next; a plan is approved with its button.
+#[test]
+fn claudes_questions_and_plans_are_answered_with_buttons_by_the_asker_only() {
+    let e = Env::new();
+    let bot = e.bot(&format!("{OWNER},{OTHER}"));
+    e.home.api.script_tools("[ask-color]", vec![color_question()]);
+    let id = e.dc.message(OTHER, CHANNEL_ID, "style it [ask-color]", mention());
+    let (asked, blue) = wait_for_button(&e, &bot, "Blue", 0);
+    assert_eq!(asked.reply_to, Some(id));
+    assert!(asked.content.contains("Color: Which color should the button be?"), "{asked:?}");
+    let labels: Vec<String> = buttons(&asked).into_iter().map(|(l, _)| l).collect();
+    assert_eq!(labels, ["Red", "Blue", "Green"]);
+    // A stranger presses Blue: told off, nothing answered, the buttons stay.
+    let press = e.dc.press(STRANGER, asked.id, &blue);
+    let r = interaction_reply(&e, &bot, press);
+    assert!(r.ephemeral && r.content.contains("Only the user who asked"), "{r:?}");
+    assert!(e.dc.edits().iter().all(|(m, _, _)| *m != asked.id), "nothing changed: {:?}", e.dc.edits());
+    assert_eq!(e.home.api.turn_requests().len(), 1, "the question still waits");
+    // The asker's press answers it.
+    let press = e.dc.press(OTHER, asked.id, &blue);
+    let r = interaction_reply(&e, &bot, press);
+    assert_eq!(r.kind, 7, "the message is updated: {r:?}");
+    e.reply_to(&bot, id, "stand-in reply");
+    let now = e.dc.message_now(asked.id).unwrap();
+    assert!(now.content.contains("✅ Answered: Blue") && buttons(&now).is_empty(), "{now:?}");
+    assert!(last_tool_results(&e).contains("Blue"), "{}", last_tool_results(&e));
+
+    // In words: the asker's next message answers the open question.
+    e.home.api.script_tools("[ask-words]", vec![color_question()]);
+    let id = e.dc.message(OWNER, CHANNEL_ID, "again [ask-words]", mention());
+    let (asked, _) = wait_for_button(&e, &bot, "Green", asked.id);
+    let words = e.dc.message(OWNER, CHANNEL_ID, "a soft teal", mention());
+    e.reply_to(&bot, words, "✅ Answered: a soft teal");
+    e.reply_to(&bot, id, "stand-in reply");
+    assert!(last_tool_results(&e).contains("a soft teal"), "{}", last_tool_results(&e));
+    assert!(e.dc.message_now(asked.id).unwrap().content.contains("✅ Answered: a soft teal"));
+
+    // A plan, in a thread in plan mode: Approve.
+    let thread = e.dc.thread();
+    e.home.clawsess_ok(&["set", "--key", &format!("discord:{GUILD_ID}:{CHANNEL_ID}:{thread}"), "permission_mode=plan"]);
+    let plan = ToolCall::new("ExitPlanMode", serde_json::json!({"plan": "1. Add the flag\n2. Test it"}));
+    e.home.api.script_tools("[plan-ok]", vec![plan]);
+    let id = e.dc.message(OWNER, thread, "plan it [plan-ok]", mention());
+    let (shown, approve) = wait_for_button(&e, &bot, "✅ Approve", asked.id);
+    assert!(shown.content.starts_with("📋 Claude's plan:") && shown.content.contains("1. Add the flag"));
+    assert!(buttons(&shown).iter().any(|(l, _)| l == "✏️ Keep planning"));
+    e.dc.press(OWNER, shown.id, &approve);
+    e.reply_to(&bot, id, "stand-in reply");
+    assert!(e.dc.message_now(shown.id).unwrap().content.contains("✅ Approved"));
+    assert!(last_tool_results(&e).contains("approved"), "{}", last_tool_results(&e));
+}
+
+/// With BOT_STEER_PREFIX and BOT_NOW_PREFIX set: a message mid-turn waits and is told its
+/// place, the steer prefix puts one into the running turn, the now prefix interrupts it.
+#[test]
+fn a_message_mid_turn_waits_steers_or_interrupts_with_the_configured_prefixes() {
+    let e = Env::new();
+    let bot = e.bot_with(&OWNER.to_string(), &[("BOT_STEER_PREFIX", "~"), ("BOT_NOW_PREFIX", "!!")]);
+    let job = e.dc.message(OWNER, CHANNEL_ID, "job A [bash=echo one] [hold=S1]", mention());
+    e.home.api.wait_held("S1");
+    let waits = e.dc.message(OWNER, CHANNEL_ID, "the queued one", mention());
+    let told = e.reply_to(&bot, waits, "Queued");
+    assert!(told.content.starts_with("⏳ Queued: #1 in line.") && told.content.contains("with ~"), "{told:?}");
+    // The default prefix is plain text now: it waits too (#2).
+    let plain = e.dc.message(OWNER, CHANNEL_ID, "!not a steer", mention());
+    assert!(e.reply_to(&bot, plain, "Queued").content.starts_with("⏳ Queued: #2 in line"));
+    let steer = e.dc.message(OWNER, CHANNEL_ID, "~STEER-B also say banana", mention());
+    e.reply_to(&bot, steer, "↪️ Sent into the turn in progress");
+    e.home.api.release("S1");
+    e.reply_to(&bot, job, "stand-in reply");
+    e.reply_to(&bot, waits, "stand-in reply");
+    e.reply_to(&bot, plain, "stand-in reply");
+    let steered: Vec<_> = e.turns_with("job A").into_iter().filter(|r| r.all_text.contains("STEER-B")).collect();
+    assert!(!steered.is_empty(), "the model read the steer within job A's turn");
+    assert!(e.turns_with("STEER-B").is_empty(), "the steer was no turn of its own");
+    let (a, q) = (e.turns_with("job A").pop().unwrap(), e.turns_with("the queued one").pop().unwrap());
+    assert!(q.started_ms >= a.finished_ms && q.all_text.contains("STEER-B"));
+    assert_eq!(e.turns_with("!not a steer").len(), 1);
+
+    let long = e.dc.message(OWNER, CHANNEL_ID, "a long job [hold=N1]", mention());
+    e.home.api.wait_held("N1");
+    let now = e.dc.message(OWNER, CHANNEL_ID, "!! URGENT do this now", mention());
+    e.reply_to(&bot, long, "⏹ Interrupted by a !! message");
+    e.reply_to(&bot, now, "stand-in reply");
+    let urgent = e.turns_with("URGENT").pop().unwrap();
+    assert_eq!(urgent.last_user_text.trim(), "URGENT do this now");
+    assert!(urgent.all_text.contains("a long job"), "the same conversation goes on");
 }
