@@ -325,15 +325,18 @@ fn chats_are_answered_in_parallel_and_one_chat_in_order() {
     let one = e.tg.push_message(300, None, "first in order [hold=first]");
     let two = e.tg.push_message(300, None, "second in order");
     e.home.api.wait_held("first");
+    // The second waits, and is told so, while the first is held.
+    let told = wait_for_reply(&e, &bot, 300, two, "⏳ Queued: #1 in line.");
     e.home.api.release("first");
-    let sent = e.tg.wait_for_sent_to(300, None, 3, T);
+    let sent = e.tg.wait_for_sent_to(300, None, 4, T);
     let (x, y) = (&e.turns_with("first in order")[0], &e.turns_with("second in order")[0]);
     assert!(y.started_ms >= x.finished_ms, "one chat, one turn at a time: {x:?} {y:?}");
     assert!(y.all_text.contains("first in order"), "the second turn saw the first");
-    assert_eq!(sent[1].reply_to_message_id, Some(one));
-    assert_replies_to(&sent[1], "first in order");
-    assert_eq!(sent[2].reply_to_message_id, Some(two));
-    assert_replies_to(&sent[2], "second in order");
+    assert_eq!(sent[1].seq, told.seq);
+    assert_eq!(sent[2].reply_to_message_id, Some(one));
+    assert_replies_to(&sent[2], "first in order");
+    assert_eq!(sent[3].reply_to_message_id, Some(two));
+    assert_replies_to(&sent[3], "second in order");
     drop(bot);
 }
 
