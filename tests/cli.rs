@@ -1850,3 +1850,25 @@ fn the_test_command_counts_a_crashed_or_unbuilt_test_binary_as_a_failure() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().last(), Some("10 passed, 0 failed, 0 skipped"));
 }
+
+#[test]
+fn answer_reads_text_from_stdin_for_a_dash_and_refuses_an_empty_one() {
+    let w = World::new();
+    let id = "6f1c0000-0000-4000-8000-000000000001";
+    w.cmd(&["answer", id, "--text", "-"])
+        .write_stdin(" \n")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("the answer on stdin is empty"));
+    // Read, then the request is looked up: none is waiting (the words never were on argv).
+    w.cmd(&["answer", id, "--text", "-"])
+        .write_stdin("a soft teal\n")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("no permission request or question {id} is waiting")));
+    w.cmd(&["answer", id, "deny", "--reason", "-"])
+        .write_stdin("")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("the answer on stdin is empty"));
+}

@@ -1050,3 +1050,50 @@ fn a_message_mid_turn_waits_its_place_steers_with_a_bang_or_interrupts_with_now(
         "the long job's claude was stopped"
     );
 }
+
+/// The bots' shared reading of a chat message mid-turn and of a question's buttons
+/// (examples/bot_common.py), without a platform: prefixes, a multi-select question's picks.
+#[test]
+fn prefixes_and_a_questions_picks_as_the_bots_read_them() {
+    let script = r#"
+import sys
+sys.path.insert(0, sys.argv[1])
+import bot_common as b
+from clawsess_client import Event
+m = b.MidTurn({})
+assert m.split("!also this") == ("steer", "also this")
+assert m.split("/now do it") == ("now", "do it")
+assert m.split("/now@clawsess_test_bot do it", "clawsess_test_bot") == ("now", "do it")
+assert m.split("/nowhere") == ("queue", "/nowhere"), "a prefix is a word"
+assert m.split("hi !") == ("queue", "hi !")
+m = b.MidTurn({"BOT_STEER_PREFIX": "", "BOT_NOW_PREFIX": "!!"})
+assert m.split("!x") == ("queue", "!x") and m.split("!! x") == ("now", "x")
+try:
+    b.MidTurn({"BOT_STEER_PREFIX": "!", "BOT_NOW_PREFIX": "!"}); raise AssertionError("same prefixes")
+except SystemExit:
+    pass
+q = {"question": "Which?", "options": [{"label": "A"}, {"label": "B"}], "multi": True}
+p = {"question": "Size?", "options": [{"label": "S"}, {"label": "L"}], "multi": False}
+a = b.Asked(Event("question", {"type": "question", "request_id": "r1", "questions": [q, p]}), "k", 1)
+assert a.buttons()[-1] == [("📨 Send", "q:r1:send")], a.buttons()
+assert a.pick(0, 0) is False and a.pick(0, 1) is False and a.pick(1, 1) is False
+assert a.choices() == ["A", "B", "L"], a.choices()
+assert a.pick(0, 0) is False and a.choices() == ["B", "L"], "a second tap unpicks"
+assert a.buttons()[0][1][0] == "✅ 1: B" and a.buttons()[1][1][0] == "✅ 2: L", a.buttons()
+assert b.button_data("q:r1:0:1") == ("q", "r1", (0, 1)) and b.button_data("q:r1:send") == ("q", "r1", "send")
+assert b.button_data("allow:r1") == ("allow", "r1", None) and b.button_data("nonsense") is None
+print("ok")
+"#;
+    let out = Command::new(python())
+        .args(["-B", "-c", script])
+        .arg(bot_script().parent().unwrap())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
