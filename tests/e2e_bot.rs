@@ -911,12 +911,23 @@ fn last_tool_results(e: &Env) -> String {
 
 /// The bot's first message in `chat` after its `after`th (`Sent::seq`) that offers a button
 /// labelled `label`, once there is one; with its buttons (label, callback_data).
-fn wait_for_button(e: &Env, bot: &Bot, chat: i64, label: &str, after: usize) -> (Sent, Vec<(String, String)>) {
+fn wait_for_button(
+    e: &Env,
+    bot: &Bot,
+    chat: i64,
+    label: &str,
+    after: usize,
+) -> (Sent, Vec<(String, String)>) {
     let buttons = |s: &Sent| -> Vec<(String, String)> {
         let rows = s.params["reply_markup"]["inline_keyboard"].as_array().cloned().unwrap_or_default();
         rows.iter()
             .flat_map(|r| r.as_array().cloned().unwrap_or_default())
-            .map(|b| (b["text"].as_str().unwrap_or("").to_owned(), b["callback_data"].as_str().unwrap_or("").to_owned()))
+            .map(|b| {
+                (
+                    b["text"].as_str().unwrap_or("").to_owned(),
+                    b["callback_data"].as_str().unwrap_or("").to_owned(),
+                )
+            })
             .collect()
     };
     let offers = |s: &Sent| s.seq > after && s.chat_id == chat && buttons(s).iter().any(|(l, _)| l == label);
@@ -927,7 +938,12 @@ fn wait_for_button(e: &Env, bot: &Bot, chat: i64, label: &str, after: usize) -> 
 }
 
 fn data_of(buttons: &[(String, String)], label: &str) -> String {
-    buttons.iter().find(|(l, _)| l == label).unwrap_or_else(|| panic!("no {label:?} in {buttons:?}")).1.clone()
+    buttons
+        .iter()
+        .find(|(l, _)| l == label)
+        .unwrap_or_else(|| panic!("no {label:?} in {buttons:?}"))
+        .1
+        .clone()
 }
 
 /// Claude's question (AskUserQuestion) shows its options as buttons: a stranger's press does
@@ -940,10 +956,14 @@ fn claudes_questions_and_plans_are_answered_from_the_chat_by_allowed_users_only(
     let bot = e.bot(&[]);
     let group = -330;
     e.api.script_tools("[ask-color]", vec![color_question()]);
-    let id = e.tg.push_message_as(USER_ID, group, None, &format!("@{BOT_USERNAME} style it [ask-color]"), None);
+    let id =
+        e.tg.push_message_as(USER_ID, group, None, &format!("@{BOT_USERNAME} style it [ask-color]"), None);
     let (asked, buttons) = wait_for_button(&e, &bot, group, "Blue", 0);
     assert_eq!(buttons.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), ["Red", "Blue", "Green"]);
-    assert!(asked.text.contains("Color: Which color should the button be?") && asked.text.contains("• Blue: calm"));
+    assert!(
+        asked.text.contains("Color: Which color should the button be?")
+            && asked.text.contains("• Blue: calm")
+    );
     assert_eq!(asked.reply_to_message_id, Some(id));
     let blue = data_of(&buttons, "Blue");
 
@@ -979,9 +999,13 @@ fn claudes_questions_and_plans_are_answered_from_the_chat_by_allowed_users_only(
     e.clawsess_ok(&["set", "--key", &format!("telegram:{group}"), "permission_mode=plan"]);
     let plan = ToolCall::new("ExitPlanMode", serde_json::json!({"plan": "1. Add the flag\n2. Test it"}));
     e.api.script_tools("[plan-back]", vec![plan.clone()]);
-    let id = e.tg.push_message_as(USER_ID, group, None, &format!("@{BOT_USERNAME} plan it [plan-back]"), None);
+    let id =
+        e.tg.push_message_as(USER_ID, group, None, &format!("@{BOT_USERNAME} plan it [plan-back]"), None);
     let (shown, buttons) = wait_for_button(&e, &bot, group, "✏️ Keep planning", 0);
-    assert!(shown.text.starts_with("📋 Claude's plan:") && shown.text.contains("1. Add the flag"), "{shown:?}");
+    assert!(
+        shown.text.starts_with("📋 Claude's plan:") && shown.text.contains("1. Add the flag"),
+        "{shown:?}"
+    );
     assert!(data_of(&buttons, "✅ Approve").starts_with("allow:"));
     let back = e.tg.push_message_as(USER_ID, group, None, "smaller steps please", Some(message_id(&shown)));
     wait_for_reply(&e, &bot, group, back, "✏️ Sent back: smaller steps please");
@@ -1019,10 +1043,13 @@ fn a_message_mid_turn_waits_its_place_steers_with_a_bang_or_interrupts_with_now(
     let queued = wait_for_reply(&e, &bot, chat, waits, "stand-in reply");
     assert!(queued.text.contains("the queued one"), "{queued:?}");
 
-    let steered: Vec<Recorded> = e.turns_with("job A").into_iter().filter(|r| r.all_text.contains("STEER-B")).collect();
+    let steered: Vec<Recorded> =
+        e.turns_with("job A").into_iter().filter(|r| r.all_text.contains("STEER-B")).collect();
     assert!(!steered.is_empty(), "the model read the steer within job A's turn");
     assert!(
-        steered[0].all_text.contains("The user sent a new message while you were working:\nSTEER-B also say banana"),
+        steered[0]
+            .all_text
+            .contains("The user sent a new message while you were working:\nSTEER-B also say banana"),
         "{:?}",
         steered[0].all_text
     );
@@ -1030,7 +1057,8 @@ fn a_message_mid_turn_waits_its_place_steers_with_a_bang_or_interrupts_with_now(
     let (a, q) = (e.turns_with("job A").pop().unwrap(), e.turns_with("the queued one").pop().unwrap());
     assert!(q.started_ms >= a.finished_ms, "the queued message ran after the turn");
     assert!(q.all_text.contains("job A") && q.all_text.contains("STEER-B"), "and continued it");
-    let to_steer: Vec<Sent> = e.tg.sent().into_iter().filter(|s| s.reply_to_message_id == Some(steer)).collect();
+    let to_steer: Vec<Sent> =
+        e.tg.sent().into_iter().filter(|s| s.reply_to_message_id == Some(steer)).collect();
     assert_eq!(to_steer.len(), 1, "the steer's answer is the turn's reply: {to_steer:#?}");
 
     // `/now` alone: how to use it; `/now TEXT` stops the turn and runs TEXT now.

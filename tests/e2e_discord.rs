@@ -525,14 +525,20 @@ fn buttons(s: &Sent) -> Vec<(String, String)> {
     let rows = s.components.as_array().cloned().unwrap_or_default();
     rows.iter()
         .flat_map(|r| r["components"].as_array().cloned().unwrap_or_default())
-        .map(|b| (b["label"].as_str().unwrap_or("").to_owned(), b["custom_id"].as_str().unwrap_or("").to_owned()))
+        .map(|b| {
+            (b["label"].as_str().unwrap_or("").to_owned(), b["custom_id"].as_str().unwrap_or("").to_owned())
+        })
         .collect()
 }
 
 /// The bot's first message after message `after` that offers a button labelled `label`.
 fn wait_for_button(e: &Env, bot: &Bot, label: &str, after: u64) -> (Sent, String) {
     let offers = |s: &Sent| s.id > after && buttons(s).iter().any(|(l, _)| l == label);
-    assert!(e.dc.wait_until(T, |dc| dc.sent().iter().any(offers)), "no button {label:?}; log:\n{}", bot.log());
+    assert!(
+        e.dc.wait_until(T, |dc| dc.sent().iter().any(offers)),
+        "no button {label:?}; log:\n{}",
+        bot.log()
+    );
     let sent = e.dc.sent().into_iter().find(offers).unwrap();
     let id = buttons(&sent).into_iter().find(|(l, _)| l == label).unwrap().1;
     (sent, id)
@@ -585,7 +591,12 @@ fn claudes_questions_and_plans_are_answered_with_buttons_by_the_asker_only() {
 
     // A plan, in a thread in plan mode: Approve.
     let thread = e.dc.thread();
-    e.home.clawsess_ok(&["set", "--key", &format!("discord:{GUILD_ID}:{CHANNEL_ID}:{thread}"), "permission_mode=plan"]);
+    e.home.clawsess_ok(&[
+        "set",
+        "--key",
+        &format!("discord:{GUILD_ID}:{CHANNEL_ID}:{thread}"),
+        "permission_mode=plan",
+    ]);
     let plan = ToolCall::new("ExitPlanMode", serde_json::json!({"plan": "1. Add the flag\n2. Test it"}));
     e.home.api.script_tools("[plan-ok]", vec![plan]);
     let id = e.dc.message(OWNER, thread, "plan it [plan-ok]", mention());
@@ -608,7 +619,10 @@ fn a_message_mid_turn_waits_steers_or_interrupts_with_the_configured_prefixes() 
     e.home.api.wait_held("S1");
     let waits = e.dc.message(OWNER, CHANNEL_ID, "the queued one", mention());
     let told = e.reply_to(&bot, waits, "Queued");
-    assert!(told.content.starts_with("⏳ Queued: #1 in line.") && told.content.contains("with ~"), "{told:?}");
+    assert!(
+        told.content.starts_with("⏳ Queued: #1 in line.") && told.content.contains("with ~"),
+        "{told:?}"
+    );
     // The default prefix is plain text now: it waits too (#2).
     let plain = e.dc.message(OWNER, CHANNEL_ID, "!not a steer", mention());
     assert!(e.reply_to(&bot, plain, "Queued").content.starts_with("⏳ Queued: #2 in line"));
@@ -618,7 +632,8 @@ fn a_message_mid_turn_waits_steers_or_interrupts_with_the_configured_prefixes() 
     e.reply_to(&bot, job, "stand-in reply");
     e.reply_to(&bot, waits, "stand-in reply");
     e.reply_to(&bot, plain, "stand-in reply");
-    let steered: Vec<_> = e.turns_with("job A").into_iter().filter(|r| r.all_text.contains("STEER-B")).collect();
+    let steered: Vec<_> =
+        e.turns_with("job A").into_iter().filter(|r| r.all_text.contains("STEER-B")).collect();
     assert!(!steered.is_empty(), "the model read the steer within job A's turn");
     assert!(e.turns_with("STEER-B").is_empty(), "the steer was no turn of its own");
     let (a, q) = (e.turns_with("job A").pop().unwrap(), e.turns_with("the queued one").pop().unwrap());
