@@ -19,7 +19,7 @@ use crate::live;
 use crate::store::Store;
 use crate::turn::exclusion::{KeyLock, RunLock};
 use crate::turn::fork::{self, Reconciled};
-use crate::turn::record::{self, RunTurn, record_run_turn};
+use crate::turn::record::{self, RunTurn};
 use crate::turn::route::{self, Target};
 use crate::warm;
 
@@ -102,7 +102,7 @@ impl cli::Run {
         drop(claim.take()); // it holds the session now
         let fork = if target.resume { reconcile(&store, &target) } else { Reconciled::default() };
         lock.set_note(fork.note.clone())?;
-        let mut pending = record::PendingRunTurn::new(&store, &lock, &target, &key, &prompt);
+        let mut pending = record::PendingRunTurn::new(&store, &mut lock, &target, &key, &prompt)?;
         let mut quiet = |_: &live::Event| {};
         let sink: &mut dyn live::Sink = if self.stream { &mut live::JsonLines } else { &mut quiet };
         let turn = claude::Turn {
@@ -158,7 +158,6 @@ impl cli::Run {
             pending.failed(result.result());
             None
         } else {
-            pending.recorded();
             let turn = RunTurn {
                 key: &key,
                 target: &target,
@@ -168,13 +167,15 @@ impl cli::Run {
                 prompt: &prompt,
                 reply: result.result(),
                 fork: &fork,
+                token: None,
             };
-            record_run_turn(&store, &turn).err()
+            pending.record(&turn).err()
         };
         if let Some(err) = &record_error {
             eprintln!(
                 "clawsess: claude answered, but recording the turn failed: {err:#}; \
-                 {key} may not come back to this session"
+                 {key} may not come back to this session; {}",
+                record::UNLOGGED
             );
         }
         if conn.is_some()

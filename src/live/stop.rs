@@ -198,6 +198,8 @@ mod tests {
             child_start: None,
             keeper: None,
             note: None,
+            turn: None,
+            released: false,
         };
         std::fs::write(store.run_lock_path(&id).unwrap(), serde_json::to_vec(&holder).unwrap()).unwrap();
         let running = running_on(&store, &id).expect("the run is seen");

@@ -202,6 +202,31 @@ pub struct RunHolder {
     /// branch the conversation no longer follows; see `turn::fork`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The turn under way, once `run` has begun it: what the next taker of the lock needs to
+    /// log it should this run die before it did (see `turn::record::recover_dead_turn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<HolderTurn>,
+    /// The run let go of the lock with its turn not logged (the log could not be written): it
+    /// no longer holds the session, whether or not it lives; the next taker logs the turn.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
+}
+
+impl RunHolder {
+    /// The token its turn is logged with: one run's turn is logged once, by the run or by
+    /// whoever finds it died.
+    pub fn token(&self) -> String {
+        format!("run:{}:{}:{}", self.pid, self.pid_start.unwrap_or(0), self.since)
+    }
+}
+
+/// A `run` turn as its run lock's note keeps it while it is not logged yet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HolderTurn {
+    /// The prompt, as the turn log keeps it (cut to `turn::catchup::TURN_PROMPT_MAX`).
+    pub prompt: String,
+    /// The session's transcript, where the turn's lines are.
+    pub transcript: PathBuf,
 }
 
 /// The turns every surface added: `turns/<id>.json`, newest last. A live claude process's
@@ -239,6 +264,9 @@ pub struct SurfaceTurn {
     pub at: u64,
     pub prompt: String,
     pub reply: String,
+    /// A `run` turn's token (see `RunHolder::token`): it is logged once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// A tool call that `run --ask` puts to its caller: `requests/<id>.json`, answered by

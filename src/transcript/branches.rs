@@ -450,6 +450,54 @@ pub fn prompt_written(path: &Path, prompt: &str, since: u64) -> Result<bool> {
     Ok(false)
 }
 
+/// What a turn wrote into a transcript (see [`turn_written`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The last assistant text after the prompt, if claude wrote one.
+    pub reply: Option<String>,
+    /// When the turn's last line was written (Unix ms), if its line says.
+    pub at: Option<u64>,
+}
+
+/// What the turn whose prompt is `prompt` (as logged: it may be cut short) wrote into the
+/// transcript at `path` at `since` (Unix ms) or later: `None` when its prompt is not there.
+/// Its reply is the last assistant text after the prompt, before the next prompt (tool calls
+/// and their results carry none). Reads at most [`WINDOW`] of its end, like
+/// [`prompt_written`].
+pub fn turn_written(path: &Path, prompt: &str, since: u64) -> Result<Option<Written>> {
+    let read_err = || format!("could not read transcript {}", path.display());
+    let mut lines = RevLines::open(path, WINDOW).with_context(read_err)?;
+    let ms = |m: &Message| {
+        let at = m.timestamp.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        at.and_then(|at| u64::try_from(at.as_millisecond()).ok())
+    };
+    // The messages after the one being read, newest first.
+    let mut after: Vec<Message> = Vec::new();
+    while let Some(line) = lines.next_line().with_context(read_err)? {
+        let Some(message) = super::parse_line(&line) else { continue };
+        if ms(&message).is_some_and(|at| at < since) {
+            return Ok(None); // older than the turn: its prompt is not there
+        }
+        if message.role == Role::User && same_text(&message.text, prompt) {
+            after.reverse();
+            let turn: Vec<&Message> = after.iter().take_while(|m| m.role == Role::Assistant).collect();
+            let at = turn.last().copied().and_then(ms).or_else(|| ms(&message));
+            // Streaming writes one line per content block: the lines of the last message.
+            let reply = turn.last().map(|last| match &last.id {
+                Some(id) => {
+                    let parts: Vec<&str> =
+                        turn.iter().filter(|m| m.id.as_ref() == Some(id)).map(|m| m.text.as_str()).collect();
+                    parts.join("\n")
+                }
+                None => last.text.clone(),
+            });
+            return Ok(Some(Written { reply, at }));
+        }
+        after.push(message);
+    }
+    Ok(None)
+}
+
 /// A transcript message's text is the logged one (which may be cut short, ending in `…`).
 fn same_text(text: &str, logged: &str) -> bool {
     let (text, logged) = (text.trim(), logged.trim());
@@ -895,5 +943,45 @@ mod tests {
         assert!(point_resume_at(f.path(), "s", &b).unwrap());
         let after = read_anchored(f.path(), Reach::RESUME, "MARK", &logged).unwrap();
         assert!(!after.stale_checkpoint && after.newest_leaf.as_deref() == Some("b4"), "{after:?}");
+    }
+
+    fn at(mut line: String, timestamp: &str) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        v["timestamp"] = json!(timestamp);
+        line = v.to_string();
+        line
+    }
+
+    fn tool_result(uuid: &str, parent: &str) -> String {
+        json!({"type": "user", "uuid": uuid, "parentUuid": parent, "isSidechain": false,
+            "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]}})
+        .to_string()
+    }
+
+    #[test]
+    fn what_a_turn_wrote_is_its_prompt_and_its_last_assistant_text() {
+        let ms = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_millisecond() as u64;
+        let mut lines = vec![at(msg("user", "p1", None, "plan PORTO"), "2026-01-01T10:00:00Z")];
+        let since = ms("2026-01-01T10:01:00Z");
+        // The prompt alone (the run died waiting for the model).
+        lines.push(at(msg("user", "b1", Some("p1"), "a long task"), "2026-01-01T10:01:01Z"));
+        let w = turn_written(file(&lines).path(), "a long task", since).unwrap().unwrap();
+        assert_eq!(w, Written { reply: None, at: Some(ms("2026-01-01T10:01:01Z")) });
+        // A tool call, its result, then the text that ended the turn.
+        lines.push(at(msg("assistant", "b2", Some("b1"), "looking"), "2026-01-01T10:01:02Z"));
+        lines.push(tool_result("b3", "b2"));
+        lines.push(at(msg("assistant", "b4", Some("b3"), "done: LISBON"), "2026-01-01T10:01:03Z"));
+        let w = turn_written(file(&lines).path(), "a long task", since).unwrap().unwrap();
+        assert_eq!(w.reply.as_deref(), Some("done: LISBON"));
+        assert_eq!(w.at, Some(ms("2026-01-01T10:01:03Z")));
+        // A cut prompt (as logged) is found; a prompt older than the turn is not its prompt.
+        assert!(turn_written(file(&lines).path(), "a long…", since).unwrap().is_some());
+        assert!(turn_written(file(&lines).path(), "plan PORTO", since).unwrap().is_none());
+        assert!(turn_written(file(&lines).path(), "never sent", since).unwrap().is_none());
+        // What the next prompt brought is not this turn's reply.
+        lines.push(at(msg("user", "c1", Some("b4"), "next"), "2026-01-01T10:02:00Z"));
+        lines.push(at(msg("assistant", "c2", Some("c1"), "next reply"), "2026-01-01T10:02:01Z"));
+        let w = turn_written(file(&lines).path(), "a long task", since).unwrap().unwrap();
+        assert_eq!(w.reply.as_deref(), Some("done: LISBON"));
     }
 }

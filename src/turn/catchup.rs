@@ -41,18 +41,43 @@ pub fn log_turn(
     prompt: &str,
     reply: &str,
 ) -> Result<()> {
+    let turn = NewTurn { surface, by_pid, prompt, reply, token: None, at: now_ms() };
+    log(tx, id, &turn).map(drop)
+}
+
+/// A turn to log (see [`log`]).
+pub struct NewTurn<'a> {
+    /// Who: a key, or `terminal`, `claude -p`, `Agent SDK`.
+    pub surface: &'a str,
+    /// The claude process that answered it, when it was not `run`'s.
+    pub by_pid: Option<u32>,
+    pub prompt: &'a str,
+    pub reply: &'a str,
+    /// A `run` turn's token (`RunHolder::token`): a turn with a token is logged once.
+    pub token: Option<&'a str>,
+    /// When it ended (Unix ms).
+    pub at: u64,
+}
+
+/// Logs `turn` on `id`; `false` when a turn with its token is in the log already. Needs the
+/// store lock.
+pub fn log(tx: &Locked<'_>, id: &SessionId, turn: &NewTurn<'_>) -> Result<bool> {
     let mut log = tx.turn_log(id)?.unwrap_or(TurnLog { v: FORMAT, next_seq: 1, ..TurnLog::default() });
+    if turn.token.is_some() && log.turns.iter().any(|t| t.token.as_deref() == turn.token) {
+        return Ok(false);
+    }
     log.turns.push(SurfaceTurn {
         seq: log.next_seq,
-        key: surface.to_owned(),
-        by_pid,
-        at: now_ms(),
-        prompt: shorten(prompt, TURN_PROMPT_MAX),
-        reply: shorten(reply, TURN_REPLY_MAX),
+        key: turn.surface.to_owned(),
+        by_pid: turn.by_pid,
+        at: turn.at,
+        prompt: shorten(turn.prompt, TURN_PROMPT_MAX),
+        reply: shorten(turn.reply, TURN_REPLY_MAX),
+        token: turn.token.map(str::to_owned),
     });
     let seq = log.next_seq;
     log.next_seq += 1;
-    if let Some(pid) = by_pid
+    if let Some(pid) = turn.by_pid
         && log.cursors.get(&pid) == Some(&seq)
     {
         // It had seen everything before, and its own turn is in its memory.
@@ -60,7 +85,8 @@ pub fn log_turn(
     }
     let excess = log.turns.len().saturating_sub(TURN_LOG_MAX);
     log.turns.drain(..excess);
-    tx.put_turn_log(id, &log)
+    tx.put_turn_log(id, &log)?;
+    Ok(true)
 }
 
 /// The claude process `pid` has just loaded `id`'s transcript: it has seen every turn
@@ -284,6 +310,7 @@ mod tests {
                 at,
                 prompt: prompt.into(),
                 reply: "r".into(),
+                token: None,
             });
             log.next_seq += 1;
             tx.put_turn_log(&id(), &log).unwrap();

@@ -6,19 +6,27 @@
 //! its turn's marker. Whoever comes first wins, and the other waits (with a deadline).
 //!
 //! The run lock is a file that is never renamed or deleted; while held it carries a note of
-//! its holder (key, pid and start time, and the claude child), so that a `run` killed while
-//! its claude still finishes keeps the session held until that claude is gone.
+//! its holder (key, pid and start time, the claude child, and the turn's prompt), so that a
+//! `run` killed while its claude still finishes keeps the session held until that claude is
+//! gone, and its turn is logged by whoever takes the session next (see
+//! [`super::record::recover_dead_turn`]).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use crate::exit::Busy;
+use crate::ident::shorten;
 use crate::ident::{Key, SessionId};
 use crate::process::{process_alive, start_time};
-use crate::store::{Acquired, BusyMarker, RunHolder, Store, lock_until, mtime_ms, now_ms, open_lock_file};
+use crate::store::{
+    Acquired, BusyMarker, HolderTurn, RunHolder, Store, lock_until, mtime_ms, now_ms, open_lock_file,
+};
 use crate::sys::{clock, pid_alive};
 
 /// A turn marker older than this is stale even if its pid lives (pid reuse).
@@ -39,6 +47,19 @@ const CLOCK_SKEW_MS: u64 = 60_000;
 pub struct RunLock {
     file: File,
     holder: RunHolder,
+    /// The turn noted in `holder.turn` is logged (or left nothing to log): see
+    /// [`RunLock::begin_turn`].
+    settled: Arc<AtomicBool>,
+}
+
+/// Set once the turn a [`RunLock`] noted is logged, or is known to have left nothing to log.
+#[derive(Debug, Clone)]
+pub struct Settled(Arc<AtomicBool>);
+
+impl Settled {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 impl RunLock {
@@ -82,8 +103,10 @@ impl RunLock {
             child_start: None,
             keeper: None,
             note: None,
+            turn: None,
+            released: false,
         };
-        let mut lock = Self { file, holder };
+        let mut lock = Self { file, holder, settled: Arc::new(AtomicBool::new(true)) };
         lock.note_holder()?;
         Ok(lock)
     }
@@ -114,23 +137,70 @@ impl RunLock {
         self.holder.since
     }
 
+    /// Notes the turn this run begins (its prompt, the session's transcript): should the run
+    /// die (SIGKILL, a crash) or fail to log the turn (a full disk) before [`Settled::set`],
+    /// the next process that takes the session logs it from the transcript. Until then,
+    /// releasing the lock keeps the note.
+    pub fn begin_turn(&mut self, prompt: &str, transcript: PathBuf) -> Result<Settled> {
+        let prompt = shorten(prompt, super::catchup::TURN_PROMPT_MAX);
+        self.holder.turn = Some(HolderTurn { prompt, transcript });
+        self.settled.store(false, Ordering::SeqCst);
+        self.note_holder()?;
+        Ok(Settled(Arc::clone(&self.settled)))
+    }
+
+    /// The token this run's turn is logged with (see [`RunHolder::token`]).
+    pub fn token(&self) -> String {
+        self.holder.token()
+    }
+
     fn note_holder(&mut self) -> Result<()> {
         let bytes = serde_json::to_vec(&self.holder)?;
-        write_note(&mut self.file, &bytes).context("could not note the run lock's holder")
+        write_note(&self.file, &bytes).context("could not note the run lock's holder")
     }
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
-        let _ = write_note(&mut self.file, b"");
+        if self.holder.turn.is_some() && !self.settled.load(Ordering::SeqCst) {
+            // Its turn is not logged: the note stays for the next taker, marked released (this
+            // process no longer holds the session, though it may live on: a bot). Without the
+            // child and the model's note it is shorter than the note there, so it is written
+            // over it in place: no new space needed on a full disk.
+            let kept = RunHolder {
+                child: None,
+                child_start: None,
+                keeper: None,
+                note: None,
+                released: true,
+                ..self.holder.clone()
+            };
+            if let Ok(bytes) = serde_json::to_vec(&kept) {
+                let _ = overwrite_note(&self.file, &bytes);
+            }
+        } else {
+            let _ = write_note(&self.file, b"");
+        }
         let _ = self.file.unlock();
     }
 }
 
-fn write_note(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+fn write_note(mut file: &File, bytes: &[u8]) -> std::io::Result<()> {
     file.set_len(0)?;
     file.seek(SeekFrom::Start(0))?;
     file.write_all(bytes)
+}
+
+/// Writes `bytes` over the note in place when they are no longer than it (no new blocks
+/// needed: this works on a full disk), else as [`write_note`].
+fn overwrite_note(mut file: &File, bytes: &[u8]) -> std::io::Result<()> {
+    let len = file.metadata()?.len();
+    if bytes.len() as u64 > len {
+        return write_note(file, bytes);
+    }
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(bytes)?;
+    file.set_len(bytes.len() as u64)
 }
 
 /// A key's run lock: runs of one key go one after the other, so that a chat's first two
@@ -142,7 +212,7 @@ pub struct KeyLock {
 
 impl Drop for KeyLock {
     fn drop(&mut self) {
-        let _ = write_note(&mut self.file, b"");
+        let _ = write_note(&self.file, b"");
         let _ = self.file.unlock();
     }
 }
@@ -219,7 +289,7 @@ impl KeyLock {
     /// While it waits, it notes itself as a waiter (see [`key_waiters`]).
     pub fn acquire(store: &Store, key: &Key, deadline: Instant, tell: impl FnOnce()) -> Result<Self> {
         let path = store.run_lock_path_for_key(key)?;
-        let mut file = open_lock_file(&path)?;
+        let file = open_lock_file(&path)?;
         let mut waiting = None;
         let acquired = lock_until(&file, deadline, || {
             waiting = Some(Waiting::note(&path));
@@ -230,7 +300,7 @@ impl KeyLock {
             Acquired::Yes => {
                 let me = std::process::id();
                 let holder = serde_json::json!({"pid": me, "pid_start": start_time(me), "since": now_ms()});
-                write_note(&mut file, holder.to_string().as_bytes())
+                write_note(&file, holder.to_string().as_bytes())
                     .context("could not note the key lock's holder")?;
                 Ok(Self { file })
             }
@@ -294,12 +364,17 @@ fn take(
             return Ok(Err(holder_text(&read_holder(&file))));
         }
         // We hold the lock: a stale marker can go for good (else the transcript writes of
-        // the turn about to run would bring it back to life).
-        let why = match orphan_child(&file) {
+        // the turn about to run would bring it back to life), and the turn of a run that died
+        // (or could not log it) is logged, once its claude is gone.
+        let left = read_holder(&file);
+        let why = match left.as_ref().and_then(orphan_child) {
             Some(why) => Some(why),
-            None => live_marker(store, id, true)?
-                .filter(|m| pid.is_none() || m.pid != pid)
-                .map(|m| marker_text(&m)),
+            None => match recover(store, id, &file, left.as_ref()) {
+                Err(why) => Some(why),
+                Ok(()) => live_marker(store, id, true)?
+                    .filter(|m| pid.is_none() || m.pid != pid)
+                    .map(|m| marker_text(&m)),
+            },
         };
         let why = why.or_else(|| next_in_line(store, id));
         // A run that interrupted the turn (it holds the claim on the next turn) goes first.
@@ -342,10 +417,56 @@ fn read_holder(mut file: &File) -> Option<RunHolder> {
 /// The `claude` of a run that died, still finishing, as the reason to wait for it. Called
 /// with the run lock held: a holder note left in the file is then a run that was killed
 /// (one that ends clears it), whether or not its parent has reaped it yet.
-fn orphan_child(file: &File) -> Option<String> {
-    let holder = read_holder(file)?;
+fn orphan_child(holder: &RunHolder) -> Option<String> {
     let child = holder.child.filter(|&c| process_alive(c, holder.child_start))?;
     Some(format!("the claude (pid {child}) of a stopped run for {} is still finishing", holder.key))
+}
+
+/// With the run lock held and no claude of a dead run still writing: the turn the note `left`
+/// in the lock `file` (a run that died, or could not log it) goes to the turn log, once, and
+/// the note is cleared. `Err(reason)` when it could not be logged (the note stays for the
+/// next taker): the session waits, as a turn logged late would be lost for catch-up.
+fn recover(
+    store: &Store,
+    id: &SessionId,
+    file: &File,
+    left: Option<&RunHolder>,
+) -> std::result::Result<(), String> {
+    let Some(holder) = left.filter(|h| h.turn.is_some()) else { return Ok(()) };
+    match super::record::recover_dead_turn(store, id, holder) {
+        Ok(_) => {
+            let _ = write_note(file, b"");
+            Ok(())
+        }
+        Err(err) => Err(format!(
+            "the last turn of {} (a run that ended without logging it) could not be logged: {}; it is \
+             logged as soon as that works (free space on the state dir's disk if it is full)",
+            holder.key,
+            crate::sys::printable(&format!("{err:#}"), false)
+        )),
+    }
+}
+
+/// At a claude process's start (SessionStart), before it counts as having loaded the session:
+/// if nobody holds `id`'s run lock, the turn of a run that died is logged now (see [`take`]),
+/// so that the process, which loaded it, does not count it as missed. One that cannot be
+/// logged now is logged by the next taker of the session; a failure is said, not fatal.
+pub fn recover_if_free(store: &Store, id: &SessionId) {
+    let path = store.run_lock_file(id);
+    if !path.exists() {
+        return;
+    }
+    let Ok(file) = open_lock_file(&path) else { return };
+    if file.try_lock().is_err() {
+        return; // its holder (or the next taker) sees to it
+    }
+    let left = read_holder(&file);
+    if left.as_ref().and_then(orphan_child).is_none()
+        && let Err(why) = recover(store, id, &file, left.as_ref())
+    {
+        eprintln!("clawsess: {why}");
+    }
+    let _ = file.unlock();
 }
 
 fn holder_text(holder: &Option<RunHolder>) -> String {
@@ -412,7 +533,8 @@ pub fn end_process_turn(store: &Store, id: &SessionId, pid: Option<u32>) -> Resu
 pub fn run_holder(store: &Store, id: &SessionId) -> Option<RunHolder> {
     let file = File::open(store.run_lock_file(id)).ok()?;
     read_holder(&file).filter(|h| {
-        process_alive(h.pid, h.pid_start) || h.child.is_some_and(|c| process_alive(c, h.child_start))
+        (!h.released && process_alive(h.pid, h.pid_start))
+            || h.child.is_some_and(|c| process_alive(c, h.child_start))
     })
 }
 
@@ -502,5 +624,102 @@ mod tests {
         assert!(gate(&store, &id(), me, Instant::now(), |_| {}).unwrap().is_ok());
         assert!(end_process_turn(&store, &id(), me).unwrap().is_some());
         RunLock::acquire(&store, &id(), "k", Duration::ZERO).unwrap();
+    }
+
+    /// A pid that is no process's any more.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    /// A run that died mid-turn left its note (and its turn unlogged): whoever takes the
+    /// session first logs the turn, once, however many take it at once.
+    #[test]
+    fn the_turn_of_a_run_that_died_is_logged_once_by_whoever_takes_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let transcript = dir.path().join("t.jsonl");
+        let since = now_ms() - 1000;
+        let line = |kind: &str, text: &str| {
+            let content = if kind == "user" {
+                serde_json::json!(text)
+            } else {
+                serde_json::json!([{"type": "text", "text": text}])
+            };
+            serde_json::json!({"type": kind, "timestamp": crate::sys::rfc3339(now_ms()),
+                "message": {"role": kind, "content": content}})
+            .to_string()
+        };
+        std::fs::write(
+            &transcript,
+            format!("{}\n{}\n", line("user", "KILLED task"), line("assistant", "half")),
+        )
+        .unwrap();
+        let pid = dead_pid();
+        let holder = RunHolder {
+            key: "telegram:1".into(),
+            pid,
+            pid_start: Some(1),
+            since,
+            child: Some(dead_pid()),
+            child_start: None,
+            keeper: None,
+            note: None,
+            turn: Some(HolderTurn { prompt: "KILLED task".into(), transcript: transcript.clone() }),
+            released: false,
+        };
+        std::fs::write(store.run_lock_path(&id()).unwrap(), serde_json::to_vec(&holder).unwrap()).unwrap();
+        assert!(run_holder(&store, &id()).is_none(), "a dead run holds nothing");
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let store = &store;
+                scope.spawn(move || {
+                    if i % 2 == 0 {
+                        recover_if_free(store, &id());
+                    } else {
+                        drop(RunLock::acquire(store, &id(), "k", Duration::from_secs(30)).unwrap());
+                    }
+                });
+            }
+        });
+        let log = store.turn_log(&id()).unwrap().unwrap();
+        let found: Vec<_> = log.turns.iter().filter(|t| t.prompt == "KILLED task").collect();
+        assert_eq!(found.len(), 1, "{:?}", log.turns);
+        assert_eq!((found[0].key.as_str(), found[0].reply.as_str()), ("telegram:1", "half"));
+        assert_eq!(found[0].token.as_deref(), Some(holder.token().as_str()));
+        // The note is gone: nobody recovers it again.
+        drop(RunLock::acquire(&store, &id(), "k", Duration::ZERO).unwrap());
+        assert_eq!(store.turn_log(&id()).unwrap().unwrap().turns.len(), 1);
+    }
+
+    /// A run whose turn could not be logged lets go of the session with its note kept (it no
+    /// longer holds the session, though it lives); the next taker logs the turn.
+    #[test]
+    fn a_turn_not_logged_stays_noted_for_the_next_taker_and_frees_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let transcript = dir.path().join("t.jsonl");
+        let mut lock = RunLock::acquire(&store, &id(), "telegram:1", Duration::ZERO).unwrap();
+        let written = jiff::Timestamp::from_millisecond(now_ms() as i64 + 5).unwrap().to_string();
+        let line = serde_json::json!({"type": "user", "timestamp": written,
+            "message": {"role": "user", "content": "FULL disk"}});
+        std::fs::write(&transcript, format!("{line}\n")).unwrap();
+        lock.set_child(std::process::id()).unwrap();
+        let _settled = lock.begin_turn("FULL disk", transcript).unwrap();
+        drop(lock); // never settled: the log could not be written
+        assert!(run_holder(&store, &id()).is_none(), "a released note holds nothing");
+        assert!(store.turn_log(&id()).unwrap().is_none());
+        drop(RunLock::acquire(&store, &id(), "k", Duration::ZERO).unwrap());
+        let log = store.turn_log(&id()).unwrap().unwrap();
+        assert_eq!(log.turns.len(), 1, "{:?}", log.turns);
+        assert_eq!(log.turns[0].reply, "(the run ended before claude replied)");
+        // A settled turn leaves nothing behind.
+        let mut lock = RunLock::acquire(&store, &id(), "telegram:1", Duration::ZERO).unwrap();
+        lock.begin_turn("another", dir.path().join("t.jsonl")).unwrap().set();
+        drop(lock);
+        drop(RunLock::acquire(&store, &id(), "k", Duration::ZERO).unwrap());
+        assert_eq!(store.turn_log(&id()).unwrap().unwrap().turns.len(), 1);
     }
 }

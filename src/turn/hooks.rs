@@ -355,6 +355,9 @@ fn session_start(store: &Store, id: &SessionId, start: &Start, process: &ClaudeP
     let reload = process
         .pid
         .is_some_and(|pid| store.session(id).ok().flatten().is_some_and(|r| r.processes.contains(&pid)));
+    // A run that died mid-turn left its turn unlogged: logged now, it counts as loaded by
+    // this process (which read it), not as missed.
+    exclusion::recover_if_free(store, id);
     record::record_start(store, id, start, Some(process))?;
     // A compaction summarises what the process had in memory: it loaded nothing new, and
     // stays behind on whatever it had missed.

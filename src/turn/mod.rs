@@ -10,8 +10,11 @@
 //! - [`hooks`]: each Claude Code hook event as one call of the above.
 //!
 //! A Rust bot does what `run` does: `route`, `exclusion::KeyLock` and `exclusion::RunLock`,
-//! `fork::before_resume` (its note goes to `RunLock::set_note`), run claude (`claude::Turn`; or a warm claude, `crate::warm::take` and
-//! `LiveTurn::run_warm`, then `crate::warm::after_turn`), then `record::record_run_turn`.
+//! `fork::before_resume` (its note goes to `RunLock::set_note`), `record::PendingRunTurn::new`
+//! (the turn noted in the run lock: should the bot die mid-turn, the next taker of the session
+//! logs it), run claude (`claude::Turn`; or a warm claude, `crate::warm::take` and
+//! `LiveTurn::run_warm`, then `crate::warm::after_turn`), then `PendingRunTurn::record` (or
+//! `failed`).
 
 pub mod catchup;
 pub mod exclusion;

@@ -1,14 +1,17 @@
 //! What the store keeps of a session and its turns: the record a claude process's start
 //! leaves, and what a finished `run` turn records (the key's own session, the session's last
 //! activity, the turn in the catch-up log). A failed `run` turn whose prompt reached the
-//! transcript is logged too: every turn in the conversation is in the log.
+//! transcript is logged too, and so is the turn of a run that died before it could log it (the
+//! next process that takes the session logs it from the transcript): every turn in the
+//! conversation is in the log.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use super::catchup;
-use super::exclusion::RunLock;
+use super::catchup::NewTurn;
+use super::exclusion::{RunLock, Settled};
 use super::fork::Reconciled;
 use super::route::Target;
 use super::surface::ClaudeProcess;
@@ -16,7 +19,8 @@ use crate::claude;
 use crate::ident::{Key, SessionId};
 use crate::resolve::{Via, resolve};
 use crate::store::{
-    Attachment, COMMAND_LOCK_WAIT, HOOK_LOCK_WAIT, KeyState, Locked, SessionRecord, Starter, Store, now_ms,
+    Attachment, COMMAND_LOCK_WAIT, HOOK_LOCK_WAIT, KeyState, Locked, RunHolder, SessionRecord, Starter,
+    Store, now_ms,
 };
 use crate::transcript::branches;
 
@@ -34,6 +38,8 @@ pub struct RunTurn<'a> {
     pub reply: &'a str,
     /// What `fork::before_resume` found (its note, if any, went to the model with this turn).
     pub fork: &'a Reconciled,
+    /// The token the turn is logged with (`RunLock::token`), so that it is logged once.
+    pub token: Option<&'a str>,
 }
 
 /// After a successful `run` turn: the session's record, the key's own session, the turn log.
@@ -106,7 +112,15 @@ pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
         tx.set_global(None)?;
         eprintln!("clawsess: removed the global attachment to {} (its transcript is gone)", gone.short());
     }
-    catchup::log_turn(&tx, session, key.as_str(), None, turn.prompt, turn.reply)
+    let logged = NewTurn {
+        surface: key.as_str(),
+        by_pid: None,
+        prompt: turn.prompt,
+        reply: turn.reply,
+        token: turn.token,
+        at: now,
+    };
+    catchup::log(&tx, session, &logged).map(drop)
 }
 
 /// A `run` turn under way, from its run lock on. A turn that failed (an error result, max
@@ -114,57 +128,96 @@ pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
 /// error) is in the conversation all the same when its prompt reached the transcript: it goes
 /// to the turn log too, else a terminal left open would not count as behind, answer on its
 /// stale leaf and fork the conversation (and the fork correction anchors on logged turns). A
-/// refused prompt never reaches the transcript. Unless [`PendingRunTurn::recorded`] or
+/// refused prompt never reaches the transcript. Unless [`PendingRunTurn::record`] or
 /// [`PendingRunTurn::failed`] was called, dropping it (the run returns early, whatever the
 /// way) logs the turn as failed.
+///
+/// The turn is noted in the run lock ([`RunLock::begin_turn`]) until it is logged: a run that
+/// dies first (SIGKILL, a crash) or cannot log it (a full disk) leaves it to the next process
+/// that takes the session ([`recover_dead_turn`]).
 pub struct PendingRunTurn<'a> {
     store: &'a Store,
     target: &'a Target,
     key: &'a Key,
     prompt: &'a str,
+    transcript: PathBuf,
     /// When the run lock was taken: the prompt is written after.
     since: u64,
+    token: String,
+    settled: Settled,
     done: bool,
 }
 
 impl<'a> PendingRunTurn<'a> {
-    pub fn new(store: &'a Store, lock: &RunLock, target: &'a Target, key: &'a Key, prompt: &'a str) -> Self {
-        PendingRunTurn { store, target, key, prompt, since: lock.since(), done: false }
+    /// Notes the turn in `lock` (see [`RunLock::begin_turn`]).
+    pub fn new(
+        store: &'a Store,
+        lock: &mut RunLock,
+        target: &'a Target,
+        key: &'a Key,
+        prompt: &'a str,
+    ) -> Result<Self> {
+        let transcript = transcript_of(store, target)?;
+        let settled = lock.begin_turn(prompt, transcript.clone())?;
+        Ok(PendingRunTurn {
+            store,
+            target,
+            key,
+            prompt,
+            transcript,
+            since: lock.since(),
+            token: lock.token(),
+            settled,
+            done: false,
+        })
     }
 
-    /// The turn is recorded as a finished one (`record_run_turn`).
-    pub fn recorded(&mut self) {
+    /// The token the turn is logged with.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Records the finished turn (`record_run_turn`, with this turn's token). When that fails,
+    /// the turn stays noted in the run lock for the next taker of the session to log.
+    pub fn record(&mut self, turn: &RunTurn<'_>) -> Result<()> {
         self.done = true;
+        record_run_turn(self.store, &RunTurn { token: Some(&self.token), ..*turn })?;
+        self.settled.set();
+        Ok(())
     }
 
     /// The turn failed with `reply` (what claude or the run says of it): logged if its prompt
-    /// reached the transcript. A failure to log is said on stderr: the run's own failure is
-    /// what its caller needs.
+    /// reached the transcript. A failure to log is said on stderr (the run's own failure is
+    /// what its caller needs); the turn then stays noted for the next taker of the session.
     pub fn failed(&mut self, reply: &str) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        if let Err(err) = self.log_failed(reply) {
-            eprintln!(
-                "clawsess: could not log the failed turn (a terminal left open may not know of it): {}",
+        match self.log_failed(reply) {
+            Ok(_) => self.settled.set(),
+            Err(err) => eprintln!(
+                "clawsess: could not log the failed turn ({}); {UNLOGGED}",
                 crate::sys::printable(&format!("{err:#}"), false)
-            );
+            ),
         }
     }
 
     fn log_failed(&self, reply: &str) -> Result<bool> {
-        let Target { id, cwd, .. } = self.target;
-        let transcript = match self.store.session(id)? {
-            Some(rec) => rec.transcript,
-            None => claude::transcript_path(&claude::config_dir(None)?, cwd, id.as_str()),
-        };
-        if !transcript.exists() || !branches::prompt_written(&transcript, self.prompt, self.since)? {
+        if !self.transcript.exists() || !branches::prompt_written(&self.transcript, self.prompt, self.since)?
+        {
             return Ok(false);
         }
         let reply = if reply.trim().is_empty() { "(the turn failed without a reply)" } else { reply };
         let tx = self.store.lock(COMMAND_LOCK_WAIT)?;
-        catchup::log_turn(&tx, id, self.key.as_str(), None, self.prompt, reply)?;
-        Ok(true)
+        let turn = NewTurn {
+            surface: self.key.as_str(),
+            by_pid: None,
+            prompt: self.prompt,
+            reply,
+            token: Some(&self.token),
+            at: now_ms(),
+        };
+        catchup::log(&tx, &self.target.id, &turn)
     }
 }
 
@@ -172,6 +225,54 @@ impl Drop for PendingRunTurn<'_> {
     fn drop(&mut self) {
         self.failed("(the turn failed: the run ended without claude's result)");
     }
+}
+
+/// What a run says when its turn could not be logged.
+pub const UNLOGGED: &str = "the turn stays noted in the session's run lock, and the next clawsess \
+    that takes the session (a run, a prompt in a terminal) logs it from the transcript";
+
+/// The session's transcript: where its record says, else where Claude Code puts it for the
+/// target's cwd.
+fn transcript_of(store: &Store, target: &Target) -> Result<PathBuf> {
+    Ok(match store.session(&target.id)? {
+        Some(rec) => rec.transcript,
+        None => claude::transcript_path(&claude::config_dir(None)?, &target.cwd, target.id.as_str()),
+    })
+}
+
+/// The turn a run noted in its run lock (`holder`) and did not log (it died, or the log could
+/// not be written), logged from what the transcript shows it did: its prompt, and the reply
+/// if claude wrote one. Once: under the store lock, and not when a turn with its token is in
+/// the log already (the run logged it and died before it cleared its note). Nothing when its
+/// prompt never reached the transcript. Called with the session's run lock held, once no
+/// claude of that run is alive (see `exclusion`). `Ok(true)` when it was logged now.
+pub fn recover_dead_turn(store: &Store, id: &SessionId, holder: &RunHolder) -> Result<bool> {
+    let Some(turn) = &holder.turn else { return Ok(false) };
+    let written = match turn.transcript.exists() {
+        true => branches::turn_written(&turn.transcript, &turn.prompt, holder.since),
+        false => Ok(None),
+    };
+    let (reply, at) = match written {
+        Ok(None) => return Ok(false),
+        Ok(Some(w)) => (
+            w.reply.unwrap_or_else(|| "(the run ended before claude replied)".to_owned()),
+            w.at.map_or_else(now_ms, |at| at.min(now_ms())),
+        ),
+        // Logged all the same: a turn logged that may not be in the transcript makes an open
+        // terminal reload; one missing from the log would let it fork the conversation.
+        Err(err) => (format!("(the run ended; its transcript could not be read: {err:#})"), now_ms()),
+    };
+    let token = holder.token();
+    let tx = store.lock(HOOK_LOCK_WAIT)?;
+    let logged = NewTurn {
+        surface: &holder.key,
+        by_pid: None,
+        prompt: &turn.prompt,
+        reply: &reply,
+        token: Some(&token),
+        at,
+    };
+    catchup::log(&tx, id, &logged)
 }
 
 /// What a SessionStart announced.
