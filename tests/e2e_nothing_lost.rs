@@ -238,3 +238,133 @@ fn stop_of_a_key_whose_run_waits_for_its_session_withdraws_that_turn() {
         "a withdrawn turn reached the model"
     );
 }
+
+/// The state dir of `home`.
+fn state(home: &ClaudeHome) -> std::path::PathBuf {
+    home.home().join(".local/share/clawsess")
+}
+
+/// How many turns in session `id`'s turn log have `text` in their prompt.
+fn logged(home: &ClaudeHome, id: &str, text: &str) -> Vec<Value> {
+    let path = state(home).join("turns").join(format!("{id}.json"));
+    let log: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    log["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["prompt"].as_str().unwrap().contains(text))
+        .cloned()
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is gone for our purposes.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+}
+
+/// A bot's `run` on session `id` SIGKILLed while the stand-in holds the model's answer (its
+/// prompt is in the transcript, no reply yet); returns once the run's claude is gone too (the
+/// kernel sends it SIGTERM: it does not finish the turn), then lets the held answer go.
+fn kill_a_run_mid_turn(home: &ClaudeHome, id: &str) {
+    let bot = home.spawn_run(&["--json", "--key", "telegram:1", "a long task KILLED [hold=bot]"]);
+    home.api.wait_held("bot");
+    let lock = state(home).join("run").join(format!("{id}.lock"));
+    let note: Value = serde_json::from_str(&std::fs::read_to_string(lock).unwrap()).unwrap();
+    let claude = note["child"].as_u64().expect("the run noted its claude") as u32;
+    unsafe { libc::kill(bot.id() as i32, libc::SIGKILL) };
+    let out = bot.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while alive(claude) {
+        assert!(std::time::Instant::now() < deadline, "the killed run's claude lives on");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    home.api.release("bot");
+}
+
+/// The killed turn is logged exactly once, as the transcript shows it: its prompt, and no reply
+/// (its claude never wrote one, then or later: no second writer).
+fn assert_killed_turn_logged_once(home: &ClaudeHome, project: &std::path::Path, id: &str) {
+    let found = logged(home, id, "KILLED");
+    assert_eq!(found.len(), 1, "the killed turn is logged once: {found:?}");
+    assert_eq!(found[0]["key"], "telegram:1");
+    assert_eq!(found[0]["reply"], "(the run ended before claude replied)", "{found:?}");
+    let transcript = std::fs::read_to_string(home.transcript_path(project, id)).unwrap();
+    assert!(!transcript.contains("last=a long task KILLED"), "the killed run's claude answered after all");
+}
+
+#[test]
+fn a_bot_run_killed_mid_turn_is_logged_once_and_an_open_terminal_must_load_it() {
+    let (home, project, id) = a_bot_session();
+    let term = resume_in_terminal(&home, &project, &id);
+    kill_a_run_mid_turn(&home, &id);
+    // The terminal's prompt takes the session: the killed turn is logged, and the terminal,
+    // which loaded before it, is behind by exactly that turn.
+    term.type_line("the person says COIMBRA");
+    let screen = term.wait_for("the refusal or the reply", |s| {
+        (s.contains("/resume") && s.contains("telegram:1")) || s.contains("last=the person says COIMBRA")
+    });
+    assert!(
+        home.api.turn_requests().iter().all(|r| !r.last_user_text.contains("COIMBRA")),
+        "a terminal behind a killed bot turn answered on its stale leaf:\n{screen}"
+    );
+    assert!(screen.contains("telegram:1 (1 turn)"), "{screen}");
+    term.keys(&["C-u"]);
+    term.exit();
+    // A later turn of another surface: the killed prompt is in the conversation it continues.
+    run_json(&home, &["--key", "discord:2", "--session", &id, "and then EVORA"]);
+    let seen = home.api.turn_requests().pop().unwrap();
+    assert!(seen.all_text.contains("a long task KILLED"), "{}", seen.all_text);
+    assert_killed_turn_logged_once(&home, &project, &id);
+}
+
+#[test]
+fn the_turn_of_a_killed_run_is_logged_once_however_many_processes_meet_the_session_at_once() {
+    let (home, project, id) = a_bot_session();
+    kill_a_run_mid_turn(&home, &id);
+    let transcript = home.transcript_path(&project, &id);
+    let start = serde_json::json!({
+        "session_id": id, "cwd": project, "transcript_path": transcript, "source": "resume",
+        "hook_event_name": "SessionStart",
+    })
+    .to_string();
+    let mut runs = Vec::new();
+    let mut hooks = Vec::new();
+    for i in 0..3 {
+        let key = format!("discord:{i}");
+        let prompt = format!("after the kill {i}");
+        runs.push(home.spawn_run(&["--json", "--key", &key, "--session", &id, "--wait", "120", &prompt]));
+        let mut hook = home
+            .clawsess_cmd(&["hook", "session-start"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut hook.stdin.take().unwrap(), start.as_bytes()).unwrap();
+        hooks.push(hook);
+    }
+    for hook in hooks {
+        let out = hook.wait_with_output().unwrap();
+        assert!(out.status.success() && out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    for run in runs {
+        finish(run);
+    }
+    assert_killed_turn_logged_once(&home, &project, &id);
+    assert_eq!(logged(&home, &id, "after the kill").len(), 3);
+}
+
+#[test]
+fn a_terminal_opened_after_a_run_was_killed_loads_its_turn_and_is_not_behind() {
+    let (home, project, id) = a_bot_session();
+    kill_a_run_mid_turn(&home, &id);
+    // Nobody took the session since: the terminal's start logs the killed turn, which it loaded.
+    let term = resume_in_terminal(&home, &project, &id);
+    term.turn("the person says COIMBRA");
+    let seen = home.api.turn_requests().pop().unwrap();
+    assert!(seen.last_user_text.contains("COIMBRA") && seen.all_text.contains("a long task KILLED"));
+    term.exit();
+    assert_killed_turn_logged_once(&home, &project, &id);
+}
