@@ -621,10 +621,34 @@ fn a_full_state_disk_during_a_warm_turn_loses_nothing() {
     let result: Value = serde_json::from_str(&stdout).unwrap();
     assert!(result["result"].as_str().unwrap().contains("MIDTURN"), "{result}");
     assert!(result["record_error"].as_str().is_some_and(|e| e.contains("No space left")), "{result}");
+    // It says that the turn is not lost: it stays noted for the next process on the session.
+    assert!(stderr.contains("stays noted"), "{stderr}");
+    let log_of = |text: &str| -> Vec<Value> {
+        let path = e.state().join("turns").join(format!("{session}.json"));
+        let log: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        log["turns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["prompt"].as_str().unwrap().contains(text))
+            .cloned()
+            .collect()
+    };
+    assert!(log_of("MIDTURN").is_empty(), "logged on a full disk?");
+    // While the disk is still full, a turn waits for the log to work (a turn logged late would
+    // be lost for catch-up), and says why.
+    let out = e.run_env(&["--json", "--key", "full", "--wait", "0", "--", "still FULL"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(75), "{stdout}");
+    assert!(stdout.contains("could not be logged") && stdout.contains("free space"), "{stdout}");
     std::fs::remove_file(filler).unwrap();
     let (last, stderr) = e.turn(&["--key", "full", "--warm", "10m", "--", "and after MIDTURN"]);
     assert_eq!(session_of(&last), session, "{stderr}");
     let seen = e.request("and after MIDTURN");
     assert!(seen.all_text.contains("MIDTURN [hold=mid]"), "the mid-turn prompt is in: {}", seen.all_text);
+    // Once there is room, the next process on the session logs the turn, once, with its reply.
+    let found = log_of("MIDTURN [hold=mid]");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0]["reply"].as_str().unwrap().contains("last=MIDTURN"), "{found:?}");
     drop(e);
 }

@@ -144,8 +144,11 @@ impl RunLock {
     pub fn begin_turn(&mut self, prompt: &str, transcript: PathBuf) -> Result<Settled> {
         let prompt = shorten(prompt, super::catchup::TURN_PROMPT_MAX);
         self.holder.turn = Some(HolderTurn { prompt, transcript });
+        if let Err(err) = self.note_holder() {
+            self.holder.turn = None; // the turn does not begin
+            return Err(err);
+        }
         self.settled.store(false, Ordering::SeqCst);
-        self.note_holder()?;
         Ok(Settled(Arc::clone(&self.settled)))
     }
 
