@@ -432,11 +432,12 @@ fn anchor(nodes: &[Node], logged: &[Logged<'_>], parent: impl Fn(usize) -> Optio
 }
 
 /// Whether a user message with `prompt`'s text was written into the transcript at `path` at
-/// `since` (Unix ms) or later: whether a turn's prompt reached it. Reads at most [`WINDOW`]
-/// of its end (the turn's own lines come after the prompt).
+/// `since` (Unix ms) or later: whether a turn's prompt reached it. Reads back to the first
+/// message older than `since` (only the turn's own lines come after its prompt), [`WINDOW_MAX`]
+/// at most.
 pub fn prompt_written(path: &Path, prompt: &str, since: u64) -> Result<bool> {
     let read_err = || format!("could not read transcript {}", path.display());
-    let mut lines = RevLines::open(path, WINDOW).with_context(read_err)?;
+    let mut lines = RevLines::open(path, WINDOW_MAX).with_context(read_err)?;
     while let Some(line) = lines.next_line().with_context(read_err)? {
         let Some(message) = super::parse_line(&line) else { continue };
         let at = message.timestamp.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
@@ -462,11 +463,10 @@ pub struct Written {
 /// What the turn whose prompt is `prompt` (as logged: it may be cut short) wrote into the
 /// transcript at `path` at `since` (Unix ms) or later: `None` when its prompt is not there.
 /// Its reply is the last assistant text after the prompt, before the next prompt (tool calls
-/// and their results carry none). Reads at most [`WINDOW`] of its end, like
-/// [`prompt_written`].
+/// and their results carry none). Reads as [`prompt_written`] does.
 pub fn turn_written(path: &Path, prompt: &str, since: u64) -> Result<Option<Written>> {
     let read_err = || format!("could not read transcript {}", path.display());
-    let mut lines = RevLines::open(path, WINDOW).with_context(read_err)?;
+    let mut lines = RevLines::open(path, WINDOW_MAX).with_context(read_err)?;
     let ms = |m: &Message| {
         let at = m.timestamp.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
         at.and_then(|at| u64::try_from(at.as_millisecond()).ok())

@@ -456,7 +456,10 @@ fn recover(
 /// logged now is logged by the next taker of the session; a failure is said, not fatal.
 pub fn recover_if_free(store: &Store, id: &SessionId) {
     let path = store.run_lock_file(id);
-    if !path.exists() {
+    // Read first, without the lock: taking it even for a moment could refuse a turn that
+    // does not wait (`claude -p`, `run --wait 0`), and there is seldom anything to do.
+    let unlogged = File::open(&path).ok().and_then(|f| read_holder(&f)).is_some_and(|h| h.turn.is_some());
+    if !unlogged {
         return;
     }
     let Ok(file) = open_lock_file(&path) else { return };
