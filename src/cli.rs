@@ -386,6 +386,9 @@ pub struct Keep {
     pub resume: bool,
     #[arg(long = "claude-arg", allow_hyphen_values = true)]
     pub claude_args: Vec<String>,
+    /// The claude slot (`turn::cap`) the run handed over; the keeper leaves it when it ends
+    #[arg(long)]
+    pub slot: Option<String>,
 }
 
 /// Whose settings: `--key K`, or a SESSION (id, prefix or name); neither: the default key.

@@ -19,6 +19,7 @@ impl Run for Keep {
             extra: self.claude_args.clone(),
             idle: Duration::from_millis(self.idle_ms),
             resume: self.resume,
+            slot: self.slot.clone(),
         })
     }
 }

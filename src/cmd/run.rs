@@ -95,7 +95,7 @@ impl cli::Run {
             if self.stream && now.is_some() && now != place {
                 place.clone_from(&now);
                 let (position, behind) = now.unwrap_or_default();
-                live::Sink::event(&mut live::JsonLines, &live::Event::Queued { position, behind });
+                live::Sink::event(&mut live::JsonLines, &live::Event::Queued { position, behind, cap: None });
             }
         };
         let mut lock = RunLock::acquire_with(&store, &target.id, key.as_str(), left, queued)?;
@@ -123,7 +123,11 @@ impl cli::Run {
             start_timeout,
         };
         let want = warm::Want { turn, idle: warm_for };
-        let mut conn = self.warm_conn(&store, &want, &mut lock)?;
+        // The claude this turn starts, if it starts one, counts against the cap (`turn::cap`).
+        let cap = crate::turn::cap::max_claudes()?;
+        let mut slot = None;
+        let take_slot = || self.take_slot(&store, &key, cap, deadline);
+        let mut conn = self.warm_conn(&store, &want, &mut lock, &mut slot, take_slot)?;
         let mut outcome = None;
         if let Some(c) = &mut conn {
             match live_turn.run_warm(c, &prompt, sink) {
@@ -131,7 +135,7 @@ impl cli::Run {
                 Err(err) if err.downcast_ref::<warm::WarmGone>().is_some() => {
                     eprintln!("clawsess: {err}; this turn resumes the session cold");
                     // Its keeper is gone or going: `take` says so, and starts another with --warm.
-                    conn = self.warm_conn(&store, &want, &mut lock)?;
+                    conn = self.warm_conn(&store, &want, &mut lock, &mut slot, take_slot)?;
                     if let Some(c) = &mut conn {
                         outcome = Some(live_turn.run_warm(c, &prompt, sink)?);
                     }
@@ -139,11 +143,27 @@ impl cli::Run {
                 Err(err) => return Err(err),
             }
         }
+        if let (Some(slot), Some(c)) = (&mut slot, &conn) {
+            slot.add_kept(c.claude_pid)?;
+        }
         // Every turn goes through the one stream-json driver, warm or cold, streamed or not:
         // that is what lets `clawsess stop` interrupt it cleanly (see docs/STOP.md).
         let outcome = match outcome {
             Some(outcome) => outcome,
-            None => live_turn.run(&prompt, |pid| lock.set_child(pid), sink)?,
+            None => {
+                let slot = match &mut slot {
+                    Some(slot) => slot,
+                    None => slot.insert(take_slot()?),
+                };
+                live_turn.run(
+                    &prompt,
+                    |pid| {
+                        lock.set_child(pid)?;
+                        slot.add(pid)
+                    },
+                    sink,
+                )?
+            }
         };
         let result = outcome.result()?;
         let interrupted = result.fields.get("interrupted") == Some(&Value::Bool(true));
@@ -190,6 +210,7 @@ impl cli::Run {
             // The next run finds the warm claude stale and resumes cold: slower, not wrong.
             eprintln!("clawsess: could not note the warm session: {err:#}");
         }
+        drop(slot);
         drop(lock);
         drop(key_lock);
         let mut result = result;
@@ -201,16 +222,49 @@ impl cli::Run {
         Ok(if interrupted { live::INTERRUPTED } else { outcome.exit_code(failed) })
     }
 
+    /// A claude slot for this turn (`turn::cap`), waiting in line until `deadline`: with
+    /// --stream each place in line is a `queued` event; a plain run says once that it waits.
+    fn take_slot<'s>(
+        &self,
+        store: &'s Store,
+        key: &Key,
+        cap: usize,
+        deadline: Instant,
+    ) -> Result<crate::turn::cap::Slot<'s>> {
+        let mut said = false;
+        crate::turn::cap::take(store, key.as_str(), cap, deadline, |waiting| {
+            if self.stream {
+                let event =
+                    live::Event::Queued { position: waiting.position, behind: "cap".into(), cap: Some(cap) };
+                live::Sink::event(&mut live::JsonLines, &event);
+            }
+            if !said && !self.wait.is_zero() {
+                eprintln!(
+                    "clawsess: {} claude processes are running, the most clawsess starts at once \
+                     ({}={cap}); waiting for one to end (place {} in line)",
+                    waiting.running,
+                    crate::turn::cap::MAX_ENV,
+                    waiting.position
+                );
+                said = true;
+            }
+        })
+    }
+
     /// The warm claude for this turn, if any (see `warm::take`); one that cannot be had is
-    /// said on stderr, and the turn runs cold.
-    fn warm_conn(
+    /// said on stderr, and the turn runs cold. Waiting for a claude slot past the deadline is
+    /// an error.
+    fn warm_conn<'s>(
         &self,
         store: &Store,
         want: &warm::Want<'_>,
         lock: &mut RunLock,
+        slot: &mut Option<crate::turn::cap::Slot<'s>>,
+        take_slot: impl FnOnce() -> Result<crate::turn::cap::Slot<'s>>,
     ) -> Result<Option<warm::Conn>> {
-        match warm::take(store, want, lock) {
+        match warm::take(store, want, lock, slot, take_slot) {
             Ok(conn) => Ok(conn),
+            Err(err) if err.downcast_ref::<Busy>().is_some() => Err(err),
             Err(err) => {
                 lock.set_keeper(None)?;
                 let err = format!("{err:#}");

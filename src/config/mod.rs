@@ -104,6 +104,7 @@ pub struct ConfigFile {
     claude: Option<(PathBuf, usize)>,
     warm: Option<(Duration, usize)>,
     warm_max: Option<(usize, usize)>,
+    max_claudes: Option<(usize, usize)>,
     turn_wait: Option<(Duration, usize)>,
     behind: Option<(Behind, usize)>,
     idle_reset: Option<(Policy, usize)>,
@@ -117,6 +118,7 @@ struct Raw {
     claude: Option<Spanned<String>>,
     warm: Option<Spanned<String>>,
     warm_max: Option<Spanned<i64>>,
+    max_claudes: Option<Spanned<i64>>,
     turn_wait: Option<Spanned<toml::Value>>,
     behind: Option<Spanned<String>>,
     idle_reset: Option<Spanned<String>>,
@@ -220,6 +222,11 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile> {
         let n = usize::try_from(*max.get_ref()).ok().filter(|&n| n >= 1);
         let n = n.context("give a number of processes, 1 or more");
         file.warm_max = Some((at.checked(&max.span(), "warm_max", n)?, at.line(&max.span())));
+    }
+    if let Some(max) = raw.max_claudes {
+        let n = usize::try_from(*max.get_ref()).ok().filter(|&n| n >= 1);
+        let n = n.context("give a number of processes, 1 or more");
+        file.max_claudes = Some((at.checked(&max.span(), "max_claudes", n)?, at.line(&max.span())));
     }
     if let Some(wait) = raw.turn_wait {
         let parsed = match wait.get_ref() {
@@ -366,6 +373,21 @@ impl ConfigFile {
             .unwrap_or(InForce::new(crate::warm::DEFAULT_MAX, Origin::Default)))
     }
 
+    /// At most this many claude processes started by clawsess at once (see `turn::cap`).
+    pub fn max_claudes(&self) -> Result<InForce<usize>> {
+        let parse = |t: &str| {
+            t.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n >= 1)
+                .context("give a number of processes, 1 or more")
+        };
+        let found = from_env(crate::turn::cap::MAX_ENV, parse)?;
+        Ok(found
+            .or_else(|| self.in_file(&self.max_claudes))
+            .unwrap_or_else(|| InForce::new(crate::turn::cap::default_max(), Origin::Default)))
+    }
+
     /// How long a terminal's prompt waits for another surface's turn.
     pub fn turn_wait(&self) -> Result<InForce<Duration>> {
         let found = from_env(TURN_WAIT_ENV, crate::sys::parse_wait)?;
@@ -429,6 +451,8 @@ pub fn overview(file: &ConfigFile) -> Result<(Vec<Row>, Vec<Policy>)> {
     rows.push(("warm", warm_text.clone(), json!(warm_text), warm.origin));
     let max = file.warm_max()?;
     rows.push(("warm_max", max.value.to_string(), json!(max.value), max.origin));
+    let max = file.max_claudes()?;
+    rows.push(("max_claudes", max.value.to_string(), json!(max.value), max.origin));
     let wait = file.turn_wait()?;
     rows.push((
         "turn_wait",

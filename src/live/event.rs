@@ -34,8 +34,16 @@ pub enum Event {
     /// REQUEST_ID allow` approves it; `deny` or `--text WHAT TO CHANGE` keeps it planning.
     Plan { request_id: RequestId, plan: String, timeout_s: u64 },
     /// The turn waits for the session: `position` 1 is next; `behind`: who answers it now
-    /// (a run's key, or `terminal`, ...). Sent again when either changes.
-    Queued { position: usize, behind: String },
+    /// (a run's key, or `terminal`, ...). Sent again when either changes. Or it waits for a
+    /// claude process to be allowed to start (`turn::cap`): then `behind` is `"cap"`,
+    /// `position` its place among the turns of every key that wait for one, and `cap` the
+    /// most claudes clawsess runs at once (`CLAWSESS_MAX_CLAUDES`).
+    Queued {
+        position: usize,
+        behind: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cap: Option<usize>,
+    },
     /// `run --steer`: where the message went. `into`: `"turn"` (into the turn of the run of
     /// key `key` in progress; its events and result follow) or `"queue"` (it runs as a turn
     /// of its own; `why` says why).

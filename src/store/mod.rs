@@ -12,6 +12,8 @@
 //!   run/<id>.lock         held by `run` for a whole turn; holds who and since when
 //!   requests/<id>.json    a tool call `run --ask` waits on, until `clawsess answer`
 //!   stop/<id>.json        `clawsess stop` asking the run answering a session to interrupt
+//!   claudes/<id>.json     a claude process clawsess started, counted against the cap
+//!   queue/<id>/, queue/claudes/   turns waiting for a session, or for the claude cap
 //!   warm/<id>.sock        a warm session's keeper listens here (`run --warm`)
 //!   warm/<id>.json        the keeper's note: its pids, and the transcript after its last turn
 //!   warm/<id>.log         what the keeper's claude wrote on stderr
@@ -148,8 +150,19 @@ impl Store {
         self.steer_dir(session).join(format!("{}.json", file_stem(steer)))
     }
 
-    fn queue_dir(&self, id: &SessionId) -> PathBuf {
-        self.dir.join("queue").join(id.as_str())
+    fn queue_dir(&self, line: Line<'_>) -> PathBuf {
+        match line {
+            Line::Session(id) => self.dir.join("queue").join(id.as_str()),
+            Line::Claudes => self.dir.join("queue").join("claudes"),
+        }
+    }
+
+    fn claudes_dir(&self) -> PathBuf {
+        self.dir.join("claudes")
+    }
+
+    fn claude_slot_path(&self, id: &str) -> PathBuf {
+        self.claudes_dir().join(format!("{}.json", file_stem(id)))
     }
 
     fn next_path(&self, id: &SessionId) -> PathBuf {
@@ -169,10 +182,10 @@ impl Store {
     }
 
     /// Every state dir clawsess writes into (for `doctor` and `prune`).
-    pub fn subdirs(&self) -> [PathBuf; 11] {
+    pub fn subdirs(&self) -> [PathBuf; 13] {
         [
             "sessions", "keys", "names", "turns", "busy", "run", "requests", "stop", "warm", "probes",
-            "settings",
+            "settings", "claudes", "next",
         ]
         .map(|d| self.dir.join(d))
     }
@@ -410,24 +423,38 @@ impl Store {
         Ok(all)
     }
 
-    /// The turns waiting for `id`, oldest first; ones that do not parse are skipped.
-    pub fn queue(&self, id: &SessionId) -> Result<Vec<QueueTicket>> {
-        let files = files::json_files(&self.queue_dir(id))?;
+    /// The turns waiting in `line`, oldest first; ones that do not parse are skipped.
+    pub fn queue(&self, line: Line<'_>) -> Result<Vec<QueueTicket>> {
+        let files = files::json_files(&self.queue_dir(line))?;
         let mut all: Vec<QueueTicket> =
             files.into_iter().filter_map(|(_, path)| read_json(&path).ok().flatten()).collect();
         all.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
         Ok(all)
     }
 
-    /// Puts a waiting turn in `id`'s queue. One whole file per waiter: no store lock needed.
-    pub fn put_ticket(&self, id: &SessionId, ticket: &QueueTicket) -> Result<()> {
-        let path = self.queue_dir(id).join(format!("{}.json", file_stem(&ticket.id)));
+    /// Puts a waiting turn in `line`. One whole file per waiter: no store lock needed.
+    pub fn put_ticket(&self, line: Line<'_>, ticket: &QueueTicket) -> Result<()> {
+        let path = self.queue_dir(line).join(format!("{}.json", file_stem(&ticket.id)));
         create_private_dir(path.parent().expect("queue/ dir"))?;
         write_json(&path, ticket, Durability::Volatile)
     }
 
-    pub fn remove_ticket(&self, id: &SessionId, ticket: &str) -> Result<bool> {
-        remove_if_exists(&self.queue_dir(id).join(format!("{}.json", file_stem(ticket))))
+    pub fn remove_ticket(&self, line: Line<'_>, ticket: &str) -> Result<bool> {
+        remove_if_exists(&self.queue_dir(line).join(format!("{}.json", file_stem(ticket))))
+    }
+
+    /// The claude processes clawsess started that count against the cap (see `turn::cap`),
+    /// live or not; ones that do not parse are skipped.
+    pub fn claude_slots(&self) -> Result<Vec<ClaudeSlot>> {
+        let files = files::json_files(&self.claudes_dir())?;
+        let mut all: Vec<ClaudeSlot> =
+            files.into_iter().filter_map(|(_, path)| read_json(&path).ok().flatten()).collect();
+        all.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
+        Ok(all)
+    }
+
+    pub fn claude_slot(&self, id: &str) -> Result<Option<ClaudeSlot>> {
+        read_json(&self.claude_slot_path(id))
     }
 
     /// Who goes next on `id` (`run --interrupt`), if anyone claimed it.
@@ -577,6 +604,17 @@ impl Locked<'_> {
     pub fn remove_steer(&self, session: &SessionId, steer: &str) -> Result<bool> {
         remove_if_exists(&self.steer_events_path(session, steer))?;
         remove_if_exists(&self.steer_path(session, steer))
+    }
+
+    /// Writes a claude slot (volatile: its processes are gone after a reboot).
+    pub fn put_claude_slot(&self, slot: &ClaudeSlot) -> Result<()> {
+        let path = self.claude_slot_path(&slot.id);
+        create_private_dir(path.parent().expect("claudes/ dir"))?;
+        write_json(&path, slot, Durability::Volatile)
+    }
+
+    pub fn remove_claude_slot(&self, id: &str) -> Result<bool> {
+        remove_if_exists(&self.claude_slot_path(id))
     }
 
     pub fn remove_request(&self, id: &RequestId) -> Result<bool> {

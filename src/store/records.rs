@@ -368,6 +368,63 @@ pub struct QueueTicket {
     pub at: u64,
 }
 
+/// Which queue a [`QueueTicket`] waits in: a session's (`queue/<session>/`: turns waiting
+/// to answer it) or the claude cap's (`queue/claudes/`: turns waiting for a claude process
+/// to be allowed to start, see `turn::cap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line<'a> {
+    Session(&'a crate::ident::SessionId),
+    Claudes,
+}
+
+/// A process, named so that a reused pid is not taken for it: its pid and start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proc {
+    pub pid: u32,
+    #[serde(default)]
+    pub start: Option<u64>,
+}
+
+impl Proc {
+    /// This process.
+    pub fn me() -> Self {
+        Self::of(std::process::id())
+    }
+
+    pub fn of(pid: u32) -> Self {
+        Self { pid, start: crate::process::start_time(pid) }
+    }
+
+    pub fn alive(&self) -> bool {
+        crate::process::process_alive(self.pid, self.start)
+    }
+}
+
+/// One claude process clawsess started, counted against `CLAWSESS_MAX_CLAUDES`:
+/// `claudes/<id>.json`, written under the store lock (see `turn::cap`). It counts while any
+/// of `procs` lives (the run that took it, its claude, a keeper and its claude), so a slot of
+/// processes that all died frees itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaudeSlot {
+    pub v: u32,
+    pub id: String,
+    /// The run's key that took it.
+    pub key: String,
+    pub procs: Vec<Proc>,
+    /// The session of the keeper that holds it (a warm claude), once one does.
+    #[serde(default)]
+    pub keeper_of: Option<crate::ident::SessionId>,
+    /// Unix ms when it was taken.
+    pub since: u64,
+}
+
+impl ClaudeSlot {
+    /// Whether one of its processes lives.
+    pub fn live(&self) -> bool {
+        self.procs.iter().any(Proc::alive)
+    }
+}
+
 /// `run --interrupt` stopped the turn on a session and goes next: `next/<session id>.json`.
 /// While its process lives, every other turn (run or process) waits for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -537,6 +594,7 @@ versioned!(
     SteerRequest,
     NextTurn,
     QueueTicket,
+    ClaudeSlot,
     WarmNote,
     ProbeRecord,
     SettingsRecord

@@ -25,7 +25,7 @@ use crate::ident::shorten;
 use crate::ident::{Key, SessionId};
 use crate::process::{process_alive, start_time};
 use crate::store::{
-    Acquired, BusyMarker, HolderTurn, RunHolder, Store, lock_until, mtime_ms, now_ms, open_lock_file,
+    Acquired, BusyMarker, HolderTurn, Line, RunHolder, Store, lock_until, mtime_ms, now_ms, open_lock_file,
 };
 use crate::sys::{clock, pid_alive};
 
@@ -360,7 +360,7 @@ fn take(
     let mut ticket = None;
     loop {
         let acquired = lock_until(&file, deadline, || {
-            ticket = ticket.take().or_else(|| super::queue::Ticket::join(store, id, who));
+            ticket = ticket.take().or_else(|| super::queue::Ticket::join(store, Line::Session(id), who));
             on_wait(&holder_text(&read_holder(&file)))
         })?;
         if let Acquired::TimedOut = acquired {
@@ -382,7 +382,7 @@ fn take(
         let why = why.or_else(|| next_in_line(store, id));
         // A run that interrupted the turn (it holds the claim on the next turn) goes first.
         let claimed = store.next_turn(id).ok().flatten().is_some_and(|n| n.pid == std::process::id());
-        let why = why.or_else(|| match super::queue::ahead(store, id, ticket.as_ref()) {
+        let why = why.or_else(|| match super::queue::ahead(store, Line::Session(id), ticket.as_ref()) {
             Ok(ahead) if !ahead.is_empty() && !claimed => Some(format!(
                 "{} turn(s) waiting since before this one, first {}",
                 ahead.len(),
@@ -393,7 +393,7 @@ fn take(
         let Some(why) = why else { return Ok(Ok(file)) };
         let _ = file.unlock();
         if ticket.is_none() {
-            ticket = super::queue::Ticket::join(store, id, who);
+            ticket = super::queue::Ticket::join(store, Line::Session(id), who);
         }
         if Instant::now() >= deadline {
             return Ok(Err(why));

@@ -1,6 +1,8 @@
 //! The turn protocol: the library code `run`, the hooks and a Rust bot all call.
 //!
 //! - [`exclusion`]: who may answer a session now (one turn at a time, whatever surface).
+//! - [`queue`]: turns waiting for a session, or for the claude cap, served first come first.
+//! - [`cap`]: at most `CLAWSESS_MAX_CLAUDES` claude processes started by clawsess at once.
 //! - [`catchup`]: what a live claude process missed of other surfaces' turns.
 //! - [`fork`]: a transcript that forked anyway: later resumes follow the newest turn, and the
 //!   other branch's turns are told to the model.
@@ -16,6 +18,7 @@
 //! `LiveTurn::run_warm`, then `crate::warm::after_turn`), then `PendingRunTurn::record` (or
 //! `failed`).
 
+pub mod cap;
 pub mod catchup;
 pub mod exclusion;
 pub mod fork;

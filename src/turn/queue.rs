@@ -6,24 +6,27 @@
 //! pid and the time); when the session is free, only the oldest live ticket may take it, the
 //! others let go of the lock at once and look again. A ticket whose process is gone does not
 //! count (and is removed), so a killed waiter never blocks the queue.
+//!
+//! The same tickets order the turns waiting for the claude cap (`queue/claudes/`, see
+//! [`super::cap`]): a queue is a [`Line`].
 
 use anyhow::Result;
 
 use crate::ident::SessionId;
 use crate::process::{process_alive, start_time};
-use crate::store::{FORMAT, QueueTicket, Store, now_ms};
+use crate::store::{FORMAT, Line, QueueTicket, Store, now_ms};
 
 /// This process's place in a session's queue; dropping it leaves the queue.
 pub struct Ticket<'a> {
     store: &'a Store,
-    session: SessionId,
+    line: Line<'a>,
     id: String,
 }
 
 impl<'a> Ticket<'a> {
-    /// Joins `session`'s queue as `surface`. `None` if the ticket cannot be written: the
-    /// turn then waits without a place (as before there was a queue), it does not fail.
-    pub fn join(store: &'a Store, session: &SessionId, surface: &str) -> Option<Ticket<'a>> {
+    /// Joins `line` as `surface`. `None` if the ticket cannot be written: the turn then
+    /// waits without a place (as before there was a queue), it does not fail.
+    pub fn join(store: &'a Store, line: Line<'a>, surface: &str) -> Option<Ticket<'a>> {
         let me = std::process::id();
         let ticket = QueueTicket {
             v: FORMAT,
@@ -33,22 +36,23 @@ impl<'a> Ticket<'a> {
             surface: surface.to_owned(),
             at: now_ms(),
         };
-        store.put_ticket(session, &ticket).ok()?;
-        Some(Ticket { store, session: session.clone(), id: ticket.id })
+        store.put_ticket(line, &ticket).ok()?;
+        Some(Ticket { store, line, id: ticket.id })
     }
+
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        let _ = self.store.remove_ticket(&self.session, &self.id);
+        let _ = self.store.remove_ticket(self.line, &self.id);
     }
 }
 
-/// The live waiters of `session` ahead of `mine` (every live one without a ticket), oldest
+/// The live waiters in `line` ahead of `mine` (every live one without a ticket), oldest
 /// first. Tickets of processes that are gone are removed.
-pub fn ahead(store: &Store, session: &SessionId, mine: Option<&Ticket<'_>>) -> Result<Vec<QueueTicket>> {
+pub fn ahead(store: &Store, line: Line<'_>, mine: Option<&Ticket<'_>>) -> Result<Vec<QueueTicket>> {
     let mut out = Vec::new();
-    for t in store.queue(session)? {
+    for t in store.queue(line)? {
         if mine.is_some_and(|m| m.id == t.id) {
             break;
         }
@@ -56,7 +60,7 @@ pub fn ahead(store: &Store, session: &SessionId, mine: Option<&Ticket<'_>>) -> R
             continue; // a ticket of ours left by an earlier wait of this process
         }
         if !process_alive(t.pid, t.pid_start) {
-            let _ = store.remove_ticket(session, &t.id);
+            let _ = store.remove_ticket(line, &t.id);
             continue;
         }
         out.push(t);
@@ -68,7 +72,7 @@ pub fn ahead(store: &Store, session: &SessionId, mine: Option<&Ticket<'_>>) -> R
 /// while it waits there.
 pub fn position(store: &Store, session: &SessionId) -> Option<(usize, String)> {
     let me = std::process::id();
-    let queue = store.queue(session).ok()?;
+    let queue = store.queue(Line::Session(session)).ok()?;
     let live = queue.iter().filter(|t| t.pid == me || process_alive(t.pid, t.pid_start));
     let place = live.take_while(|t| t.pid != me).count() + 1;
     queue.iter().any(|t| t.pid == me).then_some(())?;
@@ -86,7 +90,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path());
         let id = SessionId::parse("aaaa1111-0000-4000-8000-000000000000").unwrap();
-        assert!(ahead(&store, &id, None).unwrap().is_empty());
+        let line = Line::Session(&id);
+        assert!(ahead(&store, line, None).unwrap().is_empty());
         let other = QueueTicket {
             v: FORMAT,
             id: "b".into(),
@@ -95,17 +100,17 @@ mod tests {
             surface: "terminal".into(),
             at: 1,
         };
-        store.put_ticket(&id, &other).unwrap();
+        store.put_ticket(line, &other).unwrap();
         let dead = QueueTicket { id: "c".into(), pid: u32::MAX, pid_start: None, at: 2, ..other.clone() };
-        store.put_ticket(&id, &dead).unwrap();
-        let mine = Ticket::join(&store, &id, "telegram:1").unwrap();
+        store.put_ticket(line, &dead).unwrap();
+        let mine = Ticket::join(&store, line, "telegram:1").unwrap();
         let before: Vec<String> =
-            ahead(&store, &id, Some(&mine)).unwrap().into_iter().map(|t| t.id).collect();
+            ahead(&store, line, Some(&mine)).unwrap().into_iter().map(|t| t.id).collect();
         assert_eq!(before, ["b"], "the older live waiter; the dead one is gone");
-        assert_eq!(store.queue(&id).unwrap().len(), 2);
-        store.remove_ticket(&id, "b").unwrap();
-        assert!(ahead(&store, &id, Some(&mine)).unwrap().is_empty(), "first in line now");
+        assert_eq!(store.queue(line).unwrap().len(), 2);
+        store.remove_ticket(line, "b").unwrap();
+        assert!(ahead(&store, line, Some(&mine)).unwrap().is_empty(), "first in line now");
         drop(mine);
-        assert!(store.queue(&id).unwrap().is_empty(), "leaving the queue removes the ticket");
+        assert!(store.queue(line).unwrap().is_empty(), "leaving the queue removes the ticket");
     }
 }

@@ -45,10 +45,18 @@ pub struct Args {
     pub extra: Vec<String>,
     pub idle: Duration,
     pub resume: bool,
+    /// The claude slot the run handed over (`turn::cap`), left when the keeper ends.
+    pub slot: Option<String>,
 }
 
-/// Starts a keeper for `want` listening on `listener`; returns its pid.
-pub(crate) fn spawn(store: &Store, want: &Want<'_>, listener: &UnixListener) -> Result<u32> {
+/// Starts a keeper for `want` listening on `listener`, holding the claude slot `slot`;
+/// returns its pid.
+pub(crate) fn spawn(
+    store: &Store,
+    want: &Want<'_>,
+    listener: &UnixListener,
+    slot: Option<&str>,
+) -> Result<u32> {
     let log_path = store.warm_log(want.turn.session);
     let log = OpenOptions::new()
         .create(true)
@@ -70,6 +78,9 @@ pub(crate) fn spawn(store: &Store, want: &Want<'_>, listener: &UnixListener) -> 
         .arg(want.idle.as_millis().to_string());
     if want.turn.resume {
         cmd.arg("--resume");
+    }
+    if let Some(slot) = slot {
+        cmd.arg("--slot").arg(slot);
     }
     for arg in want.turn.extra {
         cmd.arg(format!("--claude-arg={arg}"));
@@ -131,6 +142,8 @@ struct Keeper {
     ending: bool,
     /// It found itself no longer the session's keeper: what is in the state dir is not its.
     disowned: bool,
+    /// Itself and the claudes it started, as its claude slot names them.
+    procs: Vec<crate::store::Proc>,
 }
 
 /// Whether the keeper goes on.
@@ -166,8 +179,13 @@ pub fn main(args: Args) -> Result<u8> {
         last_used: Instant::now(),
         ending: false,
         disowned: false,
+        procs: vec![crate::store::Proc::me()],
     };
     keeper.serve(&rx);
+    // Its claude is gone (waited for or killed): the slot it held is free.
+    if let Some(slot) = &keeper.args.slot {
+        let _ = crate::turn::cap::leave(&keeper.store, slot, &keeper.procs);
+    }
     if keeper.disowned {
         return Ok(crate::exit::OK);
     }
@@ -375,6 +393,7 @@ impl Keeper {
             crate::live::each_line(stdout, |line| tx.send(Ev::Claude(line)).is_ok());
             let _ = tx.send(Ev::ClaudeEnded);
         });
+        self.procs.push(crate::store::Proc::of(child.id()));
         let note = super::new_note(&self.args, child.id());
         self.claude = Some(child);
         self.store.put_warm_note(&note)

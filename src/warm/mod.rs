@@ -39,6 +39,7 @@ use serde_json::{Value, json};
 use crate::ident::SessionId;
 use crate::process::{process_alive, start_time};
 use crate::store::{Fresh, Store, WarmNote, now_ms};
+use crate::turn::cap::Slot;
 use crate::turn::exclusion::RunLock;
 
 /// Env var: how long a claude stays warm after a turn (`run --warm`); `0`/`off`: not.
@@ -125,9 +126,33 @@ impl crate::live::Input for KeeperInput {
 
 /// A warm claude for this turn, with `lock` (the session's run lock) held: the session's
 /// keeper if it is fresh and started the same way, else, when `want.idle` is not zero, a
-/// keeper started now (which resumes the session cold). `None`: a plain cold turn. Why a
-/// keeper that was there could not be used is said on stderr.
-pub fn take(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Option<Conn>> {
+/// keeper started now (which resumes the session cold) holding the turn's claude slot
+/// (`turn::cap`): `slot`, else one `take_slot` takes into it (a kept claude's slot is
+/// already held). `None`: a plain cold turn. Why a keeper that was there could not be used is
+/// said on stderr.
+pub fn take<'s>(
+    store: &Store,
+    want: &Want<'_>,
+    lock: &mut RunLock,
+    slot: &mut Option<Slot<'s>>,
+    take_slot: impl FnOnce() -> Result<Slot<'s>>,
+) -> Result<Option<Conn>> {
+    if let Some(conn) = take_kept(store, want, lock)? {
+        return Ok(Some(conn));
+    }
+    if want.idle.is_zero() {
+        return Ok(None);
+    }
+    let slot = match slot {
+        Some(slot) => slot,
+        None => slot.insert(take_slot()?),
+    };
+    make_room(store, want.turn.session)?;
+    start(store, want, lock, slot).map(Some)
+}
+
+/// The session's keeper for this turn, if it is fresh and started the same way.
+fn take_kept(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Option<Conn>> {
     if let Some(note) = store.warm_note(want.turn.session)? {
         match reuse(store, &note, want, lock) {
             Ok(conn) => return Ok(Some(conn)),
@@ -140,11 +165,7 @@ pub fn take(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Option
             }
         }
     }
-    if want.idle.is_zero() {
-        return Ok(None);
-    }
-    make_room(store, want.turn.session)?;
-    start(store, want, lock).map(Some)
+    Ok(None)
 }
 
 /// The session's keeper, if alive, fresh and started as `want` asks.
@@ -182,8 +203,9 @@ fn reuse(store: &Store, note: &WarmNote, want: &Want<'_>, lock: &mut RunLock) ->
     hello(stream, note.keeper, want.idle.max(Duration::from_millis(note.idle_ms)), lock, false)
 }
 
-/// Starts a keeper for `want.turn.session` (its claude resumes the session, or starts it).
-fn start(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Conn> {
+/// Starts a keeper for `want.turn.session` (its claude resumes the session, or starts it),
+/// handing it `slot`.
+fn start(store: &Store, want: &Want<'_>, lock: &mut RunLock, slot: &mut Slot<'_>) -> Result<Conn> {
     store.warm_dir()?;
     let socket = store.warm_socket(want.turn.session);
     // An old keeper's socket and note go first: once there is no note naming it, an old keeper
@@ -192,8 +214,9 @@ fn start(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Conn> {
     let listener =
         UnixListener::bind(&socket).with_context(|| format!("could not listen on {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-    let pid = keeper::spawn(store, want, &listener)?;
+    let pid = keeper::spawn(store, want, &listener, Some(slot.id()))?;
     drop(listener);
+    slot.hand_to_keeper(pid, want.turn.session)?;
     // Noted before claude starts: its hooks then see the turn as this run's.
     lock.set_keeper(Some(pid))?;
     let stream = UnixStream::connect(&socket)
@@ -482,6 +505,7 @@ mod tests {
             extra: Vec::new(),
             idle: Duration::from_secs(60),
             resume: true,
+            slot: None,
         };
         let mut note = new_note(&args, std::process::id());
         assert!(stale(&store, &note).unwrap().is_some(), "no turn finished yet");

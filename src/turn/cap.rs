@@ -1,0 +1,303 @@
+//! The claude cap: at most `CLAWSESS_MAX_CLAUDES` claude processes that clawsess starts run
+//! at once, per user (state dir), kept (warm) ones counted.
+//!
+//! Each such claude holds a slot, `claudes/<id>.json`, taken and counted under the store lock,
+//! so two runs can never both take the last one. A slot names its processes (pid and start
+//! time): the run that took it, its claude, the keeper it was handed to and the keeper's
+//! claude. It counts while any of them lives, so processes that crashed or were killed free
+//! their slot by themselves (the next count removes it).
+//!
+//! A turn that finds the cap reached waits in the claudes' queue (`queue/claudes/`, the same
+//! tickets as a session's queue, [`super::queue`]): first come, first served across keys; a
+//! key's own turns keep their order because a key's runs go one at a time (its key lock).
+//! Only the first in line takes a free slot. While it waits at the head of the line, an idle
+//! warm claude (its keeper alive, no turn on its session) is ended to make room, the least
+//! recently used first: a kept claude saves the next turn of one session a few seconds,
+//! while a turn that waits for a slot cannot start at all.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::queue::{self, Ticket};
+use crate::exit::Busy;
+use crate::ident::SessionId;
+use crate::store::{COMMAND_LOCK_WAIT, ClaudeSlot, FORMAT, Line, Locked, Proc, Store, WarmNote, now_ms};
+
+/// Env var: at most this many claude processes started by clawsess at once.
+pub const MAX_ENV: &str = "CLAWSESS_MAX_CLAUDES";
+/// What one claude process is budgeted: the most a kept claude was measured to hold
+/// resident (599 MB on a 50 MB session; 241 MB on a small one).
+pub const CLAUDE_MB: u64 = 600;
+/// Without /proc/meminfo (not Linux): the default cap.
+const FALLBACK_MAX: usize = 4;
+/// How often a waiting turn looks at the queue again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The default of [`MAX_ENV`]: half the machine's memory (MemTotal) at [`CLAUDE_MB`] a
+/// claude, at least 1. MemTotal, not MemAvailable: what is available shrinks as our own
+/// claudes start, and the cap would then fall under load.
+pub fn default_max() -> usize {
+    let total_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| mem_total_kb(&text));
+    match total_kb {
+        Some(kb) => cap_for_memory(kb),
+        None => FALLBACK_MAX,
+    }
+}
+
+fn mem_total_kb(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Half of `total_kb` at [`CLAUDE_MB`] a claude, at least 1.
+fn cap_for_memory(total_kb: u64) -> usize {
+    let claudes = total_kb / 2 / (CLAUDE_MB * 1000);
+    usize::try_from(claudes).unwrap_or(usize::MAX).max(1)
+}
+
+/// `CLAWSESS_MAX_CLAUDES`, else the config file's `max_claudes`, else [`default_max`]; a
+/// value that is not a number of processes is an error, not the default.
+pub fn max_claudes() -> Result<usize> {
+    Ok(crate::config::file_or_defaults().max_claudes()?.value)
+}
+
+/// How a turn waits for a slot: where it stands, told each time it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// 1: next.
+    pub position: usize,
+    /// Claudes running now.
+    pub running: usize,
+    pub cap: usize,
+}
+
+/// A slot held: the claude this turn starts counts against the cap until the slot is left
+/// (on drop) and its processes are gone.
+pub struct Slot<'a> {
+    store: &'a Store,
+    id: String,
+    /// Processes this side added (itself, its claude); dropping takes them off.
+    mine: Vec<Proc>,
+}
+
+impl Slot<'_> {
+    /// The slot's id (a keeper given it leaves it when it ends).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Notes the claude this turn started: the slot counts while it runs, even if this
+    /// process is killed first (leaving the slot takes it off).
+    pub fn add(&mut self, pid: u32) -> Result<()> {
+        let proc = Proc::of(pid);
+        self.mine.push(proc);
+        update(self.store, &self.id, |slot| slot.procs.push(proc))
+    }
+
+    /// Notes the claude a keeper this slot was handed to started: it stays on the slot when
+    /// this side leaves (the keeper takes it off).
+    pub fn add_kept(&mut self, pid: u32) -> Result<()> {
+        update(self.store, &self.id, |slot| slot.procs.push(Proc::of(pid)))
+    }
+
+    /// Hands the slot to the keeper `keeper` of `session` (a warm claude): it counts while the
+    /// keeper or its claude lives, and the keeper leaves it when it ends.
+    pub fn hand_to_keeper(&mut self, keeper: u32, session: &SessionId) -> Result<()> {
+        update(self.store, &self.id, |slot| {
+            slot.procs.push(Proc::of(keeper));
+            slot.keeper_of = Some(session.clone());
+        })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let _ = leave(self.store, &self.id, &self.mine);
+    }
+}
+
+/// Takes `slot`'s processes `procs` off it (and dead ones); the slot goes once none is left.
+pub fn leave(store: &Store, slot: &str, procs: &[Proc]) -> Result<()> {
+    let tx = store.lock(COMMAND_LOCK_WAIT)?;
+    let Some(mut found) = tx.claude_slot(slot)? else { return Ok(()) };
+    found.procs.retain(|p| !procs.contains(p) && p.alive());
+    if found.procs.is_empty() {
+        tx.remove_claude_slot(slot)?;
+    } else {
+        tx.put_claude_slot(&found)?;
+    }
+    Ok(())
+}
+
+/// Changes a slot under the store lock (a slot already gone stays gone).
+fn update(store: &Store, slot: &str, change: impl FnOnce(&mut ClaudeSlot)) -> Result<()> {
+    let tx = store.lock(COMMAND_LOCK_WAIT)?;
+    if let Some(mut found) = tx.claude_slot(slot)? {
+        change(&mut found);
+        tx.put_claude_slot(&found)?;
+    }
+    Ok(())
+}
+
+/// The slots that count, with the store lock held; slots all of whose processes are gone are
+/// removed.
+pub fn live_slots(tx: &Locked<'_>) -> Result<Vec<ClaudeSlot>> {
+    let mut live = Vec::new();
+    for slot in tx.claude_slots()? {
+        if slot.live() {
+            live.push(slot);
+        } else {
+            tx.remove_claude_slot(&slot.id)?;
+        }
+    }
+    Ok(live)
+}
+
+/// How many claudes clawsess runs now (live slots), read without the lock.
+pub fn running(store: &Store) -> usize {
+    store.claude_slots().map_or(0, |slots| slots.iter().filter(|s| s.live()).count())
+}
+
+/// Takes a slot for a claude that `key`'s turn is about to start, waiting in line until
+/// `deadline` while `cap` (see [`max_claudes`]) claudes run; `waiting` hears where the turn
+/// stands each time that changes. Past the deadline: a [`Busy`] error.
+pub fn take<'a>(
+    store: &'a Store,
+    key: &str,
+    cap: usize,
+    deadline: Instant,
+    mut waiting: impl FnMut(&Waiting),
+) -> Result<Slot<'a>> {
+    let mut ticket: Option<Ticket<'a>> = None;
+    let mut told: Option<Waiting> = None;
+    let mut ended = Vec::new();
+    loop {
+        let ahead = queue::ahead(store, Line::Claudes, ticket.as_ref())?.len();
+        let mut running = None;
+        if ahead == 0 {
+            let tx = store.lock(COMMAND_LOCK_WAIT)?;
+            let live = live_slots(&tx)?;
+            if live.len() < cap {
+                let slot = ClaudeSlot {
+                    v: FORMAT,
+                    id: uuid::Uuid::new_v4().to_string(),
+                    key: key.to_owned(),
+                    procs: vec![Proc::me()],
+                    keeper_of: None,
+                    since: now_ms(),
+                };
+                tx.put_claude_slot(&slot)?;
+                return Ok(Slot { store, id: slot.id, mine: vec![Proc::me()] });
+            }
+            drop(tx);
+            // First in line and the cap reached: an idle warm claude makes room.
+            if let Some(note) = idle_keeper(store, &live).filter(|n| !ended.contains(&n.keeper)) {
+                ended.push(note.keeper);
+                eprintln!(
+                    "clawsess: ended the warm claude of session {} (idle; a turn waits for one of the \
+                     {cap} claudes {MAX_ENV} allows)",
+                    note.session.short()
+                );
+                crate::warm::cool(store, &note)?;
+                continue;
+            }
+            running = Some(live.len());
+        }
+        if ticket.is_none() {
+            ticket = Ticket::join(store, Line::Claudes, key);
+            if ticket.is_some() {
+                continue; // our place is known once the ticket is in
+            }
+        }
+        let now = Waiting { position: ahead + 1, running: running.unwrap_or_else(|| self::running(store)), cap };
+        if told.as_ref().is_none_or(|t| t.position != now.position) {
+            waiting(&now);
+            told = Some(now.clone());
+        }
+        if Instant::now() >= deadline {
+            return Err(Busy(format!(
+                "{} claude processes are running, the most clawsess starts at once ({MAX_ENV}={cap}), \
+                 and {} turn(s) wait ahead of this one; try again later, or raise {MAX_ENV}",
+                now.running, ahead
+            ))
+            .into());
+        }
+        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// The least recently used warm claude among `live` whose keeper waits idle: no turn holds
+/// its session.
+fn idle_keeper(store: &Store, live: &[ClaudeSlot]) -> Option<WarmNote> {
+    let mut idle: Vec<WarmNote> = live
+        .iter()
+        .filter_map(|slot| slot.keeper_of.as_ref())
+        .filter_map(|session| store.warm_note(session).ok().flatten())
+        .filter(|note| crate::warm::keeper_alive(note))
+        .filter(|note| super::exclusion::run_holder(store, &note.session).is_none())
+        .collect();
+    idle.sort_by_key(|n| n.last_used);
+    idle.into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_half_the_memory_at_600_mb_a_claude_and_at_least_one() {
+        assert_eq!(mem_total_kb("MemTotal:       24683792 kB\nMemFree: 1 kB\n"), Some(24_683_792));
+        assert_eq!(cap_for_memory(24_683_792), 20);
+        assert_eq!(cap_for_memory(8_000_000), 6);
+        assert_eq!(cap_for_memory(1_000_000), 1);
+        assert_eq!(cap_for_memory(0), 1);
+        assert!(default_max() >= 1);
+    }
+
+    #[test]
+    fn a_slot_counts_while_one_of_its_processes_lives_and_dead_ones_are_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let dead = ClaudeSlot {
+            v: FORMAT,
+            id: "dead".into(),
+            key: "k".into(),
+            procs: vec![Proc { pid: u32::MAX, start: None }],
+            keeper_of: None,
+            since: 1,
+        };
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_claude_slot(&dead).unwrap();
+        // pid 1 lives, but not with this start time: a reused pid is not the slot's.
+        let reused = ClaudeSlot { id: "reused".into(), procs: vec![Proc { pid: 1, start: Some(1) }], ..dead };
+        tx.put_claude_slot(&reused).unwrap();
+        assert!(live_slots(&tx).unwrap().is_empty());
+        assert!(tx.claude_slots().unwrap().is_empty(), "dead slots are removed");
+        drop(tx);
+        let mut slot = take(&store, "k", 1, Instant::now(), |_| panic!("no wait")).unwrap();
+        slot.add(1).unwrap(); // init: a "claude" that outlives us
+        assert_eq!(running(&store), 1);
+        let id = slot.id().to_owned();
+        drop(slot);
+        assert!(store.claude_slot(&id).unwrap().is_none(), "leaving takes our processes off");
+    }
+
+    #[test]
+    fn past_the_cap_a_turn_waits_in_line_and_is_busy_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let first = take(&store, "a", 1, Instant::now(), |_| panic!("free")).unwrap();
+        let mut heard = Vec::new();
+        let err = take(&store, "b", 1, Instant::now() + Duration::from_millis(120), |w| heard.push(w.clone()))
+            .err()
+            .expect("the cap is reached");
+        assert!(err.downcast_ref::<Busy>().is_some(), "{err:#}");
+        assert!(format!("{err}").contains("CLAWSESS_MAX_CLAUDES=1"), "{err}");
+        assert_eq!(heard, [Waiting { position: 1, running: 1, cap: 1 }]);
+        assert!(store.queue(Line::Claudes).unwrap().is_empty(), "giving up leaves the line");
+        drop(first);
+        let second = take(&store, "b", 1, Instant::now(), |_| panic!("free again")).unwrap();
+        drop(second);
+    }
+}
