@@ -233,6 +233,24 @@ impl Env {
         path
     }
 
+    /// A `claude` that counts how many of its kind are alive at once, then runs `real` (the
+    /// stand-in, or the real CLI): each notes itself in `dir` while it runs (`live.PID`), and
+    /// writes how many it saw alive as it started (`seen.PID`). The most any saw is the peak
+    /// ([`peak_claudes`]): a count always begins with a start.
+    pub fn counting_claude(&self, real: &Path, dir: &Path) -> PathBuf {
+        fs::create_dir_all(dir).unwrap();
+        let path = self.root().join("bin/counted-claude");
+        let script = format!(
+            "#!/bin/sh\ndir='{}'\n: > \"$dir/live.$$\"\nls \"$dir\" | grep -c '^live\\.' > \"$dir/seen.$$\"\n\
+             '{}' \"$@\"\nrc=$?\nrm -f \"$dir/live.$$\"\nexit $rc\n",
+            dir.display(),
+            real.display()
+        );
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
     /// The barrier file a stand-in started with `STANDIN_HOLD` waits for.
     pub fn hold_file(&self) -> PathBuf {
         self.root().join("release")
@@ -443,6 +461,17 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         assert!(t.elapsed() < limit, "waited {limit:?} for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The most claudes a [`Env::counting_claude`] saw alive at once, and how many started.
+pub fn peak_claudes(dir: &Path) -> (usize, usize) {
+    let seen: Vec<usize> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("seen."))
+        .map(|e| fs::read_to_string(e.path()).unwrap().trim().parse().unwrap())
+        .collect();
+    (seen.iter().copied().max().unwrap_or(0), seen.len())
 }
 
 pub fn started_count(env: &Env) -> usize {
