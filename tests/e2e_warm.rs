@@ -301,6 +301,30 @@ fn a_full_pool_ends_the_least_recently_used_and_cool_ends_them_now() {
 }
 
 #[test]
+fn a_kept_claude_counts_against_the_cap_and_an_idle_one_makes_room_for_a_cold_turn() {
+    let e = Warm::new();
+    let cap = [("CLAWSESS_MAX_CLAUDES", "1")];
+    let (a, _) = e.turn_env(&["--key", "a", "--warm", "10m", "--", "kept a"], &cap);
+    let a = session_of(&a);
+    let a_claude = e.claude_of(&a);
+    let slots = || std::fs::read_dir(e.state().join("claudes")).map_or(0, |d| d.count());
+    assert_eq!(slots(), 1, "the kept claude holds the one slot");
+    // A's next turn goes to its kept claude: no second claude, no wait.
+    let (again, _) = e.turn_env(&["--key", "a", "--wait", "0", "--", "kept again"], &cap);
+    assert_eq!(again["warm"], true, "{again}");
+    // A cold turn of another key finds the cap reached: the idle kept claude goes first.
+    let (b, stderr) = e.turn_env(&["--key", "b", "--wait", "60", "--", "cold b"], &cap);
+    assert!(stderr.contains("ended the warm claude") && stderr.contains("idle"), "{stderr}");
+    assert_eq!(b["is_error"], false, "{b}");
+    wait_gone(a_claude);
+    assert!(e.note(&a).is_none(), "a's keeper is gone");
+    assert_eq!(slots(), 0, "every slot is free once the turns are over");
+    // Ended gracefully (not stale): A resumes cold with every turn.
+    e.turn_env(&["--key", "a", "--", "after the cap"], &cap);
+    assert!(e.request("after the cap").all_text.contains("kept again"));
+}
+
+#[test]
 fn an_idle_warm_claude_ends_after_its_duration() {
     let e = Warm::new();
     let (first, _) = e.turn(&["--key", "idle", "--warm", "2s", "--", "short warmth"]);
