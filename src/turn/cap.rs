@@ -31,8 +31,11 @@ pub const MAX_ENV: &str = "CLAWSESS_MAX_CLAUDES";
 pub const CLAUDE_MB: u64 = 600;
 /// Without /proc/meminfo (not Linux): the default cap.
 const FALLBACK_MAX: usize = 4;
-/// How often a waiting turn looks at the queue again.
+/// How often the first waiting turn looks at the queue again; the one at place N, N times
+/// less often (up to [`POLL_MAX`]): fifty waiters reading the line every 50 ms kept two
+/// cores busy.
 const POLL: Duration = Duration::from_millis(50);
+const POLL_MAX: Duration = Duration::from_secs(1);
 
 /// The default of [`MAX_ENV`]: half the machine's memory (MemTotal) at [`CLAUDE_MB`] a
 /// claude, at least 1. MemTotal, not MemAvailable: what is available shrinks as our own
@@ -223,7 +226,8 @@ pub fn take<'a>(
             ))
             .into());
         }
-        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+        let poll = (POLL * u32::try_from(now.position).unwrap_or(u32::MAX)).min(POLL_MAX);
+        std::thread::sleep(poll.min(deadline.saturating_duration_since(Instant::now())));
     }
 }
 

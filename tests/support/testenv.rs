@@ -238,16 +238,8 @@ impl Env {
     /// writes how many it saw alive as it started (`seen.PID`). The most any saw is the peak
     /// ([`peak_claudes`]): a count always begins with a start.
     pub fn counting_claude(&self, real: &Path, dir: &Path) -> PathBuf {
-        fs::create_dir_all(dir).unwrap();
         let path = self.root().join("bin/counted-claude");
-        let script = format!(
-            "#!/bin/sh\ndir='{}'\n: > \"$dir/live.$$\"\nls \"$dir\" | grep -c '^live\\.' > \"$dir/seen.$$\"\n\
-             '{}' \"$@\"\nrc=$?\nrm -f \"$dir/live.$$\"\nexit $rc\n",
-            dir.display(),
-            real.display()
-        );
-        fs::write(&path, script).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        write_counting_claude(&path, real, dir);
         path
     }
 
@@ -461,6 +453,19 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         assert!(t.elapsed() < limit, "waited {limit:?} for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Writes at `path` the counting `claude` of [`Env::counting_claude`].
+pub fn write_counting_claude(path: &Path, real: &Path, dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    let script = format!(
+        "#!/bin/sh\ndir='{}'\n: > \"$dir/live.$$\"\nls \"$dir\" | grep -c '^live\\.' > \"$dir/seen.$$\"\n\
+         '{}' \"$@\"\nrc=$?\nrm -f \"$dir/live.$$\"\nexit $rc\n",
+        dir.display(),
+        real.display()
+    );
+    fs::write(path, script).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// The most claudes a [`Env::counting_claude`] saw alive at once, and how many started.
