@@ -1080,6 +1080,37 @@ fn prune_drops_records_of_gone_transcripts_and_what_points_at_them() {
     w.cmd(&["show", "old-one"]).assert().code(1);
 }
 
+#[test]
+fn prune_removes_the_claude_slots_and_queue_tickets_of_processes_that_are_gone() {
+    let w = World::new();
+    let write = |rel: &str, value: Value| {
+        let path = w.state().join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, value.to_string()).unwrap();
+    };
+    let gone = u32::MAX;
+    let stem = clawsess::ident::file_stem;
+    write(
+        &format!("claudes/{}.json", stem("s1")),
+        serde_json::json!({"v":1,"id":"s1","key":"k","procs":[{"pid":gone}],"since":1}),
+    );
+    write(
+        &format!("queue/claudes/{}.json", stem("t1")),
+        serde_json::json!({"v":1,"id":"t1","pid":gone,"surface":"k","at":1}),
+    );
+    write(
+        &format!("queue/{ID_A}/{}.json", stem("t2")),
+        serde_json::json!({"v":1,"id":"t2","pid":gone,"surface":"terminal","at":1}),
+    );
+    w.cmd(&["prune"]).assert().success().stdout(predicate::str::contains(
+        "removed 3 leftovers of processes that are gone (2 queue tickets, 1 claude slot)",
+    ));
+    assert_eq!(fs::read_dir(w.state().join("claudes")).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(w.state().join("queue/claudes")).unwrap().count(), 0);
+    // Nothing left: prune says nothing of leftovers.
+    w.cmd(&["prune"]).assert().success().stdout(predicate::str::contains("leftovers").not());
+}
+
 // ---------------------------------------------------------------- the rest
 
 #[test]

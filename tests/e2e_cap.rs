@@ -15,7 +15,8 @@ use support::testenv::*;
 /// Starts `run --stream` for `key`; its lines come back on the channel as (key, line).
 fn stream_run(env: &Env, claude: &str, key: &str, tx: &mpsc::Sender<(String, Value)>) -> Child {
     let prompt = format!("hello from {key}");
-    let mut cmd = env.cmd(&["run", "--claude", claude, "--key", key, "--stream", "--wait", "120", "--", &prompt]);
+    let mut cmd =
+        env.cmd(&["run", "--claude", claude, "--key", key, "--stream", "--wait", "120", "--", &prompt]);
     cmd.env("STANDIN_HOLD", env.hold_file());
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -106,7 +107,8 @@ fn a_run_that_waits_past_its_wait_for_the_cap_is_busy_and_says_why() {
     let out = env.run(&["run", "--claude", claude, "--key", "chat:2", "--wait", "0", "--", "late"]);
     assert_eq!(out.code, Some(75), "{out:?}");
     assert!(out.stderr.contains("CLAWSESS_MAX_CLAUDES=1"), "{out:?}");
-    let json = env.run(&["run", "--claude", claude, "--key", "chat:2", "--wait", "0", "--json", "--", "late"]);
+    let json =
+        env.run(&["run", "--claude", claude, "--key", "chat:2", "--wait", "0", "--json", "--", "late"]);
     assert_eq!(json.code, Some(75), "{json:?}");
     let object: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(object["busy"], true, "{object}");

@@ -145,7 +145,9 @@ fn fifty_keys_at_once_with_a_stand_in_claude() {
     let runs = (0..KEYS)
         .map(|n| {
             let (key, prompt) = (format!("telegram:{n}"), format!("turn of chat {n}"));
-            let cmd = env.cmd(&["run", "--claude", &claude, "--key", &key, "--stream", "--wait", "600", "--", &prompt]);
+            let cmd = env.cmd(&[
+                "run", "--claude", &claude, "--key", &key, "--stream", "--wait", "600", "--", &prompt,
+            ]);
             (key, prompt, cmd)
         })
         .collect();

@@ -54,6 +54,13 @@ impl Run for Prune {
                 tx.put_key_state(&state)?;
             }
         }
+        // After the records: a send note of a session dropped just now goes too.
+        let left = crate::turn::sweep::sweep(&tx)?;
+        if left.total() > 0 {
+            let n = left.total();
+            let what = if n == 1 { "leftover" } else { "leftovers" };
+            crate::outln!("removed {n} {what} of processes that are gone ({})", left.human())?;
+        }
         if tx.global()?.is_some_and(|g| gone.contains(&g.session)) {
             tx.set_global(None)?;
             crate::outln!("dropped the global attachment to a gone session")?;

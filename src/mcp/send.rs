@@ -287,6 +287,11 @@ impl SendNote {
         write_json(&path, self, Durability::Volatile)
     }
 
+    /// Removes the note of a send to `id` (`prune`: the session's record is gone).
+    pub fn remove(tx: &crate::store::Locked<'_>, id: &SessionId) -> Result<bool> {
+        crate::store::remove_if_exists(&Self::path(tx, id))
+    }
+
     /// Why this send failed, if it did: an error it noted, or a deliverer gone without a word.
     pub fn failure(&self) -> Option<String> {
         match (self.ok, &self.error) {

@@ -496,6 +496,21 @@ impl Store {
         remove_if_exists(&self.stop_path(id))
     }
 
+    /// The sessions that have something under `sub` (`queue`, `steer`, `next`, `stop`,
+    /// `turns`, `sends`, `warm`, ...): a dir named by the id or a file `<id>.<ext>`, from one
+    /// directory read. Names that are no session id are left out.
+    pub fn ids_in(&self, sub: &str) -> std::collections::BTreeSet<SessionId> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(sub)) else { return Default::default() };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let stem = name.split_once('.').map_or(name.as_str(), |(stem, _)| stem);
+                SessionId::parse(stem).ok()
+            })
+            .collect()
+    }
+
     /// Takes the store lock, giving up when one process has held it for `wait`, or after
     /// `wait * 1.8` in all while a queue of others takes turns with it (a burst of hooks on a
     /// busy machine; hooks wait 5 s of one holder and 9 s in all, within their 10 s timeout).
@@ -604,6 +619,53 @@ impl Locked<'_> {
     pub fn remove_steer(&self, session: &SessionId, steer: &str) -> Result<bool> {
         remove_if_exists(&self.steer_events_path(session, steer))?;
         remove_if_exists(&self.steer_path(session, steer))
+    }
+
+    /// Removes a claim on the next turn of `id` whoever made it (`prune`: its process is gone).
+    pub fn remove_next_turn(&self, id: &SessionId) -> Result<bool> {
+        remove_if_exists(&self.next_path(id))
+    }
+
+    /// Removes `line`'s dir (`queue/<id>/`) or `id`'s steer dir if it is empty and nothing
+    /// was added or removed there for `quiet` (a waiter joining right now is left alone).
+    pub fn remove_quiet_dir(&self, dir: QuietDir<'_>, quiet: Duration) -> Result<bool> {
+        let path = match dir {
+            QuietDir::Queue(line) => self.queue_dir(line),
+            QuietDir::Steer(id) => self.steer_dir(id),
+        };
+        let untouched = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= quiet));
+        if !untouched {
+            return Ok(false);
+        }
+        match std::fs::remove_dir(&path) {
+            Ok(()) => Ok(true),
+            // Not empty, or gone already: nothing to do.
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Removes a warm session's stderr log (`prune`: its keeper is gone).
+    pub fn remove_warm_log(&self, id: &SessionId) -> Result<bool> {
+        remove_if_exists(&self.warm_log(id))
+    }
+
+    /// Removes the scratch dirs (`ssh-in/<uuid>/`: pictures of a run from another machine)
+    /// untouched for `age`: the run that made one removes it, a killed one does not.
+    pub fn remove_old_scratch(&self, age: Duration) -> Result<usize> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("ssh-in")) else { return Ok(0) };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|a| a >= age));
+            if old && std::fs::remove_dir_all(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Writes a claude slot (volatile: its processes are gone after a reboot).

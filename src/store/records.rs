@@ -377,6 +377,13 @@ pub enum Line<'a> {
     Claudes,
 }
 
+/// A dir that `prune` removes once it is empty and quiet (see `Locked::remove_quiet_dir`).
+#[derive(Debug, Clone, Copy)]
+pub enum QuietDir<'a> {
+    Queue(Line<'a>),
+    Steer(&'a crate::ident::SessionId),
+}
+
 /// A process, named so that a reused pid is not taken for it: its pid and start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proc {

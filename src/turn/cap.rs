@@ -213,7 +213,8 @@ pub fn take<'a>(
                 continue; // our place is known once the ticket is in
             }
         }
-        let now = Waiting { position: ahead + 1, running: running.unwrap_or_else(|| self::running(store)), cap };
+        let now =
+            Waiting { position: ahead + 1, running: running.unwrap_or_else(|| self::running(store)), cap };
         if told.as_ref().is_none_or(|t| t.position != now.position) {
             waiting(&now);
             told = Some(now.clone());
@@ -238,7 +239,7 @@ fn idle_keeper(store: &Store, live: &[ClaudeSlot]) -> Option<WarmNote> {
         .iter()
         .filter_map(|slot| slot.keeper_of.as_ref())
         .filter_map(|session| store.warm_note(session).ok().flatten())
-        .filter(|note| crate::warm::keeper_alive(note))
+        .filter(crate::warm::keeper_alive)
         .filter(|note| super::exclusion::run_holder(store, &note.session).is_none())
         .collect();
     idle.sort_by_key(|n| n.last_used);
@@ -293,9 +294,10 @@ mod tests {
         let store = Store::at(dir.path());
         let first = take(&store, "a", 1, Instant::now(), |_| panic!("free")).unwrap();
         let mut heard = Vec::new();
-        let err = take(&store, "b", 1, Instant::now() + Duration::from_millis(120), |w| heard.push(w.clone()))
-            .err()
-            .expect("the cap is reached");
+        let err =
+            take(&store, "b", 1, Instant::now() + Duration::from_millis(120), |w| heard.push(w.clone()))
+                .err()
+                .expect("the cap is reached");
         assert!(err.downcast_ref::<Busy>().is_some(), "{err:#}");
         assert!(format!("{err}").contains("CLAWSESS_MAX_CLAUDES=1"), "{err}");
         assert_eq!(heard, [Waiting { position: 1, running: 1, cap: 1 }]);

@@ -9,6 +9,7 @@
 //! - [`route`]: which session a key's turn goes to.
 //! - [`record`]: what a session's start and a finished turn leave in the store.
 //! - [`surface`]: who a claude process is (a terminal, `claude -p`, an SDK bot, a key).
+//! - [`sweep`]: what turns left behind that nobody needs any more (`clawsess prune`).
 //! - [`hooks`]: each Claude Code hook event as one call of the above.
 //!
 //! A Rust bot does what `run` does: `route`, `exclusion::KeyLock` and `exclusion::RunLock`,
@@ -27,6 +28,7 @@ pub mod queue;
 pub mod record;
 pub mod route;
 pub mod surface;
+pub mod sweep;
 
 /// Env var naming the `run` process whose child a `claude` is; its hooks see it.
 pub const RUN_PID_ENV: &str = "CLAWSESS_RUN_PID";

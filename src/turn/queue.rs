@@ -39,7 +39,6 @@ impl<'a> Ticket<'a> {
         store.put_ticket(line, &ticket).ok()?;
         Some(Ticket { store, line, id: ticket.id })
     }
-
 }
 
 impl Drop for Ticket<'_> {
