@@ -20,21 +20,57 @@ const MAX_DEPTH: usize = 2;
 /// or a test standing in for one): an older claude started from a newer one's Bash tool
 /// inherits the outer claude's `$CLAUDE_PID`, and its hooks must still find their own.
 pub fn hook_claude_pid() -> Option<u32> {
-    nearest_claude_ancestor(std::process::id()).or_else(|| {
-        std::env::var("CLAUDE_PID").ok().and_then(|p| p.trim().parse::<u32>().ok()).filter(|&p| p > 1)
-    })
+    hook_claude().map(|(pid, _)| pid)
+}
+
+/// [`hook_claude_pid`] with the claude's start time ([`start_time`]), read in the same walk
+/// up the process tree where it can be (one read of `/proc/PID/stat` per ancestor gives its
+/// name, parent and start).
+pub fn hook_claude() -> Option<(u32, Option<u64>)> {
+    let mut seen = Vec::with_capacity(MAX_DEPTH);
+    if let Some((pid, stat)) = walk_to_claude(parent_of_me(), &mut seen) {
+        return Some((pid, Some(stat.start)));
+    }
+    let pid =
+        std::env::var("CLAUDE_PID").ok().and_then(|p| p.trim().parse::<u32>().ok()).filter(|&p| p > 1)?;
+    let start = match seen.iter().find(|(p, _)| *p == pid) {
+        Some((_, stat)) => Some(stat.start),
+        None => start_time(pid),
+    };
+    Some((pid, start))
 }
 
 /// The first of `pid`'s ancestors (at most [`MAX_DEPTH`] up) that is a claude.
 pub fn nearest_claude_ancestor(pid: u32) -> Option<u32> {
-    let mut at = pid;
-    for _ in 0..MAX_DEPTH {
-        at = parent_of(at).filter(|&p| p > 1)?;
-        if is_claude(at) {
-            return Some(at);
+    let parent = if pid == std::process::id() { parent_of_me() } else { parent_of(pid) };
+    walk_to_claude(parent, &mut Vec::new()).map(|(pid, _)| pid)
+}
+
+/// From `parent` up, at most [`MAX_DEPTH`] processes: the first that is a claude, with its
+/// stat; `seen` gets the stat of every process looked at.
+fn walk_to_claude(parent: Option<u32>, seen: &mut Vec<(u32, Stat)>) -> Option<(u32, Stat)> {
+    let mut at = parent?;
+    for depth in 0..MAX_DEPTH {
+        if at <= 1 {
+            return None;
+        }
+        let stat = stat(at)?;
+        if is_claude_named(at, &stat.comm) {
+            return Some((at, stat));
+        }
+        let next = stat.ppid;
+        seen.push((at, stat));
+        if depth + 1 < MAX_DEPTH {
+            at = next;
         }
     }
     None
+}
+
+/// This process's parent (no `/proc` read).
+fn parent_of_me() -> Option<u32> {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    u32::try_from(unsafe { libc::getppid() }).ok()
 }
 
 /// The parent of `pid` (field 4 of `/proc/PID/stat`).
@@ -46,6 +82,26 @@ pub fn parent_of(pid: u32) -> Option<u32> {
 /// pid, it names one process even after the pid is reused.
 pub fn start_time(pid: u32) -> Option<u64> {
     stat_field(pid, 22)?.parse().ok()
+}
+
+/// What one read of `/proc/PID/stat` tells of a process.
+#[derive(Debug)]
+struct Stat {
+    /// The command name (field 2, as `/proc/PID/comm` has it).
+    comm: String,
+    /// The parent (field 4).
+    ppid: u32,
+    /// The start time (field 22).
+    start: u64,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (open, close) = (text.find('(')?, text.rfind(')')?);
+    let comm = text.get(open + 1..close)?.to_owned();
+    // Fields from 3 on, after the command name's last `)`.
+    let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    Some(Stat { comm, ppid: fields.get(4 - 3)?.parse().ok()?, start: fields.get(22 - 3)?.parse().ok()? })
 }
 
 /// When `pid` started, in Unix milliseconds: its start time in clock ticks after boot, the
@@ -96,7 +152,12 @@ fn stat_field(pid: u32, n: usize) -> Option<String> {
 /// package's `cli.js` (before 2.1.113), which renames itself `claude`.
 pub fn is_claude(pid: u32) -> bool {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if is_claude_name(comm.trim_end()) {
+    is_claude_named(pid, comm.trim_end())
+}
+
+/// [`is_claude`] for a process whose command name (`/proc/PID/comm`) is `comm`.
+fn is_claude_named(pid: u32, comm: &str) -> bool {
+    if is_claude_name(comm) {
         return true;
     }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -177,6 +238,16 @@ mod tests {
     }
 
     #[test]
+    fn one_stat_read_says_what_the_separate_reads_say() {
+        let me = std::process::id();
+        let st = stat(me).unwrap();
+        assert_eq!(Some(st.ppid), parent_of(me));
+        assert_eq!(Some(st.ppid), parent_of_me());
+        assert_eq!(Some(st.start), start_time(me));
+        assert_eq!(st.comm, std::fs::read_to_string(format!("/proc/{me}/comm")).unwrap().trim_end());
+    }
+
+    #[test]
     fn a_command_name_with_spaces_and_parentheses_does_not_shift_the_fields() {
         // A child named like `a) b (c` (comm is the file name).
         let dir = tempfile::tempdir().unwrap();
@@ -187,6 +258,8 @@ mod tests {
         let mut child = std::process::Command::new(&odd).arg("5").spawn().unwrap();
         assert_eq!(parent_of(child.id()), Some(std::process::id()));
         assert!(start_time(child.id()).unwrap() >= start_time(std::process::id()).unwrap());
+        let st = stat(child.id()).unwrap();
+        assert_eq!((st.comm.as_str(), st.ppid), ("a) b (c", std::process::id()));
         child.kill().unwrap();
         child.wait().unwrap();
     }

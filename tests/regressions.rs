@@ -571,3 +571,43 @@ fn stop_says_what_it_did_for_a_killed_runs_claude_and_a_terminal_turn() {
         "{said:?}"
     );
 }
+
+// Issue 18, item 4: a hook reads only what it needs -----------------------------------------
+
+#[test]
+fn hooks_that_need_no_config_never_read_it_and_a_claude_p_prompt_reads_it_only_when_behind() {
+    let env = Env::new();
+    let id = sid(18);
+    env.start(&id);
+    // A config file that does not parse: whoever reads it says so on stderr.
+    let config = env.root().join("broken.toml");
+    fs::write(&config, "turn_wait = [\n").unwrap();
+    let me = std::process::id().to_string();
+    let hook = |event: &str, entrypoint: &str, input: &Value| {
+        let mut cmd = env.cmd(&["hook", event]);
+        cmd.env("CLAUDE_PID", &me).env("CLAWSESS_CONFIG", &config).env("CLAUDE_CODE_ENTRYPOINT", entrypoint);
+        output(cmd, Some(input.to_string().as_bytes()))
+    };
+    let start: Value = serde_json::from_slice(&env.start_input(&id)).unwrap();
+    let prompt = json!({"session_id": id, "cwd": env.proj(), "prompt": "hello"});
+    let plain = json!({"session_id": id});
+    // A `claude -p` never waits for a turn, and is not behind: nothing asks the config file.
+    for (event, input) in [
+        ("session-start", &start),
+        ("prompt-submit", &prompt),
+        ("stop", &plain),
+        ("pre-compact", &plain),
+        ("session-end", &plain),
+    ] {
+        let out = hook(event, "sdk-cli", input);
+        assert!(out.ok() && out.stderr.is_empty(), "{event}: {out:?}");
+    }
+    // A terminal's prompt waits as long as the config says: it reads it and says it is broken.
+    let out = hook("prompt-submit", "cli", &prompt);
+    assert!(out.ok() && out.stderr.contains("going on with the defaults"), "{out:?}");
+    assert!(hook("stop", "cli", &plain).ok());
+    // A `claude -p` that is behind asks what to do with it (the config's `behind`).
+    env.run_key("bench:bot", &["--session", &id], "a bot turn");
+    let out = hook("prompt-submit", "sdk-cli", &prompt);
+    assert!(out.stderr.contains("going on with the defaults"), "{out:?}");
+}

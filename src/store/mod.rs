@@ -533,6 +533,20 @@ impl Store {
     }
 }
 
+/// How [`Locked::update_session`] writes `after` over `before`: not at all (`None`) when
+/// nothing changed, [`Durability::Contents`] when only what a reboot makes meaningless did.
+fn update_durability(before: &SessionRecord, after: &SessionRecord) -> Option<Durability> {
+    let bytes = |r: &SessionRecord| serde_json::to_vec(r).ok();
+    if before.id == after.id && bytes(before).is_some() && bytes(before) == bytes(after) {
+        return None;
+    }
+    Some(if before.id == after.id && before.same_durable(after) {
+        Durability::Contents
+    } else {
+        Durability::Full
+    })
+}
+
 /// The store while its lock is held: the only way to write. Dropping it unlocks.
 pub struct Locked<'a> {
     store: &'a Store,
@@ -548,12 +562,29 @@ impl std::ops::Deref for Locked<'_> {
 
 impl Locked<'_> {
     fn write<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        self.write_with(path, value, Durability::Full)
+    }
+
+    fn write_with<T: serde::Serialize>(&self, path: &Path, value: &T, durability: Durability) -> Result<()> {
         create_private_dir(path.parent().expect("state files live in a dir"))?;
-        write_json(path, value, Durability::Full)
+        write_json(path, value, durability)
     }
 
     pub fn put_session(&self, rec: &SessionRecord) -> Result<()> {
         self.write(&self.session_path(&rec.id), rec)
+    }
+
+    /// Replaces the session record `before` (as read under this lock) with `after`, paying
+    /// for no more durability than the change needs: nothing is written when nothing changed;
+    /// when only what a reboot makes meaningless changed (live pids, `last_seen`: see
+    /// [`SessionRecord::same_durable`]), the file is synced but not its rename, since a crash
+    /// that loses the rename leaves `before`, which says the same of everything that must
+    /// survive; any other change is written with [`Durability::Full`].
+    pub fn update_session(&self, before: &SessionRecord, after: &SessionRecord) -> Result<()> {
+        match update_durability(before, after) {
+            None => Ok(()),
+            Some(durability) => self.write_with(&self.session_path(&after.id), after, durability),
+        }
     }
 
     pub fn remove_session(&self, id: &SessionId) -> Result<bool> {
@@ -733,6 +764,45 @@ mod tests {
 
     fn record(id: &SessionId) -> SessionRecord {
         SessionRecord::new(id.clone(), "/p".into(), "/p/t.jsonl".into(), Starter::Person, 1)
+    }
+
+    #[test]
+    fn a_session_update_pays_only_for_the_durability_its_change_needs() {
+        let before = SessionRecord { processes: vec![7], ..record(&id(1)) };
+        assert_eq!(update_durability(&before, &before.clone()), None, "nothing changed: no write");
+        // Live pids and the time of the last activity mean nothing after a reboot.
+        let volatile =
+            SessionRecord { processes: vec![7, 8], told: vec![8], last_seen: 99, ..before.clone() };
+        assert_eq!(update_durability(&before, &volatile), Some(Durability::Contents));
+        for durable in [
+            SessionRecord { source: "resume".into(), ..volatile.clone() },
+            SessionRecord { cwd: "/q".into(), ..volatile.clone() },
+            SessionRecord { title: Some("t".into()), ..volatile.clone() },
+            SessionRecord { forked: true, ..volatile.clone() },
+            SessionRecord { run_turns: 1, ..volatile.clone() },
+            SessionRecord { key: Some(Key::parse("k:1").unwrap()), ..volatile.clone() },
+        ] {
+            assert_eq!(update_durability(&before, &durable), Some(Durability::Full), "{durable:?}");
+        }
+    }
+
+    #[test]
+    fn an_unchanged_session_record_is_not_rewritten_and_a_changed_one_is() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        let before = record(&id(2));
+        tx.put_session(&before).unwrap();
+        let inode = || std::fs::metadata(tx.session_path(&before.id)).unwrap().ino();
+        let first = inode();
+        tx.update_session(&before, &before.clone()).unwrap();
+        assert_eq!(inode(), first, "rewritten though nothing changed");
+        let after = SessionRecord { processes: vec![42], last_seen: 5, ..before.clone() };
+        tx.update_session(&before, &after).unwrap();
+        assert_ne!(inode(), first);
+        let read = tx.session(&before.id).unwrap().unwrap();
+        assert_eq!((read.processes, read.last_seen), (vec![42], 5));
     }
 
     #[test]

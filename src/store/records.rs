@@ -76,6 +76,20 @@ impl SessionRecord {
         self.processes.retain(|&p| p != pid && crate::sys::pid_alive(p));
         self.processes.push(pid);
     }
+
+    /// Whether `self` and `other` say the same of everything that must survive a crash: all
+    /// but the live processes (`processes`, `told`: pids, which a reboot ends) and `last_seen`
+    /// (the time of the last activity, which `prompt-submit` already notes at most once a
+    /// minute; an older value after a power loss misleads no one).
+    pub fn same_durable(&self, other: &SessionRecord) -> bool {
+        let volatile = |r: &SessionRecord| SessionRecord {
+            processes: Vec::new(),
+            told: Vec::new(),
+            last_seen: 0,
+            ..r.clone()
+        };
+        serde_json::to_vec(&volatile(self)).ok() == serde_json::to_vec(&volatile(other)).ok()
+    }
 }
 
 impl SessionRecord {

@@ -324,8 +324,14 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
             {
                 return Ok(Answer::Command(command));
             }
-            let wait = prompt_wait(claude::config_dir(None).ok().as_deref());
-            prompt_submit(store, id, &prompt, process, wait, Behind::from_env())
+            // A non-interactive process never waits (see `prompt_submit`): neither the config
+            // file nor settings.json is read for it here.
+            let wait = if process.interactive() {
+                prompt_wait(claude::config_dir(None).ok().as_deref())
+            } else {
+                Duration::ZERO
+            };
+            prompt_submit(store, id, &prompt, process, wait, Behind::from_env)
         }
         Event::Stop { reply } => stop(store, id, &reply, process),
         Event::PreCompact => pre_compact(store, id, process),
@@ -352,34 +358,31 @@ fn session_start(store: &Store, id: &SessionId, start: &Start, process: &ClaudeP
     // A reload inside a live process (`/resume`, `/clear`) loads what is there now; a
     // process's first load happened after its start-up (`catchup::first_load_ms`), and a turn
     // that ended later may or may not be in what it read: counted as missed.
-    let reload = process
-        .pid
-        .is_some_and(|pid| store.session(id).ok().flatten().is_some_and(|r| r.processes.contains(&pid)));
     // A run that died mid-turn left its turn unlogged: logged now, it counts as loaded by
     // this process (which read it), not as missed.
     exclusion::recover_if_free(store, id);
-    record::record_start(store, id, start, Some(process))?;
+    let reload = record::record_start(store, id, start, Some(process))?;
     // A compaction summarises what the process had in memory: it loaded nothing new, and
     // stays behind on whatever it had missed.
     let compacted = reload && start.source == "compact";
     if let Some(pid) = process.pid.filter(|_| !compacted) {
-        let loaded_at = if reload { now_ms() } else { catchup::first_load_ms(pid).unwrap_or_else(now_ms) };
+        let loaded_at = || if reload { now_ms() } else { catchup::first_load_ms(pid).unwrap_or_else(now_ms) };
         catchup::loaded(store, id, pid, loaded_at)?;
     }
     Ok(Answer::Quiet)
 }
 
 /// Takes the session's turn for `process` (waiting up to `wait` for another surface's turn),
-/// then checks that the process is not behind.
+/// then checks that the process is not behind (`behind`, asked only then, says what to do with
+/// one that is).
 pub fn prompt_submit(
     store: &Store,
     id: &SessionId,
     prompt: &str,
     process: &ClaudeProcess,
     wait: Duration,
-    behind: Behind,
+    behind: impl FnOnce() -> Behind,
 ) -> Result<Answer> {
-    let interrupt = process.interrupt();
     // A non-interactive process read the transcript before this hook ran: whatever turn it
     // would wait for, it could not see it (it would be behind and refused after the wait), so
     // it is refused at once. The waiting belongs before claude starts (`run --wait`, a bot's
@@ -398,17 +401,18 @@ pub fn prompt_submit(
             let reason = format!(
                 "clawsess: this conversation is busy ({why}); send your prompt again when it is done"
             );
-            return Ok(Answer::Refuse(Refusal { reason, interrupt }));
+            return Ok(Answer::Refuse(Refusal { reason, interrupt: process.interrupt() }));
         }
     };
     let mut context = None;
     if let Some(pid) = process.pid {
         let missed = catchup::missed(store, id, pid)?;
         if !missed.is_empty() {
-            match behind {
+            // Asked only here: what to do with a process that is behind (the config file).
+            match behind() {
                 Behind::Refuse => {
                     let reason = catchup::behind_text(&missed, id, process.interactive());
-                    return Ok(Answer::Refuse(Refusal { reason, interrupt }));
+                    return Ok(Answer::Refuse(Refusal { reason, interrupt: process.interrupt() }));
                 }
                 Behind::Note => {
                     context = Some(catchup::note(&missed));
@@ -499,13 +503,14 @@ fn fork_note(store: &Store, rec: Option<&SessionRecord>, pid: Option<u32>) -> Op
 /// `forked`, and that process is not told them again.
 fn mark_told(store: &Store, id: &SessionId, pid: Option<u32>, forked: bool) -> Result<()> {
     let tx = store.lock(HOOK_LOCK_WAIT)?;
-    if let Some(mut rec) = tx.session(id)? {
+    if let Some(before) = tx.session(id)? {
+        let mut rec = before.clone();
         rec.forked |= forked;
         if let Some(pid) = pid {
             rec.told.retain(|&p| p != pid && crate::sys::pid_alive(p));
             rec.told.push(pid);
         }
-        tx.put_session(&rec)?;
+        tx.update_session(&before, &rec)?;
     }
     Ok(())
 }
@@ -520,9 +525,9 @@ fn touch(store: &Store, id: &SessionId, rec: Option<&SessionRecord>) -> Result<(
         Some(_) => {}
     }
     let tx = store.lock(HOOK_LOCK_WAIT)?;
-    if let Some(mut rec) = tx.session(id)? {
-        rec.last_seen = now;
-        tx.put_session(&rec)?;
+    if let Some(before) = tx.session(id)? {
+        let rec = SessionRecord { last_seen: now, ..before.clone() };
+        tx.update_session(&before, &rec)?;
     }
     Ok(())
 }
@@ -585,7 +590,6 @@ mod tests {
             start: crate::process::start_time(me),
             kind: Kind::Interactive,
             key: None,
-            kept_open: false,
         };
         let who = Who::Claude(process.clone());
         let start = |source: &str| {

@@ -287,19 +287,23 @@ pub struct Start {
 
 /// Records (or refreshes) the session a claude process started or resumed. `process` is
 /// `None` for `run`'s own child (whose run records the turn). A session a keyed process
-/// starts becomes that key's own, unless the key is attached.
+/// starts becomes that key's own, unless the key is attached. Returns whether the record
+/// already listed the process (a reload inside a live process: `/resume`, `/clear`, a
+/// compaction).
 pub fn record_start(
     store: &Store,
     id: &SessionId,
     start: &Start,
     process: Option<&ClaudeProcess>,
-) -> Result<()> {
+) -> Result<bool> {
     let now = now_ms();
     let tx = store.lock(HOOK_LOCK_WAIT)?;
     let existing = tx.session(id)?;
-    let new = existing.is_none();
-    let mut rec = match existing {
-        Some(mut rec) => {
+    let pid = process.and_then(|p| p.pid);
+    let reload = pid.is_some_and(|pid| existing.as_ref().is_some_and(|r| r.processes.contains(&pid)));
+    let mut rec = match &existing {
+        Some(rec) => {
+            let mut rec = rec.clone();
             rec.cwd = start.cwd.clone();
             rec.transcript = start.transcript.clone();
             rec.last_seen = now;
@@ -313,18 +317,25 @@ pub fn record_start(
             rec
         }
     };
-    if let Some(pid) = process.and_then(|p| p.pid) {
+    if let Some(pid) = pid {
         rec.add_process(pid);
     }
     rec.source = start.source.clone();
     if let Some(title) = &start.title {
         rec.title = Some(title.clone());
     }
-    tx.put_session(&rec)?;
-    if new && let Some(key) = process.and_then(|p| p.key.as_ref()) {
+    match &existing {
+        // A process resuming a recorded session mostly changes only its live pids and the
+        // time: no fsync of the dir for that (see `Locked::update_session`).
+        Some(before) => tx.update_session(before, &rec)?,
+        None => tx.put_session(&rec)?,
+    }
+    if existing.is_none()
+        && let Some(key) = process.and_then(|p| p.key.as_ref())
+    {
         make_own_unless_attached(&tx, key, id, now)?;
     }
-    Ok(())
+    Ok(reload)
 }
 
 /// `key`'s own session becomes `id`, unless `key` is attached (its turns go elsewhere).

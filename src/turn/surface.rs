@@ -42,16 +42,13 @@ pub struct ClaudeProcess {
     pub kind: Kind,
     /// The surface key it speaks for (`CLAWSESS_KEY`).
     pub key: Option<Key>,
-    /// It reads its prompts as stream-json (`--input-format stream-json`: a process kept
-    /// open for many turns, as the Agent SDK runs it), so it outlives one turn.
-    pub kept_open: bool,
 }
 
 impl ClaudeProcess {
     /// The claude process of the hook running now, from the process tree and the env. An
     /// invalid `CLAWSESS_KEY` is said on stderr and ignored.
     pub fn of_hook() -> Self {
-        let pid = crate::process::hook_claude_pid();
+        let (pid, start) = crate::process::hook_claude().unzip();
         let key = std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty()).and_then(|k| match Key::parse(&k) {
             Ok(key) => Some(key),
             Err(err) => {
@@ -61,13 +58,7 @@ impl ClaudeProcess {
         });
         let entrypoint = std::env::var("CLAUDE_CODE_ENTRYPOINT").ok();
         let sdk = std::env::var_os("CLAUDE_AGENT_SDK_VERSION").is_some_and(|v| !v.is_empty());
-        Self {
-            pid,
-            start: pid.and_then(crate::process::start_time),
-            kind: Kind::from_entrypoint(entrypoint.as_deref(), sdk),
-            key,
-            kept_open: pid.is_some_and(reads_stream_json),
-        }
+        Self { pid, start: start.flatten(), kind: Kind::from_entrypoint(entrypoint.as_deref(), sdk), key }
     }
 
     /// How to make a refusal of this process's prompt visible to its caller without it
@@ -78,11 +69,14 @@ impl ClaudeProcess {
     /// the other surfaces' turns).
     pub fn interrupt(&self) -> Option<(u32, i32)> {
         // Only a process the process tree shows to be a claude is ever signalled.
+        // Read only when a prompt is refused: `/proc` reads a hook otherwise has no use for.
         let pid = self.pid.filter(|&pid| crate::process::is_claude(pid))?;
-        match (self.kind, self.kept_open) {
-            (Kind::Interactive, _) => None,
-            (_, true) => Some((pid, libc::SIGKILL)),
-            (_, false) => Some((pid, libc::SIGTERM)),
+        match self.kind {
+            Kind::Interactive => None,
+            // It reads its prompts as stream-json (`--input-format stream-json`: a process
+            // kept open for many turns, as the Agent SDK runs it), so it outlives one turn.
+            _ if reads_stream_json(pid) => Some((pid, libc::SIGKILL)),
+            _ => Some((pid, libc::SIGTERM)),
         }
     }
 
