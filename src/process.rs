@@ -19,13 +19,10 @@ const MAX_DEPTH: usize = 2;
 /// only when no such process is there to contradict it (a claude this check does not know,
 /// or a test standing in for one): an older claude started from a newer one's Bash tool
 /// inherits the outer claude's `$CLAUDE_PID`, and its hooks must still find their own.
-pub fn hook_claude_pid() -> Option<u32> {
-    hook_claude().map(|(pid, _)| pid)
-}
-
-/// [`hook_claude_pid`] with the claude's start time ([`start_time`]), read in the same walk
-/// up the process tree where it can be (one read of `/proc/PID/stat` per ancestor gives its
-/// name, parent and start).
+///
+/// With the claude's start time ([`start_time`]), read in the same walk up the process tree
+/// where it can be (one read of `/proc/PID/stat` per ancestor gives its name, parent and
+/// start).
 pub fn hook_claude() -> Option<(u32, Option<u64>)> {
     let mut seen = Vec::with_capacity(MAX_DEPTH);
     if let Some((pid, stat)) = walk_to_claude(parent_of_me(), &mut seen) {

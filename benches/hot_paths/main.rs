@@ -500,6 +500,12 @@ impl Bench {
                 format!("`hook session-start` ({n} sessions)"),
                 Box::new(move |r| self.hook("session-start", self.hook_input(cycled(r), "startup"))),
             ),
+            // clawsess's own start-up and exit, with no work: a hook given no input returns at
+            // once. What each hook takes beyond it is its work.
+            case(
+                "clawsess start-up only (`hook stop`, empty input)".into(),
+                Box::new(move |_| self.hook("stop", Vec::new())),
+            ),
             case(
                 "`hook prompt-submit`".into(),
                 Box::new(move |_| self.hook("prompt-submit", self.hook_input(prompted, "startup"))),

@@ -35,7 +35,7 @@ impl Kind {
 /// A claude process (not `run`'s own child) as the turn protocol sees it.
 #[derive(Debug, Clone)]
 pub struct ClaudeProcess {
-    /// Its pid, when the hook could tell (see `process::hook_claude_pid`).
+    /// Its pid, when the hook could tell (see `process::hook_claude`).
     pub pid: Option<u32>,
     /// Its start time, so a reused pid is not taken for it.
     pub start: Option<u64>,
@@ -68,16 +68,15 @@ impl ClaudeProcess {
     /// terminated it would exit and checkpoint its stale leaf, and a later resume would lose
     /// the other surfaces' turns).
     pub fn interrupt(&self) -> Option<(u32, i32)> {
-        // Only a process the process tree shows to be a claude is ever signalled.
-        // Read only when a prompt is refused: `/proc` reads a hook otherwise has no use for.
-        let pid = self.pid.filter(|&pid| crate::process::is_claude(pid))?;
-        match self.kind {
-            Kind::Interactive => None,
-            // It reads its prompts as stream-json (`--input-format stream-json`: a process
-            // kept open for many turns, as the Agent SDK runs it), so it outlives one turn.
-            _ if reads_stream_json(pid) => Some((pid, libc::SIGKILL)),
-            _ => Some((pid, libc::SIGTERM)),
+        if self.kind == Kind::Interactive {
+            return None;
         }
+        // Only a process the process tree shows to be a claude is ever signalled. (Read only
+        // when a prompt is refused: `/proc` reads a hook otherwise has no use for.)
+        let pid = self.pid.filter(|&pid| crate::process::is_claude(pid))?;
+        // It reads its prompts as stream-json (`--input-format stream-json`: a process kept
+        // open for many turns, as the Agent SDK runs it), so it outlives one turn.
+        Some((pid, if reads_stream_json(pid) { libc::SIGKILL } else { libc::SIGTERM }))
     }
 
     /// Its name in messages and the catch-up log: its key, else what it is.
