@@ -34,6 +34,10 @@ use report::{fs_type, human_bytes, report};
 const CLAWSESS: &str = env!("CARGO_BIN_EXE_clawsess");
 /// Benchmarks another build instead (a profile variant, a patched tree); the report says so.
 const BIN_ENV: &str = "CLAWSESS_BENCH_BIN";
+/// Also times this other build (main, say) on every timed clawsess case, right after the
+/// case in each round and on the same state: a before/after in one run. Its rows are named
+/// `base: ...`.
+const BASE_ENV: &str = "CLAWSESS_BENCH_BASE";
 const ROLE_ENV: &str = "CLAWSESS_BENCH_ROLE";
 const FLOOR: &str = "/bin/true";
 /// Forked runs per case for peak RSS.
@@ -97,6 +101,16 @@ struct Case<'a> {
     samples: Vec<Sample>,
     /// Peak RSS (KiB) of the forked runs.
     rss_kb: Vec<i64>,
+    /// The `base:` twin of the case before it: the two swap places every other round, so
+    /// that neither always runs on what the other left warm.
+    twin: bool,
+}
+
+impl<'a> Case<'a> {
+    /// A case with no runs yet.
+    fn new(name: String, make: MakeSpec<'a>) -> Self {
+        Case { name, make, samples: Vec::new(), rss_kb: Vec::new(), twin: false }
+    }
 }
 
 struct Bench {
@@ -216,6 +230,9 @@ impl Bench {
                 i == 1 || case.name.contains(only.as_str())
             });
         }
+        if let Some(base) = std::env::var_os(BASE_ENV).filter(|b| !b.is_empty()) {
+            fast = self.with_base(fast, PathBuf::from(base));
+        }
         self.time_round_robin(&mut fast, self.plan.rounds);
         let slow = if self.only.is_some() { Vec::new() } else { self.slow_cases() };
         let _ = fs::remove_file(&big); // 1 GiB: do not wait for the temp dir's cleanup
@@ -238,12 +255,10 @@ impl Bench {
 
     /// `list --json`, and `import` into an empty state and again.
     fn slow_cases(&self) -> Vec<Case<'_>> {
-        let mut slow = vec![Case {
-            name: format!("`list --json` ({} sessions)", self.plan.sessions),
-            make: Box::new(|_| Spec { cmd: self.clawsess(["list", "--json"]), stdin: None }),
-            samples: Vec::new(),
-            rss_kb: Vec::new(),
-        }];
+        let mut slow = vec![Case::new(
+            format!("`list --json` ({} sessions)", self.plan.sessions),
+            Box::new(|_| Spec { cmd: self.clawsess(["list", "--json"]), stdin: None }),
+        )];
         self.time_round_robin(&mut slow, self.plan.list_runs);
         // `import` of every session's transcript into an empty state dir (a fresh one each
         // run), then again into the one it just filled (all recorded: reads, no writes).
@@ -253,18 +268,11 @@ impl Bench {
             Spec { cmd, stdin: None }
         };
         let mut imports = vec![
-            Case {
-                name: format!("`import` of {} transcripts into an empty state", self.plan.sessions),
-                make: Box::new(import),
-                samples: Vec::new(),
-                rss_kb: Vec::new(),
-            },
-            Case {
-                name: "`import` again (every session already recorded)".into(),
-                make: Box::new(import),
-                samples: Vec::new(),
-                rss_kb: Vec::new(),
-            },
+            Case::new(
+                format!("`import` of {} transcripts into an empty state", self.plan.sessions),
+                Box::new(import),
+            ),
+            Case::new("`import` again (every session already recorded)".into(), Box::new(import)),
         ];
         self.time_round_robin(&mut imports, IMPORT_RUNS);
         slow.extend(imports);
@@ -463,8 +471,7 @@ impl Bench {
 
     fn fast_cases<'a>(&'a self, small: &'a str, big: &'a Path, run_session: &'a str) -> Vec<Case<'a>> {
         let n = self.plan.sessions;
-        let case =
-            |name: String, make: MakeSpec<'a>| Case { name, make, samples: Vec::new(), rss_kb: Vec::new() };
+        let case = Case::new;
         let plain = |args: Vec<String>| -> MakeSpec<'a> {
             Box::new(move |_| Spec { cmd: self.clawsess(&args), stdin: None })
         };
@@ -610,11 +617,62 @@ impl Bench {
         cases
     }
 
+    /// `cases`, each one that runs clawsess followed by its twin running `base` instead (the
+    /// same arguments, environment and input), so that both see the same machine.
+    fn with_base<'a>(&'a self, cases: Vec<Case<'a>>, base: PathBuf) -> Vec<Case<'a>> {
+        let base = std::rc::Rc::new(base);
+        let mut out = Vec::new();
+        for case in cases {
+            let runs_clawsess = (case.make)(0).cmd.get_program() == binary().as_os_str();
+            if !runs_clawsess {
+                out.push(case);
+                continue;
+            }
+            let make: std::rc::Rc<dyn Fn(usize) -> Spec + 'a> = std::rc::Rc::from(case.make);
+            let (mine, theirs) = (make.clone(), make);
+            let base = base.clone();
+            let name = format!("base: {}", case.name);
+            out.push(Case::new(case.name, Box::new(move |r| mine(r))));
+            out.push(Case {
+                twin: true,
+                ..Case::new(
+                    name,
+                    Box::new(move |r| {
+                        let Spec { cmd, stdin } = theirs(r);
+                        let mut rebased = Command::new(base.as_path());
+                        self.env(&mut rebased);
+                        rebased.args(cmd.get_args());
+                        for (name, value) in cmd.get_envs() {
+                            match value {
+                                Some(value) => rebased.env(name, value),
+                                None => rebased.env_remove(name),
+                            };
+                        }
+                        if let Some(dir) = cmd.get_current_dir() {
+                            rebased.current_dir(dir);
+                        }
+                        Spec { cmd: rebased, stdin }
+                    }),
+                )
+            });
+        }
+        out
+    }
+
     /// Times `rounds` runs of each case, interleaved, then forks a few more for peak RSS.
     fn time_round_robin(&self, cases: &mut [Case<'_>], rounds: usize) {
         eprintln!("clawsess bench: timing {} case(s), {rounds} rounds...", cases.len());
         for round in 0..rounds {
-            for case in cases.iter_mut() {
+            let mut order: Vec<usize> = (0..cases.len()).collect();
+            if round % 2 == 1 {
+                for i in 1..order.len() {
+                    if cases[i].twin {
+                        order.swap(i - 1, i);
+                    }
+                }
+            }
+            for i in order {
+                let case = &mut cases[i];
                 let sample = measure((case.make)(round), &case.name, Spawn::Spawn);
                 case.samples.push(sample);
             }

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::{BIN_ENV, Plan, RSS_RUNS, Results, binary};
+use crate::{BASE_ENV, BIN_ENV, Plan, RSS_RUNS, Results, binary};
 
 struct Target {
     what: String,
@@ -33,6 +33,15 @@ pub fn report(plan: &Plan, results: &Results, root: &Path) -> String {
         plan.sessions,
         results.sessions_listed
     );
+    if let Some(base) = std::env::var_os(BASE_ENV).filter(|b| !b.is_empty()) {
+        let size = fs::metadata(&base).map(|m| m.len()).unwrap_or(0);
+        let _ = writeln!(
+            w,
+            "Rows named `base:` ran the binary from ${BASE_ENV} ({}), each right after the row \
+             above it in every round, on the same state.\n",
+            human_bytes(size)
+        );
+    }
     let _ = writeln!(w, "| case | n | median | p10 | p90 | × floor | peak RSS |");
     let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|");
     for (name, s) in &results.rows {
