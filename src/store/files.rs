@@ -58,9 +58,11 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
 pub enum Durability {
     /// The file's content and its rename (fsync of the file, then of the dir).
     Full,
-    /// The file's content, not its rename (fsync of the file only): a crash leaves the new
-    /// file or the old one, whole either way, never an empty or torn one. Only for replacing a
-    /// file whose old content says the same of everything that must survive (see
+    /// The file's content, not its rename (fsync of the file only): a power loss leaves the
+    /// new file or the old one, whole either way, never an empty or torn one (the new content
+    /// is on disk before the rename can be). Which of the two is only open until the file
+    /// system commits the rename on its own (ext4 within 5 s by default). Only for replacing
+    /// a file whose old content says the same of everything that must survive (see
     /// `Locked::update_session`).
     Contents,
     /// Neither: for markers that mean nothing after a reboot (a terminal turn in progress).

@@ -577,9 +577,19 @@ impl Locked<'_> {
     /// Replaces the session record `before` (as read under this lock) with `after`, paying
     /// for no more durability than the change needs: nothing is written when nothing changed;
     /// when only what a reboot makes meaningless changed (live pids, `last_seen`: see
-    /// [`SessionRecord::same_durable`]), the file is synced but not its rename, since a crash
-    /// that loses the rename leaves `before`, which says the same of everything that must
-    /// survive; any other change is written with [`Durability::Full`].
+    /// [`SessionRecord::same_durable`]), the file is synced but not its rename
+    /// ([`Durability::Contents`]); any other change is written with [`Durability::Full`].
+    ///
+    /// Why that keeps every acknowledged field a user relies on: every change of such a field
+    /// is a `Full` write, so whatever record a power loss leaves (this one, or the one its
+    /// lost rename would have replaced, itself `Full` or `Contents` over the same fields)
+    /// says the same of all of them, whole (the file's content is synced before the rename).
+    /// A killed process is no risk at all: the rename is atomic either way. What a power loss
+    /// can take are such writes of its last seconds (the file system's commit interval, after
+    /// which the rename is on disk anyway): the record comes back as it was written before
+    /// them, with the pids of claude processes the power loss ended anyway, and the
+    /// `last_seen` of then (`list`'s "last active", where a reset policy's idle time starts),
+    /// as if those seconds' starts and prompts had not been.
     pub fn update_session(&self, before: &SessionRecord, after: &SessionRecord) -> Result<()> {
         match update_durability(before, after) {
             None => Ok(()),
