@@ -93,7 +93,7 @@ struct Stat {
 }
 
 fn stat(pid: u32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = read_proc(&format!("/proc/{pid}/stat"))?;
     let (open, close) = (text.find('(')?, text.rfind(')')?);
     let comm = text.get(open + 1..close)?.to_owned();
     // Fields from 3 on, after the command name's last `)`.
@@ -105,7 +105,7 @@ fn stat(pid: u32) -> Option<Stat> {
 /// boot time taken from the uptime (to 10 ms, where `/proc/stat`'s `btime` is whole seconds).
 pub fn start_wall_ms(pid: u32) -> Option<u64> {
     let ticks = start_time(pid)?;
-    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let uptime = read_proc("/proc/uptime")?;
     let up_secs: f64 = uptime.split_whitespace().next()?.parse().ok()?;
     let boot = crate::store::now_ms().checked_sub((up_secs * 1000.0) as u64)?;
     // SAFETY: sysconf has no preconditions.
@@ -139,7 +139,7 @@ pub fn stopped(pid: u32) -> bool {
 /// Field `n` (1-based, as in proc(5)) of `/proc/PID/stat`. The command name (field 2) may
 /// hold spaces and parentheses, so fields are counted after its last `)`.
 fn stat_field(pid: u32, n: usize) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_proc(&format!("/proc/{pid}/stat"))?;
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(n.checked_sub(3)?).map(str::to_owned)
 }
@@ -148,7 +148,7 @@ fn stat_field(pid: u32, n: usize) -> Option<String> {
 /// or the native installer's `.../claude/versions/X.Y.Z`), or node running the npm
 /// package's `cli.js` (before 2.1.113), which renames itself `claude`.
 pub fn is_claude(pid: u32) -> bool {
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let comm = read_proc(&format!("/proc/{pid}/comm")).unwrap_or_default();
     is_claude_named(pid, comm.trim_end())
 }
 
@@ -157,7 +157,7 @@ fn is_claude_named(pid: u32, comm: &str) -> bool {
     if is_claude_name(comm) {
         return true;
     }
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = read_proc_bytes(&format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let mut args = cmdline.split(|&b| b == 0).map(String::from_utf8_lossy);
     let argv0 = args.next().unwrap_or_default();
     if is_claude_name(base(argv0.trim_end())) {
@@ -173,6 +173,21 @@ fn is_claude_named(pid: u32, comm: &str) -> bool {
         Ok(exe) => is_claude_name(base(&exe.to_string_lossy())) || is_native_install(&exe),
         Err(_) => false,
     }
+}
+
+/// A `/proc` file, whole: [`read_proc_bytes`] as text.
+fn read_proc(path: &str) -> Option<String> {
+    String::from_utf8(read_proc_bytes(path)?).ok()
+}
+
+/// A `/proc` file, whole, in one `read` where it fits in 4 KiB (and one more that finds its
+/// end). `std::fs::read` asks a `/proc` file its size, which says 0, and then reads it 32, 32,
+/// 64, 128 ... bytes at a time: 8 system calls for a `stat` a hook reads for every ancestor.
+fn read_proc_bytes(path: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(4096);
+    std::fs::File::open(path).ok()?.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 fn is_claude_name(name: &str) -> bool {
