@@ -665,8 +665,8 @@ impl Bench {
         for round in 0..rounds {
             let mut order: Vec<usize> = (0..cases.len()).collect();
             if round % 2 == 1 {
-                for i in 1..order.len() {
-                    if cases[i].twin {
+                for (i, case) in cases.iter().enumerate().skip(1) {
+                    if case.twin {
                         order.swap(i - 1, i);
                     }
                 }
