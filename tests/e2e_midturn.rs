@@ -562,3 +562,45 @@ fn turns_waiting_across_surfaces_are_served_in_arrival_order() {
     assert!(screen.contains("chat:f1 (1 turn)") && !screen.contains("chat:f3"), "{screen}");
     assert_eq!(waiting(&e, &id), 0, "the queue is empty again");
 }
+
+#[test]
+fn runs_of_one_key_and_other_surfaces_are_served_in_arrival_order() {
+    let e = Live::new();
+    let (code, events) = e.spawn(&["--stream", "--key", "chat:k", "--", "start"]).finish();
+    assert_eq!(code, 0);
+    let id = events.last().unwrap()["session_id"].as_str().unwrap().to_owned();
+    let busy = e.spawn(&["--stream", "--key", "chat:k", "--", "a long job [hold=K1]"]);
+    e.api.wait_held("K1");
+    // A run of the same key waits for the key's lock; it holds its place in the session's
+    // queue meanwhile.
+    let first = e.spawn(&["--stream", "--key", "chat:k", "--", "WAITER one"]);
+    wait_until_waiting(&e, &id, 1);
+    let second = e.spawn(&["--stream", "--key", "chat:other", "--session", &id, "--", "WAITER two"]);
+    wait_until_waiting(&e, &id, 2);
+    let third = e.spawn(&["--stream", "--key", "chat:k", "--", "WAITER three"]);
+    wait_until_waiting(&e, &id, 3);
+    let fourth = e.spawn(&["--stream", "--key", "chat:k", "--", "WAITER four"]);
+    wait_until_waiting(&e, &id, 4);
+    e.api.release("K1");
+    for run in [busy, first, second, third, fourth] {
+        let (code, events) = run.finish();
+        assert_eq!(code, 0, "{events:#?}");
+    }
+    let order: Vec<String> = e
+        .api
+        .turn_requests()
+        .iter()
+        .map(|r| r.last_user_text.clone())
+        .filter(|t| t.starts_with("WAITER"))
+        .collect();
+    assert_eq!(order, ["WAITER one", "WAITER two", "WAITER three", "WAITER four"]);
+    assert_eq!(waiting(&e, &id), 0, "the queue is empty again");
+    let key_dir = e.home().join(".local/share/clawsess/run");
+    let notes = std::fs::read_dir(key_dir)
+        .unwrap()
+        .flatten()
+        .filter(|d| d.path().extension().is_some_and(|x| x == "waiting"))
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .count();
+    assert_eq!(notes, 0, "no run waits for its key any more");
+}

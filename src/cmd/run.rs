@@ -16,7 +16,7 @@ use crate::config::settings::RunConfig;
 use crate::exit::{self, Busy};
 use crate::ident::{Key, SessionId};
 use crate::live;
-use crate::store::Store;
+use crate::store::{Line, Store};
 use crate::turn::exclusion::{KeyLock, RunLock};
 use crate::turn::fork::{self, Reconciled};
 use crate::turn::record::{self, RunTurn};
@@ -67,10 +67,23 @@ impl cli::Run {
         // --interrupt: the turn in progress is stopped and this one goes next, ahead of the
         // key's queue too (a queued run of the key would hold the key lock, waiting for us).
         let mut claim = if self.interrupt { self.interrupt_turn(&store, &key, &config)? } else { None };
+        // Its place in line, taken now: kept while it waits for the key's lock and then for
+        // the session, so that it is served first come, first served among every waiter.
+        let in_line = crate::turn::queue::Place::now();
+        let guess = std::cell::OnceCell::new();
+        let mut early_ticket = None;
         let key_lock = if claim.is_some() {
             None
         } else {
-            Some(KeyLock::acquire(&store, &key, deadline, || {
+            Some(KeyLock::acquire(&store, &key, &in_line, deadline, || {
+                // While it waits for its key, it holds its place in the queue of the session
+                // the key goes to now (a turn of another surface that comes later waits).
+                let id = guess.get_or_init(|| {
+                    crate::turn::route::current(&store, &key, self.session.as_deref(), self.new)
+                });
+                early_ticket = id.as_ref().and_then(|id| {
+                    crate::turn::queue::Ticket::join_as(&store, Line::Session(id), key.as_str(), &in_line)
+                });
                 if !self.wait.is_zero() {
                     eprintln!(
                         "clawsess: another run for {key} is in progress; waiting up to {:.0} s",
@@ -98,7 +111,8 @@ impl cli::Run {
                 live::Sink::event(&mut live::JsonLines, &live::Event::Queued { position, behind, cap: None });
             }
         };
-        let mut lock = RunLock::acquire_with(&store, &target.id, key.as_str(), left, queued)?;
+        let mut lock = RunLock::acquire_with(&store, &target.id, key.as_str(), left, Some(&in_line), queued)?;
+        drop(early_ticket);
         drop(claim.take()); // it holds the session now
         let fork = if target.resume { reconcile(&store, &target) } else { Reconciled::default() };
         lock.set_note(fork.note.clone())?;

@@ -29,6 +29,8 @@ use crate::store::{
 };
 use crate::sys::{clock, pid_alive};
 
+use super::queue::Place;
+
 /// A turn marker older than this is stale even if its pid lives (pid reuse).
 pub const BUSY_STALE: Duration = Duration::from_secs(6 * 3600);
 /// Without a pid to check, a marker counts for this long.
@@ -66,15 +68,17 @@ impl RunLock {
     /// Takes `id`'s run lock for `key`, waiting until `wait` has passed while another run
     /// holds it or a claude process's turn is in progress. Past that: a [`Busy`] error.
     pub fn acquire(store: &Store, id: &SessionId, key: &str, wait: Duration) -> Result<Self> {
-        Self::acquire_with(store, id, key, wait, |_| {})
+        Self::acquire_with(store, id, key, wait, None, |_| {})
     }
 
-    /// [`Self::acquire`], telling `waiting` why each time it must wait.
+    /// [`Self::acquire`], telling `waiting` why each time it must wait; `place` is the run's
+    /// place in the queue if it took one already (before its key's lock, see [`KeyLock`]).
     pub fn acquire_with(
         store: &Store,
         id: &SessionId,
         key: &str,
         wait: Duration,
+        place: Option<&Place>,
         mut waiting: impl FnMut(&str),
     ) -> Result<Self> {
         let mut told = false;
@@ -89,7 +93,7 @@ impl RunLock {
                 told = true;
             }
         };
-        let file = match take(store, id, None, key, Instant::now() + wait, tell)? {
+        let file = match take(store, id, None, key, place, Instant::now() + wait, tell)? {
             Ok(file) => file,
             Err(why) => return Err(Busy(format!("session {id} is busy ({why}); try again later")).into()),
         };
@@ -239,20 +243,27 @@ pub fn key_holder(store: &Store, key: &Key) -> Option<u32> {
 /// The live runs queued for `key`'s lock behind the run holding it (pids, longest waiting
 /// first): `stop --key` withdraws them too.
 pub fn key_waiters(store: &Store, key: &Key) -> Vec<u32> {
+    waiting_for_key(store, key).into_iter().map(|(_, pid)| pid).collect()
+}
+
+/// The live runs waiting for `key`'s lock, in the order they are served: their places in
+/// line, oldest first, and their pids. Notes of runs that were killed are removed.
+fn waiting_for_key(store: &Store, key: &Key) -> Vec<(Place, u32)> {
     let Ok(dir) = store.run_lock_path_for_key(key).map(|p| p.with_extension("waiting")) else {
         return Vec::new();
     };
     let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
-    let mut found: Vec<(u64, u32)> = entries
+    let mut found: Vec<(Place, u32)> = entries
         .flatten()
         .filter_map(|entry| {
             let text = std::fs::read_to_string(entry.path()).ok()?;
             let note: serde_json::Value = serde_json::from_str(&text).ok()?;
             let pid = u32::try_from(note.get("pid")?.as_u64()?).ok()?;
             let start = note.get("pid_start").and_then(serde_json::Value::as_u64);
-            let since = note.get("since").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let at = note.get("since").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let id = note.get("id").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
             if process_alive(pid, start) {
-                Some((since, pid))
+                Some((Place { at, id }, pid))
             } else {
                 let _ = std::fs::remove_file(entry.path()); // a waiter that was killed
                 None
@@ -260,18 +271,20 @@ pub fn key_waiters(store: &Store, key: &Key) -> Vec<u32> {
         })
         .collect();
     found.sort_unstable();
-    found.into_iter().map(|(_, pid)| pid).collect()
+    found
 }
 
-/// A run's note that it waits for a key's lock, removed when it stops waiting.
+/// A run's note that it waits for a key's lock, with its place in line; removed when it
+/// stops waiting.
 struct Waiting(Option<std::path::PathBuf>);
 
 impl Waiting {
-    fn note(lock: &std::path::Path) -> Self {
+    fn note(lock: &std::path::Path, place: &Place) -> Self {
         let dir = lock.with_extension("waiting");
         let me = std::process::id();
         let path = dir.join(format!("{me}.json"));
-        let note = serde_json::json!({"pid": me, "pid_start": start_time(me), "since": now_ms()});
+        let note =
+            serde_json::json!({"pid": me, "pid_start": start_time(me), "since": place.at, "id": place.id});
         let written = crate::store::create_private_dir(&dir)
             .ok()
             .and_then(|()| std::fs::write(&path, note.to_string()).ok());
@@ -289,27 +302,56 @@ impl Drop for Waiting {
 
 impl KeyLock {
     /// Takes `key`'s lock, waiting until `deadline`; `tell` is called once if it must wait.
-    /// While it waits, it notes itself as a waiter (see [`key_waiters`]).
-    pub fn acquire(store: &Store, key: &Key, deadline: Instant, tell: impl FnOnce()) -> Result<Self> {
+    /// Runs of a key are served first come, first served, in the order of their `place`
+    /// (taken before they began to wait, and kept in the session's queue): while it waits, a
+    /// run notes itself with its place (see [`key_waiters`]), and when the lock is free only
+    /// the oldest live waiter takes it; the others let go at once and look again every 0.1 s.
+    pub fn acquire(
+        store: &Store,
+        key: &Key,
+        place: &Place,
+        deadline: Instant,
+        tell: impl FnOnce(),
+    ) -> Result<Self> {
         let path = store.run_lock_path_for_key(key)?;
         let file = open_lock_file(&path)?;
+        let me = std::process::id();
         let mut waiting = None;
-        let acquired = lock_until(&file, deadline, || {
-            waiting = Some(Waiting::note(&path));
-            tell();
-        });
-        drop(waiting);
-        match acquired? {
-            Acquired::Yes => {
-                let me = std::process::id();
+        let mut tell = Some(tell);
+        loop {
+            let acquired = lock_until(&file, deadline, || {
+                waiting = waiting.take().or_else(|| Some(Waiting::note(&path, place)));
+                if let Some(tell) = tell.take() {
+                    tell();
+                }
+            })?;
+            if let Acquired::TimedOut = acquired {
+                return Err(
+                    Busy(format!("another run for {key} is still in progress; try again later")).into()
+                );
+            }
+            let first = waiting_for_key(store, key).into_iter().find(|(_, pid)| *pid != me);
+            if first.is_none_or(|(theirs, _)| theirs > *place) {
+                drop(waiting);
                 let holder = serde_json::json!({"pid": me, "pid_start": start_time(me), "since": now_ms()});
                 write_note(&file, holder.to_string().as_bytes())
                     .context("could not note the key lock's holder")?;
-                Ok(Self { file })
+                return Ok(Self { file });
             }
-            Acquired::TimedOut => {
-                Err(Busy(format!("another run for {key} is still in progress; try again later")).into())
+            // A run of the key that began to wait earlier goes first.
+            let _ = file.unlock();
+            if waiting.is_none() {
+                waiting = Some(Waiting::note(&path, place));
             }
+            if let Some(tell) = tell.take() {
+                tell();
+            }
+            if Instant::now() >= deadline {
+                return Err(
+                    Busy(format!("another run for {key} is still in progress; try again later")).into()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
         }
     }
 }
@@ -343,24 +385,29 @@ pub fn gate<'a>(
     on_wait: impl FnMut(&str),
 ) -> Result<std::result::Result<Gate<'a>, String>> {
     let who = pid.map_or_else(|| "a claude process".to_owned(), |p| format!("a claude process (pid {p})"));
-    Ok(take(store, id, pid, &who, deadline, on_wait)?.map(|file| Gate { store, id: id.clone(), file }))
+    Ok(take(store, id, pid, &who, None, deadline, on_wait)?.map(|file| Gate { store, id: id.clone(), file }))
 }
 
 /// The run lock of `id`, taken once nothing else answers the session and no turn that began
-/// to wait earlier still waits (see [`gate`], [`super::queue`]); `who` names this waiter.
+/// to wait earlier still waits (see [`gate`], [`super::queue`]); `who` names this waiter,
+/// `place` its place in the queue if it took one already (a run, before its key's lock).
 fn take(
     store: &Store,
     id: &SessionId,
     pid: Option<u32>,
     who: &str,
+    place: Option<&Place>,
     deadline: Instant,
     mut on_wait: impl FnMut(&str),
 ) -> Result<std::result::Result<File, String>> {
     let file = open_lock_file(&store.run_lock_path(id)?)?;
+    let place = place.cloned().unwrap_or_else(Place::now);
     let mut ticket = None;
     loop {
         let acquired = lock_until(&file, deadline, || {
-            ticket = ticket.take().or_else(|| super::queue::Ticket::join(store, Line::Session(id), who));
+            ticket = ticket
+                .take()
+                .or_else(|| super::queue::Ticket::join_as(store, Line::Session(id), who, &place));
             on_wait(&holder_text(&read_holder(&file)))
         })?;
         if let Acquired::TimedOut = acquired {
@@ -382,7 +429,11 @@ fn take(
         let why = why.or_else(|| next_in_line(store, id));
         // A run that interrupted the turn (it holds the claim on the next turn) goes first.
         let claimed = store.next_turn(id).ok().flatten().is_some_and(|n| n.pid == std::process::id());
-        let why = why.or_else(|| match super::queue::ahead(store, Line::Session(id), ticket.as_ref()) {
+        // A run holds its key's lock here: a ticket of its own key is a later run of the key
+        // waiting for that lock (its place kept, see `KeyLock`), which goes after this one.
+        let ahead = super::queue::ahead(store, Line::Session(id), ticket.as_ref())
+            .map(|ahead| ahead.into_iter().filter(|t| pid.is_some() || t.surface != who).collect::<Vec<_>>());
+        let why = why.or_else(|| match ahead {
             Ok(ahead) if !ahead.is_empty() && !claimed => Some(format!(
                 "{} turn(s) waiting since before this one, first {}",
                 ahead.len(),
@@ -393,7 +444,7 @@ fn take(
         let Some(why) = why else { return Ok(Ok(file)) };
         let _ = file.unlock();
         if ticket.is_none() {
-            ticket = super::queue::Ticket::join(store, Line::Session(id), who);
+            ticket = super::queue::Ticket::join_as(store, Line::Session(id), who, &place);
         }
         if Instant::now() >= deadline {
             return Ok(Err(why));

@@ -16,6 +16,23 @@ use crate::ident::SessionId;
 use crate::process::{process_alive, start_time};
 use crate::store::{FORMAT, Line, QueueTicket, Store, now_ms};
 
+/// When a waiter began to wait, and its ticket's id: the order it is served in. A run takes
+/// its place once, before it waits for its key's lock, and keeps it in the session's queue:
+/// runs of one key and every other waiter are then served in one order (first come, first
+/// served), and a run never waits in the session's queue behind a later run of its own key
+/// that waits for the key's lock it holds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Place {
+    pub at: u64,
+    pub id: String,
+}
+
+impl Place {
+    pub fn now() -> Place {
+        Place { at: now_ms(), id: uuid::Uuid::new_v4().to_string() }
+    }
+}
+
 /// This process's place in a session's queue; dropping it leaves the queue.
 pub struct Ticket<'a> {
     store: &'a Store,
@@ -27,14 +44,20 @@ impl<'a> Ticket<'a> {
     /// Joins `line` as `surface`. `None` if the ticket cannot be written: the turn then
     /// waits without a place (as before there was a queue), it does not fail.
     pub fn join(store: &'a Store, line: Line<'a>, surface: &str) -> Option<Ticket<'a>> {
+        Self::join_as(store, line, surface, &Place::now())
+    }
+
+    /// Joins `line` at `place`: a run that began to wait for its key's lock keeps the place
+    /// it took then (see [`Place`]).
+    pub fn join_as(store: &'a Store, line: Line<'a>, surface: &str, place: &Place) -> Option<Ticket<'a>> {
         let me = std::process::id();
         let ticket = QueueTicket {
             v: FORMAT,
-            id: uuid::Uuid::new_v4().to_string(),
+            id: place.id.clone(),
             pid: me,
             pid_start: start_time(me),
             surface: surface.to_owned(),
-            at: now_ms(),
+            at: place.at,
         };
         store.put_ticket(line, &ticket).ok()?;
         Some(Ticket { store, line, id: ticket.id })

@@ -39,6 +39,19 @@ pub struct Target {
     pub reset_why: Option<String>,
 }
 
+/// The session a turn of `key` would go to now, if it resumes one: `--session`'s (`session`),
+/// else the key's resolution; `None` for `--new` or when nothing is found. Read only, for a
+/// place in that session's queue while the turn waits for its key's lock ([`route`] decides).
+pub fn current(store: &Store, key: &Key, session: Option<&str>, new: bool) -> Option<SessionId> {
+    if new {
+        return None;
+    }
+    match session {
+        Some(arg) => find_session(store, arg).ok(),
+        None => resolve(store, key).ok().flatten().map(|found| found.session),
+    }
+}
+
 /// The session `key`'s turn goes to (see the module doc). Says on stderr when it replaces one.
 pub fn route(store: &Store, key: &Key, req: &Request<'_>) -> Result<Target> {
     if req.new {
