@@ -33,7 +33,15 @@ impl std::ops::Deref for Live {
 
 impl Live {
     fn new() -> Self {
-        let home = ClaudeHome::new();
+        Self::of(ClaudeHome::new())
+    }
+
+    /// With Claude Code `version`, whatever version the suite runs with.
+    fn with_version(version: &str) -> Self {
+        Self::of(ClaudeHome::with_version(version))
+    }
+
+    fn of(home: ClaudeHome) -> Self {
         home.install_clawsess();
         let project = home.project("live");
         Self { home, project }
@@ -603,4 +611,43 @@ fn runs_of_one_key_and_other_surfaces_are_served_in_arrival_order() {
         .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
         .count();
     assert_eq!(notes, 0, "no run waits for its key any more");
+}
+
+/// Claude Code has no `Interrupt` hook, and Esc fires none (measured on 2.1.332, the newest
+/// published: docs/CLAUDE_CODE.md): a terminal's stopped turn is logged at its next prompt,
+/// and a terminal that is behind is told of it as of any finished turn.
+#[test]
+fn a_terminal_turn_stopped_by_esc_is_logged_and_another_terminal_is_told() {
+    let e = Live::with_version("2.1.332");
+    let (code, events) = e.spawn(&["--stream", "--key", "chat:e", "--", "start"]).finish();
+    assert_eq!(code, 0);
+    let id = events.last().unwrap()["session_id"].as_str().unwrap().to_owned();
+    // B loaded the conversation before A's turns, and is told the turns it missed.
+    let b = support::terminal::Terminal::start_with_env(
+        &e.home,
+        &e.project,
+        &["--resume", &id],
+        &[("CLAWSESS_BEHIND", "note")],
+    );
+    b.wait_for("the conversation", |s| s.contains("start"));
+    let a = support::terminal::Terminal::start(&e.home, &e.project, &["--resume", &id]);
+    a.wait_for("the conversation", |s| s.contains("start"));
+    a.type_line("STOPPED job [hold=E1]");
+    e.api.wait_held("E1");
+    a.keys(&["Escape"]);
+    let stopped = |reqs: &[support::stand_in_api::Recorded]| {
+        reqs.iter().any(|r| r.last_user_text.contains("STOPPED job") && r.client_gone)
+    };
+    assert!(e.api.wait_for(T, stopped), "Esc stopped the turn (its request was cut off)");
+    e.api.release("E1");
+    // 2.1.332 puts a prompt stopped before any answer back into the input box: cleared.
+    a.keys(&["C-u"]);
+    a.turn("AFTER stop");
+    b.type_line("B asks");
+    let asked = |reqs: &[support::stand_in_api::Recorded]| reqs.iter().any(|r| r.last_user_text == "B asks");
+    assert!(e.api.wait_for(T, asked), "B's prompt reached the model");
+    let reqs = e.api.turn_requests();
+    let b_req = reqs.iter().find(|r| r.last_user_text == "B asks").unwrap();
+    assert!(b_req.all_text.contains("STOPPED job"), "B is told of the stopped turn: {}", b_req.all_text);
+    assert!(b_req.all_text.contains("AFTER stop"), "and of the turn after it: {}", b_req.all_text);
 }

@@ -569,6 +569,14 @@ fn live_marker(store: &Store, id: &SessionId, clear_stale: bool) -> Result<Optio
         return Ok(Some(marker));
     }
     if clear_stale {
+        // No Stop came (the turn was stopped, or its claude died): logged as a turn first.
+        if let Err(err) = super::record::log_stopped_turn(store, id, &marker, crate::store::HOOK_LOCK_WAIT) {
+            eprintln!(
+                "clawsess: could not log the stopped turn of {}: {}",
+                marker.surface(),
+                crate::sys::printable(&format!("{err:#}"), false)
+            );
+        }
         store.clear_busy(id)?;
     }
     Ok(None)

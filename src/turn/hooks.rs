@@ -293,6 +293,9 @@ impl Behind {
     }
 }
 
+/// How long SessionEnd waits for the store lock to log a stopped turn (its hooks share 1.5 s).
+const STOPPED_LOG_WAIT: Duration = Duration::from_millis(500);
+
 /// Handles one hook event of session `id` from the claude process `who`.
 pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<Answer> {
     let process = match who {
@@ -336,8 +339,13 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
         Event::Stop { reply } => stop(store, id, &reply, process),
         Event::PreCompact => pre_compact(store, id, process),
         Event::SessionEnd { transcript } => {
-            // SessionEnd hooks share a 1.5 s budget: no store lock here.
-            exclusion::end_process_turn(store, id, process.pid)?;
+            // SessionEnd hooks share a 1.5 s budget: the store lock only for a turn that was
+            // stopped (no Stop came), waited for briefly; else it is lost for catch-up.
+            if let Some(marker) = exclusion::end_process_turn(store, id, process.pid)?
+                && let Err(err) = record::log_stopped_turn(store, id, &marker, STOPPED_LOG_WAIT)
+            {
+                eprintln!("clawsess: could not log the stopped turn: {err:#}");
+            }
             // Claude Code has written its exit checkpoint: one left on a stale branch (a
             // terminal refused as behind and closed without /resume) would make every later
             // resume drop the other surfaces' turns. Only with the transcript at rest: while
@@ -404,6 +412,13 @@ pub fn prompt_submit(
             return Ok(Answer::Refuse(Refusal { reason, interrupt: process.interrupt() }));
         }
     };
+    // This process's own turn is still marked: it was stopped (Esc), which fires no hook.
+    // Logged now as a finished turn, before the next one is marked over it.
+    if let Some(marker) = store.busy(id)?.filter(|m| process.pid.is_some() && m.pid == process.pid)
+        && let Err(err) = record::log_stopped_turn(store, id, &marker, HOOK_LOCK_WAIT)
+    {
+        eprintln!("clawsess: could not log this terminal's stopped turn: {err:#}");
+    }
     let mut context = None;
     if let Some(pid) = process.pid {
         let missed = catchup::missed(store, id, pid)?;

@@ -6,6 +6,7 @@
 //! conversation is in the log.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -19,8 +20,8 @@ use crate::claude;
 use crate::ident::{Key, SessionId};
 use crate::resolve::{Via, resolve};
 use crate::store::{
-    Attachment, COMMAND_LOCK_WAIT, HOOK_LOCK_WAIT, KeyState, Locked, RunHolder, SessionRecord, Starter,
-    Store, now_ms,
+    Attachment, BusyMarker, COMMAND_LOCK_WAIT, HOOK_LOCK_WAIT, KeyState, Locked, RunHolder, SessionRecord,
+    Starter, Store, now_ms,
 };
 use crate::transcript::branches;
 
@@ -271,6 +272,45 @@ pub fn recover_dead_turn(store: &Store, id: &SessionId, holder: &RunHolder) -> R
         reply: &reply,
         token: Some(&token),
         at,
+    };
+    catchup::log(&tx, id, &logged)
+}
+
+/// How long before its turn's mark a prompt is looked for: a terminal's prompt hook may wait
+/// for the session before it marks the turn (`CLAWSESS_TURN_WAIT`, 120 s by default; see
+/// `hooks::prompt_wait`). The newest matching prompt is taken.
+const PROMPT_BEFORE_MARK: Duration = Duration::from_secs(11 * 60);
+
+/// A claude process's turn that ended without a Stop: Claude Code fires no hook when a turn is
+/// stopped (Esc in a terminal, a stream-json interrupt, a signal; it has no `Interrupt` hook,
+/// see docs/CLAUDE_CODE.md). Its `marker` is found at the process's next prompt, at its exit,
+/// or stale; the turn then goes to the turn log from the transcript, as a finished turn does,
+/// once (the marker's token), so the other surfaces learn of it. `false` when there is
+/// nothing to log: its prompt is not in the transcript (another hook refused it, or claude
+/// wrote nothing), or it is logged already. `wait` is how long to wait for the store lock.
+pub fn log_stopped_turn(store: &Store, id: &SessionId, marker: &BusyMarker, wait: Duration) -> Result<bool> {
+    let Some(prompt) = marker.prompt.as_deref().filter(|p| !p.trim().is_empty()) else { return Ok(false) };
+    let Some(transcript) = store.session(id)?.map(|rec| rec.transcript).filter(|t| t.exists()) else {
+        return Ok(false);
+    };
+    // Claude Code stamps the prompt when it is submitted, before the hook that marked the turn
+    // (which may have waited for the session): looked for from a while before the mark.
+    let from = marker.since.saturating_sub(PROMPT_BEFORE_MARK.as_millis() as u64);
+    let Some(written) = branches::turn_written(&transcript, prompt, from)? else { return Ok(false) };
+    let reply = match written.reply {
+        Some(reply) => format!("{reply}\n(the turn was stopped before it ended)"),
+        None => "(the turn was stopped before Claude replied)".to_owned(),
+    };
+    let token =
+        format!("process:{}:{}:{}", marker.pid.unwrap_or(0), marker.pid_start.unwrap_or(0), marker.since);
+    let tx = store.lock(wait)?;
+    let logged = NewTurn {
+        surface: marker.surface.as_deref().unwrap_or("terminal"),
+        by_pid: marker.pid,
+        prompt,
+        reply: &reply,
+        token: Some(&token),
+        at: written.at.map_or_else(now_ms, |at| at.min(now_ms())),
     };
     catchup::log(&tx, id, &logged)
 }

@@ -97,7 +97,18 @@ fn target_dir() -> PathBuf {
 
 /// Where the Claude Code under test is installed: `<target dir>/claude-code-VERSION/`.
 pub fn install_dir() -> PathBuf {
-    target_dir().join(format!("claude-code-{}", claude_code_version()))
+    install_dir_of(claude_code_version())
+}
+
+/// Where Claude Code `version` is installed: `<target dir>/claude-code-VERSION/`.
+pub fn install_dir_of(version: &str) -> PathBuf {
+    target_dir().join(format!("claude-code-{version}"))
+}
+
+/// The `claude` of Claude Code `version`, installed on first use as [`claude_bin`]'s is: for
+/// a test about one version whatever version the suite runs with.
+pub fn claude_bin_of(version: &str) -> PathBuf {
+    install_version(version)
 }
 
 /// What to run in an install: the package's `bin.claude`, which is the native
@@ -141,7 +152,7 @@ pub fn claude_bin() -> PathBuf {
 }
 
 fn install_version(version: &str) -> PathBuf {
-    let final_dir = install_dir();
+    let final_dir = install_dir_of(version);
     let exe = exe_in(&final_dir);
     let spec = format!("{PACKAGE}@{version}");
     let ready = || exe.is_file() && reports_version(&exe, version);
@@ -347,11 +358,22 @@ pub struct ClaudeHome {
     home: PathBuf,
     pub api: StandInApi,
     claude: PathBuf,
+    /// The Claude Code version of `claude`.
+    version: String,
 }
 
 impl ClaudeHome {
     pub fn new() -> ClaudeHome {
-        let claude = claude_bin();
+        Self::with_claude(claude_bin(), claude_code_version())
+    }
+
+    /// A home whose `claude` is Claude Code `version` (installed on first use), whatever
+    /// version the suite runs with.
+    pub fn with_version(version: &str) -> ClaudeHome {
+        Self::with_claude(claude_bin_of(version), version)
+    }
+
+    fn with_claude(claude: PathBuf, version: &str) -> ClaudeHome {
         let dir = tempfile::Builder::new().prefix("clawsess-e2e-").tempdir().expect("create temp HOME");
         // Claude Code reports real paths (cwd, transcript_path): use the canonical one.
         let home = fs::canonicalize(dir.path()).expect("canonicalize temp HOME");
@@ -362,7 +384,7 @@ impl ClaudeHome {
         #[cfg(unix)]
         std::os::unix::fs::symlink(&claude, bin.join("claude")).expect("symlink ~/bin/claude");
         let api = StandInApi::start().expect("start the stand-in API");
-        let h = ClaudeHome { dir, home, api, claude };
+        let h = ClaudeHome { dir, home, api, claude, version: version.to_owned() };
         h.write_claude_json(|_| {});
         h.record_probe();
         h
@@ -375,10 +397,10 @@ impl ClaudeHome {
     fn record_probe(&self) {
         use clawsess::versions::Version;
         static PROBED: OnceLock<clawsess::store::ProbeRun> = OnceLock::new();
-        let Some(version) = Version::parse(claude_code_version()).filter(|v| !v.tested()) else {
+        let Some(version) = Version::parse(&self.version).filter(|v| !v.tested()) else {
             return;
         };
-        let run = PROBED.get_or_init(|| {
+        let probe = || {
             let report = clawsess::probe::probe(&self.claude, Path::new(env!("CARGO_BIN_EXE_clawsess")))
                 .unwrap_or_else(|e| panic!("doctor --probe with {}: {e:#}", self.claude.display()));
             eprintln!("Claude Code {version} is outside the tested range; its probe: {report:#?}");
@@ -388,10 +410,15 @@ impl ClaudeHome {
                 ok: report.ok,
                 failed: report.failed(),
             }
-        });
+        };
+        // Once per test binary for the suite's version; a home of another version probes it.
+        let run = match self.version == claude_code_version() {
+            true => PROBED.get_or_init(probe).clone(),
+            false => probe(),
+        };
         let store = clawsess::store::Store::at(self.home.join(".local/share/clawsess"));
         let guard = store.lock(Duration::from_secs(10)).expect("lock the store");
-        guard.put_probe_run(version, run.clone()).expect("record the probe");
+        guard.put_probe_run(version, run).expect("record the probe");
     }
 
     /// The throw-away HOME.
@@ -456,7 +483,7 @@ impl ClaudeHome {
         };
         // What a first interactive start would otherwise ask about (onboarding, the API key).
         v["hasCompletedOnboarding"] = json!(true);
-        v["lastOnboardingVersion"] = json!(claude_code_version());
+        v["lastOnboardingVersion"] = json!(self.version);
         v["numStartups"] = json!(v["numStartups"].as_u64().unwrap_or(1).max(1));
         if v["theme"].is_null() {
             v["theme"] = json!("dark");

@@ -40,11 +40,18 @@ impl Terminal {
             script.push_str(&format!(" '{a}'"));
         }
         script.push('\n');
-        let path = home.home().join("terminal.sh");
+        // One tmux session per terminal: a home's first is named after the home, more get a
+        // number (a test may open two terminals on one home; tests run in parallel).
+        static MORE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2);
+        let base = home.home().file_name().unwrap().to_string_lossy().into_owned();
+        let (name, path) = if home.home().join("terminal.sh").exists() {
+            let n = MORE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (format!("{base}-t{n}"), home.home().join(format!("terminal-{n}.sh")))
+        } else {
+            (base, home.home().join("terminal.sh"))
+        };
         std::fs::write(&path, script).unwrap();
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        // One tmux session per test home (tests of this file run in parallel).
-        let name = home.home().file_name().unwrap().to_string_lossy().into_owned();
         let ok = Command::new("tmux")
             .args(["new-session", "-d", "-s", &name, "-x", "200", "-y", "50", "-c"])
             .arg(cwd)
