@@ -177,10 +177,16 @@ fn prompt_submit_unread(prefix: &[u8]) -> Result<u8> {
         );
         return Ok(exit::BLOCK);
     };
+    // Claude Code 2.1.328 writes `permission_mode` before `prompt`: the turn keeps it.
+    let mode = head
+        .split_once("\"permission_mode\":\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(mode, _)| mode.to_owned())
+        .filter(|mode| mode.chars().all(|c| c.is_ascii_alphanumeric()));
     let store = Store::open()?;
     let who = Who::of_hook(&store, &id);
     answer_claude(
-        hooks::handle(&store, &id, Event::PromptSubmit { prompt: String::new(), cwd: None }, &who)?,
+        hooks::handle(&store, &id, Event::PromptSubmit { prompt: String::new(), cwd: None, mode }, &who)?,
         &id,
         EventName::PromptSubmit,
     )

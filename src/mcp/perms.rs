@@ -4,8 +4,9 @@
 //! and ask rules, which hold as always), and is started with flags that take away whatever
 //! the caller could not do:
 //!
-//! - `--permission-mode`: the strictest of `default`, the caller's mode (its command line and
-//!   the `defaultMode` of each settings file it loads) and the target's (its `clawsess set
+//! - `--permission-mode`: the strictest of `default`, the caller's mode (its command line, the
+//!   `defaultMode` of each settings file it loads, and its mode at the prompt of the turn that
+//!   sends, which a person may have switched since it started) and the target's (its `clawsess set
 //!   permission_mode` and its settings files' `defaultMode`). With nobody to ask, `default`
 //!   denies every call that needs permission.
 //! - `--disallowedTools`: every deny and ask rule of the caller (its command line, its
@@ -20,6 +21,10 @@
 //! both sessions share a cwd; such a deny rule is passed on as written and as the absolute
 //! paths it meant in the caller's project (`Read(//home/me/app/.env)`), and a target's allow
 //! rule of that kind is denied as written and as its absolute paths.
+//!
+//! A target whose claude loads a PreToolUse or PermissionRequest hook (its settings files or
+//! the plugins they enable) gets no send at all: such a hook's `allow` beats `claude -p`'s
+//! denial ([`loosening_hooks`]).
 //!
 //! When any of this cannot be told (a settings file that is not valid JSON, a mode clawsess
 //! does not know, a rule it cannot read, the caller's command line gone), the send is refused
@@ -300,6 +305,10 @@ fn source_file(source: &str, user_dir: &Path, cwd: &Path) -> Option<PathBuf> {
 pub struct Caller<'a> {
     pub args: &'a CommandLine,
     pub cwd: &'a Path,
+    /// Its permission mode at the prompt of the turn that sends (its UserPromptSubmit hook's
+    /// `permission_mode`, kept in the turn's busy marker): a person may have switched it
+    /// (Shift+Tab to `plan`, or out of `bypassPermissions`) since the claude started.
+    pub mode_now: Option<&'a str>,
 }
 
 /// The target of a send, for [`grant`].
@@ -325,7 +334,7 @@ pub fn grant(caller: &Caller<'_>, target: &Target<'_>, user_dir: &Path) -> Resul
         allow: caller.args.allowed.clone(),
         deny: caller.args.disallowed.clone(),
         ask: Vec::new(),
-        modes: caller.args.mode.iter().cloned().collect(),
+        modes: caller.args.mode.iter().cloned().chain(caller.mode_now.map(str::to_owned)).collect(),
     };
     let sources = caller.args.sources.clone().unwrap_or_else(|| SOURCES.map(str::to_owned).to_vec());
     for source in &sources {
@@ -376,6 +385,117 @@ pub fn grant(caller: &Caller<'_>, target: &Target<'_>, user_dir: &Path) -> Resul
     let mut seen = std::collections::HashSet::new();
     let allowed = allowed.into_iter().filter(|r| seen.insert(*r)).cloned().collect();
     Ok(Grant { mode, allowed, disallowed })
+}
+
+/// Hook events whose answer lets a tool call through that no rule allows: a PreToolUse hook's
+/// `allow` runs a call that `default` and `dontAsk` would deny in `claude -p`, and a
+/// PermissionRequest hook's `allow` one that `default` or even `plan` would deny (measured on
+/// 2.1.328, docs/CLAUDE_CODE.md). Deny rules still beat both.
+pub const LOOSENING_HOOKS: [&str; 2] = ["PreToolUse", "PermissionRequest"];
+
+/// The hooks of the target's settings that could let its turn do more than the caller's run
+/// (see [`LOOSENING_HOOKS`]), each as "a PreToolUse hook (`cmd`) in FILE": those of the
+/// settings files its claude loads (`user_dir`'s, and the project's and local ones in `cwd`)
+/// and of the plugins they enable (listed in `user_dir/plugins/installed_plugins.json`). What
+/// cannot be read is an error: the send is then refused all the same.
+pub fn loosening_hooks(cwd: &Path, user_dir: &Path) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut plugins = std::collections::BTreeMap::new();
+    for source in SOURCES {
+        let path = source_file(source, user_dir, cwd).expect("a known source");
+        let Some(doc) = settings_doc(&path)? else { continue };
+        found.extend(hooks_in(doc.get("hooks"), &path.display().to_string()));
+        if let Some(enabled) = doc.get("enabledPlugins").and_then(Value::as_object) {
+            for (name, on) in enabled {
+                // A later source (local over project over user) decides.
+                plugins.insert(name.clone(), on.as_bool() == Some(true));
+            }
+        }
+    }
+    let enabled: Vec<&String> = plugins.iter().filter(|(_, on)| **on).map(|(name, _)| name).collect();
+    if enabled.is_empty() {
+        return Ok(found);
+    }
+    let index = user_dir.join("plugins").join("installed_plugins.json");
+    let installed = settings_doc(&index)?.unwrap_or(Value::Null);
+    for name in enabled {
+        // `{"plugins": {NAME: [{"installPath": ...}]}}` (or one object instead of the list).
+        let entries = match installed.pointer("/plugins").and_then(|p| p.get(name.as_str())) {
+            Some(Value::Array(items)) => items.clone(),
+            Some(item @ Value::Object(_)) => vec![item.clone()],
+            _ => bail!("plugin {name} is enabled but {} does not say where it is", index.display()),
+        };
+        for entry in entries {
+            let Some(root) = entry.get("installPath").and_then(Value::as_str) else {
+                bail!("{}: plugin {name} has no installPath", index.display())
+            };
+            let root = Path::new(root);
+            let hooks = root.join("hooks").join("hooks.json");
+            if let Some(doc) = settings_doc(&hooks)? {
+                found.extend(hooks_in(doc.get("hooks"), &format!("plugin {name} ({})", hooks.display())));
+            }
+            let manifest = root.join(".claude-plugin").join("plugin.json");
+            match settings_doc(&manifest)?.as_ref().and_then(|m| m.get("hooks")) {
+                Some(inline @ Value::Object(_)) => {
+                    let origin = format!("plugin {name} ({})", manifest.display());
+                    found.extend(hooks_in(inline.get("hooks").or(Some(inline)), &origin));
+                }
+                Some(Value::Null) | None => {}
+                Some(other) => {
+                    // Paths to more hook files.
+                    let paths: Vec<&str> = match other {
+                        Value::String(p) => vec![p.as_str()],
+                        Value::Array(ps) => ps.iter().filter_map(Value::as_str).collect(),
+                        _ => bail!("{}: \"hooks\" is {other}", manifest.display()),
+                    };
+                    for p in paths {
+                        let file = root.join(p.trim_start_matches("./"));
+                        let doc = settings_doc(&file)?.unwrap_or(Value::Null);
+                        let origin = format!("plugin {name} ({})", file.display());
+                        found.extend(hooks_in(doc.get("hooks"), &origin));
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A JSON settings file, None when it is not there (or empty).
+fn settings_doc(path: &Path) -> Result<Option<Value>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => bail!("could not read {}: {e}", path.display()),
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let doc = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not valid JSON ({e})", path.display()))?;
+    Ok(Some(doc))
+}
+
+/// The [`LOOSENING_HOOKS`] of a `hooks` object, described.
+fn hooks_in(hooks: Option<&Value>, origin: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for event in LOOSENING_HOOKS {
+        let groups = hooks.and_then(|h| h.get(event)).and_then(Value::as_array).cloned().unwrap_or_default();
+        for group in groups {
+            let each = group.get("hooks").and_then(Value::as_array).cloned().unwrap_or_default();
+            for hook in each {
+                let what = hook
+                    .get("command")
+                    .or_else(|| hook.get("prompt"))
+                    .or_else(|| hook.get("url"))
+                    .and_then(Value::as_str)
+                    .map(|c| crate::ident::shorten(c, 80))
+                    .unwrap_or_else(|| hook.to_string());
+                found.push(format!("a {event} hook ({what:?}) in {origin}"));
+            }
+        }
+    }
+    found
 }
 
 /// The strictest of `default` and these modes: `plan` runs nothing, `dontAsk` only what is
@@ -496,16 +616,30 @@ mod tests {
             json!({"permissions": {"allow": ["Bash(touch:*)", "Bash(mkdir:*)", "Bash", "mcp__x__y"], "defaultMode": "bypassPermissions"}}),
         );
         let args = CommandLine { allowed: strings(&["mcp__x"]), ..CommandLine::default() };
-        let g = grant(&Caller { args: &args, cwd: &a }, &Target { cwd: &b, mode: None }, &user).unwrap();
+        let g =
+            grant(&Caller { args: &args, cwd: &a, mode_now: None }, &Target { cwd: &b, mode: None }, &user)
+                .unwrap();
         assert_eq!(g.mode, "default");
         assert_eq!(g.allowed, ["mcp__x", "WebSearch", "Bash(touch:*)"]);
         assert_eq!(g.disallowed, ["Bash(curl:*)", "Bash(rm:*)", "Edit", "Bash(mkdir:*)", "Bash"]);
 
         // The target's own `clawsess set permission_mode plan` holds; an SDK caller that loads
         // no settings files has none of the user's allows, so they are denied in the target.
+        // A mode a person switched to after the caller started (its prompt's) holds.
+        let g = grant(
+            &Caller { args: &args, cwd: &a, mode_now: Some("plan") },
+            &Target { cwd: &b, mode: None },
+            &user,
+        )
+        .unwrap();
+        assert_eq!(g.mode, "plan");
         let sdk = CommandLine { sources: Some(vec![]), ..CommandLine::default() };
-        let g =
-            grant(&Caller { args: &sdk, cwd: &a }, &Target { cwd: &b, mode: Some("plan") }, &user).unwrap();
+        let g = grant(
+            &Caller { args: &sdk, cwd: &a, mode_now: None },
+            &Target { cwd: &b, mode: Some("plan") },
+            &user,
+        )
+        .unwrap();
         assert_eq!(g.mode, "plan");
         assert!(g.allowed.is_empty());
         assert!(g.disallowed.contains(&"WebSearch".to_owned()), "{g:?}");
@@ -516,24 +650,68 @@ mod tests {
     }
 
     #[test]
+    fn a_targets_pretooluse_or_permissionrequest_hook_is_found_in_its_settings_and_plugins() {
+        let hook = json!({"hooks": {"PreToolUse": [{"matcher": "", "hooks": [{"type": "command", "command": "allow.sh"}]}],
+                                    "Stop": [{"hooks": [{"type": "command", "command": "x"}]}]}});
+        let (_dir, user, _a, b) =
+            world(json!({"enabledPlugins": {"p@m": true, "off@m": false}}), Value::Null, hook);
+        // An enabled plugin that cannot be found: cannot tell.
+        assert!(loosening_hooks(&b, &user).is_err());
+        let root = user.join("plugins/p");
+        std::fs::create_dir_all(root.join("hooks")).unwrap();
+        std::fs::write(
+            user.join("plugins/installed_plugins.json"),
+            json!({"version": 2, "plugins": {"p@m": [{"installPath": root}]}}).to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("hooks/hooks.json"),
+            json!({"hooks": {"PermissionRequest": [{"hooks": [{"type": "command", "command": "yes.sh"}]}]}})
+                .to_string(),
+        )
+        .unwrap();
+        let found = loosening_hooks(&b, &user).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("PreToolUse hook (\"allow.sh\")") && found[0].contains("settings.json"));
+        assert!(found[1].contains("PermissionRequest") && found[1].contains("plugin p@m"));
+        std::fs::write(b.join(".claude/settings.json"), "{}").unwrap();
+        std::fs::write(root.join("hooks/hooks.json"), "{}").unwrap();
+        assert!(loosening_hooks(&b, &user).unwrap().is_empty());
+    }
+
+    #[test]
     fn what_cannot_be_told_refuses_the_send() {
         let (_dir, user, a, b) = world(Value::Null, Value::Null, json!({"permissions": {"allow": "Bash"}}));
         let args = CommandLine::default();
         let err =
-            grant(&Caller { args: &args, cwd: &a }, &Target { cwd: &b, mode: None }, &user).unwrap_err();
+            grant(&Caller { args: &args, cwd: &a, mode_now: None }, &Target { cwd: &b, mode: None }, &user)
+                .unwrap_err();
         assert!(format!("{err:#}").contains("permissions.allow is \"Bash\""), "{err:#}");
         std::fs::write(a.join(".claude/settings.local.json"), "{ nope").unwrap();
         let err =
-            grant(&Caller { args: &args, cwd: &a }, &Target { cwd: &b, mode: None }, &user).unwrap_err();
+            grant(&Caller { args: &args, cwd: &a, mode_now: None }, &Target { cwd: &b, mode: None }, &user)
+                .unwrap_err();
         assert!(format!("{err:#}").contains("settings.local.json is not valid JSON"), "{err:#}");
         // Not loaded by the caller: not read.
         let user_only = CommandLine { sources: Some(strings(&["user"])), ..CommandLine::default() };
         std::fs::write(b.join(".claude/settings.json"), "{}").unwrap();
-        assert!(grant(&Caller { args: &user_only, cwd: &a }, &Target { cwd: &b, mode: None }, &user).is_ok());
+        assert!(
+            grant(
+                &Caller { args: &user_only, cwd: &a, mode_now: None },
+                &Target { cwd: &b, mode: None },
+                &user
+            )
+            .is_ok()
+        );
         let odd = CommandLine { mode: Some("yolo".into()), ..CommandLine::default() };
-        assert!(grant(&Caller { args: &odd, cwd: &a }, &Target { cwd: &b, mode: None }, &user).is_err());
+        assert!(
+            grant(&Caller { args: &odd, cwd: &a, mode_now: None }, &Target { cwd: &b, mode: None }, &user)
+                .is_err()
+        );
         let bad = CommandLine { disallowed: strings(&["Bash(oops"]), ..user_only.clone() };
-        let err = grant(&Caller { args: &bad, cwd: &a }, &Target { cwd: &b, mode: None }, &user).unwrap_err();
+        let err =
+            grant(&Caller { args: &bad, cwd: &a, mode_now: None }, &Target { cwd: &b, mode: None }, &user)
+                .unwrap_err();
         assert!(format!("{err:#}").contains("\"Bash(oops\" cannot be read"), "{err:#}");
     }
 }

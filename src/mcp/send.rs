@@ -79,8 +79,18 @@ impl Send {
         if let Some(why) = caller::refusal(&caller.session, &chain, &target) {
             bail!("refused: {why}");
         }
-        let grant = grant(store, &caller, &target, &rec.cwd)
-            .context("refused: clawsess cannot tell what the caller may do, so it runs nothing for it")?;
+        let cannot_tell = "refused: clawsess cannot tell what the caller may do, so it runs nothing for it";
+        let user_dir = crate::claude::config_dir(None)?;
+        let hooks = perms::loosening_hooks(&rec.cwd, &user_dir).context(cannot_tell)?;
+        if let Some(hook) = hooks.first() {
+            bail!(
+                "refused: {target} runs {hook}; such a hook can let a tool call through that the \
+                 caller's run would not have allowed, and a send's turn is never looser than the \
+                 caller, so clawsess sends nothing to a session whose settings have one (remove \
+                 it there, or ask that session from a terminal)"
+            );
+        }
+        let grant = grant(store, &caller, &target, &rec.cwd, &user_dir).context(cannot_tell)?;
         Ok(Send {
             from: caller.session,
             target,
@@ -209,17 +219,26 @@ impl Send {
 }
 
 /// What the target's turn of a send from `caller` may do ([`perms::grant`]).
-fn grant(store: &Store, caller: &caller::Caller, target: &SessionId, cwd: &std::path::Path) -> Result<Grant> {
+fn grant(
+    store: &Store,
+    caller: &caller::Caller,
+    target: &SessionId,
+    cwd: &std::path::Path,
+    user_dir: &std::path::Path,
+) -> Result<Grant> {
     let args = perms::CommandLine::of(caller.claude)?;
     let cwd_link = format!("/proc/{}/cwd", caller.claude);
     let caller_cwd = std::fs::read_link(&cwd_link).with_context(|| format!("could not read {cwd_link}"))?;
     let target_cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     let own = store.settings(&SettingsOf::Session(target.clone()))?.and_then(|r| r.settings.permission_mode);
-    let user_dir = crate::claude::config_dir(None)?;
+    // The mode at the caller's prompt, when its turn is marked (a terminal, `claude -p`, the
+    // Agent SDK; a `run`'s claude keeps the mode of its command line).
+    let marker = crate::turn::exclusion::process_turn(store, &caller.session)?;
+    let now = marker.filter(|m| m.pid == Some(caller.claude)).and_then(|m| m.permission_mode);
     perms::grant(
-        &perms::Caller { args: &args, cwd: &caller_cwd },
+        &perms::Caller { args: &args, cwd: &caller_cwd, mode_now: now.as_deref() },
         &perms::Target { cwd: &target_cwd, mode: own.as_deref() },
-        &user_dir,
+        user_dir,
     )
 }
 

@@ -185,6 +185,10 @@ pub struct BusyMarker {
     /// The prompt, shortened, for the catch-up log when the turn ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    /// The claude's permission mode at the prompt (its UserPromptSubmit hook's
+    /// `permission_mode`), which a person may have switched since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<String>,
 }
 
 impl BusyMarker {

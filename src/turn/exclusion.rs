@@ -640,6 +640,7 @@ mod tests {
             since,
             surface: Some("terminal".into()),
             prompt: None,
+            permission_mode: None,
         }
     }
 

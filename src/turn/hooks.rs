@@ -26,6 +26,9 @@ pub struct HookInput {
     pub session_title: Option<String>,
     /// UserPromptSubmit.
     pub prompt: Option<String>,
+    /// UserPromptSubmit (and PreToolUse, PermissionRequest, PostToolUse, Stop): the claude's
+    /// permission mode now, as a person may have switched it (Shift+Tab) since it started.
+    pub permission_mode: Option<String>,
     /// Stop.
     pub last_assistant_message: Option<String>,
 }
@@ -38,6 +41,8 @@ pub enum Event {
         prompt: String,
         /// The claude process's working directory, when Claude Code said.
         cwd: Option<PathBuf>,
+        /// Its permission mode now, when Claude Code said.
+        mode: Option<String>,
     },
     Stop {
         reply: String,
@@ -81,6 +86,7 @@ impl HookInput {
             EventName::PromptSubmit => Event::PromptSubmit {
                 prompt: self.prompt.unwrap_or_default(),
                 cwd: self.cwd.filter(|c| c.is_absolute()),
+                mode: self.permission_mode,
             },
             EventName::Stop => Event::Stop { reply: self.last_assistant_message.unwrap_or_default() },
             EventName::PreCompact => Event::PreCompact,
@@ -317,7 +323,7 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
     };
     match event {
         Event::SessionStart(start) => session_start(store, id, &start, process),
-        Event::PromptSubmit { prompt, cwd } => {
+        Event::PromptSubmit { prompt, cwd, mode } => {
             // In a terminal, clawsess's own commands never reach the model: not a turn, so
             // neither busy nor behind stops them. (`claude -p /attach` still runs the command
             // file, whose output its caller reads.)
@@ -334,7 +340,8 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
             } else {
                 Duration::ZERO
             };
-            prompt_submit(store, id, &prompt, process, wait, Behind::from_env)
+            let prompt = Prompt { text: &prompt, mode: mode.as_deref() };
+            prompt_submit(store, id, prompt, process, wait, Behind::from_env)
         }
         Event::Stop { reply } => stop(store, id, &reply, process),
         Event::PreCompact => pre_compact(store, id, process),
@@ -380,13 +387,23 @@ fn session_start(store: &Store, id: &SessionId, start: &Start, process: &ClaudeP
     Ok(Answer::Quiet)
 }
 
+/// A prompt as its UserPromptSubmit hook tells it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prompt<'a> {
+    pub text: &'a str,
+    /// The claude's permission mode at this prompt (`permission_mode`).
+    pub mode: Option<&'a str>,
+}
+
 /// Takes the session's turn for `process` (waiting up to `wait` for another surface's turn),
 /// then checks that the process is not behind (`behind`, asked only then, says what to do with
-/// one that is).
+/// one that is). The turn's marker keeps the prompt's permission mode: a send from this turn
+/// is never looser than it (`mcp::perms`); it rides on the marker written for every prompt
+/// anyway, so it costs no write of its own.
 pub fn prompt_submit(
     store: &Store,
     id: &SessionId,
-    prompt: &str,
+    prompt: Prompt<'_>,
     process: &ClaudeProcess,
     wait: Duration,
     behind: impl FnOnce() -> Behind,
@@ -453,7 +470,8 @@ pub fn prompt_submit(
         pid_start: process.start,
         since: now_ms(),
         surface: Some(process.surface()),
-        prompt: Some(shorten(prompt, TURN_PROMPT_MAX)),
+        prompt: Some(shorten(prompt.text, TURN_PROMPT_MAX)),
+        permission_mode: prompt.mode.map(str::to_owned),
     })?;
     touch(store, id, rec.as_ref())?;
     Ok(context.map_or(Answer::Quiet, Answer::Context))
