@@ -476,3 +476,54 @@ fn a_busy_session_there_is_exit_75_as_here() {
     assert_eq!(until(&events, "result")["is_error"], false);
     assert_eq!(first.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn answer_finds_the_host_of_a_request_this_machine_never_saw() {
+    let mut two = Two::new();
+    let ssh = two.sshd.ssh_command();
+    let there = two.remote.project("there");
+    let cwd = there.to_str().unwrap();
+    two.ok(&["run", "--host", "box", "--new", "--cwd", cwd, "--key", "chat:a", "--", "start it"]);
+    // Another machine (its own state dir) that knows the host but never saw the stream.
+    let other = ClaudeHome::new();
+    other.install_clawsess();
+    let other_cmd = |args: &[&str]| {
+        let mut cmd = other.clawsess_cmd(args);
+        cmd.env("CLAWSESS_SSH", &ssh);
+        run_with_stdin(&mut cmd, "", T)
+    };
+    let added = other_cmd(&["hosts", "add", "box", ALIAS]);
+    assert!(added.status.success(), "{}", text(&added));
+
+    let target = there.join("allowed-elsewhere.txt");
+    let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
+    let mut run = two
+        .cmd(&["run", "--stream", "--ask", "--key", "chat:a", "--", &prompt])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = json_lines(&mut run);
+    let ask = until(&events, "permission");
+    let id = ask["request_id"].as_str().unwrap();
+    let out = other_cmd(&["answer", id, "allow"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("allowed"), "{}", text(&out));
+    let result = until(&events, "result");
+    assert_eq!(result["is_error"], false, "{result:#}");
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    assert!(target.exists(), "the tool allowed from the other machine ran there");
+
+    // An id no host has: said so, naming the hosts asked.
+    let unknown = "0b6f2d4e-1c2a-4b3d-9e8f-123456789abc";
+    let out = other_cmd(&["answer", unknown, "allow"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nor on box"), "{}", text(&out));
+
+    // A host that cannot be asked is named: exit 69.
+    two.sshd.stop();
+    let out = other_cmd(&["answer", unknown, "allow"]);
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not ask box"), "{}", text(&out));
+}

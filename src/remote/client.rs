@@ -41,6 +41,10 @@ pub fn ssh_command(store: &Store, host: &HostEntry) -> Result<Command> {
     let mut cmd = Command::new(program);
     cmd.args(args);
     cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]);
+    if let Some((interval, count)) = keep_alive()? {
+        cmd.args(["-o", &format!("ServerAliveInterval={interval}")]);
+        cmd.args(["-o", &format!("ServerAliveCountMax={count}")]);
+    }
     let dir = store.ssh_dir()?;
     let dir = dir.to_str().context("the state dir's path is not UTF-8")?;
     // A unix socket path holds 107 bytes, and ssh adds a 17-byte suffix while it binds: the
@@ -58,6 +62,32 @@ pub fn ssh_command(store: &Store, host: &HostEntry) -> Result<Command> {
     cmd.arg(host.clawsess.as_deref().unwrap_or("clawsess"));
     cmd.args(["serve-ssh", "--protocol", &PROTOCOL.to_string()]);
     Ok(cmd)
+}
+
+/// ssh's keep-alives: `CLAWSESS_SSH_ALIVE` = `INTERVAL[,COUNT]` (seconds, probes) or `off`
+/// (your ssh config's own settings); default 15 s and 3 probes, so a dead link ends a call
+/// in about 45 s.
+pub fn keep_alive() -> Result<Option<(u32, u32)>> {
+    let text = std::env::var("CLAWSESS_SSH_ALIVE").unwrap_or_default();
+    parse_keep_alive(text.trim())
+}
+
+fn parse_keep_alive(text: &str) -> Result<Option<(u32, u32)>> {
+    if text.is_empty() {
+        return Ok(Some((15, 3)));
+    }
+    if text == "off" {
+        return Ok(None);
+    }
+    let (interval, count) = text.split_once(',').unwrap_or((text, "3"));
+    match (interval.trim().parse::<u32>(), count.trim().parse::<u32>()) {
+        (Ok(i @ 1..), Ok(c @ 1..)) => Ok(Some((i, c))),
+        _ => anyhow::bail!(
+            "CLAWSESS_SSH_ALIVE={:?}: give INTERVAL[,COUNT] (seconds between ssh's keep-alive \
+             probes, probes missed before the link counts as dead), e.g. 15,3, or off",
+            crate::ident::shorten(text, 40)
+        ),
+    }
 }
 
 /// DEST as ssh takes it: `host:port` only in URI form.
@@ -270,6 +300,22 @@ impl Drop for Call {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_keep_alive;
+
+    #[test]
+    fn keep_alives_default_and_override() {
+        assert_eq!(parse_keep_alive("").unwrap(), Some((15, 3)));
+        assert_eq!(parse_keep_alive("off").unwrap(), None);
+        assert_eq!(parse_keep_alive("2").unwrap(), Some((2, 3)));
+        assert_eq!(parse_keep_alive("1, 2").unwrap(), Some((1, 2)));
+        for bad in ["0", "x", "1,0", "-1", "1,2,3"] {
+            assert!(parse_keep_alive(bad).is_err(), "{bad:?} accepted");
         }
     }
 }

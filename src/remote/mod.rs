@@ -76,6 +76,11 @@ pub enum Request {
         choices: Vec<String>,
         text: Option<String>,
     },
+    /// Whether a permission request or question is on file there (`answer ID` for a request
+    /// this machine never saw): prints `{"found": bool}`, runs nothing.
+    FindRequest {
+        request_id: String,
+    },
 }
 
 /// `run` on the host.

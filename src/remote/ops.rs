@@ -1,11 +1,15 @@
 //! What the commands do with a host: run a turn there, attach, show, stop, answer. The
 //! commands (`cmd/`) only decide that an argument names a host and call these.
 
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
 use anyhow::{Context, Result};
 use base64::Engine as _;
 
 use super::client::{self, Call};
 use super::{Request, RunRequest, check_remote_session};
+use crate::exit::Unavailable;
 use crate::ident::{Key, RequestId};
 use crate::store::{COMMAND_LOCK_WAIT, HostEntry, Store};
 
@@ -122,9 +126,80 @@ pub fn attach(store: &Store, name: &str, session: &str, key: Option<&Key>, json:
     Ok(code)
 }
 
-/// `answer ID` for a request that lives on a host: the host noted for it, if any.
+/// `answer ID` for a request that is not on file here: the host noted for it (this machine
+/// saw its event), else the known host that has it on file, asked all at once for at most
+/// [`FIND_WAIT`]. `None` when no host is known; an error naming the hosts asked when none
+/// has it, or naming the ones that could not be asked.
 pub fn host_of_request(store: &Store, id: &RequestId) -> Result<Option<String>> {
-    Ok(store.hosts()?.requests.get(id.as_str()).cloned())
+    let hosts = store.hosts()?;
+    if let Some(name) = hosts.requests.get(id.as_str()) {
+        return Ok(Some(name.clone()));
+    }
+    if hosts.hosts.is_empty() {
+        return Ok(None);
+    }
+    let (tx, rx) = mpsc::channel();
+    for host in &hosts.hosts {
+        let (tx, store, name, id) = (tx.clone(), store.clone(), host.name.clone(), id.to_string());
+        // Not scoped: a host that does not answer in time is left behind (its ssh ends with us).
+        std::thread::spawn(move || {
+            let found = has_request(&store, &name, &id);
+            let _ = tx.send((name, found));
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + FIND_WAIT;
+    let mut asked = Vec::new();
+    let mut failed = Vec::new();
+    let mut waiting: Vec<String> = hosts.hosts.iter().map(|h| h.name.clone()).collect();
+    while !waiting.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok((name, found)) = rx.recv_timeout(left) else { break };
+        waiting.retain(|n| *n != name);
+        match found {
+            Ok(true) => {
+                let tx = store.lock(COMMAND_LOCK_WAIT)?;
+                let mut hosts = tx.hosts()?;
+                hosts.requests.insert(id.to_string(), name.clone());
+                tx.put_hosts(&hosts)?;
+                return Ok(Some(name));
+            }
+            Ok(false) => asked.push(name),
+            Err(err) => {
+                failed.push(format!("{name} ({})", crate::sys::printable(&format!("{err:#}"), false)))
+            }
+        }
+    }
+    failed.extend(waiting.into_iter().map(|n| format!("{n} (no answer in {} s)", FIND_WAIT.as_secs())));
+    let asked = if asked.is_empty() { String::new() } else { format!(" nor on {}", asked.join(", ")) };
+    if failed.is_empty() {
+        anyhow::bail!(
+            "no permission request or question {id} is waiting here{asked}: its turn is over, or the id is wrong"
+        );
+    }
+    Err(Unavailable(format!(
+        "request {id} is not on this machine{asked}, and clawsess could not ask {}: answer it once \
+         that host is reachable (`clawsess hosts check`)",
+        failed.join(", ")
+    ))
+    .into())
+}
+
+/// How long `answer` asks the hosts for a request it does not know.
+pub const FIND_WAIT: Duration = Duration::from_secs(20);
+
+/// Whether host `name` has request `id` on file.
+fn has_request(store: &Store, name: &str, id: &str) -> Result<bool> {
+    let host = client::host(store, name)?;
+    let mut call = client::connect(store, &host, false)?;
+    call.send(&Request::FindRequest { request_id: id.to_owned() })?;
+    let (code, out) = call.collect()?;
+    if code != crate::exit::OK {
+        anyhow::bail!("its `serve-ssh` exited {code}: it may be an older clawsess");
+    }
+    let said: serde_json::Value =
+        serde_json::from_slice(&out).map_err(|e| anyhow::anyhow!("its answer is not JSON ({e})"))?;
+    Ok(said["found"] == true)
 }
 
 /// The host `key`'s runs go to, if any.

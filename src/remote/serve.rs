@@ -46,6 +46,12 @@ pub fn serve(protocol: u32) -> Result<u8> {
     if matches!(request, Request::Check) {
         return Ok(exit::OK);
     }
+    if let Request::FindRequest { request_id } = &request {
+        let id = RequestId::parse(request_id)?;
+        let found = Store::open()?.request(&id)?.is_some();
+        crate::outln!("{}", serde_json::json!({ "found": found }))?;
+        return Ok(exit::OK);
+    }
     let mut scratch = None;
     let (args, input) = argv(&request, &mut scratch)?;
     let exe = std::env::current_exe().context("could not find this clawsess binary")?;
@@ -133,7 +139,7 @@ fn argv(
 ) -> Result<(Vec<String>, Option<String>)> {
     let s = |v: &str| v.to_owned();
     Ok(match request {
-        Request::Check => (vec![], None),
+        Request::Check | Request::FindRequest { .. } => (vec![], None),
         Request::List { limit } => {
             let mut args = vec![s("list"), s("--json")];
             if let Some(n) = limit {
