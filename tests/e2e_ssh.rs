@@ -527,3 +527,48 @@ fn answer_finds_the_host_of_a_request_this_machine_never_saw() {
     assert_eq!(out.status.code(), Some(69), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("could not ask box"), "{}", text(&out));
 }
+
+#[test]
+fn a_frozen_link_mid_turn_is_exit_74_and_the_host_frees_the_session() {
+    let two = Two::new();
+    let there = two.remote.project("there");
+    let cwd = there.to_str().unwrap();
+    // Short keep-alives: a probe a second, two missed and the link is dead.
+    let cmd = |args: &[&str]| {
+        let mut cmd = two.cmd(args);
+        cmd.env("CLAWSESS_SSH_ALIVE", "1,2");
+        cmd
+    };
+    let first = run_with_stdin(
+        &mut cmd(&["run", "--host", "box", "--new", "--cwd", cwd, "--key", "chat:z", "--", "first"]),
+        "",
+        T,
+    );
+    assert!(first.status.success(), "{}", text(&first));
+    let run = cmd(&["run", "--stream", "--key", "chat:z", "--", "a long job [hold=FREEZE]"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    two.remote.api.wait_held("FREEZE");
+    let frozen = two.sshd.freeze_connections(true);
+    assert!(!frozen.is_empty(), "sshd serves the connection");
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(74), "{}", text(&out));
+    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_owned();
+    let last: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert!(last["error"].as_str().unwrap().contains("connection to box"), "{last:#}");
+
+    // The old connection is still frozen (its sshd never tells serve-ssh anything): the host
+    // noticed the missing heartbeats itself, stopped the turn and freed the session.
+    let next = run_with_stdin(
+        &mut cmd(&["run", "--json", "--key", "chat:z", "--wait", "60", "--", "after the freeze"]),
+        "",
+        T,
+    );
+    assert!(next.status.success(), "{}\nsshd: {}", text(&next), two.sshd.log());
+    let seen = &asked(&two.remote, "after the freeze")[0];
+    assert!(seen.all_text.contains("a long job [hold=FREEZE]"), "the frozen turn's prompt stayed");
+    two.sshd.freeze_connections(false);
+}

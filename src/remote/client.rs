@@ -232,6 +232,20 @@ impl Call {
     /// link may never do.
     pub fn pass_through(mut self, mut seen: impl FnMut(&[u8])) -> Result<u8> {
         let mut reader = self.stdout.take().context("the output was read already")?;
+        // Heartbeats: a newline on the host's stdin every keep-alive interval, so `serve-ssh`
+        // learns a frozen link is gone (a run's `alive_s`) even when sshd there never does.
+        // The thread owns stdin and closes it when `beats` is dropped (when this call ends).
+        let (beats, stop) = mpsc::channel::<()>();
+        if let (Some((interval, _)), Some(mut stdin)) = (keep_alive().ok().flatten(), self.stdin.take()) {
+            std::thread::spawn(move || {
+                let every = Duration::from_secs(u64::from(interval));
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
+                    if stdin.write_all(b"\n").and_then(|()| stdin.flush()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
         std::thread::spawn(move || {
             loop {
@@ -263,6 +277,7 @@ impl Call {
                 }
             }
         }
+        drop(beats);
         self.finish()
     }
 

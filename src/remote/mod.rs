@@ -108,6 +108,10 @@ pub struct RunRequest {
     /// `-A ARG`s for claude there.
     #[serde(default)]
     pub claude_args: Vec<String>,
+    /// The caller sends a newline at least this often while the run goes on: this long
+    /// without one (a frozen link), and `serve-ssh` stops the turn as if the link had closed.
+    #[serde(default)]
+    pub alive_s: Option<u64>,
     /// Pictures: a file name (for its type) and the bytes in base64.
     pub images: Vec<(String, String)>,
     pub prompt: String,

@@ -67,6 +67,8 @@ pub fn run(cli: &crate::cli::Run, key: &Key, host: &HostEntry, prompt: String) -
         interrupt: cli.interrupt,
         idle_reset_s: cli.idle_reset.map(|d| d.as_secs()),
         claude_args: cli.claude_args.clone(),
+        // Heartbeats every INTERVAL s (`Call::pass_through`): COUNT+1 missed, the link is dead.
+        alive_s: client::keep_alive()?.map(|(i, c)| u64::from(i) * u64::from(c + 1)),
         images,
         prompt,
     };

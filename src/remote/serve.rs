@@ -78,6 +78,8 @@ enum Event {
     Exited(Option<i32>),
     /// Our stdin ended: the caller or the link is gone.
     Gone,
+    /// A heartbeat (or any byte) from the caller.
+    Beat,
 }
 
 /// Waits for the child; if our stdin ends first (the link is gone), stops its turn. Both are
@@ -93,16 +95,38 @@ fn supervise(mut child: Child, request: &Request) -> Result<u8> {
     std::thread::spawn(move || {
         let mut sink = [0u8; 4096];
         let mut stdin = std::io::stdin().lock();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {
+            if tx.send(Event::Beat).is_err() {
+                return;
+            }
+        }
         let _ = tx.send(Event::Gone);
     });
     let code = |c: Option<i32>| c.and_then(|c| u8::try_from(c).ok()).unwrap_or(exit::FAILURE);
-    match events.recv() {
-        Ok(Event::Exited(c)) => return Ok(code(c)),
-        Ok(Event::Gone) => {}
-        Err(_) => return Ok(exit::FAILURE),
-    }
-    eprintln!("clawsess serve-ssh: the caller is gone; stopping its command");
+    // A run's caller sends heartbeats: silence this long means the link froze.
+    let silence = match request {
+        Request::Run(run) => run.alive_s.map(Duration::from_secs),
+        _ => None,
+    };
+    let why = loop {
+        let event = match silence {
+            Some(limit) => events.recv_timeout(limit),
+            None => events.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match event {
+            Ok(Event::Exited(c)) => return Ok(code(c)),
+            Ok(Event::Beat) => {}
+            Ok(Event::Gone) => break "the caller is gone".to_owned(),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                break format!(
+                    "no word from the caller in {} s: the link is dead",
+                    silence.unwrap_or_default().as_secs()
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(exit::FAILURE),
+        }
+    };
+    eprintln!("clawsess serve-ssh: {why}; stopping its command");
     let mut grace = Duration::from_millis(10);
     if let Request::Run(run) = request
         && let Ok(store) = Store::open()
@@ -115,21 +139,27 @@ fn supervise(mut child: Child, request: &Request) -> Result<u8> {
             grace = STOP_WAIT;
         }
     }
-    for signal in [libc::SIGTERM, libc::SIGKILL] {
-        if let Ok(Event::Exited(c)) = events.recv_timeout(grace) {
-            return Ok(code(c));
-        }
-        grace = Duration::from_millis(10);
-        // SAFETY: kill(2) on our own child, not reaped yet (its Exited event has not come).
-        unsafe { libc::kill(pid as i32, signal) };
-        let deadline = std::time::Instant::now() + STOP_WAIT;
+    // Beats still arriving (a link that came back) do not cut the waits short.
+    let exited_within = |wait: Duration| {
+        let deadline = std::time::Instant::now() + wait;
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            if let Ok(Event::Exited(c)) = events.recv_timeout(left) {
-                return Ok(code(c));
+            match events.recv_timeout(left) {
+                Ok(Event::Exited(c)) => return Some(c),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                _ => {}
             }
         }
+        None
+    };
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        if let Some(c) = exited_within(grace) {
+            return Ok(code(c));
+        }
+        grace = STOP_WAIT;
+        // SAFETY: kill(2) on our own child, not reaped yet (its Exited event has not come).
+        unsafe { libc::kill(pid as i32, signal) };
     }
-    Ok(exit::FAILURE)
+    Ok(exited_within(STOP_WAIT).map_or(exit::FAILURE, code))
 }
 
 /// The argv of the subcommand a request runs (ids and keys checked), and its stdin.

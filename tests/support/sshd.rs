@@ -151,6 +151,23 @@ impl Drop for Sshd {
     }
 }
 
+impl Sshd {
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) every sshd process serving a connection, as a
+    /// link that stops carrying anything: the listener still takes new connections. The
+    /// pids signalled.
+    pub fn freeze_connections(&self, freeze: bool) -> Vec<i32> {
+        let signal = if freeze { libc::SIGSTOP } else { libc::SIGCONT };
+        let serving: Vec<i32> = descendants(self.child.id() as i32)
+            .into_iter()
+            .filter(|p| fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.starts_with("sshd")))
+            .collect();
+        for &p in &serving {
+            unsafe { libc::kill(p, signal) };
+        }
+        serving
+    }
+}
+
 /// Every process below `pid` (sshd's per-connection processes call setsid, so a process
 /// group does not hold them): read from /proc.
 fn descendants(pid: i32) -> Vec<i32> {
