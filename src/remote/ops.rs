@@ -114,9 +114,13 @@ pub fn call(store: &Store, name: &str, request: &Request) -> Result<u8> {
 /// to that host.
 pub fn attach(store: &Store, name: &str, session: &str, key: Option<&Key>, json: bool) -> Result<u8> {
     check_remote_session(session)?;
-    let key = key.context(
-        "a session on another host is attached per key: give --key K (the global attachment is local)",
-    )?;
+    let Some(key) = key else {
+        anyhow::bail!(
+            "a session on another machine is attached per key, not globally: `clawsess attach \
+             {name}:{session} --key K` for each key that should run there, or one turn with \
+             `clawsess run --session {name}:{session} --key K`"
+        );
+    };
     let request = Request::Attach { session: session.to_owned(), key: key.to_string(), json };
     let code = call(store, name, &request)?;
     if code == crate::exit::OK {
