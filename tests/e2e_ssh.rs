@@ -156,6 +156,12 @@ fn a_remote_session_is_listed_attached_shown_and_continued_from_a_key() {
     assert!(seen.all_text.contains("first remote turn"), "the turn continued the conversation");
     assert!(seen.message_count > 1);
 
+    // `status NAME:SESSION` and `status --key K` of a key routed there run on the host.
+    let status: Value = serde_json::from_str(&two.ok(&["status", &format!("box:{id}"), "--json"])).unwrap();
+    assert_eq!(status["session_id"], id.as_str(), "{status:#}");
+    let status: Value = serde_json::from_str(&two.ok(&["status", "--key", "tg:7", "--json"])).unwrap();
+    assert_eq!(status["session_id"], id.as_str(), "{status:#}");
+    assert!(two.ok(&["status", &format!("box:{}", &id[..8])]).contains(&id[..8]));
     let shown = two.ok(&["show", &format!("box:{}", &id[..8]), "--json"]);
     assert!(shown.contains("continue over ssh"), "{shown}");
 

@@ -11,6 +11,19 @@ use crate::store::Store;
 impl Run for Status {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
+        // A session on another machine (`NAME:SESSION`), or a key whose runs go there.
+        let remote = match &self.session {
+            Some(arg) => crate::remote::split_remote(&store.hosts()?, arg)
+                .map(|(host, session)| (host, Some(session.to_owned()), None)),
+            None => {
+                let key = key_or_default(&self.key)?;
+                crate::remote::ops::host_of_key(&store, &key)?.map(|host| (host, None, Some(key.to_string())))
+            }
+        };
+        if let Some((host, session, key)) = remote {
+            let request = crate::remote::Request::Status { session, key, json: self.json };
+            return crate::remote::ops::call(&store, &host, &request);
+        }
         let target = match &self.session {
             Some(arg) => Target::find(&store, arg)?,
             None => Target::of_key(&store, key_or_default(&self.key)?)?,

@@ -57,6 +57,12 @@ pub enum Request {
         topic: bool,
         json: bool,
     },
+    /// `status SESSION` or `status --key K` there.
+    Status {
+        session: Option<String>,
+        key: Option<String>,
+        json: bool,
+    },
     Attach {
         session: String,
         key: String,

@@ -190,6 +190,21 @@ fn argv(
             }
             (args, None)
         }
+        Request::Status { session, key, json } => {
+            let mut args = vec![s("status")];
+            match (session, key) {
+                (Some(session), _) => {
+                    check_remote_session(session)?;
+                    args.push(session.clone());
+                }
+                (None, Some(key)) => args.extend([s("--key"), Key::parse(key)?.to_string()]),
+                (None, None) => bail!("a status request names a session or a key"),
+            }
+            if *json {
+                args.push(s("--json"));
+            }
+            (args, None)
+        }
         Request::Attach { session, key, json } => {
             check_remote_session(session)?;
             let key = Key::parse(key)?;
