@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: `cargo test` (unit, command, reliability, property and end-to-end tests, the
 # end-to-end ones on the pinned Claude Code), then the end-to-end suites again on the oldest
-# Claude Code clawsess supports (src/versions.rs). Each Claude Code version is installed
+# Claude Code clawsess supports (src/claude/versions.rs). Each Claude Code version is installed
 # from npm into target/claude-code-VERSION/ on first use, the Agent SDK from PyPI into
 # target/agent-sdk-VERSION/. Arguments go to the first `cargo test`.
 #
@@ -70,9 +70,9 @@ phase() {
 
 phase "every test, on the pinned Claude Code" cargo test --locked --no-fail-fast "$@"
 
-oldest=$(sed -n 's/^pub const OLDEST_SUPPORTED: Version = Version(\([0-9]*\), \([0-9]*\), \([0-9]*\));.*/\1.\2.\3/p' src/versions.rs)
+oldest=$(sed -n 's/^pub const OLDEST_SUPPORTED: Version = Version(\([0-9]*\), \([0-9]*\), \([0-9]*\));.*/\1.\2.\3/p' src/claude/versions.rs)
 if [ -z "$oldest" ]; then
-  echo "test.sh: no OLDEST_SUPPORTED in src/versions.rs: the oldest-version phase did not run" >&2
+  echo "test.sh: no OLDEST_SUPPORTED in src/claude/versions.rs: the oldest-version phase did not run" >&2
   failed=$((failed + 1))
 else
   # The suites whose subject is what clawsess does on each Claude Code version. Not here: the

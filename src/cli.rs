@@ -476,7 +476,7 @@ pub struct Install {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = crate::versions::help_text())]
+#[command(after_help = crate::claude::versions::help_text())]
 pub struct Doctor {
     /// Claude Code's config dir [default: $CLAUDE_CONFIG_DIR, else ~/.claude]
     #[arg(long, value_name = "DIR")]

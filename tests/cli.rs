@@ -1481,7 +1481,7 @@ fn doctor_prints_the_claude_code_version_and_whether_it_is_supported() {
     w.cmd(&["doctor"]).env("CLAWSESS_CLAUDE", &pinned).assert().stdout(
         predicate::str::contains(format!(
             "ok   claude version: 2.1.328 (tested: {})",
-            clawsess::versions::tested_range()
+            clawsess::claude::versions::tested_range()
         ))
         .and(predicate::str::contains("checkpoint correction").not()),
     );
@@ -1506,8 +1506,8 @@ fn doctor_prints_the_claude_code_version_and_whether_it_is_supported() {
 
 #[test]
 fn doctor_says_the_checkpoint_correction_is_off_for_an_untested_version_until_a_probe_passes() {
+    use clawsess::claude::versions::{NEWEST_TESTED, Version};
     use clawsess::store::{ProbeRun, Store};
-    use clawsess::versions::{NEWEST_TESTED, Version};
     let w = World::new();
     w.cmd(&["install"]).assert().success();
     let newer = Version(NEWEST_TESTED.0, NEWEST_TESTED.1, NEWEST_TESTED.2 + 7);
@@ -1518,7 +1518,7 @@ fn doctor_says_the_checkpoint_correction_is_off_for_an_untested_version_until_a_
             predicate::str::contains(format!(
                 "warn checkpoint correction: off: Claude Code {newer} is untested (tested: {}); run \
                  `clawsess doctor --probe`",
-                clawsess::versions::tested_range()
+                clawsess::claude::versions::tested_range()
             )),
         ),
     );
@@ -1556,9 +1556,9 @@ fn install_refuses_a_claude_code_too_old_and_writes_nothing() {
 
 #[test]
 fn list_says_when_a_forked_sessions_checkpoint_is_not_corrected() {
+    use clawsess::claude::versions::{NEWEST_TESTED, PINNED, Version};
     use clawsess::ident::SessionId;
     use clawsess::store::{SessionRecord, Starter, Store};
-    use clawsess::versions::{NEWEST_TESTED, PINNED, Version};
     let w = World::new();
     let newer = Version(NEWEST_TESTED.0, NEWEST_TESTED.1, NEWEST_TESTED.2 + 7);
     let store = Store::at(w.state());
@@ -1804,9 +1804,9 @@ fn test_sh(first: &str, first_rc: i32, oldest: &str) -> (std::process::Output, V
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    fs::create_dir_all(dir.path().join("src")).unwrap();
+    fs::create_dir_all(dir.path().join("src/claude")).unwrap();
     fs::copy(root.join("test.sh"), dir.path().join("test.sh")).unwrap();
-    fs::copy(root.join("src/versions.rs"), dir.path().join("src/versions.rs")).unwrap();
+    fs::copy(root.join("src/claude/versions.rs"), dir.path().join("src/claude/versions.rs")).unwrap();
     let bin = dir.path().join("bin");
     fs::create_dir_all(&bin).unwrap();
     fs::write(dir.path().join("first.out"), first).unwrap();

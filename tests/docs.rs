@@ -311,11 +311,11 @@ fn the_checks_read_names_as_the_docs_write_them() {
     assert!(!is_repo_path("target/claude-code-VERSION/") && !is_repo_path("turns/<id>.json"));
 }
 
-/// The supported range is said in one place in the code (`src/versions.rs`), and the docs say
+/// The supported range is said in one place in the code (`src/claude/versions.rs`), and the docs say
 /// the same range (`doctor` and `--help` read it from the code).
 #[test]
 fn the_docs_give_the_supported_range_the_code_has() {
-    use clawsess::versions::{NEWEST_TESTED, OLDEST_SUPPORTED};
+    use clawsess::claude::versions::{NEWEST_TESTED, OLDEST_SUPPORTED};
     let range = format!("{OLDEST_SUPPORTED} to {NEWEST_TESTED}");
     let readme = read(&root().join("README.md"));
     assert!(

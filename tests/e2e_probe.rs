@@ -9,8 +9,8 @@ use std::time::Instant;
 use serde_json::Value;
 use support::real_claude::{ClaudeHome, claude_bin, claude_code_version};
 
+use clawsess::claude::versions::{self, Version};
 use clawsess::store::Store;
-use clawsess::versions::{self, Version};
 
 /// `clawsess doctor --probe --json` in `h`, with `claude` as the Claude Code; its document,
 /// exit code and wall time.

@@ -547,7 +547,7 @@ fn stop_says_what_it_did_for_a_killed_runs_claude_and_a_terminal_turn() {
         "pid": dead,
         "since": now_ms(),
         "child": claude.pid(),
-        "child_start": clawsess::process::start_time(claude.pid()),
+        "child_start": clawsess::claude::process::start_time(claude.pid()),
     });
     let run_dir = env.state().join("run");
     fs::create_dir_all(&run_dir).unwrap();

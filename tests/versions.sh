@@ -9,7 +9,7 @@
 # Each version is installed from npm into target/claude-code-VERSION/ on first use (see
 # tests/support/real_claude.rs; the e2e_probe suite runs first and installs it); logs go to
 # target/versions/. A version passes when the probe and every suite pass: then it can be the
-# newest tested (`NEWEST_TESTED` in src/versions.rs). Exit 1 when anything failed.
+# newest tested (`NEWEST_TESTED` in src/claude/versions.rs). Exit 1 when anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

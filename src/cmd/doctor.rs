@@ -9,10 +9,10 @@ use serde_json::Value;
 use super::Run;
 use super::install::{COMMANDS, HOOK_ARGS, HookSource, is_our_command};
 use crate::claude;
+use crate::claude::versions;
 use crate::cli::Doctor;
 use crate::exit;
 use crate::store::{Store, now_ms, parse_json};
-use crate::versions;
 use crate::warm;
 
 #[derive(PartialEq)]

@@ -10,10 +10,10 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 
 use crate::claude;
+use crate::claude::versions;
 use crate::cli::Install;
 use crate::exit;
 use crate::store::write_atomic_mode;
-use crate::versions;
 
 const HOOKS_JSON: &str = include_str!("../../hooks/hooks.json");
 const PLUGIN_BIN: &str = "${CLAUDE_PLUGIN_ROOT}/bin/clawsess";

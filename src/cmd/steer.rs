@@ -129,7 +129,7 @@ impl cli::Run {
         store.put_next_turn(&session)?;
         let claim = NextTurnClaim { store, session: session.clone() };
         let running = live::stop::running_on(store, &session)
-            .filter(|r| crate::process::process_alive(r.holder.pid, r.holder.pid_start));
+            .filter(|r| crate::claude::process::process_alive(r.holder.pid, r.holder.pid_start));
         if let Some(run) = running {
             live::stop::stop(store, &run, INTERRUPT_WAIT)?;
             sink.event(&Event::Interrupt { stopped: Some(run.holder.key.clone()), why: None });

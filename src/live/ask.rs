@@ -35,7 +35,7 @@ pub fn ask(
         session: session.clone(),
         key: key.to_owned(),
         run_pid: std::process::id(),
-        run_pid_start: crate::process::start_time(std::process::id()),
+        run_pid_start: crate::claude::process::start_time(std::process::id()),
         tool: tool.to_owned(),
         input: input.clone(),
         asked_at: now,
@@ -306,7 +306,9 @@ pub fn answer(store: &Store, id: &RequestId, reply: &Reply) -> Result<Permission
 /// started when that run was (a pid reused by another process is no run waiting).
 fn run_alive(req: &PermissionRequest) -> bool {
     pid_alive(req.run_pid)
-        && req.run_pid_start.is_none_or(|start| crate::process::start_time(req.run_pid) == Some(start))
+        && req
+            .run_pid_start
+            .is_none_or(|start| crate::claude::process::start_time(req.run_pid) == Some(start))
 }
 
 /// Removes the requests of a turn that is over (a late answer then says so).

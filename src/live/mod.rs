@@ -138,7 +138,7 @@ impl SuspendedKeeper {
         let thread = std::thread::spawn(move || {
             let mut since: Option<Instant> = None;
             while !flag.load(Ordering::Relaxed) {
-                if crate::process::stopped(keeper) {
+                if crate::claude::process::stopped(keeper) {
                     let at = *since.get_or_insert_with(Instant::now);
                     if at.elapsed() >= Self::GRACE {
                         for pid in [claude, keeper] {

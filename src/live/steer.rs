@@ -27,8 +27,8 @@ use anyhow::{Result, bail};
 use serde_json::{Map, Value};
 
 use super::{Event, Input, TICK, wire};
+use crate::claude::process::process_alive;
 use crate::ident::SessionId;
-use crate::process::process_alive;
 use crate::store::{COMMAND_LOCK_WAIT, FORMAT, RunHolder, SteerRequest, SteerState, Store, now_ms};
 use crate::turn::exclusion::{process_turn, run_holder};
 

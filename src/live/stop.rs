@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::claude::process::{process_alive, start_time};
 use crate::ident::SessionId;
-use crate::process::{process_alive, start_time};
 use crate::store::{RunHolder, Store, open_lock_file};
 use crate::sys::pid_alive;
 use crate::turn::exclusion::run_holder;

@@ -40,7 +40,7 @@ pub struct Caller {
 /// The claude process this MCP server belongs to: the nearest claude among its parent and
 /// grandparent.
 pub fn claude_pid() -> Option<u32> {
-    crate::process::nearest_claude_ancestor(std::process::id())
+    crate::claude::process::nearest_claude_ancestor(std::process::id())
 }
 
 /// The session whose turn in progress is claude `pid`'s.
@@ -63,7 +63,7 @@ pub fn session_of(store: &Store, pid: u32) -> Result<Option<SessionId>> {
 /// Whether the turn in progress on `id` is claude `pid`'s.
 fn turn_is(store: &Store, id: &SessionId, pid: u32) -> Result<bool> {
     if let Some(holder) = exclusion::run_holder(store, id) {
-        let parent = crate::process::parent_of(pid);
+        let parent = crate::claude::process::parent_of(pid);
         return Ok(holder.child == Some(pid) || (holder.keeper.is_some() && holder.keeper == parent));
     }
     Ok(exclusion::process_turn(store, id)?.is_some_and(|m| m.pid == Some(pid)))

@@ -32,11 +32,11 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::claude::versions::{self, Version};
 use crate::claude::{self, ClaudeResult};
 use crate::store::{self, ProbeRun, Store};
 use crate::transcript::branches::{self, Branches, Reach};
 use crate::turn::hooks::{EventName, HookInput};
-use crate::versions::{self, Version};
 use stand_in::StandInApi;
 
 /// How long one claude run may take before the probe gives up on it.

@@ -46,8 +46,8 @@ pub use hosts::{HostEntry, HostsFile};
 pub use lock::{Acquired, lock_until, lock_while_moving, open_lock_file};
 pub use records::*;
 
+use crate::claude::versions::Version;
 use crate::ident::{Key, Name, RequestId, SessionId, file_stem};
-use crate::versions::Version;
 
 /// The state format this build reads and writes; files say theirs in `"v"`.
 pub const FORMAT: u32 = 1;
@@ -467,7 +467,8 @@ impl Store {
         let path = self.next_path(id);
         create_private_dir(path.parent().expect("next/ dir"))?;
         let me = std::process::id();
-        let next = NextTurn { v: FORMAT, pid: me, pid_start: crate::process::start_time(me), at: now_ms() };
+        let next =
+            NextTurn { v: FORMAT, pid: me, pid_start: crate::claude::process::start_time(me), at: now_ms() };
         write_json(&path, &next, Durability::Volatile)
     }
 

@@ -417,11 +417,11 @@ impl Proc {
     }
 
     pub fn of(pid: u32) -> Self {
-        Self { pid, start: crate::process::start_time(pid) }
+        Self { pid, start: crate::claude::process::start_time(pid) }
     }
 
     pub fn alive(&self) -> bool {
-        crate::process::process_alive(self.pid, self.start)
+        crate::claude::process::process_alive(self.pid, self.start)
     }
 }
 

@@ -28,7 +28,7 @@ pub const STARTUP_MS: u64 = 50;
 /// When the claude process `pid` read its transcript at the latest, as its first load: its
 /// start plus [`STARTUP_MS`].
 pub fn first_load_ms(pid: u32) -> Option<u64> {
-    crate::process::start_wall_ms(pid).map(|s| s + STARTUP_MS)
+    crate::claude::process::start_wall_ms(pid).map(|s| s + STARTUP_MS)
 }
 
 /// Logs a finished turn of `surface` on `id` (`by_pid`: the claude process that answered it,
@@ -296,7 +296,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path());
         let me = std::process::id();
-        let started = crate::process::start_wall_ms(me).unwrap();
+        let started = crate::claude::process::start_wall_ms(me).unwrap();
         let put = |at: u64, prompt: &str| {
             let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
             let mut log = tx.turn_log(&id()).unwrap().unwrap_or(TurnLog {

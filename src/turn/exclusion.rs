@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::claude::process::{process_alive, start_time};
 use crate::exit::Busy;
 use crate::ident::shorten;
 use crate::ident::{Key, SessionId};
-use crate::process::{process_alive, start_time};
 use crate::store::{
     Acquired, BusyMarker, HolderTurn, Line, RunHolder, Store, lock_until, mtime_ms, now_ms, open_lock_file,
 };

@@ -170,7 +170,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path().join("state"));
         let id = SessionId::parse(ID).unwrap();
-        let newer = crate::versions::NEWEST_TESTED;
+        let newer = crate::claude::versions::NEWEST_TESTED;
         let untested = format!("{}.{}.{}", newer.0, newer.1, newer.2 + 1000);
         let own = stale_by(dir.path(), &format!("{ID}.jsonl"), &untested);
         let before = std::fs::read(&own).unwrap();

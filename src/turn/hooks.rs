@@ -620,7 +620,7 @@ mod tests {
         let me = std::process::id();
         let process = ClaudeProcess {
             pid: Some(me),
-            start: crate::process::start_time(me),
+            start: crate::claude::process::start_time(me),
             kind: Kind::Interactive,
             key: None,
         };

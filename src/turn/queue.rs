@@ -12,8 +12,8 @@
 
 use anyhow::Result;
 
+use crate::claude::process::{process_alive, start_time};
 use crate::ident::SessionId;
-use crate::process::{process_alive, start_time};
 use crate::store::{FORMAT, Line, QueueTicket, Store, now_ms};
 
 /// When a waiter began to wait, and its ticket's id: the order it is served in. A run takes

@@ -48,7 +48,7 @@ impl ClaudeProcess {
     /// The claude process of the hook running now, from the process tree and the env. An
     /// invalid `CLAWSESS_KEY` is said on stderr and ignored.
     pub fn of_hook() -> Self {
-        let (pid, start) = crate::process::hook_claude().unzip();
+        let (pid, start) = crate::claude::process::hook_claude().unzip();
         let key = std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty()).and_then(|k| match Key::parse(&k) {
             Ok(key) => Some(key),
             Err(err) => {
@@ -73,7 +73,7 @@ impl ClaudeProcess {
         }
         // Only a process the process tree shows to be a claude is ever signalled. (Read only
         // when a prompt is refused: `/proc` reads a hook otherwise has no use for.)
-        let pid = self.pid.filter(|&pid| crate::process::is_claude(pid))?;
+        let pid = self.pid.filter(|&pid| crate::claude::process::is_claude(pid))?;
         // It reads its prompts as stream-json (`--input-format stream-json`: a process kept
         // open for many turns, as the Agent SDK runs it), so it outlives one turn.
         Some((pid, if reads_stream_json(pid) { libc::SIGKILL } else { libc::SIGTERM }))

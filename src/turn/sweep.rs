@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::process::process_alive;
+use crate::claude::process::process_alive;
 use crate::store::{Line, Locked, QuietDir};
 use crate::sys::pid_alive;
 

@@ -356,7 +356,7 @@ impl Keeper {
         // A claude just killed may not be reapable yet (its threads still exit) while
         // /proc already shows it a zombie: both are asked.
         let exited =
-            !matches!(child.try_wait(), Ok(None)) || !crate::process::process_alive(child.id(), None);
+            !matches!(child.try_wait(), Ok(None)) || !crate::claude::process::process_alive(child.id(), None);
         if exited || self.stdin.is_none() {
             self.reply(id, &json!({"keeper": "gone", "why": "its claude has exited"}));
             return Flow::Exit;

@@ -36,8 +36,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::claude::process::{process_alive, start_time};
 use crate::ident::SessionId;
-use crate::process::{process_alive, start_time};
 use crate::store::{Fresh, Store, WarmNote, now_ms};
 use crate::turn::cap::Slot;
 use crate::turn::exclusion::RunLock;

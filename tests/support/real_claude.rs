@@ -395,7 +395,7 @@ impl ClaudeHome {
     /// run on such a version as a user who ran the probe would. The probe runs once per test
     /// binary; its result goes into this home's state dir, through the store.
     fn record_probe(&self) {
-        use clawsess::versions::Version;
+        use clawsess::claude::versions::Version;
         static PROBED: OnceLock<clawsess::store::ProbeRun> = OnceLock::new();
         let Some(version) = Version::parse(&self.version).filter(|v| !v.tested()) else {
             return;

@@ -1,6 +1,9 @@
 //! Claude Code's side: its config dir, where it keeps transcripts, finding `claude`, and
 //! reading the result of `claude -p --output-format json`.
 
+pub mod process;
+pub mod versions;
+
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
