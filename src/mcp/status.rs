@@ -14,7 +14,7 @@ use crate::ident::{Key, Name, SessionId};
 use crate::resolve::{Via, find_session, resolve};
 use crate::store::{Starter, Store};
 use crate::sys::rfc3339;
-use crate::transcript::millis;
+use crate::topic::millis;
 use crate::turn::exclusion;
 
 /// A session as `session_status` reports it.

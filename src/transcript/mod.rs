@@ -2,7 +2,6 @@
 //! size: `show` and the latest topic (`attach`, `show --topic`) read a few blocks at most.
 
 pub mod branches;
-mod topic;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -10,8 +9,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-
-pub use topic::{Action, LatestTopic, MAX_ACTIONS, Prompt, TopicLimits, latest_topic, millis};
 
 const BLOCK: usize = 64 * 1024;
 /// Lines longer than this (pasted images, huge tool output) are skipped, not buffered.
@@ -147,9 +144,9 @@ struct Line {
 }
 
 #[derive(Deserialize)]
-struct WireMessage {
-    id: Option<String>,
-    content: Option<serde_json::Value>,
+pub(crate) struct WireMessage {
+    pub(crate) id: Option<String>,
+    pub(crate) content: Option<serde_json::Value>,
 }
 
 /// The message a transcript line holds, if it is a user or assistant line with text.
@@ -197,7 +194,7 @@ pub(crate) fn slash_command(text: &str) -> Option<String> {
 }
 
 /// A message's text: the string, or its `text` blocks joined; `None` when there is none.
-fn message_text(content: Option<&serde_json::Value>) -> Option<String> {
+pub(crate) fn message_text(content: Option<&serde_json::Value>) -> Option<String> {
     use serde_json::Value;
     let text = match content? {
         Value::String(s) => s.clone(),

@@ -2,12 +2,15 @@
 //! transcript (prompts, actions, last reply), and the surface that wrote the last turn, from
 //! clawsess's own records. What `attach` and `show --topic` print.
 
+pub mod latest;
+
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::store::{SessionRecord, Store, now_ms};
 use crate::sys::{ago, one_line, printable};
-use crate::transcript::{self, Action, LatestTopic, TopicLimits, millis};
+
+pub use latest::{Action, LatestTopic, MAX_ACTIONS, Prompt, TopicLimits, latest_topic, millis};
 
 /// `last_surface` of a turn no clawsess surface recorded: a person's Claude Code, or any
 /// `claude` that clawsess did not run.
@@ -26,7 +29,7 @@ pub struct SessionTopic {
 /// Reads `rec`'s latest topic (from the end of its transcript: the cost does not grow with
 /// the transcript's size) and who spoke last.
 pub fn session_topic(store: &Store, rec: &SessionRecord) -> Result<SessionTopic> {
-    let topic = transcript::latest_topic(&rec.transcript, &rec.cwd, TopicLimits::default())?;
+    let topic = latest_topic(&rec.transcript, &rec.cwd, TopicLimits::default())?;
     let last_surface = topic.last_turn_ms().map(|started| last_surface(store, rec, started));
     Ok(SessionTopic { topic, last_surface })
 }
@@ -198,7 +201,7 @@ mod tests {
     fn human_lines_escape_control_characters() {
         let topic = SessionTopic {
             topic: LatestTopic {
-                prompts: vec![transcript::Prompt { text: "hi\x1b]52;c;eA==\x07".into(), timestamp: None }],
+                prompts: vec![Prompt { text: "hi\x1b]52;c;eA==\x07".into(), timestamp: None }],
                 actions: vec![action("Bash", Some("printf '\x1b[2J'"), 1, 0, 0)],
                 last_reply: Some("ok\x1b[31m".into()),
                 ..LatestTopic::default()

@@ -16,8 +16,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{RevLines, WireMessage, message_text, slash_command};
 use crate::ident::shorten;
+use crate::transcript::{RevLines, WireMessage, message_text, slash_command};
 
 /// Where the topic starts, looking back from the end.
 #[derive(Debug, Clone, Copy)]
