@@ -14,7 +14,11 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 
 use crate::ident::SessionId;
-use crate::turn::{RUN_KEY_ENV, RUN_PID_ENV};
+
+/// Env var naming the `run` process whose child a `claude` is; its hooks see it.
+pub const RUN_PID_ENV: &str = "CLAWSESS_RUN_PID";
+/// Env var naming the key of the `run` whose child a `claude` is.
+pub const RUN_KEY_ENV: &str = "CLAWSESS_RUN_KEY";
 
 /// Marks a command file as clawsess's (`install` writes it as a YAML comment in the
 /// frontmatter, which the model never sees; installs before v3 wrote it as an HTML comment in

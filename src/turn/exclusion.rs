@@ -608,7 +608,7 @@ pub fn run_holder(store: &Store, id: &SessionId) -> Option<RunHolder> {
 /// or the keeper of a warm claude that such a run noted as answering its turn (a kept
 /// claude's env names its keeper, which is no run).
 pub fn run_child_of(store: &Store, id: &SessionId) -> Option<RunHolder> {
-    let pid: u32 = std::env::var(super::RUN_PID_ENV).ok()?.parse().ok()?;
+    let pid: u32 = std::env::var(crate::claude::RUN_PID_ENV).ok()?.parse().ok()?;
     run_holder(store, id).filter(|h| h.pid == pid || h.keeper == Some(pid))
 }
 

@@ -29,8 +29,3 @@ pub mod record;
 pub mod route;
 pub mod surface;
 pub mod sweep;
-
-/// Env var naming the `run` process whose child a `claude` is; its hooks see it.
-pub const RUN_PID_ENV: &str = "CLAWSESS_RUN_PID";
-/// Env var naming the key of the `run` whose child a `claude` is.
-pub const RUN_KEY_ENV: &str = "CLAWSESS_RUN_KEY";
