@@ -2,6 +2,7 @@
 //! reading the result of `claude -p --output-format json`.
 
 pub mod process;
+pub mod settings;
 pub mod versions;
 
 use std::os::unix::ffi::OsStrExt;

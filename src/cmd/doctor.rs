@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::Run;
-use super::install::{COMMANDS, HOOK_ARGS, HookSource, is_our_command};
-use crate::claude;
-use crate::claude::versions;
+use super::install::COMMANDS;
+use crate::claude::settings::{self, HOOK_ARGS, HookSource};
+use crate::claude::{self, versions};
 use crate::cli::Doctor;
 use crate::exit;
 use crate::store::{Store, now_ms, parse_json};
@@ -236,7 +236,7 @@ fn check_version(r: &mut Report, claude: &Path) {
 }
 
 fn check_hooks(r: &mut Report, config: &Path) {
-    let path = config.join("settings.json");
+    let path = settings::path(config);
     if let HookSource { installed, plugin: Some(plugin) } = HookSource::of(config) {
         return match installed {
             0 => r.line(Level::Ok, "hooks installed", format!("by the plugin {plugin}")),
@@ -268,18 +268,7 @@ fn check_hooks(r: &mut Report, config: &Path) {
             format!("{} does not parse; fix it, then `clawsess install`", path.display()),
         );
     };
-    let commands: Vec<&str> = settings
-        .pointer("/hooks")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flat_map(|events| events.values())
-        .filter_map(Value::as_array)
-        .flatten()
-        .filter_map(|group| group.get("hooks").and_then(Value::as_array))
-        .flatten()
-        .filter_map(|h| h.get("command").and_then(Value::as_str))
-        .filter(|c| is_our_command(c))
-        .collect();
+    let commands = settings::our_hook_commands(&settings);
     let missing: Vec<&str> = HOOK_ARGS
         .iter()
         .copied()
@@ -295,7 +284,7 @@ fn check_hooks(r: &mut Report, config: &Path) {
     if let Some(mismatch) = crate::turn::hooks::wait_mismatch(&settings) {
         r.line(Level::Warn, "turn wait", mismatch);
     }
-    let stale: Vec<&&str> = commands.iter().filter(|c| !binary_of(c).is_file()).collect();
+    let stale: Vec<&&str> = commands.iter().filter(|c| !settings::hook_binary(c).is_file()).collect();
     if stale.is_empty() {
         r.line(Level::Ok, "hooks installed", path.display().to_string());
     } else {
@@ -322,7 +311,7 @@ fn check_mcp(r: &mut Report, config: &Path) {
             }
         }
         Ok(Some(_)) => r.line(Level::Warn, what, "an MCP server named clawsess that is not clawsess's"),
-        Ok(None) if let Some(plugin) = super::install::HookSource::of(config).plugin => {
+        Ok(None) if let Some(plugin) = HookSource::of(config).plugin => {
             r.line(Level::Ok, what, format!("by the plugin {plugin}"))
         }
         Ok(None) => {
@@ -330,15 +319,6 @@ fn check_mcp(r: &mut Report, config: &Path) {
             r.line(Level::Warn, what, format!("not in {file}: the cross-session tools are off; `clawsess install` adds it (or the plugin ships it)"))
         }
         Err(err) => r.line(Level::Warn, what, format!("{err:#}")),
-    }
-}
-
-/// The binary a hook command runs (its first word, unquoted).
-fn binary_of(command: &str) -> std::path::PathBuf {
-    let command = command.trim();
-    match command.strip_prefix('\'') {
-        Some(rest) => rest.split("' ").next().unwrap_or(rest).replace(r"'\''", "'").into(),
-        None => command.split(' ').next().unwrap_or(command).into(),
     }
 }
 
@@ -444,11 +424,7 @@ fn on_nfs(dir: &Path) -> bool {
 
 /// Named or attached sessions that Claude Code's cleanup will delete soon.
 fn check_retention(r: &mut Report, store: &Store, config: &Path) {
-    let days = std::fs::read_to_string(config.join("settings.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|s| s.get("cleanupPeriodDays").and_then(Value::as_u64))
-        .unwrap_or(30);
+    let days = settings::cleanup_period_days(config);
     let Ok((records, _)) = store.sessions() else {
         return;
     };

@@ -382,7 +382,7 @@ impl cli::Run {
 /// terminal on the session would then neither wait for a run's turn nor hear of it.
 fn warn_without_hooks() {
     let Ok(config) = claude::config_dir(None) else { return };
-    if !super::install::HookSource::of(&config).none() {
+    if !claude::settings::HookSource::of(&config).none() {
         return;
     }
     let person_seen = Store::open().and_then(|store| {
