@@ -169,7 +169,11 @@ fn check_warm(r: &mut Report, store: &Store) {
         Err(err) => return r.line(Level::Fail, "warm sessions", format!("{err:#}")),
     };
     if live.is_empty() {
-        return r.line(Level::Ok, "warm sessions", format!("none (at most {max}: {})", warm::MAX_ENV));
+        return r.line(
+            Level::Ok,
+            "warm sessions",
+            format!("none (at most {max}: {})", crate::config::WARM_MAX_ENV),
+        );
     }
     for note in &live {
         let health = if warm::claude_alive(note) { "" } else { "; its claude is gone" };
@@ -188,7 +192,7 @@ fn check_warm(r: &mut Report, store: &Store) {
         r.line(
             Level::Warn,
             "warm sessions",
-            format!("{} kept, more than {}={max}", live.len(), warm::MAX_ENV),
+            format!("{} kept, more than {}={max}", live.len(), crate::config::WARM_MAX_ENV),
         );
     }
 }

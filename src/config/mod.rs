@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 use toml::Spanned;
 
 use crate::ident::{Key, SessionId};
-use crate::turn::hooks::Behind;
 pub use policy::{Mode, Policy};
 pub use settings::{SettingsInForce, for_key, in_force};
 
@@ -35,6 +34,38 @@ pub const TURN_WAIT_ENV: &str = "CLAWSESS_TURN_WAIT";
 pub const BEHIND_ENV: &str = "CLAWSESS_BEHIND";
 /// Default of [`TURN_WAIT_ENV`].
 pub const DEFAULT_TURN_WAIT: Duration = Duration::from_secs(120);
+/// Env var: how long a claude stays warm after a turn (`run --warm`); `0`/`off`: not.
+pub const WARM_ENV: &str = "CLAWSESS_WARM";
+/// Env var: at most this many warm claudes per user (state dir).
+pub const WARM_MAX_ENV: &str = "CLAWSESS_WARM_MAX";
+/// Default of [`WARM_MAX_ENV`].
+pub const DEFAULT_WARM_MAX: usize = 4;
+
+/// Parses `--warm` / `CLAWSESS_WARM`: a duration like `10m`, or `0`/`off` (not warm).
+pub fn parse_warm(text: &str) -> Result<Duration> {
+    match text.trim() {
+        "0" | "off" | "no" => Ok(Duration::ZERO),
+        other => crate::sys::parse_duration(other),
+    }
+}
+
+/// What a process that is behind gets: refused (default), or let through with the missed
+/// turns as a note (`CLAWSESS_BEHIND=note`, v1's behaviour, which forks the conversation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behind {
+    Refuse,
+    Note,
+}
+
+impl Behind {
+    /// `$CLAWSESS_BEHIND`, else the config file's `behind`, else refuse.
+    pub fn from_env() -> Behind {
+        file_or_defaults().behind().map(|b| b.value).unwrap_or_else(|err| {
+            eprintln!("clawsess: {err:#}; refusing");
+            Behind::Refuse
+        })
+    }
+}
 
 /// Where a value in force comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +241,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile> {
         path: path.to_path_buf(),
         found: true,
         claude: at.check(raw.claude, "claude", claude)?,
-        warm: at.check(raw.warm, "warm", crate::warm::parse_warm)?,
+        warm: at.check(raw.warm, "warm", parse_warm)?,
         behind: at.check(raw.behind, "behind", parse_behind)?,
         ..ConfigFile::default()
     };
@@ -352,7 +383,7 @@ impl ConfigFile {
 
     /// How long claude stays warm after a turn, before any key's or session's setting.
     pub fn warm(&self) -> Result<InForce<Duration>> {
-        let found = from_env(crate::warm::WARM_ENV, crate::warm::parse_warm)?;
+        let found = from_env(WARM_ENV, parse_warm)?;
         Ok(found
             .or_else(|| self.in_file(&self.warm))
             .unwrap_or(InForce::new(Duration::ZERO, Origin::Default)))
@@ -367,10 +398,10 @@ impl ConfigFile {
                 .filter(|&n| n >= 1)
                 .context("give a number of processes, 1 or more")
         };
-        let found = from_env(crate::warm::MAX_ENV, parse)?;
+        let found = from_env(WARM_MAX_ENV, parse)?;
         Ok(found
             .or_else(|| self.in_file(&self.warm_max))
-            .unwrap_or(InForce::new(crate::warm::DEFAULT_MAX, Origin::Default)))
+            .unwrap_or(InForce::new(DEFAULT_WARM_MAX, Origin::Default)))
     }
 
     /// At most this many claude processes started by clawsess at once (see `turn::cap`).
@@ -472,6 +503,14 @@ mod tests {
 
     fn parse_text(text: &str) -> Result<ConfigFile> {
         parse(Path::new("/etc/c.toml"), text)
+    }
+
+    #[test]
+    fn warm_durations_take_off_and_zero() {
+        assert_eq!(parse_warm("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_warm("off").unwrap(), Duration::ZERO);
+        assert_eq!(parse_warm("0").unwrap(), Duration::ZERO);
+        assert!(parse_warm("soon").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::fork;
 use super::record::{self, Start};
 use super::surface::ClaudeProcess;
 use crate::claude;
+use crate::config::Behind;
 use crate::ident::{SessionId, shorten};
 use crate::store::{BusyMarker, FORMAT, HOOK_LOCK_WAIT, SessionRecord, Store, now_ms};
 
@@ -279,24 +280,6 @@ pub fn installed_prompt_timeout(settings: &serde_json::Value) -> Option<Duration
         // Claude Code's default for a command hook without one: 60 s.
         .map(|hook| Duration::from_secs(hook.get("timeout").and_then(Value::as_u64).unwrap_or(60)))
         .min()
-}
-
-/// What a process that is behind gets: refused (default), or let through with the missed
-/// turns as a note (`CLAWSESS_BEHIND=note`, v1's behaviour, which forks the conversation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behind {
-    Refuse,
-    Note,
-}
-
-impl Behind {
-    /// `$CLAWSESS_BEHIND`, else the config file's `behind`, else refuse.
-    pub fn from_env() -> Behind {
-        crate::config::file_or_defaults().behind().map(|b| b.value).unwrap_or_else(|err| {
-            eprintln!("clawsess: {err:#}; refusing");
-            Behind::Refuse
-        })
-    }
 }
 
 /// How long SessionEnd waits for the store lock to log a stopped turn (its hooks share 1.5 s).

@@ -37,37 +37,16 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::claude::process::{process_alive, start_time};
+use crate::config::WARM_MAX_ENV;
 use crate::ident::SessionId;
 use crate::store::{Fresh, Store, WarmNote, now_ms};
 use crate::turn::cap::Slot;
 use crate::turn::exclusion::RunLock;
 
-/// Env var: how long a claude stays warm after a turn (`run --warm`); `0`/`off`: not.
-pub const WARM_ENV: &str = "CLAWSESS_WARM";
-/// Env var: at most this many warm claudes per user (state dir).
-pub const MAX_ENV: &str = "CLAWSESS_WARM_MAX";
-/// Default of [`MAX_ENV`].
-pub const DEFAULT_MAX: usize = 4;
 /// How long a keeper may take to answer, or to end its claude and exit.
 const KEEPER_WAIT: Duration = Duration::from_secs(15);
 
-/// Parses `--warm` / `CLAWSESS_WARM`: a duration like `10m`, or `0`/`off` (not warm).
-pub fn parse_warm(text: &str) -> Result<Duration> {
-    match text.trim() {
-        "0" | "off" | "no" => Ok(Duration::ZERO),
-        other => crate::sys::parse_duration(other),
-    }
-}
-
-/// `CLAWSESS_WARM` (unset or empty: not warm).
-pub fn warm_from_env() -> Result<Duration> {
-    match std::env::var(WARM_ENV) {
-        Ok(text) if !text.trim().is_empty() => parse_warm(&text).context(WARM_ENV),
-        _ => Ok(Duration::ZERO),
-    }
-}
-
-/// `CLAWSESS_WARM_MAX`, else the config file's `warm_max`, else [`DEFAULT_MAX`]; a value that
+/// `CLAWSESS_WARM_MAX`, else the config file's `warm_max`, else 4; a value that
 /// is not a number of processes is an error, not the default.
 pub fn max_from_env() -> Result<usize> {
     Ok(crate::config::file_or_defaults().warm_max()?.value)
@@ -346,7 +325,7 @@ fn make_room(store: &Store, for_session: &SessionId) -> Result<()> {
     let excess = (live.len() + 1).saturating_sub(max.max(1));
     for note in live.iter().take(excess) {
         eprintln!(
-            "clawsess: ended the warm claude of session {} (least recently used; {MAX_ENV}={max})",
+            "clawsess: ended the warm claude of session {} (least recently used; {WARM_MAX_ENV}={max})",
             note.session.short()
         );
         cool(store, note)?;
@@ -523,13 +502,5 @@ mod tests {
         let later = SystemTime::now() + Duration::from_secs(5);
         std::fs::File::options().write(true).open(&transcript).unwrap().set_modified(later).unwrap();
         assert!(stale(&store, &note).unwrap().unwrap().contains("transcript was written"));
-    }
-
-    #[test]
-    fn warm_durations_take_off_and_zero() {
-        assert_eq!(parse_warm("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_warm("off").unwrap(), Duration::ZERO);
-        assert_eq!(parse_warm("0").unwrap(), Duration::ZERO);
-        assert!(parse_warm("soon").is_err());
     }
 }
