@@ -107,7 +107,7 @@ pub fn start_wall_ms(pid: u32) -> Option<u64> {
     let ticks = start_time(pid)?;
     let uptime = read_proc("/proc/uptime")?;
     let up_secs: f64 = uptime.split_whitespace().next()?.parse().ok()?;
-    let boot = crate::store::now_ms().checked_sub((up_secs * 1000.0) as u64)?;
+    let boot = crate::sys::now_ms().checked_sub((up_secs * 1000.0) as u64)?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let hz = u64::try_from(hz).ok().filter(|&h| h > 0)?;
@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn our_start_is_in_the_recent_past() {
         let started = start_wall_ms(std::process::id()).unwrap();
-        let now = crate::store::now_ms();
+        let now = crate::sys::now_ms();
         assert!(started <= now + 1000 && now - started < 3_600_000, "{started} vs {now}");
     }
 

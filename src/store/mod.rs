@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+/// Kept here too: every record is stamped with it.
+pub use crate::sys::now_ms;
 pub use files::{
     Durability, TMP_SUFFIX, Versioned, check_private_dir, create_private_dir, parse_json, read_json,
     remove_if_exists, write_atomic, write_atomic_mode, write_json,
@@ -755,14 +757,6 @@ fn default_dir() -> Result<PathBuf> {
 pub fn mtime_ms(path: &Path) -> Option<u64> {
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
     modified.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
