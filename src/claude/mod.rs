@@ -1,5 +1,7 @@
-//! Claude Code's side: its config dir, where it keeps transcripts, finding `claude`, and
-//! reading the result of `claude -p --output-format json`.
+//! Claude Code's side: its config dir, where it keeps transcripts, the `claude` that `run`
+//! starts and reading its result, its processes ([`process`]), its versions ([`versions`])
+//! and its settings.json ([`settings`]). Which `claude` to run is the config's
+//! (`crate::config::find_claude`). Below the store and the config: it imports neither.
 
 pub mod process;
 pub mod settings;
@@ -47,30 +49,6 @@ pub fn encode_cwd(cwd: &Path) -> String {
 /// Where Claude Code keeps the transcript of session `id` started in `cwd`.
 pub fn transcript_path(config_dir: &Path, cwd: &Path, id: &str) -> PathBuf {
     config_dir.join("projects").join(encode_cwd(cwd)).join(format!("{id}.jsonl"))
-}
-
-/// The `claude` to run: `explicit`, else `$CLAWSESS_CLAUDE`, else the config file's `claude`,
-/// else `claude` on PATH.
-pub fn find_claude(explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(path) = explicit {
-        return which::which(path)
-            .with_context(|| format!("--claude {} is not an executable", path.display()));
-    }
-    if let Some(path) = std::env::var_os("CLAWSESS_CLAUDE").filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        return which::which(&path)
-            .with_context(|| format!("CLAWSESS_CLAUDE={} is not an executable", path.display()));
-    }
-    if let Some(path) = crate::config::file()?.claude_in_file() {
-        return which::which(&path.value)
-            .with_context(|| format!("claude = {:?} ({}) is not an executable", path.value, path.origin));
-    }
-    which::which("claude").map_err(|_| {
-        anyhow::anyhow!(
-            "could not find claude: pass --claude PATH, set CLAWSESS_CLAUDE, or put claude on PATH \
-             (npm install -g @anthropic-ai/claude-code)"
-        )
-    })
 }
 
 /// The pid of another process running `claude` when it is a native install's version

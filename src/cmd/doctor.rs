@@ -61,7 +61,7 @@ impl Run for Doctor {
             ),
             Err(err) => r.line(Level::Fail, "config file", format!("{err:#}")),
         }
-        match claude::find_claude(None) {
+        match crate::config::find_claude(None) {
             Ok(path) => {
                 r.line(Level::Ok, "claude found", path.display().to_string());
                 check_version(&mut r, &path);
@@ -86,7 +86,7 @@ impl Run for Doctor {
 
 /// `doctor --probe`: the checks, one line each (or one JSON document), recorded in the store.
 fn probe(json: bool) -> Result<u8> {
-    let found = claude::find_claude(None).and_then(|claude| {
+    let found = crate::config::find_claude(None).and_then(|claude| {
         let exe = std::env::current_exe().context("could not tell this binary's path")?;
         crate::probe::probe(&claude, &exe)
     });

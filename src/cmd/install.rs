@@ -73,7 +73,7 @@ pub fn install(args: &Install) -> Result<u8> {
 /// Claude Code to do it, or when it fails, the rest of the install stands: said on stderr.
 fn register_mcp(dir: &Path, exe: &Path) -> Result<()> {
     let name = crate::mcp::SERVER_NAME;
-    let claude = claude::find_claude(None).ok().filter(|c| versions::installed(c).is_ok());
+    let claude = crate::config::find_claude(None).ok().filter(|c| versions::installed(c).is_ok());
     let Some(claude) = claude else {
         eprintln!(
             "clawsess: note: no Claude Code found to register the MCP server {name} with; later: \
@@ -94,7 +94,7 @@ fn register_mcp(dir: &Path, exe: &Path) -> Result<()> {
 /// Refuses a Claude Code too old to work with, before anything is written. A claude that
 /// is not there yet, or does not say its version, is no reason to refuse, but is said.
 fn check_claude_version() -> Result<()> {
-    let claude = match claude::find_claude(None) {
+    let claude = match crate::config::find_claude(None) {
         Ok(claude) => claude,
         Err(err) => {
             eprintln!(
@@ -137,7 +137,7 @@ pub fn uninstall(args: &Install) -> Result<u8> {
             Err(_) => {}
         }
     }
-    let claude = claude::find_claude(None).ok();
+    let claude = crate::config::find_claude(None).ok();
     match crate::mcp::register::unregister(claude.as_deref(), &dir) {
         Ok(Some(done)) => crate::outln!("mcp: {done}")?,
         Ok(None) => {}

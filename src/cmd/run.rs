@@ -50,7 +50,7 @@ impl cli::Run {
             return crate::remote::ops::run(self, &key, &host, self.prompt_text()?);
         }
         let start_timeout = live::start_timeout_from_env()?;
-        let claude = claude::find_claude(self.claude.as_deref())?;
+        let claude = crate::config::find_claude(self.claude.as_deref())?;
         let prompt = self.prompt_text()?;
         let images =
             self.images.iter().map(|path| live::image::image_block(path)).collect::<Result<Vec<_>>>()?;

@@ -351,6 +351,30 @@ fn parse_behind(text: &str) -> Result<Behind> {
     }
 }
 
+/// The `claude` to run: `explicit`, else `$CLAWSESS_CLAUDE`, else the config file's `claude`,
+/// else `claude` on PATH.
+pub fn find_claude(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return which::which(path)
+            .with_context(|| format!("--claude {} is not an executable", path.display()));
+    }
+    if let Some(path) = std::env::var_os(CLAUDE_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        return which::which(&path)
+            .with_context(|| format!("{CLAUDE_ENV}={} is not an executable", path.display()));
+    }
+    if let Some(path) = file()?.claude_in_file() {
+        return which::which(&path.value)
+            .with_context(|| format!("claude = {:?} ({}) is not an executable", path.value, path.origin));
+    }
+    which::which("claude").map_err(|_| {
+        anyhow::anyhow!(
+            "could not find claude: pass --claude PATH, set CLAWSESS_CLAUDE, or put claude on PATH \
+             (npm install -g @anthropic-ai/claude-code)"
+        )
+    })
+}
+
 /// `$VAR` when set and not empty, parsed; a bad value is an error naming the variable.
 fn from_env<T>(var: &'static str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<InForce<T>>> {
     match std::env::var(var) {
