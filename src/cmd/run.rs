@@ -144,14 +144,14 @@ impl cli::Run {
         let mut conn = self.warm_conn(&store, &want, &mut lock, &mut slot, take_slot)?;
         let mut outcome = None;
         if let Some(c) = &mut conn {
-            match live_turn.run_warm(c, &prompt, sink) {
+            match live_turn.run_on(c, &prompt, sink) {
                 Ok(done) => outcome = Some(done),
                 Err(err) if err.downcast_ref::<warm::WarmGone>().is_some() => {
                     eprintln!("clawsess: {err}; this turn resumes the session cold");
                     // Its keeper is gone or going: `take` says so, and starts another with --warm.
                     conn = self.warm_conn(&store, &want, &mut lock, &mut slot, take_slot)?;
                     if let Some(c) = &mut conn {
-                        outcome = Some(live_turn.run_warm(c, &prompt, sink)?);
+                        outcome = Some(live_turn.run_on(c, &prompt, sink)?);
                     }
                 }
                 Err(err) => return Err(err),

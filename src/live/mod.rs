@@ -118,57 +118,12 @@ struct Progress {
     start_by: Option<Instant>,
 }
 
-/// Watches a warm turn's keeper: one that is suspended (SIGSTOP) relays nothing, and the run
-/// would wait forever holding the session. It and its claude are killed then (SIGKILL works
-/// on a stopped process; the run knows claude's pid), which ends the turn.
-struct SuspendedKeeper {
-    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<bool>,
-}
-
-impl SuspendedKeeper {
-    /// How long a keeper may stay stopped before it is taken for suspended (a debugger's or
-    /// the kernel's brief stops are not).
-    const GRACE: Duration = Duration::from_secs(2);
-
-    fn watch(keeper: u32, claude: u32) -> Self {
-        use std::sync::atomic::Ordering;
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = done.clone();
-        let thread = std::thread::spawn(move || {
-            let mut since: Option<Instant> = None;
-            while !flag.load(Ordering::Relaxed) {
-                if crate::claude::process::stopped(keeper) {
-                    let at = *since.get_or_insert_with(Instant::now);
-                    if at.elapsed() >= Self::GRACE {
-                        for pid in [claude, keeper] {
-                            // SAFETY: kill(2) on this turn's keeper and claude.
-                            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-                        }
-                        return true;
-                    }
-                } else {
-                    since = None;
-                }
-                std::thread::sleep(TICK);
-            }
-            false
-        });
-        SuspendedKeeper { done, thread }
-    }
-
-    /// Stops watching; whether the keeper was found suspended (and killed).
-    fn end(self) -> bool {
-        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().unwrap_or(false)
-    }
-}
-
 impl LiveTurn<'_> {
-    /// Runs the turn: events go to `sink` as they happen, `started` learns claude's pid as
-    /// soon as it runs. The outcome's stdout holds the result object (`"type": "result"`,
-    /// claude's fields, and `"interrupted"`), as `claude -p --output-format json` would
-    /// print it. A SIGTERM, SIGINT or SIGHUP to us stops claude too, and is an error.
+    /// Runs the turn on a claude started for it: events go to `sink` as they happen,
+    /// `started` learns claude's pid as soon as it runs. The outcome's stdout holds the result
+    /// object (`"type": "result"`, claude's fields, and `"interrupted"`), as `claude -p
+    /// --output-format json` would print it. A SIGTERM, SIGINT or SIGHUP to us stops claude
+    /// too, and is an error.
     pub fn run(
         &self,
         prompt: &str,
@@ -183,73 +138,44 @@ impl LiveTurn<'_> {
             .with_context(|| format!("could not run {}", self.turn.claude.display()))?;
         signals.forward_to(child.id());
         started(child.id())?;
-        let lines = read_lines(&mut child);
-        let mut progress =
-            Progress { start_by: Some(Instant::now() + self.start_timeout), ..Progress::default() };
-        let ended = {
-            let mut input = ChildInput { stdin: child.stdin.take(), child: &mut child };
-            input.send(&wire::user_message(prompt, self.images, self.verbatim));
-            self.drive(&mut input, &lines, &mut progress, sink)
-            // claude ends once its input does: dropping `input` closes its stdin
-        };
-        let status = wait_or_kill(&mut child, progress.terminated.is_some());
-        let status = status.map(|s| (s.code(), s.signal()));
-        self.end(ended, status, &signals, progress)
+        let mut channel = ChildChannel { lines: read_lines(&mut child), stdin: child.stdin.take(), child };
+        self.converse(&mut channel, &signals, prompt, sink)
     }
 
-    /// Runs the turn on a warm claude kept by a keeper (`run --warm`, see [`crate::warm`]):
-    /// the same lines go over the keeper's socket, and claude stays up after its result.
-    pub fn run_warm(
+    /// Runs the turn on a claude that `channel` provides (a kept one: `crate::warm::Conn`), as
+    /// [`Self::run`] does on one it starts.
+    pub fn run_on(&self, channel: &mut dyn Channel, prompt: &str, sink: &mut dyn Sink) -> Result<Outcome> {
+        self.begin(sink, !channel.fresh())?;
+        let signals = ForwardSignals::install()?;
+        signals.forward_to(channel.pid());
+        self.converse(channel, &signals, prompt, sink)
+    }
+
+    /// The turn on `channel`, whatever claude it is: the prompt, claude's lines until its
+    /// result, then how it ended.
+    fn converse(
         &self,
-        conn: &mut crate::warm::Conn,
+        channel: &mut dyn Channel,
+        signals: &ForwardSignals,
         prompt: &str,
         sink: &mut dyn Sink,
     ) -> Result<Outcome> {
-        self.begin(sink, !conn.started)?;
-        let signals = ForwardSignals::install()?;
-        signals.forward_to(conn.claude_pid);
-        // A claude the keeper just started must show it runs, as a cold one must.
-        let start_by = conn.started.then(|| Instant::now() + self.start_timeout);
+        // A claude started for this turn must show it runs.
+        let start_by = channel.fresh().then(|| Instant::now() + self.start_timeout);
         let mut progress = Progress { start_by, ..Progress::default() };
-        conn.input.send(&wire::user_message(prompt, self.images, self.verbatim));
-        let watch = SuspendedKeeper::watch(conn.keeper_pid, conn.claude_pid);
-        let ended = self.drive(&mut conn.input, &conn.lines, &mut progress, sink);
-        let suspended = watch.end();
-        let not_started = matches!(&ended, Err(err) if err.is::<NotStarted>());
-        if !not_started && !progress.heard && signals.caught().is_none() && progress.stop_asked.is_none() {
-            // It died before it took the prompt (killed while idle, say): the turn can run
-            // cold instead.
-            return Err(crate::warm::WarmGone.into());
-        }
-        // A warm claude does not exit: it answered if it printed its result. One whose lines
-        // ended without it went with its keeper (or was killed): said as such, not as a claude
-        // that "printed nothing".
-        if ended.is_ok()
-            && progress.result.is_none()
-            && signals.caught().is_none()
-            && progress.stop_asked.is_none()
-        {
-            let _ = ask::forget(self.store, &progress.asked);
-            let gone = |pid: u32| !crate::sys::pid_alive(pid);
-            let what = if suspended {
-                format!(
-                    "its keeper (pid {}) was suspended (SIGSTOP) mid-turn; it and the warm claude were \
-                     ended so that the session is not held forever",
-                    conn.keeper_pid
-                )
-            } else if gone(conn.keeper_pid) {
-                format!("its keeper (pid {}) ended mid-turn, and the warm claude with it", conn.keeper_pid)
-            } else if gone(conn.claude_pid) {
-                format!("the warm claude (pid {}) ended mid-turn", conn.claude_pid)
-            } else {
-                format!("the keeper (pid {}) closed the connection mid-turn", conn.keeper_pid)
-            };
-            anyhow::bail!(
-                "{what}, without a result; what it did so far is in the transcript: send the turn again"
-            );
-        }
-        let status = Ok((progress.result.is_some().then_some(0), None));
-        self.end(ended, status, &signals, progress)
+        channel.input().send(&wire::user_message(prompt, self.images, self.verbatim));
+        let ended = self.drive(channel, &mut progress, sink);
+        let stopped = signals.caught().is_some() || progress.stop_asked.is_some();
+        let seen = Ended {
+            ok: ended.is_ok(),
+            not_started: matches!(&ended, Err(err) if err.is::<NotStarted>()),
+            heard: progress.heard,
+            result: progress.result.is_some(),
+            stopped,
+            terminated: progress.terminated.is_some(),
+        };
+        let status = channel.finish(&seen);
+        self.end(ended, status, signals, progress)
     }
 
     /// Before claude gets the prompt: stale requests go, the session event is out.
@@ -288,8 +214,10 @@ impl LiveTurn<'_> {
         // back to their senders.
         let told = stdout.as_ref().ok().map(Vec::as_slice);
         let steered = progress.inbox.finish(self.store, self.turn.session, told);
-        ended?;
+        // How claude ended first: a kept claude that went before it took the prompt says so
+        // there (`crate::warm::WarmGone`), and the turn can run on another.
         let (code, signal) = status?;
+        ended?;
         cleanup?;
         steered?;
         if let Some(sig) = signals.caught() {
@@ -312,23 +240,17 @@ impl LiveTurn<'_> {
 
     /// Handles claude's lines until its result (or until its stdout closes), and between
     /// them answers, timeouts and stop requests.
-    fn drive(
-        &self,
-        input: &mut dyn Input,
-        lines: &Receiver<String>,
-        progress: &mut Progress,
-        sink: &mut dyn Sink,
-    ) -> Result<()> {
+    fn drive(&self, channel: &mut dyn Channel, progress: &mut Progress, sink: &mut dyn Sink) -> Result<()> {
         // The turn is over at claude's result, once claude is done with every message steered
         // into it (one sent as the model wrote its last answer runs right after the result).
         while progress.result.is_none() || (progress.inbox.busy() && progress.stop_asked.is_none()) {
-            match lines.recv_timeout(TICK) {
+            match channel.next_line(TICK) {
                 Ok(line) => {
                     progress.heard = true;
                     if let Some(line) = wire::Line::parse(&line) {
                         let mut inbox = std::mem::take(&mut progress.inbox);
                         let mut tee = Tee { sink: &mut *sink, inbox: &mut inbox };
-                        let done = self.on_line(line, input, progress, &mut tee);
+                        let done = self.on_line(line, channel.input(), progress, &mut tee);
                         progress.inbox = inbox;
                         done?;
                     }
@@ -336,13 +258,13 @@ impl LiveTurn<'_> {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            self.check_answers(input, progress)?;
-            self.check_stop(input, progress)?;
+            self.check_answers(channel.input(), progress)?;
+            self.check_stop(channel.input(), progress)?;
             if progress.result.is_none() || progress.inbox.busy() {
-                progress.inbox.take(self.store, self.turn.session, input, self.verbatim)?;
+                progress.inbox.take(self.store, self.turn.session, channel.input(), self.verbatim)?;
             }
             if !progress.heard && progress.start_by.is_some_and(|at| Instant::now() >= at) {
-                input.kill();
+                channel.input().kill();
                 return Err(self.not_started().into());
             }
         }
@@ -567,6 +489,41 @@ fn response(waiting: &Waiting, answer: &PermissionAnswer) -> Value {
     wire::permission_response(&waiting.claude_id, allow, input, &why)
 }
 
+/// One claude's side of a turn, whichever claude it is: one started for the turn
+/// ([`LiveTurn::run`]) or one kept from an earlier turn (`crate::warm::Conn`). The driver
+/// writes to it, reads its lines, and asks it at the end how claude ended: it does not know
+/// where its claude came from.
+pub trait Channel {
+    /// claude's pid: SIGTERM, SIGINT and SIGHUP to us are forwarded to it.
+    fn pid(&self) -> u32;
+    /// claude was started for this turn: it must print something within the turn's
+    /// `start_timeout`.
+    fn fresh(&self) -> bool;
+    /// Where the turn's lines to claude go.
+    fn input(&mut self) -> &mut dyn Input;
+    /// claude's next output line, waiting up to `timeout`; `Disconnected` once they end.
+    fn next_line(&mut self, timeout: Duration) -> Result<String, RecvTimeoutError>;
+    /// After the turn's lines: how claude ended (its exit status, or the signal that killed
+    /// it), or why the turn failed.
+    fn finish(&mut self, turn: &Ended) -> Result<(Option<i32>, Option<i32>)>;
+}
+
+/// What the driver saw of a turn, for [`Channel::finish`].
+pub struct Ended {
+    /// claude's lines were read to the end (or to its result) without an error.
+    pub ok: bool,
+    /// claude printed nothing within the start timeout, and was killed.
+    pub not_started: bool,
+    /// claude printed something.
+    pub heard: bool,
+    /// claude printed its result.
+    pub result: bool,
+    /// The turn was stopped: by `clawsess stop`, or by a signal to us.
+    pub stopped: bool,
+    /// claude was sent SIGTERM already.
+    pub terminated: bool,
+}
+
 /// Where a live turn's lines to claude go: its stdin, or a keeper's socket (a warm claude).
 pub trait Input {
     /// Writes one line. Claude may have exited: that is no error here, the turn ends when
@@ -578,19 +535,45 @@ pub trait Input {
     fn kill(&mut self);
 }
 
-/// Our own claude child and its stdin (closed when this is dropped).
-struct ChildInput<'a> {
-    child: &'a mut Child,
+/// A claude started for the turn: our child, its stdin and its output lines.
+struct ChildChannel {
+    child: Child,
     stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
 }
 
-impl Input for ChildInput<'_> {
+impl Channel for ChildChannel {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn fresh(&self) -> bool {
+        true
+    }
+
+    fn input(&mut self) -> &mut dyn Input {
+        self
+    }
+
+    fn next_line(&mut self, timeout: Duration) -> Result<String, RecvTimeoutError> {
+        self.lines.recv_timeout(timeout)
+    }
+
+    /// claude ends once its input does: its stdin is closed, and one that lingers is killed.
+    fn finish(&mut self, turn: &Ended) -> Result<(Option<i32>, Option<i32>)> {
+        self.stdin = None;
+        let status = wait_or_kill(&mut self.child, turn.terminated)?;
+        Ok((status.code(), status.signal()))
+    }
+}
+
+impl Input for ChildChannel {
     fn send(&mut self, message: &Value) {
         send_line(&mut self.stdin, message)
     }
 
     fn terminate(&mut self) {
-        signal(self.child, libc::SIGTERM);
+        signal(&self.child, libc::SIGTERM);
     }
 
     fn kill(&mut self) {

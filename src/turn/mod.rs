@@ -16,7 +16,7 @@
 //! `fork::before_resume` (its note goes to `RunLock::set_note`), `record::PendingRunTurn::new`
 //! (the turn noted in the run lock: should the bot die mid-turn, the next taker of the session
 //! logs it), run claude (`claude::Turn`; or a warm claude, `crate::warm::take` and
-//! `LiveTurn::run_warm`, then `crate::warm::after_turn`), then `PendingRunTurn::record` (or
+//! `LiveTurn::run_on` the `warm::Conn`, then `crate::warm::after_turn`), then `PendingRunTurn::record` (or
 //! `failed`).
 
 pub mod cap;

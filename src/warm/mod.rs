@@ -10,8 +10,9 @@
 //! warm claude is ended with SIGKILL (which writes no checkpoint on its stale leaf) and the
 //! turn resumes cold. An idle keeper holds no lock.
 //!
-//! The keeper is a pipe: `run` drives the turn exactly as a live turn (`LiveTurn::run_warm`),
-//! sending claude's input lines over the socket and reading claude's output lines back.
+//! The keeper is a pipe: `run` drives the turn exactly as a live turn, on the channel a
+//! [`Conn`] provides (`LiveTurn::run_on`): claude's input lines go over the socket and its
+//! output lines come back.
 //! Lines with a `"keeper"` field are for the keeper itself:
 //!
 //! ```text
@@ -30,7 +31,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
@@ -39,6 +40,7 @@ use serde_json::{Value, json};
 use crate::claude::process::{process_alive, start_time};
 use crate::config::WARM_MAX_ENV;
 use crate::ident::SessionId;
+use crate::live::{Channel, Ended, Input};
 use crate::store::{Fresh, Store, WarmNote, now_ms};
 use crate::turn::cap::Slot;
 use crate::turn::exclusion::RunLock;
@@ -73,7 +75,9 @@ pub struct Want<'a> {
     pub idle: Duration,
 }
 
-/// A turn's connection to a keeper whose claude is ready for the prompt.
+/// A turn's connection to a keeper whose claude is ready for the prompt: the channel a
+/// live turn runs on (`LiveTurn::run_on`), the same lines as to a claude it starts, over the
+/// keeper's socket; claude stays up after its result.
 pub struct Conn {
     pub keeper_pid: u32,
     pub claude_pid: u32,
@@ -82,6 +86,107 @@ pub struct Conn {
     pub input: KeeperInput,
     /// claude's output lines, until the keeper closes the connection.
     pub lines: Receiver<String>,
+    /// Watches the keeper while the turn runs.
+    watch: Option<SuspendedKeeper>,
+}
+
+impl Channel for Conn {
+    fn pid(&self) -> u32 {
+        self.claude_pid
+    }
+
+    fn fresh(&self) -> bool {
+        self.started
+    }
+
+    fn input(&mut self) -> &mut dyn Input {
+        &mut self.input
+    }
+
+    fn next_line(&mut self, timeout: Duration) -> Result<String, RecvTimeoutError> {
+        self.lines.recv_timeout(timeout)
+    }
+
+    /// A warm claude does not exit: it answered if it printed its result. One that died before
+    /// it took the prompt (killed while idle, say) is [`WarmGone`]: the turn can run cold
+    /// instead. One whose lines ended without a result went with its keeper (or was killed):
+    /// said as such, not as a claude that "printed nothing".
+    fn finish(&mut self, turn: &Ended) -> Result<(Option<i32>, Option<i32>)> {
+        let suspended = self.watch.take().is_some_and(SuspendedKeeper::end);
+        if !turn.not_started && !turn.heard && !turn.stopped {
+            return Err(WarmGone.into());
+        }
+        if turn.ok && !turn.result && !turn.stopped {
+            let gone = |pid: u32| !crate::sys::pid_alive(pid);
+            let what = if suspended {
+                format!(
+                    "its keeper (pid {}) was suspended (SIGSTOP) mid-turn; it and the warm claude were \
+                     ended so that the session is not held forever",
+                    self.keeper_pid
+                )
+            } else if gone(self.keeper_pid) {
+                format!("its keeper (pid {}) ended mid-turn, and the warm claude with it", self.keeper_pid)
+            } else if gone(self.claude_pid) {
+                format!("the warm claude (pid {}) ended mid-turn", self.claude_pid)
+            } else {
+                format!("the keeper (pid {}) closed the connection mid-turn", self.keeper_pid)
+            };
+            bail!("{what}, without a result; what it did so far is in the transcript: send the turn again");
+        }
+        Ok((turn.result.then_some(0), None))
+    }
+}
+
+/// Watches a warm turn's keeper: one that is suspended (SIGSTOP) relays nothing, and the run
+/// would wait forever holding the session. It and its claude are killed then (SIGKILL works
+/// on a stopped process; the run knows claude's pid), which ends the turn.
+struct SuspendedKeeper {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<bool>>,
+}
+
+impl SuspendedKeeper {
+    /// How long a keeper may stay stopped before it is taken for suspended (a debugger's or
+    /// the kernel's brief stops are not).
+    const GRACE: Duration = Duration::from_secs(2);
+
+    fn watch(keeper: u32, claude: u32) -> Self {
+        use std::sync::atomic::Ordering;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let thread = std::thread::spawn(move || {
+            let mut since: Option<Instant> = None;
+            while !flag.load(Ordering::Relaxed) {
+                if crate::claude::process::stopped(keeper) {
+                    let at = *since.get_or_insert_with(Instant::now);
+                    if at.elapsed() >= Self::GRACE {
+                        for pid in [claude, keeper] {
+                            // SAFETY: kill(2) on this turn's keeper and claude.
+                            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                        }
+                        return true;
+                    }
+                } else {
+                    since = None;
+                }
+                std::thread::sleep(crate::live::TICK);
+            }
+            false
+        });
+        SuspendedKeeper { done, thread: Some(thread) }
+    }
+
+    /// Stops watching; whether the keeper was found suspended (and killed).
+    fn end(mut self) -> bool {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().is_some_and(|t| t.join().unwrap_or(false))
+    }
+}
+
+impl Drop for SuspendedKeeper {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What a warm turn sends: claude's input lines and the keeper's signals.
@@ -89,7 +194,7 @@ pub struct KeeperInput {
     stream: Option<UnixStream>,
 }
 
-impl crate::live::Input for KeeperInput {
+impl Input for KeeperInput {
     fn send(&mut self, message: &Value) {
         crate::live::send_line(&mut self.stream, message)
     }
@@ -228,6 +333,7 @@ fn hello(
         started,
         input: KeeperInput { stream: Some(stream) },
         lines,
+        watch: Some(SuspendedKeeper::watch(keeper, claude)),
     })
 }
 
