@@ -224,7 +224,7 @@ fn check_version(r: &mut Report, claude: &Path) {
         match store
             .as_ref()
             .map_err(|e| format!("{e:#}"))
-            .and_then(|s| crate::probe::correction_allowed_in(s, Some(version)))
+            .and_then(|s| crate::turn::fork::correction_allowed_in(s, Some(version)))
         {
             Ok(()) => r.line(
                 Level::Ok,

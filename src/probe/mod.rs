@@ -17,7 +17,7 @@
 //!
 //! The result is recorded per (binary, version) in the store ([`crate::store::ProbeRecord`]):
 //! the checkpoint correction writes into transcripts of a version outside the tested range
-//! only once a probe passed with it ([`correction_allowed`]).
+//! only once a probe passed with it (`crate::turn::fork::correction_allowed`).
 
 pub mod loopback;
 pub mod stand_in;
@@ -147,63 +147,6 @@ pub fn record(store: &Store, report: &Report) -> Result<()> {
         failed: report.failed(),
     };
     guard.put_probe_run(version, run)
-}
-
-/// Whether clawsess may write its checkpoint into the transcript at `path`: the Claude Code
-/// that wrote its end ([`transcript_version`]) is in the tested range, or a probe passed with
-/// it on this machine. `Err` says why not, for a notice. Costs one read of the transcript's
-/// last lines, and of the store's probe record only for an untested version.
-pub fn correction_allowed(path: &Path) -> std::result::Result<(), String> {
-    let version = transcript_version(path);
-    if version.is_some_and(Version::tested) {
-        return Ok(());
-    }
-    let store = Store::open().map_err(|e| format!("{e:#}"))?;
-    correction_allowed_in(&store, version)
-}
-
-/// Whether Claude Code `version` is in the tested range or passed `doctor --probe` on this
-/// machine (some binary of it, in its newest probe): what clawsess may rely on with it.
-pub fn known_good(store: &Store, version: Version) -> bool {
-    version.tested() || store.probe_record(version).ok().flatten().is_some_and(|r| r.good())
-}
-
-/// [`correction_allowed`] for a transcript written by `version`, with the probe records of `store`.
-pub fn correction_allowed_in(store: &Store, version: Option<Version>) -> std::result::Result<(), String> {
-    let Some(version) = version else {
-        return Err("its transcript names no Claude Code version".to_owned());
-    };
-    if version.tested() {
-        return Ok(());
-    }
-    match store.probe_record(version) {
-        Ok(Some(record)) if record.good() => Ok(()),
-        Ok(Some(_)) => Err(format!(
-            "Claude Code {version} failed `clawsess doctor --probe` on this machine (tested: {})",
-            versions::tested_range()
-        )),
-        _ => Err(format!(
-            "Claude Code {version} is untested (tested: {}); run `clawsess doctor --probe`",
-            versions::tested_range()
-        )),
-    }
-}
-
-/// The Claude Code version that wrote the end of a transcript: the `version` field of its
-/// last line that has one (Claude Code puts it on every message line). Reads at most 256 KiB
-/// from the end, and usually one or two lines.
-pub fn transcript_version(path: &Path) -> Option<Version> {
-    #[derive(serde::Deserialize)]
-    struct Line {
-        version: Option<String>,
-    }
-    let mut lines = crate::transcript::RevLines::open(path, 256 * 1024).ok()?;
-    while let Ok(Some(line)) = lines.next_line() {
-        if let Some(v) = serde_json::from_slice::<Line>(&line).ok().and_then(|l| l.version) {
-            return Version::parse(&v);
-        }
-    }
-    None
 }
 
 /// The throw-away world of one probe: its dir (removed on drop), the stand-in, and the runs.
@@ -670,7 +613,7 @@ impl Lab {
             {
                 return Err(format!("clawsess reads no prompt and reply there (read {texts:?})"));
             }
-            match transcript_version(path) {
+            match crate::transcript::transcript_version(path) {
                 Some(v) if v == self.version => {
                     Ok(format!("{} lines read; each names version {v}", messages.len()))
                 }
@@ -1033,60 +976,6 @@ fn sh_quote(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn transcript(dir: &Path, lines: &[Value]) -> PathBuf {
-        let path = dir.join("t.jsonl");
-        std::fs::write(&path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
-        path
-    }
-
-    #[test]
-    fn the_transcript_version_is_its_last_line_that_names_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = transcript(
-            dir.path(),
-            &[
-                json!({"type": "user", "uuid": "a", "version": "2.1.100"}),
-                json!({"type": "assistant", "uuid": "b", "version": "2.1.332"}),
-                json!({"type": "last-prompt", "leafUuid": "b"}),
-            ],
-        );
-        assert_eq!(transcript_version(&path), Some(Version(2, 1, 332)));
-        let none = transcript(dir.path(), &[json!({"type": "last-prompt", "leafUuid": "b"})]);
-        assert_eq!(transcript_version(&none), None);
-        assert_eq!(transcript_version(&dir.path().join("missing.jsonl")), None);
-    }
-
-    #[test]
-    fn the_correction_is_on_for_tested_versions_and_for_untested_ones_probed_good_here() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::at(dir.path());
-        let newer =
-            Version(versions::NEWEST_TESTED.0, versions::NEWEST_TESTED.1, versions::NEWEST_TESTED.2 + 1);
-        assert_eq!(correction_allowed_in(&store, Some(versions::PINNED)), Ok(()));
-        assert_eq!(correction_allowed_in(&store, Some(versions::OLDEST_SUPPORTED)), Ok(()));
-        assert!(correction_allowed_in(&store, None).unwrap_err().contains("names no Claude Code version"));
-        let off = correction_allowed_in(&store, Some(newer)).unwrap_err();
-        assert!(off.contains("is untested") && off.contains("clawsess doctor --probe"), "{off}");
-        assert!(correction_allowed_in(&store, Some(versions::OLDEST_USABLE)).is_err(), "below the range too");
-        let run = |claude: &str, ok| ProbeRun { claude: claude.into(), at: 1, ok, failed: vec![] };
-        let guard = store.lock(Duration::from_secs(5)).unwrap();
-        guard.put_probe_run(newer, run("/a/claude", false)).unwrap();
-        drop(guard);
-        assert!(correction_allowed_in(&store, Some(newer)).unwrap_err().contains("failed"));
-        let guard = store.lock(Duration::from_secs(5)).unwrap();
-        guard.put_probe_run(newer, run("/b/claude", true)).unwrap();
-        drop(guard);
-        assert_eq!(correction_allowed_in(&store, Some(newer)), Ok(()), "one binary of it passed");
-        assert!(known_good(&store, newer) && known_good(&store, versions::PINNED));
-        // A later failed probe of that binary takes its place.
-        let guard = store.lock(Duration::from_secs(5)).unwrap();
-        guard.put_probe_run(newer, run("/b/claude", false)).unwrap();
-        drop(guard);
-        assert!(correction_allowed_in(&store, Some(newer)).is_err());
-        assert!(!known_good(&store, newer));
-        assert_eq!(store.probe_record(newer).unwrap().unwrap().runs.len(), 2);
-    }
 
     #[test]
     fn a_path_is_quoted_for_sh() {

@@ -10,6 +10,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::claude::versions::Version;
+
 const BLOCK: usize = 64 * 1024;
 /// Lines longer than this (pasted images, huge tool output) are skipped, not buffered.
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
@@ -277,6 +279,23 @@ pub fn last_topic(path: &Path) -> Result<Topic> {
     Ok(topic)
 }
 
+/// The Claude Code version that wrote the end of a transcript: the `version` field of its
+/// last line that has one (Claude Code puts it on every message line). Reads at most 256 KiB
+/// from the end, and usually one or two lines.
+pub fn transcript_version(path: &Path) -> Option<Version> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        version: Option<String>,
+    }
+    let mut lines = RevLines::open(path, 256 * 1024).ok()?;
+    while let Ok(Some(line)) = lines.next_line() {
+        if let Some(v) = serde_json::from_slice::<Line>(&line).ok().and_then(|l| l.version) {
+            return Version::parse(&v);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,5 +382,22 @@ mod tests {
         let topic = last_topic(f.path()).unwrap();
         assert_eq!(topic.prompt.unwrap().text, "second");
         assert_eq!(topic.reply.unwrap().text, "two-a\ntwo-b");
+    }
+
+    #[test]
+    fn the_transcript_version_is_its_last_line_that_names_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let lines = [
+            r#"{"type":"user","uuid":"a","version":"2.1.100"}"#,
+            r#"{"type":"assistant","uuid":"b","version":"2.1.332"}"#,
+            r#"{"type":"last-prompt","leafUuid":"b"}"#,
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        assert_eq!(transcript_version(&path), Some(crate::claude::versions::Version(2, 1, 332)));
+        let none = dir.path().join("none.jsonl");
+        std::fs::write(&none, "{\"type\":\"last-prompt\",\"leafUuid\":\"b\"}\n").unwrap();
+        assert_eq!(transcript_version(&none), None);
+        assert_eq!(transcript_version(&dir.path().join("missing.jsonl")), None);
     }
 }

@@ -22,6 +22,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::catchup;
+use crate::claude::versions::{self, Version};
 use crate::ident::SessionId;
 use crate::store::{Store, SurfaceTurn};
 use crate::transcript::branches::{self, Branches, Logged, Reach};
@@ -77,12 +78,12 @@ pub fn before_resume(store: &Store, id: &SessionId, transcript: &Path) -> Result
 }
 
 /// [`branches::point_resume_at`], only into a transcript of a Claude Code version that is
-/// tested or probed good on this machine (`probe::correction_allowed`); else it says why not.
+/// tested or probed good on this machine ([`correction_allowed`]); else it says why not.
 fn correct(id: &SessionId, transcript: &Path, found: &Branches) -> Result<bool> {
     if !found.stale_checkpoint {
         return Ok(false);
     }
-    if let Err(why) = crate::probe::correction_allowed(transcript) {
+    if let Err(why) = correction_allowed(transcript) {
         eprintln!(
             "clawsess: session {} would resume an older branch; checkpoint correction off: {why}",
             id.short()
@@ -123,6 +124,46 @@ fn read(store: &Store, id: &SessionId, transcript: &Path, reach: Reach, mark: &s
 /// The side branches' turns as a note, unless there are none or the followed branch told them.
 fn untold(found: &Branches) -> Option<String> {
     (!found.side.is_empty() && !found.told).then(|| catchup::messages_note(FORK_HEAD, &found.side))
+}
+
+/// Whether clawsess may write its checkpoint into the transcript at `path`: the Claude Code
+/// that wrote its end (`crate::transcript::transcript_version`) is in the tested range, or a probe passed with
+/// it on this machine. `Err` says why not, for a notice. Costs one read of the transcript's
+/// last lines, and of the store's probe record only for an untested version.
+pub fn correction_allowed(path: &Path) -> std::result::Result<(), String> {
+    let version = crate::transcript::transcript_version(path);
+    if version.is_some_and(Version::tested) {
+        return Ok(());
+    }
+    let store = Store::open().map_err(|e| format!("{e:#}"))?;
+    correction_allowed_in(&store, version)
+}
+
+/// Whether Claude Code `version` is in the tested range or passed `doctor --probe` on this
+/// machine (some binary of it, in its newest probe): what clawsess may rely on with it.
+pub fn known_good(store: &Store, version: Version) -> bool {
+    version.tested() || store.probe_record(version).ok().flatten().is_some_and(|r| r.good())
+}
+
+/// [`correction_allowed`] for a transcript written by `version`, with the probe records of `store`.
+pub fn correction_allowed_in(store: &Store, version: Option<Version>) -> std::result::Result<(), String> {
+    let Some(version) = version else {
+        return Err("its transcript names no Claude Code version".to_owned());
+    };
+    if version.tested() {
+        return Ok(());
+    }
+    match store.probe_record(version) {
+        Ok(Some(record)) if record.good() => Ok(()),
+        Ok(Some(_)) => Err(format!(
+            "Claude Code {version} failed `clawsess doctor --probe` on this machine (tested: {})",
+            versions::tested_range()
+        )),
+        _ => Err(format!(
+            "Claude Code {version} is untested (tested: {}); run `clawsess doctor --probe`",
+            versions::tested_range()
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -177,5 +218,37 @@ mod tests {
         assert!(!at_exit(&store, &id, &own).unwrap());
         assert!(!before_resume(&store, &id, &own).unwrap().repointed);
         assert_eq!(std::fs::read(&own).unwrap(), before, "nothing written");
+    }
+
+    #[test]
+    fn the_correction_is_on_for_tested_versions_and_for_untested_ones_probed_good_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let newer =
+            Version(versions::NEWEST_TESTED.0, versions::NEWEST_TESTED.1, versions::NEWEST_TESTED.2 + 1);
+        assert_eq!(correction_allowed_in(&store, Some(versions::PINNED)), Ok(()));
+        assert_eq!(correction_allowed_in(&store, Some(versions::OLDEST_SUPPORTED)), Ok(()));
+        assert!(correction_allowed_in(&store, None).unwrap_err().contains("names no Claude Code version"));
+        let off = correction_allowed_in(&store, Some(newer)).unwrap_err();
+        assert!(off.contains("is untested") && off.contains("clawsess doctor --probe"), "{off}");
+        assert!(correction_allowed_in(&store, Some(versions::OLDEST_USABLE)).is_err(), "below the range too");
+        let run =
+            |claude: &str, ok| crate::store::ProbeRun { claude: claude.into(), at: 1, ok, failed: vec![] };
+        let guard = store.lock(std::time::Duration::from_secs(5)).unwrap();
+        guard.put_probe_run(newer, run("/a/claude", false)).unwrap();
+        drop(guard);
+        assert!(correction_allowed_in(&store, Some(newer)).unwrap_err().contains("failed"));
+        let guard = store.lock(std::time::Duration::from_secs(5)).unwrap();
+        guard.put_probe_run(newer, run("/b/claude", true)).unwrap();
+        drop(guard);
+        assert_eq!(correction_allowed_in(&store, Some(newer)), Ok(()), "one binary of it passed");
+        assert!(known_good(&store, newer) && known_good(&store, versions::PINNED));
+        // A later failed probe of that binary takes its place.
+        let guard = store.lock(std::time::Duration::from_secs(5)).unwrap();
+        guard.put_probe_run(newer, run("/b/claude", false)).unwrap();
+        drop(guard);
+        assert!(correction_allowed_in(&store, Some(newer)).is_err());
+        assert!(!known_good(&store, newer));
+        assert_eq!(store.probe_record(newer).unwrap().unwrap().runs.len(), 2);
     }
 }
