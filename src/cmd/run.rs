@@ -104,7 +104,7 @@ impl cli::Run {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut place = None;
         let queued = |_: &str| {
-            let now = crate::turn::queue::position(&store, &target.id);
+            let now = crate::turn::exclusion::queue_position(&store, &target.id);
             if self.stream && now.is_some() && now != place {
                 place.clone_from(&now);
                 let (position, behind) = now.unwrap_or_default();

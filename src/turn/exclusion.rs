@@ -623,6 +623,14 @@ pub fn busy_by(store: &Store, id: &SessionId) -> Result<Option<String>> {
     }))
 }
 
+/// This process's place in `id`'s queue (1: next) and who answers the session now, while
+/// it waits there (see [`super::queue`]).
+pub fn queue_position(store: &Store, id: &SessionId) -> Option<(usize, String)> {
+    let place = super::queue::position(store, id)?;
+    let behind = busy_by(store, id).ok().flatten().unwrap_or_else(|| "another turn".into());
+    Some((place, behind))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

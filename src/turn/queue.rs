@@ -90,17 +90,13 @@ pub fn ahead(store: &Store, line: Line<'_>, mine: Option<&Ticket<'_>>) -> Result
     Ok(out)
 }
 
-/// This process's place in `session`'s queue (1: next) and who answers the session now,
-/// while it waits there.
-pub fn position(store: &Store, session: &SessionId) -> Option<(usize, String)> {
+/// This process's place in `session`'s queue (1: next), while it waits there.
+pub fn position(store: &Store, session: &SessionId) -> Option<usize> {
     let me = std::process::id();
     let queue = store.queue(Line::Session(session)).ok()?;
     let live = queue.iter().filter(|t| t.pid == me || process_alive(t.pid, t.pid_start));
     let place = live.take_while(|t| t.pid != me).count() + 1;
-    queue.iter().any(|t| t.pid == me).then_some(())?;
-    let behind =
-        super::exclusion::busy_by(store, session).ok().flatten().unwrap_or_else(|| "another turn".into());
-    Some((place, behind))
+    queue.iter().any(|t| t.pid == me).then_some(place)
 }
 
 #[cfg(test)]
