@@ -14,6 +14,7 @@ pub mod mcp;
 pub mod probe;
 pub mod remote;
 pub mod resolve;
+pub mod run;
 pub mod store;
 pub mod sys;
 pub mod topic;

@@ -96,7 +96,10 @@ fn rows(store: &Store, limit: Option<usize>) -> Result<Vec<Row>> {
         warm: warm.contains(&rec.id),
         gone: !rec.transcript.exists(),
         // Only a forked session's transcript is read: its last lines name their Claude Code.
-        uncorrected: rec.forked.then(|| crate::turn::fork::correction_allowed(&rec.transcript).err()).flatten(),
+        uncorrected: rec
+            .forked
+            .then(|| crate::turn::fork::correction_allowed(&rec.transcript).err())
+            .flatten(),
         rec,
     });
     Ok(rows.collect())

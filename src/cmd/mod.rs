@@ -23,7 +23,6 @@ mod serve_ssh;
 mod set;
 mod show;
 mod status;
-mod steer;
 mod stop;
 
 use anyhow::Result;
@@ -112,14 +111,10 @@ fn key_or_default(key: &Option<String>) -> Result<Key> {
 /// The object `--json` prints when a command fails: `error`, and for `run` the fields of its
 /// result object (`key`, `is_error`, `busy`, `result`), so a bot reads one shape.
 pub fn failure_json(run: bool, error: &str, key: Option<&str>, busy: bool) -> serde_json::Value {
-    let mut doc = serde_json::json!({ "error": error });
     if run {
-        doc["key"] = key.unwrap_or(crate::ident::DEFAULT_KEY).into();
-        doc["is_error"] = true.into();
-        doc["busy"] = busy.into();
-        doc["result"] = "".into();
+        return crate::run::failure_object(error, key, busy);
     }
-    doc
+    serde_json::json!({ "error": error })
 }
 
 /// Prints one JSON document on stdout.

@@ -68,6 +68,10 @@ pub enum Event {
 /// Where events go: a callback, so a Rust bot can take them without parsing JSON.
 pub trait Sink {
     fn event(&mut self, event: &Event);
+
+    /// A line of another run's turn, as that run printed it (`run --steer` follows the turn it
+    /// steered into). Dropped unless the sink prints lines.
+    fn line(&mut self, _line: &serde_json::Value) {}
 }
 
 impl<F: FnMut(&Event)> Sink for F {
@@ -82,12 +86,21 @@ pub struct JsonLines;
 
 impl Sink for JsonLines {
     fn event(&mut self, event: &Event) {
-        use std::io::Write;
         if let Ok(line) = serde_json::to_string(event) {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            print_line(&line);
         }
     }
+
+    fn line(&mut self, line: &serde_json::Value) {
+        print_line(&line.to_string());
+    }
+}
+
+/// One line on stdout, flushed at once; a closed stdout is not our error.
+fn print_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 #[cfg(test)]

@@ -12,12 +12,12 @@
 //! - [`sweep`]: what turns left behind that nobody needs any more (`clawsess prune`).
 //! - [`hooks`]: each Claude Code hook event as one call of the above.
 //!
-//! A Rust bot does what `run` does: `route`, `exclusion::KeyLock` and `exclusion::RunLock`,
-//! `fork::before_resume` (its note goes to `RunLock::set_note`), `record::PendingRunTurn::new`
-//! (the turn noted in the run lock: should the bot die mid-turn, the next taker of the session
-//! logs it), run claude (`claude::Turn`; or a warm claude, `crate::warm::take` and
-//! `LiveTurn::run_on` the `warm::Conn`, then `crate::warm::after_turn`), then `PendingRunTurn::record` (or
-//! `failed`).
+//! A Rust bot takes a whole turn as `run` does with `crate::run::turn`, which calls these in
+//! order: `route`, `exclusion::KeyLock` and `exclusion::RunLock`, `fork::before_resume` (its
+//! note goes to `RunLock::set_note`), `record::PendingRunTurn::new` (the turn noted in the run
+//! lock: should the bot die mid-turn, the next taker of the session logs it), a claude (a kept
+//! one, `crate::warm::take`, or one started for the turn, both driven by
+//! `crate::live::LiveTurn`), then `PendingRunTurn::record` (or `failed`).
 
 pub mod cap;
 pub mod catchup;
