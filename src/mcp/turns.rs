@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ident::shorten;
-use crate::transcript::RevLines;
+use crate::transcript::{Line, RevLines};
 
 /// Bytes read back at most for the history.
 pub const HISTORY_SCAN: u64 = 32 * 1024 * 1024;
@@ -25,26 +25,6 @@ pub const USAGE_SCAN: u64 = 16 * 1024 * 1024;
 const TEXT_MAX: usize = 4000;
 /// Tool calls named per turn at most.
 const TOOLS_MAX: usize = 20;
-
-#[derive(Deserialize)]
-struct Line {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    #[serde(rename = "isMeta", default)]
-    is_meta: bool,
-    #[serde(rename = "isSidechain", default)]
-    is_sidechain: bool,
-    #[serde(rename = "isCompactSummary", default)]
-    is_compact_summary: bool,
-    timestamp: Option<String>,
-    message: Option<Message>,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    id: Option<String>,
-    content: Option<Value>,
-}
 
 /// The `usage` of one request, as the API reported it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

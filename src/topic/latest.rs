@@ -13,11 +13,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::ident::shorten;
-use crate::transcript::{RevLines, WireMessage, message_text, slash_command};
+use crate::transcript::{Line, RevLines, message_text, slash_command};
 
 /// Where the topic starts, looking back from the end.
 #[derive(Debug, Clone, Copy)]
@@ -107,24 +107,6 @@ pub fn latest_topic(path: &Path, cwd: &Path, limits: TopicLimits) -> Result<Late
         }
     }
     Ok(reader.finish())
-}
-
-#[derive(Deserialize)]
-struct Line {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    #[serde(rename = "isMeta", default)]
-    is_meta: bool,
-    #[serde(rename = "isSidechain", default)]
-    is_sidechain: bool,
-    #[serde(rename = "isCompactSummary", default)]
-    is_compact_summary: bool,
-    timestamp: Option<String>,
-    message: Option<WireMessage>,
-    #[serde(rename = "toolDenialKind")]
-    denial: Option<Value>,
-    #[serde(rename = "permissionDecision")]
-    decision: Option<Value>,
 }
 
 impl Line {

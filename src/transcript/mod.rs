@@ -133,16 +133,31 @@ impl RevLines {
     }
 }
 
+/// A transcript line, as clawsess reads one (the fields it uses of Claude Code's; the rest
+/// are skipped, not built). The one wire type of a line: `show`, the topic and the MCP
+/// tools' turns read it.
 #[derive(Deserialize)]
-struct Line {
+pub(crate) struct Line {
+    /// `user`, `assistant`, `system`, `summary`, `last-prompt`, ...
     #[serde(rename = "type")]
-    kind: Option<String>,
+    pub(crate) kind: Option<String>,
+    /// Text Claude Code adds (an expanded command file, a caveat): not the person's.
     #[serde(rename = "isMeta", default)]
-    is_meta: bool,
+    pub(crate) is_meta: bool,
+    /// A sub-agent's line.
     #[serde(rename = "isSidechain", default)]
-    is_sidechain: bool,
-    timestamp: Option<String>,
-    message: Option<WireMessage>,
+    pub(crate) is_sidechain: bool,
+    /// The summary a compaction wrote, as a user line.
+    #[serde(rename = "isCompactSummary", default)]
+    pub(crate) is_compact_summary: bool,
+    pub(crate) timestamp: Option<String>,
+    pub(crate) message: Option<WireMessage>,
+    /// On a tool result line: the call was refused for want of permission.
+    #[serde(rename = "toolDenialKind")]
+    pub(crate) denial: Option<serde_json::Value>,
+    /// On a tool result line: `{"decision": "reject"}` when the call was refused.
+    #[serde(rename = "permissionDecision")]
+    pub(crate) decision: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
