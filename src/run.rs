@@ -205,7 +205,7 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
     drop(early_ticket);
     drop(claim.take()); // it holds the session now
     let fork = if target.resume { reconcile(store, &target) } else { Reconciled::default() };
-    lock.set_note(fork.note.clone())?;
+    lock.set_fork_note(fork.note.clone())?;
     let mut pending = record::PendingRunTurn::new(store, &mut lock, &target, key, request.prompt)?;
     let claude_turn = claude::Turn {
         claude: request.claude,
@@ -495,7 +495,7 @@ fn interrupt_turn<'a>(
         sink.event(&Event::Interrupt { stopped: Some(run.holder.key.clone()), why: None });
         return Ok(Some(claim));
     }
-    let why = match crate::turn::exclusion::process_turn(store, &session)? {
+    let why = match crate::turn::exclusion::busy_marker(store, &session)? {
         Some(marker) => format!(
             "the turn in progress is a {}'s, which clawsess cannot stop; this message goes next after it",
             marker.surface.as_deref().unwrap_or("terminal")

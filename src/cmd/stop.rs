@@ -8,7 +8,7 @@ use crate::exit;
 use crate::live::stop::{self, Running, Stopped, Withdrawn};
 use crate::resolve::find_session;
 use crate::store::Store;
-use crate::turn::exclusion::{key_holder, key_waiters, process_turn};
+use crate::turn::exclusion::{busy_marker, key_holder, key_waiters};
 
 impl Run for Stop {
     fn run(&self) -> Result<u8> {
@@ -18,7 +18,7 @@ impl Run for Stop {
         if let Some(run) = stop::running_on(&store, &id) {
             let how = stop::stop(&store, &run, self.wait)?;
             crate::outln!("{}", told(&run, how))?;
-        } else if let Some(turn) = process_turn(&store, &id)? {
+        } else if let Some(turn) = busy_marker(&store, &id)? {
             let pid = turn.pid.map(|p| format!(" (claude pid {p})")).unwrap_or_default();
             crate::outln!(
                 "no clawsess run is answering session {}; a turn of {}{pid} is in progress: stop it there (Esc in a terminal)",

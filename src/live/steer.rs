@@ -30,7 +30,7 @@ use super::{Event, Input, TICK, wire};
 use crate::claude::process::process_alive;
 use crate::ident::SessionId;
 use crate::store::{COMMAND_LOCK_WAIT, FORMAT, RunHolder, SteerRequest, SteerState, Store, now_ms};
-use crate::turn::exclusion::{process_turn, run_holder};
+use crate::turn::exclusion::{busy_marker, run_holder};
 
 /// The capability in claude's `system` `init` line that says it reports `command_lifecycle`.
 pub const LIFECYCLE: &str = "msg_lifecycle_v1";
@@ -165,7 +165,7 @@ pub fn offer(
     each: &mut dyn FnMut(&Value),
 ) -> Result<Steered> {
     let Some(driver) = run_holder(store, session).filter(|h| process_alive(h.pid, h.pid_start)) else {
-        return Ok(Steered::Queue(match process_turn(store, session)? {
+        return Ok(Steered::Queue(match busy_marker(store, session)? {
             Some(marker) => format!(
                 "the turn in progress is a {}'s, which clawsess cannot write into; the message waits for it",
                 marker.surface.as_deref().unwrap_or("terminal")

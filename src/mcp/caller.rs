@@ -66,7 +66,7 @@ fn turn_is(store: &Store, id: &SessionId, pid: u32) -> Result<bool> {
         let parent = crate::claude::process::parent_of(pid);
         return Ok(holder.child == Some(pid) || (holder.keeper.is_some() && holder.keeper == parent));
     }
-    Ok(exclusion::process_turn(store, id)?.is_some_and(|m| m.pid == Some(pid)))
+    Ok(exclusion::busy_marker(store, id)?.is_some_and(|m| m.pid == Some(pid)))
 }
 
 /// The caller, or why it cannot be told.

@@ -233,7 +233,7 @@ fn grant(
     let own = store.settings(&SettingsOf::Session(target.clone()))?.and_then(|r| r.settings.permission_mode);
     // The mode at the caller's prompt, when its turn is marked (a terminal, `claude -p`, the
     // Agent SDK; a `run`'s claude keeps the mode of its command line).
-    let marker = crate::turn::exclusion::process_turn(store, &caller.session)?;
+    let marker = crate::turn::exclusion::busy_marker(store, &caller.session)?;
     let now = marker.filter(|m| m.pid == Some(caller.claude)).and_then(|m| m.permission_mode);
     perms::grant(
         &perms::Caller { args: &args, cwd: &caller_cwd, mode_now: now.as_deref() },

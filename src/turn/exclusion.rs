@@ -3,7 +3,7 @@
 //! A turn is a `run` turn, or a claude process's turn from its UserPromptSubmit to its Stop
 //! (a terminal, `claude -p`, an Agent SDK bot). Both go through the session's run lock: `run`
 //! holds it for its whole turn; a process's prompt-submit hook takes it for a moment to write
-//! its turn's marker. Whoever comes first wins, and the other waits (with a deadline).
+//! its busy marker. Whoever comes first wins, and the other waits (with a deadline).
 //!
 //! The run lock is a file that is never renamed or deleted; while held it carries a note of
 //! its holder (key, pid and start time, the claude child, and the turn's prompt), so that a
@@ -31,7 +31,7 @@ use crate::sys::{clock, pid_alive};
 
 use super::queue::Place;
 
-/// A turn marker older than this is stale even if its pid lives (pid reuse).
+/// A busy marker older than this is stale even if its pid lives (pid reuse).
 pub const BUSY_STALE: Duration = Duration::from_secs(6 * 3600);
 /// Without a pid to check, a marker counts for this long.
 pub const BUSY_STALE_NO_PID: Duration = Duration::from_secs(30 * 60);
@@ -130,8 +130,9 @@ impl RunLock {
         self.note_holder()
     }
 
-    /// Text the run's claude gets from its prompt hook as `additionalContext`.
-    pub fn set_note(&mut self, note: Option<String>) -> Result<()> {
+    /// The fork note: text the run's claude gets from its prompt hook as `additionalContext`
+    /// (see `turn::fork`).
+    pub fn set_fork_note(&mut self, note: Option<String>) -> Result<()> {
         self.holder.note = note;
         self.note_holder()
     }
@@ -540,13 +541,13 @@ fn marker_text(marker: &BusyMarker) -> String {
     format!("a turn of {}{pid} is running since {}", marker.surface(), clock(marker.since))
 }
 
-/// The claude process's turn in progress on `id`: its marker is there, its process alive,
-/// and neither it nor the transcript has been quiet for [`BUSY_QUIET`].
-pub fn process_turn(store: &Store, id: &SessionId) -> Result<Option<BusyMarker>> {
+/// The busy marker of the claude process's turn in progress on `id`: it is there, its
+/// process alive, and neither it nor the transcript has been quiet for [`BUSY_QUIET`].
+pub fn busy_marker(store: &Store, id: &SessionId) -> Result<Option<BusyMarker>> {
     live_marker(store, id, false)
 }
 
-/// [`process_turn`]; with `clear_stale` (only while holding the run lock, under which
+/// [`busy_marker`]; with `clear_stale` (only while holding the run lock, under which
 /// markers are written) a marker that is no longer live is removed, so it stays stale.
 fn live_marker(store: &Store, id: &SessionId, clear_stale: bool) -> Result<Option<BusyMarker>> {
     let Some(marker) = store.busy(id)? else {
@@ -617,7 +618,7 @@ pub fn busy_by(store: &Store, id: &SessionId) -> Result<Option<String>> {
     if let Some(holder) = run_holder(store, id) {
         return Ok(Some(holder.key));
     }
-    Ok(process_turn(store, id)?.map(|m| match m.surface.as_deref() {
+    Ok(busy_marker(store, id)?.map(|m| match m.surface.as_deref() {
         Some("terminal") | None => "terminal".to_owned(),
         Some(other) => other.to_owned(),
     }))
@@ -665,13 +666,13 @@ mod tests {
         let an_hour_ago = now_ms() - 3_600_000;
         store.put_busy(&id(), &marker(std::process::id(), an_hour_ago)).unwrap();
         // The transcript was just written: the turn is still going.
-        assert!(process_turn(&store, &id()).unwrap().is_some());
+        assert!(busy_marker(&store, &id()).unwrap().is_some());
         let old = std::time::SystemTime::now() - Duration::from_secs(3600);
         std::fs::File::options().write(true).open(&transcript).unwrap().set_modified(old).unwrap();
-        assert!(process_turn(&store, &id()).unwrap().is_none(), "quiet for an hour");
+        assert!(busy_marker(&store, &id()).unwrap().is_none(), "quiet for an hour");
         // A fresh marker counts even with a quiet transcript (the turn just started).
         store.put_busy(&id(), &marker(std::process::id(), now_ms())).unwrap();
-        assert!(process_turn(&store, &id()).unwrap().is_some());
+        assert!(busy_marker(&store, &id()).unwrap().is_some());
     }
 
     #[test]

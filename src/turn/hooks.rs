@@ -103,8 +103,8 @@ impl HookInput {
 #[derive(Debug, Clone)]
 pub enum Who {
     /// `run`'s own child: its turn is the run's, already locked; `run` records it. With the
-    /// note the run left for the model, if any.
-    RunChild { note: Option<String> },
+    /// fork note the run left for the model, if any.
+    RunChild { fork_note: Option<String> },
     /// Any other claude process.
     Claude(ClaudeProcess),
 }
@@ -113,7 +113,7 @@ impl Who {
     /// The hook's claude process, for session `id`.
     pub fn of_hook(store: &Store, id: &SessionId) -> Who {
         if let Some(holder) = exclusion::run_child_of(store, id) {
-            Who::RunChild { note: holder.note }
+            Who::RunChild { fork_note: holder.note }
         } else {
             Who::Claude(ClaudeProcess::of_hook())
         }
@@ -288,15 +288,15 @@ const STOPPED_LOG_WAIT: Duration = Duration::from_millis(500);
 /// Handles one hook event of session `id` from the claude process `who`.
 pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<Answer> {
     let process = match who {
-        Who::RunChild { note } => {
+        Who::RunChild { fork_note } => {
             match &event {
                 Event::SessionStart(start) if store.session(id)?.is_none() => {
                     // A run resuming a recorded session writes the record once its turn is
                     // over (one durable write per bot turn); a new one is recorded now.
                     record::record_start(store, id, start, None)?;
                 }
-                Event::PromptSubmit { .. } if note.is_some() => {
-                    return Ok(Answer::Context(note.clone().unwrap_or_default()));
+                Event::PromptSubmit { .. } if fork_note.is_some() => {
+                    return Ok(Answer::Context(fork_note.clone().unwrap_or_default()));
                 }
                 _ => {}
             }
@@ -467,7 +467,7 @@ pub fn prompt_submit(
 /// another surface answers, is refused: the summary would drop the other surfaces' turns.
 fn pre_compact(store: &Store, id: &SessionId, process: &ClaudeProcess) -> Result<Answer> {
     if let Some(busy) = exclusion::busy_by(store, id)?
-        && exclusion::process_turn(store, id)?.is_none_or(|m| m.pid != process.pid)
+        && exclusion::busy_marker(store, id)?.is_none_or(|m| m.pid != process.pid)
     {
         let reason = format!(
             "clawsess: not compacting: another surface is answering this conversation ({busy}); \
