@@ -9,27 +9,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::installed::Installed;
 use support::real_claude::{ClaudeHome, Facts, read_stderr_until, run_with_stdin};
 
-/// A HOME with Claude Code and clawsess installed into it, as `./install.sh` would.
-struct E2e {
-    home: ClaudeHome,
-}
-
-impl std::ops::Deref for E2e {
-    type Target = ClaudeHome;
-    fn deref(&self) -> &ClaudeHome {
-        &self.home
-    }
-}
-
-impl E2e {
-    fn new() -> Self {
-        let home = ClaudeHome::new();
-        home.install_clawsess();
-        Self { home }
-    }
-
+impl Installed {
     fn list(&self) -> Vec<Value> {
         serde_json::from_str::<Value>(&self.clawsess_ok(&["list", "--json"]))
             .unwrap()
@@ -90,7 +73,7 @@ fn id_of(result: &Value) -> String {
 
 #[test]
 fn claude_p_fires_the_hook_and_the_session_is_listed_with_its_cwd() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let result = e.terminal(&project, None, "hello from the terminal");
     let id = id_of(&result);
@@ -108,7 +91,7 @@ fn claude_p_fires_the_hook_and_the_session_is_listed_with_its_cwd() {
 
 #[test]
 fn slash_attach_attaches_that_session_and_slash_detach_detaches() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let first = id_of(&e.terminal(&e.home.project("alpha"), None, "plan the trip"));
     // A later session elsewhere: /attach must still pick the session it is typed in.
     let later = id_of(&e.terminal(&e.home.project("beta"), None, "something else"));
@@ -144,7 +127,7 @@ fn slash_attach_attaches_that_session_and_slash_detach_detaches() {
 
 #[test]
 fn a_bot_run_after_attach_continues_the_terminal_conversation() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let id = id_of(&e.terminal(&project, None, "remember the word PAPAYA"));
     e.terminal(&project, Some(&id), "/attach --key telegram:1");
@@ -168,7 +151,7 @@ fn a_bot_run_after_attach_continues_the_terminal_conversation() {
 
 #[test]
 fn after_detach_a_key_gets_its_own_session_and_keeps_it() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let terminal = id_of(&e.terminal(&project, None, "terminal work"));
     e.clawsess_ok(&["attach", &terminal, "--key", "discord:thread:9"]);
@@ -197,7 +180,7 @@ fn after_detach_a_key_gets_its_own_session_and_keeps_it() {
 
 #[test]
 fn two_keys_run_in_parallel_while_two_runs_on_one_key_take_turns() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let cwd = project.to_str().unwrap();
     for key in ["k:a", "k:b"] {
@@ -242,7 +225,7 @@ fn two_keys_run_in_parallel_while_two_runs_on_one_key_take_turns() {
 
 #[test]
 fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a_run() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let id = id_of(&e.terminal(&project, None, "start"));
     e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
@@ -306,7 +289,7 @@ struct OpenTerminal {
 }
 
 impl OpenTerminal {
-    fn start(e: &E2e, cwd: &Path, session: &str, env: &[(&str, &str)]) -> Self {
+    fn start(e: &Installed, cwd: &Path, session: &str, env: &[(&str, &str)]) -> Self {
         let mut cmd = e.home.claude_p(cwd);
         cmd.envs(env.iter().copied());
         cmd.args([
@@ -364,7 +347,7 @@ impl Drop for OpenTerminal {
 
 #[test]
 fn a_terminal_left_open_catches_up_on_what_the_bot_said() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let id = id_of(&e.terminal(&project, None, "we are planning a trip"));
     e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
@@ -398,7 +381,7 @@ fn a_terminal_left_open_catches_up_on_what_the_bot_said() {
 
 #[test]
 fn dash_and_slash_prompts_arrive_as_text() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let cwd = project.to_str().unwrap();
     e.run_json(&["--key", "k", "--cwd", cwd, "--", "--help"]);
@@ -414,7 +397,7 @@ fn dash_and_slash_prompts_arrive_as_text() {
 
 #[test]
 fn an_at_file_reference_in_a_run_prompt_stays_text() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let secret = e.home.home().join("secret.txt");
     fs::write(&secret, "TOP-SECRET-CONTENT").unwrap();
@@ -438,7 +421,7 @@ fn an_at_file_reference_in_a_run_prompt_stays_text() {
 
 #[test]
 fn a_killed_run_frees_the_session() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let cwd = project.to_str().unwrap();
     e.run_json(&["--key", "k", "--cwd", cwd, "hello"]);
@@ -459,7 +442,7 @@ fn a_killed_run_frees_the_session() {
 
 #[test]
 fn uninstall_leaves_claude_code_as_it_was() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     e.clawsess_ok(&["uninstall"]);
     let settings: Value =
@@ -510,7 +493,7 @@ fn the_repo_as_a_plugin_gives_the_same_hooks_and_commands() {
 
 #[test]
 fn import_records_sessions_from_real_transcripts() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let alpha = e.home.project("alpha");
     let beta = e.home.project("beta");
     let a = id_of(&e.terminal(&alpha, None, "first"));
@@ -537,7 +520,7 @@ fn import_records_sessions_from_real_transcripts() {
 fn a_prompt_another_hook_refuses_makes_run_fail_on_every_version() {
     // Before 2.1.200 claude -p reports such a prompt as a success with an empty result; from
     // 2.1.200 as a success whose result says "blocked by hook". run fails either way.
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let settings_path = e.home.claude_dir().join("settings.json");
     let mut settings: Value = serde_json::from_str(&fs::read_to_string(&settings_path).unwrap()).unwrap();
@@ -586,7 +569,7 @@ fn transcript_tree(text: &str) -> Vec<(String, Option<String>, String, String)> 
 }
 
 /// Waits until `n` claude processes (other than run's own) are open on session `id`.
-fn wait_for_open_processes(e: &E2e, id: &str, n: usize) {
+fn wait_for_open_processes(e: &Installed, id: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let rec: Value = serde_json::from_str(
@@ -609,7 +592,7 @@ fn wait_for_open_processes(e: &E2e, id: &str, n: usize) {
 
 #[test]
 fn two_claude_p_at_once_the_second_waits_then_fails_visibly_and_a_third_sees_everything() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let id = id_of(&e.terminal(&project, None, "base turn"));
     // A barrier: every claude's start waits for this file (a SessionStart hook beside
@@ -674,7 +657,7 @@ fn two_claude_p_at_once_the_second_waits_then_fails_visibly_and_a_third_sees_eve
 
 #[test]
 fn a_claude_process_left_open_that_is_behind_is_refused_and_loses_nothing() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let id = id_of(&e.terminal(&project, None, "we are planning a trip"));
     e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
@@ -711,7 +694,7 @@ fn a_claude_process_left_open_that_is_behind_is_refused_and_loses_nothing() {
 /// `forked`, and later processes are told too.
 #[test]
 fn a_fork_made_without_clawsess_is_continued_on_its_newest_branch_and_the_other_is_told() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let first = e.run_json(&["--key", "telegram:1", "--cwd", project.to_str().unwrap(), "we plan PORTO"]);
     let id = id_of(&first);
@@ -746,7 +729,7 @@ fn a_fork_made_without_clawsess_is_continued_on_its_newest_branch_and_the_other_
 /// continues the newest branch and is told the other one, and so does a fresh process.
 #[test]
 fn in_note_mode_a_behind_process_forks_and_every_later_turn_still_sees_every_turn() {
-    let e = E2e::new();
+    let e = Installed::new("project");
     let project = e.home.project("alpha");
     let id = id_of(&e.terminal(&project, None, "we are planning a trip to PORTO"));
     e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);

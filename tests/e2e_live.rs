@@ -5,165 +5,32 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::real_claude::{ClaudeHome, run_with_stdin};
-use support::stand_in_api::{Recorded, ToolCall};
+use support::installed::{Installed, text};
+use support::stand_in_api::ToolCall;
 
 /// Longest wait for anything (a claude turn takes about a second).
 const T: Duration = Duration::from_secs(60);
 
-/// A HOME with Claude Code and clawsess installed, and a project new sessions start in.
-struct Live {
-    home: ClaudeHome,
-    project: PathBuf,
-}
-
-impl std::ops::Deref for Live {
-    type Target = ClaudeHome;
-    fn deref(&self) -> &ClaudeHome {
-        &self.home
-    }
-}
-
-impl Live {
-    fn new() -> Self {
-        let home = ClaudeHome::new();
-        home.install_clawsess();
-        let project = home.project("live");
-        Self { home, project }
-    }
-
-    /// `clawsess run --cwd PROJECT ARGS`, in the background, its stdout read line by line.
-    fn spawn(&self, args: &[&str]) -> Running {
-        let cwd = self.project.to_str().unwrap().to_owned();
-        let mut all = vec!["run", "--cwd", &cwd];
-        all.extend_from_slice(args);
-        let mut child = self
-            .clawsess_cmd(&all)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = read_lines(child.stdout.take().unwrap());
-        Running { child, lines, seen: Vec::new() }
-    }
-
-    /// `clawsess run --cwd PROJECT ARGS` to the end.
-    fn run(&self, args: &[&str]) -> Output {
-        let cwd = self.project.to_str().unwrap().to_owned();
-        let mut all = vec!["run", "--cwd", &cwd];
-        all.extend_from_slice(args);
-        run_with_stdin(&mut self.clawsess_cmd(&all), "", Duration::from_secs(120))
-    }
-
-    /// The main-turn requests whose prompt contains `needle`.
-    fn turns_with(&self, needle: &str) -> Vec<Recorded> {
-        self.api.turn_requests().into_iter().filter(|r| r.last_user_text.contains(needle)).collect()
-    }
-
-    /// The files under the state dir's `requests/`.
-    fn request_files(&self) -> Vec<PathBuf> {
-        let dir = self.home().join(".local/share/clawsess/requests");
-        std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
-    }
-}
-
-/// A `run --stream` in progress.
-struct Running {
-    child: Child,
-    lines: Receiver<(Instant, String)>,
-    seen: Vec<Value>,
-}
-
-impl Running {
-    /// Reads events until one of `kind` arrives; returns it.
-    fn until(&mut self, kind: &str) -> Value {
-        let deadline = Instant::now() + T;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok((_, line)) = self.lines.recv_timeout(left) else {
-                panic!("no {kind} event within {T:?}; seen: {:#?}", self.seen);
-            };
-            let event: Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
-            self.seen.push(event.clone());
-            if event["type"] == kind {
-                return event;
-            }
-        }
-    }
-
-    /// Reads to the end; returns the exit status and every event of the run.
-    fn finish(mut self) -> (i32, Vec<Value>) {
-        while let Ok((_, line)) = self.lines.recv_timeout(T) {
-            self.seen.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}")));
-        }
-        let status = self.child.wait().unwrap();
-        (status.code().unwrap_or(-1), std::mem::take(&mut self.seen))
-    }
-
-    /// Reads to the end; returns the exit status and stdout (`run --json`: one object).
-    fn finish_text(mut self) -> (i32, String) {
-        let mut out = String::new();
-        while let Ok((_, line)) = self.lines.recv_timeout(T) {
-            out.push_str(&line);
-            out.push('\n');
-        }
-        let status = self.child.wait().unwrap();
-        (status.code().unwrap_or(-1), out)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_lines(stdout: ChildStdout) -> Receiver<(Instant, String)> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send((Instant::now(), line)).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
+/// The last event of a `run --stream`: its result object.
 fn result_of(events: &[Value]) -> &Value {
     let last = events.last().expect("no events");
     assert_eq!(last["type"], "result", "the last line is the result object: {events:#?}");
     last
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn stream_events_arrive_while_the_turn_runs_and_end_with_the_result() {
-    let e = Live::new();
-    let mut run =
-        e.spawn(&["--stream", "--key", "chat:1", "--", "look around [bash=echo hello] [hold-reply=R]"]);
+    let e = Installed::new("live");
+    let mut run = e.project_spawn(&[
+        "--stream",
+        "--key",
+        "chat:1",
+        "--",
+        "look around [bash=echo hello] [hold-reply=R]",
+    ]);
     let session = run.until("session");
     assert_eq!(session["key"], "chat:1");
     assert_eq!(session["resumed"], false);
@@ -198,11 +65,11 @@ fn stream_events_arrive_while_the_turn_runs_and_end_with_the_result() {
 
 #[test]
 fn a_chat_users_at_file_reference_stays_text_and_never_reads_the_file() {
-    let e = Live::new();
+    let e = Installed::new("live");
     let secret = e.home().join("secret.txt");
     std::fs::write(&secret, "TOP-SECRET-CONTENT").unwrap();
     let prompt = format!("summarize @{} please", secret.display());
-    let out = e.run(&["--stream", "--key", "chat:at", "--", &prompt]);
+    let out = e.project_run(&["--stream", "--key", "chat:at", "--", &prompt]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let req = e.api.turn_requests().pop().unwrap();
     assert!(req.all_text.contains(&prompt), "the prompt as written: {}", req.all_text);
@@ -214,8 +81,8 @@ fn a_chat_users_at_file_reference_stays_text_and_never_reads_the_file() {
 
 #[test]
 fn a_failure_before_claude_is_still_one_result_line() {
-    let e = Live::new();
-    let out = e.run(&["--stream", "--session", "nosuch", "--", "hi"]);
+    let e = Installed::new("live");
+    let out = e.project_run(&["--stream", "--session", "nosuch", "--", "hi"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
@@ -226,10 +93,10 @@ fn a_failure_before_claude_is_still_one_result_line() {
 
 #[test]
 fn ask_allow_from_another_process_runs_the_tool_and_a_second_answer_is_refused() {
-    let e = Live::new();
+    let e = Installed::new("live");
     let target = e.project.join("allowed.txt");
     let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
-    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:2", "--", &prompt]);
+    let mut run = e.project_spawn(&["--stream", "--ask", "--key", "chat:2", "--", &prompt]);
     let tool = run.until("tool");
     let ask = run.until("permission");
     assert_eq!(ask["tool"], "Bash");
@@ -254,10 +121,10 @@ fn ask_allow_from_another_process_runs_the_tool_and_a_second_answer_is_refused()
 
 #[test]
 fn ask_deny_keeps_the_tool_from_running_and_tells_the_model_why() {
-    let e = Live::new();
+    let e = Installed::new("live");
     let target = e.project.join("denied.txt");
     let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
-    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:3", "--", &prompt]);
+    let mut run = e.project_spawn(&["--stream", "--ask", "--key", "chat:3", "--", &prompt]);
     let ask = run.until("permission");
     let id = ask["request_id"].as_str().unwrap().to_owned();
     let out = e.clawsess(&["answer", &id, "deny", "--reason", "not in this folder"]);
@@ -275,10 +142,11 @@ fn ask_deny_keeps_the_tool_from_running_and_tells_the_model_why() {
 
 #[test]
 fn an_unanswered_request_is_denied_after_the_timeout() {
-    let e = Live::new();
+    let e = Installed::new("live");
     let target = e.project.join("late.txt");
     let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
-    let mut run = e.spawn(&["--stream", "--ask", "--ask-timeout", "1", "--key", "chat:4", "--", &prompt]);
+    let mut run =
+        e.project_spawn(&["--stream", "--ask", "--ask-timeout", "1", "--key", "chat:4", "--", &prompt]);
     let ask = run.until("permission");
     assert_eq!(ask["timeout_s"], 1);
     let (code, events) = run.finish();
@@ -291,12 +159,12 @@ fn an_unanswered_request_is_denied_after_the_timeout() {
 
 #[test]
 fn stop_interrupts_a_turn_and_the_next_turn_continues_the_session() {
-    let e = Live::new();
+    let e = Installed::new("live");
     let idle = e.clawsess(&["stop", "--key", "chat:5"]);
     assert!(idle.status.success(), "{}", text(&idle));
     assert!(String::from_utf8_lossy(&idle.stdout).contains("nothing is running for chat:5"));
 
-    let mut run = e.spawn(&["--stream", "--key", "chat:5", "--", "a long job [hold=LONG]"]);
+    let mut run = e.project_spawn(&["--stream", "--key", "chat:5", "--", "a long job [hold=LONG]"]);
     let session = run.until("session");
     e.api.wait_held("LONG");
     let out = e.clawsess(&["stop", "--key", "chat:5"]);
@@ -309,7 +177,7 @@ fn stop_interrupts_a_turn_and_the_next_turn_continues_the_session() {
     assert_eq!(result["session_id"], session["session_id"]);
     assert!(e.turns_with("a long job")[0].client_gone, "claude hung up on the held request");
 
-    let next = e.run(&["--json", "--key", "chat:5", "--", "after the stop"]);
+    let next = e.project_run(&["--json", "--key", "chat:5", "--", "after the stop"]);
     assert!(next.status.success(), "{}", text(&next));
     let next: Value = serde_json::from_slice(&next.stdout).unwrap();
     assert_eq!(next["session_id"], session["session_id"], "the same session goes on");
@@ -323,8 +191,8 @@ fn stop_interrupts_a_turn_and_the_next_turn_continues_the_session() {
 /// SIGTERMed: 143, and the prompt was lost.) The warm case: `e2e_warm`.
 #[test]
 fn stop_of_a_plain_run_interrupts_it_and_the_next_turn_has_its_prompt() {
-    let e = Live::new();
-    let run = e.spawn(&["--json", "--key", "chat:6", "--", "plain and long [hold=PLAIN]"]);
+    let e = Installed::new("live");
+    let run = e.project_spawn(&["--json", "--key", "chat:6", "--", "plain and long [hold=PLAIN]"]);
     e.api.wait_held("PLAIN");
     let out = e.clawsess(&["stop", "--key", "chat:6"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -336,7 +204,7 @@ fn stop_of_a_plain_run_interrupts_it_and_the_next_turn_has_its_prompt() {
     assert_eq!(result["key"], "chat:6");
     let session = result["session_id"].clone();
 
-    let next = e.run(&["--json", "--key", "chat:6", "--", "after the stop"]);
+    let next = e.project_run(&["--json", "--key", "chat:6", "--", "after the stop"]);
     assert!(next.status.success(), "{}", text(&next));
     let next: Value = serde_json::from_slice(&next.stdout).unwrap();
     assert_eq!(next["session_id"], session, "the same session goes on");
@@ -351,10 +219,10 @@ fn stop_of_a_plain_run_interrupts_it_and_the_next_turn_has_its_prompt() {
 /// `model_usage_since_last_result` (2.1.328) is left out.
 #[test]
 fn a_plain_run_json_has_the_fields_claude_p_json_prints() {
-    let e = Live::new();
+    let e = Installed::new("live");
     let id = uuid::Uuid::new_v4().to_string();
     let direct = e.run_p_json(&e.project, &["--session-id", &id], "straight to claude");
-    let out = e.run(&["--json", "--key", "fields", "--", "through clawsess"]);
+    let out = e.project_run(&["--json", "--key", "fields", "--", "through clawsess"]);
     assert!(out.status.success(), "{}", text(&out));
     let run: Value = serde_json::from_slice(&out.stdout).unwrap();
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
@@ -367,10 +235,10 @@ fn a_plain_run_json_has_the_fields_claude_p_json_prints() {
 
 #[test]
 fn an_image_reaches_the_model_as_an_image_block() {
-    let e = Live::new();
+    let e = Installed::new("live");
     let png = e.project.join("red.png");
     std::fs::write(&png, tiny_png()).unwrap();
-    let out = e.run(&["--json", "--image", png.to_str().unwrap(), "--", "what is in the picture"]);
+    let out = e.project_run(&["--json", "--image", png.to_str().unwrap(), "--", "what is in the picture"]);
     assert!(out.status.success(), "{}", text(&out));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["is_error"], false);
@@ -384,7 +252,7 @@ fn an_image_reaches_the_model_as_an_image_block() {
 
 #[test]
 fn a_non_image_or_oversized_file_is_refused_before_claude_starts() {
-    let e = Live::new();
+    let e = Installed::new("live");
     let fake = e.project.join("notes.png");
     std::fs::write(&fake, "just text").unwrap();
     let big = e.project.join("big.png");
@@ -392,33 +260,33 @@ fn a_non_image_or_oversized_file_is_refused_before_claude_starts() {
     bytes.resize(5 * 1024 * 1024 + 1, 0);
     std::fs::write(&big, bytes).unwrap();
     for (file, why) in [(&fake, "not a PNG, JPEG, GIF or WebP"), (&big, "5 MB")] {
-        let out = e.run(&["--stream", "--image", file.to_str().unwrap(), "--", "look"]);
+        let out = e.project_run(&["--stream", "--image", file.to_str().unwrap(), "--", "look"]);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         let result: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(result["error"].as_str().unwrap().contains(why), "{result}");
     }
-    let missing = e.run(&["--image", "/nonexistent/x.png", "--", "look"]);
+    let missing = e.project_run(&["--image", "/nonexistent/x.png", "--", "look"]);
     assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
     assert!(e.api.requests().is_empty(), "claude never started");
 }
 
 #[test]
 fn a_sigkilled_run_waiting_for_an_answer_leaves_the_session_usable() {
-    let e = Live::new();
+    let e = Installed::new("live");
     // A session with a turn already (a new one killed before claude wrote its transcript
     // would have none to continue).
-    let first = e.run(&["--stream", "--key", "chat:7", "--", "hello first"]);
+    let first = e.project_run(&["--stream", "--key", "chat:7", "--", "hello first"]);
     assert!(first.status.success(), "{}", text(&first));
     let target = e.project.join("never.txt");
     let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
-    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:7", "--", &prompt]);
+    let mut run = e.project_spawn(&["--stream", "--ask", "--key", "chat:7", "--", &prompt]);
     let session = run.until("session");
     let ask = run.until("permission");
     unsafe { libc::kill(run.pid() as i32, libc::SIGKILL) };
     let _ = run.finish();
     let late = e.clawsess(&["answer", ask["request_id"].as_str().unwrap(), "allow"]);
     assert_eq!(late.status.code(), Some(1), "{}", text(&late));
-    let next = e.run(&[
+    let next = e.project_run(&[
         "--stream",
         "--key",
         "chat:7",
@@ -442,10 +310,10 @@ fn a_sigkilled_run_waiting_for_an_answer_leaves_the_session_usable() {
 #[test]
 #[ignore]
 fn tool_event_latency() {
-    let e = Live::new();
+    let e = Installed::new("live");
     let calls = (0..20).map(|i| ToolCall::bash(&format!("echo {i}"))).collect();
     e.api.script_tools("[latency]", calls);
-    let run = e.spawn(&["--stream", "--", "[latency]"]);
+    let run = e.project_spawn(&["--stream", "--", "[latency]"]);
     let mut seen = Vec::new();
     let deadline = Instant::now() + T;
     while seen.len() < 20 {

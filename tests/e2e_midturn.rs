@@ -5,133 +5,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::installed::{Installed, Running, read_lines, text};
 use support::real_claude::ClaudeHome;
 use support::stand_in_api::ToolCall;
 
 /// Longest wait for anything (a claude turn takes about a second).
 const T: Duration = Duration::from_secs(60);
-
-/// A HOME with Claude Code and clawsess installed, and a project new sessions start in.
-struct Live {
-    home: ClaudeHome,
-    project: PathBuf,
-}
-
-impl std::ops::Deref for Live {
-    type Target = ClaudeHome;
-    fn deref(&self) -> &ClaudeHome {
-        &self.home
-    }
-}
-
-impl Live {
-    fn new() -> Self {
-        Self::of(ClaudeHome::new())
-    }
-
-    /// With Claude Code `version`, whatever version the suite runs with.
-    fn with_version(version: &str) -> Self {
-        Self::of(ClaudeHome::with_version(version))
-    }
-
-    fn of(home: ClaudeHome) -> Self {
-        home.install_clawsess();
-        let project = home.project("live");
-        Self { home, project }
-    }
-
-    /// `clawsess run --cwd PROJECT ARGS`, in the background, its stdout read line by line.
-    fn spawn(&self, args: &[&str]) -> Running {
-        let cwd = self.project.to_str().unwrap().to_owned();
-        let mut all = vec!["run", "--cwd", &cwd];
-        all.extend_from_slice(args);
-        let mut child = self
-            .clawsess_cmd(&all)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = read_lines(child.stdout.take().unwrap());
-        Running { child, lines, seen: Vec::new() }
-    }
-
-    /// The files under the state dir's `requests/`.
-    fn request_files(&self) -> Vec<PathBuf> {
-        let dir = self.home().join(".local/share/clawsess/requests");
-        std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
-    }
-}
-
-/// A `run --stream` in progress.
-struct Running {
-    child: Child,
-    lines: Receiver<(Instant, String)>,
-    seen: Vec<Value>,
-}
-
-impl Running {
-    /// Reads events until one of `kind` arrives; returns it.
-    fn until(&mut self, kind: &str) -> Value {
-        let deadline = Instant::now() + T;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok((_, line)) = self.lines.recv_timeout(left) else {
-                panic!("no {kind} event within {T:?}; seen: {:#?}", self.seen);
-            };
-            let event: Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
-            self.seen.push(event.clone());
-            if event["type"] == kind {
-                return event;
-            }
-        }
-    }
-
-    /// Reads to the end; returns the exit status and every event of the run.
-    fn finish(mut self) -> (i32, Vec<Value>) {
-        while let Ok((_, line)) = self.lines.recv_timeout(T) {
-            self.seen.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}")));
-        }
-        let status = self.child.wait().unwrap();
-        (status.code().unwrap_or(-1), std::mem::take(&mut self.seen))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_lines(stdout: ChildStdout) -> Receiver<(Instant, String)> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send((Instant::now(), line)).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A question with two options, as the model would ask it.
 fn color_question(multi: bool) -> ToolCall {
@@ -151,7 +34,7 @@ fn color_question(multi: bool) -> ToolCall {
 }
 
 /// The text of the tool_result blocks of the last main-turn request.
-fn last_tool_results(e: &Live) -> String {
+fn last_tool_results(e: &Installed) -> String {
     let req = e.api.turn_requests().pop().expect("a turn request");
     let mut out = Vec::new();
     for m in req.body["messages"].as_array().unwrap() {
@@ -165,9 +48,9 @@ fn last_tool_results(e: &Live) -> String {
 
 #[test]
 fn a_question_answered_with_a_choice_reaches_the_model() {
-    let e = Live::new();
+    let e = Installed::new("live");
     e.api.script_tools("[ask-color]", vec![color_question(false)]);
-    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:q", "--", "style it [ask-color]"]);
+    let mut run = e.project_spawn(&["--stream", "--ask", "--key", "chat:q", "--", "style it [ask-color]"]);
     let q = run.until("question");
     assert_eq!(q["timeout_s"], 300);
     let first = &q["questions"][0];
@@ -194,9 +77,9 @@ fn a_question_answered_with_a_choice_reaches_the_model() {
 
 #[test]
 fn a_question_answered_in_own_words_and_a_multi_select_reach_the_model() {
-    let e = Live::new();
+    let e = Installed::new("live");
     e.api.script_tools("[ask-many]", vec![color_question(true)]);
-    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:m", "--", "style it [ask-many]"]);
+    let mut run = e.project_spawn(&["--stream", "--ask", "--key", "chat:m", "--", "style it [ask-many]"]);
     let q = run.until("question");
     assert_eq!(q["questions"][0]["multi"], true);
     let id = q["request_id"].as_str().unwrap().to_owned();
@@ -208,7 +91,7 @@ fn a_question_answered_in_own_words_and_a_multi_select_reach_the_model() {
     assert!(results.contains("Red, Green"), "{results}");
 
     e.api.script_tools("[ask-own]", vec![color_question(false)]);
-    let mut run = e.spawn(&["--stream", "--ask", "--key", "chat:o", "--", "style it [ask-own]"]);
+    let mut run = e.project_spawn(&["--stream", "--ask", "--key", "chat:o", "--", "style it [ask-own]"]);
     let id = run.until("question")["request_id"].as_str().unwrap().to_owned();
     let out = e.clawsess(&["answer", &id, "--text", "a soft teal"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -219,10 +102,10 @@ fn a_question_answered_in_own_words_and_a_multi_select_reach_the_model() {
 
 #[test]
 fn a_plan_approved_from_answer_lets_claude_leave_plan_mode() {
-    let e = Live::new();
+    let e = Installed::new("live");
     let plan = "1. Add the flag\n2. Test it";
     e.api.script_tools("[plan-it]", vec![ToolCall::new("ExitPlanMode", json!({"plan": plan}))]);
-    let mut run = e.spawn(&[
+    let mut run = e.project_spawn(&[
         "--stream",
         "--ask",
         "--key",
@@ -250,12 +133,12 @@ fn a_plan_approved_from_answer_lets_claude_leave_plan_mode() {
 
 #[test]
 fn a_plan_sent_back_with_text_keeps_claude_planning_and_tells_it_why() {
-    let e = Live::new();
+    let e = Installed::new("live");
     e.api.script_tools(
         "[plan-back]",
         vec![ToolCall::new("ExitPlanMode", json!({"plan": "1. Rewrite everything"}))],
     );
-    let mut run = e.spawn(&[
+    let mut run = e.project_spawn(&[
         "--stream",
         "--ask",
         "--key",
@@ -279,10 +162,18 @@ fn a_plan_sent_back_with_text_keeps_claude_planning_and_tells_it_why() {
 
 #[test]
 fn an_unanswered_question_times_out_and_the_model_is_told() {
-    let e = Live::new();
+    let e = Installed::new("live");
     e.api.script_tools("[ask-late]", vec![color_question(false)]);
-    let mut run =
-        e.spawn(&["--stream", "--ask", "--ask-timeout", "1", "--key", "chat:t", "--", "style it [ask-late]"]);
+    let mut run = e.project_spawn(&[
+        "--stream",
+        "--ask",
+        "--ask-timeout",
+        "1",
+        "--key",
+        "chat:t",
+        "--",
+        "style it [ask-late]",
+    ]);
     let q = run.until("question");
     assert_eq!(q["timeout_s"], 1);
     let (code, events) = run.finish();
@@ -297,7 +188,7 @@ fn an_unanswered_question_times_out_and_the_model_is_told() {
 /// (the fact `run --steer` builds on; docs/MIDTURN.md): claude driven directly, the first
 /// prompt held at the stand-in until claude has queued the second message. Returns claude's
 /// lines and the transcript.
-fn probe_mid_turn(e: &Live, first: &str, hold: &str) -> (Vec<Value>, String) {
+fn probe_mid_turn(e: &Installed, first: &str, hold: &str) -> (Vec<Value>, String) {
     use std::io::Write;
     let mut claude = e
         .claude_p(&e.project)
@@ -345,7 +236,7 @@ fn probe_mid_turn(e: &Live, first: &str, hold: &str) -> (Vec<Value>, String) {
 #[test]
 fn claude_takes_a_message_sent_mid_turn_at_its_next_step_or_right_after_its_answer() {
     // At a step with a tool call: the model gets it with the tool result, one result.
-    let e = Live::new();
+    let e = Installed::new("live");
     let (lines, transcript) = probe_mid_turn(&e, "job A [bash=echo one] [hold=H1]", "H1");
     let results = lines.iter().filter(|l| l["type"] == "result").count();
     assert_eq!(results, 1, "{lines:#?}");
@@ -354,7 +245,7 @@ fn claude_takes_a_message_sent_mid_turn_at_its_next_step_or_right_after_its_answ
     assert!(reqs[1].all_text.contains("The user sent a new message while you were working:\nSTEER-B"));
     assert!(transcript.contains("absorbed_mid_turn"), "{transcript}");
     // While the model writes its last answer: the next turn, right after the result.
-    let e = Live::new();
+    let e = Installed::new("live");
     let (lines, _) = probe_mid_turn(&e, "job A no tools [hold=H2]", "H2");
     let results = lines.iter().filter(|l| l["type"] == "result").count();
     assert_eq!(results, 2, "{lines:#?}");
@@ -366,11 +257,13 @@ fn claude_takes_a_message_sent_mid_turn_at_its_next_step_or_right_after_its_answ
 
 #[test]
 fn a_steer_reaches_the_model_before_the_cold_turn_in_progress_ends() {
-    let e = Live::new();
-    let mut first = e.spawn(&["--stream", "--key", "chat:s", "--", "job A [bash=echo one] [hold=S1]"]);
+    let e = Installed::new("live");
+    let mut first =
+        e.project_spawn(&["--stream", "--key", "chat:s", "--", "job A [bash=echo one] [hold=S1]"]);
     first.until("session");
     e.api.wait_held("S1");
-    let mut steer = e.spawn(&["--stream", "--steer", "--key", "chat:s", "--", "STEER-B also say banana"]);
+    let mut steer =
+        e.project_spawn(&["--stream", "--steer", "--key", "chat:s", "--", "STEER-B also say banana"]);
     let into = steer.until("steer");
     assert_eq!(into["into"], "turn", "{into}");
     assert_eq!(into["key"], "chat:s");
@@ -392,8 +285,8 @@ fn a_steer_reaches_the_model_before_the_cold_turn_in_progress_ends() {
 
 #[test]
 fn a_steer_with_no_turn_in_progress_runs_as_a_turn_of_its_own() {
-    let e = Live::new();
-    let mut run = e.spawn(&["--stream", "--steer", "--key", "chat:n", "--", "hello there"]);
+    let e = Installed::new("live");
+    let mut run = e.project_spawn(&["--stream", "--steer", "--key", "chat:n", "--", "hello there"]);
     let steer = run.until("steer");
     assert_eq!(steer["into"], "queue", "{steer}");
     let (code, events) = run.finish();
@@ -403,10 +296,11 @@ fn a_steer_with_no_turn_in_progress_runs_as_a_turn_of_its_own() {
 
 #[test]
 fn a_steer_while_the_model_writes_its_answer_runs_right_after_it_in_the_same_run() {
-    let e = Live::new();
-    let first = e.spawn(&["--stream", "--key", "chat:l", "--", "job A no tools [hold=S2]"]);
+    let e = Installed::new("live");
+    let first = e.project_spawn(&["--stream", "--key", "chat:l", "--", "job A no tools [hold=S2]"]);
     e.api.wait_held("S2");
-    let mut steer = e.spawn(&["--stream", "--steer", "--key", "chat:l", "--", "STEER-C now say cherry"]);
+    let mut steer =
+        e.project_spawn(&["--stream", "--steer", "--key", "chat:l", "--", "STEER-C now say cherry"]);
     assert_eq!(steer.until("steer")["into"], "turn");
     e.api.release("S2");
     let (code, events) = first.finish();
@@ -421,21 +315,29 @@ fn a_steer_while_the_model_writes_its_answer_runs_right_after_it_in_the_same_run
     assert!(a["result"].as_str().unwrap().contains("STEER-C"), "{a}");
     assert_eq!(a["result"], b["result"]);
     // The next turn of the key continues the session, after both.
-    let out = e.spawn(&["--stream", "--key", "chat:l", "--", "and then"]).finish();
+    let out = e.project_spawn(&["--stream", "--key", "chat:l", "--", "and then"]).finish();
     assert_eq!(out.0, 0);
     assert!(e.api.turn_requests().pop().unwrap().all_text.contains("STEER-C now say cherry"));
 }
 
 #[test]
 fn a_steer_reaches_the_model_in_a_warm_turn() {
-    let e = Live::new();
-    let (code, _) = e.spawn(&["--stream", "--warm", "5m", "--key", "chat:w", "--", "warm up"]).finish();
+    let e = Installed::new("live");
+    let (code, _) =
+        e.project_spawn(&["--stream", "--warm", "5m", "--key", "chat:w", "--", "warm up"]).finish();
     assert_eq!(code, 0);
-    let mut first =
-        e.spawn(&["--stream", "--warm", "5m", "--key", "chat:w", "--", "job W [bash=echo two] [hold=W1]"]);
+    let mut first = e.project_spawn(&[
+        "--stream",
+        "--warm",
+        "5m",
+        "--key",
+        "chat:w",
+        "--",
+        "job W [bash=echo two] [hold=W1]",
+    ]);
     assert_eq!(first.until("session")["warm"], true);
     e.api.wait_held("W1");
-    let mut steer = e.spawn(&["--stream", "--steer", "--key", "chat:w", "--", "STEER-W say walnut"]);
+    let mut steer = e.project_spawn(&["--stream", "--steer", "--key", "chat:w", "--", "STEER-W say walnut"]);
     assert_eq!(steer.until("steer")["into"], "turn");
     e.api.release("W1");
     let (code, events) = first.finish();
@@ -452,8 +354,8 @@ fn a_steer_reaches_the_model_in_a_warm_turn() {
 
 #[test]
 fn interrupt_stops_the_turn_in_progress_and_runs_before_the_turn_already_waiting() {
-    let e = Live::new();
-    let first = e.spawn(&["--stream", "--key", "chat:i", "--", "a long job [hold=I1]"]);
+    let e = Installed::new("live");
+    let first = e.project_spawn(&["--stream", "--key", "chat:i", "--", "a long job [hold=I1]"]);
     e.api.wait_held("I1");
     // A run of the same key already waits for the session...
     let cwd = e.project.to_str().unwrap().to_owned();
@@ -465,10 +367,10 @@ fn interrupt_stops_the_turn_in_progress_and_runs_before_the_turn_already_waiting
         .spawn()
         .unwrap();
     let (_, _rest) = support::real_claude::read_stderr_until(&mut queued, "waiting");
-    let queued_lines = read_lines(queued.stdout.take().unwrap());
-    let queued = Running { child: queued, lines: queued_lines, seen: Vec::new() };
+    let queued = Running::of(queued);
     // ...and the interrupt goes first.
-    let mut urgent = e.spawn(&["--stream", "--interrupt", "--key", "chat:i", "--", "URGENT do this now"]);
+    let mut urgent =
+        e.project_spawn(&["--stream", "--interrupt", "--key", "chat:i", "--", "URGENT do this now"]);
     let told = urgent.until("interrupt");
     assert_eq!(told["stopped"], "chat:i", "{told}");
     let (code, events) = first.finish();
@@ -491,8 +393,8 @@ fn interrupt_stops_the_turn_in_progress_and_runs_before_the_turn_already_waiting
 
 #[test]
 fn a_steer_at_a_turn_clawsess_cannot_reach_waits_for_it_and_says_so() {
-    let e = Live::new();
-    let (code, events) = e.spawn(&["--stream", "--key", "chat:x", "--", "start"]).finish();
+    let e = Installed::new("live");
+    let (code, events) = e.project_spawn(&["--stream", "--key", "chat:x", "--", "start"]).finish();
     assert_eq!(code, 0);
     let id = events.last().unwrap()["session_id"].as_str().unwrap().to_owned();
     // A turn of another claude (`claude -p`, as an SDK bot's or a terminal's) on the session.
@@ -502,7 +404,7 @@ fn a_steer_at_a_turn_clawsess_cannot_reach_waits_for_it_and_says_so() {
         support::real_claude::run_with_stdin(&mut other, "their turn [hold=X1]", Duration::from_secs(120))
     });
     e.api.wait_held("X1");
-    let mut steer = e.spawn(&["--stream", "--steer", "--key", "chat:x", "--", "STEER-X after them"]);
+    let mut steer = e.project_spawn(&["--stream", "--steer", "--key", "chat:x", "--", "STEER-X after them"]);
     let told = steer.until("steer");
     assert_eq!(told["into"], "queue", "{told}");
     assert!(told["why"].as_str().unwrap().contains("cannot write into"), "{told}");
@@ -518,12 +420,12 @@ fn a_steer_at_a_turn_clawsess_cannot_reach_waits_for_it_and_says_so() {
 }
 
 /// The turns waiting for `session` (its queue tickets).
-fn waiting(e: &Live, session: &str) -> usize {
+fn waiting(e: &Installed, session: &str) -> usize {
     let dir = e.home().join(".local/share/clawsess/queue").join(session);
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
-fn wait_until_waiting(e: &Live, session: &str, n: usize) {
+fn wait_until_waiting(e: &Installed, session: &str, n: usize) {
     let deadline = Instant::now() + T;
     while waiting(e, session) < n {
         assert!(Instant::now() < deadline, "{n} waiters never queued");
@@ -533,20 +435,20 @@ fn wait_until_waiting(e: &Live, session: &str, n: usize) {
 
 #[test]
 fn turns_waiting_across_surfaces_are_served_in_arrival_order() {
-    let e = Live::new();
-    let (code, events) = e.spawn(&["--stream", "--key", "chat:f0", "--", "start"]).finish();
+    let e = Installed::new("live");
+    let (code, events) = e.project_spawn(&["--stream", "--key", "chat:f0", "--", "start"]).finish();
     assert_eq!(code, 0);
     let id = events.last().unwrap()["session_id"].as_str().unwrap().to_owned();
-    let busy = e.spawn(&["--stream", "--key", "chat:f0", "--", "a long job [hold=F1]"]);
+    let busy = e.project_spawn(&["--stream", "--key", "chat:f0", "--", "a long job [hold=F1]"]);
     e.api.wait_held("F1");
-    let first = e.spawn(&["--stream", "--key", "chat:f1", "--session", &id, "--", "WAITER one"]);
+    let first = e.project_spawn(&["--stream", "--key", "chat:f1", "--session", &id, "--", "WAITER one"]);
     wait_until_waiting(&e, &id, 1);
     // A person's terminal on the session, waiting in its prompt hook.
     let term = support::terminal::Terminal::start(&e.home, &e.project, &["--resume", &id]);
     term.wait_for("the conversation", |s| s.contains("start"));
     term.type_line("WAITER two");
     wait_until_waiting(&e, &id, 2);
-    let third = e.spawn(&["--stream", "--key", "chat:f3", "--session", &id, "--", "WAITER three"]);
+    let third = e.project_spawn(&["--stream", "--key", "chat:f3", "--session", &id, "--", "WAITER three"]);
     wait_until_waiting(&e, &id, 3);
     e.api.release("F1");
     assert_eq!(busy.finish().0, 0);
@@ -573,21 +475,21 @@ fn turns_waiting_across_surfaces_are_served_in_arrival_order() {
 
 #[test]
 fn runs_of_one_key_and_other_surfaces_are_served_in_arrival_order() {
-    let e = Live::new();
-    let (code, events) = e.spawn(&["--stream", "--key", "chat:k", "--", "start"]).finish();
+    let e = Installed::new("live");
+    let (code, events) = e.project_spawn(&["--stream", "--key", "chat:k", "--", "start"]).finish();
     assert_eq!(code, 0);
     let id = events.last().unwrap()["session_id"].as_str().unwrap().to_owned();
-    let busy = e.spawn(&["--stream", "--key", "chat:k", "--", "a long job [hold=K1]"]);
+    let busy = e.project_spawn(&["--stream", "--key", "chat:k", "--", "a long job [hold=K1]"]);
     e.api.wait_held("K1");
     // A run of the same key waits for the key's lock; it holds its place in the session's
     // queue meanwhile.
-    let first = e.spawn(&["--stream", "--key", "chat:k", "--", "WAITER one"]);
+    let first = e.project_spawn(&["--stream", "--key", "chat:k", "--", "WAITER one"]);
     wait_until_waiting(&e, &id, 1);
-    let second = e.spawn(&["--stream", "--key", "chat:other", "--session", &id, "--", "WAITER two"]);
+    let second = e.project_spawn(&["--stream", "--key", "chat:other", "--session", &id, "--", "WAITER two"]);
     wait_until_waiting(&e, &id, 2);
-    let third = e.spawn(&["--stream", "--key", "chat:k", "--", "WAITER three"]);
+    let third = e.project_spawn(&["--stream", "--key", "chat:k", "--", "WAITER three"]);
     wait_until_waiting(&e, &id, 3);
-    let fourth = e.spawn(&["--stream", "--key", "chat:k", "--", "WAITER four"]);
+    let fourth = e.project_spawn(&["--stream", "--key", "chat:k", "--", "WAITER four"]);
     wait_until_waiting(&e, &id, 4);
     e.api.release("K1");
     for run in [busy, first, second, third, fourth] {
@@ -618,8 +520,8 @@ fn runs_of_one_key_and_other_surfaces_are_served_in_arrival_order() {
 /// and a terminal that is behind is told of it as of any finished turn.
 #[test]
 fn a_terminal_turn_stopped_by_esc_is_logged_and_another_terminal_is_told() {
-    let e = Live::with_version("2.1.332");
-    let (code, events) = e.spawn(&["--stream", "--key", "chat:e", "--", "start"]).finish();
+    let e = Installed::of(ClaudeHome::with_version("2.1.332"), "live");
+    let (code, events) = e.project_spawn(&["--stream", "--key", "chat:e", "--", "start"]).finish();
     assert_eq!(code, 0);
     let id = events.last().unwrap()["session_id"].as_str().unwrap().to_owned();
     // B loaded the conversation before A's turns, and is told the turns it missed.

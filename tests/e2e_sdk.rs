@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::agent_sdk;
-use support::real_claude::{ClaudeHome, read_stderr_until, run_with_stdin};
+use support::installed::Installed;
+use support::real_claude::{read_stderr_until, run_with_stdin};
 use support::stand_in_api::Recorded;
 
 /// Longest a bot turn may take (a claude start is about 2 s on a busy 2-core machine).
@@ -26,30 +27,14 @@ fn bot_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join("sdk_bot.py")
 }
 
-/// A HOME with Claude Code and clawsess installed into it, and the project the bot starts
-/// its sessions in.
-struct Sdk {
-    home: ClaudeHome,
-    project: PathBuf,
+/// The shared world ([`Installed`]), its project the one the bot starts its sessions in.
+fn sdk() -> Installed {
+    // The first use installs the SDK (about a minute): before this test starts anything.
+    agent_sdk::python();
+    Installed::new("bot")
 }
 
-impl std::ops::Deref for Sdk {
-    type Target = ClaudeHome;
-    fn deref(&self) -> &ClaudeHome {
-        &self.home
-    }
-}
-
-impl Sdk {
-    fn new() -> Self {
-        // The first use installs the SDK (about a minute): before this test starts anything.
-        agent_sdk::python();
-        let home = ClaudeHome::new();
-        home.install_clawsess();
-        let project = home.project("bot");
-        Self { home, project }
-    }
-
+impl Installed {
     /// `python3 examples/sdk_bot.py --key KEY --json --claude <pinned> --cwd <project> ARGS`
     /// with this home's environment (clawsess from `HOME/bin` on PATH).
     fn bot_cmd(&self, key: &str, args: &[&str]) -> Command {
@@ -295,7 +280,7 @@ struct OpenTerminal {
 }
 
 impl OpenTerminal {
-    fn start(s: &Sdk, session: &str, env: &[(&str, &str)]) -> Self {
+    fn start(s: &Installed, session: &str, env: &[(&str, &str)]) -> Self {
         let mut cmd = s.home.claude_p(&s.project);
         cmd.args([
             "--input-format",
@@ -381,7 +366,7 @@ fn id_of(v: &Value) -> String {
 
 #[test]
 fn the_bot_continues_the_session_its_key_is_attached_to_with_the_prompt_as_written() {
-    let s = Sdk::new();
+    let s = sdk();
     let id = id_of(&s.terminal(None, "remember the word PAPAYA"));
     s.clawsess_ok(&["attach", &id, "--key", "telegram:7"]);
     let first = s.request_with("remember the word PAPAYA");
@@ -422,7 +407,7 @@ fn the_bot_continues_the_session_its_key_is_attached_to_with_the_prompt_as_writt
 
 #[test]
 fn the_bots_first_message_starts_a_session_that_its_next_message_continues() {
-    let s = Sdk::new();
+    let s = sdk();
     let key = "telegram:8";
     let first = s.bot(key, "my name is ZORRO");
     let id = id_of(&first);
@@ -450,7 +435,7 @@ fn the_bots_first_message_starts_a_session_that_its_next_message_continues() {
 
 #[test]
 fn a_session_the_bot_starts_is_recorded_as_the_bots_not_a_persons() {
-    let s = Sdk::new();
+    let s = sdk();
     let person = s.person("the person's own work");
     let bot = id_of(&s.bot("telegram:9", "the bot's first message"));
     assert_eq!(s.record(&person)["started_by"], "person");
@@ -464,7 +449,7 @@ fn a_session_the_bot_starts_is_recorded_as_the_bots_not_a_persons() {
 }
 
 /// A session a terminal started, with `keys` attached to it.
-fn shared_session(s: &Sdk, keys: &[&str]) -> String {
+fn shared_session(s: &Installed, keys: &[&str]) -> String {
     let id = id_of(&s.terminal(None, "base turn"));
     for key in keys {
         s.clawsess_ok(&["attach", &id, "--key", key]);
@@ -474,7 +459,7 @@ fn shared_session(s: &Sdk, keys: &[&str]) -> String {
 
 #[test]
 fn an_sdk_turn_waits_for_a_run_answering_the_session_and_then_sees_its_turn() {
-    let s = Sdk::new();
+    let s = sdk();
     let id = shared_session(&s, &["telegram:run", "sdk:c"]);
     let run = s.spawn_run(&["--key", "telegram:run", "--json", "run turn RUNTOKEN [hold=run]"]);
     s.home.api.wait_held("run");
@@ -515,7 +500,7 @@ fn an_sdk_turn_waits_for_a_run_answering_the_session_and_then_sees_its_turn() {
 
 #[test]
 fn an_sdk_prompt_the_hook_refuses_while_a_run_answers_is_busy_and_loses_no_turn() {
-    let s = Sdk::new();
+    let s = sdk();
     let id = shared_session(&s, &["telegram:run", "sdk:d"]);
     let run = s.spawn_run(&["--key", "telegram:run", "--json", "run turn RUNTOKEN [hold=run]"]);
     s.home.api.wait_held("run");
@@ -545,7 +530,7 @@ fn an_sdk_prompt_the_hook_refuses_while_a_run_answers_is_busy_and_loses_no_turn(
 
 #[test]
 fn a_run_during_an_sdk_turn_exits_75_with_wait_0_or_waits_and_sees_it() {
-    let s = Sdk::new();
+    let s = sdk();
     let id = shared_session(&s, &["telegram:run", "sdk:e"]);
     let bot = s.spawn_bot("sdk:e", &[], "sdk turn SDKTOKEN [hold=sdk]");
     s.home.api.wait_held("sdk");
@@ -577,7 +562,7 @@ fn a_run_during_an_sdk_turn_exits_75_with_wait_0_or_waits_and_sees_it() {
 
 #[test]
 fn two_sdk_bots_on_one_session_take_turns() {
-    let s = Sdk::new();
+    let s = sdk();
     let id = shared_session(&s, &["sdk:g1", "sdk:g2"]);
     let first = s.spawn_bot("sdk:g1", &[], "first bot FIRSTTOKEN [hold=g1]");
     s.home.api.wait_held("g1");
@@ -609,7 +594,7 @@ fn two_sdk_bots_on_one_session_take_turns() {
 
 #[test]
 fn a_terminal_prompt_during_an_sdk_turn_is_refused_or_waits() {
-    let s = Sdk::new();
+    let s = sdk();
     let id = shared_session(&s, &["sdk:f"]);
     let bot = s.spawn_bot("sdk:f", &[], "sdk turn SDKTOKEN [hold=sdkf]");
     s.home.api.wait_held("sdkf");
@@ -658,7 +643,7 @@ fn a_terminal_prompt_during_an_sdk_turn_is_refused_or_waits() {
 
 #[test]
 fn an_open_terminal_learns_what_the_sdk_bot_said() {
-    let s = Sdk::new();
+    let s = sdk();
     let id = shared_session(&s, &["telegram:1"]);
     // The catch-up note mode: the terminal is told, in its next prompt's context.
     let mut term = OpenTerminal::start(&s, &id, &[("CLAWSESS_BEHIND", "note")]);
@@ -678,7 +663,7 @@ fn an_open_terminal_learns_what_the_sdk_bot_said() {
 
 #[test]
 fn the_bot_answers_busy_whichever_way_a_hook_refuses_its_prompt() {
-    let s = Sdk::new();
+    let s = sdk();
     let id = shared_session(&s, &["sdk:v"]);
     // A second UserPromptSubmit hook that refuses prompts marked [refuse=VARIANT].
     let hook = s.home.bin_dir().join("refuse-hook");
@@ -737,7 +722,7 @@ exit 0
 
 #[test]
 fn with_setting_sources_empty_no_hook_runs_and_the_module_says_so() {
-    let s = Sdk::new();
+    let s = sdk();
     // The module's turn(), as a bot would call it, with setting_sources=[] (the SDK's
     // "isolation mode"): no settings, so none of clawsess's hooks.
     let script = r#"
@@ -774,7 +759,7 @@ print(json.dumps({"reply": reply.to_json(), "streamed": texts}))
 
 #[test]
 fn the_command_streams_each_reply_and_takes_a_turn_per_line_of_stdin() {
-    let s = Sdk::new();
+    let s = sdk();
     let id = shared_session(&s, &["telegram:repl"]);
     let mut cmd = Command::new(agent_sdk::python());
     s.home.apply_env(&mut cmd);

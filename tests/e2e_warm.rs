@@ -7,49 +7,29 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::real_claude::{ClaudeHome, run_with_stdin};
+use support::installed::Installed;
 use support::stand_in_api::Recorded;
 
 /// Longest wait for anything.
 const T: Duration = Duration::from_secs(60);
 
-struct Warm {
-    home: ClaudeHome,
-    project: PathBuf,
-}
+/// The shared world ([`Installed`]); the keepers its runs leave are ended with the test.
+struct Warm(Installed);
 
 impl std::ops::Deref for Warm {
-    type Target = ClaudeHome;
-    fn deref(&self) -> &ClaudeHome {
-        &self.home
+    type Target = Installed;
+    fn deref(&self) -> &Installed {
+        &self.0
     }
 }
 
 impl Warm {
     fn new() -> Self {
-        let home = ClaudeHome::new();
-        home.install_clawsess();
-        let project = home.project("warm");
-        Self { home, project }
-    }
-
-    fn run_args(&self, args: &[&str]) -> Vec<String> {
-        let mut all = vec!["run".to_owned(), "--cwd".into(), self.project.to_str().unwrap().into()];
-        all.extend(args.iter().map(|a| a.to_string()));
-        all
-    }
-
-    /// `clawsess run --cwd PROJECT ARGS` to the end, with extra env.
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let all = self.run_args(args);
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        let mut cmd = self.clawsess_cmd(&all);
-        cmd.envs(env.iter().copied());
-        run_with_stdin(&mut cmd, "", Duration::from_secs(120))
+        Warm(Installed::new("warm"))
     }
 
     /// `clawsess run --json --cwd PROJECT ARGS`: its result object, asserting success.
@@ -60,7 +40,7 @@ impl Warm {
     fn turn_env(&self, args: &[&str], env: &[(&str, &str)]) -> (Value, String) {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
-        let out = self.run_env(&all, env);
+        let out = self.project_run_env(&all, env);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(
             out.status.success(),
@@ -70,9 +50,9 @@ impl Warm {
         (serde_json::from_slice(&out.stdout).unwrap(), stderr)
     }
 
-    /// `clawsess run ARGS` in the background.
-    fn spawn(&self, args: &[&str]) -> Child {
-        let all = self.run_args(args);
+    /// `clawsess run ARGS` in the background, its output left to the test.
+    fn spawn_child(&self, args: &[&str]) -> Child {
+        let all = self.project_run_args(args);
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
         self.clawsess_cmd(&all)
             .stdin(Stdio::null())
@@ -97,11 +77,6 @@ impl Warm {
         note["claude"].as_u64().unwrap() as u32
     }
 
-    /// The main-turn requests whose prompt contains `needle`.
-    fn turns_with(&self, needle: &str) -> Vec<Recorded> {
-        self.api.turn_requests().into_iter().filter(|r| r.last_user_text.contains(needle)).collect()
-    }
-
     /// The one main-turn request of prompt `needle` (a turn without tools makes one).
     fn request(&self, needle: &str) -> Recorded {
         let found = self.turns_with(needle);
@@ -113,7 +88,7 @@ impl Warm {
 impl Drop for Warm {
     fn drop(&mut self) {
         // Keepers outlive runs: end them with the test (their stand-in goes with it).
-        let _ = self.home.clawsess(&["cool"]);
+        let _ = self.clawsess(&["cool"]);
         if let Ok(dir) = std::fs::read_dir(self.state().join("warm")) {
             for entry in dir.flatten() {
                 let note: Option<Value> =
@@ -190,7 +165,7 @@ fn a_warm_turn_asks_for_permission_through_its_run() {
     let claude = e.claude_of(&session);
     let target = e.project.join("allowed.txt");
     let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
-    let mut run = e.spawn(&["--stream", "--ask", "--key", "ask", "--warm", "10m", "--", &prompt]);
+    let mut run = e.spawn_child(&["--stream", "--ask", "--key", "ask", "--warm", "10m", "--", &prompt]);
     let mut lines = std::io::BufReader::new(run.stdout.take().unwrap());
     let permission = loop {
         let mut line = String::new();
@@ -344,9 +319,9 @@ fn two_keys_attached_to_one_warm_session_take_turns() {
     let claude = e.claude_of(&session);
     e.clawsess_ok(&["attach", &session, "--key", "b"]);
     // a's turn is held by the stand-in while b's run arrives: b waits for the session.
-    let run_a = e.spawn(&["--json", "--key", "a", "--warm", "10m", "--", "a again [hold=A]"]);
+    let run_a = e.spawn_child(&["--json", "--key", "a", "--warm", "10m", "--", "a again [hold=A]"]);
     e.api.wait_held("A");
-    let run_b = e.spawn(&["--json", "--key", "b", "--warm", "10m", "--", "b speaks"]);
+    let run_b = e.spawn_child(&["--json", "--key", "b", "--warm", "10m", "--", "b speaks"]);
     e.api.release("A");
     let out_a = run_a.wait_with_output().unwrap();
     let out_b = run_b.wait_with_output().unwrap();
@@ -365,7 +340,7 @@ fn a_run_killed_mid_warm_turn_leaves_the_session_usable() {
     let (first, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "turn before"]);
     let session = session_of(&first);
     let claude = e.claude_of(&session);
-    let mut run = e.spawn(&["--json", "--key", "k", "--warm", "10m", "--", "doomed turn [hold=D]"]);
+    let mut run = e.spawn_child(&["--json", "--key", "k", "--warm", "10m", "--", "doomed turn [hold=D]"]);
     e.api.wait_held("D");
     run.kill().unwrap();
     run.wait().unwrap();
@@ -382,7 +357,7 @@ fn a_warm_turn_streams_and_stops_like_a_cold_one() {
     let (first, _) = e.turn(&["--key", "s", "--warm", "10m", "--", "warm up"]);
     let session = session_of(&first);
     let claude = e.claude_of(&session);
-    let run = e.spawn(&["--stream", "--key", "s", "--warm", "10m", "--", "long one [hold=S]"]);
+    let run = e.spawn_child(&["--stream", "--key", "s", "--warm", "10m", "--", "long one [hold=S]"]);
     e.api.wait_held("S");
     let out = e.clawsess(&["stop", "--key", "s"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -415,7 +390,7 @@ fn a_plain_warm_turn_stops_like_a_cold_one() {
     let (first, _) = e.turn(&["--key", "p", "--warm", "10m", "--", "warm up"]);
     let session = session_of(&first);
     let claude = e.claude_of(&session);
-    let run = e.spawn(&["--json", "--key", "p", "--warm", "10m", "--", "plain long one [hold=P]"]);
+    let run = e.spawn_child(&["--json", "--key", "p", "--warm", "10m", "--", "plain long one [hold=P]"]);
     e.api.wait_held("P");
     let out = e.clawsess(&["stop", "--key", "p"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -491,7 +466,7 @@ fn a_keeper_killed_mid_turn_is_said_as_such() {
     let (first, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "before"]);
     let session = session_of(&first);
     let keeper = e.note(&session).unwrap()["keeper"].as_u64().unwrap() as u32;
-    let run = e.spawn(&["--json", "--key", "k", "--warm", "10m", "--", "mid-turn [hold=mid]"]);
+    let run = e.spawn_child(&["--json", "--key", "k", "--warm", "10m", "--", "mid-turn [hold=mid]"]);
     e.api.wait_held("mid");
     unsafe { libc::kill(keeper as i32, libc::SIGKILL) };
     wait_gone(keeper);
@@ -520,7 +495,7 @@ fn a_keeper_suspended_mid_turn_does_not_hold_the_session_forever() {
     let (first, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "before"]);
     let session = session_of(&first);
     let keeper = e.note(&session).unwrap()["keeper"].as_u64().unwrap() as u32;
-    let run = e.spawn(&["--json", "--key", "k", "--warm", "10m", "--", "mid-turn [hold=mid]"]);
+    let run = e.spawn_child(&["--json", "--key", "k", "--warm", "10m", "--", "mid-turn [hold=mid]"]);
     e.api.wait_held("mid");
     unsafe { libc::kill(keeper as i32, libc::SIGSTOP) };
     e.api.release("mid");
@@ -611,7 +586,7 @@ fn a_full_state_disk_during_a_warm_turn_loses_nothing() {
     let (first, _) = e.turn(&["--key", "full", "--warm", "10m", "--", "warm before the disk fills"]);
     let session = session_of(&first);
     let filler = tiny.fill();
-    let out = e.run_env(&["--json", "--key", "full", "--warm", "10m", "--", "while FULL"], &[]);
+    let out = e.project_run_env(&["--json", "--key", "full", "--warm", "10m", "--", "while FULL"], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let answered = !e.turns_with("while FULL").is_empty();
@@ -633,7 +608,7 @@ fn a_full_state_disk_during_a_warm_turn_loses_nothing() {
     }
 
     // The disk fills while the warm claude answers (its prompt already went out).
-    let run = e.spawn(&["--json", "--key", "full", "--warm", "10m", "--", "MIDTURN [hold=mid]"]);
+    let run = e.spawn_child(&["--json", "--key", "full", "--warm", "10m", "--", "MIDTURN [hold=mid]"]);
     e.api.wait_held("mid");
     let filler = tiny.fill();
     e.api.release("mid");
@@ -661,7 +636,7 @@ fn a_full_state_disk_during_a_warm_turn_loses_nothing() {
     assert!(log_of("MIDTURN").is_empty(), "logged on a full disk?");
     // While the disk is still full, a turn waits for the log to work (a turn logged late would
     // be lost for catch-up), and says why.
-    let out = e.run_env(&["--json", "--key", "full", "--wait", "0", "--", "still FULL"], &[]);
+    let out = e.project_run_env(&["--json", "--key", "full", "--wait", "0", "--", "still FULL"], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(75), "{stdout}");
     assert!(stdout.contains("could not be logged") && stdout.contains("free space"), "{stdout}");
