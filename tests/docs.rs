@@ -127,13 +127,15 @@ fn missing_rust_path(path: &str) -> Option<String> {
         _ => (false, &segs[..]),
     };
     let suite = root.join("tests").join(format!("{}.rs", segs[0]));
-    if !lib && suite.is_file() {
-        // A test binary: `suite::name`, or `suite::module::name` once a suite has modules.
+    let suite_dir = root.join("tests").join(segs[0]);
+    if !lib && (suite.is_file() || suite_dir.join("main.rs").is_file()) {
+        // A test binary (`tests/suite.rs`, or `tests/suite/main.rs` with a module a subject):
+        // `suite::name`, or `suite::module::name`.
         let mut files = vec![suite];
-        files.extend(rust_files(&root.join("tests").join(segs[0])));
+        files.extend(rust_files(&suite_dir));
         let name = segs[segs.len() - 1];
         return (!files.iter().any(|f| defines(&read(f), name)))
-            .then(|| format!("no test `{name}` in tests/{}.rs", segs[0]));
+            .then(|| format!("no test `{name}` in tests/{}", segs[0]));
     }
     let mut file = root.join("src/lib.rs");
     for (i, seg) in segs.iter().enumerate() {
@@ -308,6 +310,10 @@ fn the_checks_read_names_as_the_docs_write_them() {
         .is_none()
     );
     assert!(missing_rust_path("e2e::no_such_test_anywhere").is_some());
+    // A suite with a module a subject (tests/cli/main.rs): by its name alone or with its module.
+    assert!(missing_rust_path("cli::two_runs_on_one_key_take_turns").is_none());
+    assert!(missing_rust_path("cli::run::two_runs_on_one_key_take_turns").is_none());
+    assert!(missing_rust_path("cli::no_such_test_anywhere").is_some());
     assert!(!is_repo_path("target/claude-code-VERSION/") && !is_repo_path("turns/<id>.json"));
 }
 
