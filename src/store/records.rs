@@ -221,7 +221,7 @@ pub struct RunHolder {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// The turn under way, once `run` has begun it: what the next taker of the lock needs to
-    /// log it should this run die before it did (see `turn::record::recover_dead_turn`).
+    /// log it should this run die before it did (see `turn::catchup::recover_dead_turn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turn: Option<HolderTurn>,
     /// The run let go of the lock with its turn not logged (the log could not be written): it

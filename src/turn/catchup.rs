@@ -4,10 +4,15 @@
 //! other surfaces added are what it missed: its prompt is refused until it reloads (it would
 //! fork the conversation), or, in note mode, they are handed to the model as a note.
 
+use std::time::Duration;
+
 use anyhow::Result;
 
 use crate::ident::{SessionId, shorten};
-use crate::store::{FORMAT, HOOK_LOCK_WAIT, Locked, Store, SurfaceTurn, TURN_LOG_MAX, TurnLog, now_ms};
+use crate::store::{
+    BusyMarker, FORMAT, HOOK_LOCK_WAIT, Locked, RunHolder, Store, SurfaceTurn, TURN_LOG_MAX, TurnLog, now_ms,
+};
+use crate::transcript::branches;
 
 /// Longest prompt and reply kept per logged turn.
 pub const TURN_PROMPT_MAX: usize = 2000;
@@ -273,6 +278,80 @@ fn bounded_note(head: &str, blocks: Vec<String>, mut omitted: u64) -> String {
     }
     text.extend(kept);
     text
+}
+
+/// The turn a run noted in its run lock (`holder`) and did not log (it died, or the log could
+/// not be written), logged from what the transcript shows it did: its prompt, and the reply
+/// if claude wrote one. Once: under the store lock, and not when a turn with its token is in
+/// the log already (the run logged it and died before it cleared its note). Nothing when its
+/// prompt never reached the transcript. Called with the session's run lock held, once no
+/// claude of that run is alive (see `exclusion`). `Ok(true)` when it was logged now.
+pub fn recover_dead_turn(store: &Store, id: &SessionId, holder: &RunHolder) -> Result<bool> {
+    let Some(turn) = &holder.turn else { return Ok(false) };
+    let written = match turn.transcript.exists() {
+        true => branches::turn_written(&turn.transcript, &turn.prompt, holder.since),
+        false => Ok(None),
+    };
+    let (reply, at) = match written {
+        Ok(None) => return Ok(false),
+        Ok(Some(w)) => (
+            w.reply.unwrap_or_else(|| "(the run ended before claude replied)".to_owned()),
+            w.at.map_or_else(now_ms, |at| at.min(now_ms())),
+        ),
+        // Logged all the same: a turn logged that may not be in the transcript makes an open
+        // terminal reload; one missing from the log would let it fork the conversation.
+        Err(err) => (format!("(the run ended; its transcript could not be read: {err:#})"), now_ms()),
+    };
+    let token = holder.token();
+    let tx = store.lock(HOOK_LOCK_WAIT)?;
+    let logged = NewTurn {
+        surface: &holder.key,
+        by_pid: None,
+        prompt: &turn.prompt,
+        reply: &reply,
+        token: Some(&token),
+        at,
+    };
+    log(&tx, id, &logged)
+}
+
+/// How long before its turn's mark a prompt is looked for: a terminal's prompt hook may wait
+/// for the session before it marks the turn (`CLAWSESS_TURN_WAIT`, 120 s by default; see
+/// `hooks::prompt_wait`). The newest matching prompt is taken.
+const PROMPT_BEFORE_MARK: Duration = Duration::from_secs(11 * 60);
+
+/// A claude process's turn that ended without a Stop: Claude Code fires no hook when a turn is
+/// stopped (Esc in a terminal, a stream-json interrupt, a signal; it has no `Interrupt` hook,
+/// see docs/CLAUDE_CODE.md). Its `marker` is found at the process's next prompt, at its exit,
+/// or stale; the turn then goes to the turn log from the transcript, as a finished turn does,
+/// once (the marker's token), so the other surfaces learn of it. `false` when there is
+/// nothing to log: its prompt is not in the transcript (another hook refused it, or claude
+/// wrote nothing), or it is logged already. `wait` is how long to wait for the store lock.
+pub fn log_stopped_turn(store: &Store, id: &SessionId, marker: &BusyMarker, wait: Duration) -> Result<bool> {
+    let Some(prompt) = marker.prompt.as_deref().filter(|p| !p.trim().is_empty()) else { return Ok(false) };
+    let Some(transcript) = store.session(id)?.map(|rec| rec.transcript).filter(|t| t.exists()) else {
+        return Ok(false);
+    };
+    // Claude Code stamps the prompt when it is submitted, before the hook that marked the turn
+    // (which may have waited for the session): looked for from a while before the mark.
+    let from = marker.since.saturating_sub(PROMPT_BEFORE_MARK.as_millis() as u64);
+    let Some(written) = branches::turn_written(&transcript, prompt, from)? else { return Ok(false) };
+    let reply = match written.reply {
+        Some(reply) => format!("{reply}\n(the turn was stopped before it ended)"),
+        None => "(the turn was stopped before Claude replied)".to_owned(),
+    };
+    let token =
+        format!("process:{}:{}:{}", marker.pid.unwrap_or(0), marker.pid_start.unwrap_or(0), marker.since);
+    let tx = store.lock(wait)?;
+    let logged = NewTurn {
+        surface: marker.surface.as_deref().unwrap_or("terminal"),
+        by_pid: marker.pid,
+        prompt,
+        reply: &reply,
+        token: Some(&token),
+        at: written.at.map_or_else(now_ms, |at| at.min(now_ms())),
+    };
+    log(&tx, id, &logged)
 }
 
 #[cfg(test)]

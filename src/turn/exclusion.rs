@@ -9,7 +9,7 @@
 //! its holder (key, pid and start time, the claude child, and the turn's prompt), so that a
 //! `run` killed while its claude still finishes keeps the session held until that claude is
 //! gone, and its turn is logged by whoever takes the session next (see
-//! [`super::record::recover_dead_turn`]).
+//! [`super::catchup::recover_dead_turn`]).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -488,7 +488,7 @@ fn recover(
     left: Option<&RunHolder>,
 ) -> std::result::Result<(), String> {
     let Some(holder) = left.filter(|h| h.turn.is_some()) else { return Ok(()) };
-    match super::record::recover_dead_turn(store, id, holder) {
+    match super::catchup::recover_dead_turn(store, id, holder) {
         Ok(_) => {
             let _ = write_note(file, b"");
             Ok(())
@@ -571,7 +571,7 @@ fn live_marker(store: &Store, id: &SessionId, clear_stale: bool) -> Result<Optio
     }
     if clear_stale {
         // No Stop came (the turn was stopped, or its claude died): logged as a turn first.
-        if let Err(err) = super::record::log_stopped_turn(store, id, &marker, crate::store::HOOK_LOCK_WAIT) {
+        if let Err(err) = super::catchup::log_stopped_turn(store, id, &marker, crate::store::HOOK_LOCK_WAIT) {
             eprintln!(
                 "clawsess: could not log the stopped turn of {}: {}",
                 marker.surface(),

@@ -332,7 +332,7 @@ pub fn handle(store: &Store, id: &SessionId, event: Event, who: &Who) -> Result<
             // SessionEnd hooks share a 1.5 s budget: the store lock only for a turn that was
             // stopped (no Stop came), waited for briefly; else it is lost for catch-up.
             if let Some(marker) = exclusion::end_process_turn(store, id, process.pid)?
-                && let Err(err) = record::log_stopped_turn(store, id, &marker, STOPPED_LOG_WAIT)
+                && let Err(err) = catchup::log_stopped_turn(store, id, &marker, STOPPED_LOG_WAIT)
             {
                 eprintln!("clawsess: could not log the stopped turn: {err:#}");
             }
@@ -415,7 +415,7 @@ pub fn prompt_submit(
     // This process's own turn is still marked: it was stopped (Esc), which fires no hook.
     // Logged now as a finished turn, before the next one is marked over it.
     if let Some(marker) = store.busy(id)?.filter(|m| process.pid.is_some() && m.pid == process.pid)
-        && let Err(err) = record::log_stopped_turn(store, id, &marker, HOOK_LOCK_WAIT)
+        && let Err(err) = catchup::log_stopped_turn(store, id, &marker, HOOK_LOCK_WAIT)
     {
         eprintln!("clawsess: could not log this terminal's stopped turn: {err:#}");
     }
