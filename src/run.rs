@@ -351,14 +351,16 @@ fn take_slot<'s>(
     sink: &mut dyn Sink,
 ) -> Result<crate::turn::cap::Slot<'s>> {
     let mut said = false;
-    crate::turn::cap::take(store, request.key.as_str(), cap, deadline, |waiting| {
+    let mut ended = Vec::new();
+    let make_room = |live: &[crate::store::ClaudeSlot]| warm::end_idle(store, live, &mut ended, cap);
+    crate::turn::cap::take(store, request.key.as_str(), cap, deadline, make_room, |waiting| {
         sink.event(&Event::Queued { position: waiting.position, behind: "cap".into(), cap: Some(cap) });
         if !said && !request.wait.is_zero() {
             eprintln!(
                 "clawsess: {} claude processes are running, the most clawsess starts at once \
                  ({}={cap}); waiting for one to end (place {} in line)",
                 waiting.running,
-                crate::turn::cap::MAX_ENV,
+                crate::config::MAX_CLAUDES_ENV,
                 waiting.position
             );
             said = true;

@@ -41,6 +41,36 @@ pub const WARM_MAX_ENV: &str = "CLAWSESS_WARM_MAX";
 /// Default of [`WARM_MAX_ENV`].
 pub const DEFAULT_WARM_MAX: usize = 4;
 
+/// Env var: at most this many claude processes started by clawsess at once (`turn::cap`).
+pub const MAX_CLAUDES_ENV: &str = "CLAWSESS_MAX_CLAUDES";
+/// What one claude process is budgeted: the most a kept claude was measured to hold
+/// resident (599 MB on a 50 MB session; 241 MB on a small one).
+pub const CLAUDE_MB: u64 = 600;
+/// Without /proc/meminfo (not Linux): the default cap.
+const FALLBACK_MAX: usize = 4;
+
+/// The default of [`MAX_CLAUDES_ENV`]: half the machine's memory (MemTotal) at [`CLAUDE_MB`] a
+/// claude, at least 1. MemTotal, not MemAvailable: what is available shrinks as our own
+/// claudes start, and the cap would then fall under load.
+pub fn default_max_claudes() -> usize {
+    let total_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| mem_total_kb(&text));
+    match total_kb {
+        Some(kb) => cap_for_memory(kb),
+        None => FALLBACK_MAX,
+    }
+}
+
+fn mem_total_kb(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Half of `total_kb` at [`CLAUDE_MB`] a claude, at least 1.
+fn cap_for_memory(total_kb: u64) -> usize {
+    let claudes = total_kb / 2 / (CLAUDE_MB * 1000);
+    usize::try_from(claudes).unwrap_or(usize::MAX).max(1)
+}
+
 /// Parses `--warm` / `CLAWSESS_WARM`: a duration like `10m`, or `0`/`off` (not warm).
 pub fn parse_warm(text: &str) -> Result<Duration> {
     match text.trim() {
@@ -437,10 +467,10 @@ impl ConfigFile {
                 .filter(|&n| n >= 1)
                 .context("give a number of processes, 1 or more")
         };
-        let found = from_env(crate::turn::cap::MAX_ENV, parse)?;
+        let found = from_env(MAX_CLAUDES_ENV, parse)?;
         Ok(found
             .or_else(|| self.in_file(&self.max_claudes))
-            .unwrap_or_else(|| InForce::new(crate::turn::cap::default_max(), Origin::Default)))
+            .unwrap_or_else(|| InForce::new(default_max_claudes(), Origin::Default)))
     }
 
     /// How long a terminal's prompt waits for another surface's turn.
@@ -527,6 +557,16 @@ mod tests {
 
     fn parse_text(text: &str) -> Result<ConfigFile> {
         parse(Path::new("/etc/c.toml"), text)
+    }
+
+    #[test]
+    fn the_default_is_half_the_memory_at_600_mb_a_claude_and_at_least_one() {
+        assert_eq!(mem_total_kb("MemTotal:       24683792 kB\nMemFree: 1 kB\n"), Some(24_683_792));
+        assert_eq!(cap_for_memory(24_683_792), 20);
+        assert_eq!(cap_for_memory(8_000_000), 6);
+        assert_eq!(cap_for_memory(1_000_000), 1);
+        assert_eq!(cap_for_memory(0), 1);
+        assert!(default_max_claudes() >= 1);
     }
 
     #[test]

@@ -20,46 +20,19 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::queue::{self, Ticket};
+use crate::config::MAX_CLAUDES_ENV;
 use crate::exit::Busy;
 use crate::ident::SessionId;
-use crate::store::{COMMAND_LOCK_WAIT, ClaudeSlot, FORMAT, Line, Locked, Proc, Store, WarmNote, now_ms};
+use crate::store::{COMMAND_LOCK_WAIT, ClaudeSlot, FORMAT, Line, Locked, Proc, Store, now_ms};
 
-/// Env var: at most this many claude processes started by clawsess at once.
-pub const MAX_ENV: &str = "CLAWSESS_MAX_CLAUDES";
-/// What one claude process is budgeted: the most a kept claude was measured to hold
-/// resident (599 MB on a 50 MB session; 241 MB on a small one).
-pub const CLAUDE_MB: u64 = 600;
-/// Without /proc/meminfo (not Linux): the default cap.
-const FALLBACK_MAX: usize = 4;
 /// How often the first waiting turn looks at the queue again; the one at place N, N times
 /// less often (up to [`POLL_MAX`]): fifty waiters reading the line every 50 ms kept two
 /// cores busy.
 const POLL: Duration = Duration::from_millis(50);
 const POLL_MAX: Duration = Duration::from_secs(1);
 
-/// The default of [`MAX_ENV`]: half the machine's memory (MemTotal) at [`CLAUDE_MB`] a
-/// claude, at least 1. MemTotal, not MemAvailable: what is available shrinks as our own
-/// claudes start, and the cap would then fall under load.
-pub fn default_max() -> usize {
-    let total_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| mem_total_kb(&text));
-    match total_kb {
-        Some(kb) => cap_for_memory(kb),
-        None => FALLBACK_MAX,
-    }
-}
-
-fn mem_total_kb(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Half of `total_kb` at [`CLAUDE_MB`] a claude, at least 1.
-fn cap_for_memory(total_kb: u64) -> usize {
-    let claudes = total_kb / 2 / (CLAUDE_MB * 1000);
-    usize::try_from(claudes).unwrap_or(usize::MAX).max(1)
-}
-
-/// `CLAWSESS_MAX_CLAUDES`, else the config file's `max_claudes`, else [`default_max`]; a
+/// `CLAWSESS_MAX_CLAUDES`, else the config file's `max_claudes`, else half the machine's
+/// memory at 600 MB a claude (`crate::config::default_max_claudes`); a
 /// value that is not a number of processes is an error, not the default.
 pub fn max_claudes() -> Result<usize> {
     Ok(crate::config::file_or_defaults().max_claudes()?.value)
@@ -164,17 +137,19 @@ pub fn running(store: &Store) -> usize {
 
 /// Takes a slot for a claude that `key`'s turn is about to start, waiting in line until
 /// `deadline` while `cap` (see [`max_claudes`]) claudes run; `waiting` hears where the turn
-/// stands each time that changes. Past the deadline: a [`Busy`] error.
+/// stands each time that changes. First in line with the cap reached, it asks `make_room`
+/// (given the live slots) to end an idle claude: true when it did. Past the deadline: a
+/// [`Busy`] error.
 pub fn take<'a>(
     store: &'a Store,
     key: &str,
     cap: usize,
     deadline: Instant,
+    mut make_room: impl FnMut(&[ClaudeSlot]) -> Result<bool>,
     mut waiting: impl FnMut(&Waiting),
 ) -> Result<Slot<'a>> {
     let mut ticket: Option<Ticket<'a>> = None;
     let mut told: Option<Waiting> = None;
-    let mut ended = Vec::new();
     loop {
         let ahead = queue::ahead(store, Line::Claudes, ticket.as_ref())?.len();
         let mut running = None;
@@ -194,15 +169,9 @@ pub fn take<'a>(
                 return Ok(Slot { store, id: slot.id, mine: vec![Proc::me()] });
             }
             drop(tx);
-            // First in line and the cap reached: an idle warm claude makes room.
-            if let Some(note) = idle_keeper(store, &live).filter(|n| !ended.contains(&n.keeper)) {
-                ended.push(note.keeper);
-                eprintln!(
-                    "clawsess: ended the warm claude of session {} (idle; a turn waits for one of the \
-                     {cap} claudes {MAX_ENV} allows)",
-                    note.session.short()
-                );
-                crate::warm::cool(store, &note)?;
+            // First in line and the cap reached: an idle claude makes room (a warm one,
+            // `crate::warm::end_idle`), the least recently used first.
+            if make_room(&live)? {
                 continue;
             }
             running = Some(live.len());
@@ -221,8 +190,8 @@ pub fn take<'a>(
         }
         if Instant::now() >= deadline {
             return Err(Busy(format!(
-                "{} claude processes are running, the most clawsess starts at once ({MAX_ENV}={cap}), \
-                 and {} turn(s) wait ahead of this one; try again later, or raise {MAX_ENV}",
+                "{} claude processes are running, the most clawsess starts at once ({MAX_CLAUDES_ENV}={cap}), \
+                 and {} turn(s) wait ahead of this one; try again later, or raise {MAX_CLAUDES_ENV}",
                 now.running, ahead
             ))
             .into());
@@ -232,33 +201,9 @@ pub fn take<'a>(
     }
 }
 
-/// The least recently used warm claude among `live` whose keeper waits idle: no turn holds
-/// its session.
-fn idle_keeper(store: &Store, live: &[ClaudeSlot]) -> Option<WarmNote> {
-    let mut idle: Vec<WarmNote> = live
-        .iter()
-        .filter_map(|slot| slot.keeper_of.as_ref())
-        .filter_map(|session| store.warm_note(session).ok().flatten())
-        .filter(crate::warm::keeper_alive)
-        .filter(|note| super::exclusion::run_holder(store, &note.session).is_none())
-        .collect();
-    idle.sort_by_key(|n| n.last_used);
-    idle.into_iter().next()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_default_is_half_the_memory_at_600_mb_a_claude_and_at_least_one() {
-        assert_eq!(mem_total_kb("MemTotal:       24683792 kB\nMemFree: 1 kB\n"), Some(24_683_792));
-        assert_eq!(cap_for_memory(24_683_792), 20);
-        assert_eq!(cap_for_memory(8_000_000), 6);
-        assert_eq!(cap_for_memory(1_000_000), 1);
-        assert_eq!(cap_for_memory(0), 1);
-        assert!(default_max() >= 1);
-    }
 
     #[test]
     fn a_slot_counts_while_one_of_its_processes_lives_and_dead_ones_are_freed() {
@@ -280,7 +225,7 @@ mod tests {
         assert!(live_slots(&tx).unwrap().is_empty());
         assert!(tx.claude_slots().unwrap().is_empty(), "dead slots are removed");
         drop(tx);
-        let mut slot = take(&store, "k", 1, Instant::now(), |_| panic!("no wait")).unwrap();
+        let mut slot = take(&store, "k", 1, Instant::now(), |_| Ok(false), |_| panic!("no wait")).unwrap();
         slot.add(1).unwrap(); // init: a "claude" that outlives us
         assert_eq!(running(&store), 1);
         let id = slot.id().to_owned();
@@ -292,18 +237,24 @@ mod tests {
     fn past_the_cap_a_turn_waits_in_line_and_is_busy_at_its_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path());
-        let first = take(&store, "a", 1, Instant::now(), |_| panic!("free")).unwrap();
+        let first = take(&store, "a", 1, Instant::now(), |_| Ok(false), |_| panic!("free")).unwrap();
         let mut heard = Vec::new();
-        let err =
-            take(&store, "b", 1, Instant::now() + Duration::from_millis(120), |w| heard.push(w.clone()))
-                .err()
-                .expect("the cap is reached");
+        let err = take(
+            &store,
+            "b",
+            1,
+            Instant::now() + Duration::from_millis(120),
+            |_| Ok(false),
+            |w| heard.push(w.clone()),
+        )
+        .err()
+        .expect("the cap is reached");
         assert!(err.downcast_ref::<Busy>().is_some(), "{err:#}");
         assert!(format!("{err}").contains("CLAWSESS_MAX_CLAUDES=1"), "{err}");
         assert_eq!(heard, [Waiting { position: 1, running: 1, cap: 1 }]);
         assert!(store.queue(Line::Claudes).unwrap().is_empty(), "giving up leaves the line");
         drop(first);
-        let second = take(&store, "b", 1, Instant::now(), |_| panic!("free again")).unwrap();
+        let second = take(&store, "b", 1, Instant::now(), |_| Ok(false), |_| panic!("free again")).unwrap();
         drop(second);
     }
 }

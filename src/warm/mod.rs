@@ -38,10 +38,10 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::claude::process::{process_alive, start_time};
-use crate::config::WARM_MAX_ENV;
+use crate::config::{MAX_CLAUDES_ENV, WARM_MAX_ENV};
 use crate::ident::SessionId;
 use crate::live::{Channel, Ended, Input};
-use crate::store::{Fresh, Store, WarmNote, now_ms};
+use crate::store::{ClaudeSlot, Fresh, Store, WarmNote, now_ms};
 use crate::turn::cap::Slot;
 use crate::turn::exclusion::RunLock;
 
@@ -437,6 +437,37 @@ fn make_room(store: &Store, for_session: &SessionId) -> Result<()> {
         cool(store, note)?;
     }
     Ok(())
+}
+
+/// The least recently used warm claude among `live` whose keeper waits idle: no turn holds
+/// its session.
+fn idle_keeper(store: &Store, live: &[ClaudeSlot]) -> Option<WarmNote> {
+    let mut idle: Vec<WarmNote> = live
+        .iter()
+        .filter_map(|slot| slot.keeper_of.as_ref())
+        .filter_map(|session| store.warm_note(session).ok().flatten())
+        .filter(keeper_alive)
+        .filter(|note| crate::turn::exclusion::run_holder(store, &note.session).is_none())
+        .collect();
+    idle.sort_by_key(|n| n.last_used);
+    idle.into_iter().next()
+}
+
+/// For the claude cap (`turn::cap::take`): ends the least recently used idle warm claude
+/// among the slots `live` that `ended` does not name yet (and adds it there), and says so;
+/// false when none is idle.
+pub fn end_idle(store: &Store, live: &[ClaudeSlot], ended: &mut Vec<u32>, cap: usize) -> Result<bool> {
+    let Some(note) = idle_keeper(store, live).filter(|n| !ended.contains(&n.keeper)) else {
+        return Ok(false);
+    };
+    ended.push(note.keeper);
+    eprintln!(
+        "clawsess: ended the warm claude of session {} (idle; a turn waits for one of the {cap} \
+         claudes {MAX_CLAUDES_ENV} allows)",
+        note.session.short()
+    );
+    cool(store, &note)?;
+    Ok(true)
 }
 
 /// Ends a keeper now: its claude's input is closed (SIGKILL if it is behind the session), or,
