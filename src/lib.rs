@@ -16,6 +16,7 @@ pub mod remote;
 pub mod resolve;
 pub mod run;
 pub mod store;
+pub mod sweep;
 pub mod sys;
 pub mod topic;
 pub mod transcript;

@@ -55,7 +55,7 @@ impl Run for Prune {
             }
         }
         // After the records: a send note of a session dropped just now goes too.
-        let left = crate::turn::sweep::sweep(&tx)?;
+        let left = crate::sweep::sweep(&tx)?;
         if left.total() > 0 {
             let n = left.total();
             let what = if n == 1 { "leftover" } else { "leftovers" };

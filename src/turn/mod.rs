@@ -52,4 +52,3 @@ pub mod queue;
 pub mod record;
 pub mod route;
 pub mod surface;
-pub mod sweep;

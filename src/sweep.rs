@@ -105,7 +105,7 @@ pub fn sweep(tx: &Locked<'_>) -> Result<Swept> {
         swept.dirs += usize::from(tx.remove_quiet_dir(QuietDir::Steer(&id), QUIET)?);
     }
     let slots = tx.claude_slots()?.len();
-    swept.slots = slots - super::cap::live_slots(tx)?.len();
+    swept.slots = slots - crate::turn::cap::live_slots(tx)?.len();
     swept.warm = sweep_warm(tx)?;
     for id in store.ids_in("sends") {
         if tx.session(&id)?.is_none() && crate::mcp::send::SendNote::remove(tx, &id)? {
