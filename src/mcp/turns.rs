@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ident::shorten;
-use crate::transcript::{Line, RevLines};
+use crate::transcript::{Line, RevLines, message_text};
 
 /// Bytes read back at most for the history.
 pub const HISTORY_SCAN: u64 = 32 * 1024 * 1024;
@@ -71,27 +71,12 @@ fn blocks(content: Option<&Value>) -> impl Iterator<Item = &Value> {
     content.and_then(Value::as_array).into_iter().flatten()
 }
 
-fn text_of(content: Option<&Value>) -> Option<String> {
-    let text = match content? {
-        Value::String(s) => s.clone(),
-        Value::Array(_) => {
-            let texts: Vec<&str> = blocks(content)
-                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect();
-            texts.join("\n")
-        }
-        _ => return None,
-    };
-    (!text.trim().is_empty()).then_some(text)
-}
-
 /// A person's (or a surface's) prompt: not a tool result, not Claude Code's own note.
 fn prompt_of(line: &Line) -> Option<String> {
     if line.is_meta || line.is_compact_summary {
         return None;
     }
-    let text = text_of(line.message.as_ref()?.content.as_ref())?;
+    let text = message_text(line.message.as_ref()?.content.as_ref())?;
     (!text.trim_start().starts_with("[Request interrupted by user")).then_some(text)
 }
 
@@ -127,7 +112,7 @@ pub fn last_turns(path: &Path, n: usize) -> Result<Vec<Turn>> {
             }
         }
         // The reply is the last assistant message with text, its streamed blocks joined.
-        if let Some(text) = text_of(message.and_then(|m| m.content.as_ref())) {
+        if let Some(text) = message_text(message.and_then(|m| m.content.as_ref())) {
             let id = message.and_then(|m| m.id.clone());
             match &reply_id {
                 None => {
