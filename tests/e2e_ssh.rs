@@ -173,6 +173,80 @@ fn a_remote_session_is_listed_attached_shown_and_continued_from_a_key() {
     assert!(asked(&two.remote, "by its id")[0].all_text.contains("continue over ssh"));
 }
 
+/// `clawsess ARGS` run on the "host" itself (its HOME and state), not over ssh.
+fn on_host(two: &Two, args: &[&str]) -> String {
+    let out = run_with_stdin(&mut two.remote.clawsess_cmd(args), "", T);
+    assert!(out.status.success(), "host: clawsess {args:?}: {}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn settings_names_and_cool_of_a_remote_session_are_kept_there() {
+    let two = Two::new();
+    let there = two.remote.project("there");
+    let cwd = there.to_str().unwrap();
+    let out = two
+        .run(&["run", "--json", "--host", "box", "--new", "--cwd", cwd, "--key", "chat:1", "--", "one"], "");
+    assert!(out.status.success(), "{}", text(&out));
+    let id = json_of(&out)["session_id"].as_str().unwrap().to_owned();
+    let remote = format!("box:{}", &id[..8]);
+
+    // `set NAME:SESSION` is the host's: get gives it back, the host's own state has it, and
+    // the next turn there asks for that model.
+    let set: Value =
+        serde_json::from_str(&two.ok(&["set", &remote, "model=claude-haiku-4-5", "--json"])).unwrap();
+    assert_eq!(set["settings"]["model"], "claude-haiku-4-5", "{set:#}");
+    let got: Value = serde_json::from_str(&two.ok(&["get", &format!("box:{id}"), "--json"])).unwrap();
+    assert_eq!(got["settings"]["model"], "claude-haiku-4-5", "{got:#}");
+    let own: Value = serde_json::from_str(&on_host(&two, &["get", &id, "--json"])).unwrap();
+    assert_eq!(own["settings"]["model"], "claude-haiku-4-5", "the host's state: {own:#}");
+    assert!(two.ok(&["get", &remote]).contains("model = claude-haiku-4-5"));
+    let out = two.run(&["run", "--json", "--session", &remote, "--key", "cli:2", "--", "which model"], "");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(asked(&two.remote, "which model")[0].model, "claude-haiku-4-5");
+
+    // Hostile values: refused by the host's checks, or kept as data; nothing runs.
+    let canary = two.remote.home().join("pwned");
+    let c = canary.display();
+    let hostile = format!("model=it's \"x\" $(touch {c}) `touch {c}`\n; touch {c}");
+    let out = two.run(&["set", &remote, &hostile], "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a model name"), "{}", text(&out));
+    // A key whose runs go to the host (chat:1, by `run --host`): its cwd is a dir there,
+    // with quotes, `$(...)` and a newline in its name, stored byte-exact.
+    let odd = there.join(format!("it's \"odd\" $(touch {c}) `touch {c}`\nline two"));
+    std::fs::create_dir_all(&odd).unwrap();
+    let odd = std::fs::canonicalize(&odd).unwrap();
+    let odd = odd.to_str().unwrap();
+    let set: Value =
+        serde_json::from_str(&two.ok(&["set", "--key", "chat:1", &format!("cwd={odd}"), "--json"])).unwrap();
+    assert_eq!(set["settings"]["cwd"], odd, "{set:#}");
+    let own: Value = serde_json::from_str(&on_host(&two, &["get", "--key", "chat:1", "--json"])).unwrap();
+    assert_eq!(own["settings"]["cwd"], odd, "the host's state: {own:#}");
+    let local = run_with_stdin(&mut two.local.clawsess_cmd(&["get", "--key", "chat:1", "--json"]), "", T);
+    let local: Value = serde_json::from_slice(&local.stdout).unwrap();
+    assert!(local["settings"].as_object().unwrap().is_empty(), "nothing kept here: {local:#}");
+    assert!(!canary.exists(), "nothing in the values ran");
+
+    // unset there.
+    let unset: Value = serde_json::from_str(&two.ok(&["unset", &remote, "model", "--json"])).unwrap();
+    assert!(unset["settings"].get("model").is_none(), "{unset:#}");
+    let own: Value = serde_json::from_str(&on_host(&two, &["get", &id, "--json"])).unwrap();
+    assert!(own["settings"].get("model").is_none(), "{own:#}");
+
+    // `name NAME:SESSION NEWNAME`: the host's name for it.
+    two.ok(&["name", &remote, "budget"]);
+    let status: Value = serde_json::from_str(&two.ok(&["status", "box:budget", "--json"])).unwrap();
+    assert_eq!(status["session_id"], id.as_str(), "{status:#}");
+    let own: Value = serde_json::from_str(&on_host(&two, &["status", "budget", "--json"])).unwrap();
+    assert_eq!(own["session_id"], id.as_str(), "the host's own name: {own:#}");
+    let out = two.run(&["name", &remote, "$(x)"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+
+    // `cool NAME:SESSION` there.
+    assert!(two.ok(&["cool", "box:budget"]).contains("not warm"));
+}
+
 #[test]
 fn a_hostile_prompt_arrives_byte_exact_and_runs_nothing() {
     let two = Two::new();

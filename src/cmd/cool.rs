@@ -12,6 +12,13 @@ use crate::warm;
 impl Run for Cool {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
+        // A session on another machine: its warm claude is there.
+        if let Some(arg) = &self.session
+            && let Some((host, session)) = crate::remote::split_remote(&store.hosts()?, arg)
+        {
+            let request = crate::remote::Request::Cool { session: session.to_owned() };
+            return crate::remote::ops::call(&store, &host, &request);
+        }
         let only = self.session.as_deref().map(|arg| find_session(&store, arg)).transpose()?;
         let notes: Vec<_> = warm::keepers(&store, true)?
             .into_iter()

@@ -11,6 +11,12 @@ impl Run for NameCmd {
     fn run(&self) -> Result<u8> {
         let name = Name::parse(&self.name)?;
         let store = Store::open()?;
+        // A session on another machine: named there (the name is that machine's).
+        if let Some((host, session)) = crate::remote::split_remote(&store.hosts()?, &self.session) {
+            let request =
+                crate::remote::Request::Name { session: session.to_owned(), name: name.to_string() };
+            return crate::remote::ops::call(&store, &host, &request);
+        }
         let id = find_session(&store, &self.session)?;
         let tx = store.lock(COMMAND_LOCK_WAIT)?;
         if let Some(owner) = tx.named(&name)?

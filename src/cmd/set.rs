@@ -8,12 +8,17 @@ use super::{Run, key_or_default, print_json};
 use crate::cli::{Get, Set, SettingsTarget, Unset};
 use crate::config::settings::{self, NAMES};
 use crate::exit;
+use crate::remote::{Request, SettingsVerb};
 use crate::resolve::find_session;
 use crate::store::{COMMAND_LOCK_WAIT, FORMAT, Settings, SettingsOf, SettingsRecord, Store, now_ms};
 
 impl Run for Set {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
+        let first = self.args.first().filter(|a| !a.contains('='));
+        if let Some(code) = remote(&store, SettingsVerb::Set, &self.of, first, &self.args, self.json)? {
+            return Ok(code);
+        }
         let (of, assignments) = split_session(&store, &self.of, &self.args, |a| !a.contains('='))?;
         if assignments.is_empty() {
             bail!("nothing to set: give NAME=VALUE ({})", NAMES.join(", "));
@@ -40,6 +45,10 @@ impl Run for Set {
 impl Run for Get {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
+        let session = self.session.as_ref();
+        if let Some(code) = remote(&store, SettingsVerb::Get, &self.of, session, &[], self.json)? {
+            return Ok(code);
+        }
         let of = match &self.session {
             Some(arg) => SettingsOf::Session(find_session(&store, arg)?),
             None => SettingsOf::Key(key_or_default(&self.of.key)?),
@@ -52,6 +61,10 @@ impl Run for Get {
 impl Run for Unset {
     fn run(&self) -> Result<u8> {
         let store = Store::open()?;
+        let first = self.args.first().filter(|a| !NAMES.contains(&a.as_str()));
+        if let Some(code) = remote(&store, SettingsVerb::Unset, &self.of, first, &self.args, self.json)? {
+            return Ok(code);
+        }
         let (of, names) = split_session(&store, &self.of, &self.args, |a| !NAMES.contains(&a))?;
         let tx = store.lock(COMMAND_LOCK_WAIT)?;
         let mut settings = tx.settings(&of)?.map(|r| r.settings).unwrap_or_default();
@@ -70,6 +83,38 @@ impl Run for Unset {
         drop(tx);
         print(&of, &settings, self.json)
     }
+}
+
+/// `set`/`get`/`unset` on a host, when `session` is written `NAME:SESSION` (NAME a known
+/// host) or, with no session, the key's runs go to a host: its exit code. `args` are all
+/// the words, `session` (the first of them for `set`/`unset`) among them.
+fn remote(
+    store: &Store,
+    verb: SettingsVerb,
+    target: &SettingsTarget,
+    session: Option<&String>,
+    args: &[String],
+    json: bool,
+) -> Result<Option<u8>> {
+    let (host, session, key) = match session {
+        Some(arg) => {
+            let Some((host, there)) = crate::remote::split_remote(&store.hosts()?, arg) else {
+                return Ok(None);
+            };
+            if let Some(key) = &target.key {
+                bail!("give --key {key} or a SESSION ({arg}), not both");
+            }
+            (host, Some(there.to_owned()), None)
+        }
+        None => {
+            let key = key_or_default(&target.key)?;
+            let Some(host) = crate::remote::ops::host_of_key(store, &key)? else { return Ok(None) };
+            (host, None, Some(key.to_string()))
+        }
+    };
+    let words = if session.is_some() && verb != SettingsVerb::Get { &args[1..] } else { args };
+    let request = Request::Settings { verb, session, key, args: words.to_vec(), json };
+    crate::remote::ops::call(store, &host, &request).map(Some)
 }
 
 /// Whose settings, and the rest of the words: the first word is a SESSION when `is_session`

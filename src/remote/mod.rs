@@ -68,6 +68,25 @@ pub enum Request {
         key: String,
         json: bool,
     },
+    /// `set`, `get` or `unset` there, of a session or of a key: `args` are `set`'s
+    /// NAME=VALUE words or `unset`'s setting names (none for `get`).
+    Settings {
+        verb: SettingsVerb,
+        session: Option<String>,
+        key: Option<String>,
+        #[serde(default)]
+        args: Vec<String>,
+        json: bool,
+    },
+    /// `name SESSION NEWNAME` there.
+    Name {
+        session: String,
+        name: String,
+    },
+    /// `cool SESSION` there.
+    Cool {
+        session: String,
+    },
     Run(RunRequest),
     Stop {
         key: String,
@@ -87,6 +106,25 @@ pub enum Request {
     FindRequest {
         request_id: String,
     },
+}
+
+/// Which of `set`, `get`, `unset` a [`Request::Settings`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingsVerb {
+    Set,
+    Get,
+    Unset,
+}
+
+impl SettingsVerb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettingsVerb::Set => "set",
+            SettingsVerb::Get => "get",
+            SettingsVerb::Unset => "unset",
+        }
+    }
 }
 
 /// `run` on the host.

@@ -12,7 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 
-use super::{Hello, PROTOCOL, Request, RunRequest, check_remote_session};
+use super::{Hello, PROTOCOL, Request, RunRequest, SettingsVerb, check_remote_session};
+use crate::config::settings::NAMES;
 use crate::exit::{self, Unavailable};
 use crate::ident::{Key, RequestId};
 use crate::store::Store;
@@ -214,6 +215,35 @@ fn argv(
             }
             (args, None)
         }
+        Request::Settings { verb, session, key, args: words, json } => {
+            let mut args = vec![s(verb.as_str())];
+            match (session, key) {
+                (Some(session), None) => {
+                    check_remote_session(session)?;
+                    if *verb == SettingsVerb::Unset && NAMES.contains(&session.as_str()) {
+                        bail!("session {session:?} reads as a setting name here: name it by its id");
+                    }
+                    args.push(session.clone());
+                }
+                (None, Some(key)) => args.extend([s("--key"), Key::parse(key)?.to_string()]),
+                _ => bail!("a settings request names a session or a key, one of them"),
+            }
+            check_setting_words(*verb, words)?;
+            args.extend(words.iter().cloned());
+            if *json {
+                args.push(s("--json"));
+            }
+            (args, None)
+        }
+        Request::Name { session, name } => {
+            check_remote_session(session)?;
+            let name = crate::ident::Name::parse(name)?;
+            (vec![s("name"), session.clone(), name.to_string()], None)
+        }
+        Request::Cool { session } => {
+            check_remote_session(session)?;
+            (vec![s("cool"), session.clone()], None)
+        }
         Request::Stop { key, wait_s } => {
             let key = Key::parse(key)?;
             (vec![s("stop"), s("--key"), key.to_string(), s("--wait"), wait_s.to_string()], None)
@@ -232,6 +262,35 @@ fn argv(
         }
         Request::Run(run) => (run_argv(run, scratch)?, Some(run.prompt.clone())),
     })
+}
+
+/// The words of a settings request: `set` takes NAME=VALUE (NAME a setting, VALUE data that
+/// `set` checks as it does here), `unset` setting names, `get` nothing. None can read as an
+/// option: each starts with a setting's name.
+fn check_setting_words(verb: SettingsVerb, words: &[String]) -> Result<()> {
+    let known = |name: &str| NAMES.contains(&name);
+    for word in words {
+        if word.contains('\0') {
+            bail!("a setting holds a NUL byte");
+        }
+        let ok = match verb {
+            SettingsVerb::Get => false,
+            SettingsVerb::Set => word.split_once('=').is_some_and(|(name, _)| known(name.trim())),
+            SettingsVerb::Unset => known(word),
+        };
+        if !ok {
+            bail!(
+                "{:?} is not a {} word: {}",
+                crate::ident::shorten(word, 60),
+                verb.as_str(),
+                NAMES.join(", ")
+            );
+        }
+    }
+    if verb == SettingsVerb::Set && words.is_empty() {
+        bail!("nothing to set: give NAME=VALUE ({})", NAMES.join(", "));
+    }
+    Ok(())
 }
 
 fn run_argv(run: &RunRequest, scratch: &mut Option<std::path::PathBuf>) -> Result<Vec<String>> {
@@ -293,4 +352,68 @@ fn run_argv(run: &RunRequest, scratch: &mut Option<std::path::PathBuf>) -> Resul
     }
     // The prompt goes on stdin, never here.
     Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(
+        verb: SettingsVerb,
+        session: Option<&str>,
+        key: Option<&str>,
+        args: &[&str],
+    ) -> Result<Vec<String>> {
+        let request = Request::Settings {
+            verb,
+            session: session.map(str::to_owned),
+            key: key.map(str::to_owned),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            json: true,
+        };
+        argv(&request, &mut None).map(|(args, _)| args)
+    }
+
+    #[test]
+    fn settings_requests_become_a_fixed_argv_with_values_as_data() {
+        let args = settings(SettingsVerb::Set, Some("budget"), None, &["model=$(x) 'y'\nz"]).unwrap();
+        assert_eq!(args, ["set", "budget", "model=$(x) 'y'\nz", "--json"]);
+        let args = settings(SettingsVerb::Unset, None, Some("tg:1"), &["model", "cwd"]).unwrap();
+        assert_eq!(args, ["unset", "--key", "tg:1", "model", "cwd", "--json"]);
+        assert_eq!(
+            settings(SettingsVerb::Get, Some("0b6f2d4e"), None, &[]).unwrap(),
+            ["get", "0b6f2d4e", "--json"]
+        );
+    }
+
+    #[test]
+    fn the_host_refuses_what_could_read_as_an_option_or_another_word() {
+        let refused = [
+            settings(SettingsVerb::Set, Some("-x"), None, &["model=a"]),
+            settings(SettingsVerb::Set, Some("a b"), None, &["model=a"]),
+            settings(SettingsVerb::Set, Some("s"), Some("tg:1"), &["model=a"]),
+            settings(SettingsVerb::Set, None, None, &["model=a"]),
+            settings(SettingsVerb::Set, Some("s"), None, &[]),
+            settings(SettingsVerb::Set, Some("s"), None, &["--claude=x"]),
+            settings(SettingsVerb::Set, Some("s"), None, &["-k=x"]),
+            settings(SettingsVerb::Set, Some("s"), None, &["model"]),
+            settings(SettingsVerb::Set, Some("s"), None, &["model=a\0b"]),
+            settings(SettingsVerb::Unset, Some("s"), None, &["--json"]),
+            settings(SettingsVerb::Unset, Some("model"), None, &[]),
+            settings(SettingsVerb::Get, Some("s"), None, &["model"]),
+            settings(SettingsVerb::Get, None, Some("not a key;"), &[]),
+        ];
+        for (i, r) in refused.iter().enumerate() {
+            assert!(r.is_err(), "request {i} accepted: {r:?}");
+        }
+        let name = |session: &str, name: &str| {
+            argv(&Request::Name { session: session.into(), name: name.into() }, &mut None).map(|(a, _)| a)
+        };
+        assert_eq!(name("0b6f2d4e", "budget").unwrap(), ["name", "0b6f2d4e", "budget"]);
+        assert!(name("0b6f2d4e", "$(x)").is_err() && name("-s", "b").is_err() && name("s", "-b").is_err());
+        let cool =
+            |session: &str| argv(&Request::Cool { session: session.into() }, &mut None).map(|(a, _)| a);
+        assert_eq!(cool("budget").unwrap(), ["cool", "budget"]);
+        assert!(cool("--all").is_err() && cool("a\nb").is_err());
+    }
 }
