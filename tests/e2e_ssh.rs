@@ -180,6 +180,18 @@ fn on_host(two: &Two, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Whether a file under `dir` holds `needle`.
+fn holds(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().flatten().any(|e| {
+        let path = e.path();
+        if path.is_dir() {
+            holds(&path, needle)
+        } else {
+            std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        }
+    })
+}
+
 #[test]
 fn settings_names_and_cool_of_a_remote_session_are_kept_there() {
     let two = Two::new();
@@ -223,9 +235,9 @@ fn settings_names_and_cool_of_a_remote_session_are_kept_there() {
     assert_eq!(set["settings"]["cwd"], odd, "{set:#}");
     let own: Value = serde_json::from_str(&on_host(&two, &["get", "--key", "chat:1", "--json"])).unwrap();
     assert_eq!(own["settings"]["cwd"], odd, "the host's state: {own:#}");
-    let local = run_with_stdin(&mut two.local.clawsess_cmd(&["get", "--key", "chat:1", "--json"]), "", T);
-    let local: Value = serde_json::from_slice(&local.stdout).unwrap();
-    assert!(local["settings"].as_object().unwrap().is_empty(), "nothing kept here: {local:#}");
+    let state = two.local.home().join(".local/share/clawsess");
+    assert!(holds(&two.remote.home().join(".local/share/clawsess"), b"line two"), "kept there");
+    assert!(!holds(&state, b"line two"), "nothing of it kept in this machine's state");
     assert!(!canary.exists(), "nothing in the values ran");
 
     // unset there.
