@@ -138,13 +138,17 @@ pub fn read_json<T: DeserializeOwned + Versioned>(path: &Path) -> Result<Option<
 /// A state file's bytes; a symlink is refused (state files are never links).
 fn read_no_follow(path: &Path) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut file =
-        OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
-    if !file.metadata()?.is_file() {
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(io::Error::other("not a regular file"));
     }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    // Sized from the metadata just read: `File::read_to_end` would ask the size and the
+    // position again (two more system calls on every state file a hook reads). The one byte
+    // over lets the read that finds the end need no growing; a file that grew meanwhile is
+    // still read whole.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    (&file).take(u64::MAX).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 

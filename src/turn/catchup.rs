@@ -102,9 +102,19 @@ pub fn loaded(store: &Store, id: &SessionId, pid: u32, loaded_at: impl FnOnce() 
     if store.turn_log(id)?.is_none() {
         return Ok(());
     }
-    let loaded_at = loaded_at();
     let tx = store.lock(HOOK_LOCK_WAIT)?;
+    loaded_locked(&tx, id, pid, loaded_at)
+}
+
+/// [`loaded`] under a lock the caller holds: the log is read once, under it.
+pub fn loaded_locked(
+    tx: &Locked<'_>,
+    id: &SessionId,
+    pid: u32,
+    loaded_at: impl FnOnce() -> u64,
+) -> Result<()> {
     let Some(mut log) = tx.turn_log(id)? else { return Ok(()) };
+    let loaded_at = loaded_at();
     let cursor = log.turns.iter().find(|t| t.at >= loaded_at).map_or(log.next_seq, |t| t.seq);
     log.cursors.retain(|&p, _| crate::sys::pid_alive(p));
     log.cursors.insert(pid, cursor);

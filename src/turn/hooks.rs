@@ -359,13 +359,16 @@ fn session_start(store: &Store, id: &SessionId, start: &Start, process: &ClaudeP
     // A run that died mid-turn left its turn unlogged: logged now, it counts as loaded by
     // this process (which read it), not as missed.
     exclusion::recover_if_free(store, id);
-    let reload = record::record_start(store, id, start, Some(process))?;
+    // The record and the turn-log cursor under one lock: one lock taken, each file read once.
+    let now = now_ms();
+    let tx = store.lock(HOOK_LOCK_WAIT)?;
+    let reload = record::record_start_locked(&tx, id, start, Some(process), now)?;
     // A compaction summarises what the process had in memory: it loaded nothing new, and
     // stays behind on whatever it had missed.
     let compacted = reload && start.source == "compact";
     if let Some(pid) = process.pid.filter(|_| !compacted) {
         let loaded_at = || if reload { now_ms() } else { catchup::first_load_ms(pid).unwrap_or_else(now_ms) };
-        catchup::loaded(store, id, pid, loaded_at)?;
+        catchup::loaded_locked(&tx, id, pid, loaded_at)?;
     }
     Ok(Answer::Quiet)
 }

@@ -262,6 +262,18 @@ pub fn record_start(
 ) -> Result<bool> {
     let now = now_ms();
     let tx = store.lock(HOOK_LOCK_WAIT)?;
+    record_start_locked(&tx, id, start, process, now)
+}
+
+/// [`record_start`] under a lock the caller holds (session-start also sets the process's
+/// turn-log cursor under it: one lock, one read of each file). `now`: the hook's time.
+pub fn record_start_locked(
+    tx: &Locked<'_>,
+    id: &SessionId,
+    start: &Start,
+    process: Option<&ClaudeProcess>,
+    now: u64,
+) -> Result<bool> {
     let existing = tx.session(id)?;
     let pid = process.and_then(|p| p.pid);
     let reload = pid.is_some_and(|pid| existing.as_ref().is_some_and(|r| r.processes.contains(&pid)));
@@ -297,7 +309,7 @@ pub fn record_start(
     if existing.is_none()
         && let Some(key) = process.and_then(|p| p.key.as_ref())
     {
-        make_own_unless_attached(&tx, key, id, now)?;
+        make_own_unless_attached(tx, key, id, now)?;
     }
     Ok(reload)
 }
