@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::real_claude::{ClaudeHome, run_with_stdin};
+use support::real_claude::{ClaudeHome, Facts, run_with_stdin};
 use support::stand_in_api::{Recorded, ToolCall};
 use support::stand_in_telegram::{BOT_USERNAME, Sent, StandInTelegram, USER_ID, png};
 
@@ -1035,14 +1035,27 @@ fn a_message_mid_turn_waits_its_place_steers_with_a_bang_or_interrupts_with_now(
     let waits = e.tg.push_message(chat, None, "the queued one");
     let told = wait_for_reply(&e, &bot, chat, waits, "Queued");
     assert!(told.text.starts_with("⏳ Queued: #1 in line.") && told.text.contains("with !"), "{told:?}");
-    let steer = e.tg.push_message(chat, None, "!STEER-B also say banana");
-    // The bot says so once the turn took it: the barrier before the turn goes on.
-    wait_for_reply(&e, &bot, chat, steer, "↪️ Sent into the turn in progress");
+    // Steering needs the stream-json driver, which clawsess uses only where Claude Code takes
+    // stream-json input as written (2.1.248 on); below, `run` is a plain `claude -p` turn.
+    let steers = Facts::get().verbatim_prompts();
+    let steer = steers.then(|| e.tg.push_message(chat, None, "!STEER-B also say banana"));
+    if let Some(steer) = steer {
+        // The bot says so once the turn took it: the barrier before the turn goes on.
+        wait_for_reply(&e, &bot, chat, steer, "↪️ Sent into the turn in progress");
+    }
     e.api.release("S1");
     wait_for_reply(&e, &bot, chat, job, "stand-in reply");
     let queued = wait_for_reply(&e, &bot, chat, waits, "stand-in reply");
     assert!(queued.text.contains("the queued one"), "{queued:?}");
+    if let Some(steer) = steer {
+        steered_into_the_turn(&e, steer);
+    }
+    now_stops_the_turn_and_runs_at_once(&e, &bot, chat);
+}
 
+/// The steer reached the model within job A's turn, was no turn of its own, and is answered
+/// by the turn's one reply.
+fn steered_into_the_turn(e: &Env, steer: i64) {
     let steered: Vec<Recorded> =
         e.turns_with("job A").into_iter().filter(|r| r.all_text.contains("STEER-B")).collect();
     assert!(!steered.is_empty(), "the model read the steer within job A's turn");
@@ -1060,15 +1073,17 @@ fn a_message_mid_turn_waits_its_place_steers_with_a_bang_or_interrupts_with_now(
     let to_steer: Vec<Sent> =
         e.tg.sent().into_iter().filter(|s| s.reply_to_message_id == Some(steer)).collect();
     assert_eq!(to_steer.len(), 1, "the steer's answer is the turn's reply: {to_steer:#?}");
+}
 
+fn now_stops_the_turn_and_runs_at_once(e: &Env, bot: &Bot, chat: i64) {
     // `/now` alone: how to use it; `/now TEXT` stops the turn and runs TEXT now.
     let bare = e.tg.push_message(chat, None, "/now");
-    wait_for_reply(&e, &bot, chat, bare, "Usage: /now TEXT");
+    wait_for_reply(e, bot, chat, bare, "Usage: /now TEXT");
     let long = e.tg.push_message(chat, None, "a long job [hold=N1]");
     e.api.wait_held("N1");
     let now = e.tg.push_message(chat, None, "/now URGENT do this now");
-    wait_for_reply(&e, &bot, chat, long, "⏹ Interrupted by a /now message");
-    let r = wait_for_reply(&e, &bot, chat, now, "stand-in reply");
+    wait_for_reply(e, bot, chat, long, "⏹ Interrupted by a /now message");
+    let r = wait_for_reply(e, bot, chat, now, "stand-in reply");
     assert!(r.text.contains("URGENT do this now"), "{r:?}");
     let urgent = e.turns_with("URGENT").pop().unwrap();
     assert_eq!(urgent.last_user_text.trim(), "URGENT do this now");
