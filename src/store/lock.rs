@@ -69,17 +69,19 @@ pub fn lock_while_moving(
 ) -> Result<Acquired> {
     let started = Instant::now();
     let cap = started + cap.max(stall);
-    let id = file.metadata().ok().map(|m| (m.dev(), m.ino()));
-    // Read once the lock is found taken (never on the uncontended path), then at each stall.
+    // The file's identity and its holder are read once the lock is found taken (never on the
+    // uncontended path, which every hook takes), the holder again at each stall.
+    let id = std::cell::Cell::new(None);
     let holder = std::cell::Cell::new(None);
     lock_with(
         file,
         || {
-            holder.set(id.and_then(holder_of));
+            id.set(file.metadata().ok().map(|m| (m.dev(), m.ino())));
+            holder.set(id.get().and_then(holder_of));
             on_wait();
         },
         |now| {
-            let now_holder = holder_of(id?)?;
+            let now_holder = holder_of(id.get()?)?;
             if holder.get() == Some(now_holder) || now >= cap {
                 return None;
             }
