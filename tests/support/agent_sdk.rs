@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use super::real_claude::install_once;
+use super::real_claude::{install_once, target_dir};
 
 /// The `claude-agent-sdk` version the tests pin: the one whose bundled CLI is
 /// [`super::real_claude::CLAUDE_CODE_VERSION`] (its `_cli_version.py` says 2.1.328).
@@ -23,17 +23,6 @@ pub const AGENT_SDK_VERSION: &str = "0.2.185";
 const PACKAGE: &str = "claude-agent-sdk";
 /// Environment variable naming a Python with the SDK to use instead of installing one.
 pub const OVERRIDE_ENV: &str = "CLAWSESS_TEST_PYTHON";
-
-/// The build's target dir (see `real_claude`).
-fn target_dir() -> PathBuf {
-    match option_env!("CARGO_TARGET_TMPDIR") {
-        Some(t) => {
-            let t = PathBuf::from(t);
-            t.parent().map(Path::to_path_buf).unwrap_or(t)
-        }
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
-    }
-}
 
 /// Where the pinned SDK's venv lives: `<target dir>/agent-sdk-VERSION/`.
 pub fn install_dir() -> PathBuf {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use super::real_claude::install_once;
+use super::real_claude::{install_once, target_dir};
 
 /// Environment variable naming a Python with the bots' packages, to use instead of installing.
 pub const OVERRIDE_ENV: &str = "CLAWSESS_TEST_BOT_PYTHON";
@@ -21,17 +21,6 @@ const IMPORTS: &str = "import telegram, telegram.ext, discord";
 
 fn requirements_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join("requirements.txt")
-}
-
-/// The build's target dir (see `real_claude`).
-fn target_dir() -> PathBuf {
-    match option_env!("CARGO_TARGET_TMPDIR") {
-        Some(t) => {
-            let t = PathBuf::from(t);
-            t.parent().map(Path::to_path_buf).unwrap_or(t)
-        }
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
-    }
 }
 
 /// FNV-1a of the requirements, as 16 hex digits.

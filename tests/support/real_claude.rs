@@ -85,7 +85,7 @@ impl Facts {
 
 /// The build's target dir: the parent of `CARGO_TARGET_TMPDIR` (set for integration tests),
 /// else `CARGO_MANIFEST_DIR/target`.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     match option_env!("CARGO_TARGET_TMPDIR") {
         Some(t) => {
             let t = PathBuf::from(t);
