@@ -430,18 +430,7 @@ assert [b.utf16_len(x) for x in p] == [4096, 1904], [b.utf16_len(x) for x in p]
 assert b.split_message("short") == ["short"]
 print("ok")
 "#;
-    let out = Command::new(python())
-        .args(["-B", "-c", script])
-        .arg(bot_script().parent().unwrap())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::bot_venv::assert_script_ok(script);
 }
 
 /// The message of the bot's in `chat` with Allow / Deny buttons, once there is one more than
@@ -1127,16 +1116,5 @@ assert b.button_data("q:r1:0:1") == ("q", "r1", (0, 1)) and b.button_data("q:r1:
 assert b.button_data("allow:r1") == ("allow", "r1", None) and b.button_data("nonsense") is None
 print("ok")
 "#;
-    let out = Command::new(python())
-        .args(["-B", "-c", script])
-        .arg(bot_script().parent().unwrap())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::bot_venv::assert_script_ok(script);
 }

@@ -398,18 +398,7 @@ assert b.split_message("short") == ["short"]
 assert all(len(x) <= 2000 for x in b.split_message("a" * 4500))
 print("ok")
 "#;
-    let out = Command::new(support::bot_venv::python())
-        .args(["-B", "-c", script])
-        .arg(bot_script().parent().unwrap())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::bot_venv::assert_script_ok(script);
 }
 
 #[test]

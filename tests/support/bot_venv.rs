@@ -109,3 +109,21 @@ fn install_pinned() -> PathBuf {
     assert!(imports(&python), "{} cannot `{IMPORTS}` after the install", python.display());
     python
 }
+
+/// Runs `script` with the bots' venv python, `sys.argv[1]` being examples/ (where the bots'
+/// modules are), and asserts that it printed `ok` and exited 0.
+pub fn assert_script_ok(script: &str) {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let out = Command::new(python())
+        .args(["-B", "-c", script])
+        .arg(examples)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
