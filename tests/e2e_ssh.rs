@@ -49,6 +49,11 @@ impl Two {
         run_with_stdin(&mut self.cmd(args), stdin, T)
     }
 
+    /// Starts `clawsess ARGS` with no stdin and its output piped (a `--stream` run to read).
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.cmd(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args, "");
         assert!(out.status.success(), "clawsess {args:?}: {}\nsshd: {}", text(&out), self.sshd.log());
@@ -392,13 +397,7 @@ fn stream_ask_answer_and_stop_reach_the_host() {
     // --stream --ask: the permission event comes back over ssh, `answer` finds the host.
     let target = there.join("allowed.txt");
     let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
-    let mut run = two
-        .cmd(&["run", "--stream", "--ask", "--key", "chat:s", "--", &prompt])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = two.spawn(&["run", "--stream", "--ask", "--key", "chat:s", "--", &prompt]);
     let events = json_lines(&mut run);
     let ask = until(&events, "permission");
     assert!(!target.exists(), "nothing ran before the answer");
@@ -410,13 +409,7 @@ fn stream_ask_answer_and_stop_reach_the_host() {
     assert!(target.exists(), "the allowed tool ran there");
 
     // `stop --key` reaches the host: the turn is interrupted (130), the next one continues.
-    let mut run = two
-        .cmd(&["run", "--stream", "--key", "chat:s", "--", "a long one [hold=STOP]"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = two.spawn(&["run", "--stream", "--key", "chat:s", "--", "a long one [hold=STOP]"]);
     let events = json_lines(&mut run);
     two.remote.api.wait_held("STOP");
     let out = two.run(&["stop", "--key", "chat:s"], "");
@@ -589,13 +582,7 @@ fn answer_finds_the_host_of_a_request_this_machine_never_saw() {
 
     let target = there.join("allowed-elsewhere.txt");
     let prompt = format!("write it [bash=tee {} < /dev/null]", target.display());
-    let mut run = two
-        .cmd(&["run", "--stream", "--ask", "--key", "chat:a", "--", &prompt])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = two.spawn(&["run", "--stream", "--ask", "--key", "chat:a", "--", &prompt]);
     let events = json_lines(&mut run);
     let ask = until(&events, "permission");
     let id = ask["request_id"].as_str().unwrap();
