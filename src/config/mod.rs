@@ -416,6 +416,11 @@ fn from_env<T>(var: &'static str, parse: impl Fn(&str) -> Result<T>) -> Result<O
     }
 }
 
+/// A number of processes in an environment variable: 1 or more.
+fn parse_processes(text: &str) -> Result<usize> {
+    text.trim().parse::<usize>().ok().filter(|&n| n >= 1).context("give a number of processes, 1 or more")
+}
+
 impl ConfigFile {
     fn origin(&self, line: usize) -> Origin {
         Origin::File { path: self.path.clone(), line }
@@ -445,14 +450,7 @@ impl ConfigFile {
 
     /// At most this many warm claudes.
     pub fn warm_max(&self) -> Result<InForce<usize>> {
-        let parse = |t: &str| {
-            t.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n >= 1)
-                .context("give a number of processes, 1 or more")
-        };
-        let found = from_env(WARM_MAX_ENV, parse)?;
+        let found = from_env(WARM_MAX_ENV, parse_processes)?;
         Ok(found
             .or_else(|| self.in_file(&self.warm_max))
             .unwrap_or(InForce::new(DEFAULT_WARM_MAX, Origin::Default)))
@@ -460,14 +458,7 @@ impl ConfigFile {
 
     /// At most this many claude processes started by clawsess at once (see `turn::cap`).
     pub fn max_claudes(&self) -> Result<InForce<usize>> {
-        let parse = |t: &str| {
-            t.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n >= 1)
-                .context("give a number of processes, 1 or more")
-        };
-        let found = from_env(MAX_CLAUDES_ENV, parse)?;
+        let found = from_env(MAX_CLAUDES_ENV, parse_processes)?;
         Ok(found
             .or_else(|| self.in_file(&self.max_claudes))
             .unwrap_or_else(|| InForce::new(default_max_claudes(), Origin::Default)))
