@@ -23,21 +23,15 @@ impl Run for Set {
         if assignments.is_empty() {
             bail!("nothing to set: give NAME=VALUE ({})", NAMES.join(", "));
         }
-        let tx = store.lock(COMMAND_LOCK_WAIT)?;
-        let mut settings = tx.settings(&of)?.map(|r| r.settings).unwrap_or_default();
-        for assignment in assignments {
-            let Some((name, value)) = assignment.split_once('=') else {
-                bail!("{assignment:?} is not NAME=VALUE");
-            };
-            settings::assign(&mut settings, &of, name.trim(), value)?;
-        }
-        tx.put_settings(&SettingsRecord {
-            v: FORMAT,
-            of: of.clone(),
-            settings: settings.clone(),
-            at: now_ms(),
+        let settings = change(&store, &of, |settings| {
+            for assignment in assignments {
+                let Some((name, value)) = assignment.split_once('=') else {
+                    bail!("{assignment:?} is not NAME=VALUE");
+                };
+                settings::assign(settings, &of, name.trim(), value)?;
+            }
+            Ok(())
         })?;
-        drop(tx);
         print(&of, &settings, self.json)
     }
 }
@@ -66,23 +60,31 @@ impl Run for Unset {
             return Ok(code);
         }
         let (of, names) = split_session(&store, &self.of, &self.args, |a| !NAMES.contains(&a))?;
-        let tx = store.lock(COMMAND_LOCK_WAIT)?;
-        let mut settings = tx.settings(&of)?.map(|r| r.settings).unwrap_or_default();
-        if names.is_empty() {
-            settings = Settings::default();
-        }
-        for name in names {
-            settings::unassign(&mut settings, name)?;
-        }
-        tx.put_settings(&SettingsRecord {
-            v: FORMAT,
-            of: of.clone(),
-            settings: settings.clone(),
-            at: now_ms(),
+        let settings = change(&store, &of, |settings| {
+            if names.is_empty() {
+                *settings = Settings::default();
+            }
+            for name in names {
+                settings::unassign(settings, name)?;
+            }
+            Ok(())
         })?;
-        drop(tx);
         print(&of, &settings, self.json)
     }
+}
+
+/// Changes the settings of `of` with `edit` under the store lock and writes them back;
+/// returns them as written.
+fn change(
+    store: &Store,
+    of: &SettingsOf,
+    edit: impl FnOnce(&mut Settings) -> Result<()>,
+) -> Result<Settings> {
+    let tx = store.lock(COMMAND_LOCK_WAIT)?;
+    let mut settings = tx.settings(of)?.map(|r| r.settings).unwrap_or_default();
+    edit(&mut settings)?;
+    tx.put_settings(&SettingsRecord { v: FORMAT, of: of.clone(), settings: settings.clone(), at: now_ms() })?;
+    Ok(settings)
 }
 
 /// `set`/`get`/`unset` on a host, when `session` is written `NAME:SESSION` (NAME a known
