@@ -651,3 +651,84 @@ fn a_frozen_link_mid_turn_is_exit_74_and_the_host_frees_the_session() {
     assert!(seen.all_text.contains("a long job [hold=FREEZE]"), "the frozen turn's prompt stayed");
     two.sshd.freeze_connections(false);
 }
+
+#[test]
+fn a_global_attachment_to_a_remote_session_is_followed_by_every_key_not_attached_itself() {
+    let two = Two::new();
+    let here = two.local.project("here");
+    let local = two.run(
+        &["run", "--json", "--new", "--cwd", here.to_str().unwrap(), "--key", "loc:1", "--", "a local turn"],
+        "",
+    );
+    let local_id = json_of(&local)["session_id"].as_str().unwrap().to_owned();
+    let there = two.remote.project("there");
+    let cwd = there.to_str().unwrap();
+    let first = two.run(
+        &[
+            "run",
+            "--json",
+            "--host",
+            "box",
+            "--new",
+            "--cwd",
+            cwd,
+            "--key",
+            "chat:1",
+            "--",
+            "first remote turn",
+        ],
+        "",
+    );
+    assert!(first.status.success(), "{}", text(&first));
+    let id = json_of(&first)["session_id"].as_str().unwrap().to_owned();
+    let named = format!("box:{id}");
+
+    // Globally, by a prefix: the full id there comes back.
+    let attached = two.run(&["attach", &format!("box:{}", &id[..8]), "--json"], "");
+    assert!(attached.status.success(), "{}", text(&attached));
+    let attached = json_of(&attached);
+    assert_eq!(
+        (attached["session_id"].as_str(), attached["global"].as_bool()),
+        (Some(named.as_str()), Some(true))
+    );
+    assert!(attached["last_prompt"].as_str().unwrap().contains("first remote turn"), "{attached:#}");
+    let current: Value = serde_json::from_str(&two.ok(&["current", "--key", "tg:9", "--json"])).unwrap();
+    assert_eq!(
+        (current["session_id"].as_str(), current["via"].as_str()),
+        (Some(named.as_str()), Some("global"))
+    );
+
+    // A key with no attachment of its own continues the remote session there.
+    let next = two.run(&["run", "--json", "--key", "tg:9"], "through the global attachment");
+    assert!(next.status.success(), "{}\nsshd: {}", text(&next), two.sshd.log());
+    assert_eq!(json_of(&next)["session_id"], id.as_str());
+    let seen = asked(&two.remote, "through the global attachment");
+    assert_eq!(seen.len(), 1, "the host's model answered it");
+    assert!(seen[0].all_text.contains("first remote turn"), "it continued the conversation");
+    assert!(asked(&two.local, "through the global attachment").is_empty());
+    // ... and it did not become tg:9's own session, there or here.
+    let own = run_with_stdin(&mut two.remote.clawsess_cmd(&["current", "--key", "tg:9"]), "", T);
+    assert_eq!(own.status.code(), Some(1), "the host gave tg:9 an own session: {}", text(&own));
+
+    // A key attached here itself stays here (its attachment comes first).
+    two.ok(&["attach", &local_id, "--key", "loc:2"]);
+    two.run(&["run", "--json", "--key", "loc:2", "--", "attached here"], "");
+    assert_eq!(asked(&two.local, "attached here").len(), 1, "the local model answered it");
+
+    // list, list --all and status show it as NAME:ID.
+    assert!(two.ok(&["list"]).contains(&format!("global attachment {named}")));
+    let all: Value = serde_json::from_str(&two.ok(&["list", "--all", "--json"])).unwrap();
+    let row = all.as_array().unwrap().iter().find(|r| r["session_id"] == named.as_str()).unwrap();
+    assert_eq!(row["attached_keys"][0], "*", "{row:#}");
+    let status: Value = serde_json::from_str(&two.ok(&["status", "--key", "tg:9", "--json"])).unwrap();
+    assert_eq!(
+        (status["session_id"].as_str(), status["via"].as_str()),
+        (Some(named.as_str()), Some("global"))
+    );
+
+    // detach removes it: tg:9 then has no session (the remote one never became its own).
+    let detached: Value = serde_json::from_str(&two.ok(&["detach", "--json"])).unwrap();
+    assert_eq!(detached["detached"], named.as_str());
+    let out = two.run(&["current", "--key", "tg:9"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}

@@ -33,7 +33,10 @@ impl Run for Attach {
                 tx.put_key_state(&state)?;
                 crate::remote::ops::forget_key(&tx, key)?; // its runs stay here from now on
             }
-            None => tx.set_global(Some(attachment))?,
+            None => {
+                tx.set_global(Some(attachment))?;
+                crate::remote::ops::forget_global(&tx)?; // one global attachment: this one
+            }
         }
         drop(tx);
         report(&store, &rec, key.as_ref(), self.json)?;

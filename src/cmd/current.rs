@@ -11,6 +11,18 @@ impl Run for Current {
     fn run(&self) -> Result<u8> {
         let key = key_or_default(&self.key.key)?;
         let store = Store::open()?;
+        // The global attachment to a session on a host, for a key not attached itself.
+        if let Some((host, Some(session))) = crate::remote::ops::host_of_key(&store, &key)? {
+            let named = format!("{host}:{session}");
+            if self.json {
+                print_json(&json!({
+                    "session_id": named, "key": key, "via": "global", "host": host, "name": null, "cwd": null,
+                }))?;
+            } else {
+                crate::outln!("{named}")?;
+            }
+            return Ok(exit::OK);
+        }
         let Some(found) = resolve(&store, &key)? else {
             let why =
                 format!("no session for key {key} (attach one, or `clawsess run --key {key}` starts one)");

@@ -34,14 +34,20 @@ impl Run for Detach {
                 (was, None)
             }
         };
+        // The global attachment to a session on a host.
+        let remote = if key.is_none() { crate::remote::ops::forget_global(&tx)? } else { None };
         drop(tx);
         let who = key.as_ref().map_or("the global attachment".to_owned(), |k| k.to_string());
         if self.json {
             print_json(&json!({
                 "key": key,
-                "detached": was.as_ref().map(|a| &a.session),
+                "detached": remote.as_ref().map(|g| g.named()).or_else(|| was.as_ref().map(|a| a.session.to_string())),
                 "own_session": own,
             }))?;
+            return Ok(exit::OK);
+        }
+        if let Some(g) = &remote {
+            crate::outln!("Detached the global attachment (was {}, on {})", g.named(), g.host)?;
             return Ok(exit::OK);
         }
         match (&was, &key) {

@@ -75,6 +75,10 @@ impl Run for Hosts {
                 hosts.hosts.retain(|h| h.name != rm.name);
                 hosts.keys.retain(|_, n| *n != rm.name);
                 hosts.requests.retain(|_, n| *n != rm.name);
+                if hosts.global.as_ref().is_some_and(|g| g.host == rm.name) {
+                    hosts.global = None;
+                    crate::outln!("Removed the global attachment to a session on {}", rm.name)?;
+                }
                 tx.put_hosts(&hosts)?;
                 drop(tx);
                 client::close_master(&store, &gone); // its ssh connection, if one is kept

@@ -46,6 +46,13 @@ impl Run for List {
             out.write_all(&bytes).and_then(|()| out.flush()).map_err(stdout_error)?;
         } else {
             print_table(&rows).map_err(stdout_error)?;
+            if let Some(g) = crate::remote::ops::remote_global(&store)? {
+                crate::outln!(
+                    "*: every key follows the global attachment {} (on {}; `clawsess list --all`)",
+                    g.named(),
+                    g.host
+                )?;
+            }
         }
         Ok(exit::OK)
     }

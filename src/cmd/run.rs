@@ -34,10 +34,10 @@ impl cli::Run {
     fn turn(&self) -> Result<u8> {
         let key = key_or_default(&self.key.key)?;
         // A key attached to a session on another machine (or --host): the turn runs there.
-        if let Some(host) =
-            crate::remote::ops::host_for_run(&key, self.host.as_deref(), self.session.as_deref())?
+        if let Some(route) =
+            crate::remote::ops::host_for_run(&key, self.host.as_deref(), self.session.as_deref(), self.new)?
         {
-            return crate::remote::ops::run(self, &key, &host, self.prompt_text()?);
+            return crate::remote::ops::run(self, &key, &route, self.prompt_text()?);
         }
         let start_timeout = live::start_timeout_from_env()?;
         let claude = crate::config::find_claude(self.claude.as_deref())?;

@@ -110,7 +110,7 @@ fn remote(
         }
         None => {
             let key = key_or_default(&target.key)?;
-            let Some(host) = crate::remote::ops::host_of_key(store, &key)? else { return Ok(None) };
+            let Some((host, _)) = crate::remote::ops::host_of_key(store, &key)? else { return Ok(None) };
             (host, None, Some(key.to_string()))
         }
     };

@@ -17,7 +17,14 @@ impl Run for Status {
                 .map(|(host, session)| (host, Some(session.to_owned()), None)),
             None => {
                 let key = key_or_default(&self.key)?;
-                crate::remote::ops::host_of_key(&store, &key)?.map(|host| (host, None, Some(key.to_string())))
+                match crate::remote::ops::host_of_key(&store, &key)? {
+                    // The global attachment to a session there: that session's status.
+                    Some((host, Some(session))) => {
+                        return crate::remote::ops::global_status(&store, &host, &session, self.json);
+                    }
+                    Some((host, None)) => Some((host, None, Some(key.to_string()))),
+                    None => None,
+                }
             }
         };
         if let Some((host, session, key)) = remote {

@@ -38,7 +38,7 @@ impl Stop {
     /// still waiting for its session.
     fn stop_key(&self, store: &Store) -> Result<u8> {
         let key = key_or_default(&self.key)?;
-        if let Some(host) = crate::remote::ops::host_of_key(store, &key)? {
+        if let Some((host, _)) = crate::remote::ops::host_of_key(store, &key)? {
             let request = crate::remote::Request::Stop { key: key.to_string(), wait_s: self.wait.as_secs() };
             return crate::remote::ops::call(store, &host, &request);
         }

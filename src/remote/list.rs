@@ -70,10 +70,17 @@ fn host_rows(store: &Store, name: &str, limit: Option<usize>) -> Result<Vec<Valu
     }
     let rows: Vec<Value> = serde_json::from_slice(&out)
         .map_err(|e| anyhow::anyhow!("its `list --json` is not a JSON array ({e})"))?;
+    // This machine's global attachment may name one of them (`*`, as `list` marks it here).
+    let global = store.hosts()?.global.filter(|g| g.host == name).map(|g| g.session);
     Ok(rows
         .into_iter()
         .map(|mut row| {
             let id = row["session_id"].as_str().unwrap_or("").to_owned();
+            if global.as_deref() == Some(id.as_str())
+                && let Some(keys) = row["attached_keys"].as_array_mut()
+            {
+                keys.insert(0, Value::String("*".to_owned()));
+            }
             row["session_id"] = Value::String(format!("{name}:{id}"));
             row["host"] = Value::String(name.to_owned());
             row

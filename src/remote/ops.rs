@@ -1,6 +1,7 @@
 //! What the commands do with a host: run a turn there, attach, show, stop, answer. The
 //! commands (`cmd/`) only decide that an argument names a host and call these.
 
+use std::io::Write;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -10,27 +11,73 @@ use base64::Engine as _;
 use super::client::{self, Call};
 use super::{Request, RunRequest, check_remote_session};
 use crate::exit::Unavailable;
-use crate::ident::{Key, RequestId};
-use crate::store::{COMMAND_LOCK_WAIT, HostEntry, Store};
+use serde_json::{Value, json};
 
-/// The host a `run` of `key` goes to: `--host NAME`, `--session NAME:SESSION`, else the
-/// host `key` was attached to (unless `--session` names a local one).
-pub fn host_for_run(key: &Key, host: Option<&str>, session: Option<&str>) -> Result<Option<HostEntry>> {
+use crate::ident::{Key, RequestId, SessionId};
+use crate::store::{COMMAND_LOCK_WAIT, HostEntry, RemoteGlobal, Store, now_ms};
+use crate::sys::printable;
+
+/// Where a turn of a key runs when it is not here.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub host: HostEntry,
+    /// The session as named there, when the route names one: the global attachment's.
+    pub session: Option<String>,
+}
+
+/// Where a `run` of `key` goes: `--host NAME`, `--session NAME:SESSION`, else the key's
+/// route ([`key_route`]); `None`: here. A `--new` run without `--host` does not follow a
+/// global attachment to a host (its new session is made here, and the key held to it).
+pub fn host_for_run(
+    key: &Key,
+    host: Option<&str>,
+    session: Option<&str>,
+    new: bool,
+) -> Result<Option<Route>> {
     let store = Store::open()?;
     let hosts = store.hosts()?;
-    let name = match (host, session) {
-        (Some(name), _) => Some(name.to_owned()),
-        (None, Some(session)) => super::split_remote(&hosts, session).map(|(name, _)| name),
-        (None, None) => hosts.keys.get(key.as_str()).cloned(),
+    let (name, there) = match (host, session) {
+        (Some(name), _) => (name.to_owned(), None),
+        (None, Some(session)) => match super::split_remote(&hosts, session) {
+            Some((name, _)) => (name, None),
+            None => return Ok(None),
+        },
+        (None, None) if new => match hosts.keys.get(key.as_str()) {
+            Some(name) => (name.clone(), None),
+            None => return Ok(None),
+        },
+        (None, None) => match key_route(&store, &hosts, key)? {
+            Some(route) => route,
+            None => return Ok(None),
+        },
     };
-    name.map(|name| client::host(&store, &name)).transpose()
+    Ok(Some(Route { host: client::host(&store, &name)?, session: there }))
+}
+
+/// Where `key`'s turns go when not here, in the order of SPEC "Resolution": the key's own
+/// attachment (to a session on a host: the host; to one here: here), else the global
+/// attachment when it names a session on a host (that host and the session's id there).
+fn key_route(
+    store: &Store,
+    hosts: &crate::store::HostsFile,
+    key: &Key,
+) -> Result<Option<(String, Option<String>)>> {
+    if let Some(name) = hosts.keys.get(key.as_str()) {
+        return Ok(Some((name.clone(), None)));
+    }
+    let Some(global) = &hosts.global else { return Ok(None) };
+    if store.key_state(key)?.is_some_and(|s| s.attached.is_some()) {
+        return Ok(None);
+    }
+    Ok(Some((global.host.clone(), Some(global.session.clone()))))
 }
 
 /// Runs one turn of `key` on `host`: the prompt and images go in the request on ssh's
 /// stdin, the host's stdout comes back line by line, its exit code is ours. A permission
 /// request seen in the stream is noted, so `clawsess answer` reaches the host.
-pub fn run(cli: &crate::cli::Run, key: &Key, host: &HostEntry, prompt: String) -> Result<u8> {
+pub fn run(cli: &crate::cli::Run, key: &Key, route: &Route, prompt: String) -> Result<u8> {
     let store = Store::open()?;
+    let host = &route.host;
     if cli.claude.is_some() {
         anyhow::bail!(
             "--claude names a program on this machine; on {} its runs use claude on its PATH",
@@ -46,8 +93,14 @@ pub fn run(cli: &crate::cli::Run, key: &Key, host: &HostEntry, prompt: String) -
         images.push((name, base64::engine::general_purpose::STANDARD.encode(bytes)));
     }
     let hosts = store.hosts()?;
-    let session =
-        cli.session.as_deref().and_then(|s| super::split_remote(&hosts, s)).map(|(_, id)| id.to_owned());
+    // `--session NAME:SESSION`, else the global attachment's session there: named, so the
+    // turn does not make it the key's own there (as a run through the global attachment here).
+    let session = cli
+        .session
+        .as_deref()
+        .and_then(|s| super::split_remote(&hosts, s))
+        .map(|(_, id)| id.to_owned())
+        .or_else(|| route.session.clone());
     if let Some(session) = &session {
         check_remote_session(session)?;
     }
@@ -111,16 +164,10 @@ pub fn call(store: &Store, name: &str, request: &Request) -> Result<u8> {
 }
 
 /// `attach HOST:SESSION --key K`: attaches K to the session there, and routes K's runs
-/// to that host.
+/// to that host. Without a key: the global attachment ([`attach_global`]).
 pub fn attach(store: &Store, name: &str, session: &str, key: Option<&Key>, json: bool) -> Result<u8> {
     check_remote_session(session)?;
-    let Some(key) = key else {
-        anyhow::bail!(
-            "a session on another machine is attached per key, not globally: `clawsess attach \
-             {name}:{session} --key K` for each key that should run there, or one turn with \
-             `clawsess run --session {name}:{session} --key K`"
-        );
-    };
+    let Some(key) = key else { return attach_global(store, name, session, json) };
     let request = Request::Attach { session: session.to_owned(), key: key.to_string(), json };
     let code = call(store, name, &request)?;
     if code == crate::exit::OK {
@@ -130,6 +177,103 @@ pub fn attach(store: &Store, name: &str, session: &str, key: Option<&Key>, json:
         tx.put_hosts(&hosts)?;
     }
     Ok(code)
+}
+
+/// `attach HOST:SESSION` without `--key`: the global attachment names that session there
+/// (its full id, asked of the host with `show --topic`), in place of any global attachment
+/// here. Nothing changes on the host: its own keys and global attachment are its own. A key
+/// with no attachment of its own then runs its turns there as `run --session ID`, so the
+/// session does not become its own (SPEC: a run through the global attachment does not).
+pub fn attach_global(store: &Store, name: &str, session: &str, json: bool) -> Result<u8> {
+    let host = client::host(store, name)?;
+    let mut call = client::connect(store, &host, true)?;
+    call.send(&Request::Show { session: session.to_owned(), lines: 1, topic: true, json: true })?;
+    let (code, out) = call.collect()?;
+    if code != crate::exit::OK {
+        return Ok(code); // `show` there said why on stderr (passed through)
+    }
+    let shown: Value = serde_json::from_slice(&out)
+        .map_err(|e| anyhow::anyhow!("{name} answered `show --topic --json` with no JSON ({e})"))?;
+    let id = shown["session_id"]
+        .as_str()
+        .and_then(|id| SessionId::parse(id).ok())
+        .with_context(|| format!("{name} answered `show --topic --json` with no session id"))?;
+    let global = RemoteGlobal { host: host.name.clone(), session: id.to_string(), at: now_ms() };
+    let tx = store.lock(COMMAND_LOCK_WAIT)?;
+    let mut hosts = tx.hosts()?;
+    hosts.global = Some(global.clone());
+    tx.put_hosts(&hosts)?;
+    tx.set_global(None)?;
+    drop(tx);
+    let topic = &shown["topic"]; // a SessionTopic: its LatestTopic flattened in
+    let last_prompt = topic["prompts"].as_array().and_then(|p| p.last()).map(|p| p["text"].clone());
+    let last_reply = topic["last_reply"].clone();
+    if json {
+        print_json(&json!({
+            "session_id": global.named(),
+            "host": host.name,
+            "key": null,
+            "global": true,
+            "name": shown["name"],
+            "cwd": shown["cwd"],
+            "last_prompt": last_prompt,
+            "last_reply": last_reply,
+            "topic": shown["topic"],
+        }))?;
+        return Ok(crate::exit::OK);
+    }
+    let text =
+        |v: &Value| printable(&crate::ident::shorten(v.as_str().unwrap_or("-"), 200), false).into_owned();
+    let named = shown["name"].as_str().map(|n| format!(" ({})", printable(n, false))).unwrap_or_default();
+    crate::outln!("Attached every key (global) to session {}{named}, on {}", global.named(), host.name)?;
+    crate::outln!("  {:<12} {}", "cwd:", text(&shown["cwd"]))?;
+    if let Some(prompt) = &last_prompt {
+        crate::outln!("  {:<12} {}", "last prompt:", text(prompt))?;
+    }
+    if !last_reply.is_null() {
+        crate::outln!("  {:<12} {}", "last reply:", text(&last_reply))?;
+    }
+    Ok(crate::exit::OK)
+}
+
+/// Removes a global attachment to a session on a host (`detach`, or a global `attach` of a
+/// session here): what it was.
+pub fn forget_global(tx: &crate::store::Locked<'_>) -> Result<Option<RemoteGlobal>> {
+    let mut hosts = tx.hosts()?;
+    let was = hosts.global.take();
+    if was.is_some() {
+        tx.put_hosts(&hosts)?;
+    }
+    Ok(was)
+}
+
+/// The global attachment to a session on a host, if there is one.
+pub fn remote_global(store: &Store) -> Result<Option<RemoteGlobal>> {
+    Ok(store.hosts()?.global)
+}
+
+/// `status` of a key that follows the global attachment to `session` on `name`: that
+/// session's status there, its id written `NAME:ID` and `"via": "global"`.
+pub fn global_status(store: &Store, name: &str, session: &str, json: bool) -> Result<u8> {
+    let host = client::host(store, name)?;
+    let mut call = client::connect(store, &host, true)?;
+    call.send(&Request::Status { session: Some(session.to_owned()), key: None, json })?;
+    let (code, out) = call.collect()?;
+    if code != crate::exit::OK || !json {
+        if code == crate::exit::OK {
+            crate::outln!("global attachment: {name}:{session} (on {name})")?;
+        }
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&out).and_then(|()| stdout.flush()).map_err(crate::exit::stdout_error)?;
+        return Ok(code);
+    }
+    let mut doc: Value = serde_json::from_slice(&out)
+        .map_err(|e| anyhow::anyhow!("{name} answered `status --json` with no JSON ({e})"))?;
+    doc["session_id"] = Value::String(format!("{name}:{session}"));
+    doc["host"] = Value::String(name.to_owned());
+    doc["via"] = Value::String("global".to_owned());
+    print_json(&doc)?;
+    Ok(crate::exit::OK)
 }
 
 /// `answer ID` for a request that is not on file here: the host noted for it (this machine
@@ -208,9 +352,10 @@ fn has_request(store: &Store, name: &str, id: &str) -> Result<bool> {
     Ok(said["found"] == true)
 }
 
-/// The host `key`'s runs go to, if any.
-pub fn host_of_key(store: &Store, key: &Key) -> Result<Option<String>> {
-    Ok(store.hosts()?.keys.get(key.as_str()).cloned())
+/// The host `key`'s turns go to, if any ([`key_route`]), and the session there when the
+/// route names one (the global attachment's).
+pub fn host_of_key(store: &Store, key: &Key) -> Result<Option<(String, Option<String>)>> {
+    key_route(store, &store.hosts()?, key)
 }
 
 /// Stops routing `key` to a host (a local attach, detach or forget).
@@ -220,4 +365,8 @@ pub fn forget_key(tx: &crate::store::Locked<'_>, key: &Key) -> Result<()> {
         tx.put_hosts(&hosts)?;
     }
     Ok(())
+}
+
+fn print_json(doc: &Value) -> Result<()> {
+    crate::outln!("{}", serde_json::to_string_pretty(doc)?)
 }

@@ -36,6 +36,28 @@ pub struct HostsFile {
     /// A permission request of a remote `run --ask` -> its host (so `answer` finds it).
     #[serde(default)]
     pub requests: BTreeMap<String, String>,
+    /// The global attachment, when it names a session on a host (`attach NAME:SESSION`
+    /// without `--key`); `global.json` is then empty. Every key that is not attached itself
+    /// runs there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<RemoteGlobal>,
+}
+
+/// A global attachment to a session on a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteGlobal {
+    pub host: String,
+    /// The session's full id there.
+    pub session: String,
+    /// Unix ms when it was made.
+    pub at: u64,
+}
+
+impl RemoteGlobal {
+    /// `NAME:ID`.
+    pub fn named(&self) -> String {
+        format!("{}:{}", self.host, self.session)
+    }
 }
 
 impl super::files::Versioned for HostsFile {

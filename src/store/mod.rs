@@ -44,7 +44,7 @@ pub use files::{
     Durability, TMP_SUFFIX, Versioned, check_private_dir, create_private_dir, parse_json, read_json,
     remove_if_exists, write_atomic, write_atomic_mode, write_json,
 };
-pub use hosts::{HostEntry, HostsFile};
+pub use hosts::{HostEntry, HostsFile, RemoteGlobal};
 pub use lock::{Acquired, lock_until, lock_while_moving, open_lock_file};
 pub use records::*;
 

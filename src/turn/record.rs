@@ -91,7 +91,7 @@ pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
     }
     // Under a global attachment the key would follow it again at its next turn: --new holds
     // the key to its new session until `detach --key`.
-    if turn.new && tx.global()?.is_some_and(|g| g.session != *session) {
+    if turn.new && (tx.global()?.is_some_and(|g| g.session != *session) || tx.hosts()?.global.is_some()) {
         state.attached = Some(Attachment { session: session.clone(), at: now });
         eprintln!(
             "clawsess: every key follows the global attachment; --new attached {key} to its new \
