@@ -79,7 +79,7 @@ fn hosts_add_check_list_and_remove() {
     let check: Value = serde_json::from_str(&check).unwrap();
     assert_eq!(check[0]["reachable"], true, "{check:#}");
     assert_eq!(check[0]["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(check[0]["protocol"], 1);
+    assert_eq!(check[0]["protocol"], 2);
     // The control socket lives in the private state dir.
     let ssh_dir = two.local.home().join(".local/share/clawsess/ssh");
     use std::os::unix::fs::PermissionsExt as _;
@@ -448,7 +448,7 @@ fn a_remote_warm_run_keeps_claude_up_there() {
 fn a_clawsess_of_another_protocol_is_refused_with_both_versions_named() {
     let two = Two::new();
     let fake = two.remote.bin_dir().join("clawsess-future");
-    std::fs::write(&fake, "#!/bin/sh\necho '{\"protocol\":2,\"version\":\"9.9.9\"}'\ncat > /dev/null\n")
+    std::fs::write(&fake, "#!/bin/sh\necho '{\"protocol\":3,\"version\":\"9.9.9\"}'\ncat > /dev/null\n")
         .unwrap();
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -457,13 +457,13 @@ fn a_clawsess_of_another_protocol_is_refused_with_both_versions_named() {
     assert_eq!(out.status.code(), Some(69), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("9.9.9") && err.contains("protocol 2") && err.contains(env!("CARGO_PKG_VERSION")),
+        err.contains("9.9.9") && err.contains("protocol 3") && err.contains(env!("CARGO_PKG_VERSION")),
         "{err}"
     );
     // And the serving side refuses a caller of another protocol, naming its own.
-    let out = run_with_stdin(&mut two.remote.clawsess_cmd(&["serve-ssh", "--protocol", "2"]), "", T);
+    let out = run_with_stdin(&mut two.remote.clawsess_cmd(&["serve-ssh", "--protocol", "3"]), "", T);
     assert_eq!(out.status.code(), Some(69), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("protocol 1"), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("protocol 2"), "{}", text(&out));
 }
 
 /// Not a test: the cost of reaching a session over ssh, control socket up, measured with
@@ -731,4 +731,228 @@ fn a_global_attachment_to_a_remote_session_is_followed_by_every_key_not_attached
     assert_eq!(detached["detached"], named.as_str());
     let out = two.run(&["current", "--key", "tg:9"], "");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+/// `clawsess mcp` on the caller's side with these tool calls on stdin (no Claude Code: no
+/// caller session, so the read-only tools); the results, in call order.
+fn mcp_calls(two: &Two, calls: &[(&str, Value)]) -> Vec<Value> {
+    let mut input = String::new();
+    for (i, (tool, args)) in calls.iter().enumerate() {
+        let call = serde_json::json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            "params": {"name": tool, "arguments": args}});
+        input.push_str(&format!("{call}\n"));
+    }
+    let out = two.run(&["mcp"], &input);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut answers: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    answers.sort_by_key(|a| a["id"].as_u64());
+    answers.into_iter().map(|a| a["result"].clone()).collect()
+}
+
+fn tool_text(result: &Value, block: usize) -> String {
+    result["content"][block]["text"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn the_mcp_tools_list_read_and_check_sessions_on_a_host() {
+    let mut two = Two::new();
+    let here = two.local.project("here");
+    let local = two.run(
+        &["run", "--json", "--new", "--cwd", here.to_str().unwrap(), "--key", "loc:1", "--", "a local turn"],
+        "",
+    );
+    let local_id = json_of(&local)["session_id"].as_str().unwrap().to_owned();
+    let there = two.remote.project("there");
+    let first = two.run(
+        &[
+            "run",
+            "--json",
+            "--host",
+            "box",
+            "--new",
+            "--cwd",
+            there.to_str().unwrap(),
+            "--key",
+            "chat:1",
+            "--",
+            "the remote [topic]",
+        ],
+        "",
+    );
+    let id = json_of(&first)["session_id"].as_str().unwrap().to_owned();
+    let named = format!("box:{id}");
+
+    let results = mcp_calls(
+        &two,
+        &[
+            ("sessions_list", serde_json::json!({"all": true})),
+            ("sessions_list", serde_json::json!({})),
+            ("sessions_list", serde_json::json!({"host": "box", "key_prefix": "chat:"})),
+            ("sessions_history", serde_json::json!({"session": format!("box:{}", &id[..8])})),
+            ("session_status", serde_json::json!({"session": "key:chat:1"})),
+        ],
+    );
+    for r in &results {
+        assert_eq!(r["isError"], false, "{r:#}");
+    }
+    let rows = |i: usize| -> Vec<Value> { serde_json::from_str(&tool_text(&results[i], 0)).unwrap() };
+    let ids = |i: usize| -> Vec<String> {
+        rows(i).iter().map(|r| r["session_id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(ids(0), [named.clone(), local_id.clone()], "both machines, newest first");
+    assert_eq!(rows(0)[0]["host"], "box");
+    assert_eq!(rows(0)[0]["keys"], serde_json::json!(["chat:1"]));
+    assert_eq!(ids(1), [local_id.as_str()], "without `all`: this machine only");
+    assert_eq!(ids(2), [named.as_str()]);
+    let history: Value = serde_json::from_str(&tool_text(&results[3], 0)).unwrap();
+    assert_eq!(history["session_id"], named.as_str());
+    assert!(history["turns"][0]["prompt"].as_str().unwrap().contains("the remote [topic]"), "{history:#}");
+    let status: Value = serde_json::from_str(&tool_text(&results[4], 0)).unwrap();
+    assert_eq!((status["session_id"].as_str(), status["host"].as_str()), (Some(named.as_str()), Some("box")));
+    assert_eq!(status["run_turns"], 1, "{status:#}");
+
+    // A host that is down: a clear tool result, not a hang; the rest is still listed.
+    two.sshd.stop();
+    let results = mcp_calls(
+        &two,
+        &[
+            ("sessions_list", serde_json::json!({"all": true})),
+            ("session_status", serde_json::json!({"session": named})),
+        ],
+    );
+    assert_eq!(results[0]["isError"], false, "{:#}", results[0]);
+    assert_eq!(tool_text(&results[0], 0).matches(&local_id).count(), 1);
+    assert!(tool_text(&results[0], 1).contains("could not reach box"), "{:#}", results[0]);
+    assert_eq!(results[1]["isError"], true);
+    assert!(tool_text(&results[1], 0).contains("could not reach box"), "{:#}", results[1]);
+}
+
+#[test]
+fn a_send_to_a_session_on_a_host_runs_there_under_the_callers_rules() {
+    let two = Two::new();
+    let careful = two.local.project("careful");
+    let settings = |dir: &std::path::Path, doc: Value| {
+        std::fs::create_dir_all(dir.join(".claude")).unwrap();
+        std::fs::write(dir.join(".claude/settings.json"), doc.to_string()).unwrap();
+    };
+    let a = two.run(
+        &[
+            "run",
+            "--json",
+            "--new",
+            "--cwd",
+            careful.to_str().unwrap(),
+            "--key",
+            "loc:a",
+            "--",
+            "hello careful",
+        ],
+        "",
+    );
+    let a = json_of(&a)["session_id"].as_str().unwrap().to_owned();
+    let lenient = two.remote.project("lenient");
+    let b = two.run(
+        &[
+            "run",
+            "--json",
+            "--host",
+            "box",
+            "--new",
+            "--cwd",
+            lenient.to_str().unwrap(),
+            "--key",
+            "chat:b",
+            "--",
+            "hello lenient",
+        ],
+        "",
+    );
+    let b = json_of(&b)["session_id"].as_str().unwrap().to_owned();
+    let send = |message: &str| {
+        support::stand_in_api::ToolCall::new(
+            "mcp__clawsess__sessions_send",
+            serde_json::json!({"session": format!("box:{}", &b[..8]), "message": message}),
+        )
+    };
+    // A's run allows Bash, B's project (on the host) too: carried, A's allow lets B's run it.
+    settings(&lenient, serde_json::json!({"permissions": {"allow": ["Bash"]}}));
+    two.local.api.script_tools("[ask-box-0]", vec![send("run this [from-a-0] [bash=touch allowed.txt]")]);
+    let args = [
+        "run",
+        "--json",
+        "--session",
+        &a,
+        "-A",
+        "--allowedTools",
+        "-A",
+        "mcp__clawsess Bash",
+        "--",
+        "ask box [ask-box-0]",
+    ];
+    let out = two.run(&args, "");
+    assert_eq!(json_of(&out)["is_error"], false, "{}", text(&out));
+    assert_eq!(asked(&two.remote, "[from-a-0]").len(), 2, "B's prompt, then the Bash call's result");
+    assert!(lenient.join("allowed.txt").exists(), "what both allow ran");
+    // A's project denies Bash now: the deny is carried and holds there.
+    settings(&careful, serde_json::json!({"permissions": {"deny": ["Bash"]}}));
+    two.local.api.script_tools("[ask-box]", vec![send("run this [from-careful] [bash=touch pwned.txt]")]);
+    let args = [
+        "run",
+        "--json",
+        "--session",
+        &a,
+        "-A",
+        "--allowedTools",
+        "-A",
+        "mcp__clawsess Bash",
+        "--",
+        "ask box [ask-box]",
+    ];
+    let out = two.run(&args, "");
+    assert_eq!(json_of(&out)["is_error"], false, "{}", text(&out));
+    // B's model, on the host, got the message and called Bash: refused, nothing ran.
+    let at_b = asked(&two.remote, "[from-careful]");
+    assert_eq!(at_b.len(), 2, "B's prompt, then the Bash call's result");
+    assert!(at_b[0].all_text.contains("hello lenient"), "B's conversation went on");
+    let results: Vec<String> = at_b[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| b.to_string())
+        .collect();
+    let results = results.join("\n");
+    assert!(results.contains("\"is_error\":true") && results.contains("Bash"), "{results}");
+    assert!(!lenient.join("pwned.txt").exists(), "A's deny rule did not hold on the host");
+    // A's model got B's reply as the tool's result.
+    let back = asked(&two.local, "[ask-box]").pop().unwrap();
+    assert!(back.all_text.contains(&format!("Reply from session box:{b}")), "{}", back.all_text);
+    // The turn there is a run of surface session:<A>.
+    let status: Value = serde_json::from_str(&two.ok(&["status", &format!("box:{b}"), "--json"])).unwrap();
+    assert_eq!(status["last_surface"], format!("session:{a}"));
+
+    // A's settings that cannot be read: refused here, nothing reaches the host.
+    std::fs::write(careful.join(".claude/settings.json"), "{ not json").unwrap();
+    two.local.api.script_tools("[ask-again]", vec![send("again [from-careful-2]")]);
+    let out = two.run(
+        &[
+            "run",
+            "--json",
+            "--session",
+            &a,
+            "-A",
+            "--allowedTools",
+            "-A",
+            "mcp__clawsess",
+            "--",
+            "again [ask-again]",
+        ],
+        "",
+    );
+    assert_eq!(json_of(&out)["is_error"], false, "{}", text(&out));
+    let back = asked(&two.local, "[ask-again]").pop().unwrap().all_text;
+    assert!(back.contains("not valid JSON"), "{back}");
+    assert!(asked(&two.remote, "[from-careful-2]").is_empty(), "nothing reached B");
 }

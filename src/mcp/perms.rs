@@ -326,10 +326,50 @@ pub struct Grant {
     pub disallowed: Vec<String>,
 }
 
-/// What the target's turn of a send from `caller` may do (see the module doc); `user_dir`
-/// is Claude Code's config dir (`~/.claude`), the same for both.
-pub fn grant(caller: &Caller<'_>, target: &Target<'_>, user_dir: &Path) -> Result<Grant> {
-    // The caller's rules: its command line, its --settings, the settings files it loads.
+/// The caller's side of a grant: what its own turn may do, as rules that mean the same on
+/// another machine. A send to a session on a host carries these in its request, and the host
+/// adds the target's side there ([`combine`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallerRules {
+    /// Its allow rules, as written.
+    pub allow: Vec<String>,
+    /// Its deny and ask rules, each as written and, for a path relative to its project, as
+    /// the absolute paths it meant there.
+    pub deny: Vec<String>,
+    /// Its permission modes (command line, settings files, at its prompt now).
+    pub modes: Vec<String>,
+}
+
+/// Rules carried in one request at most (a caller with more is refused, never cut).
+pub const MAX_CARRIED: usize = 2000;
+
+impl CallerRules {
+    /// Checks rules that came from another machine before any reaches a command line: each
+    /// reads as `Tool` or `Tool(specifier)` with a tool name of letters, digits, `_`, `-`
+    /// and `*` starting with a letter or digit (so none can read as an option of claude's),
+    /// no NUL, and every mode is one clawsess knows.
+    pub fn check_carried(&self) -> Result<()> {
+        if self.allow.len() + self.deny.len() + self.modes.len() > MAX_CARRIED {
+            bail!("the caller's rules are more than {MAX_CARRIED}");
+        }
+        for text in self.allow.iter().chain(&self.deny) {
+            let ok = rule(text).is_some_and(|r| {
+                r.tool.starts_with(|c: char| c.is_ascii_alphanumeric())
+                    && r.tool.chars().all(|c| c.is_ascii_alphanumeric() || "_-*".contains(c))
+            }) && !text.contains('\0')
+                && text.trim() == text;
+            if !ok {
+                bail!("the caller's rule {:?} cannot be carried as a rule", crate::ident::shorten(text, 80));
+            }
+        }
+        let modes: Vec<&str> = self.modes.iter().map(String::as_str).collect();
+        strictest(&modes).map(drop)
+    }
+}
+
+/// The caller's side of [`grant`]: its command line, its `--settings`, the settings files it
+/// loads; what cannot be read is an error.
+pub fn caller_rules(caller: &Caller<'_>, user_dir: &Path) -> Result<CallerRules> {
     let mut mine = Rules {
         allow: caller.args.allowed.clone(),
         deny: caller.args.disallowed.clone(),
@@ -354,8 +394,26 @@ pub fn grant(caller: &Caller<'_>, target: &Target<'_>, user_dir: &Path) -> Resul
         };
         mine.add(rules);
     }
-    // The target's: the settings files its claude loads (all of them; it is started without
-    // --setting-sources).
+    strictest(&mine.modes.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let mut deny = Vec::new();
+    for text in mine.deny.iter().chain(&mine.ask) {
+        deny.extend(parse(text, "the caller's deny or ask")?.deny_forms(text, caller.cwd));
+    }
+    Ok(CallerRules { allow: mine.allow, deny, modes: mine.modes })
+}
+
+/// What the target's turn of a send from `caller` may do (see the module doc); `user_dir`
+/// is Claude Code's config dir (`~/.claude`), the same for both.
+pub fn grant(caller: &Caller<'_>, target: &Target<'_>, user_dir: &Path) -> Result<Grant> {
+    let mine = caller_rules(caller, user_dir)?;
+    combine(&mine, target, user_dir, caller.cwd == target.cwd)
+}
+
+/// The caller's side and the target's: the target's rules come from the settings files its
+/// claude loads (all of them; it is started without --setting-sources) in `user_dir` and its
+/// project. `same_cwd`: both sessions work in one project on one machine (a caller's rule on
+/// a project-relative path then means the same files).
+pub fn combine(mine: &CallerRules, target: &Target<'_>, user_dir: &Path, same_cwd: bool) -> Result<Grant> {
     let mut theirs =
         Rules { modes: target.mode.iter().map(|m| (*m).to_owned()).collect(), ..Rules::default() };
     for source in SOURCES {
@@ -365,15 +423,11 @@ pub fn grant(caller: &Caller<'_>, target: &Target<'_>, user_dir: &Path) -> Resul
 
     let modes: Vec<&str> = mine.modes.iter().chain(&theirs.modes).map(String::as_str).collect();
     let mode = strictest(&modes)?;
-    let same_cwd = caller.cwd == target.cwd;
     // Allow rules the caller's run had; one that cannot be read, or that names a path of the
     // caller's project while the target has another, is simply not passed on.
     let allowed: Vec<&String> =
         mine.allow.iter().filter(|t| rule(t).is_some_and(|r| same_cwd || !r.relative())).collect();
-    let mut disallowed = Vec::new();
-    for text in mine.deny.iter().chain(&mine.ask) {
-        disallowed.extend(parse(text, "the caller's deny or ask")?.deny_forms(text, caller.cwd));
-    }
+    let mut disallowed = mine.deny.clone();
     for text in &theirs.allow {
         let r = parse(text, "the target's allow")?;
         if !mine.allow.iter().filter_map(|a| rule(a)).any(|a| a.covers(&r, same_cwd)) {
@@ -677,6 +731,22 @@ mod tests {
         std::fs::write(b.join(".claude/settings.json"), "{}").unwrap();
         std::fs::write(root.join("hooks/hooks.json"), "{}").unwrap();
         assert!(loosening_hooks(&b, &user).unwrap().is_empty());
+    }
+
+    #[test]
+    fn carried_rules_never_read_as_options_and_unknown_modes_are_refused() {
+        let ok = CallerRules {
+            allow: strings(&["mcp__clawsess", "Bash(git log:*)", "mcp__my-srv__*"]),
+            deny: strings(&["Read(//p/a/.env)"]),
+            modes: strings(&["plan"]),
+        };
+        ok.check_carried().unwrap();
+        for bad in ["--dangerously-skip-permissions", "-x", "Bash(oops", " Bash", "Ba sh", "Bash\0"] {
+            let rules = CallerRules { allow: strings(&[bad]), ..CallerRules::default() };
+            assert!(rules.check_carried().is_err(), "{bad:?} carried");
+        }
+        let odd = CallerRules { modes: strings(&["yolo"]), ..CallerRules::default() };
+        assert!(odd.check_carried().is_err());
     }
 
     #[test]

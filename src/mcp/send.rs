@@ -26,6 +26,7 @@ use serde_json::Value;
 use super::caller::{self, CHAIN_ENV, SEND_KEY_PREFIX};
 use super::perms::{self, Grant};
 use crate::ident::SessionId;
+use crate::remote::SendRequest;
 use crate::store::{Durability, SettingsOf, Store, create_private_dir, now_ms, read_json, write_json};
 
 /// Longest message a send takes.
@@ -60,37 +61,16 @@ impl Send {
     /// Checks a send from the calling session (found from the process tree) to `target`;
     /// nothing is written when it is refused.
     pub fn check(store: &Store, target: SessionId, message: String, timeout: Duration) -> Result<Send> {
-        if message.trim().is_empty() {
-            bail!("the message is empty");
-        }
-        if message.len() > MAX_MESSAGE {
-            bail!("the message is {} bytes; at most {MAX_MESSAGE} (4 MiB) go in one send", message.len());
-        }
-        let Some(rec) = store.session(&target)? else { bail!("no recorded session {target}") };
-        if !rec.transcript.is_file() {
-            bail!(
-                "the transcript of {target} is gone ({}); Claude Code deletes old ones \
-                 (cleanupPeriodDays), so it cannot be continued",
-                rec.transcript.display()
-            );
-        }
+        check_message(&message)?;
+        let rec = target_checks(store, &target)?;
         let caller = caller::find(store)?;
         let chain = caller::chain(store, &caller.session);
         if let Some(why) = caller::refusal(&caller.session, &chain, &target) {
             bail!("refused: {why}");
         }
-        let cannot_tell = "refused: clawsess cannot tell what the caller may do, so it runs nothing for it";
         let user_dir = crate::claude::config_dir(None)?;
-        let hooks = perms::loosening_hooks(&rec.cwd, &user_dir).context(cannot_tell)?;
-        if let Some(hook) = hooks.first() {
-            bail!(
-                "refused: {target} runs {hook}; such a hook can let a tool call through that the \
-                 caller's run would not have allowed, and a send's turn is never looser than the \
-                 caller, so clawsess sends nothing to a session whose settings have one (remove \
-                 it there, or ask that session from a terminal)"
-            );
-        }
-        let grant = grant(store, &caller, &target, &rec.cwd, &user_dir).context(cannot_tell)?;
+        loosening_hooks(&target, &rec.cwd, &user_dir)?;
+        let grant = grant(store, &caller, &target, &rec.cwd, &user_dir).context(CANNOT_TELL)?;
         Ok(Send {
             from: caller.session,
             target,
@@ -103,8 +83,55 @@ impl Send {
         })
     }
 
+    /// Checks, on a host, a send that came over ssh from a session on another machine: the
+    /// same checks as [`Send::check`], with the caller's side of the grant as the request
+    /// carries it (checked: [`perms::CallerRules::check_carried`]) and the target's side read
+    /// here. The caller's rules on paths of its project mean other files here: its allows of
+    /// that kind are dropped, its denies kept as written and as absolute paths.
+    pub fn on_host(store: &Store, req: &SendRequest) -> Result<Send> {
+        check_message(&req.message)?;
+        let from = SessionId::parse(&req.from).context("the calling session")?;
+        if req.chain.len() > caller::MAX_DEPTH {
+            bail!(
+                "refused: a chain of {} sends came with this one (at most {})",
+                req.chain.len(),
+                caller::MAX_DEPTH
+            );
+        }
+        let chain = req
+            .chain
+            .iter()
+            .map(|s| SessionId::parse(s))
+            .collect::<Result<Vec<_>>>()
+            .context("the chain of sends")?;
+        let target = super::status::find(store, &req.session)?;
+        let rec = target_checks(store, &target)?;
+        if let Some(why) = caller::refusal(&from, &chain, &target) {
+            bail!("refused: {why}");
+        }
+        req.rules.check_carried().context(CANNOT_TELL)?;
+        let user_dir = crate::claude::config_dir(None)?;
+        loosening_hooks(&target, &rec.cwd, &user_dir)?;
+        let own =
+            store.settings(&SettingsOf::Session(target.clone()))?.and_then(|r| r.settings.permission_mode);
+        let cwd = std::fs::canonicalize(&rec.cwd).unwrap_or_else(|_| rec.cwd.clone());
+        let grant =
+            perms::combine(&req.rules, &perms::Target { cwd: &cwd, mode: own.as_deref() }, &user_dir, false)
+                .context(CANNOT_TELL)?;
+        Ok(Send {
+            from,
+            target,
+            message: req.message.clone(),
+            chain,
+            mode: grant.mode,
+            allowed: grant.allowed,
+            disallowed: grant.disallowed,
+            timeout: Duration::from_secs(req.timeout_s),
+        })
+    }
+
     /// The `clawsess run` of the turn, its stdin the message.
-    fn run_command(&self) -> Result<Command> {
+    pub fn run_command(&self) -> Result<Command> {
         let exe = std::env::current_exe().context("could not find this binary's path")?;
         let mut cmd = Command::new(exe);
         cmd.args(["run", "--json", "--session", self.target.as_str()])
@@ -218,6 +245,65 @@ impl Send {
     }
 }
 
+const CANNOT_TELL: &str = "refused: clawsess cannot tell what the caller may do, so it runs nothing for it";
+
+fn check_message(message: &str) -> Result<()> {
+    if message.trim().is_empty() {
+        bail!("the message is empty");
+    }
+    if message.len() > MAX_MESSAGE {
+        bail!("the message is {} bytes; at most {MAX_MESSAGE} (4 MiB) go in one send", message.len());
+    }
+    Ok(())
+}
+
+/// The target's record, if it can be continued.
+fn target_checks(store: &Store, target: &SessionId) -> Result<crate::store::SessionRecord> {
+    let Some(rec) = store.session(target)? else { bail!("no recorded session {target}") };
+    if !rec.transcript.is_file() {
+        bail!(
+            "the transcript of {target} is gone ({}); Claude Code deletes old ones \
+             (cleanupPeriodDays), so it cannot be continued",
+            rec.transcript.display()
+        );
+    }
+    Ok(rec)
+}
+
+/// Refuses a target whose claude loads a hook that could let a call through.
+fn loosening_hooks(target: &SessionId, cwd: &std::path::Path, user_dir: &std::path::Path) -> Result<()> {
+    let hooks = perms::loosening_hooks(cwd, user_dir).context(CANNOT_TELL)?;
+    if let Some(hook) = hooks.first() {
+        bail!(
+            "refused: {target} runs {hook}; such a hook can let a tool call through that the \
+             caller's run would not have allowed, and a send's turn is never looser than the \
+             caller, so clawsess sends nothing to a session whose settings have one (remove \
+             it there, or ask that session from a terminal)"
+        );
+    }
+    Ok(())
+}
+
+/// The caller's side of the grant ([`perms::caller_rules`]) and its claude's cwd.
+fn caller_rules(
+    store: &Store,
+    caller: &caller::Caller,
+    user_dir: &std::path::Path,
+) -> Result<(perms::CallerRules, PathBuf)> {
+    let args = perms::CommandLine::of(caller.claude)?;
+    let cwd_link = format!("/proc/{}/cwd", caller.claude);
+    let caller_cwd = std::fs::read_link(&cwd_link).with_context(|| format!("could not read {cwd_link}"))?;
+    // The mode at the caller's prompt, when its turn is marked (a terminal, `claude -p`, the
+    // Agent SDK; a `run`'s claude keeps the mode of its command line).
+    let marker = crate::turn::exclusion::busy_marker(store, &caller.session)?;
+    let now = marker.filter(|m| m.pid == Some(caller.claude)).and_then(|m| m.permission_mode);
+    let rules = perms::caller_rules(
+        &perms::Caller { args: &args, cwd: &caller_cwd, mode_now: now.as_deref() },
+        user_dir,
+    )?;
+    Ok((rules, caller_cwd))
+}
+
 /// What the target's turn of a send from `caller` may do ([`perms::grant`]).
 fn grant(
     store: &Store,
@@ -226,20 +312,107 @@ fn grant(
     cwd: &std::path::Path,
     user_dir: &std::path::Path,
 ) -> Result<Grant> {
-    let args = perms::CommandLine::of(caller.claude)?;
-    let cwd_link = format!("/proc/{}/cwd", caller.claude);
-    let caller_cwd = std::fs::read_link(&cwd_link).with_context(|| format!("could not read {cwd_link}"))?;
+    let (mine, caller_cwd) = caller_rules(store, caller, user_dir)?;
     let target_cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     let own = store.settings(&SettingsOf::Session(target.clone()))?.and_then(|r| r.settings.permission_mode);
-    // The mode at the caller's prompt, when its turn is marked (a terminal, `claude -p`, the
-    // Agent SDK; a `run`'s claude keeps the mode of its command line).
-    let marker = crate::turn::exclusion::busy_marker(store, &caller.session)?;
-    let now = marker.filter(|m| m.pid == Some(caller.claude)).and_then(|m| m.permission_mode);
-    perms::grant(
-        &perms::Caller { args: &args, cwd: &caller_cwd, mode_now: now.as_deref() },
-        &perms::Target { cwd: &target_cwd, mode: own.as_deref() },
-        user_dir,
-    )
+    let target = perms::Target { cwd: &target_cwd, mode: own.as_deref() };
+    perms::combine(&mine, &target, user_dir, caller_cwd == target_cwd)
+}
+
+/// `serve-ssh`'s side of a [`SendRequest`]: checks it ([`Send::on_host`]; a refusal is
+/// printed as `{"refused": why}`), then hands a `reply: none` to a detached deliverer here
+/// (`{"text": ...}`), or runs the turn with its `run --json` object on our stdout, the run
+/// given to `supervise` (which stops it if the link goes).
+pub fn serve_remote(
+    req: &SendRequest,
+    supervise: impl FnOnce(std::process::Child) -> Result<u8>,
+) -> Result<u8> {
+    let store = Store::open()?;
+    let send = match Send::on_host(&store, req) {
+        Ok(send) => send,
+        Err(err) => {
+            crate::outln!("{}", serde_json::json!({ "refused": format!("{err:#}") }))?;
+            return Ok(crate::exit::OK);
+        }
+    };
+    if !req.wait {
+        send.detach()?;
+        crate::outln!("{}", serde_json::json!({ "text": "handed over" }))?;
+        return Ok(crate::exit::OK);
+    }
+    let mut cmd = send.run_command()?;
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().context("could not start clawsess run")?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let message = send.message.clone();
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(message.as_bytes());
+    });
+    supervise(child)
+}
+
+/// `sessions_send` to session `there` on host `name` (`NAME:SESSION`, or a key whose turns
+/// go there): the caller is found and its side of the grant read here, and carried in the
+/// request; the host checks the rest and runs the turn (see [`Send::on_host`]). The reply,
+/// or what the host said.
+pub fn to_host(
+    store: &Store,
+    name: &str,
+    there: &str,
+    message: &str,
+    reply: Reply,
+    timeout: Duration,
+) -> Result<String> {
+    check_message(message)?;
+    let caller = caller::find(store)?;
+    let chain = caller::chain(store, &caller.session);
+    let user_dir = crate::claude::config_dir(None)?;
+    let (rules, _) = caller_rules(store, &caller, &user_dir).context(CANNOT_TELL)?;
+    // Checked here too, so that what the host would refuse to carry is said before ssh runs.
+    rules.check_carried().context(CANNOT_TELL)?;
+    let request = crate::remote::Request::Send(SendRequest {
+        session: there.to_owned(),
+        message: message.to_owned(),
+        wait: reply == Reply::Wait,
+        timeout_s: timeout.as_secs(),
+        from: caller.session.to_string(),
+        chain: chain.iter().map(SessionId::to_string).collect(),
+        rules,
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (store2, name2) = (store.clone(), name.to_owned());
+    // On its own thread, so a reply that does not come in time leaves the call running: the
+    // turn there goes on while this server runs (a lost link stops it there, as for `run`).
+    std::thread::spawn(move || {
+        let result = (|| {
+            let host = crate::remote::client::host(&store2, &name2)?;
+            let mut call = crate::remote::client::connect(&store2, &host, true)?;
+            call.send(&request)?;
+            call.collect()
+        })();
+        let _ = tx.send(result);
+    });
+    let Ok(result) = rx.recv_timeout(timeout + Duration::from_secs(30)) else {
+        bail!(
+            "no reply from {name}:{there} within {} s; its turn there goes on while this session's \
+             tools run, and its answer will be in sessions_history",
+            timeout.as_secs()
+        );
+    };
+    let (code, out) = result?;
+    let doc: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
+    if let Some(why) = doc.get("refused").and_then(Value::as_str) {
+        bail!("{name}: {why}");
+    }
+    if reply == Reply::None && doc.get("text").is_some() {
+        return Ok(format!(
+            "Sent to session {name}:{there}; it works on it by itself there (session_status \
+             {name}:{there} shows how the delivery went)."
+        ));
+    }
+    let text = outcome(&out, b"", Some(i32::from(code)))?;
+    let id = doc.get("session_id").and_then(Value::as_str).unwrap_or(there);
+    Ok(format!("Reply from session {name}:{id}:\n\n{text}"))
 }
 
 fn reader(mut pipe: impl Read + std::marker::Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {

@@ -34,13 +34,16 @@ pub fn list() -> Value {
                 terminals, chat-bot threads (Telegram, Discord), scripts. Most recently active first. Each has an \
                 id (use it, a unique prefix of 4+ characters, or its name as `session` in the other tools), name, \
                 surface keys attached to it, working directory, who started it, last activity, whether a turn is \
-                running now (busy) and whether a claude is kept warm for it.",
+                running now (busy) and whether a claude is kept warm for it. With `all` (or `host`), also sessions \
+                on other machines reached over ssh, written `HOST:ID`: the other tools take that form too.",
             "inputSchema": {
                 "type": "object",
                 "properties": {
                     "key_prefix": {"type": "string", "description": "Only sessions with a surface key starting with this, e.g. `telegram:` or `discord:`"},
                     "active_only": {"type": "boolean", "description": "Only sessions with a claude open, a turn running, or a warm claude", "default": false},
-                    "last_n": {"type": "integer", "minimum": 1, "maximum": LIST_MAX, "default": 20, "description": "How many sessions at most"}
+                    "last_n": {"type": "integer", "minimum": 1, "maximum": LIST_MAX, "default": 20, "description": "How many sessions at most"},
+                    "all": {"type": "boolean", "default": false, "description": "Also the sessions on the other machines clawsess reaches over ssh (`clawsess hosts`); their ids are written `HOST:ID`"},
+                    "host": {"type": "string", "description": "Only the sessions on this other machine (a name from `clawsess hosts`)"}
                 },
                 "additionalProperties": false
             },
@@ -54,7 +57,7 @@ pub fn list() -> Value {
             "inputSchema": {
                 "type": "object",
                 "properties": {
-                    "session": {"type": "string", "description": "Session id, unique id prefix, name, or `key:KEY` (the session a surface key such as key:telegram:123 talks to)"},
+                    "session": {"type": "string", "description": "Session id, unique id prefix, name, `key:KEY` (the session a surface key such as key:telegram:123 talks to), or `HOST:ID` for a session on another machine"},
                     "last_n": {"type": "integer", "minimum": 1, "maximum": HISTORY_MAX, "default": 5, "description": "How many turns"}
                 },
                 "required": ["session"],
@@ -74,7 +77,7 @@ pub fn list() -> Value {
             "inputSchema": {
                 "type": "object",
                 "properties": {
-                    "session": {"type": "string", "description": "Session id, unique id prefix, name, or `key:KEY`"},
+                    "session": {"type": "string", "description": "Session id, unique id prefix, name, `key:KEY`, or `HOST:ID` for a session on another machine"},
                     "message": {"type": "string", "description": "What to say to that session's model, self-contained (it does not see this conversation)"},
                     "reply": {"type": "string", "enum": ["wait", "none"], "default": "wait", "description": "`wait`: return its reply; `none`: return at once"},
                     "timeout_s": {"type": "integer", "minimum": 1, "maximum": 86400, "default": DEFAULT_TIMEOUT_S, "description": "Seconds to wait for the reply, the wait for a busy session included"}
@@ -94,7 +97,7 @@ pub fn list() -> Value {
             "inputSchema": {
                 "type": "object",
                 "properties": {
-                    "session": {"type": "string", "description": "Session id, unique id prefix, name, or `key:KEY` [default: this session]"}
+                    "session": {"type": "string", "description": "Session id, unique id prefix, name, `key:KEY`, or `HOST:ID` for a session on another machine [default: this session]"}
                 },
                 "additionalProperties": false
             },
@@ -116,15 +119,86 @@ pub fn call(params: &Value) -> std::result::Result<Value, RpcError> {
     };
     let result = match name {
         "sessions_list" => sessions_list(&args),
-        "sessions_history" => sessions_history(&args),
-        "sessions_send" => sessions_send(&args),
-        "session_status" => session_status(&args),
+        "sessions_history" => sessions_history(&args).map(Content::from),
+        "sessions_send" => sessions_send(&args).map(Content::from),
+        "session_status" => session_status(&args).map(Content::from),
         other => return Err(RpcError::invalid_params(format!("unknown tool: {other}"))),
     };
     Ok(match result {
-        Ok(text) => json!({"content": [{"type": "text", "text": text}], "isError": false}),
+        Ok(Content(texts)) => {
+            let content: Vec<Value> = texts.into_iter().map(|t| json!({"type": "text", "text": t})).collect();
+            json!({"content": content, "isError": false})
+        }
         Err(err) => json!({"content": [{"type": "text", "text": format!("{err:#}")}], "isError": true}),
     })
+}
+
+/// A tool's result: its text blocks.
+pub struct Content(pub Vec<String>);
+
+impl From<String> for Content {
+    fn from(text: String) -> Self {
+        Content(vec![text])
+    }
+}
+
+/// A read-only tool run for a caller on another machine (`serve-ssh`'s `tool` request): its
+/// text. `sessions_list` of this machine only, `session_status` of a named session only.
+pub fn served(name: &str, args: &Value) -> Result<String> {
+    for field in ["all", "host"] {
+        if !matches!(args.get(field), None | Some(Value::Null | Value::Bool(false))) {
+            bail!("`{field}` is the caller's: a host lists its own sessions");
+        }
+    }
+    match name {
+        "sessions_list" => Ok(sessions_list(args)?.0.concat()),
+        "sessions_history" => sessions_history(args),
+        "session_status" if string(args, "session")?.is_some() => session_status(args),
+        "session_status" => bail!("a session on another machine is asked for by name"),
+        other => bail!("{other:?} is not a tool a host serves"),
+    }
+}
+
+/// Where a SESSION argument names a session on a host: `HOST:SESSION` (HOST a known host),
+/// or `key:K` for a key whose turns go to a host (its attachment there: `key:K` there; the
+/// global attachment to a session there: that session). The host's name and the argument
+/// as the host reads it; `None`: here.
+fn on_host(store: &Store, arg: &str) -> Result<Option<(String, String)>> {
+    let arg = arg.trim();
+    if let Some(key) = arg.strip_prefix("key:") {
+        let key = Key::parse(key)?;
+        return Ok(crate::remote::ops::host_of_key(store, &key)?
+            .map(|(host, session)| (host, session.unwrap_or_else(|| format!("key:{key}")))));
+    }
+    let hosts = store.hosts()?;
+    let Some((host, there)) = crate::remote::split_remote(&hosts, arg) else { return Ok(None) };
+    crate::remote::check_remote_session(there)?;
+    Ok(Some((host, there.to_owned())))
+}
+
+/// Runs read-only tool `name` on host `host` with `args` (`serve-ssh`'s `tool` request):
+/// its result, parsed as the JSON it is. A host that cannot be reached is an error naming it
+/// (ssh's ConnectTimeout and keep-alives bound the wait).
+fn tool_on_host(store: &Store, host: &str, name: &str, args: Value) -> Result<Value> {
+    let entry = crate::remote::client::host(store, host)?;
+    let mut call = crate::remote::client::connect(store, &entry, true)?;
+    call.send(&crate::remote::Request::Tool { name: name.to_owned(), args })?;
+    let (code, out) = call.collect()?;
+    let doc: Value = serde_json::from_slice(&out)
+        .map_err(|e| anyhow::anyhow!("{host} gave no answer to read (its serve-ssh exited {code}: {e})"))?;
+    if let Some(err) = doc.get("error").and_then(Value::as_str) {
+        bail!("{host}: {err}");
+    }
+    let text = doc.get("text").and_then(Value::as_str).unwrap_or_default();
+    serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{host} answered {name} with no JSON ({e})"))
+}
+
+/// `session_id` written `HOST:ID`, and `host`.
+fn mark_host(doc: &mut Value, host: &str) {
+    if let Some(id) = doc.get("session_id").and_then(Value::as_str) {
+        doc["session_id"] = Value::String(format!("{host}:{id}"));
+    }
+    doc["host"] = Value::String(host.to_owned());
 }
 
 fn string<'a>(args: &'a Value, field: &str) -> Result<Option<&'a str>> {
@@ -167,23 +241,96 @@ struct Row {
     busy: Option<String>,
     warm: bool,
     live: bool,
-    /// Where the session lives: this machine.
+    /// Where the session lives: `local` (this machine), or a host's name.
     host: &'static str,
     #[serde(skip)]
     last_seen: u64,
 }
 
 /// The sessions, most recently active first. Cost: one read of each record (no transcript).
-pub fn sessions_list(args: &Value) -> Result<String> {
+/// With `all`, every host's too, asked at once; with `host`, that host's only. A host that
+/// cannot be asked is said in a second text block (with `host`: the tool fails).
+pub fn sessions_list(args: &Value) -> Result<Content> {
     let prefix = string(args, "key_prefix")?;
-    let active_only = match args.get("active_only") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => bail!("`active_only` must be true or false"),
+    let flag = |field: &str| match args.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => bail!("`{field}` must be true or false"),
     };
+    let active_only = flag("active_only")?;
+    let all = flag("all")?;
+    let host = string(args, "host")?;
     let last_n = number(args, "last_n", 20, LIST_MAX as u64)? as usize;
     let store = Store::open()?;
-    pretty(&rows(&store, prefix, active_only, last_n)?)
+    let mut found = match host {
+        Some(_) => Vec::new(),
+        None => rows(&store, prefix, active_only, last_n)?,
+    };
+    let names: Vec<String> = match host {
+        Some(name) => vec![crate::remote::client::host(&store, name)?.name],
+        None if all => store.hosts()?.hosts.into_iter().map(|h| h.name).collect(),
+        None => Vec::new(),
+    };
+    if names.is_empty() {
+        return Ok(pretty(&found)?.into());
+    }
+    let mut there = args.clone();
+    if let Some(fields) = there.as_object_mut() {
+        fields.remove("all");
+        fields.remove("host");
+    }
+    let global = store.hosts()?.global;
+    let store = &store;
+    let answers: Vec<Result<Value>> = std::thread::scope(|scope| {
+        let calls: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let there = there.clone();
+                scope.spawn(move || tool_on_host(store, name, "sessions_list", there))
+            })
+            .collect();
+        calls
+            .into_iter()
+            .map(|c| c.join().unwrap_or_else(|_| Err(anyhow::anyhow!("its call panicked"))))
+            .collect()
+    });
+    let mut failed = Vec::new();
+    for (name, answer) in names.iter().zip(answers) {
+        match answer {
+            Ok(Value::Array(rows)) => {
+                for mut row in rows {
+                    let id = row["session_id"].as_str().unwrap_or_default().to_owned();
+                    if global.as_ref().is_some_and(|g| g.host == *name && g.session == id)
+                        && let Some(keys) = row["keys"].as_array_mut()
+                    {
+                        keys.insert(0, Value::String("*".to_owned()));
+                    }
+                    mark_host(&mut row, name);
+                    found.push(row);
+                }
+            }
+            Ok(other) => failed.push(format!("{name}: its answer is not a list ({other})")),
+            Err(err) => failed.push(format!("{err:#}")),
+        }
+    }
+    if host.is_some()
+        && let Some(why) = failed.pop()
+    {
+        bail!("{why}");
+    }
+    let when = |row: &Value| {
+        row["last_active"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_millisecond())
+    };
+    found.sort_by_key(|row| std::cmp::Reverse(when(row)));
+    found.truncate(last_n);
+    let mut texts = vec![pretty(&found)?];
+    if !failed.is_empty() {
+        texts.push(format!("Not listed, could not be asked: {}", failed.join("; ")));
+    }
+    Ok(Content(texts))
 }
 
 /// The rows, most recently active first. Records are read newest file first (a directory read
@@ -278,6 +425,12 @@ pub fn sessions_history(args: &Value) -> Result<String> {
     let session = required(args, "session")?;
     let last_n = number(args, "last_n", 5, HISTORY_MAX as u64)? as usize;
     let store = Store::open()?;
+    if let Some((host, there)) = on_host(&store, session)? {
+        let mut doc =
+            tool_on_host(&store, &host, "sessions_history", json!({"session": there, "last_n": last_n}))?;
+        mark_host(&mut doc, &host);
+        return pretty(&doc);
+    }
     let id = find(&store, session)?;
     let Some(rec) = store.session(&id)? else { bail!("session {id} was removed meanwhile") };
     if !rec.transcript.is_file() {
@@ -294,6 +447,13 @@ pub fn sessions_history(args: &Value) -> Result<String> {
 
 fn session_status(args: &Value) -> Result<String> {
     let store = Store::open()?;
+    if let Some(arg) = string(args, "session")?
+        && let Some((host, there)) = on_host(&store, arg)?
+    {
+        let mut doc = tool_on_host(&store, &host, "session_status", json!({"session": there}))?;
+        mark_host(&mut doc, &host);
+        return pretty(&doc);
+    }
     let target = match string(args, "session")? {
         Some(arg) => status::Target::find(&store, arg)?,
         None => status::Target::running(&store, super::caller::find(&store)?.session),
@@ -311,6 +471,9 @@ fn sessions_send(args: &Value) -> Result<String> {
     };
     let timeout = Duration::from_secs(number(args, "timeout_s", DEFAULT_TIMEOUT_S, 86_400)?);
     let store = Store::open()?;
+    if let Some((host, there)) = on_host(&store, session)? {
+        return send::to_host(&store, &host, &there, message, reply, timeout);
+    }
     let target = find(&store, session)?;
     let send = Send::check(&store, target, message.to_owned(), timeout)?;
     match reply {

@@ -25,8 +25,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ident::shorten;
 
-/// The protocol of `serve-ssh`; both sides must speak the same one.
-pub const PROTOCOL: u32 = 1;
+/// The protocol of `serve-ssh`; both sides must speak the same one. 2 added the `tool` and
+/// `send` requests (the cross-session tools across hosts): a host of protocol 1 could not
+/// read them, so a caller of 2 is refused there with both versions named, before anything
+/// runs, rather than failing on its first tool call.
+pub const PROTOCOL: u32 = 2;
 
 /// The first line `serve-ssh` prints.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,6 +109,35 @@ pub enum Request {
     FindRequest {
         request_id: String,
     },
+    /// One of the read-only cross-session tools there (`sessions_list`, `sessions_history`,
+    /// `session_status` with a session), its arguments as the model gave them: prints
+    /// `{"text": ...}` (the tool's result) or `{"error": ...}`.
+    Tool {
+        name: String,
+        args: serde_json::Value,
+    },
+    /// `sessions_send` to a session there, from a session here.
+    Send(SendRequest),
+}
+
+/// `sessions_send` on the host: the caller's side of the permission grant is carried, the
+/// host adds the target's side and runs the turn as a local send does. Prints the `run
+/// --json` object of the turn (`reply: wait`), `{"text": ...}` (`none`: handed over), or
+/// `{"refused": why}` when it runs nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendRequest {
+    /// The target as named there: an id, a unique prefix, a name or `key:K`.
+    pub session: String,
+    pub message: String,
+    /// `reply: wait`.
+    pub wait: bool,
+    pub timeout_s: u64,
+    /// The calling session (here).
+    pub from: String,
+    /// The sessions whose sends led to the caller, oldest first.
+    pub chain: Vec<String>,
+    /// What the caller's own turn may do ([`crate::mcp::perms::caller_rules`]).
+    pub rules: crate::mcp::perms::CallerRules,
 }
 
 /// Which of `set`, `get`, `unset` a [`Request::Settings`] runs.

@@ -53,6 +53,17 @@ pub fn serve(protocol: u32) -> Result<u8> {
         crate::outln!("{}", serde_json::json!({ "found": found }))?;
         return Ok(exit::OK);
     }
+    if let Request::Tool { name, args } = &request {
+        let doc = match crate::mcp::tools::served(name, args) {
+            Ok(text) => serde_json::json!({ "text": text }),
+            Err(err) => serde_json::json!({ "error": format!("{err:#}") }),
+        };
+        crate::outln!("{doc}")?;
+        return Ok(exit::OK);
+    }
+    if let Request::Send(send) = &request {
+        return crate::mcp::send::serve_remote(send, |child| supervise(child, &request));
+    }
     let mut scratch = None;
     let (args, input) = argv(&request, &mut scratch)?;
     let exe = std::env::current_exe().context("could not find this clawsess binary")?;
@@ -129,12 +140,17 @@ fn supervise(mut child: Child, request: &Request) -> Result<u8> {
     };
     eprintln!("clawsess serve-ssh: {why}; stopping its command");
     let mut grace = Duration::from_millis(10);
-    if let Request::Run(run) = request
+    let turn_key = match request {
+        Request::Run(run) => Some(run.key.clone()),
+        Request::Send(send) => Some(format!("{}{}", crate::mcp::caller::SEND_KEY_PREFIX, send.from)),
+        _ => None,
+    };
+    if let Some(key) = turn_key
         && let Ok(store) = Store::open()
     {
         // As `clawsess stop` does: interrupt the turn (a plain run gets SIGTERM); the run
         // then records the turn and ends by itself.
-        let running = crate::live::stop::running_for_key(&store, &run.key);
+        let running = crate::live::stop::running_for_key(&store, &key);
         if let Some(turn) = running.into_iter().find(|r| r.holder.pid == pid) {
             let _ = crate::live::stop::stop(&store, &turn, STOP_WAIT);
             grace = STOP_WAIT;
@@ -170,7 +186,9 @@ fn argv(
 ) -> Result<(Vec<String>, Option<String>)> {
     let s = |v: &str| v.to_owned();
     Ok(match request {
-        Request::Check | Request::FindRequest { .. } => (vec![], None),
+        Request::Check | Request::FindRequest { .. } | Request::Tool { .. } | Request::Send(_) => {
+            (vec![], None)
+        }
         Request::List { limit } => {
             let mut args = vec![s("list"), s("--json")];
             if let Some(n) = limit {
