@@ -726,6 +726,17 @@ fn a_global_attachment_to_a_remote_session_is_followed_by_every_key_not_attached
         (Some(named.as_str()), Some("global"))
     );
 
+    // `--claude` names a program here: refused for a run that goes to the host.
+    let out = two.run(&["run", "--claude", "/bin/true", "--key", "tg:9", "--", "x"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("names a program on this machine"),
+        "{}",
+        text(&out)
+    );
+    // `cool` with no SESSION says it is this machine's only.
+    assert!(two.ok(&["cool"]).contains("this machine's warm sessions only"));
+
     // detach removes it: tg:9 then has no session (the remote one never became its own).
     let detached: Value = serde_json::from_str(&two.ok(&["detach", "--json"])).unwrap();
     assert_eq!(detached["detached"], named.as_str());

@@ -20,6 +20,15 @@ impl Run for Cool {
             return crate::remote::ops::call(&store, &host, &request);
         }
         let only = self.session.as_deref().map(|arg| find_session(&store, arg)).transpose()?;
+        // Without a SESSION: this machine's warm sessions only (a host's warm claude is one
+        // `cool NAME:SESSION` away, and asking every host would cost a call each).
+        let hosts = if only.is_none() { store.hosts()?.hosts } else { Vec::new() };
+        if let Some(host) = hosts.first() {
+            crate::outln!(
+                "cooling this machine's warm sessions only; a session on a host: `clawsess cool {}:SESSION`",
+                host.name
+            )?;
+        }
         let notes: Vec<_> = warm::keepers(&store, true)?
             .into_iter()
             .filter(|n| only.as_ref().is_none_or(|id| n.session == *id))

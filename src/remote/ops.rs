@@ -79,8 +79,12 @@ pub fn run(cli: &crate::cli::Run, key: &Key, route: &Route, prompt: String) -> R
     let store = Store::open()?;
     let host = &route.host;
     if cli.claude.is_some() {
+        // Kept refused: which program runs on a host is that host's setting, not a path the
+        // caller names (docs/SSH.md).
         anyhow::bail!(
-            "--claude names a program on this machine; on {} its runs use claude on its PATH",
+            "--claude names a program on this machine; on {} runs use the claude that host's own \
+             settings name (`claude = ...` in its clawsess config, else claude on its PATH): set it \
+             there, and run without --claude",
             host.name
         );
     }
