@@ -944,6 +944,35 @@ fn a_send_to_a_session_on_a_host_runs_there_under_the_callers_rules() {
     let status: Value = serde_json::from_str(&two.ok(&["status", &format!("box:{b}"), "--json"])).unwrap();
     assert_eq!(status["last_surface"], format!("session:{a}"));
 
+    // `reply: none`: handed to a deliverer on the host; A's turn ends while B's is held there.
+    let none = support::stand_in_api::ToolCall::new(
+        "mcp__clawsess__sessions_send",
+        serde_json::json!({"session": format!("box:{b}"), "message": "long task [hold=worker]", "reply": "none"}),
+    );
+    two.local.api.script_tools("[delegate]", vec![none]);
+    let args = [
+        "run",
+        "--json",
+        "--session",
+        &a,
+        "-A",
+        "--allowedTools",
+        "-A",
+        "mcp__clawsess",
+        "--",
+        "hand it over [delegate]",
+    ];
+    assert_eq!(json_of(&two.run(&args, ""))["is_error"], false);
+    let back = asked(&two.local, "[delegate]").pop().unwrap().all_text;
+    assert!(back.contains("it works on it by itself there"), "{back}");
+    two.remote.api.wait_held("worker");
+    two.remote.api.release("worker");
+    support::testenv::wait_until(T, "the delivery is noted on the host", || {
+        let status: Value =
+            serde_json::from_str(&two.ok(&["status", &format!("box:{b}"), "--json"])).unwrap();
+        status["last_detached_send"]["ok"] == true
+    });
+
     // A's settings that cannot be read: refused here, nothing reaches the host.
     std::fs::write(careful.join(".claude/settings.json"), "{ not json").unwrap();
     two.local.api.script_tools("[ask-again]", vec![send("again [from-careful-2]")]);

@@ -62,7 +62,11 @@ impl Run for Hosts {
                         } else {
                             format!("  keys: {}", keys.join(","))
                         };
-                        crate::outln!("{}  {}{keys}", h.name, printable(&h.dest, false))?;
+                        let global = match &hosts.global {
+                            Some(g) if g.host == h.name => format!("  global attachment: {}", g.named()),
+                            _ => String::new(),
+                        };
+                        crate::outln!("{}  {}{keys}{global}", h.name, printable(&h.dest, false))?;
                     }
                 }
             }
