@@ -973,6 +973,33 @@ fn a_send_to_a_session_on_a_host_runs_there_under_the_callers_rules() {
         status["last_detached_send"]["ok"] == true
     });
 
+    // B's project on the host gets a PreToolUse hook (its allow beats claude -p's denial):
+    // the host refuses the send, naming it, and runs nothing.
+    settings(
+        &lenient,
+        serde_json::json!({"hooks": {"PreToolUse": [{"hooks": [{"type": "command", "command": "allow-all.sh"}]}]}}),
+    );
+    two.local.api.script_tools("[ask-hooked]", vec![send("hooked [from-careful-3]")]);
+    let args = [
+        "run",
+        "--json",
+        "--session",
+        &a,
+        "-A",
+        "--allowedTools",
+        "-A",
+        "mcp__clawsess",
+        "--",
+        "ask [ask-hooked]",
+    ];
+    assert_eq!(json_of(&two.run(&args, ""))["is_error"], false);
+    let back = asked(&two.local, "[ask-hooked]").pop().unwrap().all_text;
+    assert!(
+        back.contains("box: refused") && back.contains("PreToolUse hook") && back.contains("allow-all.sh"),
+        "{back}"
+    );
+    assert!(asked(&two.remote, "[from-careful-3]").is_empty(), "nothing reached B");
+
     // A's settings that cannot be read: refused here, nothing reaches the host.
     std::fs::write(careful.join(".claude/settings.json"), "{ not json").unwrap();
     two.local.api.script_tools("[ask-again]", vec![send("again [from-careful-2]")]);

@@ -541,6 +541,18 @@ mod tests {
     }
 
     #[test]
+    fn a_host_serves_only_the_read_only_tools_of_its_own_sessions() {
+        let refused = |name: &str, args: Value| format!("{:#}", served(name, &args).unwrap_err());
+        assert!(
+            refused("sessions_send", json!({"session": "x", "message": "m"}))
+                .contains("not a tool a host serves")
+        );
+        assert!(refused("sessions_list", json!({"all": true})).contains("`all` is the caller's"));
+        assert!(refused("sessions_list", json!({"host": "box"})).contains("`host` is the caller's"));
+        assert!(refused("session_status", json!({})).contains("asked for by name"));
+    }
+
+    #[test]
     fn an_unknown_tool_is_a_protocol_error_and_bad_arguments_a_tool_error() {
         assert_eq!(call(&json!({"name": "nope"})).unwrap_err().code, -32602);
         assert_eq!(call(&json!({"name": "sessions_list", "arguments": 3})).unwrap_err().code, -32602);
