@@ -166,6 +166,12 @@ fn a_remote_session_is_listed_attached_shown_and_continued_from_a_key() {
     assert_eq!(status["session_id"], id.as_str(), "{status:#}");
     let status: Value = serde_json::from_str(&two.ok(&["status", "--key", "tg:7", "--json"])).unwrap();
     assert_eq!(status["session_id"], id.as_str(), "{status:#}");
+    // `current --key K`: asked there, written `NAME:ID`.
+    let current: Value = serde_json::from_str(&two.ok(&["current", "--key", "tg:7", "--json"])).unwrap();
+    assert_eq!(
+        (current["session_id"].as_str(), current["via"].as_str()),
+        (Some(format!("box:{id}").as_str()), Some("key"))
+    );
     assert!(two.ok(&["status", &format!("box:{}", &id[..8])]).contains(&id[..8]));
     let shown = two.ok(&["show", &format!("box:{}", &id[..8]), "--json"]);
     assert!(shown.contains("continue over ssh"), "{shown}");

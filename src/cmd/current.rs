@@ -11,19 +11,31 @@ impl Run for Current {
     fn run(&self) -> Result<u8> {
         let key = key_or_default(&self.key.key)?;
         let store = Store::open()?;
-        // The global attachment to a session on a host, for a key not attached itself.
-        if let Some((host, Some(session))) = crate::remote::ops::host_of_key(&store, &key)? {
-            let named = format!("{host}:{session}");
+        // A key whose turns go to a host: attached to a session there (asked there), or
+        // following the global attachment to one.
+        let remote = match crate::remote::ops::host_of_key(&store, &key)? {
+            Some((host, Some(session))) => Some(Some(json!({
+                "session_id": format!("{host}:{session}"), "key": key, "via": "global", "host": host,
+                "name": null, "cwd": null,
+            }))),
+            Some((host, None)) => Some(crate::remote::ops::current_there(&store, &host, &key)?.map(|doc| {
+                json!({
+                    "session_id": format!("{host}:{}", doc["session_id"].as_str().unwrap_or_default()),
+                    "key": key, "via": doc["via"], "host": host, "name": doc["name"], "cwd": doc["cwd"],
+                })
+            })),
+            None => None,
+        };
+        if let Some(Some(doc)) = remote {
             if self.json {
-                print_json(&json!({
-                    "session_id": named, "key": key, "via": "global", "host": host, "name": null, "cwd": null,
-                }))?;
+                print_json(&doc)?;
             } else {
-                crate::outln!("{named}")?;
+                crate::outln!("{}", doc["session_id"].as_str().unwrap_or_default())?;
             }
             return Ok(exit::OK);
         }
-        let Some(found) = resolve(&store, &key)? else {
+        let found = if remote.is_some() { None } else { resolve(&store, &key)? };
+        let Some(found) = found else {
             let why =
                 format!("no session for key {key} (attach one, or `clawsess run --key {key}` starts one)");
             if self.json {

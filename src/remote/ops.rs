@@ -280,6 +280,22 @@ pub fn global_status(store: &Store, name: &str, session: &str, json: bool) -> Re
     Ok(crate::exit::OK)
 }
 
+/// The session a key attached to a session on host `name` talks to there (`current --key K`):
+/// asked with `status --key K --json` there; its status object, `None` when K has no
+/// session there (the host said why on stderr).
+pub fn current_there(store: &Store, name: &str, key: &Key) -> Result<Option<Value>> {
+    let host = client::host(store, name)?;
+    let mut call = client::connect(store, &host, true)?;
+    call.send(&Request::Status { session: None, key: Some(key.to_string()), json: true })?;
+    let (code, out) = call.collect()?;
+    if code != crate::exit::OK {
+        return Ok(None);
+    }
+    let doc = serde_json::from_slice(&out)
+        .map_err(|e| anyhow::anyhow!("{name} answered `status --json` with no JSON ({e})"))?;
+    Ok(Some(doc))
+}
+
 /// `answer ID` for a request that is not on file here: the host noted for it (this machine
 /// saw its event), else the known host that has it on file, asked all at once for at most
 /// [`FIND_WAIT`]. `None` when no host is known; an error naming the hosts asked when none
