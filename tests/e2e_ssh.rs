@@ -732,6 +732,20 @@ fn a_global_attachment_to_a_remote_session_is_followed_by_every_key_not_attached
         (Some(named.as_str()), Some("global"))
     );
 
+    // `run --new` makes a session here and holds its key to it (as under a global attachment
+    // here), so its next turn does not go back to the host.
+    let new = two.run(
+        &["run", "--json", "--new", "--cwd", here.to_str().unwrap(), "--key", "tg:n", "--", "new here"],
+        "",
+    );
+    let new_id = json_of(&new)["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(asked(&two.local, "new here").len(), 1);
+    let current: Value = serde_json::from_str(&two.ok(&["current", "--key", "tg:n", "--json"])).unwrap();
+    assert_eq!(
+        (current["session_id"].as_str(), current["via"].as_str()),
+        (Some(new_id.as_str()), Some("key"))
+    );
+
     // `--claude` names a program here: refused for a run that goes to the host.
     let out = two.run(&["run", "--claude", "/bin/true", "--key", "tg:9", "--", "x"], "");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
