@@ -91,6 +91,9 @@ impl Send {
     pub fn on_host(store: &Store, req: &SendRequest) -> Result<Send> {
         check_message(&req.message)?;
         let from = SessionId::parse(&req.from).context("the calling session")?;
+        if !(1..=86_400).contains(&req.timeout_s) {
+            bail!("a send's timeout is 1 to 86400 s, not {}", req.timeout_s);
+        }
         if req.chain.len() > caller::MAX_DEPTH {
             bail!(
                 "refused: a chain of {} sends came with this one (at most {})",
