@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 
-use crate::store::write_atomic_mode;
+use crate::sys::files::write_atomic_mode;
 
 const HOOKS_JSON: &str = include_str!("../../hooks/hooks.json");
 /// How the plugin's files name its binary; `install` puts this binary's path in its place.

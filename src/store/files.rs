@@ -1,7 +1,8 @@
-//! Atomic, private writes and careful reads of JSON state files.
+//! The state dir's privacy and careful reads and writes of its JSON state files (the atomic
+//! write itself is `crate::sys::files`'s).
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -9,9 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Suffix of the temp files `write_atomic` renames into place; readers skip them and
-/// `prune` sweeps ones a killed writer left behind.
-pub const TMP_SUFFIX: &str = ".tmp";
+use crate::sys::files::{Durability, write_atomic_with};
 
 /// Creates `dir` (and parents) private to the user, and refuses one that another user owns
 /// or can write (see [`check_private_dir`]).
@@ -50,71 +49,6 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
             dir.display()
         ),
     }
-}
-
-/// How much a write must survive. Every write is atomic (temp file and rename), so a killed
-/// process leaves the old or the new content; these say what survives a power loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// The file's content and its rename (fsync of the file, then of the dir).
-    Full,
-    /// The file's content, not its rename (fsync of the file only): a power loss leaves the
-    /// new file or the old one, whole either way, never an empty or torn one (the new content
-    /// is on disk before the rename can be). Which of the two is only open until the file
-    /// system commits the rename on its own (ext4 within 5 s by default). Only for replacing
-    /// a file whose old content says the same of everything that must survive (see
-    /// `Locked::update_session`).
-    Contents,
-    /// Neither: for markers that mean nothing after a reboot (a terminal turn in progress).
-    Volatile,
-}
-
-/// Replaces `path` with `bytes` so that a reader, or a crash at any instant, sees either the
-/// old or the new content, never a mix.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, bytes, 0o600, Durability::Full)
-}
-
-/// `write_atomic` with another mode than 0600 (for files of Claude Code's, which keep theirs).
-pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    write_atomic_with(path, bytes, mode, Durability::Full)
-}
-
-/// `write_atomic` with a mode and a durability.
-pub fn write_atomic_with(path: &Path, bytes: &[u8], mode: u32, durability: Durability) -> Result<()> {
-    let dir = path.parent().context("state file has no parent dir")?;
-    let tmp = temp_path(path);
-    let result = (|| -> io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        file.write_all(bytes)?;
-        // Errors of the last write only show at close, which Drop ignores: sync first.
-        if durability != Durability::Volatile {
-            file.sync_all()?;
-        }
-        drop(file);
-        fs::rename(&tmp, path)?;
-        // The rename itself is only durable once the directory is.
-        if durability == Durability::Full {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if let Err(err) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(err).with_context(|| format!("could not write {}", path.display()));
-    }
-    Ok(())
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let nonce: u32 = rand_u32();
-    path.with_file_name(format!(".{name}.{}.{nonce:08x}{TMP_SUFFIX}", std::process::id()))
-}
-
-fn rand_u32() -> u32 {
-    let bytes = *uuid::Uuid::new_v4().as_bytes();
-    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
 /// Serializes `value` and writes it with `write_atomic`.
@@ -190,15 +124,6 @@ pub fn parse_json<T: DeserializeOwned + Versioned>(path: &Path, bytes: &[u8]) ->
     )))
 }
 
-/// Removes `path`; a file that is already gone is fine.
-pub fn remove_if_exists(path: &Path) -> Result<bool> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(err) => Err(err).with_context(|| format!("could not remove {}", path.display())),
-    }
-}
-
 /// The `.json` files of `dir` (not temp files), as (stem, path); an absent dir is empty.
 pub fn json_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let entries = match fs::read_dir(dir) {
@@ -224,34 +149,6 @@ pub fn json_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn write_atomic_replaces_content_privately_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.json");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn write_atomic_failure_keeps_old_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.json");
-        write_atomic(&path, b"old").unwrap();
-        // A directory where the file should be makes the rename fail.
-        let blocked = dir.path().join("b.json");
-        fs::create_dir(&blocked).unwrap();
-        fs::write(blocked.join("x"), b"").unwrap();
-        assert!(write_atomic(&blocked, b"new").is_err());
-        assert_eq!(fs::read(&path).unwrap(), b"old");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names.len(), 2, "{names:?}");
-    }
 
     #[test]
     fn read_json_names_a_corrupt_file_and_a_future_format() {

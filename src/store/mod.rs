@@ -38,12 +38,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub use crate::sys::files::{Durability, TMP_SUFFIX, remove_if_exists, write_atomic, write_atomic_mode};
 /// Kept here too: every record is stamped with it.
 pub use crate::sys::now_ms;
-pub use files::{
-    Durability, TMP_SUFFIX, Versioned, check_private_dir, create_private_dir, parse_json, read_json,
-    remove_if_exists, write_atomic, write_atomic_mode, write_json,
-};
+pub use files::{Versioned, check_private_dir, create_private_dir, parse_json, read_json, write_json};
 pub use hosts::{HostEntry, HostsFile, RemoteGlobal};
 pub use lock::{Acquired, lock_until, lock_while_moving, open_lock_file};
 pub use records::*;

@@ -1,5 +1,7 @@
 //! Small bits of the operating system and of human-readable output.
 
+pub mod files;
+
 use std::path::Path;
 use std::time::Duration;
 
