@@ -3,6 +3,7 @@
 //! and its settings.json ([`settings`]). Which `claude` to run is the config's
 //! (`crate::config::find_claude`). Below the store and the config: it imports neither.
 
+pub mod commands;
 pub mod process;
 pub mod settings;
 pub mod versions;

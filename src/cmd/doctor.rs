@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::Run;
-use super::install::COMMANDS;
+use crate::claude::commands::COMMANDS;
 use crate::claude::settings::{self, HOOK_ARGS, HookSource};
 use crate::claude::{self, versions};
 use crate::cli::Doctor;
