@@ -7,6 +7,7 @@ pub mod claude;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod doctor;
 pub mod exit;
 pub mod ident;
 pub mod live;
