@@ -1,33 +1,16 @@
-use std::collections::BTreeMap;
+//! `list`: the sessions (`crate::list`) as a table, or with `--json` one array; `--all` and
+//! `--host` add other machines' (`crate::remote::list`).
+
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 
 use anyhow::Result;
-use serde::Serialize;
 
 use super::Run;
 use crate::cli::List;
 use crate::exit::{self, stdout_error};
-use crate::ident::{Name, SessionId};
-use crate::store::{SessionRecord, Starter, Store, now_ms};
-use crate::sys::{ago, printable, rfc3339, tilde};
-use crate::turn::exclusion;
-
-/// One row of `list`: a record and what surrounds it.
-struct Row {
-    rec: SessionRecord,
-    attached: Vec<String>,
-    own_of: Vec<String>,
-    busy: Option<String>,
-    live: bool,
-    /// A warm claude (`run --warm`) is kept for it.
-    warm: bool,
-    gone: bool,
-    /// Forked, and clawsess may not correct its checkpoint: why (`probe::correction_allowed`).
-    uncorrected: Option<String>,
-    /// The last `reply: none` send to it (cross-session tools) failed: why.
-    send_failed: Option<String>,
-}
+use crate::list::{JsonRow, Row};
+use crate::store::{Store, now_ms};
+use crate::sys::printable;
 
 impl Run for List {
     fn run(&self) -> Result<u8> {
@@ -82,158 +65,12 @@ fn skip(err: anyhow::Error) {
     eprintln!("clawsess: skipped {err:#}");
 }
 
-/// The sessions, most recently active first, with their keys and marks.
+/// The rows, each file that was skipped said on stderr.
 fn rows(store: &Store, limit: Option<usize>) -> Result<Vec<Row>> {
-    let (mut records, broken) = store.sessions()?;
-    broken.into_iter().for_each(skip);
-    records.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));
-    records.truncate(limit.unwrap_or(usize::MAX));
-    let (mut attached, mut own_of) = keys_by_session(store)?;
-    let maybe_busy = store.maybe_busy();
-    // Read only: `list` never sweeps a dead keeper's files (`doctor` and `run` do).
-    let warm: std::collections::BTreeSet<SessionId> =
-        crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
-    let mut send_failed = crate::mcp::send::SendNote::failed(store);
-    let rows = records.into_iter().map(|rec| Row {
-        send_failed: send_failed.remove(&rec.id),
-        attached: attached.remove(&rec.id).unwrap_or_default(),
-        own_of: own_of.remove(&rec.id).unwrap_or_default(),
-        busy: if maybe_busy.contains(&rec.id) { busy_by(store, &rec.id) } else { None },
-        live: rec.process_open(),
-        warm: warm.contains(&rec.id),
-        gone: !rec.transcript.exists(),
-        // Only a forked session's transcript is read: its last lines name their Claude Code.
-        uncorrected: rec
-            .forked
-            .then(|| crate::turn::fork::correction_allowed(&rec.transcript).err())
-            .flatten(),
-        rec,
-    });
-    Ok(rows.collect())
-}
-
-type KeysBySession = BTreeMap<SessionId, Vec<String>>;
-
-/// Which keys are attached to each session (`*`: the global attachment), and whose own
-/// session each is.
-fn keys_by_session(store: &Store) -> Result<(KeysBySession, KeysBySession)> {
-    let mut attached = KeysBySession::new();
-    let mut own_of = KeysBySession::new();
-    if let Some(global) = store.global().unwrap_or_else(|e| {
-        skip(e);
-        None
-    }) {
-        attached.entry(global.session).or_default().push("*".to_owned());
-    }
-    let (states, broken) = store.key_states()?;
-    broken.into_iter().for_each(skip);
-    for state in states {
-        if let Some(a) = state.attached {
-            attached.entry(a.session).or_default().push(state.key.to_string());
-        }
-        if let Some(own) = state.own {
-            own_of.entry(own).or_default().push(state.key.to_string());
-        }
-    }
-    Ok((attached, own_of))
-}
-
-/// Who answers a session right now: a run's key, or a process's surface.
-fn busy_by(store: &Store, id: &SessionId) -> Option<String> {
-    exclusion::busy_by(store, id).unwrap_or_else(|e| {
-        skip(e);
-        None
-    })
-}
-
-impl Row {
-    /// The table's cells: short id, name, last active, cwd, keys, state.
-    fn cells(&self, now: u64) -> [String; 6] {
-        let mut keys = self.attached.clone();
-        keys.extend(self.own_of.iter().map(|k| format!("{k} (own)")));
-        let mut state = Vec::new();
-        if let Some(by) = &self.busy {
-            state.push(format!("busy:{by}"));
-        }
-        if self.live {
-            state.push("live".to_owned());
-        }
-        if self.warm {
-            state.push("warm".to_owned());
-        }
-        if self.gone {
-            state.push("gone".to_owned());
-        }
-        if self.send_failed.is_some() {
-            state.push("send-failed".to_owned());
-        }
-        if self.rec.forked {
-            state.push(if self.uncorrected.is_some() { "forked(uncorrected)" } else { "forked" }.to_owned());
-        }
-        let or_dash = |v: Vec<String>| if v.is_empty() { "-".to_owned() } else { v.join(",") };
-        [
-            self.rec.id.short().to_owned(),
-            self.rec.name.as_ref().map_or("-".to_owned(), |n| n.to_string()),
-            ago(self.rec.last_seen, now),
-            printable(&tilde(&self.rec.cwd), false).into_owned(),
-            or_dash(keys),
-            or_dash(state),
-        ]
-    }
-}
-
-/// One element of `list --json` (the schema docs/JSON.md documents).
-#[derive(Serialize)]
-struct JsonRow<'a> {
-    session_id: &'a SessionId,
-    name: Option<&'a Name>,
-    cwd: &'a Path,
-    transcript: &'a Path,
-    started_by: Starter,
-    /// The key of the bot that started it.
-    key: Option<&'a crate::ident::Key>,
-    source: &'a str,
-    first_seen: String,
-    last_active: String,
-    run_turns: u64,
-    attached_keys: &'a [String],
-    own_session_of: &'a [String],
-    busy: Option<&'a str>,
-    live: bool,
-    warm: bool,
-    transcript_exists: bool,
-    forked: bool,
-    /// Forked, and clawsess does not correct its checkpoint: why.
-    checkpoint_correction_off: Option<&'a str>,
-    /// The last `reply: none` send to it (cross-session tools) failed: why.
-    detached_send_failed: Option<&'a str>,
-}
-
-impl<'a> From<&'a Row> for JsonRow<'a> {
-    fn from(row: &'a Row) -> Self {
-        let rec = &row.rec;
-        Self {
-            session_id: &rec.id,
-            name: rec.name.as_ref(),
-            cwd: &rec.cwd,
-            transcript: &rec.transcript,
-            started_by: rec.started_by,
-            key: rec.key.as_ref(),
-            source: &rec.source,
-            first_seen: rfc3339(rec.first_seen),
-            last_active: rfc3339(rec.last_seen),
-            run_turns: rec.run_turns,
-            attached_keys: &row.attached,
-            own_session_of: &row.own_of,
-            busy: row.busy.as_deref(),
-            live: row.live,
-            warm: row.warm,
-            transcript_exists: !row.gone,
-            forked: rec.forked,
-            checkpoint_correction_off: row.uncorrected.as_deref(),
-            detached_send_failed: row.send_failed.as_deref(),
-        }
-    }
+    let mut skipped = Vec::new();
+    let rows = crate::list::rows(store, limit, &mut skipped);
+    skipped.into_iter().for_each(skip);
+    rows
 }
 
 fn print_table(rows: &[Row]) -> std::io::Result<()> {

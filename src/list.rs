@@ -1,0 +1,242 @@
+//! The rows of `clawsess list`: every recorded session, most recently active first, with the
+//! keys attached to it and its marks (busy, live, warm, gone, forked, a failed send); the
+//! cells of its table and the objects of its `--json` (docs/JSON.md).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::ident::{Name, SessionId};
+use crate::store::{SessionRecord, Starter, Store};
+use crate::sys::{ago, printable, rfc3339, tilde};
+use crate::turn::exclusion;
+
+/// One row of `list`: a record and what surrounds it.
+pub struct Row {
+    pub rec: SessionRecord,
+    pub attached: Vec<String>,
+    pub own_of: Vec<String>,
+    pub busy: Option<String>,
+    pub live: bool,
+    /// A warm claude (`run --warm`) is kept for it.
+    pub warm: bool,
+    pub gone: bool,
+    /// Forked, and clawsess may not correct its checkpoint: why (`probe::correction_allowed`).
+    pub uncorrected: Option<String>,
+    /// The last `reply: none` send to it (cross-session tools) failed: why.
+    pub send_failed: Option<String>,
+}
+
+/// The sessions, most recently active first, with their keys and marks.
+pub fn rows(store: &Store, limit: Option<usize>, skipped: &mut Vec<anyhow::Error>) -> Result<Vec<Row>> {
+    let (mut records, broken) = store.sessions()?;
+    skipped.extend(broken);
+    records.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));
+    records.truncate(limit.unwrap_or(usize::MAX));
+    let (mut attached, mut own_of) = keys_by_session(store, skipped)?;
+    let maybe_busy = store.maybe_busy();
+    // Read only: `list` never sweeps a dead keeper's files (`doctor` and `run` do).
+    let warm: std::collections::BTreeSet<SessionId> =
+        crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
+    let mut send_failed = crate::mcp::send::SendNote::failed(store);
+    let rows = records.into_iter().map(|rec| Row {
+        send_failed: send_failed.remove(&rec.id),
+        attached: attached.remove(&rec.id).unwrap_or_default(),
+        own_of: own_of.remove(&rec.id).unwrap_or_default(),
+        busy: if maybe_busy.contains(&rec.id) { busy_by(store, &rec.id, skipped) } else { None },
+        live: rec.process_open(),
+        warm: warm.contains(&rec.id),
+        gone: !rec.transcript.exists(),
+        // Only a forked session's transcript is read: its last lines name their Claude Code.
+        uncorrected: rec
+            .forked
+            .then(|| crate::turn::fork::correction_allowed(&rec.transcript).err())
+            .flatten(),
+        rec,
+    });
+    Ok(rows.collect())
+}
+
+type KeysBySession = BTreeMap<SessionId, Vec<String>>;
+
+/// Which keys are attached to each session (`*`: the global attachment), and whose own
+/// session each is.
+fn keys_by_session(
+    store: &Store,
+    skipped: &mut Vec<anyhow::Error>,
+) -> Result<(KeysBySession, KeysBySession)> {
+    let mut attached = KeysBySession::new();
+    let mut own_of = KeysBySession::new();
+    if let Some(global) = store.global().unwrap_or_else(|e| {
+        skipped.push(e);
+        None
+    }) {
+        attached.entry(global.session).or_default().push("*".to_owned());
+    }
+    let (states, broken) = store.key_states()?;
+    skipped.extend(broken);
+    for state in states {
+        if let Some(a) = state.attached {
+            attached.entry(a.session).or_default().push(state.key.to_string());
+        }
+        if let Some(own) = state.own {
+            own_of.entry(own).or_default().push(state.key.to_string());
+        }
+    }
+    Ok((attached, own_of))
+}
+
+/// Who answers a session right now: a run's key, or a process's surface.
+fn busy_by(store: &Store, id: &SessionId, skipped: &mut Vec<anyhow::Error>) -> Option<String> {
+    exclusion::busy_by(store, id).unwrap_or_else(|e| {
+        skipped.push(e);
+        None
+    })
+}
+
+impl Row {
+    /// The table's cells: short id, name, last active, cwd, keys, state.
+    pub fn cells(&self, now: u64) -> [String; 6] {
+        let mut keys = self.attached.clone();
+        keys.extend(self.own_of.iter().map(|k| format!("{k} (own)")));
+        let mut state = Vec::new();
+        if let Some(by) = &self.busy {
+            state.push(format!("busy:{by}"));
+        }
+        if self.live {
+            state.push("live".to_owned());
+        }
+        if self.warm {
+            state.push("warm".to_owned());
+        }
+        if self.gone {
+            state.push("gone".to_owned());
+        }
+        if self.send_failed.is_some() {
+            state.push("send-failed".to_owned());
+        }
+        if self.rec.forked {
+            state.push(if self.uncorrected.is_some() { "forked(uncorrected)" } else { "forked" }.to_owned());
+        }
+        let or_dash = |v: Vec<String>| if v.is_empty() { "-".to_owned() } else { v.join(",") };
+        [
+            self.rec.id.short().to_owned(),
+            self.rec.name.as_ref().map_or("-".to_owned(), |n| n.to_string()),
+            ago(self.rec.last_seen, now),
+            printable(&tilde(&self.rec.cwd), false).into_owned(),
+            or_dash(keys),
+            or_dash(state),
+        ]
+    }
+}
+
+/// One element of `list --json` (the schema docs/JSON.md documents).
+#[derive(Serialize)]
+pub struct JsonRow<'a> {
+    pub session_id: &'a SessionId,
+    pub name: Option<&'a Name>,
+    pub cwd: &'a Path,
+    pub transcript: &'a Path,
+    pub started_by: Starter,
+    /// The key of the bot that started it.
+    pub key: Option<&'a crate::ident::Key>,
+    pub source: &'a str,
+    pub first_seen: String,
+    pub last_active: String,
+    pub run_turns: u64,
+    pub attached_keys: &'a [String],
+    pub own_session_of: &'a [String],
+    pub busy: Option<&'a str>,
+    pub live: bool,
+    pub warm: bool,
+    pub transcript_exists: bool,
+    pub forked: bool,
+    /// Forked, and clawsess does not correct its checkpoint: why.
+    pub checkpoint_correction_off: Option<&'a str>,
+    /// The last `reply: none` send to it (cross-session tools) failed: why.
+    pub detached_send_failed: Option<&'a str>,
+}
+
+impl<'a> From<&'a Row> for JsonRow<'a> {
+    fn from(row: &'a Row) -> Self {
+        let rec = &row.rec;
+        Self {
+            session_id: &rec.id,
+            name: rec.name.as_ref(),
+            cwd: &rec.cwd,
+            transcript: &rec.transcript,
+            started_by: rec.started_by,
+            key: rec.key.as_ref(),
+            source: &rec.source,
+            first_seen: rfc3339(rec.first_seen),
+            last_active: rfc3339(rec.last_seen),
+            run_turns: rec.run_turns,
+            attached_keys: &row.attached,
+            own_session_of: &row.own_of,
+            busy: row.busy.as_deref(),
+            live: row.live,
+            warm: row.warm,
+            transcript_exists: !row.gone,
+            forked: rec.forked,
+            checkpoint_correction_off: row.uncorrected.as_deref(),
+            detached_send_failed: row.send_failed.as_deref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ident::Key;
+    use crate::store::{Attachment, COMMAND_LOCK_WAIT, KeyState};
+
+    fn id(n: u64) -> SessionId {
+        SessionId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).unwrap()
+    }
+
+    #[test]
+    fn rows_are_most_recent_first_with_their_keys_and_marks_and_skip_a_broken_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let transcript = dir.path().join("t.jsonl");
+        std::fs::write(&transcript, "").unwrap();
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        for n in 1..=3 {
+            let gone = if n == 2 { dir.path().join("gone.jsonl") } else { transcript.clone() };
+            let mut rec = SessionRecord::new(id(n), dir.path().into(), gone, Starter::Run, 0);
+            rec.last_seen = 1_000 * n;
+            tx.put_session(&rec).unwrap();
+        }
+        let mut bot = KeyState::new(Key::parse("telegram:1").unwrap());
+        bot.attached = Some(Attachment { session: id(1), at: 5 });
+        bot.own = Some(id(3));
+        tx.put_key_state(&bot).unwrap();
+        tx.set_global(Some(Attachment { session: id(1), at: 6 })).unwrap();
+        drop(tx);
+        std::fs::write(dir.path().join("sessions").join("broken.json"), "{").unwrap();
+
+        let mut skipped = Vec::new();
+        let rows = rows(&store, None, &mut skipped).unwrap();
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert!(format!("{:#}", skipped[0]).contains("broken.json"), "{skipped:?}");
+        let ids: Vec<_> = rows.iter().map(|r| r.rec.id.clone()).collect();
+        assert_eq!(ids, [id(3), id(2), id(1)]);
+        assert_eq!(rows[2].attached, ["*", "telegram:1"]);
+        assert_eq!(rows[0].own_of, ["telegram:1"]);
+        assert!(rows[1].gone && !rows[0].gone);
+
+        let cells = rows.iter().map(|r| r.cells(10_000)).collect::<Vec<_>>();
+        assert_eq!(cells[0][4], "telegram:1 (own)");
+        assert_eq!(cells[1][5], "gone");
+        assert_eq!(cells[2][4], "*,telegram:1");
+        assert_eq!(cells[2][5], "-");
+        let json = serde_json::to_value(JsonRow::from(&rows[1])).unwrap();
+        assert_eq!(json["transcript_exists"], false);
+        assert_eq!(json["session_id"], id(2).as_str());
+
+        let mut skipped = Vec::new();
+        assert_eq!(super::rows(&store, Some(1), &mut skipped).unwrap().len(), 1);
+    }
+}
