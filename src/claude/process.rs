@@ -6,7 +6,9 @@
 //! Neither is taken blindly: an ancestor counts only when it is a claude, and `$CLAUDE_PID`
 //! only when no such ancestor contradicts it.
 
+use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// How many ancestors of the hook are looked at: the claude is its grandparent (or its
 /// parent when `/bin/sh` execs the hook). Looking further would find an outer claude, the one
@@ -203,6 +205,24 @@ fn is_native_install(exe: &Path) -> bool {
     let parent = exe.parent();
     parent.and_then(Path::file_name).is_some_and(|n| n == "versions")
         && parent.and_then(Path::parent).and_then(Path::file_name).is_some_and(|n| n == "claude")
+}
+
+/// Signals the claude process `pid` after writing `reason` on its stderr, so its caller
+/// reads why: `claude -p` on SIGINT reports an error result (`is_error: true`); the Agent
+/// SDK yields an error result (SIGINT) or raises (SIGKILL); neither leaves a checkpoint on
+/// its stale leaf.
+pub fn interrupt(pid: u32, signal: i32, reason: &str) {
+    if let Ok(mut err) = std::fs::OpenOptions::new().append(true).open(format!("/proc/{pid}/fd/2")) {
+        let _ = writeln!(err, "{reason}");
+    }
+    // SAFETY: kill(2) with a pid the hook found to be its own claude.
+    unsafe { libc::kill(pid as libc::pid_t, signal) };
+    // Claude must act on the signal before it reads our exit status (which it would take for
+    // a plain "blocked by hook"); on SIGINT it stops waiting for us at once.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while crate::sys::pid_alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,7 @@
 //! wrong is one line on stderr and exit 0; only prompt-submit's deliberate refusal exits 2.
 
 use std::io::{BufRead, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -14,10 +13,8 @@ use crate::cli::Hook;
 use crate::exit;
 use crate::ident::SessionId;
 use crate::store::Store;
-use crate::turn::hooks::{self, Answer, Event, EventName, HookInput, OwnCommand, Refusal, Who};
+use crate::turn::hooks::{self, Answer, Event, EventName, HookInput, MAX_INPUT, Refusal, Who};
 
-/// Largest hook input read; Claude Code's are a few hundred bytes plus the prompt.
-const MAX_INPUT: usize = 4 * 1024 * 1024;
 /// How long a hook waits for its input before giving up.
 const INPUT_WAIT: Duration = Duration::from_secs(5);
 
@@ -66,8 +63,10 @@ impl Hook {
         let store = Store::open()?;
         let who = Who::of_hook(&store, &id);
         let answer = hooks::handle(&store, &id, event, &who)?;
-        if matches!(self, Hook::SessionStart) {
-            export_session_id(&id)?;
+        if matches!(self, Hook::SessionStart)
+            && let Some(env_file) = std::env::var_os("CLAUDE_ENV_FILE").filter(|f| !f.is_empty())
+        {
+            hooks::export_session_id(&id, Path::new(&env_file))?;
         }
         answer_claude(answer, &id, self.event_name())
     }
@@ -86,7 +85,7 @@ fn answer_claude(answer: Answer, id: &SessionId, event: EventName) -> Result<u8>
             Ok(exit::OK)
         }
         Answer::Command(command) => {
-            let shown = run_own_command(&command, id);
+            let shown = command.run(id);
             answer_claude(Answer::Refuse(Refusal { reason: shown, interrupt: None }), id, event)
         }
         Answer::Refuse(Refusal { reason, interrupt }) => {
@@ -101,28 +100,10 @@ fn answer_claude(answer: Answer, id: &SessionId, event: EventName) -> Result<u8>
             crate::outln!("{block}")?;
             let _ = writeln!(std::io::stderr(), "{reason}");
             if let Some((pid, signal)) = interrupt {
-                interrupt_claude(pid, signal, &reason);
+                crate::claude::process::interrupt(pid, signal, &reason);
             }
             Ok(exit::BLOCK)
         }
-    }
-}
-
-/// Signals the claude process `pid` after writing `reason` on its stderr, so its caller
-/// reads why: `claude -p` on SIGINT reports an error result (`is_error: true`); the Agent
-/// SDK yields an error result (SIGINT) or raises (SIGKILL); neither leaves a checkpoint on
-/// its stale leaf.
-fn interrupt_claude(pid: u32, signal: i32, reason: &str) {
-    if let Ok(mut err) = std::fs::OpenOptions::new().append(true).open(format!("/proc/{pid}/fd/2")) {
-        let _ = writeln!(err, "{reason}");
-    }
-    // SAFETY: kill(2) with a pid the hook found to be its own claude.
-    unsafe { libc::kill(pid as libc::pid_t, signal) };
-    // Claude must act on the signal before it reads our exit status (which it would take for
-    // a plain "blocked by hook"); on SIGINT it stops waiting for us at once.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while crate::sys::pid_alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -150,89 +131,6 @@ fn read_input() -> Result<Option<HookInput>, Unread> {
     }
     let input = serde_json::from_slice(&bytes).context("hook input is not the JSON Claude Code sends")?;
     Ok(Some(input))
-}
-
-/// A prompt whose hook input is too large to read whole must still not get through a session
-/// another surface holds: the session comes from the env or the input's first bytes (Claude
-/// Code writes `session_id` first), and the turn is taken as for any prompt. If no session
-/// can be told, the prompt is refused: letting it through could fork a held session.
-fn prompt_submit_unread(prefix: &[u8]) -> Result<u8> {
-    let head = String::from_utf8_lossy(&prefix[..prefix.len().min(64 * 1024)]);
-    if !(head.trim_start().starts_with('{')
-        && (head.contains("\"prompt\"") || head.contains("UserPromptSubmit")))
-    {
-        bail!("hook input is larger than {} MiB and is not a prompt; ignored", MAX_INPUT >> 20);
-    }
-    let id = std::env::var("CLAUDE_CODE_SESSION_ID")
-        .ok()
-        .and_then(|v| SessionId::parse(&v).ok())
-        .or_else(|| session_id_in(prefix));
-    let Some(id) = id else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "clawsess: this prompt is over {} MiB and its session could not be told, so it was not \
-             let through (another surface may be answering the session); send a shorter prompt, \
-             or attach the text as a file",
-            MAX_INPUT >> 20
-        );
-        return Ok(exit::BLOCK);
-    };
-    // Claude Code 2.1.328 writes `permission_mode` before `prompt`: the turn keeps it.
-    let mode = head
-        .split_once("\"permission_mode\":\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(mode, _)| mode.to_owned())
-        .filter(|mode| mode.chars().all(|c| c.is_ascii_alphanumeric()));
-    let store = Store::open()?;
-    let who = Who::of_hook(&store, &id);
-    answer_claude(
-        hooks::handle(&store, &id, Event::PromptSubmit { prompt: String::new(), cwd: None, mode }, &who)?,
-        &id,
-        EventName::PromptSubmit,
-    )
-}
-
-/// Runs one of clawsess's own slash commands typed in session `id` (this binary, as the
-/// command file's `!` line would, with `id` as this Claude Code's session) and returns what it
-/// printed, for the person.
-fn run_own_command(command: &OwnCommand, id: &SessionId) -> String {
-    let args = command.clawsess_args();
-    let typed =
-        std::iter::once(format!("/{}", command.name)).chain(command.args.iter().cloned()).collect::<Vec<_>>();
-    let out = std::env::current_exe().and_then(|exe| {
-        std::process::Command::new(exe)
-            .args(&args)
-            .env("CLAUDE_CODE_SESSION_ID", id.as_str())
-            .env("CLAWSESS_SESSION_ID", id.as_str())
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null())
-            .output()
-    });
-    let mut text = match out {
-        Ok(out) => {
-            let mut text = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
-            let err = String::from_utf8_lossy(&out.stderr);
-            if !err.trim().is_empty() {
-                text = format!("{text}\n{}", err.trim_end()).trim_start().to_owned();
-            }
-            text
-        }
-        Err(err) => format!("clawsess: could not run clawsess {}: {err}", args.join(" ")),
-    };
-    if command.name == "sessions" {
-        text.push_str(&format!("\n(this conversation: {})", id.short()));
-    }
-    let head = format!("clawsess {} (done here; not sent to the model):", typed.join(" "));
-    crate::sys::printable(&format!("{head}\n{text}"), true).into_owned()
-}
-
-/// The value of the first `"session_id":"..."` in a piece of hook JSON.
-fn session_id_in(bytes: &[u8]) -> Option<SessionId> {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
-    let at = text.find("\"session_id\"")?;
-    let rest = text[at + "\"session_id\"".len()..].trim_start().strip_prefix(':')?.trim_start();
-    let value = rest.strip_prefix('"')?.get(..36)?;
-    SessionId::parse(value).ok()
 }
 
 /// Reads stdin to its end within `wait`; past `max` bytes the rest is read and dropped.
@@ -276,15 +174,27 @@ fn read_stdin_bounded(max: usize, wait: Duration) -> Result<(Vec<u8>, bool)> {
     }
 }
 
-/// Appends `export CLAWSESS_SESSION_ID=<id>` to `$CLAUDE_ENV_FILE`, so that the session's
-/// Bash commands (and `/attach`) know it.
-fn export_session_id(id: &SessionId) -> Result<()> {
-    if let Some(env_file) = std::env::var_os("CLAUDE_ENV_FILE").filter(|f| !f.is_empty()) {
-        let mut file =
-            std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(&env_file).with_context(
-                || format!("could not open CLAUDE_ENV_FILE {}", PathBuf::from(&env_file).display()),
-            )?;
-        writeln!(file, "export CLAWSESS_SESSION_ID={id}").context("could not write CLAUDE_ENV_FILE")?;
-    }
-    Ok(())
+/// A prompt whose hook input is too large to read whole must still not get through a session
+/// another surface holds (see `hooks::unread_prompt`); if no session can be told, the prompt
+/// is refused: letting it through could fork a held session.
+fn prompt_submit_unread(prefix: &[u8]) -> Result<u8> {
+    let env_session = std::env::var("CLAUDE_CODE_SESSION_ID").ok();
+    let (id, mode) = hooks::unread_prompt(prefix, env_session.as_deref())?;
+    let Some(id) = id else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "clawsess: this prompt is over {} MiB and its session could not be told, so it was not \
+             let through (another surface may be answering the session); send a shorter prompt, \
+             or attach the text as a file",
+            MAX_INPUT >> 20
+        );
+        return Ok(exit::BLOCK);
+    };
+    let store = Store::open()?;
+    let who = Who::of_hook(&store, &id);
+    answer_claude(
+        hooks::handle(&store, &id, Event::PromptSubmit { prompt: String::new(), cwd: None, mode }, &who)?,
+        &id,
+        EventName::PromptSubmit,
+    )
 }

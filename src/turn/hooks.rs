@@ -1,7 +1,7 @@
 //! Each Claude Code hook event as one call of the turn protocol: the hook's JSON (a wire type
 //! exactly as Claude Code sends it) becomes an [`Event`], and [`handle`] says what to answer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -172,6 +172,94 @@ impl OwnCommand {
         let sub = OWN_COMMANDS.iter().find(|(name, _)| *name == self.name).map_or(self.name, |(_, sub)| sub);
         std::iter::once(sub.to_string()).chain(self.args.iter().cloned()).collect()
     }
+
+    /// Runs it in session `id` (this binary, as the command file's `!` line would, with `id`
+    /// as this Claude Code's session) and returns what it printed, for the person.
+    pub fn run(&self, id: &SessionId) -> String {
+        let out = std::env::current_exe().and_then(|exe| {
+            std::process::Command::new(exe)
+                .args(self.clawsess_args())
+                .env("CLAUDE_CODE_SESSION_ID", id.as_str())
+                .env("CLAWSESS_SESSION_ID", id.as_str())
+                .env("NO_COLOR", "1")
+                .stdin(std::process::Stdio::null())
+                .output()
+        });
+        self.shown(id, out)
+    }
+
+    /// What the person sees of a run of it: the command as typed and what it printed (or why
+    /// it could not run), made printable.
+    fn shown(&self, id: &SessionId, out: std::io::Result<std::process::Output>) -> String {
+        let typed =
+            std::iter::once(format!("/{}", self.name)).chain(self.args.iter().cloned()).collect::<Vec<_>>();
+        let mut text = match out {
+            Ok(out) => {
+                let mut text = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+                let err = String::from_utf8_lossy(&out.stderr);
+                if !err.trim().is_empty() {
+                    text = format!("{text}\n{}", err.trim_end()).trim_start().to_owned();
+                }
+                text
+            }
+            Err(err) => format!("clawsess: could not run clawsess {}: {err}", self.clawsess_args().join(" ")),
+        };
+        if self.name == "sessions" {
+            text.push_str(&format!("\n(this conversation: {})", id.short()));
+        }
+        let head = format!("clawsess {} (done here; not sent to the model):", typed.join(" "));
+        crate::sys::printable(&format!("{head}\n{text}"), true).into_owned()
+    }
+}
+
+/// Largest hook input read; Claude Code's are a few hundred bytes plus the prompt.
+pub const MAX_INPUT: usize = 4 * 1024 * 1024;
+
+/// The session and the permission mode of a prompt whose hook input is too large to read
+/// whole (`prefix` is its first bytes): the session from `env_session`
+/// (`$CLAUDE_CODE_SESSION_ID`) or the input itself (Claude Code writes `session_id` first),
+/// `None` when neither tells it. An error when the input is not a prompt's.
+pub fn unread_prompt(
+    prefix: &[u8],
+    env_session: Option<&str>,
+) -> Result<(Option<SessionId>, Option<String>)> {
+    let head = String::from_utf8_lossy(&prefix[..prefix.len().min(64 * 1024)]);
+    if !(head.trim_start().starts_with('{')
+        && (head.contains("\"prompt\"") || head.contains("UserPromptSubmit")))
+    {
+        bail!("hook input is larger than {} MiB and is not a prompt; ignored", MAX_INPUT >> 20);
+    }
+    let id = env_session.and_then(|v| SessionId::parse(v).ok()).or_else(|| session_id_in(prefix));
+    // Claude Code 2.1.328 writes `permission_mode` before `prompt`: the turn keeps it.
+    let mode = head
+        .split_once("\"permission_mode\":\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(mode, _)| mode.to_owned())
+        .filter(|mode| mode.chars().all(|c| c.is_ascii_alphanumeric()));
+    Ok((id, mode))
+}
+
+/// The value of the first `"session_id":"..."` in a piece of hook JSON.
+fn session_id_in(bytes: &[u8]) -> Option<SessionId> {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    let at = text.find("\"session_id\"")?;
+    let rest = text[at + "\"session_id\"".len()..].trim_start().strip_prefix(':')?.trim_start();
+    let value = rest.strip_prefix('"')?.get(..36)?;
+    SessionId::parse(value).ok()
+}
+
+/// Appends `export CLAWSESS_SESSION_ID=<id>` to `env_file` (`$CLAUDE_ENV_FILE`), so that the
+/// session's Bash commands (and `/attach`) know it.
+pub fn export_session_id(id: &SessionId, env_file: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(env_file)
+        .with_context(|| format!("could not open CLAUDE_ENV_FILE {}", env_file.display()))?;
+    writeln!(file, "export CLAWSESS_SESSION_ID={id}").context("could not write CLAUDE_ENV_FILE")
 }
 
 /// Whether `/name` in a Claude Code started in `cwd` is a command file that is not clawsess's
@@ -647,5 +735,67 @@ mod tests {
         // `/resume` reloads: it may compact again.
         handle(&store, &id, start("resume"), &who).unwrap();
         assert_eq!(handle(&store, &id, Event::PreCompact, &who).unwrap(), Answer::Quiet);
+    }
+
+    #[test]
+    fn a_prompt_too_large_to_read_keeps_its_session_and_mode_from_its_first_bytes() {
+        let id = "0a1b2c3d-0000-4000-8000-000000000000";
+        let head = format!(
+            r#"{{"session_id": "{id}","transcript_path":"/t","permission_mode":"plan","prompt":"xxxx"#
+        );
+        let (found, mode) = unread_prompt(head.as_bytes(), None).unwrap();
+        assert_eq!(found.unwrap().as_str(), id);
+        assert_eq!(mode.as_deref(), Some("plan"));
+        // The environment's session wins; a mode that is not a word is dropped.
+        let other = "ffffffff-0000-4000-8000-000000000000";
+        let head = r#"{"permission_mode":"a b","prompt":"x"#;
+        let (found, mode) = unread_prompt(head.as_bytes(), Some(other)).unwrap();
+        assert_eq!((found.unwrap().as_str(), mode), (other, None));
+        assert_eq!(unread_prompt(br#"{"prompt":"x"#, None).unwrap(), (None, None));
+        let err = unread_prompt(b"not json at all", None).unwrap_err().to_string();
+        assert!(err.contains("is not a prompt"), "{err}");
+    }
+
+    #[test]
+    fn session_start_exports_the_session_id_to_the_env_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env");
+        std::fs::write(&file, "export A=1\n").unwrap();
+        let id = SessionId::parse("0a1b2c3d-0000-4000-8000-000000000000").unwrap();
+        export_session_id(&id, &file).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("export A=1\nexport CLAWSESS_SESSION_ID={id}\n")
+        );
+        let err = format!("{:#}", export_session_id(&id, &dir.path().join("no/env")).unwrap_err());
+        assert!(err.starts_with("could not open CLAUDE_ENV_FILE"), "{err}");
+    }
+
+    #[test]
+    fn an_own_command_shows_what_it_printed_under_the_command_as_typed() {
+        use std::os::unix::process::ExitStatusExt;
+        let id = SessionId::parse("0a1b2c3d-0000-4000-8000-000000000000").unwrap();
+        let out = |stdout: &str, stderr: &str| {
+            Ok(std::process::Output {
+                status: std::process::ExitStatus::from_raw(0),
+                stdout: stdout.as_bytes().to_vec(),
+                stderr: stderr.as_bytes().to_vec(),
+            })
+        };
+        let sessions = own("/sessions --limit 2").unwrap();
+        assert_eq!(
+            sessions.shown(&id, out("ID  NAME\n", "")),
+            "clawsess /sessions --limit 2 (done here; not sent to the model):\nID  NAME\n(this conversation: 0a1b2c3d)"
+        );
+        let attach = own("/attach --key telegram:1").unwrap();
+        assert_eq!(
+            attach.shown(&id, out("", "clawsess: no such key\n\x1b[31m")),
+            "clawsess /attach --key telegram:1 (done here; not sent to the model):\nclawsess: no such key\n\\u{1b}[31m"
+        );
+        let failed = attach.shown(&id, Err(std::io::Error::other("gone")));
+        assert!(
+            failed.ends_with("\nclawsess: could not run clawsess attach --key telegram:1: gone"),
+            "{failed}"
+        );
     }
 }
