@@ -10,6 +10,7 @@ pub mod config;
 pub mod doctor;
 pub mod exit;
 pub mod ident;
+pub mod install;
 pub mod list;
 pub mod live;
 pub mod mcp;
