@@ -485,8 +485,8 @@ pub struct Doctor {
     /// against a stand-in API on 127.0.0.1 (no network, no API key; a few seconds)
     #[arg(long)]
     pub probe: bool,
-    /// With --probe: one JSON document
-    #[arg(long, requires = "probe")]
+    /// One JSON document: the checks (with --probe, the probe's report)
+    #[arg(long)]
     pub json: bool,
 }
 

@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::Result;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::claude::commands::COMMANDS;
@@ -17,18 +18,21 @@ use crate::store::{Store, now_ms, parse_json};
 use crate::warm;
 
 /// How a check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Level {
     Ok,
     Warn,
     Fail,
 }
 
-/// One check: what was checked and what was seen (not yet made printable).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One check: what was checked and what was seen (not yet made printable). In `doctor
+/// --json` it is `{"name", "level", "detail"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
-    pub level: Level,
+    #[serde(rename = "name")]
     pub what: &'static str,
+    pub level: Level,
     pub detail: String,
 }
 
@@ -44,6 +48,11 @@ impl Checks {
     /// Whether any check failed (`doctor` then exits 1).
     pub fn failed(&self) -> bool {
         self.0.iter().any(|c| c.level == Level::Fail)
+    }
+
+    /// `doctor --json`'s document: `{"ok", "checks": [{"name", "level", "detail"}]}`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({ "ok": !self.failed(), "checks": self.0 })
     }
 }
 
@@ -538,5 +547,10 @@ mod tests {
         assert_eq!(levels(&r), [(Level::Fail, "state file"), (Level::Fail, "state dir")]);
         assert!(r.0[0].detail.contains("x.json"), "{r:?}");
         assert!(r.0[1].detail.starts_with("to recover, move each broken file aside"), "{r:?}");
+        let json = r.to_json();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["checks"][1]["name"], "state dir");
+        assert_eq!(json["checks"][1]["level"], "fail");
+        assert_eq!(json["checks"][1]["detail"], r.0[1].detail.as_str());
     }
 }

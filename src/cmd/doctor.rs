@@ -1,5 +1,6 @@
-//! `doctor`: one line per check (`crate::doctor`), exit 1 if any fails; `--probe` runs the
-//! probe (`crate::probe`) and prints its checks, or with `--json` its report.
+//! `doctor`: one line per check (`crate::doctor`), or with `--json` one document, exit 1 if
+//! any fails; `--probe` runs the probe (`crate::probe`) and prints its checks, or with
+//! `--json` its report.
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -17,8 +18,14 @@ impl Run for Doctor {
         }
         let mut checks = Checks::default();
         let result = crate::doctor::check(&mut checks, self.claude_dir.as_deref());
-        print(&checks);
-        result?;
+        if self.json {
+            // One document: a failure is the `{"error"}` object alone.
+            result?;
+            super::print_json(&checks.to_json())?;
+        } else {
+            print(&checks);
+            result?;
+        }
         Ok(if checks.failed() { exit::FAILURE } else { exit::OK })
     }
 }

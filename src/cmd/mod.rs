@@ -65,6 +65,8 @@ impl Cmd {
             Cmd::Status(cmd) => cmd.json,
             Cmd::Hosts(crate::cli::Hosts::List(cmd)) => cmd.json,
             Cmd::Hosts(crate::cli::Hosts::Check(cmd)) => cmd.json,
+            // `--probe --json` prints its own failure object.
+            Cmd::Doctor(cmd) => cmd.json && !cmd.probe,
             _ => false,
         }
     }

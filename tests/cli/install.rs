@@ -89,6 +89,31 @@ fn doctor_fails_before_install_and_passes_after() {
     );
 }
 
+#[test]
+fn doctor_json_is_one_document_of_the_checks() {
+    let w = World::new();
+    let bin = w.path("bin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_clawsess"), bin.join("clawsess")).unwrap();
+    std::os::unix::fs::symlink(w.fake_claude(), bin.join("claude")).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let out = w.cmd(&["doctor", "--json"]).env("PATH", &path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], false);
+    let checks = doc["checks"].as_array().unwrap();
+    let hooks = checks.iter().find(|c| c["name"] == "hooks installed").unwrap();
+    assert_eq!(hooks["level"], "fail");
+    assert!(hooks["detail"].as_str().unwrap().ends_with("run `clawsess install`"), "{hooks}");
+    assert!(checks.iter().any(|c| c["name"] == "binary on PATH" && c["level"] == "ok"), "{doc}");
+
+    w.cmd(&["install"]).assert().success();
+    let out = w.cmd(&["doctor", "--json"]).env("PATH", &path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], true);
+}
+
 /// `./install.sh --claude-dir DIR`: `doctor` checks DIR, where `install` wrote, not
 /// ~/.claude. (A stand-in `cargo` first on PATH "installs" the binary under test, so the
 /// script runs as written without a release build.)
@@ -362,12 +387,6 @@ fn doctor_says_the_checkpoint_correction_is_off_for_an_untested_version_until_a_
         "ok   checkpoint correction: on: Claude Code {newer} passed `clawsess doctor --probe` on this machine"
     )));
     assert_eq!(store.probe_record(newer).unwrap().unwrap().runs.len(), 1, "one entry per binary");
-}
-
-#[test]
-fn doctor_json_needs_probe() {
-    let w = World::new();
-    w.cmd(&["doctor", "--json"]).assert().code(2).stderr(predicate::str::contains("--probe"));
 }
 
 #[test]
