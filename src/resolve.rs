@@ -41,6 +41,20 @@ pub fn resolve(store: &Store, key: &Key) -> Result<Option<Resolved>> {
 /// Shortest id prefix a SESSION argument may use.
 pub const MIN_PREFIX: usize = 4;
 
+/// What a SESSION argument of the tools names: an id, a unique prefix, a name, or `key:K`
+/// for the session key K resolves to.
+pub fn find_session_or_key(store: &Store, arg: &str) -> Result<SessionId> {
+    let arg = arg.trim();
+    if let Some(key) = arg.strip_prefix("key:") {
+        let key = Key::parse(key)?;
+        return match resolve(store, &key)? {
+            Some(resolved) => Ok(resolved.session),
+            None => bail!("the key {key} has no session (see sessions_list)"),
+        };
+    }
+    find_session(store, arg)
+}
+
 /// Finds the session a SESSION argument names: a full id, a name, or a unique id prefix.
 pub fn find_session(store: &Store, arg: &str) -> Result<SessionId> {
     if let Ok(id) = SessionId::parse(arg) {

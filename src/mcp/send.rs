@@ -107,7 +107,7 @@ impl Send {
             .map(|s| SessionId::parse(s))
             .collect::<Result<Vec<_>>>()
             .context("the chain of sends")?;
-        let target = super::status::find(store, &req.session)?;
+        let target = crate::resolve::find_session_or_key(store, &req.session)?;
         let rec = target_checks(store, &target)?;
         if let Some(why) = caller::refusal(&from, &chain, &target) {
             bail!("refused: {why}");

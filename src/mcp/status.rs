@@ -93,7 +93,7 @@ impl Target {
         }
     }
 
-    /// What a SESSION argument names (see [`find`]); `key:K` is the key's next run.
+    /// What a SESSION argument names (see [`find_session_or_key`](crate::resolve::find_session_or_key)); `key:K` is the key's next run.
     pub fn find(store: &Store, arg: &str) -> Result<Self> {
         if let Some(key) = arg.trim().strip_prefix("key:") {
             return Self::of_key(store, Key::parse(key)?);
@@ -112,20 +112,6 @@ impl Target {
             .map(|r| r.via);
         Self { session: id, key, via }
     }
-}
-
-/// What a SESSION argument of the tools names: an id, a unique prefix, a name, or `key:K`
-/// for the session key K resolves to.
-pub fn find(store: &Store, arg: &str) -> Result<SessionId> {
-    let arg = arg.trim();
-    if let Some(key) = arg.strip_prefix("key:") {
-        let key = Key::parse(key)?;
-        return match resolve(store, &key)? {
-            Some(resolved) => Ok(resolved.session),
-            None => bail!("the key {key} has no session (see sessions_list)"),
-        };
-    }
-    find_session(store, arg)
 }
 
 /// The status of `target`'s session, with the settings in force for its key's next run.

@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 
 use super::rpc::RpcError;
 use super::send::{self, Reply, Send};
-use super::status::{self, find};
+use super::status;
 use super::turns;
 use crate::ident::{Key, Name, SessionId};
+use crate::resolve::find_session_or_key;
 use crate::store::{SessionRecord, Starter, Store};
 
 use crate::sys::rfc3339;
@@ -431,7 +432,7 @@ pub fn sessions_history(args: &Value) -> Result<String> {
         mark_host(&mut doc, &host);
         return pretty(&doc);
     }
-    let id = find(&store, session)?;
+    let id = find_session_or_key(&store, session)?;
     let Some(rec) = store.session(&id)? else { bail!("session {id} was removed meanwhile") };
     if !rec.transcript.is_file() {
         bail!("the transcript of {id} is gone; Claude Code deletes old ones (cleanupPeriodDays)");
@@ -474,7 +475,7 @@ fn sessions_send(args: &Value) -> Result<String> {
     if let Some((host, there)) = on_host(&store, session)? {
         return send::to_host(&store, &host, &there, message, reply, timeout);
     }
-    let target = find(&store, session)?;
+    let target = find_session_or_key(&store, session)?;
     let send = Send::check(&store, target, message.to_owned(), timeout)?;
     match reply {
         Reply::Wait => {
