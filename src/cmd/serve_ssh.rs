@@ -7,6 +7,6 @@ use crate::cli::ServeSsh;
 
 impl Run for ServeSsh {
     fn run(&self) -> Result<u8> {
-        crate::remote::serve::serve(self.protocol)
+        crate::serve_ssh::serve(self.protocol)
     }
 }

@@ -7,7 +7,7 @@
 //! - [`caller`]: which session is calling (from the process tree), and the chain of sends
 //!   that led here.
 //! - [`send`]: `sessions_send`, a `clawsess run` turn on the target.
-//! - [`perms`]: what that turn may do: never more than the caller's own turn.
+//! - [`crate::perms`]: what that turn may do: never more than the caller's own turn.
 //! - [`register`]: `install` / `uninstall` / `doctor` and Claude Code's list of MCP servers.
 //!
 //! Hand-written rather than on the `rmcp` crate: the protocol clawsess needs is four methods
@@ -16,7 +16,6 @@
 //! the hooks' start-up is not touched.
 
 pub mod caller;
-pub mod perms;
 pub mod register;
 pub mod rpc;
 pub mod send;

@@ -5,7 +5,7 @@
 //! `run`'s driver (cold or warm claude, stream-json, fork reconciling) stays in one place.
 //!
 //! Permissions: the target turn is a `claude -p` with no one to ask, never allowed more than
-//! the caller's own turn: [`super::perms`] computes its `--permission-mode`, `--allowedTools`
+//! the caller's own turn: [`crate::perms`] computes its `--permission-mode`, `--allowedTools`
 //! and `--disallowedTools` from the caller's command line (read from `/proc`, not from the
 //! model) and both sessions' settings files, or refuses the send when it cannot.
 //!
@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::caller::{self, CHAIN_ENV, SEND_KEY_PREFIX};
-use super::perms::{self, Grant};
 use crate::ident::SessionId;
+use crate::perms::{self, Grant};
 use crate::remote::SendRequest;
 use crate::store::{Durability, SettingsOf, Store, create_private_dir, now_ms, read_json, write_json};
 

@@ -18,7 +18,6 @@
 pub mod client;
 pub mod list;
 pub mod ops;
-pub mod serve;
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
@@ -136,8 +135,8 @@ pub struct SendRequest {
     pub from: String,
     /// The sessions whose sends led to the caller, oldest first.
     pub chain: Vec<String>,
-    /// What the caller's own turn may do ([`crate::mcp::perms::caller_rules`]).
-    pub rules: crate::mcp::perms::CallerRules,
+    /// What the caller's own turn may do ([`crate::perms::caller_rules`]).
+    pub rules: crate::perms::CallerRules,
 }
 
 /// Which of `set`, `get`, `unset` a [`Request::Settings`] runs.

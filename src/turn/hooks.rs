@@ -472,7 +472,7 @@ pub struct Prompt<'a> {
 /// Takes the session's turn for `process` (waiting up to `wait` for another surface's turn),
 /// then checks that the process is not behind (`behind`, asked only then, says what to do with
 /// one that is). The turn's marker keeps the prompt's permission mode: a send from this turn
-/// is never looser than it (`mcp::perms`); it rides on the marker written for every prompt
+/// is never looser than it (`perms`); it rides on the marker written for every prompt
 /// anyway, so it costs no write of its own.
 pub fn prompt_submit(
     store: &Store,

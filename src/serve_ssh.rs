@@ -12,10 +12,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 
-use super::{Hello, PROTOCOL, Request, RunRequest, SettingsVerb, check_remote_session};
 use crate::config::settings::NAMES;
 use crate::exit::{self, Unavailable};
 use crate::ident::{Key, RequestId};
+use crate::remote::{Hello, PROTOCOL, Request, RunRequest, SettingsVerb, check_remote_session};
 use crate::store::Store;
 
 /// How long a stopped turn may take to end before its run is killed.
