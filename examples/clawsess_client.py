@@ -14,6 +14,10 @@
     # From elsewhere, while that turn runs (each a Turn to iterate as above):
     cs.stream("telegram:42", "also do X", steer=True)        # into the turn in progress
     cs.stream("telegram:42", "stop, do Y", interrupt=True)   # stop it, run this one next
+    # A claude you start yourself (the Agent SDK's) waits in the same line:
+    async with cs.queue("telegram:42") as place:
+        ready = await place.ready(on_queued=lambda n, behind: print(f"#{n} in line"))
+        ...  # start claude in ready["cwd"] with CLAWSESS_CLAIM=ready["claim"] in its env
 
 Chat text goes to clawsess on stdin, never on its command line, and clawsess is run with an
 argument list, never through a shell. A failure raises ClawsessError with clawsess's exit code
@@ -31,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional, Sequence
 
-__all__ = ["Clawsess", "ClawsessError", "Busy", "Event", "Result", "Turn", "tool_summary", "topic_text"]
+__all__ = ["Clawsess", "ClawsessError", "Busy", "Event", "Place", "Result", "Turn", "tool_summary", "topic_text"]
 
 # clawsess's exit code when the session stays busy (EX_TEMPFAIL).
 EXIT_BUSY = 75
@@ -194,6 +198,82 @@ class Turn:
         self.result = Result.of(last)
 
 
+class Place:
+    """A running `clawsess queue`: a key's turn waiting in the session's line (first come,
+    first served with runs and terminals) for a claude you start yourself, then the session
+    held for that claude until its prompt takes the turn. Use it as `async with`: leaving
+    closes clawsess's stdin, which lets go of a session no claude took (a bot that dies does
+    the same), and waits for clawsess to end."""
+
+    def __init__(self, client: "Clawsess", args: list, on_stderr=None):
+        self._client, self._args, self._on_stderr = client, args, on_stderr
+        self.proc: Optional[asyncio.subprocess.Process] = None
+        self._stderr_lines: list = []
+        self._stderr: Optional[asyncio.Task] = None
+        #: The last line that was not `queued`: `ready`, then `claimed` or `released`.
+        self.last: Optional[dict] = None
+
+    async def __aenter__(self) -> "Place":
+        self.proc = await self._client._spawn(self._args)
+        self._stderr = asyncio.ensure_future(self._read_stderr())
+        return self
+
+    async def _read_stderr(self) -> None:
+        async for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self._stderr_lines.append(line)
+            if self._on_stderr is not None:
+                self._on_stderr(line)
+
+    async def _next(self) -> Optional[dict]:
+        while True:
+            raw = await self.proc.stdout.readline()
+            if not raw:
+                return None
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                return obj
+
+    async def ready(self, on_queued=None) -> dict:
+        """Waits for the session: `on_queued(position, behind)` hears each place in line
+        (1: next). Returns the `ready` line ({session_id, cwd, resume, claim, key}); raises
+        Busy when the session stayed busy past the wait, ClawsessError on another failure."""
+        while True:
+            obj = await self._next()
+            if obj is None or obj.get("type") == "error":
+                code = await self.proc.wait()
+                if self._stderr is not None:
+                    await self._stderr
+                message = obj.get("error") if obj else None
+                _raise(code or 1, "\n".join(self._stderr_lines), message)
+            if obj.get("type") == "queued":
+                if on_queued is not None:
+                    on_queued(int(obj.get("position") or 0), str(obj.get("behind") or ""))
+                continue
+            self.last = obj
+            if obj.get("type") == "ready":
+                return obj
+
+    async def __aexit__(self, *exc) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        while True:
+            obj = await self._next()
+            if obj is None:
+                break
+            self.last = obj
+        await self.proc.wait()
+        if self._stderr is not None:
+            await self._stderr
+
+
 class Clawsess:
     """The clawsess executable (`clawsess` on PATH by default), run in `cwd`."""
 
@@ -274,6 +354,24 @@ class Clawsess:
             if ask_timeout is not None:
                 args += ["--ask-timeout", str(ask_timeout)]
         return Turn(self, args, text)
+
+    def queue(self, key: str, *, wait: Optional[float] = None, cwd: Optional[str] = None,
+              session: Optional[str] = None, new: bool = False, hold: Optional[float] = None,
+              on_stderr=None) -> Place:
+        """`clawsess queue`: wait in line for KEY's turn for a claude you start yourself
+        (see Place); `on_stderr(line)` gets what clawsess says while it waits."""
+        args = ["queue", "--key", key]
+        if session:
+            args += ["--session", session]
+        if new:
+            args.append("--new")
+        if cwd:
+            args += ["--cwd", cwd]
+        if wait is not None:
+            args += ["--wait", str(max(0, int(wait)))]
+        if hold is not None:
+            args += ["--hold", str(max(1, int(hold)))]
+        return Place(self, args, on_stderr)
 
     async def answer(self, request_id: str, decision: Optional[str] = None,
                      reason: Optional[str] = None, *, choices: Sequence[str] = (),

@@ -3,20 +3,21 @@
 
 Each chat (surface) has a clawsess key, like ``telegram:123``. For a message from key K:
 
-1. ``clawsess current --key K --json`` says which session K's messages go to (K's
-   attachment, the global attachment, or K's own session) and that session's cwd; exit 1
-   means none yet, so the turn starts a new session in the bot's working dir.
-2. ``clawsess list --json`` says whether another surface (a terminal, ``clawsess run``,
-   another SDK turn) is answering that session right now; the turn waits for it, up to
-   ``wait`` seconds, and otherwise answers "busy".
-3. The SDK runs the turn: ``resume=<id>`` and ``cwd=<its cwd>`` (or ``session_id=<new id>``
-   for a new session), ``CLAWSESS_KEY=K`` in claude's env so clawsess's hooks know which
-   surface this is, ``setting_sources`` that load the user's settings (where clawsess's
-   hooks are), and the prompt exactly as written (``verbatim_prompts``: a chat user's
-   ``/command`` or ``@file`` is text). Messages are handed to callbacks as they come.
-4. If clawsess's prompt-submit hook refused the prompt anyway (another surface took the
-   session in the meantime), the turn waits and tries again while ``wait`` lasts, then
-   answers "busy".
+1. ``clawsess queue --key K`` waits in line for K's session (K's attachment, the global
+   attachment, K's own session, or a new one in the bot's working dir), first come, first
+   served with ``clawsess run`` and terminals waiting on it, up to ``wait`` seconds
+   (``on_queued`` hears the place in line), and then holds the session for this turn's
+   claude: it prints the session, its cwd and a claim token.
+2. The SDK runs the turn: ``resume=<id>`` and ``cwd=<its cwd>`` (or ``session_id=<new id>``
+   for a new session), ``CLAWSESS_KEY=K`` and ``CLAWSESS_CLAIM=<token>`` in claude's env so
+   clawsess's hooks know which surface this is and that the session was held for it,
+   ``setting_sources`` that load the user's settings (where clawsess's hooks are), and the
+   prompt exactly as written (``verbatim_prompts``: a chat user's ``/command`` or ``@file``
+   is text). Messages are handed to callbacks as they come. If the bot dies before its
+   claude takes the turn, ``clawsess queue``'s stdin closes and the session is let go.
+3. If clawsess's prompt-submit hook refused the prompt anyway (``precheck=False``: no
+   queue, and another surface had the session), the turn waits and tries again while
+   ``wait`` lasts, then answers "busy".
 
 Use it as a module (``await turn("telegram:1", "hello")``) or from a shell::
 
@@ -57,7 +58,7 @@ except ImportError:  # pragma: no cover - told to the user by main()
     query = None  # type: ignore[assignment]
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clawsess_client import Clawsess, ClawsessError  # noqa: E402
+from clawsess_client import Busy, Clawsess, ClawsessError  # noqa: E402
 
 #: The clawsess executable.
 CLAWSESS = os.environ.get("CLAWSESS", "clawsess")
@@ -102,6 +103,8 @@ class Reply:
     is_error: bool = False
     #: The turn started a new session.
     new_session: bool = False
+    #: Its place in the session's line when it began to wait (1: next), None if it did not.
+    queued: int | None = None
     #: Something the operator should know (the turn itself went through).
     warning: str | None = None
     num_turns: int = 0
@@ -132,40 +135,6 @@ async def resolve(key: str) -> Session | None:
     return Session(id=doc["session_id"], cwd=doc["cwd"], via=doc["via"], name=doc.get("name"))
 
 
-async def session_state(session_id: str) -> dict[str, Any] | None:
-    """The session's row of ``clawsess list --json`` (``busy``, ``transcript_exists``, ...)."""
-    rows = await _client().list()
-    return next((r for r in rows if r.get("session_id") == session_id), None)
-
-
-def _holder(row: dict[str, Any] | None) -> str | None:
-    """Who answers the session right now, as words; None when nobody does."""
-    busy = (row or {}).get("busy")
-    if not busy:
-        return None
-    return "a terminal turn is running" if busy == "terminal" else f"{busy} is answering it"
-
-
-async def _wait_until_free(
-    session_id: str, deadline: float, on_status: Callable[[str], None] | None
-) -> tuple[str | None, dict[str, Any] | None]:
-    """Waits until nobody answers the session or the deadline passes; returns who still
-    holds it (None: free) and the session's row. Says once that it waits."""
-    pause = 0.1
-    told = False
-    while True:
-        row = await session_state(session_id)
-        holder = _holder(row)
-        if holder is None or time.monotonic() >= deadline:
-            return holder, row
-        if not told and on_status:
-            left = deadline - time.monotonic()
-            on_status(f"session {session_id[:8]} is busy ({holder}); waiting up to {left:.0f} s")
-            told = True
-        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 2, 1.0)
-
-
 # --- one turn -------------------------------------------------------------------------
 
 #: Turns of one key go one at a time in this process (a chat's messages keep their order,
@@ -184,10 +153,13 @@ class _Call:
     on_text: Callable[[str], None] | None
     on_tool: Callable[[str, dict[str, Any]], None] | None
     on_status: Callable[[str], None] | None
+    on_queued: Callable[[int, str], None] | None
     trusted: bool
     precheck: bool
     options: dict[str, Any]
     deadline: float = 0.0
+    #: Its first place in the session's line, if it had to wait.
+    queued: int | None = None
 
 
 async def turn(
@@ -200,6 +172,7 @@ async def turn(
     on_text: Callable[[str], None] | None = None,
     on_tool: Callable[[str, dict[str, Any]], None] | None = None,
     on_status: Callable[[str], None] | None = None,
+    on_queued: Callable[[int, str], None] | None = None,
     trusted: bool = False,
     precheck: bool = True,
     options: dict[str, Any] | None = None,
@@ -208,12 +181,13 @@ async def turn(
     the current dir, when K has none), and the reply comes back.
 
     ``on_text(text)`` gets each assistant text as it comes, ``on_tool(name, input)`` each
-    tool call, ``on_status(line)`` a line when the turn has to wait.
+    tool call, ``on_status(line)`` a line when the turn has to wait, ``on_queued(position,
+    behind)`` each place in the session's line (1: next) and who answers it now.
 
-    A session another surface answers is waited for up to ``wait`` seconds; past that the
-    reply has ``busy=True``. ``precheck=False`` skips the ``clawsess list`` before the turn
-    (one call, whose cost grows with the number of sessions): a busy session is then refused
-    by clawsess's prompt-submit hook instead, after claude has started.
+    A session another surface answers is waited for in line (``clawsess queue``) up to
+    ``wait`` seconds; past that the reply has ``busy=True``. ``precheck=False`` skips the
+    queue: a busy session is then refused by clawsess's prompt-submit hook instead, after
+    claude has started, and nothing keeps the bot's place in line.
 
     The prompt reaches the model exactly as written (``verbatim_prompts``): a chat user's
     ``/attach`` is text, not a command run in the bot's session, and ``@/some/file`` does not
@@ -226,7 +200,9 @@ async def turn(
     """
     if query is None:
         raise ClawsessError("the Python package claude-agent-sdk is not installed (pip install claude-agent-sdk)")
-    call = _Call(key, text, cwd, cli_path, on_text, on_tool, on_status, trusted, precheck, dict(options or {}))
+    call = _Call(
+        key, text, cwd, cli_path, on_text, on_tool, on_status, on_queued, trusted, precheck, dict(options or {})
+    )
     async with _key_locks.setdefault(key, asyncio.Lock()):
         call.deadline = time.monotonic() + max(0.0, wait)
         while True:
@@ -240,43 +216,60 @@ async def turn(
 
 
 async def _attempt(call: _Call) -> Reply:
-    key = call.key
-    session = await resolve(key)
-    warning = None
-    if session is not None and call.precheck:
-        holder, row = await _wait_until_free(session.id, call.deadline, call.on_status)
-        if holder is not None:
-            return Reply(key, session.id, f"this conversation is busy: {holder}; try again later", busy=True)
-        if row is not None and row.get("transcript_exists") is False:
-            if session.via != "own":
-                return Reply(
-                    key,
-                    session.id,
-                    f"the session {key} is attached to ({session.id}) is gone (Claude Code deleted its "
-                    f"transcript); detach it: clawsess detach --key {key}",
-                    is_error=True,
-                )
-            warning = f"session {session.id} is gone (Claude Code deleted its transcript); started a new one"
-            session = None
+    if not call.precheck:
+        session = await resolve(call.key)
+        if session is None:
+            return await _sdk_turn(call, str(uuid.uuid4()), call.cwd or os.getcwd(), new=True, claim=None)
+        return await _sdk_turn(call, session.id, session.cwd, new=False, claim=None)
+    left = max(0.0, call.deadline - time.monotonic())
 
+    def said(line: str) -> None:
+        if call.on_status and line.strip():
+            call.on_status(line.strip())
+
+    def queued(position: int, behind: str) -> None:
+        if call.queued is None:
+            call.queued = position
+        if call.on_queued:
+            call.on_queued(position, behind)
+
+    # The place in line, then the session held for this turn's claude until its prompt takes
+    # it (or, should this bot die first, until clawsess queue's stdin closes).
+    async with _client().queue(call.key, wait=left, cwd=call.cwd or os.getcwd(), on_stderr=said) as place:
+        try:
+            ready = await place.ready(on_queued=queued)
+        except Busy as err:
+            return Reply(call.key, None, f"this conversation is busy: {err.message}", busy=True, queued=call.queued)
+        return await _sdk_turn(call, ready["session_id"], ready["cwd"], new=not ready["resume"], claim=ready["claim"])
+
+
+async def _sdk_turn(call: _Call, session_id: str, cwd: str, *, new: bool, claim: str | None) -> Reply:
+    """The SDK's turn on ``session_id`` (a new session with that id when ``new``); ``claim``:
+    the token of the turn ``clawsess queue`` holds for this claude."""
+    key = call.key
+    warning = None
     stderr_lines: list[str] = []
+    env = {**call.options.get("env", {}), "CLAWSESS_KEY": key}
+    if claim is not None:
+        # The hooks take the turn clawsess queue holds for this claude (once, and only this one).
+        env["CLAWSESS_CLAIM"] = claim
     opts: dict[str, Any] = {
-        "cwd": session.cwd if session else (call.cwd or os.getcwd()),
+        "cwd": cwd,
         "setting_sources": SETTING_SOURCES,
         "verbatim_prompts": not call.trusted,
         "cli_path": call.cli_path or os.environ.get("CLAWSESS_CLAUDE") or None,
         **call.options,
         # The hooks read CLAWSESS_KEY: this turn is K's (logged for catch-up under K; a new
         # session becomes K's own).
-        "env": {**call.options.get("env", {}), "CLAWSESS_KEY": key},
+        "env": env,
         "stderr": stderr_lines.append,
     }
-    if session is not None:
-        opts["resume"] = session.id
+    if new:
+        # A new session's id is chosen up front, so the reply can name it whatever happens.
+        opts["session_id"] = session_id
     else:
-        # A new session's id is chosen here, so the reply can name it whatever happens.
-        opts["session_id"] = str(uuid.uuid4())
-    reply = Reply(key, opts.get("resume") or opts["session_id"], "", new_session=session is None, warning=warning)
+        opts["resume"] = session_id
+    reply = Reply(key, session_id, "", new_session=new, warning=warning, queued=call.queued)
     texts: list[str] = []
     refused: str | None = None
     answered = False
@@ -399,7 +392,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--trusted", action="store_true",
                    help="the prompt is the operator's, not a chat user's: /commands run, @files are read")
     p.add_argument("--no-precheck", action="store_true",
-                   help="skip the busy check before the turn (clawsess's hook refuses a busy session)")
+                   help="skip clawsess queue before the turn (no place in line: clawsess's hook refuses a busy session)")
     p.add_argument("--json", action="store_true", help="print one JSON object per turn instead of streaming text")
     p.add_argument("prompt", nargs="*", help="the prompt (words joined by spaces)")
     return p.parse_args(argv)
@@ -421,6 +414,9 @@ async def _main(args: argparse.Namespace) -> int:
     def show_status(line: str) -> None:
         print(f"sdk_bot: {_printable(line)}", file=sys.stderr, flush=True)
 
+    def show_queued(position: int, behind: str) -> None:
+        show_status(f"queued: #{position} in line for this conversation, which {behind} is answering now")
+
     async def one(text: str) -> int:
         try:
             reply = await turn(
@@ -432,6 +428,7 @@ async def _main(args: argparse.Namespace) -> int:
                 on_text=None if args.json else show_text,
                 on_tool=None if args.json else show_tool,
                 on_status=show_status,
+                on_queued=show_queued,
                 trusted=args.trusted,
                 precheck=not args.no_precheck,
                 options=options,

@@ -31,6 +31,8 @@ pub enum Cmd {
     Name(NameCmd),
     /// Run one turn of a key's session through `claude -p`
     Run(Run),
+    /// Wait in line for a key's turn for a claude you start yourself (an Agent SDK bot's)
+    Queue(Queue),
     /// Answer a permission request, question or plan of `run --ask`
     Answer(Answer),
     /// Interrupt the run turn in progress on a session
@@ -294,6 +296,37 @@ pub struct Run {
     /// The prompt [default: read from stdin]; after `--` every word is text
     #[arg(trailing_var_arg = true, value_name = "PROMPT")]
     pub prompt: Vec<String>,
+}
+
+/// Waits in the session's queue as a run does, then holds the session for the claude the
+/// caller starts with `CLAWSESS_CLAIM=<claim>` in its env, until that claude's prompt takes
+/// the turn. Prints one JSON object per line: queued (position, behind), ready (session_id,
+/// cwd, resume, claim), then claimed or released. Closing its stdin withdraws the claim.
+#[derive(Debug, Args)]
+pub struct Queue {
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// Use this session (id, prefix or name) instead of the key's
+    #[arg(long, short, conflicts_with = "new")]
+    pub session: Option<String>,
+    /// Start a new session and make it the key's own
+    #[arg(long)]
+    pub new: bool,
+    /// Working directory of a new session [default: the current dir]
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Seconds to wait while another surface answers the session; 0 fails at once
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = crate::sys::parse_wait)]
+    pub wait: std::time::Duration,
+    /// Start a new own session when the key's session has been idle longer than this
+    /// (e.g. 30m, 12h, 7d), instead of the config file's reset policies
+    /// [env: CLAWSESS_IDLE_RESET]
+    #[arg(long, value_name = "DURATION", value_parser = crate::sys::parse_duration)]
+    pub idle_reset: Option<std::time::Duration>,
+    /// Seconds the session is held for the claude once ready; if no claude's prompt takes
+    /// the turn by then, it is let go
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = crate::sys::parse_wait)]
+    pub hold: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod config;
 pub mod doctor;
 pub mod exit;
+pub mod handoff;
 pub mod ident;
 pub mod install;
 pub mod list;

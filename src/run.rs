@@ -158,51 +158,19 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
     // --interrupt: the turn in progress is stopped and this one goes next, ahead of the
     // key's queue too (a queued run of the key would hold the key lock, waiting for us).
     let mut claim = if request.interrupt { interrupt_turn(store, request, &config, sink)? } else { None };
-    // Its place in line, taken now: kept while it waits for the key's lock and then for the
-    // session, so that it is served first come, first served among every waiter.
-    let in_line = crate::turn::queue::Place::now();
-    let guess = std::cell::OnceCell::new();
-    let mut early_ticket = None;
-    let key_lock = if claim.is_some() {
-        None
-    } else {
-        Some(KeyLock::acquire(store, key, &in_line, deadline, || {
-            // While it waits for its key, it holds its place in the queue of the session the
-            // key goes to now (a turn of another surface that comes later waits).
-            let id =
-                guess.get_or_init(|| crate::turn::route::current(store, key, request.session, request.new));
-            early_ticket = id.as_ref().and_then(|id| {
-                crate::turn::queue::Ticket::join_as(store, Line::Session(id), key.as_str(), &in_line)
-            });
-            if !request.wait.is_zero() {
-                eprintln!(
-                    "clawsess: another run for {key} is in progress; waiting up to {:.0} s",
-                    request.wait.as_secs_f64()
-                );
-            }
-        })?)
-    };
     let route_request = route::Request {
         session: request.session,
         new: request.new,
         cwd: request.cwd.or(config.cwd.as_deref()),
         reset: config.policy.clone(),
     };
-    let target = route::route(store, key, &route_request)?;
+    let waited = Wait { wait: request.wait, deadline, key_lock: claim.is_none() };
+    let Taken { key_lock, target, mut lock } =
+        take_session(store, key, &route_request, &waited, |position, behind| {
+            sink.event(&Event::Queued { position, behind, cap: None });
+        })?;
     let settings = config.for_session(store, &target.id, request.claude_args, request.warm)?;
     let warm_for = settings.warm;
-    let left = deadline.saturating_duration_since(Instant::now());
-    let mut place = None;
-    let mut queued = |_: &str| {
-        let now = crate::turn::exclusion::queue_position(store, &target.id);
-        if now.is_some() && now != place {
-            place.clone_from(&now);
-            let (position, behind) = now.unwrap_or_default();
-            sink.event(&Event::Queued { position, behind, cap: None });
-        }
-    };
-    let mut lock = RunLock::acquire_with(store, &target.id, key.as_str(), left, Some(&in_line), &mut queued)?;
-    drop(early_ticket);
     drop(claim.take()); // it holds the session now
     let fork = if target.resume { reconcile(store, &target) } else { Reconciled::default() };
     lock.set_fork_note(fork.note.clone())?;
@@ -339,6 +307,75 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
         steered_into: None,
         code: if interrupted { live::INTERRUPTED } else { outcome.exit_code(failed) },
     })
+}
+
+/// How long a turn waits for its key and its session.
+pub struct Wait {
+    /// The wait asked for (0: none; a run that may wait says so on stderr).
+    pub wait: Duration,
+    /// When it gives up (busy).
+    pub deadline: Instant,
+    /// Wait for the key's lock first (not with `--interrupt`'s claim on the next turn).
+    pub key_lock: bool,
+}
+
+/// A session held for a key's turn: its key's lock (runs of a key take turns), the session
+/// it goes to, and that session's run lock.
+pub struct Taken {
+    pub key_lock: Option<KeyLock>,
+    pub target: Target,
+    pub lock: RunLock,
+}
+
+/// Waits in line for `key`'s turn (first come, first served among every surface, see
+/// `turn::queue`): for the key's lock, then for the session `route_request` routes it to;
+/// `queued(position, behind)` hears each new place in the session's queue.
+pub fn take_session(
+    store: &Store,
+    key: &Key,
+    route_request: &route::Request<'_>,
+    wait: &Wait,
+    mut queued: impl FnMut(usize, String),
+) -> Result<Taken> {
+    // Its place in line, taken now: kept while it waits for the key's lock and then for the
+    // session, so that it is served first come, first served among every waiter.
+    let in_line = crate::turn::queue::Place::now();
+    let guess = std::cell::OnceCell::new();
+    let mut early_ticket = None;
+    let key_lock = if wait.key_lock {
+        Some(KeyLock::acquire(store, key, &in_line, wait.deadline, || {
+            // While it waits for its key, it holds its place in the queue of the session the
+            // key goes to now (a turn of another surface that comes later waits).
+            let id = guess.get_or_init(|| {
+                crate::turn::route::current(store, key, route_request.session, route_request.new)
+            });
+            early_ticket = id.as_ref().and_then(|id| {
+                crate::turn::queue::Ticket::join_as(store, Line::Session(id), key.as_str(), &in_line)
+            });
+            if !wait.wait.is_zero() {
+                eprintln!(
+                    "clawsess: another run for {key} is in progress; waiting up to {:.0} s",
+                    wait.wait.as_secs_f64()
+                );
+            }
+        })?)
+    } else {
+        None
+    };
+    let target = route::route(store, key, route_request)?;
+    let left = wait.deadline.saturating_duration_since(Instant::now());
+    let mut place = None;
+    let mut on_wait = |_: &str| {
+        let now = crate::turn::exclusion::queue_position(store, &target.id);
+        if now.is_some() && now != place {
+            place.clone_from(&now);
+            let (position, behind) = now.unwrap_or_default();
+            queued(position, behind);
+        }
+    };
+    let lock = RunLock::acquire_with(store, &target.id, key.as_str(), left, Some(&in_line), &mut on_wait)?;
+    drop(early_ticket);
+    Ok(Taken { key_lock, target, lock })
 }
 
 /// A claude slot for this turn (`turn::cap`), waiting in line until `deadline`: each place in

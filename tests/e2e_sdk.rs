@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::agent_sdk;
-use support::installed::Installed;
+use support::installed::{Installed, Running};
 use support::real_claude::{read_stderr_until, run_with_stdin};
 use support::stand_in_api::Recorded;
 
@@ -780,6 +780,188 @@ fn the_command_streams_each_reply_and_takes_a_turn_per_line_of_stdin() {
     assert!(stdout.contains(&second.reply), "{stdout}");
     assert!(stderr.contains("[Bash]") && stderr.contains("echo hi"), "{stderr}");
     assert!(stdout.contains("stand-in reply") && first.last_user_text.contains("[bash=echo hi]"), "{stdout}");
+}
+
+/// The index of the one main-turn request whose prompt contains `needle`, in arrival order.
+fn arrival(s: &Installed, needle: &str) -> usize {
+    let all = s.home.api.turn_requests();
+    let found: Vec<usize> =
+        all.iter().enumerate().filter(|(_, r)| r.last_user_text.contains(needle)).map(|(i, _)| i).collect();
+    assert_eq!(found.len(), 1, "requests with {needle:?}: {all:#?}");
+    found[0]
+}
+
+#[test]
+fn an_sdk_bot_waiting_behind_a_run_is_first_in_line_and_goes_before_a_later_run() {
+    let s = sdk();
+    let id = shared_session(&s, &["telegram:qa", "sdk:q", "telegram:qc"]);
+    let run_a = s.spawn_run(&["--key", "telegram:qa", "--json", "run turn QFIRST [hold=qa]"]);
+    s.home.api.wait_held("qa");
+
+    // The bot takes a ticket in the session's queue and learns its place.
+    let mut bot = s.spawn_bot("sdk:q", &["--wait", "120"], "sdk turn QBOT [hold=qb]");
+    let (said, _rest) = read_stderr_until(&mut bot, "queued: #1 in line");
+    assert!(said.contains("telegram:qa"), "who answers now: {said}");
+    // A run that comes later is behind it.
+    let mut run_c =
+        Running::of(s.spawn_run(&["--key", "telegram:qc", "--stream", "--wait", "120", "run turn QLATER"]));
+    assert_eq!(run_c.until("queued")["position"], 2, "{:?}", run_c.seen);
+
+    s.home.api.release("qa");
+    let (out, reply) = finish(run_a);
+    assert!(out.status.success(), "{reply}");
+    // The bot's claude is answering (held): the later run still waits for it.
+    s.home.api.wait_held("qb");
+    assert!(s.requests_with("QLATER").is_empty(), "the later run went before the bot");
+    s.home.api.release("qb");
+    let (out, reply) = finish(bot);
+    assert_answered(&out, &reply, &id);
+    assert_eq!(reply["queued"], 1, "{reply}");
+    let (code, events) = run_c.finish();
+    assert_eq!(code, 0, "{events:?}");
+    assert!(arrival(&s, "QFIRST") < arrival(&s, "QBOT") && arrival(&s, "QBOT") < arrival(&s, "QLATER"));
+    let later = s.request_with("QLATER");
+    assert!(later.all_text.contains("QBOT") && later.all_text.contains(reply["text"].as_str().unwrap()));
+    let bot_req = s.request_with("QBOT");
+    assert!(
+        bot_req.all_text.contains("QFIRST"),
+        "the bot's turn sees the run's: {}",
+        tail(&bot_req.all_text)
+    );
+    assert_never_two_at_once(&s.home.api.requests(), &id);
+    assert_linear(&s.transcript(&id));
+}
+
+/// The live `clawsess queue` processes waiting for `key` (their tickets in the state dir).
+fn queue_waiters(s: &Installed, key: &str) -> Vec<u32> {
+    let dir = s.home.home().join(".local/share/clawsess/queue");
+    let mut pids = Vec::new();
+    for session in fs::read_dir(dir).into_iter().flatten().flatten() {
+        for ticket in fs::read_dir(session.path()).into_iter().flatten().flatten() {
+            let Ok(text) = fs::read_to_string(ticket.path()) else { continue };
+            let Ok(t) = serde_json::from_str::<Value>(&text) else { continue };
+            let pid = t["pid"].as_u64().unwrap_or(0) as u32;
+            if t["surface"] == key && Path::new(&format!("/proc/{pid}")).exists() {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+#[test]
+fn an_sdk_bot_that_dies_while_queued_frees_its_place_and_the_next_is_served() {
+    let s = sdk();
+    let id = shared_session(&s, &["telegram:ka", "sdk:k", "telegram:kc"]);
+    let run_a = s.spawn_run(&["--key", "telegram:ka", "--json", "run turn KFIRST [hold=ka]"]);
+    s.home.api.wait_held("ka");
+    let mut bot = s.spawn_bot("sdk:k", &["--wait", "120"], "sdk turn KDEAD");
+    let _said = read_stderr_until(&mut bot, "queued: #1 in line");
+    let mut run_c =
+        Running::of(s.spawn_run(&["--key", "telegram:kc", "--stream", "--wait", "120", "run turn KNEXT"]));
+    assert_eq!(run_c.until("queued")["position"], 2, "{:?}", run_c.seen);
+    assert_eq!(queue_waiters(&s, "sdk:k").len(), 1, "the bot's place in line");
+
+    // The bot dies: its `clawsess queue` sees its stdin close and goes, place and all.
+    bot.kill().unwrap();
+    bot.wait().unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while !queue_waiters(&s, "sdk:k").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the dead bot's place is still held");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.home.api.release("ka");
+    let (out, reply) = finish(run_a);
+    assert!(out.status.success(), "{reply}");
+    let (code, events) = run_c.finish();
+    assert_eq!(code, 0, "the next waiter is served: {events:?}");
+    assert!(s.requests_with("KDEAD").is_empty(), "the dead bot's prompt never ran");
+    assert!(s.request_with("KNEXT").all_text.contains("KFIRST"));
+    assert_never_two_at_once(&s.home.api.requests(), &id);
+    assert_linear(&s.transcript(&id));
+}
+
+/// `clawsess queue --key KEY`, its stdin a pipe kept open, its stdout read line by line.
+fn spawn_queue(s: &Installed, key: &str) -> Running {
+    let child = s
+        .clawsess_cmd(&["queue", "--key", key, "--wait", "120"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn clawsess queue");
+    Running::of(child)
+}
+
+/// `claude -p --resume ID` with `env`, `prompt` on stdin.
+fn claude_with(s: &Installed, id: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = s.home.claude_p(&s.project);
+    cmd.args(["--output-format", "json", "--resume", id]).envs(env.iter().copied());
+    cmd
+}
+
+#[test]
+fn a_held_turn_is_taken_once_and_only_by_the_claude_given_its_claim() {
+    let s = sdk();
+    let id = shared_session(&s, &["sdk:h"]);
+    let mut queue = spawn_queue(&s, "sdk:h");
+    let ready = queue.until("ready");
+    assert_eq!((&ready["session_id"], &ready["resume"]), (&json!(id), &json!(true)), "{ready}");
+    let claim = ready["claim"].as_str().unwrap().to_owned();
+
+    // Another claude (without the claim, or with another token) meets a session held: refused.
+    for (env, prompt) in
+        [(vec![], "NOCLAIM turn"), (vec![("CLAWSESS_CLAIM", "not-the-claim")], "WRONGCLAIM turn")]
+    {
+        let out = run_with_stdin(&mut claude_with(&s, &id, &env), prompt, T);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("busy") && stderr.contains("sdk:h"),
+            "{prompt}: {stderr}"
+        );
+    }
+    // The claude given the claim takes the turn; `queue` says so and lets go.
+    let first = claude_with(&s, &id, &[("CLAWSESS_CLAIM", &claim), ("CLAWSESS_KEY", "sdk:h")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut first = first;
+        first.stdin.take().unwrap().write_all(b"CLAIMED turn [hold=ch]").unwrap();
+        s.home.api.wait_held("ch");
+        let claimed = queue.until("claimed");
+        assert_eq!(claimed["refused"], false, "{claimed}");
+        let (code, events) = queue.finish();
+        assert_eq!(code, 0, "{events:?}");
+        // The same claim again, while that turn runs: no way past the session's turn.
+        let out = run_with_stdin(&mut claude_with(&s, &id, &[("CLAWSESS_CLAIM", &claim)]), "TWICE turn", T);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains("busy"), "{stderr}");
+        s.home.api.release("ch");
+        let (out, reply) = finish(first);
+        assert!(out.status.success() && reply["is_error"] == false, "{reply}");
+    }
+    for refused in ["NOCLAIM", "WRONGCLAIM", "TWICE"] {
+        assert!(s.requests_with(refused).is_empty(), "{refused} reached the model");
+    }
+    assert_eq!(s.requests_with("CLAIMED").len(), 1);
+
+    // A queue whose caller goes away before its claude comes lets go of the session.
+    let mut queue = spawn_queue(&s, "sdk:h");
+    queue.until("ready");
+    drop(queue.child.stdin.take());
+    let released = queue.until("released");
+    assert!(released["why"].as_str().unwrap().contains("stdin"), "{released}");
+    let (code, _) = queue.finish();
+    assert_eq!(code, 0);
+    let out = s.run(&["--key", "sdk:h", "--wait", "0", "--json", "run after the release"]);
+    assert!(out.status.success(), "the session is free: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(s.request_with("run after the release").all_text.contains("CLAIMED turn"));
+    assert_never_two_at_once(&s.home.api.requests(), &id);
+    assert_linear(&s.transcript(&id));
 }
 
 /// A random session id (what Claude Code would pick).

@@ -18,6 +18,7 @@ mod list;
 mod mcp;
 mod name;
 mod prune;
+mod queue;
 mod run;
 mod serve_ssh;
 mod set;
@@ -80,6 +81,7 @@ impl Cmd {
             Cmd::Show(cmd) => cmd.run(),
             Cmd::Name(cmd) => cmd.run(),
             Cmd::Run(cmd) => cmd.run(),
+            Cmd::Queue(cmd) => cmd.run(),
             Cmd::Answer(cmd) => cmd.run(),
             Cmd::Stop(cmd) => cmd.run(),
             Cmd::Cool(cmd) => cmd.run(),

@@ -169,6 +169,10 @@ impl Store {
         self.dir.join("next").join(format!("{id}.json"))
     }
 
+    fn claim_path(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("claims").join(format!("{id}.json"))
+    }
+
     fn stop_path(&self, id: &SessionId) -> PathBuf {
         self.dir.join("stop").join(format!("{id}.json"))
     }
@@ -480,6 +484,11 @@ impl Store {
         Ok(())
     }
 
+    /// The claim `clawsess queue` holds on `id` for a claude it hands the turn to, if any.
+    pub fn claim(&self, id: &SessionId) -> Result<Option<TurnClaim>> {
+        read_json(&self.claim_path(id))
+    }
+
     pub fn stop_request(&self, id: &SessionId) -> Result<Option<StopRequest>> {
         read_json(&self.stop_path(id))
     }
@@ -661,6 +670,16 @@ impl Locked<'_> {
     pub fn remove_steer(&self, session: &SessionId, steer: &str) -> Result<bool> {
         remove_if_exists(&self.steer_events_path(session, steer))?;
         remove_if_exists(&self.steer_path(session, steer))
+    }
+
+    /// Writes the claim on `id`'s turn (volatile: meaningless once its process is gone).
+    pub fn put_claim(&self, id: &SessionId, claim: &TurnClaim) -> Result<()> {
+        self.write_with(&self.claim_path(id), claim, Durability::Volatile)
+    }
+
+    /// Removes the claim on `id`'s turn.
+    pub fn remove_claim(&self, id: &SessionId) -> Result<bool> {
+        remove_if_exists(&self.claim_path(id))
     }
 
     /// Removes a claim on the next turn of `id` whoever made it (`prune`: its process is gone).

@@ -461,6 +461,43 @@ pub struct NextTurn {
     pub at: u64,
 }
 
+/// `clawsess queue` holds a session for a claude process it hands the turn to (an Agent SDK
+/// bot's): `claims/<session id>.json`. The claude's prompt hook, given the token
+/// (`CLAWSESS_CLAIM`), takes the turn; every change is made under the store lock, so a claim
+/// is taken once, or withdrawn, never both.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TurnClaim {
+    pub v: u32,
+    /// What the claude must show (`CLAWSESS_CLAIM`).
+    pub token: String,
+    /// The `clawsess queue` process holding the session for it.
+    pub pid: u32,
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    /// The key it holds the session for.
+    pub key: String,
+    pub state: ClaimState,
+    /// The claude process that took it (its prompt hook).
+    #[serde(default)]
+    pub claude: Option<u32>,
+    /// Unix ms when it was made.
+    pub at: u64,
+}
+
+/// Where a [`TurnClaim`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimState {
+    /// Waiting for the claude's prompt.
+    Ready,
+    /// A claude's prompt hook is taking it (once only).
+    Taking,
+    /// The claude's turn is marked busy: the session is its now.
+    Taken,
+    /// The claude's prompt was refused after all (it was behind): nobody's turn.
+    Refused,
+}
+
 /// `clawsess stop` asks the run `pid` answering a session to interrupt its turn:
 /// `stop/<session id>.json`. The run removes it when it has seen it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -618,6 +655,7 @@ versioned!(
     StopRequest,
     SteerRequest,
     NextTurn,
+    TurnClaim,
     QueueTicket,
     ClaudeSlot,
     WarmNote,

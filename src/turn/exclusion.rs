@@ -25,7 +25,8 @@ use crate::exit::Busy;
 use crate::ident::shorten;
 use crate::ident::{Key, SessionId};
 use crate::store::{
-    Acquired, BusyMarker, HolderTurn, Line, RunHolder, Store, lock_until, mtime_ms, now_ms, open_lock_file,
+    Acquired, BusyMarker, ClaimState, HolderTurn, Line, RunHolder, Store, lock_until, mtime_ms, now_ms,
+    open_lock_file,
 };
 use crate::sys::{clock, pid_alive};
 
@@ -357,21 +358,79 @@ impl KeyLock {
     }
 }
 
-/// A claude process's turn about to begin: the run lock, held for a moment. Nothing else can
-/// start a turn on the session while it exists; [`Gate::open`] marks the turn and lets go.
+/// A claude process's turn about to begin: the run lock, held for a moment (or, for a claude
+/// handed the turn by `clawsess queue`, held by that queue process for it: see
+/// [`take_claim`]). Nothing else can start a turn on the session while it exists;
+/// [`Gate::open`] marks the turn and lets go.
 pub struct Gate<'a> {
     store: &'a Store,
     id: SessionId,
-    file: File,
+    file: Option<File>,
+    /// The token of the claim this turn takes, until the turn is marked.
+    claim: Option<String>,
 }
 
 impl Gate<'_> {
-    /// Marks the turn of `marker`'s process and releases the run lock.
-    pub fn open(self, marker: &BusyMarker) -> Result<()> {
+    /// Marks the turn of `marker`'s process and releases the run lock (or tells the queue
+    /// process holding it that the turn is marked, so it lets go).
+    pub fn open(mut self, marker: &BusyMarker) -> Result<()> {
         self.store.put_busy(&self.id, marker)?;
-        drop(self.file);
+        if let Some(token) = self.claim.take() {
+            settle_claim(self.store, &self.id, &token, ClaimState::Taken)?;
+        }
+        drop(self.file.take());
         Ok(())
     }
+}
+
+impl Drop for Gate<'_> {
+    fn drop(&mut self) {
+        // Not opened: the prompt was refused after all; the queue process lets go.
+        if let Some(token) = self.claim.take() {
+            let _ = settle_claim(self.store, &self.id, &token, ClaimState::Refused);
+        }
+    }
+}
+
+/// The turn a `clawsess queue` process holds on `id` for the claude whose prompt hook shows
+/// `token` (`CLAWSESS_CLAIM`), taken for the claude `pid` at once: that process waited in the
+/// queue and holds the run lock for this claude, so nothing else took the session since the
+/// claude read the transcript. Under the store lock, so a claim is taken once: `None` when
+/// there is no such claim ready (another token, taken already, withdrawn, its process gone),
+/// and the prompt then goes through [`gate`] as any other.
+pub fn take_claim<'a>(
+    store: &'a Store,
+    id: &SessionId,
+    token: &str,
+    pid: Option<u32>,
+) -> Result<Option<Gate<'a>>> {
+    let tx = store.lock(crate::store::HOOK_LOCK_WAIT)?;
+    let Some(mut claim) = tx.claim(id)? else { return Ok(None) };
+    let ready = claim.state == ClaimState::Ready
+        && !token.is_empty()
+        && claim.token == token
+        && process_alive(claim.pid, claim.pid_start)
+        && run_holder(store, id).is_some_and(|h| h.pid == claim.pid);
+    if !ready {
+        return Ok(None);
+    }
+    claim.state = ClaimState::Taking;
+    claim.claude = pid;
+    tx.put_claim(id, &claim)?;
+    Ok(Some(Gate { store, id: id.clone(), file: None, claim: Some(token.to_owned()) }))
+}
+
+/// A claim being taken (`token`'s) is now `state`.
+fn settle_claim(store: &Store, id: &SessionId, token: &str, state: ClaimState) -> Result<()> {
+    let tx = store.lock(crate::store::HOOK_LOCK_WAIT)?;
+    if let Some(mut claim) = tx.claim(id)?
+        && claim.token == token
+        && claim.state == ClaimState::Taking
+    {
+        claim.state = state;
+        tx.put_claim(id, &claim)?;
+    }
+    Ok(())
 }
 
 /// Waits, until `deadline`, for `id` to be free for a turn of the claude process `pid`: no
@@ -386,7 +445,12 @@ pub fn gate<'a>(
     on_wait: impl FnMut(&str),
 ) -> Result<std::result::Result<Gate<'a>, String>> {
     let who = pid.map_or_else(|| "a claude process".to_owned(), |p| format!("a claude process (pid {p})"));
-    Ok(take(store, id, pid, &who, None, deadline, on_wait)?.map(|file| Gate { store, id: id.clone(), file }))
+    Ok(take(store, id, pid, &who, None, deadline, on_wait)?.map(|file| Gate {
+        store,
+        id: id.clone(),
+        file: Some(file),
+        claim: None,
+    }))
 }
 
 /// The run lock of `id`, taken once nothing else answers the session and no turn that began

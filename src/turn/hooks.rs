@@ -494,7 +494,17 @@ pub fn prompt_submit(
             told = true;
         }
     };
-    let gate = match exclusion::gate(store, id, process.pid, Instant::now() + wait, on_wait)? {
+    // A claude handed the turn by `clawsess queue` takes it: that process waited in the queue
+    // and holds the session for it (a claim that is not ready goes the way of any prompt).
+    let claimed = match &process.claim {
+        Some(token) => exclusion::take_claim(store, id, token, process.pid)?,
+        None => None,
+    };
+    let gate = match claimed {
+        Some(gate) => Ok(gate),
+        None => exclusion::gate(store, id, process.pid, Instant::now() + wait, on_wait)?,
+    };
+    let gate = match gate {
         Ok(gate) => gate,
         Err(why) => {
             let reason = format!(
@@ -697,6 +707,7 @@ mod tests {
             start: crate::claude::process::start_time(me),
             kind: Kind::Interactive,
             key: None,
+            claim: None,
         };
         let who = Who::Claude(process.clone());
         let start = |source: &str| {

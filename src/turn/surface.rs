@@ -7,6 +7,10 @@ use crate::store::Starter;
 /// `env` option, a script exports it before `claude -p`.
 pub const KEY_ENV: &str = "CLAWSESS_KEY";
 
+/// Env var with the token of the turn `clawsess queue` holds for this claude process (see
+/// `exclusion::take_claim`): its caller passes it in the SDK's `env` option.
+pub const CLAIM_ENV: &str = "CLAWSESS_CLAIM";
+
 /// What kind of Claude Code a process is (`$CLAUDE_CODE_ENTRYPOINT`: `cli` for an
 /// interactive terminal, `sdk-cli` for `claude -p`, `sdk-py` / `sdk-ts` for the Agent SDKs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +46,8 @@ pub struct ClaudeProcess {
     pub kind: Kind,
     /// The surface key it speaks for (`CLAWSESS_KEY`).
     pub key: Option<Key>,
+    /// The token of a turn `clawsess queue` holds for it (`CLAWSESS_CLAIM`).
+    pub claim: Option<String>,
 }
 
 impl ClaudeProcess {
@@ -58,7 +64,9 @@ impl ClaudeProcess {
         });
         let entrypoint = std::env::var("CLAUDE_CODE_ENTRYPOINT").ok();
         let sdk = std::env::var_os("CLAUDE_AGENT_SDK_VERSION").is_some_and(|v| !v.is_empty());
-        Self { pid, start: start.flatten(), kind: Kind::from_entrypoint(entrypoint.as_deref(), sdk), key }
+        let claim = std::env::var(CLAIM_ENV).ok().filter(|c| !c.is_empty());
+        let kind = Kind::from_entrypoint(entrypoint.as_deref(), sdk);
+        Self { pid, start: start.flatten(), kind, key, claim }
     }
 
     /// How to make a refusal of this process's prompt visible to its caller without it
