@@ -26,7 +26,8 @@ pub struct Swept {
     pub tickets: usize,
     /// Empty, quiet `queue/<id>/` and `steer/<id>/` dirs.
     pub dirs: usize,
-    /// `run --interrupt` claims on the next turn whose run is gone.
+    /// Claims on a session's next turn (`run --interrupt`'s, `clawsess queue`'s) whose
+    /// process is gone.
     pub next: usize,
     /// `clawsess stop` requests whose run is gone.
     pub stops: usize,
@@ -93,6 +94,11 @@ pub fn sweep(tx: &Locked<'_>) -> Result<Swept> {
             swept.next += 1;
         }
     }
+    for id in store.ids_in("claims") {
+        if tx.claim(&id)?.is_some_and(|c| !process_alive(c.pid, c.pid_start)) && tx.remove_claim(&id)? {
+            swept.next += 1;
+        }
+    }
     for id in store.ids_in("stop") {
         if tx.stop_request(&id)?.is_some_and(|s| !pid_alive(s.pid)) && tx.clear_stop_request(&id)? {
             swept.stops += 1;
@@ -146,7 +152,8 @@ mod tests {
     use super::*;
     use crate::ident::SessionId;
     use crate::store::{
-        COMMAND_LOCK_WAIT, ClaudeSlot, FORMAT, Proc, QueueTicket, SteerRequest, SteerState, Store, now_ms,
+        COMMAND_LOCK_WAIT, ClaimState, ClaudeSlot, FORMAT, Proc, QueueTicket, SteerRequest, SteerState,
+        Store, TurnClaim, now_ms,
     };
 
     fn id(n: u8) -> SessionId {
@@ -194,6 +201,19 @@ mod tests {
             at: now_ms(),
             state: SteerState::Pending,
         };
+        // A `clawsess queue` claim whose process is gone, and one of ours.
+        let claim = |pid| TurnClaim {
+            v: FORMAT,
+            token: "t".into(),
+            pid,
+            pid_start: None,
+            key: "k".into(),
+            state: ClaimState::Ready,
+            claude: None,
+            at: 1,
+        };
+        tx.put_claim(&id(8), &claim(dead)).unwrap();
+        tx.put_claim(&id(9), &claim(std::process::id())).unwrap();
         tx.put_steer(&steer("gone", dead)).unwrap();
         tx.put_steer(&steer("waiting", std::process::id())).unwrap();
         // A claude slot of processes that are gone, and one of ours.
@@ -227,7 +247,7 @@ mod tests {
             Swept {
                 tickets: 2,
                 dirs: 1,
-                next: 1,
+                next: 2,
                 stops: 1,
                 steers: 1,
                 slots: 1,
@@ -241,6 +261,7 @@ mod tests {
         assert_eq!(left, ["live"]);
         assert!(!dir.path().join(format!("queue/{}", id(2))).exists());
         assert!(store.stop_request(&id(4)).unwrap().is_some(), "a live run's stop request stays");
+        assert!(store.claim(&id(8)).unwrap().is_none() && store.claim(&id(9)).unwrap().is_some());
         assert_eq!(store.steers(&id(5)).unwrap().len(), 1, "a waiting sender's message stays");
         let slots: Vec<String> = store.claude_slots().unwrap().into_iter().map(|s| s.id).collect();
         assert_eq!(slots, ["ours"]);

@@ -765,6 +765,43 @@ mod tests {
         RunLock::acquire(&store, &id(), "k", Duration::ZERO).unwrap();
     }
 
+    /// A turn held for a claude (`clawsess queue`) is taken once, by the claude showing its
+    /// token, while its holder holds the session; a refused prompt lets the holder go.
+    #[test]
+    fn a_claim_is_taken_once_by_its_token_while_its_holder_holds_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let me = std::process::id();
+        let claim = |state| crate::store::TurnClaim {
+            v: FORMAT,
+            token: "T".into(),
+            pid: me,
+            pid_start: start_time(me),
+            key: "sdk:1".into(),
+            state,
+            claude: None,
+            at: now_ms(),
+        };
+        let put = |state| store.lock(COMMAND_LOCK_WAIT).unwrap().put_claim(&id(), &claim(state)).unwrap();
+        put(ClaimState::Ready);
+        assert!(take_claim(&store, &id(), "T", Some(7)).unwrap().is_none(), "nobody holds the session");
+        let lock = RunLock::acquire(&store, &id(), "sdk:1", Duration::ZERO).unwrap();
+        assert!(take_claim(&store, &id(), "other", Some(7)).unwrap().is_none(), "another token");
+        assert!(take_claim(&store, &id(), "", Some(7)).unwrap().is_none());
+        let gate = take_claim(&store, &id(), "T", Some(7)).unwrap().expect("the claim's claude");
+        let taking = store.claim(&id()).unwrap().unwrap();
+        assert_eq!((taking.state, taking.claude), (ClaimState::Taking, Some(7)));
+        assert!(take_claim(&store, &id(), "T", Some(8)).unwrap().is_none(), "taken once");
+        gate.open(&marker(me, now_ms())).unwrap();
+        assert_eq!(store.claim(&id()).unwrap().unwrap().state, ClaimState::Taken);
+        assert_eq!(store.busy(&id()).unwrap().unwrap().pid, Some(me), "the claude's turn is marked");
+        // A prompt refused after taking it (behind): the holder hears it.
+        put(ClaimState::Ready);
+        drop(take_claim(&store, &id(), "T", Some(7)).unwrap().expect("ready again"));
+        assert_eq!(store.claim(&id()).unwrap().unwrap().state, ClaimState::Refused);
+        drop(lock);
+    }
+
     /// A pid that is no process's any more.
     fn dead_pid() -> u32 {
         let mut child = std::process::Command::new("true").spawn().unwrap();
