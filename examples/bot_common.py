@@ -10,7 +10,7 @@ import os
 import secrets
 import time
 
-from clawsess_client import Busy, ClawsessError, tool_summary, topic_text
+from clawsess_client import Busy, ClawsessError, Event, tool_summary, topic_text
 
 __all__ = ["Asked", "MidTurn", "Pairing", "Progress", "ending", "follow", "ids", "model_command",
            "number", "read_json", "status_text", "write_json"]
@@ -446,6 +446,7 @@ class Asked:
         self.questions = event.questions if event.type == "question" else []
         self.picked = [[] for _ in self.questions]
         self.handle = None
+        self.at = time.time()
         self.text = self.render(event)
 
     def render(self, event):
@@ -541,6 +542,53 @@ class Asked:
                 "question": "⌛ Not answered: declined."}[self.kind]
 
 
+class Asks(dict):
+    """request_id -> Asked: the messages with buttons. The questions (what their buttons
+    mean, and the options picked so far) are kept in the bot's state file through SAVE(), so
+    a restarted bot still answers a press on one while its turn waits; permissions and plans
+    need nothing kept (their buttons hold the request id and the decision)."""
+
+    KEEP = 50  # questions kept at most (the newest)
+
+    def __init__(self, save=lambda: None):
+        super().__init__()
+        self.save = save
+
+    def __setitem__(self, rid, asked):
+        super().__setitem__(rid, asked)
+        if asked.kind == "question":
+            self.save()
+
+    def pop(self, rid, *default):
+        asked = super().pop(rid, *default)
+        if asked is not None and getattr(asked, "kind", None) == "question":
+            self.save()
+        return asked
+
+    def saved(self):
+        """The questions as the state file keeps them."""
+        kept = [a for a in self.values() if a.kind == "question"][-self.KEEP:]
+        return [{"event": a.event.data, "key": a.key, "asker": a.asker, "picked": a.picked, "at": a.at}
+                for a in kept]
+
+    def restore(self, entries, max_age):
+        """The questions a state file kept, but for those asked over MAX_AGE seconds ago
+        (their turns have given up on them)."""
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                if time.time() - float(entry["at"]) > max_age:
+                    continue
+                asked = Asked(Event("question", dict(entry["event"])), str(entry["key"]), entry.get("asker"))
+                picked = entry.get("picked") or []
+                if len(picked) == len(asked.picked):
+                    asked.picked = [[str(label) for label in labels] for labels in picked]
+                asked.at = float(entry["at"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if asked.request_id:
+                super().__setitem__(asked.request_id, asked)
+
+
 def decision_verdict(decision):
     """The verdict of an Allow / Deny press that the bot knows nothing more about (a button
     of its earlier run)."""
@@ -583,9 +631,10 @@ async def press(cs, asks, data):
         verdict, ok = await asked.answer(cs, kind)
     else:
         if asked is None:
-            return ("⚠️ This question is not open here any more (asked before the bot restarted, "
-                    "or its turn is over)."), None, "closed"
+            return "⚠️ This question is not open any more (its turn is over).", None, "closed"
         if what != "send" and not asked.pick(*what):
+            if isinstance(asks, Asks):
+                asks.save()  # the picks so far survive a restart too
             return "Picked: " + (", ".join(asked.choices()) or "nothing"), asked, "picked"
         verdict, ok = await asked.answer(cs)
     if not ok:

@@ -63,7 +63,7 @@ from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bot_common import (STOPPING_TEXT, MidTurn, Pairing, Progress, answer_in_words,  # noqa: E402
-                        chat_turn, ids, model_command, number, open_question, press, read_json,
+                        Asks, chat_turn, ids, model_command, number, open_question, press, read_json,
                         shorten, status_text, write_json)
 from clawsess_client import Clawsess, ClawsessError, topic_text  # noqa: E402
 
@@ -147,9 +147,12 @@ class State:
         data = read_json(path)
         self.fresh = set(data.get("fresh", []))
         self.owners = {int(x) for x in data.get("owners", [])}
+        # The questions open when it was saved (see bot_common.Asks), until the bot takes them.
+        self.kept_asks = data.get("asks", [])
+        self.asks = None
 
     def save(self):
-        write_json(self.path, {"fresh": sorted(self.fresh), "owners": sorted(self.owners)})
+        write_json(self.path, {"fresh": sorted(self.fresh), "owners": sorted(self.owners), "asks": self.asks.saved() if self.asks is not None else self.kept_asks})
 
 
 # ---------------------------------------------------------------------------------------
@@ -255,7 +258,10 @@ class Bot(discord.Client):
         self.side = set()  # Turns of messages that steer or interrupt (not in a key's line)
         self.pending = collections.Counter()  # key -> its messages running or waiting
         self.interrupted = {}  # key -> what interrupted its running turn
-        self.asks = {}  # request_id -> Asked: a message with buttons
+        # request_id -> Asked: a message with buttons; the questions kept in the state file.
+        self.asks = Asks(self.state.save)
+        self.asks.restore(self.state.kept_asks, cfg.ask_timeout + 60)
+        self.state.asks = self.asks
         self.mid = cfg.mid
         self.stopping = False
         self.add_commands()

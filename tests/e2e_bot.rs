@@ -786,6 +786,40 @@ fn a_restarted_bots_buttons_still_work() {
     let _ = id;
 }
 
+/// What a question's buttons mean is kept in the state file: a bot that crashed and
+/// started again answers a press on one, and the model reads the choice.
+#[test]
+fn a_restarted_bot_still_knows_what_a_questions_buttons_mean() {
+    let e = Env::new();
+    let mut bot = e.bot(&[]);
+    e.api.script_tools("[ask-restart]", vec![color_question()]);
+    let id = e.tg.push_message(USER_ID, None, "style it [ask-restart]");
+    let (asked, buttons) = wait_for_button(&e, &bot, USER_ID, "Blue", 0);
+    let blue = data_of(&buttons, "Blue");
+    let state: Value = serde_json::from_str(&fs::read_to_string(&e.state).unwrap()).unwrap();
+    assert_eq!(state["asks"].as_array().map(Vec::len), Some(1), "{state}");
+    // The bot crashes (SIGKILL: no shutdown) while the question is open; a new one starts.
+    let mut child = bot.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let bot = e.bot(&[]);
+    e.tg.push_callback(USER_ID, message_id(&asked), &blue);
+    assert!(e.tg.wait_until(T, || !e.tg.callback_answers().is_empty()), "{}", bot.log());
+    assert_eq!(e.tg.callback_answers()[0]["text"], "✅ Answered: Blue", "{}", bot.log());
+    wait_for_text(&e, &bot, message_id(&asked), "✅ Answered: Blue");
+    let answered = |reqs: &[Recorded]| {
+        reqs.iter().any(|r| {
+            let body = r.body.to_string();
+            body.contains("have been answered") && body.contains("Blue")
+        })
+    };
+    assert!(e.api.wait_for(T, answered), "the model never read the choice; log:\n{}", bot.log());
+    // Answered, it is no longer kept.
+    let state: Value = serde_json::from_str(&fs::read_to_string(&e.state).unwrap()).unwrap();
+    assert_eq!(state["asks"], serde_json::json!([]), "{state}");
+    let _ = id;
+}
+
 #[test]
 fn the_standard_library_bots_state_file_is_read_as_it_is() {
     let e = Env::new();
