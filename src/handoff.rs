@@ -54,6 +54,8 @@ pub enum HandedOver {
     Refused { pid: Option<u32> },
     /// No claude took it: `why`. The session is let go.
     Withdrawn { why: String },
+    /// `clawsess stop` (or `run --interrupt`) stopped it before a claude took it.
+    Stopped,
 }
 
 /// Waits in line for `key`'s turn (see the module doc) and holds the session for a claude
@@ -107,7 +109,10 @@ impl Held<'_> {
                 ClaimState::Refused => break HandedOver::Refused { pid: claim.claude },
                 ClaimState::Taking => {
                     // Its prompt hook is marking the turn: held until it has (or its claude
-                    // is gone), whatever the caller does meanwhile.
+                    // is gone), whatever the caller does meanwhile; a stop request is taken
+                    // (the claude's turn is not one clawsess can stop) so that `stop` does not
+                    // end this process while the turn is half handed over.
+                    stopped(self.store, &self.session);
                     let since = *taking_since.get_or_insert_with(Instant::now);
                     let alive = claim.claude.is_none_or(|pid| process_alive(pid, None));
                     if !alive || since.elapsed() >= TAKING_WAIT {
@@ -117,6 +122,9 @@ impl Held<'_> {
                     }
                 }
                 ClaimState::Ready => {
+                    if stopped(self.store, &self.session) && self.withdraw()? {
+                        break HandedOver::Stopped;
+                    }
                     let why = if gone() {
                         Some("the caller closed clawsess queue's stdin".to_owned())
                     } else if Instant::now() >= deadline {
@@ -155,4 +163,11 @@ impl Held<'_> {
             _ => Ok(true),
         }
     }
+}
+
+/// Whether `clawsess stop` asks this process to stop (as it asks a run): the request is taken
+/// (removed) as a run takes it, so `stop` hears at once that it was seen.
+fn stopped(store: &Store, session: &SessionId) -> bool {
+    let asked = store.stop_request(session).ok().flatten().is_some_and(|r| r.pid == std::process::id());
+    asked && store.clear_stop_request(session).is_ok()
 }

@@ -957,6 +957,14 @@ fn a_held_turn_is_taken_once_and_only_by_the_claude_given_its_claim() {
     assert!(released["why"].as_str().unwrap().contains("stdin"), "{released}");
     let (code, _) = queue.finish();
     assert_eq!(code, 0);
+    // So does `clawsess stop` (exit 130, as a stopped run).
+    let mut queue = spawn_queue(&s, "sdk:h");
+    queue.until("ready");
+    let out = s.clawsess(&["stop", "--key", "sdk:h"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let released = queue.until("released");
+    assert!(released["why"].as_str().unwrap().contains("stop"), "{released}");
+    assert_eq!(queue.finish().0, 130);
     let out = s.run(&["--key", "sdk:h", "--wait", "0", "--json", "run after the release"]);
     assert!(out.status.success(), "the session is free: {}", String::from_utf8_lossy(&out.stderr));
     assert!(s.request_with("run after the release").all_text.contains("CLAIMED turn"));

@@ -90,6 +90,11 @@ impl cli::Queue {
                 line(&json!({"type": "claimed", "pid": pid, "refused": true}))?;
                 Ok(exit::OK)
             }
+            HandedOver::Stopped => {
+                let why = "`clawsess stop` (or `run --interrupt`) stopped it";
+                let _ = line(&json!({"type": "released", "why": why}));
+                Ok(crate::live::INTERRUPTED)
+            }
             HandedOver::Withdrawn { why } => {
                 let closed = gone.load(Ordering::SeqCst);
                 let _ = line(&json!({"type": "released", "why": why}));
