@@ -10,7 +10,8 @@
 //! token (`claims/<session>.json`), and the caller starts its claude with the token in
 //! `CLAWSESS_CLAIM`. That claude's prompt hook takes the claim, once, under the store lock
 //! (`turn::exclusion::take_claim`), marks its turn as any claude process's turn, and
-//! [`Held::hand_over`] lets go of the locks. Any other prompt meets a session a run holds.
+//! [`Held::hand_over`] lets go of the locks. A forked transcript is reconciled first, as
+//! before a run resumes it. Any other prompt meets a session a run holds.
 //! If the caller goes away (its end of our stdin closes) or no claude comes within the hold
 //! time, the claim is withdrawn and the session let go: a bot that died holds nothing.
 
@@ -70,6 +71,18 @@ pub fn queue<'a>(
     let waited = Wait { wait, deadline: Instant::now() + wait, key_lock: true };
     let Taken { key_lock, target, lock } =
         crate::run::take_session(store, key, route_request, &waited, queued)?;
+    if target.resume {
+        // As before a run resumes it: a forked transcript is made to resume its newest branch,
+        // and the session is marked forked, so the claude's prompt hook tells the model the
+        // other branch's turns (`turn::fork`).
+        let fork = crate::run::reconcile(store, &target);
+        if fork.forked {
+            let tx = store.lock(HOOK_LOCK_WAIT)?;
+            if let Some(before) = tx.session(&target.id)?.filter(|rec| !rec.forked) {
+                tx.update_session(&before, &crate::store::SessionRecord { forked: true, ..before.clone() })?;
+            }
+        }
+    }
     let me = std::process::id();
     let claim = TurnClaim {
         v: FORMAT,

@@ -577,7 +577,7 @@ fn warn_without_hooks(store: &Store) {
 /// Before resuming `target` (its run lock held): a forked transcript is made to resume the
 /// branch with the newest turn, and the other branch's turns become a note for the model (see
 /// `turn::fork`). Reading the transcript must not cost the turn: a failure is said, not fatal.
-fn reconcile(store: &Store, target: &Target) -> Reconciled {
+pub fn reconcile(store: &Store, target: &Target) -> Reconciled {
     let transcript = match store.session(&target.id) {
         Ok(Some(rec)) => Ok(rec.transcript),
         _ => {

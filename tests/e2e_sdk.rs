@@ -972,6 +972,23 @@ fn a_held_turn_is_taken_once_and_only_by_the_claude_given_its_claim() {
     assert_linear(&s.transcript(&id));
 }
 
+/// A fork clawsess could not prevent (hooks off): the SDK bot's turn, held for it by
+/// `clawsess queue`, continues the branch with the newest turn and is told the other one, as a
+/// run's is.
+#[test]
+fn an_sdk_turn_on_a_forked_session_continues_its_newest_branch_and_is_told_the_other() {
+    let s = sdk();
+    let id = shared_session(&s, &["sdk:f2"]);
+    s.home.fork_without_hooks(&s.project, &id, "the person says BRAGA", "a script says LISBON");
+    let reply = s.bot("sdk:f2", "what do we know OBIDOS");
+    assert_eq!(reply["session_id"], id.as_str(), "{reply}");
+    let seen = s.request_with("OBIDOS");
+    for word in ["base turn", "BRAGA", "LISBON", "This conversation forked"] {
+        assert!(seen.all_text.contains(word), "{word} not seen: {}", tail(&seen.all_text));
+    }
+    assert_eq!(s.record(&id)["forked"], true);
+}
+
 /// A random session id (what Claude Code would pick).
 fn uuid_v4() -> String {
     let mut bytes = [0u8; 16];

@@ -38,6 +38,16 @@ impl Run for cli::Queue {
 impl cli::Queue {
     fn hold_turn(&self) -> Result<u8> {
         let key = key_or_default(&self.key.key)?;
+        // A claude started here cannot answer a session kept on another machine.
+        if let Some(route) = crate::remote::ops::host_for_run(&key, None, self.session.as_deref(), self.new)?
+        {
+            anyhow::bail!(
+                "{key}'s turns go to host {} (`clawsess hosts`): a claude started on this machine \
+                 cannot answer that session; use `clawsess run` (it runs the turn there), or start \
+                 the bot on that host",
+                route.host.name
+            );
+        }
         let store = Store::open()?;
         let config = RunConfig::for_key(&store, &key, self.idle_reset)?;
         // Its caller going away (the end of our stdin closing): while it waits in line, this
