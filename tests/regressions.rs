@@ -2,7 +2,7 @@
 //! Numbers in the names' comments are the items.
 //!
 //! The world is the reliability suite's (`tests/support/testenv.rs`): the real binary, a temp
-//! HOME and state dir, and a stand-in `claude` shell script; `STANDIN_HOLD` makes that claude
+//! HOME and state dir, and the stand-in `claude` (tests/fixtures/fake_claude.py); `STANDIN_HOLD` makes that claude
 //! wait for the test's release, so nothing here depends on how fast a process starts.
 
 mod support;

@@ -13,8 +13,9 @@ fn run_starts_a_session_for_a_new_key_and_resumes_it_next_time() {
     assert!(first["result"].as_str().unwrap().contains("hello there"));
     assert_eq!(first["num_turns"], 1, "claude's own fields are kept");
     let out = stdout_of(&mut w.run(&["--key", "telegram:7", "again"]));
-    assert!(out.contains("fake reply to: again (lines before: 2)"), "{out}");
+    assert!(out.contains("echo: again"), "{out}");
     let calls = w.fake_calls();
+    assert_eq!(calls[1]["lines_before"], 2, "the second turn continues the first's transcript");
     // Every turn goes through the stream-json driver (so that `stop` can interrupt it).
     let driver = ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"];
     assert_eq!(calls[0]["argv"], serde_json::json!([&driver[..], &["--session-id", &id]].concat()));
@@ -86,7 +87,7 @@ fn run_reads_the_prompt_from_stdin_and_dash_words_stay_text() {
     w.run(&["--key", "k", "--", "--help"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("fake reply to: --help"));
+        .stdout(predicate::str::contains("echo: --help"));
     w.run(&["--key", "k", "--", "-rf", "/"]).assert().success();
     let calls = w.fake_calls();
     assert_eq!(calls[0]["stdin"], "from stdin\nline 2");
@@ -154,7 +155,7 @@ fn run_gives_up_on_a_claude_that_prints_nothing_and_frees_the_session() {
     w.run(&["--key", "k", "--wait", "0", "next"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("fake reply to: next"));
+        .stdout(predicate::str::contains("echo: next"));
     let list = w.json(&["list", "--json"]);
     assert_eq!(list[0]["run_turns"], 1, "only the turn that ran is recorded: {list}");
     // The same for a claude a warm keeper starts (`run --warm`).
@@ -241,7 +242,9 @@ fn run_with_an_attached_key_continues_that_session_and_keeps_its_own() {
     w.person_session(ID_A, "terminal prompt", "terminal reply");
     w.cmd(&["attach", ID_A, "--key", "telegram:1"]).assert().success();
     let out = stdout_of(&mut w.run(&["--key", "telegram:1", "from the bot"]));
-    assert!(out.contains("lines before: 2"), "continues the terminal's transcript: {out}");
+    assert!(out.contains("echo: from the bot"), "{out}");
+    let last = w.fake_calls().pop().unwrap();
+    assert_eq!(last["lines_before"], 2, "continues the terminal's transcript: {last}");
     assert!(fs::read_to_string(w.transcript(ID_A)).unwrap().contains("from the bot"));
     w.cmd(&["detach", "--key", "telegram:1"]).assert().success();
     assert_eq!(w.current("telegram:1"), own);
@@ -393,7 +396,9 @@ fn a_terminal_prompt_is_refused_while_a_run_answers_and_gets_the_turn_as_catch_u
     let text = j["hookSpecificOutput"]["additionalContext"].as_str().unwrap();
     assert_eq!(j["hookSpecificOutput"]["hookEventName"], "UserPromptSubmit");
     assert!(
-        text.contains("telegram:5") && text.contains("what did we decide?") && text.contains("fake reply to"),
+        text.contains("telegram:5")
+            && text.contains("what did we decide?")
+            && text.contains("echo: what did we decide?"),
         "{text}"
     );
     w.hook("stop", ID_A).env("CLAUDE_PID", &me).assert().success();
@@ -451,7 +456,7 @@ fn a_reply_is_printed_even_when_recording_the_turn_fails() {
     let out = w.run(&["--key", "k", "--json", "two"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(j["result"].as_str().unwrap().contains("fake reply to: two"));
+    assert!(j["result"].as_str().unwrap().contains("echo: two"));
     assert!(j["record_error"].as_str().unwrap().contains(turns.to_str().unwrap()), "{j}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("recording the turn failed"));
     assert_eq!(fs::read_to_string(&turns).unwrap(), "{broken");

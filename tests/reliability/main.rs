@@ -2,8 +2,9 @@
 //! stuck locks, failing writes, corrupt state and hostile input.
 //!
 //! Every test runs the real binary with its own temp HOME, CLAWSESS_HOME and
-//! CLAUDE_CONFIG_DIR and a cleared environment; `run` talks to a stand-in `claude` (a shell
-//! script) that records its argv and stdin and echoes the prompt as its result.
+//! CLAUDE_CONFIG_DIR and a cleared environment; `run` talks to the stand-in `claude`
+//! (tests/fixtures/fake_claude.py, the CLI suite's too) that records its argv and stdin and
+//! echoes the prompt as its result.
 //!
 //! One module a section (1 to 7); what they share is here and in `support::testenv`.
 

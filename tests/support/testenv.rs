@@ -1,6 +1,7 @@
 //! The test world shared by the reliability and regression suites: a temp dir per test
 //! with its own HOME, CLAWSESS_HOME and CLAUDE_CONFIG_DIR, a cleared environment, and a
-//! stand-in `claude` (a shell script) that records its argv and stdin and echoes the prompt.
+//! stand-in `claude` (tests/fixtures/fake_claude.py) that records its argv and stdin and
+//! echoes the prompt.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -225,11 +226,13 @@ impl Env {
         self.state().join(dir).join(format!("{}.json", clawsess::ident::file_stem(text)))
     }
 
-    /// Installs the stand-in `claude` as `bin/claude` (on this env's PATH); returns its path.
+    /// Links the stand-in `claude` ([`STAND_IN`]) as `bin/claude` (on this env's PATH);
+    /// returns its path.
     pub fn stand_in(&self) -> PathBuf {
         let path = self.root().join("bin/claude");
-        fs::write(&path, STAND_IN).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        if !path.exists() {
+            std::os::unix::fs::symlink(STAND_IN, &path).unwrap();
+        }
         path
     }
 
@@ -276,46 +279,10 @@ impl Env {
     }
 }
 
-/// A stand-in for `claude -p` as `run` drives it (`--input-format stream-json
-/// --output-format stream-json`; plain `--output-format json` too): prints `system` `init`
-/// at once, records its argv (NUL-separated) and the prompt (as `stdin.N`), appends the exchange to the session's transcript, sleeps `$STANDIN_SLEEP` seconds
-/// when set, waits until the file `$STANDIN_HOLD` exists when set (a barrier the test
-/// releases with [`Env::release`]), ignores SIGTERM with `$STANDIN_IGNORE_TERM` (like a
-/// claude that is slow to stop), and prints a success result that echoes the prompt.
-pub const STAND_IN: &str = r#"#!/bin/sh
-if [ -n "$STANDIN_IGNORE_TERM" ]; then trap '' TERM; fi
-dir="${STANDIN_DIR:?}"
-n=$$
-printf '%s\0' "$@" > "$dir/argv.$n"
-case " $* " in
-  *" --input-format stream-json "*)
-    # One user message on a line; stdin stays open until the result is out.
-    echo '{"type":"system","subtype":"init"}'
-    IFS= read -r line
-    printf '%s' "$line" | python3 -c 'import json, sys
-c = json.load(sys.stdin)["message"]["content"]
-sys.stdout.write(c if isinstance(c, str) else "".join(b.get("text", "") for b in c))' > "$dir/stdin.$n" ;;
-  *) cat > "$dir/stdin.$n" ;;
-esac
-sid=""
-prev=""
-for a in "$@"; do
-  case "$prev" in --session-id|--resume) sid="$a" ;; esac
-  prev="$a"
-done
-: > "$dir/started.$n"
-text=$(sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' "$dir/stdin.$n" | tr '\n\t\r' '   ')
-if [ -n "$CLAUDE_CONFIG_DIR" ] && [ -n "$sid" ]; then
-  proj="$CLAUDE_CONFIG_DIR/projects/$(pwd | sed 's/[^A-Za-z0-9]/-/g')"
-  mkdir -p "$proj"
-  printf '{"type":"user","message":{"role":"user","content":"%s"}}\n' "$text" >> "$proj/$sid.jsonl"
-  printf '{"type":"assistant","message":{"id":"r%s","role":"assistant","content":[{"type":"text","text":"echo: %s"}]}}\n' "$n" "$text" >> "$proj/$sid.jsonl"
-fi
-if [ -n "$STANDIN_SLEEP" ]; then sleep "$STANDIN_SLEEP"; fi
-# The barrier gives up after 3 minutes, so a test that failed before releasing leaves nothing.
-if [ -n "$STANDIN_HOLD" ]; then n=0; while [ ! -e "$STANDIN_HOLD" ] && [ $n -lt 9000 ]; do sleep 0.02; n=$((n+1)); done; fi
-printf '{"type":"result","subtype":"success","is_error":false,"session_id":"%s","result":"echo: %s"}\n' "$sid" "$text"
-"#;
+/// The one stand-in `claude` of the stand-in suites (tests/cli/ runs it too): records each
+/// run in `$STANDIN_DIR`, waits on `$STANDIN_SLEEP`/`$STANDIN_HOLD`, ignores SIGTERM with
+/// `$STANDIN_IGNORE_TERM`, and answers `echo: PROMPT`; its doc comment says the rest.
+pub const STAND_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake_claude.py");
 
 /// Runs `cmd` to completion, feeding `stdin` from a thread (a process that exits early
 /// closes its end; that is not an error here).
