@@ -177,23 +177,16 @@ fn hook_from_a_fake_claude(w: &World, claude_pid: Option<u32>) -> std::process::
     fs::set_permissions(&claude, fs::Permissions::from_mode(0o755)).unwrap();
     let input = w.path("hook-input.json");
     fs::write(&input, w.hook_input(ID_A)).unwrap();
-    let mut cmd = std::process::Command::new(&claude);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CLAUDE") || k.starts_with("CLAWSESS") || k.starts_with("XDG_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = w.env.command(&claude);
     if let Some(pid) = claude_pid {
         cmd.env("CLAUDE_PID", pid.to_string());
     }
     cmd.env("CLAWSESS", env!("CARGO_BIN_EXE_clawsess"))
         .env("INPUT", &input)
-        .env("HOME", w.path("home"))
-        .env("CLAWSESS_HOME", w.state())
-        .env("CLAUDE_CONFIG_DIR", w.path("claude"))
         .current_dir(w.project())
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     // A script just written can fail to exec ("text file busy") while another test thread
     // forks with its write handle open for a moment: try again.
     let mut tries = 0;

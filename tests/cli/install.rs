@@ -137,13 +137,8 @@ fn install_sh_with_a_claude_dir_runs_doctor_on_that_dir() {
         vec!["--claude-dir".to_owned(), elsewhere.display().to_string()],
         vec![format!("--claude-dir={}", elsewhere.display())],
     ] {
-        let mut cmd = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/install.sh"));
-        cmd.args(&args)
-            .env_remove("CLAUDE_CONFIG_DIR")
-            .env("HOME", w.path("home"))
-            .env("CLAWSESS_HOME", w.state())
-            .env("CARGO_INSTALL_ROOT", &root)
-            .env("PATH", &path);
+        let mut cmd = w.env.command(concat!(env!("CARGO_MANIFEST_DIR"), "/install.sh"));
+        cmd.args(&args).env_remove("CLAUDE_CONFIG_DIR").env("CARGO_INSTALL_ROOT", &root).env("PATH", &path);
         let out = cmd.output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));

@@ -1,6 +1,7 @@
 //! Every command and its error paths, through the binary (assert_cmd). `run` talks to a
 //! stand-in claude (tests/fixtures/fake_claude.py); the real CLI is in tests/e2e.rs.
-//! One module a subject; what they share (the [`World`], the ids) is here.
+//! One module a subject; what they share (the [`World`], the ids) is here. The world is the
+//! reliability and regression suites' (`tests/support/testenv.rs`).
 
 mod attach;
 mod config;
@@ -11,6 +12,9 @@ mod run;
 mod sessions;
 mod state;
 mod test_sh;
+
+#[path = "../support/testenv.rs"]
+mod testenv;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,51 +29,36 @@ const ID_A: &str = "aaaa1111-1c2a-4b3d-9e8f-123456789abc";
 const ID_B: &str = "aaaa2222-1c2a-4b3d-9e8f-123456789abc";
 const ID_C: &str = "cccc3333-1c2a-4b3d-9e8f-123456789abc";
 
-/// A throw-away world: HOME, state dir, Claude Code config dir and a project dir.
+/// A throw-away world: the stand-in suites' one ([`testenv::Env`]: HOME, state dir, Claude
+/// Code config dir, project dir, a cleared environment), with the stand-in claude logging
+/// to `fake.log`.
 struct World {
-    dir: tempfile::TempDir,
+    env: testenv::Env,
 }
 
 impl World {
     fn new() -> Self {
-        let world = Self { dir: tempfile::tempdir().unwrap() };
-        for d in ["home", "claude", "project"] {
-            fs::create_dir_all(world.path(d)).unwrap();
-        }
-        world
+        let mut env = testenv::Env::new();
+        let log = env.root().join("fake.log");
+        env.vars.push(("FAKE_CLAUDE_LOG".into(), log.to_str().unwrap().into()));
+        Self { env }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.env.root().join(rel)
     }
 
     fn state(&self) -> PathBuf {
-        self.path("state")
+        self.env.state()
     }
 
     fn project(&self) -> PathBuf {
-        self.path("project").canonicalize().unwrap()
+        self.env.proj().canonicalize().unwrap()
     }
 
     /// `clawsess ARGS` in this world, with nothing inherited that could change its answer.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("clawsess").unwrap();
-        for (k, _) in std::env::vars() {
-            if k.starts_with("CLAUDE")
-                || k.starts_with("CLAWSESS")
-                || k.starts_with("XDG_")
-                || k == "NO_COLOR"
-            {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("HOME", self.path("home"))
-            .env("CLAWSESS_HOME", self.state())
-            .env("CLAUDE_CONFIG_DIR", self.path("claude"))
-            .env("FAKE_CLAUDE_LOG", self.path("fake.log"))
-            .current_dir(self.project())
-            .args(args);
-        cmd
+        Command::from_std(self.env.cmd(args))
     }
 
     fn transcript(&self, id: &str) -> PathBuf {
@@ -109,7 +98,7 @@ impl World {
     }
 
     fn fake_claude(&self) -> String {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake_claude.py").to_owned()
+        testenv::STAND_IN.to_owned()
     }
 
     fn run(&self, args: &[&str]) -> Command {

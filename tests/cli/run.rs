@@ -363,16 +363,10 @@ fn a_terminal_prompt_is_refused_while_a_run_answers_and_gets_the_turn_as_catch_u
     let me = std::process::id().to_string();
     w.hook("session-start", ID_A).env("CLAUDE_PID", &me).assert().success();
     w.cmd(&["attach", ID_A, "--key", "telegram:5"]).assert().success();
-    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_clawsess"));
     let release = w.path("release");
     let prompt = format!("what did we decide? [hold={}]", release.display());
-    run.args(["run", "--claude", &w.fake_claude(), "--key", "telegram:5", &prompt])
-        .env("CLAWSESS_HOME", w.state())
-        .env("CLAUDE_CONFIG_DIR", w.path("claude"))
-        .env("HOME", w.path("home"))
-        .current_dir(w.project())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut run = w.env.cmd(&["run", "--claude", &w.fake_claude(), "--key", "telegram:5", &prompt]);
+    run.current_dir(w.project());
     let child = run.spawn().unwrap();
     // Wait until the run holds the session.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -411,12 +405,8 @@ fn two_runs_on_one_key_take_turns() {
     let w = World::new();
     w.run(&["--key", "k", "start"]).assert().success();
     let spawn = |text: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_clawsess"))
-            .args(["run", "--claude", &w.fake_claude(), "--key", "k", text])
-            .env("CLAWSESS_HOME", w.state())
-            .env("CLAUDE_CONFIG_DIR", w.path("claude"))
-            .env("FAKE_CLAUDE_LOG", w.path("fake.log"))
-            .env("HOME", w.path("home"))
+        w.env
+            .cmd(&["run", "--claude", &w.fake_claude(), "--key", "k", text])
             .current_dir(w.project())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

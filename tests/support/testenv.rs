@@ -54,7 +54,7 @@ impl Out {
 impl Env {
     pub fn new() -> Self {
         let root = tempfile::Builder::new().prefix("clawsess-rel-").tempdir().unwrap();
-        for dir in ["home/.claude", "proj", "transcripts", "bin", "standin"] {
+        for dir in ["home", "claude", "project", "transcripts", "bin", "standin"] {
             fs::create_dir_all(root.path().join(dir)).unwrap();
         }
         Self { root, vars: Vec::new(), umask_zero: false }
@@ -69,11 +69,11 @@ impl Env {
     }
 
     pub fn claude_dir(&self) -> PathBuf {
-        self.root().join("home/.claude")
+        self.root().join("claude")
     }
 
     pub fn proj(&self) -> PathBuf {
-        self.root().join("proj")
+        self.root().join("project")
     }
 
     pub fn standin_dir(&self) -> PathBuf {
@@ -82,9 +82,17 @@ impl Env {
 
     /// The binary with a clean environment: nothing inherited from a Claude Code around us.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env_clear()
+        let mut cmd = self.command(BIN);
+        cmd.args(args);
+        cmd
+    }
+
+    /// `program` in this world: the cleared environment every command of the stand-in suites
+    /// gets (this world's HOME, state, Claude Code config dir, PATH with `bin/` first), in the
+    /// project dir, stdin empty, output captured.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
             .env("PATH", self.path_var())
             .env("HOME", self.root().join("home"))
             .env("CLAWSESS_HOME", self.state())
