@@ -41,6 +41,8 @@ pub struct Swept {
     pub sends: usize,
     /// Scratch dirs of runs from another machine.
     pub scratch: usize,
+    /// Live files of sessions whose record is gone, or that an older write of it left.
+    pub live: usize,
 }
 
 impl Swept {
@@ -56,6 +58,7 @@ impl Swept {
             (self.warm, "warm note, socket or log"),
             (self.sends, "send note"),
             (self.scratch, "scratch dir"),
+            (self.live, "stale live file"),
         ];
         let said: Vec<String> = kinds
             .iter()
@@ -66,8 +69,8 @@ impl Swept {
     }
 
     pub fn total(&self) -> usize {
-        let Swept { tickets, dirs, next, stops, steers, slots, warm, sends, scratch } = self;
-        tickets + dirs + next + stops + steers + slots + warm + sends + scratch
+        let Swept { tickets, dirs, next, stops, steers, slots, warm, sends, scratch, live } = self;
+        tickets + dirs + next + stops + steers + slots + warm + sends + scratch + live
     }
 }
 
@@ -119,6 +122,9 @@ pub fn sweep(tx: &Locked<'_>) -> Result<Swept> {
         }
     }
     swept.scratch = tx.remove_old_scratch(SCRATCH_AGE)?;
+    for id in store.ids_in("live") {
+        swept.live += usize::from(tx.remove_stale_live(&id)?);
+    }
     Ok(swept)
 }
 
@@ -152,8 +158,8 @@ mod tests {
     use super::*;
     use crate::ident::SessionId;
     use crate::store::{
-        COMMAND_LOCK_WAIT, ClaimState, ClaudeSlot, FORMAT, Proc, QueueTicket, SteerRequest, SteerState,
-        Store, TurnClaim, now_ms,
+        COMMAND_LOCK_WAIT, ClaimState, ClaudeSlot, FORMAT, Proc, QueueTicket, SessionRecord, Starter,
+        SteerRequest, SteerState, Store, TurnClaim, now_ms,
     };
 
     fn id(n: u8) -> SessionId {
@@ -237,6 +243,13 @@ mod tests {
         // A send to a session with no record.
         std::fs::create_dir_all(dir.path().join("sends")).unwrap();
         std::fs::write(dir.path().join(format!("sends/{}.json", id(7))), "{}").unwrap();
+        // A live file whose record is gone; one of a live record stays.
+        std::fs::create_dir_all(dir.path().join("live")).unwrap();
+        std::fs::write(dir.path().join(format!("live/{}.json", id(8))), "{}").unwrap();
+        let rec = SessionRecord::new(id(9), "/p".into(), "/p/t.jsonl".into(), Starter::Person, 1);
+        tx.put_session(&rec).unwrap();
+        let rec = tx.session(&id(9)).unwrap().unwrap();
+        tx.update_session(&rec, &SessionRecord { last_seen: 2, ..rec.clone() }).unwrap();
         drop(tx);
         backdate(&dir.path().join(format!("queue/{}", id(2))));
 
@@ -253,7 +266,8 @@ mod tests {
                 slots: 1,
                 warm: 2,
                 sends: 1,
-                scratch: 0
+                scratch: 0,
+                live: 1
             }
         );
         let left: Vec<String> =
@@ -266,6 +280,7 @@ mod tests {
         let slots: Vec<String> = store.claude_slots().unwrap().into_iter().map(|s| s.id).collect();
         assert_eq!(slots, ["ours"]);
         assert!(store.ids_in("warm").is_empty() && store.ids_in("sends").is_empty());
+        assert_eq!(store.ids_in("live").into_iter().collect::<Vec<_>>(), [id(9)]);
         // A second sweep finds nothing.
         assert_eq!(sweep(&tx).unwrap().total(), 0);
     }

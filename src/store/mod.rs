@@ -4,6 +4,7 @@
 //! $CLAWSESS_HOME/
 //!   lock                  the store lock: guards every read-modify-write; never renamed
 //!   sessions/<id>.json    one record per session (O(1) lookups by id)
+//!   live/<id>.json        what of it a reboot voids (live pids, `last_seen`), never synced
 //!   keys/<hash>.json      per surface key: attachment and own session
 //!   names/<hash>.json     name -> session
 //!   global.json           the global attachment
@@ -91,6 +92,10 @@ impl Store {
 
     fn session_path(&self, id: &SessionId) -> PathBuf {
         self.dir.join("sessions").join(format!("{id}.json"))
+    }
+
+    fn live_path(&self, id: &SessionId) -> PathBuf {
+        self.dir.join("live").join(format!("{id}.json"))
     }
 
     fn key_path(&self, key: &Key) -> PathBuf {
@@ -186,10 +191,10 @@ impl Store {
     }
 
     /// Every state dir clawsess writes into (for `doctor` and `prune`).
-    pub fn subdirs(&self) -> [PathBuf; 13] {
+    pub fn subdirs(&self) -> [PathBuf; 14] {
         [
-            "sessions", "keys", "names", "turns", "busy", "run", "requests", "stop", "warm", "probes",
-            "settings", "claudes", "next",
+            "sessions", "live", "keys", "names", "turns", "busy", "run", "requests", "stop", "warm",
+            "probes", "settings", "claudes", "next",
         ]
         .map(|d| self.dir.join(d))
     }
@@ -255,8 +260,17 @@ impl Store {
         read_json(&self.probe_path(version))
     }
 
+    /// A session's record, with its live file merged in (see [`SessionRecord::merge_live`]).
     pub fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>> {
-        read_json(&self.session_path(id))
+        let Some(mut rec) = read_json::<SessionRecord>(&self.session_path(id))? else { return Ok(None) };
+        rec.merge_live(self.live(id));
+        Ok(Some(rec))
+    }
+
+    /// A session's live file; one that is missing or does not parse is none (it only ever
+    /// says what a reboot voids, and the record says what it said before).
+    fn live(&self, id: &SessionId) -> Option<LiveRecord> {
+        read_json(&self.live_path(id)).ok().flatten()
     }
 
     /// Ids of all recorded sessions, from file names alone.
@@ -267,12 +281,21 @@ impl Store {
 
     /// All session records. Ones that do not parse are returned as errors, so a reader can
     /// go on with the rest and say which file is broken.
+    ///
+    /// Live files are found with one directory read, and only the sessions that have one
+    /// read a second file.
     pub fn sessions(&self) -> Result<(Vec<SessionRecord>, Vec<anyhow::Error>)> {
         let mut good = Vec::new();
         let mut bad = Vec::new();
+        let live = self.ids_in("live");
         for (_, path) in files::json_files(&self.dir.join("sessions"))? {
             match read_json::<SessionRecord>(&path) {
-                Ok(Some(rec)) => good.push(rec),
+                Ok(Some(mut rec)) => {
+                    if live.contains(&rec.id) {
+                        rec.merge_live(self.live(&rec.id));
+                    }
+                    good.push(rec)
+                }
                 Ok(None) => {} // removed while we listed
                 Err(err) => bad.push(err),
             }
@@ -280,14 +303,22 @@ impl Store {
         Ok((good, bad))
     }
 
-    /// Recorded sessions, the most recently written record first (for `attach`'s default:
-    /// a directory read and a stat per session, no record parsed).
+    /// Recorded sessions, the most recently written first (for `attach`'s default: a
+    /// directory read and a stat per session, no record parsed). A session's time is its
+    /// record's or its live file's, the newer: one of the two is written whenever its
+    /// `last_seen` moves.
     pub fn sessions_by_mtime(&self) -> Result<Vec<(std::time::SystemTime, SessionId)>> {
+        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let live: std::collections::HashMap<String, std::time::SystemTime> =
+            files::json_files(&self.dir.join("live"))?
+                .into_iter()
+                .filter_map(|(stem, path)| Some((stem, modified(&path)?)))
+                .collect();
         let mut out = Vec::new();
         for (stem, path) in files::json_files(&self.dir.join("sessions"))? {
             let Ok(id) = SessionId::parse(&stem) else { continue };
-            if let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) {
-                out.push((modified, id));
+            if let Some(time) = modified(&path) {
+                out.push((live.get(&stem).map_or(time, |&l| l.max(time)), id));
             }
         }
         out.sort_by(|a, b| b.cmp(a));
@@ -544,17 +575,24 @@ impl Store {
 }
 
 /// How [`Locked::update_session`] writes `after` over `before`: not at all (`None`) when
-/// nothing changed, [`Durability::Contents`] when only what a reboot makes meaningless did.
+/// nothing changed, [`Durability::Volatile`] (the live file alone, unsynced) when only what a
+/// reboot makes meaningless did, [`Durability::Full`] (the record) otherwise.
 fn update_durability(before: &SessionRecord, after: &SessionRecord) -> Option<Durability> {
     let bytes = |r: &SessionRecord| serde_json::to_vec(r).ok();
     if before.id == after.id && bytes(before).is_some() && bytes(before) == bytes(after) {
         return None;
     }
-    Some(if before.id == after.id && before.same_durable(after) {
-        Durability::Contents
+    Some(if before.id == after.id && before.stamp == after.stamp && before.same_durable(after) {
+        Durability::Volatile
     } else {
         Durability::Full
     })
+}
+
+/// A new [`SessionRecord::stamp`]: random, and never 0 (the tag of records of before it).
+fn new_stamp() -> u64 {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")).max(1)
 }
 
 /// The store while its lock is held: the only way to write. Dropping it unlocks.
@@ -580,34 +618,57 @@ impl Locked<'_> {
         write_json(path, value, durability)
     }
 
+    /// Writes a session's record, durably (fsync of the file and of its rename), with a new
+    /// [`SessionRecord::stamp`], live fields and all, and removes its live file, which now says
+    /// nothing the record does not (should the removal be lost, the live file's old `stamp`
+    /// marks it stale).
     pub fn put_session(&self, rec: &SessionRecord) -> Result<()> {
-        self.write(&self.session_path(&rec.id), rec)
+        let rec = SessionRecord { stamp: new_stamp(), ..rec.clone() };
+        self.write(&self.session_path(&rec.id), &rec)?;
+        remove_if_exists(&self.live_path(&rec.id)).map(drop)
     }
 
-    /// Replaces the session record `before` (as read under this lock) with `after`, paying
-    /// for no more durability than the change needs: nothing is written when nothing changed;
-    /// when only what a reboot makes meaningless changed (live pids, `last_seen`: see
-    /// [`SessionRecord::same_durable`]), the file is synced but not its rename
-    /// ([`Durability::Contents`]); any other change is written with [`Durability::Full`].
+    /// Replaces the session record `before` (as read under this lock, live file merged) with
+    /// `after`, paying for no more durability than the change needs: nothing is written when
+    /// nothing changed; when only what a reboot makes meaningless changed (the live pids
+    /// `processes` and `told`, `last_seen`: see [`SessionRecord::same_durable`]), only the
+    /// session's live file is written, atomically but never synced; any other change writes
+    /// the record with [`Durability::Full`] ([`put_session`](Self::put_session)).
     ///
-    /// Why that keeps every acknowledged field a user relies on: every change of such a field
-    /// is a `Full` write, so whatever record a power loss leaves (this one, or the one its
-    /// lost rename would have replaced, itself `Full` or `Contents` over the same fields)
-    /// says the same of all of them, whole (the file's content is synced before the rename).
-    /// A killed process is no risk at all: the rename is atomic either way. What a power loss
-    /// can take are such writes of its last seconds (the file system's commit interval, after
-    /// which the rename is on disk anyway): the record comes back as it was written before
-    /// them, with the pids of claude processes the power loss ended anyway, and the
-    /// `last_seen` of then (`list`'s "last active", where a reset policy's idle time starts),
-    /// as if those seconds' starts and prompts had not been.
+    /// Why that keeps every field a user relies on: the record alone holds them (its cwd,
+    /// transcript, key, name, title, `forked`, the run counters, who started it), and every
+    /// change of one is a `Full` write of the whole record, so a power loss leaves the record
+    /// of its last such write, whole. The live file holds only pids of claude processes (which
+    /// a reboot ends) and the time of the last activity. A killed process is no risk: both
+    /// writes are atomic renames. What a power loss can take is the live file of its last
+    /// seconds (the file system's commit interval): the record comes back with the pids and
+    /// `last_seen` of its last durable write, as if those seconds' starts and prompts had not
+    /// been (`list`'s "last active", where a reset policy's idle time starts, may be older).
     pub fn update_session(&self, before: &SessionRecord, after: &SessionRecord) -> Result<()> {
         match update_durability(before, after) {
             None => Ok(()),
-            Some(durability) => self.write_with(&self.session_path(&after.id), after, durability),
+            Some(Durability::Full) => self.put_session(after),
+            Some(Durability::Volatile) => {
+                let live = SessionRecord { stamp: before.stamp, ..after.clone() }.live();
+                self.write_with(&self.live_path(&after.id), &live, Durability::Volatile)
+            }
         }
     }
 
+    /// Removes a session's live file when its record is gone or no longer carries its `stamp`
+    /// (`prune`: a removal that a kill or a power loss lost).
+    pub fn remove_stale_live(&self, id: &SessionId) -> Result<bool> {
+        let current = match read_json::<SessionRecord>(&self.session_path(id)) {
+            Ok(Some(rec)) => self.live(id).is_some_and(|l| l.stamp == rec.stamp),
+            Ok(None) => false,
+            // A record that does not parse: its live file may still be its.
+            Err(_) => true,
+        };
+        if current { Ok(false) } else { remove_if_exists(&self.live_path(id)) }
+    }
+
     pub fn remove_session(&self, id: &SessionId) -> Result<bool> {
+        remove_if_exists(&self.live_path(id))?;
         remove_if_exists(&self.turns_path(id))?;
         remove_if_exists(&self.settings_path(&SettingsOf::Session(id.clone())))?;
         remove_if_exists(&self.session_path(id))
@@ -795,7 +856,8 @@ mod tests {
         // Live pids and the time of the last activity mean nothing after a reboot.
         let volatile =
             SessionRecord { processes: vec![7, 8], told: vec![8], last_seen: 99, ..before.clone() };
-        assert_eq!(update_durability(&before, &volatile), Some(Durability::Contents));
+        // Only the live file, which is never synced: no fsync at all.
+        assert_eq!(update_durability(&before, &volatile), Some(Durability::Volatile));
         for durable in [
             SessionRecord { source: "resume".into(), ..volatile.clone() },
             SessionRecord { cwd: "/q".into(), ..volatile.clone() },
@@ -809,22 +871,125 @@ mod tests {
     }
 
     #[test]
-    fn an_unchanged_session_record_is_not_rewritten_and_a_changed_one_is() {
+    fn a_volatile_change_writes_the_live_file_and_a_durable_one_the_record() {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path().join("state"));
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
-        let before = record(&id(2));
-        tx.put_session(&before).unwrap();
+        tx.put_session(&record(&id(2))).unwrap();
+        let before = tx.session(&id(2)).unwrap().unwrap();
+        assert_ne!(before.stamp, 0, "a durable write tags the record");
         let inode = || std::fs::metadata(tx.session_path(&before.id)).unwrap().ino();
         let first = inode();
         tx.update_session(&before, &before.clone()).unwrap();
         assert_eq!(inode(), first, "rewritten though nothing changed");
-        let after = SessionRecord { processes: vec![42], last_seen: 5, ..before.clone() };
+        assert!(!tx.live_path(&before.id).exists());
+
+        let after = SessionRecord { processes: vec![42], told: vec![42], last_seen: 5, ..before.clone() };
         tx.update_session(&before, &after).unwrap();
-        assert_ne!(inode(), first);
+        assert_eq!(inode(), first, "the record was rewritten for a change of live fields only");
         let read = tx.session(&before.id).unwrap().unwrap();
-        assert_eq!((read.processes, read.last_seen), (vec![42], 5));
+        assert_eq!((&read.processes, &read.told, read.last_seen), (&vec![42], &vec![42], 5));
+        let (all, _) = tx.sessions().unwrap();
+        assert_eq!(all[0].processes, vec![42], "list merges the live file too");
+
+        // A durable change writes everything into the record and drops the live file.
+        let named = SessionRecord { title: Some("t".into()), ..read };
+        tx.update_session(&tx.session(&before.id).unwrap().unwrap(), &named).unwrap();
+        assert_ne!(inode(), first);
+        assert!(!tx.live_path(&before.id).exists());
+        let on_disk: SessionRecord = read_json(&tx.session_path(&before.id)).unwrap().unwrap();
+        assert_eq!((on_disk.processes, on_disk.last_seen), (vec![42], 5));
+
+        // Removing the session removes its live file.
+        let rec = tx.session(&before.id).unwrap().unwrap();
+        tx.update_session(&rec, &SessionRecord { last_seen: 9, ..rec.clone() }).unwrap();
+        assert!(tx.live_path(&before.id).exists());
+        tx.remove_session(&before.id).unwrap();
+        assert!(!tx.live_path(&before.id).exists());
+    }
+
+    #[test]
+    fn a_live_file_overlays_only_the_record_it_was_written_over() {
+        let rec = SessionRecord { processes: vec![7], last_seen: 100, stamp: 5, ..record(&id(1)) };
+        let live = |stamp, last_seen| LiveRecord {
+            stamp,
+            last_seen,
+            processes: vec![8],
+            told: vec![8],
+            ..rec.live()
+        };
+        let merged = |l: Option<LiveRecord>| {
+            let mut r = rec.clone();
+            r.merge_live(l);
+            (r.processes, r.told, r.last_seen)
+        };
+        // Missing (or unparseable: the store reads it as missing): the record as it is.
+        assert_eq!(merged(None), (vec![7], vec![], 100));
+        // Its own: the live pids, and the newer last_seen from either side.
+        assert_eq!(merged(Some(live(5, 200))), (vec![8], vec![8], 200));
+        assert_eq!(merged(Some(live(5, 50))), (vec![8], vec![8], 100));
+        // Written over an older durable write (its removal lost): ignored.
+        assert_eq!(merged(Some(live(4, 200))), (vec![7], vec![], 100));
+        // A record of before live files (no stamp, pids in it) still reads, pids and all.
+        let old: SessionRecord = serde_json::from_value(serde_json::json!({
+            "v": 1, "id": id(1), "cwd": "/p", "transcript": "/p/t.jsonl", "source": "startup",
+            "started_by": "person", "first_seen": 1, "last_seen": 2, "terminal_pids": [3]
+        }))
+        .unwrap();
+        assert_eq!((old.stamp, old.processes), (0, vec![3]));
+    }
+
+    #[test]
+    fn a_torn_or_stale_live_file_is_no_live_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&SessionRecord { processes: vec![7], last_seen: 10, ..record(&id(3)) }).unwrap();
+        let rec = tx.session(&id(3)).unwrap().unwrap();
+        tx.update_session(&rec, &SessionRecord { processes: vec![8], last_seen: 20, ..rec.clone() }).unwrap();
+        let path = tx.live_path(&id(3));
+        for torn in [&b""[..], b"{\"v\": 1, \"stamp\""] {
+            std::fs::write(&path, torn).unwrap();
+            let read = tx.session(&id(3)).unwrap().unwrap();
+            assert_eq!((read.processes, read.last_seen), (vec![7], 10), "{torn:?}");
+            assert_eq!(tx.sessions().unwrap().1.len(), 0, "a torn live file is no broken record");
+        }
+        // Stale: the record was written again since (a kill between the record's write and
+        // the live file's removal).
+        tx.update_session(&rec, &SessionRecord { processes: vec![8], last_seen: 20, ..rec.clone() }).unwrap();
+        let stale = std::fs::read(&path).unwrap();
+        tx.put_session(&rec).unwrap();
+        std::fs::write(&path, &stale).unwrap();
+        assert_eq!(tx.session(&id(3)).unwrap().unwrap().processes, vec![7]);
+        assert!(tx.remove_stale_live(&id(3)).unwrap() && !path.exists());
+        // Its record gone: prune removes it too.
+        std::fs::write(&path, &stale).unwrap();
+        std::fs::remove_file(tx.session_path(&id(3))).unwrap();
+        assert!(tx.remove_stale_live(&id(3)).unwrap());
+    }
+
+    #[test]
+    fn the_newer_of_a_record_and_its_live_file_orders_sessions_by_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        for n in [1, 2] {
+            tx.put_session(&record(&id(n))).unwrap();
+        }
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for n in [1, 2] {
+            std::fs::File::options()
+                .write(true)
+                .open(tx.session_path(&id(n)))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let rec = tx.session(&id(1)).unwrap().unwrap();
+        tx.update_session(&rec, &SessionRecord { last_seen: 99, ..rec.clone() }).unwrap();
+        let order: Vec<SessionId> = tx.sessions_by_mtime().unwrap().into_iter().map(|(_, id)| id).collect();
+        assert_eq!(order, vec![id(1), id(2)]);
     }
 
     #[test]

@@ -63,6 +63,12 @@ pub struct SessionRecord {
     /// follows (told them, or answered on it in note mode): not told again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub told: Vec<u32>,
+    /// A random tag of the durable write that wrote this file (0 in records of before it):
+    /// the session's [`LiveRecord`] counts only while it carries the same, so one written
+    /// before the record's last durable write (its removal lost to a kill or a power loss)
+    /// is never taken for newer than the record.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stamp: u64,
 }
 
 impl SessionRecord {
@@ -90,6 +96,48 @@ impl SessionRecord {
         };
         serde_json::to_vec(&volatile(self)).ok() == serde_json::to_vec(&volatile(other)).ok()
     }
+
+    /// The record as its live file says it is now: `live`, when it was written over this
+    /// very durable write (the same [`stamp`](Self::stamp)), has the live processes, `told`, and
+    /// the newer `last_seen`. A missing, unparseable or stale live file (`None`, or another
+    /// `stamp`) leaves the record as it is: its pids are those of its last durable write (which
+    /// wrote the live ones of then into it), as in records of before live files.
+    pub fn merge_live(&mut self, live: Option<LiveRecord>) {
+        let Some(live) = live.filter(|l| l.stamp == self.stamp) else { return };
+        self.processes = live.processes;
+        self.told = live.told;
+        self.last_seen = self.last_seen.max(live.last_seen);
+    }
+
+    /// What of it a reboot makes meaningless, to be written as its live file.
+    pub fn live(&self) -> LiveRecord {
+        LiveRecord {
+            v: super::FORMAT,
+            stamp: self.stamp,
+            last_seen: self.last_seen,
+            processes: self.processes.clone(),
+            told: self.told.clone(),
+        }
+    }
+}
+
+/// What a reboot makes meaningless of a session's record: `live/<id>.json`, written
+/// atomically (temp file and rename: a killed process leaves the old or the new one) but
+/// never synced, when only these changed (see `Locked::update_session`). It overlays the
+/// record whose [`stamp`](SessionRecord::stamp) it carries; the record's next durable write
+/// carries these fields itself and removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRecord {
+    pub v: u32,
+    /// The `stamp` of the record it overlays.
+    #[serde(default)]
+    pub stamp: u64,
+    /// Unix milliseconds.
+    pub last_seen: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub told: Vec<u32>,
 }
 
 impl SessionRecord {
@@ -113,6 +161,7 @@ impl SessionRecord {
             key: None,
             forked: false,
             told: Vec::new(),
+            stamp: 0,
         }
     }
 }
@@ -646,6 +695,7 @@ macro_rules! versioned {
 
 versioned!(
     SessionRecord,
+    LiveRecord,
     KeyState,
     GlobalState,
     NameEntry,

@@ -18,14 +18,11 @@ pub const TMP_SUFFIX: &str = ".tmp";
 pub enum Durability {
     /// The file's content and its rename (fsync of the file, then of the dir).
     Full,
-    /// The file's content, not its rename (fsync of the file only): a power loss leaves the
-    /// new file or the old one, whole either way, never an empty or torn one (the new content
-    /// is on disk before the rename can be). Which of the two is only open until the file
-    /// system commits the rename on its own (ext4 within 5 s by default). Only for replacing
-    /// a file whose old content says the same of everything that must survive (see
-    /// `Locked::update_session`).
-    Contents,
-    /// Neither: for markers that mean nothing after a reboot (a terminal turn in progress).
+    /// Neither: for what means nothing after a reboot (a terminal turn in progress, a
+    /// session's live pids: see `Locked::update_session`). Still atomic: a killed process
+    /// leaves the old file or the new one; a power loss may leave the old one, or none, or
+    /// (on file systems that do not order a rename after its file's data, such as ext4 with
+    /// `data=writeback`) an empty one, which readers take as missing.
     Volatile,
 }
 
