@@ -39,6 +39,8 @@ const BIN_ENV: &str = "CLAWSESS_BENCH_BIN";
 /// `base: ...`.
 const BASE_ENV: &str = "CLAWSESS_BENCH_BASE";
 const ROLE_ENV: &str = "CLAWSESS_BENCH_ROLE";
+/// How many sessions to record (10,000 by default, 1,000 with `--quick`).
+const SESSIONS_ENV: &str = "CLAWSESS_BENCH_SESSIONS";
 const FLOOR: &str = "/bin/true";
 /// Forked runs per case for peak RSS.
 const RSS_RUNS: usize = 5;
@@ -58,7 +60,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
-    let plan = if quick { Plan::QUICK } else { Plan::FULL };
+    let mut plan = if quick { Plan::QUICK } else { Plan::FULL };
+    if let Some(n) = std::env::var(SESSIONS_ENV).ok().filter(|n| !n.is_empty()) {
+        plan.sessions = n.parse().unwrap_or_else(|_| panic!("{SESSIONS_ENV} must be a number, not {n:?}"));
+        assert!(plan.sessions >= 16, "{SESSIONS_ENV} must be at least 16");
+    }
     let report = Bench::new(plan, only).run();
     println!("{report}");
     let out = Path::new(CLAWSESS)
@@ -223,18 +229,18 @@ impl Bench {
         let (small, big) = self.transcripts();
         let run_session = self.prepare_run();
         let mut fast = self.fast_cases(&small, &big, &run_session);
-        if let Some(only) = &self.only {
+        if self.only.is_some() {
             let mut i = 0;
             fast.retain(|case| {
                 i += 1;
-                i == 1 || case.name.contains(only.as_str())
+                i == 1 || self.wanted(&case.name)
             });
         }
         if let Some(base) = std::env::var_os(BASE_ENV).filter(|b| !b.is_empty()) {
             fast = self.with_base(fast, PathBuf::from(base));
         }
         self.time_round_robin(&mut fast, self.plan.rounds);
-        let slow = if self.only.is_some() { Vec::new() } else { self.slow_cases() };
+        let slow = self.slow_cases();
         let _ = fs::remove_file(&big); // 1 GiB: do not wait for the temp dir's cleanup
         let rows = fast
             .into_iter()
@@ -253,13 +259,22 @@ impl Bench {
         report(&self.plan, &results, &self.root)
     }
 
-    /// `list --json`, and `import` into an empty state and again.
+    /// Whether `--only` asks for the case `name`: it has one of the comma-separated texts.
+    fn wanted(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only.split(',').any(|text| name.contains(text)))
+    }
+
+    /// `list --json`, and `import` into an empty state and again (those of them `--only`
+    /// asks for).
     fn slow_cases(&self) -> Vec<Case<'_>> {
         let mut slow = vec![Case::new(
             format!("`list --json` ({} sessions)", self.plan.sessions),
             Box::new(|_| Spec { cmd: self.clawsess(["list", "--json"]), stdin: None }),
         )];
-        self.time_round_robin(&mut slow, self.plan.list_runs);
+        slow.retain(|case| self.wanted(&case.name));
+        if !slow.is_empty() {
+            self.time_round_robin(&mut slow, self.plan.list_runs);
+        }
         // `import` of every session's transcript into an empty state dir (a fresh one each
         // run), then again into the one it just filled (all recorded: reads, no writes).
         let import = move |round: usize| {
@@ -274,6 +289,10 @@ impl Bench {
             ),
             Case::new("`import` again (every session already recorded)".into(), Box::new(import)),
         ];
+        imports.retain(|case| self.wanted(&case.name));
+        if imports.is_empty() {
+            return slow;
+        }
         self.time_round_robin(&mut imports, IMPORT_RUNS);
         slow.extend(imports);
         slow
