@@ -206,12 +206,16 @@ fn hook_from_a_fake_claude(w: &World, claude_pid: Option<u32>) -> std::process::
     child
 }
 
+/// The session's live pids: its live file's when that overlays the record (the same `stamp`),
+/// else the record's (docs/STATE.md, "A session's record and its live file").
 fn terminal_pids(w: &World) -> Vec<u64> {
-    let rec: Value = serde_json::from_str(
-        &fs::read_to_string(w.state().join("sessions").join(format!("{ID_A}.json"))).unwrap(),
-    )
-    .unwrap();
-    rec["processes"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
+    let read = |dir: &str| -> Option<Value> {
+        serde_json::from_str(&fs::read_to_string(w.state().join(dir).join(format!("{ID_A}.json"))).ok()?).ok()
+    };
+    let rec = read("sessions").unwrap();
+    let live = read("live").filter(|l| l["stamp"] == rec["stamp"]);
+    let from = live.as_ref().unwrap_or(&rec);
+    from["processes"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
 }
 
 #[test]
