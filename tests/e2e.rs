@@ -572,13 +572,13 @@ fn transcript_tree(text: &str) -> Vec<(String, Option<String>, String, String)> 
 fn wait_for_open_processes(e: &Installed, id: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let rec: Value = serde_json::from_str(
-            &fs::read_to_string(
-                e.home.home().join(".local/share/clawsess/sessions").join(format!("{id}.json")),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let state = e.home.home().join(".local/share/clawsess");
+        let read = |dir: &str| -> Option<Value> {
+            serde_json::from_str(&fs::read_to_string(state.join(dir).join(format!("{id}.json"))).ok()?).ok()
+        };
+        // The live pids: the live file's when it overlays the record (docs/STATE.md).
+        let rec = read("sessions").unwrap();
+        let rec = read("live").filter(|l| l["stamp"] == rec["stamp"]).unwrap_or(rec);
         let live = rec["processes"]
             .as_array()
             .map_or(0, |p| p.iter().filter(|p| Path::new(&format!("/proc/{}", p)).exists()).count());

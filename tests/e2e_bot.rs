@@ -842,6 +842,10 @@ fn age_session(home: &ClaudeHome, id: &str) {
     let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 3_600_000).into();
     fs::write(&path, rec.to_string()).unwrap();
+    // Its live file, which may hold a newer `last_seen`, goes too (docs/STATE.md).
+    let _ = fs::remove_file(
+        path.parent().unwrap().parent().unwrap().join("live").join(path.file_name().unwrap()),
+    );
 }
 
 /// `/model NAME` is the chat key's model setting: the next turn asks the model with it,

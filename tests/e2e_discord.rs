@@ -471,6 +471,10 @@ fn model_and_status_slash_commands_and_a_reset_said_in_the_channel() {
     let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 73 * 3_600_000).into();
     fs::write(&path, rec.to_string()).unwrap();
+    // Its live file, which may hold a newer `last_seen`, goes too (docs/STATE.md).
+    let _ = fs::remove_file(
+        path.parent().unwrap().parent().unwrap().join("live").join(path.file_name().unwrap()),
+    );
     let id = e.dc.message(OWNER, CHANNEL_ID, "after three days", mention());
     let r = e.reply_to(&bot, id, "stand-in reply");
     let said = format!("Started a new conversation (idle 72h); the old one is {}", &old[..8]);

@@ -106,6 +106,10 @@ fn an_idle_policy_resets_the_key_own_session_and_says_so_but_never_an_attached_o
         let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
         rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 3_600_000).into();
         fs::write(&path, rec.to_string()).unwrap();
+        // Its live file, which may hold a newer `last_seen`, goes too (docs/STATE.md).
+        let _ = fs::remove_file(
+            path.parent().unwrap().parent().unwrap().join("live").join(path.file_name().unwrap()),
+        );
     };
     age(&old);
     let (reset, stderr) = run_json(&home, &["--key", "tg:1", "three"]);

@@ -148,6 +148,11 @@ fn a_terminal_refused_as_behind_whose_window_is_closed_loses_no_bot_turn() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let rec: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+        // The live pids: the live file's when it overlays the record (docs/STATE.md).
+        let live = record.parent().unwrap().parent().unwrap().join("live").join(format!("{id}.json"));
+        let live: Option<Value> =
+            std::fs::read_to_string(live).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let rec = live.filter(|l| l["stamp"] == rec["stamp"]).unwrap_or(rec);
         let open = rec["processes"]
             .as_array()
             .is_some_and(|p| p.iter().any(|p| Path::new(&format!("/proc/{p}")).exists()));
