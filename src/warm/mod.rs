@@ -140,8 +140,12 @@ impl Channel for Conn {
 /// Watches a warm turn's keeper: one that is suspended (SIGSTOP) relays nothing, and the run
 /// would wait forever holding the session. It and its claude are killed then (SIGKILL works
 /// on a stopped process; the run knows claude's pid), which ends the turn.
+///
+/// The watch looks every [`crate::live::TICK`] and wakes at once when told to stop: the run
+/// that ends it with its turn does not wait for its next look.
 struct SuspendedKeeper {
-    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Dropped to stop the watch.
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<bool>>,
 }
 
@@ -151,12 +155,10 @@ impl SuspendedKeeper {
     const GRACE: Duration = Duration::from_secs(2);
 
     fn watch(keeper: u32, claude: u32) -> Self {
-        use std::sync::atomic::Ordering;
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = done.clone();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             let mut since: Option<Instant> = None;
-            while !flag.load(Ordering::Relaxed) {
+            loop {
                 if crate::claude::process::stopped(keeper) {
                     let at = *since.get_or_insert_with(Instant::now);
                     if at.elapsed() >= Self::GRACE {
@@ -169,23 +171,18 @@ impl SuspendedKeeper {
                 } else {
                     since = None;
                 }
-                std::thread::sleep(crate::live::TICK);
+                if !matches!(stopped.recv_timeout(crate::live::TICK), Err(RecvTimeoutError::Timeout)) {
+                    return false;
+                }
             }
-            false
         });
-        SuspendedKeeper { done, thread: Some(thread) }
+        SuspendedKeeper { stop: Some(stop), thread: Some(thread) }
     }
 
     /// Stops watching; whether the keeper was found suspended (and killed).
     fn end(mut self) -> bool {
-        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(self.stop.take());
         self.thread.take().is_some_and(|t| t.join().unwrap_or(false))
-    }
-}
-
-impl Drop for SuspendedKeeper {
-    fn drop(&mut self) {
-        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
