@@ -238,6 +238,10 @@ pub struct BusyMarker {
     /// `permission_mode`), which a person may have switched since it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permission_mode: Option<String>,
+    /// How long the session's transcript was when the turn was marked: every line the turn
+    /// writes lies after it (see `transcript::branches::stopped_by_interrupt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript_len: Option<u64>,
 }
 
 impl BusyMarker {

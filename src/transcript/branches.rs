@@ -498,6 +498,63 @@ pub fn turn_written(path: &Path, prompt: &str, since: u64) -> Result<Option<Writ
     Ok(None)
 }
 
+/// The user lines Claude Code writes when a person stops a turn after Claude began to answer
+/// (Esc in a terminal, a stream-json `interrupt`): measured on 2.0.77, 2.1.328 and 2.1.332
+/// (docs/CLAUDE_CODE.md). A turn stopped before any answer came writes none.
+pub const INTERRUPT_LINES: [&str; 2] = ["[Request interrupted by user]", "[Request interrupted by user for tool use]"];
+
+/// The most of a transcript's end that [`stopped_by_interrupt`] reads.
+pub const STOPPED_TAIL: u64 = 64 * 1024;
+
+/// Whether the turn with `prompt` (as logged), marked when the transcript at `path` was
+/// `from` bytes long, has ended by an interrupt: the transcript's last user or assistant line
+/// is one of [`INTERRUPT_LINES`] (nothing after it but Claude Code's bookkeeping), it lies
+/// after `from` (so it was written after the mark, whatever the clocks say), and no other
+/// prompt came between the turn's prompt and it. Reads the bytes after `from`, the last
+/// [`STOPPED_TAIL`] at most. `false` whenever in doubt: a line being written, a line that
+/// does not parse, a transcript shorter than at the mark.
+pub fn stopped_by_interrupt(path: &Path, prompt: &str, from: u64) -> Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let read_err = || format!("could not read transcript {}", path.display());
+    let mut file = open_regular(path).with_context(read_err)?;
+    let len = file.metadata().with_context(read_err)?.len();
+    if len <= from {
+        return Ok(false); // nothing written since the mark, or another file
+    }
+    let start = from.max(len - STOPPED_TAIL.min(len));
+    file.seek(SeekFrom::Start(start)).with_context(read_err)?;
+    let mut tail = Vec::new();
+    file.take(len - start).read_to_end(&mut tail).with_context(read_err)?;
+    let Some(whole) = tail.strip_suffix(b"\n") else { return Ok(false) }; // a line being written
+    let mut lines: Vec<&[u8]> = whole.split(|&b| b == b'\n').collect();
+    if start > from {
+        lines.remove(0); // read from the middle of a line
+    }
+    let mut interrupted = false;
+    for line in lines.iter().rev().filter(|l| !l.trim_ascii().is_empty()) {
+        let Ok(line) = serde_json::from_slice::<serde_json::Value>(line) else { return Ok(false) };
+        let kind = line.get("type").and_then(serde_json::Value::as_str);
+        let flag = |name: &str| line.get(name).and_then(serde_json::Value::as_bool).unwrap_or(false);
+        if !matches!(kind, Some("user" | "assistant")) || flag("isSidechain") {
+            continue; // bookkeeping, or a sub-agent's line
+        }
+        let user = kind == Some("user") && !flag("isMeta");
+        let text = line.pointer("/message/content").and_then(|c| message_text(Some(c)));
+        if !interrupted {
+            // The newest message: the interrupt, or the turn may go on.
+            if !(user && text.is_some_and(|t| INTERRUPT_LINES.contains(&t.trim()))) {
+                return Ok(false);
+            }
+            interrupted = true;
+        } else if user && let Some(text) = text {
+            // The turn's prompt; another prompt (a message typed into the turn) is not sure.
+            return Ok(same_text(&text, prompt));
+        }
+    }
+    // Its prompt lies before what was read (before the mark, or the turn wrote much).
+    Ok(interrupted)
+}
+
 /// A transcript message's text is the logged one (which may be cut short, ending in `…`).
 fn same_text(text: &str, logged: &str) -> bool {
     let (text, logged) = (text.trim(), logged.trim());
@@ -627,6 +684,73 @@ mod tests {
             writeln!(f, "{l}").unwrap();
         }
         f
+    }
+
+    fn interrupt(text: &str) -> String {
+        json!({"type": "user", "isSidechain": false, "timestamp": "2026-12-04T11:52:42.389Z",
+            "message": {"role": "user", "content": [{"type": "text", "text": text}]}})
+        .to_string()
+    }
+
+    fn tool_use() -> String {
+        json!({"type": "assistant", "message": {"role": "assistant", "id": "m-t",
+            "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {}}]}})
+        .to_string()
+    }
+
+    fn a_tool_result() -> String {
+        json!({"type": "user", "message": {"role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "hi"}]}})
+        .to_string()
+    }
+
+    /// The length of `lines` written, as a marker notes it.
+    fn len_of(lines: &[String]) -> u64 {
+        lines.iter().map(|l| l.len() as u64 + 1).sum()
+    }
+
+    /// A turn whose last message is an interrupt line, written after the mark, has ended;
+    /// one still working, stopped before any answer (no line), or stopped before the mark
+    /// (a person who pressed Esc and sent the same prompt again) has not.
+    #[test]
+    fn a_turn_ends_by_an_interrupt_line_written_after_its_mark() {
+        let before = vec![msg("user", "p1", None, "plan PORTO"), msg("assistant", "a1", Some("p1"), "ok")];
+        let mark = len_of(&before);
+        let turn = |more: &[String]| {
+            let mut all = before.clone();
+            all.push(msg("user", "p2", Some("a1"), "job [hold=E1]"));
+            all.extend_from_slice(more);
+            file(&all)
+        };
+        let stopped = |f: &tempfile::NamedTempFile, from: u64| stopped_by_interrupt(f.path(), "job [hold=E1]", from).unwrap();
+        let bookkeeping = checkpoint("p2");
+        for line in INTERRUPT_LINES {
+            let f = turn(&[tool_use(), a_tool_result(), interrupt(line), bookkeeping.clone()]);
+            assert!(stopped(&f, mark), "{line}");
+        }
+        // Still working: a tool call after its result, or an answer after an interrupt.
+        assert!(!stopped(&turn(&[tool_use()]), mark));
+        assert!(!stopped(&turn(&[tool_use(), a_tool_result()]), mark));
+        let went_on = turn(&[interrupt(INTERRUPT_LINES[1]), tool_use()]);
+        assert!(!stopped(&went_on, mark));
+        // Stopped before any answer: no line to tell.
+        assert!(!stopped(&turn(&[bookkeeping.clone()]), mark));
+        // The interrupt lies before the mark: a new turn of the same prompt, not yet written.
+        let old = turn(&[interrupt(INTERRUPT_LINES[0])]);
+        assert!(!stopped(&old, std::fs::metadata(old.path()).unwrap().len()));
+        // Another prompt between (typed into the turn): not sure.
+        let typed = turn(&[msg("user", "p3", Some("p2"), "also this"), interrupt(INTERRUPT_LINES[0])]);
+        assert!(!stopped(&typed, mark));
+        // A prompt that only looks like one, a line being written, a line that is no JSON.
+        assert!(!stopped(&turn(&[msg("user", "x", Some("p2"), "[Request interrupted by user] no")]), mark));
+        let torn = turn(&[interrupt(INTERRUPT_LINES[0])]);
+        write!(torn.as_file(), "{{\"type\": \"assis").unwrap();
+        assert!(!stopped(&torn, mark));
+        assert!(!stopped(&turn(&[interrupt(INTERRUPT_LINES[0]), "not json".into()]), mark));
+        // A sub-agent's line after it does not count; a transcript shorter than the mark does.
+        let side = json!({"type": "assistant", "isSidechain": true, "message": {"content": "x"}}).to_string();
+        assert!(stopped(&turn(&[interrupt(INTERRUPT_LINES[0]), side]), mark));
+        assert!(!stopped(&turn(&[interrupt(INTERRUPT_LINES[0])]), 1 << 30));
     }
 
     /// A person's turn (p1/a1), then a bot's two turns on it (b1..b4).

@@ -606,7 +606,8 @@ fn marker_text(marker: &BusyMarker) -> String {
 }
 
 /// The busy marker of the claude process's turn in progress on `id`: it is there, its
-/// process alive, and neither it nor the transcript has been quiet for [`BUSY_QUIET`].
+/// process alive, neither it nor the transcript has been quiet for [`BUSY_QUIET`], and the
+/// transcript does not end with the turn stopped by an interrupt.
 pub fn busy_marker(store: &Store, id: &SessionId) -> Result<Option<BusyMarker>> {
     live_marker(store, id, false)
 }
@@ -626,9 +627,11 @@ fn live_marker(store: &Store, id: &SessionId, clear_stale: bool) -> Result<Optio
             None => age < BUSY_STALE_NO_PID,
         }
         && {
-            let written = store.session(id)?.and_then(|rec| mtime_ms(&rec.transcript));
+            let transcript = store.session(id)?.map(|rec| rec.transcript);
+            let written = transcript.as_deref().and_then(mtime_ms);
             let written = written.filter(|&w| w <= now + CLOCK_SKEW_MS).unwrap_or(0);
             Duration::from_millis(now.saturating_sub(written.max(marker.since))) < BUSY_QUIET
+                && !transcript.is_some_and(|t| stopped_by_interrupt(&marker, &t))
         };
     if live {
         return Ok(Some(marker));
@@ -645,6 +648,14 @@ fn live_marker(store: &Store, id: &SessionId, clear_stale: bool) -> Result<Optio
         store.clear_busy(id)?;
     }
     Ok(None)
+}
+
+/// Whether the transcript says the turn `marker` marked has ended by an interrupt (Esc, a
+/// stream-json `interrupt`: Claude Code fires no hook for it). `false` when in doubt, and for a
+/// marker that did not note the transcript's length (an older clawsess wrote it).
+fn stopped_by_interrupt(marker: &BusyMarker, transcript: &std::path::Path) -> bool {
+    let (Some(prompt), Some(from)) = (marker.prompt.as_deref(), marker.transcript_len) else { return false };
+    crate::transcript::branches::stopped_by_interrupt(transcript, prompt, from).unwrap_or(false)
 }
 
 /// Ends the turn of the claude process `pid` on `id` (Stop, SessionEnd); returns its marker
@@ -714,6 +725,7 @@ mod tests {
             surface: Some("terminal".into()),
             prompt: None,
             permission_mode: None,
+            transcript_len: None,
         }
     }
 

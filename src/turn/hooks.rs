@@ -556,6 +556,8 @@ pub fn prompt_submit(
         surface: Some(process.surface()),
         prompt: Some(shorten(prompt.text, TURN_PROMPT_MAX)),
         permission_mode: prompt.mode.map(str::to_owned),
+        // Whatever this turn writes comes after (its prompt too, on the versions measured).
+        transcript_len: rec.as_ref().map(|r| std::fs::metadata(&r.transcript).map_or(0, |m| m.len())),
     })?;
     touch(store, id, rec.as_ref())?;
     Ok(context.map_or(Answer::Quiet, Answer::Context))
