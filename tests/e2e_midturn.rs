@@ -553,3 +553,78 @@ fn a_terminal_turn_stopped_by_esc_is_logged_and_another_terminal_is_told() {
     assert!(b_req.all_text.contains("STOPPED job"), "B is told of the stopped turn: {}", b_req.all_text);
     assert!(b_req.all_text.contains("AFTER stop"), "and of the turn after it: {}", b_req.all_text);
 }
+
+/// The turns logged on `id` whose prompt contains `text`.
+fn logged_turns(e: &Installed, id: &str, text: &str) -> Vec<Value> {
+    let path = e.home.home().join(".local/share/clawsess/turns").join(format!("{id}.json"));
+    let log: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    log["turns"].as_array().unwrap().iter().filter(|t| t["prompt"].as_str().unwrap().contains(text)).cloned().collect()
+}
+
+/// A terminal's turn that ran a tool and waits for the model's answer (held at the stand-in as
+/// `[hold-reply=NAME]`), on a session key `chat:x` started; the session's id.
+fn a_terminal_turn_held(e: &Installed, name: &str) -> (support::terminal::Terminal, String) {
+    let (code, events) = e.project_spawn(&["--stream", "--key", "chat:x", "--", "start"]).finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let id = events.last().unwrap()["session_id"].as_str().unwrap().to_owned();
+    let term = support::terminal::Terminal::start(&e.home, &e.project, &["--resume", &id]);
+    term.wait_for("the conversation", |s| s.contains("start"));
+    term.type_line(&format!("LONG job [bash=echo step] [hold-reply={name}]"));
+    let held = |reqs: &[support::stand_in_api::Recorded]| {
+        reqs.iter().any(|r| {
+            r.last_user_text.contains("LONG job") && r.finished_ms == 0 && r.body.to_string().contains("tool_result")
+        })
+    };
+    assert!(e.api.wait_for(T, held), "the terminal's turn ran its tool and waits for the answer");
+    (term, id)
+}
+
+/// Esc in a terminal after Claude began to answer writes `[Request interrupted by user]` and
+/// fires no hook: a run finds the terminal's marker, reads the stopped turn off the
+/// transcript, logs it and goes ahead (it would wait 15 minutes for a quiet transcript
+/// before: `--wait 60` would end busy).
+fn a_terminal_turn_stopped_by_esc_frees_the_session_for_a_run(version: &str) {
+    let e = Installed::of(ClaudeHome::with_version(version), "live");
+    let (term, id) = a_terminal_turn_held(&e, "X1");
+    term.keys(&["Escape"]);
+    let stopped = |reqs: &[support::stand_in_api::Recorded]| {
+        reqs.iter().any(|r| r.last_user_text.contains("LONG job") && r.client_gone)
+    };
+    assert!(e.api.wait_for(T, stopped), "Esc stopped the turn (its request was cut off)");
+    e.api.release("X1");
+    let out = e.project_run(&["--json", "--wait", "60", "--key", "chat:x", "--", "after the stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(result["result"].as_str().unwrap().contains("last=after the stop"), "{result}");
+    let req = e.turns_with("after the stop").pop().expect("the run's turn reached the model");
+    assert!(req.all_text.contains("LONG job"), "the run continued the stopped turn: {}", req.all_text);
+    let logged = logged_turns(&e, &id, "LONG job");
+    assert_eq!(logged.len(), 1, "the stopped turn is logged once: {logged:?}");
+    assert_eq!(logged[0]["key"], "terminal", "{logged:?}");
+    let reply = logged[0]["reply"].as_str().unwrap();
+    assert!(reply.contains("stopped before"), "{reply}");
+    drop(term);
+}
+
+#[test]
+fn a_terminal_turn_stopped_by_esc_frees_the_session_for_a_run_on_2_1_328() {
+    a_terminal_turn_stopped_by_esc_frees_the_session_for_a_run("2.1.328");
+}
+
+#[test]
+fn a_terminal_turn_stopped_by_esc_frees_the_session_for_a_run_on_2_1_332() {
+    a_terminal_turn_stopped_by_esc_frees_the_session_for_a_run("2.1.332");
+}
+
+/// The same terminal turn not stopped: still busy, a run with `--wait 0` is refused (75) and
+/// the turn, once answered, ends as usual.
+#[test]
+fn a_terminal_turn_still_running_keeps_the_session_busy() {
+    let e = Installed::new("live");
+    let (term, _id) = a_terminal_turn_held(&e, "X2");
+    let out = e.project_run(&["--json", "--wait", "0", "--key", "chat:x", "--", "too early"]);
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out));
+    assert!(e.turns_with("too early").is_empty(), "a second turn ran beside the terminal's");
+    e.api.release("X2");
+    term.wait_for("the terminal's reply", |s| s.contains("last=LONG job"));
+}
