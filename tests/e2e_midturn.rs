@@ -558,7 +558,13 @@ fn a_terminal_turn_stopped_by_esc_is_logged_and_another_terminal_is_told() {
 fn logged_turns(e: &Installed, id: &str, text: &str) -> Vec<Value> {
     let path = e.home.home().join(".local/share/clawsess/turns").join(format!("{id}.json"));
     let log: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    log["turns"].as_array().unwrap().iter().filter(|t| t["prompt"].as_str().unwrap().contains(text)).cloned().collect()
+    log["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["prompt"].as_str().unwrap().contains(text))
+        .cloned()
+        .collect()
 }
 
 /// A terminal's turn that ran a tool and waits for the model's answer (held at the stand-in as
@@ -572,7 +578,9 @@ fn a_terminal_turn_held(e: &Installed, name: &str) -> (support::terminal::Termin
     term.type_line(&format!("LONG job [bash=echo step] [hold-reply={name}]"));
     let held = |reqs: &[support::stand_in_api::Recorded]| {
         reqs.iter().any(|r| {
-            r.last_user_text.contains("LONG job") && r.finished_ms == 0 && r.body.to_string().contains("tool_result")
+            r.last_user_text.contains("LONG job")
+                && r.finished_ms == 0
+                && r.body.to_string().contains("tool_result")
         })
     };
     assert!(e.api.wait_for(T, held), "the terminal's turn ran its tool and waits for the answer");

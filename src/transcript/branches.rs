@@ -500,8 +500,9 @@ pub fn turn_written(path: &Path, prompt: &str, since: u64) -> Result<Option<Writ
 
 /// The user lines Claude Code writes when a person stops a turn after Claude began to answer
 /// (Esc in a terminal, a stream-json `interrupt`): measured on 2.0.77, 2.1.328 and 2.1.332
-/// (docs/CLAUDE_CODE.md). A turn stopped before any answer came writes none.
-pub const INTERRUPT_LINES: [&str; 2] = ["[Request interrupted by user]", "[Request interrupted by user for tool use]"];
+/// (docs/CLAUDE_CODE.md). On 2.1.x a turn stopped before any answer came writes none.
+pub const INTERRUPT_LINES: [&str; 2] =
+    ["[Request interrupted by user]", "[Request interrupted by user for tool use]"];
 
 /// The most of a transcript's end that [`stopped_by_interrupt`] reads.
 pub const STOPPED_TAIL: u64 = 64 * 1024;
@@ -722,7 +723,9 @@ mod tests {
             all.extend_from_slice(more);
             file(&all)
         };
-        let stopped = |f: &tempfile::NamedTempFile, from: u64| stopped_by_interrupt(f.path(), "job [hold=E1]", from).unwrap();
+        let stopped = |f: &tempfile::NamedTempFile, from: u64| {
+            stopped_by_interrupt(f.path(), "job [hold=E1]", from).unwrap()
+        };
         let bookkeeping = checkpoint("p2");
         for line in INTERRUPT_LINES {
             let f = turn(&[tool_use(), a_tool_result(), interrupt(line), bookkeeping.clone()]);
