@@ -737,7 +737,7 @@ mod tests {
         let went_on = turn(&[interrupt(INTERRUPT_LINES[1]), tool_use()]);
         assert!(!stopped(&went_on, mark));
         // Stopped before any answer: no line to tell.
-        assert!(!stopped(&turn(&[bookkeeping.clone()]), mark));
+        assert!(!stopped(&turn(std::slice::from_ref(&bookkeeping)), mark));
         // The interrupt lies before the mark: a new turn of the same prompt, not yet written.
         let old = turn(&[interrupt(INTERRUPT_LINES[0])]);
         assert!(!stopped(&old, std::fs::metadata(old.path()).unwrap().len()));
