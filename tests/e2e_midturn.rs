@@ -636,3 +636,62 @@ fn a_terminal_turn_still_running_keeps_the_session_busy() {
     e.api.release("X2");
     term.wait_for("the terminal's reply", |s| s.contains("last=LONG job"));
 }
+
+/// A `claude -p --input-format stream-json` turn stopped by its own `interrupt` control request
+/// (as an SDK bot's `interrupt()`): the process lives on, waiting for its next message, and
+/// fires no hook; its transcript's `[Request interrupted by user]` frees the session for a run.
+#[test]
+fn a_stream_json_turn_stopped_by_its_interrupt_frees_the_session_for_a_run() {
+    use std::io::Write;
+    let e = Installed::new("live");
+    let (code, events) = e.project_spawn(&["--stream", "--key", "chat:x", "--", "start"]).finish();
+    assert_eq!(code, 0, "{events:#?}");
+    let id = events.last().unwrap()["session_id"].as_str().unwrap().to_owned();
+    let mut claude = e
+        .claude_p(&e.project)
+        .args([
+            "--input-format",
+            "stream-json",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--resume",
+            &id,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = claude.stdin.take().unwrap();
+    let lines = read_lines(claude.stdout.take().unwrap());
+    let user = json!({"type": "user", "message": {"role": "user", "content": "PIPED job [hold=P1]"},
+                      "parent_tool_use_id": null, "session_id": ""});
+    stdin.write_all(format!("{user}\n").as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    e.api.wait_held("P1");
+    let interrupt =
+        json!({"type": "control_request", "request_id": "stop-1", "request": {"subtype": "interrupt"}});
+    stdin.write_all(format!("{interrupt}\n").as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    loop {
+        let (_, line) = lines.recv_timeout(T).expect("claude went quiet before its turn's result");
+        if serde_json::from_str::<Value>(&line).is_ok_and(|v| v["type"] == "result") {
+            break;
+        }
+    }
+    e.api.release("P1");
+    let out = e.project_run(&["--json", "--wait", "60", "--key", "chat:x", "--", "after the interrupt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        claude.try_wait().unwrap().is_none(),
+        "the interrupted claude -p still waits for its next message"
+    );
+    let req = e.turns_with("after the interrupt").pop().expect("the run's turn reached the model");
+    assert!(req.all_text.contains("PIPED job"), "{}", req.all_text);
+    let logged = logged_turns(&e, &id, "PIPED job");
+    assert_eq!(logged.len(), 1, "the stopped turn is logged once: {logged:?}");
+    assert_ne!(logged[0]["key"], "chat:x", "{logged:?}");
+    drop(stdin);
+    let _ = claude.wait();
+}
