@@ -3,6 +3,7 @@ one-time pairing code, the state file, the live progress message, and how a turn
 Standard library and clawsess_client.py only."""
 
 import asyncio
+import collections
 import datetime
 import json
 import logging
@@ -12,7 +13,7 @@ import time
 
 from clawsess_client import Busy, ClawsessError, Event, tool_summary, topic_text
 
-__all__ = ["Asked", "MidTurn", "Pairing", "Progress", "ending", "follow", "ids", "model_command",
+__all__ = ["Asked", "Line", "MidTurn", "Pairing", "Progress", "ending", "follow", "ids", "model_command",
            "number", "read_json", "status_text", "write_json"]
 
 BUSY_TEXT = ("this conversation is busy in another place (terminal or another chat); "
@@ -374,6 +375,36 @@ async def status_text(cs, key, fresh=False, where="chat"):
 # --- a message that arrives mid-turn --------------------------------------------------------
 
 
+class Line:
+    """Each key's messages that wait for, or run, a turn of their own: a message that finds
+    some there is told its place. A message leaves the line when its Claude turn is over,
+    before its reply is sent (it keeps the key's lock until the reply is out, so the replies
+    stay in order): a message sent after the chat saw the reply is never told it waits."""
+
+    def __init__(self):
+        self.counts = collections.Counter()
+
+    def join(self, key):
+        """A place in KEY's line; its `ahead` is how many messages are before it."""
+        return Place(self.counts, key)
+
+
+class Place:
+    def __init__(self, counts, key):
+        self.counts, self.key = counts, key
+        self.ahead = counts[key]
+        counts[key] += 1
+        self.left = False
+
+    def leave(self):
+        """Out of the line (once; again does nothing)."""
+        if not self.left:
+            self.left = True
+            self.counts[self.key] -= 1
+            if not self.counts[self.key]:
+                del self.counts[self.key]
+
+
 class MidTurn:
     """How a chat message says what to do with the turn in progress: a message that starts
     with STEER (BOT_STEER_PREFIX, default "!") goes into it (`run --steer`), one that starts
@@ -658,9 +689,10 @@ async def answer_in_words(cs, asks, asked, text):
 
 
 async def chat_turn(bot, key, message, text, progress, *, mode="queue", images=(), fresh=False,
-                    asker=None):
+                    asker=None, place=None):
     """One turn of KEY for a chat MESSAGE, as both bots run it: MODE "queue" (a turn of its
-    own; the caller holds the key's place), "steer" (into the turn in progress) or "now"
+    own; the caller holds the key's lock and PLACE, its place in the key's Line, which it
+    leaves when the Claude turn is over, before the reply), "steer" (into the turn in progress) or "now"
     (stop it and run this). Shows the tools in PROGRESS and the permission requests,
     questions and plans as buttons, and replies. BOT gives: cs, cfg (ask, ask_timeout, cwd,
     wait, warm, run_args), running {key: Turn}, side (a set of Turns), interrupted {key: the
@@ -706,6 +738,8 @@ async def chat_turn(bot, key, message, text, progress, *, mode="queue", images=(
     finally:
         if mode == "queue":
             bot.running.pop(key, None)
+        if place is not None:
+            place.leave()
         bot.side.discard(turn)
         for a in asked:
             if bot.asks.pop(a.request_id, None) is not None:

@@ -48,7 +48,6 @@ Run: DISCORD_BOT_TOKEN=... python3 discord_bot.py   (then DM the bot /pair CODE 
 """
 
 import asyncio
-import collections
 import hashlib
 import logging
 import os
@@ -63,7 +62,7 @@ from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bot_common import (STOPPING_TEXT, MidTurn, Pairing, Progress, answer_in_words,  # noqa: E402
-                        Asks, chat_turn, ids, model_command, number, open_question, press, read_json,
+                        Asks, Line, chat_turn, ids, model_command, number, open_question, press, read_json,
                         shorten, status_text, write_json)
 from clawsess_client import Clawsess, ClawsessError, topic_text  # noqa: E402
 
@@ -256,7 +255,7 @@ class Bot(discord.Client):
         self.slots = asyncio.Semaphore(cfg.max_parallel)
         self.running = {}  # key -> its clawsess Turn
         self.side = set()  # Turns of messages that steer or interrupt (not in a key's line)
-        self.pending = collections.Counter()  # key -> its messages running or waiting
+        self.line = Line()  # each key's messages running or waiting
         self.interrupted = {}  # key -> what interrupted its running turn
         # request_id -> Asked: a message with buttons; the questions kept in the state file.
         self.asks = Asks(self.state.save)
@@ -367,24 +366,21 @@ class Bot(discord.Client):
         if mode != "queue":
             log.info("%s: %s (%d chars)", key, mode, len(text))
             return await self.with_images(key, message, text, attachments, mode, False)
-        ahead = self.pending[key]
-        self.pending[key] += 1
+        place = self.line.join(key)
         try:
-            if ahead:
-                await self.send(message, self.mid.queued_text(ahead))
+            if place.ahead:
+                await self.send(message, self.mid.queued_text(place.ahead))
             async with self.lock(key), self.slots:
                 fresh = key in self.state.fresh
                 log.info("%s: turn (%d chars%s%s)", key, len(text),
                          f", {len(attachments)} images" if attachments else "", ", new session" if fresh else "")
-                if await self.with_images(key, message, text, attachments, mode, fresh) and fresh:
+                if await self.with_images(key, message, text, attachments, mode, fresh, place) and fresh:
                     self.state.fresh.discard(key)
                     self.state.save()
         finally:
-            self.pending[key] -= 1
-            if not self.pending[key]:
-                del self.pending[key]
+            place.leave()
 
-    async def with_images(self, key, message, text, attachments, mode, fresh):
+    async def with_images(self, key, message, text, attachments, mode, fresh, place=None):
         """Downloads ATTACHMENTS, runs the turn with them; whether it answered."""
         if self.stopping:
             await self.send(message, STOPPING_TEXT)
@@ -406,7 +402,7 @@ class Bot(discord.Client):
                                 self.cfg.edit_interval, DISCORD_LIMIT)
             async with message.channel.typing():
                 return await chat_turn(self, key, message, text, progress, mode=mode, images=images,
-                                       fresh=fresh, asker=message.author.id)
+                                       fresh=fresh, asker=message.author.id, place=place)
 
     async def reply(self, message, text):
         return await self.send(message, text)

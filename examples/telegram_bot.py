@@ -45,7 +45,6 @@ Run: TELEGRAM_BOT_TOKEN=... python3 telegram_bot.py   (then /pair CODE from the 
 """
 
 import asyncio
-import collections
 import html
 import logging
 import os
@@ -59,7 +58,7 @@ import weakref
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bot_common import (STOPPING_TEXT, MidTurn, Pairing, Progress, answer_in_words,  # noqa: E402
-                        Asks, chat_turn, ids, model_command, number, open_question, press, read_json,
+                        Asks, Line, chat_turn, ids, model_command, number, open_question, press, read_json,
                         status_text, write_json)
 from clawsess_client import Clawsess, ClawsessError, topic_text  # noqa: E402
 
@@ -213,7 +212,7 @@ class Bot:
         self.slots = asyncio.Semaphore(cfg.max_parallel)
         self.running = {}  # key -> the clawsess Turn running there
         self.side = set()  # Turns of messages that steer or interrupt (not in a key's line)
-        self.pending = collections.Counter()  # key -> its messages running or waiting
+        self.line = Line()  # each key's messages running or waiting
         self.interrupted = {}  # key -> what interrupted its running turn
         # request_id -> Asked: a message with buttons; the questions kept in the state file.
         self.asks = Asks(self.state.save)
@@ -467,32 +466,29 @@ class Bot:
                 return await self.send(message, STOPPING_TEXT)
             log.info("%s: %s (%d chars)", key, mode, len(text))
             return await self.run(message, key, text, images, mode, False)
-        ahead = self.pending[key]
-        self.pending[key] += 1
+        place = self.line.join(key)
         try:
-            if ahead:
-                await self.send(message, self.mid.queued_text(ahead))
+            if place.ahead:
+                await self.send(message, self.mid.queued_text(place.ahead))
             async with self.lock(key), self.slots:
                 if self.stopping:
                     return await self.send(message, STOPPING_TEXT)
                 fresh = key in self.state.fresh
                 log.info("%s: turn (%d chars%s%s)", key, len(text), f", {len(images)} images" if images else "",
                          ", new session" if fresh else "")
-                if await self.run(message, key, text, images, mode, fresh) and fresh:
+                if await self.run(message, key, text, images, mode, fresh, place) and fresh:
                     self.state.set_fresh(key, False)
         finally:
-            self.pending[key] -= 1
-            if not self.pending[key]:
-                del self.pending[key]
+            place.leave()
 
-    async def run(self, message, key, text, images, mode, fresh):
+    async def run(self, message, key, text, images, mode, fresh, place=None):
         progress = Progress(lambda text: self.send(message, text),
                             lambda sent, text: self.edit(sent.chat.id, sent.message_id, text),
                             self.cfg.edit_interval, TELEGRAM_LIMIT)
         typing = asyncio.ensure_future(self.typing(message))
         try:
             return await chat_turn(self, key, message, text, progress, mode=mode, images=images,
-                                   fresh=fresh, asker=message.from_user and message.from_user.id)
+                                   fresh=fresh, asker=message.from_user and message.from_user.id, place=place)
         finally:
             typing.cancel()
 

@@ -1156,3 +1156,55 @@ print("ok")
 "#;
     support::bot_venv::assert_script_ok(script);
 }
+
+/// A chat's line (examples/bot_common.py, both bots): a message leaves it when its Claude turn
+/// is over, before its reply goes out, so a message that comes once the reply is seen is not
+/// told "Queued" (a stand-in Turn; the reply is where the next message is taken in).
+#[test]
+fn a_message_leaves_the_chats_line_before_its_reply_is_sent() {
+    let script = r#"
+import asyncio, sys, types
+sys.path.insert(0, sys.argv[1])
+import bot_common as b
+from clawsess_client import Result
+
+class Turn:
+    result = None
+    async def __aenter__(self):
+        return self
+    async def __aexit__(self, *exc):
+        self.result = Result.of({"result": "the answer", "session_id": "s"})
+        return False
+    def __aiter__(self):
+        return self
+    async def __anext__(self):
+        raise StopAsyncIteration
+
+line, seen = b.Line(), []
+
+async def reply(message, text):
+    later = line.join("k")  # a message that comes while the reply is on its way
+    seen.append((text, later.ahead))
+    later.leave()
+
+bot = types.SimpleNamespace(
+    cs=types.SimpleNamespace(stream=lambda *a, **kw: Turn()),
+    cfg=types.SimpleNamespace(ask=False, ask_timeout=60, cwd=None, wait=0, warm=None, run_args=[]),
+    running={}, side=set(), interrupted={}, asks={}, stopping=False, mid=b.MidTurn({}), reply=reply)
+
+async def main():
+    first, second = line.join("k"), line.join("k")
+    assert (first.ahead, second.ahead) == (0, 1)
+    progress = b.Progress(None, None, 1, 4096)
+    assert await b.chat_turn(bot, "k", None, "hi", progress, place=first) is True
+    assert seen == [("the answer", 1)], f"only the second is before it: {seen}"
+    first.leave()  # the caller leaves again: nothing happens
+    assert line.counts == {"k": 1}, line.counts
+    second.leave()
+    assert not line.counts, line.counts
+
+asyncio.run(main())
+print("ok")
+"#;
+    support::bot_venv::assert_script_ok(script);
+}
