@@ -13,8 +13,8 @@ import time
 
 from clawsess_client import Busy, ClawsessError, Event, tool_summary, topic_text
 
-__all__ = ["Asked", "Line", "MidTurn", "Pairing", "Progress", "ending", "follow", "ids", "model_command",
-           "number", "read_json", "status_text", "write_json"]
+__all__ = ["Asked", "Line", "MidTurn", "Pairing", "Progress", "ending", "follow", "ids",
+           "model_command", "number", "read_json", "status_text", "write_json"]
 
 BUSY_TEXT = ("this conversation is busy in another place (terminal or another chat); "
              "try again in a moment")
@@ -390,6 +390,8 @@ class Line:
 
 
 class Place:
+    """A message's place in a Line."""
+
     def __init__(self, counts, key):
         self.counts, self.key = counts, key
         self.ahead = counts[key]
@@ -691,8 +693,8 @@ async def answer_in_words(cs, asks, asked, text):
 async def chat_turn(bot, key, message, text, progress, *, mode="queue", images=(), fresh=False,
                     asker=None, place=None):
     """One turn of KEY for a chat MESSAGE, as both bots run it: MODE "queue" (a turn of its
-    own; the caller holds the key's lock and PLACE, its place in the key's Line, which it
-    leaves when the Claude turn is over, before the reply), "steer" (into the turn in progress) or "now"
+    own; the caller holds the key's lock and PLACE, its place in the key's Line, left here when
+    the Claude turn is over, before the reply), "steer" (into the turn in progress) or "now"
     (stop it and run this). Shows the tools in PROGRESS and the permission requests,
     questions and plans as buttons, and replies. BOT gives: cs, cfg (ask, ask_timeout, cwd,
     wait, warm, run_args), running {key: Turn}, side (a set of Turns), interrupted {key: the
