@@ -31,24 +31,35 @@ pub struct Row {
 
 /// The sessions, most recently active first, with their keys and marks.
 pub fn rows(store: &Store, limit: Option<usize>, skipped: &mut Vec<anyhow::Error>) -> Result<Vec<Row>> {
-    let (mut records, broken) = store.sessions()?;
+    // Whether each transcript exists is asked on the threads that read the records, each
+    // asking relative to the transcript dirs it has opened.
+    let (records, broken) =
+        store.sessions_with(|exists: &mut crate::sys::exists::Exists, rec| exists.check(&rec.transcript))?;
     skipped.extend(broken);
-    records.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));
-    records.truncate(limit.unwrap_or(usize::MAX));
+    // Sorted by index: a record is large, and a sort moves what it sorts many times over.
+    let mut order: Vec<(u64, usize)> = records.iter().enumerate().map(|(i, (rec, _))| (rec.last_seen, i)).collect();
+    order.sort_unstable_by(|&(a_seen, a), &(b_seen, b)| {
+        b_seen.cmp(&a_seen).then_with(|| records[a].0.id.cmp(&records[b].0.id))
+    });
+    order.truncate(limit.unwrap_or(usize::MAX));
+    let mut records: Vec<Option<(SessionRecord, bool)>> = records.into_iter().map(Some).collect();
+    let records = order.into_iter().filter_map(|(_, i)| records[i].take());
     let (mut attached, mut own_of) = keys_by_session(store, skipped)?;
     let maybe_busy = store.maybe_busy();
     // Read only: `list` never sweeps a dead keeper's files (`doctor` and `run` do).
     let warm: std::collections::BTreeSet<SessionId> =
         crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
     let mut send_failed = crate::mcp::send::SendNote::failed(store);
-    let rows = records.into_iter().map(|rec| Row {
+    // Pids repeat (a bot's process on many sessions): each is asked once.
+    let mut alive = std::collections::HashMap::new();
+    let rows = records.map(|(rec, exists)| Row {
         send_failed: send_failed.remove(&rec.id),
         attached: attached.remove(&rec.id).unwrap_or_default(),
         own_of: own_of.remove(&rec.id).unwrap_or_default(),
         busy: if maybe_busy.contains(&rec.id) { busy_by(store, &rec.id, skipped) } else { None },
-        live: rec.process_open(),
+        live: rec.processes.iter().any(|&pid| *alive.entry(pid).or_insert_with(|| crate::sys::pid_alive(pid))),
         warm: warm.contains(&rec.id),
-        gone: !rec.transcript.exists(),
+        gone: !exists,
         // Only a forked session's transcript is read: its last lines name their Claude Code.
         uncorrected: rec
             .forked
@@ -183,6 +194,138 @@ impl<'a> From<&'a Row> for JsonRow<'a> {
             checkpoint_correction_off: row.uncorrected.as_deref(),
             detached_send_failed: row.send_failed.as_deref(),
         }
+    }
+}
+
+/// Writes `rows` as `list --json`'s one array, byte for byte as `serde_json::to_writer_pretty`
+/// writes it. Many rows are turned into text on two threads: this one writes every other
+/// block of rows straight to `out`, a second one the blocks between, into buffers this one
+/// writes in their turn (at 100,000 sessions the text is 70 MB).
+pub fn write_json(rows: &[Row], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    /// Rows a block.
+    const BLOCK: usize = 256;
+    if rows.is_empty() {
+        return out.write_all(b"[]");
+    }
+    out.write_all(b"[")?;
+    let mut blocks = rows.chunks(BLOCK);
+    let first = blocks.next().unwrap_or_default();
+    write_rows(first, true, out)?;
+    if rows.len() <= 4 * BLOCK {
+        for block in blocks {
+            write_rows(block, false, out)?;
+        }
+        return out.write_all(b"\n]");
+    }
+    let blocks: Vec<&[Row]> = blocks.collect();
+    std::thread::scope(|scope| {
+        let (done, finished) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let (give_back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+        let theirs = blocks.iter().skip(1).step_by(2);
+        let helper = std::thread::Builder::new().spawn_scoped(scope, move || {
+            for block in theirs {
+                let mut buf = spare.try_recv().unwrap_or_default();
+                buf.clear();
+                write_rows(block, false, &mut buf).expect("writing to a Vec cannot fail");
+                if done.send(buf).is_err() {
+                    return; // the writer failed and stopped
+                }
+            }
+        });
+        for (i, block) in blocks.iter().enumerate() {
+            if i % 2 == 1 && helper.is_ok() {
+                let buf = finished.recv().map_err(std::io::Error::other)?;
+                out.write_all(&buf)?;
+                let _ = give_back.send(buf);
+            } else {
+                write_rows(block, false, out)?;
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    out.write_all(b"\n]")
+}
+
+/// The array elements of `rows`, each after its `,` (none before the first of the array) and
+/// indented one level, as `serde_json`'s pretty printer writes them.
+fn write_rows(rows: &[Row], first: bool, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    for (i, row) in rows.iter().enumerate() {
+        out.write_all(if first && i == 0 { b"\n  " } else { b",\n  " })?;
+        let mut ser = serde_json::Serializer::with_formatter(&mut *out, Pretty { indent: 1, has_value: false });
+        JsonRow::from(row).serialize(&mut ser).map_err(std::io::Error::from)?;
+    }
+    Ok(())
+}
+
+/// `serde_json::ser::PrettyFormatter` (two spaces) started at a given depth: the same bytes
+/// as the value printed inside an array by `to_writer_pretty`.
+struct Pretty {
+    indent: usize,
+    has_value: bool,
+}
+
+impl Pretty {
+    fn newline(&self, out: &mut (impl std::io::Write + ?Sized)) -> std::io::Result<()> {
+        out.write_all(b"\n")?;
+        (0..self.indent).try_for_each(|_| out.write_all(b"  "))
+    }
+}
+
+impl serde_json::ser::Formatter for Pretty {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.indent += 1;
+        self.has_value = false;
+        out.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.indent -= 1;
+        if self.has_value {
+            self.newline(out)?;
+        }
+        out.write_all(b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, out: &mut W, first: bool) -> std::io::Result<()> {
+        if !first {
+            out.write_all(b",")?;
+        }
+        self.newline(out)
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _out: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.indent += 1;
+        self.has_value = false;
+        out.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.indent -= 1;
+        if self.has_value {
+            self.newline(out)?;
+        }
+        out.write_all(b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, out: &mut W, first: bool) -> std::io::Result<()> {
+        if !first {
+            out.write_all(b",")?;
+        }
+        self.newline(out)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        out.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _out: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
     }
 }
 

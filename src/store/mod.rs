@@ -281,24 +281,81 @@ impl Store {
 
     /// All session records. Ones that do not parse are returned as errors, so a reader can
     /// go on with the rest and say which file is broken.
-    ///
-    /// Live files are found with one directory read, and only the sessions that have one
-    /// read a second file.
     pub fn sessions(&self) -> Result<(Vec<SessionRecord>, Vec<anyhow::Error>)> {
-        let mut good = Vec::new();
-        let mut bad = Vec::new();
+        let (records, bad) = self.sessions_with(|_: &mut (), _| ())?;
+        Ok((records.into_iter().map(|(rec, ())| rec).collect(), bad))
+    }
+
+    /// All session records, each with what `each` makes of it (given a state of its
+    /// thread's), in the order of the dir; ones that do not parse are returned as errors.
+    ///
+    /// Many records are read on several threads, each file opened relative to the dir (see
+    /// [`files::StateDir`]). Live files are found with one directory read, and only the
+    /// sessions that have one read a second file.
+    pub fn sessions_with<S: Default, T: Send>(
+        &self,
+        each: impl Fn(&mut S, &SessionRecord) -> T + Sync,
+    ) -> Result<(Vec<(SessionRecord, T)>, Vec<anyhow::Error>)> {
+        /// Below this many records one thread reads them all.
+        const PER_THREAD: usize = 2048;
+        let sessions = self.dir.join("sessions");
+        let Some((dir, names)) = files::StateDir::open(&sessions)? else { return Ok(Default::default()) };
         let live = self.ids_in("live");
-        for (_, path) in files::json_files(&self.dir.join("sessions"))? {
-            match read_json::<SessionRecord>(&path) {
-                Ok(Some(mut rec)) => {
-                    if live.contains(&rec.id) {
-                        rec.merge_live(self.live(&rec.id));
+        let read_part = |part: &[(String, std::fs::FileType)]| {
+            let path = |stem: &str| sessions.join(format!("{stem}.json"));
+            let parse = |bytes: &[u8]| serde_json::from_slice::<SessionRecord>(bytes).ok().filter(|r| r.v == FORMAT);
+            let mut reader = dir.reader();
+            let mut state = S::default();
+            let mut good = Vec::with_capacity(part.len());
+            let mut bad = Vec::new();
+            for (stem, kind) in part {
+                let read = match reader.read(stem, *kind, parse) {
+                    Ok(Ok(rec)) => Ok(Some(rec)),
+                    Ok(Err(files::DirFile::Gone)) => Ok(None), // removed while we listed
+                    Ok(Err(files::DirFile::Bytes(bytes))) => parse_json(&path(stem), bytes).map(Some),
+                    Ok(Err(files::DirFile::Other)) => read_json::<SessionRecord>(&path(stem)),
+                    Err(err) => {
+                        Err(anyhow::Error::new(err).context(format!("could not read {}", path(stem).display())))
                     }
-                    good.push(rec)
+                };
+                match read {
+                    Ok(Some(mut rec)) => {
+                        if live.contains(&rec.id) {
+                            rec.merge_live(self.live(&rec.id));
+                        }
+                        let made = each(&mut state, &rec);
+                        good.push((rec, made));
+                    }
+                    Ok(None) => {}
+                    Err(err) => bad.push(err),
                 }
-                Ok(None) => {} // removed while we listed
-                Err(err) => bad.push(err),
             }
+            (good, bad)
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        let threads = threads.min(names.len().div_ceil(PER_THREAD)).max(1);
+        let mut parts = names.chunks(names.len().div_ceil(threads).max(1));
+        let first = parts.next().unwrap_or_default();
+        let read_part = &read_part;
+        let results = std::thread::scope(|scope| {
+            // A thread that cannot be started leaves its part to this one.
+            let others: Vec<_> = parts
+                .map(|part| (part, std::thread::Builder::new().spawn_scoped(scope, move || read_part(part)).ok()))
+                .collect();
+            let mut results = vec![read_part(first)];
+            for (part, thread) in others {
+                results.push(match thread {
+                    Some(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    None => read_part(part),
+                });
+            }
+            results
+        });
+        let mut good = Vec::with_capacity(names.len());
+        let mut bad = Vec::new();
+        for (g, b) in results {
+            good.extend(g);
+            bad.extend(b);
         }
         Ok((good, bad))
     }
@@ -308,18 +365,12 @@ impl Store {
     /// record's or its live file's, the newer: one of the two is written whenever its
     /// `last_seen` moves.
     pub fn sessions_by_mtime(&self) -> Result<Vec<(std::time::SystemTime, SessionId)>> {
-        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
         let live: std::collections::HashMap<String, std::time::SystemTime> =
-            files::json_files(&self.dir.join("live"))?
-                .into_iter()
-                .filter_map(|(stem, path)| Some((stem, modified(&path)?)))
-                .collect();
+            files::json_mtimes(&self.dir.join("live"))?.into_iter().collect();
         let mut out = Vec::new();
-        for (stem, path) in files::json_files(&self.dir.join("sessions"))? {
+        for (stem, time) in files::json_mtimes(&self.dir.join("sessions"))? {
             let Ok(id) = SessionId::parse(&stem) else { continue };
-            if let Some(time) = modified(&path) {
-                out.push((live.get(&stem).map_or(time, |&l| l.max(time)), id));
-            }
+            out.push((live.get(&stem).map_or(time, |&l| l.max(time)), id));
         }
         out.sort_by(|a, b| b.cmp(a));
         Ok(out)

@@ -1,0 +1,94 @@
+//! Whether many files exist, asked cheaply: `list` asks it of every session's transcript,
+//! and transcripts live in a few dirs (one per project).
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Dirs kept open at most; past them, paths are asked whole.
+const MAX_DIRS: usize = 256;
+
+/// Answers [`Path::exists`] (symlinks followed; any error is "no") for many paths: each
+/// path's dir is opened once (`O_PATH`) and the file looked up relative to it, so the kernel
+/// walks one name per path instead of every component of it.
+#[derive(Default)]
+pub struct Exists {
+    dirs: HashMap<Vec<u8>, Option<OwnedFd>>,
+    name: Vec<u8>,
+}
+
+impl Exists {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `path` exists, as `path.exists()` says.
+    pub fn check(&mut self, path: &Path) -> bool {
+        let bytes = path.as_os_str().as_bytes();
+        // Only an absolute path whose last component is a plain name (not `.`, `..`, nor a
+        // trailing slash, which ask more of the file than that it exists) goes the short way.
+        let Some(slash) = bytes.iter().rposition(|&b| b == b'/') else { return path.exists() };
+        let name = &bytes[slash + 1..];
+        if !bytes.starts_with(b"/") || matches!(name, b"" | b"." | b"..") || name.contains(&0) {
+            return path.exists();
+        }
+        let parent = if slash == 0 { &b"/"[..] } else { &bytes[..slash] };
+        if !self.dirs.contains_key(parent) {
+            if self.dirs.len() >= MAX_DIRS {
+                return path.exists();
+            }
+            self.dirs.insert(parent.to_vec(), open_dir(parent));
+        }
+        // A dir that cannot be opened: nothing in it can be found either.
+        let Some(Some(dir)) = self.dirs.get(parent) else { return false };
+        self.name.clear();
+        self.name.extend_from_slice(name);
+        self.name.push(0);
+        let Ok(name) = CStr::from_bytes_with_nul(&self.name) else { return path.exists() };
+        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: a valid dir descriptor, a NUL-terminated name, and room for the answer.
+        unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), stat.as_mut_ptr(), 0) == 0 }
+    }
+}
+
+/// `dir` opened for lookups only (symlinks followed, as a whole path's lookup would).
+fn open_dir(dir: &[u8]) -> Option<OwnedFd> {
+    let dir = std::ffi::CString::new(dir).ok()?;
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    // SAFETY: a NUL-terminated path; the descriptor returned is owned right away.
+    let fd = unsafe { libc::open(dir.as_ptr(), flags) };
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_as_path_exists_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/file"), "").unwrap();
+        std::os::unix::fs::symlink(d.join("sub/file"), d.join("sub/link")).unwrap();
+        std::os::unix::fs::symlink(d.join("sub/none"), d.join("sub/dangling")).unwrap();
+        std::os::unix::fs::symlink(d.join("sub"), d.join("linked")).unwrap();
+        std::fs::write(d.join("plain"), "").unwrap();
+        let mut exists = Exists::new();
+        let paths = [
+            "sub/file", "sub/link", "sub/dangling", "sub/none", "linked/file", "linked/none", "sub", "sub/",
+            "sub/.", "sub/..", "sub/file/", "sub/file/.", "plain/x", "none/x", "sub/./file", "sub/../plain",
+        ];
+        for _ in 0..2 {
+            for p in paths {
+                let path = d.join(p);
+                assert_eq!(exists.check(&path), path.exists(), "{p}");
+            }
+        }
+        assert!(exists.check(Path::new("/")));
+        assert_eq!(exists.check(Path::new("relative/x")), Path::new("relative/x").exists());
+    }
+}
