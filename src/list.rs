@@ -340,6 +340,35 @@ mod tests {
     }
 
     #[test]
+    fn write_json_writes_what_serde_json_pretty_prints_at_any_count() {
+        let row = |n: u64| {
+            let mut rec = SessionRecord::new(id(n), format!("/p/{n}").into(), "/t/\"q\".jsonl".into(), Starter::Bot, n);
+            rec.name = (n % 3 == 0).then(|| Name::parse(&format!("n{n}")).unwrap());
+            rec.key = (n % 5 == 0).then(|| Key::parse(&format!("telegram:{n}")).unwrap());
+            rec.forked = n % 7 == 0;
+            Row {
+                rec,
+                attached: (0..n % 3).map(|k| format!("k:{k}")).collect(),
+                own_of: (0..n % 2).map(|k| format!("o:{k}")).collect(),
+                busy: (n % 4 == 0).then(|| "telegram:\u{7}1".to_owned()),
+                live: n % 2 == 0,
+                warm: n % 9 == 0,
+                gone: n % 11 == 0,
+                uncorrected: (n % 7 == 0).then(|| "why\nnot".to_owned()),
+                send_failed: (n % 13 == 0).then(|| "ü".to_owned()),
+            }
+        };
+        for count in [0, 1, 2, 256, 257, 1024, 1025, 3000] {
+            let rows: Vec<Row> = (0..count).map(row).collect();
+            let mut written = Vec::new();
+            write_json(&rows, &mut written).unwrap();
+            let json: Vec<JsonRow> = rows.iter().map(JsonRow::from).collect();
+            let expected = serde_json::to_vec_pretty(&json).unwrap();
+            assert!(written == expected, "{count} rows: {}", String::from_utf8_lossy(&written));
+        }
+    }
+
+    #[test]
     fn rows_are_most_recent_first_with_their_keys_and_marks_and_skip_a_broken_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path());

@@ -1021,6 +1021,52 @@ mod tests {
     }
 
     #[test]
+    fn sessions_reads_every_record_on_threads_and_says_of_each_odd_file_what_a_path_read_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let sessions = store.dir().join("sessions");
+        create_private_dir(&sessions).unwrap();
+        let ids: Vec<SessionId> = (0..3000u32)
+            .map(|n| SessionId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).unwrap())
+            .collect();
+        for id in &ids {
+            write_json(&store.session_path(id), &record(id), Durability::Volatile).unwrap();
+        }
+        // Larger than the first read's buffer.
+        let big_id = SessionId::parse("ffffffff-0000-4000-8000-000000000000").unwrap();
+        let big = SessionRecord { title: Some("t".repeat(40_000)), ..record(&big_id) };
+        write_json(&store.session_path(&big.id), &big, Durability::Volatile).unwrap();
+        // A live file overlays its record on whichever thread reads it.
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        let rec = tx.session(&ids[2999]).unwrap().unwrap();
+        tx.update_session(&rec, &SessionRecord { processes: vec![4], ..rec.clone() }).unwrap();
+        drop(tx);
+        std::fs::write(sessions.join("broken.json"), "{").unwrap();
+        std::fs::write(sessions.join("future.json"), r#"{"v": 99}"#).unwrap();
+        std::fs::write(sessions.join(".x.json.tmp"), "{").unwrap();
+        std::fs::create_dir(sessions.join("dir.json")).unwrap();
+        std::os::unix::fs::symlink(store.session_path(&ids[0]), sessions.join("link.json")).unwrap();
+
+        let (good, bad) = store.sessions().unwrap();
+        let mut read: Vec<SessionId> = good.iter().map(|r| r.id.clone()).collect();
+        read.sort();
+        let mut expected = ids.clone();
+        expected.push(big.id.clone());
+        expected.sort();
+        assert_eq!(read, expected);
+        assert_eq!(good.iter().find(|r| r.id == big.id).unwrap().title, big.title);
+        assert_eq!(good.iter().find(|r| r.id == ids[2999]).unwrap().processes, vec![4]);
+        let mut said: Vec<String> = bad.iter().map(|e| format!("{e:#}")).collect();
+        said.sort();
+        let mut by_path: Vec<String> = ["broken", "dir", "future", "link"]
+            .iter()
+            .map(|stem| format!("{:#}", read_json::<SessionRecord>(&sessions.join(format!("{stem}.json"))).unwrap_err()))
+            .collect();
+        by_path.sort();
+        assert_eq!(said, by_path);
+    }
+
+    #[test]
     fn the_newer_of_a_record_and_its_live_file_orders_sessions_by_time() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path().join("state"));
