@@ -31,43 +31,65 @@ pub struct Row {
 
 /// The sessions, most recently active first, with their keys and marks.
 pub fn rows(store: &Store, limit: Option<usize>, skipped: &mut Vec<anyhow::Error>) -> Result<Vec<Row>> {
-    // Whether each transcript exists is asked on the threads that read the records, each
-    // asking relative to the transcript dirs it has opened.
-    let (records, broken) =
-        store.sessions_with(|exists: &mut crate::sys::exists::Exists, rec| exists.check(&rec.transcript))?;
-    skipped.extend(broken);
-    // Sorted by index: a record is large, and a sort moves what it sorts many times over.
-    let mut order: Vec<(u64, usize)> = records.iter().enumerate().map(|(i, (rec, _))| (rec.last_seen, i)).collect();
-    order.sort_unstable_by(|&(a_seen, a), &(b_seen, b)| {
-        b_seen.cmp(&a_seen).then_with(|| records[a].0.id.cmp(&records[b].0.id))
-    });
-    order.truncate(limit.unwrap_or(usize::MAX));
-    let mut records: Vec<Option<(SessionRecord, bool)>> = records.into_iter().map(Some).collect();
-    let records = order.into_iter().filter_map(|(_, i)| records[i].take());
-    let (mut attached, mut own_of) = keys_by_session(store, skipped)?;
-    let maybe_busy = store.maybe_busy();
+    let mut keys_skipped = Vec::new();
+    let (attached, own_of) = keys_by_session(store, &mut keys_skipped)?;
     // Read only: `list` never sweeps a dead keeper's files (`doctor` and `run` do).
     let warm: std::collections::BTreeSet<SessionId> =
         crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
-    let mut send_failed = crate::mcp::send::SendNote::failed(store);
-    // Pids repeat (a bot's process on many sessions): each is asked once.
-    let mut alive = std::collections::HashMap::new();
-    let rows = records.map(|(rec, exists)| Row {
-        send_failed: send_failed.remove(&rec.id),
-        attached: attached.remove(&rec.id).unwrap_or_default(),
-        own_of: own_of.remove(&rec.id).unwrap_or_default(),
-        busy: if maybe_busy.contains(&rec.id) { busy_by(store, &rec.id, skipped) } else { None },
-        live: rec.processes.iter().any(|&pid| *alive.entry(pid).or_insert_with(|| crate::sys::pid_alive(pid))),
+    let send_failed = crate::mcp::send::SendNote::failed(store);
+    // Each row is made on the thread that read its record: whether its transcript exists is
+    // asked relative to the transcript dirs that thread has opened, and each pid once (they
+    // repeat: a bot's process on many sessions).
+    let (mut rows, broken) = store.sessions_with(|seen: &mut Seen, rec| Row {
+        send_failed: send_failed.get(&rec.id).cloned(),
+        attached: attached.get(&rec.id).cloned().unwrap_or_default(),
+        own_of: own_of.get(&rec.id).cloned().unwrap_or_default(),
+        busy: None,
+        live: rec.processes.iter().any(|&pid| *seen.alive.entry(pid).or_insert_with(|| crate::sys::pid_alive(pid))),
         warm: warm.contains(&rec.id),
-        gone: !exists,
-        // Only a forked session's transcript is read: its last lines name their Claude Code.
-        uncorrected: rec
-            .forked
-            .then(|| crate::turn::fork::correction_allowed(&rec.transcript).err())
-            .flatten(),
+        gone: !seen.exists.check(&rec.transcript),
+        uncorrected: None,
         rec,
+    })?;
+    skipped.extend(broken);
+    skipped.extend(keys_skipped);
+    // Sorted by index, then each row moved once to its place: a row is large, and a sort
+    // moves what it sorts many times over.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (a, b) = (&rows[a].rec, &rows[b].rec);
+        b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id))
     });
-    Ok(rows.collect())
+    let mut place = vec![0; rows.len()];
+    for (to, &from) in order.iter().enumerate() {
+        place[from] = to;
+    }
+    for i in 0..rows.len() {
+        while place[i] != i {
+            let to = place[i];
+            rows.swap(i, to);
+            place.swap(i, to);
+        }
+    }
+    rows.truncate(limit.unwrap_or(usize::MAX));
+    let maybe_busy = store.maybe_busy();
+    for row in &mut rows {
+        if maybe_busy.contains(&row.rec.id) {
+            row.busy = busy_by(store, &row.rec.id, skipped);
+        }
+        // Only a forked session's transcript is read: its last lines name their Claude Code.
+        if row.rec.forked {
+            row.uncorrected = crate::turn::fork::correction_allowed(&row.rec.transcript).err();
+        }
+    }
+    Ok(rows)
+}
+
+/// What a thread making rows has found so far.
+#[derive(Default)]
+struct Seen {
+    exists: crate::sys::exists::Exists,
+    alive: std::collections::HashMap<u32, bool>,
 }
 
 type KeysBySession = BTreeMap<SessionId, Vec<String>>;

@@ -27,6 +27,8 @@ impl Run for List {
             let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
             let written = crate::list::write_json(&rows, &mut out);
             written.and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()).map_err(stdout_error)?;
+            // The process ends now: freeing 100,000 rows one by one would cost it ~40 ms.
+            std::mem::forget(rows);
         } else {
             print_table(&rows).map_err(stdout_error)?;
             if let Some(g) = crate::remote::ops::remote_global(&store)? {

@@ -282,20 +282,19 @@ impl Store {
     /// All session records. Ones that do not parse are returned as errors, so a reader can
     /// go on with the rest and say which file is broken.
     pub fn sessions(&self) -> Result<(Vec<SessionRecord>, Vec<anyhow::Error>)> {
-        let (records, bad) = self.sessions_with(|_: &mut (), _| ())?;
-        Ok((records.into_iter().map(|(rec, ())| rec).collect(), bad))
+        self.sessions_with(|_: &mut (), rec| rec)
     }
 
-    /// All session records, each with what `each` makes of it (given a state of its
-    /// thread's), in the order of the dir; ones that do not parse are returned as errors.
+    /// What `each` makes of every session record (given a state of its thread's), in the
+    /// order of the dir; records that do not parse are returned as errors.
     ///
     /// Many records are read on several threads, each file opened relative to the dir (see
     /// [`files::StateDir`]). Live files are found with one directory read, and only the
     /// sessions that have one read a second file.
     pub fn sessions_with<S: Default, T: Send>(
         &self,
-        each: impl Fn(&mut S, &SessionRecord) -> T + Sync,
-    ) -> Result<(Vec<(SessionRecord, T)>, Vec<anyhow::Error>)> {
+        each: impl Fn(&mut S, SessionRecord) -> T + Sync,
+    ) -> Result<(Vec<T>, Vec<anyhow::Error>)> {
         /// Below this many records one thread reads them all.
         const PER_THREAD: usize = 2048;
         let sessions = self.dir.join("sessions");
@@ -323,8 +322,7 @@ impl Store {
                         if live.contains(&rec.id) {
                             rec.merge_live(self.live(&rec.id));
                         }
-                        let made = each(&mut state, &rec);
-                        good.push((rec, made));
+                        good.push(each(&mut state, rec));
                     }
                     Ok(None) => {}
                     Err(err) => bad.push(err),
