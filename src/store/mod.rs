@@ -1024,7 +1024,8 @@ mod tests {
         let store = Store::at(dir.path().join("state"));
         let sessions = store.dir().join("sessions");
         create_private_dir(&sessions).unwrap();
-        let ids: Vec<SessionId> = (0..3000u32)
+        // Past the count that `sessions_by_mtime` asks on two threads, too.
+        let ids: Vec<SessionId> = (0..4500u32)
             .map(|n| SessionId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).unwrap())
             .collect();
         for id in &ids {
@@ -1036,7 +1037,7 @@ mod tests {
         write_json(&store.session_path(&big.id), &big, Durability::Volatile).unwrap();
         // A live file overlays its record on whichever thread reads it.
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
-        let rec = tx.session(&ids[2999]).unwrap().unwrap();
+        let rec = tx.session(&ids[4499]).unwrap().unwrap();
         tx.update_session(&rec, &SessionRecord { processes: vec![4], ..rec.clone() }).unwrap();
         drop(tx);
         std::fs::write(sessions.join("broken.json"), "{").unwrap();
@@ -1053,7 +1054,7 @@ mod tests {
         expected.sort();
         assert_eq!(read, expected);
         assert_eq!(good.iter().find(|r| r.id == big.id).unwrap().title, big.title);
-        assert_eq!(good.iter().find(|r| r.id == ids[2999]).unwrap().processes, vec![4]);
+        assert_eq!(good.iter().find(|r| r.id == ids[4499]).unwrap().processes, vec![4]);
         let mut said: Vec<String> = bad.iter().map(|e| format!("{e:#}")).collect();
         said.sort();
         let mut by_path: Vec<String> = ["broken", "dir", "future", "link"]
@@ -1062,6 +1063,10 @@ mod tests {
             .collect();
         by_path.sort();
         assert_eq!(said, by_path);
+
+        let mut by_time: Vec<SessionId> = store.sessions_by_mtime().unwrap().into_iter().map(|(_, id)| id).collect();
+        by_time.sort();
+        assert_eq!(by_time, expected, "every record, no file whose name is no id");
     }
 
     #[test]
