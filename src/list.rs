@@ -45,7 +45,10 @@ pub fn rows(store: &Store, limit: Option<usize>, skipped: &mut Vec<anyhow::Error
         attached: attached.get(&rec.id).cloned().unwrap_or_default(),
         own_of: own_of.get(&rec.id).cloned().unwrap_or_default(),
         busy: None,
-        live: rec.processes.iter().any(|&pid| *seen.alive.entry(pid).or_insert_with(|| crate::sys::pid_alive(pid))),
+        live: rec
+            .processes
+            .iter()
+            .any(|&pid| *seen.alive.entry(pid).or_insert_with(|| crate::sys::pid_alive(pid))),
         warm: warm.contains(&rec.id),
         gone: !seen.exists.check(&rec.transcript),
         uncorrected: None,
@@ -273,7 +276,8 @@ pub fn write_json(rows: &[Row], out: &mut impl std::io::Write) -> std::io::Resul
 fn write_rows(rows: &[Row], first: bool, out: &mut impl std::io::Write) -> std::io::Result<()> {
     for (i, row) in rows.iter().enumerate() {
         out.write_all(if first && i == 0 { b"\n  " } else { b",\n  " })?;
-        let mut ser = serde_json::Serializer::with_formatter(&mut *out, Pretty { indent: 1, has_value: false });
+        let mut ser =
+            serde_json::Serializer::with_formatter(&mut *out, Pretty { indent: 1, has_value: false });
         JsonRow::from(row).serialize(&mut ser).map_err(std::io::Error::from)?;
     }
     Ok(())
@@ -308,7 +312,11 @@ impl serde_json::ser::Formatter for Pretty {
         out.write_all(b"]")
     }
 
-    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, out: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         if !first {
             out.write_all(b",")?;
         }
@@ -334,7 +342,11 @@ impl serde_json::ser::Formatter for Pretty {
         out.write_all(b"}")
     }
 
-    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, out: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         if !first {
             out.write_all(b",")?;
         }
@@ -364,7 +376,8 @@ mod tests {
     #[test]
     fn write_json_writes_what_serde_json_pretty_prints_at_any_count() {
         let row = |n: u64| {
-            let mut rec = SessionRecord::new(id(n), format!("/p/{n}").into(), "/t/\"q\".jsonl".into(), Starter::Bot, n);
+            let mut rec =
+                SessionRecord::new(id(n), format!("/p/{n}").into(), "/t/\"q\".jsonl".into(), Starter::Bot, n);
             rec.name = (n % 3 == 0).then(|| Name::parse(&format!("n{n}")).unwrap());
             rec.key = (n % 5 == 0).then(|| Key::parse(&format!("telegram:{n}")).unwrap());
             rec.forked = n % 7 == 0;

@@ -302,21 +302,22 @@ impl Store {
         let live = self.ids_in("live");
         let read_part = |part: &[(String, std::fs::FileType)]| {
             let path = |stem: &str| sessions.join(format!("{stem}.json"));
-            let parse = |bytes: &[u8]| serde_json::from_slice::<SessionRecord>(bytes).ok().filter(|r| r.v == FORMAT);
+            let parse =
+                |bytes: &[u8]| serde_json::from_slice::<SessionRecord>(bytes).ok().filter(|r| r.v == FORMAT);
             let mut reader = dir.reader();
             let mut state = S::default();
             let mut good = Vec::with_capacity(part.len());
             let mut bad = Vec::new();
             for (stem, kind) in part {
-                let read = match reader.read(stem, *kind, parse) {
-                    Ok(Ok(rec)) => Ok(Some(rec)),
-                    Ok(Err(files::DirFile::Gone)) => Ok(None), // removed while we listed
-                    Ok(Err(files::DirFile::Bytes(bytes))) => parse_json(&path(stem), bytes).map(Some),
-                    Ok(Err(files::DirFile::Other)) => read_json::<SessionRecord>(&path(stem)),
-                    Err(err) => {
-                        Err(anyhow::Error::new(err).context(format!("could not read {}", path(stem).display())))
-                    }
-                };
+                let read =
+                    match reader.read(stem, *kind, parse) {
+                        Ok(Ok(rec)) => Ok(Some(rec)),
+                        Ok(Err(files::DirFile::Gone)) => Ok(None), // removed while we listed
+                        Ok(Err(files::DirFile::Bytes(bytes))) => parse_json(&path(stem), bytes).map(Some),
+                        Ok(Err(files::DirFile::Other)) => read_json::<SessionRecord>(&path(stem)),
+                        Err(err) => Err(anyhow::Error::new(err)
+                            .context(format!("could not read {}", path(stem).display()))),
+                    };
                 match read {
                     Ok(Some(mut rec)) => {
                         if live.contains(&rec.id) {
@@ -338,7 +339,9 @@ impl Store {
         let results = std::thread::scope(|scope| {
             // A thread that cannot be started leaves its part to this one.
             let others: Vec<_> = parts
-                .map(|part| (part, std::thread::Builder::new().spawn_scoped(scope, move || read_part(part)).ok()))
+                .map(|part| {
+                    (part, std::thread::Builder::new().spawn_scoped(scope, move || read_part(part)).ok())
+                })
                 .collect();
             let mut results = vec![read_part(first)];
             for (part, thread) in others {
@@ -1059,12 +1062,18 @@ mod tests {
         said.sort();
         let mut by_path: Vec<String> = ["broken", "dir", "future", "link"]
             .iter()
-            .map(|stem| format!("{:#}", read_json::<SessionRecord>(&sessions.join(format!("{stem}.json"))).unwrap_err()))
+            .map(|stem| {
+                format!(
+                    "{:#}",
+                    read_json::<SessionRecord>(&sessions.join(format!("{stem}.json"))).unwrap_err()
+                )
+            })
             .collect();
         by_path.sort();
         assert_eq!(said, by_path);
 
-        let mut by_time: Vec<SessionId> = store.sessions_by_mtime().unwrap().into_iter().map(|(_, id)| id).collect();
+        let mut by_time: Vec<SessionId> =
+            store.sessions_by_mtime().unwrap().into_iter().map(|(_, id)| id).collect();
         by_time.sort();
         assert_eq!(by_time, expected, "every record, no file whose name is no id");
     }

@@ -79,8 +79,22 @@ mod tests {
         std::fs::write(d.join("plain"), "").unwrap();
         let mut exists = Exists::new();
         let paths = [
-            "sub/file", "sub/link", "sub/dangling", "sub/none", "linked/file", "linked/none", "sub", "sub/",
-            "sub/.", "sub/..", "sub/file/", "sub/file/.", "plain/x", "none/x", "sub/./file", "sub/../plain",
+            "sub/file",
+            "sub/link",
+            "sub/dangling",
+            "sub/none",
+            "linked/file",
+            "linked/none",
+            "sub",
+            "sub/",
+            "sub/.",
+            "sub/..",
+            "sub/file/",
+            "sub/file/.",
+            "plain/x",
+            "none/x",
+            "sub/./file",
+            "sub/../plain",
         ];
         for _ in 0..2 {
             for p in paths {
