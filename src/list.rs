@@ -258,7 +258,7 @@ pub fn write_json(rows: &[Row], out: &mut impl std::io::Write) -> std::io::Resul
             }
         });
         for (i, block) in blocks.iter().enumerate() {
-            if i % 2 == 1 && helper.is_ok() {
+            if !i.is_multiple_of(2) && helper.is_ok() {
                 let buf = finished.recv().map_err(std::io::Error::other)?;
                 out.write_all(&buf)?;
                 let _ = give_back.send(buf);
@@ -378,19 +378,19 @@ mod tests {
         let row = |n: u64| {
             let mut rec =
                 SessionRecord::new(id(n), format!("/p/{n}").into(), "/t/\"q\".jsonl".into(), Starter::Bot, n);
-            rec.name = (n % 3 == 0).then(|| Name::parse(&format!("n{n}")).unwrap());
-            rec.key = (n % 5 == 0).then(|| Key::parse(&format!("telegram:{n}")).unwrap());
-            rec.forked = n % 7 == 0;
+            rec.name = (n.is_multiple_of(3)).then(|| Name::parse(&format!("n{n}")).unwrap());
+            rec.key = (n.is_multiple_of(5)).then(|| Key::parse(&format!("telegram:{n}")).unwrap());
+            rec.forked = n.is_multiple_of(7);
             Row {
                 rec,
                 attached: (0..n % 3).map(|k| format!("k:{k}")).collect(),
                 own_of: (0..n % 2).map(|k| format!("o:{k}")).collect(),
-                busy: (n % 4 == 0).then(|| "telegram:\u{7}1".to_owned()),
-                live: n % 2 == 0,
-                warm: n % 9 == 0,
-                gone: n % 11 == 0,
-                uncorrected: (n % 7 == 0).then(|| "why\nnot".to_owned()),
-                send_failed: (n % 13 == 0).then(|| "ü".to_owned()),
+                busy: (n.is_multiple_of(4)).then(|| "telegram:\u{7}1".to_owned()),
+                live: n.is_multiple_of(2),
+                warm: n.is_multiple_of(9),
+                gone: n.is_multiple_of(11),
+                uncorrected: (n.is_multiple_of(7)).then(|| "why\nnot".to_owned()),
+                send_failed: (n.is_multiple_of(13)).then(|| "ü".to_owned()),
             }
         };
         for count in [0, 1, 2, 256, 257, 1024, 1025, 3000] {

@@ -95,6 +95,9 @@ pub struct StateDir {
     dir: fs::File,
 }
 
+/// The `.json` entries of a [`StateDir`]: (stem, file type).
+pub type Entries = Vec<(String, fs::FileType)>;
+
 /// One file of a [`StateDir`] that was not parsed.
 pub enum DirFile<'a> {
     /// Its bytes, which did not parse.
@@ -109,7 +112,7 @@ pub enum DirFile<'a> {
 impl StateDir {
     /// `dir` opened, with its `.json` entries (not temp files) as (stem, file type); an absent
     /// dir is none.
-    pub fn open(dir: &Path) -> Result<Option<(Self, Vec<(String, fs::FileType)>)>> {
+    pub fn open(dir: &Path) -> Result<Option<(Self, Entries)>> {
         let context = || format!("could not read {}", dir.display());
         let handle = match OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(dir) {
             Ok(handle) => handle,
