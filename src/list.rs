@@ -295,21 +295,39 @@ impl Pretty {
         out.write_all(b"\n")?;
         (0..self.indent).try_for_each(|_| out.write_all(b"  "))
     }
-}
 
-impl serde_json::ser::Formatter for Pretty {
-    fn begin_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+    /// `[` or `{`: one level deeper, nothing in it yet.
+    fn open(&mut self, out: &mut (impl std::io::Write + ?Sized), bracket: &[u8]) -> std::io::Result<()> {
         self.indent += 1;
         self.has_value = false;
-        out.write_all(b"[")
+        out.write_all(bracket)
     }
 
-    fn end_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+    /// `]` or `}`: on a line of its own when something was in it.
+    fn close(&mut self, out: &mut (impl std::io::Write + ?Sized), bracket: &[u8]) -> std::io::Result<()> {
         self.indent -= 1;
         if self.has_value {
             self.newline(out)?;
         }
-        out.write_all(b"]")
+        out.write_all(bracket)
+    }
+
+    /// Before an array element or an object key: `,` unless it is the first, a new line.
+    fn item(&self, out: &mut (impl std::io::Write + ?Sized), first: bool) -> std::io::Result<()> {
+        if !first {
+            out.write_all(b",")?;
+        }
+        self.newline(out)
+    }
+}
+
+impl serde_json::ser::Formatter for Pretty {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.open(out, b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.close(out, b"]")
     }
 
     fn begin_array_value<W: ?Sized + std::io::Write>(
@@ -317,10 +335,7 @@ impl serde_json::ser::Formatter for Pretty {
         out: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if !first {
-            out.write_all(b",")?;
-        }
-        self.newline(out)
+        self.item(out, first)
     }
 
     fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _out: &mut W) -> std::io::Result<()> {
@@ -329,17 +344,11 @@ impl serde_json::ser::Formatter for Pretty {
     }
 
     fn begin_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
-        self.indent += 1;
-        self.has_value = false;
-        out.write_all(b"{")
+        self.open(out, b"{")
     }
 
     fn end_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
-        self.indent -= 1;
-        if self.has_value {
-            self.newline(out)?;
-        }
-        out.write_all(b"}")
+        self.close(out, b"}")
     }
 
     fn begin_object_key<W: ?Sized + std::io::Write>(
@@ -347,10 +356,7 @@ impl serde_json::ser::Formatter for Pretty {
         out: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if !first {
-            out.write_all(b",")?;
-        }
-        self.newline(out)
+        self.item(out, first)
     }
 
     fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
