@@ -900,6 +900,10 @@ fn a_send_to_a_session_on_a_host_runs_there_under_the_callers_rules() {
         "",
     );
     let b = json_of(&b)["session_id"].as_str().unwrap().to_owned();
+    // A turn of A whose model may use TOOLS, asked PROMPT.
+    let ask_from_a = |tools: &str, prompt: &str| {
+        two.run(&["run", "--json", "--session", &a, "-A", "--allowedTools", "-A", tools, "--", prompt], "")
+    };
     let send = |message: &str| {
         support::stand_in_api::ToolCall::new(
             "mcp__clawsess__sessions_send",
@@ -909,38 +913,14 @@ fn a_send_to_a_session_on_a_host_runs_there_under_the_callers_rules() {
     // A's run allows Bash, B's project (on the host) too: carried, A's allow lets B's run it.
     settings(&lenient, serde_json::json!({"permissions": {"allow": ["Bash"]}}));
     two.local.api.script_tools("[ask-box-0]", vec![send("run this [from-a-0] [bash=touch allowed.txt]")]);
-    let args = [
-        "run",
-        "--json",
-        "--session",
-        &a,
-        "-A",
-        "--allowedTools",
-        "-A",
-        "mcp__clawsess Bash",
-        "--",
-        "ask box [ask-box-0]",
-    ];
-    let out = two.run(&args, "");
+    let out = ask_from_a("mcp__clawsess Bash", "ask box [ask-box-0]");
     assert_eq!(json_of(&out)["is_error"], false, "{}", text(&out));
     assert_eq!(asked(&two.remote, "[from-a-0]").len(), 2, "B's prompt, then the Bash call's result");
     assert!(lenient.join("allowed.txt").exists(), "what both allow ran");
     // A's project denies Bash now: the deny is carried and holds there.
     settings(&careful, serde_json::json!({"permissions": {"deny": ["Bash"]}}));
     two.local.api.script_tools("[ask-box]", vec![send("run this [from-careful] [bash=touch pwned.txt]")]);
-    let args = [
-        "run",
-        "--json",
-        "--session",
-        &a,
-        "-A",
-        "--allowedTools",
-        "-A",
-        "mcp__clawsess Bash",
-        "--",
-        "ask box [ask-box]",
-    ];
-    let out = two.run(&args, "");
+    let out = ask_from_a("mcp__clawsess Bash", "ask box [ask-box]");
     assert_eq!(json_of(&out)["is_error"], false, "{}", text(&out));
     // B's model, on the host, got the message and called Bash: refused, nothing ran.
     let at_b = asked(&two.remote, "[from-careful]");
@@ -970,19 +950,7 @@ fn a_send_to_a_session_on_a_host_runs_there_under_the_callers_rules() {
         serde_json::json!({"session": format!("box:{b}"), "message": "long task [hold=worker]", "reply": "none"}),
     );
     two.local.api.script_tools("[delegate]", vec![none]);
-    let args = [
-        "run",
-        "--json",
-        "--session",
-        &a,
-        "-A",
-        "--allowedTools",
-        "-A",
-        "mcp__clawsess",
-        "--",
-        "hand it over [delegate]",
-    ];
-    assert_eq!(json_of(&two.run(&args, ""))["is_error"], false);
+    assert_eq!(json_of(&ask_from_a("mcp__clawsess", "hand it over [delegate]"))["is_error"], false);
     let back = asked(&two.local, "[delegate]").pop().unwrap().all_text;
     assert!(back.contains("it works on it by itself there"), "{back}");
     two.remote.api.wait_held("worker");
@@ -1000,19 +968,7 @@ fn a_send_to_a_session_on_a_host_runs_there_under_the_callers_rules() {
         serde_json::json!({"hooks": {"PreToolUse": [{"hooks": [{"type": "command", "command": "allow-all.sh"}]}]}}),
     );
     two.local.api.script_tools("[ask-hooked]", vec![send("hooked [from-careful-3]")]);
-    let args = [
-        "run",
-        "--json",
-        "--session",
-        &a,
-        "-A",
-        "--allowedTools",
-        "-A",
-        "mcp__clawsess",
-        "--",
-        "ask [ask-hooked]",
-    ];
-    assert_eq!(json_of(&two.run(&args, ""))["is_error"], false);
+    assert_eq!(json_of(&ask_from_a("mcp__clawsess", "ask [ask-hooked]"))["is_error"], false);
     let back = asked(&two.local, "[ask-hooked]").pop().unwrap().all_text;
     assert!(
         back.contains("box: refused") && back.contains("PreToolUse hook") && back.contains("allow-all.sh"),
@@ -1023,21 +979,7 @@ fn a_send_to_a_session_on_a_host_runs_there_under_the_callers_rules() {
     // A's settings that cannot be read: refused here, nothing reaches the host.
     std::fs::write(careful.join(".claude/settings.json"), "{ not json").unwrap();
     two.local.api.script_tools("[ask-again]", vec![send("again [from-careful-2]")]);
-    let out = two.run(
-        &[
-            "run",
-            "--json",
-            "--session",
-            &a,
-            "-A",
-            "--allowedTools",
-            "-A",
-            "mcp__clawsess",
-            "--",
-            "again [ask-again]",
-        ],
-        "",
-    );
+    let out = ask_from_a("mcp__clawsess", "again [ask-again]");
     assert_eq!(json_of(&out)["is_error"], false, "{}", text(&out));
     let back = asked(&two.local, "[ask-again]").pop().unwrap().all_text;
     assert!(back.contains("not valid JSON"), "{back}");
