@@ -556,15 +556,7 @@ fn a_terminal_turn_stopped_by_esc_is_logged_and_another_terminal_is_told() {
 
 /// The turns logged on `id` whose prompt contains `text`.
 fn logged_turns(e: &Installed, id: &str, text: &str) -> Vec<Value> {
-    let path = e.home.home().join(".local/share/clawsess/turns").join(format!("{id}.json"));
-    let log: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    log["turns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["prompt"].as_str().unwrap().contains(text))
-        .cloned()
-        .collect()
+    support::installed::logged_turns(&e.home.home().join(".local/share/clawsess"), id, text)
 }
 
 /// A terminal's turn that ran a tool and waits for the model's answer (held at the stand-in as

@@ -244,17 +244,9 @@ fn state(home: &ClaudeHome) -> std::path::PathBuf {
     home.home().join(".local/share/clawsess")
 }
 
-/// How many turns in session `id`'s turn log have `text` in their prompt.
+/// The turns in session `id`'s turn log that have `text` in their prompt.
 fn logged(home: &ClaudeHome, id: &str, text: &str) -> Vec<Value> {
-    let path = state(home).join("turns").join(format!("{id}.json"));
-    let log: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    log["turns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["prompt"].as_str().unwrap().contains(text))
-        .cloned()
-        .collect()
+    support::installed::logged_turns(&state(home), id, text)
 }
 
 fn alive(pid: u32) -> bool {

@@ -622,17 +622,7 @@ fn a_full_state_disk_during_a_warm_turn_loses_nothing() {
     assert!(result["record_error"].as_str().is_some_and(|e| e.contains("No space left")), "{result}");
     // It says that the turn is not lost: it stays noted for the next process on the session.
     assert!(stderr.contains("stays noted"), "{stderr}");
-    let log_of = |text: &str| -> Vec<Value> {
-        let path = e.state().join("turns").join(format!("{session}.json"));
-        let log: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        log["turns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t["prompt"].as_str().unwrap().contains(text))
-            .cloned()
-            .collect()
-    };
+    let log_of = |text: &str| support::installed::logged_turns(&e.state(), &session, text);
     assert!(log_of("MIDTURN").is_empty(), "logged on a full disk?");
     // While the disk is still full, a turn waits for the log to work (a turn logged late would
     // be lost for catch-up), and says why.

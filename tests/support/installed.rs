@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -180,4 +180,18 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The turns in session `id`'s turn log, under the clawsess state dir `state`, whose prompt
+/// contains `text`.
+pub fn logged_turns(state: &Path, id: &str, text: &str) -> Vec<Value> {
+    let path = state.join("turns").join(format!("{id}.json"));
+    let log: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    log["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["prompt"].as_str().unwrap().contains(text))
+        .cloned()
+        .collect()
 }
