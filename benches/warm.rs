@@ -115,8 +115,7 @@ impl Bench {
 
     /// `clawsess ARGS` (the bench's build) in HOME, with the home's environment.
     fn cmd(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = std::process::Command::new(&self.bin);
-        self.home.apply_env(&mut cmd);
+        let mut cmd = self.home.command(&self.bin);
         cmd.env("ANTHROPIC_BASE_URL", &self.api_url).args(args).current_dir(self.home.home());
         cmd
     }
@@ -162,7 +161,7 @@ impl Bench {
 
     /// Peak RSS (VmHWM, KiB) of the warm claude of `session`.
     fn warm_claude_rss(&self, session: &str) -> Option<u64> {
-        let note = self.home.home().join(".local/share/clawsess/warm").join(format!("{session}.json"));
+        let note = self.home.state().join("warm").join(format!("{session}.json"));
         let note: Value = serde_json::from_str(&fs::read_to_string(note).ok()?).ok()?;
         let pid = note["claude"].as_u64()?;
         let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -209,8 +208,7 @@ struct Bare {
 impl Bare {
     /// Resumes `session` of `home`'s `project`, asking `api_url`.
     fn start(home: &ClaudeHome, project: &Path, session: &str, api_url: &str) -> Bare {
-        let mut cmd = std::process::Command::new(home.claude());
-        home.apply_env(&mut cmd);
+        let mut cmd = home.command(home.claude());
         cmd.env("ANTHROPIC_BASE_URL", api_url)
             .current_dir(project)
             .args(["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"])
@@ -360,7 +358,7 @@ fn growth(bench: &Bench, cold_id: &str, warm_id: &str, n: usize) -> String {
 /// (`DIR/claude-MB.txt`, strace attached to that claude): where the time goes, step by step.
 fn trace(bench: &Bench, id: &str, dir: &Path, mb: f64) {
     fs::create_dir_all(dir).unwrap();
-    let note = bench.home.home().join(".local/share/clawsess/warm").join(format!("{id}.json"));
+    let note = bench.home.state().join("warm").join(format!("{id}.json"));
     let note: Value = serde_json::from_str(&fs::read_to_string(note).unwrap()).unwrap();
     let claude = note["claude"].as_u64().unwrap().to_string();
     let on_claude = dir.join(format!("claude-{mb}.txt"));
@@ -376,14 +374,13 @@ fn trace(bench: &Bench, id: &str, dir: &Path, mb: f64) {
     let mut line = String::new();
     let _ = std::io::BufRead::read_line(&mut err, &mut line);
     let run = dir.join(format!("run-{mb}.txt"));
-    let mut cmd = std::process::Command::new("strace");
+    let mut cmd = bench.home.command("strace");
     cmd.args(["-f", "-tt", "-s", "80", "-e"])
         .arg("trace=execve,openat,connect,fsync,fdatasync,flock,rename,unlink,read,write,exit_group,wait4,nanosleep,clock_nanosleep")
         .arg("-o")
         .arg(&run)
         .arg(&bench.bin)
         .args(["run", "--json", "--session", id, "--cwd", bench.project.to_str().unwrap(), "--warm", "30m", "--", "traced"]);
-    bench.home.apply_env(&mut cmd);
     cmd.env("ANTHROPIC_BASE_URL", &bench.api_url).current_dir(bench.home.home());
     let out = run_with_stdin(&mut cmd, "", Duration::from_secs(600));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -86,7 +86,7 @@ fn claude_p_fires_the_hook_and_the_session_is_listed_with_its_cwd() {
     let shown = e.clawsess_ok(&["show", &id, "-n", "2"]);
     assert!(shown.contains("hello from the terminal") && shown.contains("stand-in reply"), "{shown}");
     // The default state dir lives in the throw-away HOME.
-    assert!(e.home.home().join(".local/share/clawsess/sessions").join(format!("{id}.json")).is_file());
+    assert!(e.home.state().join("sessions").join(format!("{id}.json")).is_file());
 }
 
 #[test]
@@ -468,8 +468,7 @@ fn the_repo_as_a_plugin_gives_the_same_hooks_and_commands() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let clawsess = |args: &[&str]| -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawsess"));
-        home.apply_env(&mut cmd);
+        let mut cmd = home.command(env!("CARGO_BIN_EXE_clawsess"));
         cmd.args(args);
         run_with_stdin(&mut cmd, "", Duration::from_secs(60))
     };
@@ -500,7 +499,7 @@ fn import_records_sessions_from_real_transcripts() {
     let b = id_of(&e.terminal(&beta, None, "second"));
     e.terminal(&alpha, Some(&a), "more");
     // As if the hook had never run: forget every record, then import.
-    fs::remove_dir_all(e.home.home().join(".local/share/clawsess/sessions")).unwrap();
+    fs::remove_dir_all(e.home.state().join("sessions")).unwrap();
     assert!(e.list().is_empty());
     let out = e.clawsess_ok(&["import"]);
     assert!(out.contains("imported 2 sessions"), "{out}");
@@ -572,7 +571,7 @@ fn transcript_tree(text: &str) -> Vec<(String, Option<String>, String, String)> 
 fn wait_for_open_processes(e: &Installed, id: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let state = e.home.home().join(".local/share/clawsess");
+        let state = e.home.state();
         let read = |dir: &str| -> Option<Value> {
             serde_json::from_str(&fs::read_to_string(state.join(dir).join(format!("{id}.json"))).ok()?).ok()
         };

@@ -70,8 +70,7 @@ impl Env {
     /// Starts the bot with this env plus `extra` variables.
     fn bot(&self, extra: &[(&str, &str)]) -> Bot {
         let log = self.home.home().join(format!("bot-{}.log", unique()));
-        let mut cmd = Command::new(python());
-        self.home.apply_env(&mut cmd);
+        let mut cmd = self.home.command(python());
         cmd.arg(bot_script())
             .current_dir(self.home.home())
             .env("TELEGRAM_BOT_TOKEN", TOKEN)
@@ -847,7 +846,7 @@ fn the_standard_library_bots_state_file_is_read_as_it_is() {
 /// Moves session `id`'s last activity an hour back, as if the chat had been idle that long
 /// (the store's record; the bot runs cold here, so no claude writes it meanwhile).
 fn age_session(home: &ClaudeHome, id: &str) {
-    let path = home.home().join(".local/share/clawsess/sessions").join(format!("{id}.json"));
+    let path = home.state().join("sessions").join(format!("{id}.json"));
     let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 3_600_000).into();
     fs::write(&path, rec.to_string()).unwrap();

@@ -77,8 +77,7 @@ impl Env {
     fn bot_with(&self, users: &str, extra: &[(&str, &str)]) -> Bot {
         let log = self.home.home().join(format!("discord-bot-{}.log", std::process::id()));
         let _ = fs::remove_file(&log);
-        let mut cmd = Command::new(support::bot_venv::python());
-        self.home.apply_env(&mut cmd);
+        let mut cmd = self.home.command(support::bot_venv::python());
         cmd.arg(bot_script())
             .current_dir(self.home.home())
             .env("DISCORD_BOT_TOKEN", TOKEN)
@@ -467,7 +466,7 @@ fn model_and_status_slash_commands_and_a_reset_said_in_the_channel() {
     assert!(r.contains("Next reset: ") && r.contains("(idle 72h)"), "{r}");
 
     // The session's last activity 73 hours back: the next message starts a new conversation.
-    let path = e.home.home().join(".local/share/clawsess/sessions").join(format!("{old}.json"));
+    let path = e.home.state().join("sessions").join(format!("{old}.json"));
     let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 73 * 3_600_000).into();
     fs::write(&path, rec.to_string()).unwrap();

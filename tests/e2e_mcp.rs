@@ -282,7 +282,7 @@ fn bad_input_is_a_clear_tool_error_and_writes_nothing() {
     recorded(&home, "aaaa2222-0000-4000-8000-000000000000", "two");
     let gone = recorded(&home, "bbbb3333-0000-4000-8000-000000000000", "three");
     fs::remove_file(&gone).unwrap();
-    let state = home.home().join(".local/share/clawsess");
+    let state = home.state();
     let before = snapshot(&state);
     assert!(before.len() >= 3, "the records are there: {before:?}");
     let big = "x".repeat(4 * 1024 * 1024 + 1);
@@ -495,8 +495,7 @@ fn status_shows_the_settings_in_force_their_origins_and_the_next_reset() {
     );
     // Next reset: 30 minutes after the session's last activity.
     let rec: Value = serde_json::from_str(
-        &fs::read_to_string(home.home().join(".local/share/clawsess/sessions").join(format!("{a}.json")))
-            .unwrap(),
+        &fs::read_to_string(home.state().join("sessions").join(format!("{a}.json"))).unwrap(),
     )
     .unwrap();
     let next: jiff::Timestamp = doc["next_reset"].as_str().unwrap().parse().unwrap();

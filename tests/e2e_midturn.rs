@@ -421,7 +421,7 @@ fn a_steer_at_a_turn_clawsess_cannot_reach_waits_for_it_and_says_so() {
 
 /// The turns waiting for `session` (its queue tickets).
 fn waiting(e: &Installed, session: &str) -> usize {
-    let dir = e.home().join(".local/share/clawsess/queue").join(session);
+    let dir = e.state().join("queue").join(session);
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
@@ -505,7 +505,7 @@ fn runs_of_one_key_and_other_surfaces_are_served_in_arrival_order() {
         .collect();
     assert_eq!(order, ["WAITER one", "WAITER two", "WAITER three", "WAITER four"]);
     assert_eq!(waiting(&e, &id), 0, "the queue is empty again");
-    let key_dir = e.home().join(".local/share/clawsess/run");
+    let key_dir = e.state().join("run");
     let notes = std::fs::read_dir(key_dir)
         .unwrap()
         .flatten()
@@ -556,7 +556,7 @@ fn a_terminal_turn_stopped_by_esc_is_logged_and_another_terminal_is_told() {
 
 /// The turns logged on `id` whose prompt contains `text`.
 fn logged_turns(e: &Installed, id: &str, text: &str) -> Vec<Value> {
-    support::installed::logged_turns(&e.home.home().join(".local/share/clawsess"), id, text)
+    support::installed::logged_turns(&e.home.state(), id, text)
 }
 
 /// A terminal's turn that ran a tool and waits for the model's answer (held at the stand-in as

@@ -239,14 +239,9 @@ fn stop_of_a_key_whose_run_waits_for_its_session_withdraws_that_turn() {
     );
 }
 
-/// The state dir of `home`.
-fn state(home: &ClaudeHome) -> std::path::PathBuf {
-    home.home().join(".local/share/clawsess")
-}
-
 /// The turns in session `id`'s turn log that have `text` in their prompt.
 fn logged(home: &ClaudeHome, id: &str, text: &str) -> Vec<Value> {
-    support::installed::logged_turns(&state(home), id, text)
+    support::installed::logged_turns(&home.state(), id, text)
 }
 
 fn alive(pid: u32) -> bool {
@@ -261,7 +256,7 @@ fn alive(pid: u32) -> bool {
 fn kill_a_run_mid_turn(home: &ClaudeHome, id: &str) {
     let bot = home.spawn_run(&["--json", "--key", "telegram:1", "a long task KILLED [hold=bot]"]);
     home.api.wait_held("bot");
-    let lock = state(home).join("run").join(format!("{id}.lock"));
+    let lock = home.state().join("run").join(format!("{id}.lock"));
     let note: Value = serde_json::from_str(&std::fs::read_to_string(lock).unwrap()).unwrap();
     let claude = note["child"].as_u64().expect("the run noted its claude") as u32;
     unsafe { libc::kill(bot.id() as i32, libc::SIGKILL) };

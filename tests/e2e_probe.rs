@@ -78,7 +78,7 @@ fn the_probe_passes_on_the_claude_code_under_test_and_is_recorded() {
         assert_eq!(check(&doc, name)["ok"], true, "{doc:#}");
     }
     // Recorded per (binary, version), through the store.
-    let store = Store::at(h.home().join(".local/share/clawsess"));
+    let store = Store::at(h.state());
     let record = store.probe_record(version()).unwrap().expect("a probe record");
     assert!(record.good() && record.runs.len() == 1, "{record:?}");
     assert_eq!(record.runs[0].claude, claude_bin());
@@ -115,7 +115,7 @@ fn a_claude_that_writes_no_checkpoints_fails_the_probe_naming_it() {
     {
         assert_eq!(check(&doc, name)["ok"], true, "{name}: {doc:#}");
     }
-    let store = Store::at(h.home().join(".local/share/clawsess"));
+    let store = Store::at(h.state());
     let record = store.probe_record(version()).unwrap().expect("a probe record");
     let run = record.runs.iter().find(|r| r.claude == fake).unwrap_or_else(|| panic!("{record:?}"));
     assert!(!run.ok && run.failed.contains(&"checkpoints".to_owned()), "{record:?}");

@@ -38,8 +38,7 @@ impl Installed {
     /// `python3 examples/sdk_bot.py --key KEY --json --claude <pinned> --cwd <project> ARGS`
     /// with this home's environment (clawsess from `HOME/bin` on PATH).
     fn bot_cmd(&self, key: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(agent_sdk::python());
-        self.home.apply_env(&mut cmd);
+        let mut cmd = self.home.command(agent_sdk::python());
         cmd.arg(bot_script())
             .args(["--key", key, "--json", "--claude"])
             .arg(self.home.claude())
@@ -734,8 +733,7 @@ reply = asyncio.run(sdk_bot.turn("sdk:iso", "isolated turn", cwd=sys.argv[2], cl
                                  on_text=texts.append, options={"setting_sources": []}))
 print(json.dumps({"reply": reply.to_json(), "streamed": texts}))
 "#;
-    let mut cmd = Command::new(agent_sdk::python());
-    s.home.apply_env(&mut cmd);
+    let mut cmd = s.home.command(agent_sdk::python());
     cmd.arg("-c")
         .arg(script)
         .arg(bot_script().parent().unwrap())
@@ -761,8 +759,7 @@ print(json.dumps({"reply": reply.to_json(), "streamed": texts}))
 fn the_command_streams_each_reply_and_takes_a_turn_per_line_of_stdin() {
     let s = sdk();
     let id = shared_session(&s, &["telegram:repl"]);
-    let mut cmd = Command::new(agent_sdk::python());
-    s.home.apply_env(&mut cmd);
+    let mut cmd = s.home.command(agent_sdk::python());
     cmd.arg(bot_script())
         .args(["--key", "telegram:repl"])
         .current_dir(s.home.home())
@@ -834,7 +831,7 @@ fn an_sdk_bot_waiting_behind_a_run_is_first_in_line_and_goes_before_a_later_run(
 
 /// The live `clawsess queue` processes waiting for `key` (their tickets in the state dir).
 fn queue_waiters(s: &Installed, key: &str) -> Vec<u32> {
-    let dir = s.home.home().join(".local/share/clawsess/queue");
+    let dir = s.home.state().join("queue");
     let mut pids = Vec::new();
     for session in fs::read_dir(dir).into_iter().flatten().flatten() {
         for ticket in fs::read_dir(session.path()).into_iter().flatten().flatten() {

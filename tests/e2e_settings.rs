@@ -102,7 +102,7 @@ fn an_idle_policy_resets_the_key_own_session_and_says_so_but_never_an_attached_o
 
     // The session looks idle for an hour (its record's last activity moved back).
     let age = |id: &str| {
-        let path = home.home().join(".local/share/clawsess/sessions").join(format!("{id}.json"));
+        let path = home.state().join("sessions").join(format!("{id}.json"));
         let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
         rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 3_600_000).into();
         fs::write(&path, rec.to_string()).unwrap();
@@ -182,7 +182,7 @@ fn a_warm_claude_started_with_other_settings_is_ended_not_reused() {
     let home = home();
     let _cool = Cool(&home);
     let note = |id: &str| -> Value {
-        let path = home.home().join(".local/share/clawsess/warm").join(format!("{id}.json"));
+        let path = home.state().join("warm").join(format!("{id}.json"));
         serde_json::from_str(&fs::read_to_string(path).expect("warm note")).unwrap()
     };
     // warm is a setting too: no --warm on these runs.

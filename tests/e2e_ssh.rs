@@ -27,8 +27,7 @@ impl Two {
         local.install_clawsess();
         let remote = ClaudeHome::new();
         remote.install_clawsess();
-        let mut probe = Command::new("true");
-        remote.apply_env(&mut probe);
+        let probe = remote.command("true");
         let env: Vec<(String, String)> = probe
             .get_envs()
             .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
@@ -81,7 +80,7 @@ fn hosts_add_check_list_and_remove() {
     assert_eq!(check[0]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(check[0]["protocol"], 2);
     // The control socket lives in the private state dir.
-    let ssh_dir = two.local.home().join(".local/share/clawsess/ssh");
+    let ssh_dir = two.local.state().join("ssh");
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(std::fs::metadata(&ssh_dir).unwrap().permissions().mode() & 0o777, 0o700);
 
@@ -246,8 +245,8 @@ fn settings_names_and_cool_of_a_remote_session_are_kept_there() {
     assert_eq!(set["settings"]["cwd"], odd, "{set:#}");
     let own: Value = serde_json::from_str(&on_host(&two, &["get", "--key", "chat:1", "--json"])).unwrap();
     assert_eq!(own["settings"]["cwd"], odd, "the host's state: {own:#}");
-    let state = two.local.home().join(".local/share/clawsess");
-    assert!(holds(&two.remote.home().join(".local/share/clawsess"), b"line two"), "kept there");
+    let state = two.local.state();
+    assert!(holds(&two.remote.state(), b"line two"), "kept there");
     assert!(!holds(&state, b"line two"), "nothing of it kept in this machine's state");
     assert!(!canary.exists(), "nothing in the values ran");
 
@@ -487,7 +486,7 @@ fn remote_call_overhead() {
         two.run(&["run", "--json", "--host", "box", "--new", "--cwd", cwd, "--key", "b", "--", "hi"], "");
     let id = json_of(&first)["session_id"].as_str().unwrap().to_owned();
     let bin = env!("CARGO_BIN_EXE_clawsess");
-    let path = |home: &ClaudeHome| format!("PATH={}", home.path_env().to_str().unwrap());
+    let path = |home: &ClaudeHome| format!("PATH={}", home.path_env());
     let local_home = format!("HOME={}", two.local.home().display());
     let ssh = format!("CLAWSESS_SSH={}", two.sshd.ssh_command());
     let remote_home = format!("HOME={}", two.remote.home().display());
@@ -534,7 +533,7 @@ fn an_image_travels_to_the_host_on_stdin() {
     let image = blocks.iter().find(|b| b["type"] == "image").expect("an image block");
     use base64::Engine as _;
     assert_eq!(image["source"]["data"], base64::engine::general_purpose::STANDARD.encode(&png));
-    let scratch = two.remote.home().join(".local/share/clawsess/ssh-in");
+    let scratch = two.remote.state().join("ssh-in");
     assert_eq!(std::fs::read_dir(scratch).map(|d| d.count()).unwrap_or(0), 0, "its copy there is gone");
 }
 

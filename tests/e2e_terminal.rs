@@ -144,7 +144,7 @@ fn a_terminal_refused_as_behind_whose_window_is_closed_loses_no_bot_turn() {
     // The window closes: the terminal gets SIGHUP, not /exit.
     let _ = Command::new("tmux").args(["kill-session", "-t", &term.name]).status();
     // Until its claude has gone (whatever it writes as it goes is written by then).
-    let record = home.home().join(".local/share/clawsess/sessions").join(format!("{id}.json"));
+    let record = home.state().join("sessions").join(format!("{id}.json"));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let rec: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();

@@ -62,10 +62,6 @@ impl Warm {
             .unwrap()
     }
 
-    fn state(&self) -> PathBuf {
-        self.home().join(".local/share/clawsess")
-    }
-
     /// The keeper's note of `session`, if there is one.
     fn note(&self, session: &str) -> Option<Value> {
         let text = std::fs::read_to_string(self.state().join("warm").join(format!("{session}.json"))).ok()?;

@@ -211,6 +211,6 @@ fn twenty_keys_at_once_with_the_real_cli_against_the_stand_in_api() {
     let (peak, started) = peak_claudes(&count);
     assert_eq!(started, KEYS, "one claude per turn");
     assert!(peak <= cap, "{peak} claudes alive at once, over the cap of {cap}");
-    assert_all_freed(&home.home().join(".local/share/clawsess"));
+    assert_all_freed(&home.state());
     report("real Claude Code CLI", &turns, cap, peak, wall);
 }

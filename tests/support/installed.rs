@@ -89,7 +89,7 @@ impl Installed {
 
     /// The files under the state dir's `requests/`.
     pub fn request_files(&self) -> Vec<PathBuf> {
-        let dir = self.home().join(".local/share/clawsess/requests");
+        let dir = self.state().join("requests");
         std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
     }
 }

@@ -6,7 +6,6 @@
 //! an existing binary. Whatever differs between versions is asked of [`Facts`], in one place.
 #![allow(dead_code)]
 
-use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::stand_in_api::StandInApi;
+use super::testenv::Env;
 
 /// The Claude Code version the end-to-end tests pin.
 pub const CLAUDE_CODE_VERSION: &str = "2.1.328";
@@ -308,55 +308,18 @@ pub fn encode_cwd(cwd: &Path) -> String {
     cwd.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
 }
 
-/// Environment variables of the parent that must not reach a nested `claude`/`clawsess`:
-/// names starting with one of these.
-const SCRUB_PREFIXES: &[&str] = &[
-    "CLAUDE",    // CLAUDECODE, CLAUDE_CODE_*, CLAUDE_PID, CLAUDE_ENV_FILE, CLAUDE_CONFIG_DIR, ...
-    "ANTHROPIC", // ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ANTHROPIC_MODEL, ...
-    "CLAWSESS",  // CLAWSESS_HOME, CLAWSESS_SESSION_ID, CLAWSESS_CLAUDE, ...
-    "XDG_",      // XDG_DATA_HOME / XDG_CONFIG_HOME / XDG_STATE_HOME would move state out of HOME
-    "OTEL_",     // telemetry exporters
-    "MCP_",      // MCP_TIMEOUT, ...
-    "DISABLE_",  // set again below
-    "ENABLE_",
-    "VERTEX_",
-    "CLOUD_ML_",
-    "AWS_",    // Bedrock credentials / region
-    "GOOGLE_", // Vertex credentials
-    "NODE_",   // NODE_OPTIONS, NODE_EXTRA_CA_CERTS
-    "npm_",    // when run from an npm script
-    "BASH_",   // BASH_ENV, BASH_DEFAULT_TIMEOUT_MS, exported functions
-    "GIT_",    // GIT_DIR, GIT_WORK_TREE of an outer git hook
-];
-/// ... and these exact names.
-const SCRUB_NAMES: &[&str] = &[
-    "MAX_THINKING_TOKENS",
-    "MAX_MCP_OUTPUT_TOKENS",
-    "API_TIMEOUT_MS",
-    "USE_BUILTIN_RIPGREP",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
-    "ENV",
-    "CDPATH",
-    "SHELL",
-];
-
-/// A throw-away HOME with the stand-in API: everything Claude Code and clawsess keep
-/// (`~/.claude.json`, `~/.claude/`, `~/.local/share/clawsess`) stays inside it.
+/// The real CLI's world: the one test world ([`Env::under_home`]: a throw-away HOME, `bin/`
+/// first on PATH, a cleared environment) with the stand-in API and the pinned Claude Code;
+/// everything Claude Code and clawsess keep (`~/.claude.json`, `~/.claude/`,
+/// `~/.local/share/clawsess`) stays inside it.
 ///
-/// Layout: `HOME/.claude.json` (onboarding done, the test key approved, every project made
-/// with [`ClaudeHome::project`] trusted), `HOME/.claude/`, `HOME/bin/claude` (a symlink to the
-/// pinned binary, first on PATH), `HOME/work/NAME/` (projects).
+/// On top of the world's layout: `HOME/.claude.json` (onboarding done, the test key approved,
+/// every project made with [`ClaudeHome::project`] trusted), `bin/claude` (a symlink to the
+/// pinned binary), `HOME/work/NAME/` (projects); on top of its environment, the real CLI's
+/// variables ([`ClaudeHome::command`]).
 pub struct ClaudeHome {
-    dir: tempfile::TempDir,
-    home: PathBuf,
     pub api: StandInApi,
+    env: Env,
     claude: PathBuf,
     /// The Claude Code version of `claude`.
     version: String,
@@ -374,17 +337,26 @@ impl ClaudeHome {
     }
 
     fn with_claude(claude: PathBuf, version: &str) -> ClaudeHome {
-        let dir = tempfile::Builder::new().prefix("clawsess-e2e-").tempdir().expect("create temp HOME");
-        // Claude Code reports real paths (cwd, transcript_path): use the canonical one.
-        let home = fs::canonicalize(dir.path()).expect("canonicalize temp HOME");
-        fs::create_dir_all(home.join(".claude")).expect("create ~/.claude");
-        fs::create_dir_all(home.join("work")).expect("create ~/work");
-        let bin = home.join("bin");
-        fs::create_dir_all(&bin).expect("create ~/bin");
+        let mut env = Env::under_home("clawsess-e2e-");
+        fs::create_dir_all(env.home().join("work")).expect("create ~/work");
         #[cfg(unix)]
-        std::os::unix::fs::symlink(&claude, bin.join("claude")).expect("symlink ~/bin/claude");
+        std::os::unix::fs::symlink(&claude, env.bin_dir().join("claude")).expect("symlink bin/claude");
         let api = StandInApi::start().expect("start the stand-in API");
-        let h = ClaudeHome { dir, home, api, claude, version: version.to_owned() };
+        // The real CLI's variables, on top of the world's: the stand-in API and its key,
+        // Claude Code's quiet switches, a shell for its Bash tool.
+        let vars = [
+            ("SHELL", "/bin/bash"),
+            ("ANTHROPIC_BASE_URL", &api.base_url()),
+            ("ANTHROPIC_API_KEY", TEST_API_KEY),
+            ("DISABLE_TELEMETRY", "1"),
+            ("DISABLE_AUTOUPDATER", "1"),
+            ("DISABLE_ERROR_REPORTING", "1"),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+            ("no_proxy", "127.0.0.1,localhost"),
+        ];
+        env.vars.extend(vars.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        let h = ClaudeHome { api, env, claude, version: version.to_owned() };
         h.write_claude_json(|_| {});
         h.record_probe();
         h
@@ -416,24 +388,39 @@ impl ClaudeHome {
             true => PROBED.get_or_init(probe).clone(),
             false => probe(),
         };
-        let store = clawsess::store::Store::at(self.home.join(".local/share/clawsess"));
+        let store = clawsess::store::Store::at(self.state());
         let guard = store.lock(Duration::from_secs(10)).expect("lock the store");
         guard.put_probe_run(version, run).expect("record the probe");
     }
 
+    /// The world this home is.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// The world's root: HOME, `bin/` and the rest are below it.
+    pub fn root(&self) -> &Path {
+        self.env.root()
+    }
+
     /// The throw-away HOME.
-    pub fn home(&self) -> &Path {
-        &self.home
+    pub fn home(&self) -> PathBuf {
+        self.env.home()
     }
 
     /// `HOME/.claude`.
     pub fn claude_dir(&self) -> PathBuf {
-        self.home.join(".claude")
+        self.env.claude_dir()
     }
 
-    /// `HOME/bin`: first on PATH, holds `claude`; a test can put more programs there.
+    /// clawsess's state dir, `HOME/.local/share/clawsess`.
+    pub fn state(&self) -> PathBuf {
+        self.env.state()
+    }
+
+    /// `bin/`: first on PATH, holds `claude`; a test can put more programs there.
     pub fn bin_dir(&self) -> PathBuf {
-        self.home.join("bin")
+        self.env.bin_dir()
     }
 
     /// The pinned claude binary this home runs.
@@ -449,7 +436,7 @@ impl ClaudeHome {
     /// Creates (if needed) and returns the project dir `HOME/work/NAME`, marked trusted in
     /// `~/.claude.json` (needed by interactive runs; `-p` runs do not ask).
     pub fn project(&self, name: &str) -> PathBuf {
-        let p = self.home.join("work").join(name);
+        let p = self.home().join("work").join(name);
         fs::create_dir_all(&p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
         let key = p.to_string_lossy().into_owned();
         self.write_claude_json(|v| {
@@ -469,7 +456,7 @@ impl ClaudeHome {
 
     /// Reads `~/.claude.json`, lets `f` change it, writes it back.
     pub fn write_claude_json(&self, f: impl FnOnce(&mut Value)) {
-        let path = self.home.join(".claude.json");
+        let path = self.home().join(".claude.json");
         let mut v: Value = fs::read_to_string(&path)
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
@@ -494,7 +481,7 @@ impl ClaudeHome {
         }
         f(&mut v);
         let text = serde_json::to_string_pretty(&v).unwrap();
-        let tmp = self.home.join(".claude.json.tmp");
+        let tmp = self.home().join(".claude.json.tmp");
         fs::write(&tmp, text).expect("write ~/.claude.json");
         fs::rename(&tmp, &path).expect("rename ~/.claude.json");
     }
@@ -505,39 +492,15 @@ impl ClaudeHome {
             .expect("write settings.json");
     }
 
-    /// PATH for the child: `HOME/bin`, then the parent's PATH.
-    pub fn path_env(&self) -> OsString {
-        let mut dirs = vec![self.bin_dir()];
-        if let Some(p) = std::env::var_os("PATH") {
-            dirs.extend(std::env::split_paths(&p));
-        } else {
-            dirs.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from));
-        }
-        std::env::join_paths(dirs).expect("join PATH")
+    /// PATH for the child: `bin/`, then the parent's PATH.
+    pub fn path_env(&self) -> String {
+        self.env.path_var()
     }
 
-    /// Gives `cmd` this home's environment: HOME, the stand-in API, Claude Code's quiet
-    /// switches, PATH with `HOME/bin` first; and removes whatever of the parent's environment
-    /// would confuse a nested `claude` or `clawsess` (see `SCRUB_PREFIXES`).
-    pub fn apply_env(&self, cmd: &mut Command) {
-        for (k, _) in std::env::vars_os() {
-            let k_str = k.to_string_lossy();
-            if SCRUB_PREFIXES.iter().any(|p| k_str.starts_with(p)) || SCRUB_NAMES.iter().any(|n| k_str == *n)
-            {
-                cmd.env_remove(&k);
-            }
-        }
-        cmd.env("HOME", &self.home)
-            .env("PATH", self.path_env())
-            .env("SHELL", "/bin/bash")
-            .env("ANTHROPIC_BASE_URL", self.api.base_url())
-            .env("ANTHROPIC_API_KEY", TEST_API_KEY)
-            .env("DISABLE_TELEMETRY", "1")
-            .env("DISABLE_AUTOUPDATER", "1")
-            .env("DISABLE_ERROR_REPORTING", "1")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost");
+    /// `program` in this home: the world's command ([`Env::command`]: a cleared environment,
+    /// HOME, PATH, the real CLI's variables; stdin empty, output captured).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        self.env.command(program)
     }
 
     /// `claude -p` with this home's environment, run in `cwd`. Add `--output-format json`,
@@ -546,8 +509,7 @@ impl ClaudeHome {
     /// No permission flag is needed: hooks from `~/.claude/settings.json` fire, and a custom
     /// command's `` !`cmd` `` line runs when its `allowed-tools` frontmatter pre-approves it.
     pub fn claude_p(&self, cwd: &Path) -> Command {
-        let mut cmd = Command::new(&self.claude);
-        self.apply_env(&mut cmd);
+        let mut cmd = self.command(&self.claude);
         cmd.current_dir(cwd).arg("-p");
         cmd
     }
@@ -580,19 +542,18 @@ impl ClaudeHome {
 
 /// clawsess in a [`ClaudeHome`]: the binary under test, run with that home's environment.
 impl ClaudeHome {
-    /// Puts the clawsess under test on PATH (`HOME/bin`) and runs `clawsess install`, as
+    /// Puts the clawsess under test on PATH (`bin/`) and runs `clawsess install`, as
     /// `./install.sh` would.
     pub fn install_clawsess(&self) {
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_clawsess"), self.bin_dir().join("clawsess"))
-            .expect("symlink ~/bin/clawsess");
+            .expect("symlink bin/clawsess");
         self.clawsess_ok(&["install"]);
     }
 
     /// `clawsess ARGS` with this home's environment, run in HOME.
     pub fn clawsess_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawsess"));
-        self.apply_env(&mut cmd);
-        cmd.args(args).current_dir(self.home());
+        let mut cmd = self.env.cmd(args);
+        cmd.current_dir(self.home());
         cmd
     }
 

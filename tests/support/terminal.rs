@@ -22,8 +22,7 @@ impl Terminal {
 
     /// [`Terminal::start`] with `env` added to the home's environment.
     pub fn start_with_env(home: &ClaudeHome, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Terminal {
-        let mut env_cmd = Command::new(home.claude());
-        home.apply_env(&mut env_cmd);
+        let mut env_cmd = home.command(home.claude());
         env_cmd.envs(env.iter().copied());
         let mut script = String::from("#!/bin/sh\nexec env -i TERM=xterm-256color");
         for (k, v) in env_cmd.get_envs() {
@@ -43,7 +42,7 @@ impl Terminal {
         // One tmux session per terminal: a home's first is named after the home, more get a
         // number (a test may open two terminals on one home; tests run in parallel).
         static MORE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2);
-        let base = home.home().file_name().unwrap().to_string_lossy().into_owned();
+        let base = home.root().file_name().unwrap().to_string_lossy().into_owned();
         let (name, path) = if home.home().join("terminal.sh").exists() {
             let n = MORE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             (format!("{base}-t{n}"), home.home().join(format!("terminal-{n}.sh")))

@@ -1,7 +1,9 @@
-//! The test world shared by the reliability and regression suites: a temp dir per test
-//! with its own HOME, CLAWSESS_HOME and CLAUDE_CONFIG_DIR, a cleared environment, and a
-//! stand-in `claude` (tests/fixtures/fake_claude.py) that records its argv and stdin and
-//! echoes the prompt.
+//! The one test world: a temp dir per test with its own HOME, clawsess state, Claude Code
+//! config dir, `bin/` first on PATH and a project, and a cleared environment ([`Env::command`]).
+//! The stand-in suites use it as it is ([`Env::new`]), with a stand-in `claude`
+//! (tests/fixtures/fake_claude.py) that records its argv and stdin and echoes the prompt; the
+//! real-CLI suites build on it ([`Env::under_home`], `real_claude::ClaudeHome`), adding the
+//! real CLI's variables on top.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,8 +28,19 @@ pub const GENEROUS: Duration = Duration::from_secs(10);
 // The test world: one temp dir per test.
 // ---------------------------------------------------------------------------------------
 
+/// Layout, under [`Env::root`]: `home/` (HOME), `bin/` (first on PATH), `project/` (where
+/// commands run), `transcripts/`, `standin/`; clawsess's state at [`Env::state`] and Claude
+/// Code's config dir at [`Env::claude_dir`], which [`Env::new`] names by variables and
+/// [`Env::under_home`] leaves where a user's are.
 pub struct Env {
     pub root: tempfile::TempDir,
+    /// The root's canonical path: Claude Code reports real paths (cwd, transcript_path).
+    dir: PathBuf,
+    state: PathBuf,
+    claude_dir: PathBuf,
+    /// The variables that place this world's state and config (and the stand-in's records):
+    /// every command gets them.
+    places: Vec<(&'static str, PathBuf)>,
     /// Extra variables every command of this env gets.
     pub vars: Vec<(String, String)>,
     /// Run every command with umask 0 (privacy tests).
@@ -52,24 +65,71 @@ impl Out {
 }
 
 impl Env {
+    /// The stand-in suites' world: state in `state/` (`CLAWSESS_HOME`), Claude Code's config
+    /// dir `claude/` (`CLAUDE_CONFIG_DIR`), the stand-in's records in `standin/` (`STANDIN_DIR`).
     pub fn new() -> Self {
-        let root = tempfile::Builder::new().prefix("clawsess-rel-").tempdir().unwrap();
-        for dir in ["home", "claude", "project", "transcripts", "bin", "standin"] {
-            fs::create_dir_all(root.path().join(dir)).unwrap();
+        let mut env = Self::make("clawsess-rel-");
+        env.state = env.root().join("state");
+        env.claude_dir = env.root().join("claude");
+        fs::create_dir_all(&env.claude_dir).unwrap();
+        env.places = vec![
+            ("CLAWSESS_HOME", env.state.clone()),
+            ("CLAUDE_CONFIG_DIR", env.claude_dir.clone()),
+            ("STANDIN_DIR", env.standin_dir()),
+        ];
+        env
+    }
+
+    /// The real CLI's world: state and config where a user's are, under HOME
+    /// (`~/.local/share/clawsess`, `~/.claude`), named by no variable, so that a command that
+    /// reaches this HOME another way (over ssh) finds them too.
+    pub fn under_home(prefix: &str) -> Self {
+        let mut env = Self::make(prefix);
+        env.state = env.home().join(".local/share/clawsess");
+        env.claude_dir = env.home().join(".claude");
+        fs::create_dir_all(&env.claude_dir).unwrap();
+        env
+    }
+
+    fn make(prefix: &str) -> Self {
+        let root = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+        let dir = fs::canonicalize(root.path()).unwrap();
+        for sub in ["home", "project", "transcripts", "bin", "standin"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        Self { root, vars: Vec::new(), umask_zero: false }
+        Self {
+            root,
+            dir,
+            state: PathBuf::new(),
+            claude_dir: PathBuf::new(),
+            places: Vec::new(),
+            vars: Vec::new(),
+            umask_zero: false,
+        }
     }
 
     pub fn root(&self) -> &Path {
-        self.root.path()
+        &self.dir
     }
 
+    /// HOME.
+    pub fn home(&self) -> PathBuf {
+        self.root().join("home")
+    }
+
+    /// First on PATH: `claude` and `clawsess` (where a suite puts them), and whatever a test adds.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.root().join("bin")
+    }
+
+    /// clawsess's state dir.
     pub fn state(&self) -> PathBuf {
-        self.root().join("state")
+        self.state.clone()
     }
 
+    /// Claude Code's config dir.
     pub fn claude_dir(&self) -> PathBuf {
-        self.root().join("claude")
+        self.claude_dir.clone()
     }
 
     pub fn proj(&self) -> PathBuf {
@@ -87,22 +147,22 @@ impl Env {
         cmd
     }
 
-    /// `program` in this world: the cleared environment every command of the stand-in suites
-    /// gets (this world's HOME, state, Claude Code config dir, PATH with `bin/` first), in the
-    /// project dir, stdin empty, output captured.
+    /// `program` in this world: a cleared environment (this world's HOME, PATH with `bin/`
+    /// first, the variables that place its state and config, `NO_COLOR`, then [`Env::vars`]),
+    /// in the project dir, stdin empty, output captured.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_clear()
             .env("PATH", self.path_var())
-            .env("HOME", self.root().join("home"))
-            .env("CLAWSESS_HOME", self.state())
-            .env("CLAUDE_CONFIG_DIR", self.claude_dir())
-            .env("STANDIN_DIR", self.standin_dir())
+            .env("HOME", self.home())
             .env("NO_COLOR", "1")
             .current_dir(self.proj())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        for (k, v) in &self.places {
+            cmd.env(k, v);
+        }
         for (k, v) in &self.vars {
             cmd.env(k, v);
         }
@@ -118,9 +178,10 @@ impl Env {
         cmd
     }
 
+    /// PATH: `bin/`, then the parent's PATH.
     pub fn path_var(&self) -> String {
-        let outer = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
-        format!("{}:{outer}", self.root().join("bin").display())
+        let outer = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        format!("{}:{outer}", self.bin_dir().display())
     }
 
     pub fn run(&self, args: &[&str]) -> Out {
@@ -237,7 +298,7 @@ impl Env {
     /// Links the stand-in `claude` ([`STAND_IN`]) as `bin/claude` (on this env's PATH);
     /// returns its path.
     pub fn stand_in(&self) -> PathBuf {
-        let path = self.root().join("bin/claude");
+        let path = self.bin_dir().join("claude");
         if !path.exists() {
             std::os::unix::fs::symlink(STAND_IN, &path).unwrap();
         }
@@ -249,7 +310,7 @@ impl Env {
     /// writes how many it saw alive as it started (`seen.PID`). The most any saw is the peak
     /// ([`peak_claudes`]): a count always begins with a start.
     pub fn counting_claude(&self, real: &Path, dir: &Path) -> PathBuf {
-        let path = self.root().join("bin/counted-claude");
+        let path = self.bin_dir().join("counted-claude");
         write_counting_claude(&path, real, dir);
         path
     }
