@@ -8,6 +8,7 @@ use std::fs;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::mcp_stdio::{self, tool_call};
 use support::real_claude::{ClaudeHome, run_with_stdin};
 use support::stand_in_api::{Recorded, ToolCall};
 use support::terminal::Terminal;
@@ -231,22 +232,6 @@ fn the_model_lists_reads_and_checks_other_sessions() {
     assert!(text(4).contains("no session id starts with \"ffff\""), "{}", text(4));
 }
 
-/// Runs `clawsess mcp` with these JSON-RPC messages on stdin (no Claude Code: no caller);
-/// its answers, in id order.
-fn mcp(home: &ClaudeHome, messages: &[Value]) -> Vec<Value> {
-    let input: String = messages.iter().map(|m| format!("{m}\n")).collect();
-    let out = run_with_stdin(&mut home.clawsess_cmd(&["mcp"]), &input, T);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut answers: Vec<Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    answers.sort_by_key(|a| a["id"].as_u64());
-    answers
-}
-
-fn call(id: u64, tool: &str, args: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}})
-}
-
 /// Records session `id` (in project `name`) through the session-start hook, with a transcript.
 fn recorded(home: &ClaudeHome, id: &str, name: &str) -> std::path::PathBuf {
     let cwd = home.project(name);
@@ -286,19 +271,19 @@ fn bad_input_is_a_clear_tool_error_and_writes_nothing() {
     let before = snapshot(&state);
     assert!(before.len() >= 3, "the records are there: {before:?}");
     let big = "x".repeat(4 * 1024 * 1024 + 1);
-    let answers = mcp(
-        &home,
+    let answers = mcp_stdio::answers(
+        home.clawsess_cmd(&["mcp"]),
         &[
             json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}}}),
-            call(1, "sessions_send", json!({"session": "aaaa", "message": "hi"})),
-            call(2, "sessions_send", json!({"session": "cccc", "message": "hi"})),
-            call(3, "sessions_send", json!({"session": "aaaa1111", "message": big})),
-            call(4, "sessions_send", json!({"session": "bbbb", "message": "hi"})),
-            call(5, "sessions_history", json!({"session": "bbbb"})),
-            call(6, "sessions_send", json!({"session": "aaaa1111"})),
-            call(7, "sessions_send", json!({"session": "aaaa1111", "message": "hi", "reply": "later"})),
-            call(8, "sessions_send", json!({"session": "aaaa1111", "message": "hi"})),
-            call(9, "no_such_tool", json!({})),
+            tool_call(1, "sessions_send", json!({"session": "aaaa", "message": "hi"})),
+            tool_call(2, "sessions_send", json!({"session": "cccc", "message": "hi"})),
+            tool_call(3, "sessions_send", json!({"session": "aaaa1111", "message": big})),
+            tool_call(4, "sessions_send", json!({"session": "bbbb", "message": "hi"})),
+            tool_call(5, "sessions_history", json!({"session": "bbbb"})),
+            tool_call(6, "sessions_send", json!({"session": "aaaa1111"})),
+            tool_call(7, "sessions_send", json!({"session": "aaaa1111", "message": "hi", "reply": "later"})),
+            tool_call(8, "sessions_send", json!({"session": "aaaa1111", "message": "hi"})),
+            tool_call(9, "no_such_tool", json!({})),
             json!({"jsonrpc": "2.0", "id": 10, "method": "ping"}),
         ],
     );

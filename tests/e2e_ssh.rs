@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use support::mcp_stdio::{call_tools, tool_text};
 use support::real_claude::{ClaudeHome, run_with_stdin};
 use support::sshd::{ALIAS, Sshd};
 
@@ -763,27 +764,6 @@ fn a_global_attachment_to_a_remote_session_is_followed_by_every_key_not_attached
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
 
-/// `clawsess mcp` on the caller's side with these tool calls on stdin (no Claude Code: no
-/// caller session, so the read-only tools); the results, in call order.
-fn mcp_calls(two: &Two, calls: &[(&str, Value)]) -> Vec<Value> {
-    let mut input = String::new();
-    for (i, (tool, args)) in calls.iter().enumerate() {
-        let call = serde_json::json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
-            "params": {"name": tool, "arguments": args}});
-        input.push_str(&format!("{call}\n"));
-    }
-    let out = two.run(&["mcp"], &input);
-    assert!(out.status.success(), "{}", text(&out));
-    let mut answers: Vec<Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    answers.sort_by_key(|a| a["id"].as_u64());
-    answers.into_iter().map(|a| a["result"].clone()).collect()
-}
-
-fn tool_text(result: &Value, block: usize) -> String {
-    result["content"][block]["text"].as_str().unwrap_or_default().to_owned()
-}
-
 #[test]
 fn the_mcp_tools_list_read_and_check_sessions_on_a_host() {
     let mut two = Two::new();
@@ -813,8 +793,8 @@ fn the_mcp_tools_list_read_and_check_sessions_on_a_host() {
     let id = json_of(&first)["session_id"].as_str().unwrap().to_owned();
     let named = format!("box:{id}");
 
-    let results = mcp_calls(
-        &two,
+    let results = call_tools(
+        two.cmd(&["mcp"]),
         &[
             ("sessions_list", serde_json::json!({"all": true})),
             ("sessions_list", serde_json::json!({})),
@@ -844,8 +824,8 @@ fn the_mcp_tools_list_read_and_check_sessions_on_a_host() {
 
     // A host that is down: a clear tool result, not a hang; the rest is still listed.
     two.sshd.stop();
-    let results = mcp_calls(
-        &two,
+    let results = call_tools(
+        two.cmd(&["mcp"]),
         &[
             ("sessions_list", serde_json::json!({"all": true})),
             ("session_status", serde_json::json!({"session": named})),

@@ -2,6 +2,7 @@ pub mod agent_sdk;
 pub mod bot_venv;
 pub mod installed;
 pub mod loopback;
+pub mod mcp_stdio;
 pub mod real_claude;
 pub mod sshd;
 pub mod stand_in_api;
