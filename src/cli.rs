@@ -226,8 +226,11 @@ pub struct NameCmd {
     pub name: String,
 }
 
+/// Which session a key's turn is for (the key's own, --session or --new, a fresh own one
+/// after --idle-reset), where a new one works, and how long to wait while another surface
+/// answers it: `run`'s and `queue`'s.
 #[derive(Debug, Args)]
-pub struct Run {
+pub struct Target {
     #[command(flatten)]
     pub key: KeyArg,
     /// Use this session (id, prefix or name) instead of the key's
@@ -236,9 +239,6 @@ pub struct Run {
     /// Start a new session and make it the key's own
     #[arg(long)]
     pub new: bool,
-    /// Run on host NAME (`clawsess hosts`); the key's turns run there from now on
-    #[arg(long, value_name = "NAME", conflicts_with = "session")]
-    pub host: Option<String>,
     /// Working directory of a new session [default: the current dir]
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
@@ -250,6 +250,15 @@ pub struct Run {
     /// [env: CLAWSESS_IDLE_RESET]
     #[arg(long, value_name = "DURATION", value_parser = crate::sys::parse_duration)]
     pub idle_reset: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct Run {
+    #[command(flatten)]
+    pub target: Target,
+    /// Run on host NAME (`clawsess hosts`); the key's turns run there from now on
+    #[arg(long, value_name = "NAME", conflicts_with = "session")]
+    pub host: Option<String>,
     /// Let a prompt that starts with `/` run as a Claude Code slash command; by default it
     /// is sent as text, so a chat user cannot run /attach or other commands through a bot
     #[arg(long)]
@@ -305,24 +314,7 @@ pub struct Run {
 #[derive(Debug, Args)]
 pub struct Queue {
     #[command(flatten)]
-    pub key: KeyArg,
-    /// Use this session (id, prefix or name) instead of the key's
-    #[arg(long, short, conflicts_with = "new")]
-    pub session: Option<String>,
-    /// Start a new session and make it the key's own
-    #[arg(long)]
-    pub new: bool,
-    /// Working directory of a new session [default: the current dir]
-    #[arg(long, value_name = "DIR")]
-    pub cwd: Option<PathBuf>,
-    /// Seconds to wait while another surface answers the session; 0 fails at once
-    #[arg(long, value_name = "SECS", default_value = "300", value_parser = crate::sys::parse_wait)]
-    pub wait: std::time::Duration,
-    /// Start a new own session when the key's session has been idle longer than this
-    /// (e.g. 30m, 12h, 7d), instead of the config file's reset policies
-    /// [env: CLAWSESS_IDLE_RESET]
-    #[arg(long, value_name = "DURATION", value_parser = crate::sys::parse_duration)]
-    pub idle_reset: Option<std::time::Duration>,
+    pub target: Target,
     /// Seconds the session is held for the claude once ready; if no claude's prompt takes
     /// the turn by then, it is let go
     #[arg(long, value_name = "SECS", default_value = "120", value_parser = crate::sys::parse_wait)]

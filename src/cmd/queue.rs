@@ -23,7 +23,7 @@ impl Run for cli::Queue {
             Err(err) => {
                 let busy = err.downcast_ref::<exit::Busy>().is_some();
                 let mut object = json!({"type": "error", "error": format!("{err:#}"), "busy": busy});
-                if let Some(key) = &self.key.key {
+                if let Some(key) = &self.target.key.key {
                     object["key"] = Value::String(key.clone());
                 }
                 line(&object)?;
@@ -37,9 +37,10 @@ impl Run for cli::Queue {
 
 impl cli::Queue {
     fn hold_turn(&self) -> Result<u8> {
-        let key = key_or_default(&self.key.key)?;
+        let key = key_or_default(&self.target.key.key)?;
         // A claude started here cannot answer a session kept on another machine.
-        if let Some(route) = crate::remote::ops::host_for_run(&key, None, self.session.as_deref(), self.new)?
+        if let Some(route) =
+            crate::remote::ops::host_for_run(&key, None, self.target.session.as_deref(), self.target.new)?
         {
             anyhow::bail!(
                 "{key}'s turns go to host {} (`clawsess hosts`): a claude started on this machine \
@@ -49,7 +50,7 @@ impl cli::Queue {
             );
         }
         let store = Store::open()?;
-        let config = RunConfig::for_key(&store, &key, self.idle_reset)?;
+        let config = RunConfig::for_key(&store, &key, self.target.idle_reset)?;
         // Its caller going away (the end of our stdin closing): while it waits in line, this
         // process ends at once (the kernel lets go of its locks, and the tickets of a process
         // that is gone do not count); once ready, the claim is withdrawn (`hand_over`).
@@ -66,13 +67,13 @@ impl cli::Queue {
             }
         });
         let route_request = route::Request {
-            session: self.session.as_deref(),
-            new: self.new,
-            cwd: self.cwd.as_deref().or(config.cwd.as_deref()),
+            session: self.target.session.as_deref(),
+            new: self.target.new,
+            cwd: self.target.cwd.as_deref().or(config.cwd.as_deref()),
             reset: config.policy.clone(),
         };
         let mut failed = None;
-        let held = handoff::queue(&store, &key, &route_request, self.wait, |position, behind| {
+        let held = handoff::queue(&store, &key, &route_request, self.target.wait, |position, behind| {
             if let Err(err) = line(&json!({"type": "queued", "position": position, "behind": behind})) {
                 failed.get_or_insert(err);
             }

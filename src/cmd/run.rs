@@ -20,7 +20,7 @@ impl Run for cli::Run {
             Err(err) if self.json || self.stream => {
                 // --json promises one JSON document on stdout, failures included; --stream
                 // ends with a result object whatever happened.
-                self.print_object(run::failure(&err, self.key.key.as_deref()))?;
+                self.print_object(run::failure(&err, self.target.key.key.as_deref()))?;
                 eprintln!("clawsess: {}", crate::sys::printable(&format!("{err:#}"), true));
                 Ok(exit::code_of(&err))
             }
@@ -32,11 +32,14 @@ impl Run for cli::Run {
 impl cli::Run {
     /// One turn: here, or on the key's host.
     fn turn(&self) -> Result<u8> {
-        let key = key_or_default(&self.key.key)?;
+        let key = key_or_default(&self.target.key.key)?;
         // A key attached to a session on another machine (or --host): the turn runs there.
-        if let Some(route) =
-            crate::remote::ops::host_for_run(&key, self.host.as_deref(), self.session.as_deref(), self.new)?
-        {
+        if let Some(route) = crate::remote::ops::host_for_run(
+            &key,
+            self.host.as_deref(),
+            self.target.session.as_deref(),
+            self.target.new,
+        )? {
             return crate::remote::ops::run(self, &key, &route, self.prompt_text()?);
         }
         let start_timeout = live::start_timeout_from_env()?;
@@ -50,11 +53,11 @@ impl cli::Run {
             prompt: &prompt,
             images: &images,
             claude: &claude,
-            session: self.session.as_deref(),
-            new: self.new,
-            cwd: self.cwd.as_deref(),
-            idle_reset: self.idle_reset,
-            wait: self.wait,
+            session: self.target.session.as_deref(),
+            new: self.target.new,
+            cwd: self.target.cwd.as_deref(),
+            idle_reset: self.target.idle_reset,
+            wait: self.target.wait,
             claude_args: &self.claude_args,
             warm: self.warm,
             ask: self.ask.then_some(self.ask_timeout),

@@ -100,6 +100,7 @@ pub fn run(cli: &crate::cli::Run, key: &Key, route: &Route, prompt: String) -> R
     // `--session NAME:SESSION`, else the global attachment's session there: named, so the
     // turn does not make it the key's own there (as a run through the global attachment here).
     let session = cli
+        .target
         .session
         .as_deref()
         .and_then(|s| super::split_remote(&hosts, s))
@@ -111,9 +112,9 @@ pub fn run(cli: &crate::cli::Run, key: &Key, route: &Route, prompt: String) -> R
     let request = RunRequest {
         session,
         key: key.to_string(),
-        new: cli.new,
-        cwd: cli.cwd.as_ref().map(|p| p.to_string_lossy().into_owned()),
-        wait_s: cli.wait.as_secs(),
+        new: cli.target.new,
+        cwd: cli.target.cwd.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        wait_s: cli.target.wait.as_secs(),
         json: cli.json,
         stream: cli.stream,
         ask: cli.ask,
@@ -122,7 +123,7 @@ pub fn run(cli: &crate::cli::Run, key: &Key, route: &Route, prompt: String) -> R
         allow_slash: cli.allow_slash,
         steer: cli.steer,
         interrupt: cli.interrupt,
-        idle_reset_s: cli.idle_reset.map(|d| d.as_secs()),
+        idle_reset_s: cli.target.idle_reset.map(|d| d.as_secs()),
         claude_args: cli.claude_args.clone(),
         // Heartbeats every INTERVAL s (`Call::pass_through`): COUNT+1 missed, the link is dead.
         alive_s: client::keep_alive()?.map(|(i, c)| u64::from(i) * u64::from(c + 1)),
