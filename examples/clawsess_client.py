@@ -312,9 +312,12 @@ class Clawsess:
         return json.loads(await self.call(*args))
 
     @staticmethod
-    def _run_args(key: str, *, cwd=None, new=False, session=None, wait=None, warm=None,
-                  images: Sequence[str] = (), extra: Sequence[str] = ()) -> list:
-        args = ["run", "--key", key]
+    def _target_args(command: str, key: str, *, session=None, new=False, cwd=None,
+                     wait=None) -> list:
+        """COMMAND (`run` or `queue`, which take these alike) for KEY's session, or SESSION,
+        or a NEW one working in CWD, waiting WAIT seconds at most while another surface
+        answers it."""
+        args = [command, "--key", key]
         if session:
             args += ["--session", session]
         if new:
@@ -323,6 +326,12 @@ class Clawsess:
             args += ["--cwd", cwd]
         if wait is not None:
             args += ["--wait", str(wait)]
+        return args
+
+    @classmethod
+    def _run_args(cls, key: str, *, cwd=None, new=False, session=None, wait=None, warm=None,
+                  images: Sequence[str] = (), extra: Sequence[str] = ()) -> list:
+        args = cls._target_args("run", key, session=session, new=new, cwd=cwd, wait=wait)
         if warm is not None:
             args += ["--warm", str(warm)]
         for image in images:
@@ -360,15 +369,8 @@ class Clawsess:
               on_stderr=None) -> Place:
         """`clawsess queue`: wait in line for KEY's turn for a claude you start yourself
         (see Place); `on_stderr(line)` gets what clawsess says while it waits."""
-        args = ["queue", "--key", key]
-        if session:
-            args += ["--session", session]
-        if new:
-            args.append("--new")
-        if cwd:
-            args += ["--cwd", cwd]
-        if wait is not None:
-            args += ["--wait", str(max(0, int(wait)))]
+        args = self._target_args("queue", key, session=session, new=new, cwd=cwd,
+                                 wait=None if wait is None else max(0, int(wait)))
         if hold is not None:
             args += ["--hold", str(max(1, int(hold)))]
         return Place(self, args, on_stderr)
