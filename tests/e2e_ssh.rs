@@ -54,6 +54,12 @@ impl Two {
         self.cmd(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     }
 
+    /// `run --json --host box --new --cwd CWD --key KEY -- PROMPT`: a new session of KEY on
+    /// the host, in its dir CWD.
+    fn new_there(&self, cwd: &str, key: &str, prompt: &str) -> std::process::Output {
+        self.run(&["run", "--json", "--host", "box", "--new", "--cwd", cwd, "--key", key, "--", prompt], "")
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args, "");
         assert!(out.status.success(), "clawsess {args:?}: {}\nsshd: {}", text(&out), self.sshd.log());
@@ -122,22 +128,7 @@ fn a_remote_session_is_listed_attached_shown_and_continued_from_a_key() {
         "a local turn",
     ]);
     let there = two.remote.project("there");
-    let first = two.run(
-        &[
-            "run",
-            "--json",
-            "--host",
-            "box",
-            "--new",
-            "--cwd",
-            there.to_str().unwrap(),
-            "--key",
-            "chat:1",
-            "--",
-            "first remote turn",
-        ],
-        "",
-    );
+    let first = two.new_there(there.to_str().unwrap(), "chat:1", "first remote turn");
     assert!(first.status.success(), "{}\nsshd: {}", text(&first), two.sshd.log());
     let first = json_of(&first);
     let id = first["session_id"].as_str().unwrap().to_owned();
@@ -208,8 +199,7 @@ fn settings_names_and_cool_of_a_remote_session_are_kept_there() {
     let two = Two::new();
     let there = two.remote.project("there");
     let cwd = there.to_str().unwrap();
-    let out = two
-        .run(&["run", "--json", "--host", "box", "--new", "--cwd", cwd, "--key", "chat:1", "--", "one"], "");
+    let out = two.new_there(cwd, "chat:1", "one");
     assert!(out.status.success(), "{}", text(&out));
     let id = json_of(&out)["session_id"].as_str().unwrap().to_owned();
     let remote = format!("box:{}", &id[..8]);
@@ -483,8 +473,7 @@ fn remote_call_overhead() {
     let two = Two::new();
     let there = two.remote.project("there");
     let cwd = there.to_str().unwrap();
-    let first =
-        two.run(&["run", "--json", "--host", "box", "--new", "--cwd", cwd, "--key", "b", "--", "hi"], "");
+    let first = two.new_there(cwd, "b", "hi");
     let id = json_of(&first)["session_id"].as_str().unwrap().to_owned();
     let bin = env!("CARGO_BIN_EXE_clawsess");
     let path = |home: &ClaudeHome| format!("PATH={}", home.path_env());
@@ -669,22 +658,7 @@ fn a_global_attachment_to_a_remote_session_is_followed_by_every_key_not_attached
     let local_id = json_of(&local)["session_id"].as_str().unwrap().to_owned();
     let there = two.remote.project("there");
     let cwd = there.to_str().unwrap();
-    let first = two.run(
-        &[
-            "run",
-            "--json",
-            "--host",
-            "box",
-            "--new",
-            "--cwd",
-            cwd,
-            "--key",
-            "chat:1",
-            "--",
-            "first remote turn",
-        ],
-        "",
-    );
+    let first = two.new_there(cwd, "chat:1", "first remote turn");
     assert!(first.status.success(), "{}", text(&first));
     let id = json_of(&first)["session_id"].as_str().unwrap().to_owned();
     let named = format!("box:{id}");
@@ -774,22 +748,7 @@ fn the_mcp_tools_list_read_and_check_sessions_on_a_host() {
     );
     let local_id = json_of(&local)["session_id"].as_str().unwrap().to_owned();
     let there = two.remote.project("there");
-    let first = two.run(
-        &[
-            "run",
-            "--json",
-            "--host",
-            "box",
-            "--new",
-            "--cwd",
-            there.to_str().unwrap(),
-            "--key",
-            "chat:1",
-            "--",
-            "the remote [topic]",
-        ],
-        "",
-    );
+    let first = two.new_there(there.to_str().unwrap(), "chat:1", "the remote [topic]");
     let id = json_of(&first)["session_id"].as_str().unwrap().to_owned();
     let named = format!("box:{id}");
 
@@ -862,22 +821,7 @@ fn a_send_to_a_session_on_a_host_runs_there_under_the_callers_rules() {
     );
     let a = json_of(&a)["session_id"].as_str().unwrap().to_owned();
     let lenient = two.remote.project("lenient");
-    let b = two.run(
-        &[
-            "run",
-            "--json",
-            "--host",
-            "box",
-            "--new",
-            "--cwd",
-            lenient.to_str().unwrap(),
-            "--key",
-            "chat:b",
-            "--",
-            "hello lenient",
-        ],
-        "",
-    );
+    let b = two.new_there(lenient.to_str().unwrap(), "chat:b", "hello lenient");
     let b = json_of(&b)["session_id"].as_str().unwrap().to_owned();
     // A turn of A whose model may use TOOLS, asked PROMPT.
     let ask_from_a = |tools: &str, prompt: &str| {

@@ -37,6 +37,11 @@ impl Warm {
         self.turn_env(args, &[])
     }
 
+    /// `run --json --key KEY --warm 10m -- PROMPT` (see [`Warm::turn`]).
+    fn warm_turn(&self, key: &str, prompt: &str) -> (Value, String) {
+        self.turn(&["--key", key, "--warm", "10m", "--", prompt])
+    }
+
     fn turn_env(&self, args: &[&str], env: &[(&str, &str)]) -> (Value, String) {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
@@ -118,15 +123,15 @@ fn session_of(result: &Value) -> String {
 #[test]
 fn warm_turns_reuse_one_claude_process_and_carry_the_history() {
     let e = Warm::new();
-    let (first, _) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "first warm prompt"]);
+    let (first, _) = e.warm_turn("chat:1", "first warm prompt");
     assert_eq!(first["warm"], false, "the first turn starts claude: {first}");
     let session = session_of(&first);
     let claude = e.claude_of(&session);
-    let (second, stderr) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "second warm prompt"]);
+    let (second, stderr) = e.warm_turn("chat:1", "second warm prompt");
     assert_eq!(second["warm"], true, "{second} {stderr}");
     assert_eq!(session_of(&second), session);
     assert!(second["result"].as_str().unwrap().contains("second warm prompt"), "{second}");
-    let (third, _) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "third warm prompt"]);
+    let (third, _) = e.warm_turn("chat:1", "third warm prompt");
     assert_eq!(third["warm"], true, "{third}");
     assert_eq!(e.claude_of(&session), claude, "one claude process answered every turn");
     assert_eq!(e.note(&session).unwrap()["turns"], 3);
@@ -156,7 +161,7 @@ fn warm_turns_reuse_one_claude_process_and_carry_the_history() {
 #[test]
 fn a_warm_turn_asks_for_permission_through_its_run() {
     let e = Warm::new();
-    let (first, _) = e.turn(&["--key", "ask", "--warm", "10m", "--", "warm up first"]);
+    let (first, _) = e.warm_turn("ask", "warm up first");
     let session = session_of(&first);
     let claude = e.claude_of(&session);
     let target = e.project.join("allowed.txt");
@@ -187,14 +192,14 @@ fn a_warm_turn_asks_for_permission_through_its_run() {
 #[test]
 fn a_terminal_turn_in_between_is_seen_by_the_next_turn_and_nothing_forks() {
     let e = Warm::new();
-    let (first, _) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "bot turn one"]);
+    let (first, _) = e.warm_turn("chat:1", "bot turn one");
     let session = session_of(&first);
     let kept = e.claude_of(&session);
     // A terminal (`claude -p --resume`) takes a turn while the warm claude is idle.
     let terminal = e.run_p_json(&e.project, &["--resume", &session], "terminal turn two");
     assert_eq!(terminal["is_error"], false, "{terminal}");
     assert!(e.request("terminal turn two").all_text.contains("bot turn one"));
-    let (third, stderr) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "bot turn three"]);
+    let (third, stderr) = e.warm_turn("chat:1", "bot turn three");
     assert_eq!(third["warm"], false, "the stale warm claude is not used: {third}");
     assert!(stderr.contains("changed since its warm claude's last turn"), "{stderr}");
     wait_gone(kept);
@@ -213,7 +218,7 @@ fn a_terminal_turn_in_between_is_seen_by_the_next_turn_and_nothing_forks() {
 #[test]
 fn a_killed_keeper_or_kept_claude_makes_the_next_turn_cold() {
     let e = Warm::new();
-    let (first, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "before the kill"]);
+    let (first, _) = e.warm_turn("k", "before the kill");
     let session = session_of(&first);
     let note = e.note(&session).unwrap();
     let keeper = note["keeper"].as_u64().unwrap() as u32;
@@ -221,7 +226,7 @@ fn a_killed_keeper_or_kept_claude_makes_the_next_turn_cold() {
     unsafe { libc::kill(keeper as i32, libc::SIGKILL) };
     wait_gone(keeper);
     wait_gone(claude); // dies with its keeper
-    let (second, stderr) = e.turn(&["--key", "k", "--warm", "10m", "--", "after the keeper died"]);
+    let (second, stderr) = e.warm_turn("k", "after the keeper died");
     assert_eq!(second["warm"], false, "{second}");
     assert!(stderr.contains("resumes it cold"), "{stderr}");
     assert!(e.request("after the keeper died").all_text.contains("before the kill"));
@@ -229,11 +234,11 @@ fn a_killed_keeper_or_kept_claude_makes_the_next_turn_cold() {
     let claude = e.claude_of(&session);
     unsafe { libc::kill(claude as i32, libc::SIGKILL) };
     wait_gone(claude);
-    let (third, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "after claude died"]);
+    let (third, _) = e.warm_turn("k", "after claude died");
     assert_eq!(third["warm"], false, "{third}");
     let seen = e.request("after claude died").all_text;
     assert!(seen.contains("before the kill") && seen.contains("after the keeper died"), "{seen}");
-    let (fourth, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "warm again"]);
+    let (fourth, _) = e.warm_turn("k", "warm again");
     assert_eq!(fourth["warm"], true, "{fourth}");
     // doctor reports the keeper; once it is killed, doctor sweeps its socket and note.
     let doctor = String::from_utf8_lossy(&e.clawsess(&["doctor"]).stdout).into_owned();
@@ -310,7 +315,7 @@ fn an_idle_warm_claude_ends_after_its_duration() {
 #[test]
 fn two_keys_attached_to_one_warm_session_take_turns() {
     let e = Warm::new();
-    let (first, _) = e.turn(&["--key", "a", "--warm", "10m", "--", "from a"]);
+    let (first, _) = e.warm_turn("a", "from a");
     let session = session_of(&first);
     let claude = e.claude_of(&session);
     e.clawsess_ok(&["attach", &session, "--key", "b"]);
@@ -333,7 +338,7 @@ fn two_keys_attached_to_one_warm_session_take_turns() {
 #[test]
 fn a_run_killed_mid_warm_turn_leaves_the_session_usable() {
     let e = Warm::new();
-    let (first, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "turn before"]);
+    let (first, _) = e.warm_turn("k", "turn before");
     let session = session_of(&first);
     let claude = e.claude_of(&session);
     let mut run = e.spawn_child(&["--json", "--key", "k", "--warm", "10m", "--", "doomed turn [hold=D]"]);
@@ -342,7 +347,7 @@ fn a_run_killed_mid_warm_turn_leaves_the_session_usable() {
     run.wait().unwrap();
     e.api.release("D");
     wait_gone(claude);
-    let (after, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "turn after"]);
+    let (after, _) = e.warm_turn("k", "turn after");
     assert_eq!(session_of(&after), session);
     assert!(e.request("turn after").all_text.contains("turn before"));
 }
@@ -350,7 +355,7 @@ fn a_run_killed_mid_warm_turn_leaves_the_session_usable() {
 #[test]
 fn a_warm_turn_streams_and_stops_like_a_cold_one() {
     let e = Warm::new();
-    let (first, _) = e.turn(&["--key", "s", "--warm", "10m", "--", "warm up"]);
+    let (first, _) = e.warm_turn("s", "warm up");
     let session = session_of(&first);
     let claude = e.claude_of(&session);
     let run = e.spawn_child(&["--stream", "--key", "s", "--warm", "10m", "--", "long one [hold=S]"]);
@@ -370,10 +375,10 @@ fn a_warm_turn_streams_and_stops_like_a_cold_one() {
     // next turn starts its own and carries the stopped turn.
     wait_gone(claude);
     assert!(e.note(&session).is_none());
-    let (next, _) = e.turn(&["--key", "s", "--warm", "10m", "--", "after the stop"]);
+    let (next, _) = e.warm_turn("s", "after the stop");
     assert_eq!(next["warm"], false, "{next}");
     assert!(e.request("after the stop").all_text.contains("long one"));
-    let (again, _) = e.turn(&["--key", "s", "--warm", "10m", "--", "warm after the stop"]);
+    let (again, _) = e.warm_turn("s", "warm after the stop");
     assert_eq!(again["warm"], true, "{again}");
     e.api.release("S");
 }
@@ -383,7 +388,7 @@ fn a_warm_turn_streams_and_stops_like_a_cold_one() {
 #[test]
 fn a_plain_warm_turn_stops_like_a_cold_one() {
     let e = Warm::new();
-    let (first, _) = e.turn(&["--key", "p", "--warm", "10m", "--", "warm up"]);
+    let (first, _) = e.warm_turn("p", "warm up");
     let session = session_of(&first);
     let claude = e.claude_of(&session);
     let run = e.spawn_child(&["--json", "--key", "p", "--warm", "10m", "--", "plain long one [hold=P]"]);
@@ -401,7 +406,7 @@ fn a_plain_warm_turn_stops_like_a_cold_one() {
     );
     assert_eq!(session_of(&result), session);
     wait_gone(claude);
-    let (next, _) = e.turn(&["--key", "p", "--warm", "10m", "--", "after the plain stop"]);
+    let (next, _) = e.warm_turn("p", "after the plain stop");
     assert_eq!(session_of(&next), session);
     assert!(e.request("after the plain stop").all_text.contains("plain long one [hold=P]"));
     e.api.release("P");
@@ -415,13 +420,13 @@ fn a_warm_claude_on_a_forked_session_is_told_the_other_branch_once() {
     let (first, _) = e.turn(&["--key", "chat:1", "--", "we plan PORTO"]);
     let session = session_of(&first);
     e.fork_without_hooks(&e.project, &session, "the person says BRAGA", "a script says LISBON");
-    let (warmed, _) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "first warm OBIDOS"]);
+    let (warmed, _) = e.warm_turn("chat:1", "first warm OBIDOS");
     assert_eq!(warmed["warm"], false, "this turn starts the warm claude: {warmed}");
     let seen = e.request("first warm OBIDOS");
     for word in ["PORTO", "BRAGA", "LISBON", "This conversation forked"] {
         assert!(seen.all_text.contains(word), "{word} not seen: {}", seen.all_text);
     }
-    let (again, stderr) = e.turn(&["--key", "chat:1", "--warm", "10m", "--", "second warm EVORA"]);
+    let (again, stderr) = e.warm_turn("chat:1", "second warm EVORA");
     assert_eq!(again["warm"], true, "{again} {stderr}");
     let seen = e.request("second warm EVORA");
     assert!(seen.all_text.contains("LISBON"), "{}", seen.all_text);
@@ -459,7 +464,7 @@ fn a_warm_claude_serves_only_a_run_with_its_environment() {
 #[test]
 fn a_keeper_killed_mid_turn_is_said_as_such() {
     let e = Warm::new();
-    let (first, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "before"]);
+    let (first, _) = e.warm_turn("k", "before");
     let session = session_of(&first);
     let keeper = e.note(&session).unwrap()["keeper"].as_u64().unwrap() as u32;
     let run = e.spawn_child(&["--json", "--key", "k", "--warm", "10m", "--", "mid-turn [hold=mid]"]);
@@ -488,7 +493,7 @@ fn a_keeper_killed_mid_turn_is_said_as_such() {
 #[test]
 fn a_keeper_suspended_mid_turn_does_not_hold_the_session_forever() {
     let e = Warm::new();
-    let (first, _) = e.turn(&["--key", "k", "--warm", "10m", "--", "before"]);
+    let (first, _) = e.warm_turn("k", "before");
     let session = session_of(&first);
     let keeper = e.note(&session).unwrap()["keeper"].as_u64().unwrap() as u32;
     let run = e.spawn_child(&["--json", "--key", "k", "--warm", "10m", "--", "mid-turn [hold=mid]"]);
@@ -523,7 +528,7 @@ fn a_keeper_suspended_mid_turn_does_not_hold_the_session_forever() {
 #[test]
 fn a_keeper_whose_state_dir_was_removed_ends_and_the_next_run_works() {
     let e = Warm::new();
-    let (first, _) = e.turn(&["--key", "gone", "--warm", "10m", "--", "warm before the removal"]);
+    let (first, _) = e.warm_turn("gone", "warm before the removal");
     let session = session_of(&first);
     let note = e.note(&session).unwrap();
     let (keeper, claude) = (note["keeper"].as_u64().unwrap() as u32, e.claude_of(&session));
@@ -531,7 +536,7 @@ fn a_keeper_whose_state_dir_was_removed_ends_and_the_next_run_works() {
     wait_gone(keeper);
     wait_gone(claude);
     assert!(!e.state().join("warm").exists(), "the keeper wrote into a state dir that was removed");
-    let (next, stderr) = e.turn(&["--key", "gone", "--warm", "10m", "--", "after the removal"]);
+    let (next, stderr) = e.warm_turn("gone", "after the removal");
     assert_eq!(next["warm"], false, "{next} {stderr}");
     assert!(next["result"].as_str().unwrap().contains("after the removal"), "{next}");
 }
@@ -579,7 +584,7 @@ fn a_full_state_disk_during_a_warm_turn_loses_nothing() {
         eprintln!("skipped: mounting a tmpfs needs root");
         return;
     };
-    let (first, _) = e.turn(&["--key", "full", "--warm", "10m", "--", "warm before the disk fills"]);
+    let (first, _) = e.warm_turn("full", "warm before the disk fills");
     let session = session_of(&first);
     let filler = tiny.fill();
     let out = e.project_run_env(&["--json", "--key", "full", "--warm", "10m", "--", "while FULL"], &[]);
@@ -594,7 +599,7 @@ fn a_full_state_disk_during_a_warm_turn_loses_nothing() {
         assert!(stderr.contains("No space left") || stderr.contains("disk"), "a clear error: {stderr}");
     }
     std::fs::remove_file(filler).unwrap();
-    let (next, stderr) = e.turn(&["--key", "full", "--warm", "10m", "--", "after the disk had room"]);
+    let (next, stderr) = e.warm_turn("full", "after the disk had room");
     assert_eq!(session_of(&next), session, "{stderr}");
     if answered {
         assert!(
@@ -627,7 +632,7 @@ fn a_full_state_disk_during_a_warm_turn_loses_nothing() {
     assert_eq!(out.status.code(), Some(75), "{stdout}");
     assert!(stdout.contains("could not be logged") && stdout.contains("free space"), "{stdout}");
     std::fs::remove_file(filler).unwrap();
-    let (last, stderr) = e.turn(&["--key", "full", "--warm", "10m", "--", "and after MIDTURN"]);
+    let (last, stderr) = e.warm_turn("full", "and after MIDTURN");
     assert_eq!(session_of(&last), session, "{stderr}");
     let seen = e.request("and after MIDTURN");
     assert!(seen.all_text.contains("MIDTURN [hold=mid]"), "the mid-turn prompt is in: {}", seen.all_text);

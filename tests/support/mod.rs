@@ -1,5 +1,6 @@
 pub mod agent_sdk;
 pub mod bot_venv;
+pub mod http;
 pub mod installed;
 pub mod loopback;
 pub mod mcp_stdio;

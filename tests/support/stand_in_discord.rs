@@ -21,7 +21,7 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -29,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use super::http::{Request, read_request, respond};
 use super::loopback::{Loopback, Served};
 
 pub const BOT_ID: u64 = 4343;
@@ -374,49 +375,11 @@ impl Served for Shared {
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_owned();
-    let path = parts.next().unwrap_or("/").to_owned();
-    let mut headers = HashMap::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 {
-            return Ok(None);
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = h.split_once(':') {
-            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-        }
-    }
-    let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-    if len > MAX_BODY {
-        return Err(std::io::Error::other("body too large"));
-    }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body)?;
-    Ok(Some(Request { method, path, headers, body }))
-}
-
 fn serve_connection(stream: TcpStream, sh: &Shared) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(mut writer) = stream.try_clone() else { return };
+    let Ok(writer) = stream.try_clone() else { return };
     let mut reader = BufReader::new(stream);
-    let Ok(Some(req)) = read_request(&mut reader) else { return };
+    let Ok(Some(req)) = read_request(&mut reader, MAX_BODY) else { return };
     if req.path.starts_with("/gateway")
         && req.headers.get("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
     {
@@ -431,13 +394,7 @@ fn serve_connection(stream: TcpStream, sh: &Shared) {
             (status, None) => (status, "text/plain", Vec::new()),
         }
     };
-    let head = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(&body));
-    let _ = writer.flush();
-    let _ = writer.shutdown(Shutdown::Both);
+    respond(writer, status, content_type, &body);
 }
 
 fn attachment(req: &Request, sh: &Shared) -> Option<Vec<u8>> {

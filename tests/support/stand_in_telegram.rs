@@ -25,7 +25,7 @@
 //! closes its connection. The server stops when the `StandInTelegram` is dropped.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -33,6 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use super::http::{Request, read_request, respond};
 use super::loopback::{Loopback, Served};
 
 /// Longest wait of one `getUpdates` call, whatever `timeout` asks for.
@@ -400,33 +401,22 @@ impl Served for Shared {
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    content_type: String,
-    body: Vec<u8>,
-}
-
 fn serve_connection(stream: TcpStream, sh: &Shared) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(mut writer) = stream.try_clone() else { return };
+    let Ok(writer) = stream.try_clone() else { return };
     let mut reader = BufReader::new(stream);
-    if let Ok(Some(req)) = read_request(&mut reader) {
-        let (status, content_type, body) = match download(&req, sh) {
-            Some((status, body)) => (status, "application/octet-stream", body),
-            None => {
-                let (status, body) = handle(&req, sh);
-                (status, "application/json", body.into_bytes())
-            }
-        };
-        let head = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(&body));
-        let _ = writer.flush();
-    }
-    let _ = writer.shutdown(Shutdown::Both);
+    let Ok(Some(req)) = read_request(&mut reader, MAX_BODY) else {
+        let _ = writer.shutdown(Shutdown::Both);
+        return;
+    };
+    let (status, content_type, body) = match download(&req, sh) {
+        Some((status, body)) => (status, "application/octet-stream", body),
+        None => {
+            let (status, body) = handle(&req, sh);
+            (status, "application/json", body.into_bytes())
+        }
+    };
+    respond(writer, &status, content_type, &body);
 }
 
 /// `GET /file/bot<TOKEN>/<file_path>`: a file's bytes; `None` for every other path.
@@ -442,41 +432,6 @@ fn download(req: &Request, sh: &Shared) -> Option<(String, Vec<u8>)> {
         Some((_, bytes)) => Some(("200 OK".into(), bytes.clone())),
         None => Some(("404 Not Found".into(), Vec::new())),
     }
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_owned();
-    let path = parts.next().unwrap_or("/").to_owned();
-    let mut content_length = 0usize;
-    let mut content_type = String::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 {
-            return Ok(None);
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = h.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => content_length = value.trim().parse().unwrap_or(0),
-                "content-type" => content_type = value.trim().to_ascii_lowercase(),
-                _ => {}
-            }
-        }
-    }
-    if content_length > MAX_BODY {
-        return Err(std::io::Error::other("body too large"));
-    }
-    let mut body = vec![0u8; content_length];
-    reader.read_exact(&mut body)?;
-    Ok(Some(Request { method, path, content_type, body }))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -525,7 +480,7 @@ fn params_of(req: &Request) -> Result<Value, String> {
         parse_form(q, &mut map);
     }
     if !req.body.is_empty() {
-        if req.content_type.starts_with("application/json") {
+        if req.header("content-type").to_ascii_lowercase().starts_with("application/json") {
             match serde_json::from_slice::<Value>(&req.body) {
                 Ok(Value::Object(o)) => map.extend(o),
                 _ => return Err("Bad Request: can't parse JSON body".into()),
