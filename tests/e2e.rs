@@ -5,22 +5,15 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::installed::Installed;
 use support::real_claude::{ClaudeHome, Facts, read_stderr_until, run_with_stdin};
+use support::terminal::OpenTerminal;
 
 impl Installed {
-    fn list(&self) -> Vec<Value> {
-        serde_json::from_str::<Value>(&self.clawsess_ok(&["list", "--json"]))
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
     /// A person's turn in a terminal: `claude -p` in `cwd`, resuming `session` if given.
     fn terminal(&self, cwd: &Path, session: Option<&str>, prompt: &str) -> Value {
         let mut args = vec![];
@@ -281,77 +274,13 @@ fn a_run_waits_for_or_refuses_a_busy_terminal_and_a_terminal_is_refused_during_a
     );
 }
 
-/// A terminal left open: `claude -p` reading turns from stdin as stream-json, one process.
-struct OpenTerminal {
-    child: Child,
-    stdin: std::process::ChildStdin,
-    stdout: std::io::BufReader<std::process::ChildStdout>,
-}
-
-impl OpenTerminal {
-    fn start(e: &Installed, cwd: &Path, session: &str, env: &[(&str, &str)]) -> Self {
-        let mut cmd = e.home.claude_p(cwd);
-        cmd.envs(env.iter().copied());
-        cmd.args([
-            "--input-format",
-            "stream-json",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            "--resume",
-            session,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        Self { child, stdin, stdout }
-    }
-
-    /// Sends one prompt and waits for its result.
-    fn turn(&mut self, prompt: &str) -> Value {
-        self.try_turn(prompt).expect("the process ended")
-    }
-
-    /// Sends one prompt and waits for its result; `None` when the process ended instead.
-    fn try_turn(&mut self, prompt: &str) -> Option<Value> {
-        use std::io::{BufRead, Write};
-        let msg = serde_json::json!({"type":"user","message":{"role":"user","content":prompt}});
-        writeln!(self.stdin, "{msg}").ok()?;
-        self.stdin.flush().ok()?;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let mut line = String::new();
-        while Instant::now() < deadline {
-            line.clear();
-            if self.stdout.read_line(&mut line).unwrap_or(0) == 0 {
-                return None;
-            }
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["type"] == "result"
-            {
-                return Some(v);
-            }
-        }
-        panic!("no result");
-    }
-}
-
-impl Drop for OpenTerminal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_terminal_left_open_catches_up_on_what_the_bot_said() {
     let e = Installed::new("project");
     let project = e.home.project("alpha");
     let id = id_of(&e.terminal(&project, None, "we are planning a trip"));
     e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
-    let mut term = OpenTerminal::start(&e, &project, &id, &[("CLAWSESS_BEHIND", "note")]);
+    let mut term = OpenTerminal::start(&e.home, &project, &id, &[("CLAWSESS_BEHIND", "note")]);
     term.turn("first terminal turn");
     let rec = e.list().into_iter().find(|s| s["session_id"] == id.as_str()).unwrap();
     assert_eq!(rec["live"], true, "a terminal is open on it: {rec}");
@@ -660,7 +589,7 @@ fn a_claude_process_left_open_that_is_behind_is_refused_and_loses_nothing() {
     let project = e.home.project("alpha");
     let id = id_of(&e.terminal(&project, None, "we are planning a trip"));
     e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
-    let mut open = OpenTerminal::start(&e, &project, &id, &[]);
+    let mut open = OpenTerminal::start(&e.home, &project, &id, &[]);
     open.turn("first turn of the open process");
     e.run_json(&["--key", "telegram:1", "book the hotel in LISBON please"]);
     let n = e.home.api.turn_requests().len();
@@ -732,7 +661,7 @@ fn in_note_mode_a_behind_process_forks_and_every_later_turn_still_sees_every_tur
     let project = e.home.project("alpha");
     let id = id_of(&e.terminal(&project, None, "we are planning a trip to PORTO"));
     e.clawsess_ok(&["attach", &id, "--key", "telegram:1"]);
-    let mut open = OpenTerminal::start(&e, &project, &id, &[("CLAWSESS_BEHIND", "note")]);
+    let mut open = OpenTerminal::start(&e.home, &project, &id, &[("CLAWSESS_BEHIND", "note")]);
     open.turn("first turn of the open process BRAGA");
     e.run_json(&["--key", "telegram:1", "book the hotel in LISBON please"]);
     // Behind, let through with the catch-up note: its answer goes onto its old leaf.

@@ -7,14 +7,15 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::bot_venv::Bot;
 use support::real_claude::{ClaudeHome, Facts, run_with_stdin};
-use support::stand_in_api::{Recorded, ToolCall};
+use support::stand_in_api::{Recorded, ToolCall, color_question, last_tool_results};
 use support::stand_in_telegram::{BOT_USERNAME, Sent, StandInTelegram, USER_ID, png};
 
 const TOKEN: &str = "4242:TEST-token";
@@ -70,18 +71,10 @@ impl Env {
     /// Starts the bot with this env plus `extra` variables.
     fn bot(&self, extra: &[(&str, &str)]) -> Bot {
         let log = self.home.home().join(format!("bot-{}.log", unique()));
-        let mut cmd = self.home.command(python());
-        cmd.arg(bot_script())
-            .current_dir(self.home.home())
-            .env("TELEGRAM_BOT_TOKEN", TOKEN)
+        let mut cmd = Bot::command(&self.home, "telegram_bot.py", &self.project, &self.state);
+        cmd.env("TELEGRAM_BOT_TOKEN", TOKEN)
             .env("TELEGRAM_API_URL", self.tg.api_url())
-            .env("CLAWSESS", self.home.bin_dir().join("clawsess"))
-            .env("BOT_CWD", &self.project)
-            .env("BOT_STATE", &self.state)
-            .env("BOT_POLL_TIMEOUT", "1")
-            .env("BOT_STOP_GRACE", "1")
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONDONTWRITEBYTECODE", "1");
+            .env("BOT_POLL_TIMEOUT", "1");
         if !extra.iter().any(|(k, _)| *k == "ALLOWED_USERS") {
             cmd.env("ALLOWED_USERS", USER_ID.to_string());
         }
@@ -92,11 +85,7 @@ impl Env {
                 cmd.env(k, v);
             }
         }
-        let log_file = fs::File::create(&log).unwrap();
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(log_file.try_clone().unwrap()))
-            .stderr(Stdio::from(log_file));
-        Bot { child: Some(cmd.spawn().expect("start the bot")), log }
+        Bot::start(cmd, log)
     }
 
     /// Sends `text` to the bot from `chat` (topic `thread`) and waits for the next message the
@@ -131,46 +120,6 @@ fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::SeqCst)
-}
-
-/// The bot process; killed (SIGKILL) when dropped.
-struct Bot {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Bot {
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then waits (at most `within`) for the bot to end; returns its status.
-    fn terminate(&mut self, within: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the bot did not stop within {within:?} of SIGTERM; log:\n{}", self.log());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 fn assert_replies_to(reply: &Sent, prompt: &str) {
@@ -791,7 +740,7 @@ fn a_restarted_bots_buttons_still_work() {
 fn a_restarted_bot_still_knows_what_a_questions_buttons_mean() {
     let e = Env::new();
     let mut bot = e.bot(&[]);
-    e.api.script_tools("[ask-restart]", vec![color_question()]);
+    e.api.script_tools("[ask-restart]", vec![color_question(false)]);
     e.tg.push_message(USER_ID, None, "style it [ask-restart]");
     let (asked, buttons) = wait_for_button(&e, &bot, USER_ID, "Blue", 0);
     let blue = data_of(&buttons, "Blue");
@@ -843,22 +792,6 @@ fn the_standard_library_bots_state_file_is_read_as_it_is() {
     assert!(state["offset"].as_i64().unwrap() > 1000, "{state}");
 }
 
-/// Moves session `id`'s last activity an hour back, as if the chat had been idle that long
-/// (the store's record; the bot runs cold here, so no claude writes it meanwhile).
-fn age_session(home: &ClaudeHome, id: &str) {
-    let path = home.state().join("sessions").join(format!("{id}.json"));
-    let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-    rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 3_600_000).into();
-    fs::write(&path, rec.to_string()).unwrap();
-    // Its live file, which may hold a newer `last_seen`, goes too (docs/STATE.md).
-    let _ = fs::remove_file(
-        path.parent().unwrap().parent().unwrap().join("live").join(path.file_name().unwrap()),
-    );
-}
-
-/// `/model NAME` is the chat key's model setting: the next turn asks the model with it,
-/// `/model` shows it, `/model default` drops it; `/status` shows the settings and the next
-/// reset; a turn that starts a new conversation by the reset policy says so in the chat.
 #[test]
 fn model_command_status_settings_and_a_reset_said_in_the_chat() {
     let e = Env::new();
@@ -889,7 +822,7 @@ fn model_command_status_settings_and_a_reset_said_in_the_chat() {
     assert!(r.text.contains("Last prompt: hello sonnet"), "the topic is still there: {r:?}");
 
     // Idle past the policy: the next message starts a new conversation, and the chat is told.
-    age_session(&e.home, &old);
+    e.home.idle_for_an_hour(&old);
     let r = e.say(&bot, 100, None, "after a long pause");
     assert!(
         r.text.contains(&format!("Started a new conversation (idle 30m); the old one is {}", &old[..8])),
@@ -913,35 +846,6 @@ fn model_command_status_settings_and_a_reset_said_in_the_chat() {
     let r = e.say(&bot, 100, None, "/model -");
     assert!(r.text.starts_with("OK: this chat no longer picks a model"), "{r:?}");
     assert!(e.clawsess_ok(&["get", "--key", "telegram:100"]).contains("No settings"));
-}
-
-/// A question with three options, as the model would ask it (AskUserQuestion).
-fn color_question() -> ToolCall {
-    ToolCall::new(
-        "AskUserQuestion",
-        serde_json::json!({"questions": [{
-            "question": "Which color should the button be?",
-            "header": "Color",
-            "options": [
-                {"label": "Red", "description": "warm and loud"},
-                {"label": "Blue", "description": "calm"},
-                {"label": "Green", "description": "go"}
-            ],
-            "multiSelect": false
-        }]}),
-    )
-}
-
-/// The tool results the model got in the last main-turn request.
-fn last_tool_results(e: &Env) -> String {
-    let req = e.last_turn();
-    let mut out = Vec::new();
-    for m in req.body["messages"].as_array().unwrap() {
-        for b in m["content"].as_array().into_iter().flatten().filter(|b| b["type"] == "tool_result") {
-            out.push(b["content"].to_string());
-        }
-    }
-    out.join("\n")
 }
 
 /// The bot's first message in `chat` after its `after`th (`Sent::seq`) that offers a button
@@ -990,7 +894,7 @@ fn claudes_questions_and_plans_are_answered_from_the_chat_by_allowed_users_only(
     let e = Env::new();
     let bot = e.bot(&[]);
     let group = -330;
-    e.api.script_tools("[ask-color]", vec![color_question()]);
+    e.api.script_tools("[ask-color]", vec![color_question(false)]);
     let id =
         e.tg.push_message_as(USER_ID, group, None, &format!("@{BOT_USERNAME} style it [ask-color]"), None);
     let (asked, buttons) = wait_for_button(&e, &bot, group, "Blue", 0);
@@ -1015,19 +919,19 @@ fn claudes_questions_and_plans_are_answered_from_the_chat_by_allowed_users_only(
     let edit = e.tg.edits().into_iter().rfind(|x| x.message_id == message_id(&asked)).unwrap();
     assert!(edit.params.get("reply_markup").is_none_or(Value::is_null), "buttons removed: {edit:?}");
     wait_for_reply(&e, &bot, group, id, "stand-in reply");
-    let results = last_tool_results(&e);
+    let results = last_tool_results(&e.api);
     assert!(results.contains("Which color should the button be?") && results.contains("Blue"), "{results}");
     assert_eq!(e.tg.callback_answers()[1]["text"], "✅ Answered: Blue");
 
     // In words: a reply to the question message is the answer.
-    e.api.script_tools("[ask-words]", vec![color_question()]);
+    e.api.script_tools("[ask-words]", vec![color_question(false)]);
     let id = e.tg.push_message_as(USER_ID, group, None, &format!("@{BOT_USERNAME} again [ask-words]"), None);
     let (asked, _) = wait_for_button(&e, &bot, group, "Green", asked.seq);
     let words = e.tg.push_message_as(USER_ID, group, None, "a soft teal", Some(message_id(&asked)));
     wait_for_reply(&e, &bot, group, words, "✅ Answered: a soft teal");
     wait_for_text(&e, &bot, message_id(&asked), "✅ Answered: a soft teal");
     wait_for_reply(&e, &bot, group, id, "stand-in reply");
-    assert!(last_tool_results(&e).contains("a soft teal"), "{}", last_tool_results(&e));
+    assert!(last_tool_results(&e.api).contains("a soft teal"), "{}", last_tool_results(&e.api));
     assert!(e.turns_with("a soft teal").is_empty(), "the answer is no turn of its own");
 
     // A plan (plan mode): sent back in words, then one approved with its button.
@@ -1045,7 +949,7 @@ fn claudes_questions_and_plans_are_answered_from_the_chat_by_allowed_users_only(
     let back = e.tg.push_message_as(USER_ID, group, None, "smaller steps please", Some(message_id(&shown)));
     wait_for_reply(&e, &bot, group, back, "✏️ Sent back: smaller steps please");
     wait_for_reply(&e, &bot, group, id, "stand-in reply");
-    assert!(last_tool_results(&e).contains("smaller steps please"), "{}", last_tool_results(&e));
+    assert!(last_tool_results(&e.api).contains("smaller steps please"), "{}", last_tool_results(&e.api));
 
     e.api.script_tools("[plan-ok]", vec![plan]);
     let id = e.tg.push_message_as(USER_ID, group, None, &format!("@{BOT_USERNAME} plan it [plan-ok]"), None);
@@ -1054,7 +958,7 @@ fn claudes_questions_and_plans_are_answered_from_the_chat_by_allowed_users_only(
     e.tg.push_callback(group, message_id(&shown), &approve);
     wait_for_text(&e, &bot, message_id(&shown), "✅ Approved");
     wait_for_reply(&e, &bot, group, id, "stand-in reply");
-    assert!(last_tool_results(&e).contains("approved"), "{}", last_tool_results(&e));
+    assert!(last_tool_results(&e.api).contains("approved"), "{}", last_tool_results(&e.api));
 }
 
 /// A message that arrives while the chat's turn runs waits and is told its place; one that

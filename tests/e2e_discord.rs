@@ -6,14 +6,15 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::bot_venv::Bot;
 use support::real_claude::ClaudeHome;
-use support::stand_in_api::ToolCall;
+use support::stand_in_api::{ToolCall, color_question, last_tool_results};
 use support::stand_in_discord::{BOT_ID, CHANNEL_ID, GUILD_ID, Say, Sent, StandInDiscord};
 
 const TOKEN: &str = "discord-TEST-token";
@@ -21,10 +22,6 @@ const T: Duration = Duration::from_secs(180);
 const OWNER: u64 = 777;
 const OTHER: u64 = 778;
 const STRANGER: u64 = 901;
-
-fn bot_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join("discord_bot.py")
-}
 
 struct Env {
     home: ClaudeHome,
@@ -36,26 +33,6 @@ struct Env {
 impl Drop for Env {
     fn drop(&mut self) {
         let _ = self.home.clawsess(&["cool"]);
-    }
-}
-
-struct Bot {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Bot {
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -77,27 +54,17 @@ impl Env {
     fn bot_with(&self, users: &str, extra: &[(&str, &str)]) -> Bot {
         let log = self.home.home().join(format!("discord-bot-{}.log", std::process::id()));
         let _ = fs::remove_file(&log);
-        let mut cmd = self.home.command(support::bot_venv::python());
-        cmd.arg(bot_script())
-            .current_dir(self.home.home())
-            .env("DISCORD_BOT_TOKEN", TOKEN)
+        let mut cmd = Bot::command(&self.home, "discord_bot.py", &self.project, &self.state);
+        cmd.env("DISCORD_BOT_TOKEN", TOKEN)
             .env("DISCORD_API_URL", self.dc.api_url())
-            .env("DISCORD_GATEWAY_URL", self.dc.gateway_url())
-            .env("CLAWSESS", self.home.bin_dir().join("clawsess"))
-            .env("BOT_CWD", &self.project)
-            .env("BOT_STATE", &self.state)
-            .env("BOT_STOP_GRACE", "1")
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONDONTWRITEBYTECODE", "1");
+            .env("DISCORD_GATEWAY_URL", self.dc.gateway_url());
         if users.is_empty() {
             cmd.env_remove("ALLOWED_USERS");
         } else {
             cmd.env("ALLOWED_USERS", users);
         }
         cmd.envs(extra.iter().copied());
-        let file = fs::File::create(&log).unwrap();
-        cmd.stdin(Stdio::null()).stdout(Stdio::from(file.try_clone().unwrap())).stderr(Stdio::from(file));
-        let mut bot = Bot { child: Some(cmd.spawn().expect("start the discord bot")), log };
+        let mut bot = Bot::start(cmd, log);
         let deadline = Instant::now() + T;
         while !bot.log().contains("connected as") {
             let ended = bot.child.as_mut().unwrap().try_wait().unwrap();
@@ -483,35 +450,6 @@ fn model_and_status_slash_commands_and_a_reset_said_in_the_channel() {
     assert_ne!(e.home.current(&key).unwrap(), old);
 }
 
-/// A question with three options, as the model would ask it (AskUserQuestion).
-fn color_question() -> ToolCall {
-    ToolCall::new(
-        "AskUserQuestion",
-        serde_json::json!({"questions": [{
-            "question": "Which color should the button be?",
-            "header": "Color",
-            "options": [
-                {"label": "Red", "description": "warm and loud"},
-                {"label": "Blue", "description": "calm"},
-                {"label": "Green", "description": "go"}
-            ],
-            "multiSelect": false
-        }]}),
-    )
-}
-
-/// The tool results the model got in the last main-turn request.
-fn last_tool_results(e: &Env) -> String {
-    let req = e.home.api.turn_requests().pop().expect("a turn request");
-    let mut out = Vec::new();
-    for m in req.body["messages"].as_array().unwrap() {
-        for b in m["content"].as_array().into_iter().flatten().filter(|b| b["type"] == "tool_result") {
-            out.push(b["content"].to_string());
-        }
-    }
-    out.join("\n")
-}
-
 /// A message's buttons: (label, custom_id).
 fn buttons(s: &Sent) -> Vec<(String, String)> {
     let rows = s.components.as_array().cloned().unwrap_or_default();
@@ -549,7 +487,7 @@ fn interaction_reply(e: &Env, bot: &Bot, id: u64) -> support::stand_in_discord::
 fn claudes_questions_and_plans_are_answered_with_buttons_by_the_asker_only() {
     let e = Env::new();
     let bot = e.bot(&format!("{OWNER},{OTHER}"));
-    e.home.api.script_tools("[ask-color]", vec![color_question()]);
+    e.home.api.script_tools("[ask-color]", vec![color_question(false)]);
     let id = e.dc.message(OTHER, CHANNEL_ID, "style it [ask-color]", mention());
     let (asked, blue) = wait_for_button(&e, &bot, "Blue", 0);
     assert_eq!(asked.reply_to, Some(id));
@@ -569,16 +507,16 @@ fn claudes_questions_and_plans_are_answered_with_buttons_by_the_asker_only() {
     e.reply_to(&bot, id, "stand-in reply");
     let now = e.dc.message_now(asked.id).unwrap();
     assert!(now.content.contains("✅ Answered: Blue") && buttons(&now).is_empty(), "{now:?}");
-    assert!(last_tool_results(&e).contains("Blue"), "{}", last_tool_results(&e));
+    assert!(last_tool_results(&e.home.api).contains("Blue"), "{}", last_tool_results(&e.home.api));
 
     // In words: the asker's next message answers the open question.
-    e.home.api.script_tools("[ask-words]", vec![color_question()]);
+    e.home.api.script_tools("[ask-words]", vec![color_question(false)]);
     let id = e.dc.message(OWNER, CHANNEL_ID, "again [ask-words]", mention());
     let (asked, _) = wait_for_button(&e, &bot, "Green", asked.id);
     let words = e.dc.message(OWNER, CHANNEL_ID, "a soft teal", mention());
     e.reply_to(&bot, words, "✅ Answered: a soft teal");
     e.reply_to(&bot, id, "stand-in reply");
-    assert!(last_tool_results(&e).contains("a soft teal"), "{}", last_tool_results(&e));
+    assert!(last_tool_results(&e.home.api).contains("a soft teal"), "{}", last_tool_results(&e.home.api));
     assert!(e.dc.message_now(asked.id).unwrap().content.contains("✅ Answered: a soft teal"));
 
     // A plan, in a thread in plan mode: Approve.
@@ -598,7 +536,7 @@ fn claudes_questions_and_plans_are_answered_with_buttons_by_the_asker_only() {
     e.dc.press(OWNER, shown.id, &approve);
     e.reply_to(&bot, id, "stand-in reply");
     assert!(e.dc.message_now(shown.id).unwrap().content.contains("✅ Approved"));
-    assert!(last_tool_results(&e).contains("approved"), "{}", last_tool_results(&e));
+    assert!(last_tool_results(&e.home.api).contains("approved"), "{}", last_tool_results(&e.home.api));
 }
 
 /// With BOT_STEER_PREFIX and BOT_NOW_PREFIX set: a message mid-turn waits and is told its

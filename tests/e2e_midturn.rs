@@ -11,40 +11,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::installed::{Installed, Running, read_lines, text};
 use support::real_claude::ClaudeHome;
-use support::stand_in_api::ToolCall;
+use support::stand_in_api::{ToolCall, color_question, last_tool_results};
 
 /// Longest wait for anything (a claude turn takes about a second).
 const T: Duration = Duration::from_secs(60);
-
-/// A question with two options, as the model would ask it.
-fn color_question(multi: bool) -> ToolCall {
-    ToolCall::new(
-        "AskUserQuestion",
-        json!({"questions": [{
-            "question": "Which color should the button be?",
-            "header": "Color",
-            "options": [
-                {"label": "Red", "description": "warm and loud"},
-                {"label": "Blue", "description": "calm"},
-                {"label": "Green", "description": "go"}
-            ],
-            "multiSelect": multi
-        }]}),
-    )
-}
-
-/// The text of the tool_result blocks of the last main-turn request.
-fn last_tool_results(e: &Installed) -> String {
-    let req = e.api.turn_requests().pop().expect("a turn request");
-    let mut out = Vec::new();
-    for m in req.body["messages"].as_array().unwrap() {
-        let Some(blocks) = m["content"].as_array() else { continue };
-        for b in blocks.iter().filter(|b| b["type"] == "tool_result") {
-            out.push(b["content"].to_string());
-        }
-    }
-    out.join("\n")
-}
 
 #[test]
 fn a_question_answered_with_a_choice_reaches_the_model() {
@@ -69,7 +39,7 @@ fn a_question_answered_with_a_choice_reaches_the_model() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("answered the question for chat:q"));
     let (code, events) = run.finish();
     assert_eq!(code, 0, "{events:#?}");
-    let results = last_tool_results(&e);
+    let results = last_tool_results(&e.api);
     assert!(results.contains("Which color should the button be?") && results.contains("Blue"), "{results}");
     assert!(!results.contains("declined"), "{results}");
     assert!(e.request_files().is_empty());
@@ -87,7 +57,7 @@ fn a_question_answered_in_own_words_and_a_multi_select_reach_the_model() {
     assert!(out.status.success(), "{}", text(&out));
     let (code, events) = run.finish();
     assert_eq!(code, 0, "{events:#?}");
-    let results = last_tool_results(&e);
+    let results = last_tool_results(&e.api);
     assert!(results.contains("Red, Green"), "{results}");
 
     e.api.script_tools("[ask-own]", vec![color_question(false)]);
@@ -97,7 +67,7 @@ fn a_question_answered_in_own_words_and_a_multi_select_reach_the_model() {
     assert!(out.status.success(), "{}", text(&out));
     let (code, _) = run.finish();
     assert_eq!(code, 0);
-    assert!(last_tool_results(&e).contains("a soft teal"), "{}", last_tool_results(&e));
+    assert!(last_tool_results(&e.api).contains("a soft teal"), "{}", last_tool_results(&e.api));
 }
 
 #[test]
@@ -127,7 +97,7 @@ fn a_plan_approved_from_answer_lets_claude_leave_plan_mode() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("approved the plan"));
     let (code, events) = run.finish();
     assert_eq!(code, 0, "{events:#?}");
-    let results = last_tool_results(&e);
+    let results = last_tool_results(&e.api);
     assert!(results.contains("approved"), "{results}");
 }
 
@@ -156,7 +126,7 @@ fn a_plan_sent_back_with_text_keeps_claude_planning_and_tells_it_why() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("keeps planning"));
     let (code, events) = run.finish();
     assert_eq!(code, 0, "{events:#?}");
-    let results = last_tool_results(&e);
+    let results = last_tool_results(&e.api);
     assert!(results.contains("smaller steps please"), "{results}");
 }
 
@@ -178,7 +148,7 @@ fn an_unanswered_question_times_out_and_the_model_is_told() {
     assert_eq!(q["timeout_s"], 1);
     let (code, events) = run.finish();
     assert_eq!(code, 0, "{events:#?}");
-    let results = last_tool_results(&e);
+    let results = last_tool_results(&e.api);
     assert!(results.contains("nobody answered the question within 1 s"), "{results}");
     let late = e.clawsess(&["answer", q["request_id"].as_str().unwrap(), "--choice", "Red"]);
     assert_eq!(late.status.code(), Some(1), "{}", text(&late));
@@ -639,22 +609,7 @@ fn a_stream_json_turn_stopped_by_its_interrupt_frees_the_session_for_a_run() {
     let (code, events) = e.project_spawn(&["--stream", "--key", "chat:x", "--", "start"]).finish();
     assert_eq!(code, 0, "{events:#?}");
     let id = events.last().unwrap()["session_id"].as_str().unwrap().to_owned();
-    let mut claude = e
-        .claude_p(&e.project)
-        .args([
-            "--input-format",
-            "stream-json",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            "--resume",
-            &id,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut claude = e.stream_json(&e.project, &id).spawn().unwrap();
     let mut stdin = claude.stdin.take().unwrap();
     let lines = read_lines(claude.stdout.take().unwrap());
     let user = json!({"type": "user", "message": {"role": "user", "content": "PIPED job [hold=P1]"},

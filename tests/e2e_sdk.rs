@@ -19,6 +19,7 @@ use support::agent_sdk;
 use support::installed::{Installed, Running};
 use support::real_claude::{read_stderr_until, run_with_stdin};
 use support::stand_in_api::Recorded;
+use support::terminal::OpenTerminal;
 
 /// Longest a bot turn may take (a claude start is about 2 s on a busy 2-core machine).
 const T: Duration = Duration::from_secs(120);
@@ -129,14 +130,6 @@ impl Installed {
         );
         assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
         id
-    }
-
-    fn list(&self) -> Vec<Value> {
-        serde_json::from_str::<Value>(&self.clawsess_ok(&["list", "--json"]))
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
     }
 
     fn record(&self, id: &str) -> Value {
@@ -268,64 +261,6 @@ fn finish(child: Child) -> (Output, Value) {
     let out = waiter.join().unwrap();
     let v = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap_or(Value::Null);
     (out, v)
-}
-
-/// A terminal kept open on a session: `claude -p --input-format stream-json` (a process that
-/// takes prompt after prompt, as an interactive terminal does), with extra env `env`.
-struct OpenTerminal {
-    child: Child,
-    stdin: std::process::ChildStdin,
-    stdout: std::io::BufReader<std::process::ChildStdout>,
-}
-
-impl OpenTerminal {
-    fn start(s: &Installed, session: &str, env: &[(&str, &str)]) -> Self {
-        let mut cmd = s.home.claude_p(&s.project);
-        cmd.args([
-            "--input-format",
-            "stream-json",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            "--resume",
-            session,
-        ])
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        Self { child, stdin, stdout }
-    }
-
-    /// Sends one prompt and reads until its result; returns every line it printed for it.
-    fn turn(&mut self, prompt: &str) -> Vec<Value> {
-        use std::io::{BufRead, Write};
-        let msg = json!({"type":"user","message":{"role":"user","content":prompt}});
-        writeln!(self.stdin, "{msg}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut lines = vec![];
-        loop {
-            let mut line = String::new();
-            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "the terminal ended: {lines:?}");
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let done = v["type"] == "result";
-                lines.push(v);
-                if done {
-                    return lines;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for OpenTerminal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The bot's JSON reply says it was answered, in `session`.
@@ -645,7 +580,7 @@ fn an_open_terminal_learns_what_the_sdk_bot_said() {
     let s = sdk();
     let id = shared_session(&s, &["telegram:1"]);
     // The catch-up note mode: the terminal is told, in its next prompt's context.
-    let mut term = OpenTerminal::start(&s, &id, &[("CLAWSESS_BEHIND", "note")]);
+    let mut term = OpenTerminal::start(&s.home, &s.project, &id, &[("CLAWSESS_BEHIND", "note")]);
     term.turn("first terminal turn");
     s.bot("telegram:1", "book the hotel in LISBON please");
     let bot_req = s.request_with("book the hotel in LISBON please");

@@ -101,17 +101,7 @@ fn an_idle_policy_resets_the_key_own_session_and_says_so_but_never_an_attached_o
     assert!(again.get("reset").is_none());
 
     // The session looks idle for an hour (its record's last activity moved back).
-    let age = |id: &str| {
-        let path = home.state().join("sessions").join(format!("{id}.json"));
-        let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-        rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 3_600_000).into();
-        fs::write(&path, rec.to_string()).unwrap();
-        // Its live file, which may hold a newer `last_seen`, goes too (docs/STATE.md).
-        let _ = fs::remove_file(
-            path.parent().unwrap().parent().unwrap().join("live").join(path.file_name().unwrap()),
-        );
-    };
-    age(&old);
+    home.idle_for_an_hour(&old);
     let (reset, stderr) = run_json(&home, &["--key", "tg:1", "three"]);
     let new = reset["session_id"].as_str().unwrap().to_owned();
     assert_ne!(new, old, "{stderr}");
@@ -125,7 +115,7 @@ fn an_idle_policy_resets_the_key_own_session_and_says_so_but_never_an_attached_o
     assert_eq!(row["cwd"], project.to_str().unwrap(), "the new session goes on in the old one's dir");
 
     // Plain output: the reply on stdout, the reset on stderr.
-    age(&new);
+    home.idle_for_an_hour(&new);
     let out = home.run(&["--key", "tg:1", "four"]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -133,7 +123,7 @@ fn an_idle_policy_resets_the_key_own_session_and_says_so_but_never_an_attached_o
     // --stream: the result object (the last line) carries it.
     let newer = home.current("tg:1").unwrap();
     assert_ne!(newer, new);
-    age(&newer);
+    home.idle_for_an_hour(&newer);
     let out = home.run(&["--stream", "--key", "tg:1", "five"]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -143,7 +133,7 @@ fn an_idle_policy_resets_the_key_own_session_and_says_so_but_never_an_attached_o
 
     // An attached session is the attachment's, not the key's: never reset by policy.
     home.clawsess_ok(&["attach", &old, "--key", "tg:2"]);
-    age(&old);
+    home.idle_for_an_hour(&old);
     let (attached, stderr) = run_json(&home, &["--key", "tg:2", "five"]);
     assert_eq!(attached["session_id"], old.as_str(), "{stderr}");
     assert!(attached.get("reset").is_none());

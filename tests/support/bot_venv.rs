@@ -5,14 +5,17 @@
 //! The venv is `<target dir>/bot-venv-<hash of requirements.txt>/`, so a changed pin gets a
 //! venv of its own. Set `CLAWSESS_TEST_BOT_PYTHON=/path/to/python` to use a Python that
 //! already has those packages instead.
+//!
+//! And a bot of examples/ run with it ([`Bot`]).
 #![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use super::real_claude::{install_once, target_dir};
+use super::real_claude::{ClaudeHome, install_once, target_dir};
 
 /// Environment variable naming a Python with the bots' packages, to use instead of installing.
 pub const OVERRIDE_ENV: &str = "CLAWSESS_TEST_BOT_PYTHON";
@@ -126,4 +129,68 @@ pub fn assert_script_ok(script: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A bot of examples/ (telegram_bot.py, discord_bot.py) against a stand-in chat service, its
+/// stdout and stderr in `log`; killed (SIGKILL) when dropped.
+pub struct Bot {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Bot {
+    /// `python examples/SCRIPT` in `home`'s HOME with what every bot is given: clawsess from
+    /// `bin/`, its project (`BOT_CWD`) and state file (`BOT_STATE`), a 1 s grace to stop,
+    /// unbuffered Python. The caller adds the service's variables.
+    pub fn command(home: &ClaudeHome, script: &str, project: &Path, state: &Path) -> Command {
+        let mut cmd = home.command(python());
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(script))
+            .current_dir(home.home())
+            .env("CLAWSESS", home.bin_dir().join("clawsess"))
+            .env("BOT_CWD", project)
+            .env("BOT_STATE", state)
+            .env("BOT_STOP_GRACE", "1")
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        cmd
+    }
+
+    /// Starts `cmd` (a [`Bot::command`]) with its output going to `log`.
+    pub fn start(mut cmd: Command, log: PathBuf) -> Bot {
+        let file = fs::File::create(&log).unwrap();
+        cmd.stdin(Stdio::null()).stdout(Stdio::from(file.try_clone().unwrap())).stderr(Stdio::from(file));
+        Bot { child: Some(cmd.spawn().expect("start the bot")), log }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits (at most `within`) for the bot to end; returns its status.
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the bot did not stop within {within:?} of SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

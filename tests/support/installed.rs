@@ -82,6 +82,15 @@ impl Installed {
         Running::of(child)
     }
 
+    /// `clawsess list --json`: the sessions, asserting success.
+    pub fn list(&self) -> Vec<Value> {
+        serde_json::from_str::<Value>(&self.clawsess_ok(&["list", "--json"]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     /// The main-turn requests whose prompt contains `needle`.
     pub fn turns_with(&self, needle: &str) -> Vec<Recorded> {
         self.api.turn_requests().into_iter().filter(|r| r.last_user_text.contains(needle)).collect()

@@ -514,6 +514,19 @@ impl ClaudeHome {
         cmd
     }
 
+    /// `claude -p --input-format stream-json --output-format stream-json --verbose --resume
+    /// SESSION` in `cwd`: a process that takes prompt after prompt on stdin (as an interactive
+    /// terminal does, or an Agent SDK client); stdin and stdout piped, stderr dropped.
+    pub fn stream_json(&self, cwd: &Path, session: &str) -> Command {
+        let mut cmd = self.claude_p(cwd);
+        cmd.args(["--input-format", "stream-json", "--output-format", "stream-json", "--verbose"])
+            .args(["--resume", session])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        cmd
+    }
+
     /// Runs `claude -p ARGS` in `cwd` with `prompt` on stdin (2 minutes at most).
     pub fn run_p(&self, cwd: &Path, args: &[&str], prompt: &str) -> Output {
         let mut cmd = self.claude_p(cwd);
@@ -609,6 +622,17 @@ impl ClaudeHome {
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         });
         fs::write(&settings, saved).unwrap();
+    }
+
+    /// Moves session `id`'s last activity an hour back, as if it had been idle that long (its
+    /// record in the store; its live file, which may hold a newer `last_seen`, goes too: see
+    /// docs/STATE.md).
+    pub fn idle_for_an_hour(&self, id: &str) {
+        let path = self.state().join("sessions").join(format!("{id}.json"));
+        let mut rec: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        rec["last_seen"] = (rec["last_seen"].as_u64().unwrap() - 3_600_000).into();
+        fs::write(&path, rec.to_string()).unwrap();
+        let _ = fs::remove_file(self.state().join("live").join(format!("{id}.json")));
     }
 
     /// `clawsess current --key KEY`, if it resolves.

@@ -1,12 +1,15 @@
-//! The real interactive Claude Code in a detached tmux session, for end-to-end tests that need
-//! a person's terminal. Waits are on what the screen shows, never on time.
+//! A person's terminal for end-to-end tests: the real interactive Claude Code in a detached
+//! tmux session ([`Terminal`]; waits are on what the screen shows, never on time), or a
+//! terminal left open on a session ([`OpenTerminal`]: one `claude -p` process reading turn
+//! after turn from stdin).
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::real_claude::{ClaudeHome, run_with_stdin};
 
@@ -120,6 +123,60 @@ impl Terminal {
 impl Drop for Terminal {
     fn drop(&mut self) {
         let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).stderr(Stdio::null()).status();
+    }
+}
+
+/// A terminal left open on a session: `claude -p` reading turns from stdin as stream-json
+/// ([`ClaudeHome::stream_json`]), one process for every turn, as an interactive terminal is;
+/// killed on drop.
+pub struct OpenTerminal {
+    pub child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl OpenTerminal {
+    /// Resumes `session` in `cwd`, with `env` added to the home's environment.
+    pub fn start(home: &ClaudeHome, cwd: &Path, session: &str, env: &[(&str, &str)]) -> Self {
+        let mut cmd = home.stream_json(cwd, session);
+        cmd.envs(env.iter().copied());
+        let mut child = cmd.spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Self { child, stdin, stdout }
+    }
+
+    /// Sends one prompt and waits for its result.
+    pub fn turn(&mut self, prompt: &str) -> Value {
+        self.try_turn(prompt).expect("the process ended")
+    }
+
+    /// Sends one prompt and waits for its result; `None` when the process ended instead.
+    pub fn try_turn(&mut self, prompt: &str) -> Option<Value> {
+        let msg = json!({"type":"user","message":{"role":"user","content":prompt}});
+        writeln!(self.stdin, "{msg}").ok()?;
+        self.stdin.flush().ok()?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut line = String::new();
+        while Instant::now() < deadline {
+            line.clear();
+            if self.stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                return None;
+            }
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["type"] == "result"
+            {
+                return Some(v);
+            }
+        }
+        panic!("no result");
+    }
+}
+
+impl Drop for OpenTerminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
