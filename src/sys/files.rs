@@ -83,6 +83,46 @@ pub fn remove_if_exists(path: &Path) -> Result<bool> {
     }
 }
 
+/// Opens (creating, 0600) a log that several processes append to, emptied: every write
+/// lands at its end (`O_APPEND`), so [`cap_log`] can cut it while they write.
+pub fn open_log(path: &Path) -> io::Result<File> {
+    let file =
+        OpenOptions::new().append(true).create(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)?;
+    file.set_len(0)?;
+    Ok(file)
+}
+
+/// Keeps a log that its writers append to (opened by [`open_log`]) under `max` bytes: once
+/// it is longer, it is cut to about its last `keep` bytes, from a line's start, after a line
+/// that says so. Returns whether it cut. A line written at the instant of the cut may be
+/// lost; nothing else is.
+pub fn cap_log(path: &Path, max: u64, keep: u64) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let len = meta.len();
+    if !meta.is_file() || len <= max {
+        return Ok(false);
+    }
+    let keep = keep.min(len);
+    let mut tail = vec![0u8; usize::try_from(keep).unwrap_or(usize::MAX)];
+    file.read_exact_at(&mut tail, len - keep)?;
+    let start = tail.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut kept = format!(
+        "[clawsess: cut {} bytes before this line, to keep the log under {max}]\n",
+        len - keep + start as u64
+    )
+    .into_bytes();
+    kept.extend_from_slice(&tail[start..]);
+    file.set_len(0)?;
+    (&file).write_all(&kept)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +153,32 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"old");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn a_log_over_its_cap_keeps_its_last_lines_and_its_writers_go_on_at_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.log");
+        let mut writer = open_log(&path).unwrap();
+        for i in 0..1000 {
+            writeln!(writer, "line {i:04} {}", "x".repeat(90)).unwrap();
+        }
+        let before = fs::metadata(&path).unwrap().len();
+        assert!(!cap_log(&path, before, 1000).unwrap(), "at its cap: left alone");
+        assert!(cap_log(&path, 50_000, 1000).unwrap());
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.len() <= 1000 + 100, "{} bytes kept", text.len());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("[clawsess: cut "), "{}", lines[0]);
+        assert!(lines[1].starts_with("line 09"), "a whole line: {}", lines[1]);
+        assert!(lines.last().unwrap().starts_with("line 0999"));
+        // The writer's next line lands right after, not at its old offset (no hole).
+        writeln!(writer, "after").unwrap();
+        let after = fs::read_to_string(&path).unwrap();
+        assert_eq!(after, format!("{text}after\n"));
+        // A new log starts empty.
+        drop(writer);
+        open_log(&path).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), 0);
     }
 }

@@ -9,10 +9,8 @@
 //! last turn left it; else with SIGKILL, which writes nothing on a stale leaf.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -34,6 +32,12 @@ const LISTEN_FD: i32 = 3;
 const OWNED_CHECK: Duration = Duration::from_secs(2);
 /// How long claude may take to exit once its input is closed (or after SIGTERM).
 const EXIT_GRACE: Duration = Duration::from_secs(10);
+/// The keeper's log (claude's stderr) is cut to its last [`LOG_KEEP`] bytes once longer than
+/// this: a claude kept for days must not fill the disk. Looked at every [`OWNED_CHECK`] while
+/// idle and after each turn.
+pub const LOG_MAX: u64 = 1 << 20;
+/// What of the log a cut keeps.
+pub const LOG_KEEP: u64 = 256 << 10;
 
 /// What a keeper keeps: `clawsess keep`'s arguments.
 #[derive(Debug, Clone)]
@@ -58,12 +62,7 @@ pub(crate) fn spawn(
     slot: Option<&str>,
 ) -> Result<u32> {
     let log_path = store.warm_log(want.turn.session);
-    let log = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&log_path)
+    let log = crate::sys::files::open_log(&log_path)
         .with_context(|| format!("could not open {}", log_path.display()))?;
     let mut cmd = Command::new(std::env::current_exe().context("could not find clawsess's own path")?);
     cmd.arg("keep")
@@ -213,6 +212,7 @@ impl Keeper {
                         self.disowned = true;
                         return;
                     }
+                    self.cap_log();
                     Flow::Go
                 }
                 Err(RecvTimeoutError::Timeout) if self.turn.is_none() => {
@@ -229,6 +229,12 @@ impl Keeper {
                 return;
             }
         }
+    }
+
+    /// Keeps its log under [`LOG_MAX`] (only while it is the session's keeper: a disowned
+    /// keeper touches nothing in the state dir).
+    fn cap_log(&self) {
+        let _ = crate::sys::files::cap_log(&self.store.warm_log(&self.args.session), LOG_MAX, LOG_KEEP);
     }
 
     /// Whether this keeper, idle with a claude, is no longer the session's: its note is gone
@@ -278,6 +284,7 @@ impl Keeper {
                     self.turn = None;
                     self.close(id); // the turn is over
                     self.last_used = Instant::now();
+                    self.cap_log();
                     if self.ending {
                         self.end();
                         return Flow::Exit;
