@@ -489,8 +489,12 @@ pub struct Import {
 #[derive(Debug, Args)]
 pub struct Prune {
     /// Say what would go, change nothing
-    #[arg(long)]
+    #[arg(long, conflicts_with = "auto")]
     pub dry_run: bool,
+    /// Only if due (`prune_every`), and quietly, into the state dir's prune.log: what `run`
+    /// starts by itself
+    #[arg(long)]
+    pub auto: bool,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ pub mod live;
 pub mod mcp;
 pub mod perms;
 pub mod probe;
+pub mod prune;
 pub mod remote;
 pub mod resolve;
 pub mod run;

@@ -68,7 +68,12 @@ impl Hook {
         {
             hooks::export_session_id(&id, Path::new(&env_file))?;
         }
-        answer_claude(answer, &id, self.event_name())
+        let code = answer_claude(answer, &id, self.event_name());
+        if matches!(self, Hook::SessionEnd) {
+            // One stat; when due, a prune in the background (the hook does not wait for it).
+            let _ = crate::prune::auto::poke(&store, crate::prune::auto::Interval::Unknown);
+        }
+        code
     }
 }
 

@@ -2,7 +2,7 @@
 //! holds the session's run lock for the whole turn); here the arguments, the prompt, and
 //! what is printed: the reply, or with `--json` / `--stream` the result object.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -16,7 +16,7 @@ use crate::store::Store;
 
 impl Run for cli::Run {
     fn run(&self) -> Result<u8> {
-        match self.turn() {
+        let code = match self.turn() {
             Err(err) if self.json || self.stream => {
                 // --json promises one JSON document on stdout, failures included; --stream
                 // ends with a result object whatever happened.
@@ -25,7 +25,13 @@ impl Run for cli::Run {
                 Ok(exit::code_of(&err))
             }
             other => other,
+        };
+        // The reply is out: one stat, and when due a prune in the background (docs/STATE.md).
+        let _ = std::io::stdout().flush();
+        if let (Ok(store), Ok(every)) = (Store::open(), crate::config::file().and_then(|f| f.prune_every())) {
+            let _ = crate::prune::auto::poke(&store, crate::prune::auto::Interval::Configured(every.value));
         }
+        code
     }
 }
 

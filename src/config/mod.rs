@@ -41,6 +41,11 @@ pub const WARM_MAX_ENV: &str = "CLAWSESS_WARM_MAX";
 /// Default of [`WARM_MAX_ENV`].
 pub const DEFAULT_WARM_MAX: usize = 4;
 
+/// Env var: how often `run` prunes the state dir by itself (`prune --auto`); `off`: never.
+pub const PRUNE_EVERY_ENV: &str = "CLAWSESS_PRUNE_EVERY";
+/// Default of [`PRUNE_EVERY_ENV`].
+pub const DEFAULT_PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
 /// Env var: at most this many claude processes started by clawsess at once (`turn::cap`).
 pub const MAX_CLAUDES_ENV: &str = "CLAWSESS_MAX_CLAUDES";
 /// What one claude process is budgeted: the most a kept claude was measured to hold
@@ -169,6 +174,7 @@ pub struct ConfigFile {
     turn_wait: Option<(Duration, usize)>,
     behind: Option<(Behind, usize)>,
     idle_reset: Option<(Policy, usize)>,
+    prune_every: Option<(Duration, usize)>,
     reset: Vec<Policy>,
 }
 
@@ -183,6 +189,7 @@ struct Raw {
     turn_wait: Option<Spanned<toml::Value>>,
     behind: Option<Spanned<String>>,
     idle_reset: Option<Spanned<String>>,
+    prune_every: Option<Spanned<String>>,
     #[serde(default)]
     reset: Vec<Spanned<RawPolicy>>,
 }
@@ -273,6 +280,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile> {
         claude: at.check(raw.claude, "claude", claude)?,
         warm: at.check(raw.warm, "warm", parse_warm)?,
         behind: at.check(raw.behind, "behind", parse_behind)?,
+        prune_every: at.check(raw.prune_every, "prune_every", parse_warm)?,
         ..ConfigFile::default()
     };
     if let Some(idle) = raw.idle_reset {
@@ -480,6 +488,14 @@ impl ConfigFile {
             .unwrap_or(InForce::new(Behind::Refuse, Origin::Default)))
     }
 
+    /// How often the state dir is pruned by itself ([`Duration::ZERO`]: never).
+    pub fn prune_every(&self) -> Result<InForce<Duration>> {
+        let found = from_env(PRUNE_EVERY_ENV, parse_warm)?;
+        Ok(found
+            .or_else(|| self.in_file(&self.prune_every))
+            .unwrap_or(InForce::new(DEFAULT_PRUNE_EVERY, Origin::Default)))
+    }
+
     /// The reset policies in order (first match wins; no match: off). `CLAWSESS_IDLE_RESET`
     /// is one policy for every key and replaces the file's.
     pub fn reset_policies(&self) -> Result<Vec<Policy>> {
@@ -539,6 +555,10 @@ pub fn overview(file: &ConfigFile) -> Result<(Vec<Row>, Vec<Policy>)> {
     let behind = file.behind()?;
     let behind_text = if behind.value == Behind::Note { "note" } else { "refuse" };
     rows.push(("behind", behind_text.into(), json!(behind_text), behind.origin));
+    let every = file.prune_every()?;
+    let every_text =
+        if every.value.is_zero() { "off".into() } else { crate::sys::human_duration(every.value) };
+    rows.push(("prune_every", every_text.clone(), json!(every_text), every.origin));
     Ok((rows, file.reset_policies()?))
 }
 
@@ -579,6 +599,10 @@ mod tests {
         assert_eq!(file.warm_max, Some((2, 3)));
         assert_eq!(file.turn_wait, Some((Duration::from_secs(30), 4)));
         assert_eq!(file.behind, Some((Behind::Note, 5)));
+        let every = parse_text("prune_every = \"12h\"\n").unwrap();
+        assert_eq!(every.prune_every, Some((Duration::from_secs(12 * 3600), 1)));
+        let off = parse_text("prune_every = \"off\"\n").unwrap();
+        assert_eq!(off.prune_every().unwrap().value, Duration::ZERO);
         assert_eq!(file.reset.len(), 2);
         assert_eq!(
             (file.reset[0].pattern.as_str(), &file.reset[0].mode, &file.reset[0].origin),
@@ -596,6 +620,7 @@ mod tests {
             ("warm_max = 0\n", "/etc/c.toml:1: warm_max"),
             ("turn_wait = \"x\"\n", "/etc/c.toml:1: turn_wait"),
             ("behind = \"yes\"\n", "/etc/c.toml:1: behind"),
+            ("prune_every = \"often\"\n", "/etc/c.toml:1: prune_every"),
             ("\n[[reset]]\nkey = \"a b\"\nmode = \"off\"\n", "/etc/c.toml:3: key"),
             (
                 "[[reset]]\nkey = \"*\"\nmode = \"weekly\"\n",

@@ -17,7 +17,9 @@
 //!   queue/<id>/, queue/claudes/   turns waiting for a session, or for the claude cap
 //!   warm/<id>.sock        a warm session's keeper listens here (`run --warm`)
 //!   warm/<id>.json        the keeper's note: its pids, and the transcript after its last turn
-//!   warm/<id>.log         what the keeper's claude wrote on stderr
+//!   warm/<id>.log         what the keeper's claude wrote on stderr (cut at 1 MiB)
+//!   prune-due             its mtime: when the next automatic prune is due; its lock: one at a time
+//!   prune.log             what the last automatic prune did
 //!   probes/<version>.json what `doctor --probe` found with that Claude Code version
 //!   settings/key-<hash>.json   a key's settings (`clawsess set --key K`)
 //!   settings/<id>.json    a session's settings (`clawsess set SESSION`)
@@ -214,6 +216,16 @@ impl Store {
     /// Where the keeper's claude writes its stderr.
     pub fn warm_log(&self, id: &SessionId) -> PathBuf {
         self.dir.join("warm").join(format!("{id}.log"))
+    }
+
+    /// The automatic prune's stamp (its mtime is when the next one is due) and lock.
+    pub fn prune_stamp(&self) -> PathBuf {
+        self.dir.join("prune-due")
+    }
+
+    /// What the last automatic prune did.
+    pub fn prune_log(&self) -> PathBuf {
+        self.dir.join("prune.log")
     }
 
     fn warm_note_path(&self, id: &SessionId) -> PathBuf {

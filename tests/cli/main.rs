@@ -8,6 +8,7 @@ mod config;
 mod help;
 mod hooks;
 mod install;
+mod prune;
 mod run;
 mod sessions;
 mod state;
