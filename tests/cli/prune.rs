@@ -113,3 +113,21 @@ fn prune_every_off_turns_it_off_and_a_shorter_interval_takes_effect() {
     assert!(left <= Duration::from_secs(3600) && left > Duration::from_secs(3500), "{left:?}");
     assert!(w.record(ID_A).exists(), "not due yet");
 }
+
+#[test]
+fn the_session_end_hook_prunes_by_itself_once_due() {
+    let w = World::new();
+    w.vanished_session(ID_A);
+    w.person_session(ID_B, "p", "r");
+    // The first session end of a state dir: the stamp says a day from now (a hook goes by the
+    // default, not the config file).
+    w.hook("session-end", ID_B).assert().success().stdout("").stderr("");
+    assert!(ahead(w.due_at()) > Duration::from_secs(23 * 3600));
+    assert!(w.record(ID_A).exists());
+    backdate(&w.stamp(), 60);
+    w.hook("session-end", ID_B).assert().success().stdout("").stderr("");
+    wait_until(Duration::from_secs(30), "the automatic prune", || {
+        !w.record(ID_A).exists() && ahead(w.due_at()) > Duration::from_secs(23 * 3600)
+    });
+    assert!(w.record(ID_B).exists(), "its transcript is there");
+}
