@@ -131,3 +131,32 @@ fn the_session_end_hook_prunes_by_itself_once_due() {
     });
     assert!(w.record(ID_B).exists(), "its transcript is there");
 }
+
+/// A warm claude that writes much on stderr: its keeper cuts the log (`warm/<id>.log`) to its
+/// last 256 KiB after the turn, while claude lives on.
+#[test]
+fn a_kept_claudes_log_is_cut_while_it_lives() {
+    let w = World::new();
+    let claude = w.path("tools/claude");
+    fs::create_dir_all(claude.parent().unwrap()).unwrap();
+    let script = format!(
+        "#!/bin/sh\nyes 'a line claude wrote on stderr' | head -c 2000000 >&2\n{} \"$@\"\ncat > /dev/null\n",
+        testenv::STAND_IN
+    );
+    fs::write(&claude, script).unwrap();
+    fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    w.cmd(&["run", "--claude", claude.to_str().unwrap(), "--key", "w", "--warm", "10m", "hello"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("hello"));
+    let id = w.current("w");
+    let log = w.state().join("warm").join(format!("{id}.log"));
+    wait_until(Duration::from_secs(30), "the keeper to cut its log", || {
+        fs::metadata(&log).is_ok_and(|m| m.len() <= 256 * 1024 + 200)
+    });
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with("[clawsess: cut "), "{}", &text[..100]);
+    assert!(text.lines().nth(1).is_some_and(|l| l == "a line claude wrote on stderr"));
+    assert!(w.state().join("warm").join(format!("{id}.json")).exists(), "the keeper lives on");
+    w.cmd(&["cool"]).assert().success();
+}
