@@ -59,7 +59,7 @@ pub fn prune(store: &Store, dry_run: bool) -> Result<Pruned> {
     }
     for mut state in key_states {
         let attached_gone = state.attached.as_ref().is_some_and(|a| gone(&a.session));
-        let own_gone = state.own.as_ref().is_some_and(|s| gone(s));
+        let own_gone = state.own.as_ref().is_some_and(&gone);
         if attached_gone {
             state.attached = None;
         }
