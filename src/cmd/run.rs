@@ -16,7 +16,9 @@ use crate::store::Store;
 
 impl Run for cli::Run {
     fn run(&self) -> Result<u8> {
-        let code = match self.turn() {
+        let turn = self.turn();
+        let ran = turn.is_ok();
+        let code = match turn {
             Err(err) if self.json || self.stream => {
                 // --json promises one JSON document on stdout, failures included; --stream
                 // ends with a result object whatever happened.
@@ -27,8 +29,12 @@ impl Run for cli::Run {
             other => other,
         };
         // The reply is out: one stat, and when due a prune in the background (docs/STATE.md).
+        // Not after a run that failed: it changes nothing in the state dir.
         let _ = std::io::stdout().flush();
-        if let (Ok(store), Ok(every)) = (Store::open(), crate::config::file().and_then(|f| f.prune_every())) {
+        if ran
+            && let (Ok(store), Ok(every)) =
+                (Store::open(), crate::config::file().and_then(|f| f.prune_every()))
+        {
             let _ = crate::prune::auto::poke(&store, crate::prune::auto::Interval::Configured(every.value));
         }
         code
