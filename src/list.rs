@@ -40,7 +40,7 @@ pub fn rows(store: &Store, limit: Option<usize>, skipped: &mut Vec<anyhow::Error
     // Each row is made on the thread that read its record: whether its transcript exists is
     // asked relative to the transcript dirs that thread has opened, and each pid once (they
     // repeat: a bot's process on many sessions).
-    let (mut rows, broken) = store.sessions_with(|seen: &mut Seen, rec| Row {
+    let (mut rows, broken) = store.sessions_indexed_with(|seen: &mut Seen, rec| Row {
         send_failed: send_failed.get(&rec.id).cloned(),
         attached: attached.get(&rec.id).cloned().unwrap_or_default(),
         own_of: own_of.get(&rec.id).cloned().unwrap_or_default(),

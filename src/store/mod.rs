@@ -23,6 +23,8 @@
 //!   probes/<version>.json what `doctor --probe` found with that Claude Code version
 //!   settings/key-<hash>.json   a key's settings (`clawsess set --key K`)
 //!   settings/<id>.json    a session's settings (`clawsess set SESSION`)
+//!   sessions.index        what `list` needs of every record, in one file (see `index`)
+//!   sessions.journal      ids of records written since the index
 //!   hosts.json            other machines (`clawsess hosts`), keys and requests routed there
 //!   ssh/                  ssh's control sockets (0700)
 //! ```
@@ -32,6 +34,7 @@
 
 mod files;
 mod hosts;
+mod index;
 mod lock;
 mod records;
 
@@ -298,40 +301,79 @@ impl Store {
     }
 
     /// What `each` makes of every session record (given a state of its thread's), in the
-    /// order of the dir; records that do not parse are returned as errors.
-    ///
+    /// order of the dir; records that do not parse are returned as errors. Every record file
+    /// is read (`prune`, `doctor`: see [`sessions_indexed_with`](Self::sessions_indexed_with)).
+    pub fn sessions_with<S: Default, T: Send>(
+        &self,
+        each: impl Fn(&mut S, SessionRecord) -> T + Sync,
+    ) -> Result<(Vec<T>, Vec<anyhow::Error>)> {
+        self.scan_sessions(false, each)
+    }
+
+    /// [`sessions_with`](Self::sessions_with) through the sessions index (`list`): the records
+    /// the index holds and no write touched since are taken from it, only the others read
+    /// from their files (see `index`). A record edited in place behind clawsess's back (not
+    /// renamed over, not added, not removed) shows as the index has it until the index is
+    /// rebuilt.
+    pub fn sessions_indexed_with<S: Default, T: Send>(
+        &self,
+        each: impl Fn(&mut S, SessionRecord) -> T + Sync,
+    ) -> Result<(Vec<T>, Vec<anyhow::Error>)> {
+        self.scan_sessions(true, each)
+    }
+
     /// Many records are read on several threads, each file opened relative to the dir (see
     /// [`files::StateDir`]). Live files are found with one directory read, and only the
     /// sessions that have one read a second file.
-    pub fn sessions_with<S: Default, T: Send>(
+    fn scan_sessions<S: Default, T: Send>(
         &self,
+        use_index: bool,
         each: impl Fn(&mut S, SessionRecord) -> T + Sync,
     ) -> Result<(Vec<T>, Vec<anyhow::Error>)> {
         /// Below this many records one thread reads them all.
         const PER_THREAD: usize = 2048;
         let sessions = self.dir.join("sessions");
         let Some((dir, names)) = files::StateDir::open(&sessions)? else { return Ok(Default::default()) };
+        let view = use_index.then(|| index::View::load(&self.dir, &index::boot_id()));
+        let sources: Vec<Option<(usize, usize)>> = match &view {
+            Some(view) if view.valid => names.iter().map(|(stem, kind)| view.indexed(stem, *kind)).collect(),
+            _ => vec![None; names.len()],
+        };
+        let from_files = sources.iter().filter(|s| s.is_none()).count();
+        let compact = view.as_ref().is_some_and(|v| v.wants_compaction(from_files, names.len()));
         let live = self.ids_in("live");
-        let read_part = |part: &[(String, std::fs::FileType)]| {
+        let parse = |bytes: &[u8]| serde_json::from_slice::<SessionRecord>(bytes).ok().filter(|r| r.v == FORMAT);
+        let read_part = |part: std::ops::Range<usize>| {
             let path = |stem: &str| sessions.join(format!("{stem}.json"));
-            let parse =
-                |bytes: &[u8]| serde_json::from_slice::<SessionRecord>(bytes).ok().filter(|r| r.v == FORMAT);
             let mut reader = dir.reader();
             let mut state = S::default();
             let mut good = Vec::with_capacity(part.len());
             let mut bad = Vec::new();
-            for (stem, kind) in part {
-                let read =
-                    match reader.read(stem, *kind, parse) {
+            // The records read from their files, for a new index: (position in `names`, JSON).
+            let mut lines = Vec::new();
+            for i in part {
+                let (stem, kind) = &names[i];
+                let indexed = match (sources[i], &view) {
+                    (Some(range), Some(view)) => parse(view.json(range)),
+                    _ => None,
+                };
+                let from_file = indexed.is_none();
+                let read = match indexed {
+                    Some(rec) => Ok(Some(rec)),
+                    None => match reader.read(stem, *kind, parse) {
                         Ok(Ok(rec)) => Ok(Some(rec)),
                         Ok(Err(files::DirFile::Gone)) => Ok(None), // removed while we listed
                         Ok(Err(files::DirFile::Bytes(bytes))) => parse_json(&path(stem), bytes).map(Some),
                         Ok(Err(files::DirFile::Other)) => read_json::<SessionRecord>(&path(stem)),
                         Err(err) => Err(anyhow::Error::new(err)
                             .context(format!("could not read {}", path(stem).display()))),
-                    };
+                    },
+                };
                 match read {
                     Ok(Some(mut rec)) => {
+                        if compact && from_file && let Ok(json) = serde_json::to_vec(&rec) {
+                            lines.push((i, json));
+                        }
                         if live.contains(&rec.id) {
                             rec.merge_live(self.live(&rec.id));
                         }
@@ -341,18 +383,21 @@ impl Store {
                     Err(err) => bad.push(err),
                 }
             }
-            (good, bad)
+            (good, bad, lines)
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
         let threads = threads.min(names.len().div_ceil(PER_THREAD)).max(1);
-        let mut parts = names.chunks(names.len().div_ceil(threads).max(1));
+        let size = names.len().div_ceil(threads).max(1);
+        let mut parts = (0..names.len()).step_by(size).map(|at| at..(at + size).min(names.len()));
         let first = parts.next().unwrap_or_default();
         let read_part = &read_part;
         let results = std::thread::scope(|scope| {
             // A thread that cannot be started leaves its part to this one.
             let others: Vec<_> = parts
                 .map(|part| {
-                    (part, std::thread::Builder::new().spawn_scoped(scope, move || read_part(part)).ok())
+                    let thread =
+                        std::thread::Builder::new().spawn_scoped(scope, { let part = part.clone(); move || read_part(part) });
+                    (part, thread.ok())
                 })
                 .collect();
             let mut results = vec![read_part(first)];
@@ -366,9 +411,20 @@ impl Store {
         });
         let mut good = Vec::with_capacity(names.len());
         let mut bad = Vec::new();
-        for (g, b) in results {
+        let mut lines = Vec::new();
+        for (g, b, l) in results {
             good.extend(g);
             bad.extend(b);
+            lines.extend(l);
+        }
+        if compact && let Some(view) = &view {
+            let indexed = (0..names.len()).filter_map(|i| {
+                let json = view.json(sources[i]?);
+                parse(json).is_some().then(|| (names[i].0.as_str(), std::borrow::Cow::Borrowed(json)))
+            });
+            let read = lines.into_iter().map(|(i, json)| (names[i].0.as_str(), std::borrow::Cow::Owned(json)));
+            // A cache: a rebuild that fails leaves it to the next reader.
+            let _ = view.compact(&self.dir, indexed.chain(read));
         }
         Ok((good, bad))
     }
@@ -688,6 +744,8 @@ impl Locked<'_> {
     /// marks it stale).
     pub fn put_session(&self, rec: &SessionRecord) -> Result<()> {
         let rec = SessionRecord { stamp: new_stamp(), ..rec.clone() };
+        // Announced before the rename, and the journal held until it is done (`index`).
+        let _journaled = index::journal(&self.dir, &rec.id)?;
         self.write(&self.session_path(&rec.id), &rec)?;
         remove_if_exists(&self.live_path(&rec.id)).map(drop)
     }
@@ -732,6 +790,7 @@ impl Locked<'_> {
     }
 
     pub fn remove_session(&self, id: &SessionId) -> Result<bool> {
+        let _journaled = index::journal(&self.dir, id)?;
         remove_if_exists(&self.live_path(id))?;
         remove_if_exists(&self.turns_path(id))?;
         remove_if_exists(&self.settings_path(&SettingsOf::Session(id.clone())))?;

@@ -9,14 +9,28 @@ use std::path::Path;
 
 /// Dirs kept open at most; past them, paths are asked whole.
 const MAX_DIRS: usize = 256;
+/// Paths asked in one dir before its names are read at once (one directory read instead of a
+/// lookup per path: at 100,000 sessions in 16 projects the lookups were 70% of `list`'s
+/// system calls).
+const READ_DIR_AFTER: u32 = 32;
 
 /// Answers [`Path::exists`] (symlinks followed; any error is "no") for many paths: each
 /// path's dir is opened once (`O_PATH`) and the file looked up relative to it, so the kernel
 /// walks one name per path instead of every component of it.
 #[derive(Default)]
 pub struct Exists {
-    dirs: HashMap<Vec<u8>, Option<OwnedFd>>,
+    dirs: HashMap<Vec<u8>, Option<Dir>>,
     name: Vec<u8>,
+}
+
+/// A dir paths were asked in.
+struct Dir {
+    fd: OwnedFd,
+    asked: u32,
+    /// Its names, once read: those of regular files and dirs, which exist as listed (a symlink
+    /// may dangle, and a name that is not listed is still looked up: the listing is a moment
+    /// earlier, and a lookup may match a name it does not spell the same way).
+    listed: Option<std::collections::HashSet<Vec<u8>>>,
 }
 
 impl Exists {
@@ -39,18 +53,40 @@ impl Exists {
             if self.dirs.len() >= MAX_DIRS {
                 return path.exists();
             }
-            self.dirs.insert(parent.to_vec(), open_dir(parent));
+            let dir = open_dir(parent).map(|fd| Dir { fd, asked: 0, listed: None });
+            self.dirs.insert(parent.to_vec(), dir);
         }
         // A dir that cannot be opened: nothing in it can be found either.
-        let Some(Some(dir)) = self.dirs.get(parent) else { return false };
+        let Some(Some(dir)) = self.dirs.get_mut(parent) else { return false };
+        dir.asked += 1;
+        if dir.asked == READ_DIR_AFTER {
+            dir.listed = list_dir(parent);
+        }
+        if dir.listed.as_ref().is_some_and(|names| names.contains(name)) {
+            return true;
+        }
         self.name.clear();
         self.name.extend_from_slice(name);
         self.name.push(0);
         let Ok(name) = CStr::from_bytes_with_nul(&self.name) else { return path.exists() };
         let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
         // SAFETY: a valid dir descriptor, a NUL-terminated name, and room for the answer.
-        unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), stat.as_mut_ptr(), 0) == 0 }
+        unsafe { libc::fstatat(dir.fd.as_raw_fd(), name.as_ptr(), stat.as_mut_ptr(), 0) == 0 }
     }
+}
+
+/// The names of `dir`'s regular files and dirs (none if it cannot be read).
+fn list_dir(dir: &[u8]) -> Option<std::collections::HashSet<Vec<u8>>> {
+    let entries = std::fs::read_dir(std::ffi::OsStr::from_bytes(dir)).ok()?;
+    let mut names = std::collections::HashSet::new();
+    for entry in entries {
+        let entry = entry.ok()?;
+        // The type the listing gives (no `stat` unless the file system gives none).
+        if entry.file_type().is_ok_and(|t| t.is_file() || t.is_dir()) {
+            names.insert(entry.file_name().into_encoded_bytes());
+        }
+    }
+    Some(names)
 }
 
 /// `dir` opened for lookups only (symlinks followed, as a whole path's lookup would).
@@ -96,7 +132,8 @@ mod tests {
             "sub/./file",
             "sub/../plain",
         ];
-        for _ in 0..2 {
+        // Past `READ_DIR_AFTER` asks the dirs' names are read: the same answers.
+        for _ in 0..2 * READ_DIR_AFTER {
             for p in paths {
                 let path = d.join(p);
                 assert_eq!(exists.check(&path), path.exists(), "{p}");

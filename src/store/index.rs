@@ -1,0 +1,542 @@
+//! The sessions index: what `list` needs of every record, in one file, so that `list` at
+//! 100,000 sessions reads two files and a directory instead of 100,000 records.
+//!
+//! ```text
+//! sessions.index     a header line, then `<stem>\t<the record's compact JSON>` per record
+//! sessions.journal   the ids of records written since the index, one a line
+//! ```
+//!
+//! Every durable write or removal of a record through the locked guard first appends the
+//! session's id to the journal ([`journal`]) and holds a shared `flock` on the journal until
+//! the record's rename is done. A reader ([`View::load`]) takes the index and the journal's
+//! lines after the offset the index recorded (under the shared lock, so no compaction cuts
+//! between the two), re-reads only those records, and compares the index's names with one
+//! directory read of `sessions/`: a name the index lacks is read, a name it has that is gone
+//! is dropped. A reader that finds the journal long, or the index missing, unparseable, of
+//! another format or of another boot, folds it all into a new index ([`View::compact`]) if it
+//! can take the exclusive lock at once: with it held no writer is between its append and its
+//! rename, so every journaled record is final when it is read again.
+//!
+//! Power loss: the journal is never synced, so its last appends may vanish while the fsynced
+//! record survived; the index carries the boot id, and one of another boot is not trusted
+//! (the next `list` reads every record and writes a new one). A killed process never loses a
+//! completed `write`, so within one boot the journal is complete.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::SessionRecord;
+use crate::ident::SessionId;
+use crate::sys::files::{Durability, write_atomic_with};
+
+/// The index's own format version (a cache: one of another version is rebuilt, not refused).
+const INDEX_FORMAT: u32 = 1;
+/// A journal longer than this is cut by the next writer that can take the exclusive lock at
+/// once (the index then no longer matches it and the next `list` rebuilds it): about 28,000
+/// record writes with no `list` between them.
+const JOURNAL_MAX: u64 = 1 << 20;
+
+pub(super) fn index_path(dir: &Path) -> PathBuf {
+    dir.join("sessions.index")
+}
+
+pub(super) fn journal_path(dir: &Path) -> PathBuf {
+    dir.join("sessions.journal")
+}
+
+/// The first line of the index.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Header {
+    v: u32,
+    /// `/proc/sys/kernel/random/boot_id` when it was written.
+    boot: String,
+    /// The journal it goes with: its inode and the token of its first line.
+    journal_ino: u64,
+    journal_token: String,
+    /// The journal's lines from this byte on are not in the index.
+    offset: u64,
+}
+
+/// This boot's id (empty if the kernel does not say: then no index is ever trusted).
+pub(super) fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+fn open_journal(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .read(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(journal_path(dir))
+}
+
+/// A record write announced in the journal: the shared lock on the journal is held until
+/// this is dropped, after the record's rename.
+pub(super) struct Journaled {
+    file: File,
+    long: bool,
+}
+
+/// Appends `id` to the journal and holds its shared lock: call before writing or removing the
+/// record, and drop after the rename.
+pub(super) fn journal(dir: &Path, id: &SessionId) -> Result<Journaled> {
+    let journaled = (|| -> io::Result<Journaled> {
+        let mut file = open_journal(dir)?;
+        file.lock_shared()?;
+        let mut line = Vec::with_capacity(40);
+        line.extend_from_slice(id.as_str().as_bytes());
+        line.push(b'\n');
+        file.write_all(&line)?;
+        let long = file.metadata()?.len() > JOURNAL_MAX;
+        Ok(Journaled { file, long })
+    })();
+    journaled.map_err(|err| {
+        anyhow::Error::new(err).context(format!("could not append to {}", journal_path(dir).display()))
+    })
+}
+
+impl Drop for Journaled {
+    fn drop(&mut self) {
+        if !self.long {
+            return;
+        }
+        // Cut a long journal (no `list` folded it in for a long time). The lock is let go
+        // first (flock's conversion is not atomic): the record is renamed already.
+        let _ = self.file.unlock();
+        if self.file.try_lock().is_ok() {
+            let _ = restart_journal(&self.file);
+        }
+    }
+}
+
+/// Empties the journal (held exclusively) and gives it a new token: an index of the old one
+/// no longer matches it. Returns the token.
+fn restart_journal(file: &File) -> io::Result<()> {
+    restart_journal_with(file, &format!("{:016x}", rand_u64()))
+}
+
+fn restart_journal_with(mut file: &File, token: &str) -> io::Result<()> {
+    file.set_len(0)?;
+    file.write_all(format!("#{token}\n").as_bytes())
+}
+
+fn rand_u64() -> u64 {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+}
+
+/// The token of a journal's bytes (its first line, `#<token>`; empty for a journal that was
+/// never restarted) and where its entries begin.
+fn journal_token(bytes: &[u8]) -> (&str, usize) {
+    if let Some(rest) = bytes.strip_prefix(b"#")
+        && let Some(end) = rest.iter().position(|&b| b == b'\n')
+    {
+        return (std::str::from_utf8(&rest[..end]).unwrap_or(""), end + 2);
+    }
+    ("", 0)
+}
+
+/// The ids in journal bytes.
+fn journal_ids(bytes: &[u8], into: &mut HashSet<String>) {
+    for line in bytes.split(|&b| b == b'\n') {
+        if let Ok(line) = std::str::from_utf8(line)
+            && SessionId::parse(line).is_ok()
+        {
+            into.insert(line.to_owned());
+        }
+    }
+}
+
+/// The index and journal as one reader found them.
+pub(super) struct View {
+    /// The index's bytes (empty when it is not trusted).
+    bytes: Vec<u8>,
+    /// Stem -> the record's JSON within `bytes`; empty when the index is not trusted.
+    entries: HashMap<Box<str>, (usize, usize)>,
+    /// Whether the index was trusted.
+    pub valid: bool,
+    /// Stems written since the index (its journal lines); to be read from their files.
+    journaled: HashSet<String>,
+    /// The journal: open, its inode and token, and where this reader stopped reading it.
+    journal: Option<File>,
+    ino: u64,
+    token: String,
+    end: u64,
+    boot: String,
+}
+
+impl View {
+    /// Reads the index and the journal after it, both under the journal's shared lock.
+    pub fn load(dir: &Path, boot: &str) -> View {
+        let mut view = View {
+            bytes: Vec::new(),
+            entries: HashMap::new(),
+            valid: false,
+            journaled: HashSet::new(),
+            journal: None,
+            ino: 0,
+            token: String::new(),
+            end: 0,
+            boot: boot.to_owned(),
+        };
+        let Ok(journal) = open_journal(dir) else { return view };
+        if journal.lock_shared().is_err() {
+            return view;
+        }
+        let mut jbytes = Vec::new();
+        let read = journal.metadata().and_then(|meta| {
+            if !meta.is_file() {
+                return Err(io::Error::other("not a regular file"));
+            }
+            view.ino = meta.ino();
+            (&journal).read_to_end(&mut jbytes)
+        });
+        let index = read.is_ok().then(|| read_file(&index_path(dir)));
+        let _ = journal.unlock();
+        let Some(index) = index else { return view };
+        let (token, start) = journal_token(&jbytes);
+        view.token = token.to_owned();
+        view.end = jbytes.len() as u64;
+        // Not trusted: every journal entry may be of a record the index does not hold yet.
+        let mut offset = start;
+        if let Ok(bytes) = index
+            && let Some(entries) = parse_index(&bytes, |h| {
+                h.v == INDEX_FORMAT
+                    && !boot.is_empty()
+                    && h.boot == boot
+                    && h.journal_ino == view.ino
+                    && h.journal_token == view.token
+                    && h.offset >= start as u64
+                    && h.offset <= view.end
+            })
+        {
+            offset = usize::try_from(entries.0).unwrap_or(usize::MAX).min(jbytes.len());
+            view.entries = entries.1;
+            view.bytes = bytes;
+            view.valid = true;
+        }
+        journal_ids(&jbytes[offset..], &mut view.journaled);
+        view.journal = Some(journal);
+        view
+    }
+
+    /// The record JSON the index holds for `stem`, unless it was written since (or the index
+    /// is not trusted). Only regular files are taken from the index.
+    pub fn indexed(&self, stem: &str, kind: std::fs::FileType) -> Option<(usize, usize)> {
+        if !kind.is_file() || self.journaled.contains(stem) {
+            return None;
+        }
+        self.entries.get(stem).copied()
+    }
+
+    pub fn json(&self, range: (usize, usize)) -> &[u8] {
+        &self.bytes[range.0..range.1]
+    }
+
+    /// Whether a reader that had to read `read` of `total` records from their files should
+    /// write a new index.
+    pub fn wants_compaction(&self, read: usize, total: usize) -> bool {
+        !self.valid || read > (total / 32).max(512)
+    }
+
+    /// Writes a new index of `records` (stem, the record's JSON: every record this reader
+    /// found, parsed), if the exclusive lock is free right now: journal lines appended since
+    /// this reader read the journal, and every line it re-read (whose writer may have been
+    /// between its append and its rename then), are read again under it. Then the journal is
+    /// restarted. A cache: any failure leaves the index to the next reader.
+    pub fn compact<'a>(
+        &self,
+        dir: &Path,
+        records: impl Iterator<Item = (&'a str, std::borrow::Cow<'a, [u8]>)>,
+    ) -> Result<bool> {
+        let Some(journal) = &self.journal else { return Ok(false) };
+        if journal.try_lock().is_err() {
+            return Ok(false);
+        }
+        let result = (|| -> Result<bool> {
+            let meta = journal.metadata()?;
+            let mut all = Vec::new();
+            std::io::Seek::seek(&mut &*journal, std::io::SeekFrom::Start(0))?;
+            (&*journal).read_to_end(&mut all)?;
+            let (token, _) = journal_token(&all);
+            // Restarted since (by another reader's compaction, or a writer cutting it).
+            if meta.ino() != self.ino || token != self.token || (all.len() as u64) < self.end {
+                return Ok(false);
+            }
+            let mut again = self.journaled.clone();
+            journal_ids(&all[self.end as usize..], &mut again);
+            let mut map: HashMap<&str, std::borrow::Cow<'a, [u8]>> = records.collect();
+            let mut owned: Vec<(String, Vec<u8>)> = Vec::new();
+            let sessions = dir.join("sessions");
+            for stem in &again {
+                map.remove(stem.as_str());
+                let path = sessions.join(format!("{stem}.json"));
+                if let Ok(Some(rec)) = super::read_json::<SessionRecord>(&path) {
+                    owned.push((stem.clone(), serde_json::to_vec(&rec)?));
+                }
+            }
+            let new_token = format!("{:016x}", rand_u64());
+            let header = Header {
+                v: INDEX_FORMAT,
+                boot: self.boot.clone(),
+                journal_ino: self.ino,
+                journal_token: new_token.clone(),
+                offset: new_token.len() as u64 + 2,
+            };
+            let mut out = serde_json::to_vec(&header)?;
+            out.push(b'\n');
+            let entries = map.iter().map(|(s, j)| (*s, j.as_ref()));
+            for (stem, json) in entries.chain(owned.iter().map(|(s, j)| (s.as_str(), j.as_slice()))) {
+                out.extend_from_slice(stem.as_bytes());
+                out.push(b'\t');
+                out.extend_from_slice(json);
+                out.push(b'\n');
+            }
+            // Unsynced: a power loss makes it another boot's, which is not trusted.
+            write_atomic_with(&index_path(dir), &out, 0o600, Durability::Volatile)?;
+            restart_journal_with(journal, &new_token)?;
+            Ok(true)
+        })();
+        let _ = journal.unlock();
+        result
+    }
+}
+
+/// A file's bytes (symlinks refused, a missing file is an error too).
+fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+type Entries = HashMap<Box<str>, (usize, usize)>;
+
+/// The index's journal offset and entries, if its header passes `trusted` and every line
+/// parses as `<stem>\t<json>`.
+fn parse_index(bytes: &[u8], trusted: impl Fn(&Header) -> bool) -> Option<(u64, Entries)> {
+    let first = bytes.iter().position(|&b| b == b'\n')?;
+    let header: Header = serde_json::from_slice(&bytes[..first]).ok()?;
+    if !trusted(&header) || bytes.last() != Some(&b'\n') {
+        return None;
+    }
+    let mut entries = Entries::with_capacity(bytes.len() / 400);
+    let mut at = first + 1;
+    while at < bytes.len() {
+        let end = at + bytes[at..].iter().position(|&b| b == b'\n')?;
+        let line = &bytes[at..end];
+        let tab = line.iter().position(|&b| b == b'\t')?;
+        let stem = std::str::from_utf8(&line[..tab]).ok()?;
+        entries.insert(stem.into(), (at + tab + 1, end));
+        at = end + 1;
+    }
+    Some((header.offset, entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{COMMAND_LOCK_WAIT, Starter, Store, write_json};
+
+    fn id(n: u8) -> SessionId {
+        SessionId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).unwrap()
+    }
+
+    fn record(n: u8, title: &str) -> SessionRecord {
+        SessionRecord {
+            title: Some(title.to_owned()),
+            ..SessionRecord::new(id(n), "/p".into(), "/p/t.jsonl".into(), Starter::Person, 1)
+        }
+    }
+
+    /// (id, title) of every session as `list` reads them, sorted.
+    fn listed(store: &Store) -> Vec<(SessionId, String)> {
+        let (recs, bad) = store.sessions_indexed_with(|_: &mut (), r| r).unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+        let mut out: Vec<_> = recs.into_iter().map(|r| (r.id, r.title.unwrap_or_default())).collect();
+        out.sort();
+        out
+    }
+
+    fn titles(pairs: &[(u8, &str)]) -> Vec<(SessionId, String)> {
+        pairs.iter().map(|&(n, t)| (id(n), t.to_owned())).collect()
+    }
+
+    fn index(store: &Store) -> String {
+        std::fs::read_to_string(index_path(store.dir())).unwrap()
+    }
+
+    /// Rewrites the index as if it said `title` for session `n` (what the records never said):
+    /// a reader that shows `title` read the index.
+    fn plant(store: &Store, n: u8, title: &str) {
+        let text = index(store);
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| match line.split_once('\t') {
+                Some((stem, json)) if stem == id(n).as_str() => {
+                    let mut rec: SessionRecord = serde_json::from_str(json).unwrap();
+                    rec.title = Some(title.to_owned());
+                    format!("{stem}\t{}", serde_json::to_string(&rec).unwrap())
+                }
+                _ => line.to_owned(),
+            })
+            .collect();
+        std::fs::write(index_path(store.dir()), lines.join("\n") + "\n").unwrap();
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        for n in 1..=3 {
+            tx.put_session(&record(n, "old")).unwrap();
+        }
+        drop(tx);
+        (dir, store)
+    }
+
+    #[test]
+    fn the_index_and_the_journal_after_it_make_the_records() {
+        let (_dir, store) = store();
+        // No index yet: every record read, and the index written.
+        assert_eq!(listed(&store), titles(&[(1, "old"), (2, "old"), (3, "old")]));
+        assert_eq!(index(&store).lines().count(), 4, "a header and three records");
+        plant(&store, 3, "from the index");
+        assert_eq!(listed(&store), titles(&[(1, "old"), (2, "old"), (3, "from the index")]));
+
+        // Writes through the guard are journaled: those records are read from their files.
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&record(1, "new")).unwrap();
+        tx.remove_session(&id(2)).unwrap();
+        tx.put_session(&record(4, "four")).unwrap();
+        drop(tx);
+        let journal = std::fs::read_to_string(journal_path(store.dir())).unwrap();
+        assert_eq!(journal.lines().skip(1).collect::<Vec<_>>(), [id(1).as_str(), id(2).as_str(), id(4).as_str()]);
+        assert_eq!(listed(&store), titles(&[(1, "new"), (3, "from the index"), (4, "four")]));
+    }
+
+    #[test]
+    fn an_index_of_another_boot_or_format_or_a_broken_or_missing_one_is_not_trusted() {
+        let (_dir, store) = store();
+        let boot = format!("\"boot\":\"{}\"", boot_id());
+        type Spoil = fn(&str, &str) -> Option<String>;
+        let spoilt: [(&str, Spoil); 5] = [
+            ("another boot", |text, boot| Some(text.replace(boot, "\"boot\":\"another\""))),
+            ("another format", |text, _| Some(text.replacen("\"v\":1", "\"v\":2", 1))),
+            ("cut short", |text, _| Some(text[..text.len() - 10].to_owned())),
+            ("garbage", |_, _| Some("\u{0}not an index\n".to_owned())),
+            ("missing", |_, _| None),
+        ];
+        for (what, spoil) in spoilt {
+            listed(&store);
+            plant(&store, 2, "planted");
+            assert_eq!(listed(&store)[1].1, "planted", "{what}: the index is read");
+            let text = index(&store);
+            assert!(text.lines().next().unwrap().contains(&boot), "{text}");
+            match spoil(&text, &boot) {
+                Some(text) => std::fs::write(index_path(store.dir()), text).unwrap(),
+                None => std::fs::remove_file(index_path(store.dir())).unwrap(),
+            }
+            assert_eq!(listed(&store), titles(&[(1, "old"), (2, "old"), (3, "old")]), "{what}");
+            assert!(index(&store).lines().next().unwrap().contains(&boot), "{what}: rebuilt");
+            assert!(!index(&store).contains("planted"), "{what}: rebuilt from the records");
+        }
+    }
+
+    #[test]
+    fn records_added_or_removed_behind_the_guards_back_are_seen() {
+        let (_dir, store) = store();
+        listed(&store);
+        let sessions = store.dir().join("sessions");
+        write_json(&sessions.join(format!("{}.json", id(5))), &record(5, "five"), Durability::Volatile).unwrap();
+        std::fs::remove_file(sessions.join(format!("{}.json", id(1)))).unwrap();
+        std::fs::write(sessions.join("broken.json"), "{").unwrap();
+        assert_eq!(listed_with_broken(&store), (titles(&[(2, "old"), (3, "old"), (5, "five")]), 1));
+        // Still after the index is rebuilt (the broken file is never in it: always named).
+        std::fs::remove_file(index_path(store.dir())).unwrap();
+        assert_eq!(listed_with_broken(&store), (titles(&[(2, "old"), (3, "old"), (5, "five")]), 1));
+        assert_eq!(listed_with_broken(&store), (titles(&[(2, "old"), (3, "old"), (5, "five")]), 1));
+    }
+
+    fn listed_with_broken(store: &Store) -> (Vec<(SessionId, String)>, usize) {
+        let (recs, bad) = store.sessions_indexed_with(|_: &mut (), r| r).unwrap();
+        let mut out: Vec<_> = recs.into_iter().map(|r| (r.id, r.title.unwrap_or_default())).collect();
+        out.sort();
+        (out, bad.len())
+    }
+
+    #[test]
+    fn a_record_written_between_a_readers_read_and_its_rebuild_is_in_the_rebuilt_index() {
+        let (_dir, store) = store();
+        std::fs::remove_file(journal_path(store.dir())).unwrap();
+        // The reader finds no index and reads every record...
+        let view = View::load(store.dir(), &boot_id());
+        assert!(!view.valid);
+        let (recs, _) = store.sessions_with(|_: &mut (), r| r).unwrap();
+        let read: Vec<(String, Vec<u8>)> =
+            recs.iter().map(|r| (r.id.to_string(), serde_json::to_vec(r).unwrap())).collect();
+        // ... a writer writes one, and adds another, before the reader rebuilds.
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&record(2, "new")).unwrap();
+        tx.put_session(&record(6, "six")).unwrap();
+        drop(tx);
+        let records = read.iter().map(|(s, j)| (s.as_str(), std::borrow::Cow::Borrowed(j.as_slice())));
+        assert!(view.compact(store.dir(), records).unwrap());
+        let indexed: Vec<(SessionId, String)> = {
+            let mut all: Vec<_> = index(&store)
+                .lines()
+                .skip(1)
+                .map(|line| serde_json::from_str::<SessionRecord>(line.split_once('\t').unwrap().1).unwrap())
+                .map(|r| (r.id, r.title.unwrap_or_default()))
+                .collect();
+            all.sort();
+            all
+        };
+        assert_eq!(indexed, titles(&[(1, "old"), (2, "new"), (3, "old"), (6, "six")]));
+        plant(&store, 6, "from the index");
+        assert_eq!(listed(&store), titles(&[(1, "old"), (2, "new"), (3, "old"), (6, "from the index")]));
+    }
+
+    #[test]
+    fn no_rebuild_while_a_writer_is_between_its_journal_line_and_its_rename() {
+        let (_dir, store) = store();
+        std::fs::remove_file(index_path(store.dir())).ok();
+        let writing = journal(store.dir(), &id(1)).unwrap();
+        let view = View::load(store.dir(), &boot_id());
+        assert!(!view.compact(store.dir(), std::iter::empty()).unwrap(), "the writer holds the journal");
+        drop(writing);
+        assert!(view.compact(store.dir(), std::iter::empty()).unwrap());
+        // A reader whose journal was restarted since it read it does not rebuild.
+        let stale = View::load(store.dir(), &boot_id());
+        assert!(stale.valid);
+        let fresh = View::load(store.dir(), &boot_id());
+        assert!(fresh.compact(store.dir(), std::iter::empty()).unwrap());
+        assert!(!stale.compact(store.dir(), std::iter::empty()).unwrap());
+    }
+
+    #[test]
+    fn a_long_journal_is_cut_by_a_writer_and_the_index_rebuilt() {
+        let (_dir, store) = store();
+        listed(&store);
+        plant(&store, 1, "planted");
+        let file = OpenOptions::new().append(true).open(journal_path(store.dir())).unwrap();
+        file.set_len(JOURNAL_MAX).unwrap(); // zeros: no ids
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&record(2, "new")).unwrap();
+        drop(tx);
+        assert!(std::fs::metadata(journal_path(store.dir())).unwrap().len() < 100, "cut");
+        assert_eq!(listed(&store), titles(&[(1, "old"), (2, "new"), (3, "old")]), "rebuilt from the records");
+    }
+}
