@@ -157,3 +157,30 @@ fn list_marks_a_session_whose_last_detached_send_failed() {
     assert!(row(failed)["detached_send_failed"].as_str().unwrap().contains("no credit"));
     assert_eq!(row(fine)["detached_send_failed"], Value::Null);
 }
+
+#[test]
+fn list_through_the_sessions_index_after_mixed_writes_is_list_from_the_records() {
+    let w = World::new();
+    w.person_session(ID_A, "p", "r");
+    w.person_session(ID_B, "p", "r");
+    w.person_session(ID_C, "p", "r");
+    assert_eq!(w.json(&["list", "--json"]).as_array().unwrap().len(), 3);
+    let index = w.state().join("sessions.index");
+    assert!(index.exists(), "list wrote the index");
+    // Writes after it: a rename, a key's run, a resumed session, a pruned one, a new one.
+    w.cmd(&["name", ID_A, "trip"]).assert().success();
+    w.run(&["--key", "k", "hello"]).assert().success();
+    w.person_session(ID_B, "p2", "r2");
+    fs::remove_file(w.transcript(ID_C)).unwrap();
+    w.cmd(&["prune"]).assert().success();
+    let through_index = w.cmd(&["list", "--json"]).output().unwrap();
+    assert!(through_index.status.success());
+    let listed: Value = serde_json::from_slice(&through_index.stdout).unwrap();
+    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|s| s["session_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "{listed}");
+    assert!(ids.contains(&ID_A) && ids.contains(&ID_B) && !ids.contains(&ID_C), "{listed}");
+    fs::remove_file(&index).unwrap();
+    let from_records = w.cmd(&["list", "--json"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&through_index.stdout), String::from_utf8_lossy(&from_records.stdout));
+    assert!(index.exists(), "rebuilt");
+}
