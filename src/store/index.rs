@@ -160,7 +160,7 @@ pub(super) struct View {
     /// The index's bytes (empty when it is not trusted).
     bytes: Vec<u8>,
     /// Stem -> the record's JSON within `bytes`; empty when the index is not trusted.
-    entries: HashMap<Box<str>, (usize, usize)>,
+    entries: Entries,
     /// Whether the index was trusted.
     pub valid: bool,
     /// Stems written since the index (its journal lines); to be read from their files.
@@ -178,7 +178,7 @@ impl View {
     pub fn load(dir: &Path, boot: &str) -> View {
         let mut view = View {
             bytes: Vec::new(),
-            entries: HashMap::new(),
+            entries: Entries::default(),
             valid: false,
             journaled: HashSet::new(),
             journal: None,
@@ -322,7 +322,25 @@ fn read_file(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-type Entries = HashMap<Box<str>, (usize, usize)>;
+type Entries = HashMap<Box<str>, (usize, usize), std::hash::BuildHasherDefault<StemHasher>>;
+
+/// A fast hash of the index's names (file names of the state dir: no attacker picks them).
+#[derive(Default, Clone, Copy)]
+struct StemHasher(u64);
+
+impl std::hash::Hasher for StemHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The index's journal offset and entries, if its header passes `trusted` and every line
 /// parses as `<stem>\t<json>`.
@@ -332,7 +350,7 @@ fn parse_index(bytes: &[u8], trusted: impl Fn(&Header) -> bool) -> Option<(u64, 
     if !trusted(&header) || bytes.last() != Some(&b'\n') {
         return None;
     }
-    let mut entries = Entries::with_capacity(bytes.len() / 400);
+    let mut entries = Entries::with_capacity_and_hasher(bytes.len() / 300, Default::default());
     let mut at = first + 1;
     while at < bytes.len() {
         let end = at + bytes[at..].iter().position(|&b| b == b'\n')?;

@@ -27,6 +27,8 @@ pub struct Exists {
 struct Dir {
     fd: OwnedFd,
     asked: u32,
+    /// A lookup in it found a file.
+    found: bool,
     /// Its names, once read: those of regular files and dirs, which exist as listed (a symlink
     /// may dangle, and a name that is not listed is still looked up: the listing is a moment
     /// earlier, and a lookup may match a name it does not spell the same way).
@@ -53,14 +55,16 @@ impl Exists {
             if self.dirs.len() >= MAX_DIRS {
                 return path.exists();
             }
-            let dir = open_dir(parent).map(|fd| Dir { fd, asked: 0, listed: None });
+            let dir = open_dir(parent).map(|fd| Dir { fd, asked: 0, found: false, listed: None });
             self.dirs.insert(parent.to_vec(), dir);
         }
         // A dir that cannot be opened: nothing in it can be found either.
         let Some(Some(dir)) = self.dirs.get_mut(parent) else { return false };
         dir.asked += 1;
-        if dir.asked == READ_DIR_AFTER {
-            dir.listed = list_dir(parent);
+        // Listed only once a lookup in it found a file: a dir that can be read but not
+        // searched lists names that a lookup does not find.
+        if dir.asked >= READ_DIR_AFTER && dir.found && dir.listed.is_none() {
+            dir.listed = Some(list_dir(parent).unwrap_or_default());
         }
         if dir.listed.as_ref().is_some_and(|names| names.contains(name)) {
             return true;
@@ -71,7 +75,9 @@ impl Exists {
         let Ok(name) = CStr::from_bytes_with_nul(&self.name) else { return path.exists() };
         let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
         // SAFETY: a valid dir descriptor, a NUL-terminated name, and room for the answer.
-        unsafe { libc::fstatat(dir.fd.as_raw_fd(), name.as_ptr(), stat.as_mut_ptr(), 0) == 0 }
+        let found = unsafe { libc::fstatat(dir.fd.as_raw_fd(), name.as_ptr(), stat.as_mut_ptr(), 0) == 0 };
+        dir.found |= found;
+        found
     }
 }
 
