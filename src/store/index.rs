@@ -65,7 +65,9 @@ struct Header {
 
 /// This boot's id (empty if the kernel does not say: then no index is ever trusted).
 pub(super) fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_owned()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 fn open_journal(dir: &Path) -> io::Result<File> {
@@ -312,7 +314,8 @@ impl View {
 
 /// A file's bytes (symlinks refused, a missing file is an error too).
 fn read_file(path: &Path) -> io::Result<Vec<u8>> {
-    let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    let mut file =
+        OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::other("not a regular file"));
@@ -441,7 +444,10 @@ mod tests {
         tx.put_session(&record(4, "four")).unwrap();
         drop(tx);
         let journal = std::fs::read_to_string(journal_path(store.dir())).unwrap();
-        assert_eq!(journal.lines().skip(1).collect::<Vec<_>>(), [id(1).as_str(), id(2).as_str(), id(4).as_str()]);
+        assert_eq!(
+            journal.lines().skip(1).collect::<Vec<_>>(),
+            [id(1).as_str(), id(2).as_str(), id(4).as_str()]
+        );
         assert_eq!(listed(&store), titles(&[(1, "new"), (3, "from the index"), (4, "four")]));
     }
 
@@ -478,7 +484,8 @@ mod tests {
         let (_dir, store) = store();
         listed(&store);
         let sessions = store.dir().join("sessions");
-        write_json(&sessions.join(format!("{}.json", id(5))), &record(5, "five"), Durability::Volatile).unwrap();
+        write_json(&sessions.join(format!("{}.json", id(5))), &record(5, "five"), Durability::Volatile)
+            .unwrap();
         std::fs::remove_file(sessions.join(format!("{}.json", id(1)))).unwrap();
         std::fs::write(sessions.join("broken.json"), "{").unwrap();
         assert_eq!(listed_with_broken(&store), (titles(&[(2, "old"), (3, "old"), (5, "five")]), 1));

@@ -342,7 +342,8 @@ impl Store {
         let from_files = sources.iter().filter(|s| s.is_none()).count();
         let compact = view.as_ref().is_some_and(|v| v.wants_compaction(from_files, names.len()));
         let live = self.ids_in("live");
-        let parse = |bytes: &[u8]| serde_json::from_slice::<SessionRecord>(bytes).ok().filter(|r| r.v == FORMAT);
+        let parse =
+            |bytes: &[u8]| serde_json::from_slice::<SessionRecord>(bytes).ok().filter(|r| r.v == FORMAT);
         let read_part = |part: std::ops::Range<usize>| {
             let path = |stem: &str| sessions.join(format!("{stem}.json"));
             let mut reader = dir.reader();
@@ -371,7 +372,10 @@ impl Store {
                 };
                 match read {
                     Ok(Some(mut rec)) => {
-                        if compact && from_file && let Ok(json) = serde_json::to_vec(&rec) {
+                        if compact
+                            && from_file
+                            && let Ok(json) = serde_json::to_vec(&rec)
+                        {
                             lines.push((i, json));
                         }
                         if live.contains(&rec.id) {
@@ -395,8 +399,10 @@ impl Store {
             // A thread that cannot be started leaves its part to this one.
             let others: Vec<_> = parts
                 .map(|part| {
-                    let thread =
-                        std::thread::Builder::new().spawn_scoped(scope, { let part = part.clone(); move || read_part(part) });
+                    let thread = std::thread::Builder::new().spawn_scoped(scope, {
+                        let part = part.clone();
+                        move || read_part(part)
+                    });
                     (part, thread.ok())
                 })
                 .collect();
@@ -422,7 +428,8 @@ impl Store {
                 let json = view.json(sources[i]?);
                 parse(json).is_some().then(|| (names[i].0.as_str(), std::borrow::Cow::Borrowed(json)))
             });
-            let read = lines.into_iter().map(|(i, json)| (names[i].0.as_str(), std::borrow::Cow::Owned(json)));
+            let read =
+                lines.into_iter().map(|(i, json)| (names[i].0.as_str(), std::borrow::Cow::Owned(json)));
             // A cache: a rebuild that fails leaves it to the next reader.
             let _ = view.compact(&self.dir, indexed.chain(read));
         }

@@ -176,7 +176,8 @@ fn list_through_the_sessions_index_after_mixed_writes_is_list_from_the_records()
     let through_index = w.cmd(&["list", "--json"]).output().unwrap();
     assert!(through_index.status.success());
     let listed: Value = serde_json::from_slice(&through_index.stdout).unwrap();
-    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|s| s["session_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        listed.as_array().unwrap().iter().map(|s| s["session_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 3, "{listed}");
     assert!(ids.contains(&ID_A) && ids.contains(&ID_B) && !ids.contains(&ID_C), "{listed}");
     fs::remove_file(&index).unwrap();
