@@ -619,6 +619,26 @@ impl Store {
         read_json(&self.claude_slot_path(id))
     }
 
+    /// A bell that rings when a file leaves one of `dirs` (see [`crate::sys::bell`]): how a
+    /// waiting turn hears that a slot, a ticket ahead of it or a busy marker went. The dirs
+    /// are created if missing; `None` where inotify cannot be had (the waiter looks again at
+    /// its timeouts only).
+    pub fn bell(&self, dirs: &[Watched<'_>]) -> Option<crate::sys::bell::Bell> {
+        let paths: Vec<PathBuf> = dirs
+            .iter()
+            .map(|d| match d {
+                Watched::Line(line) => self.queue_dir(*line),
+                Watched::Slots => self.claudes_dir(),
+                Watched::Busy => self.dir.join("busy"),
+                Watched::Next => self.dir.join("next"),
+            })
+            .collect();
+        for path in &paths {
+            create_private_dir(path).ok()?;
+        }
+        crate::sys::bell::Bell::on(&paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())
+    }
+
     /// Who goes next on `id` (`run --interrupt`), if anyone claimed it.
     pub fn next_turn(&self, id: &SessionId) -> Result<Option<NextTurn>> {
         read_json(&self.next_path(id))

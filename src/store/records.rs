@@ -448,6 +448,16 @@ pub enum Line<'a> {
     Claudes,
 }
 
+/// A dir a waiter listens to (`Store::bell`): a queue, the claude slots, the busy markers,
+/// the claims of interrupting runs on the next turn.
+#[derive(Debug, Clone, Copy)]
+pub enum Watched<'a> {
+    Line(Line<'a>),
+    Slots,
+    Busy,
+    Next,
+}
+
 /// A dir that `prune` removes once it is empty and quiet (see `Locked::remove_quiet_dir`).
 #[derive(Debug, Clone, Copy)]
 pub enum QuietDir<'a> {

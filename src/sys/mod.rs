@@ -1,5 +1,6 @@
 //! Small bits of the operating system and of human-readable output.
 
+pub mod bell;
 pub mod exists;
 pub mod files;
 

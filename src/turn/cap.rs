@@ -10,10 +10,13 @@
 //! A turn that finds the cap reached waits in the claudes' queue (`queue/claudes/`, the same
 //! tickets as a session's queue, [`super::queue`]): first come, first served across keys; a
 //! key's own turns keep their order because a key's runs go one at a time (its key lock).
-//! Only the first in line takes a free slot. While it waits at the head of the line, an idle
-//! warm claude (its keeper alive, no turn on its session) is ended to make room, the least
-//! recently used first: a kept claude saves the next turn of one session a few seconds,
-//! while a turn that waits for a slot cannot start at all.
+//! Only the first in line takes a free slot. Waiters do not poll: a slot freed or a ticket
+//! leaving removes a file, which rings their [`Store::bell`]; they look again then, and after
+//! [`RECHECK`] anyway (a process killed with its slot or ticket on file rings nothing).
+//! While it waits at the head of the line, an idle warm claude (its keeper alive, no turn on
+//! its session) is ended to make room, the least recently used first: a kept claude saves
+//! the next turn of one session a few seconds, while a turn that waits for a slot cannot
+//! start at all.
 
 use std::time::{Duration, Instant};
 
@@ -23,13 +26,17 @@ use super::queue::{self, Ticket};
 use crate::config::MAX_CLAUDES_ENV;
 use crate::exit::Busy;
 use crate::ident::SessionId;
-use crate::store::{COMMAND_LOCK_WAIT, ClaudeSlot, FORMAT, Line, Locked, Proc, Store, now_ms};
+use crate::store::{COMMAND_LOCK_WAIT, ClaudeSlot, FORMAT, Line, Locked, Proc, Store, Watched, now_ms};
 
-/// How often the first waiting turn looks at the queue again; the one at place N, N times
-/// less often (up to [`POLL_MAX`]): fifty waiters reading the line every 50 ms kept two
-/// cores busy.
+/// How long a waiting turn waits for the bell before it looks again anyway: a slot freed or a
+/// ticket left rings it at once (its file removed, [`Store::bell`]); a run or claude killed
+/// with its slot or ticket still on file rings nothing, and counts no more from the next look.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Without a bell (no inotify), the first waiting turn looks again every `POLL`, the one at
+/// place N N times less often, up to [`RECHECK`]: fifty waiters reading the line every 50 ms
+/// kept two cores busy.
 const POLL: Duration = Duration::from_millis(50);
-const POLL_MAX: Duration = Duration::from_secs(1);
 
 /// `CLAWSESS_MAX_CLAUDES`, else the config file's `max_claudes`, else half the machine's
 /// memory at 600 MB a claude (`crate::config::default_max_claudes`); a
@@ -145,9 +152,49 @@ pub fn take<'a>(
     key: &str,
     cap: usize,
     deadline: Instant,
+    make_room: impl FnMut(&[ClaudeSlot]) -> Result<bool>,
+    waiting: impl FnMut(&Waiting),
+) -> Result<Slot<'a>> {
+    let mut slots = take_with(store, key, 1, cap, deadline, make_room, waiting, RECHECK)?;
+    Ok(slots.pop().expect("one slot taken"))
+}
+
+/// [`take`] for `n` claudes that `key` starts at once (`doctor --probe` runs three): the
+/// slots are taken together, when `n` are free, so that two such takers never each hold some
+/// and wait for the rest. More than `cap`: an error at once, naming what to raise.
+pub fn take_many<'a>(
+    store: &'a Store,
+    key: &str,
+    n: usize,
+    cap: usize,
+    deadline: Instant,
+    make_room: impl FnMut(&[ClaudeSlot]) -> Result<bool>,
+    waiting: impl FnMut(&Waiting),
+) -> Result<Vec<Slot<'a>>> {
+    if n > cap {
+        anyhow::bail!(
+            "{key} starts {n} claude processes at once, more than clawsess may start \
+             ({MAX_CLAUDES_ENV}={cap}); raise {MAX_CLAUDES_ENV} to {n} or more for it"
+        );
+    }
+    take_with(store, key, n, cap, deadline, make_room, waiting, RECHECK)
+}
+
+/// [`take_many`], looking again every `recheck` when the bell does not ring.
+#[allow(clippy::too_many_arguments)]
+fn take_with<'a>(
+    store: &'a Store,
+    key: &str,
+    n: usize,
+    cap: usize,
+    deadline: Instant,
     mut make_room: impl FnMut(&[ClaudeSlot]) -> Result<bool>,
     mut waiting: impl FnMut(&Waiting),
-) -> Result<Slot<'a>> {
+    recheck: Duration,
+) -> Result<Vec<Slot<'a>>> {
+    // Listening (from the first wait on) before each look: a slot freed between a look and
+    // the wait still rings.
+    let mut bell = None;
     let mut ticket: Option<Ticket<'a>> = None;
     let mut told: Option<Waiting> = None;
     loop {
@@ -156,17 +203,21 @@ pub fn take<'a>(
         if ahead == 0 {
             let tx = store.lock(COMMAND_LOCK_WAIT)?;
             let live = live_slots(&tx)?;
-            if live.len() < cap {
-                let slot = ClaudeSlot {
-                    v: FORMAT,
-                    id: uuid::Uuid::new_v4().to_string(),
-                    key: key.to_owned(),
-                    procs: vec![Proc::me()],
-                    keeper_of: None,
-                    since: now_ms(),
-                };
-                tx.put_claude_slot(&slot)?;
-                return Ok(Slot { store, id: slot.id, mine: vec![Proc::me()] });
+            if live.len() + n <= cap {
+                let mut taken = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let slot = ClaudeSlot {
+                        v: FORMAT,
+                        id: uuid::Uuid::new_v4().to_string(),
+                        key: key.to_owned(),
+                        procs: vec![Proc::me()],
+                        keeper_of: None,
+                        since: now_ms(),
+                    };
+                    tx.put_claude_slot(&slot)?;
+                    taken.push(Slot { store, id: slot.id, mine: vec![Proc::me()] });
+                }
+                return Ok(taken);
             }
             drop(tx);
             // First in line and the cap reached: an idle claude makes room (a warm one,
@@ -175,6 +226,10 @@ pub fn take<'a>(
                 continue;
             }
             running = Some(live.len());
+        }
+        if bell.is_none() {
+            bell = Some(store.bell(&[Watched::Line(Line::Claudes), Watched::Slots]));
+            continue; // listening now: look again before waiting
         }
         if ticket.is_none() {
             ticket = Ticket::join(store, Line::Claudes, key);
@@ -196,8 +251,21 @@ pub fn take<'a>(
             ))
             .into());
         }
-        let poll = (POLL * u32::try_from(now.position).unwrap_or(u32::MAX)).min(POLL_MAX);
-        std::thread::sleep(poll.min(deadline.saturating_duration_since(Instant::now())));
+        let until = deadline.min(Instant::now() + recheck);
+        match bell.as_ref().and_then(Option::as_ref) {
+            // The first in line waits for a slot to free or a ticket ahead to leave; the
+            // others only for a ticket ahead to leave (a slot freed is not theirs to take).
+            Some(bell) => loop {
+                let rung = bell.wait(until.saturating_duration_since(Instant::now()));
+                if rung[0] || (rung[1] && ahead == 0) || Instant::now() >= until || rung == [false, false] {
+                    break;
+                }
+            },
+            None => {
+                let poll = (POLL * u32::try_from(now.position).unwrap_or(u32::MAX)).min(recheck);
+                std::thread::sleep(poll.min(until.saturating_duration_since(Instant::now())));
+            }
+        }
     }
 }
 
@@ -256,5 +324,98 @@ mod tests {
         drop(first);
         let second = take(&store, "b", 1, Instant::now(), |_| Ok(false), |_| panic!("free again")).unwrap();
         drop(second);
+    }
+
+    /// `take_with` on a thread, long rechecks unless told: what it heard and what it got.
+    fn waiter(
+        dir: &std::path::Path,
+        recheck: Duration,
+    ) -> (std::sync::mpsc::Receiver<Waiting>, std::sync::mpsc::Receiver<Result<String, String>>) {
+        // Where inotify cannot be had a waiter polls, and these tests would not show the bell.
+        assert!(Store::at(dir).bell(&[Watched::Slots]).is_some(), "inotify on Linux");
+        let (heard_tx, heard) = std::sync::mpsc::channel();
+        let (got_tx, got) = std::sync::mpsc::channel();
+        let dir = dir.to_owned();
+        std::thread::spawn(move || {
+            let store = Store::at(&dir);
+            let far = Instant::now() + Duration::from_secs(600);
+            let slot = take_with(
+                &store,
+                "b",
+                1,
+                1,
+                far,
+                |_| Ok(false),
+                |w| heard_tx.send(w.clone()).unwrap(),
+                recheck,
+            );
+            let _ = got_tx.send(slot.map(|s| s[0].id().to_owned()).map_err(|e| format!("{e:#}")));
+        });
+        (heard, got)
+    }
+
+    /// Long enough for a loaded machine, far shorter than a waiter's recheck in these tests:
+    /// a waiter that answers within it was woken, it did not look again on its own.
+    const ANSWER: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_waiter_wakes_when_the_slot_it_waits_for_frees() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let first = take(&store, "a", 1, Instant::now(), |_| Ok(false), |_| panic!("free")).unwrap();
+        let (heard, got) = waiter(dir.path(), Duration::from_secs(600));
+        // The barrier: it waits, first in line, before the slot frees.
+        assert_eq!(heard.recv_timeout(ANSWER).unwrap(), Waiting { position: 1, running: 1, cap: 1 });
+        assert!(got.try_recv().is_err(), "no slot while the cap is reached");
+        let freed = first.id().to_owned();
+        drop(first);
+        let id = got.recv_timeout(ANSWER).expect("woken by the slot freed").unwrap();
+        assert_ne!(id, freed, "a slot of its own");
+        assert!(store.queue(Line::Claudes).unwrap().is_empty(), "its ticket is gone");
+    }
+
+    #[test]
+    fn a_waiter_wakes_when_the_turn_ahead_of_it_leaves_the_line_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let ahead = crate::store::QueueTicket {
+            v: FORMAT,
+            id: "ahead".into(),
+            pid: 1, // init: alive, not us
+            pid_start: crate::claude::process::start_time(1),
+            surface: "a".into(),
+            at: 1,
+        };
+        store.put_ticket(Line::Claudes, &ahead).unwrap();
+        // A slot is free, but a turn waits ahead of this one: first come, first served.
+        let (heard, got) = waiter(dir.path(), Duration::from_secs(600));
+        assert_eq!(heard.recv_timeout(ANSWER).unwrap(), Waiting { position: 2, running: 0, cap: 1 });
+        assert!(got.try_recv().is_err(), "it does not pass the turn ahead");
+        store.remove_ticket(Line::Claudes, "ahead").unwrap();
+        got.recv_timeout(ANSWER).expect("woken by the ticket ahead leaving").unwrap();
+    }
+
+    #[test]
+    fn a_releaser_killed_with_its_slot_on_file_does_not_strand_a_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let mut releaser = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        let slot = ClaudeSlot {
+            v: FORMAT,
+            id: "killed".into(),
+            key: "a".into(),
+            procs: vec![Proc::of(releaser.id())],
+            keeper_of: None,
+            since: now_ms(),
+        };
+        store.lock(COMMAND_LOCK_WAIT).unwrap().put_claude_slot(&slot).unwrap();
+        // Rechecks at 20 ms: nothing rings when a process is killed, the recheck finds it.
+        let (heard, got) = waiter(dir.path(), Duration::from_millis(20));
+        assert_eq!(heard.recv_timeout(ANSWER).unwrap(), Waiting { position: 1, running: 1, cap: 1 });
+        releaser.kill().unwrap(); // SIGKILL: it leaves nothing
+        releaser.wait().unwrap();
+        let id = got.recv_timeout(ANSWER).expect("the recheck finds the slot dead").unwrap();
+        assert_ne!(id, "killed");
+        assert!(store.claude_slot("killed").unwrap().is_none(), "the dead slot is removed");
     }
 }

@@ -1,0 +1,114 @@
+//! A bell that rings when a file leaves one of a few dirs: how a waiting turn hears that a
+//! claude slot, a ticket ahead of it or a session's busy marker went, instead of reading the
+//! store again and again (inotify, Linux).
+//!
+//! The releaser does nothing for it: removing (or renaming away) its file is the ring. A
+//! releaser killed before it removed anything rings nothing, so a waiter never waits on the
+//! bell alone: [`Bell::wait`] has a timeout, and the waiter looks again when it passes.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+/// What wakes a waiter: a file removed from the dir. Not a file written (the store renames a
+/// temp file into place): fifty waiters woken by every ticket that joins the line would read
+/// it fifty times for nothing.
+const RINGS: u32 = libc::IN_DELETE;
+
+/// Watches dirs; see the module's doc.
+pub struct Bell {
+    fd: OwnedFd,
+    /// The watch of each dir, in the order given (`-1`: could not watch it, counts as rung
+    /// at every wait's timeout only).
+    watches: Vec<i32>,
+}
+
+impl Bell {
+    /// A bell on `dirs` (which must exist). `None` where inotify cannot be had (not Linux, the
+    /// user's inotify limits reached): the caller then looks again at its timeouts only.
+    pub fn on(dirs: &[&Path]) -> Option<Bell> {
+        // SAFETY: inotify_init1 takes flags only; a non-negative result is an fd we now own.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if raw < 0 {
+            return None;
+        }
+        // SAFETY: `raw` is a fresh fd owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut watches = Vec::with_capacity(dirs.len());
+        for dir in dirs {
+            let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+            // SAFETY: a valid fd and a NUL-terminated path.
+            let wd =
+                unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), RINGS | libc::IN_ONLYDIR) };
+            if wd < 0 {
+                return None;
+            }
+            watches.push(wd);
+        }
+        Some(Bell { fd, watches })
+    }
+
+    /// Waits until a file is removed from a watched dir, or `timeout` passes. Which dirs
+    /// rang, by their place in [`Bell::on`]'s list (all of them when the kernel's queue
+    /// overflowed; none at the timeout). Rings since the last wait count: nothing between a
+    /// waiter's look and its wait is missed.
+    pub fn wait(&self, timeout: Duration) -> Vec<bool> {
+        let mut rung = vec![false; self.watches.len()];
+        let mut poll = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&raw mut poll, 1, ms) };
+        if ready <= 0 {
+            return rung; // the timeout (or a signal): the caller looks again anyway
+        }
+        // Events are a header (wd, mask, cookie, len) and `len` bytes of name.
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reads into a buffer of its length from a valid non-blocking fd.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let Ok(n) = usize::try_from(n) else { break }; // EAGAIN: all read
+            if n == 0 {
+                break;
+            }
+            let mut at = 0;
+            let header = std::mem::size_of::<libc::inotify_event>();
+            while at + header <= n {
+                // SAFETY: the kernel wrote whole events; read_unaligned copes with the offset.
+                let event: libc::inotify_event =
+                    unsafe { buf.as_ptr().add(at).cast::<libc::inotify_event>().read_unaligned() };
+                if event.mask & libc::IN_Q_OVERFLOW != 0 {
+                    rung.fill(true);
+                } else if let Some(i) = self.watches.iter().position(|&w| w == event.wd) {
+                    rung[i] = true;
+                }
+                at += header + event.len as usize;
+            }
+        }
+        rung
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_leaving_a_watched_dir_rings_and_a_quiet_dir_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(b.join("slot.json"), "{}").unwrap();
+        let bell = Bell::on(&[&a, &b]).expect("inotify on Linux");
+        assert_eq!(bell.wait(Duration::ZERO), [false, false], "nothing left yet");
+        std::fs::remove_file(b.join("slot.json")).unwrap();
+        // Rung before the wait began: still heard (a long timeout the ring cuts short).
+        assert_eq!(bell.wait(Duration::from_secs(600)), [false, true]);
+        assert_eq!(bell.wait(Duration::ZERO), [false, false], "heard once");
+        std::fs::write(a.join("t.tmp"), "{}").unwrap();
+        std::fs::rename(a.join("t.tmp"), a.join("t.json")).unwrap();
+        assert_eq!(bell.wait(Duration::ZERO), [false, false], "a file written does not ring");
+        std::fs::remove_file(a.join("t.json")).unwrap();
+        assert_eq!(bell.wait(Duration::from_secs(600)), [true, false]);
+    }
+}
