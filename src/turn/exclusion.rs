@@ -25,8 +25,8 @@ use crate::exit::Busy;
 use crate::ident::shorten;
 use crate::ident::{Key, SessionId};
 use crate::store::{
-    Acquired, BusyMarker, ClaimState, HolderTurn, Line, RunHolder, Store, lock_until, mtime_ms, now_ms,
-    open_lock_file,
+    Acquired, BusyMarker, ClaimState, HolderTurn, Line, RunHolder, Store, Watched, lock_until, mtime_ms,
+    now_ms, open_lock_file,
 };
 use crate::sys::{clock, pid_alive};
 
@@ -45,6 +45,18 @@ pub const BUSY_QUIET: Duration = Duration::from_secs(15 * 60);
 const HOLDER_MAX: u64 = 256 * 1024;
 /// How far a time may lie in the future before it is taken for a clock that jumped.
 const CLOCK_SKEW_MS: u64 = 60_000;
+
+/// How long a run waiting behind an earlier run of its key waits for the bell (that run's
+/// note removed) before it looks again anyway (a waiter killed rings nothing).
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The same for a turn waiting for its session, shorter: a terminal turn ended by Esc (seen
+/// in the transcript only) or a claude that died rings nothing, and a session has few
+/// waiters, so looking twice a second costs little.
+const SESSION_RECHECK: Duration = Duration::from_millis(500);
+
+/// Without a bell (no inotify): how often a waiter looks again.
+const POLL: Duration = Duration::from_millis(100);
 
 /// A session's run lock, held by `run` for a whole turn. Dropping it releases the session.
 pub struct RunLock {
@@ -320,6 +332,7 @@ impl KeyLock {
         let me = std::process::id();
         let mut waiting = None;
         let mut tell = Some(tell);
+        let mut bell = None;
         loop {
             let acquired = lock_until(&file, deadline, || {
                 waiting = waiting.take().or_else(|| Some(Waiting::note(&path, place)));
@@ -353,7 +366,24 @@ impl KeyLock {
                     Busy(format!("another run for {key} is still in progress; try again later")).into()
                 );
             }
-            std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
+            // The earlier run removes its note when it takes the lock: that rings (see
+            // `crate::sys::bell`); one killed while waiting rings nothing, the recheck finds it.
+            let until = deadline.min(Instant::now() + RECHECK);
+            if bell.is_none() {
+                let dir = path.with_extension("waiting");
+                bell = Some(
+                    crate::store::create_private_dir(&dir)
+                        .ok()
+                        .and_then(|()| crate::sys::bell::Bell::on(&[&dir])),
+                );
+                continue; // listening now: look again before waiting
+            }
+            match bell.as_ref().and_then(Option::as_ref) {
+                Some(bell) => {
+                    bell.wait(until.saturating_duration_since(Instant::now()));
+                }
+                None => std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now()))),
+            }
         }
     }
 }
@@ -468,6 +498,7 @@ fn take(
     let file = open_lock_file(&store.run_lock_path(id)?)?;
     let place = place.cloned().unwrap_or_else(Place::now);
     let mut ticket = None;
+    let mut bell = None;
     loop {
         let acquired = lock_until(&file, deadline, || {
             ticket = ticket
@@ -515,7 +546,20 @@ fn take(
             return Ok(Err(why));
         }
         on_wait(&why);
-        std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
+        // What it waits for mostly ends by a file removed, which rings: a ticket ahead, the
+        // busy marker, an interrupting run's claim. Not all (a claude that dies, a turn ended
+        // by Esc in the transcript): those the recheck finds.
+        let until = deadline.min(Instant::now() + SESSION_RECHECK);
+        if bell.is_none() {
+            bell = Some(store.bell(&[Watched::Line(Line::Session(id)), Watched::Busy, Watched::Next]));
+            continue; // listening now: look again before waiting
+        }
+        match bell.as_ref().and_then(Option::as_ref) {
+            Some(bell) => {
+                bell.wait(until.saturating_duration_since(Instant::now()));
+            }
+            None => std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now()))),
+        }
     }
 }
 
