@@ -142,3 +142,44 @@ fn a_claude_that_runs_no_hooks_fails_the_probe_naming_them() {
     }
     assert!(check(&doc, "hooks fire in -p")["detail"].as_str().unwrap().contains("SessionStart"), "{doc:#}");
 }
+
+#[test]
+fn the_probes_claudes_count_against_the_cap_it_waits_for_them_and_fails_clearly_below_three() {
+    let h = ClaudeHome::new();
+    // Below the three claudes it runs at once: a clear error, before any claude starts.
+    let mut cmd = h.clawsess_cmd(&["doctor", "--probe", "--json"]);
+    cmd.env("CLAWSESS_MAX_CLAUDES", "2");
+    let out = cmd.output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], false, "{doc:#}");
+    assert!(doc["error"].as_str().unwrap().contains("CLAWSESS_MAX_CLAUDES=2"), "{doc:#}");
+    assert!(doc.get("checks").is_none(), "no probe ran: {doc:#}");
+
+    // The cap reached by a claude clawsess started: the probe waits in line, says so, and
+    // runs once that claude is gone (killed, its slot left on file).
+    let store = Store::at(h.home().join(".local/share/clawsess"));
+    let mut other = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+    let slot = clawsess::store::ClaudeSlot {
+        v: clawsess::store::FORMAT,
+        id: "other".into(),
+        key: "telegram:1".into(),
+        procs: vec![clawsess::store::Proc::of(other.id())],
+        keeper_of: None,
+        since: clawsess::store::now_ms(),
+    };
+    store.lock(clawsess::store::COMMAND_LOCK_WAIT).unwrap().put_claude_slot(&slot).unwrap();
+    let tmp = h.home().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut cmd = h.clawsess_cmd(&["doctor", "--probe", "--json"]);
+    cmd.env("CLAWSESS_MAX_CLAUDES", "3").env("TMPDIR", &tmp);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut probe = cmd.spawn().unwrap();
+    let (said, rest) = support::real_claude::read_stderr_until(&mut probe, "the probe waits for 3");
+    assert!(said.contains("CLAWSESS_MAX_CLAUDES=3"), "{said}");
+    other.kill().unwrap();
+    other.wait().unwrap();
+    let out = probe.wait_with_output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], true, "{doc:#}\n{}", rest.join().unwrap());
+    assert!(store.claude_slots().unwrap().is_empty(), "the probe's slots are left");
+}

@@ -46,6 +46,24 @@ fn print(checks: &Checks) {
 fn probe(json: bool) -> Result<u8> {
     let found = crate::config::find_claude(None).and_then(|claude| {
         let exe = std::env::current_exe().context("could not tell this binary's path")?;
+        // Its claudes count against the cap: held until the probe is done.
+        let store = Store::open()?;
+        let deadline = std::time::Instant::now() + crate::probe::SLOT_WAIT;
+        let mut said = false;
+        let _slots = crate::probe::take_slots(&store, deadline, |waiting| {
+            if !said {
+                eprintln!(
+                    "clawsess: {} claude processes are running, the most clawsess starts at once \
+                     ({}={}); the probe waits for {} of them to end (place {} in line)",
+                    waiting.running,
+                    crate::config::MAX_CLAUDES_ENV,
+                    waiting.cap,
+                    crate::probe::CLAUDES_AT_ONCE,
+                    waiting.position
+                );
+                said = true;
+            }
+        })?;
         crate::probe::probe(&claude, &exe)
     });
     let report = match found {

@@ -136,6 +136,27 @@ pub fn probe(claude: &Path, clawsess: &Path) -> Result<Report> {
     })
 }
 
+/// The most claude processes the probe runs at once (three fresh sessions; a stopped turn
+/// beside two resumes).
+pub const CLAUDES_AT_ONCE: usize = 3;
+
+/// How long the probe waits for its claude slots before it gives up.
+pub const SLOT_WAIT: Duration = Duration::from_secs(600);
+
+/// The probe's claudes count against the claude cap (`turn::cap`) like a run's: it takes
+/// [`CLAUDES_AT_ONCE`] slots together, held until they drop, waiting in line until
+/// `deadline` (`waiting` hears its place; an idle warm claude is ended to make room).
+pub fn take_slots<'s>(
+    store: &'s Store,
+    deadline: Instant,
+    waiting: impl FnMut(&crate::turn::cap::Waiting),
+) -> Result<Vec<crate::turn::cap::Slot<'s>>> {
+    let cap = crate::turn::cap::max_claudes()?;
+    let mut ended = Vec::new();
+    let make_room = |live: &[crate::store::ClaudeSlot]| crate::warm::end_idle(store, live, &mut ended, cap);
+    crate::turn::cap::take_many(store, "doctor --probe", CLAUDES_AT_ONCE, cap, deadline, make_room, waiting)
+}
+
 /// Records `report` in the store as its binary's newest probe of its version.
 pub fn record(store: &Store, report: &Report) -> Result<()> {
     let version = Version::parse(&report.version).context("the report names no version")?;
