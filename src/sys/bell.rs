@@ -17,7 +17,8 @@ const RINGS: u32 = libc::IN_DELETE;
 
 /// Watches dirs; see the module's doc.
 pub struct Bell {
-    fd: OwnedFd,
+    /// Closed by `Drop`, off the waiter's path.
+    fd: std::mem::ManuallyDrop<OwnedFd>,
     /// The watch of each dir, in the order given (`-1`: could not watch it, counts as rung
     /// at every wait's timeout only).
     watches: Vec<i32>,
@@ -45,7 +46,7 @@ impl Bell {
             }
             watches.push(wd);
         }
-        Some(Bell { fd, watches })
+        Some(Bell { fd: std::mem::ManuallyDrop::new(fd), watches })
     }
 
     /// Waits until a file is removed from a watched dir, or `timeout` passes. Which dirs
@@ -85,6 +86,17 @@ impl Bell {
             }
         }
         rung
+    }
+}
+
+impl Drop for Bell {
+    /// Closing an inotify instance waits for the kernel's grace period (measured: 15-25 ms),
+    /// and a waiter drops its bell on its way to start its turn: the close happens on a
+    /// thread of its own (or when the process exits first; here if no thread can be had).
+    fn drop(&mut self) {
+        // SAFETY: `fd` is not used again: this is the bell's end.
+        let fd = unsafe { std::mem::ManuallyDrop::take(&mut self.fd) };
+        let _ = std::thread::Builder::new().name("bell-close".into()).spawn(move || drop(fd));
     }
 }
 
