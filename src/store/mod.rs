@@ -4,7 +4,8 @@
 //! $CLAWSESS_HOME/
 //!   lock                  the store lock: guards every read-modify-write; never renamed
 //!   sessions/<id>.json    one record per session (O(1) lookups by id)
-//!   live/<id>.json        what of it a reboot voids (live pids, `last_seen`), never synced
+//!   live/<id>.json        what of it a reboot voids (live pids, `last_seen`) and the run
+//!                         counters, never synced
 //!   keys/<hash>.json      per surface key: attachment and own session
 //!   names/<hash>.json     name -> session
 //!   global.json           the global attachment
@@ -780,12 +781,13 @@ impl Locked<'_> {
     /// Replaces the session record `before` (as read under this lock, live file merged) with
     /// `after`, paying for no more durability than the change needs: nothing is written when
     /// nothing changed; when only what a reboot makes meaningless changed (the live pids
-    /// `processes` and `told`, `last_seen`: see [`SessionRecord::same_durable`]), only the
+    /// `processes` and `told`, `last_seen`, and the run counters: see
+    /// [`SessionRecord::same_durable`]), only the
     /// session's live file is written, atomically but never synced; any other change writes
     /// the record with [`Durability::Full`] ([`put_session`](Self::put_session)).
     ///
     /// Why that keeps every field a user relies on: the record alone holds them (its cwd,
-    /// transcript, key, name, title, `forked`, the run counters, who started it), and every
+    /// transcript, key, name, title, `forked`, who started it), and every
     /// change of one is a `Full` write of the whole record, so a power loss leaves the record
     /// of its last such write, whole. The live file holds only pids of claude processes (which
     /// a reboot ends) and the time of the last activity. A killed process is no risk: both
@@ -1008,12 +1010,19 @@ mod tests {
             SessionRecord { processes: vec![7, 8], told: vec![8], last_seen: 99, ..before.clone() };
         // Only the live file, which is never synced: no fsync at all.
         assert_eq!(update_durability(&before, &volatile), Some(Durability::Volatile));
+        // So are a run turn's counters (docs/STATE.md: what a power loss can set back).
+        let counted = SessionRecord {
+            run_turns: 3,
+            last_turn_key: Some("telegram:1".into()),
+            last_turn_at: 99,
+            ..volatile.clone()
+        };
+        assert_eq!(update_durability(&before, &counted), Some(Durability::Volatile));
         for durable in [
             SessionRecord { source: "resume".into(), ..volatile.clone() },
             SessionRecord { cwd: "/q".into(), ..volatile.clone() },
             SessionRecord { title: Some("t".into()), ..volatile.clone() },
             SessionRecord { forked: true, ..volatile.clone() },
-            SessionRecord { run_turns: 1, ..volatile.clone() },
             SessionRecord { key: Some(Key::parse("k:1").unwrap()), ..volatile.clone() },
         ] {
             assert_eq!(update_durability(&before, &durable), Some(Durability::Full), "{durable:?}");
@@ -1035,11 +1044,20 @@ mod tests {
         assert_eq!(inode(), first, "rewritten though nothing changed");
         assert!(!tx.live_path(&before.id).exists());
 
-        let after = SessionRecord { processes: vec![42], told: vec![42], last_seen: 5, ..before.clone() };
+        let after = SessionRecord {
+            processes: vec![42],
+            told: vec![42],
+            last_seen: 5,
+            run_turns: 1,
+            last_turn_key: Some("k:1".into()),
+            last_turn_at: 5,
+            ..before.clone()
+        };
         tx.update_session(&before, &after).unwrap();
         assert_eq!(inode(), first, "the record was rewritten for a change of live fields only");
         let read = tx.session(&before.id).unwrap().unwrap();
         assert_eq!((&read.processes, &read.told, read.last_seen), (&vec![42], &vec![42], 5));
+        assert_eq!((read.run_turns, read.last_turn_key.as_deref(), read.last_turn_at), (1, Some("k:1"), 5));
         let (all, _) = tx.sessions().unwrap();
         assert_eq!(all[0].processes, vec![42], "list merges the live file too");
 
@@ -1050,6 +1068,11 @@ mod tests {
         assert!(!tx.live_path(&before.id).exists());
         let on_disk: SessionRecord = read_json(&tx.session_path(&before.id)).unwrap().unwrap();
         assert_eq!((on_disk.processes, on_disk.last_seen), (vec![42], 5));
+        assert_eq!(
+            (on_disk.run_turns, on_disk.last_turn_key.as_deref()),
+            (1, Some("k:1")),
+            "counters folded in"
+        );
 
         // Removing the session removes its live file.
         let rec = tx.session(&before.id).unwrap().unwrap();
@@ -1081,6 +1104,25 @@ mod tests {
         assert_eq!(merged(Some(live(5, 50))), (vec![8], vec![8], 100));
         // Written over an older durable write (its removal lost): ignored.
         assert_eq!(merged(Some(live(4, 200))), (vec![7], vec![], 100));
+        // The run counters: the live file's, written over this record, so never behind it;
+        // one of an older clawsess (no counters) leaves the record's.
+        let counted = SessionRecord {
+            run_turns: 4,
+            last_turn_key: Some("a:1".into()),
+            last_turn_at: 40,
+            ..rec.clone()
+        };
+        let counters = |l: LiveRecord| {
+            let mut r = counted.clone();
+            r.merge_live(Some(l));
+            (r.run_turns, r.last_turn_key, r.last_turn_at)
+        };
+        let newer =
+            LiveRecord { run_turns: 6, last_turn_key: Some("b:2".into()), last_turn_at: 60, ..live(5, 200) };
+        assert_eq!(counters(newer), (6, Some("b:2".into()), 60));
+        let older_clawsess =
+            LiveRecord { run_turns: 0, last_turn_key: None, last_turn_at: 0, ..live(5, 200) };
+        assert_eq!(counters(older_clawsess), (4, Some("a:1".into()), 40));
         // A record of before live files (no stamp, pids in it) still reads, pids and all.
         let old: SessionRecord = serde_json::from_value(serde_json::json!({
             "v": 1, "id": id(1), "cwd": "/p", "transcript": "/p/t.jsonl", "source": "startup",

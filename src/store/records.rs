@@ -84,14 +84,20 @@ impl SessionRecord {
     }
 
     /// Whether `self` and `other` say the same of everything that must survive a crash: all
-    /// but the live processes (`processes`, `told`: pids, which a reboot ends) and `last_seen`
+    /// but the live processes (`processes`, `told`: pids, which a reboot ends), `last_seen`
     /// (the time of the last activity, which `prompt-submit` already notes at most once a
-    /// minute; an older value after a power loss misleads no one).
+    /// minute; an older value after a power loss misleads no one) and the run counters
+    /// (`run_turns`, `last_turn_key`, `last_turn_at`: what `list` and `status` show of `run`'s
+    /// turns, and who spoke last, which the turn log says too; a power loss may take the last
+    /// seconds' increments, see docs/STATE.md).
     pub fn same_durable(&self, other: &SessionRecord) -> bool {
         let volatile = |r: &SessionRecord| SessionRecord {
             processes: Vec::new(),
             told: Vec::new(),
             last_seen: 0,
+            run_turns: 0,
+            last_turn_key: None,
+            last_turn_at: 0,
             ..r.clone()
         };
         serde_json::to_vec(&volatile(self)).ok() == serde_json::to_vec(&volatile(other)).ok()
@@ -107,6 +113,13 @@ impl SessionRecord {
         self.processes = live.processes;
         self.told = live.told;
         self.last_seen = self.last_seen.max(live.last_seen);
+        // Written over this very record, so never behind it; a live file of an older clawsess
+        // has no counters (0, none) and leaves the record's.
+        self.run_turns = self.run_turns.max(live.run_turns);
+        if live.last_turn_key.is_some() && live.last_turn_at >= self.last_turn_at {
+            self.last_turn_key = live.last_turn_key;
+            self.last_turn_at = live.last_turn_at;
+        }
     }
 
     /// What of it a reboot makes meaningless, to be written as its live file.
@@ -117,11 +130,15 @@ impl SessionRecord {
             last_seen: self.last_seen,
             processes: self.processes.clone(),
             told: self.told.clone(),
+            run_turns: self.run_turns,
+            last_turn_key: self.last_turn_key.clone(),
+            last_turn_at: self.last_turn_at,
         }
     }
 }
 
-/// What a reboot makes meaningless of a session's record: `live/<id>.json`, written
+/// What a reboot makes meaningless of a session's record, and the run counters (what a power
+/// loss may set back by its last seconds' turns): `live/<id>.json`, written
 /// atomically (temp file and rename: a killed process leaves the old or the new one) but
 /// never synced, when only these changed (see `Locked::update_session`). It overlays the
 /// record whose [`stamp`](SessionRecord::stamp) it carries; the record's next durable write
@@ -138,6 +155,13 @@ pub struct LiveRecord {
     pub processes: Vec<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub told: Vec<u32>,
+    /// The run counters as of the last `run` turn (see [`SessionRecord::same_durable`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub run_turns: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_turn_key: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub last_turn_at: u64,
 }
 
 impl SessionRecord {

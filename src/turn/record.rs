@@ -46,7 +46,8 @@ pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
     let RunTurn { key, target, session, .. } = *turn;
     let now = now_ms();
     let tx = store.lock(COMMAND_LOCK_WAIT)?;
-    let mut rec = match tx.session(session)? {
+    let before = tx.session(session)?;
+    let mut rec = match before.clone() {
         Some(rec) => rec,
         // The hook is not installed (or did not fire): record the session ourselves.
         None => {
@@ -69,7 +70,12 @@ pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
     if target.resume {
         rec.source = "resume".into(); // the child's SessionStart left this write to us
     }
-    tx.put_session(&rec)?;
+    // Most turns change only the counters and `last_seen`: the live file, no fsync (see
+    // `Locked::update_session`); a new record, `forked` or a new `source` is a durable write.
+    match &before {
+        Some(before) => tx.update_session(before, &rec)?,
+        None => tx.put_session(&rec)?,
+    }
 
     let before = tx.key_state(key)?;
     let mut state = before.clone().unwrap_or_else(|| KeyState::new(key.clone()));
