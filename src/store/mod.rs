@@ -596,14 +596,19 @@ impl Store {
     }
 
     /// Puts a waiting turn in `line`. One whole file per waiter: no store lock needed.
+    /// The name of ticket `id`'s file in its line's dir: what the bell names when it leaves.
+    pub fn ticket_file(id: &str) -> String {
+        format!("{}.json", file_stem(id))
+    }
+
     pub fn put_ticket(&self, line: Line<'_>, ticket: &QueueTicket) -> Result<()> {
-        let path = self.queue_dir(line).join(format!("{}.json", file_stem(&ticket.id)));
+        let path = self.queue_dir(line).join(Self::ticket_file(&ticket.id));
         create_private_dir(path.parent().expect("queue/ dir"))?;
         write_json(&path, ticket, Durability::Volatile)
     }
 
     pub fn remove_ticket(&self, line: Line<'_>, ticket: &str) -> Result<bool> {
-        remove_if_exists(&self.queue_dir(line).join(format!("{}.json", file_stem(ticket))))
+        remove_if_exists(&self.queue_dir(line).join(Self::ticket_file(ticket)))
     }
 
     /// The claude processes clawsess started that count against the cap (see `turn::cap`),

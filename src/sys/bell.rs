@@ -54,15 +54,22 @@ impl Bell {
     /// overflowed; none at the timeout). Rings since the last wait count: nothing between a
     /// waiter's look and its wait is missed.
     pub fn wait(&self, timeout: Duration) -> Vec<bool> {
-        let mut rung = vec![false; self.watches.len()];
+        let rang = self.wait_names(timeout);
+        rang.gone.iter().map(|names| rang.overflow || !names.is_empty()).collect()
+    }
+
+    /// [`Bell::wait`], saying which files left each dir: a waiter can then tell whether what
+    /// left concerns it (the turn just ahead of it) or not (one further ahead).
+    pub fn wait_names(&self, timeout: Duration) -> Rang {
+        let mut rang = Rang { gone: vec![Vec::new(); self.watches.len()], overflow: false };
         let mut poll = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
         // SAFETY: one valid pollfd.
         let ready = unsafe { libc::poll(&raw mut poll, 1, ms) };
         if ready <= 0 {
-            return rung; // the timeout (or a signal): the caller looks again anyway
+            return rang; // the timeout (or a signal): the caller looks again anyway
         }
-        // Events are a header (wd, mask, cookie, len) and `len` bytes of name.
+        // Events are a header (wd, mask, cookie, len) and `len` bytes of name (NUL-padded).
         let mut buf = [0u8; 4096];
         loop {
             // SAFETY: reads into a buffer of its length from a valid non-blocking fd.
@@ -77,16 +84,28 @@ impl Bell {
                 // SAFETY: the kernel wrote whole events; read_unaligned copes with the offset.
                 let event: libc::inotify_event =
                     unsafe { buf.as_ptr().add(at).cast::<libc::inotify_event>().read_unaligned() };
+                let name =
+                    buf.get(at + header..(at + header + event.len as usize).min(n)).unwrap_or_default();
+                let name = name.split(|&b| b == 0).next().unwrap_or_default();
                 if event.mask & libc::IN_Q_OVERFLOW != 0 {
-                    rung.fill(true);
+                    rang.overflow = true;
                 } else if let Some(i) = self.watches.iter().position(|&w| w == event.wd) {
-                    rung[i] = true;
+                    rang.gone[i].push(String::from_utf8_lossy(name).into_owned());
                 }
                 at += header + event.len as usize;
             }
         }
-        rung
+        rang
     }
+}
+
+/// What [`Bell::wait_names`] heard.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rang {
+    /// The names of the files that left each dir, by its place in [`Bell::on`]'s list.
+    pub gone: Vec<Vec<String>>,
+    /// The kernel's queue overflowed: anything may have left anywhere.
+    pub overflow: bool,
 }
 
 impl Drop for Bell {
@@ -122,5 +141,9 @@ mod tests {
         assert_eq!(bell.wait(Duration::ZERO), [false, false], "a file written does not ring");
         std::fs::remove_file(a.join("t.json")).unwrap();
         assert_eq!(bell.wait(Duration::from_secs(600)), [true, false]);
+        std::fs::write(a.join("u.json"), "{}").unwrap();
+        std::fs::remove_file(a.join("u.json")).unwrap();
+        let rang = bell.wait_names(Duration::from_secs(600));
+        assert_eq!(rang, Rang { gone: vec![vec!["u.json".to_owned()], vec![]], overflow: false });
     }
 }

@@ -198,7 +198,13 @@ fn take_with<'a>(
     let mut ticket: Option<Ticket<'a>> = None;
     let mut told: Option<Waiting> = None;
     loop {
-        let ahead = queue::ahead(store, Line::Claudes, ticket.as_ref())?.len();
+        // The files of the tickets ahead, oldest first: the last one is this turn's
+        // predecessor, whose leaving is what it waits for (see the bell below).
+        let mut ahead_files: Vec<String> = queue::ahead(store, Line::Claudes, ticket.as_ref())?
+            .into_iter()
+            .map(|t| Store::ticket_file(&t.id))
+            .collect();
+        let ahead = ahead_files.len();
         let mut running = None;
         if ahead == 0 {
             let tx = store.lock(COMMAND_LOCK_WAIT)?;
@@ -253,12 +259,27 @@ fn take_with<'a>(
         }
         let until = deadline.min(Instant::now() + recheck);
         match bell.as_ref().and_then(Option::as_ref) {
-            // The first in line waits for a slot to free or a ticket ahead to leave; the
-            // others only for a ticket ahead to leave (a slot freed is not theirs to take).
+            // Only what can change this turn's chance wakes it: the ticket just ahead of it
+            // leaving, and, first in line, a slot freed. A ticket further ahead leaving moves
+            // it up a place, told without reading the line again; fifty waiters reading it at
+            // every turn that leaves were a thundering herd. A waiter ahead that was killed,
+            // or a dead slot, the recheck finds.
             Some(bell) => loop {
-                let rung = bell.wait(until.saturating_duration_since(Instant::now()));
-                if rung[0] || (rung[1] && ahead == 0) || Instant::now() >= until || rung == [false, false] {
+                let rang = bell.wait_names(until.saturating_duration_since(Instant::now()));
+                let predecessor = ahead_files.last().cloned();
+                ahead_files.retain(|f| !rang.gone[0].contains(f));
+                if rang.overflow
+                    || predecessor.is_some_and(|p| !ahead_files.contains(&p))
+                    || (!rang.gone[1].is_empty() && ahead == 0)
+                    || Instant::now() >= until
+                    || rang.gone.iter().all(Vec::is_empty)
+                {
                     break;
+                }
+                let moved = Waiting { position: ahead_files.len() + 1, ..now.clone() };
+                if told.as_ref().is_none_or(|t| t.position != moved.position) {
+                    waiting(&moved);
+                    told = Some(moved);
                 }
             },
             None => {
@@ -393,6 +414,36 @@ mod tests {
         assert!(got.try_recv().is_err(), "it does not pass the turn ahead");
         store.remove_ticket(Line::Claudes, "ahead").unwrap();
         got.recv_timeout(ANSWER).expect("woken by the ticket ahead leaving").unwrap();
+    }
+
+    #[test]
+    fn a_waiter_moves_up_without_reading_the_line_when_a_turn_further_ahead_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let first = crate::store::QueueTicket {
+            v: FORMAT,
+            id: "first".into(),
+            pid: 1, // init: alive, not us
+            pid_start: crate::claude::process::start_time(1),
+            surface: "a".into(),
+            at: 1,
+        };
+        let second = crate::store::QueueTicket { id: "second".into(), at: 2, ..first.clone() };
+        store.put_ticket(Line::Claudes, &first).unwrap();
+        store.put_ticket(Line::Claudes, &second).unwrap();
+        let (heard, got) = waiter(dir.path(), Duration::from_secs(600));
+        assert_eq!(heard.recv_timeout(ANSWER).unwrap(), Waiting { position: 3, running: 0, cap: 1 });
+        // The turn just ahead dies unseen (rewritten in place: that rings nothing). A waiter
+        // that read the line again would drop it, find itself first with a slot free and take
+        // it; one that was not woken only moves up a place when the first leaves.
+        let dead = crate::store::QueueTicket { pid: u32::MAX, pid_start: None, ..second };
+        store.put_ticket(Line::Claudes, &dead).unwrap();
+        store.remove_ticket(Line::Claudes, "first").unwrap();
+        assert_eq!(heard.recv_timeout(ANSWER).unwrap(), Waiting { position: 2, running: 0, cap: 1 });
+        assert!(got.try_recv().is_err(), "it did not read the line");
+        assert_eq!(store.queue(Line::Claudes).unwrap().len(), 2, "the dead ticket is still on file");
+        store.remove_ticket(Line::Claudes, "second").unwrap();
+        got.recv_timeout(ANSWER).expect("woken by the ticket just ahead leaving").unwrap();
     }
 
     #[test]
