@@ -555,9 +555,21 @@ fn take(
             continue; // listening now: look again before waiting
         }
         match bell.as_ref().and_then(Option::as_ref) {
-            Some(bell) => {
-                bell.wait(until.saturating_duration_since(Instant::now()));
-            }
+            // `busy/` and `next/` hold every session's files: one of another session leaving
+            // rings, but is not for this waiter (every session's waiters woke at every turn
+            // that ended anywhere). Its own line's dir is its session's alone.
+            Some(bell) => loop {
+                let rang = bell.wait_names(until.saturating_duration_since(Instant::now()));
+                let mine = format!("{id}.json");
+                if rang.overflow
+                    || !rang.gone[0].is_empty()
+                    || rang.gone[1..].iter().flatten().any(|f| *f == mine)
+                    || Instant::now() >= until
+                    || rang.gone.iter().all(Vec::is_empty)
+                {
+                    break;
+                }
+            },
             None => std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now()))),
         }
     }
