@@ -71,7 +71,8 @@ fn probe(json: bool) -> Result<u8> {
         Err(err) if json => {
             let doc = serde_json::json!({"ok": false, "error": format!("{err:#}")});
             crate::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
-            return Ok(exit::FAILURE);
+            // The same code as without --json: 75 when its claude slots stayed taken.
+            return Ok(exit::code_of(&err));
         }
         Err(err) => return Err(err),
     };
