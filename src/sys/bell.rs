@@ -8,7 +8,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What wakes a waiter: a file removed from the dir. Not a file written (the store renames a
 /// temp file into place): fifty waiters woken by every ticket that joins the line would read
@@ -56,6 +56,22 @@ impl Bell {
     pub fn wait(&self, timeout: Duration) -> Vec<bool> {
         let rang = self.wait_names(timeout);
         rang.gone.iter().map(|names| rang.overflow || !names.is_empty()).collect()
+    }
+
+    /// Waits until a ring that `concerns` the caller, the kernel's queue overflowing, or
+    /// `until`, whichever comes first. `concerns` sees each ring that came before `until`
+    /// (a waiter can note what left that is not for it, e.g. a turn further ahead).
+    pub fn wait_until(&self, until: Instant, mut concerns: impl FnMut(&Rang) -> bool) {
+        loop {
+            let rang = self.wait_names(until.saturating_duration_since(Instant::now()));
+            if rang.overflow
+                || rang.gone.iter().all(Vec::is_empty)
+                || Instant::now() >= until
+                || concerns(&rang)
+            {
+                return;
+            }
+        }
     }
 
     /// [`Bell::wait`], saying which files left each dir: a waiter can then tell whether what

@@ -264,24 +264,21 @@ fn take_with<'a>(
             // it up a place, told without reading the line again; fifty waiters reading it at
             // every turn that leaves were a thundering herd. A waiter ahead that was killed,
             // or a dead slot, the recheck finds.
-            Some(bell) => loop {
-                let rang = bell.wait_names(until.saturating_duration_since(Instant::now()));
+            Some(bell) => bell.wait_until(until, |rang| {
                 let predecessor = ahead_files.last().cloned();
                 ahead_files.retain(|f| !rang.gone[0].contains(f));
-                if rang.overflow
-                    || predecessor.is_some_and(|p| !ahead_files.contains(&p))
+                if predecessor.is_some_and(|p| !ahead_files.contains(&p))
                     || (!rang.gone[1].is_empty() && ahead == 0)
-                    || Instant::now() >= until
-                    || rang.gone.iter().all(Vec::is_empty)
                 {
-                    break;
+                    return true;
                 }
                 let moved = Waiting { position: ahead_files.len() + 1, ..now.clone() };
                 if told.as_ref().is_none_or(|t| t.position != moved.position) {
                     waiting(&moved);
                     told = Some(moved);
                 }
-            },
+                false
+            }),
             None => {
                 let poll = (POLL * u32::try_from(now.position).unwrap_or(u32::MAX)).min(recheck);
                 std::thread::sleep(poll.min(until.saturating_duration_since(Instant::now())));

@@ -558,18 +558,12 @@ fn take(
             // `busy/` and `next/` hold every session's files: one of another session leaving
             // rings, but is not for this waiter (every session's waiters woke at every turn
             // that ended anywhere). Its own line's dir is its session's alone.
-            Some(bell) => loop {
-                let rang = bell.wait_names(until.saturating_duration_since(Instant::now()));
+            Some(bell) => {
                 let mine = format!("{id}.json");
-                if rang.overflow
-                    || !rang.gone[0].is_empty()
-                    || rang.gone[1..].iter().flatten().any(|f| *f == mine)
-                    || Instant::now() >= until
-                    || rang.gone.iter().all(Vec::is_empty)
-                {
-                    break;
-                }
-            },
+                bell.wait_until(until, |rang| {
+                    !rang.gone[0].is_empty() || rang.gone[1..].iter().flatten().any(|f| *f == mine)
+                });
+            }
             None => std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now()))),
         }
     }
