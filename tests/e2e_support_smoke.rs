@@ -2,7 +2,10 @@
 //! `CLAWSESS_TEST_CLAUDE_VERSION`) against the stand-in API.
 mod support;
 
+use std::fs;
 use std::time::Instant;
+
+use serde_json::json;
 
 use support::real_claude::{ClaudeHome, claude_bin, claude_code_version};
 
@@ -83,4 +86,39 @@ fn a_scripted_tool_call_runs_and_its_result_reaches_the_stand_in() {
     let last = turns.last().unwrap();
     assert!(last.all_text.contains("tool-output-42"), "the tool's output went back to the model");
     assert!(result["result"].as_str().unwrap().contains("stand-in reply"));
+}
+
+/// A fact of Claude Code that the warm design leans on (docs/CLAUDE_CODE.md, "What a hook
+/// costs a kept claude"): a kept claude cannot be spared the command hooks of
+/// `~/.claude/settings.json` without changing what the model sees. Leaving out the `user`
+/// settings source (and handing the user's settings back with `--settings`) keeps the user's
+/// hooks but drops the user's skills from the request; `disableAllHooks` drops the user's own
+/// hooks too. If this fails, a kept claude might answer clawsess's hooks over stream-json
+/// instead of starting a process for each: look again.
+#[test]
+fn a_kept_claude_cannot_skip_the_user_settings_hooks_without_changing_what_the_model_sees() {
+    let home = ClaudeHome::new();
+    let skill = home.claude_dir().join("skills").join("zebra");
+    fs::create_dir_all(&skill).unwrap();
+    fs::write(skill.join("SKILL.md"), "---\nname: zebra\ndescription: USER-SKILL-zebra\n---\nbody\n")
+        .unwrap();
+    let user = json!({"hooks": {"UserPromptSubmit": [{"hooks": [{"type": "command", "command": "echo USER-HOOK-said"}]}]}});
+    home.write_settings(&user);
+    let cwd = home.project("p");
+    let seen = |args: &[&str]| {
+        home.api().clear();
+        home.run_p_json(&cwd, args, "hello");
+        let turn = home.api().turn_requests().into_iter().last().expect("a turn request");
+        let text = turn.body.to_string();
+        (text.contains("USER-SKILL-zebra"), text.contains("USER-HOOK-said"))
+    };
+    assert_eq!(seen(&[]), (true, true), "all sources: the user's skill and hook");
+    let user = user.to_string();
+    let without_user = ["--setting-sources", "project,local", "--settings", user.as_str()];
+    assert_eq!(seen(&without_user), (false, true), "no user source, its settings by flag: the skill is gone");
+    assert_eq!(
+        seen(&["--settings", r#"{"disableAllHooks":true}"#]),
+        (true, false),
+        "disableAllHooks: the user's hook is gone"
+    );
 }
