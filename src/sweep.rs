@@ -76,6 +76,14 @@ impl Swept {
 
 /// Removes every leftover of a process that is gone; see [`Swept`].
 pub fn sweep(tx: &Locked<'_>) -> Result<Swept> {
+    let mut swept = sweep_but_live(tx)?;
+    swept.live = sweep_live(tx, &tx.ids_in("live").into_iter().collect::<Vec<_>>())?;
+    Ok(swept)
+}
+
+/// [`sweep`] but the live files, which there may be one of per session: `prune` sweeps them
+/// in batches ([`sweep_live`]), letting go of the lock between.
+pub fn sweep_but_live(tx: &Locked<'_>) -> Result<Swept> {
     let mut swept = Swept::default();
     let store: &crate::store::Store = tx;
     let tickets = |line: Line<'_>| -> Result<usize> {
@@ -122,10 +130,17 @@ pub fn sweep(tx: &Locked<'_>) -> Result<Swept> {
         }
     }
     swept.scratch = tx.remove_old_scratch(SCRATCH_AGE)?;
-    for id in store.ids_in("live") {
-        swept.live += usize::from(tx.remove_stale_live(&id)?);
-    }
     Ok(swept)
+}
+
+/// Removes the live files of `ids` that are stale (their record is gone, or no longer carries
+/// their stamp), each decided under the lock; returns how many.
+pub fn sweep_live(tx: &Locked<'_>, ids: &[crate::ident::SessionId]) -> Result<usize> {
+    let mut removed = 0;
+    for id in ids {
+        removed += usize::from(tx.remove_stale_live(id)?);
+    }
+    Ok(removed)
 }
 
 /// Notes of keepers that are gone, and sockets and logs no live keeper's note names.

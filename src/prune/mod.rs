@@ -4,10 +4,13 @@
 
 pub mod auto;
 
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
 use anyhow::Result;
 
-use crate::ident::{Name, SessionId};
-use crate::store::{COMMAND_LOCK_WAIT, Store};
+use crate::ident::{Key, Name, SessionId};
+use crate::store::{COMMAND_LOCK_WAIT, Locked, SessionRecord, Store};
 use crate::sweep::Swept;
 
 /// What a prune did (or, dry, would do).
@@ -29,55 +32,168 @@ pub struct Pruned {
     pub global: bool,
     /// Files that could not be read (left alone).
     pub skipped: Vec<String>,
+    /// How many times it took the store lock, and the longest it held it.
+    pub holds: usize,
+    pub longest_hold: Duration,
 }
 
-/// Prunes the state dir with the store lock held; `dry_run` changes nothing.
+/// How many records (or keys, or live files) a prune decides on in one hold of the store
+/// lock: at 100,000 sessions, one hold for all would keep every run and hook waiting.
+pub const BATCH: usize = 256;
+
+/// Prunes the state dir, taking the store lock in batches of [`BATCH`]; `dry_run` changes
+/// nothing (and takes no lock).
 pub fn prune(store: &Store, dry_run: bool) -> Result<Pruned> {
-    let tx = store.lock(COMMAND_LOCK_WAIT)?;
+    prune_in_batches(store, dry_run, BATCH, |_| {})
+}
+
+/// [`prune`], `batch` records to a hold of the store lock. What is to go is found without the
+/// lock (reading every record is what takes long); each batch then takes the lock and looks
+/// again at each of its records before removing it: one that is gone, changed since (a turn
+/// or a hook wrote it) or whose transcript is back stays. `between(n)` is called after the
+/// `n`th hold (from 0), with the lock let go.
+pub fn prune_in_batches(
+    store: &Store,
+    dry_run: bool,
+    batch: usize,
+    between: impl FnMut(usize),
+) -> Result<Pruned> {
+    let batch = batch.max(1);
     let mut done = Pruned { dry_run, ..Pruned::default() };
+    let mut holds = Holds { store, between, count: 0, longest: Duration::ZERO };
     if !dry_run {
         // First, so that a broken file below does not keep the sweep from happening.
-        done.temp_files = store.stale_temp_files().iter().filter(|p| std::fs::remove_file(p).is_ok()).count();
-        done.requests = crate::live::ask::sweep_locked(&tx)?;
+        (done.temp_files, done.requests) = holds.with(|tx| {
+            let temp = store.stale_temp_files().iter().filter(|p| std::fs::remove_file(p).is_ok()).count();
+            Ok((temp, crate::live::ask::sweep_locked(tx)?))
+        })?;
     }
-    let (records, broken) = tx.sessions()?;
-    let (key_states, broken_keys) = tx.key_states()?;
-    done.skipped = broken.iter().chain(&broken_keys).map(|err| format!("{err:#}")).collect();
+    let (records, broken) = store.sessions()?;
+    done.skipped = broken.iter().map(|err| format!("{err:#}")).collect();
     done.sessions = records.len();
-    done.dropped =
-        records.iter().filter(|r| !r.transcript.exists()).map(|r| (r.id.clone(), r.name.clone())).collect();
+    let mut gone: Vec<SessionRecord> = records.into_iter().filter(|r| !r.transcript.exists()).collect();
+    gone.sort_by(|a, b| a.id.cmp(&b.id));
     if dry_run {
+        done.dropped = gone.into_iter().map(|r| (r.id, r.name)).collect();
+        let (_, broken_keys) = store.key_states()?;
+        done.skipped.extend(broken_keys.iter().map(|err| format!("{err:#}")));
         return Ok(done);
     }
-    let gone = |id: &SessionId| done.dropped.iter().any(|(d, _)| d == id);
-    for (id, name) in &done.dropped {
-        if let Some(name) = name {
-            tx.remove_name(name)?;
-        }
-        tx.remove_session(id)?;
-        tx.clear_busy(id)?;
+    for chunk in gone.chunks(batch) {
+        let dropped = holds.with(|tx| {
+            let mut dropped = Vec::new();
+            for seen in chunk {
+                if drop_if_unchanged(tx, seen)? {
+                    dropped.push((seen.id.clone(), seen.name.clone()));
+                }
+            }
+            Ok(dropped)
+        })?;
+        done.dropped.extend(dropped);
     }
-    for mut state in key_states {
-        let attached_gone = state.attached.as_ref().is_some_and(|a| gone(&a.session));
-        let own_gone = state.own.as_ref().is_some_and(&gone);
-        if attached_gone {
-            state.attached = None;
-        }
-        if own_gone {
-            state.own = None;
-        }
-        if attached_gone || own_gone {
-            done.keys += 1;
-            tx.put_key_state(&state)?;
-        }
+    // Read after the drops: a key that took one of them meanwhile is let go of it too.
+    let (key_states, broken_keys) = store.key_states()?;
+    done.skipped.extend(broken_keys.iter().map(|err| format!("{err:#}")));
+    let dropped: BTreeSet<&SessionId> = done.dropped.iter().map(|(id, _)| id).collect();
+    let holding: Vec<Key> = key_states
+        .into_iter()
+        .filter(|s| s.attached.iter().map(|a| &a.session).chain(&s.own).any(|id| dropped.contains(id)))
+        .map(|s| s.key)
+        .collect();
+    for chunk in holding.chunks(batch) {
+        done.keys += holds.with(|tx| {
+            let mut let_go = 0;
+            for key in chunk {
+                let_go += usize::from(let_go_of_dropped(tx, key, &dropped)?);
+            }
+            Ok(let_go)
+        })?;
     }
     // After the records: a send note of a session dropped just now goes too.
-    done.swept = crate::sweep::sweep(&tx)?;
-    if tx.global()?.is_some_and(|g| gone(&g.session)) {
-        tx.set_global(None)?;
-        done.global = true;
+    let (mut swept, global) = holds.with(|tx| {
+        let swept = crate::sweep::sweep_but_live(tx)?;
+        let global = match tx.global()? {
+            Some(g) if dropped.contains(&g.session) && tx.session(&g.session)?.is_none() => {
+                tx.set_global(None)?;
+                true
+            }
+            _ => false,
+        };
+        Ok((swept, global))
+    })?;
+    done.global = global;
+    let live: Vec<SessionId> = store.ids_in("live").into_iter().collect();
+    for chunk in live.chunks(batch) {
+        swept.live += holds.with(|tx| crate::sweep::sweep_live(tx, chunk))?;
     }
+    done.swept = swept;
+    done.holds = holds.count;
+    done.longest_hold = holds.longest;
     Ok(done)
+}
+
+/// The store lock, taken again for each batch.
+struct Holds<'a, F> {
+    store: &'a Store,
+    between: F,
+    count: usize,
+    longest: Duration,
+}
+
+impl<F: FnMut(usize)> Holds<'_, F> {
+    /// `work` with the lock held; how long it was held is kept.
+    fn with<T>(&mut self, work: impl FnOnce(&Locked<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.store.lock(COMMAND_LOCK_WAIT)?;
+        let held = Instant::now();
+        let result = work(&tx);
+        drop(tx);
+        self.longest = self.longest.max(held.elapsed());
+        (self.between)(self.count);
+        self.count += 1;
+        result
+    }
+}
+
+/// Drops the session `seen` (as read without the lock) if, read again under it, it is still
+/// what it was and its transcript still gone.
+fn drop_if_unchanged(tx: &Locked<'_>, seen: &SessionRecord) -> Result<bool> {
+    let Some(now) = tx.session(&seen.id)? else { return Ok(false) };
+    let bytes = |r: &SessionRecord| serde_json::to_vec(r).ok();
+    if bytes(&now).is_none() || bytes(&now) != bytes(seen) || now.transcript.exists() {
+        return Ok(false);
+    }
+    if let Some(name) = &now.name
+        && tx.named(name)?.as_ref() == Some(&now.id)
+    {
+        tx.remove_name(name)?;
+    }
+    tx.remove_session(&now.id)?;
+    tx.clear_busy(&now.id)?;
+    Ok(true)
+}
+
+/// Lets `key` go of the sessions of `dropped` that are still gone; returns whether it did.
+fn let_go_of_dropped(tx: &Locked<'_>, key: &Key, dropped: &BTreeSet<&SessionId>) -> Result<bool> {
+    let Some(mut state) = tx.key_state(key)? else { return Ok(false) };
+    let gone = |id: &SessionId| -> Result<bool> { Ok(dropped.contains(id) && tx.session(id)?.is_none()) };
+    let attached_gone = match &state.attached {
+        Some(a) => gone(&a.session)?,
+        None => false,
+    };
+    let own_gone = match &state.own {
+        Some(id) => gone(id)?,
+        None => false,
+    };
+    if attached_gone {
+        state.attached = None;
+    }
+    if own_gone {
+        state.own = None;
+    }
+    if attached_gone || own_gone {
+        tx.put_key_state(&state)?;
+    }
+    Ok(attached_gone || own_gone)
 }
 
 impl Pruned {
@@ -112,5 +228,69 @@ impl Pruned {
             self.temp_files
         ));
         lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Starter;
+
+    fn id(n: u8) -> SessionId {
+        SessionId::parse(&format!("{n:08x}-0000-4000-8000-000000000000")).unwrap()
+    }
+
+    /// A record whose transcript is gone: what a prune drops.
+    fn vanished(store: &Store, n: u8) {
+        let rec = SessionRecord::new(id(n), "/p".into(), "/nowhere/t.jsonl".into(), Starter::Person, 1);
+        store.lock(COMMAND_LOCK_WAIT).unwrap().put_session(&rec).unwrap();
+    }
+
+    #[test]
+    fn a_prune_lets_go_of_the_lock_between_batches_and_keeps_what_was_touched_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        for n in 1..=4 {
+            vanished(&store, n);
+        }
+        let mut seen_free = Vec::new();
+        // Holds: temp files and requests (0), then one record each (1 to 4), ...
+        let done = prune_in_batches(&store, false, 1, |n| {
+            // Another writer: takes the lock without waiting, so only if the prune let go.
+            let tx = store.lock(Duration::ZERO).expect("the lock is free between batches");
+            seen_free.push(n);
+            if n == 1 {
+                // After the first record: a turn touches the third (its last activity), and
+                // a hook writes the fourth anew.
+                let third = tx.session(&id(3)).unwrap().unwrap();
+                tx.update_session(&third, &SessionRecord { last_seen: 99, ..third.clone() }).unwrap();
+                let fourth = tx.session(&id(4)).unwrap().unwrap();
+                tx.put_session(&fourth).unwrap();
+            }
+        })
+        .unwrap();
+        assert!(seen_free.starts_with(&[0, 1, 2, 3, 4]), "{seen_free:?}");
+        assert_eq!(done.holds, seen_free.len());
+        let dropped: Vec<SessionId> = done.dropped.iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(dropped, [id(1), id(2)]);
+        assert_eq!(done.sessions, 4);
+        assert!(store.session(&id(1)).unwrap().is_none() && store.session(&id(2)).unwrap().is_none());
+        assert!(store.session(&id(3)).unwrap().is_some(), "touched between batches: kept");
+        assert!(store.session(&id(4)).unwrap().is_some(), "written anew between batches: kept");
+        // The next prune, nothing touching them, drops them.
+        let again = prune(&store, false).unwrap();
+        assert_eq!(again.dropped.len(), 2);
+        assert!(store.session_ids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_dry_prune_takes_no_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        vanished(&store, 1);
+        let _held = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        let done = prune_in_batches(&store, true, 1, |_| panic!("no hold")).unwrap();
+        assert_eq!(done.dropped.len(), 1);
+        assert!(store.session(&id(1)).unwrap().is_some());
     }
 }
