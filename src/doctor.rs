@@ -90,6 +90,7 @@ pub fn check(r: &mut Checks, claude_dir: Option<&Path>) -> Result<()> {
             check_state(r, &store);
             check_retention(r, &store, &config);
             check_warm(r, &store);
+            check_auto_prune(r, &store);
         }
         Err(err) => r.add(Level::Fail, "state dir", format!("{err:#}")),
     }
@@ -398,6 +399,21 @@ fn check_state(r: &mut Checks, store: &Store) {
         Ok(_) => {}
         Err(err) => r.add(Level::Fail, "state lock", format!("{err:#}")),
     }
+}
+
+/// When the last automatic prune ran, what it did, and when the next is due.
+fn check_auto_prune(r: &mut Checks, store: &Store) {
+    match auto_prune(store) {
+        Ok(status) if status.failed.is_some() => r.add(Level::Warn, "automatic prune", status.human()),
+        Ok(status) => r.add(Level::Ok, "automatic prune", status.human()),
+        Err(err) => r.add(Level::Warn, "automatic prune", format!("{err:#}")),
+    }
+}
+
+/// What `doctor --json` says of automatic pruning (its `auto_prune`).
+pub fn auto_prune(store: &Store) -> Result<crate::prune::auto::Status> {
+    let every = crate::config::file()?.prune_every()?.value;
+    crate::prune::auto::status(store, every)
 }
 
 fn on_nfs(dir: &Path) -> bool {

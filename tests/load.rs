@@ -321,3 +321,71 @@ fn a_second_turn_starts_when_the_first_leaves_its_slot() {
         gaps[PAIRS - 1]
     );
 }
+
+/// Writes `n` session records straight into `state` (as a hook would, without one process per
+/// record), numbered from `from`; every `gone_every`th one's transcript is gone.
+fn write_records(state: &Path, from: usize, n: usize, gone_every: usize, transcript: &Path) {
+    use clawsess::store::{SessionRecord, Starter};
+    let dir = state.join("sessions");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in from..from + n {
+        let id = clawsess::ident::SessionId::parse(&format!("{i:08x}-0000-4000-8000-000000000000")).unwrap();
+        let path = if i % gone_every == 0 { state.join("gone.jsonl") } else { transcript.to_path_buf() };
+        let rec = SessionRecord::new(id.clone(), "/p".into(), path, Starter::Run, 1);
+        std::fs::write(dir.join(format!("{id}.json")), serde_json::to_vec(&rec).unwrap()).unwrap();
+    }
+}
+
+/// A prune at 100,000 recorded sessions, 10,000 of them with their transcript gone: how long
+/// it holds the store lock at most, and how long a writer that wants the lock all along
+/// waits at most, in batches of `BATCH` and (side by side) in one hold for every record.
+#[test]
+#[ignore = "load test: cargo test --release --test load -- --ignored --nocapture --test-threads 1"]
+fn a_prune_at_100_000_sessions_holds_the_lock_briefly() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let transcript = root.path().join("t.jsonl");
+    std::fs::write(&transcript, "{}\n").unwrap();
+    let store = clawsess::store::Store::at(&state);
+    let total = 100_000;
+    write_records(&state, 0, total, 10, &transcript);
+    for (label, batch) in [("batches of BATCH", clawsess::prune::BATCH), ("one hold", usize::MAX)] {
+        let stop = AtomicBool::new(false);
+        let started = Instant::now();
+        let (done, writer) = std::thread::scope(|s| {
+            // Another writer, taking the lock again and again for as long as the prune runs.
+            let writer = s.spawn(|| {
+                let (mut longest, mut times) = (Duration::ZERO, 0);
+                while !stop.load(Ordering::Relaxed) {
+                    let asked = Instant::now();
+                    let tx = store.lock(Duration::from_secs(60)).unwrap();
+                    longest = longest.max(asked.elapsed());
+                    times += 1;
+                    drop(tx);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                (longest, times)
+            });
+            let done = clawsess::prune::prune_in_batches(&store, false, batch, |_| {}).unwrap();
+            stop.store(true, Ordering::Relaxed);
+            (done, writer.join().unwrap())
+        });
+        assert_eq!(done.sessions, total);
+        assert_eq!(done.dropped.len(), total / 10, "every record whose transcript is gone");
+        assert_eq!(store.session_ids().unwrap().len(), total - total / 10);
+        println!(
+            "prune at {total} sessions, {label}: {:.0} ms in all, {} holds of the lock, the longest \
+             {:.1} ms; a writer took it {} times meanwhile, waiting {:.1} ms at most",
+            ms(started.elapsed()),
+            done.holds,
+            ms(done.longest_hold),
+            writer.1,
+            ms(writer.0),
+        );
+        // Again for the next round: the dropped records come back.
+        write_records(&state, 0, total, 10, &transcript);
+        let ids = store.session_ids().unwrap().len();
+        assert_eq!(ids, total);
+    }
+}

@@ -21,7 +21,12 @@ impl Run for Doctor {
         if self.json {
             // One document: a failure is the `{"error"}` object alone.
             result?;
-            super::print_json(&checks.to_json())?;
+            let mut doc = checks.to_json();
+            // `null` when the state dir or the config cannot be read (its check says why).
+            let store = Store::open();
+            let status = store.and_then(|store| crate::doctor::auto_prune(&store)).ok();
+            doc["auto_prune"] = serde_json::to_value(status)?;
+            super::print_json(&doc)?;
         } else {
             print(&checks);
             result?;

@@ -7,7 +7,9 @@
 //! ([`super::prune`], same rules) under a lock on the stamp (one at a time), then moves the
 //! stamp `prune_every` ahead. Its lines go to `prune.log`, emptied at each automatic prune.
 //! The hook does not read the config file (hooks never do but prompt-submit): it goes by the
-//! stamp alone, and `prune --auto` reads `prune_every`.
+//! stamp alone, and `prune --auto` reads `prune_every`. While that is `off`, `run` and
+//! `prune --auto` set the stamp to [`off`], far ahead, so hooks start nothing; the first
+//! `run` that finds it on again moves the stamp to one interval from then.
 
 use std::fs::{File, TryLockError};
 use std::io::Write;
@@ -19,6 +21,12 @@ use anyhow::{Context, Result};
 
 use crate::config::DEFAULT_PRUNE_EVERY;
 use crate::store::{Store, open_lock_file};
+
+/// The stamp's mtime while `prune_every` is off (2100-01-01): hooks, which go by the stamp
+/// alone, start nothing; the first `run` that finds it on again moves the stamp back.
+pub fn off() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(4_102_444_800)
+}
 
 /// Once `poke` started a prune, the stamp says "due" again only this much later: runs that
 /// finish meanwhile start none (and a prune that died is retried then).
@@ -41,7 +49,10 @@ pub fn poke(store: &Store, interval: Interval) -> Result<bool> {
     let path = store.prune_stamp();
     let now = SystemTime::now();
     let every = match interval {
-        Interval::Configured(every) if every.is_zero() => return Ok(false),
+        Interval::Configured(every) if every.is_zero() => {
+            mark_off(store)?;
+            return Ok(false);
+        }
         Interval::Configured(every) => Some(every),
         Interval::Unknown => None,
     };
@@ -76,7 +87,7 @@ pub enum Outcome {
     Pruned,
     /// Not due yet.
     NotDue,
-    /// `prune_every` is off: the stamp moves a day ahead (hooks look at it without the config).
+    /// `prune_every` is off: the stamp says so ([`off`]; hooks look at it without the config).
     Off,
     /// Another automatic prune holds the lock.
     Busy,
@@ -98,7 +109,7 @@ pub fn run(store: &Store) -> Result<Outcome> {
     }
     let now = SystemTime::now();
     if every.is_zero() {
-        set_due(&stamp, now + DEFAULT_PRUNE_EVERY)?;
+        set_due(&stamp, off())?;
         return Ok(Outcome::Off);
     }
     // Due, or within the lease `poke` gave it; a prune that finished meanwhile moved it on.
@@ -107,12 +118,13 @@ pub fn run(store: &Store) -> Result<Outcome> {
     }
     let mut log = crate::sys::files::open_log(&store.prune_log())
         .with_context(|| format!("could not open {}", store.prune_log().display()))?;
-    let _ = writeln!(log, "clawsess prune --auto, {}", crate::sys::rfc3339(crate::sys::now_ms()));
+    let _ = writeln!(log, "{HEADER}{}", crate::sys::rfc3339(crate::sys::now_ms()));
     match super::prune(store, false) {
         Ok(done) => {
             for line in done.skipped.iter().map(|s| format!("skipped {s}")).chain(done.lines()) {
                 let _ = writeln!(log, "{}", crate::sys::printable(&line, false));
             }
+            let _ = writeln!(log, "{HELD}{} times, at most {} ms", done.holds, done.longest_hold.as_millis());
             set_due(&stamp, SystemTime::now() + every)?;
             Ok(Outcome::Pruned)
         }
@@ -123,6 +135,120 @@ pub fn run(store: &Store) -> Result<Outcome> {
             Err(err)
         }
     }
+}
+
+/// The line of `prune.log` that says how long the prune held the store lock.
+const HELD: &str = "held the state lock ";
+/// The first line of `prune.log`: this, then when it started.
+const HEADER: &str = "clawsess prune --auto, ";
+
+/// What `doctor` shows of automatic pruning.
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    /// When the last one started (RFC 3339), from `prune.log`; none if none ran.
+    pub last_ran: Option<String>,
+    /// What it did, a line each, as in `prune.log`.
+    pub did: Vec<String>,
+    /// Why it failed, if it did.
+    pub failed: Option<String>,
+    /// When the next is due (RFC 3339), `"off"`, or none: no run or session end yet.
+    pub next_due: Option<String>,
+}
+
+/// The last automatic prune (`prune.log`) and the next (the stamp; `off` when `every` is).
+pub fn status(store: &Store, every: Duration) -> Result<Status> {
+    let mut status = Status::default();
+    let log = store.prune_log();
+    match std::fs::read_to_string(&log) {
+        Ok(text) => {
+            for line in text.lines() {
+                if let Some(at) = line.strip_prefix(HEADER) {
+                    status.last_ran = Some(at.to_owned());
+                } else if let Some(why) = line.strip_prefix("failed: ") {
+                    status.failed = Some(why.to_owned());
+                } else if !line.starts_with(HELD) {
+                    status.did.push(line.to_owned());
+                }
+            }
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("could not read {}", log.display())),
+    }
+    status.next_due = match due(store)? {
+        _ if every.is_zero() => Some("off".into()),
+        Some(Due::Off) => Some("off".into()),
+        Some(Due::At(at)) => Some(crate::sys::rfc3339(
+            at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+        )),
+        None => None,
+    };
+    Ok(status)
+}
+
+impl Status {
+    /// One line: when it last ran and what it did (its summary; each dropped session is in
+    /// `prune.log`), and when the next is due.
+    pub fn human(&self) -> String {
+        let last = match (&self.last_ran, &self.failed) {
+            (None, _) => "never ran".to_owned(),
+            (Some(at), Some(why)) => format!("last ran {at} and failed: {why}"),
+            (Some(at), None) => {
+                let skipped = self.did.iter().filter(|l| l.starts_with("skipped ")).count();
+                let mut said: Vec<String> = self
+                    .did
+                    .iter()
+                    .filter(|l| !l.starts_with("dropped ") && !l.starts_with("skipped "))
+                    .cloned()
+                    .collect();
+                if skipped > 0 {
+                    said.push(format!("skipped {skipped} files it could not read"));
+                }
+                format!("last ran {at}: {}", said.join("; "))
+            }
+        };
+        let next = match self.next_due.as_deref() {
+            Some("off") => "off (prune_every)".to_owned(),
+            Some(at) => format!("next due {at}"),
+            None => "next due a day after the first run or session end".to_owned(),
+        };
+        format!("{last}; {next}")
+    }
+}
+
+/// Says in the stamp that automatic pruning is off, if the state dir exists and the stamp
+/// does not say so yet (one stat when it does).
+fn mark_off(store: &Store) -> Result<()> {
+    let path = store.prune_stamp();
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.modified()? >= off() => Ok(()),
+        Ok(_) => set_due(&open_lock_file(&path)?, off()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && store.dir().is_dir() => {
+            set_due(&open_lock_file(&path)?, off())
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("could not read {}", path.display())),
+    }
+}
+
+/// When the next automatic prune is due, as the stamp says: `None` when there is no stamp
+/// (no run or session end yet), [`Due::Off`] when it says off.
+pub fn due(store: &Store) -> Result<Option<Due>> {
+    let path = store.prune_stamp();
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) => {
+            let at = meta.modified()?;
+            Ok(Some(if at >= off() { Due::Off } else { Due::At(at) }))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("could not read {}", path.display())),
+    }
+}
+
+/// What the stamp says of the next automatic prune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    At(SystemTime),
+    Off,
 }
 
 fn set_due(stamp: &File, at: SystemTime) -> Result<()> {
@@ -172,7 +298,9 @@ mod tests {
         let store = Store::at(dir.path());
         let day = Duration::from_secs(86400);
         assert!(!poke(&store, Interval::Configured(Duration::ZERO)).unwrap());
-        assert!(!store.prune_stamp().exists(), "off: nothing written");
+        assert_eq!(due(&store).unwrap(), Some(Due::Off), "off: the stamp says so, for hooks");
+        assert!(!poke(&store, Interval::Unknown).unwrap(), "a hook starts nothing");
+        assert_eq!(due(&store).unwrap(), Some(Due::Off));
         assert!(!poke(&store, Interval::Configured(day)).unwrap());
         assert!((86390..=86400).contains(&due_in(&store)), "{}", due_in(&store));
         let hour = Duration::from_secs(3600);

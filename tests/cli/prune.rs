@@ -85,33 +85,98 @@ fn one_automatic_prune_at_a_time() {
     assert!(w.record(ID_B).exists(), "not due: the last prune just ran");
 }
 
+/// The stamp says off: far ahead (hooks, which go by the stamp alone, start nothing).
+fn says_off(at: SystemTime) -> bool {
+    ahead(at) > Duration::from_secs(10 * 365 * 86400)
+}
+
 #[test]
 fn prune_every_off_turns_it_off_and_a_shorter_interval_takes_effect() {
     let w = World::new();
     w.vanished_session(ID_A);
+    w.person_session(ID_B, "p", "r");
     fs::write(w.stamp(), "").unwrap();
     backdate(&w.stamp(), 60);
-    let due = w.due_at();
-    // Off by the environment: the run starts nothing although the stamp is due.
+    // Off by the environment: the run starts nothing although the stamp is due, and says off
+    // in the stamp.
     w.run(&["--key", "k", "hello"]).env("CLAWSESS_PRUNE_EVERY", "off").assert().success();
-    assert_eq!(w.due_at(), due, "no prune started");
-    assert!(w.record(ID_A).exists());
-    // Off in the config file: `prune --auto` (a hook's, which does not read the config)
-    // prunes nothing and looks again in a day.
+    assert!(says_off(w.due_at()), "{:?}", ahead(w.due_at()));
+    let off = w.due_at();
+    // So a session end (a hook, which does not read the config) starts none either: one
+    // would move the stamp to its lease, and drop the record.
+    w.hook("session-end", ID_B).assert().success().stdout("").stderr("");
+    assert_eq!(w.due_at(), off);
+    // Off in the config file: `prune --auto` (one started before it was turned off) prunes
+    // nothing and says off in the stamp.
     let config = w.path("home/.config/clawsess/config.toml");
     fs::create_dir_all(config.parent().unwrap()).unwrap();
     fs::write(&config, "prune_every = \"off\"\n").unwrap();
+    backdate(&w.stamp(), 60);
     w.cmd(&["prune", "--auto"]).assert().success();
     assert!(w.record(ID_A).exists());
-    assert!(ahead(w.due_at()) > Duration::from_secs(23 * 3600));
+    assert!(says_off(w.due_at()));
+    w.run(&["--key", "k", "off"]).assert().success();
+    w.hook("session-end", ID_B).assert().success();
+    assert!(says_off(w.due_at()));
+    assert!(w.record(ID_A).exists());
     let shown = w.json(&["config", "--json"]);
     assert_eq!(shown["values"]["prune_every"]["value"], "off", "{shown}");
-    // Back on, every hour: the next run moves the day-away stamp to an hour away.
+    // Back on, every hour: the next run moves the stamp to an hour away.
     fs::write(&config, "prune_every = \"1h\"\n").unwrap();
     w.run(&["--key", "k", "again"]).assert().success();
     let left = ahead(w.due_at());
     assert!(left <= Duration::from_secs(3600) && left > Duration::from_secs(3500), "{left:?}");
     assert!(w.record(ID_A).exists(), "not due yet");
+}
+
+impl World {
+    /// `doctor`'s line on automatic pruning, and `doctor --json`'s `auto_prune`.
+    fn doctor_prune(&self) -> (String, serde_json::Value) {
+        let out = self.cmd(&["doctor"]).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line =
+            text.lines().find(|l| l.contains(" automatic prune: ")).unwrap_or_else(|| panic!("{text}"));
+        let out = self.cmd(&["doctor", "--json"]).output().unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (line.to_owned(), doc["auto_prune"].clone())
+    }
+}
+
+#[test]
+fn doctor_shows_the_last_automatic_prune_and_when_the_next_is_due() {
+    let w = World::new();
+    w.vanished_session(ID_A);
+    let (line, json) = w.doctor_prune();
+    assert_eq!(line, "ok   automatic prune: never ran; next due a day after the first run or session end");
+    assert_eq!(json, serde_json::json!({"last_ran": null, "did": [], "failed": null, "next_due": null}));
+    fs::write(w.stamp(), "").unwrap();
+    backdate(&w.stamp(), 60);
+    w.cmd(&["prune", "--auto"]).assert().success();
+    assert!(!w.record(ID_A).exists());
+    let (line, json) = w.doctor_prune();
+    let last = json["last_ran"].as_str().unwrap().to_owned();
+    let next = json["next_due"].as_str().unwrap().to_owned();
+    assert!(last.ends_with('Z') && next.ends_with('Z') && next > last, "{json}");
+    assert_eq!(json["failed"], serde_json::Value::Null);
+    let did: Vec<&str> = json["did"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(did.contains(&"dropped aaaa1111: transcript gone"), "{json}");
+    assert!(did.iter().any(|l| l.starts_with("1 of 1 sessions dropped")), "{json}");
+    // The human line gives the summary, not a line per dropped session.
+    assert!(
+        line.starts_with(&format!("ok   automatic prune: last ran {last}: 1 of 1 sessions dropped;")),
+        "{line}"
+    );
+    assert!(line.ends_with(&format!("; next due {next}")) && !line.contains("aaaa1111"), "{line}");
+    // Off: said so, in both.
+    let (line, json) = {
+        let config = w.path("home/.config/clawsess/config.toml");
+        fs::create_dir_all(config.parent().unwrap()).unwrap();
+        fs::write(&config, "prune_every = \"off\"\n").unwrap();
+        w.doctor_prune()
+    };
+    assert!(line.ends_with("; off (prune_every)"), "{line}");
+    assert_eq!(json["next_due"], "off");
+    assert_eq!(json["last_ran"], last.as_str());
 }
 
 #[test]
