@@ -394,9 +394,10 @@ fn take_slot<'s>(
         sink.event(&Event::Queued { position: waiting.position, behind: "cap".into(), cap: Some(cap) });
         if !said && !request.wait.is_zero() {
             eprintln!(
-                "clawsess: {} claude processes are running, the most clawsess starts at once \
+                "clawsess: {} claude processes are running ({}), the most clawsess starts at once \
                  ({}={cap}); waiting for one to end (place {} in line)",
                 waiting.running,
+                crate::turn::cap::held_by(store),
                 crate::config::MAX_CLAUDES_ENV,
                 waiting.position
             );

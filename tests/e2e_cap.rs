@@ -14,10 +14,22 @@ use support::testenv::*;
 
 /// Starts `run --stream` for `key`; its lines come back on the channel as (key, line).
 fn stream_run(env: &Env, claude: &str, key: &str, tx: &mpsc::Sender<(String, Value)>) -> Child {
+    stream_run_with(env, claude, key, tx, &[])
+}
+
+/// [`stream_run`] with `vars` set for this run alone.
+fn stream_run_with(
+    env: &Env,
+    claude: &str,
+    key: &str,
+    tx: &mpsc::Sender<(String, Value)>,
+    vars: &[(&str, &str)],
+) -> Child {
     let prompt = format!("hello from {key}");
     let mut cmd =
         env.cmd(&["run", "--claude", claude, "--key", key, "--stream", "--wait", "120", "--", &prompt]);
     cmd.env("STANDIN_HOLD", env.hold_file());
+    cmd.envs(vars.iter().copied());
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, key) = (tx.clone(), key.to_owned());
@@ -107,6 +119,7 @@ fn a_run_that_waits_past_its_wait_for_the_cap_is_busy_and_says_why() {
     let out = env.run(&["run", "--claude", claude, "--key", "chat:2", "--wait", "0", "--", "late"]);
     assert_eq!(out.code, Some(75), "{out:?}");
     assert!(out.stderr.contains("CLAWSESS_MAX_CLAUDES=1"), "{out:?}");
+    assert!(out.stderr.contains("1 claude processes are running (chat:1)"), "who holds it: {out:?}");
     let json =
         env.run(&["run", "--claude", claude, "--key", "chat:2", "--wait", "0", "--json", "--", "late"]);
     assert_eq!(json.code, Some(75), "{json:?}");
@@ -127,4 +140,54 @@ fn a_run_that_waits_past_its_wait_for_the_cap_is_busy_and_says_why() {
     let next = env.run(&["run", "--claude", claude, "--key", "chat:2", "--wait", "60", "--", "after"]);
     assert!(next.ok(), "{next:?}");
     assert_eq!(next.stdout, "echo: after\n");
+}
+
+/// Whether process `pid` holds an inotify instance (a bell).
+fn has_inotify(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to.to_string_lossy() == "anon_inode:inotify"))
+}
+
+/// Where no bell can be had (inotify off, forced here with `CLAWSESS_BELL_POLL`), a waiter
+/// still starts once the slot ahead of it is free: it looks again at its timeouts.
+#[test]
+fn without_inotify_a_waiter_for_the_cap_still_starts_when_the_slot_is_free() {
+    let mut env = Env::new();
+    env.vars.push(("CLAWSESS_MAX_CLAUDES".into(), "1".into()));
+    let claude = env.stand_in();
+    let claude = claude.to_str().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let first = stream_run(&env, claude, "chat:1", &tx);
+    wait_until(GENEROUS, "the first claude at the barrier", || started_count(&env) == 1);
+    // One waiter polls, one listens: each says `queued` once its bell (if any) is made.
+    let polling = stream_run_with(&env, claude, "chat:2", &tx, &[("CLAWSESS_BELL_POLL", "1")]);
+    let (mut polling_queued, mut listening) = (false, None);
+    while !polling_queued {
+        let (key, line) = rx.recv_timeout(Duration::from_secs(60)).expect("the second run queues");
+        assert_ne!(line["type"], "result", "no turn ends while the barrier holds: {line}");
+        polling_queued |= key == "chat:2" && line["type"] == "queued";
+    }
+    assert!(!has_inotify(polling.id()), "the polling waiter has no bell");
+    let third = stream_run(&env, claude, "chat:3", &tx);
+    while listening.is_none() {
+        let (key, line) = rx.recv_timeout(Duration::from_secs(60)).expect("the third run queues");
+        if key == "chat:3" && line["type"] == "queued" {
+            listening = Some(line["position"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(listening, Some(2), "behind the polling waiter");
+    assert!(has_inotify(third.id()), "a waiter without the variable listens");
+    drop(tx);
+    env.release();
+    let results: Vec<(String, Value)> = rx.iter().filter(|(_, line)| line["type"] == "result").collect();
+    for run in [first, polling, third] {
+        let out = finish(run);
+        assert!(out.ok(), "{out:?}");
+    }
+    let mut answered: Vec<String> =
+        results.iter().map(|(_, l)| l["result"].as_str().unwrap().to_owned()).collect();
+    answered.sort();
+    assert_eq!(answered, ["echo: hello from chat:1", "echo: hello from chat:2", "echo: hello from chat:3"]);
 }

@@ -58,9 +58,10 @@ fn probe(json: bool) -> Result<u8> {
         let _slots = crate::probe::take_slots(&store, deadline, |waiting| {
             if !said {
                 eprintln!(
-                    "clawsess: {} claude processes are running, the most clawsess starts at once \
-                     ({}={}); the probe waits for {} of them to end (place {} in line)",
+                    "clawsess: {} claude processes are running ({}), the most clawsess starts at \
+                     once ({}={}); the probe waits for {} of them to end (place {} in line)",
                     waiting.running,
+                    crate::turn::cap::held_by(&store),
                     crate::config::MAX_CLAUDES_ENV,
                     waiting.cap,
                     crate::probe::CLAUDES_AT_ONCE,

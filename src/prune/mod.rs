@@ -41,6 +41,9 @@ pub struct Pruned {
 /// lock: at 100,000 sessions, one hold for all would keep every run and hook waiting.
 pub const BATCH: usize = 256;
 
+/// Between two holds of the store lock.
+const PAUSE: Duration = Duration::from_millis(1);
+
 /// Prunes the state dir, taking the store lock in batches of [`BATCH`]; `dry_run` changes
 /// nothing (and takes no lock).
 pub fn prune(store: &Store, dry_run: bool) -> Result<Pruned> {
@@ -148,6 +151,9 @@ impl<F: FnMut(usize)> Holds<'_, F> {
         let result = work(&tx);
         drop(tx);
         self.longest = self.longest.max(held.elapsed());
+        // flock hands the lock to no one: taken again at once, it would mostly be ours again
+        // before a waiter woke. A pause lets the runs and hooks waiting for it in.
+        std::thread::sleep(PAUSE);
         (self.between)(self.count);
         self.count += 1;
         result

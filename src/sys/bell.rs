@@ -15,6 +15,15 @@ use std::time::{Duration, Instant};
 /// it fifty times for nothing.
 const RINGS: u32 = libc::IN_DELETE;
 
+/// For tests: when set (to anything), no bell is had, as where inotify cannot be: every
+/// waiter falls back to looking again at its timeouts. Read once per process.
+pub const POLL_ENV: &str = "CLAWSESS_BELL_POLL";
+
+fn forced_off() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os(POLL_ENV).is_some())
+}
+
 /// Watches dirs; see the module's doc.
 pub struct Bell {
     /// Closed by `Drop`, off the waiter's path.
@@ -26,8 +35,12 @@ pub struct Bell {
 
 impl Bell {
     /// A bell on `dirs` (which must exist). `None` where inotify cannot be had (not Linux, the
-    /// user's inotify limits reached): the caller then looks again at its timeouts only.
+    /// user's inotify limits reached, [`POLL_ENV`] set): the caller then looks again at its
+    /// timeouts only.
     pub fn on(dirs: &[&Path]) -> Option<Bell> {
+        if forced_off() {
+            return None;
+        }
         // SAFETY: inotify_init1 takes flags only; a non-negative result is an fd we now own.
         let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if raw < 0 {

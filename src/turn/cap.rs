@@ -142,6 +142,24 @@ pub fn running(store: &Store) -> usize {
     store.claude_slots().map_or(0, |slots| slots.iter().filter(|s| s.live()).count())
 }
 
+/// Who holds the live slots, read without the lock: their keys (a run's key, or what took
+/// them, e.g. `doctor --probe`), each with how many it holds, e.g. `doctor --probe x3,
+/// telegram:1`; empty when none.
+pub fn held_by(store: &Store) -> String {
+    let mut keys: Vec<(String, usize)> = Vec::new();
+    for slot in store.claude_slots().unwrap_or_default().iter().filter(|s| s.live()) {
+        let key = crate::sys::printable(&slot.key, false).to_string();
+        match keys.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => keys.push((key, 1)),
+        }
+    }
+    keys.iter()
+        .map(|(k, n)| if *n > 1 { format!("{k} x{n}") } else { k.clone() })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Takes a slot for a claude that `key`'s turn is about to start, waiting in line until
 /// `deadline` while `cap` (see [`max_claudes`]) claudes run; `waiting` hears where the turn
 /// stands each time that changes. First in line with the cap reached, it asks `make_room`
@@ -251,9 +269,12 @@ fn take_with<'a>(
         }
         if Instant::now() >= deadline {
             return Err(Busy(format!(
-                "{} claude processes are running, the most clawsess starts at once ({MAX_CLAUDES_ENV}={cap}), \
-                 and {} turn(s) wait ahead of this one; try again later, or raise {MAX_CLAUDES_ENV}",
-                now.running, ahead
+                "{} claude processes are running ({}), the most clawsess starts at once \
+                 ({MAX_CLAUDES_ENV}={cap}), and {} turn(s) wait ahead of this one; try again later, \
+                 or raise {MAX_CLAUDES_ENV}",
+                now.running,
+                held_by(store),
+                ahead
             ))
             .into());
         }
