@@ -167,7 +167,7 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
     let waited = Wait { wait: request.wait, deadline, key_lock: claim.is_none() };
     let Taken { key_lock, target, mut lock } =
         take_session(store, key, &route_request, &waited, |position, behind| {
-            sink.event(&Event::Queued { position, behind, cap: None });
+            sink.event(&Event::Queued { position, behind, cap: None, held_by: None });
         })?;
     let settings = config.for_session(store, &target.id, request.claude_args, request.warm)?;
     let warm_for = settings.warm;
@@ -391,7 +391,13 @@ fn take_slot<'s>(
     let mut ended = Vec::new();
     let make_room = |live: &[crate::store::ClaudeSlot]| warm::end_idle(store, live, &mut ended, cap);
     crate::turn::cap::take(store, request.key.as_str(), cap, deadline, make_room, |waiting| {
-        sink.event(&Event::Queued { position: waiting.position, behind: "cap".into(), cap: Some(cap) });
+        let held_by = Some(crate::turn::cap::holders(store));
+        sink.event(&Event::Queued {
+            position: waiting.position,
+            behind: "cap".into(),
+            cap: Some(cap),
+            held_by,
+        });
         if !said && !request.wait.is_zero() {
             eprintln!(
                 "clawsess: {} claude processes are running ({}), the most clawsess starts at once \

@@ -63,6 +63,11 @@ fn with_a_cap_of_two_four_keys_at_once_run_two_claudes_at_a_time_and_the_others_
         if line["type"] == "queued" {
             assert_eq!(line["behind"], "cap", "{line}");
             assert_eq!(line["cap"], 2, "{line}");
+            // Who holds the slots: two of the other keys, a slot each.
+            let held: Vec<&str> =
+                line["held_by"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+            assert_eq!(held.len(), 2, "{line}");
+            assert!(held.iter().all(|k| k.starts_with("chat:") && *k != key), "{line}");
             positions.insert(line["position"].as_u64().unwrap());
             queued.insert(key);
         }

@@ -43,6 +43,9 @@ pub enum Event {
         behind: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         cap: Option<usize>,
+        /// Behind the cap: who holds the slots, a key each (`doctor --probe` for the probe's).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        held_by: Option<Vec<String>>,
     },
     /// `run --steer`: where the message went. `into`: `"turn"` (into the turn of the run of
     /// key `key` in progress; its events and result follow) or `"queue"` (it runs as a turn

@@ -142,13 +142,21 @@ pub fn running(store: &Store) -> usize {
     store.claude_slots().map_or(0, |slots| slots.iter().filter(|s| s.live()).count())
 }
 
-/// Who holds the live slots, read without the lock: their keys (a run's key, or what took
-/// them, e.g. `doctor --probe`), each with how many it holds, e.g. `doctor --probe x3,
+/// Who holds each live slot, read without the lock: its key (a run's key, or what took it,
+/// e.g. `doctor --probe`), a slot each, oldest first.
+pub fn holders(store: &Store) -> Vec<String> {
+    let mut live: Vec<ClaudeSlot> =
+        store.claude_slots().unwrap_or_default().into_iter().filter(|s| s.live()).collect();
+    live.sort_by_key(|s| s.since);
+    live.into_iter().map(|s| s.key).collect()
+}
+
+/// [`holders`] for people: each key once, with how many it holds, e.g. `doctor --probe x3,
 /// telegram:1`; empty when none.
 pub fn held_by(store: &Store) -> String {
     let mut keys: Vec<(String, usize)> = Vec::new();
-    for slot in store.claude_slots().unwrap_or_default().iter().filter(|s| s.live()) {
-        let key = crate::sys::printable(&slot.key, false).to_string();
+    for key in holders(store) {
+        let key = crate::sys::printable(&key, false).to_string();
         match keys.iter_mut().find(|(k, _)| *k == key) {
             Some((_, n)) => *n += 1,
             None => keys.push((key, 1)),
