@@ -71,13 +71,15 @@ impl Bell {
         rang.gone.iter().map(|names| rang.overflow || !names.is_empty()).collect()
     }
 
-    /// Waits until a ring that `concerns` the caller, the kernel's queue overflowing, or
-    /// `until`, whichever comes first. `concerns` sees each ring that came before `until`
-    /// (a waiter can note what left that is not for it, e.g. a turn further ahead).
-    pub fn wait_until(&self, until: Instant, mut concerns: impl FnMut(&Rang) -> bool) {
+    /// Waits until a ring that `concerns` the caller, the kernel's queue overflowing, one of
+    /// `exits` ending, or `until`, whichever comes first. `concerns` sees each ring that came
+    /// before `until` (a waiter can note what left that is not for it, e.g. a turn further
+    /// ahead).
+    pub fn wait_until(&self, until: Instant, exits: &Exits, mut concerns: impl FnMut(&Rang) -> bool) {
         loop {
-            let rang = self.wait_names(until.saturating_duration_since(Instant::now()));
+            let rang = self.wait_names_or(until.saturating_duration_since(Instant::now()), exits);
             if rang.overflow
+                || rang.exited
                 || rang.gone.iter().all(Vec::is_empty)
                 || Instant::now() >= until
                 || concerns(&rang)
@@ -90,13 +92,27 @@ impl Bell {
     /// [`Bell::wait`], saying which files left each dir: a waiter can then tell whether what
     /// left concerns it (the turn just ahead of it) or not (one further ahead).
     pub fn wait_names(&self, timeout: Duration) -> Rang {
-        let mut rang = Rang { gone: vec![Vec::new(); self.watches.len()], overflow: false };
-        let mut poll = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        self.wait_names_or(timeout, &Exits::default())
+    }
+
+    /// [`Bell::wait_names`], returning too when one of `exits` ends ([`Rang::exited`]).
+    pub fn wait_names_or(&self, timeout: Duration, exits: &Exits) -> Rang {
+        let mut rang = Rang { gone: vec![Vec::new(); self.watches.len()], overflow: false, exited: false };
+        let mut polls = vec![libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        polls.extend(exits.0.iter().map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }));
         let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&raw mut poll, 1, ms) };
+        // SAFETY: valid pollfds, as many as said.
+        let ready = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) };
         if ready <= 0 {
             return rang; // the timeout (or a signal): the caller looks again anyway
+        }
+        rang.exited = polls[1..].iter().any(|p| p.revents != 0);
+        if polls[0].revents == 0 {
+            return rang;
         }
         // Events are a header (wd, mask, cookie, len) and `len` bytes of name (NUL-padded).
         let mut buf = [0u8; 4096];
@@ -135,6 +151,48 @@ pub struct Rang {
     pub gone: Vec<Vec<String>>,
     /// The kernel's queue overflowed: anything may have left anywhere.
     pub overflow: bool,
+    /// A process of the [`Exits`] waited on ended.
+    pub exited: bool,
+}
+
+/// Processes whose end wakes a waiter too (pidfds, Linux 5.3): a process killed with its
+/// ticket or slot on file removes nothing, so it rings nothing.
+#[derive(Default)]
+pub struct Exits(Vec<OwnedFd>);
+
+impl Exits {
+    /// Watches `pid`, if it is the process that started at `start` (a pid alone may have been
+    /// reused). [`Watch::Gone`]: it ended already (the caller looks again at once).
+    pub fn watch(&mut self, pid: u32, start: Option<u64>) -> Watch {
+        let Ok(raw_pid) = libc::pid_t::try_from(pid) else { return Watch::Gone };
+        // SAFETY: pidfd_open takes a pid and flags; a non-negative result is an fd we own.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
+        let Ok(raw) = i32::try_from(raw) else { return Watch::Unsupported };
+        if raw < 0 {
+            return match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::ESRCH) => Watch::Gone,
+                _ => Watch::Unsupported,
+            };
+        }
+        // SAFETY: `raw` is a fresh fd owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Checked after the open: alive now with its start time, the pidfd is of that process.
+        if !crate::claude::process::process_alive(pid, start) {
+            return Watch::Gone;
+        }
+        self.0.push(fd);
+        Watch::Watching
+    }
+}
+
+/// What [`Exits::watch`] could do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    Watching,
+    /// The process is gone.
+    Gone,
+    /// No pidfds here (not Linux, a kernel before 5.3): its end is found by looking again.
+    Unsupported,
 }
 
 impl Drop for Bell {
@@ -173,6 +231,9 @@ mod tests {
         std::fs::write(a.join("u.json"), "{}").unwrap();
         std::fs::remove_file(a.join("u.json")).unwrap();
         let rang = bell.wait_names(Duration::from_secs(600));
-        assert_eq!(rang, Rang { gone: vec![vec!["u.json".to_owned()], vec![]], overflow: false });
+        assert_eq!(
+            rang,
+            Rang { gone: vec![vec!["u.json".to_owned()], vec![]], overflow: false, exited: false }
+        );
     }
 }

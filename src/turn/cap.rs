@@ -27,6 +27,7 @@ use crate::config::MAX_CLAUDES_ENV;
 use crate::exit::Busy;
 use crate::ident::SessionId;
 use crate::store::{COMMAND_LOCK_WAIT, ClaudeSlot, FORMAT, Line, Locked, Proc, Store, Watched, now_ms};
+use crate::sys::bell::{Exits, Watch};
 
 /// How long a waiting turn waits for the bell before it looks again anyway: a slot freed or a
 /// ticket left rings it at once (its file removed, [`Store::bell`]); a run or claude killed
@@ -226,15 +227,19 @@ fn take_with<'a>(
     loop {
         // The files of the tickets ahead, oldest first: the last one is this turn's
         // predecessor, whose leaving is what it waits for (see the bell below).
-        let mut ahead_files: Vec<String> = queue::ahead(store, Line::Claudes, ticket.as_ref())?
-            .into_iter()
-            .map(|t| Store::ticket_file(&t.id))
-            .collect();
+        let tickets_ahead = queue::ahead(store, Line::Claudes, ticket.as_ref())?;
+        let mut ahead_files: Vec<String> = tickets_ahead.iter().map(|t| Store::ticket_file(&t.id)).collect();
         let ahead = ahead_files.len();
+        // Whose end it waits for too (killed, it removes nothing, so rings nothing): the turn
+        // just ahead, or, first in line, the processes of the slots.
+        let mut awaited: Vec<(u32, Option<u64>)> =
+            tickets_ahead.last().map(|t| (t.pid, t.pid_start)).into_iter().collect();
         let mut running = None;
         if ahead == 0 {
             let tx = store.lock(COMMAND_LOCK_WAIT)?;
             let live = live_slots(&tx)?;
+            awaited =
+                live.iter().flat_map(|s| &s.procs).filter(|p| p.alive()).map(|p| (p.pid, p.start)).collect();
             if live.len() + n <= cap {
                 let mut taken = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -292,22 +297,29 @@ fn take_with<'a>(
             // leaving, and, first in line, a slot freed. A ticket further ahead leaving moves
             // it up a place, told without reading the line again; fifty waiters reading it at
             // every turn that leaves were a thundering herd. A waiter ahead that was killed,
-            // or a dead slot, the recheck finds.
-            Some(bell) => bell.wait_until(until, |rang| {
-                let predecessor = ahead_files.last().cloned();
-                ahead_files.retain(|f| !rang.gone[0].contains(f));
-                if predecessor.is_some_and(|p| !ahead_files.contains(&p))
-                    || (!rang.gone[1].is_empty() && ahead == 0)
-                {
-                    return true;
+            // or a slot's processes, wake it by their end (pidfds); where those cannot be had,
+            // the recheck finds them.
+            Some(bell) => {
+                let mut exits = Exits::default();
+                if awaited.iter().any(|&(pid, start)| exits.watch(pid, start) == Watch::Gone) {
+                    continue; // ended since the look: look again
                 }
-                let moved = Waiting { position: ahead_files.len() + 1, ..now.clone() };
-                if told.as_ref().is_none_or(|t| t.position != moved.position) {
-                    waiting(&moved);
-                    told = Some(moved);
-                }
-                false
-            }),
+                bell.wait_until(until, &exits, |rang| {
+                    let predecessor = ahead_files.last().cloned();
+                    ahead_files.retain(|f| !rang.gone[0].contains(f));
+                    if predecessor.is_some_and(|p| !ahead_files.contains(&p))
+                        || (!rang.gone[1].is_empty() && ahead == 0)
+                    {
+                        return true;
+                    }
+                    let moved = Waiting { position: ahead_files.len() + 1, ..now.clone() };
+                    if told.as_ref().is_none_or(|t| t.position != moved.position) {
+                        waiting(&moved);
+                        told = Some(moved);
+                    }
+                    false
+                })
+            }
             None => {
                 let poll = (POLL * u32::try_from(now.position).unwrap_or(u32::MAX)).min(recheck);
                 std::thread::sleep(poll.min(until.saturating_duration_since(Instant::now())));
@@ -494,5 +506,51 @@ mod tests {
         let id = got.recv_timeout(ANSWER).expect("the recheck finds the slot dead").unwrap();
         assert_ne!(id, "killed");
         assert!(store.claude_slot("killed").unwrap().is_none(), "the dead slot is removed");
+    }
+
+    #[test]
+    fn a_releaser_killed_with_its_slot_on_file_wakes_the_waiter_by_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let mut releaser = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        let slot = ClaudeSlot {
+            v: FORMAT,
+            id: "killed".into(),
+            key: "a".into(),
+            procs: vec![Proc::of(releaser.id())],
+            keeper_of: None,
+            since: now_ms(),
+        };
+        store.lock(COMMAND_LOCK_WAIT).unwrap().put_claude_slot(&slot).unwrap();
+        // Rechecks at 600 s: only the end of the slot's process can wake it in time.
+        let (heard, got) = waiter(dir.path(), Duration::from_secs(600));
+        assert_eq!(heard.recv_timeout(ANSWER).unwrap(), Waiting { position: 1, running: 1, cap: 1 });
+        releaser.kill().unwrap(); // SIGKILL: it removes nothing, rings nothing
+        let id = got.recv_timeout(ANSWER).expect("woken by the end of the slot's process").unwrap();
+        assert_ne!(id, "killed");
+        releaser.wait().unwrap();
+    }
+
+    #[test]
+    fn a_turn_ahead_killed_with_its_ticket_on_file_wakes_the_waiter_by_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let mut doomed = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        let ahead = crate::store::QueueTicket {
+            v: FORMAT,
+            id: "ahead".into(),
+            pid: doomed.id(),
+            pid_start: crate::claude::process::start_time(doomed.id()),
+            surface: "a".into(),
+            at: 1,
+        };
+        store.put_ticket(Line::Claudes, &ahead).unwrap();
+        let (heard, got) = waiter(dir.path(), Duration::from_secs(600));
+        assert_eq!(heard.recv_timeout(ANSWER).unwrap(), Waiting { position: 2, running: 0, cap: 1 });
+        assert!(got.try_recv().is_err(), "it does not pass the turn ahead");
+        doomed.kill().unwrap();
+        got.recv_timeout(ANSWER).expect("woken by the end of the turn ahead").unwrap();
+        assert!(store.queue(Line::Claudes).unwrap().is_empty(), "the dead ticket is removed");
+        doomed.wait().unwrap();
     }
 }

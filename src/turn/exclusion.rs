@@ -560,7 +560,7 @@ fn take(
             // that ended anywhere). Its own line's dir is its session's alone.
             Some(bell) => {
                 let mine = format!("{id}.json");
-                bell.wait_until(until, |rang| {
+                bell.wait_until(until, &crate::sys::bell::Exits::default(), |rang| {
                     !rang.gone[0].is_empty() || rang.gone[1..].iter().flatten().any(|f| *f == mine)
                 });
             }
