@@ -513,16 +513,26 @@ fn take(
         // the turn about to run would bring it back to life), and the turn of a run that died
         // (or could not log it) is logged, once its claude is gone.
         let left = read_holder(&file);
+        // The live process each reason waits for: killed, it removes nothing (rings nothing),
+        // so its end wakes this waiter too (see the bell below).
+        let mut awaited: Vec<(u32, Option<u64>)> = Vec::new();
         let why = match left.as_ref().and_then(orphan_child) {
-            Some(why) => Some(why),
+            Some(why) => {
+                awaited.extend(left.as_ref().and_then(|h| Some((h.child?, h.child_start))));
+                Some(why)
+            }
             None => match recover(store, id, &file, left.as_ref()) {
                 Err(why) => Some(why),
-                Ok(()) => live_marker(store, id, true)?
-                    .filter(|m| pid.is_none() || m.pid != pid)
-                    .map(|m| marker_text(&m)),
+                Ok(()) => live_marker(store, id, true)?.filter(|m| pid.is_none() || m.pid != pid).map(|m| {
+                    awaited.extend(m.pid.map(|p| (p, m.pid_start)));
+                    marker_text(&m)
+                }),
             },
         };
-        let why = why.or_else(|| next_in_line(store, id));
+        let why = why.or_else(|| {
+            let next = store.next_turn(id).ok().flatten();
+            next_in_line(store, id).inspect(|_| awaited.extend(next.map(|n| (n.pid, n.pid_start))))
+        });
         // A run that interrupted the turn (it holds the claim on the next turn) goes first.
         let claimed = store.next_turn(id).ok().flatten().is_some_and(|n| n.pid == std::process::id());
         // A run holds its key's lock here: a ticket of its own key is a later run of the key
@@ -530,11 +540,14 @@ fn take(
         let ahead = super::queue::ahead(store, Line::Session(id), ticket.as_ref())
             .map(|ahead| ahead.into_iter().filter(|t| pid.is_some() || t.surface != who).collect::<Vec<_>>());
         let why = why.or_else(|| match ahead {
-            Ok(ahead) if !ahead.is_empty() && !claimed => Some(format!(
-                "{} turn(s) waiting since before this one, first {}",
-                ahead.len(),
-                ahead[0].surface
-            )),
+            Ok(ahead) if !ahead.is_empty() && !claimed => {
+                awaited.extend(ahead.last().map(|t| (t.pid, t.pid_start)));
+                Some(format!(
+                    "{} turn(s) waiting since before this one, first {}",
+                    ahead.len(),
+                    ahead[0].surface
+                ))
+            }
             _ => None,
         });
         let Some(why) = why else { return Ok(Ok(file)) };
@@ -547,8 +560,9 @@ fn take(
         }
         on_wait(&why);
         // What it waits for mostly ends by a file removed, which rings: a ticket ahead, the
-        // busy marker, an interrupting run's claim. Not all (a claude that dies, a turn ended
-        // by Esc in the transcript): those the recheck finds.
+        // busy marker, an interrupting run's claim. A process killed with its file on file
+        // wakes it by its end (pidfds). Not all (a turn ended by Esc in the transcript, where
+        // pidfds cannot be had): those the recheck finds.
         let until = deadline.min(Instant::now() + SESSION_RECHECK);
         if bell.is_none() {
             bell = Some(store.bell(&[Watched::Line(Line::Session(id)), Watched::Busy, Watched::Next]));
@@ -560,7 +574,14 @@ fn take(
             // that ended anywhere). Its own line's dir is its session's alone.
             Some(bell) => {
                 let mine = format!("{id}.json");
-                bell.wait_until(until, &crate::sys::bell::Exits::default(), |rang| {
+                let mut exits = crate::sys::bell::Exits::default();
+                if awaited
+                    .iter()
+                    .any(|&(pid, start)| exits.watch(pid, start) == crate::sys::bell::Watch::Gone)
+                {
+                    continue; // ended since the look: look again
+                }
+                bell.wait_until(until, &exits, |rang| {
                     !rang.gone[0].is_empty() || rang.gone[1..].iter().flatten().any(|f| *f == mine)
                 });
             }
