@@ -144,11 +144,11 @@ pub fn running(store: &Store) -> usize {
 }
 
 /// Who holds each live slot, read without the lock: its key (a run's key, or what took it,
-/// e.g. `doctor --probe`), a slot each, oldest first.
+/// e.g. `doctor --probe`), a slot each, oldest first (a tie by key).
 pub fn holders(store: &Store) -> Vec<String> {
     let mut live: Vec<ClaudeSlot> =
         store.claude_slots().unwrap_or_default().into_iter().filter(|s| s.live()).collect();
-    live.sort_by_key(|s| s.since);
+    live.sort_by(|a, b| (a.since, &a.key).cmp(&(b.since, &b.key)));
     live.into_iter().map(|s| s.key).collect()
 }
 
@@ -552,5 +552,27 @@ mod tests {
         got.recv_timeout(ANSWER).expect("woken by the end of the turn ahead").unwrap();
         assert!(store.queue(Line::Claudes).unwrap().is_empty(), "the dead ticket is removed");
         doomed.wait().unwrap();
+    }
+
+    #[test]
+    fn the_slots_say_who_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        assert_eq!(held_by(&store), "");
+        let probe =
+            take_many(&store, "doctor --probe", 3, 4, Instant::now(), |_| Ok(false), |_| panic!("free"))
+                .unwrap();
+        let run = take(&store, "telegram:1\u{1b}[2J", 4, Instant::now(), |_| Ok(false), |_| panic!("free"))
+            .unwrap();
+        assert_eq!(
+            holders(&store),
+            ["doctor --probe", "doctor --probe", "doctor --probe", "telegram:1\u{1b}[2J"]
+        );
+        // For people: each once, counted, control characters shown, not passed through.
+        let said = held_by(&store);
+        assert!(said.starts_with("doctor --probe x3, telegram:1") && !said.contains('\u{1b}'), "{said}");
+        drop(probe);
+        assert_eq!(held_by(&store), crate::sys::printable("telegram:1\u{1b}[2J", false));
+        drop(run);
     }
 }
