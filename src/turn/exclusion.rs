@@ -106,7 +106,7 @@ impl RunLock {
                 told = true;
             }
         };
-        let file = match take(store, id, None, key, place, Instant::now() + wait, tell)? {
+        let file = match take(store, id, None, key, place, Instant::now() + wait, tell, SESSION_RECHECK)? {
             Ok(file) => file,
             Err(why) => return Err(Busy(format!("session {id} is busy ({why}); try again later")).into()),
         };
@@ -475,7 +475,7 @@ pub fn gate<'a>(
     on_wait: impl FnMut(&str),
 ) -> Result<std::result::Result<Gate<'a>, String>> {
     let who = pid.map_or_else(|| "a claude process".to_owned(), |p| format!("a claude process (pid {p})"));
-    Ok(take(store, id, pid, &who, None, deadline, on_wait)?.map(|file| Gate {
+    Ok(take(store, id, pid, &who, None, deadline, on_wait, SESSION_RECHECK)?.map(|file| Gate {
         store,
         id: id.clone(),
         file: Some(file),
@@ -485,7 +485,9 @@ pub fn gate<'a>(
 
 /// The run lock of `id`, taken once nothing else answers the session and no turn that began
 /// to wait earlier still waits (see [`gate`], [`super::queue`]); `who` names this waiter,
-/// `place` its place in the queue if it took one already (a run, before its key's lock).
+/// `place` its place in the queue if it took one already (a run, before its key's lock); it
+/// looks again every `recheck` when nothing wakes it.
+#[allow(clippy::too_many_arguments)]
 fn take(
     store: &Store,
     id: &SessionId,
@@ -494,6 +496,7 @@ fn take(
     place: Option<&Place>,
     deadline: Instant,
     mut on_wait: impl FnMut(&str),
+    recheck: Duration,
 ) -> Result<std::result::Result<File, String>> {
     let file = open_lock_file(&store.run_lock_path(id)?)?;
     let place = place.cloned().unwrap_or_else(Place::now);
@@ -563,7 +566,7 @@ fn take(
         // busy marker, an interrupting run's claim. A process killed with its file on file
         // wakes it by its end (pidfds). Not all (a turn ended by Esc in the transcript, where
         // pidfds cannot be had): those the recheck finds.
-        let until = deadline.min(Instant::now() + SESSION_RECHECK);
+        let until = deadline.min(Instant::now() + recheck);
         if bell.is_none() {
             bell = Some(store.bell(&[Watched::Line(Line::Session(id)), Watched::Busy, Watched::Next]));
             continue; // listening now: look again before waiting
@@ -980,5 +983,48 @@ mod tests {
         drop(lock);
         drop(RunLock::acquire(&store, &id(), "k", Duration::ZERO).unwrap());
         assert_eq!(store.turn_log(&id()).unwrap().unwrap().turns.len(), 1);
+    }
+
+    /// A terminal's claude killed mid-turn removes nothing (its busy marker stays): a turn
+    /// waiting for it wakes by its end, not at its recheck (600 s here).
+    #[test]
+    fn a_claude_killed_mid_turn_wakes_the_turn_waiting_for_it_by_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let transcript = dir.path().join("t.jsonl");
+        std::fs::write(&transcript, "{}\n").unwrap();
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&SessionRecord::new(id(), dir.path().into(), transcript, Starter::Person, 0)).unwrap();
+        drop(tx);
+        let mut claude = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        store.put_busy(&id(), &marker(claude.id(), now_ms())).unwrap();
+        let (waits_tx, waits) = std::sync::mpsc::channel();
+        let (got_tx, got) = std::sync::mpsc::channel();
+        let state = store.dir().to_owned();
+        std::thread::spawn(move || {
+            let store = Store::at(state);
+            let far = Instant::now() + Duration::from_secs(600);
+            let me = Some(std::process::id());
+            let taken = take(
+                &store,
+                &id(),
+                me,
+                "a claude process",
+                None,
+                far,
+                |why| {
+                    let _ = waits_tx.send(why.to_owned());
+                },
+                Duration::from_secs(600),
+            );
+            let _ = got_tx.send(taken.map(|t| t.is_ok()).map_err(|e| format!("{e:#}")));
+        });
+        let answer = Duration::from_secs(60);
+        let why = waits.recv_timeout(answer).expect("it waits for the turn in progress");
+        assert!(why.contains("terminal"), "{why}");
+        assert!(got.try_recv().is_err(), "not while the turn is in progress");
+        claude.kill().unwrap(); // SIGKILL: no Stop, the marker stays
+        assert_eq!(got.recv_timeout(answer).expect("woken by the claude's end"), Ok(true));
+        claude.wait().unwrap();
     }
 }
