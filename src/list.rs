@@ -1,6 +1,7 @@
 //! The rows of `clawsess list`: every recorded session, most recently active first, with the
 //! keys attached to it and its marks (busy, live, warm, gone, forked, a failed send); the
-//! cells of its table and the objects of its `--json` (docs/JSON.md).
+//! cells of its table and the objects of its `--json` (docs/JSON.md). The MCP tool
+//! `sessions_list` takes its rows from here too, filtered ([`Filter`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +10,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::ident::{Name, SessionId};
-use crate::store::{SessionRecord, Starter, Store};
+use crate::store::{Rebuild, SessionRecord, Starter, Store};
 use crate::sys::{ago, printable, rfc3339, tilde};
 use crate::turn::exclusion;
 
@@ -18,6 +19,9 @@ pub struct Row {
     pub rec: SessionRecord,
     pub attached: Vec<String>,
     pub own_of: Vec<String>,
+    /// The keys that talk to it, attached (`*` first) or own, each once, in the order of the
+    /// keys' files (`sessions_list`'s `keys`, with the starting bot's key after them).
+    pub keys: Vec<String>,
     pub busy: Option<String>,
     pub live: bool,
     /// A warm claude (`run --warm`) is kept for it.
@@ -29,10 +33,32 @@ pub struct Row {
     pub send_failed: Option<String>,
 }
 
-/// The sessions, most recently active first, with their keys and marks.
-pub fn rows(store: &Store, limit: Option<usize>, skipped: &mut Vec<anyhow::Error>) -> Result<Vec<Row>> {
+/// Which sessions [`rows`] gives: every one (`list`), or those `sessions_list` asks for.
+#[derive(Default, Clone, Copy)]
+pub struct Filter<'a> {
+    /// Only sessions with a key (attached, own, or the bot's that started it) that starts
+    /// with this.
+    pub key_prefix: Option<&'a str>,
+    /// Only sessions with a claude open, a turn running, or a warm claude.
+    pub active_only: bool,
+    /// At most this many (the most recently active).
+    pub limit: Option<usize>,
+}
+
+impl Filter<'_> {
+    /// Every session, or the `limit` most recently active.
+    pub fn all(limit: Option<usize>) -> Self {
+        Filter { limit, ..Filter::default() }
+    }
+}
+
+/// The sessions, most recently active first (by `last_seen`, the record's or its live file's,
+/// the newer; then by id), with their keys and marks; those `filter` lets through. Records
+/// are read through the sessions index (`Store::sessions_indexed_with`): the index's rebuild,
+/// if one is due, is done when the [`Rebuild`] is dropped (once the rows are out).
+pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> Result<(Vec<Row>, Rebuild)> {
     let mut keys_skipped = Vec::new();
-    let (attached, own_of) = keys_by_session(store, &mut keys_skipped)?;
+    let ByKeys { attached, own_of, keys } = keys_by_session(store, &mut keys_skipped)?;
     // Read only: `list` never sweeps a dead keeper's files (`doctor` and `run` do).
     let warm: std::collections::BTreeSet<SessionId> =
         crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
@@ -40,10 +66,11 @@ pub fn rows(store: &Store, limit: Option<usize>, skipped: &mut Vec<anyhow::Error
     // Each row is made on the thread that read its record: whether its transcript exists is
     // asked relative to the transcript dirs that thread has opened, and each pid once (they
     // repeat: a bot's process on many sessions).
-    let (mut rows, broken) = store.sessions_indexed_with(|seen: &mut Seen, rec| Row {
+    let (mut rows, broken, rebuild) = store.sessions_indexed_with(|seen: &mut Seen, rec| Row {
         send_failed: send_failed.get(&rec.id).cloned(),
         attached: attached.get(&rec.id).cloned().unwrap_or_default(),
         own_of: own_of.get(&rec.id).cloned().unwrap_or_default(),
+        keys: keys.get(&rec.id).cloned().unwrap_or_default(),
         busy: None,
         live: rec
             .processes
@@ -56,6 +83,9 @@ pub fn rows(store: &Store, limit: Option<usize>, skipped: &mut Vec<anyhow::Error
     })?;
     skipped.extend(broken);
     skipped.extend(keys_skipped);
+    if let Some(prefix) = filter.key_prefix {
+        rows.retain(|row| row.has_key_starting(prefix));
+    }
     // Sorted by index, then each row moved once to its place: a row is large, and a sort
     // moves what it sorts many times over.
     let mut order: Vec<usize> = (0..rows.len()).collect();
@@ -74,18 +104,38 @@ pub fn rows(store: &Store, limit: Option<usize>, skipped: &mut Vec<anyhow::Error
             place.swap(i, to);
         }
     }
-    rows.truncate(limit.unwrap_or(usize::MAX));
+    let limit = filter.limit.unwrap_or(usize::MAX);
     let maybe_busy = store.maybe_busy();
-    for row in &mut rows {
-        if maybe_busy.contains(&row.rec.id) {
-            row.busy = busy_by(store, &row.rec.id, skipped);
+    if filter.active_only {
+        // Whether a row is busy is asked in order, until `limit` active ones are found.
+        let mut active = Vec::new();
+        for mut row in rows {
+            if active.len() == limit {
+                break;
+            }
+            if maybe_busy.contains(&row.rec.id) {
+                row.busy = busy_by(store, &row.rec.id, skipped);
+            }
+            if row.busy.is_some() || row.live || row.warm {
+                active.push(row);
+            }
         }
+        rows = active;
+    } else {
+        rows.truncate(limit);
+        for row in &mut rows {
+            if maybe_busy.contains(&row.rec.id) {
+                row.busy = busy_by(store, &row.rec.id, skipped);
+            }
+        }
+    }
+    for row in &mut rows {
         // Only a forked session's transcript is read: its last lines name their Claude Code.
         if row.rec.forked {
             row.uncorrected = crate::turn::fork::correction_allowed(&row.rec.transcript).err();
         }
     }
-    Ok(rows)
+    Ok((rows, rebuild))
 }
 
 /// What a thread making rows has found so far.
@@ -97,31 +147,42 @@ struct Seen {
 
 type KeysBySession = BTreeMap<SessionId, Vec<String>>;
 
+/// Each session's keys (see [`Row`]).
+struct ByKeys {
+    attached: KeysBySession,
+    own_of: KeysBySession,
+    keys: KeysBySession,
+}
+
 /// Which keys are attached to each session (`*`: the global attachment), and whose own
 /// session each is.
-fn keys_by_session(
-    store: &Store,
-    skipped: &mut Vec<anyhow::Error>,
-) -> Result<(KeysBySession, KeysBySession)> {
-    let mut attached = KeysBySession::new();
-    let mut own_of = KeysBySession::new();
+fn keys_by_session(store: &Store, skipped: &mut Vec<anyhow::Error>) -> Result<ByKeys> {
+    let mut by =
+        ByKeys { attached: KeysBySession::new(), own_of: KeysBySession::new(), keys: KeysBySession::new() };
     if let Some(global) = store.global().unwrap_or_else(|e| {
         skipped.push(e);
         None
     }) {
-        attached.entry(global.session).or_default().push("*".to_owned());
+        by.attached.entry(global.session.clone()).or_default().push("*".to_owned());
+        by.keys.entry(global.session).or_default().push("*".to_owned());
     }
     let (states, broken) = store.key_states()?;
     skipped.extend(broken);
     for state in states {
+        let key = state.key.to_string();
         if let Some(a) = state.attached {
-            attached.entry(a.session).or_default().push(state.key.to_string());
+            by.attached.entry(a.session.clone()).or_default().push(key.clone());
+            by.keys.entry(a.session).or_default().push(key.clone());
         }
         if let Some(own) = state.own {
-            own_of.entry(own).or_default().push(state.key.to_string());
+            by.own_of.entry(own.clone()).or_default().push(key.clone());
+            let keys = by.keys.entry(own).or_default();
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
         }
     }
-    Ok((attached, own_of))
+    Ok(by)
 }
 
 /// Who answers a session right now: a run's key, or a process's surface.
@@ -133,6 +194,12 @@ fn busy_by(store: &Store, id: &SessionId, skipped: &mut Vec<anyhow::Error>) -> O
 }
 
 impl Row {
+    /// Whether a key that talks to it, or the bot's that started it, starts with `prefix`.
+    pub fn has_key_starting(&self, prefix: &str) -> bool {
+        self.keys.iter().any(|k| k.starts_with(prefix))
+            || self.rec.key.as_ref().is_some_and(|k| k.as_str().starts_with(prefix))
+    }
+
     /// The table's cells: short id, name, last active, cwd, keys, state.
     pub fn cells(&self, now: u64) -> [String; 6] {
         let mut keys = self.attached.clone();
@@ -390,6 +457,7 @@ mod tests {
             Row {
                 rec,
                 attached: (0..n % 3).map(|k| format!("k:{k}")).collect(),
+                keys: Vec::new(),
                 own_of: (0..n % 2).map(|k| format!("o:{k}")).collect(),
                 busy: (n.is_multiple_of(4)).then(|| "telegram:\u{7}1".to_owned()),
                 live: n.is_multiple_of(2),
@@ -431,7 +499,7 @@ mod tests {
         std::fs::write(dir.path().join("sessions").join("broken.json"), "{").unwrap();
 
         let mut skipped = Vec::new();
-        let rows = rows(&store, None, &mut skipped).unwrap();
+        let (rows, _) = rows(&store, Filter::default(), &mut skipped).unwrap();
         assert_eq!(skipped.len(), 1, "{skipped:?}");
         assert!(format!("{:#}", skipped[0]).contains("broken.json"), "{skipped:?}");
         let ids: Vec<_> = rows.iter().map(|r| r.rec.id.clone()).collect();
@@ -450,6 +518,6 @@ mod tests {
         assert_eq!(json["session_id"], id(2).as_str());
 
         let mut skipped = Vec::new();
-        assert_eq!(super::rows(&store, Some(1), &mut skipped).unwrap().len(), 1);
+        assert_eq!(super::rows(&store, Filter::all(Some(1)), &mut skipped).unwrap().0.len(), 1);
     }
 }

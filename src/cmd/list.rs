@@ -18,7 +18,7 @@ impl Run for List {
         if self.all || self.host.is_some() {
             return self.with_hosts(&store);
         }
-        let rows = rows(&store, self.limit)?;
+        let (rows, rebuild) = rows(&store, self.limit)?;
         if self.json {
             // Written as it is made, from borrowed rows: no `Value` per row (at 10,000
             // sessions that cost about half of `list --json`), nor the whole text in memory
@@ -39,6 +39,8 @@ impl Run for List {
                 )?;
             }
         }
+        // The sessions index's rebuild, if this `list` found one due: after the output.
+        drop(rebuild);
         Ok(exit::OK)
     }
 }
@@ -48,6 +50,7 @@ impl List {
     fn with_hosts(&self, store: &Store) -> Result<u8> {
         let local = if self.all {
             rows(store, self.limit)?
+                .0
                 .iter()
                 .map(|r| serde_json::to_value(JsonRow::from(r)))
                 .collect::<Result<_, _>>()?
@@ -67,10 +70,10 @@ fn skip(err: anyhow::Error) {
     eprintln!("clawsess: skipped {err:#}");
 }
 
-/// The rows, each file that was skipped said on stderr.
-fn rows(store: &Store, limit: Option<usize>) -> Result<Vec<Row>> {
+/// The rows, each file that was skipped said on stderr; and the sessions index's rebuild.
+fn rows(store: &Store, limit: Option<usize>) -> Result<(Vec<Row>, crate::store::Rebuild)> {
     let mut skipped = Vec::new();
-    let rows = crate::list::rows(store, limit, &mut skipped);
+    let rows = crate::list::rows(store, crate::list::Filter::all(limit), &mut skipped);
     skipped.into_iter().for_each(skip);
     rows
 }

@@ -16,7 +16,7 @@ use super::status;
 use super::turns;
 use crate::ident::{Key, Name, SessionId};
 use crate::resolve::find_session_or_key;
-use crate::store::{SessionRecord, Starter, Store};
+use crate::store::{Starter, Store};
 
 use crate::sys::rfc3339;
 
@@ -244,12 +244,10 @@ struct Row {
     live: bool,
     /// Where the session lives: `local` (this machine), or a host's name.
     host: &'static str,
-    #[serde(skip)]
-    last_seen: u64,
 }
 
-/// The sessions, most recently active first. Cost: one read of each record (no transcript).
-/// With `all`, every host's too, asked at once; with `host`, that host's only. A host that
+/// The sessions, most recently active first, as `list` orders them. Cost: `list`'s reading
+/// of the sessions index (no transcript read), then the rows asked for. With `all`, every host's too, asked at once; with `host`, that host's only. A host that
 /// cannot be asked is said in a second text block (with `host`: the tool fails).
 pub fn sessions_list(args: &Value) -> Result<Content> {
     let prefix = string(args, "key_prefix")?;
@@ -334,91 +332,34 @@ pub fn sessions_list(args: &Value) -> Result<Content> {
     Ok(Content(texts))
 }
 
-/// The rows, most recently active first. Records are read newest file first (a directory read
-/// and a stat each), and the read stops once the next file is older than the `last_n`-th row's
-/// activity: a record is written whenever its `last_seen` moves, so no older file can be more
-/// recent. So the cost is a stat per session and a parse of about `last_n` records.
+/// The rows, most recently active first: `list`'s rows ([`crate::list::rows`], through the
+/// sessions index, in its order), filtered, at most `last_n`.
 fn rows(store: &Store, prefix: Option<&str>, active_only: bool, last_n: usize) -> Result<Vec<Value>> {
-    let keys = keys_by_session(store)?;
-    let maybe_busy = store.maybe_busy();
-    let warm: std::collections::BTreeSet<SessionId> =
-        crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
-    let mut found: Vec<Row> = Vec::new();
-    // The `last_n`-th most recent `last_seen` found so far (Unix ms).
-    let mut bar = 0;
-    for (modified, id) in store.sessions_by_mtime()? {
-        let modified_ms = modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        // A second of slack: file times and `now_ms` come from clocks read at different moments.
-        if found.len() >= last_n && modified_ms + 1000 < bar {
-            break;
-        }
-        let Ok(Some(rec)) = store.session(&id) else { continue };
-        let mut row_keys = keys.get(&rec.id).cloned().unwrap_or_default();
-        row_keys.extend(rec.key.as_ref().map(Key::to_string).filter(|k| !row_keys.contains(k)));
-        if prefix.is_some_and(|p| !row_keys.iter().any(|k| k.starts_with(p))) {
-            continue;
-        }
-        let busy = if maybe_busy.contains(&rec.id) {
-            crate::turn::exclusion::busy_by(store, &rec.id).ok().flatten()
-        } else {
-            None
-        };
-        let row = row(rec, row_keys, busy, &warm);
-        if active_only && !(row.busy.is_some() || row.live || row.warm) {
-            continue;
-        }
-        found.push(row);
-        if found.len() >= last_n {
-            found.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.session_id.cmp(&b.session_id)));
-            found.truncate(last_n);
-            bar = found.last().map_or(0, |r| r.last_seen);
-        }
-    }
-    found.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.session_id.cmp(&b.session_id)));
-    found.truncate(last_n);
-    found.into_iter().map(|r| Ok(serde_json::to_value(r)?)).collect()
+    let filter = crate::list::Filter { key_prefix: prefix, active_only, limit: Some(last_n) };
+    // A broken file is left out, as `list` leaves it out (which names it).
+    let (rows, rebuild) = crate::list::rows(store, filter, &mut Vec::new())?;
+    // The sessions index's rebuild, if one is due, before the answer (a tool call's answer is
+    // written by the server).
+    drop(rebuild);
+    rows.into_iter().map(|r| Ok(serde_json::to_value(row(r))?)).collect()
 }
 
-fn row(
-    rec: SessionRecord,
-    keys: Vec<String>,
-    busy: Option<String>,
-    warm: &std::collections::BTreeSet<SessionId>,
-) -> Row {
+fn row(row: crate::list::Row) -> Row {
+    let crate::list::Row { rec, mut keys, busy, live, warm, .. } = row;
+    keys.extend(rec.key.as_ref().map(Key::to_string).filter(|k| !keys.contains(k)));
     Row {
-        live: rec.process_open(),
-        warm: warm.contains(&rec.id),
+        live,
+        warm,
         session_id: rec.id,
         name: rec.name,
         keys,
         cwd: rec.cwd,
         started_by: rec.started_by,
         last_active: rfc3339(rec.last_seen),
-        last_seen: rec.last_seen,
         run_turns: rec.run_turns,
         busy,
         host: "local",
     }
-}
-
-/// Each session's keys: attached (`*` for the global attachment) and own (`K (own)`).
-fn keys_by_session(store: &Store) -> Result<std::collections::HashMap<SessionId, Vec<String>>> {
-    let mut keys: std::collections::HashMap<SessionId, Vec<String>> = Default::default();
-    if let Ok(Some(global)) = store.global() {
-        keys.entry(global.session).or_default().push("*".to_owned());
-    }
-    for state in store.key_states()?.0 {
-        if let Some(a) = &state.attached {
-            keys.entry(a.session.clone()).or_default().push(state.key.to_string());
-        }
-        if let Some(own) = &state.own {
-            let entry = keys.entry(own.clone()).or_default();
-            if !entry.contains(&state.key.to_string()) {
-                entry.push(state.key.to_string());
-            }
-        }
-    }
-    Ok(keys)
 }
 
 /// The last turns of a session, bounded (see `turns::last_turns`).
@@ -510,7 +451,7 @@ mod tests {
 
     #[test]
     fn the_list_holds_the_most_recent_sessions_whatever_order_their_files_were_written_in() {
-        use crate::store::COMMAND_LOCK_WAIT;
+        use crate::store::{COMMAND_LOCK_WAIT, SessionRecord};
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path());
         let now = crate::store::now_ms();

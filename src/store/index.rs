@@ -173,6 +173,9 @@ pub(super) struct View {
     token: String,
     end: u64,
     boot: String,
+    /// [`settle`](Self::settle) found no writer between its journal line and its rename: every
+    /// record in `journaled` was final before this reader read it.
+    settled: bool,
 }
 
 impl View {
@@ -188,6 +191,7 @@ impl View {
             token: String::new(),
             end: 0,
             boot: boot.to_owned(),
+            settled: false,
         };
         let Ok(journal) = open_journal(dir) else { return view };
         if journal.lock_shared().is_err() {
@@ -230,6 +234,36 @@ impl View {
         view
     }
 
+    /// Makes the records this reader is about to read from their files final for a rebuild,
+    /// if the journal's exclusive lock is free right now (held only while the journal's new
+    /// lines are read): with it, no writer is between its journal line and its rename, so
+    /// every record journaled so far is on disk as its writer left it, and a rebuild
+    /// ([`compact`](Self::compact)) need read again only the records journaled after this.
+    /// The new lines' records are read from their files too. Without it the rebuild reads
+    /// again every journaled record, under the lock.
+    pub fn settle(&mut self) {
+        let Some(journal) = &self.journal else { return };
+        if journal.try_lock().is_err() {
+            return;
+        }
+        let settled = (|| -> io::Result<bool> {
+            let meta = journal.metadata()?;
+            let mut all = Vec::new();
+            std::io::Seek::seek(&mut &*journal, std::io::SeekFrom::Start(0))?;
+            (&*journal).read_to_end(&mut all)?;
+            let (token, _) = journal_token(&all);
+            // Restarted since: this reader's view of it no longer holds (no rebuild either).
+            if meta.ino() != self.ino || token != self.token || (all.len() as u64) < self.end {
+                return Ok(false);
+            }
+            journal_ids(&all[self.end as usize..], &mut self.journaled);
+            self.end = all.len() as u64;
+            Ok(true)
+        })();
+        let _ = journal.unlock();
+        self.settled = settled.unwrap_or(false);
+    }
+
     /// The record JSON the index holds for `stem`, unless it was written since (or the index
     /// is not trusted). Only regular files are taken from the index.
     pub fn indexed(&self, stem: &str, kind: std::fs::FileType) -> Option<(usize, usize)> {
@@ -250,10 +284,11 @@ impl View {
     }
 
     /// Writes a new index of `records` (stem, the record's JSON: every record this reader
-    /// found, parsed), if the exclusive lock is free right now: journal lines appended since
-    /// this reader read the journal, and every line it re-read (whose writer may have been
-    /// between its append and its rename then), are read again under it. Then the journal is
-    /// restarted. A cache: any failure leaves the index to the next reader.
+    /// found, parsed), if the exclusive lock is free right now: the records of journal lines
+    /// appended since this reader read the journal are read again under it, and so is every
+    /// record it re-read unless it [settled](Self::settle) (a writer may have been between its
+    /// append and its rename then). Then the journal is restarted. A cache: any failure leaves
+    /// the index to the next reader.
     pub fn compact<'a>(
         &self,
         dir: &Path,
@@ -273,18 +308,8 @@ impl View {
             if meta.ino() != self.ino || token != self.token || (all.len() as u64) < self.end {
                 return Ok(false);
             }
-            let mut again = self.journaled.clone();
+            let mut again = if self.settled { HashSet::new() } else { self.journaled.clone() };
             journal_ids(&all[self.end as usize..], &mut again);
-            let mut map: HashMap<&str, std::borrow::Cow<'a, [u8]>> = records.collect();
-            let mut owned: Vec<(String, Vec<u8>)> = Vec::new();
-            let sessions = dir.join("sessions");
-            for stem in &again {
-                map.remove(stem.as_str());
-                let path = sessions.join(format!("{stem}.json"));
-                if let Ok(Some(rec)) = super::read_json::<SessionRecord>(&path) {
-                    owned.push((stem.clone(), serde_json::to_vec(&rec)?));
-                }
-            }
             let new_token = format!("{:016x}", rand_u64());
             let header = Header {
                 v: INDEX_FORMAT,
@@ -295,12 +320,23 @@ impl View {
             };
             let mut out = serde_json::to_vec(&header)?;
             out.push(b'\n');
-            let entries = map.iter().map(|(s, j)| (*s, j.as_ref()));
-            for (stem, json) in entries.chain(owned.iter().map(|(s, j)| (s.as_str(), j.as_slice()))) {
+            let mut line = |stem: &str, json: &[u8]| {
                 out.extend_from_slice(stem.as_bytes());
                 out.push(b'\t');
                 out.extend_from_slice(json);
                 out.push(b'\n');
+            };
+            for (stem, json) in records {
+                if !again.contains(stem) {
+                    line(stem, &json);
+                }
+            }
+            let sessions = dir.join("sessions");
+            for stem in &again {
+                let path = sessions.join(format!("{stem}.json"));
+                if let Ok(Some(rec)) = super::read_json::<SessionRecord>(&path) {
+                    line(stem, &serde_json::to_vec(&rec)?);
+                }
             }
             // Unsynced: a power loss makes it another boot's, which is not trusted.
             write_atomic_with(&index_path(dir), &out, 0o600, Durability::Volatile)?;
@@ -384,7 +420,7 @@ mod tests {
 
     /// (id, title) of every session as `list` reads them, sorted.
     fn listed(store: &Store) -> Vec<(SessionId, String)> {
-        let (recs, bad) = store.sessions_indexed_with(|_: &mut (), r| r).unwrap();
+        let (recs, bad, _) = store.sessions_indexed_with(|_: &mut (), r| r).unwrap();
         assert!(bad.is_empty(), "{bad:?}");
         let mut out: Vec<_> = recs.into_iter().map(|r| (r.id, r.title.unwrap_or_default())).collect();
         out.sort();
@@ -496,7 +532,7 @@ mod tests {
     }
 
     fn listed_with_broken(store: &Store) -> (Vec<(SessionId, String)>, usize) {
-        let (recs, bad) = store.sessions_indexed_with(|_: &mut (), r| r).unwrap();
+        let (recs, bad, _) = store.sessions_indexed_with(|_: &mut (), r| r).unwrap();
         let mut out: Vec<_> = recs.into_iter().map(|r| (r.id, r.title.unwrap_or_default())).collect();
         out.sort();
         (out, bad.len())
@@ -517,21 +553,100 @@ mod tests {
         tx.put_session(&record(2, "new")).unwrap();
         tx.put_session(&record(6, "six")).unwrap();
         drop(tx);
-        let records = read.iter().map(|(s, j)| (s.as_str(), std::borrow::Cow::Borrowed(j.as_slice())));
-        assert!(view.compact(store.dir(), records).unwrap());
-        let indexed: Vec<(SessionId, String)> = {
-            let mut all: Vec<_> = index(&store)
-                .lines()
-                .skip(1)
-                .map(|line| serde_json::from_str::<SessionRecord>(line.split_once('\t').unwrap().1).unwrap())
-                .map(|r| (r.id, r.title.unwrap_or_default()))
-                .collect();
-            all.sort();
-            all
-        };
-        assert_eq!(indexed, titles(&[(1, "old"), (2, "new"), (3, "old"), (6, "six")]));
+        assert!(view.compact(store.dir(), borrowed(&read)).unwrap());
+        assert_eq!(indexed(&store), titles(&[(1, "old"), (2, "new"), (3, "old"), (6, "six")]));
         plant(&store, 6, "from the index");
         assert_eq!(listed(&store), titles(&[(1, "old"), (2, "new"), (3, "old"), (6, "from the index")]));
+    }
+
+    /// Every record in the index as it says it, sorted.
+    fn indexed(store: &Store) -> Vec<(SessionId, String)> {
+        let mut all: Vec<_> = index(store)
+            .lines()
+            .skip(1)
+            .map(|line| serde_json::from_str::<SessionRecord>(line.split_once('\t').unwrap().1).unwrap())
+            .map(|r| (r.id, r.title.unwrap_or_default()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// What a reader of `store` read from every record file now: (stem, JSON).
+    fn read_all(store: &Store) -> Vec<(String, Vec<u8>)> {
+        let (recs, _) = store.sessions_with(|_: &mut (), r| r).unwrap();
+        recs.iter().map(|r| (r.id.to_string(), serde_json::to_vec(r).unwrap())).collect()
+    }
+
+    fn borrowed(read: &[(String, Vec<u8>)]) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, [u8]>)> {
+        read.iter().map(|(s, j)| (s.as_str(), std::borrow::Cow::Borrowed(j.as_slice())))
+    }
+
+    #[test]
+    fn a_settled_reader_rebuilds_from_what_it_read_and_reads_again_only_later_writes() {
+        let (_dir, store) = store();
+        listed(&store);
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&record(1, "journaled")).unwrap();
+        drop(tx);
+        let mut view = View::load(store.dir(), &boot_id());
+        assert!(view.valid && view.journaled.contains(id(1).as_str()));
+        view.settle();
+        assert!(view.settled);
+        let read = read_all(&store);
+        // Behind the guard's back (no journal line): a settled reader does not read it again,
+        // so the rebuilt index holds what the reader read...
+        let sessions = store.dir().join("sessions");
+        write_json(&sessions.join(format!("{}.json", id(1))), &record(1, "unseen"), Durability::Volatile)
+            .unwrap();
+        // ... but a write through the guard after it settled is read again.
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_session(&record(2, "later")).unwrap();
+        drop(tx);
+        assert!(view.compact(store.dir(), borrowed(&read)).unwrap());
+        assert_eq!(indexed(&store), titles(&[(1, "journaled"), (2, "later"), (3, "old")]));
+    }
+
+    #[test]
+    fn a_reader_that_cannot_settle_reads_every_journaled_record_again_for_its_rebuild() {
+        let (_dir, store) = store();
+        listed(&store);
+        // A writer between its journal line and its rename while the reader reads.
+        let writing = journal(store.dir(), &id(1)).unwrap();
+        let mut view = View::load(store.dir(), &boot_id());
+        view.settle();
+        assert!(!view.settled, "the writer holds the journal");
+        assert!(view.journaled.contains(id(1).as_str()));
+        let read = read_all(&store);
+        write_json(
+            &store.dir().join("sessions").join(format!("{}.json", id(1))),
+            &record(1, "renamed after the read"),
+            Durability::Volatile,
+        )
+        .unwrap();
+        drop(writing);
+        assert!(view.compact(store.dir(), borrowed(&read)).unwrap());
+        assert_eq!(indexed(&store), titles(&[(1, "renamed after the read"), (2, "old"), (3, "old")]));
+    }
+
+    #[test]
+    fn a_due_rebuild_is_written_when_the_reader_drops_it_from_what_it_loaded() {
+        let (_dir, store) = store();
+        assert!(!index_path(store.dir()).exists());
+        let (recs, bad, rebuild) = store.sessions_indexed_with(|_: &mut (), r| r).unwrap();
+        assert_eq!((recs.len(), bad.len()), (3, 0));
+        assert!(rebuild.due());
+        assert!(!index_path(store.dir()).exists(), "not before the reader is done");
+        drop(rebuild);
+        assert_eq!(indexed(&store), titles(&[(1, "old"), (2, "old"), (3, "old")]));
+        let (_, _, rebuild) = store.sessions_indexed_with(|_: &mut (), r| r).unwrap();
+        assert!(!rebuild.due(), "the index is good");
+        // A record that does not parse is never in it.
+        std::fs::remove_file(index_path(store.dir())).unwrap();
+        std::fs::write(store.dir().join("sessions").join(format!("{}.json", id(3))), "{").unwrap();
+        let (recs, bad, rebuild) = store.sessions_indexed_with(|_: &mut (), r| r).unwrap();
+        assert_eq!((recs.len(), bad.len()), (2, 1));
+        drop(rebuild);
+        assert_eq!(indexed(&store), titles(&[(1, "old"), (2, "old")]));
     }
 
     #[test]

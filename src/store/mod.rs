@@ -308,18 +308,20 @@ impl Store {
         &self,
         each: impl Fn(&mut S, SessionRecord) -> T + Sync,
     ) -> Result<(Vec<T>, Vec<anyhow::Error>)> {
-        self.scan_sessions(false, each)
+        let (good, bad, _) = self.scan_sessions(false, each)?;
+        Ok((good, bad))
     }
 
     /// [`sessions_with`](Self::sessions_with) through the sessions index (`list`): the records
     /// the index holds and no write touched since are taken from it, only the others read
     /// from their files (see `index`). A record edited in place behind clawsess's back (not
     /// renamed over, not added, not removed) shows as the index has it until the index is
-    /// rebuilt.
+    /// rebuilt. The rebuild this reader found due is written when the [`Rebuild`] it returns
+    /// is dropped: a reader drops it once its answer is out.
     pub fn sessions_indexed_with<S: Default, T: Send>(
         &self,
         each: impl Fn(&mut S, SessionRecord) -> T + Sync,
-    ) -> Result<(Vec<T>, Vec<anyhow::Error>)> {
+    ) -> Result<(Vec<T>, Vec<anyhow::Error>, Rebuild)> {
         self.scan_sessions(true, each)
     }
 
@@ -330,18 +332,31 @@ impl Store {
         &self,
         use_index: bool,
         each: impl Fn(&mut S, SessionRecord) -> T + Sync,
-    ) -> Result<(Vec<T>, Vec<anyhow::Error>)> {
+    ) -> Result<(Vec<T>, Vec<anyhow::Error>, Rebuild)> {
         /// Below this many records one thread reads them all.
         const PER_THREAD: usize = 2048;
         let sessions = self.dir.join("sessions");
-        let Some((dir, names)) = files::StateDir::open(&sessions)? else { return Ok(Default::default()) };
-        let view = use_index.then(|| index::View::load(&self.dir, &index::boot_id()));
-        let sources: Vec<Option<(usize, usize)>> = match &view {
-            Some(view) if view.valid => names.iter().map(|(stem, kind)| view.indexed(stem, *kind)).collect(),
-            _ => vec![None; names.len()],
+        let Some((dir, names)) = files::StateDir::open(&sessions)? else {
+            return Ok((Vec::new(), Vec::new(), Rebuild(None)));
         };
+        let mut view = use_index.then(|| index::View::load(&self.dir, &index::boot_id()));
+        let sources_of = |view: &Option<index::View>| -> Vec<Option<(usize, usize)>> {
+            match view {
+                Some(view) if view.valid => {
+                    names.iter().map(|(stem, kind)| view.indexed(stem, *kind)).collect()
+                }
+                _ => vec![None; names.len()],
+            }
+        };
+        let mut sources = sources_of(&view);
         let from_files = sources.iter().filter(|s| s.is_none()).count();
         let compact = view.as_ref().is_some_and(|v| v.wants_compaction(from_files, names.len()));
+        if compact && let Some(v) = &mut view {
+            // So that the rebuild need not read again what this reader reads now.
+            v.settle();
+            sources = sources_of(&view);
+        }
+        let view = view;
         let live = self.ids_in("live");
         let parse =
             |bytes: &[u8]| serde_json::from_slice::<SessionRecord>(bytes).ok().filter(|r| r.v == FORMAT);
@@ -351,8 +366,9 @@ impl Store {
             let mut state = S::default();
             let mut good = Vec::with_capacity(part.len());
             let mut bad = Vec::new();
-            // The records read from their files, for a new index: (position in `names`, JSON).
-            let mut lines = Vec::new();
+            // Every record read from its file, for a new index: (position in `names`, its JSON
+            // if it parsed).
+            let mut lines: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
             for i in part {
                 let (stem, kind) = &names[i];
                 let indexed = match (sources[i], &view) {
@@ -371,14 +387,13 @@ impl Store {
                             .context(format!("could not read {}", path(stem).display()))),
                     },
                 };
+                if compact && from_file {
+                    let json =
+                        read.as_ref().ok().and_then(Option::as_ref).and_then(|r| serde_json::to_vec(r).ok());
+                    lines.push((i, json));
+                }
                 match read {
                     Ok(Some(mut rec)) => {
-                        if compact
-                            && from_file
-                            && let Ok(json) = serde_json::to_vec(&rec)
-                        {
-                            lines.push((i, json));
-                        }
                         if live.contains(&rec.id) {
                             rec.merge_live(self.live(&rec.id));
                         }
@@ -424,17 +439,13 @@ impl Store {
             bad.extend(b);
             lines.extend(l);
         }
-        if compact && let Some(view) = &view {
-            let indexed = (0..names.len()).filter_map(|i| {
-                let json = view.json(sources[i]?);
-                parse(json).is_some().then(|| (names[i].0.as_str(), std::borrow::Cow::Borrowed(json)))
-            });
-            let read =
-                lines.into_iter().map(|(i, json)| (names[i].0.as_str(), std::borrow::Cow::Owned(json)));
-            // A cache: a rebuild that fails leaves it to the next reader.
-            let _ = view.compact(&self.dir, indexed.chain(read));
-        }
-        Ok((good, bad))
+        let rebuild = match view {
+            Some(view) if compact => {
+                Some(Box::new(RebuildOf { dir: self.dir.clone(), view, names, sources, lines }))
+            }
+            _ => None,
+        };
+        Ok((good, bad, Rebuild(rebuild)))
     }
 
     /// Recorded sessions, the most recently written first (for `attach`'s default: a
@@ -992,6 +1003,49 @@ fn default_dir() -> Result<PathBuf> {
 pub fn mtime_ms(path: &Path) -> Option<u64> {
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
     modified.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
+}
+
+/// A new sessions index that a reader found due ([`Store::sessions_indexed_with`]), written
+/// when this is dropped: `list` drops it after its output is written, so the output never
+/// waits for it. From what the reader loaded (the index's entries it used, the records it read
+/// from their files): only records written after the reader read the journal are read again.
+pub struct Rebuild(Option<Box<RebuildOf>>);
+
+struct RebuildOf {
+    dir: PathBuf,
+    view: index::View,
+    names: files::Entries,
+    /// Where each of `names` is in the index, if it was taken from it.
+    sources: Vec<Option<(usize, usize)>>,
+    /// Each record read from its file, in the order of `names`: its position, its JSON if it
+    /// parsed.
+    lines: Vec<(usize, Option<Vec<u8>>)>,
+}
+
+impl Rebuild {
+    /// Whether a rebuild is pending.
+    pub fn due(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl Drop for Rebuild {
+    fn drop(&mut self) {
+        let Some(of) = self.0.take() else { return };
+        let RebuildOf { dir, view, names, sources, lines } = *of;
+        // In the order of `names`: an index entry that parsed (one that did not was read from
+        // its file), else what was read from the file. Nothing is parsed again.
+        let mut read = lines.into_iter().peekable();
+        let records = (0..names.len()).filter_map(|i| {
+            let json = match read.next_if(|(at, _)| *at == i) {
+                Some((_, json)) => std::borrow::Cow::Owned(json?),
+                None => std::borrow::Cow::Borrowed(view.json(sources[i]?)),
+            };
+            Some((names[i].0.as_str(), json))
+        });
+        // A cache: a rebuild that fails leaves it to the next reader.
+        let _ = view.compact(&dir, records);
+    }
 }
 
 #[cfg(test)]
