@@ -642,3 +642,89 @@ fn a_send_to_a_session_whose_settings_have_a_pretooluse_hook_is_refused() {
     assert_eq!(asked(&home, "[from-asker-2]").len(), 2);
     assert!(!hooked.join("pwned.txt").exists());
 }
+
+/// The ids of a JSON array of sessions (`list --json`'s or `sessions_list`'s), in order.
+fn ids_of(rows: &[Value]) -> Vec<String> {
+    rows.iter().map(|r| r["session_id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn sessions_list_gives_what_list_json_gives_in_its_order_whoever_wrote_the_records() {
+    let home = env();
+    let a = session(&home, "desk", "test:a");
+    let b = session(&home, "lab", "telegram:42");
+    let c = "cccc3333-0000-4000-8000-000000000000";
+    recorded(&home, c, "three");
+    // The sessions index is written by this `list`.
+    home.clawsess_ok(&["list", "--json"]);
+    let index = home.state().join("sessions.index");
+    assert!(fs::read_to_string(&index).unwrap().contains(c), "indexed");
+    // A second turn on `a`: its last activity moves in its live file, not its record.
+    home.clawsess_ok(&["run", "--json", "--session", &a, "--", "again"]);
+    let sessions = home.state().join("sessions");
+    // Behind clawsess's back, as a clawsess of before the index writes (no journal line):
+    // one record removed, one added whose file is dated long ago but whose session is the
+    // most recently active, with a live claude process (this test's) and a bot's key.
+    fs::remove_file(sessions.join(format!("{c}.json"))).unwrap();
+    let d = "dddd4444-0000-4000-8000-000000000000";
+    let mut rec: Value =
+        serde_json::from_slice(&fs::read(sessions.join(format!("{b}.json"))).unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    rec["id"] = json!(d);
+    rec["last_seen"] = json!(now);
+    rec["processes"] = json!([std::process::id()]);
+    rec["key"] = json!("telegram:7");
+    rec.as_object_mut().unwrap().remove("stamp");
+    let path = sessions.join(format!("{d}.json"));
+    fs::write(&path, serde_json::to_vec_pretty(&rec).unwrap()).unwrap();
+    let long_ago = std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    fs::File::options().write(true).open(&path).unwrap().set_modified(long_ago).unwrap();
+
+    let listed: Vec<Value> = serde_json::from_str(&home.clawsess_ok(&["list", "--json"])).unwrap();
+    assert_eq!(ids_of(&listed), [d, a.as_str(), b.as_str()], "{listed:#?}");
+    let keys = |row: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = ["attached_keys", "own_session_of"]
+            .iter()
+            .flat_map(|field| row[field].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()))
+            .collect();
+        keys.extend(row["key"].as_str().map(str::to_owned));
+        keys
+    };
+    let active = |row: &Value| !row["busy"].is_null() || row["live"] == true || row["warm"] == true;
+    let expected = |prefix: Option<&str>, active_only: bool, last_n: usize| -> Vec<String> {
+        let rows = listed.iter().filter(|row| {
+            prefix.is_none_or(|p| keys(row).iter().any(|k| k.starts_with(p))) && (!active_only || active(row))
+        });
+        ids_of(&rows.take(last_n).cloned().collect::<Vec<_>>())
+    };
+    let asks: [(Option<&str>, bool, usize); 6] = [
+        (None, false, 200),
+        (None, false, 1),
+        (None, false, 2),
+        (Some("telegram:"), false, 20),
+        (Some("test:"), false, 20),
+        (None, true, 20),
+    ];
+    let calls: Vec<(&str, Value)> = asks
+        .iter()
+        .map(|&(prefix, active_only, last_n)| {
+            ("sessions_list", json!({"key_prefix": prefix, "active_only": active_only, "last_n": last_n}))
+        })
+        .collect();
+    let results = mcp_stdio::call_tools(home.clawsess_cmd(&["mcp"]), &calls);
+    for ((prefix, active_only, last_n), result) in asks.iter().zip(&results) {
+        assert_eq!(result["isError"], false, "{result:#}");
+        let rows: Vec<Value> = serde_json::from_str(&mcp_stdio::tool_text(result, 0)).unwrap();
+        let ask = format!("key_prefix {prefix:?}, active_only {active_only}, last_n {last_n}");
+        assert_eq!(ids_of(&rows), expected(*prefix, *active_only, *last_n), "{ask}: {rows:#?}");
+        for row in &rows {
+            let theirs = listed.iter().find(|l| l["session_id"] == row["session_id"]).unwrap();
+            assert_eq!(row["last_active"], theirs["last_active"], "{ask}");
+            assert_eq!(row["live"], theirs["live"], "{ask}");
+        }
+    }
+    // The filters had something to tell apart.
+    assert_eq!(expected(None, true, 20), [d]);
+    assert_eq!(expected(Some("telegram:"), false, 20), [d, b.as_str()]);
+    assert_eq!(expected(Some("test:"), false, 20), [a.as_str()]);
+}
