@@ -8,7 +8,7 @@ use crate::cli::Hosts;
 use crate::exit;
 use crate::remote::{self, client};
 use crate::store::{COMMAND_LOCK_WAIT, HostEntry, Store, now_ms};
-use crate::sys::printable;
+use crate::sys::{printable, rfc3339};
 
 impl Run for Hosts {
     fn run(&self) -> Result<u8> {
@@ -46,25 +46,33 @@ impl Run for Hosts {
             Hosts::List(list) => {
                 let hosts = store.hosts()?;
                 if list.json {
-                    print_json(&json!(hosts.hosts))?;
+                    let docs: Vec<serde_json::Value> = hosts
+                        .hosts
+                        .iter()
+                        .map(|h| {
+                            let mut doc = json!(h);
+                            doc["keys"] = json!(hosts.keys_on(&h.name));
+                            doc["global_attachment"] = json!(hosts.global_on(&h.name).map(|g| json!({
+                                "session_id": g.session,
+                                "at": rfc3339(g.at),
+                            })));
+                            doc
+                        })
+                        .collect();
+                    print_json(&json!(docs))?;
                 } else if hosts.hosts.is_empty() {
                     crate::outln!("no hosts; add one with `clawsess hosts add NAME [user@]HOST`")?;
                 } else {
                     for h in &hosts.hosts {
-                        let keys: Vec<&str> = hosts
-                            .keys
-                            .iter()
-                            .filter(|(_, n)| **n == h.name)
-                            .map(|(k, _)| k.as_str())
-                            .collect();
+                        let keys = hosts.keys_on(&h.name);
                         let keys = if keys.is_empty() {
                             String::new()
                         } else {
-                            format!("  keys: {}", keys.join(","))
+                            format!("  keys: {}", printable(&keys.join(","), false))
                         };
-                        let global = match &hosts.global {
-                            Some(g) if g.host == h.name => format!("  global attachment: {}", g.named()),
-                            _ => String::new(),
+                        let global = match hosts.global_on(&h.name) {
+                            Some(g) => format!("  global attachment: {}", printable(&g.named(), false)),
+                            None => String::new(),
                         };
                         crate::outln!("{}  {}{keys}{global}", h.name, printable(&h.dest, false))?;
                     }

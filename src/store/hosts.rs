@@ -70,6 +70,16 @@ impl HostsFile {
     pub fn host(&self, name: &str) -> Option<&HostEntry> {
         self.hosts.iter().find(|h| h.name == name)
     }
+
+    /// The keys whose turns run on host `name`.
+    pub fn keys_on(&self, name: &str) -> Vec<&str> {
+        self.keys.iter().filter(|(_, host)| *host == name).map(|(key, _)| key.as_str()).collect()
+    }
+
+    /// The global attachment, if it is to a session on host `name`.
+    pub fn global_on(&self, name: &str) -> Option<&RemoteGlobal> {
+        self.global.as_ref().filter(|g| g.host == name)
+    }
 }
 
 impl Store {

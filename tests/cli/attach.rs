@@ -146,3 +146,35 @@ fn detach_returns_a_key_to_its_own_session() {
     let j = w.json(&["current", "--key", "telegram:1", "--json"]);
     assert_eq!((j["session_id"].as_str(), j["via"].as_str()), (Some(own.as_str()), Some("own")));
 }
+
+#[test]
+fn hosts_list_names_the_global_attachment_to_a_session_on_a_host() {
+    let w = World::new();
+    w.cmd(&["hosts", "add", "box", "me@box.invalid"]).assert().success();
+    w.cmd(&["hosts", "add", "other", "other.invalid"]).assert().success();
+    let listed = w.json(&["hosts", "list", "--json"]);
+    assert_eq!(listed[0]["global_attachment"], Value::Null, "{listed:#}");
+    // What `attach box:ID` and `attach box:ID --key K` leave (they ask the host first, over ssh).
+    let path = w.state().join("hosts.json");
+    let mut hosts: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    hosts["global"] = serde_json::json!({"host": "box", "session": ID_C, "at": 1_796_400_000_000u64});
+    hosts["keys"] = serde_json::json!({"telegram:1": "box"});
+    fs::write(&path, hosts.to_string()).unwrap();
+
+    let listed = w.json(&["hosts", "list", "--json"]);
+    assert_eq!(listed[0]["name"], "box");
+    assert_eq!(listed[0]["dest"], "me@box.invalid");
+    assert_eq!(listed[0]["keys"], serde_json::json!(["telegram:1"]));
+    assert_eq!(
+        listed[0]["global_attachment"],
+        serde_json::json!({"session_id": ID_C, "at": "2026-12-04T16:00:00Z"}),
+        "{listed:#}"
+    );
+    assert_eq!(listed[1]["name"], "other");
+    assert_eq!(listed[1]["keys"], serde_json::json!([]));
+    assert_eq!(listed[1]["global_attachment"], Value::Null);
+    let out = w.cmd(&["hosts", "list"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("keys: telegram:1  global attachment: box:{ID_C}")), "{text}");
+    assert!(!text.lines().find(|l| l.starts_with("other")).unwrap().contains("global"), "{text}");
+}
