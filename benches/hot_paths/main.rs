@@ -44,6 +44,8 @@ const SESSIONS_ENV: &str = "CLAWSESS_BENCH_SESSIONS";
 const FLOOR: &str = "/bin/true";
 /// Forked runs per case for peak RSS.
 const RSS_RUNS: usize = 5;
+/// Timed runs of `list --json` after record writes (each after its own writes).
+const MASS_WRITE_RUNS: usize = 5;
 
 /// One JSON-RPC line calling `tool`.
 fn mcp_line(tool: &str, args: serde_json::Value) -> Vec<u8> {
@@ -267,14 +269,36 @@ impl Bench {
     /// `list --json`, and `import` into an empty state and again (those of them `--only`
     /// asks for).
     fn slow_cases(&self) -> Vec<Case<'_>> {
+        let writes = self.mass_writes();
+        // Which `source` the next mass writes give: each call's differs from the last's, so
+        // that every write changes the record (a durable write, journaled).
+        let calls = std::cell::Cell::new(0usize);
         let mut slow = vec![Case::new(
             format!("`list --json` ({} sessions)", self.plan.sessions),
             Box::new(|_| Spec { cmd: self.clawsess(["list", "--json"]), stdin: None }),
         )];
-        slow.retain(|case| self.wanted(&case.name));
-        if !slow.is_empty() {
-            self.time_round_robin(&mut slow, self.plan.list_runs);
+        // Each run after its own writes (about 3,200 hooks at 100,000 sessions): fewer runs.
+        let mut after_writes = vec![Case::new(
+            format!("`list --json` after {writes} record writes ({} sessions)", self.plan.sessions),
+            Box::new(move |_| {
+                let call = calls.get();
+                calls.set(call + 1);
+                self.write_records(writes, if call.is_multiple_of(2) { "resume" } else { "clear" });
+                Spec { cmd: self.clawsess(["list", "--json"]), stdin: None }
+            }),
+        )];
+        for (cases, runs, rss_runs) in
+            [(&mut slow, self.plan.list_runs, RSS_RUNS), (&mut after_writes, MASS_WRITE_RUNS, 1)]
+        {
+            cases.retain(|case| self.wanted(&case.name));
+            if let Some(base) = std::env::var_os(BASE_ENV).filter(|b| !b.is_empty()) {
+                *cases = self.with_base(std::mem::take(cases), PathBuf::from(base));
+            }
+            if !cases.is_empty() {
+                self.time_round_robin_rss(cases, runs, rss_runs);
+            }
         }
+        slow.extend(after_writes);
         // `import` of every session's transcript into an empty state dir (a fresh one each
         // run), then again into the one it just filled (all recorded: reads, no writes).
         let import = move |round: usize| {
@@ -296,6 +320,32 @@ impl Bench {
         self.time_round_robin(&mut imports, IMPORT_RUNS);
         slow.extend(imports);
         slow
+    }
+
+    /// How many record writes the "after record writes" case makes before each `list`: more
+    /// than a reader takes from their files before it rebuilds the sessions index (a 32nd of
+    /// the records, at least 512), so every such `list` rebuilds it.
+    fn mass_writes(&self) -> usize {
+        (self.plan.sessions / 32 + 100).max(600).min(self.plan.sessions)
+    }
+
+    /// Writes the records of the first `n` sessions again, through the real session-start hook
+    /// (from the parallel writers) with `source`: a durable write of each record, untimed.
+    fn write_records(&self, n: usize, source: &str) {
+        let writers = self.plan.writers;
+        std::thread::scope(|s| {
+            for w in 0..writers {
+                s.spawn(move || {
+                    for i in (w..n).step_by(writers) {
+                        measure(
+                            self.hook("session-start", self.hook_input(i, source)),
+                            "mass write",
+                            Spawn::Spawn,
+                        );
+                    }
+                });
+            }
+        });
     }
 
     /// The throughput case, which also records the sessions every other case runs against:
@@ -680,6 +730,11 @@ impl Bench {
 
     /// Times `rounds` runs of each case, interleaved, then forks a few more for peak RSS.
     fn time_round_robin(&self, cases: &mut [Case<'_>], rounds: usize) {
+        self.time_round_robin_rss(cases, rounds, RSS_RUNS)
+    }
+
+    /// [`time_round_robin`](Self::time_round_robin) with `rss_runs` forked runs.
+    fn time_round_robin_rss(&self, cases: &mut [Case<'_>], rounds: usize, rss_runs: usize) {
         eprintln!("clawsess bench: timing {} case(s), {rounds} rounds...", cases.len());
         for round in 0..rounds {
             let mut order: Vec<usize> = (0..cases.len()).collect();
@@ -696,7 +751,7 @@ impl Bench {
                 case.samples.push(sample);
             }
         }
-        for round in rounds..rounds + RSS_RUNS {
+        for round in rounds..rounds + rss_runs {
             for case in cases.iter_mut() {
                 let sample = measure((case.make)(round), &case.name, Spawn::Fork);
                 case.rss_kb.push(sample.maxrss_kb);
