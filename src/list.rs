@@ -63,21 +63,20 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
     let warm: std::collections::BTreeSet<SessionId> =
         crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
     let send_failed = crate::mcp::send::SendNote::failed(store);
-    // Each row is made on the thread that read its record: whether its transcript exists is
-    // asked relative to the transcript dirs that thread has opened, and each pid once (they
-    // repeat: a bot's process on many sessions).
+    // Every row's marks (`list`): each row is made on the thread that read its record, and
+    // whether its transcript exists is asked relative to the transcript dirs that thread has
+    // opened, and each pid once (they repeat: a bot's process on many sessions). A few rows
+    // (`sessions_list`): the marks of only those, once they are known.
+    let every = filter.limit.is_none();
     let (mut rows, broken, rebuild) = store.sessions_indexed_with(|seen: &mut Seen, rec| Row {
         send_failed: send_failed.get(&rec.id).cloned(),
         attached: attached.get(&rec.id).cloned().unwrap_or_default(),
         own_of: own_of.get(&rec.id).cloned().unwrap_or_default(),
         keys: keys.get(&rec.id).cloned().unwrap_or_default(),
         busy: None,
-        live: rec
-            .processes
-            .iter()
-            .any(|&pid| *seen.alive.entry(pid).or_insert_with(|| crate::sys::pid_alive(pid))),
+        live: every && seen.live(&rec),
         warm: warm.contains(&rec.id),
-        gone: !seen.exists.check(&rec.transcript),
+        gone: every && !seen.exists.check(&rec.transcript),
         uncorrected: None,
         rec,
     })?;
@@ -106,12 +105,16 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
     }
     let limit = filter.limit.unwrap_or(usize::MAX);
     let maybe_busy = store.maybe_busy();
+    let mut seen = Seen::default();
     if filter.active_only {
         // Whether a row is busy is asked in order, until `limit` active ones are found.
         let mut active = Vec::new();
         for mut row in rows {
             if active.len() == limit {
                 break;
+            }
+            if !every {
+                row.live = seen.live(&row.rec);
             }
             if maybe_busy.contains(&row.rec.id) {
                 row.busy = busy_by(store, &row.rec.id, skipped);
@@ -124,12 +127,18 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
     } else {
         rows.truncate(limit);
         for row in &mut rows {
+            if !every {
+                row.live = seen.live(&row.rec);
+            }
             if maybe_busy.contains(&row.rec.id) {
                 row.busy = busy_by(store, &row.rec.id, skipped);
             }
         }
     }
     for row in &mut rows {
+        if !every {
+            row.gone = !seen.exists.check(&row.rec.transcript);
+        }
         // Only a forked session's transcript is read: its last lines name their Claude Code.
         if row.rec.forked {
             row.uncorrected = crate::turn::fork::correction_allowed(&row.rec.transcript).err();
@@ -143,6 +152,13 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
 struct Seen {
     exists: crate::sys::exists::Exists,
     alive: std::collections::HashMap<u32, bool>,
+}
+
+impl Seen {
+    /// Whether a claude process is open on the session (each pid asked once).
+    fn live(&mut self, rec: &SessionRecord) -> bool {
+        rec.processes.iter().any(|&pid| *self.alive.entry(pid).or_insert_with(|| crate::sys::pid_alive(pid)))
+    }
 }
 
 type KeysBySession = BTreeMap<SessionId, Vec<String>>;
