@@ -6,14 +6,16 @@
 //! `PROPTEST_CASES=N` runs every property N times instead of its default, for a long run.
 //! Inputs that once failed are kept below as plain regression tests.
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use clawsess::ident::{Key, MAX_LEN, Name, SessionId, file_stem};
 use clawsess::transcript::{self, Message, RevLines, Role, parse_line};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use support::testenv::{Env, walk};
 
 /// The reader's block size (private in `transcript`): edges are at multiples of it from
 /// the end of the file.
@@ -442,34 +444,23 @@ proptest! {
     #[test]
     fn any_hook_input_exits_0_with_at_most_one_line(stdin in hook_stdin(), hook in 0usize..4) {
         let hook = ["session-start", "prompt-submit", "stop", "session-end"][hook];
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clawsess"))
-            .args(["hook", hook])
-            .env_clear()
-            .env("HOME", dir.path())
-            .env("CLAWSESS_HOME", &state)
-            .env("CLAUDE_CONFIG_DIR", dir.path().join("claude"))
-            .current_dir(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _ = child.stdin.take().unwrap().write_all(&stdin);
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        prop_assert_eq!(out.status.code(), Some(0), "{}", stderr);
+        let env = Env::new();
+        let mut before = walk(env.root());
+        before.sort();
+        let out = env.run_stdin(&["hook", hook], &stdin);
+        prop_assert_eq!(out.code, Some(0), "{}", out.stderr);
         prop_assert!(out.stdout.is_empty());
-        prop_assert!(stderr.lines().count() <= 1, "{}", stderr);
+        prop_assert!(out.stderr.lines().count() <= 1, "{}", out.stderr);
         // Only a well-formed session id ever names a file.
-        for entry in std::fs::read_dir(state.join("sessions")).into_iter().flatten() {
+        for entry in std::fs::read_dir(env.state().join("sessions")).into_iter().flatten() {
             let name = entry.unwrap().file_name().into_string().unwrap();
             let id = name.strip_suffix(".json").unwrap();
             prop_assert_eq!(id, "0b6f2d4e-1c2a-4b3d-9e8f-123456789abc");
         }
-        let outside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        prop_assert!(outside.iter().all(|n| n == "state"), "{:?}", outside);
+        // Nothing is written outside the state dir.
+        let mut after: Vec<_> = walk(env.root()).into_iter().filter(|p| !p.starts_with(env.state())).collect();
+        after.sort();
+        prop_assert_eq!(&after, &before);
     }
 }
 
