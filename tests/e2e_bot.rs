@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::bot_venv::Bot;
-use support::real_claude::{ClaudeHome, Facts, run_with_stdin};
+use support::installed::Installed;
+use support::real_claude::{Cooling, Facts, run_with_stdin};
 use support::stand_in_api::{Recorded, ToolCall, color_question, last_tool_results};
 use support::stand_in_telegram::{BOT_USERNAME, Sent, StandInTelegram, USER_ID, png};
 
@@ -37,35 +38,26 @@ fn bot_script() -> PathBuf {
 }
 
 /// A HOME with Claude Code and clawsess installed into it, a project the bot starts its
-/// sessions in, and a stand-in Telegram.
+/// sessions in (the bot runs turns with `--warm 10m`: its warm claudes end with the test),
+/// and a stand-in Telegram.
 struct Env {
-    home: ClaudeHome,
+    home: Cooling<Installed>,
     tg: StandInTelegram,
-    project: PathBuf,
     state: PathBuf,
 }
 
 impl std::ops::Deref for Env {
-    type Target = ClaudeHome;
-    fn deref(&self) -> &ClaudeHome {
+    type Target = Installed;
+    fn deref(&self) -> &Installed {
         &self.home
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // The bot runs turns with `--warm 10m`: its warm claudes end with the test.
-        let _ = self.home.clawsess(&["cool"]);
     }
 }
 
 impl Env {
     fn new() -> Self {
-        let home = ClaudeHome::new();
-        home.install_clawsess();
-        let project = home.project("bot");
+        let home = Cooling(Installed::new("bot"));
         let state = home.home().join("bot-state").join("state.json");
-        Self { home, tg: StandInTelegram::start(TOKEN), project, state }
+        Self { home, tg: StandInTelegram::start(TOKEN), state }
     }
 
     /// Starts the bot with this env plus `extra` variables.

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::bot_venv::Bot;
-use support::real_claude::ClaudeHome;
+use support::installed::Installed;
+use support::real_claude::Cooling;
 use support::stand_in_api::{ToolCall, color_question, last_tool_results};
 use support::stand_in_discord::{BOT_ID, CHANNEL_ID, GUILD_ID, Say, Sent, StandInDiscord};
 
@@ -23,26 +24,19 @@ const OWNER: u64 = 777;
 const OTHER: u64 = 778;
 const STRANGER: u64 = 901;
 
+/// A HOME with Claude Code and clawsess installed into it, a project the bot starts its
+/// sessions in (its warm claudes end with the test), and a stand-in Discord.
 struct Env {
-    home: ClaudeHome,
+    home: Cooling<Installed>,
     dc: StandInDiscord,
-    project: PathBuf,
     state: PathBuf,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.home.clawsess(&["cool"]);
-    }
 }
 
 impl Env {
     fn new() -> Self {
-        let home = ClaudeHome::new();
-        home.install_clawsess();
-        let project = home.project("bot");
+        let home = Cooling(Installed::new("bot"));
         let state = home.home().join("bot-state").join("discord.json");
-        Self { home, dc: StandInDiscord::start(TOKEN), project, state }
+        Self { home, dc: StandInDiscord::start(TOKEN), state }
     }
 
     /// Starts the bot (ALLOWED_USERS: `users`, "" for none) and waits until it is ready.
@@ -54,7 +48,7 @@ impl Env {
     fn bot_with(&self, users: &str, extra: &[(&str, &str)]) -> Bot {
         let log = self.home.home().join(format!("discord-bot-{}.log", std::process::id()));
         let _ = fs::remove_file(&log);
-        let mut cmd = Bot::command(&self.home, "discord_bot.py", &self.project, &self.state);
+        let mut cmd = Bot::command(&self.home, "discord_bot.py", &self.home.project, &self.state);
         cmd.env("DISCORD_BOT_TOKEN", TOKEN)
             .env("DISCORD_API_URL", self.dc.api_url())
             .env("DISCORD_GATEWAY_URL", self.dc.gateway_url());
@@ -228,7 +222,7 @@ fn threads_run_in_parallel_archive_cools_and_delete_forgets() {
 fn buttons_only_from_the_asker_or_an_owner_stop_and_an_image() {
     let e = Env::new();
     let bot = e.bot(&format!("{OWNER},{OTHER}"));
-    let file = e.project.join("from-discord.txt");
+    let file = e.home.project.join("from-discord.txt");
     let id = e.dc.message(
         OWNER,
         CHANNEL_ID,

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use support::real_claude::ClaudeHome;
+use support::real_claude::{ClaudeHome, Cooling};
 
 fn home() -> ClaudeHome {
     let home = ClaudeHome::new();
@@ -158,19 +158,9 @@ fn a_broken_config_never_breaks_a_hook_and_run_names_its_line() {
     assert!(err.contains("config.toml:2") && err.contains("colour"), "{err}");
 }
 
-/// Ends the warm claudes a test started (keepers outlive runs).
-struct Cool<'a>(&'a ClaudeHome);
-
-impl Drop for Cool<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.clawsess(&["cool"]);
-    }
-}
-
 #[test]
 fn a_warm_claude_started_with_other_settings_is_ended_not_reused() {
-    let home = home();
-    let _cool = Cool(&home);
+    let home = Cooling(home());
     let note = |id: &str| -> Value {
         let path = home.state().join("warm").join(format!("{id}.json"));
         serde_json::from_str(&fs::read_to_string(path).expect("warm note")).unwrap()

@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::installed::Installed;
+use support::real_claude::Cooling;
 use support::stand_in_api::Recorded;
 
 /// Longest wait for anything.
 const T: Duration = Duration::from_secs(60);
 
 /// The shared world ([`Installed`]); the keepers its runs leave are ended with the test.
-struct Warm(Installed);
+struct Warm(Cooling<Installed>);
 
 impl std::ops::Deref for Warm {
     type Target = Installed;
@@ -29,7 +30,7 @@ impl std::ops::Deref for Warm {
 
 impl Warm {
     fn new() -> Self {
-        Warm(Installed::new("warm"))
+        Warm(Cooling(Installed::new("warm")))
     }
 
     /// `clawsess run --json --cwd PROJECT ARGS`: its result object, asserting success.
@@ -83,22 +84,6 @@ impl Warm {
         let found = self.turns_with(needle);
         assert_eq!(found.len(), 1, "one request for {needle:?}: {found:#?}");
         found.into_iter().next().unwrap()
-    }
-}
-
-impl Drop for Warm {
-    fn drop(&mut self) {
-        // Keepers outlive runs: end them with the test (their stand-in goes with it).
-        let _ = self.clawsess(&["cool"]);
-        if let Ok(dir) = std::fs::read_dir(self.state().join("warm")) {
-            for entry in dir.flatten() {
-                let note: Option<Value> =
-                    std::fs::read_to_string(entry.path()).ok().and_then(|t| serde_json::from_str(&t).ok());
-                if let Some(pid) = note.and_then(|n| n["keeper"].as_u64()) {
-                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                }
-            }
-        }
     }
 }
 

@@ -34,6 +34,12 @@ impl std::ops::Deref for Installed {
     }
 }
 
+impl AsRef<ClaudeHome> for Installed {
+    fn as_ref(&self) -> &ClaudeHome {
+        &self.home
+    }
+}
+
 impl Installed {
     /// A new HOME, clawsess installed, and the project `work/NAME` in it.
     pub fn new(project: &str) -> Self {

@@ -648,6 +648,39 @@ impl Default for ClaudeHome {
     }
 }
 
+impl AsRef<ClaudeHome> for ClaudeHome {
+    fn as_ref(&self) -> &ClaudeHome {
+        self
+    }
+}
+
+/// A world whose kept claudes end with the test. Keepers (`run --warm`) outlive the runs
+/// that start them: dropping this runs `clawsess cool`, then kills any keeper whose note is
+/// still in the state dir (a `cool` that failed), before the world itself goes.
+pub struct Cooling<W: AsRef<ClaudeHome>>(pub W);
+
+impl<W: AsRef<ClaudeHome>> std::ops::Deref for Cooling<W> {
+    type Target = W;
+    fn deref(&self) -> &W {
+        &self.0
+    }
+}
+
+impl<W: AsRef<ClaudeHome>> Drop for Cooling<W> {
+    fn drop(&mut self) {
+        let home = self.0.as_ref();
+        let _ = home.clawsess(&["cool"]);
+        for entry in fs::read_dir(home.state().join("warm")).into_iter().flatten().flatten() {
+            let note: Option<Value> =
+                fs::read_to_string(entry.path()).ok().and_then(|t| serde_json::from_str(&t).ok());
+            if let Some(pid) = note.and_then(|n| n["keeper"].as_u64()) {
+                // SAFETY: kill takes a pid and a signal.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
 /// Spawns `cmd` with piped stdio, writes `stdin` and closes it, and waits at most `timeout`
 /// (then kills the child and panics with what it printed so far).
 pub fn run_with_stdin(cmd: &mut Command, stdin: &str, timeout: Duration) -> Output {
