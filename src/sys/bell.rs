@@ -144,6 +144,48 @@ impl Bell {
     }
 }
 
+/// A waiter's bell, started at its first wait rather than before its first look (most turns
+/// never wait). Starting it is the waiter's cue to look again before it waits: a file that
+/// left before the bell listened rang nothing.
+#[derive(Default)]
+pub struct Listener {
+    /// `None`: not started; `Some(None)`: no bell could be had, the waiter polls.
+    bell: Option<Option<Bell>>,
+}
+
+impl Listener {
+    /// Starts listening with `bell` unless it already listens; whether it just started (the
+    /// waiter then looks again before it waits).
+    pub fn start(&mut self, bell: impl FnOnce() -> Option<Bell>) -> bool {
+        if self.bell.is_some() {
+            return false;
+        }
+        self.bell = Some(bell());
+        true
+    }
+
+    /// [`Bell::wait_until`], woken too by the end of one of the `awaited` processes (pid,
+    /// start time; see [`Exits`]); at once when one of them ended since the waiter's look (it
+    /// looks again). Without a bell, a sleep of `poll` (ending at `until` at the latest).
+    pub fn wait_until(
+        &self,
+        until: Instant,
+        poll: Duration,
+        awaited: &[(u32, Option<u64>)],
+        concerns: impl FnMut(&Rang) -> bool,
+    ) {
+        let Some(bell) = self.bell.as_ref().and_then(Option::as_ref) else {
+            std::thread::sleep(poll.min(until.saturating_duration_since(Instant::now())));
+            return;
+        };
+        let mut exits = Exits::default();
+        if awaited.iter().any(|&(pid, start)| exits.watch(pid, start) == Watch::Gone) {
+            return;
+        }
+        bell.wait_until(until, &exits, concerns);
+    }
+}
+
 /// What [`Bell::wait_names`] heard.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Rang {

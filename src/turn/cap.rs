@@ -27,7 +27,7 @@ use crate::config::MAX_CLAUDES_ENV;
 use crate::exit::Busy;
 use crate::ident::SessionId;
 use crate::store::{COMMAND_LOCK_WAIT, ClaudeSlot, FORMAT, Line, Locked, Proc, Store, Watched, now_ms};
-use crate::sys::bell::{Exits, Watch};
+use crate::sys::bell::Listener;
 
 /// How long a waiting turn waits for the bell before it looks again anyway: a slot freed or a
 /// ticket left rings it at once (its file removed, [`Store::bell`]); a run or claude killed
@@ -221,7 +221,7 @@ fn take_with<'a>(
 ) -> Result<Vec<Slot<'a>>> {
     // Listening (from the first wait on) before each look: a slot freed between a look and
     // the wait still rings.
-    let mut bell = None;
+    let mut listener = Listener::default();
     let mut ticket: Option<Ticket<'a>> = None;
     let mut told: Option<Waiting> = None;
     loop {
@@ -264,8 +264,7 @@ fn take_with<'a>(
             }
             running = Some(live.len());
         }
-        if bell.is_none() {
-            bell = Some(store.bell(&[Watched::Line(Line::Claudes), Watched::Slots]));
+        if listener.start(|| store.bell(&[Watched::Line(Line::Claudes), Watched::Slots])) {
             continue; // listening now: look again before waiting
         }
         if ticket.is_none() {
@@ -292,39 +291,28 @@ fn take_with<'a>(
             .into());
         }
         let until = deadline.min(Instant::now() + recheck);
-        match bell.as_ref().and_then(Option::as_ref) {
-            // Only what can change this turn's chance wakes it: the ticket just ahead of it
-            // leaving, and, first in line, a slot freed. A ticket further ahead leaving moves
-            // it up a place, told without reading the line again; fifty waiters reading it at
-            // every turn that leaves were a thundering herd. A waiter ahead that was killed,
-            // or a slot's processes, wake it by their end (pidfds); where those cannot be had,
-            // the recheck finds them.
-            Some(bell) => {
-                let mut exits = Exits::default();
-                if awaited.iter().any(|&(pid, start)| exits.watch(pid, start) == Watch::Gone) {
-                    continue; // ended since the look: look again
-                }
-                bell.wait_until(until, &exits, |rang| {
-                    let predecessor = ahead_files.last().cloned();
-                    ahead_files.retain(|f| !rang.gone[0].contains(f));
-                    if predecessor.is_some_and(|p| !ahead_files.contains(&p))
-                        || (!rang.gone[1].is_empty() && ahead == 0)
-                    {
-                        return true;
-                    }
-                    let moved = Waiting { position: ahead_files.len() + 1, ..now.clone() };
-                    if told.as_ref().is_none_or(|t| t.position != moved.position) {
-                        waiting(&moved);
-                        told = Some(moved);
-                    }
-                    false
-                })
+        // Only what can change this turn's chance wakes it: the ticket just ahead of it
+        // leaving, and, first in line, a slot freed. A ticket further ahead leaving moves it
+        // up a place, told without reading the line again; fifty waiters reading it at every
+        // turn that leaves were a thundering herd. A waiter ahead that was killed, or a slot's
+        // processes, wake it by their end (pidfds); where those cannot be had, the recheck
+        // finds them. Without a bell, the further back, the slower it polls.
+        let poll = (POLL * u32::try_from(now.position).unwrap_or(u32::MAX)).min(recheck);
+        listener.wait_until(until, poll, &awaited, |rang| {
+            let predecessor = ahead_files.last().cloned();
+            ahead_files.retain(|f| !rang.gone[0].contains(f));
+            if predecessor.is_some_and(|p| !ahead_files.contains(&p))
+                || (!rang.gone[1].is_empty() && ahead == 0)
+            {
+                return true;
             }
-            None => {
-                let poll = (POLL * u32::try_from(now.position).unwrap_or(u32::MAX)).min(recheck);
-                std::thread::sleep(poll.min(until.saturating_duration_since(Instant::now())));
+            let moved = Waiting { position: ahead_files.len() + 1, ..now.clone() };
+            if told.as_ref().is_none_or(|t| t.position != moved.position) {
+                waiting(&moved);
+                told = Some(moved);
             }
-        }
+            false
+        });
     }
 }
 

@@ -28,6 +28,7 @@ use crate::store::{
     Acquired, BusyMarker, ClaimState, HolderTurn, Line, RunHolder, Store, Watched, lock_until, mtime_ms,
     now_ms, open_lock_file,
 };
+use crate::sys::bell::{Bell, Listener};
 use crate::sys::{clock, pid_alive};
 
 use super::queue::Place;
@@ -332,7 +333,7 @@ impl KeyLock {
         let me = std::process::id();
         let mut waiting = None;
         let mut tell = Some(tell);
-        let mut bell = None;
+        let mut listener = Listener::default();
         loop {
             let acquired = lock_until(&file, deadline, || {
                 waiting = waiting.take().or_else(|| Some(Waiting::note(&path, place)));
@@ -369,21 +370,13 @@ impl KeyLock {
             // The earlier run removes its note when it takes the lock: that rings (see
             // `crate::sys::bell`); one killed while waiting rings nothing, the recheck finds it.
             let until = deadline.min(Instant::now() + RECHECK);
-            if bell.is_none() {
+            if listener.start(|| {
                 let dir = path.with_extension("waiting");
-                bell = Some(
-                    crate::store::create_private_dir(&dir)
-                        .ok()
-                        .and_then(|()| crate::sys::bell::Bell::on(&[&dir])),
-                );
+                crate::store::create_private_dir(&dir).ok().and_then(|()| Bell::on(&[&dir]))
+            }) {
                 continue; // listening now: look again before waiting
             }
-            match bell.as_ref().and_then(Option::as_ref) {
-                Some(bell) => {
-                    bell.wait(until.saturating_duration_since(Instant::now()));
-                }
-                None => std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now()))),
-            }
+            listener.wait_until(until, POLL, &[], |_| true);
         }
     }
 }
@@ -501,7 +494,7 @@ fn take(
     let file = open_lock_file(&store.run_lock_path(id)?)?;
     let place = place.cloned().unwrap_or_else(Place::now);
     let mut ticket = None;
-    let mut bell = None;
+    let mut listener = Listener::default();
     loop {
         let acquired = lock_until(&file, deadline, || {
             ticket = ticket
@@ -567,29 +560,16 @@ fn take(
         // wakes it by its end (pidfds). Not all (a turn ended by Esc in the transcript, where
         // pidfds cannot be had): those the recheck finds.
         let until = deadline.min(Instant::now() + recheck);
-        if bell.is_none() {
-            bell = Some(store.bell(&[Watched::Line(Line::Session(id)), Watched::Busy, Watched::Next]));
+        if listener.start(|| store.bell(&[Watched::Line(Line::Session(id)), Watched::Busy, Watched::Next])) {
             continue; // listening now: look again before waiting
         }
-        match bell.as_ref().and_then(Option::as_ref) {
-            // `busy/` and `next/` hold every session's files: one of another session leaving
-            // rings, but is not for this waiter (every session's waiters woke at every turn
-            // that ended anywhere). Its own line's dir is its session's alone.
-            Some(bell) => {
-                let mine = format!("{id}.json");
-                let mut exits = crate::sys::bell::Exits::default();
-                if awaited
-                    .iter()
-                    .any(|&(pid, start)| exits.watch(pid, start) == crate::sys::bell::Watch::Gone)
-                {
-                    continue; // ended since the look: look again
-                }
-                bell.wait_until(until, &exits, |rang| {
-                    !rang.gone[0].is_empty() || rang.gone[1..].iter().flatten().any(|f| *f == mine)
-                });
-            }
-            None => std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now()))),
-        }
+        // `busy/` and `next/` hold every session's files: one of another session leaving
+        // rings, but is not for this waiter (every session's waiters woke at every turn that
+        // ended anywhere). Its own line's dir is its session's alone.
+        let mine = format!("{id}.json");
+        listener.wait_until(until, POLL, &awaited, |rang| {
+            !rang.gone[0].is_empty() || rang.gone[1..].iter().flatten().any(|f| *f == mine)
+        });
     }
 }
 
