@@ -282,7 +282,7 @@ pub struct Run {
     /// Keep claude running for this long after the turn (e.g. 10m), so that the session's
     /// next run hands it the prompt instead of starting Claude Code; 0 or off: not
     /// [env: CLAWSESS_WARM]
-    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_warm)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::sys::parse_duration_or_off)]
     pub warm: Option<std::time::Duration>,
     /// If a turn is in progress on the session and clawsess drives it (a `run`'s), put this
     /// message into that turn now (Claude reads it at its next step) and follow the turn to

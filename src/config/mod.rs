@@ -76,14 +76,6 @@ fn cap_for_memory(total_kb: u64) -> usize {
     usize::try_from(claudes).unwrap_or(usize::MAX).max(1)
 }
 
-/// Parses `--warm` / `CLAWSESS_WARM`: a duration like `10m`, or `0`/`off` (not warm).
-pub fn parse_warm(text: &str) -> Result<Duration> {
-    match text.trim() {
-        "0" | "off" | "no" => Ok(Duration::ZERO),
-        other => crate::sys::parse_duration(other),
-    }
-}
-
 /// What a process that is behind gets: refused (default), or let through with the missed
 /// turns as a note (`CLAWSESS_BEHIND=note`, v1's behaviour, which forks the conversation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,9 +270,9 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile> {
         path: path.to_path_buf(),
         found: true,
         claude: at.check(raw.claude, "claude", claude)?,
-        warm: at.check(raw.warm, "warm", parse_warm)?,
+        warm: at.check(raw.warm, "warm", crate::sys::parse_duration_or_off)?,
         behind: at.check(raw.behind, "behind", parse_behind)?,
-        prune_every: at.check(raw.prune_every, "prune_every", parse_warm)?,
+        prune_every: at.check(raw.prune_every, "prune_every", crate::sys::parse_duration_or_off)?,
         ..ConfigFile::default()
     };
     if let Some(idle) = raw.idle_reset {
@@ -450,7 +442,7 @@ impl ConfigFile {
 
     /// How long claude stays warm after a turn, before any key's or session's setting.
     pub fn warm(&self) -> Result<InForce<Duration>> {
-        let found = from_env(WARM_ENV, parse_warm)?;
+        let found = from_env(WARM_ENV, crate::sys::parse_duration_or_off)?;
         Ok(found
             .or_else(|| self.in_file(&self.warm))
             .unwrap_or(InForce::new(Duration::ZERO, Origin::Default)))
@@ -490,7 +482,7 @@ impl ConfigFile {
 
     /// How often the state dir is pruned by itself ([`Duration::ZERO`]: never).
     pub fn prune_every(&self) -> Result<InForce<Duration>> {
-        let found = from_env(PRUNE_EVERY_ENV, parse_warm)?;
+        let found = from_env(PRUNE_EVERY_ENV, crate::sys::parse_duration_or_off)?;
         Ok(found
             .or_else(|| self.in_file(&self.prune_every))
             .unwrap_or(InForce::new(DEFAULT_PRUNE_EVERY, Origin::Default)))
@@ -578,14 +570,6 @@ mod tests {
         assert_eq!(cap_for_memory(1_000_000), 1);
         assert_eq!(cap_for_memory(0), 1);
         assert!(default_max_claudes() >= 1);
-    }
-
-    #[test]
-    fn warm_durations_take_off_and_zero() {
-        assert_eq!(parse_warm("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_warm("off").unwrap(), Duration::ZERO);
-        assert_eq!(parse_warm("0").unwrap(), Duration::ZERO);
-        assert!(parse_warm("soon").is_err());
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub fn assign(settings: &mut Settings, of: &SettingsOf, name: &str, value: &str)
             settings.cwd = Some(dir);
         }
         "warm" => {
-            super::parse_warm(value).context("warm")?;
+            crate::sys::parse_duration_or_off(value).context("warm")?;
             settings.warm = Some(value.to_owned());
         }
         other => bail!("{other:?} is not a setting: {}", NAMES.join(", ")),
@@ -157,7 +157,7 @@ impl Merged {
         }
         match self.get(|s| &s.warm) {
             Some(text) => {
-                let warm = super::parse_warm(&text.value)
+                let warm = crate::sys::parse_duration_or_off(&text.value)
                     .with_context(|| format!("warm={} ({})", text.value, text.origin))?;
                 Ok(InForce::new(warm, text.origin))
             }

@@ -117,6 +117,15 @@ pub fn parse_wait(text: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parses a duration that can be off (`--warm`, `warm`, `prune_every`): `0`, `off` or `no`
+/// is [`Duration::ZERO`], anything else a [`parse_duration`].
+pub fn parse_duration_or_off(text: &str) -> Result<Duration> {
+    match text.trim() {
+        "0" | "off" | "no" => Ok(Duration::ZERO),
+        other => parse_duration(other),
+    }
+}
+
 /// Parses `90s`, `30m`, `12h`, `7d`, `2w` and sums like `1h30m`, up to a year.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let bad = || format!("{text:?} is not a duration like 30m, 12h, 7d or 1h30m");
@@ -195,5 +204,19 @@ mod tests {
         for bad in ["1e19", "99999999999999999999", "-1", "NaN", "inf", "x"] {
             assert!(parse_wait(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_duration_or_off_takes_off_no_and_zero() {
+        assert_eq!(parse_duration_or_off("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration_or_off(" 1h30m ").unwrap(), Duration::from_secs(5400));
+        for off in ["off", "no", "0", " off "] {
+            assert_eq!(parse_duration_or_off(off).unwrap(), Duration::ZERO, "{off:?}");
+        }
+        for bad in ["soon", "", "0s", "OFF", "53w"] {
+            assert!(parse_duration_or_off(bad).is_err(), "{bad:?}");
+        }
+        let err = parse_duration_or_off("soon").unwrap_err().to_string();
+        assert!(err.contains("\"soon\" is not a duration"), "{err}");
     }
 }
