@@ -13,6 +13,7 @@ use anyhow::Result;
 use serde_json::{Map, Value};
 
 use crate::claude::{self, ClaudeResult};
+use crate::config::ConfigFile;
 use crate::config::settings::RunConfig;
 use crate::exit;
 use crate::ident::{Key, SessionId};
@@ -31,6 +32,8 @@ const INTERRUPT_WAIT: Duration = Duration::from_secs(20);
 /// What the caller asks of a turn: `clawsess run`'s arguments, the prompt read and the
 /// pictures loaded.
 pub struct Request<'a> {
+    /// The config file (`crate::config::file`), read once by the caller.
+    pub config: &'a ConfigFile,
     pub key: &'a Key,
     pub prompt: &'a str,
     /// Image blocks sent before the prompt (`live::image::image_block`).
@@ -147,7 +150,7 @@ pub fn failure_object(error: &str, key: Option<&str>, busy: bool) -> Value {
 pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result<Done> {
     let key = request.key;
     // The config file and K's settings (`clawsess set`): its reset policy, cwd, claude's flags.
-    let config = RunConfig::for_key(store, key, request.idle_reset)?;
+    let config = RunConfig::for_key(store, request.config, key, request.idle_reset)?;
     let deadline = Instant::now() + request.wait;
     if request.steer
         && let Some(done) = steer_into_turn(store, request, &config, sink)?

@@ -50,7 +50,7 @@ impl cli::Queue {
             );
         }
         let store = Store::open()?;
-        let config = RunConfig::for_key(&store, &key, self.target.idle_reset)?;
+        let config = RunConfig::for_key(&store, crate::config::file()?, &key, self.target.idle_reset)?;
         // Its caller going away (the end of our stdin closing): while it waits in line, this
         // process ends at once (the kernel lets go of its locks, and the tickets of a process
         // that is gone do not count); once ready, the claim is withdrawn (`hand_over`).

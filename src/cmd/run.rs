@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::{Run, key_or_default, print_json};
 use crate::cli;
+use crate::config::ConfigFile;
 use crate::exit;
 use crate::live::{self, Event, Sink};
 use crate::run::{self, Done, Request};
@@ -16,34 +17,53 @@ use crate::store::Store;
 
 impl Run for cli::Run {
     fn run(&self) -> Result<u8> {
-        let turn = self.turn();
-        let ran = turn.is_ok();
-        let code = match turn {
+        let (code, ran) = match self.turn() {
+            Ok(ran) => (Ok(ran.code), Some(ran)),
             Err(err) if self.json || self.stream => {
                 // --json promises one JSON document on stdout, failures included; --stream
                 // ends with a result object whatever happened.
                 self.print_object(run::failure(&err, self.target.key.key.as_deref()))?;
                 eprintln!("clawsess: {}", crate::sys::printable(&format!("{err:#}"), true));
-                Ok(exit::code_of(&err))
+                (Ok(exit::code_of(&err)), None)
             }
-            other => other,
+            Err(err) => (Err(err), None),
         };
         // The reply is out: one stat, and when due a prune in the background (docs/STATE.md).
         // Not after a run that failed: it changes nothing in the state dir.
         let _ = std::io::stdout().flush();
-        if ran
-            && let (Ok(store), Ok(every)) =
-                (Store::open(), crate::config::file().and_then(|f| f.prune_every()))
-        {
-            let _ = crate::prune::auto::poke(&store, crate::prune::auto::Interval::Configured(every.value));
+        if let Some(ran) = ran {
+            ran.prune_when_due();
         }
         code
     }
 }
 
+/// A turn that ran: its exit status, and the state dir and config file it read (`None`: it
+/// ran on the key's host, and read neither here).
+struct Ran {
+    code: u8,
+    here: Option<(Store, &'static ConfigFile)>,
+}
+
+impl Ran {
+    /// Starts a prune in the background when one is due (`prune::auto`), by the config file's
+    /// `prune_every`; quietly nothing when the state dir or the config cannot be had.
+    fn prune_when_due(&self) {
+        let here = match &self.here {
+            Some((store, config)) => Some((store.clone(), *config)),
+            None => Store::open().ok().zip(crate::config::file().ok()),
+        };
+        if let Some((store, config)) = here
+            && let Ok(every) = config.prune_every()
+        {
+            let _ = crate::prune::auto::poke(&store, crate::prune::auto::Interval::Configured(every.value));
+        }
+    }
+}
+
 impl cli::Run {
     /// One turn: here, or on the key's host.
-    fn turn(&self) -> Result<u8> {
+    fn turn(&self) -> Result<Ran> {
         let key = key_or_default(&self.target.key.key)?;
         // A key attached to a session on another machine (or --host): the turn runs there.
         if let Some(route) = crate::remote::ops::host_for_run(
@@ -52,7 +72,8 @@ impl cli::Run {
             self.target.session.as_deref(),
             self.target.new,
         )? {
-            return crate::remote::ops::run(self, &key, &route, self.prompt_text()?);
+            let code = crate::remote::ops::run(self, &key, &route, self.prompt_text()?)?;
+            return Ok(Ran { code, here: None });
         }
         let start_timeout = live::start_timeout_from_env()?;
         let claude = crate::config::find_claude(self.claude.as_deref())?;
@@ -60,7 +81,9 @@ impl cli::Run {
         let images =
             self.images.iter().map(|path| live::image::image_block(path)).collect::<Result<Vec<_>>>()?;
         let store = Store::open()?;
+        let config = crate::config::file()?;
         let request = Request {
+            config,
             key: &key,
             prompt: &prompt,
             images: &images,
@@ -82,7 +105,7 @@ impl cli::Run {
         let sink: &mut dyn Sink = if self.stream { &mut live::JsonLines } else { &mut quiet };
         let done = run::turn(&store, &request, sink)?;
         self.print(&done, &key)?;
-        Ok(done.code)
+        Ok(Ran { code: done.code, here: Some((store, config)) })
     }
 
     /// The reply, or with --json / --stream the result object.

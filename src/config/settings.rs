@@ -169,8 +169,8 @@ impl Merged {
 /// What a `run` of `key` takes from the config and the settings, in two steps: before the
 /// session is known (the reset policy, a new session's cwd), then for it (claude's flags,
 /// warm).
-pub struct RunConfig {
-    file: &'static ConfigFile,
+pub struct RunConfig<'a> {
+    file: &'a ConfigFile,
     key: Key,
     pub policy: Option<Policy>,
     /// The key's `cwd` setting.
@@ -184,10 +184,15 @@ pub struct ForSession {
     pub warm: Duration,
 }
 
-impl RunConfig {
-    /// Reads the config file and `key`'s settings; `idle_reset` is `--idle-reset`.
-    pub fn for_key(store: &Store, key: &Key, idle_reset: Option<Duration>) -> Result<Self> {
-        let file = super::file()?;
+impl<'a> RunConfig<'a> {
+    /// `file` (the config file, read by the caller) and `key`'s settings; `idle_reset` is
+    /// `--idle-reset`.
+    pub fn for_key(
+        store: &Store,
+        file: &'a ConfigFile,
+        key: &Key,
+        idle_reset: Option<Duration>,
+    ) -> Result<Self> {
         let policy = super::reset_policy(file, key, idle_reset)?;
         let merged = Merged::read(store, Some(key), None)?;
         Ok(Self { file, key: key.clone(), policy, cwd: merged.cwd() })
