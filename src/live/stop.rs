@@ -189,18 +189,7 @@ mod tests {
         let id = SessionId::parse("aaaa1111-0000-4000-8000-000000000000").unwrap();
         let mut run = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
         let pid = run.id();
-        let holder = RunHolder {
-            key: "k".into(),
-            pid,
-            pid_start: start_time(pid),
-            since: 0,
-            child: None,
-            child_start: None,
-            keeper: None,
-            note: None,
-            turn: None,
-            released: false,
-        };
+        let holder = RunHolder::new("k".into(), pid, 0);
         std::fs::write(store.run_lock_path(&id).unwrap(), serde_json::to_vec(&holder).unwrap()).unwrap();
         let running = running_on(&store, &id).expect("the run is seen");
         std::thread::scope(|s| {

@@ -308,6 +308,22 @@ pub struct RunHolder {
 }
 
 impl RunHolder {
+    /// Run `pid` of `key`, holding the lock since `since` (Unix ms), nothing else noted yet.
+    pub fn new(key: String, pid: u32, since: u64) -> Self {
+        Self {
+            key,
+            pid,
+            pid_start: crate::claude::process::start_time(pid),
+            since,
+            child: None,
+            child_start: None,
+            keeper: None,
+            note: None,
+            turn: None,
+            released: false,
+        }
+    }
+
     /// The token its turn is logged with: one run's turn is logged once, by the run or by
     /// whoever finds it died.
     pub fn token(&self) -> String {

@@ -112,18 +112,7 @@ impl RunLock {
             Err(why) => return Err(Busy(format!("session {id} is busy ({why}); try again later")).into()),
         };
         let me = std::process::id();
-        let holder = RunHolder {
-            key: key.to_owned(),
-            pid: me,
-            pid_start: start_time(me),
-            since: now_ms(),
-            child: None,
-            child_start: None,
-            keeper: None,
-            note: None,
-            turn: None,
-            released: false,
-        };
+        let holder = RunHolder::new(key.to_owned(), me, now_ms());
         let mut lock = Self { file, holder, settled: Arc::new(AtomicBool::new(true)) };
         lock.note_holder()?;
         Ok(lock)
@@ -901,16 +890,10 @@ mod tests {
         .unwrap();
         let pid = dead_pid();
         let holder = RunHolder {
-            key: "telegram:1".into(),
-            pid,
             pid_start: Some(1),
-            since,
             child: Some(dead_pid()),
-            child_start: None,
-            keeper: None,
-            note: None,
             turn: Some(HolderTurn { prompt: "KILLED task".into(), transcript: transcript.clone() }),
-            released: false,
+            ..RunHolder::new("telegram:1".into(), pid, since)
         };
         std::fs::write(store.run_lock_path(&id()).unwrap(), serde_json::to_vec(&holder).unwrap()).unwrap();
         assert!(run_holder(&store, &id()).is_none(), "a dead run holds nothing");
