@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::installed::{Installed, Running, read_lines, text};
-use support::real_claude::ClaudeHome;
+use support::real_claude::{ClaudeHome, Cooling};
 use support::stand_in_api::{ToolCall, color_question, last_tool_results};
 
 /// Longest wait for anything (a claude turn takes about a second).
@@ -292,7 +292,7 @@ fn a_steer_while_the_model_writes_its_answer_runs_right_after_it_in_the_same_run
 
 #[test]
 fn a_steer_reaches_the_model_in_a_warm_turn() {
-    let e = Installed::new("live");
+    let e = Cooling(Installed::new("live"));
     let (code, _) =
         e.project_spawn(&["--stream", "--warm", "5m", "--key", "chat:w", "--", "warm up"]).finish();
     assert_eq!(code, 0);
@@ -319,7 +319,6 @@ fn a_steer_reaches_the_model_in_a_warm_turn() {
         last.last_user_text.contains("job W") && last.all_text.contains("STEER-W say walnut"),
         "{last:#?}"
     );
-    let _ = e.clawsess(&["cool"]);
 }
 
 #[test]
