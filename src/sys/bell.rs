@@ -278,4 +278,32 @@ mod tests {
             Rang { gone: vec![vec!["u.json".to_owned()], vec![]], overflow: false, exited: false }
         );
     }
+
+    #[test]
+    fn a_listener_starts_once_then_waits_on_its_bell_or_polls_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.json"), "{}").unwrap();
+        let mut listener = Listener::default();
+        assert!(listener.start(|| Bell::on(&[dir.path()])), "just started: look again");
+        assert!(!listener.start(|| panic!("started twice")));
+        std::fs::remove_file(dir.path().join("x.json")).unwrap();
+        let mut heard = Vec::new();
+        let long = Duration::from_secs(600);
+        listener.wait_until(Instant::now() + long, long, &[], |rang| {
+            heard = rang.gone.clone();
+            true
+        });
+        assert_eq!(heard, [["x.json"]]);
+        // A process it awaits that ended since the look: back at once, to look again.
+        let mut ended = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        let start = crate::claude::process::start_time(ended.id());
+        ended.kill().unwrap();
+        ended.wait().unwrap();
+        listener.wait_until(Instant::now() + long, long, &[(ended.id(), start)], |_| panic!("nothing rang"));
+
+        let mut deaf = Listener::default();
+        assert!(deaf.start(|| None));
+        // No bell: a poll, whatever `until` says, and nothing to hear.
+        deaf.wait_until(Instant::now() + long, Duration::ZERO, &[], |_| panic!("no bell rings"));
+    }
 }
