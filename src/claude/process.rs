@@ -10,6 +10,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub use crate::sys::proc::{process_alive, start_time, stopped};
+use crate::sys::proc::{read_proc, read_proc_bytes, stat_field};
+
 /// How many ancestors of the hook are looked at: the claude is its grandparent (or its
 /// parent when `/bin/sh` execs the hook). Looking further would find an outer claude, the one
 /// whose Bash tool started a claude or a test run, and take it for the hook's own.
@@ -77,12 +80,6 @@ pub fn parent_of(pid: u32) -> Option<u32> {
     stat_field(pid, 4)?.parse().ok()
 }
 
-/// When `pid` started, in clock ticks since boot (field 22 of `/proc/PID/stat`): with the
-/// pid, it names one process even after the pid is reused.
-pub fn start_time(pid: u32) -> Option<u64> {
-    stat_field(pid, 22)?.parse().ok()
-}
-
 /// What one read of `/proc/PID/stat` tells of a process.
 #[derive(Debug)]
 struct Stat {
@@ -114,36 +111,6 @@ pub fn start_wall_ms(pid: u32) -> Option<u64> {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let hz = u64::try_from(hz).ok().filter(|&h| h > 0)?;
     Some(boot + ticks * 1000 / hz)
-}
-
-/// Whether `pid` is a running process (not a zombie waiting to be reaped) and, when `start`
-/// is known, the same process that had that start time: a pid alone may name a process that
-/// died and was reaped, or a new one that got the pid since.
-pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
-    if !crate::sys::pid_alive(pid) {
-        return false;
-    }
-    match (stat_field(pid, 3), start_time(pid)) {
-        (Some(state), Some(started)) => {
-            !matches!(state.as_str(), "Z" | "X") && start.is_none_or(|s| s == started)
-        }
-        // No /proc (not Linux), or the process went away meanwhile: the pid is all there is.
-        _ => cfg!(not(target_os = "linux")) && crate::sys::pid_alive(pid),
-    }
-}
-
-/// Whether `pid` is stopped (SIGSTOP, or stopped by a tracer): it runs nothing until it gets
-/// SIGCONT, and answers no one.
-pub fn stopped(pid: u32) -> bool {
-    stat_field(pid, 3).is_some_and(|state| matches!(state.as_str(), "T" | "t"))
-}
-
-/// Field `n` (1-based, as in proc(5)) of `/proc/PID/stat`. The command name (field 2) may
-/// hold spaces and parentheses, so fields are counted after its last `)`.
-fn stat_field(pid: u32, n: usize) -> Option<String> {
-    let stat = read_proc(&format!("/proc/{pid}/stat"))?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(n.checked_sub(3)?).map(str::to_owned)
 }
 
 /// Whether `pid` is a Claude Code CLI process: the native binary (`claude`, `claude.exe`,
@@ -178,20 +145,6 @@ fn is_claude_named(pid: u32, comm: &str) -> bool {
 }
 
 /// A `/proc` file, whole: [`read_proc_bytes`] as text.
-fn read_proc(path: &str) -> Option<String> {
-    String::from_utf8(read_proc_bytes(path)?).ok()
-}
-
-/// A `/proc` file, whole, in one `read` where it fits in 4 KiB (and one more that finds its
-/// end). `std::fs::read` asks a `/proc` file its size, which says 0, and then reads it 32, 32,
-/// 64, 128 ... bytes at a time: 8 system calls for a `stat` a hook reads for every ancestor.
-fn read_proc_bytes(path: &str) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::with_capacity(4096);
-    std::fs::File::open(path).ok()?.read_to_end(&mut bytes).ok()?;
-    Some(bytes)
-}
-
 fn is_claude_name(name: &str) -> bool {
     name == "claude" || name == "claude.exe"
 }

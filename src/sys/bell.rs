@@ -219,7 +219,7 @@ impl Exits {
         // SAFETY: `raw` is a fresh fd owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // Checked after the open: alive now with its start time, the pidfd is of that process.
-        if !crate::claude::process::process_alive(pid, start) {
+        if !crate::sys::proc::process_alive(pid, start) {
             return Watch::Gone;
         }
         self.0.push(fd);
@@ -296,7 +296,7 @@ mod tests {
         assert_eq!(heard, [["x.json"]]);
         // A process it awaits that ended since the look: back at once, to look again.
         let mut ended = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
-        let start = crate::claude::process::start_time(ended.id());
+        let start = crate::sys::proc::start_time(ended.id());
         ended.kill().unwrap();
         ended.wait().unwrap();
         listener.wait_until(Instant::now() + long, long, &[(ended.id(), start)], |_| panic!("nothing rang"));

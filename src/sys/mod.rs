@@ -3,6 +3,7 @@
 pub mod bell;
 pub mod exists;
 pub mod files;
+pub mod proc;
 
 use std::path::Path;
 use std::time::Duration;
