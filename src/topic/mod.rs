@@ -150,7 +150,7 @@ fn action_text(a: &Action) -> String {
 mod tests {
     use super::*;
     use crate::ident::SessionId;
-    use crate::store::{COMMAND_LOCK_WAIT, Starter};
+    use crate::store::{COMMAND_LOCK_WAIT, FORMAT, Starter, SurfaceTurn, TurnLog};
 
     #[test]
     fn the_last_surface_is_a_recorded_turn_that_ended_after_the_last_prompt_began() {
@@ -165,7 +165,18 @@ mod tests {
         assert_eq!(last_surface(&store, &rec, 1_000), "telegram:1", "its own prompt, recorded after");
         assert_eq!(last_surface(&store, &rec, 3_000), TERMINAL, "a prompt after it came from elsewhere");
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
-        crate::turn::catchup::log_turn(&tx, &id, "discord:9", None, "p", "r").unwrap();
+        // A turn of another surface in the catch-up log, written as the store keeps it.
+        let turn = SurfaceTurn {
+            seq: 1,
+            key: "discord:9".into(),
+            by_pid: None,
+            at: crate::sys::now_ms(),
+            prompt: "p".into(),
+            reply: "r".into(),
+            token: None,
+        };
+        tx.put_turn_log(&id, &TurnLog { v: FORMAT, next_seq: 2, turns: vec![turn], ..TurnLog::default() })
+            .unwrap();
         drop(tx);
         assert_eq!(last_surface(&store, &rec, 3_000), "discord:9", "the catch-up log's newer turn");
     }
