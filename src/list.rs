@@ -62,7 +62,7 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
     // Read only: `list` never sweeps a dead keeper's files (`doctor` and `run` do).
     let warm: std::collections::BTreeSet<SessionId> =
         crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
-    let send_failed = crate::mcp::send::SendNote::failed(store);
+    let send_failed = crate::store::SendNote::failed(store);
     // Every row's marks (`list`): each row is made on the thread that read its record, and
     // whether its transcript exists is asked relative to the transcript dirs that thread has
     // opened, and each pid once (they repeat: a bot's process on many sessions). A few rows

@@ -125,7 +125,7 @@ pub fn sweep_but_live(tx: &Locked<'_>) -> Result<Swept> {
     swept.slots = slots - crate::turn::cap::live_slots(tx)?.len();
     swept.warm = sweep_warm(tx)?;
     for id in store.ids_in("sends") {
-        if tx.session(&id)?.is_none() && crate::mcp::send::SendNote::remove(tx, &id)? {
+        if tx.session(&id)?.is_none() && crate::store::SendNote::remove(tx, &id)? {
             swept.sends += 1;
         }
     }

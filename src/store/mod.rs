@@ -38,6 +38,7 @@ mod hosts;
 mod index;
 mod lock;
 mod records;
+mod sends;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,7 @@ pub use files::{Versioned, check_private_dir, create_private_dir, parse_json, re
 pub use hosts::{HostEntry, HostsFile, RemoteGlobal};
 pub use lock::{Acquired, lock_until, lock_while_moving, open_lock_file};
 pub use records::*;
+pub use sends::SendNote;
 
 use crate::claude::versions::Version;
 use crate::ident::{Key, Name, RequestId, SessionId, file_stem};
