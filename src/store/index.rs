@@ -246,22 +246,31 @@ impl View {
         if journal.try_lock().is_err() {
             return;
         }
-        let settled = (|| -> io::Result<bool> {
-            let meta = journal.metadata()?;
-            let mut all = Vec::new();
-            std::io::Seek::seek(&mut &*journal, std::io::SeekFrom::Start(0))?;
-            (&*journal).read_to_end(&mut all)?;
-            let (token, _) = journal_token(&all);
-            // Restarted since: this reader's view of it no longer holds (no rebuild either).
-            if meta.ino() != self.ino || token != self.token || (all.len() as u64) < self.end {
-                return Ok(false);
+        // Restarted since (None), or unreadable: this reader's view of it no longer holds (no
+        // rebuild either).
+        let settled = match self.journal_since_load(journal) {
+            Ok(Some(all)) => {
+                journal_ids(&all[self.end as usize..], &mut self.journaled);
+                self.end = all.len() as u64;
+                true
             }
-            journal_ids(&all[self.end as usize..], &mut self.journaled);
-            self.end = all.len() as u64;
-            Ok(true)
-        })();
+            Ok(None) | Err(_) => false,
+        };
         let _ = journal.unlock();
-        self.settled = settled.unwrap_or(false);
+        self.settled = settled;
+    }
+
+    /// The whole journal (`journal`, this reader's, its lock held), read again: `None` when it
+    /// was restarted since this reader loaded it (another inode or token, or shorter than what
+    /// was read), so that this reader's view of it no longer holds.
+    fn journal_since_load(&self, journal: &File) -> io::Result<Option<Vec<u8>>> {
+        let meta = journal.metadata()?;
+        let mut all = Vec::new();
+        std::io::Seek::seek(&mut &*journal, std::io::SeekFrom::Start(0))?;
+        (&*journal).read_to_end(&mut all)?;
+        let (token, _) = journal_token(&all);
+        let same = meta.ino() == self.ino && token == self.token && all.len() as u64 >= self.end;
+        Ok(same.then_some(all))
     }
 
     /// The record JSON the index holds for `stem`, unless it was written since (or the index
@@ -299,15 +308,8 @@ impl View {
             return Ok(false);
         }
         let result = (|| -> Result<bool> {
-            let meta = journal.metadata()?;
-            let mut all = Vec::new();
-            std::io::Seek::seek(&mut &*journal, std::io::SeekFrom::Start(0))?;
-            (&*journal).read_to_end(&mut all)?;
-            let (token, _) = journal_token(&all);
             // Restarted since (by another reader's compaction, or a writer cutting it).
-            if meta.ino() != self.ino || token != self.token || (all.len() as u64) < self.end {
-                return Ok(false);
-            }
+            let Some(all) = self.journal_since_load(journal)? else { return Ok(false) };
             let mut again = if self.settled { HashSet::new() } else { self.journaled.clone() };
             journal_ids(&all[self.end as usize..], &mut again);
             let new_token = format!("{:016x}", rand_u64());
