@@ -401,6 +401,22 @@ mod tests {
         (heard, got)
     }
 
+    /// The slot `id` (key `a`) on file, held by a process started for it (a `sleep` the test
+    /// kills).
+    fn slot_held_by_a_process(store: &Store, id: &str) -> std::process::Child {
+        let releaser = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        let slot = ClaudeSlot {
+            v: FORMAT,
+            id: id.into(),
+            key: "a".into(),
+            procs: vec![Proc::of(releaser.id())],
+            keeper_of: None,
+            since: now_ms(),
+        };
+        store.lock(COMMAND_LOCK_WAIT).unwrap().put_claude_slot(&slot).unwrap();
+        releaser
+    }
+
     /// Long enough for a loaded machine, far shorter than a waiter's recheck in these tests:
     /// a waiter that answers within it was woken, it did not look again on its own.
     const ANSWER: Duration = Duration::from_secs(60);
@@ -476,16 +492,7 @@ mod tests {
     fn a_releaser_killed_with_its_slot_on_file_does_not_strand_a_waiter() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path());
-        let mut releaser = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
-        let slot = ClaudeSlot {
-            v: FORMAT,
-            id: "killed".into(),
-            key: "a".into(),
-            procs: vec![Proc::of(releaser.id())],
-            keeper_of: None,
-            since: now_ms(),
-        };
-        store.lock(COMMAND_LOCK_WAIT).unwrap().put_claude_slot(&slot).unwrap();
+        let mut releaser = slot_held_by_a_process(&store, "killed");
         // Rechecks at 20 ms: nothing rings when a process is killed, the recheck finds it.
         let (heard, got) = waiter(dir.path(), Duration::from_millis(20));
         assert_eq!(heard.recv_timeout(ANSWER).unwrap(), Waiting { position: 1, running: 1, cap: 1 });
@@ -500,16 +507,7 @@ mod tests {
     fn a_releaser_killed_with_its_slot_on_file_wakes_the_waiter_by_its_end() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path());
-        let mut releaser = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
-        let slot = ClaudeSlot {
-            v: FORMAT,
-            id: "killed".into(),
-            key: "a".into(),
-            procs: vec![Proc::of(releaser.id())],
-            keeper_of: None,
-            since: now_ms(),
-        };
-        store.lock(COMMAND_LOCK_WAIT).unwrap().put_claude_slot(&slot).unwrap();
+        let mut releaser = slot_held_by_a_process(&store, "killed");
         // Rechecks at 600 s: only the end of the slot's process can wake it in time.
         let (heard, got) = waiter(dir.path(), Duration::from_secs(600));
         assert_eq!(heard.recv_timeout(ANSWER).unwrap(), Waiting { position: 1, running: 1, cap: 1 });
