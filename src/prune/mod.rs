@@ -165,7 +165,8 @@ impl<F: FnMut(usize)> Holds<'_, F> {
 fn drop_if_unchanged(tx: &Locked<'_>, seen: &SessionRecord) -> Result<bool> {
     let Some(now) = tx.session(&seen.id)? else { return Ok(false) };
     let bytes = |r: &SessionRecord| serde_json::to_vec(r).ok();
-    if bytes(&now).is_none() || bytes(&now) != bytes(seen) || now.transcript.exists() {
+    let now_bytes = bytes(&now);
+    if now_bytes.is_none() || now_bytes != bytes(seen) || now.transcript.exists() {
         return Ok(false);
     }
     if let Some(name) = &now.name
