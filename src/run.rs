@@ -365,10 +365,12 @@ pub fn take_session(
     } else {
         None
     };
-    let target = route::route(store, key, route_request)?;
+    let mut target = route::route(store, key, route_request)?;
     let left = wait.deadline.saturating_duration_since(Instant::now());
     let mut place = None;
+    let mut waited = false;
     let mut on_wait = |_: &str| {
+        waited = true;
         let now = crate::turn::exclusion::queue_position(store, &target.id);
         if now.is_some() && now != place {
             place.clone_from(&now);
@@ -378,6 +380,10 @@ pub fn take_session(
     };
     let lock = RunLock::acquire_with(store, &target.id, key.as_str(), left, Some(&in_line), &mut on_wait)?;
     drop(early_ticket);
+    if waited && target.resume {
+        // The record was read before another turn ran: the transcript it names, read again.
+        target.transcript = store.session(&target.id)?.map(|rec| rec.transcript);
+    }
     Ok(Taken { key_lock, target, lock })
 }
 
@@ -588,13 +594,7 @@ fn warn_without_hooks(store: &Store) {
 /// branch with the newest turn, and the other branch's turns become a note for the model (see
 /// `turn::fork`). Reading the transcript must not cost the turn: a failure is said, not fatal.
 pub fn reconcile(store: &Store, target: &Target) -> Reconciled {
-    let transcript = match store.session(&target.id) {
-        Ok(Some(rec)) => Ok(rec.transcript),
-        _ => {
-            claude::config_dir(None).map(|dir| claude::transcript_path(&dir, &target.cwd, target.id.as_str()))
-        }
-    };
-    match transcript.and_then(|path| fork::before_resume(store, &target.id, &path)) {
+    match target.transcript_path().and_then(|path| fork::before_resume(store, &target.id, &path)) {
         Ok(found) => found,
         Err(err) => {
             eprintln!(

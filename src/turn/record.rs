@@ -162,7 +162,7 @@ impl<'a> PendingRunTurn<'a> {
         key: &'a Key,
         prompt: &'a str,
     ) -> Result<Self> {
-        let transcript = transcript_of(store, target)?;
+        let transcript = target.transcript_path()?;
         let settled = lock.begin_turn(prompt, transcript.clone())?;
         Ok(PendingRunTurn {
             store,
@@ -235,15 +235,6 @@ impl Drop for PendingRunTurn<'_> {
 /// What a run says when its turn could not be logged.
 pub const UNLOGGED: &str = "the turn stays noted in the session's run lock, and the next clawsess \
     that takes the session (a run, a prompt in a terminal) logs it from the transcript";
-
-/// The session's transcript: where its record says, else where Claude Code puts it for the
-/// target's cwd.
-fn transcript_of(store: &Store, target: &Target) -> Result<PathBuf> {
-    Ok(match store.session(&target.id)? {
-        Some(rec) => rec.transcript,
-        None => claude::transcript_path(&claude::config_dir(None)?, &target.cwd, target.id.as_str()),
-    })
-}
 
 /// What a SessionStart announced.
 #[derive(Debug, Clone)]

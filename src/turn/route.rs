@@ -37,6 +37,24 @@ pub struct Target {
     pub replaced: Option<SessionId>,
     /// Why, when the key's reset policy gave it up: `idle 72h`, `daily 04:00`.
     pub reset_why: Option<String>,
+    /// The transcript its record names, as read when it was routed (none for a new session:
+    /// see [`Target::transcript_path`]). A turn reads the record once, here.
+    pub transcript: Option<PathBuf>,
+}
+
+impl Target {
+    /// The session's transcript: where its record said, else where Claude Code puts it for
+    /// the target's cwd.
+    pub fn transcript_path(&self) -> Result<PathBuf> {
+        match &self.transcript {
+            Some(path) => Ok(path.clone()),
+            None => Ok(crate::claude::transcript_path(
+                &crate::claude::config_dir(None)?,
+                &self.cwd,
+                self.id.as_str(),
+            )),
+        }
+    }
 }
 
 /// The session a turn of `key` would go to now, if it resumes one: `--session`'s (`session`),
@@ -58,8 +76,21 @@ pub fn route(store: &Store, key: &Key, req: &Request<'_>) -> Result<Target> {
         return new_target(req, None);
     }
     if let Some(arg) = req.session {
-        let id = find_session(store, arg)?;
-        let rec = store.session(&id)?.with_context(|| format!("session {id} was removed meanwhile"))?;
+        // A full id is looked up by its record alone, read once (`find_session` reads it too).
+        let (rec, id) = match SessionId::parse(arg) {
+            Ok(id) => (store.session(&id)?, id),
+            Err(_) => {
+                let id = find_session(store, arg)?;
+                (store.session(&id)?, id)
+            }
+        };
+        let rec = match rec {
+            Some(rec) => rec,
+            None if SessionId::parse(arg).is_ok() => {
+                bail!("no recorded session {id}; `clawsess import` records sessions the hook never saw")
+            }
+            None => bail!("session {id} was removed meanwhile"),
+        };
         if !rec.transcript.is_file() {
             bail!(
                 "the transcript of session {id} is gone ({}): Claude Code deleted it; \
@@ -74,6 +105,7 @@ pub fn route(store: &Store, key: &Key, req: &Request<'_>) -> Result<Target> {
             via: None,
             replaced: None,
             reset_why: None,
+            transcript: Some(rec.transcript),
         });
     }
     let Some(found) = resolve(store, key)? else {
@@ -108,6 +140,7 @@ pub fn route(store: &Store, key: &Key, req: &Request<'_>) -> Result<Target> {
             via: Some(found.via),
             replaced: None,
             reset_why: None,
+            transcript: Some(rec.transcript),
         }),
         (_, why) => {
             let how = match found.via {
@@ -138,7 +171,15 @@ fn new_target(req: &Request<'_>, replaced: Option<SessionId>) -> Result<Target> 
     if !cwd.is_dir() {
         bail!("--cwd {} is not a directory", cwd.display());
     }
-    Ok(Target { id: SessionId::new_random(), cwd, resume: false, via: None, replaced, reset_why: None })
+    Ok(Target {
+        id: SessionId::new_random(),
+        cwd,
+        resume: false,
+        via: None,
+        replaced,
+        reset_why: None,
+        transcript: None,
+    })
 }
 
 /// Whether a session last active at `last_ms` (Unix ms) is past `policy` now, in the local
