@@ -175,9 +175,6 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
     let settings = config.for_session(store, &target.id, request.claude_args, request.warm)?;
     let warm_for = settings.warm;
     drop(claim.take()); // it holds the session now
-    let fork = if target.resume { reconcile(store, &target) } else { Reconciled::default() };
-    lock.set_fork_note(fork.note.clone())?;
-    let mut pending = record::PendingRunTurn::new(store, &mut lock, &target, key, request.prompt)?;
     let claude_turn = claude::Turn {
         claude: request.claude,
         session: &target.id,
@@ -186,6 +183,20 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
         key: key.as_str(),
         extra: &settings.claude_args,
     };
+    let want = warm::Want { turn: claude_turn, idle: warm_for };
+    // The session's kept claude, if it is fresh: the transcript as its last turn left it. That
+    // turn checked the transcript's branches before it; if it found one branch, this turn need
+    // not read them again (`fork` stays `None` until a cold claude would take the turn).
+    let mut kept = if target.resume { warm::kept(store, &want)? } else { None };
+    let mut fork = match &kept {
+        Some(kept) if kept.unforked() => None,
+        _ => Some(check_fork(store, &target, &mut lock)?),
+    };
+    if fork.as_ref().is_some_and(|f| f.repointed) {
+        // The check wrote to the transcript: the kept claude is behind it now.
+        kept = kept.map(|kept| kept.still_fresh(store)).transpose()?.flatten();
+    }
+    let mut pending = record::PendingRunTurn::new(store, &mut lock, &target, key, request.prompt)?;
     let live_turn = live::LiveTurn {
         turn: claude_turn,
         store,
@@ -194,20 +205,33 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
         ask: request.ask,
         start_timeout: request.start_timeout,
     };
-    let want = warm::Want { turn: claude_turn, idle: warm_for };
     // The claude this turn starts, if it starts one, counts against the cap (`turn::cap`).
     let cap = crate::turn::cap::max_claudes()?;
     let mut slot = None;
-    let mut conn = warm_conn(store, &want, &mut lock, &mut slot, || {
-        take_slot(store, request, cap, deadline, &mut *sink)
-    })?;
+    let mut conn = match kept.map(|kept| kept.take(&want, &mut lock)) {
+        Some(Ok(conn)) => Some(conn),
+        Some(Err(why)) => {
+            eprintln!("clawsess: {}; this turn resumes it cold", crate::sys::printable(&format!("{why:#}"), false));
+            None
+        }
+        None => None,
+    };
+    if conn.is_none() {
+        ensure_fork_checked(store, &target, &mut lock, &mut fork)?;
+        conn = warm_conn(store, &want, &mut lock, &mut slot, || {
+            take_slot(store, request, cap, deadline, &mut *sink)
+        })?;
+    }
     let mut outcome = None;
     if let Some(c) = &mut conn {
         match live_turn.run_on(c, request.prompt, sink) {
             Ok(done) => outcome = Some(done),
             Err(err) if err.downcast_ref::<warm::WarmGone>().is_some() => {
                 eprintln!("clawsess: {err}; this turn resumes the session cold");
-                // Its keeper is gone or going: `take` says so, and starts another with --warm.
+                // Its keeper is gone or going: a cold claude (with --warm, a keeper started for
+                // it) takes the turn, after the fork check if it was skipped.
+                lock.set_keeper(None)?;
+                ensure_fork_checked(store, &target, &mut lock, &mut fork)?;
                 conn = warm_conn(store, &want, &mut lock, &mut slot, || {
                     take_slot(store, request, cap, deadline, &mut *sink)
                 })?;
@@ -226,6 +250,7 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
     let outcome = match outcome {
         Some(outcome) => outcome,
         None => {
+            ensure_fork_checked(store, &target, &mut lock, &mut fork)?;
             let slot = match &mut slot {
                 Some(slot) => slot,
                 None => slot.insert(take_slot(store, request, cap, deadline, &mut *sink)?),
@@ -246,6 +271,7 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
     };
     // Claude has answered: a failure to record the turn must not swallow the reply.
     // An interrupted turn is in the transcript all the same: the next turn continues it.
+    let skipped = Reconciled::default();
     let record_error = if failed && !interrupted {
         pending.failed(result.result());
         None
@@ -258,7 +284,7 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
             explicit: request.session.is_some(),
             prompt: request.prompt,
             reply: result.result(),
-            fork: &fork,
+            fork: fork.as_ref().unwrap_or(&skipped),
             token: None,
         };
         pending.record(&recorded).err()
@@ -277,7 +303,15 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
         eprintln!("clawsess: could not end the interrupted warm claude: {err:#}");
     } else if let Some(conn) = &conn
         && !interrupted
-        && let Err(err) = warm::after_turn(store, &session, conn, warm_for)
+        && let Err(err) = warm::after_turn(
+            store,
+            &session,
+            conn,
+            warm_for,
+            target.transcript.clone().filter(|_| session == target.id),
+            // Skipped: the kept claude's last turn found it unforked, and nothing wrote since.
+            !target.resume || fork.as_ref().is_none_or(|f| f.unforked),
+        )
     {
         // The next run finds the warm claude stale and resumes cold: slower, not wrong.
         eprintln!("clawsess: could not note the warm session: {err:#}");
@@ -588,6 +622,28 @@ fn warn_without_hooks(store: &Store) {
          and the conversation can fork; run `clawsess install` (`clawsess doctor` checks)",
         crate::sys::printable(&claude::settings::path(&config).display().to_string(), false)
     );
+}
+
+/// The fork check ([`reconcile`]) for a turn resuming `target`, its note given to the run
+/// lock for the run's claude's prompt hook. A new session has nothing to check.
+fn check_fork(store: &Store, target: &Target, lock: &mut RunLock) -> Result<Reconciled> {
+    let fork = if target.resume { reconcile(store, target) } else { Reconciled::default() };
+    lock.set_fork_note(fork.note.clone())?;
+    Ok(fork)
+}
+
+/// The fork check a fresh kept claude let the turn skip, made now: another claude is about to
+/// resume the session (a kept one gone, a cold one).
+fn ensure_fork_checked(
+    store: &Store,
+    target: &Target,
+    lock: &mut RunLock,
+    fork: &mut Option<Reconciled>,
+) -> Result<()> {
+    if fork.is_none() {
+        *fork = Some(check_fork(store, target, lock)?);
+    }
+    Ok(())
 }
 
 /// Before resuming `target` (its run lock held): a forked transcript is made to resume the

@@ -652,6 +652,70 @@ fn a_fork_made_without_clawsess_is_continued_on_its_newest_branch_and_the_other_
     assert_eq!(seen.all_text.matches("This conversation forked").count(), 1, "{}", seen.all_text);
 }
 
+/// A warm turn on a fresh kept claude skips reading the transcript's branches (its last turn
+/// did, and nothing wrote since); a fork made between two warm turns makes it stale, and the
+/// next turn is checked and corrected before a cold claude resumes, as without a kept claude:
+/// the model sees the branch with the newest turn, and the other branch only in the note.
+#[test]
+fn a_fork_made_between_two_warm_turns_is_continued_on_its_newest_branch_and_told() {
+    let e = support::real_claude::Cooling(Installed::new("project"));
+    let warm = |prompt: &str| {
+        let project = e.project.to_str().unwrap();
+        let out = e.run(&["--json", "--key", "telegram:1", "--cwd", project, "--warm", "10m", "--", prompt]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "run {prompt:?}: {stderr}");
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(result["is_error"], false, "{result}");
+        (result, stderr)
+    };
+    let (first, _) = warm("we plan PORTO");
+    let id = id_of(&first);
+    // The kept claude takes the second turn: fresh, and its first turn found one branch.
+    let (second, stderr) = warm("then SINTRA");
+    assert_eq!(second["warm"], true, "{second} {stderr}");
+    assert!(!stderr.contains("forked"), "{stderr}");
+    e.home.fork_without_hooks(&e.project, &id, "the person says BRAGA", "a script says LISBON");
+
+    let (third, stderr) = warm("what do we know OBIDOS");
+    assert_eq!(third["warm"], false, "the stale kept claude is not used: {third}");
+    assert!(stderr.contains("changed since its warm claude's last turn"), "{stderr}");
+    let seen = e.home.api.turn_requests().pop().unwrap();
+    assert!(seen.last_user_text.contains("OBIDOS"), "{}", seen.last_user_text);
+    // Which branch the model saw: BRAGA (the newest turn's) in the conversation, LISBON only
+    // in the fork note.
+    let blocks: Vec<String> = seen.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| match &m["content"] {
+            Value::String(text) => vec![text.clone()],
+            blocks => blocks
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b["text"].as_str().map(str::to_owned))
+                .collect(),
+        })
+        .collect();
+    let note: Vec<&String> = blocks.iter().filter(|b| b.contains("This conversation forked")).collect();
+    assert_eq!(note.len(), 1, "the fork note, once: {blocks:#?}");
+    assert!(note[0].contains("LISBON") && !note[0].contains("BRAGA"), "{}", note[0]);
+    let conversation: Vec<&String> = blocks.iter().filter(|b| !b.contains("This conversation forked")).collect();
+    for word in ["PORTO", "SINTRA", "BRAGA"] {
+        assert!(conversation.iter().any(|b| b.contains(word)), "{word} not in the conversation: {blocks:#?}");
+    }
+    assert!(!conversation.iter().any(|b| b.contains("LISBON")), "LISBON's branch followed: {blocks:#?}");
+    let rec = e.list().into_iter().find(|s| s["session_id"] == id.as_str()).unwrap();
+    assert_eq!(rec["forked"], true, "{rec}");
+
+    // The keeper started for that turn keeps the session now; the session forked, so each
+    // turn on it is checked again, and the model still knows the other branch.
+    let (fourth, stderr) = warm("and then EVORA");
+    assert_eq!(fourth["warm"], true, "{fourth} {stderr}");
+    let seen = e.home.api.turn_requests().pop().unwrap();
+    assert!(seen.all_text.contains("OBIDOS") && seen.all_text.contains("LISBON"), "{}", seen.all_text);
+}
+
 /// `CLAWSESS_BEHIND=note`: a process kept open that is behind answers on its old leaf with the
 /// bot's turn as a note (the transcript forks). Nothing is lost for any later reader: `run`
 /// continues the newest branch and is told the other one, and so does a fresh process.

@@ -657,6 +657,11 @@ pub struct Fresh {
     pub mtime_ns: u64,
     /// The turn log's `next_seq`.
     pub next_seq: u64,
+    /// Before that turn the transcript had no other branch and needed no correction (see
+    /// `turn::fork`): while the claude stays fresh, the next turn on it need not look again.
+    /// False in a note written before it was kept.
+    #[serde(default)]
+    pub unforked: bool,
 }
 
 /// What `doctor --probe` found with one Claude Code version on this machine:

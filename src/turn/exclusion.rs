@@ -133,9 +133,21 @@ impl RunLock {
         self.note_holder()
     }
 
+    /// Notes the keeper whose warm claude `child` (started at `child_start`) answers the turn,
+    /// in one write: [`Self::set_keeper`] and [`Self::set_child`] together.
+    pub fn set_warm_claude(&mut self, keeper: u32, child: u32, child_start: Option<u64>) -> Result<()> {
+        self.holder.keeper = Some(keeper);
+        self.holder.child = Some(child);
+        self.holder.child_start = child_start;
+        self.note_holder()
+    }
+
     /// The fork note: text the run's claude gets from its prompt hook as `additionalContext`
     /// (see `turn::fork`).
     pub fn set_fork_note(&mut self, note: Option<String>) -> Result<()> {
+        if note == self.holder.note {
+            return Ok(()); // no note, as before: nothing to write
+        }
         self.holder.note = note;
         self.note_holder()
     }

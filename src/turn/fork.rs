@@ -36,6 +36,10 @@ pub struct Reconciled {
     pub forked: bool,
     /// Those turns as a note for the model, unless the followed branch has one already.
     pub note: Option<String>,
+    /// The transcript was read and has one branch, which its checkpoint follows: a warm
+    /// claude that keeps it as this turn leaves it need not be checked again
+    /// (`crate::store::Fresh::unforked`). False when it could not be read.
+    pub unforked: bool,
 }
 
 /// The beginning of [`FORK_HEAD`]: a note found on the followed branch after the side
@@ -74,7 +78,12 @@ pub fn before_resume(store: &Store, id: &SessionId, transcript: &Path) -> Result
             id.short()
         );
     }
-    Ok(Reconciled { repointed, forked: !found.side.is_empty(), note: untold(&found) })
+    Ok(Reconciled {
+        repointed,
+        forked: !found.side.is_empty(),
+        note: untold(&found),
+        unforked: found.side.is_empty() && !found.stale_checkpoint,
+    })
 }
 
 /// [`branches::point_resume_at`], only into a transcript of a Claude Code version that is

@@ -37,11 +37,14 @@
 //! - [`hooks`]: each Claude Code hook event as one call of the above.
 //!
 //! A Rust bot takes a whole turn as `run` does with `crate::run::turn`, which calls these in
-//! order: `route`, `exclusion::KeyLock` and `exclusion::RunLock`, `fork::before_resume` (its
-//! note goes to `RunLock::set_fork_note`), `record::PendingRunTurn::new` (the turn noted in the run
-//! lock: should the bot die mid-turn, the next taker of the session logs it), a claude (a kept
-//! one, `crate::warm::take`, or one started for the turn, both driven by
-//! `crate::live::LiveTurn`), then `PendingRunTurn::record` (or `failed`).
+//! order: `route`, `exclusion::KeyLock` and `exclusion::RunLock`, the session's kept claude if
+//! it is fresh (`crate::warm::kept`), `fork::before_resume` (its note goes to
+//! `RunLock::set_fork_note`; skipped on a fresh kept claude whose last turn found the
+//! transcript unforked, and made before any cold claude instead),
+//! `record::PendingRunTurn::new` (the turn noted in the run lock: should the bot die mid-turn,
+//! the next taker of the session logs it), a claude (the kept one, one a keeper starts,
+//! `crate::warm::take`, or one started for the turn, all driven by `crate::live::LiveTurn`),
+//! then `PendingRunTurn::record` (or `failed`).
 
 pub mod cap;
 pub mod catchup;

@@ -205,12 +205,62 @@ impl Input for KeeperInput {
     }
 }
 
-/// A warm claude for this turn, with `lock` (the session's run lock) held: the session's
-/// keeper if it is fresh and started the same way, else, when `want.idle` is not zero, a
-/// keeper started now (which resumes the session cold) holding the turn's claude slot
-/// (`turn::cap`): `slot`, else one `take_slot` takes into it (a kept claude's slot is
-/// already held). `None`: a plain cold turn. Why a keeper that was there could not be used is
-/// said on stderr.
+/// A kept claude that a turn can have: its keeper alive and connected to, its claude
+/// started as the turn wants it and fresh ([`kept`]). The keeper is not asked for the turn
+/// yet ([`Kept::take`]).
+pub struct Kept {
+    note: WarmNote,
+    stream: UnixStream,
+}
+
+impl Kept {
+    /// Its last turn found the transcript unforked (`turn::fork`) and nothing wrote to the
+    /// session since: this turn need not read the transcript's branches again.
+    pub fn unforked(&self) -> bool {
+        self.note.fresh.as_ref().is_some_and(|f| f.unforked)
+    }
+
+    /// After the caller may have written to the session (the fork check's correction): the
+    /// kept claude if it is still fresh; else it is ended, and why is said on stderr.
+    pub fn still_fresh(mut self, store: &Store) -> Result<Option<Kept>> {
+        let Some(why) = stale(store, &self.note)? else { return Ok(Some(self)) };
+        let lines = end_with(&mut self.stream, "kill")?;
+        wait_closed(&lines);
+        eprintln!(
+            "clawsess: session {} changed since its warm claude's last turn ({why}); that claude was \
+             ended; this turn resumes it cold",
+            self.note.session.short()
+        );
+        Ok(None)
+    }
+
+    /// Begins the turn on the kept claude: the keeper's answer names it, and the run lock
+    /// notes the keeper and the claude in one write.
+    pub fn take(self, want: &Want<'_>, lock: &mut RunLock) -> Result<Conn> {
+        let idle = want.idle.max(Duration::from_millis(self.note.idle_ms));
+        let known = (self.note.claude, self.note.claude_start);
+        hello(self.stream, self.note.keeper, idle, lock, Some(known))
+    }
+}
+
+/// The session's kept claude for this turn, with `lock` (the session's run lock) held: if its
+/// keeper is alive, its claude was started the same way as `want` and is fresh. Why one that
+/// was there cannot be used is said on stderr (and it is ended, or its note removed).
+pub fn kept(store: &Store, want: &Want<'_>) -> Result<Option<Kept>> {
+    let Some(note) = store.warm_note(want.turn.session)? else { return Ok(None) };
+    match reuse(store, note, want) {
+        Ok(kept) => Ok(Some(kept)),
+        Err(why) => {
+            eprintln!("clawsess: {}; this turn resumes it cold", crate::sys::printable(&format!("{why:#}"), false));
+            Ok(None)
+        }
+    }
+}
+
+/// A keeper started for this turn when `want.idle` is not zero (its claude resumes the
+/// session cold, or starts it), holding the turn's claude slot (`turn::cap`): `slot`, else
+/// one `take_slot` takes into it. `None`: a plain cold turn. The session's kept claude, if
+/// fresh, is [`kept`]'s.
 pub fn take<'s>(
     store: &Store,
     want: &Want<'_>,
@@ -218,9 +268,6 @@ pub fn take<'s>(
     slot: &mut Option<Slot<'s>>,
     take_slot: impl FnOnce() -> Result<Slot<'s>>,
 ) -> Result<Option<Conn>> {
-    if let Some(conn) = take_kept(store, want, lock)? {
-        return Ok(Some(conn));
-    }
     if want.idle.is_zero() {
         return Ok(None);
     }
@@ -232,36 +279,19 @@ pub fn take<'s>(
     start(store, want, lock, slot).map(Some)
 }
 
-/// The session's keeper for this turn, if it is fresh and started the same way.
-fn take_kept(store: &Store, want: &Want<'_>, lock: &mut RunLock) -> Result<Option<Conn>> {
-    if let Some(note) = store.warm_note(want.turn.session)? {
-        match reuse(store, &note, want, lock) {
-            Ok(conn) => return Ok(Some(conn)),
-            Err(why) => {
-                lock.set_keeper(None)?;
-                eprintln!(
-                    "clawsess: {}; this turn resumes it cold",
-                    crate::sys::printable(&format!("{why:#}"), false)
-                );
-            }
-        }
-    }
-    Ok(None)
-}
-
 /// The session's keeper, if alive, fresh and started as `want` asks.
-fn reuse(store: &Store, note: &WarmNote, want: &Want<'_>, lock: &mut RunLock) -> Result<Conn> {
+fn reuse(store: &Store, note: WarmNote, want: &Want<'_>) -> Result<Kept> {
     let short = note.session.short();
-    if !keeper_alive(note) {
+    if !keeper_alive(&note) {
         store.remove_warm(&note.session, Some(note.keeper))?;
         bail!("the keeper of warm session {short} is gone");
     }
     if note.cwd != want.turn.cwd || note.args != want.turn.extra || note.claude_path != want.turn.claude {
-        cool(store, note)?;
+        cool(store, &note)?;
         bail!("the warm claude of session {short} was started with another claude, cwd or -A arguments");
     }
     if note.env.as_deref() != Some(env_digest().as_str()) {
-        cool(store, note)?;
+        cool(store, &note)?;
         bail!(
             "the warm claude of session {short} was started with another environment (a model, API \
              key, base URL or proxy variable differs); it was ended"
@@ -270,18 +300,17 @@ fn reuse(store: &Store, note: &WarmNote, want: &Want<'_>, lock: &mut RunLock) ->
     let mut stream = match UnixStream::connect(store.warm_socket(&note.session)) {
         Ok(stream) => stream,
         Err(err) => {
-            kill_keeper(note);
+            kill_keeper(&note);
             store.remove_warm(&note.session, Some(note.keeper))?;
             bail!("could not reach the keeper of warm session {short}: {err}");
         }
     };
-    if let Some(why) = stale(store, note)? {
+    if let Some(why) = stale(store, &note)? {
         let lines = end_with(&mut stream, "kill")?;
         wait_closed(&lines);
         bail!("session {short} changed since its warm claude's last turn ({why}); that claude was ended");
     }
-    lock.set_keeper(Some(note.keeper))?;
-    hello(stream, note.keeper, want.idle.max(Duration::from_millis(note.idle_ms)), lock, false)
+    Ok(Kept { note, stream })
 }
 
 /// Starts a keeper for `want.turn.session` (its claude resumes the session, or starts it),
@@ -302,16 +331,18 @@ fn start(store: &Store, want: &Want<'_>, lock: &mut RunLock, slot: &mut Slot<'_>
     lock.set_keeper(Some(pid))?;
     let stream = UnixStream::connect(&socket)
         .with_context(|| format!("could not reach the keeper at {}", socket.display()))?;
-    hello(stream, pid, want.idle, lock, true)
+    hello(stream, pid, want.idle, lock, None)
 }
 
-/// Begins a turn on a connected keeper: its answer names the claude that takes the prompt.
+/// Begins a turn on a connected keeper: its answer names the claude that takes the prompt,
+/// which the run lock notes with the keeper. `kept`: the claude (pid, start time) of a kept
+/// keeper's note (none: the keeper was started for this turn, and starts its claude).
 fn hello(
     mut stream: UnixStream,
     keeper: u32,
     idle: Duration,
     lock: &mut RunLock,
-    started: bool,
+    kept: Option<(u32, Option<u64>)>,
 ) -> Result<Conn> {
     let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
     writeln!(stream, "{}", json!({"keeper": "turn", "idle_ms": idle_ms})).context("keeper hung up")?;
@@ -323,11 +354,16 @@ fn hello(
         let why = answer.get("why").and_then(Value::as_str).unwrap_or("its claude has exited");
         bail!("the warm claude could not take the turn: {why}");
     };
-    lock.set_child(claude)?;
+    // The kept claude's start time is in its note: no need to read it again.
+    let claude_start = match kept {
+        Some((pid, start)) if pid == claude && start.is_some() => start,
+        _ => start_time(claude),
+    };
+    lock.set_warm_claude(keeper, claude, claude_start)?;
     Ok(Conn {
         keeper_pid: keeper,
         claude_pid: claude,
-        started,
+        started: kept.is_none(),
         input: KeeperInput { stream: Some(stream) },
         lines,
         watch: Some(SuspendedKeeper::watch(keeper, claude)),
@@ -335,14 +371,27 @@ fn hello(
 }
 
 /// After a warm turn (the run lock still held): the session as the turn left it, so that
-/// the next run can tell whether anything else wrote to it since.
-pub fn after_turn(store: &Store, session: &SessionId, conn: &Conn, idle: Duration) -> Result<()> {
+/// the next run can tell whether anything else wrote to it since. `transcript`: the
+/// session's, when the turn knew it (else its record is read); `unforked`: the transcript had
+/// no other branch before the turn (see [`Fresh::unforked`]).
+pub fn after_turn(
+    store: &Store,
+    session: &SessionId,
+    conn: &Conn,
+    idle: Duration,
+    transcript: Option<PathBuf>,
+    unforked: bool,
+) -> Result<()> {
     let Some(mut note) = store.warm_note(session)?.filter(|n| n.keeper == conn.keeper_pid) else {
         return Ok(());
     };
-    let transcript = store.session(session)?.map(|r| r.transcript).context("the session has no record")?;
+    let transcript = match transcript {
+        Some(path) => path,
+        None => store.session(session)?.map(|r| r.transcript).context("the session has no record")?,
+    };
     let (size, mtime_ns) = transcript_stamp(&transcript).context("the transcript is gone")?;
-    note.fresh = Some(Fresh { transcript, size, mtime_ns, next_seq: log_position(store, session)? });
+    let next_seq = log_position(store, session)?;
+    note.fresh = Some(Fresh { transcript, size, mtime_ns, next_seq, unforked });
     note.last_used = now_ms();
     note.turns += 1;
     if !idle.is_zero() {
@@ -623,7 +672,8 @@ mod tests {
         let mut note = new_note(&args, std::process::id());
         assert!(stale(&store, &note).unwrap().is_some(), "no turn finished yet");
         let (size, mtime_ns) = transcript_stamp(&transcript).unwrap();
-        note.fresh = Some(Fresh { transcript: transcript.clone(), size, mtime_ns, next_seq: 0 });
+        note.fresh =
+            Some(Fresh { transcript: transcript.clone(), size, mtime_ns, next_seq: 0, unforked: true });
         assert_eq!(stale(&store, &note).unwrap(), None);
         // Another surface finished a turn (the transcript left as it was).
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
