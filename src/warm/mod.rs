@@ -141,8 +141,9 @@ impl Channel for Conn {
 /// would wait forever holding the session. It and its claude are killed then (SIGKILL works
 /// on a stopped process; the run knows claude's pid), which ends the turn.
 ///
-/// The watch looks every [`crate::live::TICK`] and wakes at once when told to stop: the run
-/// that ends it with its turn does not wait for its next look.
+/// The watch looks every [`crate::live::TICK`] (the first time one tick in: the run found the
+/// keeper alive just before) and wakes at once when told to stop: the run that ends it with
+/// its turn does not wait for its next look.
 struct SuspendedKeeper {
     /// Dropped to stop the watch.
     stop: Option<std::sync::mpsc::Sender<()>>,
@@ -159,6 +160,11 @@ impl SuspendedKeeper {
         let thread = std::thread::spawn(move || {
             let mut since: Option<Instant> = None;
             loop {
+                // The first look after a tick: the run has just found the keeper alive, and a
+                // stop only counts after `GRACE`.
+                if !matches!(stopped.recv_timeout(crate::live::TICK), Err(RecvTimeoutError::Timeout)) {
+                    return false;
+                }
                 if crate::claude::process::stopped(keeper) {
                     let at = *since.get_or_insert_with(Instant::now);
                     if at.elapsed() >= Self::GRACE {
@@ -170,9 +176,6 @@ impl SuspendedKeeper {
                     }
                 } else {
                     since = None;
-                }
-                if !matches!(stopped.recv_timeout(crate::live::TICK), Err(RecvTimeoutError::Timeout)) {
-                    return false;
                 }
             }
         });
