@@ -4,7 +4,13 @@
 
 /// When `pid` started, in clock ticks since boot (field 22 of `/proc/PID/stat`): with the
 /// pid, it names one process even after the pid is reused.
+/// This process's own is read once (its locks' notes and the turn's records each ask).
 pub fn start_time(pid: u32) -> Option<u64> {
+    if pid == std::process::id() {
+        static OWN: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+        // A forked child has another pid: it never reads its parent's from here.
+        return *OWN.get_or_init(|| stat_field(pid, 22)?.parse().ok());
+    }
     stat_field(pid, 22)?.parse().ok()
 }
 

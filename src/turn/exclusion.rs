@@ -526,12 +526,14 @@ fn take(
                 }),
             },
         };
+        // The claim on the next turn of a `run --interrupt`, read once for both questions.
+        let next = store.next_turn(id).ok().flatten();
         let why = why.or_else(|| {
-            let next = store.next_turn(id).ok().flatten();
-            next_in_line(store, id).inspect(|_| awaited.extend(next.map(|n| (n.pid, n.pid_start))))
+            next_in_line(next.as_ref())
+                .inspect(|_| awaited.extend(next.as_ref().map(|n| (n.pid, n.pid_start))))
         });
         // A run that interrupted the turn (it holds the claim on the next turn) goes first.
-        let claimed = store.next_turn(id).ok().flatten().is_some_and(|n| n.pid == std::process::id());
+        let claimed = next.as_ref().is_some_and(|n| n.pid == std::process::id());
         // A run holds its key's lock here: a ticket of its own key is a later run of the key
         // waiting for that lock (its place kept, see `KeyLock`), which goes after this one.
         let ahead = super::queue::ahead(store, Line::Session(id), ticket.as_ref())
@@ -574,9 +576,10 @@ fn take(
     }
 }
 
-/// A live `run --interrupt` of another process that stopped the turn on `id` and goes next.
-fn next_in_line(store: &Store, id: &SessionId) -> Option<String> {
-    let next = store.next_turn(id).ok()??;
+/// A live `run --interrupt` of another process that stopped the turn and goes next: `next`,
+/// the session's claim on its next turn.
+fn next_in_line(next: Option<&crate::store::NextTurn>) -> Option<String> {
+    let next = next?;
     let theirs = next.pid != std::process::id() && process_alive(next.pid, next.pid_start);
     theirs.then(|| format!("a run (pid {}) interrupted the turn in progress and goes next", next.pid))
 }
