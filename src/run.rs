@@ -211,7 +211,10 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
     let mut conn = match kept.map(|kept| kept.take(&want, &mut lock)) {
         Some(Ok(conn)) => Some(conn),
         Some(Err(why)) => {
-            eprintln!("clawsess: {}; this turn resumes it cold", crate::sys::printable(&format!("{why:#}"), false));
+            eprintln!(
+                "clawsess: {}; this turn resumes it cold",
+                crate::sys::printable(&format!("{why:#}"), false)
+            );
             None
         }
         None => None,
@@ -272,6 +275,7 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
     // Claude has answered: a failure to record the turn must not swallow the reply.
     // An interrupted turn is in the transcript all the same: the next turn continues it.
     let skipped = Reconciled::default();
+    let mut next_seq = None;
     let record_error = if failed && !interrupted {
         pending.failed(result.result());
         None
@@ -287,7 +291,7 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
             fork: fork.as_ref().unwrap_or(&skipped),
             token: None,
         };
-        pending.record(&recorded).err()
+        pending.record(&recorded).map(|seq| next_seq = Some(seq)).err()
     };
     if let Some(err) = &record_error {
         eprintln!(
@@ -308,9 +312,12 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
             &session,
             conn,
             warm_for,
-            target.transcript.clone().filter(|_| session == target.id),
-            // Skipped: the kept claude's last turn found it unforked, and nothing wrote since.
-            !target.resume || fork.as_ref().is_none_or(|f| f.unforked),
+            warm::TurnEnd {
+                transcript: target.transcript.clone().filter(|_| session == target.id),
+                next_seq,
+                // Skipped: the kept claude's last turn found it unforked, and nothing wrote since.
+                unforked: !target.resume || fork.as_ref().is_none_or(|f| f.unforked),
+            },
         )
     {
         // The next run finds the warm claude stale and resumes cold: slower, not wrong.

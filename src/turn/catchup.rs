@@ -67,9 +67,14 @@ pub struct NewTurn<'a> {
 /// Logs `turn` on `id`; `false` when a turn with its token is in the log already. Needs the
 /// store lock.
 pub fn log(tx: &Locked<'_>, id: &SessionId, turn: &NewTurn<'_>) -> Result<bool> {
+    log_at(tx, id, turn).map(|(logged, _)| logged)
+}
+
+/// [`log`], and the log's `next_seq` after it (a warm turn's note keeps it: `warm::after_turn`).
+pub fn log_at(tx: &Locked<'_>, id: &SessionId, turn: &NewTurn<'_>) -> Result<(bool, u64)> {
     let mut log = tx.turn_log(id)?.unwrap_or(TurnLog { v: FORMAT, next_seq: 1, ..TurnLog::default() });
     if turn.token.is_some() && log.turns.iter().any(|t| t.token.as_deref() == turn.token) {
-        return Ok(false);
+        return Ok((false, log.next_seq));
     }
     log.turns.push(SurfaceTurn {
         seq: log.next_seq,
@@ -91,7 +96,7 @@ pub fn log(tx: &Locked<'_>, id: &SessionId, turn: &NewTurn<'_>) -> Result<bool> 
     let excess = log.turns.len().saturating_sub(TURN_LOG_MAX);
     log.turns.drain(..excess);
     tx.put_turn_log(id, &log)?;
-    Ok(true)
+    Ok((true, log.next_seq))
 }
 
 /// The claude process `pid` has just loaded `id`'s transcript: it has seen every turn

@@ -42,7 +42,8 @@ pub struct RunTurn<'a> {
 }
 
 /// After a successful `run` turn: the session's record, the key's own session, the turn log.
-pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
+/// Returns the turn log's `next_seq` after it.
+pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<u64> {
     let RunTurn { key, target, session, .. } = *turn;
     let now = now_ms();
     let tx = store.lock(COMMAND_LOCK_WAIT)?;
@@ -125,7 +126,7 @@ pub fn record_run_turn(store: &Store, turn: &RunTurn<'_>) -> Result<()> {
         token: turn.token,
         at: now,
     };
-    catchup::log(&tx, session, &logged).map(drop)
+    catchup::log_at(&tx, session, &logged).map(|(_, next_seq)| next_seq)
 }
 
 /// A `run` turn under way, from its run lock on. A turn that failed (an error result, max
@@ -182,13 +183,14 @@ impl<'a> PendingRunTurn<'a> {
         &self.token
     }
 
-    /// Records the finished turn (`record_run_turn`, with this turn's token). When that fails,
-    /// the turn stays noted in the run lock for the next taker of the session to log.
-    pub fn record(&mut self, turn: &RunTurn<'_>) -> Result<()> {
+    /// Records the finished turn (`record_run_turn`, with this turn's token; the turn log's
+    /// `next_seq` after it). When that fails, the turn stays noted in the run lock for the
+    /// next taker of the session to log.
+    pub fn record(&mut self, turn: &RunTurn<'_>) -> Result<u64> {
         self.done = true;
-        record_run_turn(self.store, &RunTurn { token: Some(&self.token), ..*turn })?;
+        let next_seq = record_run_turn(self.store, &RunTurn { token: Some(&self.token), ..*turn })?;
         self.settled.set();
-        Ok(())
+        Ok(next_seq)
     }
 
     /// The turn failed with `reply` (what claude or the run says of it): logged if its prompt

@@ -254,7 +254,10 @@ pub fn kept(store: &Store, want: &Want<'_>) -> Result<Option<Kept>> {
     match reuse(store, note, want) {
         Ok(kept) => Ok(Some(kept)),
         Err(why) => {
-            eprintln!("clawsess: {}; this turn resumes it cold", crate::sys::printable(&format!("{why:#}"), false));
+            eprintln!(
+                "clawsess: {}; this turn resumes it cold",
+                crate::sys::printable(&format!("{why:#}"), false)
+            );
             Ok(None)
         }
     }
@@ -373,28 +376,39 @@ fn hello(
     })
 }
 
+/// What the run knows of the session as its warm turn left it (each `None`: [`after_turn`]
+/// reads it).
+pub struct TurnEnd {
+    /// The session's transcript (else its record is read).
+    pub transcript: Option<PathBuf>,
+    /// The turn log's `next_seq` once the turn was logged (else the log is read).
+    pub next_seq: Option<u64>,
+    /// The transcript had no other branch before the turn ([`Fresh::unforked`]).
+    pub unforked: bool,
+}
+
 /// After a warm turn (the run lock still held): the session as the turn left it, so that
-/// the next run can tell whether anything else wrote to it since. `transcript`: the
-/// session's, when the turn knew it (else its record is read); `unforked`: the transcript had
-/// no other branch before the turn (see [`Fresh::unforked`]).
+/// the next run can tell whether anything else wrote to it since.
 pub fn after_turn(
     store: &Store,
     session: &SessionId,
     conn: &Conn,
     idle: Duration,
-    transcript: Option<PathBuf>,
-    unforked: bool,
+    end: TurnEnd,
 ) -> Result<()> {
     let Some(mut note) = store.warm_note(session)?.filter(|n| n.keeper == conn.keeper_pid) else {
         return Ok(());
     };
-    let transcript = match transcript {
+    let transcript = match end.transcript {
         Some(path) => path,
         None => store.session(session)?.map(|r| r.transcript).context("the session has no record")?,
     };
     let (size, mtime_ns) = transcript_stamp(&transcript).context("the transcript is gone")?;
-    let next_seq = log_position(store, session)?;
-    note.fresh = Some(Fresh { transcript, size, mtime_ns, next_seq, unforked });
+    let next_seq = match end.next_seq {
+        Some(seq) => seq,
+        None => log_position(store, session)?,
+    };
+    note.fresh = Some(Fresh { transcript, size, mtime_ns, next_seq, unforked: end.unforked });
     note.last_used = now_ms();
     note.turns += 1;
     if !idle.is_zero() {
