@@ -700,7 +700,8 @@ fn a_fork_made_between_two_warm_turns_is_continued_on_its_newest_branch_and_told
     let note: Vec<&String> = blocks.iter().filter(|b| b.contains("This conversation forked")).collect();
     assert_eq!(note.len(), 1, "the fork note, once: {blocks:#?}");
     assert!(note[0].contains("LISBON") && !note[0].contains("BRAGA"), "{}", note[0]);
-    let conversation: Vec<&String> = blocks.iter().filter(|b| !b.contains("This conversation forked")).collect();
+    let conversation: Vec<&String> =
+        blocks.iter().filter(|b| !b.contains("This conversation forked")).collect();
     for word in ["PORTO", "SINTRA", "BRAGA"] {
         assert!(conversation.iter().any(|b| b.contains(word)), "{word} not in the conversation: {blocks:#?}");
     }
