@@ -356,7 +356,8 @@ fn growth(bench: &Bench, cold_id: &str, warm_id: &str, n: usize) -> String {
 /// `CLAWSESS_BENCH_STRACE=DIR` (with `--bare`): one more warm turn of `id`, its `run` under
 /// `strace -f -tt` (`DIR/run-MB.txt`) and its warm claude's hook processes too
 /// (`DIR/claude-MB.txt`, strace attached to that claude): where the time goes, step by step.
-fn trace(bench: &Bench, id: &str, dir: &Path, mb: f64) {
+/// `mb` names the files: `base-MB` for `CLAWSESS_BENCH_BASE`'s side.
+fn trace(bench: &Bench, id: &str, dir: &Path, mb: &str) {
     fs::create_dir_all(dir).unwrap();
     let note = bench.home.state().join("warm").join(format!("{id}.json"));
     let note: Value = serde_json::from_str(&fs::read_to_string(note).unwrap()).unwrap();
@@ -481,7 +482,10 @@ fn bare(plan: &Plan) {
         }
         table.push('\n');
         if let Some(dir) = std::env::var_os("CLAWSESS_BENCH_STRACE") {
-            trace(&ours, &id, Path::new(&dir), mb);
+            trace(&ours, &id, Path::new(&dir), &mb.to_string());
+            if let (Some(b), Some(id)) = (&base, &base_id) {
+                trace(b, id, Path::new(&dir), &format!("base-{mb}"));
+            }
         }
         let _ = run_with_stdin(&mut ours.cmd(&["cool", &id]), "", Duration::from_secs(120));
         if let (Some(b), Some(id)) = (&base, &base_id) {
