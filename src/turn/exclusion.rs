@@ -585,7 +585,8 @@ fn next_in_line(next: Option<&crate::store::NextTurn>) -> Option<String> {
 }
 
 fn read_holder(mut file: &File) -> Option<RunHolder> {
-    let mut text = String::new();
+    // Room for a note without a fork note: one read, not six growing ones (32, 32, 64 ...).
+    let mut text = String::with_capacity(4096);
     file.seek(SeekFrom::Start(0)).ok()?;
     file.take(HOLDER_MAX).read_to_string(&mut text).ok()?;
     serde_json::from_str(&text).ok()
