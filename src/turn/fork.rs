@@ -216,6 +216,29 @@ mod tests {
     }
 
     #[test]
+    fn a_transcript_is_unforked_only_on_one_branch_its_checkpoint_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let id = SessionId::parse(ID).unwrap();
+        let path = dir.path().join(format!("{ID}.jsonl"));
+        let v = "2.1.328";
+        let lines = [
+            json!({"type":"user","uuid":"p1","parentUuid":null,"message":{"role":"user","content":"PORTO"},"version":v}),
+            json!({"type":"assistant","uuid":"a1","parentUuid":"p1","message":{"role":"assistant","content":[{"type":"text","text":"ok"}]},"version":v}),
+            json!({"type":"last-prompt","leafUuid":"a1","sessionId":ID}),
+        ];
+        std::fs::write(&path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+        let found = before_resume(&store, &id, &path).unwrap();
+        assert!(found.unforked && !found.forked && !found.repointed, "{found:?}");
+        // A checkpoint off the newest branch: corrected, and not taken for unforked.
+        let stale = stale(dir.path(), &format!("{ID}.jsonl"));
+        assert!(!before_resume(&store, &id, &stale).unwrap().unforked);
+        // Nothing read (no transcript): not unforked either.
+        std::fs::remove_file(&stale).unwrap();
+        assert!(!before_resume(&store, &id, &stale).unwrap().unforked);
+    }
+
+    #[test]
     fn the_transcript_of_an_untested_unprobed_version_is_not_corrected() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path().join("state"));

@@ -660,6 +660,15 @@ mod tests {
     use crate::store::{COMMAND_LOCK_WAIT, SessionRecord, Starter};
 
     #[test]
+    fn a_note_from_before_unforked_was_kept_has_its_transcript_checked() {
+        let fresh: Fresh = serde_json::from_value(serde_json::json!(
+            {"transcript": "/t.jsonl", "size": 1, "mtime_ns": 2, "next_seq": 3}
+        ))
+        .unwrap();
+        assert!(!fresh.unforked);
+    }
+
+    #[test]
     fn a_warm_claude_is_stale_once_the_transcript_or_the_turn_log_moves() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path().join("state"));
