@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::ident::{Name, SessionId};
-use crate::store::{Rebuild, SessionRecord, Starter, Store};
+use crate::store::{Rebuild, SessionHead, SessionRecord, Starter, Store};
 use crate::sys::{ago, printable, rfc3339, tilde};
 use crate::turn::exclusion;
 
@@ -63,22 +63,20 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
     let warm: std::collections::BTreeSet<SessionId> =
         crate::warm::keepers(store, false).unwrap_or_default().into_iter().map(|n| n.session).collect();
     let send_failed = crate::store::SendNote::failed(store);
-    // Every row's marks (`list`): each row is made on the thread that read its record, and
-    // whether its transcript exists is asked relative to the transcript dirs that thread has
-    // opened, and each pid once (they repeat: a bot's process on many sessions). A few rows
-    // (`sessions_list`): the marks of only those, once they are known.
-    let every = filter.limit.is_none();
-    let (mut rows, broken, rebuild) = store.sessions_indexed_with(|seen: &mut Seen, rec| Row {
-        send_failed: send_failed.get(&rec.id).cloned(),
-        attached: attached.get(&rec.id).cloned().unwrap_or_default(),
-        own_of: own_of.get(&rec.id).cloned().unwrap_or_default(),
-        keys: keys.get(&rec.id).cloned().unwrap_or_default(),
-        busy: None,
-        live: every && seen.live(&rec),
-        warm: warm.contains(&rec.id),
-        gone: every && !seen.exists.check(&rec.transcript),
-        uncorrected: None,
-        rec,
+    let around = Around { attached, own_of, keys, warm, send_failed };
+    if let Some(limit) = filter.limit {
+        let rows = few_rows(store, filter, limit, &around, skipped);
+        skipped.extend(keys_skipped);
+        return rows;
+    }
+    // Every row's marks: each row is made on the thread that read its record, and whether its
+    // transcript exists is asked relative to the transcript dirs that thread has opened, and
+    // each pid once (they repeat: a bot's process on many sessions).
+    let (mut rows, broken, rebuild) = store.sessions_indexed_with(|seen: &mut Seen, rec| {
+        let mut row = around.row(rec);
+        row.live = seen.live(&row.rec.processes);
+        row.gone = !seen.exists.check(&row.rec.transcript);
+        row
     })?;
     skipped.extend(broken);
     skipped.extend(keys_skipped);
@@ -90,7 +88,7 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_unstable_by(|&a, &b| {
         let (a, b) = (&rows[a].rec, &rows[b].rec);
-        b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id))
+        newest_first((a.last_seen, &a.id), (b.last_seen, &b.id))
     });
     let mut place = vec![0; rows.len()];
     for (to, &from) in order.iter().enumerate() {
@@ -103,48 +101,117 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
             place.swap(i, to);
         }
     }
-    let limit = filter.limit.unwrap_or(usize::MAX);
     let maybe_busy = store.maybe_busy();
-    let mut seen = Seen::default();
-    if filter.active_only {
-        // Whether a row is busy is asked in order, until `limit` active ones are found.
-        let mut active = Vec::new();
-        for mut row in rows {
-            if active.len() == limit {
-                break;
-            }
-            if !every {
-                row.live = seen.live(&row.rec);
-            }
-            if maybe_busy.contains(&row.rec.id) {
-                row.busy = busy_by(store, &row.rec.id, skipped);
-            }
-            if row.busy.is_some() || row.live || row.warm {
-                active.push(row);
-            }
-        }
-        rows = active;
-    } else {
-        rows.truncate(limit);
-        for row in &mut rows {
-            if !every {
-                row.live = seen.live(&row.rec);
-            }
-            if maybe_busy.contains(&row.rec.id) {
-                row.busy = busy_by(store, &row.rec.id, skipped);
-            }
+    for row in &mut rows {
+        if maybe_busy.contains(&row.rec.id) {
+            row.busy = busy_by(store, &row.rec.id, skipped);
         }
     }
+    if filter.active_only {
+        rows.retain(Row::active);
+    }
     for row in &mut rows {
-        if !every {
-            row.gone = !seen.exists.check(&row.rec.transcript);
-        }
         // Only a forked session's transcript is read: its last lines name their Claude Code.
         if row.rec.forked {
             row.uncorrected = crate::turn::fork::correction_allowed(&row.rec.transcript).err();
         }
     }
     Ok((rows, rebuild))
+}
+
+/// `list`'s order: the most recently active first, then by id.
+fn newest_first(a: (u64, &SessionId), b: (u64, &SessionId)) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
+}
+
+/// [`rows`] with a `limit` (`sessions_list`): every record is read only as far as ordering
+/// and filtering need ([`SessionHead`]: id, last active, the bot's key, the processes), the
+/// first `limit` in order are picked (without sorting the rest), and only those rows are
+/// made, each from its whole record; the same rows, in the same order, as [`rows`] without a
+/// limit cut at `limit` (`few_rows_are_the_first_of_every_row`).
+fn few_rows(
+    store: &Store,
+    filter: Filter,
+    limit: usize,
+    around: &Around,
+    skipped: &mut Vec<anyhow::Error>,
+) -> Result<(Vec<Row>, Rebuild)> {
+    let (mut heads, broken, rebuild) = store.sessions_indexed_as(|_: &mut (), head: SessionHead| head)?;
+    skipped.extend(broken);
+    if let Some(prefix) = filter.key_prefix {
+        heads.retain(|h| {
+            around.keys.get(&h.id).is_some_and(|keys| keys.iter().any(|k| k.starts_with(prefix)))
+                || h.key.as_ref().is_some_and(|k| k.as_str().starts_with(prefix))
+        });
+    }
+    let maybe_busy = store.maybe_busy();
+    let order = |a: &SessionHead, b: &SessionHead| newest_first((a.last_seen, &a.id), (b.last_seen, &b.id));
+    if filter.active_only {
+        // Only those that may be active (a process recorded, a warm claude, a turn's files):
+        // whether each is, is asked in order until `limit` are found.
+        heads
+            .retain(|h| !h.processes.is_empty() || around.warm.contains(&h.id) || maybe_busy.contains(&h.id));
+    } else if heads.len() > limit {
+        heads.select_nth_unstable_by(limit, order);
+        heads.truncate(limit);
+    }
+    heads.sort_unstable_by(order);
+    let mut seen = Seen::default();
+    let mut rows = Vec::with_capacity(limit.min(heads.len()));
+    for head in heads {
+        if rows.len() == limit {
+            break;
+        }
+        let live = seen.live(&head.processes);
+        let busy = if maybe_busy.contains(&head.id) { busy_by(store, &head.id, skipped) } else { None };
+        if filter.active_only && !(live || busy.is_some() || around.warm.contains(&head.id)) {
+            continue;
+        }
+        let rec = match store.session(&head.id) {
+            Ok(Some(rec)) => rec,
+            Ok(None) => continue, // removed since
+            Err(err) => {
+                skipped.push(err);
+                continue;
+            }
+        };
+        let mut row = around.row(rec);
+        row.live = live;
+        row.busy = busy;
+        row.gone = !seen.exists.check(&row.rec.transcript);
+        if row.rec.forked {
+            row.uncorrected = crate::turn::fork::correction_allowed(&row.rec.transcript).err();
+        }
+        rows.push(row);
+    }
+    Ok((rows, rebuild))
+}
+
+/// What surrounds the records: the keys of each session, the warm ones, failed sends.
+struct Around {
+    attached: KeysBySession,
+    own_of: KeysBySession,
+    keys: KeysBySession,
+    warm: std::collections::BTreeSet<SessionId>,
+    send_failed: BTreeMap<SessionId, String>,
+}
+
+impl Around {
+    /// `rec`'s row, its marks that need asking (busy, live, gone, uncorrected) not yet asked.
+    fn row(&self, rec: SessionRecord) -> Row {
+        Row {
+            send_failed: self.send_failed.get(&rec.id).cloned(),
+            attached: self.attached.get(&rec.id).cloned().unwrap_or_default(),
+            own_of: self.own_of.get(&rec.id).cloned().unwrap_or_default(),
+            keys: self.keys.get(&rec.id).cloned().unwrap_or_default(),
+            busy: None,
+            live: false,
+            warm: self.warm.contains(&rec.id),
+            gone: false,
+            uncorrected: None,
+            rec,
+        }
+    }
 }
 
 /// What a thread making rows has found so far.
@@ -155,9 +222,9 @@ struct Seen {
 }
 
 impl Seen {
-    /// Whether a claude process is open on the session (each pid asked once).
-    fn live(&mut self, rec: &SessionRecord) -> bool {
-        rec.processes.iter().any(|&pid| *self.alive.entry(pid).or_insert_with(|| crate::sys::pid_alive(pid)))
+    /// Whether one of a session's claude processes is open (each pid asked once).
+    fn live(&mut self, processes: &[u32]) -> bool {
+        processes.iter().any(|&pid| *self.alive.entry(pid).or_insert_with(|| crate::sys::pid_alive(pid)))
     }
 }
 
@@ -210,6 +277,11 @@ fn busy_by(store: &Store, id: &SessionId, skipped: &mut Vec<anyhow::Error>) -> O
 }
 
 impl Row {
+    /// A claude open on it, a turn running, or a warm claude (`sessions_list`'s `active_only`).
+    pub fn active(&self) -> bool {
+        self.busy.is_some() || self.live || self.warm
+    }
+
     /// Whether a key that talks to it, or the bot's that started it, starts with `prefix`.
     pub fn has_key_starting(&self, prefix: &str) -> bool {
         self.keys.iter().any(|k| k.starts_with(prefix))
@@ -491,6 +563,105 @@ mod tests {
             let expected = serde_json::to_vec_pretty(&json).unwrap();
             assert!(written == expected, "{count} rows: {}", String::from_utf8_lossy(&written));
         }
+    }
+
+    /// A row as the tools see it: its `--json` object and its keys.
+    fn seen_as(row: &Row) -> (serde_json::Value, Vec<String>) {
+        (serde_json::to_value(JsonRow::from(row)).unwrap(), row.keys.clone())
+    }
+
+    /// One session of a generated store: its `last_seen` (few values: ties), whether its
+    /// record names an open claude, a dead one or none, whether a live file newer than the
+    /// record says so, which key (of three) is attached to it or owns it, or started it.
+    type Made = (u8, u8, Option<(u8, u8)>, u8, u8, bool, bool);
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #[test]
+        fn few_rows_are_the_first_of_every_row(
+            made in proptest::collection::vec(
+                (0u8..6, 0u8..3, proptest::option::of((0u8..6, 0u8..3)), 0u8..4, 0u8..4, proptest::bool::ANY, proptest::bool::ANY),
+                0..24,
+            ),
+            indexed_first in proptest::bool::ANY,
+            limit in 1usize..30,
+            prefix in proptest::option::of(proptest::sample::select(vec!["telegram:", "telegram:1", "discord:", "x"])),
+            active_only in proptest::bool::ANY,
+        ) {
+            few_rows_are_the_first_of_every_row_in(&made, indexed_first, limit, prefix, active_only);
+        }
+    }
+
+    fn few_rows_are_the_first_of_every_row_in(
+        made: &[Made],
+        indexed_first: bool,
+        limit: usize,
+        prefix: Option<&str>,
+        active_only: bool,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let transcript = dir.path().join("t.jsonl");
+        std::fs::write(&transcript, "").unwrap();
+        let me = std::process::id();
+        let dead = u32::MAX - 1; // no such pid
+        let pids = |which: u8| match which {
+            0 => vec![],
+            1 => vec![me],
+            _ => vec![dead],
+        };
+        let key = |k: u8| Key::parse(&["telegram:1", "telegram:2", "discord:3"][usize::from(k % 3)]).unwrap();
+        let write = |made: &[Made], from: usize| {
+            let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+            let mut states: BTreeMap<u8, KeyState> = BTreeMap::new();
+            for (n, &(seen, procs, live, attached, owned, started, forked)) in
+                made.iter().enumerate().skip(from)
+            {
+                let n = n as u64;
+                let gone =
+                    if n.is_multiple_of(5) { dir.path().join("gone.jsonl") } else { transcript.clone() };
+                let mut rec = SessionRecord::new(id(n), dir.path().into(), gone, Starter::Bot, 1);
+                rec.last_seen = 1_000 * u64::from(seen);
+                rec.processes = pids(procs);
+                rec.key = started.then(|| key(attached));
+                rec.forked = forked;
+                tx.put_session(&rec).unwrap();
+                if let Some((later, procs)) = live {
+                    let stored = store.session(&id(n)).unwrap().unwrap();
+                    let after = SessionRecord {
+                        last_seen: stored.last_seen + 500 * u64::from(later),
+                        processes: pids(procs),
+                        ..stored.clone()
+                    };
+                    tx.update_session(&stored, &after).unwrap();
+                }
+                if attached < 3 {
+                    let state = states.entry(attached).or_insert_with(|| KeyState::new(key(attached)));
+                    state.attached = Some(Attachment { session: id(n), at: 1 });
+                }
+                if owned < 3 {
+                    let state = states.entry(owned).or_insert_with(|| KeyState::new(key(owned)));
+                    state.own = Some(id(n));
+                }
+            }
+            for state in states.values() {
+                tx.put_key_state(state).unwrap();
+            }
+        };
+        // Some records in the index, the others written since (journaled), or none indexed.
+        let half = if indexed_first { made.len() / 2 } else { 0 };
+        write(&made[..half], 0);
+        if indexed_first {
+            drop(rows(&store, Filter::default(), &mut Vec::new()).unwrap());
+        }
+        write(made, half);
+        let every = Filter { key_prefix: prefix, active_only, limit: None };
+        let (all, _) = rows(&store, every, &mut Vec::new()).unwrap();
+        let few = Filter { limit: Some(limit), ..every };
+        let (some, _) = rows(&store, few, &mut Vec::new()).unwrap();
+        let expected: Vec<_> = all.iter().take(limit).map(seen_as).collect();
+        let got: Vec<_> = some.iter().map(seen_as).collect();
+        assert_eq!(got, expected, "limit {limit}, prefix {prefix:?}, active only {active_only}");
     }
 
     #[test]

@@ -327,13 +327,23 @@ impl Store {
         self.scan_sessions(true, each)
     }
 
+    /// [`sessions_indexed_with`](Self::sessions_indexed_with), each record parsed as `R`: a
+    /// [`SessionHead`] skips what a reader does not need (a record read from its file is
+    /// parsed whole, then made into `R`).
+    pub fn sessions_indexed_as<R: Recorded, S: Default, T: Send>(
+        &self,
+        each: impl Fn(&mut S, R) -> T + Sync,
+    ) -> Result<(Vec<T>, Vec<anyhow::Error>, Rebuild)> {
+        self.scan_sessions(true, each)
+    }
+
     /// Many records are read on several threads, each file opened relative to the dir (see
     /// [`files::StateDir`]). Live files are found with one directory read, and only the
     /// sessions that have one read a second file.
-    fn scan_sessions<S: Default, T: Send>(
+    fn scan_sessions<R: Recorded, S: Default, T: Send>(
         &self,
         use_index: bool,
-        each: impl Fn(&mut S, SessionRecord) -> T + Sync,
+        each: impl Fn(&mut S, R) -> T + Sync,
     ) -> Result<(Vec<T>, Vec<anyhow::Error>, Rebuild)> {
         /// Below this many records one thread reads them all.
         const PER_THREAD: usize = 2048;
@@ -362,6 +372,8 @@ impl Store {
         let live = self.ids_in("live");
         let parse =
             |bytes: &[u8]| serde_json::from_slice::<SessionRecord>(bytes).ok().filter(|r| r.v == FORMAT);
+        let parse_indexed =
+            |bytes: &[u8]| serde_json::from_slice::<R>(bytes).ok().filter(|r| r.format() == FORMAT);
         let read_part = |part: std::ops::Range<usize>| {
             let path = |stem: &str| sessions.join(format!("{stem}.json"));
             let mut reader = dir.reader();
@@ -374,30 +386,35 @@ impl Store {
             for i in part {
                 let (stem, kind) = &names[i];
                 let indexed = match (sources[i], &view) {
-                    (Some(range), Some(view)) => parse(view.json(range)),
+                    (Some(range), Some(view)) => parse_indexed(view.json(range)),
                     _ => None,
                 };
-                let from_file = indexed.is_none();
                 let read = match indexed {
                     Some(rec) => Ok(Some(rec)),
-                    None => match reader.read(stem, *kind, parse) {
-                        Ok(Ok(rec)) => Ok(Some(rec)),
-                        Ok(Err(files::DirFile::Gone)) => Ok(None), // removed while we listed
-                        Ok(Err(files::DirFile::Bytes(bytes))) => parse_json(&path(stem), bytes).map(Some),
-                        Ok(Err(files::DirFile::Other)) => read_json::<SessionRecord>(&path(stem)),
-                        Err(err) => Err(anyhow::Error::new(err)
-                            .context(format!("could not read {}", path(stem).display()))),
-                    },
+                    None => {
+                        let read = match reader.read(stem, *kind, parse) {
+                            Ok(Ok(rec)) => Ok(Some(rec)),
+                            Ok(Err(files::DirFile::Gone)) => Ok(None), // removed while we listed
+                            Ok(Err(files::DirFile::Bytes(bytes))) => parse_json(&path(stem), bytes).map(Some),
+                            Ok(Err(files::DirFile::Other)) => read_json::<SessionRecord>(&path(stem)),
+                            Err(err) => Err(anyhow::Error::new(err)
+                                .context(format!("could not read {}", path(stem).display()))),
+                        };
+                        if compact {
+                            let json = read
+                                .as_ref()
+                                .ok()
+                                .and_then(Option::as_ref)
+                                .and_then(|r| serde_json::to_vec(r).ok());
+                            lines.push((i, json));
+                        }
+                        read.map(|rec| rec.map(R::from))
+                    }
                 };
-                if compact && from_file {
-                    let json =
-                        read.as_ref().ok().and_then(Option::as_ref).and_then(|r| serde_json::to_vec(r).ok());
-                    lines.push((i, json));
-                }
                 match read {
                     Ok(Some(mut rec)) => {
-                        if live.contains(&rec.id) {
-                            rec.merge_live(self.live(&rec.id));
+                        if live.contains(rec.id()) {
+                            rec.merge_live(self.live(rec.id()));
                         }
                         good.push(each(&mut state, rec));
                     }

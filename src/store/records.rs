@@ -190,6 +190,73 @@ impl SessionRecord {
     }
 }
 
+/// What a scan of the session records ([`Store::sessions_indexed_as`](super::Store)) makes
+/// of each: the whole record, or only the part a reader needs ([`SessionHead`]). Taken from
+/// the sessions index's entries as they are; a record read from its file is parsed whole
+/// first (a new index is written from it) and then made into this.
+pub trait Recorded: serde::de::DeserializeOwned + From<SessionRecord> + Send {
+    /// Its format (`v`): one of another format is read again from its file.
+    fn format(&self) -> u32;
+    fn id(&self) -> &SessionId;
+    /// See [`SessionRecord::merge_live`].
+    fn merge_live(&mut self, live: Option<LiveRecord>);
+}
+
+impl Recorded for SessionRecord {
+    fn format(&self) -> u32 {
+        self.v
+    }
+
+    fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    fn merge_live(&mut self, live: Option<LiveRecord>) {
+        SessionRecord::merge_live(self, live);
+    }
+}
+
+/// What ordering and filtering the sessions needs of a record (`sessions_list`'s light pass,
+/// `crate::list`): its id, when it was last active (the newer of its record's and its live
+/// file's), the bot's key that started it, the claude processes open on it. Parsed from the
+/// same JSON as the whole record, every other field skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SessionHead {
+    pub v: u32,
+    pub id: SessionId,
+    pub last_seen: u64,
+    #[serde(default)]
+    pub key: Option<Key>,
+    #[serde(default, alias = "terminal_pids")]
+    pub processes: Vec<u32>,
+    #[serde(default)]
+    pub stamp: u64,
+}
+
+impl From<SessionRecord> for SessionHead {
+    fn from(rec: SessionRecord) -> Self {
+        let SessionRecord { v, id, last_seen, key, processes, stamp, .. } = rec;
+        SessionHead { v, id, last_seen, key, processes, stamp }
+    }
+}
+
+impl Recorded for SessionHead {
+    fn format(&self) -> u32 {
+        self.v
+    }
+
+    fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// As [`SessionRecord::merge_live`] does to these fields.
+    fn merge_live(&mut self, live: Option<LiveRecord>) {
+        let Some(live) = live.filter(|l| l.stamp == self.stamp) else { return };
+        self.processes = live.processes;
+        self.last_seen = self.last_seen.max(live.last_seen);
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
