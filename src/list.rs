@@ -69,13 +69,11 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
         skipped.extend(keys_skipped);
         return rows;
     }
-    // Every row's marks: each row is made on the thread that read its record, and whether its
-    // transcript exists is asked relative to the transcript dirs that thread has opened, and
-    // each pid once (they repeat: a bot's process on many sessions).
+    // Each row is made on the thread that read its record, which asks each pid once (they
+    // repeat: a bot's process on many sessions).
     let (mut rows, broken, rebuild) = store.sessions_indexed_with(|seen: &mut Seen, rec| {
         let mut row = around.row(rec);
         row.live = seen.live(&row.rec.processes);
-        row.gone = !seen.exists.check(&row.rec.transcript);
         row
     })?;
     skipped.extend(broken);
@@ -101,6 +99,7 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
             place.swap(i, to);
         }
     }
+    mark_gone(&mut rows);
     let maybe_busy = store.maybe_busy();
     for row in &mut rows {
         if maybe_busy.contains(&row.rec.id) {
@@ -117,6 +116,52 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
         }
     }
     Ok((rows, rebuild))
+}
+
+/// Marks the rows whose transcript is gone. Transcripts live in a few dirs (one per project)
+/// and a dir is read whole once many of its names are asked (`sys::exists`): past a few
+/// thousand rows, two threads ask each about its own half of the dirs, so that no dir is
+/// read twice.
+fn mark_gone(rows: &mut [Row]) {
+    use std::hash::BuildHasher;
+    use std::os::unix::ffi::OsStrExt;
+    /// Below this many rows one thread asks them all.
+    const PER_THREAD: usize = 4096;
+    let dirs = crate::sys::exists::Fast::default();
+    let half = |row: &Row| {
+        let path = row.rec.transcript.as_os_str().as_bytes();
+        let parent = &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+        dirs.hash_one(parent) & 1
+    };
+    let ask = |of: u64, rows: &[Row]| -> Vec<(usize, bool)> {
+        let mut exists = crate::sys::exists::Exists::new();
+        rows.iter()
+            .enumerate()
+            .filter(|(_, row)| half(row) == of)
+            .map(|(i, row)| (i, !exists.check(&row.rec.transcript)))
+            .collect()
+    };
+    if rows.len() < PER_THREAD {
+        let mut exists = crate::sys::exists::Exists::new();
+        for row in rows.iter_mut() {
+            row.gone = !exists.check(&row.rec.transcript);
+        }
+        return;
+    }
+    let shared: &[Row] = rows;
+    let (ones, zeros) = std::thread::scope(|scope| {
+        // A thread that cannot be started leaves its half to this one.
+        let ones = std::thread::Builder::new().spawn_scoped(scope, || ask(1, shared)).ok();
+        let zeros = ask(0, shared);
+        let ones = match ones {
+            Some(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => ask(1, shared),
+        };
+        (ones, zeros)
+    });
+    for (i, gone) in ones.into_iter().chain(zeros) {
+        rows[i].gone = gone;
+    }
 }
 
 /// `list`'s order: the most recently active first, then by id.

@@ -386,7 +386,7 @@ impl std::hash::Hasher for StemHasher {
 /// The index's journal offset and entries, if its header passes `trusted` and every line
 /// parses as `<stem>\t<json>`.
 fn parse_index(bytes: &[u8], trusted: impl Fn(&Header) -> bool) -> Option<(u64, Entries)> {
-    let first = bytes.iter().position(|&b| b == b'\n')?;
+    let first = memchr::memchr(b'\n', bytes)?;
     let header: Header = serde_json::from_slice(&bytes[..first]).ok()?;
     if !trusted(&header) || bytes.last() != Some(&b'\n') {
         return None;
@@ -394,9 +394,9 @@ fn parse_index(bytes: &[u8], trusted: impl Fn(&Header) -> bool) -> Option<(u64, 
     let mut entries = Entries::with_capacity_and_hasher(bytes.len() / 300, Default::default());
     let mut at = first + 1;
     while at < bytes.len() {
-        let end = at + bytes[at..].iter().position(|&b| b == b'\n')?;
+        let end = at + memchr::memchr(b'\n', &bytes[at..])?;
         let line = &bytes[at..end];
-        let tab = line.iter().position(|&b| b == b'\t')?;
+        let tab = memchr::memchr(b'\t', line)?;
         let stem = std::str::from_utf8(&line[..tab]).ok()?;
         entries.insert(stem.into(), (at + tab + 1, end));
         at = end + 1;
