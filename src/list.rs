@@ -81,15 +81,14 @@ pub fn rows(store: &Store, filter: Filter, skipped: &mut Vec<anyhow::Error>) -> 
     if let Some(prefix) = filter.key_prefix {
         rows.retain(|row| row.has_key_starting(prefix));
     }
-    // Sorted by index, then each row moved once to its place: a row is large, and a sort
-    // moves what it sorts many times over.
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (a, b) = (&rows[a].rec, &rows[b].rec);
-        newest_first((a.last_seen, &a.id), (b.last_seen, &b.id))
+    // Their times and places sorted (the rows' ids looked at only on a tie), then each row
+    // moved once to its place: a row is large, and a sort moves what it sorts many times over.
+    let mut order: Vec<(u64, usize)> = rows.iter().map(|row| row.rec.last_seen).zip(0..).collect();
+    order.sort_unstable_by(|&(a_seen, a), &(b_seen, b)| {
+        newest_first((a_seen, &rows[a].rec.id), (b_seen, &rows[b].rec.id))
     });
     let mut place = vec![0; rows.len()];
-    for (to, &from) in order.iter().enumerate() {
+    for (to, &(_, from)) in order.iter().enumerate() {
         place[from] = to;
     }
     for i in 0..rows.len() {
@@ -128,10 +127,11 @@ fn mark_gone(rows: &mut [Row]) {
     /// Below this many rows one thread asks them all.
     const PER_THREAD: usize = 4096;
     let dirs = crate::sys::exists::Fast::default();
+    // By the last bytes of its dir's name (dirs that share them fall in one half).
     let half = |row: &Row| {
         let path = row.rec.transcript.as_os_str().as_bytes();
         let parent = &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
-        dirs.hash_one(parent) & 1
+        dirs.hash_one(&parent[parent.len().saturating_sub(8)..]) & 1
     };
     let ask = |of: u64, rows: &[Row]| -> Vec<(usize, bool)> {
         let mut exists = crate::sys::exists::Exists::new();

@@ -19,6 +19,9 @@ impl Run for List {
             return self.with_hosts(&store);
         }
         let (rows, rebuild) = rows(&store, self.limit)?;
+        // The sessions index's rebuild, if this `list` found one due: alongside the output,
+        // which does not wait for it (the process does, at its end).
+        let rebuild = rebuild.start();
         if self.json {
             // Written as it is made, from borrowed rows: no `Value` per row (at 10,000
             // sessions that cost about half of `list --json`), nor the whole text in memory
@@ -39,7 +42,6 @@ impl Run for List {
                 )?;
             }
         }
-        // The sessions index's rebuild, if this `list` found one due: after the output.
         drop(rebuild);
         Ok(exit::OK)
     }

@@ -1071,6 +1071,28 @@ impl Rebuild {
     pub fn due(&self) -> bool {
         self.0.is_some()
     }
+
+    /// Does the rebuild on a thread of its own, alongside what the reader does next (`list`
+    /// writing its output: at 100,000 sessions the rebuild writes 45 MB, ~0.1 s); the
+    /// [`Rebuilding`] returned waits for it when dropped. Done here if no thread can start.
+    pub fn start(self) -> Rebuilding {
+        if !self.due() {
+            return Rebuilding(None);
+        }
+        // A thread that cannot be started drops its closure, and with it the rebuild: done.
+        Rebuilding(std::thread::Builder::new().spawn(move || drop(self)).ok())
+    }
+}
+
+/// A [`Rebuild`] under way on its own thread: dropping this waits for it.
+pub struct Rebuilding(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Rebuilding {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Drop for Rebuild {
