@@ -147,7 +147,7 @@ fn journal_token(bytes: &[u8]) -> (&str, usize) {
 }
 
 /// The ids in journal bytes.
-fn journal_ids(bytes: &[u8], into: &mut HashSet<String>) {
+fn journal_ids(bytes: &[u8], into: &mut Stems) {
     for line in bytes.split(|&b| b == b'\n') {
         if let Ok(line) = std::str::from_utf8(line)
             && SessionId::parse(line).is_ok()
@@ -166,7 +166,7 @@ pub(super) struct View {
     /// Whether the index was trusted.
     pub valid: bool,
     /// Stems written since the index (its journal lines); to be read from their files.
-    journaled: HashSet<String>,
+    journaled: Stems,
     /// The journal: open, its inode and token, and where this reader stopped reading it.
     journal: Option<File>,
     ino: u64,
@@ -185,7 +185,7 @@ impl View {
             bytes: Vec::new(),
             entries: Entries::default(),
             valid: false,
-            journaled: HashSet::new(),
+            journaled: Stems::default(),
             journal: None,
             ino: 0,
             token: String::new(),
@@ -310,7 +310,7 @@ impl View {
         let result = (|| -> Result<bool> {
             // Restarted since (by another reader's compaction, or a writer cutting it).
             let Some(all) = self.journal_since_load(journal)? else { return Ok(false) };
-            let mut again = if self.settled { HashSet::new() } else { self.journaled.clone() };
+            let mut again = if self.settled { Stems::default() } else { self.journaled.clone() };
             journal_ids(&all[self.end as usize..], &mut again);
             let new_token = format!("{:016x}", rand_u64());
             let header = Header {
@@ -364,6 +364,10 @@ fn read_file(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 type Entries = HashMap<Box<str>, (usize, usize), std::hash::BuildHasherDefault<StemHasher>>;
+
+/// Names of records (the journal's), hashed as the index's are: every name of `sessions/` is
+/// looked up in them.
+type Stems = HashSet<String, std::hash::BuildHasherDefault<StemHasher>>;
 
 /// A fast hash of the index's names (file names of the state dir: no attacker picks them).
 #[derive(Default, Clone, Copy)]
