@@ -655,7 +655,7 @@ mod tests {
             1 => vec![me],
             _ => vec![dead],
         };
-        let key = |k: u8| Key::parse(&["telegram:1", "telegram:2", "discord:3"][usize::from(k % 3)]).unwrap();
+        let key = |k: u8| Key::parse(["telegram:1", "telegram:2", "discord:3"][usize::from(k % 3)]).unwrap();
         let write = |made: &[Made], from: usize| {
             let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
             let mut states: BTreeMap<u8, KeyState> = BTreeMap::new();
