@@ -199,7 +199,7 @@ impl Drop for RunLock {
                 ..self.holder.clone()
             };
             if let Ok(bytes) = serde_json::to_vec(&kept) {
-                let _ = overwrite_note(&self.file, &bytes);
+                let _ = write_note(&self.file, &bytes);
             }
         } else {
             let _ = write_note(&self.file, b"");
@@ -208,22 +208,46 @@ impl Drop for RunLock {
     }
 }
 
+/// Writes a lock file's note: the new bytes over the old in place, then the file cut to their
+/// length. A reader never finds the file empty while a note is replaced (a truncate first
+/// would show it empty, and `busy` would lose who answers): it reads the old note, the new one,
+/// or the new one followed by the old one's tail, which [`parse_note`] reads past. No new
+/// blocks are needed when the new note is no longer than the old (a full disk).
 fn write_note(mut file: &File, bytes: &[u8]) -> std::io::Result<()> {
-    file.set_len(0)?;
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(bytes)
+    if !bytes.is_empty() {
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(bytes)?;
+    }
+    file.set_len(bytes.len() as u64)
 }
 
-/// Writes `bytes` over the note in place when they are no longer than it (no new blocks
-/// needed: this works on a full disk), else as [`write_note`].
-fn overwrite_note(mut file: &File, bytes: &[u8]) -> std::io::Result<()> {
-    let len = file.metadata()?.len();
-    if bytes.len() as u64 > len {
-        return write_note(file, bytes);
+/// A lock file's note: the first JSON value of `text`, what follows it ignored (the tail of a
+/// longer note being replaced: see [`write_note`]). `None` for an empty (cleared) note.
+fn parse_note<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::Deserializer::from_str(text).into_iter::<T>().next()?.ok()
+}
+
+/// Reads a lock file's note (at most [`HOLDER_MAX`] bytes). A note caught while it is written
+/// (the file's new length not yet seen with its new bytes, so not JSON) is read again, after
+/// a pause of a millisecond or so that lets its writer finish (a few times: a note that stays
+/// broken, which no writer leaves, is no note).
+fn read_note<T: serde::de::DeserializeOwned>(mut file: &File, capacity: usize) -> Option<T> {
+    let mut text = String::with_capacity(capacity);
+    for attempt in 0..8 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_micros(500 * attempt));
+        }
+        text.clear();
+        file.seek(SeekFrom::Start(0)).ok()?;
+        file.take(HOLDER_MAX).read_to_string(&mut text).ok()?;
+        if text.is_empty() {
+            return None;
+        }
+        if let Some(note) = parse_note(&text) {
+            return Some(note);
+        }
     }
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(bytes)?;
-    file.set_len(bytes.len() as u64)
+    None
 }
 
 /// A key's run lock: runs of one key go one after the other, so that a chat's first two
@@ -248,9 +272,7 @@ pub fn key_holder(store: &Store, key: &Key) -> Option<u32> {
         let _ = file.unlock();
         return None; // nobody holds it
     }
-    let mut text = String::new();
-    (&file).take(HOLDER_MAX).read_to_string(&mut text).ok()?;
-    let holder: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let holder: serde_json::Value = read_note(&file, 128)?;
     let pid = u32::try_from(holder.get("pid")?.as_u64()?).ok()?;
     let start = holder.get("pid_start").and_then(serde_json::Value::as_u64);
     process_alive(pid, start).then_some(pid)
@@ -584,12 +606,9 @@ fn next_in_line(next: Option<&crate::store::NextTurn>) -> Option<String> {
     theirs.then(|| format!("a run (pid {}) interrupted the turn in progress and goes next", next.pid))
 }
 
-fn read_holder(mut file: &File) -> Option<RunHolder> {
+fn read_holder(file: &File) -> Option<RunHolder> {
     // Room for a note without a fork note: one read, not six growing ones (32, 32, 64 ...).
-    let mut text = String::with_capacity(4096);
-    file.seek(SeekFrom::Start(0)).ok()?;
-    file.take(HOLDER_MAX).read_to_string(&mut text).ok()?;
-    serde_json::from_str(&text).ok()
+    read_note(file, 4096)
 }
 
 /// The `claude` of a run that died, still finishing, as the reason to wait for it. Called
@@ -1005,5 +1024,41 @@ mod tests {
         claude.kill().unwrap(); // SIGKILL: no Stop, the marker stays
         assert_eq!(got.recv_timeout(answer).expect("woken by the claude's end"), Ok(true));
         claude.wait().unwrap();
+    }
+    /// A note replaced while others read it (a run notes its claude child after noting
+    /// itself; `busy`, a refused prompt and `stop` read it meanwhile) is always read whole:
+    /// the old one or the new one, never nothing (which says "another clawsess run", not who).
+    #[test]
+    fn a_note_being_replaced_is_read_whole_never_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.lock");
+        let file = open_lock_file(&path).unwrap();
+        let short = RunHolder::new("telegram:5".into(), 1, 1);
+        let long = RunHolder {
+            child: Some(2),
+            child_start: Some(3),
+            note: Some("a fork note, ".repeat(40)),
+            ..RunHolder::new("telegram:5".into(), 1, 1)
+        };
+        let (short, long) = (serde_json::to_vec(&short).unwrap(), serde_json::to_vec(&long).unwrap());
+        write_note(&file, &short).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for i in 0..20_000 {
+                    write_note(&file, if i % 2 == 0 { &long } else { &short }).unwrap();
+                }
+                done.store(true, Ordering::SeqCst);
+            });
+            let reader = File::open(&path).unwrap();
+            let mut reads = 0;
+            while !done.load(Ordering::SeqCst) || reads == 0 {
+                let holder = read_holder(&reader).expect("the note was read whole");
+                assert_eq!(holder.key, "telegram:5");
+                reads += 1;
+            }
+        });
+        write_note(&file, b"").unwrap();
+        assert!(read_holder(&file).is_none(), "a cleared note is no holder");
     }
 }
