@@ -367,7 +367,9 @@ fn a_prune_at_100_000_sessions_holds_the_lock_briefly() {
                 }
                 (longest, times)
             });
-            let done = clawsess::prune::prune_in_batches(&store, false, batch, |_| {}).unwrap();
+            let done =
+                clawsess::prune::prune_in_batches(&store, false, batch, clawsess::prune::PAUSE, |_| {})
+                    .unwrap();
             stop.store(true, Ordering::Relaxed);
             (done, writer.join().unwrap())
         });

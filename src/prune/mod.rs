@@ -41,29 +41,33 @@ pub struct Pruned {
 /// lock: at 100,000 sessions, one hold for all would keep every run and hook waiting.
 pub const BATCH: usize = 256;
 
-/// Between two holds of the store lock.
-const PAUSE: Duration = Duration::from_millis(1);
+/// Between two holds of the store lock, so that a writer waiting for it gets it (see
+/// [`Holds::with`]).
+pub const PAUSE: Duration = Duration::from_millis(1);
 
 /// Prunes the state dir, taking the store lock in batches of [`BATCH`]; `dry_run` changes
 /// nothing (and takes no lock).
 pub fn prune(store: &Store, dry_run: bool) -> Result<Pruned> {
-    prune_in_batches(store, dry_run, BATCH, |_| {})
+    prune_in_batches(store, dry_run, BATCH, PAUSE, |_| {})
 }
 
-/// [`prune`], `batch` records to a hold of the store lock. What is to go is found without the
-/// lock (reading every record is what takes long); each batch then takes the lock and looks
-/// again at each of its records before removing it: one that is gone, changed since (a turn
-/// or a hook wrote it) or whose transcript is back stays. `between(n)` is called after the
-/// `n`th hold (from 0), with the lock let go.
+/// [`prune`], `batch` records to a hold of the store lock, `pause` between two holds. What is
+/// to go is found without the lock, through the sessions index
+/// ([`Store::sessions_indexed_with`]: the index and the records written since, not every
+/// record file) and a look at each transcript; each batch then takes the lock and reads again
+/// each of its records from its file before removing it: one that is gone, changed since (a
+/// turn or a hook wrote it, or the index was behind it) or whose transcript is back stays.
+/// `between(n)` is called after the `n`th hold (from 0), with the lock let go.
 pub fn prune_in_batches(
     store: &Store,
     dry_run: bool,
     batch: usize,
+    pause: Duration,
     between: impl FnMut(usize),
 ) -> Result<Pruned> {
     let batch = batch.max(1);
     let mut done = Pruned { dry_run, ..Pruned::default() };
-    let mut holds = Holds { store, between, count: 0, longest: Duration::ZERO };
+    let mut holds = Holds { store, pause, between, count: 0, longest: Duration::ZERO };
     if !dry_run {
         // First, so that a broken file below does not keep the sweep from happening.
         (done.temp_files, done.requests) = holds.with(|tx| {
@@ -71,10 +75,15 @@ pub fn prune_in_batches(
             Ok((temp, crate::live::ask::sweep_locked(tx)?))
         })?;
     }
-    let (records, broken) = store.sessions()?;
+    // Only the candidates are kept (boxed: a record kept is one pointer), not 100,000
+    // records. The index's rebuild, if this read found one due, is written at the end
+    // (`_rebuild` dropped): the records dropped meanwhile are journaled, so it leaves them out.
+    let (seen, broken, _rebuild) = store.sessions_indexed_with(|_: &mut (), rec: SessionRecord| {
+        (!rec.transcript.exists()).then(|| Box::new(rec))
+    })?;
     done.skipped = broken.iter().map(|err| format!("{err:#}")).collect();
-    done.sessions = records.len();
-    let mut gone: Vec<SessionRecord> = records.into_iter().filter(|r| !r.transcript.exists()).collect();
+    done.sessions = seen.len();
+    let mut gone: Vec<Box<SessionRecord>> = seen.into_iter().flatten().collect();
     gone.sort_by(|a, b| a.id.cmp(&b.id));
     if dry_run {
         done.dropped = gone.into_iter().map(|r| (r.id, r.name)).collect();
@@ -138,6 +147,7 @@ pub fn prune_in_batches(
 /// The store lock, taken again for each batch.
 struct Holds<'a, F> {
     store: &'a Store,
+    pause: Duration,
     between: F,
     count: usize,
     longest: Duration,
@@ -153,7 +163,9 @@ impl<F: FnMut(usize)> Holds<'_, F> {
         self.longest = self.longest.max(held.elapsed());
         // flock hands the lock to no one: taken again at once, it would mostly be ours again
         // before a waiter woke. A pause lets the runs and hooks waiting for it in.
-        std::thread::sleep(PAUSE);
+        if !self.pause.is_zero() {
+            std::thread::sleep(self.pause);
+        }
         (self.between)(self.count);
         self.count += 1;
         result
@@ -262,7 +274,7 @@ mod tests {
         }
         let mut seen_free = Vec::new();
         // Holds: temp files and requests (0), then one record each (1 to 4), ...
-        let done = prune_in_batches(&store, false, 1, |n| {
+        let done = prune_in_batches(&store, false, 1, PAUSE, |n| {
             // Another writer: takes the lock without waiting, so only if the prune let go.
             let tx = store.lock(Duration::ZERO).expect("the lock is free between batches");
             seen_free.push(n);
@@ -291,12 +303,51 @@ mod tests {
     }
 
     #[test]
+    fn a_prune_finds_what_to_drop_in_the_index_and_drops_only_what_its_file_still_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let here = dir.path().join("t.jsonl");
+        std::fs::write(&here, "{}\n").unwrap();
+        let record = |n: u8, transcript: &std::path::Path| {
+            SessionRecord::new(id(n), "/p".into(), transcript.into(), Starter::Person, 1)
+        };
+        vanished(&store, 1);
+        vanished(&store, 2);
+        store.lock(COMMAND_LOCK_WAIT).unwrap().put_session(&record(3, &here)).unwrap();
+        // `list` reads them and writes the index.
+        drop(store.sessions_indexed_with(|_: &mut (), r| r).unwrap().2);
+        // Behind the guard's back (no journal line), so the index no longer says what the
+        // files do: 2's transcript is back, 3's is gone.
+        let behind = |rec: &SessionRecord| {
+            let path = dir.path().join("sessions").join(format!("{}.json", rec.id));
+            std::fs::write(path, serde_json::to_vec(rec).unwrap()).unwrap();
+        };
+        let on_file = store.session(&id(2)).unwrap().unwrap();
+        behind(&SessionRecord { transcript: here.clone(), ..on_file });
+        let on_file = store.session(&id(3)).unwrap().unwrap();
+        behind(&SessionRecord { transcript: "/nowhere/t.jsonl".into(), ..on_file });
+        let done = prune(&store, false).unwrap();
+        let dropped: Vec<SessionId> = done.dropped.iter().map(|(id, _)| id.clone()).collect();
+        // 2 was a candidate (the index said gone), but its file, read again under the lock,
+        // says otherwise: kept. 3 was no candidate: the index said its transcript was there.
+        assert_eq!(dropped, [id(1)]);
+        assert_eq!(done.sessions, 3);
+        assert!(store.session(&id(2)).unwrap().is_some());
+        assert!(store.session(&id(3)).unwrap().is_some());
+        // Once the index learns of 3's edit (its rebuild: here, the index is removed), 3 goes.
+        std::fs::remove_file(dir.path().join("sessions.index")).unwrap();
+        let again = prune(&store, false).unwrap();
+        assert_eq!(again.dropped.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), [id(3)]);
+        assert_eq!(store.session_ids().unwrap(), [id(2)]);
+    }
+
+    #[test]
     fn a_dry_prune_takes_no_lock() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path());
         vanished(&store, 1);
         let _held = store.lock(COMMAND_LOCK_WAIT).unwrap();
-        let done = prune_in_batches(&store, true, 1, |_| panic!("no hold")).unwrap();
+        let done = prune_in_batches(&store, true, 1, PAUSE, |_| panic!("no hold")).unwrap();
         assert_eq!(done.dropped.len(), 1);
         assert!(store.session(&id(1)).unwrap().is_some());
     }
