@@ -391,3 +391,130 @@ fn a_prune_at_100_000_sessions_holds_the_lock_briefly() {
         assert_eq!(ids, total);
     }
 }
+
+/// Whether the pause between a prune's holds of the store lock (`prune::PAUSE`) is needed:
+/// a writer asks for the lock again and again while a prune of 20,000 records (all to go, 79
+/// batches) runs, with the pause and without, twice each, alternating. For each ask: how many
+/// batches the prune held the lock for while the writer waited (the holds it finished between
+/// the ask and the writer's turn; a writer that asked between two holds counts 0), and how
+/// long it waited. flock hands the lock to no one: at its release every waiter is woken and
+/// must run to take it, while the prune, running, asks again at once.
+#[test]
+#[ignore = "load test: cargo test --release --test load -- --ignored --nocapture --test-threads 1"]
+fn a_writer_waiting_during_a_prune_gets_in_between_batches() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let transcript = root.path().join("t.jsonl");
+    std::fs::write(&transcript, "{}\n").unwrap();
+    let store = clawsess::store::Store::at(&state);
+    let total = 20_000;
+    let rounds = [("pause", clawsess::prune::PAUSE), ("no pause", Duration::ZERO)];
+    for (label, pause) in rounds.iter().chain(&rounds) {
+        write_records(&state, 0, total, 1, &transcript);
+        let holds = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let started = Instant::now();
+        let (done, asks) = std::thread::scope(|s| {
+            let writer = s.spawn(|| {
+                let mut asks = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let before = holds.load(Ordering::SeqCst);
+                    let asked = Instant::now();
+                    let tx = store.lock(Duration::from_secs(60)).unwrap();
+                    let waited = asked.elapsed();
+                    // While the writer holds the lock the prune cannot finish another hold.
+                    asks.push((holds.load(Ordering::SeqCst) - before, waited));
+                    drop(tx);
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                asks
+            });
+            let done =
+                clawsess::prune::prune_in_batches(&store, false, clawsess::prune::BATCH, *pause, |n| {
+                    holds.store(n + 1, Ordering::SeqCst)
+                })
+                .unwrap();
+            stop.store(true, Ordering::Relaxed);
+            (done, writer.join().unwrap())
+        });
+        assert_eq!(done.dropped.len(), total);
+        let mut passed: Vec<usize> = asks.iter().map(|a| a.0).collect();
+        passed.sort_unstable();
+        let longest = asks.iter().map(|a| a.1).max().unwrap_or_default();
+        let within_one = passed.iter().filter(|&&p| p <= 1).count();
+        println!(
+            "{label}: prune of {total} in {:.0} ms, {} holds, longest {:.1} ms; the writer asked {} \
+             times: {within_one} got in after at most one batch, batches passed p50 {} max {}, \
+             longest wait {:.1} ms",
+            ms(started.elapsed()),
+            done.holds,
+            ms(done.longest_hold),
+            asks.len(),
+            passed.get(passed.len() / 2).copied().unwrap_or(0),
+            passed.last().copied().unwrap_or(0),
+            ms(longest),
+        );
+    }
+}
+
+/// What takes the time in one batch of a prune (256 records dropped under one hold of the
+/// store lock): each step `drop_if_unchanged` takes, timed over the batch, at 20,000 records.
+#[test]
+#[ignore = "load test: cargo test --release --test load -- --ignored --nocapture --test-threads 1"]
+fn a_prune_batch_broken_down() {
+    use clawsess::ident::SessionId;
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let transcript = root.path().join("t.jsonl");
+    std::fs::write(&transcript, "{}\n").unwrap();
+    let store = clawsess::store::Store::at(&state);
+    write_records(&state, 0, 20_000, 1, &transcript);
+    let batch = clawsess::prune::BATCH;
+    let mut steps = [Duration::ZERO; 6];
+    let mut time = |step: usize, t: Instant| steps[step] += t.elapsed();
+    let rounds = 4;
+    let mut in_all = Duration::ZERO;
+    for round in 0..rounds {
+        let ids: Vec<SessionId> = (round * batch..(round + 1) * batch)
+            .map(|i| SessionId::parse(&format!("{i:08x}-0000-4000-8000-000000000000")).unwrap())
+            .collect();
+        let t = Instant::now();
+        let tx = store.lock(Duration::from_secs(60)).unwrap();
+        time(0, t);
+        let whole = Instant::now();
+        for id in &ids {
+            let t = Instant::now();
+            let now = tx.session(id).unwrap().unwrap();
+            time(1, t);
+            let t = Instant::now();
+            let same = serde_json::to_vec(&now).unwrap() == serde_json::to_vec(&now.clone()).unwrap();
+            time(2, t);
+            let t = Instant::now();
+            assert!(same && !now.transcript.exists());
+            time(3, t);
+            let t = Instant::now();
+            assert!(tx.remove_session(id).unwrap());
+            time(4, t);
+            let t = Instant::now();
+            tx.clear_busy(id).unwrap();
+            time(5, t);
+        }
+        in_all += whole.elapsed();
+        drop(tx);
+    }
+    let per = |d: Duration| ms(d) / rounds as f64;
+    println!(
+        "one batch of {batch}, mean of {rounds}: {:.1} ms held; taking the lock {:.2} ms; reading \
+         the record again (record + live file) {:.1} ms; comparing it (two serializations) {:.1} ms; \
+         the transcript's stat {:.1} ms; remove_session (journal line + 4 unlinks) {:.1} ms; \
+         clear_busy {:.1} ms",
+        per(in_all),
+        per(steps[0]),
+        per(steps[1]),
+        per(steps[2]),
+        per(steps[3]),
+        per(steps[4]),
+        per(steps[5]),
+    );
+}
