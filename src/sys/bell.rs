@@ -166,7 +166,9 @@ impl Listener {
 
     /// [`Bell::wait_until`], woken too by the end of one of the `awaited` processes (pid,
     /// start time; see [`Exits`]); at once when one of them ended since the waiter's look (it
-    /// looks again). Without a bell, a sleep of `poll` (ending at `until` at the latest).
+    /// looks again). Without a bell, a wait of `poll` (ending at `until` at the latest) that
+    /// the end of one of `awaited` cuts short too: a holder killed with its file on file
+    /// removes nothing, but its end is heard without a bell as with one.
     pub fn wait_until(
         &self,
         until: Instant,
@@ -174,15 +176,16 @@ impl Listener {
         awaited: &[(u32, Option<u64>)],
         concerns: impl FnMut(&Rang) -> bool,
     ) {
-        let Some(bell) = self.bell.as_ref().and_then(Option::as_ref) else {
-            std::thread::sleep(poll.min(until.saturating_duration_since(Instant::now())));
-            return;
-        };
         let mut exits = Exits::default();
         if awaited.iter().any(|&(pid, start)| exits.watch(pid, start) == Watch::Gone) {
             return;
         }
-        bell.wait_until(until, &exits, concerns);
+        match self.bell.as_ref().and_then(Option::as_ref) {
+            Some(bell) => bell.wait_until(until, &exits, concerns),
+            None => {
+                exits.wait(poll.min(until.saturating_duration_since(Instant::now())));
+            }
+        }
     }
 }
 
@@ -224,6 +227,28 @@ impl Exits {
         }
         self.0.push(fd);
         Watch::Watching
+    }
+}
+
+impl Exits {
+    /// Waits until one of these processes ends or `timeout` passes (`poll(2)` on their
+    /// pidfds; a sleep when there are none); whether one ended. A signal ends it early too:
+    /// the caller looks again anyway.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        if self.0.is_empty() {
+            std::thread::sleep(timeout);
+            return false;
+        }
+        let mut polls: Vec<libc::pollfd> = self
+            .0
+            .iter()
+            .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .collect();
+        // Rounded up: a timeout under a millisecond is not a poll that returns at once.
+        let ms = libc::c_int::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: valid pollfds, as many as said.
+        let ready = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) };
+        ready > 0 && polls.iter().any(|p| p.revents != 0)
     }
 }
 
@@ -305,5 +330,49 @@ mod tests {
         assert!(deaf.start(|| None));
         // No bell: a poll, whatever `until` says, and nothing to hear.
         deaf.wait_until(Instant::now() + long, Duration::ZERO, &[], |_| panic!("no bell rings"));
+    }
+
+    /// A process that is alive until another thread kills it (and reaps it).
+    fn killed_by_another_thread() -> (u32, Option<u64>, std::thread::JoinHandle<()>) {
+        let mut holder = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        let (pid, start) = (holder.id(), crate::sys::proc::start_time(holder.id()));
+        assert!(start.is_some());
+        let killer = std::thread::spawn(move || {
+            holder.kill().unwrap();
+            holder.wait().unwrap();
+        });
+        (pid, start, killer)
+    }
+
+    #[test]
+    fn the_end_of_a_watched_process_ends_a_wait_on_its_pidfd() {
+        let mut holder = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        let mut exits = Exits::default();
+        // Alive: watched (the kill below comes after the watch, whenever the other thread runs).
+        assert_eq!(exits.watch(holder.id(), crate::sys::proc::start_time(holder.id())), Watch::Watching);
+        assert!(!exits.wait(Duration::ZERO), "alive: nothing yet");
+        let killer = std::thread::spawn(move || {
+            holder.kill().unwrap();
+            holder.wait().unwrap();
+        });
+        // Only its end can end this wait before the test's own timeout.
+        assert!(exits.wait(Duration::from_secs(3600)), "woken by the end, not the timeout");
+        killer.join().unwrap();
+        let none = Exits::default();
+        assert!(!none.wait(Duration::ZERO), "nothing watched: a sleep");
+    }
+
+    #[test]
+    fn without_a_bell_a_waiter_still_wakes_when_a_process_it_awaits_ends() {
+        let mut deaf = Listener::default();
+        assert!(deaf.start(|| None));
+        // A poll tick of two minutes: within the bound below only the holder's end (its pidfd,
+        // or found gone at the watch if the other thread was quicker) can end the wait.
+        let tick = Duration::from_secs(120);
+        let (pid, start, killer) = killed_by_another_thread();
+        let waited = Instant::now();
+        deaf.wait_until(Instant::now() + tick, tick, &[(pid, start)], |_| panic!("no bell rings"));
+        assert!(waited.elapsed() < tick / 2, "woken by the end, not the tick: {:?}", waited.elapsed());
+        killer.join().unwrap();
     }
 }
