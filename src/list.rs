@@ -149,16 +149,7 @@ fn mark_gone(rows: &mut [Row]) {
         return;
     }
     let shared: &[Row] = rows;
-    let (ones, zeros) = std::thread::scope(|scope| {
-        // A thread that cannot be started leaves its half to this one.
-        let ones = std::thread::Builder::new().spawn_scoped(scope, || ask(1, shared)).ok();
-        let zeros = ask(0, shared);
-        let ones = match ones {
-            Some(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            None => ask(1, shared),
-        };
-        (ones, zeros)
-    });
+    let (zeros, ones) = crate::sys::both(|| ask(0, shared), || ask(1, shared));
     for (i, gone) in ones.into_iter().chain(zeros) {
         rows[i].gone = gone;
     }

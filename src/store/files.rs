@@ -220,15 +220,9 @@ pub fn json_mtimes(dir: &Path) -> Result<Vec<(String, std::time::SystemTime)>> {
         return Ok(dir.mtimes(&names));
     }
     let (mine, theirs) = names.split_at(names.len() / 2);
-    Ok(std::thread::scope(|scope| {
-        let thread = std::thread::Builder::new().spawn_scoped(scope, move || dir.mtimes(theirs));
-        let mut all = dir.mtimes(mine);
-        all.extend(match thread {
-            Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(_) => dir.mtimes(theirs),
-        });
-        all
-    }))
+    let (mut all, rest) = crate::sys::both(|| dir.mtimes(mine), || dir.mtimes(theirs));
+    all.extend(rest);
+    Ok(all)
 }
 
 impl StateDir {

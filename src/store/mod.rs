@@ -353,15 +353,13 @@ impl Store {
         // as it was before or after that write, as it would had this read come a moment
         // earlier or later; a rebuild reads again what was journaled after its reader.
         let load = || index::View::load(&self.dir, &index::boot_id());
-        let (opened, mut view) = std::thread::scope(|scope| {
-            let loading = use_index.then(|| std::thread::Builder::new().spawn_scoped(scope, load));
-            let opened = files::StateDir::open(&sessions);
-            let view = loading.map(|thread| match thread {
-                Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(_) => load(),
-            });
-            (opened, view)
-        });
+        let open = || files::StateDir::open(&sessions);
+        let (opened, mut view) = if use_index {
+            let (opened, view) = crate::sys::both(open, load);
+            (opened, Some(view))
+        } else {
+            (open(), None)
+        };
         let Some((dir, names)) = opened? else {
             return Ok((Vec::new(), Vec::new(), Rebuild(None)));
         };
@@ -375,15 +373,9 @@ impl Store {
                 return look(&names);
             }
             let (first, second) = names.split_at(names.len() / 2);
-            std::thread::scope(|scope| {
-                let other = std::thread::Builder::new().spawn_scoped(scope, || look(second)).ok();
-                let mut sources = look(first);
-                sources.extend(match other {
-                    Some(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                    None => look(second),
-                });
-                sources
-            })
+            let (mut sources, rest) = crate::sys::both(|| look(first), || look(second));
+            sources.extend(rest);
+            sources
         };
         let mut sources = sources_of(&view);
         let from_files = sources.iter().filter(|s| s.is_none()).count();

@@ -118,6 +118,21 @@ pub fn parse_wait(text: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `here()` on this thread and `there()` on a thread of its own, at once: both results. When
+/// no thread can be started, `there()` runs here after `here()`; a panic in it is this
+/// thread's. (Work split in two halves: `list`'s rows, the sessions scan, many `stat`s.)
+pub fn both<A, B: Send>(here: impl FnOnce() -> A, there: impl Fn() -> B + Sync) -> (A, B) {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new().spawn_scoped(scope, &there).ok();
+        let a = here();
+        let b = match thread {
+            Some(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => there(),
+        };
+        (a, b)
+    })
+}
+
 /// Parses a duration that can be off (`--warm`, `warm`, `prune_every`): `0`, `off` or `no`
 /// is [`Duration::ZERO`], anything else a [`parse_duration`].
 pub fn parse_duration_or_off(text: &str) -> Result<Duration> {
