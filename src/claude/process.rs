@@ -144,7 +144,6 @@ fn is_claude_named(pid: u32, comm: &str) -> bool {
     }
 }
 
-/// A `/proc` file, whole: [`read_proc_bytes`] as text.
 fn is_claude_name(name: &str) -> bool {
     name == "claude" || name == "claude.exe"
 }
