@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use crate::sys::proc::{process_alive, start_time, stopped};
-use crate::sys::proc::{read_proc, read_proc_bytes, stat_field};
+use crate::sys::proc::{read_proc, read_proc_bytes, stat_field, stat_fields};
 
 /// How many ancestors of the hook are looked at: the claude is its grandparent (or its
 /// parent when `/bin/sh` execs the hook). Looking further would find an outer claude, the one
@@ -95,8 +95,7 @@ fn stat(pid: u32) -> Option<Stat> {
     let text = read_proc(&format!("/proc/{pid}/stat"))?;
     let (open, close) = (text.find('(')?, text.rfind(')')?);
     let comm = text.get(open + 1..close)?.to_owned();
-    // Fields from 3 on, after the command name's last `)`.
-    let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    let fields: Vec<&str> = stat_fields(&text)?.collect();
     Some(Stat { comm, ppid: fields.get(4 - 3)?.parse().ok()?, start: fields.get(22 - 3)?.parse().ok()? })
 }
 

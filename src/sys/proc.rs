@@ -23,8 +23,7 @@ pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
     }
     // The state (field 3) and the start time (field 22), from one read.
     let fields = read_proc(&format!("/proc/{pid}/stat")).and_then(|stat| {
-        let rest = &stat[stat.rfind(')')? + 1..];
-        let mut fields = rest.split_whitespace();
+        let mut fields = stat_fields(&stat)?;
         let state = fields.next()?.to_owned();
         let started: u64 = fields.nth(22 - 4)?.parse().ok()?;
         Some((state, started))
@@ -42,12 +41,16 @@ pub fn stopped(pid: u32) -> bool {
     stat_field(pid, 3).is_some_and(|state| matches!(state.as_str(), "T" | "t"))
 }
 
-/// Field `n` (1-based, as in proc(5)) of `/proc/PID/stat`. The command name (field 2) may
-/// hold spaces and parentheses, so fields are counted after its last `)`.
+/// Field `n` (1-based, as in proc(5)) of `/proc/PID/stat` ([`stat_fields`]).
 pub fn stat_field(pid: u32, n: usize) -> Option<String> {
     let stat = read_proc(&format!("/proc/{pid}/stat"))?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(n.checked_sub(3)?).map(str::to_owned)
+    stat_fields(&stat)?.nth(n.checked_sub(3)?).map(str::to_owned)
+}
+
+/// The fields of a `/proc/PID/stat` text from field 3 (the state) on. The command name
+/// (field 2) may hold spaces and parentheses, so they are counted after its last `)`.
+pub fn stat_fields(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace())
 }
 
 /// A `/proc` file as text ([`read_proc_bytes`]).
