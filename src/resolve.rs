@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::ident::{Key, Name, SessionId};
-use crate::store::{Starter, Store};
+use crate::store::{SessionRecord, Starter, Store};
 
 /// Which rule answered a resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,7 +61,7 @@ pub fn find_session(store: &Store, arg: &str) -> Result<SessionId> {
         if store.session(&id)?.is_some() {
             return Ok(id);
         }
-        bail!("no recorded session {id}; `clawsess import` records sessions the hook never saw");
+        bail!(not_recorded(&id));
     }
     if let Ok(name) = Name::parse(arg)
         && let Some(id) = store.named(&name)?
@@ -97,6 +97,19 @@ pub fn find_session(store: &Store, arg: &str) -> Result<SessionId> {
             bail!("{arg:?} matches {n} sessions: {}{more}; give more characters", list.join(", "))
         }
     }
+}
+
+/// [`find_session`] with the session's record: a full id's read once, to find it and to give it.
+pub fn find_session_record(store: &Store, arg: &str) -> Result<SessionRecord> {
+    if let Ok(id) = SessionId::parse(arg) {
+        return store.session(&id)?.ok_or_else(|| anyhow::anyhow!(not_recorded(&id)));
+    }
+    let id = find_session(store, arg)?;
+    store.session(&id)?.ok_or_else(|| anyhow::anyhow!("session {id} was removed meanwhile"))
+}
+
+fn not_recorded(id: &SessionId) -> String {
+    format!("no recorded session {id}; `clawsess import` records sessions the hook never saw")
 }
 
 /// The id of a Claude Code transcript (`projects/*/ID.jsonl`) whose id starts with `prefix`,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Policy;
 use crate::ident::{Key, SessionId};
-use crate::resolve::{Via, find_session, resolve};
+use crate::resolve::{Via, find_session, find_session_record, resolve};
 use crate::store::{SessionRecord, Store, now_ms};
 
 /// What the caller asks for.
@@ -76,21 +76,8 @@ pub fn route(store: &Store, key: &Key, req: &Request<'_>) -> Result<Target> {
         return new_target(req, None);
     }
     if let Some(arg) = req.session {
-        // A full id is looked up by its record alone, read once (`find_session` reads it too).
-        let (rec, id) = match SessionId::parse(arg) {
-            Ok(id) => (store.session(&id)?, id),
-            Err(_) => {
-                let id = find_session(store, arg)?;
-                (store.session(&id)?, id)
-            }
-        };
-        let rec = match rec {
-            Some(rec) => rec,
-            None if SessionId::parse(arg).is_ok() => {
-                bail!("no recorded session {id}; `clawsess import` records sessions the hook never saw")
-            }
-            None => bail!("session {id} was removed meanwhile"),
-        };
+        let rec = find_session_record(store, arg)?;
+        let id = rec.id.clone();
         if !rec.transcript.is_file() {
             bail!(
                 "the transcript of session {id} is gone ({}): Claude Code deleted it; \
