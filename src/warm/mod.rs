@@ -226,14 +226,8 @@ impl Kept {
     /// After the caller may have written to the session (the fork check's correction): the
     /// kept claude if it is still fresh; else it is ended, and why is said on stderr.
     pub fn still_fresh(mut self, store: &Store) -> Result<Option<Kept>> {
-        let Some(why) = stale(store, &self.note)? else { return Ok(Some(self)) };
-        let lines = end_with(&mut self.stream, "kill")?;
-        wait_closed(&lines);
-        eprintln!(
-            "clawsess: session {} changed since its warm claude's last turn ({why}); that claude was \
-             ended; this turn resumes it cold",
-            self.note.session.short()
-        );
+        let Some(why) = end_if_stale(store, &self.note, &mut self.stream)? else { return Ok(Some(self)) };
+        eprintln!("clawsess: {why}; this turn resumes it cold");
         Ok(None)
     }
 
@@ -311,12 +305,22 @@ fn reuse(store: &Store, note: WarmNote, want: &Want<'_>) -> Result<Kept> {
             bail!("could not reach the keeper of warm session {short}: {err}");
         }
     };
-    if let Some(why) = stale(store, &note)? {
-        let lines = end_with(&mut stream, "kill")?;
-        wait_closed(&lines);
-        bail!("session {short} changed since its warm claude's last turn ({why}); that claude was ended");
+    if let Some(why) = end_if_stale(store, &note, &mut stream)? {
+        bail!(why);
     }
     Ok(Kept { note, stream })
+}
+
+/// Why the session changed since the kept claude's last turn ([`stale`]), if it did: that
+/// claude is ended then (its keeper told on `stream`), and the reason says so.
+fn end_if_stale(store: &Store, note: &WarmNote, stream: &mut UnixStream) -> Result<Option<String>> {
+    let Some(why) = stale(store, note)? else { return Ok(None) };
+    let lines = end_with(stream, "kill")?;
+    wait_closed(&lines);
+    Ok(Some(format!(
+        "session {} changed since its warm claude's last turn ({why}); that claude was ended",
+        note.session.short()
+    )))
 }
 
 /// Starts a keeper for `want.turn.session` (its claude resumes the session, or starts it),
