@@ -79,7 +79,8 @@ else
   # Agent SDK suite (the pinned SDK release passes flags that old CLIs lack; it runs its own
   # CLI), the interactive-terminal suite (it reads the pinned version's screen) and the topic
   # suite (older transcripts record a denied tool call as a failed one: see docs/CLAUDE_CODE.md).
-  suites=(--test e2e --test e2e_bot --test e2e_live --test e2e_support_smoke)
+  # e2e_warm: a kept claude is started with other flags than a cold one (`claude::hookless`).
+  suites=(--test e2e --test e2e_bot --test e2e_live --test e2e_support_smoke --test e2e_warm)
   # CLAWSESS_TEST_CLAUDE would put another binary in its place.
   phase "the end-to-end suites on the oldest supported Claude Code, $oldest" \
     env -u CLAWSESS_TEST_CLAUDE CLAWSESS_TEST_CLAUDE_VERSION="$oldest" \

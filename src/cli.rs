@@ -414,6 +414,10 @@ pub struct Keep {
     /// The claude slot (`turn::cap`) the run handed over; the keeper leaves it when it ends
     #[arg(long)]
     pub slot: Option<String>,
+    /// Start claude with its hooks even when clawsess's are the only ones (the turn has a
+    /// note for the model that its prompt hook hands over)
+    #[arg(long)]
+    pub keep_hooks: bool,
 }
 
 /// Whose settings: `--key K`, or a SESSION (id, prefix or name); neither: the default key.

@@ -192,9 +192,10 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
         Some(kept) if kept.unforked() => None,
         _ => Some(check_fork(store, &target, &mut lock)?),
     };
-    if fork.as_ref().is_some_and(|f| f.repointed) {
-        // The check wrote to the transcript: the kept claude is behind it now.
-        kept = kept.map(|kept| kept.still_fresh(store)).transpose()?.flatten();
+    let told_before = kept.as_ref().is_some_and(warm::Kept::told);
+    let mut withheld = None;
+    if let Some(k) = kept.take() {
+        kept = fit_kept(store, &target, &mut lock, k, &mut fork, &mut withheld)?;
     }
     let mut pending = record::PendingRunTurn::new(store, &mut lock, &target, key, request.prompt)?;
     let live_turn = live::LiveTurn {
@@ -220,7 +221,7 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
         None => None,
     };
     if conn.is_none() {
-        ensure_fork_checked(store, &target, &mut lock, &mut fork)?;
+        ensure_fork_checked(store, &target, &mut lock, &mut fork, &mut withheld)?;
         conn = warm_conn(store, &want, &mut lock, &mut slot, || {
             take_slot(store, request, cap, deadline, &mut *sink)
         })?;
@@ -234,7 +235,7 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
                 // Its keeper is gone or going: a cold claude (with --warm, a keeper started for
                 // it) takes the turn, after the fork check if it was skipped.
                 lock.set_keeper(None)?;
-                ensure_fork_checked(store, &target, &mut lock, &mut fork)?;
+                ensure_fork_checked(store, &target, &mut lock, &mut fork, &mut withheld)?;
                 conn = warm_conn(store, &want, &mut lock, &mut slot, || {
                     take_slot(store, request, cap, deadline, &mut *sink)
                 })?;
@@ -253,7 +254,7 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
     let outcome = match outcome {
         Some(outcome) => outcome,
         None => {
-            ensure_fork_checked(store, &target, &mut lock, &mut fork)?;
+            ensure_fork_checked(store, &target, &mut lock, &mut fork, &mut withheld)?;
             let slot = match &mut slot {
                 Some(slot) => slot,
                 None => slot.insert(take_slot(store, request, cap, deadline, &mut *sink)?),
@@ -317,6 +318,7 @@ pub fn turn(store: &Store, request: &Request<'_>, sink: &mut dyn Sink) -> Result
                 next_seq,
                 // Skipped: the kept claude's last turn found it unforked, and nothing wrote since.
                 unforked: !target.resume || fork.as_ref().is_none_or(|f| f.unforked),
+                told: (told_before && !conn.started) || fork.as_ref().is_some_and(|f| f.note.is_some()),
             },
         )
     {
@@ -639,14 +641,57 @@ fn check_fork(store: &Store, target: &Target, lock: &mut RunLock) -> Result<Reco
     Ok(fork)
 }
 
+/// The kept claude after the fork check (`fork`, none if skipped): ended if the check wrote to
+/// the transcript, or if it has a note for a claude that runs without hooks (only a prompt hook
+/// hands it over); a note it was told by an earlier turn is `withheld` (it holds those turns).
+fn fit_kept(
+    store: &Store,
+    target: &Target,
+    lock: &mut RunLock,
+    kept: warm::Kept,
+    fork: &mut Option<Reconciled>,
+    withheld: &mut Option<String>,
+) -> Result<Option<warm::Kept>> {
+    let Some(fork) = fork else { return Ok(Some(kept)) };
+    // The check wrote to the transcript: the kept claude is behind it now.
+    let kept = match fork.repointed {
+        true => match kept.still_fresh(store)? {
+            Some(kept) => kept,
+            None => return Ok(None),
+        },
+        false => kept,
+    };
+    if kept.told() {
+        *withheld = fork.note.take();
+        lock.set_fork_note(None)?;
+    }
+    if fork.note.is_some() && kept.hookless() {
+        let why = format!(
+            "session {} has turns on another branch to tell, and its warm claude runs without hooks",
+            target.id.short()
+        );
+        kept.end(&why)?;
+        return Ok(None);
+    }
+    Ok(Some(kept))
+}
+
 /// The fork check a fresh kept claude let the turn skip, made now: another claude is about to
-/// resume the session (a kept one gone, a cold one).
+/// resume the session (a kept one gone, a cold one). A note withheld from the kept claude (it
+/// had been told) is this claude's again.
 fn ensure_fork_checked(
     store: &Store,
     target: &Target,
     lock: &mut RunLock,
     fork: &mut Option<Reconciled>,
+    withheld: &mut Option<String>,
 ) -> Result<()> {
+    if let Some(note) = withheld.take() {
+        lock.set_fork_note(Some(note.clone()))?;
+        if let Some(fork) = fork {
+            fork.note = Some(note);
+        }
+    }
     if fork.is_none() {
         *fork = Some(check_fork(store, target, lock)?);
     }

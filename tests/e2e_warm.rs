@@ -627,3 +627,90 @@ fn a_full_state_disk_during_a_warm_turn_loses_nothing() {
     assert!(found[0]["reply"].as_str().unwrap().contains("last=MIDTURN"), "{found:?}");
     drop(e);
 }
+
+/// clawsess's hook commands in settings.json, rewritten to run through a script that logs
+/// each call to `calls` (named `clawsess-logged`: still clawsess's hooks to `install` and to a
+/// kept claude's check); returns `calls`.
+fn log_hook_calls(w: &Warm) -> PathBuf {
+    let path = w.claude_dir().join("settings.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let settings: Value = serde_json::from_str(&text).unwrap();
+    let command = settings["hooks"]["Stop"][0]["hooks"][0]["command"].as_str().unwrap().to_owned();
+    let bin = command.strip_suffix(" hook stop").expect("our Stop hook").to_owned();
+    let calls = w.home().join("hook-calls");
+    let wrapper = w.bin_dir().join("clawsess-logged");
+    std::fs::write(&wrapper, format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec {bin} \"$@\"\n", calls.display()))
+        .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(&path, text.replace(&format!("{bin} hook "), &format!("{} hook ", wrapper.display())))
+        .unwrap();
+    calls
+}
+
+fn hook_calls(calls: &std::path::Path) -> String {
+    std::fs::read_to_string(calls).unwrap_or_default()
+}
+
+/// clawsess's hooks are the only ones: the kept claude runs without any (Claude Code starts
+/// no hook process for a warm turn), and the model sees what it sees from a claude with them.
+#[test]
+fn a_kept_claude_runs_without_hooks_when_clawsess_has_the_only_ones() {
+    let w = Warm::new();
+    let calls = log_hook_calls(&w);
+    let (first, _) = w.warm_turn("chat:1", "first SPARROW");
+    let session = session_of(&first);
+    let (second, stderr) = w.warm_turn("chat:1", "second SPARROW");
+    assert_eq!(second["warm"], true, "{second} {stderr}");
+    assert!(w.note(&session).unwrap()["hookless"].is_array(), "{:?}", w.note(&session));
+    assert_eq!(hook_calls(&calls), "", "no hook ran in the kept claude");
+    // The same prompt on a claude of its own (another key, cold, with the kept claude's
+    // permission tool): its hooks run, through the logging script.
+    let cold = w.project_run(&["--stream", "--ask", "--key", "chat:2", "--", "cold SPARROW"]);
+    assert!(cold.status.success(), "{}", String::from_utf8_lossy(&cold.stderr));
+    let ran = hook_calls(&calls);
+    for event in ["hook session-start", "hook prompt-submit", "hook stop"] {
+        assert!(ran.contains(event), "{event} not run by the cold claude: {ran}");
+    }
+    // What the model saw: the same tools and the same system prompt.
+    let (warm, cold) = (w.request("second SPARROW").body, w.request("cold SPARROW").body);
+    let names = |body: &Value| -> Vec<String> {
+        body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names(&warm), names(&cold));
+    // (Less the billing header, whose tag differs from request to request.)
+    let system = |body: &Value| -> Vec<Value> {
+        let blocks = body["system"].as_array().unwrap().iter();
+        blocks
+            .filter(|b| !b["text"].as_str().unwrap().starts_with("x-anthropic-billing-header"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(system(&warm), system(&cold));
+}
+
+/// A hook of the person's own keeps every hook in the kept claude; one added while a claude is
+/// kept without hooks ends that claude before the next turn, whose new claude runs it.
+#[test]
+fn a_hook_of_the_persons_own_keeps_the_hooks_and_one_added_later_ends_a_hookless_claude() {
+    let w = Warm::new();
+    let (first, _) = w.warm_turn("chat:1", "first HERON");
+    let session = session_of(&first);
+    let hookless = w.claude_of(&session);
+    assert!(w.note(&session).unwrap()["hookless"].is_array());
+    let hook = serde_json::json!({"hooks": {"UserPromptSubmit": [{"hooks": [
+        {"type": "command", "command": "echo PROJECT-HOOK-said"}
+    ]}]}});
+    let settings = w.project.join(".claude").join("settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(&settings, hook.to_string()).unwrap();
+    let (second, stderr) = w.warm_turn("chat:1", "second HERON");
+    assert_eq!(second["warm"], false, "a new claude: {second}");
+    assert!(stderr.contains("changed since it started"), "{stderr}");
+    assert!(w.request("second HERON").all_text.contains("PROJECT-HOOK-said"));
+    wait_gone(hookless);
+    let note = w.note(&session).unwrap();
+    assert!(note.get("hookless").is_none(), "{note}");
+    let (third, stderr) = w.warm_turn("chat:1", "third HERON");
+    assert_eq!(third["warm"], true, "{third} {stderr}");
+    assert!(w.request("third HERON").all_text.contains("PROJECT-HOOK-said"));
+}

@@ -4,6 +4,7 @@
 //! (`crate::config::find_claude`). Below the store and the config: it imports neither.
 
 pub mod commands;
+pub mod hookless;
 pub mod process;
 pub mod settings;
 pub mod versions;

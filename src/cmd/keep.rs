@@ -20,6 +20,7 @@ impl Run for Keep {
             idle: Duration::from_millis(self.idle_ms),
             resume: self.resume,
             slot: self.slot.clone(),
+            keep_hooks: self.keep_hooks,
         })
     }
 }

@@ -712,6 +712,10 @@ pub struct WarmNote {
     /// The session as its last turn left it; `None` until its first turn is over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fresh: Option<Fresh>,
+    /// Its claude runs without hooks (`claude::hookless`): the settings, skills, agents and
+    /// commands looked at to allow it, as they were. `None`: it runs with its hooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hookless: Option<Vec<crate::sys::files::Stamp>>,
 }
 
 /// What a session looked like right after a warm process's turn: if anything differs now,
@@ -729,6 +733,12 @@ pub struct Fresh {
     /// False in a note written before it was kept.
     #[serde(default)]
     pub unforked: bool,
+    /// The kept claude was handed the other branch's turns (a fork note) by one of its turns,
+    /// and holds them: while it stays fresh it is not told them again. (The fork check finds a
+    /// note already told in the transcript, but Claude Code 2.0.77 does not write a hook's
+    /// context where it looks.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub told: bool,
 }
 
 /// What `doctor --probe` found with one Claude Code version on this machine:

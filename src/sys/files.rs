@@ -182,3 +182,32 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().len(), 0);
     }
 }
+
+/// A path's size and mtime at one moment (both `None`: it was not there), to tell later
+/// whether it changed: created, removed, written or replaced.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp {
+    pub path: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+    /// Its mtime in ns since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ns: Option<u64>,
+}
+
+impl Stamp {
+    /// `path` as it is now (one `stat`, following symlinks).
+    pub fn of(path: &Path) -> Stamp {
+        let meta = fs::metadata(path).ok();
+        let mtime_ns = meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| {
+            let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+            u64::try_from(since.as_nanos()).ok()
+        });
+        Stamp { path: path.to_path_buf(), len: meta.map(|m| m.len()), mtime_ns }
+    }
+
+    /// Whether the path differs now from this stamp.
+    pub fn changed(&self) -> bool {
+        Stamp::of(&self.path) != *self
+    }
+}

@@ -152,6 +152,11 @@ impl RunLock {
         self.note_holder()
     }
 
+    /// Whether the run's claude has a fork note to be handed by its prompt hook.
+    pub fn has_fork_note(&self) -> bool {
+        self.holder.note.is_some()
+    }
+
     /// When the lock was taken (Unix ms): the turn's prompt was written after that.
     pub fn since(&self) -> u64 {
         self.holder.since

@@ -51,6 +51,9 @@ pub struct Args {
     pub resume: bool,
     /// The claude slot the run handed over (`turn::cap`), left when the keeper ends.
     pub slot: Option<String>,
+    /// claude keeps its hooks whatever [`crate::claude::hookless`] finds: the first turn has a
+    /// note for the model, which only the prompt hook hands over.
+    pub keep_hooks: bool,
 }
 
 /// Starts a keeper for `want` listening on `listener`, holding the claude slot `slot`;
@@ -60,6 +63,7 @@ pub(crate) fn spawn(
     want: &Want<'_>,
     listener: &UnixListener,
     slot: Option<&str>,
+    keep_hooks: bool,
 ) -> Result<u32> {
     let log_path = store.warm_log(want.turn.session);
     let log = crate::sys::files::open_log(&log_path)
@@ -80,6 +84,9 @@ pub(crate) fn spawn(
     }
     if let Some(slot) = slot {
         cmd.arg("--slot").arg(slot);
+    }
+    if keep_hooks {
+        cmd.arg("--keep-hooks");
     }
     for arg in want.turn.extra {
         cmd.arg(format!("--claude-arg={arg}"));
@@ -380,8 +387,26 @@ impl Keeper {
         cmd.args(["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"])
             .args(["--permission-prompt-tool", "stdio"])
             .arg(if a.resume { "--resume" } else { "--session-id" })
-            .arg(a.session.as_str())
-            .args(&a.extra);
+            .arg(a.session.as_str());
+        // clawsess's hooks have nothing to do in a claude a run drives: without them (when
+        // they are the only hooks) a turn spares Claude Code the start of two processes.
+        let hookless = match a.keep_hooks {
+            true => Err("its first turn has a note for the model, which the prompt hook hands over".into()),
+            false => crate::claude::config_dir(None)
+                .map_err(|err| format!("{err:#}"))
+                .and_then(|config| crate::claude::hookless::check(&config, &a.cwd, &a.extra)),
+        };
+        match &hookless {
+            Ok(_) => {
+                cmd.args(["--settings", crate::claude::hookless::SETTINGS]);
+                // What the SessionStart hook would export to its Bash commands.
+                cmd.env("CLAWSESS_SESSION_ID", a.session.as_str());
+            }
+            Err(why) => {
+                eprintln!("clawsess keep: claude keeps its hooks: {}", crate::sys::printable(why, false))
+            }
+        }
+        cmd.args(&a.extra);
         // If the keeper dies, claude dies without a word: SIGTERM would make it write a
         // checkpoint, and the keeper can no longer tell whether its leaf is stale.
         // SAFETY: prctl is async-signal-safe.
@@ -401,7 +426,7 @@ impl Keeper {
             let _ = tx.send(Ev::ClaudeEnded);
         });
         self.procs.push(crate::store::Proc::of(child.id()));
-        let note = super::new_note(&self.args, child.id());
+        let note = super::new_note(&self.args, child.id(), hookless.ok());
         self.claude = Some(child);
         self.store.put_warm_note(&note)
     }

@@ -42,6 +42,7 @@ use crate::config::{MAX_CLAUDES_ENV, WARM_MAX_ENV};
 use crate::ident::SessionId;
 use crate::live::{Channel, Ended, Input};
 use crate::store::{ClaudeSlot, Fresh, Store, WarmNote, now_ms};
+use crate::sys::files::Stamp;
 use crate::turn::cap::Slot;
 use crate::turn::exclusion::RunLock;
 
@@ -223,6 +224,26 @@ impl Kept {
         self.note.fresh.as_ref().is_some_and(|f| f.unforked)
     }
 
+    /// It has been handed the other branch's turns of a forked session ([`Fresh::told`]).
+    pub fn told(&self) -> bool {
+        self.note.fresh.as_ref().is_some_and(|f| f.told)
+    }
+
+    /// It runs without hooks (`claude::hookless`): a turn with a note for the model, which
+    /// only the prompt hook hands over, needs another claude.
+    pub fn hookless(&self) -> bool {
+        self.note.hookless.is_some()
+    }
+
+    /// Ends the kept claude (gracefully: the session is as its last turn left it), saying why
+    /// on stderr.
+    pub fn end(mut self, why: &str) -> Result<()> {
+        let lines = end_with(&mut self.stream, "cool")?;
+        wait_closed(&lines);
+        eprintln!("clawsess: {why}; its warm claude was ended and this turn resumes it cold");
+        Ok(())
+    }
+
     /// After the caller may have written to the session (the fork check's correction): the
     /// kept claude if it is still fresh; else it is ended, and why is said on stderr.
     pub fn still_fresh(mut self, store: &Store) -> Result<Option<Kept>> {
@@ -297,6 +318,15 @@ fn reuse(store: &Store, note: WarmNote, want: &Want<'_>) -> Result<Kept> {
              key, base URL or proxy variable differs); it was ended"
         );
     }
+    if let Some(path) = note.hookless.as_deref().and_then(crate::claude::hookless::changed) {
+        let path = path.display().to_string();
+        cool(store, &note)?;
+        bail!(
+            "the warm claude of session {short} runs without hooks, and {} changed since it started \
+             (a hook may have come); it was ended",
+            crate::sys::printable(&path, false)
+        );
+    }
     let mut stream = match UnixStream::connect(store.warm_socket(&note.session)) {
         Ok(stream) => stream,
         Err(err) => {
@@ -334,7 +364,7 @@ fn start(store: &Store, want: &Want<'_>, lock: &mut RunLock, slot: &mut Slot<'_>
     let listener =
         UnixListener::bind(&socket).with_context(|| format!("could not listen on {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-    let pid = keeper::spawn(store, want, &listener, Some(slot.id()))?;
+    let pid = keeper::spawn(store, want, &listener, Some(slot.id()), lock.has_fork_note())?;
     drop(listener);
     slot.hand_to_keeper(pid, want.turn.session)?;
     // Noted before claude starts: its hooks then see the turn as this run's.
@@ -389,6 +419,8 @@ pub struct TurnEnd {
     pub next_seq: Option<u64>,
     /// The transcript had no other branch before the turn ([`Fresh::unforked`]).
     pub unforked: bool,
+    /// The claude has been handed the other branch's turns ([`Fresh::told`]).
+    pub told: bool,
 }
 
 /// After a warm turn (the run lock still held): the session as the turn left it, so that
@@ -412,7 +444,7 @@ pub fn after_turn(
         Some(seq) => seq,
         None => log_position(store, session)?,
     };
-    note.fresh = Some(Fresh { transcript, size, mtime_ns, next_seq, unforked: end.unforked });
+    note.fresh = Some(Fresh { transcript, size, mtime_ns, next_seq, unforked: end.unforked, told: end.told });
     note.last_used = now_ms();
     note.turns += 1;
     if !idle.is_zero() {
@@ -634,7 +666,7 @@ pub fn env_digest() -> String {
 }
 
 /// The note a new keeper writes once its claude runs.
-pub(crate) fn new_note(want: &keeper::Args, claude: u32) -> WarmNote {
+pub(crate) fn new_note(want: &keeper::Args, claude: u32, hookless: Option<Vec<Stamp>>) -> WarmNote {
     let me = std::process::id();
     let now = now_ms();
     WarmNote {
@@ -654,6 +686,7 @@ pub(crate) fn new_note(want: &keeper::Args, claude: u32) -> WarmNote {
         idle_ms: u64::try_from(want.idle.as_millis()).unwrap_or(u64::MAX),
         turns: 0,
         fresh: None,
+        hookless,
     }
 }
 
@@ -698,12 +731,19 @@ mod tests {
             idle: Duration::from_secs(60),
             resume: true,
             slot: None,
+            keep_hooks: false,
         };
-        let mut note = new_note(&args, std::process::id());
+        let mut note = new_note(&args, std::process::id(), None);
         assert!(stale(&store, &note).unwrap().is_some(), "no turn finished yet");
         let (size, mtime_ns) = transcript_stamp(&transcript).unwrap();
-        note.fresh =
-            Some(Fresh { transcript: transcript.clone(), size, mtime_ns, next_seq: 0, unforked: true });
+        note.fresh = Some(Fresh {
+            transcript: transcript.clone(),
+            size,
+            mtime_ns,
+            next_seq: 0,
+            unforked: true,
+            told: false,
+        });
         assert_eq!(stale(&store, &note).unwrap(), None);
         // Another surface finished a turn (the transcript left as it was).
         let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
