@@ -164,8 +164,9 @@ fn check_warm(r: &mut Checks, store: &Store) {
     }
     for note in &live {
         let health = if warm::claude_alive(note) { "" } else { "; its claude is gone" };
+        let hooks = if note.hookless.is_some() { "without hooks" } else { "with hooks" };
         let detail = format!(
-            "{} kept by pid {} (claude pid {}), {} turns, idle {} of {}{health}",
+            "{} kept by pid {} (claude pid {}, {hooks}), {} turns, idle {} of {}{health}",
             note.session.short(),
             note.keeper,
             note.claude,

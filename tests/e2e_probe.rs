@@ -67,6 +67,7 @@ fn the_probe_passes_on_the_claude_code_under_test_and_is_recorded() {
         "stream-json input (client_composed)",
         "--resume keeps the session",
         "SIGTERM at the prompt hook writes nothing",
+        "hooks off for a kept claude",
     ];
     if version() >= versions::CHECKPOINTS_SEEN {
         names.extend(["a resume follows the newest checkpoint", "the checkpoint correction is followed"]);
@@ -119,6 +120,36 @@ fn a_claude_that_writes_no_checkpoints_fails_the_probe_naming_it() {
     let record = store.probe_record(version()).unwrap().expect("a probe record");
     let run = record.runs.iter().find(|r| r.claude == fake).unwrap_or_else(|| panic!("{record:?}"));
     assert!(!run.ok && run.failed.contains(&"checkpoints".to_owned()), "{record:?}");
+}
+
+/// A claude that ignores `--settings` (a wrapper that drops it): `disableAllHooks` stops no
+/// hook, and the probe says so, so no kept claude of that version runs without hooks.
+#[test]
+fn a_claude_whose_hooks_cannot_be_turned_off_fails_the_probe_naming_it() {
+    let h = ClaudeHome::new();
+    let fake = h.home().join("claude-ignoring-settings");
+    let script = format!(
+        "#!/bin/bash
+args=(); skip=0
+for a in \"$@\"; do
+  if [ $skip = 1 ]; then skip=0; continue; fi
+  if [ \"$a\" = --settings ]; then skip=1; continue; fi
+  args+=(\"$a\")
+done
+exec '{}' \"${{args[@]}}\"
+",
+        claude_bin().display()
+    );
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (doc, code, _) = probe(&h, &fake);
+    assert_eq!(code, Some(1), "{doc:#}");
+    let broken = check(&doc, "hooks off for a kept claude");
+    assert_eq!(broken["ok"], false, "{doc:#}");
+    assert!(broken["detail"].as_str().unwrap().contains("hooks ran all the same"), "{broken:#}");
+    for name in ["claude -p answers", "hooks fire in -p", "clawsess hooks record the session"] {
+        assert_eq!(check(&doc, name)["ok"], true, "{name}: {doc:#}");
+    }
 }
 
 /// A claude whose prompt hooks never run: the probe names the hooks.

@@ -714,3 +714,33 @@ fn a_hook_of_the_persons_own_keeps_the_hooks_and_one_added_later_ends_a_hookless
     assert_eq!(third["warm"], true, "{third} {stderr}");
     assert!(w.request("third HERON").all_text.contains("PROJECT-HOOK-said"));
 }
+
+/// A Claude Code version neither tested nor probed good here (a wrapper that says 9.9.9): its
+/// kept claude keeps its hooks, and the keeper's log says why. Its version is asked once per
+/// binary (`claude-versions.json`), not at every keeper's start.
+#[test]
+fn an_untested_claude_code_keeps_its_hooks_and_is_asked_its_version_once() {
+    let w = Warm::new();
+    let asked = w.home().join("version-asked");
+    let fake = w.home().join("claude-9.9.9");
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo asked >> '{}'; echo '9.9.9 (Claude Code)'; exit 0; fi\nexec '{}' \"$@\"\n",
+        asked.display(),
+        support::real_claude::claude_bin().display()
+    );
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let fake = fake.to_str().unwrap();
+    let (first, _) = w.turn(&["--claude", fake, "--key", "chat:1", "--warm", "10m", "--", "first WREN"]);
+    let session = session_of(&first);
+    let note = w.note(&session).unwrap();
+    assert!(note.get("hookless").is_none(), "{note}");
+    let log = std::fs::read_to_string(w.state().join("warm").join(format!("{session}.log"))).unwrap();
+    assert!(log.contains("claude keeps its hooks: Claude Code 9.9.9 is untested"), "{log}");
+    w.clawsess_ok(&["cool"]);
+    wait_gone(note["keeper"].as_u64().unwrap() as u32);
+    let (second, _) = w.turn(&["--claude", fake, "--key", "chat:1", "--warm", "10m", "--", "second WREN"]);
+    assert_eq!(second["warm"], false, "a new keeper: {second}");
+    assert!(w.note(&session).unwrap().get("hookless").is_none());
+    assert_eq!(std::fs::read_to_string(&asked).unwrap(), "asked\n", "asked once for two keepers");
+}

@@ -435,7 +435,44 @@ impl Lab {
         if let Some((rid, before, run)) = stopped {
             checks.push(self.stopped(&rid, &before, run.and_then(Running::wait)));
         }
+        checks.push(self.hooks_off());
         checks
+    }
+
+    /// A kept claude whose only hooks are clawsess's runs with `disableAllHooks`
+    /// (`claude::hookless`): no hook may run, and the model must see what it sees from a claude
+    /// with its hooks (the same tools as the first session's).
+    fn hooks_off(&self) -> Check {
+        let args = ["--output-format", "json", "--settings", crate::claude::hookless::SETTINGS];
+        let ran = self.spawn(&args, "probe hookless", true).and_then(Running::wait);
+        let seen = (|| -> std::result::Result<String, String> {
+            let result = ran.and_then(|ran| ran.result()).map_err(|err| format!("{err:#}"))?;
+            let id = result.session_id().ok_or("its result names no session_id")?;
+            let hooked = self.hooked(id);
+            if !hooked.is_empty() {
+                let events: Vec<&str> = hooked.iter().map(|h| h.event.as_str()).collect();
+                return Err(format!("hooks ran all the same: {}", events.join(", ")));
+            }
+            let tools = |marker: &str| {
+                let request = self.request_for(marker)?;
+                let tools = request.body["tools"].as_array()?.iter();
+                Some(tools.filter_map(|t| t["name"].as_str().map(str::to_owned)).collect::<Vec<_>>())
+            };
+            let (with, without) = (tools("probe one"), tools("probe hookless"));
+            match (with, without) {
+                (Some(with), Some(without)) if with == without => {
+                    Ok(format!("no hook ran; the same {} tools as with hooks", with.len()))
+                }
+                (Some(with), Some(without)) => Err(format!(
+                    "the model's tools differ: {} with hooks, {} without",
+                    with.len(),
+                    without.len()
+                )),
+                _ => Err("a turn's request did not reach the stand-in".into()),
+            }
+        })();
+        let ok = seen.is_ok();
+        Check { name: "hooks off for a kept claude", ok, detail: seen.unwrap_or_else(|why| why) }
     }
 
     fn hooks_fire(&self, hooked: &[Hooked]) -> Check {

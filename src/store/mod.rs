@@ -273,6 +273,17 @@ impl Store {
         self.dir.join("probes").join(format!("{version}.json"))
     }
 
+    fn claude_versions_path(&self) -> PathBuf {
+        self.dir.join("claude-versions.json")
+    }
+
+    /// The version the claude binary `binary` (as it is now) printed, if remembered.
+    pub fn claude_version(&self, binary: &crate::sys::files::Stamp) -> Option<Version> {
+        let known: ClaudeVersions = read_json(&self.claude_versions_path()).ok().flatten()?;
+        let found = known.binaries.into_iter().find(|b| b.binary == *binary)?;
+        Version::parse(&found.version)
+    }
+
     /// What `doctor --probe` found with Claude Code `version` on this machine.
     pub fn probe_record(&self, version: Version) -> Result<Option<ProbeRecord>> {
         read_json(&self.probe_path(version))
@@ -1007,6 +1018,18 @@ impl Locked<'_> {
 
     pub fn remove_request(&self, id: &RequestId) -> Result<bool> {
         remove_if_exists(&self.request_path(id))
+    }
+
+    /// Remembers the version `binary` printed (the newest [`ClaudeVersions::MAX`] binaries).
+    pub fn put_claude_version(&self, binary: &crate::sys::files::Stamp, version: Version) -> Result<()> {
+        let path = self.store.claude_versions_path();
+        let mut known: ClaudeVersions = read_json(&path).ok().flatten().unwrap_or_default();
+        known.v = FORMAT;
+        known.binaries.retain(|b| b.binary.path != binary.path);
+        known.binaries.push(ClaudeVersion { binary: binary.clone(), version: version.to_string() });
+        let excess = known.binaries.len().saturating_sub(ClaudeVersions::MAX);
+        known.binaries.drain(..excess);
+        self.write_with(&path, &known, Durability::Volatile)
     }
 
     /// Records `run` as the newest probe of its binary with Claude Code `version`.

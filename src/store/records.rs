@@ -751,6 +751,28 @@ pub struct ProbeRecord {
     pub runs: Vec<ProbeRun>,
 }
 
+/// The Claude Code versions of the claude binaries a keeper started (`claude --version` takes
+/// seconds on the node-based versions): `claude-versions.json`, at most
+/// [`ClaudeVersions::MAX`] binaries, the newest last.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClaudeVersions {
+    pub v: u32,
+    pub binaries: Vec<ClaudeVersion>,
+}
+
+/// A claude binary as it was (path, size, mtime: a binary replaced in place is another one)
+/// and the version it printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaudeVersion {
+    pub binary: crate::sys::files::Stamp,
+    pub version: String,
+}
+
+impl ClaudeVersions {
+    /// The most binaries remembered.
+    pub const MAX: usize = 16;
+}
+
 /// One binary's newest probe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeRun {
@@ -846,5 +868,6 @@ versioned!(
     ClaudeSlot,
     WarmNote,
     ProbeRecord,
+    ClaudeVersions,
     SettingsRecord
 );

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::Want;
 use crate::ident::SessionId;
 use crate::store::Store;
+use crate::sys::files::Stamp;
 use crate::turn::exclusion::RunLock;
 
 /// The fd the keeper finds its listening socket on.
@@ -121,6 +122,34 @@ pub(crate) fn spawn(
     }
     let child = cmd.spawn().context("could not start the keeper")?;
     Ok(child.id())
+}
+
+/// Whether Claude Code `claude` is a version tested, or probed good on this machine
+/// (`turn::fork::known_good`): only such a claude is started without hooks (`doctor --probe`
+/// checks that `disableAllHooks` stops the hooks and nothing else). Its version is remembered
+/// per binary (`claude --version` takes seconds on the node-based versions).
+fn known_good(store: &Store, claude: &Path) -> Result<(), String> {
+    let binary = Stamp::of(claude);
+    let version = match store.claude_version(&binary) {
+        Some(version) => version,
+        None => {
+            let version = crate::claude::versions::installed(claude).map_err(|err| format!("{err:#}"))?;
+            if binary.len.is_some()
+                && let Ok(tx) = store.lock(crate::store::COMMAND_LOCK_WAIT)
+            {
+                let _ = tx.put_claude_version(&binary, version);
+            }
+            version
+        }
+    };
+    if crate::turn::fork::known_good(store, version) {
+        return Ok(());
+    }
+    Err(format!(
+        "Claude Code {version} is untested (tested: {}) and not probed good on this machine; \
+         `clawsess doctor --probe` checks it",
+        crate::claude::versions::tested_range()
+    ))
 }
 
 /// What the keeper hears: connections, their lines, claude's lines.
@@ -394,7 +423,8 @@ impl Keeper {
             true => Err("its first turn has a note for the model, which the prompt hook hands over".into()),
             false => crate::claude::config_dir(None)
                 .map_err(|err| format!("{err:#}"))
-                .and_then(|config| crate::claude::hookless::check(&config, &a.cwd, &a.extra)),
+                .and_then(|config| crate::claude::hookless::check(&config, &a.cwd, &a.extra))
+                .and_then(|stamps| known_good(&self.store, &a.claude).map(|()| stamps)),
         };
         match &hookless {
             Ok(_) => {
