@@ -1142,6 +1142,36 @@ mod tests {
     }
 
     #[test]
+    fn a_claude_binarys_version_is_remembered_until_it_is_replaced_and_only_the_newest_sixteen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("state"));
+        let bin = |n: usize| {
+            let path = dir.path().join(format!("claude-{n}"));
+            std::fs::write(&path, format!("binary {n}")).unwrap();
+            crate::sys::files::Stamp::of(&path)
+        };
+        let first = bin(0);
+        assert_eq!(store.claude_version(&first), None);
+        store.lock(COMMAND_LOCK_WAIT).unwrap().put_claude_version(&first, Version(2, 1, 328)).unwrap();
+        assert_eq!(store.claude_version(&first), Some(Version(2, 1, 328)));
+        // Replaced in place (another size): another binary, whose version is not known.
+        std::fs::write(&first.path, "a newer binary").unwrap();
+        let replaced = crate::sys::files::Stamp::of(&first.path);
+        assert_eq!(store.claude_version(&replaced), None);
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        tx.put_claude_version(&replaced, Version(2, 1, 400)).unwrap();
+        for n in 1..=ClaudeVersions::MAX {
+            tx.put_claude_version(&bin(n), Version(2, 0, 77)).unwrap();
+        }
+        drop(tx);
+        let known: ClaudeVersions = read_json(&store.claude_versions_path()).unwrap().unwrap();
+        assert_eq!(known.binaries.len(), ClaudeVersions::MAX);
+        assert_eq!(store.claude_version(&replaced), None, "the oldest went");
+        let newest = crate::sys::files::Stamp::of(&dir.path().join("claude-16"));
+        assert_eq!(store.claude_version(&newest), Some(Version(2, 0, 77)));
+    }
+
+    #[test]
     fn a_session_update_pays_only_for_the_durability_its_change_needs() {
         let before = SessionRecord { processes: vec![7], ..record(&id(1)) };
         assert_eq!(update_durability(&before, &before.clone()), None, "nothing changed: no write");
