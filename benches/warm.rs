@@ -15,8 +15,9 @@
 //! `-- --bare`: instead, what a warm `run` adds to a bare claude kept open: per size, a bare
 //! `claude -p --input-format stream-json --output-format stream-json` (the flags a keeper
 //! starts it with, in a HOME without clawsess's hooks) fed the same prompts on its stdin,
-//! against `run --warm` on a kept claude (hooks included), turns alternating, all against
-//! one stand-in API. `CLAWSESS_BENCH_BASE=PATH`: also a warm `run` of that clawsess build
+//! against `run --warm` on a kept claude (without hooks where clawsess's are the only ones:
+//! `claude::hookless`), and a third claude like the kept one (in clawsess's HOME, its hooks
+//! off) fed by the bench, turns alternating, all against one stand-in API. `CLAWSESS_BENCH_BASE=PATH`: also a warm `run` of that clawsess build
 //! (main, say), in a HOME of its own with its hooks: a before/after in the same run.
 
 #[allow(dead_code)]
@@ -207,12 +208,13 @@ struct Bare {
 
 impl Bare {
     /// Resumes `session` of `home`'s `project`, asking `api_url`.
-    fn start(home: &ClaudeHome, project: &Path, session: &str, api_url: &str) -> Bare {
+    fn start(home: &ClaudeHome, project: &Path, session: &str, api_url: &str, extra: &[&str]) -> Bare {
         let mut cmd = home.command(home.claude());
         cmd.env("ANTHROPIC_BASE_URL", api_url)
             .current_dir(project)
             .args(["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"])
             .args(["--permission-prompt-tool", "stdio", "--resume", session])
+            .args(extra)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null());
@@ -408,11 +410,13 @@ fn bare(plan: &Plan) {
         claude_code_version(),
         plan.rounds
     );
-    table.push_str("| transcript | bare claude | warm `run` | added |");
+    table.push_str(
+        "| transcript | bare claude | bare, clawsess's HOME | warm `run` | added | of it, `run`'s own |",
+    );
     if base.is_some() {
         table.push_str(" base warm `run` | base added |");
     }
-    table.push_str("\n|---|---:|---:|---:|");
+    table.push_str("\n|---|---:|---:|---:|---:|---:|");
     if base.is_some() {
         table.push_str("---:|---:|");
     }
@@ -427,24 +431,34 @@ fn bare(plan: &Plan) {
             b.clawsess_ok(&["import"]);
             id
         });
+        // The same claude as the kept one (clawsess's HOME: its commands, its settings, its
+        // hooks off as the keeper turns them off), fed by the bench: what is left of "added"
+        // after it is the `run` process and the keeper's relay.
+        let installed_id = ours.session(mb);
+        ours.clawsess_ok(&["import"]);
         // Not timed: each side's first turn starts its claude.
-        let mut bare = Bare::start(&plain, &plain_project, &plain_id, &url);
+        let mut bare = Bare::start(&plain, &plain_project, &plain_id, &url, &[]);
         bare.turn(api, "warm up");
+        let hooks_off = ["--settings", clawsess::claude::hookless::SETTINGS];
+        let mut installed = Bare::start(&ours.home, &ours.project, &installed_id, &url, &hooks_off);
+        installed.turn(api, "warm up");
         assert!(!ours.turn(&id, true, "warm up").warm);
         if let (Some(b), Some(id)) = (&base, &base_id) {
             assert!(!b.turn_on(api, id, true, "warm up").warm);
         }
         let (mut bare_ms, mut warm_ms, mut base_ms) = (Vec::new(), Vec::new(), Vec::new());
         let (mut added, mut base_added) = (Vec::new(), Vec::new());
+        let (mut installed_ms, mut own) = (Vec::new(), Vec::new());
         for round in 0..plan.rounds {
             let prompt = format!("turn {round}");
-            let mut sides: Vec<u8> = if base.is_some() { vec![0, 1, 2] } else { vec![0, 1] };
+            let mut sides: Vec<u8> = if base.is_some() { vec![0, 1, 3, 2] } else { vec![0, 1, 3] };
             let n = sides.len();
             sides.rotate_left(round % n);
-            let (mut b, mut w, mut o) = (0.0, 0.0, None);
+            let (mut b, mut w, mut o, mut i) = (0.0, 0.0, None, 0.0);
             for side in sides {
                 match side {
                     0 => b = bare.turn(api, &prompt).overhead_ms(),
+                    3 => i = installed.turn(api, &prompt).overhead_ms(),
                     1 => {
                         let t = ours.turn(&id, true, &prompt);
                         assert!(t.warm, "warm turn {round} of {mb} MB ran cold");
@@ -457,10 +471,14 @@ fn bare(plan: &Plan) {
                     }
                 }
             }
-            eprintln!("{mb} MB round {round}: bare {b:.1} ms, warm run {w:.1} ms, base {o:.1?}");
+            eprintln!(
+                "{mb} MB round {round}: bare {b:.1} ms, bare in clawsess's HOME {i:.1} ms, warm run {w:.1} ms, base {o:.1?}"
+            );
             bare_ms.push(b);
+            installed_ms.push(i);
             warm_ms.push(w);
             added.push(w - b);
+            own.push(w - i);
             if let Some(o) = o {
                 base_ms.push(o);
                 base_added.push(o - b);
@@ -471,11 +489,13 @@ fn bare(plan: &Plan) {
             format!("{m:.1} ({lo:.1}-{hi:.1})")
         };
         table.push_str(&format!(
-            "| {:.1} MB | {} | {} | {} |",
+            "| {:.1} MB | {} | {} | {} | {} | {} |",
             size as f64 / 1e6,
             show(bare_ms),
+            show(installed_ms),
             show(warm_ms),
-            show(added)
+            show(added),
+            show(own)
         ));
         if base.is_some() {
             table.push_str(&format!(" {} | {} |", show(base_ms), show(base_added)));
