@@ -32,7 +32,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -473,9 +473,8 @@ pub fn stale(store: &Store, note: &WarmNote) -> Result<Option<String>> {
 
 /// A file's size and mtime (ns).
 fn transcript_stamp(path: &Path) -> Option<(u64, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    let mtime = meta.modified().ok()?.duration_since(SystemTime::UNIX_EPOCH).ok()?;
-    Some((meta.len(), u64::try_from(mtime.as_nanos()).unwrap_or(u64::MAX)))
+    let stamp = Stamp::of(path);
+    Some((stamp.len?, stamp.mtime_ns?))
 }
 
 /// The catch-up log's next seq (0 without a log).
@@ -753,7 +752,7 @@ mod tests {
         note.fresh.as_mut().unwrap().next_seq = log_position(&store, &id).unwrap();
         assert_eq!(stale(&store, &note).unwrap(), None);
         // A write that no hook logged (the same size: the mtime tells).
-        let later = SystemTime::now() + Duration::from_secs(5);
+        let later = std::time::SystemTime::now() + Duration::from_secs(5);
         std::fs::File::options().write(true).open(&transcript).unwrap().set_modified(later).unwrap();
         assert!(stale(&store, &note).unwrap().unwrap().contains("transcript was written"));
     }
