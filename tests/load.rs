@@ -459,7 +459,7 @@ fn a_writer_waiting_during_a_prune_gets_in_between_batches() {
 }
 
 /// What takes the time in one batch of a prune (256 records dropped under one hold of the
-/// store lock): each step `drop_if_unchanged` takes, timed over the batch, at 20,000 records.
+/// store lock): each step `prune` takes for a record (record by record: `still_gone` and `remove_session`), timed over the batch, at 20,000 records.
 #[test]
 #[ignore = "load test: cargo test --release --test load -- --ignored --nocapture --test-threads 1"]
 fn a_prune_batch_broken_down() {

@@ -51,7 +51,7 @@ pub const BATCH: usize = 256;
 pub const PAUSE: Duration = Duration::from_millis(1);
 
 /// Prunes the state dir, taking the store lock in batches of [`BATCH`]; `dry_run` changes
-/// nothing (and takes no lock), but may write the sessions index (a cache) as `list` does.
+/// nothing, takes no lock and writes neither the sessions index nor its journal.
 pub fn prune(store: &Store, dry_run: bool) -> Result<Pruned> {
     prune_in_batches(store, dry_run, BATCH, PAUSE, |_| {})
 }
@@ -83,7 +83,7 @@ pub fn prune_in_batches(
     // Only the candidates are kept (boxed: a record kept is one pointer), not 100,000
     // records. The index's rebuild, if this read found one due, is written at the end
     // (`_rebuild` dropped): the records dropped meanwhile are journaled, so it leaves them out.
-    let (seen, broken, _rebuild) = store.sessions_indexed_with(|_: &mut (), rec: SessionRecord| {
+    let (seen, broken, rebuild) = store.sessions_indexed_with(|_: &mut (), rec: SessionRecord| {
         (!rec.transcript.exists()).then(|| Box::new(rec))
     })?;
     done.skipped = broken.iter().map(|err| format!("{err:#}")).collect();
@@ -91,6 +91,8 @@ pub fn prune_in_batches(
     let mut gone: Vec<Box<SessionRecord>> = seen.into_iter().flatten().collect();
     gone.sort_by(|a, b| a.id.cmp(&b.id));
     if dry_run {
+        // A dry run writes nothing, not even the index (a cache).
+        rebuild.skip();
         done.dropped = gone.into_iter().map(|r| (r.id, r.name)).collect();
         let (_, broken_keys) = store.key_states()?;
         done.skipped.extend(broken_keys.iter().map(|err| format!("{err:#}")));
@@ -100,9 +102,15 @@ pub fn prune_in_batches(
         let dropped = holds.with(|tx| {
             let mut dropped = Vec::new();
             for seen in chunk {
-                if drop_if_unchanged(tx, seen)? {
+                if still_gone(tx, seen)? {
                     dropped.push((seen.id.clone(), seen.name.clone()));
                 }
+            }
+            // One journal append for the batch's removals (`Locked::remove_sessions`).
+            let ids: Vec<SessionId> = dropped.iter().map(|(id, _)| id.clone()).collect();
+            tx.remove_sessions(&ids)?;
+            for id in &ids {
+                tx.clear_busy(id)?;
             }
             Ok(dropped)
         })?;
@@ -177,9 +185,9 @@ impl<F: FnMut(usize)> Holds<'_, F> {
     }
 }
 
-/// Drops the session `seen` (as read without the lock) if, read again under it, it is still
-/// what it was and its transcript still gone.
-fn drop_if_unchanged(tx: &Locked<'_>, seen: &SessionRecord) -> Result<bool> {
+/// Whether the session `seen` (as read without the lock), read again under it, is still what
+/// it was and its transcript still gone; if so its name goes now, its record with its batch.
+fn still_gone(tx: &Locked<'_>, seen: &SessionRecord) -> Result<bool> {
     let Some(now) = tx.session(&seen.id)? else { return Ok(false) };
     let bytes = |r: &SessionRecord| serde_json::to_vec(r).ok();
     let now_bytes = bytes(&now);
@@ -191,8 +199,6 @@ fn drop_if_unchanged(tx: &Locked<'_>, seen: &SessionRecord) -> Result<bool> {
     {
         tx.remove_name(name)?;
     }
-    tx.remove_session(&now.id)?;
-    tx.clear_busy(&now.id)?;
     Ok(true)
 }
 
@@ -355,5 +361,27 @@ mod tests {
         let done = prune_in_batches(&store, true, 1, PAUSE, |_| panic!("no hold")).unwrap();
         assert_eq!(done.dropped.len(), 1);
         assert!(store.session(&id(1)).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_dry_prune_writes_neither_the_sessions_index_nor_its_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let files = || ["sessions.index", "sessions.journal"].map(|f| std::fs::read(dir.path().join(f)).ok());
+        for n in 1..=3 {
+            vanished(&store, n);
+        }
+        // No index yet (a reader would write one), then an index with journal lines after it.
+        for round in 0..2 {
+            let before = files();
+            assert_eq!(before[0].is_some(), round == 1);
+            let done = prune(&store, true).unwrap();
+            assert_eq!(done.dropped.len(), 3 + round);
+            assert_eq!(files(), before, "round {round}");
+            if round == 0 {
+                drop(store.sessions_indexed_with(|_: &mut (), r: SessionRecord| r).unwrap());
+                vanished(&store, 4);
+            }
+        }
     }
 }

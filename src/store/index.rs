@@ -8,7 +8,8 @@
 //!
 //! Every durable write or removal of a record through the locked guard first appends the
 //! session's id to the journal ([`journal`]) and holds a shared `flock` on the journal until
-//! the record's rename is done. A reader ([`View::load`]) takes the index and the journal's
+//! the record's rename is done; a batch of removals (`prune`) appends all its ids in one
+//! write ([`journal_many`]) and holds the lock until the last of them is done. A reader ([`View::load`]) takes the index and the journal's
 //! lines after the offset the index recorded (under the shared lock, so no compaction cuts
 //! between the two), re-reads only those records, and compares the index's names with one
 //! directory read of `sessions/`: a name the index lacks is read, a name it has that is gone
@@ -90,13 +91,22 @@ pub(super) struct Journaled {
 /// Appends `id` to the journal and holds its shared lock: call before writing or removing the
 /// record, and drop after the rename.
 pub(super) fn journal(dir: &Path, id: &SessionId) -> Result<Journaled> {
+    journal_many(dir, std::slice::from_ref(id))
+}
+
+/// [`journal`] for a batch: all of `ids` appended in one `write`, and the shared lock held
+/// until the returned [`Journaled`] is dropped, after every one of their writes or removals
+/// (`prune` removes a batch of records so: one open, lock and write a batch, not one each).
+pub(super) fn journal_many(dir: &Path, ids: &[SessionId]) -> Result<Journaled> {
     let journaled = (|| -> io::Result<Journaled> {
         let mut file = open_journal(dir)?;
         file.lock_shared()?;
-        let mut line = Vec::with_capacity(40);
-        line.extend_from_slice(id.as_str().as_bytes());
-        line.push(b'\n');
-        file.write_all(&line)?;
+        let mut lines = Vec::with_capacity(37 * ids.len());
+        for id in ids {
+            lines.extend_from_slice(id.as_str().as_bytes());
+            lines.push(b'\n');
+        }
+        file.write_all(&lines)?;
         let long = file.metadata()?.len() > JOURNAL_MAX;
         Ok(Journaled { file, long })
     })();
@@ -210,6 +220,10 @@ impl View {
         let Some(index) = index else { return view };
         let (token, start) = journal_token(&jbytes);
         view.token = token.to_owned();
+        // Only whole lines: a writer mid-append has renamed nothing yet, and its lines are
+        // read whole by the next reader (or `settle`) from here.
+        let whole = memchr::memrchr(b'\n', &jbytes).map_or(0, |at| at + 1).max(start);
+        jbytes.truncate(whole);
         view.end = jbytes.len() as u64;
         // Not trusted: every journal entry may be of a record the index does not hold yet.
         let mut offset = start;
@@ -491,6 +505,78 @@ mod tests {
             [id(1).as_str(), id(2).as_str(), id(4).as_str()]
         );
         assert_eq!(listed(&store), titles(&[(1, "new"), (3, "from the index"), (4, "four")]));
+    }
+
+    #[test]
+    fn a_batch_of_removals_is_one_append_of_its_ids() {
+        let (_dir, store) = store();
+        listed(&store);
+        let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+        assert_eq!(tx.remove_sessions(&[id(1), id(9), id(3)]).unwrap(), 2, "9 was never there");
+        assert_eq!(tx.remove_sessions(&[]).unwrap(), 0);
+        drop(tx);
+        let journal = std::fs::read_to_string(journal_path(store.dir())).unwrap();
+        assert_eq!(
+            journal.lines().skip(1).collect::<Vec<_>>(),
+            [id(1).as_str(), id(9).as_str(), id(3).as_str()]
+        );
+        assert_eq!(listed(&store), titles(&[(2, "old")]));
+    }
+
+    #[test]
+    fn a_reader_takes_only_the_whole_lines_of_the_journal() {
+        let (_dir, store) = store();
+        listed(&store);
+        plant(&store, 2, "from the index");
+        // A writer mid-append (its record not renamed yet): half of session 2's line.
+        let mut journal = OpenOptions::new().append(true).open(journal_path(store.dir())).unwrap();
+        journal.write_all(&id(2).as_str().as_bytes()[..10]).unwrap();
+        let view = View::load(store.dir(), &boot_id());
+        assert!(view.valid);
+        let at = view.end;
+        assert!(view.journaled.is_empty());
+        // The rest of the line: the next reader reads it whole from where this one stopped.
+        journal.write_all(&id(2).as_str().as_bytes()[10..]).unwrap();
+        journal.write_all(b"\n").unwrap();
+        let all = std::fs::read(journal_path(store.dir())).unwrap();
+        let mut stems = Stems::default();
+        journal_ids(&all[at as usize..], &mut stems);
+        assert!(stems.contains(id(2).as_str()));
+        assert_eq!(listed(&store), titles(&[(1, "old"), (2, "old"), (3, "old")]));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Whatever is removed in batches after the index, a reader sees every removal (and the
+        /// records no batch touched as the index has them).
+        #[test]
+        fn a_reader_after_batches_of_removals_sees_every_one(
+            total in 1u8..40,
+            batches in proptest::collection::vec(proptest::collection::vec(0u8..48, 0..12), 0..5),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::at(dir.path().join("state"));
+            let tx = store.lock(COMMAND_LOCK_WAIT).unwrap();
+            for n in 0..total {
+                tx.put_session(&record(n, "old")).unwrap();
+            }
+            drop(tx);
+            listed(&store);
+            let mut left: std::collections::BTreeSet<u8> = (0..total).collect();
+            for n in &left {
+                plant(&store, *n, "indexed");
+            }
+            for batch in &batches {
+                let ids: Vec<SessionId> = batch.iter().map(|&n| id(n)).collect();
+                store.lock(COMMAND_LOCK_WAIT).unwrap().remove_sessions(&ids).unwrap();
+                for n in batch {
+                    left.remove(n);
+                }
+                let want: Vec<(SessionId, String)> = left.iter().map(|&n| (id(n), "indexed".to_owned())).collect();
+                proptest::prop_assert_eq!(listed(&store), want);
+            }
+        }
     }
 
     #[test]

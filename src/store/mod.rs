@@ -883,6 +883,25 @@ impl Locked<'_> {
 
     pub fn remove_session(&self, id: &SessionId) -> Result<bool> {
         let _journaled = index::journal(&self.dir, id)?;
+        self.remove_session_files(id)
+    }
+
+    /// [`remove_session`](Self::remove_session) of each of `ids`, announced in the sessions
+    /// journal by one append and its lock held until the last is removed (`index`); returns
+    /// how many records there were.
+    pub fn remove_sessions(&self, ids: &[SessionId]) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let _journaled = index::journal_many(&self.dir, ids)?;
+        let mut removed = 0;
+        for id in ids {
+            removed += usize::from(self.remove_session_files(id)?);
+        }
+        Ok(removed)
+    }
+
+    fn remove_session_files(&self, id: &SessionId) -> Result<bool> {
         remove_if_exists(&self.live_path(id))?;
         remove_if_exists(&self.turns_path(id))?;
         remove_if_exists(&self.settings_path(&SettingsOf::Session(id.clone())))?;
@@ -1085,6 +1104,11 @@ impl Rebuild {
     /// Whether a rebuild is pending.
     pub fn due(&self) -> bool {
         self.0.is_some()
+    }
+
+    /// Lets the rebuild go unwritten (`prune --dry-run` writes nothing, the cache included).
+    pub fn skip(mut self) {
+        self.0 = None;
     }
 
     /// Does the rebuild on a thread of its own, alongside what the reader does next (`list`
