@@ -39,11 +39,22 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 
 /// `write_atomic` with a mode and a durability.
 pub fn write_atomic_with(path: &Path, bytes: &[u8], mode: u32, durability: Durability) -> Result<()> {
+    write_atomic_by(path, mode, durability, |mut file| file.write_all(bytes))
+}
+
+/// `write_atomic_with` of what `fill` writes to the new file (a large file need not be whole
+/// in memory first).
+pub fn write_atomic_by(
+    path: &Path,
+    mode: u32,
+    durability: Durability,
+    fill: impl FnOnce(&File) -> io::Result<()>,
+) -> Result<()> {
     let dir = path.parent().context("state file has no parent dir")?;
     let tmp = temp_path(path);
     let result = (|| -> io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        file.write_all(bytes)?;
+        let file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        fill(&file)?;
         // Errors of the last write only show at close, which Drop ignores: sync first.
         if durability != Durability::Volatile {
             file.sync_all()?;
