@@ -480,9 +480,11 @@ fn a_keeper_suspended_mid_turn_does_not_hold_the_session_forever() {
     let e = Warm::new();
     let (first, _) = e.warm_turn("k", "before");
     let session = session_of(&first);
-    let keeper = e.note(&session).unwrap()["keeper"].as_u64().unwrap() as u32;
     let run = e.spawn_child(&["--json", "--key", "k", "--warm", "10m", "--", "mid-turn [hold=mid]"]);
     e.api.wait_held("mid");
+    // The keeper whose claude has the turn (its note is written before claude asks the API;
+    // the kept one, unless this run found a reason to start another).
+    let keeper = e.note(&session).unwrap()["keeper"].as_u64().unwrap() as u32;
     unsafe { libc::kill(keeper as i32, libc::SIGSTOP) };
     e.api.release("mid");
     // A generous bound, not a timing assumption: before, the run never ended.
@@ -498,8 +500,8 @@ fn a_keeper_suspended_mid_turn_does_not_hold_the_session_forever() {
     }
     let out = run.wait_with_output().unwrap();
     unsafe { libc::kill(keeper as i32, libc::SIGKILL) };
-    assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run went through: {stderr}");
     assert!(stderr.contains("suspended"), "{stderr}");
     wait_gone(keeper);
     let (next, _) = e.turn(&["--key", "k", "--", "the session is free again"]);
