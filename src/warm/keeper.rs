@@ -124,8 +124,8 @@ pub(crate) fn spawn(
     Ok(child.id())
 }
 
-/// Whether Claude Code `claude` is a version tested, or probed good on this machine
-/// (`turn::fork::known_good`): only such a claude is started without hooks (`doctor --probe`
+/// Whether Claude Code `claude` is a version tested, or probed good on this machine (what the
+/// checkpoint correction asks too, `turn::fork::correction_allowed_in`): only such a claude is started without hooks (`doctor --probe`
 /// checks that `disableAllHooks` stops the hooks and nothing else). Its version is remembered
 /// per binary (`claude --version` takes seconds on the node-based versions).
 fn known_good(store: &Store, claude: &Path) -> Result<(), String> {
@@ -142,14 +142,7 @@ fn known_good(store: &Store, claude: &Path) -> Result<(), String> {
             version
         }
     };
-    if crate::turn::fork::known_good(store, version) {
-        return Ok(());
-    }
-    Err(format!(
-        "Claude Code {version} is untested (tested: {}) and not probed good on this machine; \
-         `clawsess doctor --probe` checks it",
-        crate::claude::versions::tested_range()
-    ))
+    crate::turn::fork::correction_allowed_in(store, Some(version))
 }
 
 /// What the keeper hears: connections, their lines, claude's lines.
