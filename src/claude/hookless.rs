@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::settings::{enabled_plugin, is_our_command};
+use super::settings::{enabled_plugin, hook_entries, is_our_command};
 use crate::sys::files::Stamp;
 
 /// The `--settings` value that turns every hook off.
@@ -143,27 +143,18 @@ impl Looked {
 /// The first hook in `settings` that is not one of clawsess's commands, as its command (or
 /// type).
 fn other_hook(settings: &Value) -> Option<String> {
-    let events = settings.get("hooks")?;
-    let Some(events) = events.as_object() else {
+    if settings.get("hooks").is_some_and(|events| !events.is_object()) {
         return Some("hooks is not an object".into());
-    };
-    for groups in events.values() {
-        for group in groups.as_array().into_iter().flatten() {
-            for hook in group.get("hooks").and_then(Value::as_array).into_iter().flatten() {
-                match hook.get("command").and_then(Value::as_str) {
-                    Some(command)
-                        if hook.get("type").and_then(Value::as_str) == Some("command")
-                            && is_our_command(command) => {}
-                    Some(command) => return Some(command.to_owned()),
-                    None => {
-                        let kind = hook.get("type").and_then(Value::as_str).unwrap_or("of no type");
-                        return Some(format!("a hook {kind}"));
-                    }
-                }
-            }
-        }
     }
-    None
+    hook_entries(settings).find_map(|hook| match hook.get("command").and_then(Value::as_str) {
+        Some(command) if hook_type(hook) == Some("command") && is_our_command(command) => None,
+        Some(command) => Some(command.to_owned()),
+        None => Some(format!("a hook {}", hook_type(hook).unwrap_or("of no type"))),
+    })
+}
+
+fn hook_type(hook: &Value) -> Option<&str> {
+    hook.get("type").and_then(Value::as_str)
 }
 
 /// Whether a Markdown file's YAML frontmatter (between a first line `---` and the next) has a

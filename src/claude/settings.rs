@@ -125,8 +125,8 @@ impl HookSource {
     }
 }
 
-/// The hook commands of ours in `settings` (any event, any binary path).
-pub fn our_hook_commands(settings: &Value) -> Vec<&str> {
+/// Every hook in `settings.hooks` (any event, any matcher group), as its JSON.
+pub fn hook_entries(settings: &Value) -> impl Iterator<Item = &Value> {
     settings
         .get("hooks")
         .and_then(Value::as_object)
@@ -136,6 +136,11 @@ pub fn our_hook_commands(settings: &Value) -> Vec<&str> {
         .flatten()
         .filter_map(|group| group.get("hooks").and_then(Value::as_array))
         .flatten()
+}
+
+/// The hook commands of ours in `settings` (any event, any binary path).
+pub fn our_hook_commands(settings: &Value) -> Vec<&str> {
+    hook_entries(settings)
         .filter_map(|h| h.get("command").and_then(Value::as_str))
         .filter(|c| is_our_command(c))
         .collect()
